@@ -1,0 +1,34 @@
+//! SentinelStream's per-user actors.
+//!
+//! ```text
+//! Scorer ──hash(user)──► UserShard (supervisor, one per core) ──► UserActor(user_id)
+//!                                                                  │ window + profile
+//!                                                                  │ rules (Policy)
+//!                                                                  ▼
+//!                                                         Writer (group commit) ──► caller
+//! ```
+//!
+//! - [`Scorer`]: the entry point: `score(event)` resolves once the decision is durable.
+//! - `UserShard`: supervises the user actors of its share of the key space: spawns them on
+//!   first use, passivates idle ones (snapshot, stop), restarts failed ones from their snapshot.
+//! - `UserActor`: one per live user; holds [`UserState`] and decides that user's events in
+//!   order.
+//! - [`Policy`]: rules, lists and thresholds, replaced as a whole by an actor message.
+
+mod features;
+mod geo;
+mod hash;
+pub mod metrics;
+mod policy;
+mod profile;
+mod scorer;
+mod shard;
+mod state;
+mod user_actor;
+mod window;
+
+pub use features::{catalogue, schema, EventFacts, RETENTION_MS};
+pub use policy::{Lists, Policy, PolicyDef, PolicyError};
+pub use scorer::{Scorer, ScorerConfig};
+pub use state::{entry_of, UserState};
+pub use window::{Entry, Key, Placement, Stats, Window};

@@ -1,0 +1,30 @@
+//! Actor metrics. Labels are bounded: rule names (an analyst-curated set) and modes, never a
+//! user or transaction id.
+
+use sentinel_rules::Mode;
+
+/// Gauge: user actors alive on this node.
+pub const ACTORS_LIVE: &str = "sentinel_user_actors_live";
+/// Counter: user actors passivated (snapshotted and stopped) after being idle.
+pub const PASSIVATIONS: &str = "sentinel_user_actor_passivations_total";
+/// Counter: user actors started for a user whose snapshot or history existed.
+pub const RESTORES: &str = "sentinel_user_actor_restores_total";
+/// Counter: user actors restarted by their supervisor after a failure.
+pub const RESTARTS: &str = "sentinel_user_actor_restarts_total";
+/// Counter: events later than the allowed lateness (decided, kept out of windows).
+pub const LATE_EVENTS: &str = "sentinel_late_events_total";
+/// Counter: redelivered events answered with their stored decision.
+pub const REDELIVERED: &str = "sentinel_redelivered_events_total";
+/// Counter: rule hits by rule and mode (`active` or `shadow`).
+pub const RULE_HITS: &str = "sentinel_rule_hits_total";
+/// Histogram: seconds the user actor spent computing one decision.
+pub const SCORING_SECONDS: &str = "sentinel_scoring_duration_seconds";
+
+pub(crate) fn rule_hit(rule: &str, mode: Mode) {
+    let mode = if mode == Mode::Shadow {
+        "shadow"
+    } else {
+        "active"
+    };
+    metrics::counter!(RULE_HITS, "rule" => rule.to_owned(), "mode" => mode).increment(1);
+}

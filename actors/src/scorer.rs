@@ -1,0 +1,145 @@
+//! The node's handle on its user actors.
+
+use crate::hash::id_hash;
+use crate::policy::Policy;
+use crate::shard::{ShardArgs, ShardMessage, UserShard};
+use crate::user_actor::{Deps, ScoreRequest};
+use ractor::{Actor, ActorRef, SpawnErr};
+use sentinel_event::{DecisionError, Transaction};
+use sentinel_store::{Stored, Writer};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::sync::oneshot;
+
+/// How the user actors behave.
+#[derive(Debug, Clone, Copy)]
+pub struct ScorerConfig {
+    /// Shard supervisors; each owns a share of the user keys. One per core is plenty.
+    pub shards: usize,
+    /// A user actor idle this long is snapshotted and stopped.
+    pub passivate_after: Duration,
+    /// How far behind a user's latest event time an event may arrive and still enter windows.
+    pub lateness: Duration,
+    /// Events between background snapshots of a busy user.
+    pub snapshot_every: u64,
+}
+
+impl Default for ScorerConfig {
+    fn default() -> Self {
+        ScorerConfig {
+            shards: std::thread::available_parallelism().map_or(2, |n| n.get()),
+            passivate_after: Duration::from_secs(60),
+            lateness: Duration::from_secs(300),
+            snapshot_every: 100,
+        }
+    }
+}
+
+/// Sends events to their user's actor and waits for the stored decision. Cheap to clone.
+#[derive(Clone)]
+pub struct Scorer {
+    shards: Arc<[ActorRef<ShardMessage>]>,
+}
+
+/// How often an event is re-sent when its user actor died before answering (the event that
+/// killed it is answered with [`DecisionError::Poisoned`] instead).
+const MAX_ATTEMPTS: usize = 3;
+
+impl Scorer {
+    /// Starts the shard supervisors.
+    pub async fn start(
+        writer: Writer,
+        policy: Arc<Policy>,
+        config: ScorerConfig,
+    ) -> Result<Scorer, SpawnErr> {
+        let deps = Arc::new(Deps {
+            writer,
+            lateness_ms: i64::try_from(config.lateness.as_millis()).unwrap_or(i64::MAX),
+            snapshot_every: config.snapshot_every.max(1),
+        });
+        let mut shards = Vec::with_capacity(config.shards.max(1));
+        for _ in 0..config.shards.max(1) {
+            let args = ShardArgs {
+                deps: Arc::clone(&deps),
+                policy: Arc::clone(&policy),
+                passivate_after: config.passivate_after,
+            };
+            let (shard, _) = Actor::spawn(None, UserShard, args).await?;
+            shards.push(shard);
+        }
+        Ok(Scorer {
+            shards: shards.into(),
+        })
+    }
+
+    fn shard_of(&self, user_id: &str) -> &ActorRef<ShardMessage> {
+        &self.shards[(id_hash(user_id) % self.shards.len() as u64) as usize]
+    }
+
+    /// Decides one event; resolves once the decision is durably stored. A redelivered
+    /// transaction id resolves to the decision stored the first time, marked `duplicate`.
+    pub async fn score(
+        &self,
+        event: Arc<Transaction>,
+        received: Instant,
+    ) -> Result<Stored, DecisionError> {
+        let shard = self.shard_of(&event.user_id);
+        for _ in 0..MAX_ATTEMPTS {
+            let (reply, answer) = oneshot::channel();
+            let request = ScoreRequest {
+                event: Arc::clone(&event),
+                received,
+                reply,
+            };
+            if shard.cast(ShardMessage::Route(request)).is_err() {
+                return Err(DecisionError::Unavailable(
+                    "the node is shutting down".into(),
+                ));
+            }
+            match answer.await {
+                Ok(result) => return result,
+                // The user actor stopped with this event still queued; its supervisor has
+                // restarted it, so send the event again.
+                Err(_) => continue,
+            }
+        }
+        Err(DecisionError::Unavailable(format!(
+            "the actor of user {} failed {MAX_ATTEMPTS} times",
+            event.user_id
+        )))
+    }
+
+    /// Broadcasts a new policy to every user actor, live and future.
+    pub fn set_policy(&self, policy: Arc<Policy>) {
+        for shard in self.shards.iter() {
+            let _ = shard.cast(ShardMessage::SetPolicy(Arc::clone(&policy)));
+        }
+    }
+
+    /// Number of live user actors on this node.
+    pub async fn live_actors(&self) -> usize {
+        let mut total = 0;
+        for shard in self.shards.iter() {
+            if let Ok(ractor::rpc::CallResult::Success(n)) =
+                shard.call(ShardMessage::LiveActors, None).await
+            {
+                total += n;
+            }
+        }
+        total
+    }
+
+    /// Snapshots every live user and stops the shards. Call after the sources have drained.
+    pub async fn shutdown(&self) -> usize {
+        let mut passivated = 0;
+        for shard in self.shards.iter() {
+            if let Ok(ractor::rpc::CallResult::Success(n)) =
+                shard.call(ShardMessage::PassivateAll, None).await
+            {
+                passivated += n;
+            }
+            shard.stop(None);
+        }
+        passivated
+    }
+}

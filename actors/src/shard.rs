@@ -1,0 +1,232 @@
+//! Supervisor of one share of the user key space.
+//!
+//! The shard routes each event to its user's actor, spawning it on first use; passivates
+//! actors idle for longer than the configured time (they snapshot and stop; events arriving
+//! meanwhile wait in the shard, so a user never has two actors); and restarts a failed actor at
+//! once, from its last snapshot plus the decisions stored after it.
+
+use crate::metrics as m;
+use crate::policy::Policy;
+use crate::user_actor::{Deps, ScoreRequest, UserActor, UserArgs, UserMessage};
+use ractor::{Actor, ActorId, ActorProcessingErr, ActorRef, RpcReplyPort, SupervisionEvent};
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// Messages a shard understands.
+pub enum ShardMessage {
+    /// Deliver an event to its user's actor.
+    Route(ScoreRequest),
+    /// Use this policy for every live and future user actor of the shard.
+    SetPolicy(Arc<Policy>),
+    /// Timer tick: passivate actors idle for too long.
+    PassivateIdle,
+    /// Passivate every live actor (shutdown); replies with how many were passivated.
+    PassivateAll(RpcReplyPort<usize>),
+    /// Reply with the number of live user actors.
+    LiveActors(RpcReplyPort<usize>),
+}
+
+impl ractor::Message for ShardMessage {}
+
+/// The shard actor.
+pub struct UserShard;
+
+/// Start-up arguments of a [`UserShard`].
+pub struct ShardArgs {
+    pub deps: Arc<Deps>,
+    pub policy: Arc<Policy>,
+    pub passivate_after: Duration,
+}
+
+enum Slot {
+    Live {
+        actor: ActorRef<UserMessage>,
+        last_active: Instant,
+    },
+    /// Passivating: the actor is writing its snapshot. Events wait here until it has stopped.
+    Stopping { buffered: Vec<ScoreRequest> },
+}
+
+/// A shard's state: its live users and which actor serves each.
+pub struct ShardState {
+    deps: Arc<Deps>,
+    policy: Arc<Policy>,
+    passivate_after: Duration,
+    users: HashMap<Arc<str>, Slot>,
+    by_actor: HashMap<ActorId, Arc<str>>,
+}
+
+impl Actor for UserShard {
+    type Msg = ShardMessage;
+    type State = ShardState;
+    type Arguments = ShardArgs;
+
+    async fn pre_start(
+        &self,
+        myself: ActorRef<Self::Msg>,
+        args: ShardArgs,
+    ) -> Result<Self::State, ActorProcessingErr> {
+        let tick = (args.passivate_after / 4).max(Duration::from_millis(50));
+        myself.send_interval(tick, || ShardMessage::PassivateIdle);
+        Ok(ShardState {
+            deps: args.deps,
+            policy: args.policy,
+            passivate_after: args.passivate_after,
+            users: HashMap::new(),
+            by_actor: HashMap::new(),
+        })
+    }
+
+    async fn handle(
+        &self,
+        myself: ActorRef<Self::Msg>,
+        message: ShardMessage,
+        state: &mut ShardState,
+    ) -> Result<(), ActorProcessingErr> {
+        match message {
+            ShardMessage::Route(request) => state.route(&myself, request).await?,
+            ShardMessage::SetPolicy(policy) => {
+                for slot in state.users.values() {
+                    if let Slot::Live { actor, .. } = slot {
+                        let _ = actor.cast(UserMessage::SetPolicy(Arc::clone(&policy)));
+                    }
+                }
+                state.policy = policy;
+            }
+            ShardMessage::PassivateIdle => state.passivate_idle(),
+            ShardMessage::PassivateAll(reply) => {
+                let mut waits = Vec::new();
+                for slot in state.users.values_mut() {
+                    if let Slot::Live { actor, .. } = slot {
+                        let actor = actor.clone();
+                        *slot = Slot::Stopping {
+                            buffered: Vec::new(),
+                        };
+                        waits.push(async move {
+                            actor
+                                .call(|port| UserMessage::Passivate(Some(port)), None)
+                                .await
+                        });
+                    }
+                }
+                let count = waits.len();
+                futures::future::join_all(waits).await;
+                let _ = reply.send(count);
+            }
+            ShardMessage::LiveActors(reply) => {
+                let live = state
+                    .users
+                    .values()
+                    .filter(|s| matches!(s, Slot::Live { .. }))
+                    .count();
+                let _ = reply.send(live);
+            }
+        }
+        Ok(())
+    }
+
+    async fn handle_supervisor_evt(
+        &self,
+        myself: ActorRef<Self::Msg>,
+        event: SupervisionEvent,
+        state: &mut ShardState,
+    ) -> Result<(), ActorProcessingErr> {
+        let (cell, failure) = match event {
+            SupervisionEvent::ActorTerminated(cell, _, _) => (cell, None),
+            SupervisionEvent::ActorFailed(cell, err) => (cell, Some(err)),
+            _ => return Ok(()),
+        };
+        let Some(user) = state.by_actor.remove(&cell.get_id()) else {
+            return Ok(());
+        };
+        metrics::gauge!(m::ACTORS_LIVE).decrement(1.0);
+        let buffered = match state.users.remove(&user) {
+            Some(Slot::Stopping { buffered }) => buffered,
+            Some(Slot::Live { actor, .. }) if actor.get_id() != cell.get_id() => {
+                // A newer actor already serves this user; keep it.
+                state.users.insert(
+                    user,
+                    Slot::Live {
+                        actor,
+                        last_active: Instant::now(),
+                    },
+                );
+                return Ok(());
+            }
+            _ => Vec::new(),
+        };
+        if let Some(err) = &failure {
+            metrics::counter!(m::RESTARTS).increment(1);
+            tracing::warn!(%user, error = %err, "user actor failed; restarting from its snapshot");
+        }
+        if failure.is_some() || !buffered.is_empty() {
+            let actor = state.spawn(&myself, &user, failure.is_some()).await?;
+            for request in buffered {
+                let _ = actor.cast(UserMessage::Score(request));
+            }
+        }
+        Ok(())
+    }
+}
+
+impl ShardState {
+    async fn route(
+        &mut self,
+        myself: &ActorRef<ShardMessage>,
+        request: ScoreRequest,
+    ) -> Result<(), ActorProcessingErr> {
+        match self.users.get_mut(request.event.user_id.as_str()) {
+            Some(Slot::Live { actor, last_active }) => {
+                *last_active = Instant::now();
+                let _ = actor.cast(UserMessage::Score(request));
+            }
+            Some(Slot::Stopping { buffered }) => buffered.push(request),
+            None => {
+                let user: Arc<str> = Arc::from(request.event.user_id.as_str());
+                let actor = self.spawn(myself, &user, false).await?;
+                let _ = actor.cast(UserMessage::Score(request));
+            }
+        }
+        Ok(())
+    }
+
+    async fn spawn(
+        &mut self,
+        myself: &ActorRef<ShardMessage>,
+        user: &Arc<str>,
+        after_failure: bool,
+    ) -> Result<ActorRef<UserMessage>, ActorProcessingErr> {
+        let args = UserArgs {
+            user_id: Arc::clone(user),
+            deps: Arc::clone(&self.deps),
+            policy: Arc::clone(&self.policy),
+            after_failure,
+        };
+        let (actor, _) = Actor::spawn_linked(None, UserActor, args, myself.get_cell()).await?;
+        metrics::gauge!(m::ACTORS_LIVE).increment(1.0);
+        self.by_actor.insert(actor.get_id(), Arc::clone(user));
+        self.users.insert(
+            Arc::clone(user),
+            Slot::Live {
+                actor: actor.clone(),
+                last_active: Instant::now(),
+            },
+        );
+        Ok(actor)
+    }
+
+    fn passivate_idle(&mut self) {
+        let now = Instant::now();
+        for slot in self.users.values_mut() {
+            if let Slot::Live { actor, last_active } = slot {
+                if now.duration_since(*last_active) >= self.passivate_after {
+                    let _ = actor.cast(UserMessage::Passivate(None));
+                    *slot = Slot::Stopping {
+                        buffered: Vec::new(),
+                    };
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,266 @@
+//! The actor that owns one user: it decides that user's events one at a time, in arrival
+//! order, so the user's windows and profile never need a lock.
+
+use crate::metrics as m;
+use crate::policy::Policy;
+use crate::state::UserState;
+use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
+use sentinel_event::{DecisionError, Transaction};
+use sentinel_store::{DecisionAck, StoreError, Stored, UserSnapshot, Writer};
+use std::panic::AssertUnwindSafe;
+use std::sync::Arc;
+use std::time::Instant;
+
+/// Dependencies every user actor shares.
+pub struct Deps {
+    /// The ordered write path.
+    pub writer: Writer,
+    /// How far behind the user's latest event time an event may arrive and still enter the
+    /// windows.
+    pub lateness_ms: i64,
+    /// Events between two background snapshots, bounding the replay after a crash.
+    pub snapshot_every: u64,
+}
+
+/// One transaction to decide, and where to send the decision once it is durable.
+pub struct ScoreRequest {
+    /// The validated event.
+    pub event: Arc<Transaction>,
+    /// When the node received it, for the decision's latency.
+    pub received: Instant,
+    /// Receives the decision of record after it is stored.
+    pub reply: DecisionAck,
+}
+
+/// Messages a user actor understands.
+pub enum UserMessage {
+    /// Decide one transaction of this user.
+    Score(ScoreRequest),
+    /// Apply this policy (rules, lists, thresholds) from the next event on.
+    SetPolicy(Arc<Policy>),
+    /// Write a snapshot durably, then stop (the user has been idle). Replies when stopped
+    /// cleanly, if a port is given.
+    Passivate(Option<RpcReplyPort<()>>),
+}
+
+impl ractor::Message for UserMessage {}
+
+/// The per-user actor. Stateless itself; everything lives in [`UserActorState`].
+pub struct UserActor;
+
+/// Start-up arguments of a [`UserActor`].
+pub struct UserArgs {
+    pub user_id: Arc<str>,
+    pub deps: Arc<Deps>,
+    pub policy: Arc<Policy>,
+    /// The previous actor of this user failed: wait for its queued writes before restoring.
+    pub after_failure: bool,
+}
+
+/// A user actor's state. The user's [`UserState`] is loaded on the first event, not in
+/// `pre_start`, so that spawning never blocks the supervisor on storage.
+pub struct UserActorState {
+    user_id: Arc<str>,
+    deps: Arc<Deps>,
+    policy: Arc<Policy>,
+    after_failure: bool,
+    user: Option<UserState>,
+    since_snapshot: u64,
+}
+
+impl Actor for UserActor {
+    type Msg = UserMessage;
+    type State = UserActorState;
+    type Arguments = UserArgs;
+
+    async fn pre_start(
+        &self,
+        _myself: ActorRef<Self::Msg>,
+        args: UserArgs,
+    ) -> Result<Self::State, ActorProcessingErr> {
+        Ok(UserActorState {
+            user_id: args.user_id,
+            deps: args.deps,
+            policy: args.policy,
+            after_failure: args.after_failure,
+            user: None,
+            since_snapshot: 0,
+        })
+    }
+
+    async fn handle(
+        &self,
+        myself: ActorRef<Self::Msg>,
+        message: UserMessage,
+        state: &mut UserActorState,
+    ) -> Result<(), ActorProcessingErr> {
+        match message {
+            UserMessage::Score(request) => state.score(request).await,
+            UserMessage::SetPolicy(policy) => {
+                state.policy = policy;
+                Ok(())
+            }
+            UserMessage::Passivate(reply) => {
+                if state.user.is_some() {
+                    let snapshot = state.snapshot()?;
+                    state.deps.writer.write_snapshot(snapshot).await?;
+                }
+                metrics::counter!(m::PASSIVATIONS).increment(1);
+                myself.stop(None);
+                if let Some(reply) = reply {
+                    let _ = reply.send(());
+                }
+                Ok(())
+            }
+        }
+    }
+}
+
+impl UserActorState {
+    async fn score(&mut self, request: ScoreRequest) -> Result<(), ActorProcessingErr> {
+        let ScoreRequest {
+            event,
+            received,
+            reply,
+        } = request;
+        if let Err(e) = self.load().await {
+            let _ = reply.send(Err(DecisionError::Store(e.to_string())));
+            return Err(e.into());
+        }
+        let lateness = self.deps.lateness_ms;
+        let user = self.user.as_mut().expect("loaded above");
+        let seen = user.has_seen(&event);
+        if seen || user.beyond_memory(&event, lateness) {
+            match self
+                .deps
+                .writer
+                .lookup_after_writes(event.transaction_id.clone())
+                .await
+            {
+                Ok(Some(decision)) => {
+                    metrics::counter!(m::REDELIVERED).increment(1);
+                    let _ = reply.send(Ok(Stored {
+                        decision: Arc::new(decision),
+                        duplicate: true,
+                    }));
+                    return Ok(());
+                }
+                // Folded into the state, yet never stored (its batch failed): the state is
+                // ahead of the store. Restart from the snapshot; the caller's retry then
+                // decides the event afresh.
+                Ok(None) if seen => {
+                    return Err("state holds an event whose decision was never stored".into())
+                }
+                Ok(None) => {}
+                Err(e) => {
+                    let _ = reply.send(Err(DecisionError::Store(e.to_string())));
+                    return Ok(());
+                }
+            }
+        }
+        let user = self.user.as_mut().expect("loaded above");
+        let policy = &self.policy;
+        let started = Instant::now();
+        let decided = std::panic::catch_unwind(AssertUnwindSafe(|| {
+            failpoint(&event);
+            user.decide(event, policy, lateness, received)
+        }));
+        let decision = match decided {
+            Ok(decision) => decision,
+            Err(panic) => {
+                let why = panic_message(panic.as_ref());
+                let _ = reply.send(Err(DecisionError::Poisoned(why.clone())));
+                // The state may be half-updated: fail, and let the supervisor restore it.
+                return Err(format!("scoring panicked: {why}").into());
+            }
+        };
+        metrics::histogram!(m::SCORING_SECONDS).record(started.elapsed().as_secs_f64());
+        if decision.late {
+            metrics::counter!(m::LATE_EVENTS).increment(1);
+        }
+        self.deps
+            .writer
+            .submit_decision(Arc::new(decision), reply)
+            .await?;
+        self.since_snapshot += 1;
+        if self.since_snapshot >= self.deps.snapshot_every {
+            // Queued behind the decision it covers, so it is never durable before it.
+            let snapshot = self.snapshot()?;
+            self.deps.writer.queue_snapshot(snapshot).await?;
+        }
+        Ok(())
+    }
+
+    /// Restores the user's state: the latest snapshot, then every stored decision after it.
+    async fn load(&mut self) -> Result<(), StoreError> {
+        if self.user.is_some() {
+            return Ok(());
+        }
+        if self.after_failure {
+            self.deps.writer.flush().await?;
+        }
+        let store = self.deps.writer.store();
+        let mut user = match store.snapshot(&self.user_id).await? {
+            Some(s) => serde_json::from_slice(&s.state).unwrap_or_else(|e| {
+                tracing::error!(user = %self.user_id, error = %e, "unreadable snapshot; replaying history");
+                UserState::default()
+            }),
+            None => UserState::default(),
+        };
+        const PAGE: usize = 1_000;
+        loop {
+            let page = store
+                .decisions_for_user(&self.user_id, user.seq, PAGE)
+                .await?;
+            for decision in &page {
+                user.replay(decision, self.deps.lateness_ms);
+            }
+            if page.len() < PAGE {
+                break;
+            }
+        }
+        if user.seq > 0 {
+            metrics::counter!(m::RESTORES).increment(1);
+        }
+        self.user = Some(user);
+        Ok(())
+    }
+
+    fn snapshot(&mut self) -> Result<UserSnapshot, ActorProcessingErr> {
+        self.since_snapshot = 0;
+        let user = self.user.as_ref().expect("snapshot of a loaded user");
+        Ok(UserSnapshot {
+            user_id: self.user_id.to_string(),
+            seq: user.seq,
+            state: serde_json::to_vec(user)?,
+        })
+    }
+}
+
+fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
+    panic
+        .downcast_ref::<&str>()
+        .map(|s| (*s).to_owned())
+        .or_else(|| panic.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "unknown panic".to_owned())
+}
+
+/// With the `failpoints` feature, an event whose metadata says
+/// `"sentinel_failpoint": "panic"` crashes its actor, so tests can prove supervision works.
+#[cfg(feature = "failpoints")]
+fn failpoint(event: &Transaction) {
+    let wants_panic = event
+        .metadata
+        .as_ref()
+        .and_then(|m| m.get("sentinel_failpoint"))
+        .is_some_and(|v| v == "panic");
+    if wants_panic {
+        panic!(
+            "failpoint: panic requested by event {}",
+            event.transaction_id
+        );
+    }
+}
+
+#[cfg(not(feature = "failpoints"))]
+fn failpoint(_event: &Transaction) {}

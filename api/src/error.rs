@@ -1,0 +1,117 @@
+//! The one error shape of the API: `{"error": {"code", "message", "field"?}}`.
+
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use sentinel_event::{DecisionError, InvalidEvent};
+use serde::Serialize;
+
+/// An API error: a status, a stable machine-readable code, and a message for people.
+#[derive(Debug)]
+pub struct ApiError {
+    status: StatusCode,
+    code: &'static str,
+    message: String,
+    field: Option<String>,
+}
+
+#[derive(Serialize)]
+struct Body<'a> {
+    error: Inner<'a>,
+}
+
+#[derive(Serialize)]
+struct Inner<'a> {
+    code: &'a str,
+    message: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    field: Option<&'a str>,
+}
+
+impl ApiError {
+    /// 404 for a missing resource.
+    pub fn not_found(what: impl Into<String>) -> Self {
+        ApiError {
+            status: StatusCode::NOT_FOUND,
+            code: "not_found",
+            message: what.into(),
+            field: None,
+        }
+    }
+
+    /// 400 for a bad query parameter.
+    pub fn invalid_parameter(name: &str, reason: &str) -> Self {
+        ApiError {
+            status: StatusCode::BAD_REQUEST,
+            code: "invalid_parameter",
+            message: format!("{name}: {reason}"),
+            field: Some(name.to_owned()),
+        }
+    }
+
+    /// 500 whose details go to the log, never to the client.
+    pub fn internal(context: &str, error: impl std::fmt::Display) -> Self {
+        tracing::error!(%error, "{context}");
+        ApiError {
+            status: StatusCode::INTERNAL_SERVER_ERROR,
+            code: "internal",
+            message: "internal error; see the node's log".to_owned(),
+            field: None,
+        }
+    }
+}
+
+impl From<InvalidEvent> for ApiError {
+    fn from(e: InvalidEvent) -> Self {
+        let (status, code) = if e.reason.contains("more than the limit") {
+            (StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large")
+        } else {
+            (StatusCode::UNPROCESSABLE_ENTITY, "invalid_event")
+        };
+        ApiError {
+            status,
+            code,
+            message: format!("{}: {}", e.field, e.reason),
+            field: Some(e.field),
+        }
+    }
+}
+
+impl From<DecisionError> for ApiError {
+    fn from(e: DecisionError) -> Self {
+        match e {
+            DecisionError::Invalid(invalid) => invalid.into(),
+            DecisionError::Poisoned(reason) => ApiError {
+                status: StatusCode::UNPROCESSABLE_ENTITY,
+                code: "unscorable_event",
+                message: format!("this event could not be scored: {reason}"),
+                field: None,
+            },
+            DecisionError::Unavailable(reason) => ApiError {
+                status: StatusCode::SERVICE_UNAVAILABLE,
+                code: "unavailable",
+                message: reason,
+                field: None,
+            },
+            DecisionError::Store(reason) => ApiError::internal("storing a decision failed", reason),
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let body = Body {
+            error: Inner {
+                code: self.code,
+                message: &self.message,
+                field: self.field.as_deref(),
+            },
+        };
+        (self.status, Json(body)).into_response()
+    }
+}
+
+/// Unknown routes answer in the same JSON shape.
+pub async fn not_found(uri: axum::http::Uri) -> ApiError {
+    ApiError::not_found(format!("no route for {}", uri.path()))
+}

@@ -1,0 +1,86 @@
+//! Scoring over HTTP and decision lookup.
+
+use crate::{ApiError, ApiState};
+use axum::body::Bytes;
+use axum::extract::{Path, Query, State};
+use axum::Json;
+use chrono::Utc;
+use sentinel_event::{parse_transaction, Assigned, Decision, ParseMode};
+use serde::{Deserialize, Serialize};
+use std::sync::Arc;
+use std::time::Instant;
+
+/// The answer to `POST /v1/transactions`: the decision, plus what the node filled in.
+#[derive(Serialize)]
+pub struct ScoreResponse {
+    /// The decision of record.
+    #[serde(flatten)]
+    pub decision: Arc<Decision>,
+    /// True when this transaction id had been decided before; the original is returned.
+    pub duplicate: bool,
+    /// Fields the node assigned because the request left them out.
+    pub assigned: Assigned,
+}
+
+/// `POST /v1/transactions`: decides one event synchronously.
+pub async fn score(
+    State(state): State<ApiState>,
+    body: Bytes,
+) -> Result<Json<ScoreResponse>, ApiError> {
+    let received = Instant::now();
+    let (event, assigned) =
+        parse_transaction(&body, ParseMode::Lenient, &state.limits, Utc::now())?;
+    let stored = state.decider.decide(event, received).await?;
+    Ok(Json(ScoreResponse {
+        decision: stored.decision,
+        duplicate: stored.duplicate,
+        assigned,
+    }))
+}
+
+/// `GET /v1/decisions/{transaction_id}`: one stored decision.
+pub async fn decision(
+    State(state): State<ApiState>,
+    Path(transaction_id): Path<String>,
+) -> Result<Json<Decision>, ApiError> {
+    match state.store.decision(&transaction_id).await {
+        Ok(Some(decision)) => Ok(Json(decision)),
+        Ok(None) => Err(ApiError::not_found(format!(
+            "no decision for transaction {transaction_id}"
+        ))),
+        Err(e) => Err(ApiError::internal("reading a decision failed", e)),
+    }
+}
+
+/// Paging of a user's decisions.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UserPage {
+    /// Only decisions after this position in the user's processing order.
+    #[serde(default)]
+    pub after_seq: u64,
+    /// At most this many (1 to 1000, default 100).
+    pub limit: Option<usize>,
+}
+
+/// `GET /v1/users/{user_id}/decisions`: the user's decisions in processing order. The last
+/// item's `user_seq` is the cursor for the next page (`after_seq`).
+pub async fn user_decisions(
+    State(state): State<ApiState>,
+    Path(user_id): Path<String>,
+    Query(page): Query<UserPage>,
+) -> Result<Json<Vec<Decision>>, ApiError> {
+    let limit = page.limit.unwrap_or(100);
+    if !(1..=1000).contains(&limit) {
+        return Err(ApiError::invalid_parameter(
+            "limit",
+            "must be between 1 and 1000",
+        ));
+    }
+    state
+        .store
+        .decisions_for_user(&user_id, page.after_seq, limit)
+        .await
+        .map(Json)
+        .map_err(|e| ApiError::internal("reading a user's decisions failed", e))
+}

@@ -1,0 +1,128 @@
+//! What the node decided about one transaction, and why.
+
+use crate::transaction::Transaction;
+use chrono::{DateTime, Utc};
+use sentinel_rules::{Action, OwnedValue};
+use serde::{Deserialize, Serialize};
+
+/// The three possible answers to the payment gateway.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Outcome {
+    /// Let it through.
+    Approve,
+    /// Let a human look at it.
+    Review,
+    /// Refuse it.
+    Decline,
+}
+
+impl Outcome {
+    /// Every outcome, for metrics that must exist before the first decision.
+    pub const ALL: [Outcome; 3] = [Outcome::Approve, Outcome::Review, Outcome::Decline];
+
+    /// The lower-case name used in JSON, metrics labels and topic routing.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Outcome::Approve => "approve",
+            Outcome::Review => "review",
+            Outcome::Decline => "decline",
+        }
+    }
+}
+
+/// One rule that fired, with the values it looked at.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Reason {
+    /// The rule's name.
+    pub rule: String,
+    /// What the rule asks for.
+    pub action: Action,
+    /// Each value the rule looked at, labelled by its source text (`amount`, `count(user, 5m)`).
+    pub values: Vec<(String, OwnedValue)>,
+}
+
+/// Score thresholds that turn a 0..1 risk score into an [`Outcome`].
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Thresholds {
+    /// At or above this score the outcome is at least `review`.
+    pub review: f64,
+    /// At or above this score the outcome is `decline`.
+    pub decline: f64,
+}
+
+impl Default for Thresholds {
+    fn default() -> Self {
+        Thresholds {
+            review: 0.5,
+            decline: 0.8,
+        }
+    }
+}
+
+impl Thresholds {
+    /// Combines the actions of the fired rules into a score and an outcome.
+    ///
+    /// The score is the sum of `add_score` contributions, raised to the review threshold by a
+    /// `review` rule and to the decline threshold by a `decline` rule, capped at 1. `flag`
+    /// records a reason without moving the score. The outcome always follows from the score.
+    pub fn decide<'a>(&self, actions: impl IntoIterator<Item = &'a Action>) -> (Outcome, f64) {
+        let mut sum = 0.0f64;
+        let mut floor = 0.0f64;
+        for action in actions {
+            match action {
+                Action::Flag => {}
+                Action::Review => floor = floor.max(self.review),
+                Action::Decline => floor = floor.max(self.decline),
+                Action::AddScore(n) => sum += n,
+            }
+        }
+        let score = sum.max(floor).clamp(0.0, 1.0);
+        (self.outcome(score), score)
+    }
+
+    /// The outcome for a score.
+    pub fn outcome(&self, score: f64) -> Outcome {
+        if score >= self.decline {
+            Outcome::Decline
+        } else if score >= self.review {
+            Outcome::Review
+        } else {
+            Outcome::Approve
+        }
+    }
+}
+
+/// A stored, immutable decision together with the event it judged.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Decision {
+    /// The judged transaction's id (the decision's identity).
+    pub transaction_id: String,
+    /// The account holder.
+    pub user_id: String,
+    /// Approve, review or decline.
+    pub outcome: Outcome,
+    /// Risk score in 0..=1.
+    pub score: f64,
+    /// Active rules that fired, highest priority first.
+    pub reasons: Vec<Reason>,
+    /// Shadow rules that fired: recorded, never affecting the outcome.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub shadow_hits: Vec<Reason>,
+    /// Version of the rule set that decided.
+    pub rule_set_version: u64,
+    /// Position of this event in its user's processing order; restores replay decisions after a
+    /// snapshot's sequence number.
+    pub user_seq: u64,
+    /// The event arrived later than the allowed lateness and was decided without entering the
+    /// user's windows.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub late: bool,
+    /// Wall-clock time of the decision.
+    pub decided_at: DateTime<Utc>,
+    /// Microseconds from the node receiving the event to the decision being made.
+    pub latency_us: u64,
+    /// The transaction that was judged.
+    pub event: std::sync::Arc<Transaction>,
+}

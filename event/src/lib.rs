@@ -1,0 +1,19 @@
+//! The shared event model of SentinelStream.
+//!
+//! - [`Transaction`]: one card-transaction event, as producers send it (Kafka or HTTP) and as it is
+//!   stored beside its decision.
+//! - [`parse_transaction`]: bytes to a validated [`Transaction`], with an [`InvalidEvent`] that names
+//!   the offending field when the input is bad.
+//! - [`Decision`]: what the node decided about one transaction, and why.
+
+mod decision;
+mod error;
+mod iso;
+mod transaction;
+mod validate;
+
+pub use decision::{Decision, Outcome, Reason, Thresholds};
+pub use error::DecisionError;
+pub use iso::{is_country, is_currency};
+pub use transaction::{Channel, Location, Transaction, TxnType};
+pub use validate::{parse_transaction, Assigned, InvalidEvent, Limits, ParseMode};

@@ -1,0 +1,127 @@
+//! Turning a compact description of a transaction into the `Transaction` the engine sees.
+//! Only here are strings built, so an event allocates nothing beyond its own fields.
+
+use super::geo::CITIES;
+use super::population::{home_ip, unknown_ip, Merchants, RISK_CATEGORIES};
+use chrono::DateTime;
+use rust_decimal::Decimal;
+use sentinel_event::{Channel, Location, Transaction, TxnType};
+
+/// Which device the transaction came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DeviceRef {
+    /// One of the user's own devices, `dev-<user>-<n>`.
+    Known(u8),
+    /// A fraud ring's shared device, `ring-dev-<k>`.
+    Ring(u32),
+    /// An account taker's device, `ato-dev-<k>`.
+    Takeover(u32),
+}
+
+/// Which address the transaction came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum IpRef {
+    /// The user's home address.
+    Home,
+    /// An address in 192.0.2.0/24, never anyone's home.
+    Unknown(u8),
+}
+
+/// Where the money went.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MerchantRef {
+    /// Ordinary merchant `m-<n>`.
+    Pool(u16),
+    /// High-risk merchant `m-risk-<n>`.
+    Risk(u16),
+}
+
+/// A transaction before its strings exist.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Draft {
+    /// Card number `card-<user>-<n>`.
+    pub card: u8,
+    /// Device used.
+    pub device: DeviceRef,
+    /// Address used.
+    pub ip: IpRef,
+    /// Amount in cents, positive.
+    pub cents: i64,
+    /// Merchant paid.
+    pub merchant: MerchantRef,
+    /// Channel.
+    pub channel: Channel,
+    /// Type.
+    pub kind: TxnType,
+    /// City, an index into the city table.
+    pub city: u8,
+    /// Offset from the city centre in degrees (lat, lon): people move around town.
+    pub jitter: (f64, f64),
+}
+
+/// Everything besides the draft that names the transaction.
+#[derive(Debug, Clone, Copy)]
+pub struct Naming<'a> {
+    /// Simulation seed, part of the transaction id.
+    pub seed: u64,
+    /// Global event counter, the rest of the transaction id.
+    pub counter: u64,
+    /// User index.
+    pub user: u32,
+    /// The user's card currency (home country's).
+    pub currency: &'static str,
+    /// The merchant pool, for categories.
+    pub merchants: &'a Merchants,
+}
+
+/// Rounds degrees to 1e-5 (about a metre): keeps the JSON short and the output stable.
+fn round5(x: f64) -> f64 {
+    (x * 1e5).round() / 1e5
+}
+
+impl Draft {
+    /// Builds the transaction at `time_ms` (milliseconds since the epoch).
+    pub fn build(&self, naming: Naming<'_>, time_ms: i64) -> Transaction {
+        let user = naming.user;
+        let city = &CITIES[usize::from(self.city)];
+        let (merchant_id, category) = match self.merchant {
+            MerchantRef::Pool(m) => (format!("m-{m}"), naming.merchants.category(m)),
+            MerchantRef::Risk(m) => (
+                format!("m-risk-{m}"),
+                RISK_CATEGORIES[usize::from(m) % RISK_CATEGORIES.len()],
+            ),
+        };
+        let device = match self.device {
+            DeviceRef::Known(n) => format!("dev-{user}-{n}"),
+            DeviceRef::Ring(k) => format!("ring-dev-{k}"),
+            DeviceRef::Takeover(k) => format!("ato-dev-{k}"),
+        };
+        let ip = match self.ip {
+            IpRef::Home => home_ip(user),
+            IpRef::Unknown(host) => unknown_ip(host),
+        };
+        Transaction {
+            transaction_id: format!("sim-{}-{}", naming.seed, naming.counter),
+            user_id: format!("user-{user}"),
+            card_id: Some(format!("card-{user}-{}", self.card)),
+            device_id: Some(device),
+            ip: Some(ip),
+            amount: Decimal::new(self.cents.max(1), 2),
+            currency: naming.currency.to_owned(),
+            merchant_id: Some(merchant_id),
+            merchant_category: Some(category.to_owned()),
+            channel: Some(self.channel),
+            kind: Some(self.kind),
+            location: Some(Location {
+                country: city.country.to_owned(),
+                city: Some(city.name.to_owned()),
+                lat: Some(round5(city.lat + self.jitter.0)),
+                lon: Some(round5(city.lon + self.jitter.1)),
+            }),
+            // Only fails past the year 262,000; no simulation runs that long.
+            timestamp: DateTime::from_timestamp_millis(time_ms)
+                .expect("simulated event time within chrono's range"),
+            metadata: None,
+        }
+    }
+}

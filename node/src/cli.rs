@@ -1,0 +1,158 @@
+//! Command-line interface.
+
+use crate::config::{KafkaConfig, LogFormat, NodeConfig};
+use crate::demo::DemoOptions;
+use crate::node::{self, Source};
+use clap::{Args, Parser, Subcommand};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+/// SentinelStream: real-time card-fraud scoring.
+#[derive(Parser)]
+#[command(name = "sentinel", version, about, long_about = None)]
+pub struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run a node on embedded defaults with a built-in traffic simulator (no services needed).
+    Demo {
+        #[command(flatten)]
+        node: NodeArgs,
+        #[command(flatten)]
+        demo: DemoArgs,
+    },
+    /// Run a node: HTTP always, Kafka when --kafka-brokers (or [kafka] in the config) is given.
+    Run {
+        #[command(flatten)]
+        node: NodeArgs,
+    },
+}
+
+/// Settings shared by every node command. Flags override environment variables, which
+/// override the config file, which overrides the defaults.
+#[derive(Args)]
+struct NodeArgs {
+    /// TOML config file (see config/sentinel.example.toml).
+    #[arg(long, env = "SENTINEL_CONFIG")]
+    config: Option<PathBuf>,
+    /// Directory of the embedded store.
+    #[arg(long, env = "SENTINEL_DATA_DIR")]
+    data_dir: Option<PathBuf>,
+    /// Address of the REST API and /metrics.
+    #[arg(long, env = "SENTINEL_HTTP_LISTEN")]
+    http_listen: Option<SocketAddr>,
+    /// Policy JSON file (rules, lists, thresholds) replacing the seed policy.
+    #[arg(long, env = "SENTINEL_POLICY")]
+    policy: Option<PathBuf>,
+    /// Log format on stderr.
+    #[arg(long, env = "SENTINEL_LOG_FORMAT", value_enum)]
+    log_format: Option<LogFormat>,
+    /// Kafka/Redpanda bootstrap servers; enables the Kafka source and sinks.
+    #[arg(long, env = "SENTINEL_KAFKA_BROKERS")]
+    kafka_brokers: Option<String>,
+    /// Consumer group shared by the nodes of a cluster.
+    #[arg(long, env = "SENTINEL_KAFKA_GROUP")]
+    kafka_group: Option<String>,
+    /// Topic of incoming transactions.
+    #[arg(long, env = "SENTINEL_INPUT_TOPIC")]
+    input_topic: Option<String>,
+    /// Name of this node in the cluster.
+    #[arg(long, env = "SENTINEL_NODE_NAME")]
+    node_name: Option<String>,
+    /// Port for ractor_cluster connections (0 picks a free one).
+    #[arg(long, env = "SENTINEL_CLUSTER_PORT")]
+    cluster_port: Option<u16>,
+    /// Shared cluster secret.
+    #[arg(long, env = "SENTINEL_CLUSTER_COOKIE", hide_env_values = true)]
+    cluster_cookie: Option<String>,
+}
+
+impl NodeArgs {
+    fn into_config(self) -> anyhow::Result<NodeConfig> {
+        let mut config = match &self.config {
+            Some(path) => NodeConfig::from_file(path)?,
+            None => NodeConfig::default(),
+        };
+        if let Some(v) = self.data_dir {
+            config.data_dir = v;
+        }
+        if let Some(v) = self.http_listen {
+            config.http_listen = v;
+        }
+        if let Some(v) = self.policy {
+            config.policy_file = Some(v);
+        }
+        if let Some(v) = self.log_format {
+            config.log_format = v;
+        }
+        if let Some(brokers) = self.kafka_brokers {
+            config
+                .kafka
+                .get_or_insert_with(KafkaConfig::default)
+                .brokers = brokers;
+        }
+        if let Some(kafka) = config.kafka.as_mut() {
+            if let Some(v) = self.kafka_group {
+                kafka.group_id = v;
+            }
+            if let Some(v) = self.input_topic {
+                kafka.input_topic = v;
+            }
+        }
+        if let Some(v) = self.node_name {
+            config.cluster.node_name = v;
+        }
+        if let Some(v) = self.cluster_port {
+            config.cluster.port = v;
+        }
+        if let Some(v) = self.cluster_cookie {
+            config.cluster.cookie = v;
+        }
+        Ok(config)
+    }
+}
+
+/// The demo's traffic.
+#[derive(Args)]
+struct DemoArgs {
+    /// Events per second the simulator produces.
+    #[arg(long, default_value_t = 1_000.0)]
+    rate: f64,
+    /// Distinct simulated card holders.
+    #[arg(long, default_value_t = 100_000)]
+    users: u32,
+    /// Fraction of user turns that inject a fraud scenario.
+    #[arg(long, default_value_t = 0.002)]
+    fraud_ratio: f64,
+    /// Random seed: the same seed gives the same traffic.
+    #[arg(long, default_value_t = 42)]
+    seed: u64,
+    /// Quiet nights and busy evenings (UTC) around the target rate, instead of a steady rate.
+    #[arg(long)]
+    daily_rhythm: bool,
+    /// Stop after this many seconds (runs until Ctrl-C when absent).
+    #[arg(long)]
+    duration_secs: Option<u64>,
+}
+
+/// Runs the chosen command.
+pub async fn run(cli: Cli) -> anyhow::Result<()> {
+    match cli.command {
+        Command::Demo { node, demo } => {
+            let config = node.into_config()?;
+            let options = DemoOptions {
+                rate: demo.rate,
+                users: demo.users,
+                fraud_ratio: demo.fraud_ratio,
+                seed: demo.seed,
+                daily_rhythm: demo.daily_rhythm,
+                duration: demo.duration_secs.map(std::time::Duration::from_secs),
+            };
+            node::run(config, Source::Demo(options)).await
+        }
+        Command::Run { node } => node::run(node.into_config()?, Source::External).await,
+    }
+}

@@ -1,0 +1,245 @@
+//! Node configuration: defaults, then a TOML file, then environment variables and flags.
+
+use serde::Deserialize;
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// Everything a node needs to start. Every field has a default, so an empty file is valid.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct NodeConfig {
+    /// Where the embedded store keeps its files.
+    pub data_dir: PathBuf,
+    /// Address of the REST API, `/metrics` and health endpoints.
+    pub http_listen: SocketAddr,
+    /// A policy JSON file (rules, lists, thresholds) used instead of the seed policy.
+    pub policy_file: Option<PathBuf>,
+    /// `text` or `json` log lines on stderr.
+    pub log_format: LogFormat,
+    /// Kafka source and sinks; absent means HTTP (and the demo simulator) only.
+    pub kafka: Option<KafkaConfig>,
+    /// User-actor behaviour.
+    pub actors: ActorsConfig,
+    /// The ractor_cluster node this process runs.
+    pub cluster: ClusterConfig,
+    /// Validation limits for incoming events.
+    pub limits: LimitsConfig,
+}
+
+impl Default for NodeConfig {
+    fn default() -> Self {
+        NodeConfig {
+            data_dir: PathBuf::from("./data"),
+            http_listen: "127.0.0.1:8080".parse().expect("valid default address"),
+            policy_file: None,
+            log_format: LogFormat::Text,
+            kafka: None,
+            actors: ActorsConfig::default(),
+            cluster: ClusterConfig::default(),
+            limits: LimitsConfig::default(),
+        }
+    }
+}
+
+/// Log line format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "snake_case")]
+pub enum LogFormat {
+    /// Human-readable.
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+/// Kafka (or Redpanda) connection and topics.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct KafkaConfig {
+    /// Bootstrap servers, `host:port[,host:port]`.
+    pub brokers: String,
+    /// Consumer group; every node of a cluster uses the same one.
+    pub group_id: String,
+    /// Topic of incoming transactions, keyed by user id.
+    pub input_topic: String,
+    /// Approved decisions.
+    pub approved_topic: String,
+    /// Declined decisions and those sent to review.
+    pub fraud_topic: String,
+    /// Raw messages that could not be decided, with the reason in a header.
+    pub dead_letter_topic: String,
+    /// Events being decided at once per node (backpressure bound).
+    pub max_in_flight: usize,
+    /// librdkafka `fetch.wait.max.ms`: how long a fetch may wait for data.
+    pub fetch_wait_max_ms: u32,
+    /// Create missing topics at start-up (input with `partitions`, outputs likewise).
+    pub create_topics: bool,
+    /// Partitions of topics the node creates.
+    pub partitions: i32,
+    /// Extra librdkafka properties for both consumer and producer (security, tuning).
+    pub options: BTreeMap<String, String>,
+}
+
+impl Default for KafkaConfig {
+    fn default() -> Self {
+        KafkaConfig {
+            brokers: "127.0.0.1:9092".into(),
+            group_id: "sentinel".into(),
+            input_topic: "transactions".into(),
+            approved_topic: "transactions_approved".into(),
+            fraud_topic: "transactions_fraud".into(),
+            dead_letter_topic: "transactions_dlq".into(),
+            max_in_flight: 10_000,
+            fetch_wait_max_ms: 5,
+            create_topics: true,
+            partitions: 8,
+            options: BTreeMap::new(),
+        }
+    }
+}
+
+/// User-actor behaviour.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ActorsConfig {
+    /// Shard supervisors; 0 means one per core.
+    pub shards: usize,
+    /// Seconds of inactivity after which a user actor is snapshotted and stopped.
+    pub passivate_after_secs: u64,
+    /// Seconds an event may lag its user's latest event time and still enter the windows.
+    pub lateness_secs: u64,
+    /// Events between background snapshots of a busy user.
+    pub snapshot_every: u64,
+}
+
+impl Default for ActorsConfig {
+    fn default() -> Self {
+        ActorsConfig {
+            shards: 0,
+            passivate_after_secs: 60,
+            lateness_secs: 300,
+            snapshot_every: 100,
+        }
+    }
+}
+
+impl ActorsConfig {
+    /// The scorer configuration these settings describe.
+    pub fn scorer(&self) -> sentinel_actors::ScorerConfig {
+        let mut config = sentinel_actors::ScorerConfig::default();
+        if self.shards > 0 {
+            config.shards = self.shards;
+        }
+        config.passivate_after = Duration::from_secs(self.passivate_after_secs);
+        config.lateness = Duration::from_secs(self.lateness_secs);
+        config.snapshot_every = self.snapshot_every;
+        config
+    }
+}
+
+/// The ractor_cluster node.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ClusterConfig {
+    /// This node's name in the cluster.
+    pub node_name: String,
+    /// Port for cluster connections; 0 picks a free one.
+    pub port: u16,
+    /// Shared secret every node of the cluster must present.
+    pub cookie: String,
+}
+
+impl Default for ClusterConfig {
+    fn default() -> Self {
+        ClusterConfig {
+            node_name: "sentinel-1".into(),
+            port: 0,
+            cookie: "sentinel".into(),
+        }
+    }
+}
+
+/// Validation limits.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LimitsConfig {
+    /// Largest event in bytes.
+    pub max_payload_bytes: usize,
+    /// Largest amount.
+    pub max_amount: u64,
+    /// Seconds an event time may be ahead of the node's clock.
+    pub max_future_skew_secs: i64,
+    /// Currency given to HTTP events that have none.
+    pub default_currency: String,
+}
+
+impl Default for LimitsConfig {
+    fn default() -> Self {
+        let limits = sentinel_event::Limits::default();
+        LimitsConfig {
+            max_payload_bytes: limits.max_payload_bytes,
+            max_amount: 1_000_000_000,
+            max_future_skew_secs: limits.max_future_skew.num_seconds(),
+            default_currency: limits.default_currency,
+        }
+    }
+}
+
+impl LimitsConfig {
+    /// The validation limits these settings describe.
+    pub fn limits(&self) -> anyhow::Result<sentinel_event::Limits> {
+        anyhow::ensure!(
+            sentinel_event::is_currency(&self.default_currency),
+            "limits.default_currency `{}` is not an ISO 4217 code",
+            self.default_currency
+        );
+        Ok(sentinel_event::Limits {
+            max_payload_bytes: self.max_payload_bytes,
+            max_amount: self.max_amount.into(),
+            max_future_skew: chrono::Duration::seconds(self.max_future_skew_secs),
+            default_currency: self.default_currency.clone(),
+        })
+    }
+}
+
+impl NodeConfig {
+    /// Reads a TOML file; unknown keys are errors, missing keys take their defaults.
+    pub fn from_file(path: &std::path::Path) -> anyhow::Result<NodeConfig> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| anyhow::anyhow!("reading {}: {e}", path.display()))?;
+        toml::from_str(&text).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn empty_file_means_defaults_and_unknown_keys_are_refused() {
+        let config: NodeConfig = toml::from_str("").unwrap();
+        assert_eq!(config.http_listen.port(), 8080);
+        assert!(config.kafka.is_none());
+        let config: NodeConfig =
+            toml::from_str("[kafka]\nbrokers = \"k:9092\"\n[actors]\nlateness_secs = 5").unwrap();
+        assert_eq!(config.kafka.unwrap().input_topic, "transactions");
+        assert_eq!(config.actors.lateness_secs, 5);
+        let err = toml::from_str::<NodeConfig>("[kafka]\nbrokerz = \"x\"").unwrap_err();
+        assert!(err.to_string().contains("brokerz"), "{err}");
+    }
+
+    #[test]
+    fn the_shipped_example_is_valid_and_matches_the_defaults() {
+        let example: NodeConfig =
+            toml::from_str(include_str!("../../config/sentinel.example.toml")).unwrap();
+        let defaults = NodeConfig::default();
+        assert_eq!(example.http_listen, defaults.http_listen);
+        assert_eq!(example.actors.lateness_secs, defaults.actors.lateness_secs);
+        assert_eq!(
+            example.limits.max_payload_bytes,
+            defaults.limits.max_payload_bytes
+        );
+        assert!(example.limits.limits().is_ok());
+    }
+}

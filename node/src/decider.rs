@@ -1,0 +1,53 @@
+//! The one scoring path every source uses: actors decide and store, then the decision is
+//! published and counted.
+
+use crate::kafka::Publisher;
+use crate::stats::LiveStats;
+use crate::telemetry as t;
+use async_trait::async_trait;
+use sentinel_actors::Scorer;
+use sentinel_event::{DecisionError, Transaction};
+use sentinel_store::Stored;
+use std::sync::Arc;
+use std::time::Instant;
+
+/// Scores through the user actors, publishes to Kafka when configured, records metrics.
+pub struct NodeDecider {
+    /// The user actors.
+    pub scorer: Scorer,
+    /// The output topics, when Kafka is configured.
+    pub publisher: Option<Publisher>,
+    /// The live summary's figures.
+    pub stats: Arc<LiveStats>,
+}
+
+impl NodeDecider {
+    /// Decides an event and publishes the decision of record (again, for a redelivered
+    /// event, so that output is at-least-once). Resolves after storing and publishing.
+    pub async fn decide_shared(
+        &self,
+        event: Arc<Transaction>,
+        received: Instant,
+    ) -> Result<Stored, DecisionError> {
+        let stored = self.scorer.score(event, received).await?;
+        if !stored.duplicate {
+            let outcome = stored.decision.outcome;
+            metrics::counter!(t::DECISIONS, "outcome" => outcome.as_str()).increment(1);
+            let latency = received.elapsed();
+            metrics::histogram!(t::DECISION_LATENCY).record(latency.as_secs_f64());
+            self.stats.record(outcome, latency);
+        }
+        if let Some(publisher) = &self.publisher {
+            publisher.publish(&stored.decision).await?;
+        }
+        Ok(stored)
+    }
+}
+
+#[async_trait]
+impl sentinel_api::Decider for NodeDecider {
+    async fn decide(&self, event: Transaction, received: Instant) -> Result<Stored, DecisionError> {
+        metrics::counter!(t::EVENTS_RECEIVED, "source" => "http").increment(1);
+        self.decide_shared(Arc::new(event), received).await
+    }
+}

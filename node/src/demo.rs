@@ -1,0 +1,78 @@
+//! The demo's traffic source: the shared simulator, paced against the wall clock.
+
+use crate::decider::NodeDecider;
+use crate::telemetry as t;
+use sentinel_loadtest::simulator::{SimConfig, Simulator};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::sync::{watch, Semaphore};
+
+/// What traffic the demo generates.
+#[derive(Debug, Clone)]
+pub struct DemoOptions {
+    /// Events per second.
+    pub rate: f64,
+    /// Distinct users.
+    pub users: u32,
+    /// Fraction of user turns that inject fraud.
+    pub fraud_ratio: f64,
+    /// Random seed.
+    pub seed: u64,
+    /// Follow the simulator's daily rhythm instead of a steady rate.
+    pub daily_rhythm: bool,
+    /// Stop after this long; run until stopped when `None`.
+    pub duration: Option<Duration>,
+}
+
+/// Events being decided at once; the simulator waits beyond this (backpressure).
+const MAX_IN_FLIGHT: usize = 10_000;
+
+/// Feeds simulated events into the decider until `stop` fires or the duration ends.
+pub async fn run_simulator(
+    options: DemoOptions,
+    decider: Arc<NodeDecider>,
+    mut stop: watch::Receiver<bool>,
+) {
+    let config = SimConfig {
+        seed: options.seed,
+        users: options.users,
+        rate_per_sec: options.rate,
+        fraud_ratio: options.fraud_ratio,
+        daily_rhythm: options.daily_rhythm,
+        ..SimConfig::default()
+    };
+    let mut sim = Simulator::new(config);
+    let sim_start = sim.peek_time();
+    let wall_start = Instant::now();
+    let permits = Arc::new(Semaphore::new(MAX_IN_FLIGHT));
+    let mut tick = tokio::time::interval(Duration::from_millis(10));
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {}
+            _ = stop.changed() => break,
+        }
+        let elapsed = wall_start.elapsed();
+        if options.duration.is_some_and(|d| elapsed >= d) {
+            break;
+        }
+        // Release every event whose event time has come, keeping event time on the clock.
+        let due = sim_start + chrono::Duration::from_std(elapsed).unwrap_or_default();
+        while sim.peek_time() <= due {
+            let Ok(permit) = Arc::clone(&permits).acquire_owned().await else {
+                return;
+            };
+            let event = sim.next_event().txn;
+            metrics::counter!(t::EVENTS_RECEIVED, "source" => "simulator").increment(1);
+            let decider = Arc::clone(&decider);
+            tokio::spawn(async move {
+                if let Err(e) = decider.decide_shared(Arc::new(event), Instant::now()).await {
+                    decider.stats.record_rejected();
+                    tracing::warn!(error = %e, "simulated event not decided");
+                }
+                drop(permit);
+            });
+        }
+    }
+    // Wait for what is in flight.
+    let _ = permits.acquire_many(MAX_IN_FLIGHT as u32).await;
+}

@@ -1,0 +1,48 @@
+//! Kafka: the consumer-group source, the output and dead-letter producers, offset tracking.
+
+mod consumer;
+mod offsets;
+mod producer;
+
+pub use consumer::run_consumer;
+pub use producer::{DeadLetter, Publisher};
+
+use crate::config::KafkaConfig;
+use rdkafka::ClientConfig;
+
+/// librdkafka settings shared by every client, with the user's extra options last so they win.
+fn client_config(kafka: &KafkaConfig) -> ClientConfig {
+    let mut config = ClientConfig::new();
+    config.set("bootstrap.servers", &kafka.brokers);
+    for (key, value) in &kafka.options {
+        config.set(key, value);
+    }
+    config
+}
+
+/// Creates any missing topic of the node (input, outputs, dead letters).
+pub async fn ensure_topics(kafka: &KafkaConfig) -> anyhow::Result<()> {
+    use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+    use rdkafka::client::DefaultClientContext;
+    use rdkafka::types::RDKafkaErrorCode;
+    let admin: AdminClient<DefaultClientContext> = client_config(kafka).create()?;
+    let names = [
+        &kafka.input_topic,
+        &kafka.approved_topic,
+        &kafka.fraud_topic,
+        &kafka.dead_letter_topic,
+    ];
+    let topics: Vec<NewTopic> = names
+        .iter()
+        .map(|name| NewTopic::new(name, kafka.partitions, TopicReplication::Fixed(1)))
+        .collect();
+    let results = admin.create_topics(&topics, &AdminOptions::new()).await?;
+    for result in results {
+        match result {
+            Ok(topic) => tracing::info!(%topic, "created topic"),
+            Err((_, RDKafkaErrorCode::TopicAlreadyExists)) => {}
+            Err((topic, code)) => anyhow::bail!("creating topic {topic}: {code}"),
+        }
+    }
+    Ok(())
+}

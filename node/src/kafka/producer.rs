@@ -1,0 +1,198 @@
+//! Output topics and the dead-letter topic.
+
+use super::client_config;
+use crate::config::KafkaConfig;
+use crate::telemetry as t;
+use rdkafka::message::{Header, OwnedHeaders};
+use rdkafka::producer::{FutureProducer, FutureRecord};
+use sentinel_event::{Decision, DecisionError, Outcome};
+use std::time::Duration;
+
+/// How long one publish may wait for the broker before it is retried.
+const SEND_TIMEOUT: Duration = Duration::from_secs(30);
+/// Largest payload copied to the dead-letter topic: well under brokers' default 1 MB message
+/// limit, and above the largest event the node accepts, so only refused oversize messages are
+/// cut.
+pub const MAX_DEAD_LETTER_BYTES: usize = 256 * 1024;
+/// Attempts before a publish is reported as failed (the event is then retried or refused).
+const ATTEMPTS: u32 = 5;
+
+/// Publishes decisions, keyed by user id: `approve` to the approved topic, `review` and
+/// `decline` to the fraud topic (the `outcome` header tells them apart).
+#[derive(Clone)]
+pub struct Publisher {
+    producer: FutureProducer,
+    approved_topic: String,
+    fraud_topic: String,
+}
+
+impl Publisher {
+    /// A producer for the configured brokers.
+    pub fn new(kafka: &KafkaConfig) -> anyhow::Result<Self> {
+        Ok(Publisher {
+            producer: producer(kafka)?,
+            approved_topic: kafka.approved_topic.clone(),
+            fraud_topic: kafka.fraud_topic.clone(),
+        })
+    }
+
+    /// Publishes one decision and waits for the broker's acknowledgement, retrying with
+    /// backoff.
+    pub async fn publish(&self, decision: &Decision) -> Result<(), DecisionError> {
+        let (topic, role) = match decision.outcome {
+            Outcome::Approve => (&self.approved_topic, "approved"),
+            Outcome::Review | Outcome::Decline => (&self.fraud_topic, "fraud"),
+        };
+        let payload = serde_json::to_vec(decision)
+            .map_err(|e| DecisionError::Unavailable(format!("encoding a decision: {e}")))?;
+        let headers = OwnedHeaders::new()
+            .insert(Header {
+                key: "transaction_id",
+                value: Some(decision.transaction_id.as_bytes()),
+            })
+            .insert(Header {
+                key: "outcome",
+                value: Some(decision.outcome.as_str().as_bytes()),
+            });
+        let mut backoff = Duration::from_millis(50);
+        for attempt in 1..=ATTEMPTS {
+            let record = FutureRecord::to(topic)
+                .key(decision.user_id.as_bytes())
+                .payload(&payload)
+                .headers(headers.clone());
+            match self.producer.send(record, SEND_TIMEOUT).await {
+                Ok(_) => {
+                    metrics::counter!(t::PUBLISHED, "topic" => role).increment(1);
+                    return Ok(());
+                }
+                Err((e, _)) => {
+                    metrics::counter!(t::PUBLISH_ERRORS).increment(1);
+                    tracing::warn!(error = %e, attempt, %topic, "publishing a decision failed");
+                    if attempt < ATTEMPTS {
+                        tokio::time::sleep(backoff).await;
+                        backoff *= 2;
+                    }
+                }
+            }
+        }
+        Err(DecisionError::Unavailable(format!(
+            "could not publish to {topic} after {ATTEMPTS} attempts"
+        )))
+    }
+}
+
+/// Sends messages that cannot be decided to the dead-letter topic, unchanged, with the reason.
+#[derive(Clone)]
+pub struct DeadLetter {
+    producer: FutureProducer,
+    topic: String,
+}
+
+/// Where a dead-lettered message came from.
+pub struct Origin<'a> {
+    /// Source topic.
+    pub topic: &'a str,
+    /// Source partition.
+    pub partition: i32,
+    /// Source offset.
+    pub offset: i64,
+}
+
+impl DeadLetter {
+    /// A producer for the configured dead-letter topic.
+    pub fn new(kafka: &KafkaConfig) -> anyhow::Result<Self> {
+        Ok(DeadLetter {
+            producer: producer(kafka)?,
+            topic: kafka.dead_letter_topic.clone(),
+        })
+    }
+
+    /// Sends the raw message (its first [`MAX_DEAD_LETTER_BYTES`] when larger, with
+    /// `sentinel-original-bytes` giving the full size, since the broker would refuse the
+    /// whole) with headers `sentinel-error` (the reason),
+    /// `sentinel-error-field` (when one field is at fault), `sentinel-error-kind` and the
+    /// origin. Retries until the broker accepts it: the offset must not pass an unrecorded
+    /// message.
+    pub async fn send(
+        &self,
+        key: Option<&[u8]>,
+        payload: &[u8],
+        error: &DecisionError,
+        origin: Origin<'_>,
+    ) {
+        let (kind, field) = match error {
+            DecisionError::Invalid(invalid) => ("invalid", Some(invalid.field.as_str())),
+            DecisionError::Poisoned(_) => ("poisoned", None),
+            DecisionError::Store(_) => ("store", None),
+            DecisionError::Unavailable(_) => ("unavailable", None),
+        };
+        metrics::counter!(t::DEAD_LETTERED, "kind" => kind).increment(1);
+        let original_len = payload.len().to_string();
+        let truncated = payload.len() > MAX_DEAD_LETTER_BYTES;
+        let payload = &payload[..payload.len().min(MAX_DEAD_LETTER_BYTES)];
+        let reason = error.to_string();
+        let partition = origin.partition.to_string();
+        let offset = origin.offset.to_string();
+        let mut headers = OwnedHeaders::new()
+            .insert(Header {
+                key: "sentinel-error",
+                value: Some(reason.as_bytes()),
+            })
+            .insert(Header {
+                key: "sentinel-error-kind",
+                value: Some(kind.as_bytes()),
+            })
+            .insert(Header {
+                key: "sentinel-source-topic",
+                value: Some(origin.topic.as_bytes()),
+            })
+            .insert(Header {
+                key: "sentinel-source-partition",
+                value: Some(partition.as_bytes()),
+            })
+            .insert(Header {
+                key: "sentinel-source-offset",
+                value: Some(offset.as_bytes()),
+            });
+        if truncated {
+            headers = headers.insert(Header {
+                key: "sentinel-original-bytes",
+                value: Some(original_len.as_bytes()),
+            });
+        }
+        if let Some(field) = field {
+            headers = headers.insert(Header {
+                key: "sentinel-error-field",
+                value: Some(field.as_bytes()),
+            });
+        }
+        let mut backoff = Duration::from_millis(50);
+        loop {
+            let mut record = FutureRecord::to(&self.topic)
+                .payload(payload)
+                .headers(headers.clone());
+            if let Some(key) = key {
+                record = record.key(key);
+            }
+            match self.producer.send(record, SEND_TIMEOUT).await {
+                Ok(_) => return,
+                Err((e, _)) => {
+                    tracing::warn!(error = %e, "dead-lettering failed; retrying");
+                    tokio::time::sleep(backoff).await;
+                    backoff = (backoff * 2).min(Duration::from_secs(5));
+                }
+            }
+        }
+    }
+}
+
+fn producer(kafka: &KafkaConfig) -> anyhow::Result<FutureProducer> {
+    let mut config = client_config(kafka);
+    // A few milliseconds of batching keeps brokers efficient at high rates without adding
+    // noticeable latency.
+    config.set("linger.ms", "5").set("acks", "all");
+    for (key, value) in &kafka.options {
+        config.set(key, value);
+    }
+    Ok(config.create()?)
+}

@@ -1,0 +1,149 @@
+//! Logs (tracing) and metrics (Prometheus exposition).
+
+use crate::config::LogFormat;
+use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
+use sentinel_event::Outcome;
+use std::sync::OnceLock;
+use tracing_subscriber::EnvFilter;
+
+/// Counter: events received, by source (`kafka`, `http`, `simulator`).
+pub const EVENTS_RECEIVED: &str = "sentinel_events_received_total";
+/// Counter: decisions newly made, by outcome.
+pub const DECISIONS: &str = "sentinel_decisions_total";
+/// Histogram: seconds from the node receiving an event to its decision being stored.
+pub const DECISION_LATENCY: &str = "sentinel_decision_latency_seconds";
+/// Histogram: seconds from the producer's timestamp to the decision being published.
+pub const END_TO_END_LATENCY: &str = "sentinel_end_to_end_latency_seconds";
+/// Counter: events sent to the dead-letter topic (or refused over HTTP), by reason class.
+pub const DEAD_LETTERED: &str = "sentinel_dead_lettered_events_total";
+/// Counter: decisions published, by topic role (`approved`, `fraud`).
+pub const PUBLISHED: &str = "sentinel_decisions_published_total";
+/// Counter: failed publish attempts (retried).
+pub const PUBLISH_ERRORS: &str = "sentinel_publish_errors_total";
+/// Counter: consumer-group rebalances, by kind (`assign`, `revoke`).
+pub const REBALANCES: &str = "sentinel_kafka_rebalances_total";
+/// Gauge: events being decided right now.
+pub const IN_FLIGHT: &str = "sentinel_events_in_flight";
+
+/// Latency buckets in seconds: 100 µs to 10 s.
+const LATENCY_BUCKETS: &[f64] = &[
+    0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
+    5.0, 10.0,
+];
+const BATCH_BUCKETS: &[f64] = &[1.0, 4.0, 16.0, 64.0, 256.0, 1024.0, 4096.0];
+
+/// Installs the log subscriber. `RUST_LOG` refines the default `info` level.
+pub fn init_logs(format: LogFormat) {
+    let filter = EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| EnvFilter::new("info,rdkafka=warn,ractor_cluster=warn"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    let _ = match format {
+        LogFormat::Text => builder.try_init(),
+        LogFormat::Json => builder.json().try_init(),
+    };
+}
+
+/// The process-wide Prometheus recorder, installed on first use.
+pub fn prometheus() -> PrometheusHandle {
+    static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
+    HANDLE
+        .get_or_init(|| {
+            let recorder = PrometheusBuilder::new()
+                .set_buckets_for_metric(Matcher::Suffix("_seconds".into()), LATENCY_BUCKETS)
+                .and_then(|b| {
+                    b.set_buckets_for_metric(
+                        Matcher::Full(sentinel_store::metrics::BATCH_SIZE.into()),
+                        BATCH_BUCKETS,
+                    )
+                })
+                .expect("bucket lists are non-empty")
+                .build_recorder();
+            let handle = recorder.handle();
+            let _ = metrics::set_global_recorder(recorder);
+            describe();
+            handle
+        })
+        .clone()
+}
+
+/// Help texts, and zeroed series so dashboards show every outcome from the start.
+fn describe() {
+    use metrics::{describe_counter, describe_gauge, describe_histogram, Unit};
+    describe_counter!(EVENTS_RECEIVED, "Events received, by source.");
+    describe_counter!(DECISIONS, "Decisions made, by outcome.");
+    describe_histogram!(
+        DECISION_LATENCY,
+        Unit::Seconds,
+        "Node receipt to stored decision."
+    );
+    describe_histogram!(
+        END_TO_END_LATENCY,
+        Unit::Seconds,
+        "Producer timestamp to published decision."
+    );
+    describe_counter!(
+        DEAD_LETTERED,
+        "Events that could not be decided, by reason."
+    );
+    describe_counter!(PUBLISHED, "Decisions published to the output topics.");
+    describe_counter!(PUBLISH_ERRORS, "Failed publish attempts (retried).");
+    describe_counter!(REBALANCES, "Consumer-group rebalances.");
+    describe_gauge!(IN_FLIGHT, "Events being decided right now.");
+    describe_gauge!(sentinel_actors::metrics::ACTORS_LIVE, "Live user actors.");
+    describe_counter!(
+        sentinel_actors::metrics::PASSIVATIONS,
+        "User actors passivated when idle."
+    );
+    describe_counter!(
+        sentinel_actors::metrics::RESTORES,
+        "User actors restored from the store."
+    );
+    describe_counter!(
+        sentinel_actors::metrics::RESTARTS,
+        "User actors restarted after a failure."
+    );
+    describe_counter!(
+        sentinel_actors::metrics::LATE_EVENTS,
+        "Events later than the allowed lateness."
+    );
+    describe_counter!(
+        sentinel_actors::metrics::REDELIVERED,
+        "Redelivered events answered from the store."
+    );
+    describe_counter!(
+        sentinel_actors::metrics::RULE_HITS,
+        "Rule hits, by rule and mode."
+    );
+    describe_histogram!(
+        sentinel_actors::metrics::SCORING_SECONDS,
+        Unit::Seconds,
+        "Time a user actor spends deciding one event."
+    );
+    describe_histogram!(
+        sentinel_store::metrics::BATCH_SECONDS,
+        Unit::Seconds,
+        "Time to write and commit one store batch."
+    );
+    describe_histogram!(
+        sentinel_store::metrics::BATCH_SIZE,
+        "Writes per committed store batch."
+    );
+    describe_counter!(
+        sentinel_store::metrics::DECISIONS_STORED,
+        "Decisions newly stored."
+    );
+    describe_counter!(
+        sentinel_store::metrics::DECISIONS_DUPLICATE,
+        "Decision writes that found one already stored."
+    );
+    describe_counter!(
+        sentinel_store::metrics::WRITE_ERRORS,
+        "Failed store batch writes."
+    );
+    for outcome in Outcome::ALL {
+        metrics::counter!(DECISIONS, "outcome" => outcome.as_str()).increment(0);
+    }
+    metrics::gauge!(sentinel_actors::metrics::ACTORS_LIVE).increment(0.0);
+}

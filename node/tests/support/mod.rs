@@ -1,0 +1,386 @@
+//! Real components for the node's integration tests: a tansu Kafka-API broker on a free
+//! loopback port, `sentinel` node processes, and Kafka clients.
+#![allow(dead_code)] // each test binary uses a different part of the harness
+
+use rdkafka::consumer::{Consumer, StreamConsumer};
+use rdkafka::message::{Headers, Message};
+use rdkafka::producer::{FutureProducer, FutureRecord};
+use rdkafka::ClientConfig;
+use std::collections::HashMap;
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// A free loopback port (bound and released; tests run in parallel, so ask each time).
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// Polls `check` until it returns `Some`, or panics with `what` after `limit`.
+pub async fn eventually<T>(
+    what: &str,
+    limit: Duration,
+    mut check: impl AsyncFnMut() -> Option<T>,
+) -> T {
+    let deadline = Instant::now() + limit;
+    loop {
+        if let Some(value) = check().await {
+            return value;
+        }
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// A tansu broker process, killed on drop.
+pub struct Broker {
+    child: Child,
+    pub address: String,
+    _dir: tempfile::TempDir,
+}
+
+impl Broker {
+    /// Starts a fresh in-memory broker and waits until it accepts connections.
+    pub async fn start() -> Broker {
+        let dir = tempfile::tempdir().unwrap();
+        let port = free_port();
+        let address = format!("127.0.0.1:{port}");
+        let url = format!("tcp://{address}");
+        let log = std::fs::File::create(dir.path().join("broker.log")).unwrap();
+        let child = Command::new("tansu")
+            .args([
+                "broker",
+                "--listener-url",
+                &url,
+                "--advertised-listener-url",
+                &url,
+            ])
+            .args(["--storage-engine", "memory://tansu/"])
+            .current_dir(dir.path())
+            .stdout(Stdio::from(log.try_clone().unwrap()))
+            .stderr(Stdio::from(log))
+            .spawn()
+            .expect("tansu is installed (scripts/test installs it)");
+        let broker = Broker {
+            child,
+            address,
+            _dir: dir,
+        };
+        let addr = broker.address.clone();
+        eventually(
+            "the broker to listen",
+            Duration::from_secs(30),
+            async || std::net::TcpStream::connect(&addr).ok().map(|_| ()),
+        )
+        .await;
+        broker
+    }
+
+    /// Creates a topic with `partitions` partitions.
+    pub async fn create_topic(&self, name: &str, partitions: i32) {
+        use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+        let admin: AdminClient<_> = ClientConfig::new()
+            .set("bootstrap.servers", &self.address)
+            .create()
+            .unwrap();
+        let topic = NewTopic::new(name, partitions, TopicReplication::Fixed(1));
+        let results = admin
+            .create_topics([&topic], &AdminOptions::new())
+            .await
+            .unwrap();
+        for r in results {
+            match r {
+                Ok(_) | Err((_, rdkafka::types::RDKafkaErrorCode::TopicAlreadyExists)) => {}
+                Err((t, e)) => panic!("creating {t}: {e}"),
+            }
+        }
+    }
+
+    /// A producer with the settings the environment notes recommend against tansu.
+    pub fn producer(&self) -> FutureProducer {
+        ClientConfig::new()
+            .set("bootstrap.servers", &self.address)
+            .set("linger.ms", "5")
+            .set("message.max.bytes", "4000000")
+            .create()
+            .unwrap()
+    }
+
+    /// Produces one message and waits for the acknowledgement.
+    pub async fn produce(&self, producer: &FutureProducer, topic: &str, key: &str, payload: &[u8]) {
+        producer
+            .send(
+                FutureRecord::to(topic).key(key).payload(payload),
+                Duration::from_secs(30),
+            )
+            .await
+            .unwrap_or_else(|(e, _)| panic!("producing to {topic}: {e}"));
+    }
+
+    /// A consumer of `topics` in a fresh group, from the beginning.
+    pub fn consumer(&self, topics: &[&str]) -> StreamConsumer {
+        let consumer: StreamConsumer = ClientConfig::new()
+            .set("bootstrap.servers", &self.address)
+            .set("group.id", format!("test-reader-{}", free_port()))
+            .set("auto.offset.reset", "earliest")
+            .set("enable.auto.commit", "false")
+            .set("fetch.wait.max.ms", "5")
+            .create()
+            .unwrap();
+        consumer.subscribe(topics).unwrap();
+        consumer
+    }
+}
+
+impl Drop for Broker {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// One message read back from a topic.
+#[derive(Debug, Clone)]
+pub struct Record {
+    pub topic: String,
+    pub key: Option<String>,
+    pub payload: Vec<u8>,
+    pub headers: HashMap<String, String>,
+}
+
+impl Record {
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_slice(&self.payload).unwrap()
+    }
+}
+
+/// Reads from `consumer` until `done` says the collection is complete.
+pub async fn collect(
+    consumer: &StreamConsumer,
+    limit: Duration,
+    mut done: impl FnMut(&[Record]) -> bool,
+) -> Vec<Record> {
+    let deadline = Instant::now() + limit;
+    let mut records = Vec::new();
+    while !done(&records) {
+        let left = deadline.saturating_duration_since(Instant::now());
+        assert!(
+            !left.is_zero(),
+            "timed out after reading {} records",
+            records.len()
+        );
+        let Ok(Ok(m)) =
+            tokio::time::timeout(left.min(Duration::from_secs(1)), consumer.recv()).await
+        else {
+            continue;
+        };
+        let headers = m
+            .headers()
+            .map(|h| {
+                h.iter()
+                    .map(|h| {
+                        (
+                            h.key.to_owned(),
+                            String::from_utf8_lossy(h.value.unwrap_or_default()).into_owned(),
+                        )
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        records.push(Record {
+            topic: m.topic().to_owned(),
+            key: m.key().map(|k| String::from_utf8_lossy(k).into_owned()),
+            payload: m.payload().unwrap_or_default().to_vec(),
+            headers,
+        });
+    }
+    records
+}
+
+/// A `sentinel` node process; killed on drop.
+pub struct NodeProcess {
+    child: Child,
+    pub http: String,
+    pub data_dir: PathBuf,
+    pub log: PathBuf,
+}
+
+impl NodeProcess {
+    /// Starts `sentinel run` with the given extra arguments and waits until it is ready.
+    pub async fn start(data_dir: &Path, extra: &[&str]) -> NodeProcess {
+        let port = free_port();
+        let http = format!("127.0.0.1:{port}");
+        let log = data_dir.join(format!("node-{port}.log"));
+        std::fs::create_dir_all(data_dir).unwrap();
+        let out = std::fs::File::create(&log).unwrap();
+        let child = Command::new(env!("CARGO_BIN_EXE_sentinel"))
+            .arg("run")
+            .args(["--http-listen", &http])
+            .arg("--data-dir")
+            .arg(data_dir)
+            .args(extra)
+            .env("RUST_LOG", "info")
+            .stdout(Stdio::from(out.try_clone().unwrap()))
+            .stderr(Stdio::from(out))
+            .spawn()
+            .unwrap();
+        let mut node = NodeProcess {
+            child,
+            http,
+            data_dir: data_dir.to_owned(),
+            log,
+        };
+        let url = format!("http://{}/readyz", node.http);
+        let client = reqwest::Client::new();
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            if let Ok(r) = client.get(&url).send().await {
+                if r.status().is_success() {
+                    break;
+                }
+            }
+            if let Ok(Some(status)) = node.child.try_wait() {
+                panic!(
+                    "node exited with {status}: {}",
+                    std::fs::read_to_string(&node.log).unwrap_or_default()
+                );
+            }
+            assert!(
+                Instant::now() < deadline,
+                "node never became ready: {}",
+                node.log_text()
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        node
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.http)
+    }
+
+    pub fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// SIGKILL: no drain, no flush, no commit.
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// SIGTERM and wait for a clean exit; returns the exit status code.
+    pub fn terminate(&mut self) -> Option<i32> {
+        let pid = self.child.id().to_string();
+        let _ = Command::new("kill").args(["-TERM", &pid]).status();
+        self.child.wait().ok().and_then(|s| s.code())
+    }
+
+    /// The decision stored for a transaction, if any.
+    pub async fn decision(&self, client: &reqwest::Client, txn: &str) -> Option<serde_json::Value> {
+        let r = client
+            .get(self.url(&format!("/v1/decisions/{txn}")))
+            .send()
+            .await
+            .ok()?;
+        if r.status().is_success() {
+            r.json().await.ok()
+        } else {
+            None
+        }
+    }
+
+    /// Every stored decision of a user, in processing order.
+    pub async fn user_decisions(
+        &self,
+        client: &reqwest::Client,
+        user: &str,
+    ) -> Vec<serde_json::Value> {
+        let mut all = Vec::new();
+        let mut after = 0u64;
+        loop {
+            let page: Vec<serde_json::Value> = client
+                .get(self.url(&format!(
+                    "/v1/users/{user}/decisions?after_seq={after}&limit=1000"
+                )))
+                .send()
+                .await
+                .unwrap()
+                .json()
+                .await
+                .unwrap();
+            let Some(last) = page.last() else { return all };
+            after = last["user_seq"].as_u64().unwrap();
+            all.extend(page);
+        }
+    }
+
+    /// The Prometheus exposition text.
+    pub async fn metrics(&self, client: &reqwest::Client) -> String {
+        client
+            .get(self.url("/metrics"))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap()
+    }
+}
+
+impl Drop for NodeProcess {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            let log = self.log_text();
+            let tail: Vec<&str> = log.lines().rev().take(60).collect();
+            eprintln!("--- last lines of {} ---", self.log.display());
+            for line in tail.iter().rev() {
+                eprintln!("{line}");
+            }
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The value of an unlabelled or labelled sample in Prometheus text, 0 when absent.
+pub fn metric_value(text: &str, series: &str) -> f64 {
+    text.lines()
+        .filter(|l| !l.starts_with('#'))
+        .find_map(|l| {
+            let (name, value) = l.rsplit_once(' ')?;
+            (name == series).then(|| value.parse().ok()).flatten()
+        })
+        .unwrap_or(0.0)
+}
+
+/// A transaction event as producers send it.
+pub fn event(
+    txn: &str,
+    user: &str,
+    amount: &str,
+    minutes_ago: i64,
+    country: &str,
+) -> serde_json::Value {
+    let at = chrono::Utc::now() - chrono::Duration::minutes(minutes_ago);
+    serde_json::json!({
+        "transaction_id": txn,
+        "user_id": user,
+        "card_id": format!("card-{user}"),
+        "device_id": format!("dev-{user}"),
+        "ip": "203.0.113.5",
+        "amount": amount,
+        "currency": "EUR",
+        "merchant_id": "m-42",
+        "merchant_category": "grocery",
+        "channel": "web",
+        "type": "debit",
+        "location": {"country": country, "city": "Somewhere"},
+        "timestamp": at.to_rfc3339(),
+    })
+}

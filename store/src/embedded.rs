@@ -1,0 +1,231 @@
+//! The embedded backend: one redb file, ACID, fsync on every committed batch.
+
+use crate::{DayCursor, Store, StoreError, UserSnapshot, WriteOp, WriteResult};
+use async_trait::async_trait;
+use redb::{Database, ReadableTable, ReadableTableMetadata, TableDefinition};
+use sentinel_event::Decision;
+use std::path::Path;
+use std::sync::Arc;
+
+/// Decision by transaction id: the decision with its event, as JSON.
+const DECISIONS: TableDefinition<&str, &[u8]> = TableDefinition::new("decisions_by_txn");
+/// (user_id, user_seq) -> transaction id.
+const BY_USER: TableDefinition<(&str, u64), &str> = TableDefinition::new("decisions_by_user");
+/// (yyyymmdd, decided_us, transaction id) -> nothing; a time-ordered index per day.
+const BY_DAY: TableDefinition<(u32, i64, &str), ()> = TableDefinition::new("decisions_by_day");
+/// user_id -> 8-byte big-endian seq followed by the serialized actor state.
+const SNAPSHOTS: TableDefinition<&str, &[u8]> = TableDefinition::new("user_snapshots");
+
+/// The embedded store, a redb database file. Cheap to clone.
+#[derive(Clone)]
+pub struct EmbeddedStore {
+    db: Arc<Database>,
+}
+
+impl EmbeddedStore {
+    /// Opens or creates the store at `path` (a file).
+    pub fn open(path: &Path) -> Result<Self, StoreError> {
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir).map_err(StoreError::backend)?;
+        }
+        let db = Database::create(path).map_err(StoreError::backend)?;
+        // Create every table up front so readers never meet a missing one.
+        let txn = db.begin_write().map_err(StoreError::backend)?;
+        txn.open_table(DECISIONS).map_err(StoreError::backend)?;
+        txn.open_table(BY_USER).map_err(StoreError::backend)?;
+        txn.open_table(BY_DAY).map_err(StoreError::backend)?;
+        txn.open_table(SNAPSHOTS).map_err(StoreError::backend)?;
+        txn.commit().map_err(StoreError::backend)?;
+        Ok(EmbeddedStore { db: Arc::new(db) })
+    }
+
+    /// Runs blocking redb work off the async threads.
+    async fn blocking<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&Database) -> Result<T, StoreError> + Send + 'static,
+    ) -> Result<T, StoreError> {
+        let db = Arc::clone(&self.db);
+        tokio::task::spawn_blocking(move || f(&db))
+            .await
+            .map_err(StoreError::backend)?
+    }
+}
+
+fn decode(bytes: &[u8]) -> Result<Decision, StoreError> {
+    serde_json::from_slice(bytes).map_err(|e| StoreError::Corrupt {
+        table: "decisions_by_txn",
+        reason: e.to_string(),
+    })
+}
+
+fn write_all(db: &Database, ops: Vec<WriteOp>) -> Result<Vec<WriteResult>, StoreError> {
+    let txn = db.begin_write().map_err(StoreError::backend)?;
+    let mut results = Vec::with_capacity(ops.len());
+    {
+        let mut decisions = txn.open_table(DECISIONS).map_err(StoreError::backend)?;
+        let mut by_user = txn.open_table(BY_USER).map_err(StoreError::backend)?;
+        let mut by_day = txn.open_table(BY_DAY).map_err(StoreError::backend)?;
+        let mut snapshots = txn.open_table(SNAPSHOTS).map_err(StoreError::backend)?;
+        let mut buf = Vec::with_capacity(1024);
+        for op in ops {
+            match op {
+                WriteOp::Decision(d) => {
+                    let existing = decisions
+                        .get(d.transaction_id.as_str())
+                        .map_err(StoreError::backend)?
+                        .map(|v| decode(v.value()))
+                        .transpose()?;
+                    if let Some(existing) = existing {
+                        results.push(WriteResult::AlreadyDecided(Arc::new(existing)));
+                        continue;
+                    }
+                    buf.clear();
+                    serde_json::to_writer(&mut buf, &*d).map_err(StoreError::backend)?;
+                    let txn_id = d.transaction_id.as_str();
+                    decisions
+                        .insert(txn_id, buf.as_slice())
+                        .map_err(StoreError::backend)?;
+                    by_user
+                        .insert((d.user_id.as_str(), d.user_seq), txn_id)
+                        .map_err(StoreError::backend)?;
+                    let day = crate::day_of(d.decided_at);
+                    by_day
+                        .insert((day, d.decided_at.timestamp_micros(), txn_id), ())
+                        .map_err(StoreError::backend)?;
+                    results.push(WriteResult::Stored);
+                }
+                WriteOp::Snapshot(s) => {
+                    buf.clear();
+                    buf.extend_from_slice(&s.seq.to_be_bytes());
+                    buf.extend_from_slice(&s.state);
+                    snapshots
+                        .insert(s.user_id.as_str(), buf.as_slice())
+                        .map_err(StoreError::backend)?;
+                    results.push(WriteResult::Stored);
+                }
+            }
+        }
+    }
+    txn.commit().map_err(StoreError::backend)?;
+    Ok(results)
+}
+
+#[async_trait]
+impl Store for EmbeddedStore {
+    async fn write_batch(&self, ops: Vec<WriteOp>) -> Result<Vec<WriteResult>, StoreError> {
+        self.blocking(move |db| write_all(db, ops)).await
+    }
+
+    async fn decision(&self, transaction_id: &str) -> Result<Option<Decision>, StoreError> {
+        let id = transaction_id.to_owned();
+        self.blocking(move |db| {
+            let txn = db.begin_read().map_err(StoreError::backend)?;
+            let table = txn.open_table(DECISIONS).map_err(StoreError::backend)?;
+            let value = table.get(id.as_str()).map_err(StoreError::backend)?;
+            value.map(|v| decode(v.value())).transpose()
+        })
+        .await
+    }
+
+    async fn decisions_for_user(
+        &self,
+        user_id: &str,
+        after_seq: u64,
+        limit: usize,
+    ) -> Result<Vec<Decision>, StoreError> {
+        let user = user_id.to_owned();
+        self.blocking(move |db| {
+            let txn = db.begin_read().map_err(StoreError::backend)?;
+            let by_user = txn.open_table(BY_USER).map_err(StoreError::backend)?;
+            let decisions = txn.open_table(DECISIONS).map_err(StoreError::backend)?;
+            let Some(start) = after_seq.checked_add(1) else {
+                return Ok(Vec::new());
+            };
+            let mut out = Vec::new();
+            let range = by_user
+                .range((user.as_str(), start)..=(user.as_str(), u64::MAX))
+                .map_err(StoreError::backend)?;
+            for entry in range.take(limit) {
+                let (_, txn_id) = entry.map_err(StoreError::backend)?;
+                if let Some(v) = decisions.get(txn_id.value()).map_err(StoreError::backend)? {
+                    out.push(decode(v.value())?);
+                }
+            }
+            Ok(out)
+        })
+        .await
+    }
+
+    async fn decisions_by_day(
+        &self,
+        day: u32,
+        after: Option<DayCursor>,
+        limit: usize,
+    ) -> Result<Vec<Decision>, StoreError> {
+        self.blocking(move |db| {
+            let txn = db.begin_read().map_err(StoreError::backend)?;
+            let by_day = txn.open_table(BY_DAY).map_err(StoreError::backend)?;
+            let decisions = txn.open_table(DECISIONS).map_err(StoreError::backend)?;
+            let (from_us, from_id) = after
+                .as_ref()
+                .map(|c| (c.decided_us, c.transaction_id.as_str()))
+                .unwrap_or((i64::MIN, ""));
+            let mut out = Vec::new();
+            let range = by_day
+                .range((day, from_us, from_id)..(day + 1, i64::MIN, ""))
+                .map_err(StoreError::backend)?;
+            for entry in range {
+                let (key, _) = entry.map_err(StoreError::backend)?;
+                let (_, us, id) = key.value();
+                if after.is_some() && us == from_us && id == from_id {
+                    continue;
+                }
+                if let Some(v) = decisions.get(id).map_err(StoreError::backend)? {
+                    out.push(decode(v.value())?);
+                }
+                if out.len() >= limit {
+                    break;
+                }
+            }
+            Ok(out)
+        })
+        .await
+    }
+
+    async fn snapshot(&self, user_id: &str) -> Result<Option<UserSnapshot>, StoreError> {
+        let user = user_id.to_owned();
+        self.blocking(move |db| {
+            let txn = db.begin_read().map_err(StoreError::backend)?;
+            let table = txn.open_table(SNAPSHOTS).map_err(StoreError::backend)?;
+            let Some(v) = table.get(user.as_str()).map_err(StoreError::backend)? else {
+                return Ok(None);
+            };
+            let bytes = v.value();
+            if bytes.len() < 8 {
+                return Err(StoreError::Corrupt {
+                    table: "user_snapshots",
+                    reason: format!("{} bytes is shorter than the sequence header", bytes.len()),
+                });
+            }
+            let (seq, state) = bytes.split_at(8);
+            Ok(Some(UserSnapshot {
+                user_id: user.clone(),
+                seq: u64::from_be_bytes(seq.try_into().expect("split at 8")),
+                state: state.to_vec(),
+            }))
+        })
+        .await
+    }
+
+    async fn decision_count(&self) -> Result<u64, StoreError> {
+        self.blocking(|db| {
+            let txn = db.begin_read().map_err(StoreError::backend)?;
+            let table = txn.open_table(DECISIONS).map_err(StoreError::backend)?;
+            table.len().map_err(StoreError::backend)
+        })
+        .await
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,147 @@
+use super::*;
+use crate::{day_of, Writer, WriterConfig};
+use chrono::{TimeZone, Utc};
+use rust_decimal::Decimal;
+use sentinel_event::{Outcome, Transaction};
+
+pub(crate) fn decision(txn: &str, user: &str, seq: u64, minute: u32) -> Decision {
+    let at = Utc.with_ymd_and_hms(2026, 11, 22, 10, minute, 0).unwrap();
+    Decision {
+        transaction_id: txn.to_owned(),
+        user_id: user.to_owned(),
+        outcome: Outcome::Approve,
+        score: 0.0,
+        reasons: vec![],
+        shadow_hits: vec![],
+        rule_set_version: 1,
+        user_seq: seq,
+        late: false,
+        decided_at: at,
+        latency_us: 10,
+        event: Arc::new(Transaction {
+            transaction_id: txn.to_owned(),
+            user_id: user.to_owned(),
+            card_id: None,
+            device_id: None,
+            ip: None,
+            amount: Decimal::new(1234, 2),
+            currency: "USD".into(),
+            merchant_id: None,
+            merchant_category: None,
+            channel: None,
+            kind: None,
+            location: None,
+            timestamp: at,
+            metadata: None,
+        }),
+    }
+}
+
+fn open() -> (tempfile::TempDir, EmbeddedStore) {
+    let dir = tempfile::tempdir().unwrap();
+    let store = EmbeddedStore::open(&dir.path().join("store.redb")).unwrap();
+    (dir, store)
+}
+
+#[tokio::test]
+async fn decisions_are_immutable_and_indexed() {
+    let (_dir, store) = open();
+    let first = Arc::new(decision("t1", "u1", 1, 1));
+    let results = store
+        .write_batch(vec![
+            WriteOp::Decision(Arc::clone(&first)),
+            WriteOp::Decision(Arc::new(decision("t2", "u1", 2, 2))),
+            WriteOp::Decision(Arc::new(decision("t3", "u2", 1, 3))),
+        ])
+        .await
+        .unwrap();
+    assert!(results.iter().all(|r| matches!(r, WriteResult::Stored)));
+
+    let mut changed = decision("t1", "u1", 9, 9);
+    changed.outcome = Outcome::Decline;
+    let results = store
+        .write_batch(vec![WriteOp::Decision(Arc::new(changed))])
+        .await
+        .unwrap();
+    match &results[0] {
+        WriteResult::AlreadyDecided(d) => assert_eq!(**d, *first),
+        other => panic!("expected the original decision back, got {other:?}"),
+    }
+    assert_eq!(store.decision("t1").await.unwrap().unwrap(), *first);
+    assert_eq!(store.decision_count().await.unwrap(), 3);
+
+    let after_first = store.decisions_for_user("u1", 1, 100).await.unwrap();
+    assert_eq!(after_first.len(), 1);
+    assert_eq!(after_first[0].transaction_id, "t2");
+    assert_eq!(
+        store.decisions_for_user("u1", 0, 100).await.unwrap().len(),
+        2
+    );
+
+    let day = day_of(first.decided_at);
+    let page = store.decisions_by_day(day, None, 2).await.unwrap();
+    let ids: Vec<_> = page.iter().map(|d| d.transaction_id.as_str()).collect();
+    assert_eq!(ids, ["t1", "t2"]);
+    let cursor = DayCursor {
+        decided_us: page[1].decided_at.timestamp_micros(),
+        transaction_id: page[1].transaction_id.clone(),
+    };
+    let next = store.decisions_by_day(day, Some(cursor), 2).await.unwrap();
+    assert_eq!(next.len(), 1);
+    assert_eq!(next[0].transaction_id, "t3");
+}
+
+#[tokio::test]
+async fn snapshots_round_trip_and_survive_reopen() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("store.redb");
+    {
+        let store = EmbeddedStore::open(&path).unwrap();
+        assert!(store.snapshot("u1").await.unwrap().is_none());
+        let snap = UserSnapshot {
+            user_id: "u1".into(),
+            seq: 42,
+            state: b"state".to_vec(),
+        };
+        store
+            .write_batch(vec![WriteOp::Snapshot(snap)])
+            .await
+            .unwrap();
+    }
+    let store = EmbeddedStore::open(&path).unwrap();
+    let snap = store.snapshot("u1").await.unwrap().unwrap();
+    assert_eq!((snap.seq, snap.state.as_slice()), (42, b"state".as_slice()));
+}
+
+#[tokio::test]
+async fn writer_acknowledges_after_commit_and_reports_duplicates() {
+    let (_dir, store) = open();
+    let store: Arc<dyn Store> = Arc::new(store);
+    let writer = Writer::start(Arc::clone(&store), WriterConfig::default());
+    let mut acks = Vec::new();
+    for i in 0..500 {
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        let d = Arc::new(decision(&format!("t{i}"), "u", i, 0));
+        writer.submit_decision(d, tx).await.unwrap();
+        acks.push(rx);
+    }
+    for rx in acks {
+        assert!(!rx.await.unwrap().unwrap().duplicate);
+    }
+    assert_eq!(store.decision_count().await.unwrap(), 500);
+
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    writer
+        .submit_decision(Arc::new(decision("t7", "u", 999, 0)), tx)
+        .await
+        .unwrap();
+    let stored = rx.await.unwrap().unwrap();
+    assert!(stored.duplicate);
+    assert_eq!(stored.decision.user_seq, 7);
+    assert!(writer
+        .lookup_after_writes("t7".into())
+        .await
+        .unwrap()
+        .is_some());
+    writer.flush().await.unwrap();
+}

@@ -1,0 +1,95 @@
+//! Where SentinelStream keeps what it decided.
+//!
+//! - [`Store`]: the backend-neutral interface. Tables are shaped the way CQL wants them (a
+//!   partition key and a clustering key per query) so that the ScyllaDB backend maps one to one:
+//!   decision by transaction id, decisions by user in processing order, decisions by day in time
+//!   order, and user snapshots.
+//! - [`EmbeddedStore`]: the zero-setup default, a redb file under the data directory.
+//! - [`Writer`]: the single ordered write path. Requests are batched into one transaction (group
+//!   commit); a request is acknowledged only after its batch is durable.
+
+mod embedded;
+mod error;
+pub mod metrics;
+mod writer;
+
+pub use embedded::EmbeddedStore;
+pub use error::StoreError;
+pub use writer::{DecisionAck, Stored, Writer, WriterConfig};
+
+use async_trait::async_trait;
+use sentinel_event::Decision;
+use serde::{Deserialize, Serialize};
+use std::sync::Arc;
+
+/// One write in a batch. Writes in a batch commit together, in order.
+#[derive(Debug, Clone)]
+pub enum WriteOp {
+    /// Store a decision unless one exists for its transaction id (decisions are immutable).
+    Decision(Arc<Decision>),
+    /// Replace a user's snapshot.
+    Snapshot(UserSnapshot),
+}
+
+/// What happened to one [`WriteOp`].
+#[derive(Debug, Clone)]
+pub enum WriteResult {
+    /// Newly stored.
+    Stored,
+    /// A decision already existed for this transaction id; here it is, unchanged.
+    AlreadyDecided(Arc<Decision>),
+}
+
+/// A user actor's state at a point in its processing order.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct UserSnapshot {
+    /// The user key.
+    pub user_id: String,
+    /// The last `user_seq` folded into `state`; decisions after it are replayed on restore.
+    pub seq: u64,
+    /// The actor's serialized state (opaque to the store).
+    pub state: Vec<u8>,
+}
+
+/// The storage backend interface. Every backend must pass the same conformance tests.
+#[async_trait]
+pub trait Store: Send + Sync + 'static {
+    /// Applies a batch atomically and durably; results are in request order.
+    async fn write_batch(&self, ops: Vec<WriteOp>) -> Result<Vec<WriteResult>, StoreError>;
+    /// The decision for one transaction id.
+    async fn decision(&self, transaction_id: &str) -> Result<Option<Decision>, StoreError>;
+    /// A user's decisions with `user_seq > after_seq`, in processing order.
+    async fn decisions_for_user(
+        &self,
+        user_id: &str,
+        after_seq: u64,
+        limit: usize,
+    ) -> Result<Vec<Decision>, StoreError>;
+    /// Decisions made on one UTC day (`yyyymmdd`), in decision-time order, starting after the
+    /// cursor returned by a previous page.
+    async fn decisions_by_day(
+        &self,
+        day: u32,
+        after: Option<DayCursor>,
+        limit: usize,
+    ) -> Result<Vec<Decision>, StoreError>;
+    /// A user's latest snapshot.
+    async fn snapshot(&self, user_id: &str) -> Result<Option<UserSnapshot>, StoreError>;
+    /// Total number of stored decisions.
+    async fn decision_count(&self) -> Result<u64, StoreError>;
+}
+
+/// Position in a day's decision list: decision time in microseconds and transaction id.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DayCursor {
+    /// Decision time, microseconds since the epoch.
+    pub decided_us: i64,
+    /// Transaction id, breaking ties.
+    pub transaction_id: String,
+}
+
+/// The `yyyymmdd` day bucket of a timestamp.
+pub fn day_of(t: chrono::DateTime<chrono::Utc>) -> u32 {
+    use chrono::Datelike;
+    t.year() as u32 * 10_000 + t.month() * 100 + t.day()
+}

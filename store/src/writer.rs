@@ -1,0 +1,229 @@
+//! The single ordered write path with group commit.
+//!
+//! Every decision and snapshot goes through one bounded queue. The writer takes whatever is
+//! queued (up to `max_batch`), commits it as one durable batch, then acknowledges each request.
+//! Under load batches grow, so the cost of a commit is shared by many decisions; when idle a
+//! request is committed alone, at once. Reads that must see every earlier write (restores,
+//! duplicate checks) go through the same queue as barriers.
+
+use crate::metrics as m;
+use crate::{Store, StoreError, UserSnapshot, WriteOp, WriteResult};
+use sentinel_event::{Decision, DecisionError};
+use std::sync::Arc;
+use std::time::Instant;
+use tokio::sync::{mpsc, oneshot};
+
+/// Writer tuning.
+#[derive(Debug, Clone, Copy)]
+pub struct WriterConfig {
+    /// Requests that may wait in the queue before senders wait (backpressure).
+    pub queue_capacity: usize,
+    /// Most requests committed in one batch.
+    pub max_batch: usize,
+}
+
+impl Default for WriterConfig {
+    fn default() -> Self {
+        WriterConfig {
+            queue_capacity: 16_384,
+            max_batch: 4_096,
+        }
+    }
+}
+
+/// A durably stored decision, as the caller should report it.
+#[derive(Debug, Clone)]
+pub struct Stored {
+    /// The decision of record: the new one, or the one stored earlier for the same transaction.
+    pub decision: Arc<Decision>,
+    /// True when a decision already existed and the new one was discarded.
+    pub duplicate: bool,
+}
+
+/// Acknowledgement of a stored decision, sent to whoever waits for the decision.
+pub type DecisionAck = oneshot::Sender<Result<Stored, DecisionError>>;
+
+enum Request {
+    Decision(Arc<Decision>, DecisionAck),
+    Snapshot(UserSnapshot, oneshot::Sender<Result<(), StoreError>>),
+    Lookup(
+        String,
+        oneshot::Sender<Result<Option<Decision>, StoreError>>,
+    ),
+}
+
+/// Handle to the writer task. Cheap to clone; the task ends when every handle is dropped.
+#[derive(Clone)]
+pub struct Writer {
+    tx: mpsc::Sender<Request>,
+    store: Arc<dyn Store>,
+}
+
+impl Writer {
+    /// Starts the writer task on the current tokio runtime.
+    pub fn start(store: Arc<dyn Store>, config: WriterConfig) -> Writer {
+        let (tx, rx) = mpsc::channel(config.queue_capacity.max(1));
+        tokio::spawn(run(Arc::clone(&store), rx, config.max_batch.max(1)));
+        Writer { tx, store }
+    }
+
+    /// The store behind this writer, for reads that need not wait for queued writes.
+    pub fn store(&self) -> &Arc<dyn Store> {
+        &self.store
+    }
+
+    /// Queues a decision; `ack` receives the decision of record once its batch is durable.
+    /// Waits while the queue is full.
+    pub async fn submit_decision(
+        &self,
+        decision: Arc<Decision>,
+        ack: DecisionAck,
+    ) -> Result<(), StoreError> {
+        self.tx
+            .send(Request::Decision(decision, ack))
+            .await
+            .map_err(|_| StoreError::WriterStopped)
+    }
+
+    /// Stores a snapshot after every write queued before it, and waits until it is durable.
+    pub async fn write_snapshot(&self, snapshot: UserSnapshot) -> Result<(), StoreError> {
+        let (ack, done) = oneshot::channel();
+        self.tx
+            .send(Request::Snapshot(snapshot, ack))
+            .await
+            .map_err(|_| StoreError::WriterStopped)?;
+        done.await.map_err(|_| StoreError::WriterStopped)?
+    }
+
+    /// Queues a snapshot behind every write queued before it, without waiting for it to be
+    /// durable (only for queue space).
+    pub async fn queue_snapshot(&self, snapshot: UserSnapshot) -> Result<(), StoreError> {
+        let (ack, _ignored) = oneshot::channel();
+        self.tx
+            .send(Request::Snapshot(snapshot, ack))
+            .await
+            .map_err(|_| StoreError::WriterStopped)
+    }
+
+    /// Reads a decision after every write queued before this call is durable.
+    pub async fn lookup_after_writes(
+        &self,
+        transaction_id: String,
+    ) -> Result<Option<Decision>, StoreError> {
+        let (ack, done) = oneshot::channel();
+        self.tx
+            .send(Request::Lookup(transaction_id, ack))
+            .await
+            .map_err(|_| StoreError::WriterStopped)?;
+        done.await.map_err(|_| StoreError::WriterStopped)?
+    }
+
+    /// Waits until every write queued before this call is durable.
+    pub async fn flush(&self) -> Result<(), StoreError> {
+        // A lookup of an id that cannot exist is a barrier with no other effect.
+        self.lookup_after_writes(String::new()).await.map(|_| ())
+    }
+}
+
+/// What to answer once a batch is committed, in request order.
+enum Ack {
+    Decision(Arc<Decision>, DecisionAck),
+    Snapshot(oneshot::Sender<Result<(), StoreError>>),
+    Lookup(
+        String,
+        oneshot::Sender<Result<Option<Decision>, StoreError>>,
+    ),
+}
+
+async fn run(store: Arc<dyn Store>, mut rx: mpsc::Receiver<Request>, max_batch: usize) {
+    let mut requests = Vec::with_capacity(max_batch);
+    while rx.recv_many(&mut requests, max_batch).await > 0 {
+        let started = Instant::now();
+        let mut ops = Vec::with_capacity(requests.len());
+        let mut acks = Vec::with_capacity(requests.len());
+        for request in requests.drain(..) {
+            match request {
+                Request::Decision(d, ack) => {
+                    ops.push(WriteOp::Decision(Arc::clone(&d)));
+                    acks.push(Ack::Decision(d, ack));
+                }
+                Request::Snapshot(s, ack) => {
+                    ops.push(WriteOp::Snapshot(s));
+                    acks.push(Ack::Snapshot(ack));
+                }
+                Request::Lookup(id, ack) => acks.push(Ack::Lookup(id, ack)),
+            }
+        }
+        let batch_len = ops.len();
+        let outcome = if ops.is_empty() {
+            Ok(Vec::new())
+        } else {
+            store.write_batch(ops).await
+        };
+        if batch_len > 0 {
+            metrics::histogram!(m::BATCH_SECONDS).record(started.elapsed().as_secs_f64());
+            metrics::histogram!(m::BATCH_SIZE).record(batch_len as f64);
+        }
+        match outcome {
+            Ok(results) => acknowledge(&store, acks, results).await,
+            Err(e) => {
+                metrics::counter!(m::WRITE_ERRORS).increment(1);
+                tracing::error!(error = %e, batch = batch_len, "store batch write failed");
+                let reason = e.to_string();
+                let err = || StoreError::Backend(reason.clone());
+                for ack in acks {
+                    match ack {
+                        Ack::Decision(_, ack) => {
+                            drop(ack.send(Err(DecisionError::Store(reason.clone()))))
+                        }
+                        Ack::Snapshot(ack) => drop(ack.send(Err(err()))),
+                        Ack::Lookup(_, ack) => drop(ack.send(Err(err()))),
+                    }
+                }
+            }
+        }
+    }
+}
+
+async fn acknowledge(store: &Arc<dyn Store>, acks: Vec<Ack>, results: Vec<WriteResult>) {
+    let mut results = results.into_iter();
+    let (mut stored, mut duplicates) = (0u64, 0u64);
+    for ack in acks {
+        match ack {
+            Ack::Decision(decision, ack) => {
+                let reply = match results.next() {
+                    Some(WriteResult::AlreadyDecided(existing)) => {
+                        duplicates += 1;
+                        Stored {
+                            decision: existing,
+                            duplicate: true,
+                        }
+                    }
+                    _ => {
+                        stored += 1;
+                        Stored {
+                            decision,
+                            duplicate: false,
+                        }
+                    }
+                };
+                // The caller may have given up waiting; the decision is stored regardless.
+                let _ = ack.send(Ok(reply));
+            }
+            Ack::Snapshot(ack) => {
+                results.next();
+                let _ = ack.send(Ok(()));
+            }
+            Ack::Lookup(id, ack) => {
+                let found = if id.is_empty() {
+                    Ok(None)
+                } else {
+                    store.decision(&id).await
+                };
+                let _ = ack.send(found);
+            }
+        }
+    }
+    metrics::counter!(m::DECISIONS_STORED).increment(stored);
+    metrics::counter!(m::DECISIONS_DUPLICATE).increment(duplicates);
+}
