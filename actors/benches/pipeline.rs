@@ -65,10 +65,10 @@ async fn pipeline() -> Pipeline {
     Pipeline { _dir: dir, scorer }
 }
 
-fn events(count: usize, rate: f64, seed: u64) -> Vec<Arc<Transaction>> {
+fn events(count: usize, users: u32, rate: f64, seed: u64) -> Vec<Arc<Transaction>> {
     let config = SimConfig {
         seed,
-        users: 200_000,
+        users,
         rate_per_sec: rate,
         daily_rhythm: false,
         ..SimConfig::default()
@@ -79,10 +79,12 @@ fn events(count: usize, rate: f64, seed: u64) -> Vec<Arc<Transaction>> {
         .collect()
 }
 
-/// Decides `count` events as fast as the pipeline takes them (at most 20,000 in flight).
-async fn max_throughput(count: usize, seed: u64) -> f64 {
+/// Decides `count` events of `users` distinct users as fast as the pipeline takes them (at
+/// most 20,000 in flight). With as many users as events, every event starts (and restores) a
+/// user actor; with few users, actors stay live and only decide.
+async fn max_throughput(count: usize, users: u32, seed: u64) -> f64 {
     let p = pipeline().await;
-    let events = events(count, 100_000.0, seed);
+    let events = events(count, users, 100_000.0, seed);
     let permits = Arc::new(Semaphore::new(20_000));
     let started = Instant::now();
     for event in events {
@@ -94,7 +96,9 @@ async fn max_throughput(count: usize, seed: u64) -> f64 {
         });
     }
     let _ = permits.acquire_many(20_000).await.unwrap();
-    count as f64 / started.elapsed().as_secs_f64()
+    let rate = count as f64 / started.elapsed().as_secs_f64();
+    p.scorer.shutdown().await;
+    rate
 }
 
 /// Sends events at `rate` per second for `seconds`; latency runs from each event's scheduled
@@ -102,7 +106,7 @@ async fn max_throughput(count: usize, seed: u64) -> f64 {
 async fn paced(rate: f64, seconds: u64, seed: u64) -> (u64, u64, u64) {
     let p = pipeline().await;
     let count = (rate * seconds as f64) as usize;
-    let events = events(count, rate, seed);
+    let events = events(count, 100_000, rate, seed);
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
     let started = Instant::now();
     for (i, event) in events.into_iter().enumerate() {
@@ -120,6 +124,7 @@ async fn paced(rate: f64, seconds: u64, seed: u64) -> (u64, u64, u64) {
     while let Some(latency) = rx.recv().await {
         h.saturating_record(latency.as_micros() as u64);
     }
+    p.scorer.shutdown().await;
     (h.value_at_quantile(0.5), h.value_at_quantile(0.99), h.max())
 }
 
@@ -135,17 +140,22 @@ fn main() {
         .build()
         .unwrap();
     runtime.block_on(async {
-        let mut rates = Vec::new();
-        for run in 0..o.runs {
-            let r = max_throughput(o.events, run as u64).await;
-            println!("run {run}: max throughput {r:.0} events/s");
-            rates.push(r);
+        for (label, users) in [
+            ("every event a new user", o.events as u32),
+            ("5,000 live users", 5_000),
+        ] {
+            let mut rates = Vec::new();
+            for run in 0..o.runs {
+                let r = max_throughput(o.events, users, run as u64).await;
+                println!("run {run}: {label}: max throughput {r:.0} events/s");
+                rates.push(r);
+            }
+            println!(
+                "{label}: max throughput, median of {}: {:.0} events/s",
+                o.runs,
+                median(rates)
+            );
         }
-        println!(
-            "max throughput, median of {}: {:.0} events/s",
-            o.runs,
-            median(rates)
-        );
         for rate in [1_000.0, 10_000.0] {
             let mut p50s = Vec::new();
             let mut p99s = Vec::new();

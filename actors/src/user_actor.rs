@@ -200,24 +200,27 @@ impl UserActorState {
             self.deps.writer.flush().await?;
         }
         let store = self.deps.writer.store();
-        let mut user = match store.snapshot(&self.user_id).await? {
-            Some(s) => serde_json::from_slice(&s.state).unwrap_or_else(|e| {
-                tracing::error!(user = %self.user_id, error = %e, "unreadable snapshot; replaying history");
-                UserState::default()
-            }),
-            None => UserState::default(),
-        };
         const PAGE: usize = 1_000;
+        let start = store.restore_point(&self.user_id, PAGE).await?;
+        let (mut user, mut page) = match start.snapshot.map(|s| serde_json::from_slice(&s.state)) {
+            Some(Ok(state)) => (state, start.decisions),
+            None => (UserState::default(), start.decisions),
+            Some(Err(e)) => {
+                tracing::error!(user = %self.user_id, error = %e, "unreadable snapshot; replaying all history");
+                let all = store.decisions_for_user(&self.user_id, 0, PAGE).await?;
+                (UserState::default(), all)
+            }
+        };
         loop {
-            let page = store
-                .decisions_for_user(&self.user_id, user.seq, PAGE)
-                .await?;
             for decision in &page {
                 user.replay(decision, self.deps.lateness_ms);
             }
             if page.len() < PAGE {
                 break;
             }
+            page = store
+                .decisions_for_user(&self.user_id, user.seq, PAGE)
+                .await?;
         }
         if user.seq > 0 {
             metrics::counter!(m::RESTORES).increment(1);

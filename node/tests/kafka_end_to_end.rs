@@ -303,3 +303,71 @@ async fn every_event_has_exactly_one_decision_after_a_sigkill() {
     }
     assert_eq!(node.terminate(), Some(0), "{}", node.log_text());
 }
+
+/// Scoring an event that crashes its user actor: the event is dead-lettered with kind
+/// `poisoned`, the actor is restarted from its snapshot, and the user's next event is decided
+/// with the state intact (the poisoned event counted nowhere).
+#[cfg(feature = "failpoints")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_poisoned_event_is_dead_lettered_and_the_actor_restarted() {
+    let broker = broker_with_topics().await;
+    let dir = tempfile::tempdir().unwrap();
+    let args = node_args(&broker);
+    let node = NodeProcess::start(
+        dir.path(),
+        &args.iter().map(String::as_str).collect::<Vec<_>>(),
+    )
+    .await;
+    let producer = broker.producer();
+    let client = reqwest::Client::new();
+    for i in 0..3 {
+        let e = event(&format!("p-{i}"), "poison-user", "10", 10 - i, "FR");
+        broker
+            .produce(&producer, INPUT, "poison-user", e.to_string().as_bytes())
+            .await;
+    }
+    let mut poison = event("p-bad", "poison-user", "10", 5, "FR");
+    poison["metadata"] = json!({"sentinel_failpoint": "panic"});
+    broker
+        .produce(
+            &producer,
+            INPUT,
+            "poison-user",
+            poison.to_string().as_bytes(),
+        )
+        .await;
+    let after = event("p-3", "poison-user", "10", 4, "FR");
+    broker
+        .produce(
+            &producer,
+            INPUT,
+            "poison-user",
+            after.to_string().as_bytes(),
+        )
+        .await;
+
+    let dlq = broker.consumer(&["transactions_dlq"]);
+    let letters = collect(&dlq, Duration::from_secs(60), |rs| !rs.is_empty()).await;
+    assert_eq!(letters[0].headers["sentinel-error-kind"], "poisoned");
+    assert_eq!(letters[0].json()["transaction_id"], "p-bad");
+    let decisions = eventually(
+        "the event after the poison",
+        Duration::from_secs(60),
+        async || {
+            let d = node.user_decisions(&client, "poison-user").await;
+            (d.len() == 4).then_some(d)
+        },
+    )
+    .await;
+    let ids: Vec<&str> = decisions
+        .iter()
+        .map(|d| d["transaction_id"].as_str().unwrap())
+        .collect();
+    assert_eq!(ids, ["p-0", "p-1", "p-2", "p-3"]);
+    assert_eq!(decisions[3]["user_seq"], 4);
+    let metrics = node.metrics(&client).await;
+    assert_eq!(
+        metric_value(&metrics, "sentinel_user_actor_restarts_total"),
+        1.0
+    );
+}

@@ -1,8 +1,8 @@
 //! The embedded backend: one redb file, ACID, fsync on every committed batch.
 
-use crate::{DayCursor, Store, StoreError, UserSnapshot, WriteOp, WriteResult};
+use crate::{DayCursor, RestorePoint, Store, StoreError, UserSnapshot, WriteOp, WriteResult};
 use async_trait::async_trait;
-use redb::{Database, ReadableTable, ReadableTableMetadata, TableDefinition};
+use redb::{Database, ReadTransaction, ReadableTable, ReadableTableMetadata, TableDefinition};
 use sentinel_event::Decision;
 use std::path::Path;
 use std::sync::Arc;
@@ -136,22 +136,7 @@ impl Store for EmbeddedStore {
         let user = user_id.to_owned();
         self.blocking(move |db| {
             let txn = db.begin_read().map_err(StoreError::backend)?;
-            let by_user = txn.open_table(BY_USER).map_err(StoreError::backend)?;
-            let decisions = txn.open_table(DECISIONS).map_err(StoreError::backend)?;
-            let Some(start) = after_seq.checked_add(1) else {
-                return Ok(Vec::new());
-            };
-            let mut out = Vec::new();
-            let range = by_user
-                .range((user.as_str(), start)..=(user.as_str(), u64::MAX))
-                .map_err(StoreError::backend)?;
-            for entry in range.take(limit) {
-                let (_, txn_id) = entry.map_err(StoreError::backend)?;
-                if let Some(v) = decisions.get(txn_id.value()).map_err(StoreError::backend)? {
-                    out.push(decode(v.value())?);
-                }
-            }
-            Ok(out)
+            user_decisions(&txn, &user, after_seq, limit)
         })
         .await
     }
@@ -196,23 +181,22 @@ impl Store for EmbeddedStore {
         let user = user_id.to_owned();
         self.blocking(move |db| {
             let txn = db.begin_read().map_err(StoreError::backend)?;
-            let table = txn.open_table(SNAPSHOTS).map_err(StoreError::backend)?;
-            let Some(v) = table.get(user.as_str()).map_err(StoreError::backend)? else {
-                return Ok(None);
-            };
-            let bytes = v.value();
-            if bytes.len() < 8 {
-                return Err(StoreError::Corrupt {
-                    table: "user_snapshots",
-                    reason: format!("{} bytes is shorter than the sequence header", bytes.len()),
-                });
-            }
-            let (seq, state) = bytes.split_at(8);
-            Ok(Some(UserSnapshot {
-                user_id: user.clone(),
-                seq: u64::from_be_bytes(seq.try_into().expect("split at 8")),
-                state: state.to_vec(),
-            }))
+            user_snapshot(&txn, &user)
+        })
+        .await
+    }
+
+    async fn restore_point(&self, user_id: &str, limit: usize) -> Result<RestorePoint, StoreError> {
+        let user = user_id.to_owned();
+        self.blocking(move |db| {
+            let txn = db.begin_read().map_err(StoreError::backend)?;
+            let snapshot = user_snapshot(&txn, &user)?;
+            let after = snapshot.as_ref().map_or(0, |s| s.seq);
+            let decisions = user_decisions(&txn, &user, after, limit)?;
+            Ok(RestorePoint {
+                snapshot,
+                decisions,
+            })
         })
         .await
     }
@@ -225,6 +209,50 @@ impl Store for EmbeddedStore {
         })
         .await
     }
+}
+
+fn user_snapshot(txn: &ReadTransaction, user: &str) -> Result<Option<UserSnapshot>, StoreError> {
+    let table = txn.open_table(SNAPSHOTS).map_err(StoreError::backend)?;
+    let Some(v) = table.get(user).map_err(StoreError::backend)? else {
+        return Ok(None);
+    };
+    let bytes = v.value();
+    if bytes.len() < 8 {
+        return Err(StoreError::Corrupt {
+            table: "user_snapshots",
+            reason: format!("{} bytes is shorter than the sequence header", bytes.len()),
+        });
+    }
+    let (seq, state) = bytes.split_at(8);
+    Ok(Some(UserSnapshot {
+        user_id: user.to_owned(),
+        seq: u64::from_be_bytes(seq.try_into().expect("split at 8")),
+        state: state.to_vec(),
+    }))
+}
+
+fn user_decisions(
+    txn: &ReadTransaction,
+    user: &str,
+    after_seq: u64,
+    limit: usize,
+) -> Result<Vec<Decision>, StoreError> {
+    let by_user = txn.open_table(BY_USER).map_err(StoreError::backend)?;
+    let decisions = txn.open_table(DECISIONS).map_err(StoreError::backend)?;
+    let Some(start) = after_seq.checked_add(1) else {
+        return Ok(Vec::new());
+    };
+    let mut out = Vec::new();
+    let range = by_user
+        .range((user, start)..=(user, u64::MAX))
+        .map_err(StoreError::backend)?;
+    for entry in range.take(limit) {
+        let (_, txn_id) = entry.map_err(StoreError::backend)?;
+        if let Some(v) = decisions.get(txn_id.value()).map_err(StoreError::backend)? {
+            out.push(decode(v.value())?);
+        }
+    }
+    Ok(out)
 }
 
 #[cfg(test)]

@@ -75,8 +75,20 @@ pub trait Store: Send + Sync + 'static {
     ) -> Result<Vec<Decision>, StoreError>;
     /// A user's latest snapshot.
     async fn snapshot(&self, user_id: &str) -> Result<Option<UserSnapshot>, StoreError>;
+    /// A user's latest snapshot and up to `limit` decisions stored after it, read together
+    /// (one round trip when an actor starts; most users have nothing stored at all).
+    async fn restore_point(&self, user_id: &str, limit: usize) -> Result<RestorePoint, StoreError>;
     /// Total number of stored decisions.
     async fn decision_count(&self) -> Result<u64, StoreError>;
+}
+
+/// Where a user actor starts from: its snapshot and the decisions stored after it.
+#[derive(Debug, Clone, Default)]
+pub struct RestorePoint {
+    /// The latest snapshot, if any.
+    pub snapshot: Option<UserSnapshot>,
+    /// Decisions with `user_seq` after the snapshot's, in processing order, at most the limit.
+    pub decisions: Vec<Decision>,
 }
 
 /// Position in a day's decision list: decision time in microseconds and transaction id.

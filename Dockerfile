@@ -1,0 +1,13 @@
+# The `sentinel` binary in a small image. Build: docker build -t sentinelstream .
+FROM rust:1-bookworm AS build
+WORKDIR /src
+COPY . .
+RUN cargo build --release -p sentinel-node
+
+FROM debian:bookworm-slim
+RUN apt-get update && apt-get install -y --no-install-recommends ca-certificates && rm -rf /var/lib/apt/lists/*
+COPY --from=build /src/target/release/sentinel /usr/local/bin/sentinel
+VOLUME /data
+EXPOSE 8080
+ENTRYPOINT ["sentinel"]
+CMD ["run", "--data-dir", "/data", "--http-listen", "0.0.0.0:8080"]
