@@ -30,5 +30,5 @@ mod window;
 pub use features::{catalogue, schema, EventFacts, RETENTION_MS};
 pub use policy::{Lists, Policy, PolicyDef, PolicyError};
 pub use scorer::{Scorer, ScorerConfig};
-pub use state::{entry_of, UserState};
+pub use state::{entry_of, UserState, UserView, WindowView};
 pub use window::{Entry, Key, Placement, Stats, Window};

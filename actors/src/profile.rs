@@ -32,6 +32,22 @@ impl Profile {
             .and_then(|(c, _)| std::str::from_utf8(c).ok())
     }
 
+    /// Distinct devices, cards and merchants remembered (each set is bounded).
+    pub fn known_counts(&self) -> (usize, usize, usize) {
+        (self.devices.len(), self.cards.len(), self.merchants.len())
+    }
+
+    /// Countries the user transacted in, with their counts, most used first.
+    pub fn countries(&self) -> Vec<(String, u32)> {
+        let mut out: Vec<(String, u32)> = self
+            .countries
+            .iter()
+            .filter_map(|(c, n)| Some((std::str::from_utf8(c).ok()?.to_owned(), *n)))
+            .collect();
+        out.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
+        out
+    }
+
     /// Whether the device hash is new for this user (a missing device is never new).
     pub fn is_new_device(&self, h: u64) -> bool {
         h != 0 && !self.devices.contains(&h)

@@ -109,10 +109,30 @@ impl Scorer {
         )))
     }
 
-    /// Broadcasts a new policy to every user actor, live and future.
-    pub fn set_policy(&self, policy: Arc<Policy>) {
+    /// Broadcasts a new policy to every user actor, live and future. Resolves when every
+    /// shard has passed it on: any event scored after that is decided under the new policy.
+    pub async fn set_policy(&self, policy: Arc<Policy>) {
         for shard in self.shards.iter() {
-            let _ = shard.cast(ShardMessage::SetPolicy(Arc::clone(&policy)));
+            let policy = Arc::clone(&policy);
+            let _ = shard
+                .call(|reply| ShardMessage::SetPolicy(policy, reply), None)
+                .await;
+        }
+    }
+
+    /// A user's live state (the user's actor is started if needed, as for an event).
+    pub async fn inspect(&self, user_id: &str) -> Option<crate::state::UserView> {
+        let shard = self.shard_of(user_id);
+        let user = user_id.to_owned();
+        match shard
+            .call(
+                |reply| ShardMessage::Inspect(user, reply),
+                Some(Duration::from_secs(10)),
+            )
+            .await
+        {
+            Ok(ractor::rpc::CallResult::Success(view)) => Some(view),
+            _ => None,
         }
     }
 

@@ -17,12 +17,15 @@ use std::time::{Duration, Instant};
 pub enum ShardMessage {
     /// Deliver an event to its user's actor.
     Route(ScoreRequest),
-    /// Use this policy for every live and future user actor of the shard.
-    SetPolicy(Arc<Policy>),
+    /// Use this policy for every live and future user actor of the shard. The reply comes
+    /// once every live actor has the policy queued ahead of any later event.
+    SetPolicy(Arc<Policy>, RpcReplyPort<()>),
     /// Timer tick: passivate actors idle for too long.
     PassivateIdle,
     /// Passivate every live actor (shutdown); replies with how many were passivated.
     PassivateAll(RpcReplyPort<usize>),
+    /// Reply with a user's live state, starting the user's actor if it is not live.
+    Inspect(String, RpcReplyPort<crate::state::UserView>),
     /// Reply with the number of live user actors.
     LiveActors(RpcReplyPort<usize>),
 }
@@ -86,13 +89,14 @@ impl Actor for UserShard {
     ) -> Result<(), ActorProcessingErr> {
         match message {
             ShardMessage::Route(request) => state.route(&myself, request).await?,
-            ShardMessage::SetPolicy(policy) => {
+            ShardMessage::SetPolicy(policy, reply) => {
                 for slot in state.users.values() {
                     if let Slot::Live { actor, .. } = slot {
                         let _ = actor.cast(UserMessage::SetPolicy(Arc::clone(&policy)));
                     }
                 }
                 state.policy = policy;
+                let _ = reply.send(());
             }
             ShardMessage::PassivateIdle => state.passivate_idle(),
             ShardMessage::PassivateAll(reply) => {
@@ -113,6 +117,22 @@ impl Actor for UserShard {
                 let count = waits.len();
                 futures::future::join_all(waits).await;
                 let _ = reply.send(count);
+            }
+            ShardMessage::Inspect(user, reply) => {
+                let actor = match state.users.get_mut(user.as_str()) {
+                    Some(Slot::Live { actor, last_active }) => {
+                        *last_active = Instant::now();
+                        actor.clone()
+                    }
+                    // Passivating: the next event respawns it; answer from the store by
+                    // letting a fresh actor load (it waits for the snapshot in flight).
+                    Some(Slot::Stopping { .. }) => return Ok(()),
+                    None => {
+                        let user: Arc<str> = Arc::from(user.as_str());
+                        state.spawn(&myself, &user, false).await?
+                    }
+                };
+                let _ = actor.cast(UserMessage::Inspect(reply));
             }
             ShardMessage::LiveActors(reply) => {
                 let live = state

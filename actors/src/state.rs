@@ -5,13 +5,13 @@
 
 use crate::features::{EventFacts, RETENTION_MS};
 use crate::hash::{id_hash, opt_hash};
-use crate::policy::Policy;
+use crate::policy::{Lists, Policy};
 use crate::profile::Profile;
 use crate::window::{Entry, Placement, Window};
 use chrono::Utc;
 use rust_decimal::prelude::ToPrimitive;
 use sentinel_event::{Decision, Reason, Transaction};
-use sentinel_rules::Mode;
+use sentinel_rules::{Expr, Mode, OwnedValue};
 use serde::{Deserialize, Serialize};
 use std::sync::Arc;
 use std::time::Instant;
@@ -46,7 +46,100 @@ pub fn entry_of(event: &Transaction) -> Entry {
     }
 }
 
+/// A readable summary of a user's live state, for analysts.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct UserView {
+    /// Events folded in so far (the last `user_seq`).
+    pub seq: u64,
+    /// Transactions ever seen.
+    pub txn_count: u64,
+    /// Event time of the first transaction.
+    pub first_seen: Option<chrono::DateTime<Utc>>,
+    /// Latest event time seen.
+    pub last_event_time: Option<chrono::DateTime<Utc>>,
+    /// Country of the latest transaction in the windows.
+    pub last_country: Option<String>,
+    /// Coordinates of the latest transaction, when it had them.
+    pub last_coordinates: Option<(f32, f32)>,
+    /// The country the user transacts in most.
+    pub home_country: Option<String>,
+    /// Countries with transaction counts.
+    pub countries: Vec<(String, u32)>,
+    /// Distinct devices remembered.
+    pub known_devices: usize,
+    /// Distinct cards remembered.
+    pub known_cards: usize,
+    /// Distinct merchants remembered.
+    pub known_merchants: usize,
+    /// Count, sum, average, min and max of amounts per window, ending at the latest event.
+    pub windows: Vec<WindowView>,
+}
+
+/// One window's aggregates.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct WindowView {
+    /// `1m`, `5m`, `1h`, `24h`, `7d` or `30d`.
+    pub window: &'static str,
+    /// Transactions.
+    pub count: u64,
+    /// Sum of amounts.
+    pub sum: f64,
+    /// Average amount.
+    pub avg: Option<f64>,
+    /// Smallest amount.
+    pub min: Option<f64>,
+    /// Largest amount.
+    pub max: Option<f64>,
+}
+
 impl UserState {
+    /// The analyst's view of this state.
+    pub fn view(&self) -> UserView {
+        use chrono::TimeZone;
+        const WINDOWS: [(&str, i64); 6] = [
+            ("1m", 60_000),
+            ("5m", 300_000),
+            ("1h", 3_600_000),
+            ("24h", 86_400_000),
+            ("7d", 7 * 86_400_000),
+            ("30d", 30 * 86_400_000),
+        ];
+        let at = self.window.watermark_ms();
+        let last = at.and_then(|t| self.window.previous(t, 0));
+        let (known_devices, known_cards, known_merchants) = self.profile.known_counts();
+        let time = |ms: i64| Utc.timestamp_millis_opt(ms).single();
+        UserView {
+            seq: self.seq,
+            txn_count: self.profile.txn_count,
+            first_seen: self.profile.first_seen_ms.and_then(time),
+            last_event_time: at.and_then(time),
+            last_country: last.and_then(|e| e.country().map(str::to_owned)),
+            last_coordinates: last.and_then(|e| e.coords),
+            home_country: self.profile.home_country().map(str::to_owned),
+            countries: self.profile.countries(),
+            known_devices,
+            known_cards,
+            known_merchants,
+            windows: WINDOWS
+                .iter()
+                .map(|(name, span)| {
+                    let s = at.map_or(crate::window::Stats::default(), |t| {
+                        self.window
+                            .stats(crate::window::Key::User, t, *span, 0, None)
+                    });
+                    WindowView {
+                        window: name,
+                        count: s.count,
+                        sum: s.sum,
+                        avg: s.avg(),
+                        min: s.min,
+                        max: s.max,
+                    }
+                })
+                .collect(),
+        }
+    }
+
     /// Whether this event was already folded into the state (a redelivery).
     pub fn has_seen(&self, event: &Transaction) -> bool {
         self.window.contains_txn(id_hash(&event.transaction_id))
@@ -87,7 +180,6 @@ impl UserState {
                 action: rule.def.action,
                 values: rule.expr.explain(&facts),
             };
-            crate::metrics::rule_hit(&rule.def.name, rule.def.mode);
             if rule.def.mode == Mode::Shadow {
                 shadow_hits.push(reason);
             } else {
@@ -118,9 +210,40 @@ impl UserState {
         if decision.user_seq <= self.seq {
             return;
         }
-        let entry = entry_of(&decision.event);
+        self.observe(&decision.event, lateness_ms);
+        self.seq = decision.user_seq;
+    }
+
+    /// Folds an event in without deciding it (building a user's history for a rule test).
+    pub fn observe(&mut self, event: &Transaction, lateness_ms: i64) {
+        let entry = entry_of(event);
         self.window.insert(entry, lateness_ms, RETENTION_MS);
         self.profile.record(&entry);
-        self.seq = decision.user_seq;
+        self.seq += 1;
+    }
+
+    /// Evaluates one expression on `event` as if it were the user's next event, returning
+    /// whether it matches and every value it looked at. The event is folded into the state.
+    pub fn explain(
+        &mut self,
+        event: &Transaction,
+        expr: &Expr,
+        lists: &Lists,
+        lateness_ms: i64,
+    ) -> (bool, Vec<(String, OwnedValue)>) {
+        let entry = entry_of(event);
+        let placement = self.window.insert(entry, lateness_ms, RETENTION_MS);
+        let facts = EventFacts {
+            event,
+            current: &entry,
+            placement,
+            window: &self.window,
+            profile: &self.profile,
+            lists,
+        };
+        let result = (expr.matches(&facts), expr.explain(&facts));
+        self.profile.record(&entry);
+        self.seq += 1;
+        result
     }
 }

@@ -38,6 +38,8 @@ pub enum UserMessage {
     Score(ScoreRequest),
     /// Apply this policy (rules, lists, thresholds) from the next event on.
     SetPolicy(Arc<Policy>),
+    /// Reply with a summary of the user's live state (loading it first if needed).
+    Inspect(RpcReplyPort<crate::state::UserView>),
     /// Write a snapshot durably, then stop (the user has been idle). Replies when stopped
     /// cleanly, if a port is given.
     Passivate(Option<RpcReplyPort<()>>),
@@ -96,6 +98,12 @@ impl Actor for UserActor {
     ) -> Result<(), ActorProcessingErr> {
         match message {
             UserMessage::Score(request) => state.score(request).await,
+            UserMessage::Inspect(reply) => {
+                state.load().await?;
+                let view = state.user.as_ref().expect("loaded above").view();
+                let _ = reply.send(view);
+                Ok(())
+            }
             UserMessage::SetPolicy(policy) => {
                 state.policy = policy;
                 Ok(())
@@ -175,6 +183,12 @@ impl UserActorState {
             }
         };
         metrics::histogram!(m::SCORING_SECONDS).record(started.elapsed().as_secs_f64());
+        for reason in &decision.reasons {
+            m::rule_hit(&reason.rule, sentinel_rules::Mode::Active);
+        }
+        for reason in &decision.shadow_hits {
+            m::rule_hit(&reason.rule, sentinel_rules::Mode::Shadow);
+        }
         if decision.late {
             metrics::counter!(m::LATE_EVENTS).increment(1);
         }

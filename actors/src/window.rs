@@ -81,6 +81,12 @@ pub struct Stats {
     pub max: Option<f64>,
 }
 
+impl Default for Stats {
+    fn default() -> Self {
+        Stats::EMPTY
+    }
+}
+
 impl Stats {
     const EMPTY: Stats = Stats {
         count: 0,

@@ -231,7 +231,7 @@ async fn a_policy_change_applies_to_the_next_event() {
         .unwrap(),
     );
     let policy: Arc<Policy> = Arc::new(def.compile().unwrap());
-    node.scorer.set_policy(policy);
+    node.scorer.set_policy(policy).await;
     let s = score(&node, txn("c-2", "c", "300", t0() + Span::minutes(1), "FR"))
         .await
         .unwrap();

@@ -3,6 +3,7 @@
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
+use sentinel_catalog::CatalogError;
 use sentinel_event::{DecisionError, InvalidEvent};
 use serde::Serialize;
 
@@ -13,6 +14,7 @@ pub struct ApiError {
     code: &'static str,
     message: String,
     field: Option<String>,
+    position: Option<(u32, u32)>,
 }
 
 #[derive(Serialize)]
@@ -26,6 +28,12 @@ struct Inner<'a> {
     message: &'a str,
     #[serde(skip_serializing_if = "Option::is_none")]
     field: Option<&'a str>,
+    /// Line in a rule text, for rule errors.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    line: Option<u32>,
+    /// Column in a rule text, for rule errors.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    column: Option<u32>,
 }
 
 impl ApiError {
@@ -36,6 +44,7 @@ impl ApiError {
             code: "not_found",
             message: what.into(),
             field: None,
+            position: None,
         }
     }
 
@@ -46,6 +55,44 @@ impl ApiError {
             code: "invalid_parameter",
             message: format!("{name}: {reason}"),
             field: Some(name.to_owned()),
+            position: None,
+        }
+    }
+
+    /// 422 for a request body that does not fit its schema.
+    pub fn invalid_body(field: &str, reason: &str) -> Self {
+        let reason = match reason.rfind(" at line ") {
+            Some(i) => &reason[..i],
+            None => reason,
+        };
+        ApiError {
+            status: StatusCode::UNPROCESSABLE_ENTITY,
+            code: "invalid_body",
+            message: format!("{field}: {reason}"),
+            field: Some(field.to_owned()),
+            position: None,
+        }
+    }
+
+    /// 429 when a limit on concurrent work is reached.
+    pub fn too_many(message: &str) -> Self {
+        ApiError {
+            status: StatusCode::TOO_MANY_REQUESTS,
+            code: "too_many_requests",
+            message: message.to_owned(),
+            field: None,
+            position: None,
+        }
+    }
+
+    /// 503 for a temporary condition.
+    pub fn unavailable(message: &str) -> Self {
+        ApiError {
+            status: StatusCode::SERVICE_UNAVAILABLE,
+            code: "unavailable",
+            message: message.to_owned(),
+            field: None,
+            position: None,
         }
     }
 
@@ -57,6 +104,7 @@ impl ApiError {
             code: "internal",
             message: "internal error; see the node's log".to_owned(),
             field: None,
+            position: None,
         }
     }
 }
@@ -73,6 +121,7 @@ impl From<InvalidEvent> for ApiError {
             code,
             message: format!("{}: {}", e.field, e.reason),
             field: Some(e.field),
+            position: None,
         }
     }
 }
@@ -86,14 +135,51 @@ impl From<DecisionError> for ApiError {
                 code: "unscorable_event",
                 message: format!("this event could not be scored: {reason}"),
                 field: None,
+                position: None,
             },
             DecisionError::Unavailable(reason) => ApiError {
                 status: StatusCode::SERVICE_UNAVAILABLE,
                 code: "unavailable",
                 message: reason,
                 field: None,
+                position: None,
             },
             DecisionError::Store(reason) => ApiError::internal("storing a decision failed", reason),
+        }
+    }
+}
+
+impl From<CatalogError> for ApiError {
+    fn from(e: CatalogError) -> Self {
+        match e {
+            CatalogError::NotFound(message) => ApiError::not_found(message),
+            CatalogError::Conflict(message) => ApiError {
+                status: StatusCode::CONFLICT,
+                code: "conflict",
+                message,
+                field: None,
+                position: None,
+            },
+            CatalogError::Invalid {
+                field,
+                message,
+                line,
+                column,
+            } => ApiError {
+                status: StatusCode::UNPROCESSABLE_ENTITY,
+                code: if line.is_some() {
+                    "invalid_rule"
+                } else {
+                    "invalid_field"
+                },
+                message: match line.zip(column) {
+                    Some((l, c)) => format!("line {l}, column {c}: {message}"),
+                    None => format!("{field}: {message}"),
+                },
+                field: Some(field),
+                position: line.zip(column),
+            },
+            CatalogError::Store(e) => ApiError::internal("catalogue storage failed", e),
         }
     }
 }
@@ -105,6 +191,8 @@ impl IntoResponse for ApiError {
                 code: self.code,
                 message: &self.message,
                 field: self.field.as_deref(),
+                line: self.position.map(|p| p.0),
+                column: self.position.map(|p| p.1),
             },
         };
         (self.status, Json(body)).into_response()

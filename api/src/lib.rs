@@ -3,14 +3,23 @@
 //! [`app`] builds the router from an [`ApiState`]; the node serves it, and tests call it
 //! directly with `tower::ServiceExt::oneshot`. Every error has one JSON shape, [`ApiError`].
 
+mod audit;
+mod backtests;
+mod body;
+mod decisions;
 mod error;
 mod health;
+mod lists;
+mod rules;
 mod transactions;
+mod users;
 
+pub use backtests::Backtests;
+pub use decisions::AggregateCache;
 pub use error::ApiError;
 
 use async_trait::async_trait;
-use axum::routing::{get, post};
+use axum::routing::{delete, get, post};
 use axum::Router;
 use sentinel_event::{DecisionError, Limits, Transaction};
 use sentinel_store::{Store, Stored};
@@ -23,6 +32,9 @@ use std::time::Instant;
 pub trait Decider: Send + Sync + 'static {
     /// Resolves with the decision of record once it is stored.
     async fn decide(&self, event: Transaction, received: Instant) -> Result<Stored, DecisionError>;
+
+    /// The live state of a user's actor (started if needed).
+    async fn user_state(&self, user_id: &str) -> Option<sentinel_actors::UserView>;
 }
 
 /// Renders the Prometheus exposition text.
@@ -38,6 +50,14 @@ pub struct ApiState {
     pub decider: Arc<dyn Decider>,
     /// Read access to stored decisions.
     pub store: Arc<dyn Store>,
+    /// Rules, lists, labels and the audit log.
+    pub catalog: Arc<sentinel_catalog::Catalog>,
+    /// Backtest jobs.
+    pub backtests: Arc<Backtests>,
+    /// Recent aggregate answers.
+    pub aggregates: Arc<AggregateCache>,
+    /// The newest policy version every user actor of this node has.
+    pub policy_applied: tokio::sync::watch::Receiver<u64>,
     /// Validation limits for incoming events.
     pub limits: Arc<Limits>,
     /// The metrics exposition.
@@ -57,6 +77,36 @@ pub fn app(state: ApiState) -> Router {
             "/v1/decisions/{transaction_id}",
             get(transactions::decision),
         )
+        .route("/v1/decisions", get(decisions::search))
+        .route("/v1/aggregates", get(decisions::aggregates))
+        .route("/v1/users/{user_id}/profile", get(users::profile))
+        .route("/v1/users/{user_id}/balance", get(users::balance))
+        .route(
+            "/v1/users/{user_id}/transactions",
+            get(transactions::user_decisions),
+        )
+        .route(
+            "/v1/decisions/{transaction_id}/label",
+            post(transactions::label).get(transactions::get_label),
+        )
+        .route("/v1/rules", get(rules::list).post(rules::create))
+        .route("/v1/rules/test", post(rules::test))
+        .route(
+            "/v1/rules/{id}",
+            get(rules::get).put(rules::update).delete(rules::delete),
+        )
+        .route("/v1/rules/{id}/versions", get(rules::versions))
+        .route("/v1/rules/{id}/rollback", post(rules::rollback))
+        .route("/v1/lists", get(lists::list).post(lists::create))
+        .route(
+            "/v1/lists/{name}",
+            get(lists::get).put(lists::update).delete(lists::delete),
+        )
+        .route("/v1/lists/{name}/items", post(lists::add_item))
+        .route("/v1/lists/{name}/items/{value}", delete(lists::remove_item))
+        .route("/v1/audit", get(audit::list))
+        .route("/v1/backtests", post(backtests::start))
+        .route("/v1/backtests/{id}", get(backtests::get))
         .route(
             "/v1/users/{user_id}/decisions",
             get(transactions::user_decisions),
@@ -67,6 +117,34 @@ pub fn app(state: ApiState) -> Router {
         .fallback(error::not_found)
         .layer(axum::extract::DefaultBodyLimit::max(body_limit))
         .with_state(state)
+}
+
+impl ApiState {
+    /// Waits until the catalogue's current policy has reached every user actor, so that a
+    /// change is in force for the very next event once its request returns.
+    async fn policy_in_force(&self) -> Result<(), ApiError> {
+        let version = self.catalog.policy().rules.version;
+        let mut applied = self.policy_applied.clone();
+        let in_force = tokio::time::timeout(
+            std::time::Duration::from_secs(5),
+            applied.wait_for(|v| *v >= version),
+        )
+        .await
+        .is_ok_and(|r| r.is_ok());
+        if in_force {
+            Ok(())
+        } else {
+            Err(ApiError::unavailable(
+                "the change is stored but has not reached every user actor yet",
+            ))
+        }
+    }
+}
+
+/// Who is acting. Authentication arrives with the security issue; until then every change is
+/// recorded as `anonymous`.
+fn principal() -> &'static str {
+    "anonymous"
 }
 
 #[cfg(test)]

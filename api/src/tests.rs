@@ -38,6 +38,10 @@ impl Decider for ApproveAll {
             duplicate: false,
         })
     }
+
+    async fn user_state(&self, _user_id: &str) -> Option<sentinel_actors::UserView> {
+        None
+    }
 }
 
 struct NoMetrics;
@@ -48,10 +52,32 @@ impl MetricsRender for NoMetrics {
 }
 
 fn router(dir: &tempfile::TempDir) -> Router {
-    let store = EmbeddedStore::open(&dir.path().join("s.redb")).unwrap();
+    let store: Arc<dyn Store> = Arc::new(EmbeddedStore::open(&dir.path().join("s.redb")).unwrap());
+    let catalog = tokio::task::block_in_place(|| {
+        tokio::runtime::Handle::current().block_on(sentinel_catalog::Catalog::open(
+            Arc::clone(&store),
+            sentinel_actors::PolicyDef::seed(),
+            300_000,
+        ))
+    })
+    .unwrap();
+    // No user actors here: announce each policy as applied as soon as it is published.
+    let catalog = Arc::new(catalog);
+    let (applied_tx, applied_rx) = tokio::sync::watch::channel(catalog.policy().rules.version);
+    let mut published = catalog.subscribe();
+    tokio::spawn(async move {
+        while published.changed().await.is_ok() {
+            let version = published.borrow_and_update().rules.version;
+            applied_tx.send_replace(version);
+        }
+    });
     app(ApiState {
         decider: Arc::new(ApproveAll),
-        store: Arc::new(store),
+        store,
+        catalog,
+        backtests: Arc::default(),
+        aggregates: Arc::default(),
+        policy_applied: applied_rx,
         limits: Arc::new(Limits::default()),
         metrics: Arc::new(NoMetrics),
         ready: Arc::new(AtomicBool::new(true)),
@@ -69,7 +95,7 @@ async fn post(router: Router, body: impl Into<Body>) -> (StatusCode, serde_json:
     (status, serde_json::from_slice(&bytes).unwrap())
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn minimal_event_is_scored_and_defaults_reported() {
     let dir = tempfile::tempdir().unwrap();
     let (status, body) = post(router(&dir), r#"{"user_id":"u1","amount":"12.50"}"#).await;
@@ -81,7 +107,7 @@ async fn minimal_event_is_scored_and_defaults_reported() {
     assert_eq!(body["duplicate"], false);
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bad_input_gets_422_naming_the_field() {
     let dir = tempfile::tempdir().unwrap();
     for (json, field) in [
@@ -101,7 +127,7 @@ async fn bad_input_gets_422_naming_the_field() {
     }
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn oversized_bodies_are_refused_with_413() {
     let dir = tempfile::tempdir().unwrap();
     let huge = format!(
@@ -123,7 +149,7 @@ async fn oversized_bodies_are_refused_with_413() {
     assert_eq!(body["error"]["field"], "body");
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn unknown_decisions_and_routes_are_404_json() {
     let dir = tempfile::tempdir().unwrap();
     for uri in ["/v1/decisions/nope", "/v2/nothing"] {
@@ -136,4 +162,237 @@ async fn unknown_decisions_and_routes_are_404_json() {
         let body: serde_json::Value = serde_json::from_slice(&bytes).unwrap();
         assert_eq!(body["error"]["code"], "not_found");
     }
+}
+
+async fn call(
+    router: &Router,
+    method: &str,
+    uri: &str,
+    body: Option<serde_json::Value>,
+) -> (StatusCode, serde_json::Value) {
+    let request = Request::builder()
+        .method(method)
+        .uri(uri)
+        .header("content-type", "application/json")
+        .body(body.map_or(Body::empty(), |b| Body::from(b.to_string())))
+        .unwrap();
+    let response = router.clone().oneshot(request).await.unwrap();
+    let status = response.status();
+    let bytes = response.into_body().collect().await.unwrap().to_bytes();
+    let json = if bytes.is_empty() {
+        serde_json::Value::Null
+    } else {
+        serde_json::from_slice(&bytes)
+            .unwrap_or_else(|_| panic!("{}", String::from_utf8_lossy(&bytes)))
+    };
+    (status, json)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rules_are_created_versioned_rolled_back_and_audited() {
+    let dir = tempfile::tempdir().unwrap();
+    let r = router(&dir);
+    let (status, list) = call(&r, "GET", "/v1/rules", None).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(list["rules"].as_array().unwrap().len(), 5);
+    assert_eq!(list["policy_version"], 1);
+
+    let rule = serde_json::json!({"name": "big_web", "expression": "amount > 500 and channel = \"web\"", "action": "review", "priority": 3});
+    let (status, created) = call(&r, "POST", "/v1/rules", Some(rule)).await;
+    assert_eq!(status, StatusCode::CREATED, "{created}");
+    let id = created["id"].as_str().unwrap().to_owned();
+    assert_eq!(created["version"], 1);
+
+    let (status, updated) = call(
+        &r,
+        "PUT",
+        &format!("/v1/rules/{id}"),
+        Some(serde_json::json!({"name": "big_web", "expression": "amount > 900", "action": "decline", "mode": "shadow"})),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{updated}");
+    assert_eq!(
+        (updated["version"].as_u64(), updated["mode"].as_str()),
+        (Some(2), Some("shadow"))
+    );
+    let (_, shadow) = call(&r, "GET", "/v1/rules?mode=shadow", None).await;
+    assert_eq!(shadow["rules"].as_array().unwrap().len(), 1);
+
+    let (status, back) = call(
+        &r,
+        "POST",
+        &format!("/v1/rules/{id}/rollback"),
+        Some(serde_json::json!({"version": 1})),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(
+        (back["version"].as_u64(), back["expression"].as_str()),
+        (Some(3), Some("amount > 500 and channel = \"web\""))
+    );
+    let (_, versions) = call(&r, "GET", &format!("/v1/rules/{id}/versions"), None).await;
+    assert_eq!(versions["versions"].as_array().unwrap().len(), 3);
+
+    let (status, deleted) = call(&r, "DELETE", &format!("/v1/rules/{id}"), None).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(deleted["deleted"], true);
+    let (_, list) = call(&r, "GET", "/v1/rules", None).await;
+    assert_eq!(list["rules"].as_array().unwrap().len(), 5);
+    assert_eq!(list["policy_version"], 5);
+
+    let (_, page) = call(&r, "GET", "/v1/audit?limit=2", None).await;
+    assert_eq!(page["entries"].as_array().unwrap().len(), 2);
+    assert_eq!(page["entries"][0]["action"], "rule.create");
+    let next = page["next"].as_str().unwrap();
+    let (_, rest) = call(&r, "GET", &format!("/v1/audit?after={next}"), None).await;
+    let actions: Vec<&str> = rest["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["action"].as_str().unwrap())
+        .collect();
+    assert_eq!(actions, ["rule.rollback", "rule.delete"]);
+    let (status, err) = call(&r, "GET", "/v1/audit?after=not-a-cursor", None).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert_eq!(err["error"]["field"], "after");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_rules_get_precise_answers() {
+    let dir = tempfile::tempdir().unwrap();
+    let r = router(&dir);
+    let cases = [
+        (
+            serde_json::json!({"name": "x", "expression": "amount >\n  \"text\"", "action": "review"}),
+            "expression",
+            Some((2, 3)),
+        ),
+        (
+            serde_json::json!({"name": "x", "expression": "amont > 1", "action": "review"}),
+            "expression",
+            Some((1, 1)),
+        ),
+        (
+            serde_json::json!({"name": "x", "expression": "amount > 1", "action": "explode"}),
+            "action",
+            None,
+        ),
+        (
+            serde_json::json!({"name": "x", "expression": "amount > 1", "action": "review", "colour": 1}),
+            "colour",
+            None,
+        ),
+        (
+            serde_json::json!({"name": "x", "expression": "amount > 1", "action": {"add_score": 7}}),
+            "rule",
+            None,
+        ),
+        (
+            serde_json::json!({"name": "x", "expression": format!("{}amount > 1{}", "(".repeat(100), ")".repeat(100)), "action": "flag"}),
+            "expression",
+            Some((1, 33)),
+        ),
+        (
+            serde_json::json!({"name": "x", "expression": "merchant_category matches \"(a+)+$\" or x in @nope", "action": "flag"}),
+            "expression",
+            None,
+        ),
+    ];
+    for (body, field, position) in cases {
+        let (status, err) = call(&r, "POST", "/v1/rules", Some(body.clone())).await;
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}: {err}");
+        assert_eq!(err["error"]["field"], field, "{body}: {err}");
+        if let Some((line, column)) = position {
+            assert_eq!(
+                (
+                    err["error"]["line"].as_u64(),
+                    err["error"]["column"].as_u64()
+                ),
+                (Some(line), Some(column)),
+                "{err}"
+            );
+        }
+    }
+    let (status, _) = call(&r, "POST", "/v1/rules", Some(serde_json::json!({"name": "large_amount", "expression": "amount > 1", "action": "flag"}))).await;
+    assert_eq!(status, StatusCode::CONFLICT);
+    let (status, _) = call(&r, "GET", "/v1/rules/no-such-id", None).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    let (status, list) = call(
+        &r,
+        "GET",
+        "/v1/rules?name_contains=%27%3B%20DROP%20TABLE%20rules%3B--",
+        None,
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(list["rules"].as_array().unwrap().is_empty());
+    let (status, err) = call(&r, "GET", "/v1/rules?mode=sideways", None).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{err}");
+    let (_, list) = call(&r, "GET", "/v1/rules", None).await;
+    assert_eq!(list["policy_version"], 1, "nothing invalid was stored");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rule_tests_and_lists() {
+    let dir = tempfile::tempdir().unwrap();
+    let r = router(&dir);
+    let (status, list) = call(
+        &r,
+        "POST",
+        "/v1/lists",
+        Some(serde_json::json!({"name": "blocked_devices", "items": [{"value": "dev-9"}]})),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED, "{list}");
+    let (status, _) = call(
+        &r,
+        "POST",
+        "/v1/lists/blocked_devices/items",
+        Some(serde_json::json!({"value": "dev-7", "expires_at": "2099-01-01T00:00:00Z"})),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    let test = serde_json::json!({
+        "expression": "device_id in @blocked_devices and amount > 2 * user.avg_amount_30d",
+        "transaction": {"user_id": "u", "amount": "100", "device_id": "dev-7", "timestamp": "2026-11-20T12:10:00Z"},
+        "history": [{"user_id": "u", "amount": "20", "timestamp": "2026-11-20T12:00:00Z"}]
+    });
+    let (status, result) = call(&r, "POST", "/v1/rules/test", Some(test)).await;
+    assert_eq!(status, StatusCode::OK, "{result}");
+    assert_eq!(result["matches"], true);
+    assert_eq!(
+        result["values"][1],
+        serde_json::json!(["@blocked_devices", true])
+    );
+    let bad = serde_json::json!({"expression": "amount > 1", "transaction": {"user_id": "u", "amount": -1}});
+    let (status, err) = call(&r, "POST", "/v1/rules/test", Some(bad)).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(err["error"]["field"], "transaction.amount");
+
+    let rule = serde_json::json!({"name": "blocked", "expression": "device_id in @blocked_devices", "action": "decline"});
+    assert_eq!(
+        call(&r, "POST", "/v1/rules", Some(rule)).await.0,
+        StatusCode::CREATED
+    );
+    let (status, err) = call(&r, "DELETE", "/v1/lists/blocked_devices", None).await;
+    assert_eq!(status, StatusCode::CONFLICT, "{err}");
+    let (status, _) = call(
+        &r,
+        "DELETE",
+        "/v1/lists/blocked_devices/items/dev-404",
+        None,
+    )
+    .await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    let (status, list) = call(&r, "DELETE", "/v1/lists/blocked_devices/items/dev-9", None).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(list["items"].as_array().unwrap().len(), 1);
+    let (status, _) = call(
+        &r,
+        "POST",
+        "/v1/decisions/unknown/label",
+        Some(serde_json::json!({"label": "fraud"})),
+    )
+    .await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
 }

@@ -2,7 +2,7 @@
 
 use crate::{ApiError, ApiState};
 use axum::body::Bytes;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
 use axum::Json;
 use chrono::Utc;
 use sentinel_event::{parse_transaction, Assigned, Decision, ParseMode};
@@ -68,7 +68,7 @@ pub struct UserPage {
 pub async fn user_decisions(
     State(state): State<ApiState>,
     Path(user_id): Path<String>,
-    Query(page): Query<UserPage>,
+    crate::body::Params(page): crate::body::Params<UserPage>,
 ) -> Result<Json<Vec<Decision>>, ApiError> {
     let limit = page.limit.unwrap_or(100);
     if !(1..=1000).contains(&limit) {
@@ -83,4 +83,46 @@ pub async fn user_decisions(
         .await
         .map(Json)
         .map_err(|e| ApiError::internal("reading a user's decisions failed", e))
+}
+
+/// An analyst's verdict.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LabelRequest {
+    /// `fraud` or `legit`.
+    pub label: sentinel_catalog::LabelValue,
+    /// Why, for the next analyst.
+    #[serde(default)]
+    pub note: String,
+}
+
+/// `POST /v1/decisions/{transaction_id}/label`: stores analyst feedback on a decision.
+pub async fn label(
+    State(state): State<ApiState>,
+    Path(transaction_id): Path<String>,
+    crate::body::JsonBody(request): crate::body::JsonBody<LabelRequest>,
+) -> Result<Json<sentinel_catalog::Label>, ApiError> {
+    let label = state
+        .catalog
+        .label(
+            &transaction_id,
+            request.label,
+            request.note,
+            crate::principal(),
+        )
+        .await?;
+    Ok(Json(label))
+}
+
+/// `GET /v1/decisions/{transaction_id}/label`
+pub async fn get_label(
+    State(state): State<ApiState>,
+    Path(transaction_id): Path<String>,
+) -> Result<Json<sentinel_catalog::Label>, ApiError> {
+    state
+        .catalog
+        .label_of(&transaction_id)
+        .await?
+        .map(Json)
+        .ok_or_else(|| ApiError::not_found(format!("no label for transaction {transaction_id}")))
 }

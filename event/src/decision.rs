@@ -6,7 +6,7 @@ use sentinel_rules::{Action, OwnedValue};
 use serde::{Deserialize, Serialize};
 
 /// The three possible answers to the payment gateway.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Outcome {
     /// Let it through.

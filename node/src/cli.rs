@@ -29,6 +29,8 @@ enum Command {
         #[command(flatten)]
         node: NodeArgs,
     },
+    /// Replay stored history under a candidate rule or policy (on a stopped node's data).
+    Backtest(crate::backtest_cli::BacktestArgs),
 }
 
 /// Settings shared by every node command. Flags override environment variables, which
@@ -154,5 +156,6 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             node::run(config, Source::Demo(options)).await
         }
         Command::Run { node } => node::run(node.into_config()?, Source::External).await,
+        Command::Backtest(args) => crate::backtest_cli::run(args).await,
     }
 }

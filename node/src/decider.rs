@@ -50,4 +50,8 @@ impl sentinel_api::Decider for NodeDecider {
         metrics::counter!(t::EVENTS_RECEIVED, "source" => "http").increment(1);
         self.decide_shared(Arc::new(event), received).await
     }
+
+    async fn user_state(&self, user_id: &str) -> Option<sentinel_actors::UserView> {
+        self.scorer.inspect(user_id).await
+    }
 }

@@ -1,5 +1,6 @@
 //! `sentinel`: the SentinelStream node and its operator commands.
 
+mod backtest_cli;
 mod cli;
 mod cluster;
 mod decider;

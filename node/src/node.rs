@@ -9,6 +9,7 @@ use crate::{cluster, telemetry};
 use anyhow::Context;
 use sentinel_actors::{PolicyDef, Scorer};
 use sentinel_api::{ApiState, MetricsRender};
+use sentinel_catalog::Catalog;
 use sentinel_store::{EmbeddedStore, Store, Writer, WriterConfig};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -38,7 +39,12 @@ pub async fn run(config: NodeConfig, source: Source) -> anyhow::Result<()> {
     let metrics = telemetry::prometheus();
     let limits = Arc::new(config.limits.limits()?);
 
-    let policy_def = match &config.policy_file {
+    let store_path = config.data_dir.join("sentinel.redb");
+    let store: Arc<dyn Store> = Arc::new(
+        EmbeddedStore::open(&store_path)
+            .with_context(|| format!("opening the store at {}", store_path.display()))?,
+    );
+    let seed = match &config.policy_file {
         Some(path) => {
             let text = std::fs::read_to_string(path)
                 .with_context(|| format!("reading policy {}", path.display()))?;
@@ -47,23 +53,33 @@ pub async fn run(config: NodeConfig, source: Source) -> anyhow::Result<()> {
         }
         None => PolicyDef::seed(),
     };
-    let policy = Arc::new(policy_def.compile().context("compiling the policy")?);
+    let scorer_config = config.actors.scorer();
+    let lateness_ms = i64::try_from(scorer_config.lateness.as_millis()).unwrap_or(i64::MAX);
+    let catalog = Arc::new(
+        Catalog::open(Arc::clone(&store), seed, lateness_ms)
+            .await
+            .context("loading the rule catalogue")?,
+    );
+    let policy = catalog.policy();
+    if config.policy_file.is_some() && policy.rules.version > 1 {
+        tracing::warn!("--policy only seeds an empty store; this store already has a catalogue");
+    }
     tracing::info!(
         version = policy.rules.version,
         rules = policy.rules.rules().len(),
         "policy loaded"
     );
-
-    let store_path = config.data_dir.join("sentinel.redb");
-    let store: Arc<dyn Store> = Arc::new(
-        EmbeddedStore::open(&store_path)
-            .with_context(|| format!("opening the store at {}", store_path.display()))?,
-    );
     let writer = Writer::start(Arc::clone(&store), WriterConfig::default());
-    let scorer = Scorer::start(writer.clone(), policy, config.actors.scorer())
+    let scorer = Scorer::start(writer.clone(), policy, scorer_config)
         .await
         .context("starting the user actors")?;
     let cluster_node = cluster::start(&config.cluster).await?;
+    let (applied_tx, applied_rx) = watch::channel(catalog.policy().rules.version);
+    let policy_feed = tokio::spawn(broadcast_policies(
+        Arc::clone(&catalog),
+        scorer.clone(),
+        applied_tx,
+    ));
 
     let publisher = match &config.kafka {
         Some(kafka) => {
@@ -87,6 +103,10 @@ pub async fn run(config: NodeConfig, source: Source) -> anyhow::Result<()> {
     let api = sentinel_api::app(ApiState {
         decider: Arc::clone(&decider) as Arc<dyn sentinel_api::Decider>,
         store: Arc::clone(&store),
+        catalog: Arc::clone(&catalog),
+        backtests: Arc::default(),
+        aggregates: Arc::default(),
+        policy_applied: applied_rx,
         limits: Arc::clone(&limits),
         metrics: Arc::new(Prometheus(metrics.clone())),
         ready: Arc::clone(&ready),
@@ -169,6 +189,7 @@ pub async fn run(config: NodeConfig, source: Source) -> anyhow::Result<()> {
     let _ = summary.await;
     let _ = upkeep.await;
     let _ = http.await;
+    policy_feed.abort();
     cluster_node.stop(None);
     tracing::info!(passivated, "stopped cleanly");
     Ok(())
@@ -195,5 +216,31 @@ async fn wait_for_stop(limit: Option<Duration>) {
         _ = tokio::signal::ctrl_c() => {}
         _ = terminate => {}
         _ = timer => {}
+    }
+}
+
+/// Sends every new policy version to the user actors as an actor message (announcing each
+/// version once every actor has it), and recompiles when list items expire.
+async fn broadcast_policies(catalog: Arc<Catalog>, scorer: Scorer, applied: watch::Sender<u64>) {
+    let mut updates = catalog.subscribe();
+    let mut expiry = tokio::time::interval(Duration::from_secs(10));
+    loop {
+        tokio::select! {
+            changed = updates.changed() => {
+                if changed.is_err() {
+                    return;
+                }
+                let policy = updates.borrow_and_update().clone();
+                tracing::info!(version = policy.rules.version, "broadcasting policy");
+                let version = policy.rules.version;
+                scorer.set_policy(policy).await;
+                applied.send_replace(version);
+            }
+            _ = expiry.tick() => {
+                if let Err(e) = catalog.expire_list_items(chrono::Utc::now()).await {
+                    tracing::warn!(error = %e, "expiring list items failed");
+                }
+            }
+        }
     }
 }

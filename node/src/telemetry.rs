@@ -146,4 +146,18 @@ fn describe() {
         metrics::counter!(DECISIONS, "outcome" => outcome.as_str()).increment(0);
     }
     metrics::gauge!(sentinel_actors::metrics::ACTORS_LIVE).increment(0.0);
+    metrics::gauge!(IN_FLIGHT).set(0.0);
+    // Counters of rare events exist from the start, so rates and alerts see a zero, not nothing.
+    for name in [
+        PUBLISH_ERRORS,
+        sentinel_actors::metrics::RESTARTS,
+        sentinel_actors::metrics::PASSIVATIONS,
+        sentinel_actors::metrics::RESTORES,
+        sentinel_actors::metrics::LATE_EVENTS,
+        sentinel_actors::metrics::REDELIVERED,
+        sentinel_store::metrics::WRITE_ERRORS,
+        sentinel_store::metrics::DECISIONS_DUPLICATE,
+    ] {
+        metrics::counter!(name).increment(0);
+    }
 }

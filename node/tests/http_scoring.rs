@@ -129,3 +129,221 @@ async fn decisions_survive_a_restart() {
     );
     assert_eq!(node.user_decisions(&client, "s-user").await.len(), 6);
 }
+
+/// Polls a backtest job until it is done.
+async fn finished_backtest(
+    client: &reqwest::Client,
+    node: &NodeProcess,
+    id: &str,
+) -> serde_json::Value {
+    support::eventually(
+        "the backtest",
+        std::time::Duration::from_secs(60),
+        async || {
+            let url = node.url(&format!("/v1/backtests/{id}"));
+            let v: serde_json::Value = client.get(url).send().await.ok()?.json().await.ok()?;
+            (v["status"] == "done").then_some(v)
+        },
+    )
+    .await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn backtests_replay_history_under_a_candidate_rule() {
+    let dir = tempfile::tempdir().unwrap();
+    let node = NodeProcess::start(dir.path(), &[]).await;
+    let client = reqwest::Client::new();
+    for i in 0..12 {
+        let amount = format!("{}", 100 * (i + 1));
+        let r = client
+            .post(node.url("/v1/transactions"))
+            .body(
+                event(
+                    &format!("bt-{i}"),
+                    &format!("bt-user-{}", i % 3),
+                    &amount,
+                    60 - i as i64,
+                    "FR",
+                )
+                .to_string(),
+            )
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200);
+    }
+    let from = (chrono::Utc::now() - chrono::Duration::hours(2)).to_rfc3339();
+    let until = (chrono::Utc::now() + chrono::Duration::minutes(1)).to_rfc3339();
+    let request = json!({
+        "candidate": {"rule": {"name": "over_650", "expression": "amount > 650", "action": "decline"}},
+        "from": from, "until": until
+    });
+    let r = client
+        .post(node.url("/v1/backtests"))
+        .json(&request)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 202);
+    let job: serde_json::Value = r.json().await.unwrap();
+    let id = job["id"].as_str().unwrap().to_owned();
+    let done = finished_backtest(&client, &node, &id).await;
+    let report = &done["report"];
+    assert_eq!(report["events"], 12);
+    assert_eq!(report["hits"]["over_650"], 6, "{report}");
+    assert_eq!(report["changed"], 6);
+    assert_eq!(done["processed"], 3);
+
+    let unchanged = json!({"candidate": "current", "from": from, "until": until});
+    let r = client
+        .post(node.url("/v1/backtests"))
+        .json(&unchanged)
+        .send()
+        .await
+        .unwrap();
+    let id = r.json::<serde_json::Value>().await.unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let done = finished_backtest(&client, &node, &id).await;
+    assert_eq!(
+        done["report"]["changed"], 0,
+        "live and replayed decisions agree"
+    );
+
+    let backwards = json!({"candidate": "current", "from": until, "until": from});
+    let r = client
+        .post(node.url("/v1/backtests"))
+        .json(&backwards)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 422);
+    let nonsense = json!({"candidate": {"rule": {"name": "x", "expression": "amount >", "action": "flag"}}, "from": from, "until": until});
+    let r = client
+        .post(node.url("/v1/backtests"))
+        .json(&nonsense)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 422);
+    let r = client
+        .get(node.url("/v1/backtests/nope"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 404);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn looking_things_up() {
+    let dir = tempfile::tempdir().unwrap();
+    let node = NodeProcess::start(dir.path(), &[]).await;
+    let client = reqwest::Client::new();
+    let get = async |path: &str| -> (u16, serde_json::Value) {
+        let r = client.get(node.url(path)).send().await.unwrap();
+        let status = r.status().as_u16();
+        (status, r.json().await.unwrap_or_default())
+    };
+    for i in 0..25 {
+        let mut e = event(
+            &format!("lk-{i:02}"),
+            &format!("lk-user-{}", i % 5),
+            &format!("{}.50", 10 + i),
+            50 - i as i64,
+            "FR",
+        );
+        if i % 5 == 0 {
+            e["type"] = json!("credit");
+        }
+        if i == 24 {
+            e["amount"] = json!("20000");
+        }
+        let r = client
+            .post(node.url("/v1/transactions"))
+            .body(e.to_string())
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200);
+    }
+
+    // Paging through everything gives every decision once, in a stable order.
+    let mut seen = Vec::new();
+    let mut cursor: Option<String> = None;
+    loop {
+        let path = match &cursor {
+            Some(c) => format!("/v1/decisions?limit=7&cursor={c}"),
+            None => "/v1/decisions?limit=7".to_string(),
+        };
+        let (status, page) = get(&path).await;
+        assert_eq!(status, 200, "{page}");
+        for d in page["decisions"].as_array().unwrap() {
+            seen.push(d["transaction_id"].as_str().unwrap().to_owned());
+        }
+        match page["next"].as_str() {
+            Some(next) => cursor = Some(next.to_owned()),
+            None => break,
+        }
+    }
+    let mut sorted = seen.clone();
+    sorted.sort();
+    sorted.dedup();
+    assert_eq!((seen.len(), sorted.len()), (25, 25));
+
+    let (_, page) = get("/v1/decisions?user_id=lk-user-1&limit=100").await;
+    assert_eq!(page["decisions"].as_array().unwrap().len(), 5);
+    let (_, page) = get("/v1/decisions?rule=large_amount").await;
+    assert_eq!(page["decisions"][0]["transaction_id"], "lk-24");
+    let (_, page) = get("/v1/decisions?outcome=review&min_score=0.5").await;
+    assert_eq!(page["decisions"].as_array().unwrap().len(), 1);
+    for bad in [
+        "cursor=garbage",
+        "cursor=2026-01-01.12.zz",
+        "limit=0",
+        "outcome=maybe",
+        "from=2020-01-01T00:00:00Z",
+        "user_id=x%27%20OR%201%3D1",
+    ] {
+        let (status, body) = get(&format!("/v1/decisions?{bad}")).await;
+        if bad.starts_with("user_id") {
+            assert_eq!(
+                (status, body["decisions"].as_array().map(Vec::len)),
+                (200, Some(0)),
+                "{bad}"
+            );
+        } else {
+            assert_eq!(status, 400, "{bad}: {body}");
+        }
+    }
+
+    let (status, profile) = get("/v1/users/lk-user-4/profile").await;
+    assert_eq!(status, 200, "{profile}");
+    assert_eq!(profile["txn_count"], 5);
+    assert_eq!(profile["home_country"], "FR");
+    assert_eq!(profile["windows"][5]["window"], "30d");
+    assert_eq!(profile["windows"][5]["count"], 5);
+    assert_eq!(get("/v1/users/nobody/profile").await.0, 404);
+
+    // user-0 has credits of 10.50, 15.50 … 30.50 (i = 0, 5, 10, 15, 20) and no debits.
+    let (_, balance) = get("/v1/users/lk-user-0/balance").await;
+    assert_eq!(balance["balances"]["EUR"], "102.50");
+    let (_, balance) = get("/v1/users/lk-user-1/balance").await;
+    assert_eq!(balance["balances"]["EUR"], "-107.50");
+    let (_, history) = get("/v1/users/lk-user-1/transactions").await;
+    assert_eq!(history.as_array().unwrap().len(), 5);
+
+    let (status, agg) = get("/v1/aggregates?agg=count&group_by=outcome").await;
+    assert_eq!(status, 200, "{agg}");
+    assert_eq!(agg["groups"]["approve"], 24.0);
+    assert_eq!(agg["groups"]["review"], 1.0);
+    assert_eq!(agg["cached"], false);
+    let (_, again) = get("/v1/aggregates?agg=count&group_by=outcome").await;
+    assert_eq!(again["cached"], true);
+    let (_, sums) = get("/v1/aggregates?agg=sum&field=amount&group_by=user_id").await;
+    assert_eq!(sums["groups"]["lk-user-1"], 107.5);
+    assert_eq!(
+        get("/v1/aggregates?agg=median&group_by=outcome").await.0,
+        400
+    );
+}

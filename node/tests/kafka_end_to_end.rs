@@ -371,3 +371,105 @@ async fn a_poisoned_event_is_dead_lettered_and_the_actor_restarted() {
         1.0
     );
 }
+
+/// Rules changed through the API while events flow: a new rule decides the very next event,
+/// a rollback restores the earlier behaviour, a shadow rule is recorded without changing the
+/// outcome, and every decision names the policy version that made it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rule_changes_through_the_api_apply_to_the_next_event() {
+    let broker = broker_with_topics().await;
+    let dir = tempfile::tempdir().unwrap();
+    let args = node_args(&broker);
+    let node = NodeProcess::start(
+        dir.path(),
+        &args.iter().map(String::as_str).collect::<Vec<_>>(),
+    )
+    .await;
+    let producer = broker.producer();
+    let client = reqwest::Client::new();
+    let mut minute = 60;
+    let mut decide = async |txn: &str| -> serde_json::Value {
+        minute -= 1;
+        let e = event(txn, "rc-user", "300", minute, "FR");
+        broker
+            .produce(&producer, INPUT, "rc-user", e.to_string().as_bytes())
+            .await;
+        eventually(
+            &format!("decision of {txn}"),
+            Duration::from_secs(60),
+            async || node.decision(&client, txn).await,
+        )
+        .await
+    };
+    let api = |path: &str| node.url(path);
+
+    let before = decide("rc-1").await;
+    assert_eq!(
+        (
+            before["outcome"].as_str(),
+            before["rule_set_version"].as_u64()
+        ),
+        (Some("approve"), Some(1))
+    );
+
+    let created: serde_json::Value = client
+        .post(api("/v1/rules"))
+        .json(&json!({"name": "over_250", "expression": "amount > 250", "action": "decline"}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let id = created["id"].as_str().unwrap().to_owned();
+    let after = decide("rc-2").await;
+    assert_eq!(after["outcome"], "decline");
+    assert_eq!(after["reasons"][0]["rule"], "over_250");
+    assert_eq!(after["rule_set_version"], 2);
+
+    let r = client
+        .put(api(&format!("/v1/rules/{id}")))
+        .json(&json!({"name": "over_250", "expression": "amount > 1000", "action": "decline"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(decide("rc-3").await["outcome"], "approve");
+
+    let r = client
+        .post(api(&format!("/v1/rules/{id}/rollback")))
+        .json(&json!({"version": 1}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let rolled_back = decide("rc-4").await;
+    assert_eq!(rolled_back["outcome"], "decline");
+    assert_eq!(rolled_back["rule_set_version"], 4);
+
+    let r = client
+        .post(api("/v1/rules"))
+        .json(&json!({"name": "shadow_100", "expression": "amount > 100", "action": "decline", "mode": "shadow"}))
+        .send().await.unwrap();
+    assert_eq!(r.status(), 201);
+    let r = client
+        .delete(api(&format!("/v1/rules/{id}")))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let shadowed = decide("rc-5").await;
+    assert_eq!(
+        shadowed["outcome"], "approve",
+        "shadow rules never change outcomes: {shadowed}"
+    );
+    assert_eq!(shadowed["shadow_hits"][0]["rule"], "shadow_100");
+    let metrics = node.metrics(&client).await;
+    assert_eq!(
+        metric_value(
+            &metrics,
+            r#"sentinel_rule_hits_total{rule="shadow_100",mode="shadow"}"#
+        ),
+        1.0
+    );
+}

@@ -1,6 +1,9 @@
 //! The embedded backend: one redb file, ACID, fsync on every committed batch.
 
-use crate::{DayCursor, RestorePoint, Store, StoreError, UserSnapshot, WriteOp, WriteResult};
+use crate::{
+    DayCursor, RecordKind, RecordWrite, RestorePoint, Store, StoreError, UserSnapshot, WriteOp,
+    WriteResult,
+};
 use async_trait::async_trait;
 use redb::{Database, ReadTransaction, ReadableTable, ReadableTableMetadata, TableDefinition};
 use sentinel_event::Decision;
@@ -13,6 +16,8 @@ const DECISIONS: TableDefinition<&str, &[u8]> = TableDefinition::new("decisions_
 const BY_USER: TableDefinition<(&str, u64), &str> = TableDefinition::new("decisions_by_user");
 /// (yyyymmdd, decided_us, transaction id) -> nothing; a time-ordered index per day.
 const BY_DAY: TableDefinition<(u32, i64, &str), ()> = TableDefinition::new("decisions_by_day");
+/// (record kind, key) -> value: the catalogue (rules, lists, audit, labels).
+const RECORDS: TableDefinition<(&str, &str), &[u8]> = TableDefinition::new("records");
 /// user_id -> 8-byte big-endian seq followed by the serialized actor state.
 const SNAPSHOTS: TableDefinition<&str, &[u8]> = TableDefinition::new("user_snapshots");
 
@@ -35,6 +40,7 @@ impl EmbeddedStore {
         txn.open_table(BY_USER).map_err(StoreError::backend)?;
         txn.open_table(BY_DAY).map_err(StoreError::backend)?;
         txn.open_table(SNAPSHOTS).map_err(StoreError::backend)?;
+        txn.open_table(RECORDS).map_err(StoreError::backend)?;
         txn.commit().map_err(StoreError::backend)?;
         Ok(EmbeddedStore { db: Arc::new(db) })
     }
@@ -197,6 +203,77 @@ impl Store for EmbeddedStore {
                 snapshot,
                 decisions,
             })
+        })
+        .await
+    }
+
+    async fn put_records(&self, writes: Vec<RecordWrite>) -> Result<(), StoreError> {
+        self.blocking(move |db| {
+            let txn = db.begin_write().map_err(StoreError::backend)?;
+            {
+                let mut table = txn.open_table(RECORDS).map_err(StoreError::backend)?;
+                for w in &writes {
+                    let key = (w.kind.as_str(), w.key.as_str());
+                    match &w.value {
+                        Some(v) => table.insert(key, v.as_slice()).map(drop),
+                        None => table.remove(key).map(drop),
+                    }
+                    .map_err(StoreError::backend)?;
+                }
+            }
+            txn.commit().map_err(StoreError::backend)
+        })
+        .await
+    }
+
+    async fn record(&self, kind: RecordKind, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        let key = key.to_owned();
+        self.blocking(move |db| {
+            let txn = db.begin_read().map_err(StoreError::backend)?;
+            let table = txn.open_table(RECORDS).map_err(StoreError::backend)?;
+            let value = table
+                .get((kind.as_str(), key.as_str()))
+                .map_err(StoreError::backend)?;
+            Ok(value.map(|v| v.value().to_vec()))
+        })
+        .await
+    }
+
+    async fn scan_records(
+        &self,
+        kind: RecordKind,
+        prefix: &str,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<(String, Vec<u8>)>, StoreError> {
+        let prefix = prefix.to_owned();
+        let after = after.map(str::to_owned);
+        self.blocking(move |db| {
+            let txn = db.begin_read().map_err(StoreError::backend)?;
+            let table = txn.open_table(RECORDS).map_err(StoreError::backend)?;
+            let start = match &after {
+                Some(a) if a.as_str() >= prefix.as_str() => a.as_str(),
+                _ => prefix.as_str(),
+            };
+            let mut out = Vec::new();
+            let range = table
+                .range((kind.as_str(), start)..)
+                .map_err(StoreError::backend)?;
+            for entry in range {
+                let (k, v) = entry.map_err(StoreError::backend)?;
+                let (k_kind, k_key) = k.value();
+                if k_kind != kind.as_str() || !k_key.starts_with(prefix.as_str()) {
+                    break;
+                }
+                if after.as_deref() == Some(k_key) {
+                    continue;
+                }
+                out.push((k_key.to_owned(), v.value().to_vec()));
+                if out.len() >= limit {
+                    break;
+                }
+            }
+            Ok(out)
         })
         .await
     }

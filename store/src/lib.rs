@@ -80,6 +80,61 @@ pub trait Store: Send + Sync + 'static {
     async fn restore_point(&self, user_id: &str, limit: usize) -> Result<RestorePoint, StoreError>;
     /// Total number of stored decisions.
     async fn decision_count(&self) -> Result<u64, StoreError>;
+    /// Writes catalogue records (rules, lists, audit, labels …) atomically and durably.
+    async fn put_records(&self, writes: Vec<RecordWrite>) -> Result<(), StoreError>;
+    /// One record.
+    async fn record(&self, kind: RecordKind, key: &str) -> Result<Option<Vec<u8>>, StoreError>;
+    /// Records of one kind whose key starts with `prefix`, after `after` (exclusive) in key
+    /// order, at most `limit`.
+    async fn scan_records(
+        &self,
+        kind: RecordKind,
+        prefix: &str,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<(String, Vec<u8>)>, StoreError>;
+}
+
+/// The kinds of catalogue record; each is its own partition (table) in CQL terms.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum RecordKind {
+    /// `rule_id/version` → one immutable rule version.
+    RuleVersion,
+    /// `rule_id` → the rule's current version number.
+    RuleHead,
+    /// `version` (zero-padded) → the full policy that version stood for.
+    PolicyVersion,
+    /// `name` → a named list with its items.
+    List,
+    /// `time/sequence` → one audit entry.
+    Audit,
+    /// `transaction_id` → an analyst's label.
+    Label,
+}
+
+impl RecordKind {
+    /// The stable name used as the partition key.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RecordKind::RuleVersion => "rule_version",
+            RecordKind::RuleHead => "rule_head",
+            RecordKind::PolicyVersion => "policy_version",
+            RecordKind::List => "list",
+            RecordKind::Audit => "audit",
+            RecordKind::Label => "label",
+        }
+    }
+}
+
+/// Writes or deletes one record.
+#[derive(Debug, Clone)]
+pub struct RecordWrite {
+    /// Which table.
+    pub kind: RecordKind,
+    /// The record's key within the kind.
+    pub key: String,
+    /// The new value; `None` deletes.
+    pub value: Option<Vec<u8>>,
 }
 
 /// Where a user actor starts from: its snapshot and the decisions stored after it.

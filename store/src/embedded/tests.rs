@@ -1,5 +1,5 @@
 use super::*;
-use crate::{day_of, Writer, WriterConfig};
+use crate::{day_of, RecordKind, RecordWrite, Writer, WriterConfig};
 use chrono::{TimeZone, Utc};
 use rust_decimal::Decimal;
 use sentinel_event::{Outcome, Transaction};
@@ -144,4 +144,56 @@ async fn writer_acknowledges_after_commit_and_reports_duplicates() {
         .unwrap()
         .is_some());
     writer.flush().await.unwrap();
+}
+
+#[tokio::test]
+async fn records_are_written_atomically_and_scanned_in_key_order() {
+    let (_dir, store) = open();
+    let put = |kind, key: &str, value: &str| RecordWrite {
+        kind,
+        key: key.to_owned(),
+        value: Some(value.as_bytes().to_vec()),
+    };
+    store
+        .put_records(vec![
+            put(RecordKind::RuleVersion, "r1/0000000002", "b"),
+            put(RecordKind::RuleVersion, "r1/0000000001", "a"),
+            put(RecordKind::RuleVersion, "r2/0000000001", "c"),
+            put(RecordKind::List, "r1/0000000001", "other kind"),
+        ])
+        .await
+        .unwrap();
+    let r1 = store
+        .scan_records(RecordKind::RuleVersion, "r1/", None, 10)
+        .await
+        .unwrap();
+    let keys: Vec<&str> = r1.iter().map(|(k, _)| k.as_str()).collect();
+    assert_eq!(keys, ["r1/0000000001", "r1/0000000002"]);
+    let page = store
+        .scan_records(RecordKind::RuleVersion, "", Some("r1/0000000002"), 10)
+        .await
+        .unwrap();
+    assert_eq!(page.len(), 1);
+    assert_eq!(page[0].0, "r2/0000000001");
+    assert_eq!(
+        store
+            .record(RecordKind::List, "r1/0000000001")
+            .await
+            .unwrap()
+            .unwrap(),
+        b"other kind"
+    );
+    store
+        .put_records(vec![RecordWrite {
+            kind: RecordKind::List,
+            key: "r1/0000000001".into(),
+            value: None,
+        }])
+        .await
+        .unwrap();
+    assert!(store
+        .record(RecordKind::List, "r1/0000000001")
+        .await
+        .unwrap()
+        .is_none());
 }

@@ -1,0 +1,412 @@
+//! `GET /v1/decisions` and `GET /v1/aggregates`: looking across stored decisions by time.
+
+use crate::body::Params;
+use crate::{ApiError, ApiState};
+use axum::extract::State;
+use axum::Json;
+use chrono::{DateTime, Duration, NaiveDate, Utc};
+use sentinel_event::{Decision, Outcome};
+use sentinel_rules::Agg;
+use sentinel_store::{day_of, DayCursor};
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::sync::Mutex;
+use std::time::Instant;
+
+/// Longest time range one query may cover.
+const MAX_RANGE_DAYS: i64 = 31;
+/// Most stored decisions one request examines; a page may come back short, with a cursor.
+const MAX_SCAN: usize = 100_000;
+
+/// Decision search.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DecisionQuery {
+    /// Decided at or after (default: 24 hours before `until`).
+    pub from: Option<DateTime<Utc>>,
+    /// Decided before (default: now).
+    pub until: Option<DateTime<Utc>>,
+    /// Only this user.
+    pub user_id: Option<String>,
+    /// Only this card.
+    pub card_id: Option<String>,
+    /// Only this device.
+    pub device_id: Option<String>,
+    /// Only this merchant.
+    pub merchant_id: Option<String>,
+    /// Only this outcome.
+    pub outcome: Option<Outcome>,
+    /// Only decisions where this rule fired (active or shadow).
+    pub rule: Option<String>,
+    /// Only scores at or above.
+    pub min_score: Option<f64>,
+    /// Page size, 1 to 1000 (default 100).
+    pub limit: Option<usize>,
+    /// From a previous page's `next`.
+    pub cursor: Option<String>,
+}
+
+impl DecisionQuery {
+    fn accepts(&self, d: &Decision) -> bool {
+        let e = &d.event;
+        let eq = |want: &Option<String>, have: Option<&String>| {
+            want.as_ref().is_none_or(|w| have == Some(w))
+        };
+        eq(&self.user_id, Some(&d.user_id))
+            && eq(&self.card_id, e.card_id.as_ref())
+            && eq(&self.device_id, e.device_id.as_ref())
+            && eq(&self.merchant_id, e.merchant_id.as_ref())
+            && self.outcome.is_none_or(|o| o == d.outcome)
+            && self.min_score.is_none_or(|s| d.score >= s)
+            && self
+                .rule
+                .as_ref()
+                .is_none_or(|r| d.reasons.iter().chain(&d.shadow_hits).any(|h| h.rule == *r))
+    }
+}
+
+/// One page of decisions, oldest first.
+#[derive(Serialize)]
+pub struct DecisionPage {
+    /// Matching decisions.
+    pub decisions: Vec<Decision>,
+    /// Cursor for the next page; absent when the range is exhausted.
+    pub next: Option<String>,
+}
+
+/// Where a scan resumes: a day and a position in it.
+struct Cursor {
+    day: NaiveDate,
+    position: Option<DayCursor>,
+}
+
+impl Cursor {
+    /// `yyyy-mm-dd.<micros>.<hex transaction id>`: opaque to clients, checked on the way in.
+    fn encode(&self) -> String {
+        match &self.position {
+            Some(p) => format!("{}.{}.{}", self.day, p.decided_us, hex(&p.transaction_id)),
+            None => format!("{}..", self.day),
+        }
+    }
+
+    fn decode(text: &str) -> Option<Cursor> {
+        let mut parts = text.splitn(3, '.');
+        let day = NaiveDate::parse_from_str(parts.next()?, "%Y-%m-%d").ok()?;
+        let us = parts.next()?;
+        let id = parts.next()?;
+        let position = if us.is_empty() && id.is_empty() {
+            None
+        } else {
+            Some(DayCursor {
+                decided_us: us.parse().ok()?,
+                transaction_id: unhex(id)?,
+            })
+        };
+        Some(Cursor { day, position })
+    }
+}
+
+fn hex(s: &str) -> String {
+    s.bytes().map(|b| format!("{b:02x}")).collect()
+}
+
+fn unhex(s: &str) -> Option<String> {
+    if !s.len().is_multiple_of(2) || s.len() > 512 {
+        return None;
+    }
+    let bytes: Option<Vec<u8>> = (0..s.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(s.get(i..i + 2)?, 16).ok())
+        .collect();
+    String::from_utf8(bytes?).ok()
+}
+
+fn range(
+    from: Option<DateTime<Utc>>,
+    until: Option<DateTime<Utc>>,
+) -> Result<(DateTime<Utc>, DateTime<Utc>), ApiError> {
+    let until = until.unwrap_or_else(Utc::now);
+    let from = from.unwrap_or(until - Duration::hours(24));
+    if from >= until {
+        return Err(ApiError::invalid_parameter("from", "must be before until"));
+    }
+    if until - from > Duration::days(MAX_RANGE_DAYS) {
+        return Err(ApiError::invalid_parameter(
+            "until",
+            &format!("a query covers at most {MAX_RANGE_DAYS} days"),
+        ));
+    }
+    Ok((from, until))
+}
+
+/// `GET /v1/decisions`: decisions in a time range, filtered, in decision-time order, with
+/// cursor pagination that stays stable as new decisions arrive.
+pub async fn search(
+    State(state): State<ApiState>,
+    Params(query): Params<DecisionQuery>,
+) -> Result<Json<DecisionPage>, ApiError> {
+    let limit = query.limit.unwrap_or(100);
+    if !(1..=1000).contains(&limit) {
+        return Err(ApiError::invalid_parameter(
+            "limit",
+            "must be between 1 and 1000",
+        ));
+    }
+    let (from, until) = range(query.from, query.until)?;
+    let mut cursor = match &query.cursor {
+        Some(text) => Cursor::decode(text).ok_or_else(|| {
+            ApiError::invalid_parameter("cursor", "is not a cursor from this API")
+        })?,
+        None => Cursor {
+            day: from.date_naive(),
+            position: None,
+        },
+    };
+    let last_day = until.date_naive();
+    let mut out = Vec::new();
+    let mut scanned = 0;
+    while cursor.day <= last_day {
+        let page = state
+            .store
+            .decisions_by_day(
+                day_of(cursor.day.and_hms_opt(0, 0, 0).expect("midnight").and_utc()),
+                cursor.position.clone(),
+                500,
+            )
+            .await
+            .map_err(|e| ApiError::internal("reading decisions failed", e))?;
+        scanned += page.len();
+        let exhausted = page.len() < 500;
+        for d in page {
+            cursor.position = Some(DayCursor {
+                decided_us: d.decided_at.timestamp_micros(),
+                transaction_id: d.transaction_id.clone(),
+            });
+            if d.decided_at >= from && d.decided_at < until && query.accepts(&d) {
+                out.push(d);
+                if out.len() == limit {
+                    return Ok(Json(DecisionPage {
+                        decisions: out,
+                        next: Some(cursor.encode()),
+                    }));
+                }
+            }
+        }
+        if exhausted {
+            cursor = Cursor {
+                day: cursor.day + Duration::days(1),
+                position: None,
+            };
+        }
+        if scanned >= MAX_SCAN {
+            return Ok(Json(DecisionPage {
+                decisions: out,
+                next: (cursor.day <= last_day).then(|| cursor.encode()),
+            }));
+        }
+    }
+    Ok(Json(DecisionPage {
+        decisions: out,
+        next: None,
+    }))
+}
+
+/// Aggregate query.
+#[derive(Deserialize, Clone, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct AggregateQuery {
+    /// `count`, `sum`, `avg`, `min` or `max` (the rule language's aggregations).
+    pub agg: Agg,
+    /// The numeric field: `amount` or `score`.
+    #[serde(default = "amount")]
+    pub field: Field,
+    /// Grouping key.
+    pub group_by: GroupBy,
+    /// Decided at or after (default: 24 hours before `until`).
+    pub from: Option<DateTime<Utc>>,
+    /// Decided before (default: now).
+    pub until: Option<DateTime<Utc>>,
+}
+
+fn amount() -> Field {
+    Field::Amount
+}
+
+/// Numeric fields.
+#[derive(Deserialize, Serialize, Clone, Copy, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum Field {
+    /// The transaction amount (mixed currencies are summed as numbers).
+    Amount,
+    /// The risk score.
+    Score,
+}
+
+/// Grouping keys (bounded to what a risk team groups by).
+#[derive(Deserialize, Serialize, Clone, Copy, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum GroupBy {
+    /// Per user.
+    UserId,
+    /// Per card.
+    CardId,
+    /// Per merchant.
+    MerchantId,
+    /// Per merchant category.
+    MerchantCategory,
+    /// Per channel.
+    Channel,
+    /// Per country.
+    Country,
+    /// Per outcome.
+    Outcome,
+    /// Per currency.
+    Currency,
+}
+
+/// Aggregation result.
+#[derive(Serialize, Clone)]
+pub struct Aggregates {
+    /// Value per group key (`-` for events without the key).
+    pub groups: BTreeMap<String, f64>,
+    /// Decisions examined.
+    pub decisions: u64,
+    /// Milliseconds the computation took (0 when served from the cache).
+    pub computation_ms: f64,
+    /// Served from the cache.
+    pub cached: bool,
+}
+
+/// Recent aggregate answers, reused for a short time.
+#[derive(Default)]
+pub struct AggregateCache {
+    entries: Mutex<Vec<(String, Instant, Aggregates)>>,
+}
+
+const CACHE_SECONDS: u64 = 30;
+const CACHE_ENTRIES: usize = 64;
+
+/// `GET /v1/aggregates?agg=&field=&group_by=&from=&until=`: cached for 30 s per query.
+pub async fn aggregates(
+    State(state): State<ApiState>,
+    Params(query): Params<AggregateQuery>,
+) -> Result<Json<Aggregates>, ApiError> {
+    let (from, until) = range(query.from, query.until)?;
+    // Keyed by the query as asked: "the last 24 hours" asked twice within the cache's life
+    // gets the same answer.
+    let key = format!(
+        "{}|{}|{}|{:?}|{:?}",
+        serde_json::to_string(&query.agg).unwrap_or_default(),
+        serde_json::to_string(&query.field).unwrap_or_default(),
+        serde_json::to_string(&query.group_by).unwrap_or_default(),
+        query.from,
+        query.until
+    );
+    if let Some(hit) = state.aggregates.get(&key) {
+        return Ok(Json(hit));
+    }
+    let started = Instant::now();
+    let mut acc: BTreeMap<String, (u64, f64, f64, f64)> = BTreeMap::new();
+    let mut decisions = 0;
+    let mut day = from.date_naive();
+    while day <= until.date_naive() {
+        let mut position = None;
+        loop {
+            let page = state
+                .store
+                .decisions_by_day(
+                    day_of(day.and_hms_opt(0, 0, 0).expect("midnight").and_utc()),
+                    position,
+                    1_000,
+                )
+                .await
+                .map_err(|e| ApiError::internal("reading decisions failed", e))?;
+            for d in &page {
+                if d.decided_at < from || d.decided_at >= until {
+                    continue;
+                }
+                decisions += 1;
+                let value = match query.field {
+                    Field::Amount => d.event.amount.try_into().unwrap_or(f64::NAN),
+                    Field::Score => d.score,
+                };
+                let group = group_of(d, query.group_by);
+                let e = acc
+                    .entry(group)
+                    .or_insert((0, 0.0, f64::INFINITY, f64::NEG_INFINITY));
+                e.0 += 1;
+                e.1 += value;
+                e.2 = e.2.min(value);
+                e.3 = e.3.max(value);
+            }
+            position = page.last().map(|d| DayCursor {
+                decided_us: d.decided_at.timestamp_micros(),
+                transaction_id: d.transaction_id.clone(),
+            });
+            if page.len() < 1_000 {
+                break;
+            }
+        }
+        day += Duration::days(1);
+    }
+    let groups = acc
+        .into_iter()
+        .map(|(k, (n, sum, min, max))| {
+            let v = match query.agg {
+                Agg::Count => n as f64,
+                Agg::Sum => sum,
+                Agg::Avg => sum / n as f64,
+                Agg::Min => min,
+                Agg::Max => max,
+            };
+            (k, v)
+        })
+        .collect();
+    let answer = Aggregates {
+        groups,
+        decisions,
+        computation_ms: started.elapsed().as_secs_f64() * 1000.0,
+        cached: false,
+    };
+    state.aggregates.put(key, answer.clone());
+    Ok(Json(answer))
+}
+
+fn group_of(d: &Decision, by: GroupBy) -> String {
+    let e = &d.event;
+    let text = match by {
+        GroupBy::UserId => Some(d.user_id.as_str()),
+        GroupBy::CardId => e.card_id.as_deref(),
+        GroupBy::MerchantId => e.merchant_id.as_deref(),
+        GroupBy::MerchantCategory => e.merchant_category.as_deref(),
+        GroupBy::Channel => e.channel.map(|c| c.as_str()),
+        GroupBy::Country => e.location.as_ref().map(|l| l.country.as_str()),
+        GroupBy::Outcome => Some(d.outcome.as_str()),
+        GroupBy::Currency => Some(e.currency.as_str()),
+    };
+    text.unwrap_or("-").to_owned()
+}
+
+impl AggregateCache {
+    fn get(&self, key: &str) -> Option<Aggregates> {
+        let entries = self.entries.lock().ok()?;
+        entries
+            .iter()
+            .find(|(k, at, _)| k == key && at.elapsed().as_secs() < CACHE_SECONDS)
+            .map(|(_, _, v)| Aggregates {
+                computation_ms: 0.0,
+                cached: true,
+                ..v.clone()
+            })
+    }
+
+    fn put(&self, key: String, value: Aggregates) {
+        if let Ok(mut entries) = self.entries.lock() {
+            entries.retain(|(k, at, _)| *k != key && at.elapsed().as_secs() < CACHE_SECONDS);
+            if entries.len() >= CACHE_ENTRIES {
+                entries.remove(0);
+            }
+            entries.push((key, Instant::now(), value));
+        }
+    }
+}

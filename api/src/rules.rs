@@ -1,0 +1,147 @@
+//! `/v1/rules`: versioned rules, rollback and rule tests.
+
+use crate::body::{JsonBody, Params};
+use crate::{principal, ApiError, ApiState};
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::Json;
+use chrono::Utc;
+use sentinel_catalog::{RuleChange, RuleFilter, RuleTest, RuleVersion};
+use sentinel_event::{parse_transaction, ParseMode};
+use serde::{Deserialize, Serialize};
+
+/// The rule list.
+#[derive(Serialize)]
+pub struct RuleList {
+    /// Policy version the rules make up.
+    pub policy_version: u64,
+    /// Current versions, highest priority first.
+    pub rules: Vec<RuleVersion>,
+}
+
+/// `GET /v1/rules?mode=&name_contains=&include_deleted=`
+pub async fn list(
+    State(state): State<ApiState>,
+    Params(filter): Params<RuleFilter>,
+) -> Json<RuleList> {
+    Json(RuleList {
+        policy_version: state.catalog.policy().rules.version,
+        rules: state.catalog.rules(&filter).await,
+    })
+}
+
+/// `POST /v1/rules`: creates a rule; it applies to the next event.
+pub async fn create(
+    State(state): State<ApiState>,
+    JsonBody(change): JsonBody<RuleChange>,
+) -> Result<(StatusCode, Json<RuleVersion>), ApiError> {
+    let rule = state.catalog.create_rule(change, principal()).await?;
+    state.policy_in_force().await?;
+    Ok((StatusCode::CREATED, Json(rule)))
+}
+
+/// `GET /v1/rules/{id}`
+pub async fn get(
+    State(state): State<ApiState>,
+    Path(id): Path<String>,
+) -> Result<Json<RuleVersion>, ApiError> {
+    Ok(Json(state.catalog.rule(&id).await?))
+}
+
+/// `PUT /v1/rules/{id}`: replaces the rule with a new version.
+pub async fn update(
+    State(state): State<ApiState>,
+    Path(id): Path<String>,
+    JsonBody(change): JsonBody<RuleChange>,
+) -> Result<Json<RuleVersion>, ApiError> {
+    Ok(Json(
+        state.catalog.update_rule(&id, change, principal()).await?,
+    ))
+}
+
+/// `DELETE /v1/rules/{id}`: a new, deleted version; the history stays.
+pub async fn delete(
+    State(state): State<ApiState>,
+    Path(id): Path<String>,
+) -> Result<Json<RuleVersion>, ApiError> {
+    let rule = state.catalog.delete_rule(&id, principal()).await?;
+    state.policy_in_force().await?;
+    Ok(Json(rule))
+}
+
+/// Every version of a rule.
+#[derive(Serialize)]
+pub struct Versions {
+    /// Oldest first.
+    pub versions: Vec<RuleVersion>,
+}
+
+/// `GET /v1/rules/{id}/versions`
+pub async fn versions(
+    State(state): State<ApiState>,
+    Path(id): Path<String>,
+) -> Result<Json<Versions>, ApiError> {
+    Ok(Json(Versions {
+        versions: state.catalog.rule_versions(&id).await?,
+    }))
+}
+
+/// Which version to make current again.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Rollback {
+    /// An earlier version number.
+    pub version: u32,
+}
+
+/// `POST /v1/rules/{id}/rollback`: the chosen version's content becomes a new version.
+pub async fn rollback(
+    State(state): State<ApiState>,
+    Path(id): Path<String>,
+    JsonBody(body): JsonBody<Rollback>,
+) -> Result<Json<RuleVersion>, ApiError> {
+    let rule = state
+        .catalog
+        .rollback_rule(&id, body.version, principal())
+        .await?;
+    state.policy_in_force().await?;
+    Ok(Json(rule))
+}
+
+/// A rule text to try on a transaction.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TestRequest {
+    /// The rule text.
+    pub expression: String,
+    /// The transaction (a minimal event is enough, as for `POST /v1/transactions`).
+    pub transaction: Box<serde_json::value::RawValue>,
+    /// The same user's earlier transactions, oldest first, to build windows and profile.
+    #[serde(default)]
+    pub history: Vec<Box<serde_json::value::RawValue>>,
+}
+
+/// `POST /v1/rules/test`: evaluates a rule text without storing or deciding anything.
+pub async fn test(
+    State(state): State<ApiState>,
+    JsonBody(request): JsonBody<TestRequest>,
+) -> Result<Json<RuleTest>, ApiError> {
+    let now = Utc::now();
+    let parse = |raw: &serde_json::value::RawValue, at: &str| {
+        parse_transaction(raw.get().as_bytes(), ParseMode::Lenient, &state.limits, now)
+            .map(|(t, _)| t)
+            .map_err(|e| ApiError::invalid_body(&format!("{at}.{}", e.field), &e.reason))
+    };
+    let transaction = parse(&request.transaction, "transaction")?;
+    let history = request
+        .history
+        .iter()
+        .enumerate()
+        .map(|(i, raw)| parse(raw, &format!("history[{i}]")))
+        .collect::<Result<Vec<_>, _>>()?;
+    let result = state
+        .catalog
+        .test_rule(&request.expression, &transaction, &history)
+        .await?;
+    Ok(Json(result))
+}

@@ -1,0 +1,16 @@
+//! The analyst catalogue.
+//!
+//! Rules change while money moves. Every change to a rule or a list is validated by compiling
+//! the whole resulting policy (so nothing invalid is ever stored or broadcast), stored as a new
+//! immutable version together with its audit entry in one atomic write, and published as a new
+//! policy version that the node broadcasts to every user actor. Decisions record the policy
+//! version that made them.
+
+pub mod backtest;
+mod catalog;
+mod error;
+mod records;
+
+pub use catalog::{Candidate, Catalog, RuleChange, RuleFilter};
+pub use error::CatalogError;
+pub use records::{AuditEntry, Label, LabelValue, ListItem, ListRecord, RuleTest, RuleVersion};

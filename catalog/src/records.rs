@@ -1,0 +1,128 @@
+//! What the catalogue stores, as analysts see it through the API.
+
+use chrono::{DateTime, Utc};
+use sentinel_rules::{Action, Mode, OwnedValue, RuleDef};
+use serde::{Deserialize, Serialize};
+
+/// One immutable version of a rule.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RuleVersion {
+    /// Stable identifier of the rule across versions.
+    pub id: String,
+    /// Version number, from 1.
+    pub version: u32,
+    /// Unique name, shown in decisions' reasons.
+    pub name: String,
+    /// The rule text.
+    pub expression: String,
+    /// What the rule asks for when it matches.
+    pub action: Action,
+    /// Higher runs first and is listed first in reasons.
+    pub priority: i32,
+    /// `active`, `shadow` or `disabled`.
+    pub mode: Mode,
+    /// What the rule is for.
+    pub description: String,
+    /// This version deleted the rule; its history stays.
+    pub deleted: bool,
+    /// When this version was made.
+    pub created_at: DateTime<Utc>,
+    /// Who made it.
+    pub created_by: String,
+}
+
+impl RuleVersion {
+    /// The rule definition this version holds.
+    pub fn def(&self) -> RuleDef {
+        RuleDef {
+            name: self.name.clone(),
+            expression: self.expression.clone(),
+            action: self.action,
+            priority: self.priority,
+            mode: self.mode,
+            description: self.description.clone(),
+        }
+    }
+}
+
+/// A named list that rules use as `@name`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ListRecord {
+    /// The name rules use (`@name`).
+    pub name: String,
+    /// What the list is for.
+    #[serde(default)]
+    pub description: String,
+    /// The items; expired items are ignored.
+    pub items: Vec<ListItem>,
+    /// Incremented on every change.
+    pub version: u32,
+    /// When it last changed.
+    pub updated_at: DateTime<Utc>,
+    /// Who changed it last.
+    pub updated_by: String,
+}
+
+/// One list item.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ListItem {
+    /// The value matched against (exact text).
+    pub value: String,
+    /// After this time the item no longer counts.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expires_at: Option<DateTime<Utc>>,
+}
+
+/// One change to rules, lists or models.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AuditEntry {
+    /// When.
+    pub at: DateTime<Utc>,
+    /// Who.
+    pub principal: String,
+    /// What, e.g. `rule.create`, `rule.rollback`, `list.update`.
+    pub action: String,
+    /// Which, e.g. `rule/<id>` or `list/<name>`.
+    pub entity: String,
+    /// The policy version the change produced.
+    pub policy_version: u64,
+    /// State before, absent for creations.
+    pub before: Option<serde_json::Value>,
+    /// State after, absent for deletions of lists.
+    pub after: Option<serde_json::Value>,
+}
+
+/// An analyst's verdict on a decision.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LabelValue {
+    /// It was fraud.
+    Fraud,
+    /// It was legitimate.
+    Legit,
+}
+
+/// Feedback on one decision, used by backtests and model training.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Label {
+    /// The labelled transaction.
+    pub transaction_id: String,
+    /// Fraud or legit.
+    pub label: LabelValue,
+    /// The analyst's note.
+    pub note: String,
+    /// When.
+    pub at: DateTime<Utc>,
+    /// Who.
+    pub by: String,
+}
+
+/// The answer to a rule test.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct RuleTest {
+    /// Whether the rule matched the transaction.
+    pub matches: bool,
+    /// Every value the rule looked at, labelled by its source text.
+    pub values: Vec<(String, OwnedValue)>,
+}

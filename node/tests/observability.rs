@@ -1,0 +1,633 @@
+//! The Prometheus rules and Grafana dashboards, proven against real processes: `promtool`
+//! checks the configuration and the rules (and runs their unit tests), a `sentinel demo` node
+//! produces traffic, and a real Prometheus scrapes it and evaluates the rules. Every dashboard
+//! query and every rule expression is then run through Prometheus' HTTP API.
+//!
+//! Prometheus and promtool come from Debian's `prometheus` package; `./scripts/test` installs it.
+
+mod support;
+
+use serde_json::Value;
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+use support::{eventually, free_port};
+
+/// Every metric the node can export, from the constants that name them.
+const METRIC_SOURCES: [&str; 3] = [
+    include_str!("../src/telemetry.rs"),
+    include_str!("../../actors/src/metrics.rs"),
+    include_str!("../../store/src/metrics.rs"),
+];
+
+/// Metrics a demo node must export within the deadline (the test shortens passivation so that
+/// actors are passivated and restored while it runs).
+const LIVE_ON_DEMO: &[&str] = &[
+    "sentinel_events_received_total",
+    "sentinel_decisions_total",
+    "sentinel_rule_hits_total",
+    "sentinel_decision_latency_seconds_bucket",
+    "sentinel_scoring_duration_seconds_bucket",
+    "sentinel_user_actors_live",
+    "sentinel_user_actor_passivations_total",
+    "sentinel_user_actor_restores_total",
+    "sentinel_store_batch_write_seconds_bucket",
+    "sentinel_store_batch_size_bucket",
+    "sentinel_store_decisions_stored_total",
+];
+
+fn repo_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .unwrap()
+        .to_owned()
+}
+
+/// The path of `tool` on PATH, or a failure telling how to install it (never a silent skip).
+fn require_tool(tool: &str) -> PathBuf {
+    std::env::var_os("PATH")
+        .into_iter()
+        .flat_map(|paths| std::env::split_paths(&paths).collect::<Vec<_>>())
+        .map(|dir| dir.join(tool))
+        .find(|p| p.is_file())
+        .unwrap_or_else(|| {
+            panic!(
+                "`{tool}` is not on PATH: this test needs a real Prometheus and promtool. \
+                 Run ./scripts/test (it installs Debian's `prometheus` package when missing), \
+                 or `apt-get install -y prometheus`."
+            )
+        })
+}
+
+fn run(program: &Path, args: &[&str], dir: &Path) -> Output {
+    let out = Command::new(program)
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .unwrap_or_else(|e| panic!("running {}: {e}", program.display()));
+    assert!(
+        out.status.success(),
+        "{} {args:?} failed ({}):\n{}\n{}",
+        program.display(),
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
+/// A child process with its output in a log file; killed on drop, its log tail printed when
+/// the test is failing.
+struct Process {
+    name: &'static str,
+    child: Child,
+    log: PathBuf,
+}
+
+impl Process {
+    fn spawn(name: &'static str, command: &mut Command, log: PathBuf) -> Process {
+        let out = std::fs::File::create(&log).unwrap();
+        let child = command
+            .stdout(Stdio::from(out.try_clone().unwrap()))
+            .stderr(Stdio::from(out))
+            .spawn()
+            .unwrap_or_else(|e| panic!("starting {name}: {e}"));
+        Process { name, child, log }
+    }
+
+    /// Panics with the log when the process has exited.
+    fn assert_running(&mut self) {
+        if let Ok(Some(status)) = self.child.try_wait() {
+            panic!(
+                "{} exited with {status}:\n{}",
+                self.name,
+                std::fs::read_to_string(&self.log).unwrap_or_default()
+            );
+        }
+    }
+}
+
+impl Drop for Process {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            let log = std::fs::read_to_string(&self.log).unwrap_or_default();
+            let lines: Vec<&str> = log.lines().collect();
+            eprintln!(
+                "--- last lines of {} ({}) ---",
+                self.name,
+                self.log.display()
+            );
+            for line in &lines[lines.len().saturating_sub(40)..] {
+                eprintln!("{line}");
+            }
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+async fn http_status(client: &reqwest::Client, url: &str) -> Option<u16> {
+    client
+        .get(url)
+        .send()
+        .await
+        .ok()
+        .map(|r| r.status().as_u16())
+}
+
+/// `GET /api/v1/query`: the response's `data.result` when the status is `success`, the
+/// error otherwise.
+async fn query(client: &reqwest::Client, prom: &str, expr: &str) -> Result<Vec<Value>, String> {
+    let r = client
+        .get(format!("{prom}/api/v1/query"))
+        .query(&[("query", expr)])
+        .send()
+        .await
+        .map_err(|e| format!("request failed: {e}"))?;
+    let body: Value = r.json().await.map_err(|e| format!("not JSON: {e}"))?;
+    if body["status"] != "success" {
+        return Err(format!("{}: {}", body["errorType"], body["error"]));
+    }
+    match &body["data"]["result"] {
+        Value::Array(samples) => Ok(samples.clone()),
+        // A scalar or string result: one value.
+        other => Ok(vec![other.clone()]),
+    }
+}
+
+/// One PromQL expression to prove, and whether it must return data.
+struct Check {
+    origin: String,
+    expr: String,
+    needs_data: bool,
+}
+
+/// The identifiers of an expression that name metrics (`sentinel_…`) or recording rules
+/// (`sentinel:…`).
+fn sentinel_names(expr: &str) -> BTreeSet<String> {
+    let mut names = BTreeSet::new();
+    let mut in_string = false;
+    let mut token = String::new();
+    for c in expr.chars().chain([' ']) {
+        if c == '"' {
+            in_string = !in_string;
+        }
+        if !in_string && (c.is_ascii_alphanumeric() || c == '_' || c == ':') {
+            token.push(c);
+        } else {
+            if token.starts_with("sentinel_") || token.starts_with("sentinel:") {
+                names.insert(std::mem::take(&mut token));
+            }
+            token.clear();
+        }
+    }
+    names
+}
+
+fn exported_metrics() -> BTreeSet<String> {
+    let mut names = BTreeSet::new();
+    for source in METRIC_SOURCES {
+        for piece in source.split('"').skip(1).step_by(2) {
+            if piece.starts_with("sentinel_") {
+                names.insert(piece.to_owned());
+            }
+        }
+    }
+    names
+}
+
+/// The base metric of a series name (`x_bucket`, `x_sum`, `x_count` of histogram `x`).
+fn base_metric<'a>(name: &'a str, exported: &BTreeSet<String>) -> Option<&'a str> {
+    if exported.contains(name) {
+        return Some(name);
+    }
+    ["_bucket", "_sum", "_count"]
+        .iter()
+        .filter_map(|s| name.strip_suffix(s))
+        .find(|base| exported.contains(*base))
+}
+
+/// What the dashboards ask Prometheus.
+struct DashboardQueries {
+    /// (origin, expr) per panel target, with the variables replaced by what "All" selects.
+    targets: Vec<(String, String)>,
+    /// (origin, selector) of each `label_values(selector, label)` variable.
+    variables: Vec<(String, String)>,
+}
+
+/// Reads, validates and flattens every dashboard.
+fn dashboard_queries(dir: &Path) -> DashboardQueries {
+    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "json"))
+        .collect();
+    files.sort();
+    assert!(!files.is_empty(), "no dashboards under {}", dir.display());
+    let mut uids = BTreeSet::new();
+    let mut targets = Vec::new();
+    let mut variables = Vec::new();
+    for file in files {
+        let name = file.file_name().unwrap().to_string_lossy().into_owned();
+        let board: Value = serde_json::from_str(&std::fs::read_to_string(&file).unwrap())
+            .unwrap_or_else(|e| panic!("{name} is not JSON: {e}"));
+        let uid = board["uid"].as_str().unwrap_or_default();
+        assert!(!uid.is_empty(), "{name}: no uid");
+        assert!(
+            uids.insert(uid.to_owned()),
+            "{name}: uid {uid} is used twice"
+        );
+        assert!(
+            board["title"].as_str().is_some_and(|t| !t.is_empty()),
+            "{name}: no title"
+        );
+        let mut all_values = BTreeMap::new();
+        for var in board["templating"]["list"].as_array().into_iter().flatten() {
+            let var_name = var["name"].as_str().unwrap();
+            assert_eq!(
+                var["datasource"]["uid"], "prometheus",
+                "{name}: variable {var_name}"
+            );
+            let definition = var["query"]["query"]
+                .as_str()
+                .or(var["query"].as_str())
+                .unwrap();
+            let inner = definition
+                .strip_prefix("label_values(")
+                .and_then(|q| q.strip_suffix(')'))
+                .unwrap_or_else(|| panic!("{name}: variable {var_name}: {definition}"));
+            let (selector, _label) = inner.rsplit_once(',').unwrap();
+            variables.push((
+                format!("{name} variable ${var_name}"),
+                selector.trim().to_owned(),
+            ));
+            assert_eq!(var["includeAll"], true, "{name}: variable {var_name}");
+            all_values.insert(
+                format!("${var_name}"),
+                var["allValue"].as_str().unwrap_or(".*").to_owned(),
+            );
+        }
+        let panels = board["panels"].as_array().unwrap();
+        let mut ids = BTreeSet::new();
+        let mut flat = Vec::new();
+        for panel in panels {
+            flat.push(panel);
+            flat.extend(panel["panels"].as_array().into_iter().flatten());
+        }
+        for panel in flat {
+            let title = panel["title"].as_str().unwrap_or_default();
+            assert!(!title.is_empty(), "{name}: a panel without a title");
+            assert!(
+                ids.insert(panel["id"].as_u64().unwrap()),
+                "{name}: panel id reused"
+            );
+            for key in ["x", "y", "w", "h"] {
+                assert!(panel["gridPos"][key].is_u64(), "{name}/{title}: gridPos");
+            }
+            if panel["type"] == "row" {
+                continue;
+            }
+            assert_eq!(
+                panel["datasource"]["uid"], "prometheus",
+                "{name}/{title}: datasource"
+            );
+            let panel_targets = panel["targets"].as_array().unwrap();
+            assert!(!panel_targets.is_empty(), "{name}/{title}: no targets");
+            for target in panel_targets {
+                let ref_id = target["refId"].as_str().unwrap();
+                assert_eq!(
+                    target["datasource"]["uid"], "prometheus",
+                    "{name}/{title}/{ref_id}: datasource"
+                );
+                let mut expr = target["expr"].as_str().unwrap().to_owned();
+                for (var, value) in &all_values {
+                    expr = expr.replace(var, value);
+                }
+                assert!(
+                    !expr.contains('$'),
+                    "{name}/{title}/{ref_id}: unknown variable in {expr}"
+                );
+                targets.push((format!("{name} / {title} / {ref_id}"), expr));
+            }
+        }
+    }
+    DashboardQueries { targets, variables }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dashboards_and_rules_against_a_real_prometheus() {
+    let started = Instant::now();
+    let prometheus = require_tool("prometheus");
+    let promtool = require_tool("promtool");
+    let root = repo_root();
+    let prom_dir = root.join("prometheus");
+    let dir = tempfile::tempdir().unwrap();
+    let client = reqwest::Client::builder()
+        .timeout(Duration::from_secs(10))
+        .build()
+        .unwrap();
+
+    // promtool: the rules are valid, and their unit tests pass.
+    let out = run(&promtool, &["check", "rules", "rules.yml"], &prom_dir);
+    let checked = String::from_utf8_lossy(&out.stdout).into_owned();
+    let rule_count: usize = checked
+        .split("SUCCESS: ")
+        .nth(1)
+        .and_then(|s| s.split(' ').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("unexpected promtool output: {checked}"));
+    run(&promtool, &["test", "rules", "rules_test.yml"], &prom_dir);
+
+    // The dashboards are well formed and name only metrics the node exports; together they
+    // show every one of them.
+    let DashboardQueries {
+        targets: panel_targets,
+        variables,
+    } = dashboard_queries(&root.join("grafana/dashboards"));
+    let exported = exported_metrics();
+    assert!(exported.len() >= 20, "metric constants not found");
+    let mut shown = BTreeSet::new();
+    for (origin, expr) in &panel_targets {
+        for name in sentinel_names(expr) {
+            let base = base_metric(&name, &exported)
+                .unwrap_or_else(|| panic!("{origin}: `{name}` is not a metric the node exports"));
+            shown.insert(base.to_owned());
+        }
+    }
+    let unshown: Vec<_> = exported.difference(&shown).collect();
+    assert!(unshown.is_empty(), "no dashboard shows {unshown:?}");
+
+    // A real demo node. Actors passivate after 2 s idle so passivations and restores happen
+    // while the test runs.
+    let node_port = free_port();
+    let node_addr = format!("127.0.0.1:{node_port}");
+    let config = dir.path().join("sentinel.toml");
+    std::fs::write(&config, "[actors]\npassivate_after_secs = 2\n").unwrap();
+    let mut node = Process::spawn(
+        "sentinel demo",
+        Command::new(env!("CARGO_BIN_EXE_sentinel"))
+            .arg("demo")
+            .arg("--config")
+            .arg(&config)
+            .args(["--http-listen", &node_addr])
+            .arg("--data-dir")
+            .arg(dir.path().join("data"))
+            .args(["--rate", "500", "--users", "20000", "--fraud-ratio", "0.02"]),
+        dir.path().join("node.log"),
+    );
+    let readyz = format!("http://{node_addr}/readyz");
+    eventually(
+        "the demo node to be ready",
+        Duration::from_secs(60),
+        async || {
+            node.assert_running();
+            (http_status(&client, &readyz).await == Some(200)).then_some(())
+        },
+    )
+    .await;
+
+    // prometheus.yml and rules.yml as shipped, scraping this node every second.
+    let shipped = std::fs::read_to_string(prom_dir.join("prometheus.yml")).unwrap();
+    let mut prom_config = shipped.clone();
+    for (from, to) in [
+        ("\"sentinel:8080\"", format!("\"{node_addr}\"")),
+        ("scrape_interval: 5s", "scrape_interval: 1s".to_owned()),
+        (
+            "evaluation_interval: 5s",
+            "evaluation_interval: 1s".to_owned(),
+        ),
+    ] {
+        assert!(prom_config.contains(from), "prometheus.yml has no {from}");
+        prom_config = prom_config.replace(from, &to);
+    }
+    assert!(prom_config.contains("job_name: sentinel"));
+    assert!(
+        prom_config.contains("- rules.yml"),
+        "rules.yml is not loaded"
+    );
+    let prom_work = dir.path().join("prometheus");
+    std::fs::create_dir_all(&prom_work).unwrap();
+    std::fs::write(prom_work.join("prometheus.yml"), prom_config).unwrap();
+    std::fs::copy(prom_dir.join("rules.yml"), prom_work.join("rules.yml")).unwrap();
+    let out = run(
+        &promtool,
+        &["check", "config", "prometheus.yml"],
+        &prom_work,
+    );
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("1 rule files found"),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+
+    // A real Prometheus.
+    let prom_addr = format!("127.0.0.1:{}", free_port());
+    let prom_url = format!("http://{prom_addr}");
+    let mut server = Process::spawn(
+        "prometheus",
+        Command::new(&prometheus)
+            .arg(format!(
+                "--config.file={}",
+                prom_work.join("prometheus.yml").display()
+            ))
+            .arg(format!(
+                "--storage.tsdb.path={}",
+                prom_work.join("tsdb").display()
+            ))
+            .arg(format!("--web.listen-address={prom_addr}")),
+        dir.path().join("prometheus.log"),
+    );
+    let ready = format!("{prom_url}/-/ready");
+    eventually(
+        "Prometheus to be ready",
+        Duration::from_secs(60),
+        async || {
+            server.assert_running();
+            (http_status(&client, &ready).await == Some(200)).then_some(())
+        },
+    )
+    .await;
+    let targets_url = format!("{prom_url}/api/v1/targets");
+    eventually(
+        "Prometheus to scrape the node",
+        Duration::from_secs(60),
+        async || {
+            let body: Value = client
+                .get(&targets_url)
+                .send()
+                .await
+                .ok()?
+                .json()
+                .await
+                .ok()?;
+            let targets = body["data"]["activeTargets"].as_array()?;
+            targets
+                .iter()
+                .any(|t| t["labels"]["job"] == "sentinel" && t["health"] == "up")
+                .then_some(())
+        },
+    )
+    .await;
+
+    // The rules Prometheus loaded: all of rules.yml, each evaluating without error.
+    let rules_url = format!("{prom_url}/api/v1/rules");
+    let rules: Vec<Value> = eventually(
+        "every rule to be evaluated",
+        Duration::from_secs(60),
+        async || {
+            let body: Value = client
+                .get(&rules_url)
+                .send()
+                .await
+                .ok()?
+                .json()
+                .await
+                .ok()?;
+            let rules: Vec<Value> = body["data"]["groups"]
+                .as_array()?
+                .iter()
+                .flat_map(|g| g["rules"].as_array().cloned().unwrap_or_default())
+                .collect();
+            for rule in &rules {
+                assert_ne!(rule["health"], "err", "rule failed: {rule}");
+            }
+            (rules.len() == rule_count && rules.iter().all(|r| r["health"] == "ok"))
+                .then_some(rules)
+        },
+    )
+    .await;
+    let recorded: BTreeSet<&str> = rules
+        .iter()
+        .filter(|r| r["type"] == "recording")
+        .map(|r| r["name"].as_str().unwrap())
+        .collect();
+    let mut alerts = 0;
+    for rule in &rules {
+        let name = rule["name"].as_str().unwrap();
+        let query = rule["query"].as_str().unwrap();
+        for metric in sentinel_names(query) {
+            assert!(
+                base_metric(&metric, &exported).is_some() || recorded.contains(metric.as_str()),
+                "rule {name}: `{metric}` is neither an exported metric nor a recording rule"
+            );
+        }
+        if rule["type"] == "alerting" {
+            alerts += 1;
+            assert!(
+                ["critical", "warning", "info"]
+                    .contains(&rule["labels"]["severity"].as_str().unwrap_or("")),
+                "alert {name}: severity label"
+            );
+            for key in ["summary", "description"] {
+                assert!(
+                    rule["annotations"][key]
+                        .as_str()
+                        .is_some_and(|s| !s.is_empty()),
+                    "alert {name}: no {key} annotation"
+                );
+            }
+        }
+    }
+    assert!(alerts > 0 && !recorded.is_empty());
+    // Dashboards may use recording rules too.
+    for (origin, expr) in &panel_targets {
+        for name in sentinel_names(expr).iter().filter(|n| n.contains(':')) {
+            assert!(
+                recorded.contains(name.as_str()),
+                "{origin}: no rule records {name}"
+            );
+        }
+    }
+
+    // Every query: valid, and with data where data must be.
+    let mut pending: Vec<Check> = Vec::new();
+    for (origin, expr) in &panel_targets {
+        pending.push(Check {
+            origin: origin.clone(),
+            expr: expr.clone(),
+            needs_data: true,
+        });
+    }
+    for (origin, selector) in &variables {
+        pending.push(Check {
+            origin: origin.clone(),
+            expr: selector.clone(),
+            needs_data: true,
+        });
+    }
+    for rule in &rules {
+        let recording = rule["type"] == "recording";
+        pending.push(Check {
+            origin: format!("rules.yml {} {}", rule["type"], rule["name"]),
+            expr: rule["query"].as_str().unwrap().to_owned(),
+            needs_data: recording,
+        });
+        if recording {
+            // The recorded series itself.
+            pending.push(Check {
+                origin: format!("rules.yml recorded series {}", rule["name"]),
+                expr: rule["name"].as_str().unwrap().to_owned(),
+                needs_data: true,
+            });
+        }
+    }
+    for metric in LIVE_ON_DEMO {
+        pending.push(Check {
+            origin: format!("scraped from the demo node: {metric}"),
+            expr: format!("{metric}{{job=\"sentinel\"}}"),
+            needs_data: true,
+        });
+    }
+    let total = pending.len();
+    let deadline = Instant::now() + Duration::from_secs(90);
+    loop {
+        node.assert_running();
+        server.assert_running();
+        let mut still = Vec::new();
+        for check in pending {
+            match query(&client, &prom_url, &check.expr).await {
+                Err(e) => panic!("{}: query failed: {e}\n  {}", check.origin, check.expr),
+                Ok(result) if check.needs_data && result.is_empty() => still.push(check),
+                Ok(_) => {}
+            }
+        }
+        pending = still;
+        if pending.is_empty() {
+            break;
+        }
+        if Instant::now() >= deadline {
+            let list: Vec<String> = pending
+                .iter()
+                .map(|c| format!("  {}\n    {}", c.origin, c.expr))
+                .collect();
+            panic!(
+                "{} of {total} queries still return no data:\n{}",
+                pending.len(),
+                list.join("\n")
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+
+    // Which fallbacks (`or vector(…)`) stood in for a metric the demo node does not export.
+    let present: BTreeSet<String> = query(
+        &client,
+        &prom_url,
+        "group by (__name__) ({job=\"sentinel\", __name__=~\"sentinel_.*\"})",
+    )
+    .await
+    .unwrap()
+    .iter()
+    .filter_map(|s| s["metric"]["__name__"].as_str().map(|base| base.to_owned()))
+    .filter_map(|n| base_metric(&n, &exported).map(str::to_owned))
+    .collect();
+    let absent: Vec<_> = exported.difference(&present).collect();
+    println!("metrics this demo node did not export (their panels show the fallback): {absent:?}");
+    println!(
+        "{total} queries proven ({} panel targets, {} rules) in {:.1?}",
+        panel_targets.len(),
+        rules.len(),
+        started.elapsed()
+    );
+}
