@@ -48,6 +48,7 @@ pub fn entry_of(event: &Transaction) -> Entry {
 
 /// A readable summary of a user's live state, for analysts.
 #[derive(Debug, Clone, PartialEq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct UserView {
     /// Events folded in so far (the last `user_seq`).
     pub seq: u64,
@@ -60,10 +61,12 @@ pub struct UserView {
     /// Country of the latest transaction in the windows.
     pub last_country: Option<String>,
     /// Coordinates of the latest transaction, when it had them.
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<Vec<f32>>))]
     pub last_coordinates: Option<(f32, f32)>,
     /// The country the user transacts in most.
     pub home_country: Option<String>,
     /// Countries with transaction counts.
+    #[cfg_attr(feature = "openapi", schema(value_type = Vec<Vec<serde_json::Value>>))]
     pub countries: Vec<(String, u32)>,
     /// Distinct devices remembered.
     pub known_devices: usize,
@@ -77,6 +80,7 @@ pub struct UserView {
 
 /// One window's aggregates.
 #[derive(Debug, Clone, PartialEq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct WindowView {
     /// `1m`, `5m`, `1h`, `24h`, `7d` or `30d`.
     pub window: &'static str,

@@ -1,6 +1,7 @@
 //! `GET /v1/audit`: who changed what, when, before and after.
 
 use crate::body::Params;
+use crate::ErrorResponse;
 use crate::{ApiError, ApiState};
 use axum::extract::State;
 use axum::Json;
@@ -10,6 +11,8 @@ use serde::{Deserialize, Serialize};
 /// Audit query.
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
+#[derive(utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct AuditQuery {
     /// Only this entity, e.g. `rule/<id>` or `list/<name>`.
     pub entity: Option<String>,
@@ -20,7 +23,7 @@ pub struct AuditQuery {
 }
 
 /// One page of the audit log, oldest first.
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 pub struct AuditPage {
     /// The entries.
     pub entries: Vec<AuditEntry>,
@@ -29,6 +32,7 @@ pub struct AuditPage {
 }
 
 /// `GET /v1/audit?entity=&after=&limit=`
+#[utoipa::path(get, path = "/v1/audit", tag = "audit", params(AuditQuery), responses((status = 200, body = AuditPage), (status = 400, body = ErrorResponse)))]
 pub async fn list(
     State(state): State<ApiState>,
     Params(query): Params<AuditQuery>,

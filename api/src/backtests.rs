@@ -1,6 +1,7 @@
 //! `/v1/backtests`: replay stored history under a candidate policy, as a background job.
 
 use crate::body::JsonBody;
+use crate::ErrorResponse;
 use crate::{ApiError, ApiState};
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
@@ -42,6 +43,7 @@ impl Progress for Job {
 /// What to replay.
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
+#[derive(utoipa::ToSchema)]
 pub struct BacktestRequest {
     /// `"current"`, `{"rule": {…}}` (the current policy plus this rule) or
     /// `{"policy_version": n}`.
@@ -56,7 +58,7 @@ pub struct BacktestRequest {
 }
 
 /// A job's state.
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 pub struct JobView {
     /// Job id.
     pub id: String,
@@ -106,6 +108,7 @@ impl Job {
 }
 
 /// `POST /v1/backtests`: starts a job; 202 with its id.
+#[utoipa::path(post, path = "/v1/backtests", tag = "backtests", request_body = BacktestRequest, responses((status = 202, body = JobView), (status = 422, description = "Invalid input; `error.field` names it", body = ErrorResponse), (status = 429, body = ErrorResponse)))]
 pub async fn start(
     State(state): State<ApiState>,
     JsonBody(request): JsonBody<BacktestRequest>,
@@ -153,6 +156,7 @@ pub async fn start(
 }
 
 /// `GET /v1/backtests/{id}`: progress, then the report.
+#[utoipa::path(get, path = "/v1/backtests/{id}", tag = "backtests", params(("id" = String, Path)), responses((status = 200, body = JobView), (status = 404, description = "Not found", body = ErrorResponse)))]
 pub async fn get(
     State(state): State<ApiState>,
     Path(id): Path<String>,

@@ -1,6 +1,7 @@
 //! `GET /v1/decisions` and `GET /v1/aggregates`: looking across stored decisions by time.
 
 use crate::body::Params;
+use crate::ErrorResponse;
 use crate::{ApiError, ApiState};
 use axum::extract::State;
 use axum::Json;
@@ -21,6 +22,8 @@ const MAX_SCAN: usize = 100_000;
 /// Decision search.
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
+#[derive(utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct DecisionQuery {
     /// Decided at or after (default: 24 hours before `until`).
     pub from: Option<DateTime<Utc>>,
@@ -66,7 +69,7 @@ impl DecisionQuery {
 }
 
 /// One page of decisions, oldest first.
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 pub struct DecisionPage {
     /// Matching decisions.
     pub decisions: Vec<Decision>,
@@ -141,6 +144,7 @@ fn range(
 
 /// `GET /v1/decisions`: decisions in a time range, filtered, in decision-time order, with
 /// cursor pagination that stays stable as new decisions arrive.
+#[utoipa::path(get, path = "/v1/decisions", tag = "decisions", params(DecisionQuery), responses((status = 200, body = DecisionPage), (status = 400, body = ErrorResponse)))]
 pub async fn search(
     State(state): State<ApiState>,
     Params(query): Params<DecisionQuery>,
@@ -214,6 +218,8 @@ pub async fn search(
 /// Aggregate query.
 #[derive(Deserialize, Clone, PartialEq)]
 #[serde(deny_unknown_fields)]
+#[derive(utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct AggregateQuery {
     /// `count`, `sum`, `avg`, `min` or `max` (the rule language's aggregations).
     pub agg: Agg,
@@ -235,6 +241,7 @@ fn amount() -> Field {
 /// Numeric fields.
 #[derive(Deserialize, Serialize, Clone, Copy, PartialEq, Eq)]
 #[serde(rename_all = "snake_case")]
+#[derive(utoipa::ToSchema)]
 pub enum Field {
     /// The transaction amount (mixed currencies are summed as numbers).
     Amount,
@@ -245,6 +252,7 @@ pub enum Field {
 /// Grouping keys (bounded to what a risk team groups by).
 #[derive(Deserialize, Serialize, Clone, Copy, PartialEq, Eq)]
 #[serde(rename_all = "snake_case")]
+#[derive(utoipa::ToSchema)]
 pub enum GroupBy {
     /// Per user.
     UserId,
@@ -265,7 +273,7 @@ pub enum GroupBy {
 }
 
 /// Aggregation result.
-#[derive(Serialize, Clone)]
+#[derive(Serialize, Clone, utoipa::ToSchema)]
 pub struct Aggregates {
     /// Value per group key (`-` for events without the key).
     pub groups: BTreeMap<String, f64>,
@@ -287,6 +295,7 @@ const CACHE_SECONDS: u64 = 30;
 const CACHE_ENTRIES: usize = 64;
 
 /// `GET /v1/aggregates?agg=&field=&group_by=&from=&until=`: cached for 30 s per query.
+#[utoipa::path(get, path = "/v1/aggregates", tag = "decisions", params(AggregateQuery), responses((status = 200, body = Aggregates), (status = 400, body = ErrorResponse)))]
 pub async fn aggregates(
     State(state): State<ApiState>,
     Params(query): Params<AggregateQuery>,

@@ -17,15 +17,21 @@ pub struct ApiError {
     position: Option<(u32, u32)>,
 }
 
-#[derive(Serialize)]
-struct Body<'a> {
-    error: Inner<'a>,
+/// The body of every error response.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct ErrorResponse<'a> {
+    /// What went wrong.
+    error: ErrorDetail<'a>,
 }
 
-#[derive(Serialize)]
-struct Inner<'a> {
+/// One error.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct ErrorDetail<'a> {
+    /// Stable machine-readable code, e.g. `invalid_event`, `not_found`, `conflict`.
     code: &'a str,
+    /// For people.
     message: &'a str,
+    /// The offending field, when one is at fault.
     #[serde(skip_serializing_if = "Option::is_none")]
     field: Option<&'a str>,
     /// Line in a rule text, for rule errors.
@@ -186,8 +192,8 @@ impl From<CatalogError> for ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let body = Body {
-            error: Inner {
+        let body = ErrorResponse {
+            error: ErrorDetail {
                 code: self.code,
                 message: &self.message,
                 field: self.field.as_deref(),

@@ -10,13 +10,15 @@ mod decisions;
 mod error;
 mod health;
 mod lists;
+mod openapi;
 mod rules;
 mod transactions;
 mod users;
 
 pub use backtests::Backtests;
 pub use decisions::AggregateCache;
-pub use error::ApiError;
+pub use error::{ApiError, ErrorDetail, ErrorResponse};
+pub use openapi::ApiDoc;
 
 use async_trait::async_trait;
 use axum::routing::{delete, get, post};
@@ -83,7 +85,7 @@ pub fn app(state: ApiState) -> Router {
         .route("/v1/users/{user_id}/balance", get(users::balance))
         .route(
             "/v1/users/{user_id}/transactions",
-            get(transactions::user_decisions),
+            get(transactions::user_transactions),
         )
         .route(
             "/v1/decisions/{transaction_id}/label",
@@ -111,12 +113,34 @@ pub fn app(state: ApiState) -> Router {
             "/v1/users/{user_id}/decisions",
             get(transactions::user_decisions),
         )
+        .route("/openapi.json", get(openapi::document))
+        .route("/docs", get(openapi::swagger_ui))
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
         .route("/metrics", get(health::metrics))
         .fallback(error::not_found)
         .layer(axum::extract::DefaultBodyLimit::max(body_limit))
         .with_state(state)
+}
+
+/// CORS for browser clients served from other origins (`*` allows any). Without it the API is
+/// same-origin only.
+pub fn cors(allowed_origins: &[String]) -> Result<tower_http::cors::CorsLayer, String> {
+    use axum::http::{HeaderValue, Method};
+    use tower_http::cors::{AllowOrigin, Any, CorsLayer};
+    let origin = if allowed_origins.iter().any(|o| o == "*") {
+        AllowOrigin::any()
+    } else {
+        let origins = allowed_origins
+            .iter()
+            .map(|o| HeaderValue::from_str(o).map_err(|_| format!("invalid CORS origin `{o}`")))
+            .collect::<Result<Vec<_>, _>>()?;
+        AllowOrigin::list(origins)
+    };
+    Ok(CorsLayer::new()
+        .allow_origin(origin)
+        .allow_methods([Method::GET, Method::POST, Method::PUT, Method::DELETE])
+        .allow_headers(Any))
 }
 
 impl ApiState {

@@ -1,6 +1,7 @@
 //! `/v1/lists`: named lists rules use as `@name`.
 
 use crate::body::JsonBody;
+use crate::ErrorResponse;
 use crate::{principal, ApiError, ApiState};
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
@@ -9,7 +10,7 @@ use sentinel_catalog::{ListItem, ListRecord};
 use serde::{Deserialize, Serialize};
 
 /// Every list.
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 pub struct Lists {
     /// By name.
     pub lists: Vec<ListRecord>,
@@ -18,6 +19,7 @@ pub struct Lists {
 /// A list as submitted.
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
+#[derive(utoipa::ToSchema)]
 pub struct NewList {
     /// `a-z`, `0-9` and `_`, at most 64 characters.
     pub name: String,
@@ -32,6 +34,7 @@ pub struct NewList {
 /// A list's new content.
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
+#[derive(utoipa::ToSchema)]
 pub struct ListContent {
     /// What the list is for.
     #[serde(default)]
@@ -41,6 +44,7 @@ pub struct ListContent {
 }
 
 /// `GET /v1/lists`
+#[utoipa::path(get, path = "/v1/lists", tag = "lists", responses((status = 200, body = Lists)))]
 pub async fn list(State(state): State<ApiState>) -> Json<Lists> {
     Json(Lists {
         lists: state.catalog.lists().await,
@@ -48,6 +52,7 @@ pub async fn list(State(state): State<ApiState>) -> Json<Lists> {
 }
 
 /// `POST /v1/lists`
+#[utoipa::path(post, path = "/v1/lists", tag = "lists", request_body = NewList, responses((status = 201, body = ListRecord), (status = 422, description = "Invalid input; `error.field` names it", body = ErrorResponse), (status = 409, description = "Conflicts with the current state", body = ErrorResponse)))]
 pub async fn create(
     State(state): State<ApiState>,
     JsonBody(new): JsonBody<NewList>,
@@ -61,6 +66,7 @@ pub async fn create(
 }
 
 /// `GET /v1/lists/{name}`
+#[utoipa::path(get, path = "/v1/lists/{name}", tag = "lists", params(("name" = String, Path)), responses((status = 200, body = ListRecord), (status = 404, description = "Not found", body = ErrorResponse)))]
 pub async fn get(
     State(state): State<ApiState>,
     Path(name): Path<String>,
@@ -69,6 +75,7 @@ pub async fn get(
 }
 
 /// `PUT /v1/lists/{name}`: replaces description and items.
+#[utoipa::path(put, path = "/v1/lists/{name}", tag = "lists", params(("name" = String, Path)), request_body = ListContent, responses((status = 200, body = ListRecord), (status = 404, description = "Not found", body = ErrorResponse), (status = 422, description = "Invalid input; `error.field` names it", body = ErrorResponse)))]
 pub async fn update(
     State(state): State<ApiState>,
     Path(name): Path<String>,
@@ -89,6 +96,7 @@ pub async fn update(
 }
 
 /// `DELETE /v1/lists/{name}`: refused while a rule uses the list.
+#[utoipa::path(delete, path = "/v1/lists/{name}", tag = "lists", params(("name" = String, Path)), responses((status = 204, description = "Deleted"), (status = 404, description = "Not found", body = ErrorResponse), (status = 409, description = "Conflicts with the current state", body = ErrorResponse)))]
 pub async fn delete(
     State(state): State<ApiState>,
     Path(name): Path<String>,
@@ -99,6 +107,7 @@ pub async fn delete(
 }
 
 /// `POST /v1/lists/{name}/items`: adds (or re-dates) one item.
+#[utoipa::path(post, path = "/v1/lists/{name}/items", tag = "lists", params(("name" = String, Path)), request_body = ListItem, responses((status = 200, body = ListRecord), (status = 404, description = "Not found", body = ErrorResponse), (status = 422, description = "Invalid input; `error.field` names it", body = ErrorResponse)))]
 pub async fn add_item(
     State(state): State<ApiState>,
     Path(name): Path<String>,
@@ -120,6 +129,7 @@ pub async fn add_item(
 }
 
 /// `DELETE /v1/lists/{name}/items/{value}`
+#[utoipa::path(delete, path = "/v1/lists/{name}/items/{value}", tag = "lists", params(("name" = String, Path), ("value" = String, Path)), responses((status = 200, body = ListRecord), (status = 404, description = "Not found", body = ErrorResponse)))]
 pub async fn remove_item(
     State(state): State<ApiState>,
     Path((name, value)): Path<(String, String)>,

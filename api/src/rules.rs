@@ -1,6 +1,7 @@
 //! `/v1/rules`: versioned rules, rollback and rule tests.
 
 use crate::body::{JsonBody, Params};
+use crate::ErrorResponse;
 use crate::{principal, ApiError, ApiState};
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
@@ -11,7 +12,7 @@ use sentinel_event::{parse_transaction, ParseMode};
 use serde::{Deserialize, Serialize};
 
 /// The rule list.
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 pub struct RuleList {
     /// Policy version the rules make up.
     pub policy_version: u64,
@@ -20,6 +21,7 @@ pub struct RuleList {
 }
 
 /// `GET /v1/rules?mode=&name_contains=&include_deleted=`
+#[utoipa::path(get, path = "/v1/rules", tag = "rules", params(RuleFilter), responses((status = 200, body = RuleList), (status = 400, body = ErrorResponse)))]
 pub async fn list(
     State(state): State<ApiState>,
     Params(filter): Params<RuleFilter>,
@@ -31,6 +33,7 @@ pub async fn list(
 }
 
 /// `POST /v1/rules`: creates a rule; it applies to the next event.
+#[utoipa::path(post, path = "/v1/rules", tag = "rules", request_body = RuleChange, responses((status = 201, body = RuleVersion), (status = 422, description = "Invalid input; `error.field` names it", body = ErrorResponse), (status = 409, description = "Conflicts with the current state", body = ErrorResponse)))]
 pub async fn create(
     State(state): State<ApiState>,
     JsonBody(change): JsonBody<RuleChange>,
@@ -41,6 +44,7 @@ pub async fn create(
 }
 
 /// `GET /v1/rules/{id}`
+#[utoipa::path(get, path = "/v1/rules/{id}", tag = "rules", params(("id" = String, Path)), responses((status = 200, body = RuleVersion), (status = 404, description = "Not found", body = ErrorResponse)))]
 pub async fn get(
     State(state): State<ApiState>,
     Path(id): Path<String>,
@@ -49,6 +53,7 @@ pub async fn get(
 }
 
 /// `PUT /v1/rules/{id}`: replaces the rule with a new version.
+#[utoipa::path(put, path = "/v1/rules/{id}", tag = "rules", params(("id" = String, Path)), request_body = RuleChange, responses((status = 200, body = RuleVersion), (status = 404, description = "Not found", body = ErrorResponse), (status = 422, description = "Invalid input; `error.field` names it", body = ErrorResponse), (status = 409, description = "Conflicts with the current state", body = ErrorResponse)))]
 pub async fn update(
     State(state): State<ApiState>,
     Path(id): Path<String>,
@@ -60,6 +65,7 @@ pub async fn update(
 }
 
 /// `DELETE /v1/rules/{id}`: a new, deleted version; the history stays.
+#[utoipa::path(delete, path = "/v1/rules/{id}", tag = "rules", params(("id" = String, Path)), responses((status = 200, body = RuleVersion), (status = 404, description = "Not found", body = ErrorResponse)))]
 pub async fn delete(
     State(state): State<ApiState>,
     Path(id): Path<String>,
@@ -70,13 +76,14 @@ pub async fn delete(
 }
 
 /// Every version of a rule.
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 pub struct Versions {
     /// Oldest first.
     pub versions: Vec<RuleVersion>,
 }
 
 /// `GET /v1/rules/{id}/versions`
+#[utoipa::path(get, path = "/v1/rules/{id}/versions", tag = "rules", params(("id" = String, Path)), responses((status = 200, body = Versions), (status = 404, description = "Not found", body = ErrorResponse)))]
 pub async fn versions(
     State(state): State<ApiState>,
     Path(id): Path<String>,
@@ -89,12 +96,14 @@ pub async fn versions(
 /// Which version to make current again.
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
+#[derive(utoipa::ToSchema)]
 pub struct Rollback {
     /// An earlier version number.
     pub version: u32,
 }
 
 /// `POST /v1/rules/{id}/rollback`: the chosen version's content becomes a new version.
+#[utoipa::path(post, path = "/v1/rules/{id}/rollback", tag = "rules", params(("id" = String, Path)), request_body = Rollback, responses((status = 200, body = RuleVersion), (status = 404, description = "Not found", body = ErrorResponse), (status = 422, description = "Invalid input; `error.field` names it", body = ErrorResponse), (status = 409, description = "Conflicts with the current state", body = ErrorResponse)))]
 pub async fn rollback(
     State(state): State<ApiState>,
     Path(id): Path<String>,
@@ -111,17 +120,21 @@ pub async fn rollback(
 /// A rule text to try on a transaction.
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
+#[derive(utoipa::ToSchema)]
 pub struct TestRequest {
     /// The rule text.
     pub expression: String,
     /// The transaction (a minimal event is enough, as for `POST /v1/transactions`).
+    #[schema(value_type = sentinel_event::Transaction)]
     pub transaction: Box<serde_json::value::RawValue>,
     /// The same user's earlier transactions, oldest first, to build windows and profile.
     #[serde(default)]
+    #[schema(value_type = Vec<sentinel_event::Transaction>)]
     pub history: Vec<Box<serde_json::value::RawValue>>,
 }
 
 /// `POST /v1/rules/test`: evaluates a rule text without storing or deciding anything.
+#[utoipa::path(post, path = "/v1/rules/test", tag = "rules", request_body = TestRequest, responses((status = 200, body = RuleTest), (status = 422, description = "Invalid input; `error.field` names it", body = ErrorResponse)))]
 pub async fn test(
     State(state): State<ApiState>,
     JsonBody(request): JsonBody<TestRequest>,

@@ -396,3 +396,68 @@ async fn rule_tests_and_lists() {
     .await;
     assert_eq!(status, StatusCode::NOT_FOUND);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_openapi_document_describes_every_route_the_router_serves() {
+    let dir = tempfile::tempdir().unwrap();
+    let r = router(&dir);
+    let (status, doc) = call(&r, "GET", "/openapi.json", None).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(doc["openapi"].as_str().unwrap().starts_with("3."));
+    let paths = doc["paths"].as_object().unwrap();
+    let mut operations = 0;
+    for (path, item) in paths {
+        let concrete = path
+            .replace("{transaction_id}", "t-1")
+            .replace("{user_id}", "u-1")
+            .replace("{id}", "x")
+            .replace("{name}", "n")
+            .replace("{value}", "v");
+        for method in item.as_object().unwrap().keys() {
+            let method = method.to_uppercase();
+            let body = matches!(method.as_str(), "POST" | "PUT").then(|| serde_json::json!({}));
+            let request = Request::builder()
+                .method(method.as_str())
+                .uri(&concrete)
+                .header("content-type", "application/json")
+                .body(body.map_or(Body::empty(), |b| Body::from(b.to_string())))
+                .unwrap();
+            let response = r.clone().oneshot(request).await.unwrap();
+            assert_ne!(
+                response.status(),
+                StatusCode::METHOD_NOT_ALLOWED,
+                "{method} {path}"
+            );
+            let bytes = response.into_body().collect().await.unwrap().to_bytes();
+            let text = String::from_utf8_lossy(&bytes);
+            assert!(
+                !text.contains("no route for"),
+                "{method} {path} is documented but not routed"
+            );
+            operations += 1;
+        }
+    }
+    // Every route except /openapi.json and /docs themselves.
+    assert_eq!(operations, 31, "every handler is documented");
+    for schema in [
+        "Transaction",
+        "Decision",
+        "RuleVersion",
+        "ErrorResponse",
+        "BacktestReport",
+        "UserView",
+    ] {
+        assert!(
+            doc["components"]["schemas"][schema].is_object(),
+            "schema {schema} missing"
+        );
+    }
+    let page = r
+        .clone()
+        .oneshot(Request::get("/docs").body(Body::empty()).unwrap())
+        .await
+        .unwrap();
+    assert_eq!(page.status(), StatusCode::OK);
+    let html = page.into_body().collect().await.unwrap().to_bytes();
+    assert!(String::from_utf8_lossy(&html).contains("/openapi.json"));
+}

@@ -1,5 +1,6 @@
 //! Scoring over HTTP and decision lookup.
 
+use crate::ErrorResponse;
 use crate::{ApiError, ApiState};
 use axum::body::Bytes;
 use axum::extract::{Path, State};
@@ -11,10 +12,11 @@ use std::sync::Arc;
 use std::time::Instant;
 
 /// The answer to `POST /v1/transactions`: the decision, plus what the node filled in.
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 pub struct ScoreResponse {
     /// The decision of record.
     #[serde(flatten)]
+    #[schema(value_type = Decision)]
     pub decision: Arc<Decision>,
     /// True when this transaction id had been decided before; the original is returned.
     pub duplicate: bool,
@@ -23,6 +25,7 @@ pub struct ScoreResponse {
 }
 
 /// `POST /v1/transactions`: decides one event synchronously.
+#[utoipa::path(post, path = "/v1/transactions", tag = "scoring", request_body(content = sentinel_event::Transaction, description = "A transaction; over HTTP only `user_id` and `amount` are required"), responses((status = 200, description = "The decision of record", body = ScoreResponse), (status = 422, description = "Invalid input; `error.field` names it", body = ErrorResponse), (status = 413, description = "Body too large", body = ErrorResponse)))]
 pub async fn score(
     State(state): State<ApiState>,
     body: Bytes,
@@ -39,6 +42,7 @@ pub async fn score(
 }
 
 /// `GET /v1/decisions/{transaction_id}`: one stored decision.
+#[utoipa::path(get, path = "/v1/decisions/{transaction_id}", tag = "decisions", params(("transaction_id" = String, Path)), responses((status = 200, body = Decision), (status = 404, description = "Not found", body = ErrorResponse)))]
 pub async fn decision(
     State(state): State<ApiState>,
     Path(transaction_id): Path<String>,
@@ -55,6 +59,8 @@ pub async fn decision(
 /// Paging of a user's decisions.
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
+#[derive(utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct UserPage {
     /// Only decisions after this position in the user's processing order.
     #[serde(default)]
@@ -65,6 +71,7 @@ pub struct UserPage {
 
 /// `GET /v1/users/{user_id}/decisions`: the user's decisions in processing order. The last
 /// item's `user_seq` is the cursor for the next page (`after_seq`).
+#[utoipa::path(get, path = "/v1/users/{user_id}/decisions", tag = "users", params(("user_id" = String, Path), UserPage), responses((status = 200, body = Vec<Decision>), (status = 400, body = ErrorResponse)))]
 pub async fn user_decisions(
     State(state): State<ApiState>,
     Path(user_id): Path<String>,
@@ -88,6 +95,7 @@ pub async fn user_decisions(
 /// An analyst's verdict.
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
+#[derive(utoipa::ToSchema)]
 pub struct LabelRequest {
     /// `fraud` or `legit`.
     pub label: sentinel_catalog::LabelValue,
@@ -97,6 +105,7 @@ pub struct LabelRequest {
 }
 
 /// `POST /v1/decisions/{transaction_id}/label`: stores analyst feedback on a decision.
+#[utoipa::path(post, path = "/v1/decisions/{transaction_id}/label", tag = "decisions", params(("transaction_id" = String, Path)), request_body = LabelRequest, responses((status = 200, body = sentinel_catalog::Label), (status = 404, description = "Not found", body = ErrorResponse), (status = 422, description = "Invalid input; `error.field` names it", body = ErrorResponse)))]
 pub async fn label(
     State(state): State<ApiState>,
     Path(transaction_id): Path<String>,
@@ -115,6 +124,7 @@ pub async fn label(
 }
 
 /// `GET /v1/decisions/{transaction_id}/label`
+#[utoipa::path(get, path = "/v1/decisions/{transaction_id}/label", tag = "decisions", params(("transaction_id" = String, Path)), responses((status = 200, body = sentinel_catalog::Label), (status = 404, description = "Not found", body = ErrorResponse)))]
 pub async fn get_label(
     State(state): State<ApiState>,
     Path(transaction_id): Path<String>,
@@ -125,4 +135,15 @@ pub async fn get_label(
         .await?
         .map(Json)
         .ok_or_else(|| ApiError::not_found(format!("no label for transaction {transaction_id}")))
+}
+
+/// `GET /v1/users/{user_id}/transactions`: the user's transaction history with its decisions
+/// (the same listing as `/decisions`, under the name analysts look for).
+#[utoipa::path(get, path = "/v1/users/{user_id}/transactions", tag = "users", params(("user_id" = String, Path), UserPage), responses((status = 200, body = Vec<Decision>), (status = 400, body = ErrorResponse)))]
+pub async fn user_transactions(
+    state: State<ApiState>,
+    user_id: Path<String>,
+    page: crate::body::Params<UserPage>,
+) -> Result<Json<Vec<Decision>>, ApiError> {
+    user_decisions(state, user_id, page).await
 }

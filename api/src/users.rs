@@ -1,5 +1,6 @@
 //! `/v1/users/{id}/…`: a user's live state and running balance.
 
+use crate::ErrorResponse;
 use crate::{ApiError, ApiState};
 use axum::extract::{Path, State};
 use axum::Json;
@@ -11,6 +12,7 @@ use std::collections::BTreeMap;
 
 /// `GET /v1/users/{id}/profile`: windows, averages, last location and devices, from the
 /// user's actor.
+#[utoipa::path(get, path = "/v1/users/{user_id}/profile", tag = "users", params(("user_id" = String, Path)), responses((status = 200, body = UserView), (status = 404, description = "Not found", body = ErrorResponse)))]
 pub async fn profile(
     State(state): State<ApiState>,
     Path(user_id): Path<String>,
@@ -29,11 +31,12 @@ pub async fn profile(
 }
 
 /// A running balance per currency.
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 pub struct Balance {
     /// The user.
     pub user_id: String,
     /// Credits minus debits and transfers, exact, per currency.
+    #[schema(value_type = BTreeMap<String, String>)]
     pub balances: BTreeMap<String, Decimal>,
     /// Transactions counted.
     pub transactions: u64,
@@ -41,6 +44,7 @@ pub struct Balance {
 
 /// `GET /v1/users/{id}/balance`: credits add, debits and transfers (and untyped transactions)
 /// subtract, over every stored transaction of the user.
+#[utoipa::path(get, path = "/v1/users/{user_id}/balance", tag = "users", params(("user_id" = String, Path)), responses((status = 200, body = Balance), (status = 404, description = "Not found", body = ErrorResponse)))]
 pub async fn balance(
     State(state): State<ApiState>,
     Path(user_id): Path<String>,

@@ -20,6 +20,7 @@ use std::time::Instant;
 /// Which stored events count.
 #[derive(Debug, Clone, Default, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct BacktestFilter {
     /// Only this user.
     pub user_id: Option<String>,
@@ -52,6 +53,7 @@ impl BacktestFilter {
 
 /// What a backtest found.
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct BacktestReport {
     /// Policy version replayed (the candidate's own number for unsaved candidates).
     pub policy_version: u64,
@@ -75,6 +77,7 @@ pub struct BacktestReport {
 
 /// Count of events moving from one outcome to another.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct OutcomeChange {
     /// What was decided live.
     pub from: Outcome,
@@ -86,6 +89,7 @@ pub struct OutcomeChange {
 
 /// Precision, recall and F1 of flagging (review or decline) against fraud labels.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Quality {
     /// Flagged and labelled fraud.
     pub true_positives: u64,

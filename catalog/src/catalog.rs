@@ -19,6 +19,8 @@ pub type RuleChange = RuleDef;
 /// Which rules to list.
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
+#[cfg_attr(feature = "openapi", derive(utoipa::IntoParams))]
+#[cfg_attr(feature = "openapi", into_params(parameter_in = Query))]
 pub struct RuleFilter {
     /// Only rules in this mode.
     pub mode: Option<Mode>,
@@ -32,6 +34,7 @@ pub struct RuleFilter {
 /// The policy a backtest replays.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(rename_all = "snake_case", deny_unknown_fields)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub enum Candidate {
     /// The current policy.
     Current,

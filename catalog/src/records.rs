@@ -6,6 +6,7 @@ use serde::{Deserialize, Serialize};
 
 /// One immutable version of a rule.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct RuleVersion {
     /// Stable identifier of the rule across versions.
     pub id: String,
@@ -47,6 +48,7 @@ impl RuleVersion {
 
 /// A named list that rules use as `@name`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ListRecord {
     /// The name rules use (`@name`).
     pub name: String,
@@ -66,6 +68,7 @@ pub struct ListRecord {
 /// One list item.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ListItem {
     /// The value matched against (exact text).
     pub value: String,
@@ -76,6 +79,7 @@ pub struct ListItem {
 
 /// One change to rules, lists or models.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct AuditEntry {
     /// When.
     pub at: DateTime<Utc>,
@@ -96,6 +100,7 @@ pub struct AuditEntry {
 /// An analyst's verdict on a decision.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub enum LabelValue {
     /// It was fraud.
     Fraud,
@@ -105,6 +110,7 @@ pub enum LabelValue {
 
 /// Feedback on one decision, used by backtests and model training.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Label {
     /// The labelled transaction.
     pub transaction_id: String,
@@ -120,9 +126,11 @@ pub struct Label {
 
 /// The answer to a rule test.
 #[derive(Debug, Clone, PartialEq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct RuleTest {
     /// Whether the rule matched the transaction.
     pub matches: bool,
     /// Every value the rule looked at, labelled by its source text.
+    #[cfg_attr(feature = "openapi", schema(value_type = Vec<Vec<serde_json::Value>>))]
     pub values: Vec<(String, OwnedValue)>,
 }

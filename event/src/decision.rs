@@ -8,6 +8,7 @@ use serde::{Deserialize, Serialize};
 /// The three possible answers to the payment gateway.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub enum Outcome {
     /// Let it through.
     Approve,
@@ -33,18 +34,21 @@ impl Outcome {
 
 /// One rule that fired, with the values it looked at.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Reason {
     /// The rule's name.
     pub rule: String,
     /// What the rule asks for.
     pub action: Action,
     /// Each value the rule looked at, labelled by its source text (`amount`, `count(user, 5m)`).
+    #[cfg_attr(feature = "openapi", schema(value_type = Vec<Vec<serde_json::Value>>))]
     pub values: Vec<(String, OwnedValue)>,
 }
 
 /// Score thresholds that turn a 0..1 risk score into an [`Outcome`].
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Thresholds {
     /// At or above this score the outcome is at least `review`.
     pub review: f64,
@@ -96,6 +100,7 @@ impl Thresholds {
 
 /// A stored, immutable decision together with the event it judged.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Decision {
     /// The judged transaction's id (the decision's identity).
     pub transaction_id: String,
@@ -124,5 +129,6 @@ pub struct Decision {
     /// Microseconds from the node receiving the event to the decision being made.
     pub latency_us: u64,
     /// The transaction that was judged.
+    #[cfg_attr(feature = "openapi", schema(value_type = Transaction))]
     pub event: std::sync::Arc<Transaction>,
 }

@@ -7,6 +7,7 @@ use serde::{Deserialize, Serialize};
 /// One card transaction, validated. Field meanings are documented for users in
 /// `event/transaction.schema.json`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Transaction {
     /// Producer-assigned unique id; what makes redelivery idempotent.
     pub transaction_id: String,
@@ -23,6 +24,7 @@ pub struct Transaction {
     pub ip: Option<String>,
     /// Exact decimal amount, always positive; serialized as a string so no cent is lost.
     #[serde(with = "rust_decimal::serde::str")]
+    #[cfg_attr(feature = "openapi", schema(value_type = String, example = "129.90"))]
     pub amount: Decimal,
     /// ISO 4217 currency code.
     pub currency: String,
@@ -45,6 +47,7 @@ pub struct Transaction {
     pub timestamp: DateTime<Utc>,
     /// Free-form producer data, stored and never interpreted.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<Object>))]
     pub metadata: Option<serde_json::Map<String, serde_json::Value>>,
 }
 
@@ -58,6 +61,7 @@ impl Transaction {
 /// The channel a transaction came through.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub enum Channel {
     /// Card present at a point-of-sale terminal.
     Pos,
@@ -84,6 +88,7 @@ impl Channel {
 /// The direction of money movement.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub enum TxnType {
     /// Money leaves the account.
     Debit,
@@ -107,6 +112,7 @@ impl TxnType {
 /// Where the card holder was when the transaction happened.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Location {
     /// ISO 3166-1 alpha-2 country code.
     pub country: String,

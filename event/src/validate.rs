@@ -66,6 +66,7 @@ impl Default for Limits {
 
 /// What the node filled in on a lenient (HTTP) event.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Assigned {
     /// The transaction id was generated.
     #[serde(skip_serializing_if = "std::ops::Not::not")]

@@ -18,6 +18,8 @@ pub struct NodeConfig {
     pub policy_file: Option<PathBuf>,
     /// `text` or `json` log lines on stderr.
     pub log_format: LogFormat,
+    /// Origins whose browser pages may call the API (`*` for any); empty: same origin only.
+    pub cors_allowed_origins: Vec<String>,
     /// Kafka source and sinks; absent means HTTP (and the demo simulator) only.
     pub kafka: Option<KafkaConfig>,
     /// User-actor behaviour.
@@ -35,6 +37,7 @@ impl Default for NodeConfig {
             http_listen: "127.0.0.1:8080".parse().expect("valid default address"),
             policy_file: None,
             log_format: LogFormat::Text,
+            cors_allowed_origins: Vec::new(),
             kafka: None,
             actors: ActorsConfig::default(),
             cluster: ClusterConfig::default(),

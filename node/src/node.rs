@@ -111,6 +111,11 @@ pub async fn run(config: NodeConfig, source: Source) -> anyhow::Result<()> {
         metrics: Arc::new(Prometheus(metrics.clone())),
         ready: Arc::clone(&ready),
     });
+    let api = if config.cors_allowed_origins.is_empty() {
+        api
+    } else {
+        api.layer(sentinel_api::cors(&config.cors_allowed_origins).map_err(anyhow::Error::msg)?)
+    };
     let listener = tokio::net::TcpListener::bind(config.http_listen)
         .await
         .with_context(|| format!("binding {}", config.http_listen))?;

@@ -347,3 +347,43 @@ async fn looking_things_up() {
         400
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cors_and_the_openapi_document() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("sentinel.toml");
+    std::fs::write(
+        &config,
+        "cors_allowed_origins = [\"https://risk.example.com\"]\n",
+    )
+    .unwrap();
+    let node = NodeProcess::start(dir.path(), &["--config", config.to_str().unwrap()]).await;
+    let client = reqwest::Client::new();
+    let preflight = client
+        .request(reqwest::Method::OPTIONS, node.url("/v1/rules"))
+        .header("origin", "https://risk.example.com")
+        .header("access-control-request-method", "POST")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        preflight.headers()["access-control-allow-origin"],
+        "https://risk.example.com"
+    );
+    let other = client
+        .get(node.url("/v1/rules"))
+        .header("origin", "https://evil.example.com")
+        .send()
+        .await
+        .unwrap();
+    assert!(other.headers().get("access-control-allow-origin").is_none());
+    let doc: serde_json::Value = client
+        .get(node.url("/openapi.json"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert!(doc["paths"]["/v1/rules/{id}/rollback"]["post"].is_object());
+}

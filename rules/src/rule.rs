@@ -15,6 +15,7 @@ pub const MAX_RULE_NAME_CHARS: usize = 128;
 /// JSON: `"flag"`, `"review"`, `"decline"` or `{"add_score": 0.3}`.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub enum Action {
     /// Mark the event for attention without changing the decision.
     Flag,
@@ -31,6 +32,7 @@ pub enum Action {
 /// JSON: `"active"`, `"shadow"` or `"disabled"`; defaults to active.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub enum Mode {
     /// Evaluated, and its action applies.
     #[default]
@@ -44,6 +46,7 @@ pub enum Mode {
 /// A rule as written and stored: its name, expression text and action.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct RuleDef {
     /// Unique name: 1 to 128 characters among `A-Z a-z 0-9 _ - .` and space.
     pub name: String,

@@ -39,6 +39,7 @@ impl fmt::Display for Type {
 /// The aggregate computed by a window function such as `count(user, 5m)`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub enum Agg {
     /// Number of events in the window (`count`).
     Count,
@@ -108,6 +109,7 @@ impl Value<'_> {
 /// An owned runtime value, serialized untagged: `null`, `1.5`, `"x"`, `true`.
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 #[serde(untagged)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub enum OwnedValue {
     /// Missing or unknown (`null`).
     #[default]

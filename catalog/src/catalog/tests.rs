@@ -1,7 +1,7 @@
 use super::*;
-use sentinel_rules::Action;
 use chrono::Duration;
 use rust_decimal::Decimal;
+use sentinel_rules::Action;
 use sentinel_store::EmbeddedStore;
 use std::str::FromStr;
 

@@ -1,0 +1,84 @@
+//! The OpenAPI document, generated from the handlers' annotations, and a Swagger UI page.
+
+use axum::response::{Html, IntoResponse};
+use axum::Json;
+use utoipa::OpenApi;
+
+/// The REST API's OpenAPI 3.1 description.
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "SentinelStream",
+        description = "Real-time card-fraud scoring: decide transactions, manage rules and lists, look things up, backtest.",
+        license(name = "Apache-2.0")
+    ),
+    paths(
+        crate::transactions::score,
+        crate::transactions::decision,
+        crate::transactions::user_decisions,
+        crate::transactions::user_transactions,
+        crate::transactions::label,
+        crate::transactions::get_label,
+        crate::decisions::search,
+        crate::decisions::aggregates,
+        crate::users::profile,
+        crate::users::balance,
+        crate::rules::list,
+        crate::rules::create,
+        crate::rules::get,
+        crate::rules::update,
+        crate::rules::delete,
+        crate::rules::versions,
+        crate::rules::rollback,
+        crate::rules::test,
+        crate::lists::list,
+        crate::lists::create,
+        crate::lists::get,
+        crate::lists::update,
+        crate::lists::delete,
+        crate::lists::add_item,
+        crate::lists::remove_item,
+        crate::audit::list,
+        crate::backtests::start,
+        crate::backtests::get,
+        crate::health::healthz,
+        crate::health::readyz,
+        crate::health::metrics,
+    ),
+    tags(
+        (name = "scoring", description = "Decide one transaction"),
+        (name = "decisions", description = "Stored decisions, labels and aggregates"),
+        (name = "users", description = "A user's history, live state and balance"),
+        (name = "rules", description = "Versioned rules in the analyst language"),
+        (name = "lists", description = "Named lists rules use as @name"),
+        (name = "audit", description = "Who changed what"),
+        (name = "backtests", description = "Replay history under a candidate policy"),
+        (name = "operations", description = "Health and metrics"),
+    )
+)]
+pub struct ApiDoc;
+
+/// `GET /openapi.json`
+pub async fn document() -> impl IntoResponse {
+    Json(ApiDoc::openapi())
+}
+
+/// `GET /docs`: Swagger UI for the document above. The page loads Swagger UI's assets from the
+/// unpkg CDN, so it needs a browser with internet access; `/openapi.json` itself does not.
+pub async fn swagger_ui() -> Html<&'static str> {
+    Html(
+        r##"<!doctype html>
+<html lang="en">
+<head>
+  <meta charset="utf-8">
+  <title>SentinelStream API</title>
+  <link rel="stylesheet" href="https://unpkg.com/swagger-ui-dist@5.17.14/swagger-ui.css">
+</head>
+<body>
+  <div id="swagger-ui"></div>
+  <script src="https://unpkg.com/swagger-ui-dist@5.17.14/swagger-ui-bundle.js"></script>
+  <script>window.ui = SwaggerUIBundle({ url: "/openapi.json", dom_id: "#swagger-ui" });</script>
+</body>
+</html>"##,
+    )
+}
