@@ -31,6 +31,13 @@ enum Command {
     },
     /// Replay stored history under a candidate rule or policy (on a stopped node's data).
     Backtest(crate::backtest_cli::BacktestArgs),
+    /// Check the tamper-evident decision log of a stopped node's store; exits 1 at the first
+    /// edited, reordered or removed record.
+    VerifyLog {
+        /// Directory of the (stopped) node's embedded store.
+        #[arg(long, env = "SENTINEL_DATA_DIR", default_value = "./data")]
+        data_dir: PathBuf,
+    },
 }
 
 /// Settings shared by every node command. Flags override environment variables, which
@@ -157,5 +164,33 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Run { node } => node::run(node.into_config()?, Source::External).await,
         Command::Backtest(args) => crate::backtest_cli::run(args).await,
+        Command::VerifyLog { data_dir } => verify_log(&data_dir).await,
+    }
+}
+
+async fn verify_log(data_dir: &std::path::Path) -> anyhow::Result<()> {
+    let path = data_dir.join("sentinel.redb");
+    anyhow::ensure!(path.exists(), "no store at {}", path.display());
+    let store = sentinel_store::EmbeddedStore::open(&path)
+        .map_err(|e| anyhow::anyhow!("opening {} (stop the node first): {e}", path.display()))?;
+    let report = store.verify_log().await?;
+    println!("{}", serde_json::to_string_pretty(&report)?);
+    match report.problem {
+        None => {
+            eprintln!(
+                "decision log intact: {} records, head {}",
+                report.verified, report.head
+            );
+            Ok(())
+        }
+        Some(p) => {
+            eprintln!(
+                "decision log broken at record {}: {:?} (transaction {})",
+                p.seq,
+                p.kind,
+                p.transaction_id.as_deref().unwrap_or("unknown")
+            );
+            std::process::exit(1);
+        }
     }
 }

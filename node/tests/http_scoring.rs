@@ -387,3 +387,64 @@ async fn cors_and_the_openapi_document() {
         .unwrap();
     assert!(doc["paths"]["/v1/rules/{id}/rollback"]["post"].is_object());
 }
+
+/// SIGKILL while many requests are being decided: every decision the node acknowledged (200)
+/// is in the store after a restart, with its decision log intact.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn acknowledged_decisions_survive_a_sigkill_under_load() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut node = NodeProcess::start(dir.path(), &[]).await;
+    let client = reqwest::Client::new();
+    let acknowledged = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let mut senders = Vec::new();
+    for worker in 0..8 {
+        let client = client.clone();
+        let url = node.url("/v1/transactions");
+        let acknowledged = std::sync::Arc::clone(&acknowledged);
+        senders.push(tokio::spawn(async move {
+            for i in 0..10_000 {
+                let txn = format!("k-{worker}-{i}");
+                let body =
+                    event(&txn, &format!("k-user-{}", i % 50), "12.00", 30, "FR").to_string();
+                match client.post(&url).body(body).send().await {
+                    Ok(r) if r.status() == 200 => acknowledged.lock().unwrap().push(txn),
+                    Ok(r) => panic!("unexpected status {}", r.status()),
+                    Err(_) => return, // the node is gone
+                }
+            }
+        }));
+    }
+    support::eventually(
+        "a few hundred acknowledged decisions",
+        std::time::Duration::from_secs(60),
+        async || (acknowledged.lock().unwrap().len() >= 300).then_some(()),
+    )
+    .await;
+    node.kill();
+    for s in senders {
+        s.await.unwrap();
+    }
+    let acknowledged = acknowledged.lock().unwrap().clone();
+    let node = NodeProcess::start(dir.path(), &[]).await;
+    for txn in &acknowledged {
+        assert!(
+            node.decision(&client, txn).await.is_some(),
+            "acknowledged {txn} was lost"
+        );
+    }
+    let mut node = node;
+    assert_eq!(node.terminate(), Some(0));
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_sentinel"))
+        .arg("verify-log")
+        .arg("--data-dir")
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let log: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert!(log["verified"].as_u64().unwrap() >= acknowledged.len() as u64);
+}

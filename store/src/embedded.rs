@@ -1,5 +1,6 @@
 //! The embedded backend: one redb file, ACID, fsync on every committed batch.
 
+use crate::chain::{self, Head, LogReport};
 use crate::{
     DayCursor, RecordKind, RecordWrite, RestorePoint, Store, StoreError, UserSnapshot, WriteOp,
     WriteResult,
@@ -8,7 +9,7 @@ use async_trait::async_trait;
 use redb::{Database, ReadTransaction, ReadableTable, ReadableTableMetadata, TableDefinition};
 use sentinel_event::Decision;
 use std::path::Path;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 /// Decision by transaction id: the decision with its event, as JSON.
 const DECISIONS: TableDefinition<&str, &[u8]> = TableDefinition::new("decisions_by_txn");
@@ -16,6 +17,11 @@ const DECISIONS: TableDefinition<&str, &[u8]> = TableDefinition::new("decisions_
 const BY_USER: TableDefinition<(&str, u64), &str> = TableDefinition::new("decisions_by_user");
 /// (yyyymmdd, decided_us, transaction id) -> nothing; a time-ordered index per day.
 const BY_DAY: TableDefinition<(u32, i64, &str), ()> = TableDefinition::new("decisions_by_day");
+/// seq -> tamper-evident log entry (see `chain`).
+const LOG: TableDefinition<u64, &[u8]> = TableDefinition::new("decision_log");
+/// name -> value: the log's head.
+const META: TableDefinition<&str, &[u8]> = TableDefinition::new("meta");
+const LOG_HEAD: &str = "decision_log_head";
 /// (record kind, key) -> value: the catalogue (rules, lists, audit, labels).
 const RECORDS: TableDefinition<(&str, &str), &[u8]> = TableDefinition::new("records");
 /// user_id -> 8-byte big-endian seq followed by the serialized actor state.
@@ -25,6 +31,8 @@ const SNAPSHOTS: TableDefinition<&str, &[u8]> = TableDefinition::new("user_snaps
 #[derive(Clone)]
 pub struct EmbeddedStore {
     db: Arc<Database>,
+    /// The decision log's head as committed; only the writer's batches move it.
+    head: Arc<Mutex<Head>>,
 }
 
 impl EmbeddedStore {
@@ -41,8 +49,52 @@ impl EmbeddedStore {
         txn.open_table(BY_DAY).map_err(StoreError::backend)?;
         txn.open_table(SNAPSHOTS).map_err(StoreError::backend)?;
         txn.open_table(RECORDS).map_err(StoreError::backend)?;
+        txn.open_table(LOG).map_err(StoreError::backend)?;
+        let head = {
+            let meta = txn.open_table(META).map_err(StoreError::backend)?;
+            let stored = meta.get(LOG_HEAD).map_err(StoreError::backend)?;
+            match stored {
+                Some(v) => Head::decode(v.value()).ok_or(StoreError::Corrupt {
+                    table: "meta",
+                    reason: "unreadable decision log head".into(),
+                })?,
+                None => Head::default(),
+            }
+        };
         txn.commit().map_err(StoreError::backend)?;
-        Ok(EmbeddedStore { db: Arc::new(db) })
+        Ok(EmbeddedStore {
+            db: Arc::new(db),
+            head: Arc::new(Mutex::new(head)),
+        })
+    }
+
+    /// Walks the tamper-evident decision log and reports the first record that was edited,
+    /// reordered or removed.
+    pub async fn verify_log(&self) -> Result<LogReport, StoreError> {
+        self.blocking(|db| {
+            let txn = db.begin_read().map_err(StoreError::backend)?;
+            let log = txn.open_table(LOG).map_err(StoreError::backend)?;
+            let decisions = txn.open_table(DECISIONS).map_err(StoreError::backend)?;
+            let meta = txn.open_table(META).map_err(StoreError::backend)?;
+            let recorded = meta
+                .get(LOG_HEAD)
+                .map_err(StoreError::backend)?
+                .and_then(|v| Head::decode(v.value()))
+                .unwrap_or_default();
+            let entries = log
+                .iter()
+                .map_err(StoreError::backend)?
+                .map_while(Result::ok)
+                .map(|(k, v)| (k.value(), v.value().to_vec()));
+            Ok(chain::verify(entries, recorded, |txn_id| {
+                decisions
+                    .get(txn_id)
+                    .ok()
+                    .flatten()
+                    .map(|v| v.value().to_vec())
+            }))
+        })
+        .await
     }
 
     /// Runs blocking redb work off the async threads.
@@ -64,14 +116,21 @@ fn decode(bytes: &[u8]) -> Result<Decision, StoreError> {
     })
 }
 
-fn write_all(db: &Database, ops: Vec<WriteOp>) -> Result<Vec<WriteResult>, StoreError> {
+fn write_all(
+    db: &Database,
+    head: &Mutex<Head>,
+    ops: Vec<WriteOp>,
+) -> Result<Vec<WriteResult>, StoreError> {
     let txn = db.begin_write().map_err(StoreError::backend)?;
+    let mut next = *head.lock().map_err(StoreError::backend)?;
+    let before = next;
     let mut results = Vec::with_capacity(ops.len());
     {
         let mut decisions = txn.open_table(DECISIONS).map_err(StoreError::backend)?;
         let mut by_user = txn.open_table(BY_USER).map_err(StoreError::backend)?;
         let mut by_day = txn.open_table(BY_DAY).map_err(StoreError::backend)?;
         let mut snapshots = txn.open_table(SNAPSHOTS).map_err(StoreError::backend)?;
+        let mut log = txn.open_table(LOG).map_err(StoreError::backend)?;
         let mut buf = Vec::with_capacity(1024);
         for op in ops {
             match op {
@@ -90,6 +149,9 @@ fn write_all(db: &Database, ops: Vec<WriteOp>) -> Result<Vec<WriteResult>, Store
                     let txn_id = d.transaction_id.as_str();
                     decisions
                         .insert(txn_id, buf.as_slice())
+                        .map_err(StoreError::backend)?;
+                    let (seq, entry) = next.append(txn_id, &buf);
+                    log.insert(seq, entry.as_slice())
                         .map_err(StoreError::backend)?;
                     by_user
                         .insert((d.user_id.as_str(), d.user_seq), txn_id)
@@ -111,15 +173,22 @@ fn write_all(db: &Database, ops: Vec<WriteOp>) -> Result<Vec<WriteResult>, Store
                 }
             }
         }
+        if next != before {
+            let mut meta = txn.open_table(META).map_err(StoreError::backend)?;
+            meta.insert(LOG_HEAD, next.encode().as_slice())
+                .map_err(StoreError::backend)?;
+        }
     }
     txn.commit().map_err(StoreError::backend)?;
+    *head.lock().map_err(StoreError::backend)? = next;
     Ok(results)
 }
 
 #[async_trait]
 impl Store for EmbeddedStore {
     async fn write_batch(&self, ops: Vec<WriteOp>) -> Result<Vec<WriteResult>, StoreError> {
-        self.blocking(move |db| write_all(db, ops)).await
+        let head = Arc::clone(&self.head);
+        self.blocking(move |db| write_all(db, &head, ops)).await
     }
 
     async fn decision(&self, transaction_id: &str) -> Result<Option<Decision>, StoreError> {

@@ -8,6 +8,9 @@
 //! - [`Writer`]: the single ordered write path. Requests are batched into one transaction (group
 //!   commit); a request is acknowledged only after its batch is durable.
 
+pub mod chain;
+#[cfg(feature = "conformance")]
+pub mod conformance;
 mod embedded;
 mod error;
 pub mod metrics;

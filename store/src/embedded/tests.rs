@@ -1,94 +1,24 @@
 use super::*;
-use crate::{day_of, RecordKind, RecordWrite, Writer, WriterConfig};
-use chrono::{TimeZone, Utc};
-use rust_decimal::Decimal;
-use sentinel_event::{Outcome, Transaction};
+use crate::conformance::{self, decision};
 
-pub(crate) fn decision(txn: &str, user: &str, seq: u64, minute: u32) -> Decision {
-    let at = Utc.with_ymd_and_hms(2026, 11, 22, 10, minute, 0).unwrap();
-    Decision {
-        transaction_id: txn.to_owned(),
-        user_id: user.to_owned(),
-        outcome: Outcome::Approve,
-        score: 0.0,
-        reasons: vec![],
-        shadow_hits: vec![],
-        rule_set_version: 1,
-        user_seq: seq,
-        late: false,
-        decided_at: at,
-        latency_us: 10,
-        event: Arc::new(Transaction {
-            transaction_id: txn.to_owned(),
-            user_id: user.to_owned(),
-            card_id: None,
-            device_id: None,
-            ip: None,
-            amount: Decimal::new(1234, 2),
-            currency: "USD".into(),
-            merchant_id: None,
-            merchant_category: None,
-            channel: None,
-            kind: None,
-            location: None,
-            timestamp: at,
-            metadata: None,
-        }),
-    }
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_embedded_store_passes_the_conformance_suite() {
+    let dirs = std::sync::Mutex::new(Vec::new());
+    conformance::run_all(|| {
+        let dir = tempfile::tempdir().unwrap();
+        let store: Arc<dyn Store> =
+            Arc::new(EmbeddedStore::open(&dir.path().join("c.redb")).unwrap());
+        dirs.lock().unwrap().push(dir);
+        async move { store }
+    })
+    .await;
 }
 
+#[allow(dead_code)]
 fn open() -> (tempfile::TempDir, EmbeddedStore) {
     let dir = tempfile::tempdir().unwrap();
     let store = EmbeddedStore::open(&dir.path().join("store.redb")).unwrap();
     (dir, store)
-}
-
-#[tokio::test]
-async fn decisions_are_immutable_and_indexed() {
-    let (_dir, store) = open();
-    let first = Arc::new(decision("t1", "u1", 1, 1));
-    let results = store
-        .write_batch(vec![
-            WriteOp::Decision(Arc::clone(&first)),
-            WriteOp::Decision(Arc::new(decision("t2", "u1", 2, 2))),
-            WriteOp::Decision(Arc::new(decision("t3", "u2", 1, 3))),
-        ])
-        .await
-        .unwrap();
-    assert!(results.iter().all(|r| matches!(r, WriteResult::Stored)));
-
-    let mut changed = decision("t1", "u1", 9, 9);
-    changed.outcome = Outcome::Decline;
-    let results = store
-        .write_batch(vec![WriteOp::Decision(Arc::new(changed))])
-        .await
-        .unwrap();
-    match &results[0] {
-        WriteResult::AlreadyDecided(d) => assert_eq!(**d, *first),
-        other => panic!("expected the original decision back, got {other:?}"),
-    }
-    assert_eq!(store.decision("t1").await.unwrap().unwrap(), *first);
-    assert_eq!(store.decision_count().await.unwrap(), 3);
-
-    let after_first = store.decisions_for_user("u1", 1, 100).await.unwrap();
-    assert_eq!(after_first.len(), 1);
-    assert_eq!(after_first[0].transaction_id, "t2");
-    assert_eq!(
-        store.decisions_for_user("u1", 0, 100).await.unwrap().len(),
-        2
-    );
-
-    let day = day_of(first.decided_at);
-    let page = store.decisions_by_day(day, None, 2).await.unwrap();
-    let ids: Vec<_> = page.iter().map(|d| d.transaction_id.as_str()).collect();
-    assert_eq!(ids, ["t1", "t2"]);
-    let cursor = DayCursor {
-        decided_us: page[1].decided_at.timestamp_micros(),
-        transaction_id: page[1].transaction_id.clone(),
-    };
-    let next = store.decisions_by_day(day, Some(cursor), 2).await.unwrap();
-    assert_eq!(next.len(), 1);
-    assert_eq!(next[0].transaction_id, "t3");
 }
 
 #[tokio::test]
@@ -113,87 +43,105 @@ async fn snapshots_round_trip_and_survive_reopen() {
     assert_eq!((snap.seq, snap.state.as_slice()), (42, b"state".as_slice()));
 }
 
-#[tokio::test]
-async fn writer_acknowledges_after_commit_and_reports_duplicates() {
-    let (_dir, store) = open();
-    let store: Arc<dyn Store> = Arc::new(store);
-    let writer = Writer::start(Arc::clone(&store), WriterConfig::default());
-    let mut acks = Vec::new();
-    for i in 0..500 {
-        let (tx, rx) = tokio::sync::oneshot::channel();
-        let d = Arc::new(decision(&format!("t{i}"), "u", i, 0));
-        writer.submit_decision(d, tx).await.unwrap();
-        acks.push(rx);
-    }
-    for rx in acks {
-        assert!(!rx.await.unwrap().unwrap().duplicate);
-    }
-    assert_eq!(store.decision_count().await.unwrap(), 500);
+mod tamper_evident_log {
+    use super::*;
+    use crate::chain::ProblemKind;
 
-    let (tx, rx) = tokio::sync::oneshot::channel();
-    writer
-        .submit_decision(Arc::new(decision("t7", "u", 999, 0)), tx)
-        .await
-        .unwrap();
-    let stored = rx.await.unwrap().unwrap();
-    assert!(stored.duplicate);
-    assert_eq!(stored.decision.user_seq, 7);
-    assert!(writer
-        .lookup_after_writes("t7".into())
-        .await
-        .unwrap()
-        .is_some());
-    writer.flush().await.unwrap();
-}
-
-#[tokio::test]
-async fn records_are_written_atomically_and_scanned_in_key_order() {
-    let (_dir, store) = open();
-    let put = |kind, key: &str, value: &str| RecordWrite {
-        kind,
-        key: key.to_owned(),
-        value: Some(value.as_bytes().to_vec()),
-    };
-    store
-        .put_records(vec![
-            put(RecordKind::RuleVersion, "r1/0000000002", "b"),
-            put(RecordKind::RuleVersion, "r1/0000000001", "a"),
-            put(RecordKind::RuleVersion, "r2/0000000001", "c"),
-            put(RecordKind::List, "r1/0000000001", "other kind"),
-        ])
-        .await
-        .unwrap();
-    let r1 = store
-        .scan_records(RecordKind::RuleVersion, "r1/", None, 10)
-        .await
-        .unwrap();
-    let keys: Vec<&str> = r1.iter().map(|(k, _)| k.as_str()).collect();
-    assert_eq!(keys, ["r1/0000000001", "r1/0000000002"]);
-    let page = store
-        .scan_records(RecordKind::RuleVersion, "", Some("r1/0000000002"), 10)
-        .await
-        .unwrap();
-    assert_eq!(page.len(), 1);
-    assert_eq!(page[0].0, "r2/0000000001");
-    assert_eq!(
+    async fn five(dir: &tempfile::TempDir) -> EmbeddedStore {
+        let store = EmbeddedStore::open(&dir.path().join("log.redb")).unwrap();
+        let ops = (1..=5)
+            .map(|i| WriteOp::Decision(Arc::new(decision(&format!("t{i}"), "u", i, i as u32))))
+            .collect();
+        store.write_batch(ops).await.unwrap();
         store
-            .record(RecordKind::List, "r1/0000000001")
-            .await
-            .unwrap()
-            .unwrap(),
-        b"other kind"
-    );
-    store
-        .put_records(vec![RecordWrite {
-            kind: RecordKind::List,
-            key: "r1/0000000001".into(),
-            value: None,
-        }])
-        .await
-        .unwrap();
-    assert!(store
-        .record(RecordKind::List, "r1/0000000001")
-        .await
-        .unwrap()
-        .is_none());
+    }
+
+    fn tamper(store: &EmbeddedStore, f: impl FnOnce(&redb::WriteTransaction)) {
+        let txn = store.db.begin_write().unwrap();
+        f(&txn);
+        txn.commit().unwrap();
+    }
+
+    async fn problem(store: &EmbeddedStore) -> (u64, ProblemKind) {
+        let report = store.verify_log().await.unwrap();
+        let p = report.problem.expect("tampering must be detected");
+        (p.seq, p.kind)
+    }
+
+    #[tokio::test]
+    async fn an_intact_log_verifies_across_reopening() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = five(&dir).await;
+        let report = store.verify_log().await.unwrap();
+        assert_eq!((report.verified, report.problem), (5, None));
+        drop(store);
+        let store = EmbeddedStore::open(&dir.path().join("log.redb")).unwrap();
+        let more = vec![WriteOp::Decision(Arc::new(decision("t6", "u", 6, 6)))];
+        store.write_batch(more).await.unwrap();
+        let again = vec![WriteOp::Decision(Arc::new(decision("t6", "u", 6, 6)))];
+        store.write_batch(again).await.unwrap();
+        let report = store.verify_log().await.unwrap();
+        assert_eq!(
+            (report.verified, report.problem),
+            (6, None),
+            "duplicates add nothing"
+        );
+        assert_eq!(report.head.len(), 64);
+    }
+
+    #[tokio::test]
+    async fn an_edited_decision_is_found() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = five(&dir).await;
+        tamper(&store, |txn| {
+            let mut t = txn.open_table(DECISIONS).unwrap();
+            let mut d = decision("t3", "u", 3, 3);
+            d.outcome = sentinel_event::Outcome::Decline;
+            let bytes = serde_json::to_vec(&d).unwrap();
+            t.insert("t3", bytes.as_slice()).unwrap();
+        });
+        assert_eq!(problem(&store).await, (3, ProblemKind::Edited));
+    }
+
+    #[tokio::test]
+    async fn reordered_entries_are_found() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = five(&dir).await;
+        tamper(&store, |txn| {
+            let mut t = txn.open_table(LOG).unwrap();
+            let two = t.get(2).unwrap().unwrap().value().to_vec();
+            let four = t.get(4).unwrap().unwrap().value().to_vec();
+            t.insert(2, four.as_slice()).unwrap();
+            t.insert(4, two.as_slice()).unwrap();
+        });
+        assert_eq!(problem(&store).await, (2, ProblemKind::Reordered));
+    }
+
+    #[tokio::test]
+    async fn removed_entries_and_decisions_are_found() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = five(&dir).await;
+        tamper(&store, |txn| {
+            txn.open_table(LOG).unwrap().remove(3).unwrap();
+        });
+        assert_eq!(problem(&store).await, (3, ProblemKind::Removed));
+
+        let dir = tempfile::tempdir().unwrap();
+        let store = five(&dir).await;
+        tamper(&store, |txn| {
+            txn.open_table(DECISIONS).unwrap().remove("t2").unwrap();
+        });
+        assert_eq!(problem(&store).await, (2, ProblemKind::Removed));
+
+        let dir = tempfile::tempdir().unwrap();
+        let store = five(&dir).await;
+        tamper(&store, |txn| {
+            txn.open_table(LOG).unwrap().remove(5).unwrap();
+        });
+        assert_eq!(
+            problem(&store).await,
+            (5, ProblemKind::Removed),
+            "the newest entry too"
+        );
+    }
 }

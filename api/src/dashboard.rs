@@ -1,0 +1,319 @@
+//! The live analyst dashboard: a self-contained page at `GET /` and its server-sent event
+//! stream at `GET /v1/stream`.
+//!
+//! The scoring path hands every new decision to a [`LiveFeed`], a bounded
+//! `tokio::sync::broadcast` channel. Publishing never waits: with nobody watching it costs one
+//! atomic load, and a stream that falls behind loses the oldest decisions (it is told how many,
+//! and the page shows the count) instead of slowing scoring down. Each stream aggregates what it
+//! receives into a `stats` event every second and forwards review and decline decisions as
+//! compact `decision` events; everything heavier (reasons with their values) is fetched on
+//! demand from `GET /v1/decisions/{transaction_id}`.
+
+use crate::ApiState;
+use axum::extract::State;
+use axum::http::header;
+use axum::response::sse::{Event, KeepAlive, Sse};
+use axum::response::IntoResponse;
+use futures::Stream;
+use sentinel_event::{Decision, Outcome};
+use serde_json::json;
+use std::collections::BTreeMap;
+use std::convert::Infallible;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::sync::broadcast;
+
+const PAGE: &str = include_str!("../assets/dashboard.html");
+const STYLE: &str = include_str!("../assets/dashboard.css");
+const SCRIPT: &str = include_str!("../assets/dashboard.js");
+const ICON: &str = include_str!("../assets/favicon.svg");
+
+/// Decisions a stream may have queued before it starts skipping the oldest.
+pub const DEFAULT_CAPACITY: usize = 4096;
+
+/// Flagged decisions one stream forwards per second at most; the rest are still counted in the
+/// figures, and the number held back is reported as `held_back`.
+const FLAGGED_PER_SECOND: u32 = 200;
+
+/// One new decision as the scoring path announces it: the stored decision (shared, not
+/// copied) and the node's receipt-to-stored latency.
+#[derive(Debug, Clone)]
+pub struct LiveDecision {
+    /// The decision of record.
+    pub decision: Arc<Decision>,
+    /// Receipt to stored, in microseconds (what `sentinel_decision_latency_seconds` measures).
+    pub latency_us: u64,
+}
+
+/// The fan-out of new decisions to live dashboard streams.
+#[derive(Clone)]
+pub struct LiveFeed {
+    sender: broadcast::Sender<LiveDecision>,
+}
+
+impl Default for LiveFeed {
+    fn default() -> Self {
+        LiveFeed::new(DEFAULT_CAPACITY)
+    }
+}
+
+impl LiveFeed {
+    /// A feed whose streams may fall `capacity` decisions behind before skipping.
+    pub fn new(capacity: usize) -> Self {
+        LiveFeed {
+            sender: broadcast::channel(capacity.max(1)).0,
+        }
+    }
+
+    /// Announces a new decision to every open stream. Never waits; does nothing when no stream
+    /// is open.
+    pub fn publish(&self, decision: &Arc<Decision>, latency: Duration) {
+        if self.sender.receiver_count() == 0 {
+            return;
+        }
+        let _ = self.sender.send(LiveDecision {
+            decision: Arc::clone(decision),
+            latency_us: u64::try_from(latency.as_micros()).unwrap_or(u64::MAX),
+        });
+    }
+
+    /// A new subscription, from the next decision on.
+    pub fn subscribe(&self) -> broadcast::Receiver<LiveDecision> {
+        self.sender.subscribe()
+    }
+
+    /// Streams open right now.
+    pub fn watchers(&self) -> usize {
+        self.sender.receiver_count()
+    }
+}
+
+/// `GET /`: the dashboard page.
+pub async fn page() -> impl IntoResponse {
+    (
+        [
+            (header::CONTENT_TYPE, "text/html; charset=utf-8"),
+            (header::CACHE_CONTROL, "no-cache"),
+        ],
+        PAGE,
+    )
+}
+
+/// `GET /assets/dashboard.css`.
+pub async fn style() -> impl IntoResponse {
+    (
+        [
+            (header::CONTENT_TYPE, "text/css; charset=utf-8"),
+            (header::CACHE_CONTROL, "no-cache"),
+        ],
+        STYLE,
+    )
+}
+
+/// `GET /assets/dashboard.js`.
+pub async fn script() -> impl IntoResponse {
+    (
+        [
+            (header::CONTENT_TYPE, "text/javascript; charset=utf-8"),
+            (header::CACHE_CONTROL, "no-cache"),
+        ],
+        SCRIPT,
+    )
+}
+
+/// `GET /favicon.svg`.
+pub async fn icon() -> impl IntoResponse {
+    ([(header::CONTENT_TYPE, "image/svg+xml")], ICON)
+}
+
+/// `GET /v1/stream`: server-sent events for the dashboard.
+///
+/// - `hello` once: `{version, policy_version, watchers}`;
+/// - `decision` for each new review or decline decision: `{id, user, amount, currency,
+///   outcome, score, rules, card, device, merchant, category, country, channel, at,
+///   latency_ms}`;
+/// - `stats` every second: `{secs, events, eps, approve, review, decline, fraud_rate, p50_ms,
+///   p99_ms, rules, shadow, policy_version, skipped, held_back, ready}`, where `skipped` counts
+///   the decisions this stream lost by falling behind since it opened.
+///
+/// The stream ends when the node drains, so an open page never holds a shutdown up.
+pub async fn stream(
+    State(state): State<ApiState>,
+) -> Sse<impl Stream<Item = Result<Event, Infallible>>> {
+    let session = Session::new(&state);
+    let hello = json!({
+        "version": env!("CARGO_PKG_VERSION"),
+        "policy_version": state.catalog.policy().rules.version,
+        "watchers": state.live.watchers(),
+    });
+    let first = Event::default()
+        .event("hello")
+        .retry(Duration::from_secs(2))
+        .data(hello.to_string());
+    let events = futures::stream::unfold(
+        (Some(first), session),
+        |(first, mut session)| async move {
+            if let Some(event) = first {
+                return Some((Ok(event), (None, session)));
+            }
+            let event = session.next().await?;
+            Some((Ok(event), (None, session)))
+        },
+    );
+    Sse::new(events).keep_alive(KeepAlive::default())
+}
+
+/// One open stream: its subscription and the figures of the current second.
+struct Session {
+    feed: broadcast::Receiver<LiveDecision>,
+    tick: tokio::time::Interval,
+    ready: Arc<std::sync::atomic::AtomicBool>,
+    window: Window,
+    skipped: u64,
+    last_tick: Instant,
+    ending: bool,
+}
+
+impl Session {
+    fn new(state: &ApiState) -> Session {
+        let period = Duration::from_secs(1);
+        Session {
+            feed: state.live.subscribe(),
+            tick: tokio::time::interval_at(tokio::time::Instant::now() + period, period),
+            ready: Arc::clone(&state.ready),
+            window: Window::default(),
+            skipped: 0,
+            last_tick: Instant::now(),
+            ending: false,
+        }
+    }
+
+    /// The next event to send, or `None` when the stream should end.
+    async fn next(&mut self) -> Option<Event> {
+        loop {
+            if self.ending {
+                return None;
+            }
+            tokio::select! {
+                received = self.feed.recv() => match received {
+                    Ok(live) => {
+                        if let Some(event) = self.window.add(&live) {
+                            return Some(event);
+                        }
+                    }
+                    Err(broadcast::error::RecvError::Lagged(n)) => self.skipped += n,
+                    Err(broadcast::error::RecvError::Closed) => return None,
+                },
+                _ = self.tick.tick() => {
+                    let ready = self.ready.load(Ordering::Relaxed);
+                    let secs = self.last_tick.elapsed().as_secs_f64();
+                    self.last_tick = Instant::now();
+                    let stats = self.window.take(secs, self.skipped, ready);
+                    // Starting or draining: say so, then end (the browser reconnects).
+                    self.ending = !ready;
+                    return Some(stats);
+                }
+            }
+        }
+    }
+}
+
+/// The figures of one second of decisions.
+#[derive(Default)]
+struct Window {
+    outcomes: [u64; 3],
+    latencies_us: Vec<u64>,
+    rules: BTreeMap<String, u64>,
+    shadow: BTreeMap<String, u64>,
+    policy_version: u64,
+    forwarded: u32,
+    held_back: u64,
+}
+
+impl Window {
+    /// Counts a decision; returns its `decision` event when it is flagged and within the
+    /// per-second allowance.
+    fn add(&mut self, live: &LiveDecision) -> Option<Event> {
+        let d = &live.decision;
+        self.outcomes[d.outcome as usize] += 1;
+        self.latencies_us.push(live.latency_us);
+        self.policy_version = self.policy_version.max(d.rule_set_version);
+        for r in &d.reasons {
+            *self.rules.entry(r.rule.clone()).or_default() += 1;
+        }
+        for r in &d.shadow_hits {
+            *self.shadow.entry(r.rule.clone()).or_default() += 1;
+        }
+        if d.outcome == Outcome::Approve {
+            return None;
+        }
+        if self.forwarded >= FLAGGED_PER_SECOND {
+            self.held_back += 1;
+            return None;
+        }
+        self.forwarded += 1;
+        Some(Event::default().event("decision").data(summary(live).to_string()))
+    }
+
+    /// The `stats` event of the interval, and a fresh interval.
+    fn take(&mut self, secs: f64, skipped: u64, ready: bool) -> Event {
+        let [approve, review, decline] = self.outcomes;
+        let events = approve + review + decline;
+        self.latencies_us.sort_unstable();
+        let quantile = |q: f64| -> Option<f64> {
+            let n = self.latencies_us.len();
+            if n == 0 {
+                return None;
+            }
+            let i = ((q * n as f64).ceil() as usize).clamp(1, n) - 1;
+            Some(self.latencies_us[i] as f64 / 1000.0)
+        };
+        let stats = json!({
+            "secs": secs,
+            "events": events,
+            "eps": events as f64 / secs.max(1e-3),
+            "approve": approve,
+            "review": review,
+            "decline": decline,
+            "fraud_rate": (events > 0).then(|| (review + decline) as f64 / events as f64),
+            "p50_ms": quantile(0.5),
+            "p99_ms": quantile(0.99),
+            "rules": self.rules,
+            "shadow": self.shadow,
+            "policy_version": (self.policy_version > 0).then_some(self.policy_version),
+            "skipped": skipped,
+            "held_back": self.held_back,
+            "ready": ready,
+        });
+        let held_back = self.held_back;
+        *self = Window {
+            held_back,
+            ..Window::default()
+        };
+        Event::default().event("stats").data(stats.to_string())
+    }
+}
+
+/// The compact JSON a `decision` event carries.
+fn summary(live: &LiveDecision) -> serde_json::Value {
+    let d = &live.decision;
+    let e = &d.event;
+    json!({
+        "id": d.transaction_id,
+        "user": d.user_id,
+        "amount": e.amount.to_string(),
+        "currency": e.currency,
+        "outcome": d.outcome.as_str(),
+        "score": d.score,
+        "rules": d.reasons.iter().map(|r| r.rule.as_str()).collect::<Vec<_>>(),
+        "card": e.card_id,
+        "device": e.device_id,
+        "merchant": e.merchant_id,
+        "category": e.merchant_category,
+        "country": e.location.as_ref().map(|l| l.country.as_str()),
+        "channel": e.channel,
+        "at": d.decided_at.timestamp_millis(),
+        "latency_ms": live.latency_us as f64 / 1000.0,
+    })
+}

@@ -1,0 +1,223 @@
+//! One storage conformance suite that every backend must pass: the embedded store runs it in
+//! the test suite; other backends call the same functions with a fresh, empty store of theirs.
+//! Enabled by the `conformance` feature (tests and backend crates only).
+
+use crate::{
+    day_of, DayCursor, RecordKind, RecordWrite, Store, WriteOp, WriteResult, Writer, WriterConfig,
+};
+use chrono::{TimeZone, Utc};
+use rust_decimal::Decimal;
+use sentinel_event::{Decision, Outcome, Transaction};
+use std::sync::Arc;
+
+/// A plain approved decision for tests: transaction `txn` of `user` at position `seq`,
+/// decided at 10:`minute` on 2026-11-22.
+pub fn decision(txn: &str, user: &str, seq: u64, minute: u32) -> Decision {
+    let at = Utc.with_ymd_and_hms(2026, 11, 22, 10, minute, 0).unwrap();
+    Decision {
+        transaction_id: txn.to_owned(),
+        user_id: user.to_owned(),
+        outcome: Outcome::Approve,
+        score: 0.0,
+        reasons: vec![],
+        shadow_hits: vec![],
+        rule_set_version: 1,
+        user_seq: seq,
+        late: false,
+        decided_at: at,
+        latency_us: 10,
+        event: Arc::new(Transaction {
+            transaction_id: txn.to_owned(),
+            user_id: user.to_owned(),
+            card_id: None,
+            device_id: None,
+            ip: None,
+            amount: Decimal::new(1234, 2),
+            currency: "USD".into(),
+            merchant_id: None,
+            merchant_category: None,
+            channel: None,
+            kind: None,
+            location: None,
+            timestamp: at,
+            metadata: None,
+        }),
+    }
+}
+
+/// Conformance check: see the module docs.
+pub async fn decisions_are_immutable_and_indexed(store: Arc<dyn Store>) {
+    let first = Arc::new(decision("t1", "u1", 1, 1));
+    let results = store
+        .write_batch(vec![
+            WriteOp::Decision(Arc::clone(&first)),
+            WriteOp::Decision(Arc::new(decision("t2", "u1", 2, 2))),
+            WriteOp::Decision(Arc::new(decision("t3", "u2", 1, 3))),
+        ])
+        .await
+        .unwrap();
+    assert!(results.iter().all(|r| matches!(r, WriteResult::Stored)));
+
+    let mut changed = decision("t1", "u1", 9, 9);
+    changed.outcome = Outcome::Decline;
+    let results = store
+        .write_batch(vec![WriteOp::Decision(Arc::new(changed))])
+        .await
+        .unwrap();
+    match &results[0] {
+        WriteResult::AlreadyDecided(d) => assert_eq!(**d, *first),
+        other => panic!("expected the original decision back, got {other:?}"),
+    }
+    assert_eq!(store.decision("t1").await.unwrap().unwrap(), *first);
+    assert_eq!(store.decision_count().await.unwrap(), 3);
+
+    let after_first = store.decisions_for_user("u1", 1, 100).await.unwrap();
+    assert_eq!(after_first.len(), 1);
+    assert_eq!(after_first[0].transaction_id, "t2");
+    assert_eq!(
+        store.decisions_for_user("u1", 0, 100).await.unwrap().len(),
+        2
+    );
+
+    let day = day_of(first.decided_at);
+    let page = store.decisions_by_day(day, None, 2).await.unwrap();
+    let ids: Vec<_> = page.iter().map(|d| d.transaction_id.as_str()).collect();
+    assert_eq!(ids, ["t1", "t2"]);
+    let cursor = DayCursor {
+        decided_us: page[1].decided_at.timestamp_micros(),
+        transaction_id: page[1].transaction_id.clone(),
+    };
+    let next = store.decisions_by_day(day, Some(cursor), 2).await.unwrap();
+    assert_eq!(next.len(), 1);
+    assert_eq!(next[0].transaction_id, "t3");
+}
+
+/// Conformance check: see the module docs.
+pub async fn writer_acknowledges_after_commit_and_reports_duplicates(store: Arc<dyn Store>) {
+    let writer = Writer::start(Arc::clone(&store), WriterConfig::default());
+    let mut acks = Vec::new();
+    for i in 0..500 {
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        let d = Arc::new(decision(&format!("t{i}"), "u", i, 0));
+        writer.submit_decision(d, tx).await.unwrap();
+        acks.push(rx);
+    }
+    for rx in acks {
+        assert!(!rx.await.unwrap().unwrap().duplicate);
+    }
+    assert_eq!(store.decision_count().await.unwrap(), 500);
+
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    writer
+        .submit_decision(Arc::new(decision("t7", "u", 999, 0)), tx)
+        .await
+        .unwrap();
+    let stored = rx.await.unwrap().unwrap();
+    assert!(stored.duplicate);
+    assert_eq!(stored.decision.user_seq, 7);
+    assert!(writer
+        .lookup_after_writes("t7".into())
+        .await
+        .unwrap()
+        .is_some());
+    writer.flush().await.unwrap();
+}
+
+/// Conformance check: see the module docs.
+pub async fn records_are_written_atomically_and_scanned_in_key_order(store: Arc<dyn Store>) {
+    let put = |kind, key: &str, value: &str| RecordWrite {
+        kind,
+        key: key.to_owned(),
+        value: Some(value.as_bytes().to_vec()),
+    };
+    store
+        .put_records(vec![
+            put(RecordKind::RuleVersion, "r1/0000000002", "b"),
+            put(RecordKind::RuleVersion, "r1/0000000001", "a"),
+            put(RecordKind::RuleVersion, "r2/0000000001", "c"),
+            put(RecordKind::List, "r1/0000000001", "other kind"),
+        ])
+        .await
+        .unwrap();
+    let r1 = store
+        .scan_records(RecordKind::RuleVersion, "r1/", None, 10)
+        .await
+        .unwrap();
+    let keys: Vec<&str> = r1.iter().map(|(k, _)| k.as_str()).collect();
+    assert_eq!(keys, ["r1/0000000001", "r1/0000000002"]);
+    let page = store
+        .scan_records(RecordKind::RuleVersion, "", Some("r1/0000000002"), 10)
+        .await
+        .unwrap();
+    assert_eq!(page.len(), 1);
+    assert_eq!(page[0].0, "r2/0000000001");
+    assert_eq!(
+        store
+            .record(RecordKind::List, "r1/0000000001")
+            .await
+            .unwrap()
+            .unwrap(),
+        b"other kind"
+    );
+    store
+        .put_records(vec![RecordWrite {
+            kind: RecordKind::List,
+            key: "r1/0000000001".into(),
+            value: None,
+        }])
+        .await
+        .unwrap();
+    assert!(store
+        .record(RecordKind::List, "r1/0000000001")
+        .await
+        .unwrap()
+        .is_none());
+}
+
+/// Conformance check: concurrent writers through separate writers never lose or duplicate a
+/// decision, and a transaction id written by two of them is stored once.
+pub async fn concurrent_writers_store_each_decision_once(store: Arc<dyn Store>) {
+    let mut tasks = Vec::new();
+    for w in 0..4u64 {
+        let writer = Writer::start(Arc::clone(&store), WriterConfig::default());
+        tasks.push(tokio::spawn(async move {
+            let mut duplicates = 0;
+            for i in 0..200u64 {
+                // Every writer also writes the shared ids s0..s49.
+                let id = if i < 50 {
+                    format!("s{i}")
+                } else {
+                    format!("w{w}-{i}")
+                };
+                let (tx, rx) = tokio::sync::oneshot::channel();
+                let d = Arc::new(decision(&id, &format!("cw{w}"), i + 1, 0));
+                writer.submit_decision(d, tx).await.unwrap();
+                if rx.await.unwrap().unwrap().duplicate {
+                    duplicates += 1;
+                }
+            }
+            duplicates
+        }));
+    }
+    let mut duplicates = 0;
+    for t in tasks {
+        duplicates += t.await.unwrap();
+    }
+    assert_eq!(
+        duplicates, 150,
+        "each shared id is stored by exactly one writer"
+    );
+    assert_eq!(store.decision_count().await.unwrap(), 4 * 150 + 50);
+}
+
+/// Runs every conformance check, each on a fresh store from `fresh`.
+pub async fn run_all<F, Fut>(fresh: F)
+where
+    F: Fn() -> Fut,
+    Fut: std::future::Future<Output = Arc<dyn Store>>,
+{
+    decisions_are_immutable_and_indexed(fresh().await).await;
+    writer_acknowledges_after_commit_and_reports_duplicates(fresh().await).await;
+    records_are_written_atomically_and_scanned_in_key_order(fresh().await).await;
+    concurrent_writers_store_each_decision_once(fresh().await).await;
+}
