@@ -138,6 +138,7 @@ pub async fn icon() -> impl IntoResponse {
 ///   the decisions this stream lost by falling behind since it opened.
 ///
 /// The stream ends when the node drains, so an open page never holds a shutdown up.
+#[utoipa::path(get, path = "/v1/stream", tag = "operations", responses((status = 200, description = "Server-sent events: `hello`, then `decision` (review and decline) and `stats` (every second)", content_type = "text/event-stream", body = String)))]
 pub async fn stream(
     State(state): State<ApiState>,
 ) -> Sse<impl Stream<Item = Result<Event, Infallible>>> {
@@ -151,16 +152,14 @@ pub async fn stream(
         .event("hello")
         .retry(Duration::from_secs(2))
         .data(hello.to_string());
-    let events = futures::stream::unfold(
-        (Some(first), session),
-        |(first, mut session)| async move {
+    let events =
+        futures::stream::unfold((Some(first), session), |(first, mut session)| async move {
             if let Some(event) = first {
                 return Some((Ok(event), (None, session)));
             }
             let event = session.next().await?;
             Some((Ok(event), (None, session)))
-        },
-    );
+        });
     Sse::new(events).keep_alive(KeepAlive::default())
 }
 
@@ -178,9 +177,12 @@ struct Session {
 impl Session {
     fn new(state: &ApiState) -> Session {
         let period = Duration::from_secs(1);
+        let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
+        // A stream held back by a slow client sends one late `stats`, not a burst of them.
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         Session {
             feed: state.live.subscribe(),
-            tick: tokio::time::interval_at(tokio::time::Instant::now() + period, period),
+            tick,
             ready: Arc::clone(&state.ready),
             window: Window::default(),
             skipped: 0,
@@ -198,8 +200,8 @@ impl Session {
             tokio::select! {
                 received = self.feed.recv() => match received {
                     Ok(live) => {
-                        if let Some(event) = self.window.add(&live) {
-                            return Some(event);
+                        if let Some(summary) = self.window.add(&live) {
+                            return Some(Event::default().event("decision").data(summary.to_string()));
                         }
                     }
                     Err(broadcast::error::RecvError::Lagged(n)) => self.skipped += n,
@@ -210,6 +212,7 @@ impl Session {
                     let secs = self.last_tick.elapsed().as_secs_f64();
                     self.last_tick = Instant::now();
                     let stats = self.window.take(secs, self.skipped, ready);
+                    let stats = Event::default().event("stats").data(stats.to_string());
                     // Starting or draining: say so, then end (the browser reconnects).
                     self.ending = !ready;
                     return Some(stats);
@@ -232,18 +235,18 @@ struct Window {
 }
 
 impl Window {
-    /// Counts a decision; returns its `decision` event when it is flagged and within the
-    /// per-second allowance.
-    fn add(&mut self, live: &LiveDecision) -> Option<Event> {
+    /// Counts a decision; returns its summary when it is flagged and within the per-second
+    /// allowance.
+    fn add(&mut self, live: &LiveDecision) -> Option<serde_json::Value> {
         let d = &live.decision;
         self.outcomes[d.outcome as usize] += 1;
         self.latencies_us.push(live.latency_us);
         self.policy_version = self.policy_version.max(d.rule_set_version);
         for r in &d.reasons {
-            *self.rules.entry(r.rule.clone()).or_default() += 1;
+            count(&mut self.rules, &r.rule);
         }
         for r in &d.shadow_hits {
-            *self.shadow.entry(r.rule.clone()).or_default() += 1;
+            count(&mut self.shadow, &r.rule);
         }
         if d.outcome == Outcome::Approve {
             return None;
@@ -253,11 +256,11 @@ impl Window {
             return None;
         }
         self.forwarded += 1;
-        Some(Event::default().event("decision").data(summary(live).to_string()))
+        Some(summary(live))
     }
 
-    /// The `stats` event of the interval, and a fresh interval.
-    fn take(&mut self, secs: f64, skipped: u64, ready: bool) -> Event {
+    /// The figures of the interval (a `stats` event), and a fresh interval.
+    fn take(&mut self, secs: f64, skipped: u64, ready: bool) -> serde_json::Value {
         let [approve, review, decline] = self.outcomes;
         let events = approve + review + decline;
         self.latencies_us.sort_unstable();
@@ -291,7 +294,16 @@ impl Window {
             held_back,
             ..Window::default()
         };
-        Event::default().event("stats").data(stats.to_string())
+        stats
+    }
+}
+
+fn count(counts: &mut BTreeMap<String, u64>, rule: &str) {
+    match counts.get_mut(rule) {
+        Some(n) => *n += 1,
+        None => {
+            counts.insert(rule.to_owned(), 1);
+        }
     }
 }
 
@@ -316,4 +328,149 @@ fn summary(live: &LiveDecision) -> serde_json::Value {
         "at": d.decided_at.timestamp_millis(),
         "latency_ms": live.latency_us as f64 / 1000.0,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn decision(id: &str, outcome: &str, rules: &[&str], shadow: &[&str]) -> Arc<Decision> {
+        let reason =
+            |r: &&str| json!({"rule": r, "action": "review", "values": [["amount", 12.5]]});
+        Arc::new(
+            serde_json::from_value(json!({
+                "transaction_id": id,
+                "user_id": "u-1",
+                "outcome": outcome,
+                "score": if outcome == "approve" { 0.0 } else { 0.5 },
+                "reasons": rules.iter().map(reason).collect::<Vec<_>>(),
+                "shadow_hits": shadow.iter().map(reason).collect::<Vec<_>>(),
+                "rule_set_version": 3,
+                "user_seq": 1,
+                "decided_at": "2026-11-22T10:00:00Z",
+                "latency_us": 100,
+                "event": {
+                    "transaction_id": id, "user_id": "u-1", "amount": "12.50", "currency": "EUR",
+                    "timestamp": "2026-11-22T10:00:00Z", "device_id": "d-9", "card_id": "c-1",
+                    "location": {"country": "FR"}, "channel": "web",
+                },
+            }))
+            .unwrap(),
+        )
+    }
+
+    fn data(value: Option<serde_json::Value>) -> serde_json::Value {
+        value.expect("an event")
+    }
+
+    #[tokio::test]
+    async fn publishing_never_waits_and_a_slow_stream_skips_the_oldest() {
+        let feed = LiveFeed::new(2);
+        // Nobody watching: nothing is kept.
+        feed.publish(
+            &decision("t-0", "approve", &[], &[]),
+            Duration::from_millis(1),
+        );
+        let mut slow = feed.subscribe();
+        assert_eq!(feed.watchers(), 1);
+        for i in 1..=5 {
+            feed.publish(
+                &decision(&format!("t-{i}"), "approve", &[], &[]),
+                Duration::from_millis(1),
+            );
+        }
+        assert!(matches!(
+            slow.recv().await,
+            Err(broadcast::error::RecvError::Lagged(3))
+        ));
+        assert_eq!(slow.recv().await.unwrap().decision.transaction_id, "t-4");
+        assert_eq!(slow.recv().await.unwrap().decision.transaction_id, "t-5");
+    }
+
+    #[test]
+    fn a_second_of_decisions_becomes_figures_and_flagged_summaries() {
+        let mut window = Window::default();
+        let live = |d: Arc<Decision>, us: u64| LiveDecision {
+            decision: d,
+            latency_us: us,
+        };
+        for i in 0..97 {
+            let d = decision(&format!("a-{i}"), "approve", &[], &["probe"]);
+            assert!(
+                window.add(&live(d, 1000)).is_none(),
+                "approvals are not forwarded"
+            );
+        }
+        let flagged = window
+            .add(&live(
+                decision("r-1", "review", &["large_amount"], &[]),
+                2000,
+            ))
+            .expect("a review is forwarded");
+        let summary = data(Some(flagged));
+        assert_eq!(summary["id"], "r-1");
+        assert_eq!(summary["outcome"], "review");
+        assert_eq!(summary["rules"], json!(["large_amount"]));
+        assert_eq!(summary["amount"], "12.50");
+        assert_eq!(summary["device"], "d-9");
+        assert_eq!(summary["card"], "c-1");
+        assert_eq!(summary["country"], "FR");
+        assert_eq!(summary["latency_ms"], 2.0);
+        window.add(&live(
+            decision("d-1", "decline", &["velocity_5m", "large_amount"], &[]),
+            50_000,
+        ));
+        window.add(&live(
+            decision("d-2", "decline", &["velocity_5m"], &[]),
+            3000,
+        ));
+
+        let stats = window.take(2.0, 7, true);
+        assert_eq!(stats["events"], 100);
+        assert_eq!(stats["eps"], 50.0);
+        assert_eq!(
+            (&stats["approve"], &stats["review"], &stats["decline"]),
+            (&json!(97), &json!(1), &json!(2))
+        );
+        assert_eq!(stats["fraud_rate"], 0.03);
+        assert_eq!(stats["p50_ms"], 1.0);
+        assert_eq!(stats["p99_ms"], 3.0);
+        assert_eq!(stats["rules"], json!({"large_amount": 2, "velocity_5m": 2}));
+        assert_eq!(stats["shadow"], json!({"probe": 97}));
+        assert_eq!(stats["policy_version"], 3);
+        assert_eq!(stats["skipped"], 7);
+        assert_eq!(stats["ready"], true);
+
+        // The next interval starts empty.
+        let stats = window.take(1.0, 7, false);
+        assert_eq!(stats["events"], 0);
+        assert!(stats["fraud_rate"].is_null() && stats["p50_ms"].is_null());
+        assert_eq!(stats["ready"], false);
+    }
+
+    #[test]
+    fn a_flood_of_flagged_decisions_is_capped_per_second_but_fully_counted() {
+        let mut window = Window::default();
+        let mut forwarded = 0;
+        for i in 0..(FLAGGED_PER_SECOND + 50) {
+            let d = decision(&format!("r-{i}"), "review", &["large_amount"], &[]);
+            let live = LiveDecision {
+                decision: d,
+                latency_us: 10,
+            };
+            forwarded += u32::from(window.add(&live).is_some());
+        }
+        assert_eq!(forwarded, FLAGGED_PER_SECOND);
+        let stats = window.take(1.0, 0, true);
+        assert_eq!(stats["review"], FLAGGED_PER_SECOND + 50);
+        assert_eq!(stats["held_back"], 50);
+        // A new second has a new allowance.
+        let d = decision("r-next", "review", &[], &[]);
+        assert!(window
+            .add(&LiveDecision {
+                decision: d,
+                latency_us: 10
+            })
+            .is_some());
+    }
 }

@@ -80,6 +80,17 @@ impl ApiError {
         }
     }
 
+    /// 413 for a body over the size limit.
+    pub fn too_large(message: &str) -> Self {
+        ApiError {
+            status: StatusCode::PAYLOAD_TOO_LARGE,
+            code: "payload_too_large",
+            message: message.to_owned(),
+            field: Some("body".to_owned()),
+            position: None,
+        }
+    }
+
     /// 429 when a limit on concurrent work is reached.
     pub fn too_many(message: &str) -> Self {
         ApiError {

@@ -6,6 +6,7 @@
 mod audit;
 mod backtests;
 mod body;
+pub mod dashboard;
 mod decisions;
 mod error;
 mod health;
@@ -66,6 +67,8 @@ pub struct ApiState {
     pub metrics: Arc<dyn MetricsRender>,
     /// False until the node is ready to score, and again while it drains.
     pub ready: Arc<AtomicBool>,
+    /// New decisions for the live dashboard's streams.
+    pub live: dashboard::LiveFeed,
 }
 
 /// The API router.
@@ -118,6 +121,11 @@ pub fn app(state: ApiState) -> Router {
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
         .route("/metrics", get(health::metrics))
+        .route("/", get(dashboard::page))
+        .route("/assets/dashboard.css", get(dashboard::style))
+        .route("/assets/dashboard.js", get(dashboard::script))
+        .route("/favicon.svg", get(dashboard::icon))
+        .route("/v1/stream", get(dashboard::stream))
         .fallback(error::not_found)
         .layer(axum::extract::DefaultBodyLimit::max(body_limit))
         .with_state(state)

@@ -44,6 +44,7 @@ use utoipa::OpenApi;
         crate::health::healthz,
         crate::health::readyz,
         crate::health::metrics,
+        crate::dashboard::stream,
     ),
     tags(
         (name = "scoring", description = "Decide one transaction"),

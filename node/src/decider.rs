@@ -6,6 +6,7 @@ use crate::stats::LiveStats;
 use crate::telemetry as t;
 use async_trait::async_trait;
 use sentinel_actors::Scorer;
+use sentinel_api::dashboard::LiveFeed;
 use sentinel_event::{DecisionError, Transaction};
 use sentinel_store::Stored;
 use std::sync::Arc;
@@ -19,6 +20,8 @@ pub struct NodeDecider {
     pub publisher: Option<Publisher>,
     /// The live summary's figures.
     pub stats: Arc<LiveStats>,
+    /// New decisions for the dashboard's live streams (never waits).
+    pub live: LiveFeed,
 }
 
 impl NodeDecider {
@@ -36,6 +39,7 @@ impl NodeDecider {
             let latency = received.elapsed();
             metrics::histogram!(t::DECISION_LATENCY).record(latency.as_secs_f64());
             self.stats.record(outcome, latency);
+            self.live.publish(&stored.decision, latency);
         }
         if let Some(publisher) = &self.publisher {
             publisher.publish(&stored.decision).await?;

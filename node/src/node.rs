@@ -93,10 +93,12 @@ pub async fn run(config: NodeConfig, source: Source) -> anyhow::Result<()> {
         None => None,
     };
     let stats = Arc::new(LiveStats::new());
+    let live = sentinel_api::dashboard::LiveFeed::default();
     let decider = Arc::new(NodeDecider {
         scorer: scorer.clone(),
         publisher,
         stats: Arc::clone(&stats),
+        live: live.clone(),
     });
 
     let ready = Arc::new(AtomicBool::new(false));
@@ -110,6 +112,7 @@ pub async fn run(config: NodeConfig, source: Source) -> anyhow::Result<()> {
         limits: Arc::clone(&limits),
         metrics: Arc::new(Prometheus(metrics.clone())),
         ready: Arc::clone(&ready),
+        live,
     });
     let api = if config.cors_allowed_origins.is_empty() {
         api

@@ -1,0 +1,511 @@
+//! The live analyst dashboard, proven with real processes: a `sentinel demo` node produces
+//! traffic, a headless Chromium (Debian's `chromium`) opens the page the node serves at `/`,
+//! and a playwright-core script (`tests/dashboard/driver.mjs`, connected to that Chromium over
+//! the DevTools protocol) reads the page the way an analyst would: the stream goes live, the
+//! decision count moves, a flagged transaction appears in the feed, clicking it shows the
+//! reasons stored for it, and a fraud ring shows up in the linked-users view. The test then
+//! checks what the page showed against the node's own API, and that an open stream does not
+//! hold up a clean drain.
+//!
+//! Chromium, Node and the driver's `node_modules` are installed by `./scripts/test`; when any is
+//! missing this test fails and says so.
+
+mod support;
+
+use serde_json::Value;
+use std::collections::BTreeSet;
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+use support::{eventually, free_port};
+
+fn driver_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/dashboard")
+}
+
+/// The path of `tool` on PATH, or a failure telling how to install it (never a silent skip).
+fn require_tool(tool: &str) -> PathBuf {
+    std::env::var_os("PATH")
+        .into_iter()
+        .flat_map(|paths| std::env::split_paths(&paths).collect::<Vec<_>>())
+        .map(|dir| dir.join(tool))
+        .find(|p| p.is_file())
+        .unwrap_or_else(|| {
+            panic!(
+                "`{tool}` is not on PATH: the dashboard test drives a real headless Chromium \
+                 with Node. Run ./scripts/test (it installs Debian's `chromium`, and the \
+                 driver's npm packages), or `apt-get install -y chromium nodejs`."
+            )
+        })
+}
+
+/// A child process in its own process group, its output in a log file; the whole group is
+/// killed on drop (Chromium's helpers too), and the log tail printed when the test is failing.
+struct Process {
+    name: &'static str,
+    child: Child,
+    log: PathBuf,
+}
+
+impl Process {
+    fn spawn(name: &'static str, command: &mut Command, log: PathBuf) -> Process {
+        let out = std::fs::File::create(&log).unwrap();
+        let child = command
+            .stdout(Stdio::from(out.try_clone().unwrap()))
+            .stderr(Stdio::from(out))
+            .process_group(0)
+            .spawn()
+            .unwrap_or_else(|e| panic!("starting {name}: {e}"));
+        Process { name, child, log }
+    }
+
+    fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// Panics with the log when the process has exited.
+    fn assert_running(&mut self) {
+        if let Ok(Some(status)) = self.child.try_wait() {
+            panic!("{} exited with {status}:\n{}", self.name, self.log_text());
+        }
+    }
+
+    /// Waits for the process to exit, polling until `limit`.
+    async fn wait(&mut self, limit: Duration) -> std::process::ExitStatus {
+        let deadline = Instant::now() + limit;
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return status;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{} did not exit within {limit:?}:\n{}",
+                self.name,
+                self.log_text()
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    fn signal_group(&self, signal: &str) {
+        let _ = Command::new("kill")
+            .args([signal, "--", &format!("-{}", self.child.id())])
+            .stderr(Stdio::null())
+            .status();
+    }
+}
+
+impl Drop for Process {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            let log = self.log_text();
+            let lines: Vec<&str> = log.lines().collect();
+            eprintln!(
+                "--- last lines of {} ({}) ---",
+                self.name,
+                self.log.display()
+            );
+            for line in &lines[lines.len().saturating_sub(40)..] {
+                eprintln!("{line}");
+            }
+        }
+        self.signal_group("-KILL");
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+async fn http_ok(client: &reqwest::Client, url: &str) -> bool {
+    client
+        .get(url)
+        .send()
+        .await
+        .is_ok_and(|r| r.status().is_success())
+}
+
+/// Reads server-sent events from `response` until `done` is satisfied by the event names seen
+/// so far; returns them in order.
+async fn read_events(
+    response: &mut reqwest::Response,
+    buffer: &mut String,
+    limit: Duration,
+    done: impl Fn(&[String]) -> bool,
+) -> Vec<(String, Value)> {
+    let deadline = Instant::now() + limit;
+    let mut events = Vec::new();
+    let mut names = Vec::new();
+    while !done(&names) {
+        let left = deadline.saturating_duration_since(Instant::now());
+        assert!(
+            !left.is_zero(),
+            "timed out reading the stream; saw {names:?}"
+        );
+        let chunk = tokio::time::timeout(left, response.chunk())
+            .await
+            .expect("the stream stalled")
+            .expect("reading the stream")
+            .expect("the stream ended early");
+        buffer.push_str(std::str::from_utf8(&chunk).unwrap());
+        while let Some(end) = buffer.find("\n\n") {
+            let block: String = buffer.drain(..end + 2).collect();
+            let mut name = String::from("message");
+            let mut data = String::new();
+            for line in block.lines() {
+                if let Some(v) = line.strip_prefix("event:") {
+                    name = v.trim().to_owned();
+                } else if let Some(v) = line.strip_prefix("data:") {
+                    data.push_str(v.trim_start());
+                }
+            }
+            if data.is_empty() {
+                continue; // a keep-alive comment
+            }
+            names.push(name.clone());
+            events.push((name, serde_json::from_str(&data).unwrap()));
+        }
+    }
+    events
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_dashboard_shows_live_traffic_flagged_transactions_and_their_reasons() {
+    let chromium = require_tool("chromium");
+    let node = require_tool("node");
+    assert!(
+        driver_dir().join("node_modules/playwright-core").is_dir(),
+        "{} has no node_modules/playwright-core: run ./scripts/test (it runs `npm ci` there)",
+        driver_dir().display()
+    );
+
+    let dir = tempfile::tempdir().unwrap();
+    let client = reqwest::Client::new();
+
+    // A demo node with plenty of injected fraud.
+    let config = dir.path().join("sentinel.toml");
+    std::fs::write(&config, "[actors]\npassivate_after_secs = 60\n").unwrap();
+    let http = format!("127.0.0.1:{}", free_port());
+    let base = format!("http://{http}");
+    let mut demo = Process::spawn(
+        "sentinel demo",
+        Command::new(env!("CARGO_BIN_EXE_sentinel"))
+            .arg("demo")
+            .arg("--config")
+            .arg(&config)
+            .arg("--data-dir")
+            .arg(dir.path().join("data"))
+            .args(["--http-listen", &http])
+            .args(["--fraud-ratio", "0.05", "--rate", "300", "--users", "3000"])
+            .env("RUST_LOG", "info"),
+        dir.path().join("demo.log"),
+    );
+    let ready = format!("{base}/readyz");
+    eventually(
+        "the demo node to be ready",
+        Duration::from_secs(60),
+        async || {
+            demo.assert_running();
+            http_ok(&client, &ready).await.then_some(())
+        },
+    )
+    .await;
+
+    // The page and its assets are served by the node itself.
+    let page = client.get(format!("{base}/")).send().await.unwrap();
+    assert_eq!(page.status(), 200);
+    assert!(page.headers()["content-type"]
+        .to_str()
+        .unwrap()
+        .starts_with("text/html"));
+    let html = page.text().await.unwrap();
+    for asset in [
+        "/assets/dashboard.css",
+        "/assets/dashboard.js",
+        "/favicon.svg",
+    ] {
+        assert!(html.contains(asset), "the page does not reference {asset}");
+        assert!(http_ok(&client, &format!("{base}{asset}")).await, "{asset}");
+    }
+
+    // The stream, read directly: a hello, stats every second, and flagged decisions. It stays
+    // open until the node drains at the end.
+    let mut stream = client
+        .get(format!("{base}/v1/stream"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(stream.status(), 200);
+    assert!(stream.headers()["content-type"]
+        .to_str()
+        .unwrap()
+        .starts_with("text/event-stream"));
+    let mut buffer = String::new();
+    let events = read_events(
+        &mut stream,
+        &mut buffer,
+        Duration::from_secs(120),
+        |names| {
+            names.iter().filter(|n| *n == "stats").count() >= 2
+                && names.iter().any(|n| n == "decision")
+        },
+    )
+    .await;
+    assert_eq!(events[0].0, "hello", "{events:?}");
+    let stats: Vec<&Value> = events
+        .iter()
+        .filter(|(n, _)| n == "stats")
+        .map(|(_, v)| v)
+        .collect();
+    assert!(stats.iter().any(|s| s["events"].as_u64() > Some(0)));
+    for s in &stats {
+        let sum = ["approve", "review", "decline"]
+            .iter()
+            .map(|k| s[k].as_u64().unwrap())
+            .sum::<u64>();
+        assert_eq!(s["events"].as_u64(), Some(sum), "{s}");
+        assert_eq!(s["ready"], true);
+    }
+    let flagged = &events.iter().find(|(n, _)| n == "decision").unwrap().1;
+    assert!(
+        flagged["outcome"] == "review" || flagged["outcome"] == "decline",
+        "{flagged}"
+    );
+    let stored = client
+        .get(format!(
+            "{base}/v1/decisions/{}",
+            flagged["id"].as_str().unwrap()
+        ))
+        .send()
+        .await
+        .unwrap()
+        .json::<Value>()
+        .await
+        .unwrap();
+    assert_eq!(stored["outcome"], flagged["outcome"]);
+    assert_eq!(stored["user_id"], flagged["user"]);
+
+    // An analyst's rule that flags first uses of a device at a new merchant: the simulator's
+    // fraud rings (one new device shared by four users) are then flagged, and the linked-users
+    // view has something to link.
+    let rule = client
+        .post(format!("{base}/v1/rules"))
+        .json(&serde_json::json!({
+            "name": "new_device_new_merchant",
+            "expression": "is_new_device and is_new_merchant and user.txn_count >= 1",
+            "action": "review",
+        }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(rule.status(), 201, "{}", rule.text().await.unwrap());
+
+    // Headless Chromium, ours to kill: the driver only connects to it.
+    let profile = dir.path().join("chromium-profile");
+    std::fs::create_dir_all(&profile).unwrap();
+    let mut browser = Process::spawn(
+        "chromium",
+        Command::new(&chromium)
+            .args([
+                "--headless",
+                "--no-sandbox",
+                "--disable-gpu",
+                "--no-first-run",
+                "--disable-background-networking",
+                "--disable-component-update",
+                "--disable-sync",
+                "--remote-debugging-address=127.0.0.1",
+                "--remote-debugging-port=0",
+            ])
+            .arg(format!("--user-data-dir={}", profile.display()))
+            .arg("about:blank"),
+        dir.path().join("chromium.log"),
+    );
+    let port_file = profile.join("DevToolsActivePort");
+    let devtools_port = eventually(
+        "Chromium's DevTools port",
+        Duration::from_secs(60),
+        async || {
+            browser.assert_running();
+            let text = std::fs::read_to_string(&port_file).ok()?;
+            text.lines().next()?.trim().parse::<u16>().ok()
+        },
+    )
+    .await;
+
+    let screenshot = dir.path().join("dashboard.png");
+    let mut driver = Process::spawn(
+        "dashboard driver",
+        Command::new(&node)
+            .current_dir(driver_dir())
+            .arg("driver.mjs")
+            .arg(format!("http://127.0.0.1:{devtools_port}"))
+            .arg(format!("{base}/"))
+            .arg(&screenshot)
+            .arg("240"),
+        dir.path().join("driver.log"),
+    );
+    let status = driver.wait(Duration::from_secs(600)).await;
+    let output = driver.log_text();
+    let report: Value = output
+        .lines()
+        .rev()
+        .find_map(|l| serde_json::from_str(l).ok())
+        .unwrap_or_else(|| panic!("the driver printed no report:\n{output}"));
+    println!("driver report: {report}");
+    assert!(status.success(), "the driver failed: {report}");
+    assert!(report["error"].is_null(), "{report}");
+
+    // The page loaded, went live, and its numbers moved.
+    assert_eq!(report["status"], 200);
+    assert_eq!(report["title"], "SentinelStream · live");
+    let totals: Vec<u64> = report["totals"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_u64().unwrap())
+        .collect();
+    assert!(totals[0] > 0 && totals[1] > totals[0], "{totals:?}");
+    assert_eq!(
+        report["page_errors"].as_array().map(Vec::len),
+        Some(0),
+        "{report}"
+    );
+
+    // A flagged transaction appeared in the feed; clicking it showed the reasons the node
+    // stored for it.
+    let txn = report["txn"].as_str().unwrap();
+    assert_eq!(report["detail_title"], txn);
+    let stored = client
+        .get(format!("{base}/v1/decisions/{txn}"))
+        .send()
+        .await
+        .unwrap()
+        .json::<Value>()
+        .await
+        .unwrap();
+    let outcome = stored["outcome"].as_str().unwrap();
+    assert!(outcome == "review" || outcome == "decline", "{stored}");
+    assert_eq!(report["row_outcome"], outcome);
+    assert_eq!(report["detail_outcome"], outcome);
+    let stored_rules: Vec<&str> = stored["reasons"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["rule"].as_str().unwrap())
+        .collect();
+    assert!(!stored_rules.is_empty(), "{stored}");
+    let shown = |key: &str| -> Vec<String> {
+        report[key]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v.as_str().unwrap().to_owned())
+            .collect()
+    };
+    assert_eq!(shown("detail_rules"), stored_rules);
+    assert_eq!(shown("row_rules"), stored_rules);
+    // Each value a rule saw is shown with its label.
+    let labels: BTreeSet<String> = report["detail_values"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|row| row[0].as_str().unwrap().to_owned())
+        .collect();
+    for reason in stored["reasons"].as_array().unwrap() {
+        for value in reason["values"].as_array().unwrap() {
+            let label = value[0].as_str().unwrap();
+            assert!(labels.contains(label), "{label} not shown: {report}");
+        }
+    }
+
+    // The rule table lists the policy's rules, the new one included.
+    let rule_names: BTreeSet<&str> = report["rule_rows"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r[0].as_str().unwrap())
+        .collect();
+    for name in [
+        "large_amount",
+        "impossible_travel",
+        "velocity_5m",
+        "new_device_new_merchant",
+    ] {
+        assert!(rule_names.contains(name), "{name} missing: {rule_names:?}");
+    }
+
+    // The linked-users view found a device or card shared by several users, and the store
+    // agrees that each of them used it.
+    let groups = report["link_groups"].as_array().unwrap();
+    assert!(!groups.is_empty(), "no linked users shown: {report}");
+    let group = &groups[0];
+    let key = group["key"].as_str().unwrap();
+    let users: BTreeSet<&str> = group["users"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|u| u.as_str().unwrap())
+        .collect();
+    assert!(users.len() >= 2, "{group}");
+    let from = (chrono::Utc::now() - chrono::Duration::hours(2)).to_rfc3339();
+    let mut users_of_key = BTreeSet::new();
+    for field in ["device_id", "card_id"] {
+        let found: Value = client
+            .get(format!("{base}/v1/decisions"))
+            .query(&[(field, key), ("from", &from), ("limit", "1000")])
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let items = found["decisions"]
+            .as_array()
+            .unwrap_or_else(|| panic!("unexpected search answer: {found}"));
+        for d in items {
+            users_of_key.insert(d["user_id"].as_str().unwrap().to_owned());
+        }
+    }
+    for user in &users {
+        assert!(
+            users_of_key.contains(*user),
+            "{user} never used {key}: {users_of_key:?}"
+        );
+    }
+
+    // The screenshot, for people (and CI artifacts).
+    let png = std::fs::read(&screenshot).unwrap();
+    assert!(png.starts_with(b"\x89PNG\r\n\x1a\n"), "not a PNG");
+    if let Some(out) = std::env::var_os("SENTINEL_SCREENSHOT_DIR") {
+        let out = PathBuf::from(out);
+        std::fs::create_dir_all(&out).unwrap();
+        for name in ["dashboard.png", "dashboard-detail.png"] {
+            std::fs::copy(dir.path().join(name), out.join(name)).unwrap();
+            println!("screenshot copied to {}", out.join(name).display());
+        }
+    }
+
+    // An open stream does not hold a drain up: SIGTERM, the stream says the node is no
+    // longer ready and ends, and the node exits cleanly.
+    demo.signal_group("-TERM");
+    let status = demo.wait(Duration::from_secs(120)).await;
+    assert_eq!(status.code(), Some(0), "{}", demo.log_text());
+    let mut ended = false;
+    let mut saw_not_ready = false;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while Instant::now() < deadline {
+        match tokio::time::timeout(Duration::from_secs(5), stream.chunk()).await {
+            Ok(Ok(Some(chunk))) => {
+                let text = String::from_utf8_lossy(&chunk);
+                saw_not_ready |= text.contains("\"ready\":false");
+            }
+            Ok(Ok(None)) | Ok(Err(_)) => {
+                ended = true;
+                break;
+            }
+            Err(_) => {}
+        }
+    }
+    assert!(ended, "the stream did not end when the node stopped");
+    println!("stream reported not-ready before ending: {saw_not_ready}");
+}
