@@ -81,18 +81,7 @@ pub async fn update(
     Path(name): Path<String>,
     JsonBody(content): JsonBody<ListContent>,
 ) -> Result<Json<ListRecord>, ApiError> {
-    let list = state
-        .catalog
-        .put_list(
-            &name,
-            content.description,
-            content.items,
-            false,
-            principal(),
-        )
-        .await?;
-    state.policy_in_force().await?;
-    Ok(Json(list))
+    replace_list(&state, &name, content.description, content.items).await
 }
 
 /// `DELETE /v1/lists/{name}`: refused while a rule uses the list.
@@ -120,12 +109,7 @@ pub async fn add_item(
         .filter(|i| i.value != item.value)
         .collect();
     items.push(item);
-    let list = state
-        .catalog
-        .put_list(&name, current.description, items, false, principal())
-        .await?;
-    state.policy_in_force().await?;
-    Ok(Json(list))
+    replace_list(&state, &name, current.description, items).await
 }
 
 /// `DELETE /v1/lists/{name}/items/{value}`
@@ -145,9 +129,19 @@ pub async fn remove_item(
         .into_iter()
         .filter(|i| i.value != value)
         .collect();
+    replace_list(&state, &name, current.description, items).await
+}
+
+/// Stores a list's new description and items and waits until the policy using them is in force.
+async fn replace_list(
+    state: &ApiState,
+    name: &str,
+    description: String,
+    items: Vec<ListItem>,
+) -> Result<Json<ListRecord>, ApiError> {
     let list = state
         .catalog
-        .put_list(&name, current.description, items, false, principal())
+        .put_list(name, description, items, false, principal())
         .await?;
     state.policy_in_force().await?;
     Ok(Json(list))

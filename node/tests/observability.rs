@@ -10,9 +10,9 @@ mod support;
 use serde_json::Value;
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Command, Output};
 use std::time::{Duration, Instant};
-use support::{eventually, free_port};
+use support::{eventually, free_port, Process};
 
 /// Every metric the node can export, from the constants that name them.
 const METRIC_SOURCES: [&str; 3] = [
@@ -75,56 +75,6 @@ fn run(program: &Path, args: &[&str], dir: &Path) -> Output {
         String::from_utf8_lossy(&out.stderr)
     );
     out
-}
-
-/// A child process with its output in a log file; killed on drop, its log tail printed when
-/// the test is failing.
-struct Process {
-    name: &'static str,
-    child: Child,
-    log: PathBuf,
-}
-
-impl Process {
-    fn spawn(name: &'static str, command: &mut Command, log: PathBuf) -> Process {
-        let out = std::fs::File::create(&log).unwrap();
-        let child = command
-            .stdout(Stdio::from(out.try_clone().unwrap()))
-            .stderr(Stdio::from(out))
-            .spawn()
-            .unwrap_or_else(|e| panic!("starting {name}: {e}"));
-        Process { name, child, log }
-    }
-
-    /// Panics with the log when the process has exited.
-    fn assert_running(&mut self) {
-        if let Ok(Some(status)) = self.child.try_wait() {
-            panic!(
-                "{} exited with {status}:\n{}",
-                self.name,
-                std::fs::read_to_string(&self.log).unwrap_or_default()
-            );
-        }
-    }
-}
-
-impl Drop for Process {
-    fn drop(&mut self) {
-        if std::thread::panicking() {
-            let log = std::fs::read_to_string(&self.log).unwrap_or_default();
-            let lines: Vec<&str> = log.lines().collect();
-            eprintln!(
-                "--- last lines of {} ({}) ---",
-                self.name,
-                self.log.display()
-            );
-            for line in &lines[lines.len().saturating_sub(40)..] {
-                eprintln!("{line}");
-            }
-        }
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
 }
 
 async fn http_status(client: &reqwest::Client, url: &str) -> Option<u16> {
