@@ -204,7 +204,10 @@ impl Session {
                             return Some(Event::default().event("decision").data(summary.to_string()));
                         }
                     }
-                    Err(broadcast::error::RecvError::Lagged(n)) => self.skipped += n,
+                    Err(broadcast::error::RecvError::Lagged(n)) => {
+                        self.skipped += n;
+                        metrics::counter!(crate::metrics::STREAM_LAGGED).increment(n);
+                    }
                     Err(broadcast::error::RecvError::Closed) => return None,
                 },
                 _ = self.tick.tick() => {

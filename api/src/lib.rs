@@ -11,7 +11,9 @@ mod decisions;
 mod error;
 mod health;
 mod lists;
+pub mod metrics;
 mod openapi;
+mod request_id;
 mod rules;
 mod transactions;
 mod users;
@@ -73,6 +75,10 @@ pub struct ApiState {
 
 /// The API router.
 pub fn app(state: ApiState) -> Router {
+    request_id::apply(routes(&state)).with_state(state)
+}
+
+fn routes(state: &ApiState) -> Router<ApiState> {
     // The body limit sits a little above the event limit so that an oversized event still
     // reaches validation and gets its precise answer; anything larger is cut off at 413.
     let body_limit = state.limits.max_payload_bytes.saturating_mul(2).max(1024);
@@ -128,7 +134,6 @@ pub fn app(state: ApiState) -> Router {
         .route("/v1/stream", get(dashboard::stream))
         .fallback(error::not_found)
         .layer(axum::extract::DefaultBodyLimit::max(body_limit))
-        .with_state(state)
 }
 
 /// CORS for browser clients served from other origins (`*` allows any). Without it the API is

@@ -18,6 +18,9 @@ pub struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Run a node on embedded defaults with a built-in traffic simulator (no services needed).
+    ///
+    /// With --kafka-brokers the simulator produces to the input topic instead, and the node
+    /// consumes it: the whole Kafka path runs.
     Demo {
         #[command(flatten)]
         node: NodeArgs,

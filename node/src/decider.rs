@@ -33,6 +33,15 @@ impl NodeDecider {
         received: Instant,
     ) -> Result<Stored, DecisionError> {
         let stored = self.scorer.score(event, received).await?;
+        // Inside an HTTP request's span this line carries its request id; together they tie
+        // a client's request to the decision of record.
+        tracing::debug!(
+            transaction_id = %stored.decision.transaction_id,
+            outcome = stored.decision.outcome.as_str(),
+            score = stored.decision.score,
+            duplicate = stored.duplicate,
+            "decided"
+        );
         if !stored.duplicate {
             let outcome = stored.decision.outcome;
             metrics::counter!(t::DECISIONS, "outcome" => outcome.as_str()).increment(1);

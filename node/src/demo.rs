@@ -2,6 +2,7 @@
 
 use crate::decider::NodeDecider;
 use crate::telemetry as t;
+use rdkafka::producer::{FutureProducer, FutureRecord};
 use sentinel_loadtest::simulator::{SimConfig, Simulator};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -24,15 +25,28 @@ pub struct DemoOptions {
     pub duration: Option<Duration>,
 }
 
-/// Events being decided at once; the simulator waits beyond this (backpressure).
+/// How long producing one simulated event may wait for the broker.
+const PRODUCE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Events being decided (or produced) at once; the simulator waits beyond this (backpressure).
 const MAX_IN_FLIGHT: usize = 10_000;
 
-/// Feeds simulated events into the decider until `stop` fires or the duration ends.
-pub async fn run_simulator(
-    options: DemoOptions,
-    decider: Arc<NodeDecider>,
-    mut stop: watch::Receiver<bool>,
-) {
+/// Where the simulated events go.
+pub enum Feed {
+    /// Straight into the node's scoring path.
+    Direct(Arc<NodeDecider>),
+    /// Into the input topic, keyed by user id, for the node's Kafka source to consume: the
+    /// demo then runs the whole Kafka path (consume, decide, store, publish, commit).
+    Topic {
+        /// The producer.
+        producer: FutureProducer,
+        /// The input topic.
+        topic: String,
+    },
+}
+
+/// Feeds simulated events until `stop` fires or the duration ends.
+pub async fn run_simulator(options: DemoOptions, feed: Feed, mut stop: watch::Receiver<bool>) {
     let config = SimConfig {
         seed: options.seed,
         users: options.users,
@@ -62,15 +76,36 @@ pub async fn run_simulator(
                 return;
             };
             let event = sim.next_event().txn;
-            metrics::counter!(t::EVENTS_RECEIVED, "source" => "simulator").increment(1);
-            let decider = Arc::clone(&decider);
-            tokio::spawn(async move {
-                if let Err(e) = decider.decide_shared(Arc::new(event), Instant::now()).await {
-                    decider.stats.record_rejected();
-                    tracing::warn!(error = %e, "simulated event not decided");
+            match &feed {
+                Feed::Direct(decider) => {
+                    metrics::counter!(t::EVENTS_RECEIVED, "source" => "simulator").increment(1);
+                    let decider = Arc::clone(decider);
+                    tokio::spawn(async move {
+                        if let Err(e) = decider.decide_shared(Arc::new(event), Instant::now()).await
+                        {
+                            decider.stats.record_rejected();
+                            tracing::warn!(error = %e, "simulated event not decided");
+                        }
+                        drop(permit);
+                    });
                 }
-                drop(permit);
-            });
+                Feed::Topic { producer, topic } => {
+                    let Ok(payload) = serde_json::to_vec(&event) else {
+                        continue;
+                    };
+                    let producer = producer.clone();
+                    let topic = topic.clone();
+                    tokio::spawn(async move {
+                        let record = FutureRecord::to(&topic)
+                            .key(event.user_id.as_bytes())
+                            .payload(&payload);
+                        if let Err((e, _)) = producer.send(record, PRODUCE_TIMEOUT).await {
+                            tracing::warn!(error = %e, "simulated event not produced");
+                        }
+                        drop(permit);
+                    });
+                }
+            }
         }
     }
     // Wait for what is in flight.

@@ -5,7 +5,7 @@ mod offsets;
 mod producer;
 
 pub use consumer::run_consumer;
-pub use producer::{DeadLetter, Publisher};
+pub use producer::{producer, DeadLetter, Publisher};
 
 use crate::config::KafkaConfig;
 use rdkafka::ClientConfig;

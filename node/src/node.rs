@@ -150,9 +150,17 @@ pub async fn run(config: NodeConfig, source: Source) -> anyhow::Result<()> {
     let demo_duration = match source {
         Source::Demo(options) => {
             let duration = options.duration;
+            // With Kafka configured the simulator is a producer, and events take the Kafka path.
+            let feed = match &config.kafka {
+                Some(kafka) => demo::Feed::Topic {
+                    producer: kafka::producer(kafka)?,
+                    topic: kafka.input_topic.clone(),
+                },
+                None => demo::Feed::Direct(Arc::clone(&decider)),
+            };
             sources.push(tokio::spawn(demo::run_simulator(
                 options,
-                Arc::clone(&decider),
+                feed,
                 stop_rx.clone(),
             )));
             duration

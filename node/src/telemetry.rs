@@ -22,6 +22,9 @@ pub const PUBLISHED: &str = "sentinel_decisions_published_total";
 pub const PUBLISH_ERRORS: &str = "sentinel_publish_errors_total";
 /// Counter: consumer-group rebalances, by kind (`assign`, `revoke`).
 pub const REBALANCES: &str = "sentinel_kafka_rebalances_total";
+/// Gauge: messages of a partition not yet committed (high watermark minus committed offset),
+/// by partition, on the node that owns it (0 elsewhere).
+pub const CONSUMER_LAG: &str = "sentinel_kafka_consumer_lag_messages";
 /// Gauge: events being decided right now.
 pub const IN_FLIGHT: &str = "sentinel_events_in_flight";
 
@@ -91,6 +94,10 @@ fn describe() {
     describe_counter!(PUBLISH_ERRORS, "Failed publish attempts (retried).");
     describe_counter!(REBALANCES, "Consumer-group rebalances.");
     describe_gauge!(IN_FLIGHT, "Events being decided right now.");
+    describe_gauge!(
+        CONSUMER_LAG,
+        "Messages not yet committed per owned partition (high watermark - committed)."
+    );
     describe_gauge!(sentinel_actors::metrics::ACTORS_LIVE, "Live user actors.");
     describe_counter!(
         sentinel_actors::metrics::PASSIVATIONS,
@@ -142,6 +149,10 @@ fn describe() {
         sentinel_store::metrics::WRITE_ERRORS,
         "Failed store batch writes."
     );
+    describe_counter!(
+        sentinel_api::metrics::STREAM_LAGGED,
+        "Decisions live dashboard streams skipped for slow clients."
+    );
     for outcome in Outcome::ALL {
         metrics::counter!(DECISIONS, "outcome" => outcome.as_str()).increment(0);
     }
@@ -157,6 +168,7 @@ fn describe() {
         sentinel_actors::metrics::REDELIVERED,
         sentinel_store::metrics::WRITE_ERRORS,
         sentinel_store::metrics::DECISIONS_DUPLICATE,
+        sentinel_api::metrics::STREAM_LAGGED,
     ] {
         metrics::counter!(name).increment(0);
     }

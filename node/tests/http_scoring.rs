@@ -448,3 +448,51 @@ async fn acknowledged_decisions_survive_a_sigkill_under_load() {
     let log: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
     assert!(log["verified"].as_u64().unwrap() >= acknowledged.len() as u64);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn request_ids_tie_log_lines_to_decisions() {
+    let dir = tempfile::tempdir().unwrap();
+    let node = NodeProcess::start_with_env(
+        dir.path(),
+        &["--log-format", "json"],
+        &[("RUST_LOG", "info,sentinel=debug")],
+    )
+    .await;
+    let client = reqwest::Client::new();
+
+    // The client's request id is kept and echoed; without one the node assigns a UUID.
+    let r = client
+        .post(node.url("/v1/transactions"))
+        .header("x-request-id", "req-from-gateway-42")
+        .json(&event("log-txn-1", "log-user", "12.50", 1, "FR"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.headers()["x-request-id"], "req-from-gateway-42");
+    let r = client
+        .get(node.url("/v1/decisions/no-such-txn"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 404);
+    let assigned = r.headers()["x-request-id"].to_str().unwrap().to_owned();
+    assert!(uuid::Uuid::parse_str(&assigned).is_ok(), "{assigned}");
+
+    // The decision's log line carries the transaction id, inside the request's span.
+    let line = support::eventually(
+        "the decision's log line",
+        std::time::Duration::from_secs(20),
+        async || {
+            node.log_text()
+                .lines()
+                .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+                .find(|l| l["fields"]["transaction_id"] == "log-txn-1")
+        },
+    )
+    .await;
+    assert_eq!(line["fields"]["message"], "decided", "{line}");
+    assert_eq!(line["fields"]["outcome"], "approve", "{line}");
+    assert_eq!(line["span"]["request_id"], "req-from-gateway-42", "{line}");
+    assert_eq!(line["span"]["path"], "/v1/transactions", "{line}");
+}

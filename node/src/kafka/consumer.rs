@@ -11,18 +11,34 @@ use crate::telemetry as t;
 use futures::stream::FuturesUnordered;
 use futures::StreamExt;
 use rdkafka::consumer::{CommitMode, Consumer, ConsumerContext, Rebalance, StreamConsumer};
-use rdkafka::{ClientContext, Message};
+use rdkafka::{ClientContext, Message, Statistics};
 use sentinel_event::{parse_transaction, DecisionError, Limits, ParseMode};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::watch;
 
-/// Logs and counts rebalances.
-struct RebalanceLog;
+/// How often librdkafka reports statistics, from which the per-partition lag is exported.
+const STATISTICS_INTERVAL_MS: &str = "5000";
 
-impl ClientContext for RebalanceLog {}
+/// Logs and counts rebalances, and exports each owned partition's consumer lag.
+struct GroupEvents;
 
-impl ConsumerContext for RebalanceLog {
+impl ClientContext for GroupEvents {
+    fn stats(&self, statistics: Statistics) {
+        for topic in statistics.topics.values() {
+            for (partition, stats) in &topic.partitions {
+                // -1 is librdkafka's internal unassigned partition; a negative lag is unknown.
+                if *partition < 0 || stats.consumer_lag < 0 || stats.fetch_state != "active" {
+                    continue;
+                }
+                metrics::gauge!(t::CONSUMER_LAG, "partition" => partition.to_string())
+                    .set(stats.consumer_lag as f64);
+            }
+        }
+    }
+}
+
+impl ConsumerContext for GroupEvents {
     fn pre_rebalance(
         &self,
         _consumer: &rdkafka::consumer::BaseConsumer<Self>,
@@ -31,6 +47,12 @@ impl ConsumerContext for RebalanceLog {
         if let Rebalance::Revoke(tpl) = rebalance {
             metrics::counter!(t::REBALANCES, "kind" => "revoke").increment(1);
             tracing::info!(partitions = tpl.count(), "partitions revoked");
+            // The new owner reports these partitions now; summing the gauge over the nodes
+            // must count each partition's lag once.
+            for element in tpl.elements() {
+                metrics::gauge!(t::CONSUMER_LAG, "partition" => element.partition().to_string())
+                    .set(0.0);
+            }
         }
     }
 
@@ -70,11 +92,12 @@ pub async fn run_consumer(
         .set("auto.commit.interval.ms", "1000")
         .set("auto.offset.reset", "earliest")
         .set("fetch.wait.max.ms", kafka.fetch_wait_max_ms.to_string())
-        .set("session.timeout.ms", "10000");
+        .set("session.timeout.ms", "10000")
+        .set("statistics.interval.ms", STATISTICS_INTERVAL_MS);
     for (key, value) in &kafka.options {
         config.set(key, value);
     }
-    let consumer: StreamConsumer<RebalanceLog> = config.create_with_context(RebalanceLog)?;
+    let consumer: StreamConsumer<GroupEvents> = config.create_with_context(GroupEvents)?;
     consumer.subscribe(&[&kafka.input_topic])?;
     tracing::info!(topic = %kafka.input_topic, group = %kafka.group_id, "consuming");
 
@@ -163,7 +186,7 @@ pub async fn run_consumer(
 }
 
 fn finish(
-    consumer: &StreamConsumer<RebalanceLog>,
+    consumer: &StreamConsumer<GroupEvents>,
     topic: &str,
     tracker: &mut OffsetTracker,
     done: Option<Finished>,

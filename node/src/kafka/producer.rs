@@ -186,7 +186,8 @@ impl DeadLetter {
     }
 }
 
-fn producer(kafka: &KafkaConfig) -> anyhow::Result<FutureProducer> {
+/// A producer with the node's batching and durability settings.
+pub fn producer(kafka: &KafkaConfig) -> anyhow::Result<FutureProducer> {
     let mut config = client_config(kafka);
     // A few milliseconds of batching keeps brokers efficient at high rates without adding
     // noticeable latency.

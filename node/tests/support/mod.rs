@@ -214,6 +214,16 @@ pub struct NodeProcess {
 impl NodeProcess {
     /// Starts `sentinel run` with the given extra arguments and waits until it is ready.
     pub async fn start(data_dir: &Path, extra: &[&str]) -> NodeProcess {
+        Self::start_with_env(data_dir, extra, &[]).await
+    }
+
+    /// Like [`NodeProcess::start`], with extra environment variables (`RUST_LOG` is `info`
+    /// unless given).
+    pub async fn start_with_env(
+        data_dir: &Path,
+        extra: &[&str],
+        env: &[(&str, &str)],
+    ) -> NodeProcess {
         let port = free_port();
         let http = format!("127.0.0.1:{port}");
         let log = data_dir.join(format!("node-{port}.log"));
@@ -226,6 +236,7 @@ impl NodeProcess {
             .arg(data_dir)
             .args(extra)
             .env("RUST_LOG", "info")
+            .envs(env.iter().copied())
             .stdout(Stdio::from(out.try_clone().unwrap()))
             .stderr(Stdio::from(out))
             .spawn()
