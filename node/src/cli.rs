@@ -80,6 +80,15 @@ struct NodeArgs {
     /// Shared cluster secret.
     #[arg(long, env = "SENTINEL_CLUSTER_COOKIE", hide_env_values = true)]
     cluster_cookie: Option<String>,
+    /// Store backend: `embedded` (default) or `scylla`.
+    #[arg(long, env = "SENTINEL_STORE", value_enum)]
+    store: Option<crate::config::StoreBackend>,
+    /// ScyllaDB contact points, `host:port,host:port`; implies `--store scylla`.
+    #[arg(long, env = "SENTINEL_SCYLLA_NODES", value_delimiter = ',')]
+    scylla_nodes: Option<Vec<String>>,
+    /// ScyllaDB keyspace.
+    #[arg(long, env = "SENTINEL_SCYLLA_KEYSPACE")]
+    scylla_keyspace: Option<String>,
 }
 
 impl NodeArgs {
@@ -122,6 +131,16 @@ impl NodeArgs {
         }
         if let Some(v) = self.cluster_cookie {
             config.cluster.cookie = v;
+        }
+        if let Some(nodes) = self.scylla_nodes {
+            config.store.backend = crate::config::StoreBackend::Scylla;
+            config.store.scylla.nodes = nodes;
+        }
+        if let Some(v) = self.store {
+            config.store.backend = v;
+        }
+        if let Some(v) = self.scylla_keyspace {
+            config.store.scylla.keyspace = v;
         }
         Ok(config)
     }

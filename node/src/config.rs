@@ -28,6 +28,8 @@ pub struct NodeConfig {
     pub cluster: ClusterConfig,
     /// Validation limits for incoming events.
     pub limits: LimitsConfig,
+    /// Which store keeps decisions, history and the catalogue.
+    pub store: StoreConfig,
 }
 
 impl Default for NodeConfig {
@@ -42,6 +44,7 @@ impl Default for NodeConfig {
             actors: ActorsConfig::default(),
             cluster: ClusterConfig::default(),
             limits: LimitsConfig::default(),
+            store: StoreConfig::default(),
         }
     }
 }
@@ -163,6 +166,27 @@ impl Default for ClusterConfig {
     }
 }
 
+/// The `[store]` section.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct StoreConfig {
+    /// `embedded` (a redb file under `data_dir`; one node) or `scylla` (shared by a cluster).
+    pub backend: StoreBackend,
+    /// ScyllaDB settings, used when `backend = "scylla"`.
+    pub scylla: sentinel_store_scylla::ScyllaConfig,
+}
+
+/// Where decisions are stored.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "snake_case")]
+pub enum StoreBackend {
+    /// The redb file under `data_dir`: zero setup, one node.
+    #[default]
+    Embedded,
+    /// ScyllaDB: what the nodes of a cluster share.
+    Scylla,
+}
+
 /// Validation limits.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -244,5 +268,11 @@ mod tests {
             defaults.limits.max_payload_bytes
         );
         assert!(example.limits.limits().is_ok());
+        assert_eq!(example.store.backend, StoreBackend::Embedded);
+        assert_eq!(
+            example.store.scylla.consistency,
+            defaults.store.scylla.consistency
+        );
+        assert!(example.store.scylla.validate().is_ok());
     }
 }

@@ -1,6 +1,6 @@
 //! Starting, running and draining one node.
 
-use crate::config::NodeConfig;
+use crate::config::{NodeConfig, StoreBackend};
 use crate::decider::NodeDecider;
 use crate::demo::{self, DemoOptions};
 use crate::kafka::{self, DeadLetter, Publisher};
@@ -39,11 +39,7 @@ pub async fn run(config: NodeConfig, source: Source) -> anyhow::Result<()> {
     let metrics = telemetry::prometheus();
     let limits = Arc::new(config.limits.limits()?);
 
-    let store_path = config.data_dir.join("sentinel.redb");
-    let store: Arc<dyn Store> = Arc::new(
-        EmbeddedStore::open(&store_path)
-            .with_context(|| format!("opening the store at {}", store_path.display()))?,
-    );
+    let store = open_store(&config).await?;
     let seed = match &config.policy_file {
         Some(path) => {
             let text = std::fs::read_to_string(path)
@@ -209,6 +205,27 @@ pub async fn run(config: NodeConfig, source: Source) -> anyhow::Result<()> {
     cluster_node.stop(None);
     tracing::info!(passivated, "stopped cleanly");
     Ok(())
+}
+
+/// The configured store backend.
+async fn open_store(config: &NodeConfig) -> anyhow::Result<Arc<dyn Store>> {
+    Ok(match config.store.backend {
+        StoreBackend::Embedded => {
+            let path = config.data_dir.join("sentinel.redb");
+            Arc::new(
+                EmbeddedStore::open(&path)
+                    .with_context(|| format!("opening the store at {}", path.display()))?,
+            )
+        }
+        StoreBackend::Scylla => {
+            let scylla = &config.store.scylla;
+            let store = sentinel_store_scylla::ScyllaStore::connect(scylla)
+                .await
+                .with_context(|| format!("opening the ScyllaDB store at {:?}", scylla.nodes))?;
+            tracing::info!(nodes = ?scylla.nodes, keyspace = %scylla.keyspace, "ScyllaDB store ready");
+            Arc::new(store)
+        }
+    })
 }
 
 /// Resolves on Ctrl-C, SIGTERM, or after `limit`.

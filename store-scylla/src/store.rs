@@ -1,0 +1,648 @@
+//! [`Store`] over CQL.
+
+use crate::day::{self, DayRow, BUCKETS};
+use crate::{migrations, ScyllaConfig};
+use async_trait::async_trait;
+use scylla::client::session::Session;
+use scylla::client::session_builder::SessionBuilder;
+use scylla::statement::batch::{Batch, BatchType};
+use scylla::statement::prepared::PreparedStatement;
+use scylla::statement::{Consistency, SerialConsistency};
+use scylla::value::{CqlValue, Row};
+use sentinel_event::{Decision, Outcome};
+use sentinel_store::{
+    day_of, DayCursor, RecordKind, RecordWrite, RestorePoint, Store, StoreError, UserSnapshot,
+    WriteOp, WriteResult,
+};
+use std::sync::Arc;
+use tokio::sync::Semaphore;
+
+/// The consistency named in the configuration.
+pub(crate) fn consistency(name: &str) -> Result<Consistency, String> {
+    Ok(match name {
+        "any" => Consistency::Any,
+        "one" => Consistency::One,
+        "two" => Consistency::Two,
+        "three" => Consistency::Three,
+        "quorum" => Consistency::Quorum,
+        "all" => Consistency::All,
+        "local_quorum" => Consistency::LocalQuorum,
+        "each_quorum" => Consistency::EachQuorum,
+        "local_one" => Consistency::LocalOne,
+        other => return Err(format!("unknown consistency `{other}`")),
+    })
+}
+
+/// The serial consistency named in the configuration.
+pub(crate) fn serial_consistency(name: &str) -> Result<SerialConsistency, String> {
+    match name {
+        "serial" => Ok(SerialConsistency::Serial),
+        "local_serial" => Ok(SerialConsistency::LocalSerial),
+        other => Err(format!("unknown serial consistency `{other}`")),
+    }
+}
+
+fn backend(context: &str, e: impl std::fmt::Display) -> StoreError {
+    StoreError::Backend(format!("{context}: {e}"))
+}
+
+fn corrupt(table: &'static str, e: impl std::fmt::Display) -> StoreError {
+    StoreError::Corrupt {
+        table,
+        reason: e.to_string(),
+    }
+}
+
+/// Every statement the store runs, prepared once.
+struct Statements {
+    insert_decision: PreparedStatement,
+    decision_body: PreparedStatement,
+    insert_by_user: PreparedStatement,
+    insert_by_day: PreparedStatement,
+    insert_flagged: PreparedStatement,
+    count_decision: PreparedStatement,
+    read_count: PreparedStatement,
+    user_after: PreparedStatement,
+    day_page: PreparedStatement,
+    put_snapshot: PreparedStatement,
+    get_snapshot: PreparedStatement,
+    put_record: PreparedStatement,
+    delete_record: PreparedStatement,
+    get_record: PreparedStatement,
+    scan_from: PreparedStatement,
+    scan_after: PreparedStatement,
+    scan_from_below: PreparedStatement,
+    scan_after_below: PreparedStatement,
+}
+
+impl Statements {
+    async fn prepare(session: &Session, config: &ScyllaConfig) -> Result<Self, StoreError> {
+        let ks = &config.keyspace;
+        let level = consistency(&config.consistency).map_err(|e| backend("consistency", e))?;
+        let serial = serial_consistency(&config.serial_consistency)
+            .map_err(|e| backend("serial consistency", e))?;
+        let prepare = async |cql: String, idempotent: bool| {
+            let mut statement = session
+                .prepare(cql.as_str())
+                .await
+                .map_err(|e| backend(&format!("preparing `{cql}`"), e))?;
+            statement.set_consistency(level);
+            statement.set_serial_consistency(Some(serial));
+            // Idempotent statements may be retried by the driver on a timeout; the counter
+            // increment may not.
+            statement.set_is_idempotent(idempotent);
+            Ok::<_, StoreError>(statement)
+        };
+        let scan = |op: &str, below: bool| {
+            format!(
+                "SELECT key, value FROM {ks}.records WHERE kind = ? AND key {op} ?{} LIMIT ?",
+                if below { " AND key < ?" } else { "" }
+            )
+        };
+        Ok(Statements {
+            // A compare-and-set: true only for the first writer of a transaction id, also
+            // when nodes race (the cluster's redelivery after a rebalance).
+            insert_decision: prepare(
+                format!(
+                    "INSERT INTO {ks}.decisions_by_txn \
+                     (transaction_id, user_id, user_seq, decided_us, body) \
+                     VALUES (?, ?, ?, ?, ?) IF NOT EXISTS USING TTL ?"
+                ),
+                true,
+            )
+            .await?,
+            decision_body: prepare(
+                format!("SELECT body FROM {ks}.decisions_by_txn WHERE transaction_id = ?"),
+                true,
+            )
+            .await?,
+            insert_by_user: prepare(
+                format!(
+                    "INSERT INTO {ks}.decisions_by_user (user_id, user_seq, transaction_id, body) \
+                     VALUES (?, ?, ?, ?) USING TTL ?"
+                ),
+                true,
+            )
+            .await?,
+            insert_by_day: prepare(
+                format!(
+                    "INSERT INTO {ks}.decisions_by_day \
+                     (day, bucket, decided_us, transaction_id, body) \
+                     VALUES (?, ?, ?, ?, ?) USING TTL ?"
+                ),
+                true,
+            )
+            .await?,
+            insert_flagged: prepare(
+                format!(
+                    "INSERT INTO {ks}.flagged_by_day \
+                     (day, bucket, decided_us, transaction_id, outcome, body) \
+                     VALUES (?, ?, ?, ?, ?, ?) USING TTL ?"
+                ),
+                true,
+            )
+            .await?,
+            count_decision: prepare(
+                format!("UPDATE {ks}.counters SET value = value + 1 WHERE name = 'decisions'"),
+                false,
+            )
+            .await?,
+            read_count: prepare(
+                format!("SELECT value FROM {ks}.counters WHERE name = 'decisions'"),
+                true,
+            )
+            .await?,
+            user_after: prepare(
+                format!(
+                    "SELECT body FROM {ks}.decisions_by_user \
+                     WHERE user_id = ? AND user_seq > ? LIMIT ?"
+                ),
+                true,
+            )
+            .await?,
+            day_page: prepare(
+                format!(
+                    "SELECT decided_us, transaction_id, body FROM {ks}.decisions_by_day \
+                     WHERE day = ? AND bucket = ? AND (decided_us, transaction_id) > (?, ?) \
+                     LIMIT ?"
+                ),
+                true,
+            )
+            .await?,
+            put_snapshot: prepare(
+                format!(
+                    "INSERT INTO {ks}.user_snapshots (user_id, seq, state) VALUES (?, ?, ?) \
+                     USING TTL ?"
+                ),
+                true,
+            )
+            .await?,
+            get_snapshot: prepare(
+                format!("SELECT seq, state FROM {ks}.user_snapshots WHERE user_id = ?"),
+                true,
+            )
+            .await?,
+            put_record: prepare(
+                format!("INSERT INTO {ks}.records (kind, key, value) VALUES (?, ?, ?)"),
+                true,
+            )
+            .await?,
+            delete_record: prepare(
+                format!("DELETE FROM {ks}.records WHERE kind = ? AND key = ?"),
+                true,
+            )
+            .await?,
+            get_record: prepare(
+                format!("SELECT value FROM {ks}.records WHERE kind = ? AND key = ?"),
+                true,
+            )
+            .await?,
+            scan_from: prepare(scan(">=", false), true).await?,
+            scan_after: prepare(scan(">", false), true).await?,
+            scan_from_below: prepare(scan(">=", true), true).await?,
+            scan_after_below: prepare(scan(">", true), true).await?,
+        })
+    }
+}
+
+/// The ScyllaDB backend.
+pub struct ScyllaStore {
+    session: Session,
+    statements: Statements,
+    in_flight: Semaphore,
+    decision_ttl: i32,
+    snapshot_ttl: i32,
+}
+
+impl ScyllaStore {
+    /// Connects, applies the schema migrations, and prepares every statement.
+    pub async fn connect(config: &ScyllaConfig) -> Result<ScyllaStore, StoreError> {
+        config.validate().map_err(|e| backend("configuration", e))?;
+        let mut builder = SessionBuilder::new().known_nodes(&config.nodes);
+        if let (Some(user), Some(password)) = (&config.username, &config.password) {
+            builder = builder.user(user, password);
+        }
+        let session = builder
+            .build()
+            .await
+            .map_err(|e| backend(&format!("connecting to {:?}", config.nodes), e))?;
+        migrations::apply(&session, config).await?;
+        let statements = Statements::prepare(&session, config).await?;
+        Ok(ScyllaStore {
+            session,
+            statements,
+            in_flight: Semaphore::new(config.max_in_flight),
+            decision_ttl: config.decision_ttl(),
+            snapshot_ttl: config.snapshot_ttl(),
+        })
+    }
+
+    /// Runs one prepared statement within the in-flight bound.
+    async fn run(
+        &self,
+        statement: &PreparedStatement,
+        values: impl scylla::serialize::row::SerializeRow,
+    ) -> Result<scylla::response::query_result::QueryResult, StoreError> {
+        let _permit = self
+            .in_flight
+            .acquire()
+            .await
+            .map_err(|e| backend("in-flight bound", e))?;
+        self.session
+            .execute_unpaged(statement, values)
+            .await
+            .map_err(|e| backend("executing a statement", e))
+    }
+
+    /// Rows of one column of blobs.
+    async fn blobs(
+        &self,
+        statement: &PreparedStatement,
+        values: impl scylla::serialize::row::SerializeRow,
+    ) -> Result<Vec<Vec<u8>>, StoreError> {
+        let rows = self
+            .run(statement, values)
+            .await?
+            .into_rows_result()
+            .map_err(|e| backend("reading rows", e))?;
+        rows.rows::<(Vec<u8>,)>()
+            .map_err(|e| backend("reading rows", e))?
+            .map(|row| {
+                row.map(|(body,)| body)
+                    .map_err(|e| backend("reading rows", e))
+            })
+            .collect()
+    }
+
+    /// Writes one decision once, and its rows in the per-query tables.
+    async fn write_decision(&self, decision: Arc<Decision>) -> Result<WriteResult, StoreError> {
+        let body = serde_json::to_vec(&*decision).map_err(|e| backend("encoding", e))?;
+        let decided_us = decision.decided_at.timestamp_micros();
+        let result = self
+            .run(
+                &self.statements.insert_decision,
+                (
+                    decision.transaction_id.as_str(),
+                    decision.user_id.as_str(),
+                    decision.user_seq as i64,
+                    decided_us,
+                    body.as_slice(),
+                    self.decision_ttl,
+                ),
+            )
+            .await?
+            .into_rows_result()
+            .map_err(|e| backend("reading the compare-and-set", e))?;
+        let applied = match result.first_row::<Row>() {
+            Ok(row) => matches!(row.columns.first(), Some(Some(CqlValue::Boolean(true)))),
+            Err(e) => return Err(backend("reading the compare-and-set", e)),
+        };
+        if applied {
+            self.write_indexes(&decision, &body).await?;
+            self.run(&self.statements.count_decision, ()).await?;
+            return Ok(WriteResult::Stored);
+        }
+        let existing = self
+            .blobs(
+                &self.statements.decision_body,
+                (decision.transaction_id.as_str(),),
+            )
+            .await?
+            .pop()
+            .ok_or_else(|| backend("reading a decided transaction", "the row vanished"))?;
+        let existing: Decision =
+            serde_json::from_slice(&existing).map_err(|e| corrupt("decisions_by_txn", e))?;
+        // A writer that crashed between the compare-and-set and the index rows left them
+        // missing; writing them again (idempotent) repairs that on the redelivery.
+        let existing_body = serde_json::to_vec(&existing).map_err(|e| backend("encoding", e))?;
+        self.write_indexes(&existing, &existing_body).await?;
+        Ok(WriteResult::AlreadyDecided(Arc::new(existing)))
+    }
+
+    /// The decision's rows in the by-user, by-day and flagged tables.
+    async fn write_indexes(&self, decision: &Decision, body: &[u8]) -> Result<(), StoreError> {
+        let txn = decision.transaction_id.as_str();
+        let decided_us = decision.decided_at.timestamp_micros();
+        let day = day_of(decision.decided_at) as i32;
+        let bucket = day::bucket_of(txn);
+        let by_user = self.run(
+            &self.statements.insert_by_user,
+            (
+                decision.user_id.as_str(),
+                decision.user_seq as i64,
+                txn,
+                body,
+                self.decision_ttl,
+            ),
+        );
+        let by_day = self.run(
+            &self.statements.insert_by_day,
+            (day, bucket, decided_us, txn, body, self.decision_ttl),
+        );
+        if decision.outcome == Outcome::Approve {
+            futures::try_join!(by_user, by_day)?;
+        } else {
+            let flagged = self.run(
+                &self.statements.insert_flagged,
+                (
+                    day,
+                    bucket,
+                    decided_us,
+                    txn,
+                    decision.outcome.as_str(),
+                    body,
+                    self.decision_ttl,
+                ),
+            );
+            futures::try_join!(by_user, by_day, flagged)?;
+        }
+        Ok(())
+    }
+
+    async fn write_snapshot(&self, snapshot: &UserSnapshot) -> Result<(), StoreError> {
+        self.run(
+            &self.statements.put_snapshot,
+            (
+                snapshot.user_id.as_str(),
+                snapshot.seq as i64,
+                snapshot.state.as_slice(),
+                self.snapshot_ttl,
+            ),
+        )
+        .await
+        .map(|_| ())
+    }
+
+    async fn day_bucket(
+        &self,
+        day: i32,
+        bucket: i32,
+        after: &DayCursor,
+        limit: i32,
+    ) -> Result<Vec<DayRow>, StoreError> {
+        let rows = self
+            .run(
+                &self.statements.day_page,
+                (
+                    day,
+                    bucket,
+                    after.decided_us,
+                    after.transaction_id.as_str(),
+                    limit,
+                ),
+            )
+            .await?
+            .into_rows_result()
+            .map_err(|e| backend("reading a day", e))?;
+        rows.rows::<(i64, String, Vec<u8>)>()
+            .map_err(|e| backend("reading a day", e))?
+            .map(|row| {
+                row.map(|(decided_us, transaction_id, body)| DayRow {
+                    decided_us,
+                    transaction_id,
+                    body,
+                })
+                .map_err(|e| backend("reading a day", e))
+            })
+            .collect()
+    }
+}
+
+fn decode(body: &[u8], table: &'static str) -> Result<Decision, StoreError> {
+    serde_json::from_slice(body).map_err(|e| corrupt(table, e))
+}
+
+/// The smallest string above every string starting with `prefix` (`None`: no bound).
+fn prefix_end(prefix: &str) -> Option<String> {
+    (!prefix.is_empty()).then(|| format!("{prefix}{}", char::MAX))
+}
+
+fn limit_i32(limit: usize) -> i32 {
+    i32::try_from(limit).unwrap_or(i32::MAX)
+}
+
+#[async_trait]
+impl Store for ScyllaStore {
+    async fn write_batch(&self, ops: Vec<WriteOp>) -> Result<Vec<WriteResult>, StoreError> {
+        // Decisions first, then snapshots: a snapshot never lands before the decisions it
+        // covers, so a restore never skips a decision that is not stored. Requests run
+        // concurrently; the in-flight semaphore bounds them.
+        let mut results: Vec<Option<WriteResult>> = vec![None; ops.len()];
+        let mut decisions = Vec::new();
+        let mut snapshots = Vec::new();
+        for (i, op) in ops.into_iter().enumerate() {
+            match op {
+                WriteOp::Decision(d) => decisions.push((i, d)),
+                WriteOp::Snapshot(s) => snapshots.push((i, s)),
+            }
+        }
+        let decided = futures::future::try_join_all(
+            decisions
+                .into_iter()
+                .map(|(i, d)| async move { self.write_decision(d).await.map(|r| (i, r)) }),
+        )
+        .await?;
+        for (i, result) in decided {
+            results[i] = Some(result);
+        }
+        futures::future::try_join_all(snapshots.iter().map(|(_, s)| self.write_snapshot(s)))
+            .await?;
+        for (i, _) in &snapshots {
+            results[*i] = Some(WriteResult::Stored);
+        }
+        Ok(results
+            .into_iter()
+            .map(|r| r.expect("every op has a result"))
+            .collect())
+    }
+
+    async fn decision(&self, transaction_id: &str) -> Result<Option<Decision>, StoreError> {
+        self.blobs(&self.statements.decision_body, (transaction_id,))
+            .await?
+            .first()
+            .map(|body| decode(body, "decisions_by_txn"))
+            .transpose()
+    }
+
+    async fn decisions_for_user(
+        &self,
+        user_id: &str,
+        after_seq: u64,
+        limit: usize,
+    ) -> Result<Vec<Decision>, StoreError> {
+        if limit == 0 {
+            return Ok(Vec::new());
+        }
+        self.blobs(
+            &self.statements.user_after,
+            (user_id, after_seq as i64, limit_i32(limit)),
+        )
+        .await?
+        .iter()
+        .map(|body| decode(body, "decisions_by_user"))
+        .collect()
+    }
+
+    async fn decisions_by_day(
+        &self,
+        day: u32,
+        after: Option<DayCursor>,
+        limit: usize,
+    ) -> Result<Vec<Decision>, StoreError> {
+        if limit == 0 {
+            return Ok(Vec::new());
+        }
+        let after = after.unwrap_or(DayCursor {
+            decided_us: i64::MIN,
+            transaction_id: String::new(),
+        });
+        let day = day as i32;
+        let limit = limit_i32(limit);
+        let buckets = futures::future::try_join_all(
+            (0..BUCKETS).map(|bucket| self.day_bucket(day, bucket, &after, limit)),
+        )
+        .await?;
+        day::merge(buckets, limit as usize)
+            .iter()
+            .map(|row| decode(&row.body, "decisions_by_day"))
+            .collect()
+    }
+
+    async fn snapshot(&self, user_id: &str) -> Result<Option<UserSnapshot>, StoreError> {
+        let rows = self
+            .run(&self.statements.get_snapshot, (user_id,))
+            .await?
+            .into_rows_result()
+            .map_err(|e| backend("reading a snapshot", e))?;
+        let row = rows
+            .maybe_first_row::<(i64, Vec<u8>)>()
+            .map_err(|e| corrupt("user_snapshots", e))?;
+        Ok(row.map(|(seq, state)| UserSnapshot {
+            user_id: user_id.to_owned(),
+            seq: seq as u64,
+            state,
+        }))
+    }
+
+    async fn restore_point(&self, user_id: &str, limit: usize) -> Result<RestorePoint, StoreError> {
+        let snapshot = self.snapshot(user_id).await?;
+        let after = snapshot.as_ref().map_or(0, |s| s.seq);
+        let decisions = self.decisions_for_user(user_id, after, limit).await?;
+        Ok(RestorePoint {
+            snapshot,
+            decisions,
+        })
+    }
+
+    async fn decision_count(&self) -> Result<u64, StoreError> {
+        let rows = self
+            .run(&self.statements.read_count, ())
+            .await?
+            .into_rows_result()
+            .map_err(|e| backend("reading the decision count", e))?;
+        let count = rows
+            .maybe_first_row::<(scylla::value::Counter,)>()
+            .map_err(|e| corrupt("counters", e))?;
+        Ok(count.map_or(0, |(c,)| c.0.max(0) as u64))
+    }
+
+    async fn put_records(&self, writes: Vec<RecordWrite>) -> Result<(), StoreError> {
+        if writes.is_empty() {
+            return Ok(());
+        }
+        // A logged batch: all of the writes are applied, or none.
+        let mut batch = Batch::new(BatchType::Logged);
+        let mut values: Vec<Vec<CqlValue>> = Vec::with_capacity(writes.len());
+        for write in writes {
+            let kind = CqlValue::Text(write.kind.as_str().to_owned());
+            let key = CqlValue::Text(write.key);
+            match write.value {
+                Some(value) => {
+                    batch.append_statement(self.statements.put_record.clone());
+                    values.push(vec![kind, key, CqlValue::Blob(value)]);
+                }
+                None => {
+                    batch.append_statement(self.statements.delete_record.clone());
+                    values.push(vec![kind, key]);
+                }
+            }
+        }
+        let _permit = self
+            .in_flight
+            .acquire()
+            .await
+            .map_err(|e| backend("in-flight bound", e))?;
+        self.session
+            .batch(&batch, values)
+            .await
+            .map_err(|e| backend("writing records", e))?;
+        Ok(())
+    }
+
+    async fn record(&self, kind: RecordKind, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        Ok(self
+            .blobs(&self.statements.get_record, (kind.as_str(), key))
+            .await?
+            .pop())
+    }
+
+    async fn scan_records(
+        &self,
+        kind: RecordKind,
+        prefix: &str,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<(String, Vec<u8>)>, StoreError> {
+        if limit == 0 {
+            return Ok(Vec::new());
+        }
+        let limit = limit_i32(limit);
+        let end = prefix_end(prefix);
+        // Start at the prefix, or just after the cursor when that is further on.
+        let (statement, from) = match (after, &end) {
+            (Some(a), None) if a >= prefix => (&self.statements.scan_after, a),
+            (Some(a), Some(_)) if a >= prefix => (&self.statements.scan_after_below, a),
+            (_, None) => (&self.statements.scan_from, prefix),
+            (_, Some(_)) => (&self.statements.scan_from_below, prefix),
+        };
+        let result = match &end {
+            Some(end) => {
+                self.run(statement, (kind.as_str(), from, end.as_str(), limit))
+                    .await?
+            }
+            None => self.run(statement, (kind.as_str(), from, limit)).await?,
+        };
+        let rows = result
+            .into_rows_result()
+            .map_err(|e| backend("scanning records", e))?;
+        rows.rows::<(String, Vec<u8>)>()
+            .map_err(|e| backend("scanning records", e))?
+            .map(|row| row.map_err(|e| backend("scanning records", e)))
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_prefix_bound_sits_above_every_key_with_that_prefix() {
+        let end = prefix_end("rule/").unwrap();
+        for key in ["rule/", "rule/a", "rule/zzzz", "rule/\u{10FFFE}x"] {
+            assert!(key < end.as_str(), "{key}");
+        }
+        assert!("rulf" > end.as_str());
+        assert_eq!(prefix_end(""), None);
+    }
+
+    #[test]
+    fn consistency_names() {
+        assert_eq!(consistency("local_quorum"), Ok(Consistency::LocalQuorum));
+        assert!(consistency("LOCAL_QUORUM").is_err());
+        assert_eq!(
+            serial_consistency("local_serial"),
+            Ok(SerialConsistency::LocalSerial)
+        );
+    }
+}

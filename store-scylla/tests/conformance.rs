@@ -1,0 +1,58 @@
+//! The storage conformance suite (the same one the embedded store passes in CI), against a live
+//! ScyllaDB when `SENTINEL_TEST_SCYLLA_URI` names a node, e.g.
+//!
+//! ```sh
+//! docker compose up -d scylla
+//! SENTINEL_TEST_SCYLLA_URI=127.0.0.1:9042 cargo test -p sentinel-store-scylla
+//! ```
+//!
+//! Each check gets a fresh keyspace. Without the variable the test prints that it was skipped:
+//! no ScyllaDB can run on the project's CI machines.
+
+use sentinel_store::Store;
+use sentinel_store_scylla::{ScyllaConfig, ScyllaStore};
+use std::sync::Arc;
+
+const URI_VARIABLE: &str = "SENTINEL_TEST_SCYLLA_URI";
+
+async fn fresh_store(uri: String) -> Arc<dyn Store> {
+    let keyspace = format!("sentinel_test_{}", uuid::Uuid::now_v7().simple());
+    let config = ScyllaConfig {
+        nodes: vec![uri],
+        keyspace,
+        replication: "{'class': 'SimpleStrategy', 'replication_factor': 1}".into(),
+        consistency: "one".into(),
+        ..ScyllaConfig::default()
+    };
+    Arc::new(
+        ScyllaStore::connect(&config)
+            .await
+            .unwrap_or_else(|e| panic!("connecting to ScyllaDB at {:?}: {e}", config.nodes)),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn scylla_passes_the_store_conformance_suite() {
+    let Ok(uri) = std::env::var(URI_VARIABLE) else {
+        println!(
+            "SKIPPED: the ScyllaDB conformance suite needs a live node; set {URI_VARIABLE}=host:9042 \
+             (docker compose up -d scylla) to run it"
+        );
+        return;
+    };
+    sentinel_store::conformance::run_all(|| fresh_store(uri.clone())).await;
+
+    // Migrations are idempotent: connecting again to a migrated keyspace applies nothing
+    // and fails nothing.
+    let config = ScyllaConfig {
+        nodes: vec![uri.clone()],
+        keyspace: "sentinel_test_migrations".into(),
+        replication: "{'class': 'SimpleStrategy', 'replication_factor': 1}".into(),
+        consistency: "one".into(),
+        ..ScyllaConfig::default()
+    };
+    let (a, b) = tokio::join!(ScyllaStore::connect(&config), ScyllaStore::connect(&config));
+    a.unwrap();
+    b.unwrap();
+    ScyllaStore::connect(&config).await.unwrap();
+}
