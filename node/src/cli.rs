@@ -41,6 +41,13 @@ enum Command {
         #[arg(long, env = "SENTINEL_DATA_DIR", default_value = "./data")]
         data_dir: PathBuf,
     },
+    /// Rewrite a stopped node's embedded store without the space deleted decisions left
+    /// (after retention has pruned a lot).
+    Compact {
+        /// Directory of the (stopped) node's embedded store.
+        #[arg(long, env = "SENTINEL_DATA_DIR", default_value = "./data")]
+        data_dir: PathBuf,
+    },
 }
 
 /// Settings shared by every node command. Flags override environment variables, which
@@ -187,7 +194,17 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Run { node } => node::run(node.into_config()?, Source::External).await,
         Command::Backtest(args) => crate::backtest_cli::run(args).await,
         Command::VerifyLog { data_dir } => verify_log(&data_dir).await,
+        Command::Compact { data_dir } => compact(&data_dir),
     }
+}
+
+fn compact(data_dir: &std::path::Path) -> anyhow::Result<()> {
+    let path = data_dir.join("sentinel.redb");
+    anyhow::ensure!(path.exists(), "no store at {}", path.display());
+    let (before, after) = sentinel_store::EmbeddedStore::compact(&path)
+        .map_err(|e| anyhow::anyhow!("compacting {} (stop the node first): {e}", path.display()))?;
+    eprintln!("compacted {}: {before} -> {after} bytes", path.display());
+    Ok(())
 }
 
 async fn verify_log(data_dir: &std::path::Path) -> anyhow::Result<()> {
@@ -200,8 +217,15 @@ async fn verify_log(data_dir: &std::path::Path) -> anyhow::Result<()> {
     match report.problem {
         None => {
             eprintln!(
-                "decision log intact: {} records, head {}",
-                report.verified, report.head
+                "decision log intact: {} records from position {}{}, head {}",
+                report.verified,
+                report.first_seq,
+                if report.first_seq > 1 {
+                    " (earlier ones deleted by retention)"
+                } else {
+                    ""
+                },
+                report.head
             );
             Ok(())
         }

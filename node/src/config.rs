@@ -172,8 +172,31 @@ impl Default for ClusterConfig {
 pub struct StoreConfig {
     /// `embedded` (a redb file under `data_dir`; one node) or `scylla` (shared by a cluster).
     pub backend: StoreBackend,
+    /// Days decisions are kept (0: forever). The embedded store prunes hourly; ScyllaDB
+    /// writes rows with this TTL. At least 31, so that no decision inside the user actors'
+    /// 30-day windows is ever deleted.
+    pub retention_days: u32,
     /// ScyllaDB settings, used when `backend = "scylla"`.
     pub scylla: sentinel_store_scylla::ScyllaConfig,
+}
+
+impl StoreConfig {
+    /// Shortest retention: the windows look back 30 days.
+    pub const MIN_RETENTION_DAYS: u32 = 31;
+
+    /// Checks the settings, naming the field at fault.
+    pub fn validate(&self) -> anyhow::Result<()> {
+        anyhow::ensure!(
+            self.retention_days == 0 || self.retention_days >= Self::MIN_RETENTION_DAYS,
+            "store.retention_days: {} is shorter than the {}-day windows need (0 keeps everything)",
+            self.retention_days,
+            Self::MIN_RETENTION_DAYS
+        );
+        if self.backend == StoreBackend::Scylla {
+            self.scylla.validate().map_err(anyhow::Error::msg)?;
+        }
+        Ok(())
+    }
 }
 
 /// Where decisions are stored.
@@ -274,5 +297,15 @@ mod tests {
             defaults.store.scylla.consistency
         );
         assert!(example.store.scylla.validate().is_ok());
+        assert!(example.store.validate().is_ok());
+    }
+
+    #[test]
+    fn retention_shorter_than_the_windows_is_refused() {
+        let config: NodeConfig = toml::from_str("[store]\nretention_days = 7").unwrap();
+        let err = config.store.validate().unwrap_err().to_string();
+        assert!(err.starts_with("store.retention_days"), "{err}");
+        let config: NodeConfig = toml::from_str("[store]\nretention_days = 400").unwrap();
+        assert!(config.store.validate().is_ok());
     }
 }

@@ -5,7 +5,7 @@ use crate::decider::NodeDecider;
 use crate::demo::{self, DemoOptions};
 use crate::kafka::{self, DeadLetter, Publisher};
 use crate::stats::{self, LiveStats};
-use crate::{cluster, telemetry};
+use crate::{cluster, retention, telemetry};
 use anyhow::Context;
 use sentinel_actors::{PolicyDef, Scorer};
 use sentinel_api::{ApiState, MetricsRender};
@@ -207,19 +207,23 @@ pub async fn run(config: NodeConfig, source: Source) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// The configured store backend.
+/// The configured store backend (and, for the embedded one, its retention task).
 async fn open_store(config: &NodeConfig) -> anyhow::Result<Arc<dyn Store>> {
+    config.store.validate()?;
     Ok(match config.store.backend {
         StoreBackend::Embedded => {
             let path = config.data_dir.join("sentinel.redb");
-            Arc::new(
-                EmbeddedStore::open(&path)
-                    .with_context(|| format!("opening the store at {}", path.display()))?,
-            )
+            let store = EmbeddedStore::open(&path)
+                .with_context(|| format!("opening the store at {}", path.display()))?;
+            if config.store.retention_days > 0 {
+                tokio::spawn(retention::run(store.clone(), config.store.retention_days));
+            }
+            Arc::new(store)
         }
         StoreBackend::Scylla => {
-            let scylla = &config.store.scylla;
-            let store = sentinel_store_scylla::ScyllaStore::connect(scylla)
+            let mut scylla = config.store.scylla.clone();
+            scylla.decision_retention_days = config.store.retention_days;
+            let store = sentinel_store_scylla::ScyllaStore::connect(&scylla)
                 .await
                 .with_context(|| format!("opening the ScyllaDB store at {:?}", scylla.nodes))?;
             tracing::info!(nodes = ?scylla.nodes, keyspace = %scylla.keyspace, "ScyllaDB store ready");

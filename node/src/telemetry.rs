@@ -146,6 +146,10 @@ fn describe() {
         "Decision writes that found one already stored."
     );
     describe_counter!(
+        sentinel_store::metrics::DECISIONS_PRUNED,
+        "Decisions deleted by retention."
+    );
+    describe_counter!(
         sentinel_store::metrics::WRITE_ERRORS,
         "Failed store batch writes."
     );
@@ -168,6 +172,7 @@ fn describe() {
         sentinel_actors::metrics::REDELIVERED,
         sentinel_store::metrics::WRITE_ERRORS,
         sentinel_store::metrics::DECISIONS_DUPLICATE,
+        sentinel_store::metrics::DECISIONS_PRUNED,
         sentinel_api::metrics::STREAM_LAGGED,
     ] {
         metrics::counter!(name).increment(0);

@@ -17,7 +17,9 @@ pub struct ScyllaConfig {
     /// Consistency of the compare-and-set that writes a decision once: `local_serial` or
     /// `serial`.
     pub serial_consistency: String,
-    /// Days a decision is kept in every decision table (0 keeps them forever).
+    /// Days a decision is kept in every decision table (0 keeps them forever). Set from the
+    /// node's `[store] retention_days`, which both backends honour.
+    #[serde(skip)]
     pub decision_retention_days: u32,
     /// Days an idle user's snapshot is kept (0 keeps them forever).
     pub snapshot_retention_days: u32,

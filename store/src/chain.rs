@@ -64,6 +64,9 @@ impl Default for Head {
 /// What `verify` found.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct LogReport {
+    /// Entries before this position were removed by retention; the walk starts here, from the
+    /// hash the pruning recorded (1 when nothing was pruned).
+    pub first_seq: u64,
     /// Entries checked before the first problem (all of them when intact).
     pub verified: u64,
     /// Hex hash of the last verified entry: keep it elsewhere to anchor the chain.
@@ -102,16 +105,18 @@ pub fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
-/// Walks entries in key order, checking each against its predecessor and, at the end, against
-/// the recorded head (so removing the newest entries shows too). `decision` returns the stored
-/// bytes of a transaction's decision.
+/// Walks entries in key order from `start` (where retention left the chain: the first kept
+/// position and the hash before it; [`Head::default`] when nothing was pruned), checking each
+/// against its predecessor and, at the end, against the recorded head (so removing the newest
+/// entries shows too). `decision` returns the stored bytes of a transaction's decision.
 pub fn verify<'a>(
     entries: impl Iterator<Item = (u64, Vec<u8>)>,
+    start: Head,
     recorded: Head,
     mut decision: impl FnMut(&str) -> Option<Vec<u8>> + 'a,
 ) -> LogReport {
-    let mut prev = GENESIS;
-    let mut expected = 1u64;
+    let mut prev = start.hash;
+    let mut expected = start.next_seq;
     let mut verified = 0;
     for (key, value) in entries {
         let problem = |kind, txn: Option<&str>| LogProblem {
@@ -141,6 +146,7 @@ pub fn verify<'a>(
         };
         if let Some(problem) = found {
             return LogReport {
+                first_seq: start.next_seq,
                 verified,
                 head: hex(&prev),
                 problem: Some(problem),
@@ -155,6 +161,7 @@ pub fn verify<'a>(
         transaction_id: None,
     });
     LogReport {
+        first_seq: start.next_seq,
         verified,
         head: hex(&prev),
         problem,

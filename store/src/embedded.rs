@@ -22,6 +22,8 @@ const LOG: TableDefinition<u64, &[u8]> = TableDefinition::new("decision_log");
 /// name -> value: the log's head.
 const META: TableDefinition<&str, &[u8]> = TableDefinition::new("meta");
 const LOG_HEAD: &str = "decision_log_head";
+/// Where retention left the log: the first kept position and the hash of the last pruned entry.
+const LOG_ANCHOR: &str = "decision_log_anchor";
 /// (record kind, key) -> value: the catalogue (rules, lists, audit, labels).
 const RECORDS: TableDefinition<(&str, &str), &[u8]> = TableDefinition::new("records");
 /// user_id -> 8-byte big-endian seq followed by the serialized actor state.
@@ -81,12 +83,17 @@ impl EmbeddedStore {
                 .map_err(StoreError::backend)?
                 .and_then(|v| Head::decode(v.value()))
                 .unwrap_or_default();
+            let start = meta
+                .get(LOG_ANCHOR)
+                .map_err(StoreError::backend)?
+                .and_then(|v| Head::decode(v.value()))
+                .unwrap_or_default();
             let entries = log
                 .iter()
                 .map_err(StoreError::backend)?
                 .map_while(Result::ok)
                 .map(|(k, v)| (k.value(), v.value().to_vec()));
-            Ok(chain::verify(entries, recorded, |txn_id| {
+            Ok(chain::verify(entries, start, recorded, |txn_id| {
                 decisions
                     .get(txn_id)
                     .ok()
@@ -95,6 +102,35 @@ impl EmbeddedStore {
             }))
         })
         .await
+    }
+
+    /// Retention: deletes up to `max` of the oldest decisions decided before `cutoff` — from
+    /// the front of the decision log, with their index rows and log entries — and records where
+    /// the log now starts so `verify_log` still checks everything kept. Stops at the first
+    /// decision that is newer (the log is in storing order, so a late one may keep a few older
+    /// ones a little longer) or whose entry does not check out (tampering stays for
+    /// `verify_log` to report). Returns how many were deleted.
+    pub async fn prune_decided_before(
+        &self,
+        cutoff: chrono::DateTime<chrono::Utc>,
+        max: usize,
+    ) -> Result<u64, StoreError> {
+        self.blocking(move |db| prune(db, cutoff, max)).await
+    }
+
+    /// Rewrites the file without the free space deletions left; the node must be stopped.
+    /// Returns the file size before and after.
+    pub fn compact(path: &Path) -> Result<(u64, u64), StoreError> {
+        let size = || {
+            std::fs::metadata(path)
+                .map(|m| m.len())
+                .map_err(StoreError::backend)
+        };
+        let before = size()?;
+        let mut db = Database::open(path).map_err(StoreError::backend)?;
+        db.compact().map_err(StoreError::backend)?;
+        drop(db);
+        Ok((before, size()?))
     }
 
     /// Runs blocking redb work off the async threads.
@@ -114,6 +150,91 @@ fn decode(bytes: &[u8]) -> Result<Decision, StoreError> {
         table: "decisions_by_txn",
         reason: e.to_string(),
     })
+}
+
+fn prune(
+    db: &Database,
+    cutoff: chrono::DateTime<chrono::Utc>,
+    max: usize,
+) -> Result<u64, StoreError> {
+    let txn = db.begin_write().map_err(StoreError::backend)?;
+    let mut pruned = 0;
+    {
+        let mut meta = txn.open_table(META).map_err(StoreError::backend)?;
+        let mut log = txn.open_table(LOG).map_err(StoreError::backend)?;
+        let mut decisions = txn.open_table(DECISIONS).map_err(StoreError::backend)?;
+        let mut by_user = txn.open_table(BY_USER).map_err(StoreError::backend)?;
+        let mut by_day = txn.open_table(BY_DAY).map_err(StoreError::backend)?;
+        let mut anchor = meta
+            .get(LOG_ANCHOR)
+            .map_err(StoreError::backend)?
+            .and_then(|v| Head::decode(v.value()))
+            .unwrap_or_default();
+        // (log position, entry hash, decision) of each expired decision at the log's front.
+        let mut expired = Vec::new();
+        for entry in log
+            .range(anchor.next_seq..)
+            .map_err(StoreError::backend)?
+            .take(max)
+        {
+            let (key, value) = entry.map_err(StoreError::backend)?;
+            let Some((seq, hash, txn_id)) = chain::decode_entry(value.value()) else {
+                break;
+            };
+            let Some(bytes) = decisions.get(txn_id).map_err(StoreError::backend)? else {
+                break;
+            };
+            let bytes = bytes.value();
+            if seq != key.value()
+                || seq != anchor.next_seq + expired.len() as u64
+                || chain::entry_hash(&anchor_hash(&anchor, &expired), seq, txn_id, bytes) != hash
+            {
+                break;
+            }
+            let decision = decode(bytes)?;
+            if decision.decided_at >= cutoff {
+                break;
+            }
+            expired.push((seq, hash, decision));
+        }
+        for (seq, hash, d) in &expired {
+            let txn_id = d.transaction_id.as_str();
+            log.remove(*seq).map_err(StoreError::backend)?;
+            decisions.remove(txn_id).map_err(StoreError::backend)?;
+            let indexed = by_user
+                .get((d.user_id.as_str(), d.user_seq))
+                .map_err(StoreError::backend)?
+                .is_some_and(|v| v.value() == txn_id);
+            if indexed {
+                by_user
+                    .remove((d.user_id.as_str(), d.user_seq))
+                    .map_err(StoreError::backend)?;
+            }
+            by_day
+                .remove((
+                    crate::day_of(d.decided_at),
+                    d.decided_at.timestamp_micros(),
+                    txn_id,
+                ))
+                .map_err(StoreError::backend)?;
+            anchor = Head {
+                next_seq: seq + 1,
+                hash: *hash,
+            };
+            pruned += 1;
+        }
+        if pruned > 0 {
+            meta.insert(LOG_ANCHOR, anchor.encode().as_slice())
+                .map_err(StoreError::backend)?;
+        }
+    }
+    txn.commit().map_err(StoreError::backend)?;
+    Ok(pruned)
+}
+
+/// The hash the next expired entry must build on: the last one collected, or the anchor's.
+fn anchor_hash(anchor: &Head, expired: &[(u64, [u8; 32], Decision)]) -> [u8; 32] {
+    expired.last().map_or(anchor.hash, |(_, hash, _)| *hash)
 }
 
 fn write_all(

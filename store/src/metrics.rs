@@ -10,3 +10,5 @@ pub const DECISIONS_STORED: &str = "sentinel_store_decisions_stored_total";
 pub const DECISIONS_DUPLICATE: &str = "sentinel_store_decisions_duplicate_total";
 /// Counter: failed batch writes.
 pub const WRITE_ERRORS: &str = "sentinel_store_write_errors_total";
+/// Counter: decisions deleted by retention.
+pub const DECISIONS_PRUNED: &str = "sentinel_store_decisions_pruned_total";

@@ -43,18 +43,20 @@ async fn snapshots_round_trip_and_survive_reopen() {
     assert_eq!((snap.seq, snap.state.as_slice()), (42, b"state".as_slice()));
 }
 
+/// A store under `dir` holding five decisions of user `u` (`t1` … `t5`, decided at 10:01 …
+/// 10:05, log positions 1 … 5).
+async fn five(dir: &tempfile::TempDir) -> EmbeddedStore {
+    let store = EmbeddedStore::open(&dir.path().join("five.redb")).unwrap();
+    let ops = (1..=5)
+        .map(|i| WriteOp::Decision(Arc::new(decision(&format!("t{i}"), "u", i, i as u32))))
+        .collect();
+    store.write_batch(ops).await.unwrap();
+    store
+}
+
 mod tamper_evident_log {
     use super::*;
     use crate::chain::ProblemKind;
-
-    async fn five(dir: &tempfile::TempDir) -> EmbeddedStore {
-        let store = EmbeddedStore::open(&dir.path().join("log.redb")).unwrap();
-        let ops = (1..=5)
-            .map(|i| WriteOp::Decision(Arc::new(decision(&format!("t{i}"), "u", i, i as u32))))
-            .collect();
-        store.write_batch(ops).await.unwrap();
-        store
-    }
 
     fn tamper(store: &EmbeddedStore, f: impl FnOnce(&redb::WriteTransaction)) {
         let txn = store.db.begin_write().unwrap();
@@ -75,7 +77,7 @@ mod tamper_evident_log {
         let report = store.verify_log().await.unwrap();
         assert_eq!((report.verified, report.problem), (5, None));
         drop(store);
-        let store = EmbeddedStore::open(&dir.path().join("log.redb")).unwrap();
+        let store = EmbeddedStore::open(&dir.path().join("five.redb")).unwrap();
         let more = vec![WriteOp::Decision(Arc::new(decision("t6", "u", 6, 6)))];
         store.write_batch(more).await.unwrap();
         let again = vec![WriteOp::Decision(Arc::new(decision("t6", "u", 6, 6)))];
@@ -143,5 +145,123 @@ mod tamper_evident_log {
             (5, ProblemKind::Removed),
             "the newest entry too"
         );
+    }
+}
+
+mod retention {
+    use super::*;
+    use crate::chain::ProblemKind;
+    use chrono::TimeZone;
+
+    fn at(minute: u32, second: u32) -> chrono::DateTime<chrono::Utc> {
+        chrono::Utc
+            .with_ymd_and_hms(2026, 11, 22, 10, minute, second)
+            .unwrap()
+    }
+
+    #[tokio::test]
+    async fn old_decisions_go_from_every_table_and_the_rest_still_verifies() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = five(&dir).await;
+        assert_eq!(store.prune_decided_before(at(3, 30), 1).await.unwrap(), 1);
+        assert_eq!(store.prune_decided_before(at(3, 30), 100).await.unwrap(), 2);
+        assert_eq!(store.prune_decided_before(at(3, 30), 100).await.unwrap(), 0);
+
+        for gone in ["t1", "t2", "t3"] {
+            assert!(store.decision(gone).await.unwrap().is_none(), "{gone}");
+        }
+        let kept: Vec<_> = store
+            .decisions_for_user("u", 0, 10)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|d| d.transaction_id)
+            .collect();
+        assert_eq!(kept, ["t4", "t5"]);
+        let day = crate::day_of(at(0, 0));
+        assert_eq!(
+            store.decisions_by_day(day, None, 10).await.unwrap().len(),
+            2
+        );
+        assert_eq!(store.decision_count().await.unwrap(), 2);
+
+        let report = store.verify_log().await.unwrap();
+        assert_eq!(
+            (report.first_seq, report.verified, report.problem),
+            (4, 2, None)
+        );
+        // New decisions extend the same chain.
+        let more = vec![WriteOp::Decision(Arc::new(decision("t6", "u", 6, 6)))];
+        store.write_batch(more).await.unwrap();
+        let report = store.verify_log().await.unwrap();
+        assert_eq!((report.verified, report.problem), (3, None));
+    }
+
+    #[tokio::test]
+    async fn tampering_after_pruning_is_still_found_and_is_never_pruned_away() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = five(&dir).await;
+        let edit = |store: &EmbeddedStore, txn_id: &str, seq: u64, minute: u32| {
+            let txn = store.db.begin_write().unwrap();
+            {
+                let mut t = txn.open_table(DECISIONS).unwrap();
+                let mut d = decision(txn_id, "u", seq, minute);
+                d.outcome = sentinel_event::Outcome::Decline;
+                let bytes = serde_json::to_vec(&d).unwrap();
+                t.insert(txn_id, bytes.as_slice()).unwrap();
+            }
+            txn.commit().unwrap();
+        };
+        // An edited old decision stops retention before it: the evidence stays.
+        edit(&store, "t2", 2, 2);
+        assert_eq!(store.prune_decided_before(at(4, 30), 100).await.unwrap(), 1);
+        let p = store.verify_log().await.unwrap().problem.unwrap();
+        assert_eq!((p.seq, p.kind), (2, ProblemKind::Edited));
+
+        // An edit after the pruned prefix is found as before.
+        let dir = tempfile::tempdir().unwrap();
+        let store = five(&dir).await;
+        store.prune_decided_before(at(2, 30), 100).await.unwrap();
+        edit(&store, "t4", 4, 4);
+        let p = store.verify_log().await.unwrap().problem.unwrap();
+        assert_eq!((p.seq, p.kind), (4, ProblemKind::Edited));
+    }
+
+    #[tokio::test]
+    async fn removing_the_retention_anchor_shows_as_removed_entries() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = five(&dir).await;
+        store.prune_decided_before(at(2, 30), 100).await.unwrap();
+        let txn = store.db.begin_write().unwrap();
+        txn.open_table(META).unwrap().remove(LOG_ANCHOR).unwrap();
+        txn.commit().unwrap();
+        let p = store.verify_log().await.unwrap().problem.unwrap();
+        assert_eq!((p.seq, p.kind), (1, ProblemKind::Removed));
+    }
+
+    #[tokio::test]
+    async fn compaction_keeps_everything_and_gives_back_space() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("c.redb");
+        {
+            let store = EmbeddedStore::open(&path).unwrap();
+            let ops = (1..=2_000)
+                .map(|i| {
+                    WriteOp::Decision(Arc::new(decision(
+                        &format!("t{i}"),
+                        "u",
+                        i,
+                        (i % 50) as u32,
+                    )))
+                })
+                .collect();
+            store.write_batch(ops).await.unwrap();
+            store.prune_decided_before(at(59, 0), 1_900).await.unwrap();
+        }
+        let (before, after) = EmbeddedStore::compact(&path).unwrap();
+        assert!(after < before, "{before} -> {after}");
+        let store = EmbeddedStore::open(&path).unwrap();
+        assert_eq!(store.decision_count().await.unwrap(), 100);
+        assert_eq!(store.verify_log().await.unwrap().problem, None);
     }
 }

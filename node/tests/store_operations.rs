@@ -1,0 +1,82 @@
+//! Choosing the store backend, and the maintenance commands on a stopped node's store.
+
+use std::process::Command;
+use std::time::Duration;
+
+mod support;
+
+/// A node told to use a ScyllaDB that is not there stops at start-up with an error naming
+/// the store and the address, instead of running without one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unreachable_scylla_store_is_a_clear_start_up_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let nowhere = format!("127.0.0.1:{}", support::free_port());
+    let http = format!("127.0.0.1:{}", support::free_port());
+    let mut child = tokio::process::Command::from({
+        let mut c = Command::new(env!("CARGO_BIN_EXE_sentinel"));
+        c.arg("run")
+            .args(["--http-listen", &http])
+            .arg("--data-dir")
+            .arg(dir.path())
+            .args(["--scylla-nodes", &nowhere]);
+        c
+    });
+    child.stdout(std::process::Stdio::piped());
+    child.stderr(std::process::Stdio::piped());
+    let output = tokio::time::timeout(Duration::from_secs(120), child.output())
+        .await
+        .expect("the node gave up on the unreachable store")
+        .unwrap();
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("opening the ScyllaDB store") && stderr.contains(&nowhere),
+        "{stderr}"
+    );
+    assert!(
+        !dir.path().join("sentinel.redb").exists(),
+        "fell back to the embedded store"
+    );
+}
+
+/// `sentinel compact` on a stopped node's store keeps every decision and the log intact.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn compacting_a_stopped_nodes_store_keeps_its_decisions() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut node = support::NodeProcess::start(dir.path(), &[]).await;
+    let client = reqwest::Client::new();
+    for i in 0..20 {
+        let r = client
+            .post(node.url("/v1/transactions"))
+            .json(&support::event(&format!("c-{i}"), "c-user", "10", i, "FR"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200);
+    }
+    assert_eq!(node.terminate(), Some(0));
+
+    let sentinel = |args: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_sentinel"))
+            .args(args)
+            .arg("--data-dir")
+            .arg(dir.path())
+            .output()
+            .unwrap()
+    };
+    let out = sentinel(&["compact"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("compacted") && stderr.contains("bytes"),
+        "{stderr}"
+    );
+    let out = sentinel(&["verify-log"]);
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(out.status.success(), "{report}");
+    assert_eq!(report["verified"], 20);
+    assert_eq!(report["first_seq"], 1);
+
+    let node = support::NodeProcess::start(dir.path(), &[]).await;
+    assert_eq!(node.user_decisions(&client, "c-user").await.len(), 20);
+}
