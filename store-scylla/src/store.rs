@@ -95,8 +95,9 @@ impl Statements {
         };
         let scan = |op: &str, below: bool| {
             format!(
-                "SELECT key, value FROM {ks}.records WHERE kind = ? AND key {op} ?{} LIMIT ?",
-                if below { " AND key < ?" } else { "" }
+                "SELECT record_key, body FROM {ks}.records WHERE kind = ? AND record_key {op} ?{} \
+                 LIMIT ?",
+                if below { " AND record_key < ?" } else { "" }
             )
         };
         Ok(Statements {
@@ -143,12 +144,12 @@ impl Statements {
             )
             .await?,
             count_decision: prepare(
-                format!("UPDATE {ks}.counters SET value = value + 1 WHERE name = 'decisions'"),
+                format!("UPDATE {ks}.counters SET total = total + 1 WHERE name = 'decisions'"),
                 false,
             )
             .await?,
             read_count: prepare(
-                format!("SELECT value FROM {ks}.counters WHERE name = 'decisions'"),
+                format!("SELECT total FROM {ks}.counters WHERE name = 'decisions'"),
                 true,
             )
             .await?,
@@ -183,17 +184,17 @@ impl Statements {
             )
             .await?,
             put_record: prepare(
-                format!("INSERT INTO {ks}.records (kind, key, value) VALUES (?, ?, ?)"),
+                format!("INSERT INTO {ks}.records (kind, record_key, body) VALUES (?, ?, ?)"),
                 true,
             )
             .await?,
             delete_record: prepare(
-                format!("DELETE FROM {ks}.records WHERE kind = ? AND key = ?"),
+                format!("DELETE FROM {ks}.records WHERE kind = ? AND record_key = ?"),
                 true,
             )
             .await?,
             get_record: prepare(
-                format!("SELECT value FROM {ks}.records WHERE kind = ? AND key = ?"),
+                format!("SELECT body FROM {ks}.records WHERE kind = ? AND record_key = ?"),
                 true,
             )
             .await?,
