@@ -167,7 +167,7 @@ impl Default for ClusterConfig {
 }
 
 /// The `[store]` section.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct StoreConfig {
     /// `embedded` (a redb file under `data_dir`; one node) or `scylla` (shared by a cluster).
@@ -176,8 +176,21 @@ pub struct StoreConfig {
     /// writes rows with this TTL. At least 31, so that no decision inside the user actors'
     /// 30-day windows is ever deleted.
     pub retention_days: u32,
+    /// Largest page cache of the embedded store, in MiB: its share of the node's memory.
+    pub cache_mib: usize,
     /// ScyllaDB settings, used when `backend = "scylla"`.
     pub scylla: sentinel_store_scylla::ScyllaConfig,
+}
+
+impl Default for StoreConfig {
+    fn default() -> Self {
+        StoreConfig {
+            backend: StoreBackend::default(),
+            retention_days: 0,
+            cache_mib: sentinel_store::DEFAULT_CACHE_BYTES / (1024 * 1024),
+            scylla: sentinel_store_scylla::ScyllaConfig::default(),
+        }
+    }
 }
 
 impl StoreConfig {
@@ -191,6 +204,10 @@ impl StoreConfig {
             "store.retention_days: {} is shorter than the {}-day windows need (0 keeps everything)",
             self.retention_days,
             Self::MIN_RETENTION_DAYS
+        );
+        anyhow::ensure!(
+            self.cache_mib >= 1,
+            "store.cache_mib: the embedded store needs at least 1 MiB of cache"
         );
         if self.backend == StoreBackend::Scylla {
             self.scylla.validate().map_err(anyhow::Error::msg)?;
@@ -298,6 +315,7 @@ mod tests {
         );
         assert!(example.store.scylla.validate().is_ok());
         assert!(example.store.validate().is_ok());
+        assert_eq!(example.store.cache_mib, defaults.store.cache_mib);
     }
 
     #[test]

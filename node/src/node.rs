@@ -213,7 +213,7 @@ async fn open_store(config: &NodeConfig) -> anyhow::Result<Arc<dyn Store>> {
     Ok(match config.store.backend {
         StoreBackend::Embedded => {
             let path = config.data_dir.join("sentinel.redb");
-            let store = EmbeddedStore::open(&path)
+            let store = EmbeddedStore::open_with_cache(&path, config.store.cache_mib * 1024 * 1024)
                 .with_context(|| format!("opening the store at {}", path.display()))?;
             if config.store.retention_days > 0 {
                 tokio::spawn(retention::run(store.clone(), config.store.retention_days));

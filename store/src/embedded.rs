@@ -29,6 +29,9 @@ const RECORDS: TableDefinition<(&str, &str), &[u8]> = TableDefinition::new("reco
 /// user_id -> 8-byte big-endian seq followed by the serialized actor state.
 const SNAPSHOTS: TableDefinition<&str, &[u8]> = TableDefinition::new("user_snapshots");
 
+/// The page cache the store may fill unless told otherwise (redb's own default).
+pub const DEFAULT_CACHE_BYTES: usize = 1024 * 1024 * 1024;
+
 /// The embedded store, a redb database file. Cheap to clone.
 #[derive(Clone)]
 pub struct EmbeddedStore {
@@ -38,12 +41,21 @@ pub struct EmbeddedStore {
 }
 
 impl EmbeddedStore {
-    /// Opens or creates the store at `path` (a file).
+    /// Opens or creates the store at `path` (a file) with the default page cache.
     pub fn open(path: &Path) -> Result<Self, StoreError> {
+        Self::open_with_cache(path, DEFAULT_CACHE_BYTES)
+    }
+
+    /// Opens or creates the store at `path` with a page cache of at most `cache_bytes`: the
+    /// store's share of the node's memory, which it fills as the file grows.
+    pub fn open_with_cache(path: &Path, cache_bytes: usize) -> Result<Self, StoreError> {
         if let Some(dir) = path.parent() {
             std::fs::create_dir_all(dir).map_err(StoreError::backend)?;
         }
-        let db = Database::create(path).map_err(StoreError::backend)?;
+        let db = Database::builder()
+            .set_cache_size(cache_bytes)
+            .create(path)
+            .map_err(StoreError::backend)?;
         // Create every table up front so readers never meet a missing one.
         let txn = db.begin_write().map_err(StoreError::backend)?;
         txn.open_table(DECISIONS).map_err(StoreError::backend)?;

@@ -16,7 +16,7 @@ mod error;
 pub mod metrics;
 mod writer;
 
-pub use embedded::EmbeddedStore;
+pub use embedded::{EmbeddedStore, DEFAULT_CACHE_BYTES};
 pub use error::StoreError;
 pub use writer::{DecisionAck, Stored, Writer, WriterConfig};
 
