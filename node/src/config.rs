@@ -28,6 +28,8 @@ pub struct NodeConfig {
     pub cluster: ClusterConfig,
     /// Validation limits for incoming events.
     pub limits: LimitsConfig,
+    /// Webhook, Slack and Discord alerts (off until a sink is configured).
+    pub alerts: sentinel_alerts::AlertsConfig,
 }
 
 impl Default for NodeConfig {
@@ -42,6 +44,7 @@ impl Default for NodeConfig {
             actors: ActorsConfig::default(),
             cluster: ClusterConfig::default(),
             limits: LimitsConfig::default(),
+            alerts: sentinel_alerts::AlertsConfig::default(),
         }
     }
 }

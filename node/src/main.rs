@@ -1,5 +1,6 @@
 //! `sentinel`: the SentinelStream node and its operator commands.
 
+mod alerting;
 mod backtest_cli;
 mod cli;
 mod cluster;

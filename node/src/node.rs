@@ -1,5 +1,6 @@
 //! Starting, running and draining one node.
 
+use crate::alerting::{self, Alerting};
 use crate::config::NodeConfig;
 use crate::decider::NodeDecider;
 use crate::demo::{self, DemoOptions};
@@ -69,7 +70,10 @@ pub async fn run(config: NodeConfig, source: Source) -> anyhow::Result<()> {
         rules = policy.rules.rules().len(),
         "policy loaded"
     );
-    let writer = Writer::start(Arc::clone(&store), WriterConfig::default());
+    let alert_routing = alerting::routing(&config.alerts)?;
+    let writer =
+        Writer::start_with_alerts(Arc::clone(&store), WriterConfig::default(), alert_routing);
+    let alerting = Alerting::start(&config.alerts, Arc::clone(&store)).await?;
     let scorer = Scorer::start(writer.clone(), policy, scorer_config)
         .await
         .context("starting the user actors")?;
@@ -194,6 +198,7 @@ pub async fn run(config: NodeConfig, source: Source) -> anyhow::Result<()> {
     }
     let passivated = scorer.shutdown().await;
     writer.flush().await.context("flushing the store")?;
+    alerting.stop().await;
     let _ = summary.await;
     let _ = upkeep.await;
     let _ = http.await;
