@@ -13,9 +13,8 @@ pub const THROTTLED: &str = "sentinel_alerts_throttled_total";
 /// Seconds one delivery attempt took (successful or not).
 pub const DELIVERY_SECONDS: &str = "sentinel_alert_delivery_seconds";
 
-/// Help texts, and every series at zero for each sink so rates and alerting rules see a zero
-/// before the first alert. Call after the recorder is installed.
-pub fn describe<'a>(sinks: impl IntoIterator<Item = &'a str>) {
+/// Help texts. Call after the recorder is installed.
+pub fn describe() {
     use metrics::{describe_counter, describe_histogram, Unit};
     describe_counter!(QUEUED, "Alerts written to the outbox, by sink.");
     describe_counter!(DELIVERED, "Alerts a sink accepted, by sink.");
@@ -30,6 +29,11 @@ pub fn describe<'a>(sinks: impl IntoIterator<Item = &'a str>) {
         Unit::Seconds,
         "Duration of one alert delivery attempt, by sink."
     );
+}
+
+/// Every counter at zero for each configured sink, so rates and alerting rules see a zero
+/// before the first alert.
+pub fn register_sinks<'a>(sinks: impl IntoIterator<Item = &'a str>) {
     for sink in sinks {
         for name in [QUEUED, DELIVERED, FAILED, RETRIED, THROTTLED] {
             metrics::counter!(name, "sink" => sink.to_owned()).increment(0);

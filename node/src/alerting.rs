@@ -17,7 +17,7 @@ pub struct Alerting {
 /// alert metrics (at zero for every sink).
 pub fn routing(config: &AlertsConfig) -> anyhow::Result<Option<Arc<dyn AlertRouting>>> {
     config.validate().map_err(anyhow::Error::msg)?;
-    sentinel_alerts::metrics::describe(config.sinks.iter().map(|s| s.name.as_str()));
+    sentinel_alerts::metrics::register_sinks(config.sinks.iter().map(|s| s.name.as_str()));
     Ok(config
         .enabled()
         .then(|| Arc::new(AlertRouter::new(config)) as Arc<dyn AlertRouting>))

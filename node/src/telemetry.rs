@@ -142,6 +142,7 @@ fn describe() {
         sentinel_store::metrics::WRITE_ERRORS,
         "Failed store batch writes."
     );
+    sentinel_alerts::metrics::describe();
     for outcome in Outcome::ALL {
         metrics::counter!(DECISIONS, "outcome" => outcome.as_str()).increment(0);
     }
