@@ -209,7 +209,7 @@ pub async fn run(config: NodeConfig, source: Source) -> anyhow::Result<()> {
 }
 
 /// Resolves on Ctrl-C, SIGTERM, or after `limit`.
-async fn wait_for_stop(limit: Option<Duration>) {
+pub(crate) async fn wait_for_stop(limit: Option<Duration>) {
     let timer = async {
         match limit {
             Some(d) => tokio::time::sleep(d).await,
