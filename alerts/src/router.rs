@@ -84,11 +84,22 @@ impl AlertRouting for AlertRouter {
                 metrics::counter!(m::THROTTLED, "sink" => sink.to_owned()).increment(1);
                 continue;
             }
-            metrics::counter!(m::QUEUED, "sink" => sink.to_owned()).increment(1);
             let id = uuid::Uuid::now_v7().to_string();
             writes.push(AlertRecord::queued(id, sink, decision, at).write());
         }
         writes
+    }
+
+    fn committed(&self, records: &[RecordWrite]) {
+        for record in records {
+            let alert = record
+                .value
+                .as_deref()
+                .and_then(|v| serde_json::from_slice::<AlertRecord>(v).ok());
+            if let Some(alert) = alert {
+                metrics::counter!(m::QUEUED, "sink" => alert.sink).increment(1);
+            }
+        }
     }
 }
 

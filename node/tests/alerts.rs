@@ -228,6 +228,14 @@ async fn alerts_survive_failing_hanging_receivers_and_restarts() {
             2.0
         );
     }
+    // A redelivered transaction owes no new alerts: nothing more is queued.
+    let again = score(&client, &node, event("al-2", "al-u2", "50000", 1, "FR")).await;
+    assert_eq!(again["duplicate"], true);
+    let metrics = node.metrics(&client).await;
+    assert_eq!(
+        metric_value(&metrics, "sentinel_alerts_queued_total{sink=\"hook\"}"),
+        2.0
+    );
     eventually(
         "failed attempts to be recorded",
         Duration::from_secs(60),

@@ -110,6 +110,10 @@ pub fn key(status: AlertStatus, id: &str) -> String {
 pub trait AlertRouting: Send + Sync + 'static {
     /// The outbox records for `decision` (usually none).
     fn alerts_for(&self, decision: &Decision) -> Vec<RecordWrite>;
+
+    /// Called after the batch holding a new decision and its `records` is durable (never for
+    /// a duplicate, whose records were not written).
+    fn committed(&self, _records: &[RecordWrite]) {}
 }
 
 /// Reads alert `id` under `status`.

@@ -157,6 +157,8 @@ async fn run(
         let started = Instant::now();
         let mut ops = Vec::with_capacity(requests.len());
         let mut acks = Vec::with_capacity(requests.len());
+        // (op index, records) of decisions that owe alerts, reported once committed.
+        let mut owed = Vec::new();
         for request in requests.drain(..) {
             match request {
                 Request::Decision(d, ack) => {
@@ -164,11 +166,12 @@ async fn run(
                         .as_ref()
                         .map(|a| a.alerts_for(&d))
                         .unwrap_or_default();
-                    ops.push(if records.is_empty() {
-                        WriteOp::Decision(Arc::clone(&d))
+                    if records.is_empty() {
+                        ops.push(WriteOp::Decision(Arc::clone(&d)));
                     } else {
-                        WriteOp::DecisionWithRecords(Arc::clone(&d), records)
-                    });
+                        owed.push((ops.len(), records.clone()));
+                        ops.push(WriteOp::DecisionWithRecords(Arc::clone(&d), records));
+                    }
                     acks.push(Ack::Decision(d, ack));
                 }
                 Request::Snapshot(s, ack) => {
@@ -189,7 +192,16 @@ async fn run(
             metrics::histogram!(m::BATCH_SIZE).record(batch_len as f64);
         }
         match outcome {
-            Ok(results) => acknowledge(&store, acks, results).await,
+            Ok(results) => {
+                if let Some(alerts) = &alerts {
+                    for (index, records) in &owed {
+                        if matches!(results.get(*index), Some(WriteResult::Stored)) {
+                            alerts.committed(records);
+                        }
+                    }
+                }
+                acknowledge(&store, acks, results).await
+            }
             Err(e) => {
                 metrics::counter!(m::WRITE_ERRORS).increment(1);
                 tracing::error!(error = %e, batch = batch_len, "store batch write failed");
