@@ -54,6 +54,17 @@ impl ApiError {
         }
     }
 
+    /// 409 when the resource's current state forbids the request.
+    pub fn conflict(message: impl Into<String>) -> Self {
+        ApiError {
+            status: StatusCode::CONFLICT,
+            code: "conflict",
+            message: message.into(),
+            field: None,
+            position: None,
+        }
+    }
+
     /// 400 for a bad query parameter.
     pub fn invalid_parameter(name: &str, reason: &str) -> Self {
         ApiError {

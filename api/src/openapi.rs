@@ -39,6 +39,8 @@ use utoipa::OpenApi;
         crate::lists::add_item,
         crate::lists::remove_item,
         crate::audit::list,
+        crate::alerts::list,
+        crate::alerts::retry,
         crate::backtests::start,
         crate::backtests::get,
         crate::health::healthz,
@@ -53,6 +55,7 @@ use utoipa::OpenApi;
         (name = "rules", description = "Versioned rules in the analyst language"),
         (name = "lists", description = "Named lists rules use as @name"),
         (name = "audit", description = "Who changed what"),
+        (name = "alerts", description = "Notifications owed to webhook, Slack and Discord sinks"),
         (name = "backtests", description = "Replay history under a candidate policy"),
         (name = "operations", description = "Health and metrics"),
     )

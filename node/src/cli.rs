@@ -32,6 +32,15 @@ enum Command {
         #[command(flatten)]
         node: NodeArgs,
     },
+    /// Send webhook/Slack/Discord alerts for the decisions on the fraud topic, apart from the
+    /// scoring nodes (needs --kafka-brokers and [[alerts.sinks]] in --config).
+    Alerts {
+        #[command(flatten)]
+        node: NodeArgs,
+        /// Consumer group of the alerting processes (not the scoring nodes' group).
+        #[arg(long, env = "SENTINEL_ALERTS_GROUP", default_value = "sentinel-alerts")]
+        alerts_group: String,
+    },
     /// Replay stored history under a candidate rule or policy (on a stopped node's data).
     Backtest(crate::backtest_cli::BacktestArgs),
     /// Check the tamper-evident decision log of a stopped node's store; exits 1 at the first
@@ -192,6 +201,9 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             node::run(config, Source::Demo(options)).await
         }
         Command::Run { node } => node::run(node.into_config()?, Source::External).await,
+        Command::Alerts { node, alerts_group } => {
+            crate::alerts_cli::run(node.into_config()?, alerts_group).await
+        }
         Command::Backtest(args) => crate::backtest_cli::run(args).await,
         Command::VerifyLog { data_dir } => verify_log(&data_dir).await,
         Command::Compact { data_dir } => compact(&data_dir),

@@ -30,6 +30,8 @@ pub struct NodeConfig {
     pub limits: LimitsConfig,
     /// Which store keeps decisions, history and the catalogue.
     pub store: StoreConfig,
+    /// Webhook, Slack and Discord alerts (off until a sink is configured).
+    pub alerts: sentinel_alerts::AlertsConfig,
 }
 
 impl Default for NodeConfig {
@@ -45,6 +47,7 @@ impl Default for NodeConfig {
             cluster: ClusterConfig::default(),
             limits: LimitsConfig::default(),
             store: StoreConfig::default(),
+            alerts: sentinel_alerts::AlertsConfig::default(),
         }
     }
 }

@@ -1,9 +1,11 @@
 //! Kafka: the consumer-group source, the output and dead-letter producers, offset tracking.
 
+mod alerts_consumer;
 mod consumer;
 mod offsets;
 mod producer;
 
+pub use alerts_consumer::run_alerts_consumer;
 pub use consumer::run_consumer;
 pub use producer::{producer, DeadLetter, Publisher};
 

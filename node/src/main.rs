@@ -1,5 +1,7 @@
 //! `sentinel`: the SentinelStream node and its operator commands.
 
+mod alerting;
+mod alerts_cli;
 mod backtest_cli;
 mod cli;
 mod cluster;

@@ -1,5 +1,6 @@
 //! Starting, running and draining one node.
 
+use crate::alerting::{self, Alerting};
 use crate::config::{NodeConfig, StoreBackend};
 use crate::decider::NodeDecider;
 use crate::demo::{self, DemoOptions};
@@ -65,7 +66,10 @@ pub async fn run(config: NodeConfig, source: Source) -> anyhow::Result<()> {
         rules = policy.rules.rules().len(),
         "policy loaded"
     );
-    let writer = Writer::start(Arc::clone(&store), WriterConfig::default());
+    let alert_routing = alerting::routing(&config.alerts)?;
+    let writer =
+        Writer::start_with_alerts(Arc::clone(&store), WriterConfig::default(), alert_routing);
+    let alerting = Alerting::start(&config.alerts, Arc::clone(&store)).await?;
     let scorer = Scorer::start(writer.clone(), policy, scorer_config)
         .await
         .context("starting the user actors")?;
@@ -198,6 +202,7 @@ pub async fn run(config: NodeConfig, source: Source) -> anyhow::Result<()> {
     }
     let passivated = scorer.shutdown().await;
     writer.flush().await.context("flushing the store")?;
+    alerting.stop().await;
     let _ = summary.await;
     let _ = upkeep.await;
     let _ = http.await;
@@ -233,7 +238,7 @@ async fn open_store(config: &NodeConfig) -> anyhow::Result<Arc<dyn Store>> {
 }
 
 /// Resolves on Ctrl-C, SIGTERM, or after `limit`.
-async fn wait_for_stop(limit: Option<Duration>) {
+pub(crate) async fn wait_for_stop(limit: Option<Duration>) {
     let timer = async {
         match limit {
             Some(d) => tokio::time::sleep(d).await,

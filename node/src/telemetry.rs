@@ -157,6 +157,7 @@ fn describe() {
         sentinel_api::metrics::STREAM_LAGGED,
         "Decisions live dashboard streams skipped for slow clients."
     );
+    sentinel_alerts::metrics::describe();
     for outcome in Outcome::ALL {
         metrics::counter!(DECISIONS, "outcome" => outcome.as_str()).increment(0);
     }

@@ -17,9 +17,10 @@ use std::time::{Duration, Instant};
 use support::{eventually, free_port, Broker, Process};
 
 /// Every metric the node can export, from the constants that name them.
-const METRIC_SOURCES: [&str; 4] = [
+const METRIC_SOURCES: [&str; 5] = [
     include_str!("../src/telemetry.rs"),
     include_str!("../../api/src/metrics.rs"),
+    include_str!("../../alerts/src/metrics.rs"),
     include_str!("../../actors/src/metrics.rs"),
     include_str!("../../store/src/metrics.rs"),
 ];
@@ -330,7 +331,16 @@ async fn dashboards_and_rules_against_a_real_prometheus() {
     let node_port = free_port();
     let node_addr = format!("127.0.0.1:{node_port}");
     let config = dir.path().join("sentinel.toml");
-    std::fs::write(&config, "[actors]\npassivate_after_secs = 2\n").unwrap();
+    // One alert sink that refuses connections, so every alert series (failures included)
+    // exists; a short attempt budget dead-letters alerts while the test runs.
+    std::fs::write(
+        &config,
+        "[actors]\npassivate_after_secs = 2\n\
+         [alerts]\nmax_attempts = 2\ninitial_backoff_ms = 100\nbreaker_failures = 1000\n\
+         [[alerts.routes]]\nsinks = [\"unreachable\"]\n\
+         [[alerts.sinks]]\nname = \"unreachable\"\nkind = \"webhook\"\nurl = \"http://127.0.0.1:9/hook\"\n",
+    )
+    .unwrap();
     let broker = Broker::start().await;
     let mut node = Process::spawn(
         "sentinel demo",

@@ -57,6 +57,8 @@ fn corrupt(table: &'static str, e: impl std::fmt::Display) -> StoreError {
 struct Statements {
     insert_decision: PreparedStatement,
     decision_body: PreparedStatement,
+    decision_owed: PreparedStatement,
+    settle_owed: PreparedStatement,
     insert_by_user: PreparedStatement,
     insert_by_day: PreparedStatement,
     insert_flagged: PreparedStatement,
@@ -106,14 +108,24 @@ impl Statements {
             insert_decision: prepare(
                 format!(
                     "INSERT INTO {ks}.decisions_by_txn \
-                     (transaction_id, user_id, user_seq, decided_us, body) \
-                     VALUES (?, ?, ?, ?, ?) IF NOT EXISTS USING TTL ?"
+                     (transaction_id, user_id, user_seq, decided_us, body, owed) \
+                     VALUES (?, ?, ?, ?, ?, ?) IF NOT EXISTS USING TTL ?"
                 ),
                 true,
             )
             .await?,
             decision_body: prepare(
                 format!("SELECT body FROM {ks}.decisions_by_txn WHERE transaction_id = ?"),
+                true,
+            )
+            .await?,
+            decision_owed: prepare(
+                format!("SELECT body, owed FROM {ks}.decisions_by_txn WHERE transaction_id = ?"),
+                true,
+            )
+            .await?,
+            settle_owed: prepare(
+                format!("UPDATE {ks}.decisions_by_txn SET owed = null WHERE transaction_id = ?"),
                 true,
             )
             .await?,
@@ -275,9 +287,17 @@ impl ScyllaStore {
             .collect()
     }
 
-    /// Writes one decision once, and its rows in the per-query tables.
-    async fn write_decision(&self, decision: Arc<Decision>) -> Result<WriteResult, StoreError> {
+    /// Writes one decision once, and its rows in the per-query tables. `owed` are records
+    /// the decision brings with it (alert outbox entries): they travel inside the decision's
+    /// compare-and-set and are moved to `records` afterwards, so they exist exactly when the
+    /// decision does, even if this writer dies in between (the redelivery finishes the move).
+    async fn write_decision(
+        &self,
+        decision: Arc<Decision>,
+        owed: Vec<RecordWrite>,
+    ) -> Result<WriteResult, StoreError> {
         let body = serde_json::to_vec(&*decision).map_err(|e| backend("encoding", e))?;
+        let owed_bytes = (!owed.is_empty()).then(|| encode_owed(&owed)).transpose()?;
         let decided_us = decision.decided_at.timestamp_micros();
         let result = self
             .run(
@@ -288,6 +308,7 @@ impl ScyllaStore {
                     decision.user_seq as i64,
                     decided_us,
                     body.as_slice(),
+                    owed_bytes.as_deref(),
                     self.decision_ttl,
                 ),
             )
@@ -300,24 +321,42 @@ impl ScyllaStore {
         };
         if applied {
             self.write_indexes(&decision, &body).await?;
+            self.settle(&decision.transaction_id, owed).await?;
             self.run(&self.statements.count_decision, ()).await?;
             return Ok(WriteResult::Stored);
         }
-        let existing = self
-            .blobs(
-                &self.statements.decision_body,
+        let rows = self
+            .run(
+                &self.statements.decision_owed,
                 (decision.transaction_id.as_str(),),
             )
             .await?
-            .pop()
+            .into_rows_result()
+            .map_err(|e| backend("reading a decided transaction", e))?;
+        let (existing, still_owed) = rows
+            .maybe_first_row::<(Vec<u8>, Option<Vec<u8>>)>()
+            .map_err(|e| corrupt("decisions_by_txn", e))?
             .ok_or_else(|| backend("reading a decided transaction", "the row vanished"))?;
-        let existing: Decision =
-            serde_json::from_slice(&existing).map_err(|e| corrupt("decisions_by_txn", e))?;
-        // A writer that crashed between the compare-and-set and the index rows left them
-        // missing; writing them again (idempotent) repairs that on the redelivery.
-        let existing_body = serde_json::to_vec(&existing).map_err(|e| backend("encoding", e))?;
-        self.write_indexes(&existing, &existing_body).await?;
-        Ok(WriteResult::AlreadyDecided(Arc::new(existing)))
+        let existing_decision = decode(&existing, "decisions_by_txn")?;
+        // A writer that crashed after the compare-and-set left the index rows, and perhaps
+        // the owed records, unwritten; both are idempotent, so finish them here.
+        self.write_indexes(&existing_decision, &existing).await?;
+        if let Some(bytes) = still_owed {
+            self.settle(&decision.transaction_id, decode_owed(&bytes)?)
+                .await?;
+        }
+        Ok(WriteResult::AlreadyDecided(Arc::new(existing_decision)))
+    }
+
+    /// Moves a decision's owed records into `records`, then clears them from the decision.
+    async fn settle(&self, transaction_id: &str, owed: Vec<RecordWrite>) -> Result<(), StoreError> {
+        if owed.is_empty() {
+            return Ok(());
+        }
+        self.put_records(owed).await?;
+        self.run(&self.statements.settle_owed, (transaction_id,))
+            .await
+            .map(drop)
     }
 
     /// The decision's rows in the by-user, by-day and flagged tables.
@@ -413,6 +452,28 @@ fn decode(body: &[u8], table: &'static str) -> Result<Decision, StoreError> {
     serde_json::from_slice(body).map_err(|e| corrupt(table, e))
 }
 
+/// Owed records as stored in `decisions_by_txn.owed`: `[[kind, key, value or null], …]`.
+fn encode_owed(owed: &[RecordWrite]) -> Result<Vec<u8>, StoreError> {
+    let rows: Vec<(&str, &str, Option<&[u8]>)> = owed
+        .iter()
+        .map(|w| (w.kind.as_str(), w.key.as_str(), w.value.as_deref()))
+        .collect();
+    serde_json::to_vec(&rows).map_err(|e| backend("encoding owed records", e))
+}
+
+fn decode_owed(bytes: &[u8]) -> Result<Vec<RecordWrite>, StoreError> {
+    let rows: Vec<(String, String, Option<Vec<u8>>)> =
+        serde_json::from_slice(bytes).map_err(|e| corrupt("decisions_by_txn", e))?;
+    rows.into_iter()
+        .map(|(kind, key, value)| {
+            let kind = RecordKind::parse(&kind).ok_or_else(|| {
+                corrupt("decisions_by_txn", format!("unknown record kind {kind}"))
+            })?;
+            Ok(RecordWrite { kind, key, value })
+        })
+        .collect()
+}
+
 /// The smallest string above every string starting with `prefix` (`None`: no bound).
 fn prefix_end(prefix: &str) -> Option<String> {
     (!prefix.is_empty()).then(|| format!("{prefix}{}", char::MAX))
@@ -433,16 +494,16 @@ impl Store for ScyllaStore {
         let mut snapshots = Vec::new();
         for (i, op) in ops.into_iter().enumerate() {
             match op {
-                WriteOp::Decision(d) => decisions.push((i, d)),
+                WriteOp::Decision(d) => decisions.push((i, d, Vec::new())),
+                WriteOp::DecisionWithRecords(d, owed) => decisions.push((i, d, owed)),
                 WriteOp::Snapshot(s) => snapshots.push((i, s)),
             }
         }
-        let decided = futures::future::try_join_all(
-            decisions
-                .into_iter()
-                .map(|(i, d)| async move { self.write_decision(d).await.map(|r| (i, r)) }),
-        )
-        .await?;
+        let decided =
+            futures::future::try_join_all(decisions.into_iter().map(|(i, d, owed)| async move {
+                self.write_decision(d, owed).await.map(|r| (i, r))
+            }))
+            .await?;
         for (i, result) in decided {
             results[i] = Some(result);
         }
@@ -635,6 +696,33 @@ mod tests {
         }
         assert!("rulf" > end.as_str());
         assert_eq!(prefix_end(""), None);
+    }
+
+    #[test]
+    fn owed_records_round_trip() {
+        let owed = vec![
+            RecordWrite {
+                kind: RecordKind::AlertOutbox,
+                key: "pending/a-1".into(),
+                value: Some(b"{}".to_vec()),
+            },
+            RecordWrite {
+                kind: RecordKind::Label,
+                key: "t-1".into(),
+                value: None,
+            },
+        ];
+        let back = decode_owed(&encode_owed(&owed).unwrap()).unwrap();
+        assert_eq!(back.len(), 2);
+        assert_eq!(
+            (back[0].kind, back[0].key.as_str(), back[0].value.as_deref()),
+            (RecordKind::AlertOutbox, "pending/a-1", Some(&b"{}"[..]))
+        );
+        assert_eq!(
+            (back[1].kind, back[1].value.as_deref()),
+            (RecordKind::Label, None)
+        );
+        assert!(decode_owed(br#"[["nonsense", "k", null]]"#).is_err());
     }
 
     #[test]

@@ -210,6 +210,73 @@ pub async fn concurrent_writers_store_each_decision_once(store: Arc<dyn Store>) 
     assert_eq!(store.decision_count().await.unwrap(), 4 * 150 + 50);
 }
 
+/// Conformance check: outbox records are stored in the same batch as a new decision, never
+/// for a duplicate, and move between statuses atomically (see [`crate::outbox`]).
+pub async fn alert_outbox_follows_new_decisions_and_moves_between_statuses(store: Arc<dyn Store>) {
+    use crate::outbox::{self, AlertRecord, AlertRouting, AlertStatus};
+    struct EverySinkOnce;
+    impl AlertRouting for EverySinkOnce {
+        fn alerts_for(&self, d: &Decision) -> Vec<RecordWrite> {
+            ["ops", "slack"]
+                .iter()
+                .map(|sink| {
+                    let id = format!("{}-{sink}", d.transaction_id);
+                    AlertRecord::queued(id, sink, d, d.decided_at).write()
+                })
+                .collect()
+        }
+    }
+    let writer = Writer::start_with_alerts(
+        Arc::clone(&store),
+        WriterConfig::default(),
+        Some(Arc::new(EverySinkOnce)),
+    );
+    let first = Arc::new(decision("a1", "u1", 1, 1));
+    let (ack, stored) = tokio::sync::oneshot::channel();
+    writer.submit_decision(first, ack).await.unwrap();
+    assert!(!stored.await.unwrap().unwrap().duplicate);
+    let pending = outbox::list(&*store, AlertStatus::Pending, None, 10)
+        .await
+        .unwrap();
+    let ids: Vec<_> = pending.iter().map(|a| a.id.as_str()).collect();
+    assert_eq!(ids, ["a1-ops", "a1-slack"]);
+
+    // A redelivered decision owes nothing new: the duplicate's alerts are not written.
+    let mut delivered = pending[0].clone();
+    delivered.status = AlertStatus::Delivered;
+    delivered.attempts = 1;
+    outbox::save(&*store, AlertStatus::Pending, &delivered)
+        .await
+        .unwrap();
+    let (ack, stored) = tokio::sync::oneshot::channel();
+    writer
+        .submit_decision(Arc::new(decision("a1", "u1", 1, 1)), ack)
+        .await
+        .unwrap();
+    assert!(stored.await.unwrap().unwrap().duplicate);
+    let pending = outbox::list(&*store, AlertStatus::Pending, None, 10)
+        .await
+        .unwrap();
+    assert_eq!(pending.len(), 1, "{pending:?}");
+    assert_eq!(pending[0].id, "a1-slack");
+    assert_eq!(
+        outbox::get(&*store, AlertStatus::Delivered, "a1-ops")
+            .await
+            .unwrap(),
+        Some(delivered)
+    );
+    assert!(outbox::get(&*store, AlertStatus::Pending, "a1-ops")
+        .await
+        .unwrap()
+        .is_none());
+
+    // Paging by id.
+    let after = outbox::list(&*store, AlertStatus::Pending, Some("a1-slack"), 10)
+        .await
+        .unwrap();
+    assert!(after.is_empty());
+}
+
 /// Runs every conformance check, each on a fresh store from `fresh`.
 pub async fn run_all<F, Fut>(fresh: F)
 where
@@ -220,4 +287,5 @@ where
     writer_acknowledges_after_commit_and_reports_duplicates(fresh().await).await;
     records_are_written_atomically_and_scanned_in_key_order(fresh().await).await;
     concurrent_writers_store_each_decision_once(fresh().await).await;
+    alert_outbox_follows_new_decisions_and_moves_between_statuses(fresh().await).await;
 }

@@ -6,7 +6,9 @@ use crate::{
     WriteResult,
 };
 use async_trait::async_trait;
-use redb::{Database, ReadTransaction, ReadableTable, ReadableTableMetadata, TableDefinition};
+use redb::{
+    Database, ReadTransaction, ReadableTable, ReadableTableMetadata, Table, TableDefinition,
+};
 use sentinel_event::Decision;
 use std::path::Path;
 use std::sync::{Arc, Mutex};
@@ -249,6 +251,66 @@ fn anchor_hash(anchor: &Head, expired: &[(u64, [u8; 32], Decision)]) -> [u8; 32]
     expired.last().map_or(anchor.hash, |(_, hash, _)| *hash)
 }
 
+/// The tables a decision write touches, open in one write transaction.
+struct DecisionTables<'txn> {
+    decisions: Table<'txn, &'static str, &'static [u8]>,
+    by_user: Table<'txn, (&'static str, u64), &'static str>,
+    by_day: Table<'txn, (u32, i64, &'static str), ()>,
+    log: Table<'txn, u64, &'static [u8]>,
+    records: Table<'txn, (&'static str, &'static str), &'static [u8]>,
+}
+
+impl DecisionTables<'_> {
+    /// Stores `d` unless its transaction id is already decided, extending the log chain.
+    fn decision(
+        &mut self,
+        d: &Decision,
+        next: &mut Head,
+        buf: &mut Vec<u8>,
+    ) -> Result<WriteResult, StoreError> {
+        let existing = self
+            .decisions
+            .get(d.transaction_id.as_str())
+            .map_err(StoreError::backend)?
+            .map(|v| decode(v.value()))
+            .transpose()?;
+        if let Some(existing) = existing {
+            return Ok(WriteResult::AlreadyDecided(Arc::new(existing)));
+        }
+        buf.clear();
+        serde_json::to_writer(&mut *buf, d).map_err(StoreError::backend)?;
+        let txn_id = d.transaction_id.as_str();
+        self.decisions
+            .insert(txn_id, buf.as_slice())
+            .map_err(StoreError::backend)?;
+        let (seq, entry) = next.append(txn_id, buf);
+        self.log
+            .insert(seq, entry.as_slice())
+            .map_err(StoreError::backend)?;
+        self.by_user
+            .insert((d.user_id.as_str(), d.user_seq), txn_id)
+            .map_err(StoreError::backend)?;
+        let day = crate::day_of(d.decided_at);
+        self.by_day
+            .insert((day, d.decided_at.timestamp_micros(), txn_id), ())
+            .map_err(StoreError::backend)?;
+        Ok(WriteResult::Stored)
+    }
+}
+
+/// Applies one catalogue record write.
+fn put_record(
+    table: &mut Table<'_, (&'static str, &'static str), &'static [u8]>,
+    w: &RecordWrite,
+) -> Result<(), StoreError> {
+    let key = (w.kind.as_str(), w.key.as_str());
+    match &w.value {
+        Some(v) => table.insert(key, v.as_slice()).map(drop),
+        None => table.remove(key).map(drop),
+    }
+    .map_err(StoreError::backend)
+}
+
 fn write_all(
     db: &Database,
     head: &Mutex<Head>,
@@ -259,41 +321,28 @@ fn write_all(
     let before = next;
     let mut results = Vec::with_capacity(ops.len());
     {
-        let mut decisions = txn.open_table(DECISIONS).map_err(StoreError::backend)?;
-        let mut by_user = txn.open_table(BY_USER).map_err(StoreError::backend)?;
-        let mut by_day = txn.open_table(BY_DAY).map_err(StoreError::backend)?;
+        let mut tables = DecisionTables {
+            decisions: txn.open_table(DECISIONS).map_err(StoreError::backend)?,
+            by_user: txn.open_table(BY_USER).map_err(StoreError::backend)?,
+            by_day: txn.open_table(BY_DAY).map_err(StoreError::backend)?,
+            log: txn.open_table(LOG).map_err(StoreError::backend)?,
+            records: txn.open_table(RECORDS).map_err(StoreError::backend)?,
+        };
         let mut snapshots = txn.open_table(SNAPSHOTS).map_err(StoreError::backend)?;
-        let mut log = txn.open_table(LOG).map_err(StoreError::backend)?;
         let mut buf = Vec::with_capacity(1024);
         for op in ops {
             match op {
                 WriteOp::Decision(d) => {
-                    let existing = decisions
-                        .get(d.transaction_id.as_str())
-                        .map_err(StoreError::backend)?
-                        .map(|v| decode(v.value()))
-                        .transpose()?;
-                    if let Some(existing) = existing {
-                        results.push(WriteResult::AlreadyDecided(Arc::new(existing)));
-                        continue;
+                    results.push(tables.decision(&d, &mut next, &mut buf)?);
+                }
+                WriteOp::DecisionWithRecords(d, writes) => {
+                    let result = tables.decision(&d, &mut next, &mut buf)?;
+                    if matches!(result, WriteResult::Stored) {
+                        for w in &writes {
+                            put_record(&mut tables.records, w)?;
+                        }
                     }
-                    buf.clear();
-                    serde_json::to_writer(&mut buf, &*d).map_err(StoreError::backend)?;
-                    let txn_id = d.transaction_id.as_str();
-                    decisions
-                        .insert(txn_id, buf.as_slice())
-                        .map_err(StoreError::backend)?;
-                    let (seq, entry) = next.append(txn_id, &buf);
-                    log.insert(seq, entry.as_slice())
-                        .map_err(StoreError::backend)?;
-                    by_user
-                        .insert((d.user_id.as_str(), d.user_seq), txn_id)
-                        .map_err(StoreError::backend)?;
-                    let day = crate::day_of(d.decided_at);
-                    by_day
-                        .insert((day, d.decided_at.timestamp_micros(), txn_id), ())
-                        .map_err(StoreError::backend)?;
-                    results.push(WriteResult::Stored);
+                    results.push(result);
                 }
                 WriteOp::Snapshot(s) => {
                     buf.clear();
@@ -415,12 +464,7 @@ impl Store for EmbeddedStore {
             {
                 let mut table = txn.open_table(RECORDS).map_err(StoreError::backend)?;
                 for w in &writes {
-                    let key = (w.kind.as_str(), w.key.as_str());
-                    match &w.value {
-                        Some(v) => table.insert(key, v.as_slice()).map(drop),
-                        None => table.remove(key).map(drop),
-                    }
-                    .map_err(StoreError::backend)?;
+                    put_record(&mut table, w)?;
                 }
             }
             txn.commit().map_err(StoreError::backend)

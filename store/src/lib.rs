@@ -14,6 +14,7 @@ pub mod conformance;
 mod embedded;
 mod error;
 pub mod metrics;
+pub mod outbox;
 mod writer;
 
 pub use embedded::{EmbeddedStore, DEFAULT_CACHE_BYTES};
@@ -32,6 +33,9 @@ pub enum WriteOp {
     Decision(Arc<Decision>),
     /// Replace a user's snapshot.
     Snapshot(UserSnapshot),
+    /// Store a decision like [`WriteOp::Decision`] and, only if it is new, these records with it
+    /// (the alert outbox entries it owes).
+    DecisionWithRecords(Arc<Decision>, Vec<RecordWrite>),
 }
 
 /// What happened to one [`WriteOp`].
@@ -113,6 +117,8 @@ pub enum RecordKind {
     Audit,
     /// `transaction_id` → an analyst's label.
     Label,
+    /// `status/alert_id` → one alert owed to a notification sink (see [`outbox`]).
+    AlertOutbox,
 }
 
 impl RecordKind {
@@ -125,7 +131,23 @@ impl RecordKind {
             RecordKind::List => "list",
             RecordKind::Audit => "audit",
             RecordKind::Label => "label",
+            RecordKind::AlertOutbox => "alert_outbox",
         }
+    }
+
+    /// The kind named by [`RecordKind::as_str`].
+    pub fn parse(name: &str) -> Option<RecordKind> {
+        [
+            RecordKind::RuleVersion,
+            RecordKind::RuleHead,
+            RecordKind::PolicyVersion,
+            RecordKind::List,
+            RecordKind::Audit,
+            RecordKind::Label,
+            RecordKind::AlertOutbox,
+        ]
+        .into_iter()
+        .find(|kind| kind.as_str() == name)
     }
 }
 

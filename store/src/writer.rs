@@ -7,6 +7,7 @@
 //! duplicate checks) go through the same queue as barriers.
 
 use crate::metrics as m;
+use crate::outbox::AlertRouting;
 use crate::{Store, StoreError, UserSnapshot, WriteOp, WriteResult};
 use sentinel_event::{Decision, DecisionError};
 use std::sync::Arc;
@@ -62,8 +63,18 @@ pub struct Writer {
 impl Writer {
     /// Starts the writer task on the current tokio runtime.
     pub fn start(store: Arc<dyn Store>, config: WriterConfig) -> Writer {
+        Writer::start_with_alerts(store, config, None)
+    }
+
+    /// Starts the writer task; each new decision's alerts (from `alerts`) are stored in the
+    /// same write transaction as the decision.
+    pub fn start_with_alerts(
+        store: Arc<dyn Store>,
+        config: WriterConfig,
+        alerts: Option<Arc<dyn AlertRouting>>,
+    ) -> Writer {
         let (tx, rx) = mpsc::channel(config.queue_capacity.max(1));
-        tokio::spawn(run(Arc::clone(&store), rx, config.max_batch.max(1)));
+        tokio::spawn(run(Arc::clone(&store), rx, config.max_batch.max(1), alerts));
         Writer { tx, store }
     }
 
@@ -135,16 +146,32 @@ enum Ack {
     ),
 }
 
-async fn run(store: Arc<dyn Store>, mut rx: mpsc::Receiver<Request>, max_batch: usize) {
+async fn run(
+    store: Arc<dyn Store>,
+    mut rx: mpsc::Receiver<Request>,
+    max_batch: usize,
+    alerts: Option<Arc<dyn AlertRouting>>,
+) {
     let mut requests = Vec::with_capacity(max_batch);
     while rx.recv_many(&mut requests, max_batch).await > 0 {
         let started = Instant::now();
         let mut ops = Vec::with_capacity(requests.len());
         let mut acks = Vec::with_capacity(requests.len());
+        // (op index, records) of decisions that owe alerts, reported once committed.
+        let mut owed = Vec::new();
         for request in requests.drain(..) {
             match request {
                 Request::Decision(d, ack) => {
-                    ops.push(WriteOp::Decision(Arc::clone(&d)));
+                    let records = alerts
+                        .as_ref()
+                        .map(|a| a.alerts_for(&d))
+                        .unwrap_or_default();
+                    if records.is_empty() {
+                        ops.push(WriteOp::Decision(Arc::clone(&d)));
+                    } else {
+                        owed.push((ops.len(), records.clone()));
+                        ops.push(WriteOp::DecisionWithRecords(Arc::clone(&d), records));
+                    }
                     acks.push(Ack::Decision(d, ack));
                 }
                 Request::Snapshot(s, ack) => {
@@ -165,7 +192,16 @@ async fn run(store: Arc<dyn Store>, mut rx: mpsc::Receiver<Request>, max_batch: 
             metrics::histogram!(m::BATCH_SIZE).record(batch_len as f64);
         }
         match outcome {
-            Ok(results) => acknowledge(&store, acks, results).await,
+            Ok(results) => {
+                if let Some(alerts) = &alerts {
+                    for (index, records) in &owed {
+                        if matches!(results.get(*index), Some(WriteResult::Stored)) {
+                            alerts.committed(records);
+                        }
+                    }
+                }
+                acknowledge(&store, acks, results).await
+            }
             Err(e) => {
                 metrics::counter!(m::WRITE_ERRORS).increment(1);
                 tracing::error!(error = %e, batch = batch_len, "store batch write failed");

@@ -11,6 +11,7 @@ use crate::telemetry as t;
 use futures::stream::FuturesUnordered;
 use futures::StreamExt;
 use rdkafka::consumer::{CommitMode, Consumer, ConsumerContext, Rebalance, StreamConsumer};
+use rdkafka::message::BorrowedMessage;
 use rdkafka::{ClientContext, Message, Statistics};
 use sentinel_event::{parse_transaction, DecisionError, Limits, ParseMode};
 use std::sync::Arc;
@@ -21,7 +22,7 @@ use tokio::sync::watch;
 const STATISTICS_INTERVAL_MS: &str = "5000";
 
 /// Logs and counts rebalances, and exports each owned partition's consumer lag.
-struct GroupEvents;
+pub(super) struct GroupEvents;
 
 impl ClientContext for GroupEvents {
     fn stats(&self, statistics: Statistics) {
@@ -69,23 +70,16 @@ impl ConsumerContext for GroupEvents {
     }
 }
 
-/// How a message ended; its offset may then be committed.
-struct Finished {
-    partition: i32,
-    offset: i64,
-}
-
-/// Consumes until `stop` fires, then drains what is in flight and commits.
-pub async fn run_consumer(
-    kafka: KafkaConfig,
-    decider: Arc<NodeDecider>,
-    dead_letter: DeadLetter,
-    limits: Arc<Limits>,
-    mut stop: watch::Receiver<bool>,
-) -> anyhow::Result<()> {
-    let mut config = client_config(&kafka);
+/// A consumer-group member subscribed to `topic`, storing offsets only by hand (for finished
+/// messages) and letting librdkafka commit them.
+pub(super) fn subscribe(
+    kafka: &KafkaConfig,
+    group: &str,
+    topic: &str,
+) -> anyhow::Result<StreamConsumer<GroupEvents>> {
+    let mut config = client_config(kafka);
     config
-        .set("group.id", &kafka.group_id)
+        .set("group.id", group)
         .set("enable.auto.commit", "true")
         // Offsets are stored by hand, only for finished messages; librdkafka commits them.
         .set("enable.auto.offset.store", "false")
@@ -98,20 +92,113 @@ pub async fn run_consumer(
         config.set(key, value);
     }
     let consumer: StreamConsumer<GroupEvents> = config.create_with_context(GroupEvents)?;
-    consumer.subscribe(&[&kafka.input_topic])?;
-    tracing::info!(topic = %kafka.input_topic, group = %kafka.group_id, "consuming");
+    consumer.subscribe(&[topic])?;
+    tracing::info!(topic, group, "consuming");
+    Ok(consumer)
+}
 
-    let mut tracker = OffsetTracker::default();
-    let mut in_flight = FuturesUnordered::new();
-    let max_in_flight = kafka.max_in_flight.max(1);
+/// How a message ended; its offset may then be committed.
+pub(super) struct Finished {
+    /// The message's partition.
+    pub partition: i32,
+    /// The message's offset.
+    pub offset: i64,
+}
+
+/// Consumes until `stop` fires, then drains what is in flight and commits.
+pub async fn run_consumer(
+    kafka: KafkaConfig,
+    decider: Arc<NodeDecider>,
+    dead_letter: DeadLetter,
+    limits: Arc<Limits>,
+    stop: watch::Receiver<bool>,
+) -> anyhow::Result<()> {
+    let consumer = subscribe(&kafka, &kafka.group_id, &kafka.input_topic)?;
     let topic = kafka.input_topic.as_str();
     let source_topic: Arc<str> = Arc::from(topic);
+    let max_in_flight = kafka.max_in_flight.max(1);
+    consume(&consumer, topic, max_in_flight, stop.clone(), |message| {
+        let received_at = Instant::now();
+        metrics::counter!(t::EVENTS_RECEIVED, "source" => "kafka").increment(1);
+        let (partition, offset) = (message.partition(), message.offset());
+        let produced_ms = message.timestamp().to_millis();
+        let key = message.key().map(<[u8]>::to_vec);
+        let payload = message.payload().unwrap_or_default();
+        let parsed = parse_transaction(payload, ParseMode::Strict, &limits, chrono::Utc::now());
+        let raw = parsed.is_err().then(|| payload.to_vec());
+        let decider = Arc::clone(&decider);
+        let dead_letter = dead_letter.clone();
+        let mut stop = stop.clone();
+        let source_topic = Arc::clone(&source_topic);
+        async move {
+            let (outcome, event) = match parsed {
+                Ok((event, _)) => {
+                    let event = Arc::new(event);
+                    let outcome = decide_until_done(&decider, &event, received_at, &mut stop).await;
+                    (outcome, Some(event))
+                }
+                Err(invalid) => (Err(DecisionError::Invalid(invalid)), None),
+            };
+            match outcome {
+                Ok(()) => {
+                    if let Some(ms) = produced_ms {
+                        let now = chrono::Utc::now().timestamp_millis();
+                        metrics::histogram!(t::END_TO_END_LATENCY)
+                            .record((now - ms).max(0) as f64 / 1000.0);
+                    }
+                }
+                Err(DecisionError::Unavailable(_)) => {
+                    // Shutting down before the decision was published: leave the
+                    // offset alone so the event is redelivered.
+                    return None;
+                }
+                Err(error) => {
+                    decider.stats.record_rejected();
+                    // The raw bytes of an unparseable message; the event itself when
+                    // scoring it crashed its actor.
+                    let bytes = match (raw, event) {
+                        (Some(raw), _) => raw,
+                        (None, Some(event)) => serde_json::to_vec(&*event).unwrap_or_default(),
+                        (None, None) => Vec::new(),
+                    };
+                    let origin = Origin {
+                        topic: &source_topic,
+                        partition,
+                        offset,
+                    };
+                    dead_letter
+                        .send(key.as_deref(), &bytes, &error, origin)
+                        .await;
+                }
+            }
+            Some(Finished { partition, offset })
+        }
+    })
+    .await
+}
+
+/// The consume loop every group member shares: `handle` turns each message into a future that
+/// finishes it (`None`: leave its offset uncommitted, it will be redelivered); at most
+/// `max_in_flight` run at once; a partition's offset is stored only past finished messages.
+/// When `stop` fires, what is in flight is drained and the offsets are committed.
+pub(super) async fn consume<Fut>(
+    consumer: &StreamConsumer<GroupEvents>,
+    topic: &str,
+    max_in_flight: usize,
+    mut stop: watch::Receiver<bool>,
+    mut handle: impl FnMut(&BorrowedMessage<'_>) -> Fut,
+) -> anyhow::Result<()>
+where
+    Fut: std::future::Future<Output = Option<Finished>>,
+{
+    let mut tracker = OffsetTracker::default();
+    let mut in_flight = FuturesUnordered::new();
     loop {
         tokio::select! {
             biased;
             _ = stop.changed() => break,
             Some(done) = in_flight.next(), if !in_flight.is_empty() => {
-                finish(&consumer, topic, &mut tracker, done);
+                finish(consumer, topic, &mut tracker, done);
             }
             received = consumer.recv(), if in_flight.len() < max_in_flight => {
                 let message = match received {
@@ -121,70 +208,27 @@ pub async fn run_consumer(
                         continue;
                     }
                 };
-                let received_at = Instant::now();
-                metrics::counter!(t::EVENTS_RECEIVED, "source" => "kafka").increment(1);
-                let (partition, offset) = (message.partition(), message.offset());
-                tracker.start(partition, offset);
-                let produced_ms = message.timestamp().to_millis();
-                let key = message.key().map(<[u8]>::to_vec);
-                let payload = message.payload().unwrap_or_default();
-                let parsed = parse_transaction(payload, ParseMode::Strict, &limits, chrono::Utc::now());
-                let raw = parsed.is_err().then(|| payload.to_vec());
-                let decider = Arc::clone(&decider);
-                let dead_letter = dead_letter.clone();
-                let mut stop = stop.clone();
-                let source_topic = Arc::clone(&source_topic);
-                in_flight.push(async move {
-                    let (outcome, event) = match parsed {
-                        Ok((event, _)) => {
-                            let event = Arc::new(event);
-                            let outcome = decide_until_done(&decider, &event, received_at, &mut stop).await;
-                            (outcome, Some(event))
-                        }
-                        Err(invalid) => (Err(DecisionError::Invalid(invalid)), None),
-                    };
-                    match outcome {
-                        Ok(()) => {
-                            if let Some(ms) = produced_ms {
-                                let now = chrono::Utc::now().timestamp_millis();
-                                metrics::histogram!(t::END_TO_END_LATENCY)
-                                    .record((now - ms).max(0) as f64 / 1000.0);
-                            }
-                        }
-                        Err(DecisionError::Unavailable(_)) => {
-                            // Shutting down before the decision was published: leave the
-                            // offset alone so the event is redelivered.
-                            return None;
-                        }
-                        Err(error) => {
-                            decider.stats.record_rejected();
-                            // The raw bytes of an unparseable message; the event itself when
-                            // scoring it crashed its actor.
-                            let bytes = match (raw, event) {
-                                (Some(raw), _) => raw,
-                                (None, Some(event)) => serde_json::to_vec(&*event).unwrap_or_default(),
-                                (None, None) => Vec::new(),
-                            };
-                            let origin = Origin { topic: &source_topic, partition, offset };
-                            dead_letter.send(key.as_deref(), &bytes, &error, origin).await;
-                        }
-                    }
-                    Some(Finished { partition, offset })
-                });
+                tracker.start(message.partition(), message.offset());
+                in_flight.push(handle(&message));
                 metrics::gauge!(t::IN_FLIGHT).set(tracker.in_flight() as f64);
             }
         }
     }
-    tracing::info!(in_flight = in_flight.len(), "draining the Kafka source");
+    tracing::info!(
+        in_flight = in_flight.len(),
+        topic,
+        "draining the Kafka source"
+    );
     while let Some(done) = in_flight.next().await {
-        finish(&consumer, topic, &mut tracker, done);
+        finish(consumer, topic, &mut tracker, done);
     }
     if let Err(e) = consumer.commit_consumer_state(CommitMode::Sync) {
-        tracing::warn!(error = %e, "final offset commit failed; the last events will be redelivered");
+        tracing::warn!(error = %e, "final offset commit failed; the last messages will be redelivered");
     }
     Ok(())
 }
 
+/// Marks a message finished and stores the offset through which its partition is done.
 fn finish(
     consumer: &StreamConsumer<GroupEvents>,
     topic: &str,

@@ -1,0 +1,74 @@
+//! `sentinel alerts`: the node's alerting as a separate process that consumes the fraud topic,
+//! for teams that run scoring and alerting apart. It keeps its own store (decisions it has seen
+//! and the alert outbox) in `<data_dir>/alerts.redb` and serves `/metrics` and `/healthz`.
+
+use crate::alerting::{self, Alerting};
+use crate::config::NodeConfig;
+use crate::{kafka, telemetry};
+use anyhow::Context;
+use axum::routing::get;
+use sentinel_store::{EmbeddedStore, Store, Writer, WriterConfig};
+use std::sync::Arc;
+use tokio::sync::watch;
+
+/// Runs until Ctrl-C or SIGTERM, then drains: the consumer stops, stored decisions' offsets
+/// are committed, the delivery actor finishes its pass (undelivered alerts stay pending).
+pub async fn run(config: NodeConfig, group: String) -> anyhow::Result<()> {
+    telemetry::init_logs(config.log_format);
+    let metrics = telemetry::prometheus();
+    let kafka = config
+        .kafka
+        .clone()
+        .context("`sentinel alerts` needs --kafka-brokers (or [kafka] in the config)")?;
+    anyhow::ensure!(
+        config.alerts.enabled(),
+        "no [[alerts.sinks]] configured: nothing to send alerts to"
+    );
+    let store_path = config.data_dir.join("alerts.redb");
+    let store: Arc<dyn Store> = Arc::new(
+        EmbeddedStore::open(&store_path)
+            .with_context(|| format!("opening the alert store at {}", store_path.display()))?,
+    );
+    let routing = alerting::routing(&config.alerts)?;
+    let writer = Writer::start_with_alerts(Arc::clone(&store), WriterConfig::default(), routing);
+    let alerts = Alerting::start(&config.alerts, Arc::clone(&store)).await?;
+
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let app = axum::Router::new()
+        .route("/healthz", get(|| async { "ok" }))
+        .route("/metrics", get(move || async move { metrics.render() }));
+    let listener = tokio::net::TcpListener::bind(config.http_listen)
+        .await
+        .with_context(|| format!("binding {}", config.http_listen))?;
+    let mut http_stop = stop_rx.clone();
+    let http = tokio::spawn(async move {
+        axum::serve(listener, app)
+            .with_graceful_shutdown(async move {
+                let _ = http_stop.changed().await;
+            })
+            .await
+    });
+    let consumer = tokio::spawn(kafka::run_alerts_consumer(
+        kafka,
+        group,
+        writer.clone(),
+        stop_rx,
+    ));
+    tracing::info!(
+        http = %format!("http://{}", config.http_listen),
+        sinks = config.alerts.sinks.len(),
+        "alerts consumer ready"
+    );
+    crate::node::wait_for_stop(None).await;
+    tracing::info!("stopping the alerts consumer");
+    let _ = stop_tx.send(true);
+    match consumer.await {
+        Ok(result) => result.context("the alerts consumer failed")?,
+        Err(e) => anyhow::bail!("the alerts consumer panicked: {e}"),
+    }
+    writer.flush().await.context("flushing the alert store")?;
+    alerts.stop().await;
+    let _ = http.await;
+    tracing::info!("stopped cleanly");
+    Ok(())
+}
