@@ -3,7 +3,7 @@
 //! [`app`] builds the router from an [`ApiState`]; the node serves it, and tests call it
 //! directly with `tower::ServiceExt::oneshot`. Every error has one JSON shape, [`ApiError`].
 
-mod alerts;
+pub mod alerts;
 mod audit;
 mod backtests;
 mod body;
@@ -111,8 +111,6 @@ pub fn app(state: ApiState) -> Router {
         .route("/v1/lists/{name}/items", post(lists::add_item))
         .route("/v1/lists/{name}/items/{value}", delete(lists::remove_item))
         .route("/v1/audit", get(audit::list))
-        .route("/v1/alerts", get(alerts::list))
-        .route("/v1/alerts/{id}/retry", post(alerts::retry))
         .route("/v1/backtests", post(backtests::start))
         .route("/v1/backtests/{id}", get(backtests::get))
         .route(
@@ -129,6 +127,7 @@ pub fn app(state: ApiState) -> Router {
         .route("/assets/dashboard.js", get(dashboard::script))
         .route("/favicon.svg", get(dashboard::icon))
         .route("/v1/stream", get(dashboard::stream))
+        .merge(alerts::routes())
         .fallback(error::not_found)
         .layer(axum::extract::DefaultBodyLimit::max(body_limit))
         .with_state(state)
