@@ -2,10 +2,34 @@
 
 use crate::body::Params;
 use crate::{ApiError, ApiState, ErrorResponse};
-use axum::extract::{Path, State};
-use axum::Json;
+use axum::extract::{FromRef, Path, State};
+use axum::routing::{get, post};
+use axum::{Json, Router};
 use sentinel_store::outbox::{self, AlertRecord, AlertStatus};
+use sentinel_store::Store;
 use serde::{Deserialize, Serialize};
+use std::sync::Arc;
+
+/// The store holding the alert outbox: the node's store, or the standalone alerts process's.
+#[derive(Clone)]
+pub struct AlertStore(pub Arc<dyn Store>);
+
+impl FromRef<ApiState> for AlertStore {
+    fn from_ref(state: &ApiState) -> Self {
+        AlertStore(Arc::clone(&state.store))
+    }
+}
+
+/// `GET /v1/alerts` and `POST /v1/alerts/{id}/retry`, for any state that provides the outbox.
+pub fn routes<S>() -> Router<S>
+where
+    S: Clone + Send + Sync + 'static,
+    AlertStore: FromRef<S>,
+{
+    Router::new()
+        .route("/v1/alerts", get(list))
+        .route("/v1/alerts/{id}/retry", post(retry))
+}
 
 /// Alert listing query.
 #[derive(Deserialize, utoipa::IntoParams)]
@@ -32,7 +56,7 @@ pub struct AlertPage {
 /// `GET /v1/alerts?status=&after=&limit=`
 #[utoipa::path(get, path = "/v1/alerts", tag = "alerts", params(AlertQuery), responses((status = 200, body = AlertPage), (status = 400, description = "Bad query parameter; `error.field` names it", body = ErrorResponse)))]
 pub async fn list(
-    State(state): State<ApiState>,
+    State(AlertStore(store)): State<AlertStore>,
     Params(query): Params<AlertQuery>,
 ) -> Result<Json<AlertPage>, ApiError> {
     let status = match query.status.as_deref() {
@@ -48,7 +72,7 @@ pub async fn list(
             "must be between 1 and 1000",
         ));
     }
-    let alerts = outbox::list(&*state.store, status, query.after.as_deref(), limit)
+    let alerts = outbox::list(&*store, status, query.after.as_deref(), limit)
         .await
         .map_err(|e| ApiError::internal("reading the alert outbox failed", e))?;
     let next = (alerts.len() == limit)
@@ -61,10 +85,10 @@ pub async fn list(
 /// fresh attempt budget. The delivery actor picks it up on its next pass.
 #[utoipa::path(post, path = "/v1/alerts/{id}/retry", tag = "alerts", params(("id" = String, Path, description = "The alert id")), responses((status = 200, description = "The alert, pending again", body = AlertRecord), (status = 404, description = "No such alert", body = ErrorResponse), (status = 409, description = "The alert is pending or delivered, not failed", body = ErrorResponse)))]
 pub async fn retry(
-    State(state): State<ApiState>,
+    State(AlertStore(store)): State<AlertStore>,
     Path(id): Path<String>,
 ) -> Result<Json<AlertRecord>, ApiError> {
-    let store = &*state.store;
+    let store = &*store;
     let read_failed = |e| ApiError::internal("reading the alert outbox failed", e);
     let Some(mut alert) = outbox::get(store, AlertStatus::Failed, &id)
         .await

@@ -3,7 +3,7 @@
 //! [`app`] builds the router from an [`ApiState`]; the node serves it, and tests call it
 //! directly with `tower::ServiceExt::oneshot`. Every error has one JSON shape, [`ApiError`].
 
-mod alerts;
+pub mod alerts;
 mod audit;
 mod backtests;
 mod body;
@@ -117,8 +117,6 @@ fn routes(state: &ApiState) -> Router<ApiState> {
         .route("/v1/lists/{name}/items", post(lists::add_item))
         .route("/v1/lists/{name}/items/{value}", delete(lists::remove_item))
         .route("/v1/audit", get(audit::list))
-        .route("/v1/alerts", get(alerts::list))
-        .route("/v1/alerts/{id}/retry", post(alerts::retry))
         .route("/v1/backtests", post(backtests::start))
         .route("/v1/backtests/{id}", get(backtests::get))
         .route(
@@ -135,6 +133,7 @@ fn routes(state: &ApiState) -> Router<ApiState> {
         .route("/assets/dashboard.js", get(dashboard::script))
         .route("/favicon.svg", get(dashboard::icon))
         .route("/v1/stream", get(dashboard::stream))
+        .merge(alerts::routes())
         .fallback(error::not_found)
         .layer(axum::extract::DefaultBodyLimit::max(body_limit))
 }

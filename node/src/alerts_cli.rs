@@ -1,6 +1,7 @@
 //! `sentinel alerts`: the node's alerting as a separate process that consumes the fraud topic,
 //! for teams that run scoring and alerting apart. It keeps its own store (decisions it has seen
-//! and the alert outbox) in `<data_dir>/alerts.redb` and serves `/metrics` and `/healthz`.
+//! and the alert outbox) in `<data_dir>/alerts.redb` and serves `/metrics`, `/healthz` and the alert API (`GET /v1/alerts`,
+//! `POST /v1/alerts/{id}/retry`).
 
 use crate::alerting::{self, Alerting};
 use crate::config::NodeConfig;
@@ -34,7 +35,8 @@ pub async fn run(config: NodeConfig, group: String) -> anyhow::Result<()> {
     let alerts = Alerting::start(&config.alerts, Arc::clone(&store)).await?;
 
     let (stop_tx, stop_rx) = watch::channel(false);
-    let app = axum::Router::new()
+    let app = sentinel_api::alerts::routes()
+        .with_state(sentinel_api::alerts::AlertStore(Arc::clone(&store)))
         .route("/healthz", get(|| async { "ok" }))
         .route("/metrics", get(move || async move { metrics.render() }));
     let listener = tokio::net::TcpListener::bind(config.http_listen)

@@ -178,6 +178,22 @@ async fn standalone_alerts_consumer_delivers_each_flagged_decision_once_across_a
         assert_eq!(ids.len(), 1, "{txn} has exactly one alert: {ids:?}");
         assert!(!ids.iter().next().unwrap().is_empty());
     }
+    // The standalone process serves the alert API over its own outbox.
+    let page: Value = client
+        .get(format!("http://{http}/v1/alerts?status=delivered"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let listed: BTreeSet<&str> = page["alerts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a["transaction_id"].as_str().unwrap())
+        .collect();
+    assert_eq!(listed, BTreeSet::from(["st-1", "st-2", "st-3"]));
     alerts.signal_group("-TERM");
     assert!(alerts.wait(Duration::from_secs(30)).await.success());
 }

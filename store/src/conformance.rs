@@ -214,7 +214,9 @@ pub async fn concurrent_writers_store_each_decision_once(store: Arc<dyn Store>) 
 /// for a duplicate, and move between statuses atomically (see [`crate::outbox`]).
 pub async fn alert_outbox_follows_new_decisions_and_moves_between_statuses(store: Arc<dyn Store>) {
     use crate::outbox::{self, AlertRecord, AlertRouting, AlertStatus};
-    struct EverySinkOnce;
+    /// Routes every decision to two sinks and counts the records reported as committed.
+    #[derive(Default)]
+    struct EverySinkOnce(std::sync::atomic::AtomicUsize);
     impl AlertRouting for EverySinkOnce {
         fn alerts_for(&self, d: &Decision) -> Vec<RecordWrite> {
             ["ops", "slack"]
@@ -225,11 +227,16 @@ pub async fn alert_outbox_follows_new_decisions_and_moves_between_statuses(store
                 })
                 .collect()
         }
+        fn committed(&self, records: &[RecordWrite]) {
+            self.0
+                .fetch_add(records.len(), std::sync::atomic::Ordering::SeqCst);
+        }
     }
+    let routing = Arc::new(EverySinkOnce::default());
     let writer = Writer::start_with_alerts(
         Arc::clone(&store),
         WriterConfig::default(),
-        Some(Arc::new(EverySinkOnce)),
+        Some(Arc::clone(&routing) as Arc<dyn AlertRouting>),
     );
     let first = Arc::new(decision("a1", "u1", 1, 1));
     let (ack, stored) = tokio::sync::oneshot::channel();
@@ -259,6 +266,11 @@ pub async fn alert_outbox_follows_new_decisions_and_moves_between_statuses(store
         .unwrap();
     assert_eq!(pending.len(), 1, "{pending:?}");
     assert_eq!(pending[0].id, "a1-slack");
+    assert_eq!(
+        routing.0.load(std::sync::atomic::Ordering::SeqCst),
+        2,
+        "only the new decision's records are reported committed"
+    );
     assert_eq!(
         outbox::get(&*store, AlertStatus::Delivered, "a1-ops")
             .await
