@@ -45,6 +45,7 @@ use utoipa::OpenApi;
         crate::health::readyz,
         crate::health::metrics,
         crate::dashboard::stream,
+        crate::cluster::cluster,
     ),
     tags(
         (name = "scoring", description = "Decide one transaction"),

@@ -77,6 +77,18 @@ struct NodeArgs {
     /// Shared cluster secret.
     #[arg(long, env = "SENTINEL_CLUSTER_COOKIE", hide_env_values = true)]
     cluster_cookie: Option<String>,
+    /// Address of the cluster listener, HOST:PORT (overrides --cluster-port).
+    #[arg(long, env = "SENTINEL_CLUSTER_LISTEN")]
+    cluster_listen: Option<SocketAddr>,
+    /// Cluster addresses of nodes to join, comma-separated `host:port`.
+    #[arg(long, env = "SENTINEL_CLUSTER_SEEDS", value_delimiter = ',')]
+    cluster_seeds: Option<Vec<String>>,
+    /// Use the store served by this cluster node instead of opening one here.
+    #[arg(long, env = "SENTINEL_STORE_HOST")]
+    store_host: Option<String>,
+    /// Seconds to wait at start-up for the store host before giving up.
+    #[arg(long, env = "SENTINEL_STORE_WAIT_SECS")]
+    store_wait_secs: Option<u64>,
 }
 
 impl NodeArgs {
@@ -119,6 +131,19 @@ impl NodeArgs {
         }
         if let Some(v) = self.cluster_cookie {
             config.cluster.cookie = v;
+        }
+        if let Some(v) = self.cluster_listen {
+            config.cluster.bind = Some(v.ip());
+            config.cluster.port = v.port();
+        }
+        if let Some(v) = self.cluster_seeds {
+            config.cluster.seeds = v;
+        }
+        if let Some(v) = self.store_host {
+            config.cluster.store_host = Some(v);
+        }
+        if let Some(v) = self.store_wait_secs {
+            config.cluster.store_wait_secs = v;
         }
         Ok(config)
     }

@@ -22,6 +22,8 @@ pub struct NodeDecider {
     pub stats: Arc<LiveStats>,
     /// New decisions for the dashboard's live streams (never waits).
     pub live: LiveFeed,
+    /// This node's cluster name (the cluster view says who answered).
+    pub node_name: String,
 }
 
 impl NodeDecider {
@@ -57,5 +59,9 @@ impl sentinel_api::Decider for NodeDecider {
 
     async fn user_state(&self, user_id: &str) -> Option<sentinel_actors::UserView> {
         self.scorer.inspect(user_id).await
+    }
+
+    async fn cluster(&self) -> Option<sentinel_api::cluster::ClusterView> {
+        Some(crate::cluster_view::gather(&self.node_name).await)
     }
 }

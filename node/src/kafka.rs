@@ -2,9 +2,11 @@
 
 mod consumer;
 mod offsets;
+mod ownership;
 mod producer;
 
 pub use consumer::run_consumer;
+pub use ownership::PartitionOwnership;
 pub use producer::{DeadLetter, Publisher};
 
 use crate::config::KafkaConfig;

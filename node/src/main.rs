@@ -3,10 +3,13 @@
 mod backtest_cli;
 mod cli;
 mod cluster;
+mod cluster_view;
 mod decider;
 mod demo;
 mod kafka;
 mod node;
+mod policy_sync;
+mod remote_store;
 mod stats;
 mod telemetry;
 

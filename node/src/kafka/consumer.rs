@@ -4,6 +4,7 @@
 
 use super::client_config;
 use super::offsets::OffsetTracker;
+use super::ownership::PartitionOwnership;
 use super::producer::{DeadLetter, Origin};
 use crate::config::KafkaConfig;
 use crate::decider::NodeDecider;
@@ -17,8 +18,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::watch;
 
-/// Logs and counts rebalances.
-struct RebalanceLog;
+/// Logs and counts rebalances, and keeps [`PartitionOwnership`] current.
+struct RebalanceLog(PartitionOwnership);
 
 impl ClientContext for RebalanceLog {}
 
@@ -30,7 +31,9 @@ impl ConsumerContext for RebalanceLog {
     ) {
         if let Rebalance::Revoke(tpl) = rebalance {
             metrics::counter!(t::REBALANCES, "kind" => "revoke").increment(1);
-            tracing::info!(partitions = tpl.count(), "partitions revoked");
+            let partitions: Vec<i32> = tpl.elements().iter().map(|e| e.partition()).collect();
+            tracing::info!(?partitions, "partitions revoked");
+            self.0.revoked(&partitions);
         }
     }
 
@@ -43,6 +46,7 @@ impl ConsumerContext for RebalanceLog {
             metrics::counter!(t::REBALANCES, "kind" => "assign").increment(1);
             let partitions: Vec<i32> = tpl.elements().iter().map(|e| e.partition()).collect();
             tracing::info!(?partitions, "partitions assigned");
+            self.0.assigned(partitions);
         }
     }
 }
@@ -59,6 +63,7 @@ pub async fn run_consumer(
     decider: Arc<NodeDecider>,
     dead_letter: DeadLetter,
     limits: Arc<Limits>,
+    ownership: PartitionOwnership,
     mut stop: watch::Receiver<bool>,
 ) -> anyhow::Result<()> {
     let mut config = client_config(&kafka);
@@ -74,7 +79,9 @@ pub async fn run_consumer(
     for (key, value) in &kafka.options {
         config.set(key, value);
     }
-    let consumer: StreamConsumer<RebalanceLog> = config.create_with_context(RebalanceLog)?;
+    let mut revokes = ownership.revokes();
+    let consumer: StreamConsumer<RebalanceLog> =
+        config.create_with_context(RebalanceLog(ownership))?;
     consumer.subscribe(&[&kafka.input_topic])?;
     tracing::info!(topic = %kafka.input_topic, group = %kafka.group_id, "consuming");
 
@@ -87,6 +94,15 @@ pub async fn run_consumer(
         tokio::select! {
             biased;
             _ = stop.changed() => break,
+            Ok(()) = revokes.changed() => {
+                // Finish what was read from the revoked partitions, then stop every user actor
+                // (snapshotted): a partition that comes back restores from the store.
+                while let Some(done) = in_flight.next().await {
+                    finish(&consumer, topic, &mut tracker, done);
+                }
+                let passivated = decider.scorer.passivate_all().await;
+                tracing::info!(passivated, "user actors passivated after a revoke");
+            }
             Some(done) = in_flight.next(), if !in_flight.is_empty() => {
                 finish(&consumer, topic, &mut tracker, done);
             }
