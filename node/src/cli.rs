@@ -137,7 +137,8 @@ impl NodeArgs {
             config.cluster.port = v.port();
         }
         if let Some(v) = self.cluster_seeds {
-            config.cluster.seeds = v;
+            // An empty SENTINEL_CLUSTER_SEEDS means "no seeds", not one empty address.
+            config.cluster.seeds = v.into_iter().filter(|s| !s.trim().is_empty()).collect();
         }
         if let Some(v) = self.store_host {
             config.cluster.store_host = Some(v);

@@ -1,13 +1,14 @@
 //! What every member says about itself, and the cluster view gathered from all of them.
 //!
 //! Each node runs a [`NodeInfo`] actor in the process group [`NODES_GROUP`]; `GET /v1/cluster`
-//! on any node calls every member's actor over the cluster and lists the answers.
+//! on any node calls every member's actor over the cluster and lists the answers, and a user's
+//! profile asked of any node is answered by the member owning the user's partition.
 
 use crate::kafka::PartitionOwnership;
 use futures::future::join_all;
 use ractor::{pg, Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
 use ractor_cluster::RactorClusterMessage;
-use sentinel_actors::Scorer;
+use sentinel_actors::{Scorer, UserView};
 use sentinel_api::cluster::{ClusterMember, ClusterView};
 use std::time::Duration;
 use tokio::sync::watch;
@@ -24,6 +25,10 @@ pub enum NodeInfoMessage {
     /// Reply with this node's [`ClusterMember`], JSON-encoded.
     #[rpc]
     Describe(RpcReplyPort<Vec<u8>>),
+    /// If this node owns the input partition (the second field), reply with the live state of
+    /// the user (the first field) as JSON `Some(UserView)`; otherwise with `null`.
+    #[rpc]
+    ProfileIfOwner(String, i32, RpcReplyPort<Vec<u8>>),
 }
 
 /// What a node knows about itself.
@@ -64,16 +69,27 @@ impl Actor for NodeInfo {
         message: NodeInfoMessage,
         local: &mut LocalNode,
     ) -> Result<(), ActorProcessingErr> {
-        let NodeInfoMessage::Describe(reply) = message;
-        let member = ClusterMember {
-            node: local.node.clone(),
-            http: local.http.clone(),
-            store_host: local.store_host.clone(),
-            partitions: local.ownership.owned(),
-            live_actors: local.scorer.live_actors().await,
-            rule_set_version: *local.policy_applied.borrow(),
-        };
-        let _ = reply.send(serde_json::to_vec(&member)?);
+        match message {
+            NodeInfoMessage::Describe(reply) => {
+                let member = ClusterMember {
+                    node: local.node.clone(),
+                    http: local.http.clone(),
+                    store_host: local.store_host.clone(),
+                    partitions: local.ownership.owned(),
+                    live_actors: local.scorer.live_actors().await,
+                    rule_set_version: *local.policy_applied.borrow(),
+                };
+                let _ = reply.send(serde_json::to_vec(&member)?);
+            }
+            NodeInfoMessage::ProfileIfOwner(user, partition, reply) => {
+                let view = if local.ownership.owned().contains(&partition) {
+                    local.scorer.inspect(&user).await
+                } else {
+                    None
+                };
+                let _ = reply.send(serde_json::to_vec(&view)?);
+            }
+        }
         Ok(())
     }
 }
@@ -85,6 +101,49 @@ pub async fn start(local: LocalNode) -> anyhow::Result<ActorRef<NodeInfoMessage>
         .map_err(|e| anyhow::anyhow!("starting the node-info actor: {e}"))?;
     pg::join(NODES_GROUP.to_owned(), vec![actor.get_cell()]);
     Ok(actor)
+}
+
+/// A user's live state from the node that owns the user's input partition: this one, or the
+/// member that says it owns it. Without Kafka, or while no member owns the partition (a
+/// rebalance is under way), this node restores the user from the shared store and answers.
+pub async fn user_view(
+    scorer: &Scorer,
+    ownership: &PartitionOwnership,
+    user_id: &str,
+) -> Option<UserView> {
+    let Some(partition) = ownership.partition_of(user_id) else {
+        return scorer.inspect(user_id).await;
+    };
+    if ownership.owned().contains(&partition) {
+        return scorer.inspect(user_id).await;
+    }
+    let calls = pg::get_members(&NODES_GROUP.to_owned())
+        .into_iter()
+        .filter(|cell| !cell.get_id().is_local())
+        .map(|cell| {
+            let user = user_id.to_owned();
+            async move {
+                let actor: ActorRef<NodeInfoMessage> = cell.into();
+                let answer = actor
+                    .call(
+                        |reply| NodeInfoMessage::ProfileIfOwner(user, partition, reply),
+                        Some(DESCRIBE_TIMEOUT),
+                    )
+                    .await;
+                match answer {
+                    Ok(ractor::rpc::CallResult::Success(bytes)) => {
+                        serde_json::from_slice::<Option<UserView>>(&bytes)
+                            .ok()
+                            .flatten()
+                    }
+                    _ => None,
+                }
+            }
+        });
+    match join_all(calls).await.into_iter().flatten().next() {
+        Some(view) => Some(view),
+        None => scorer.inspect(user_id).await,
+    }
 }
 
 /// Asks every member to describe itself; members that do not answer in time are left out.

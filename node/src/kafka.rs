@@ -3,10 +3,12 @@
 mod consumer;
 mod offsets;
 mod ownership;
+mod partitioner;
 mod producer;
 
 pub use consumer::run_consumer;
 pub use ownership::PartitionOwnership;
+pub use partitioner::partition_of;
 pub use producer::{DeadLetter, Publisher};
 
 use crate::config::KafkaConfig;

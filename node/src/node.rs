@@ -92,14 +92,15 @@ pub async fn run(config: NodeConfig, source: Source) -> anyhow::Result<()> {
     };
     let stats = Arc::new(LiveStats::new());
     let live = sentinel_api::dashboard::LiveFeed::default();
+    let ownership = kafka::PartitionOwnership::default();
     let decider = Arc::new(NodeDecider {
         scorer: scorer.clone(),
         publisher,
         stats: Arc::clone(&stats),
         live: live.clone(),
         node_name: config.cluster.node_name.clone(),
+        ownership: ownership.clone(),
     });
-    let ownership = kafka::PartitionOwnership::default();
 
     let ready = Arc::new(AtomicBool::new(false));
     let api = sentinel_api::app(ApiState {

@@ -248,7 +248,7 @@ async fn every_transaction_is_decided_once_across_a_sigkill_of_a_scoring_node() 
     let client = reqwest::Client::new();
     let (host, second, third) = (Member::new("n1"), Member::new("n2"), Member::new("n3"));
     let n1 = host.start(Some(&broker), None).await;
-    let _n2 = second.start(Some(&broker), Some(&host)).await;
+    let n2 = second.start(Some(&broker), Some(&host)).await;
     let mut n3 = third.start(Some(&broker), Some(&host)).await;
     let owned = settled_ownership(&client, &n1, 3).await;
     assert_eq!(owned.len(), 3, "{owned:?}");
@@ -278,6 +278,36 @@ async fn every_transaction_is_decided_once_across_a_sigkill_of_a_scoring_node() 
     assert!(
         !owned["n3"].is_empty(),
         "the restarted node owns partitions"
+    );
+
+    // Any node answers a user's live state, fetched from the member owning the user's
+    // partition: every node gives the same view, and no user gets a second live actor.
+    for user in produced.keys() {
+        let mut views = Vec::new();
+        for node in [&n1, &n2, &n3] {
+            let view: Value = client
+                .get(node.url(&format!("/v1/users/{user}/profile")))
+                .send()
+                .await
+                .unwrap()
+                .json()
+                .await
+                .unwrap();
+            assert_eq!(view["seq"], PER_USER as u64, "{user}: {view}");
+            views.push(view);
+        }
+        assert!(views.windows(2).all(|w| w[0] == w[1]), "{user}: {views:?}");
+    }
+    let view = cluster_view(&client, &n2).await;
+    let live: u64 = view["members"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["live_actors"].as_u64().unwrap())
+        .sum();
+    assert!(
+        live <= USERS as u64,
+        "each user lives on its owner only: {live} live actors for {USERS} users: {view}"
     );
 }
 

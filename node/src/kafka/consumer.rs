@@ -81,8 +81,21 @@ pub async fn run_consumer(
     }
     let mut revokes = ownership.revokes();
     let consumer: StreamConsumer<RebalanceLog> =
-        config.create_with_context(RebalanceLog(ownership))?;
+        config.create_with_context(RebalanceLog(ownership.clone()))?;
     consumer.subscribe(&[&kafka.input_topic])?;
+    match tokio::task::block_in_place(|| {
+        consumer.fetch_metadata(Some(&kafka.input_topic), Duration::from_secs(10))
+    }) {
+        Ok(metadata) => {
+            let count = metadata
+                .topics()
+                .first()
+                .map_or(0, |t| t.partitions().len());
+            ownership.set_partition_count(i32::try_from(count).unwrap_or(0));
+        }
+        // Only the API's owner lookup needs it; it answers from this node meanwhile.
+        Err(e) => tracing::warn!(error = %e, "reading the input topic's partitions failed"),
+    }
     tracing::info!(topic = %kafka.input_topic, group = %kafka.group_id, "consuming");
 
     let mut tracker = OffsetTracker::default();
@@ -95,13 +108,13 @@ pub async fn run_consumer(
             biased;
             _ = stop.changed() => break,
             Ok(()) = revokes.changed() => {
-                // Finish what was read from the revoked partitions, then stop every user actor
-                // (snapshotted): a partition that comes back restores from the store.
+                // Ownership changed: finish what is in flight, then stop every user actor
+                // (snapshotted), so a partition that comes back restores from the store.
                 while let Some(done) = in_flight.next().await {
                     finish(&consumer, topic, &mut tracker, done);
                 }
                 let passivated = decider.scorer.passivate_all().await;
-                tracing::info!(passivated, "user actors passivated after a revoke");
+                tracing::info!(passivated, "user actors passivated after a partition ownership change");
             }
             Some(done) = in_flight.next(), if !in_flight.is_empty() => {
                 finish(&consumer, topic, &mut tracker, done);
