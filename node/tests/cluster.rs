@@ -125,16 +125,15 @@ async fn produce_round(
     }
 }
 
+/// A JSON answer from `GET path` on `node`.
+async fn get_json(client: &reqwest::Client, node: &NodeProcess, path: &str) -> Value {
+    let response = client.get(node.url(path)).send().await.unwrap();
+    response.json().await.unwrap()
+}
+
 /// The cluster view as one node reports it.
 async fn cluster_view(client: &reqwest::Client, node: &NodeProcess) -> Value {
-    client
-        .get(node.url("/v1/cluster"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap()
+    get_json(client, node, "/v1/cluster").await
 }
 
 /// The partitions each member owns, by node name, once every partition has an owner.
@@ -285,14 +284,7 @@ async fn every_transaction_is_decided_once_across_a_sigkill_of_a_scoring_node() 
     for user in produced.keys() {
         let mut views = Vec::new();
         for node in [&n1, &n2, &n3] {
-            let view: Value = client
-                .get(node.url(&format!("/v1/users/{user}/profile")))
-                .send()
-                .await
-                .unwrap()
-                .json()
-                .await
-                .unwrap();
+            let view = get_json(&client, node, &format!("/v1/users/{user}/profile")).await;
             assert_eq!(view["seq"], PER_USER as u64, "{user}: {view}");
             views.push(view);
         }
