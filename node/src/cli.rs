@@ -220,3 +220,47 @@ async fn verify_log(data_dir: &std::path::Path) -> anyhow::Result<()> {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn run_config(args: &[&str]) -> NodeConfig {
+        let cli = Cli::try_parse_from([&["sentinel", "run"], args].concat()).unwrap();
+        match cli.command {
+            Command::Run { node } => node.into_config().unwrap(),
+            _ => unreachable!("parsed `run`"),
+        }
+    }
+
+    #[test]
+    fn cluster_flags_fill_the_cluster_settings() {
+        let config = run_config(&[
+            "--node-name",
+            "n2",
+            "--cluster-listen",
+            "127.0.0.1:7002",
+            "--cluster-seeds",
+            "10.0.0.1:7001,10.0.0.3:7003",
+            "--store-host",
+            "n1",
+        ]);
+        let cluster = config.cluster;
+        assert_eq!(cluster.node_name, "n2");
+        assert_eq!(cluster.bind, Some([127, 0, 0, 1].into()));
+        assert_eq!(cluster.port, 7002);
+        assert_eq!(cluster.seeds, ["10.0.0.1:7001", "10.0.0.3:7003"]);
+        assert_eq!(cluster.store_host.as_deref(), Some("n1"));
+    }
+
+    #[test]
+    fn an_empty_seed_list_means_no_seeds() {
+        let config = run_config(&["--cluster-seeds", ""]);
+        assert!(
+            config.cluster.seeds.is_empty(),
+            "{:?}",
+            config.cluster.seeds
+        );
+        assert!(Cli::try_parse_from(["sentinel", "run", "--cluster-listen", "nowhere"]).is_err());
+    }
+}

@@ -382,3 +382,44 @@ impl Store for RemoteStore {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every `Store` call through the host actor and the wire format (JSON requests and
+    /// replies) behaves like the backend it serves. The actors share this process here; the
+    /// cluster tests cover the same calls between processes.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_served_store_passes_the_conformance_suite() {
+        let dirs = std::sync::Mutex::new(Vec::new());
+        let hosts = std::sync::atomic::AtomicUsize::new(0);
+        sentinel_store::conformance::run_all(|| {
+            let dir = tempfile::tempdir().unwrap();
+            let local: Arc<dyn Store> =
+                Arc::new(EmbeddedStore::open(&dir.path().join("c.redb")).unwrap());
+            dirs.lock().unwrap().push(dir);
+            let host = format!(
+                "conformance-{}",
+                hosts.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+            );
+            async move {
+                serve_store(&host, local).await.unwrap();
+                let remote = RemoteStore::connect(&host, Duration::from_secs(5))
+                    .await
+                    .unwrap();
+                Arc::new(remote) as Arc<dyn Store>
+            }
+        })
+        .await;
+    }
+
+    #[tokio::test]
+    async fn an_absent_host_is_a_clear_start_up_error() {
+        let err = RemoteStore::connect("nobody", Duration::from_millis(300))
+            .await
+            .err()
+            .expect("no such host");
+        assert!(err.to_string().contains("`nobody` did not join"), "{err}");
+    }
+}
