@@ -2,11 +2,13 @@
 FROM rust:1-bookworm AS build
 WORKDIR /src
 COPY . .
-RUN cargo build --release -p sentinel-node
+RUN cargo build --release -p sentinel-node \
+ && cargo build --release -p sentinel-loadtest --features loadgen
 
 FROM debian:bookworm-slim
 RUN apt-get update && apt-get install -y --no-install-recommends ca-certificates && rm -rf /var/lib/apt/lists/*
 COPY --from=build /src/target/release/sentinel /usr/local/bin/sentinel
+COPY --from=build /src/target/release/sentinel-loadtest /usr/local/bin/sentinel-loadtest
 VOLUME /data
 EXPOSE 8080
 ENTRYPOINT ["sentinel"]

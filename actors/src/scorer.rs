@@ -149,8 +149,9 @@ impl Scorer {
         total
     }
 
-    /// Snapshots every live user and stops the shards. Call after the sources have drained.
-    pub async fn shutdown(&self) -> usize {
+    /// Snapshots and stops every live user actor, keeping the shards running: the next event
+    /// of a user restores it from the store. Returns how many were passivated.
+    pub async fn passivate_all(&self) -> usize {
         let mut passivated = 0;
         for shard in self.shards.iter() {
             if let Ok(ractor::rpc::CallResult::Success(n)) =
@@ -158,6 +159,14 @@ impl Scorer {
             {
                 passivated += n;
             }
+        }
+        passivated
+    }
+
+    /// Snapshots every live user and stops the shards. Call after the sources have drained.
+    pub async fn shutdown(&self) -> usize {
+        let passivated = self.passivate_all().await;
+        for shard in self.shards.iter() {
             shard.stop(None);
         }
         passivated

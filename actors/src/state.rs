@@ -46,8 +46,9 @@ pub fn entry_of(event: &Transaction) -> Entry {
     }
 }
 
-/// A readable summary of a user's live state, for analysts.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+/// A readable summary of a user's live state, for analysts (deserializable: it crosses
+/// cluster nodes when the user's actor lives elsewhere).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct UserView {
     /// Events folded in so far (the last `user_seq`).
@@ -79,11 +80,12 @@ pub struct UserView {
 }
 
 /// One window's aggregates.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct WindowView {
     /// `1m`, `5m`, `1h`, `24h`, `7d` or `30d`.
-    pub window: &'static str,
+    #[cfg_attr(feature = "openapi", schema(value_type = String))]
+    pub window: std::borrow::Cow<'static, str>,
     /// Transactions.
     pub count: u64,
     /// Sum of amounts.
@@ -132,7 +134,7 @@ impl UserState {
                             .stats(crate::window::Key::User, t, *span, 0, None)
                     });
                     WindowView {
-                        window: name,
+                        window: std::borrow::Cow::Borrowed(name),
                         count: s.count,
                         sum: s.sum,
                         avg: s.avg(),

@@ -7,6 +7,7 @@ pub mod alerts;
 mod audit;
 mod backtests;
 mod body;
+pub mod cluster;
 pub mod dashboard;
 mod decisions;
 mod error;
@@ -41,6 +42,11 @@ pub trait Decider: Send + Sync + 'static {
 
     /// The live state of a user's actor (started if needed).
     async fn user_state(&self, user_id: &str) -> Option<sentinel_actors::UserView>;
+
+    /// The cluster's members as each describes itself; `None` where there is no cluster.
+    async fn cluster(&self) -> Option<cluster::ClusterView> {
+        None
+    }
 }
 
 /// Renders the Prometheus exposition text.
@@ -85,6 +91,7 @@ fn routes(state: &ApiState) -> Router<ApiState> {
     let body_limit = state.limits.max_payload_bytes.saturating_mul(2).max(1024);
     Router::new()
         .route("/v1/transactions", post(transactions::score))
+        .route("/v1/cluster", get(cluster::cluster))
         .route(
             "/v1/decisions/{transaction_id}",
             get(transactions::decision),

@@ -47,6 +47,7 @@ use utoipa::OpenApi;
         crate::health::readyz,
         crate::health::metrics,
         crate::dashboard::stream,
+        crate::cluster::cluster,
     ),
     tags(
         (name = "scoring", description = "Decide one transaction"),

@@ -447,7 +447,7 @@ async fn the_openapi_document_describes_every_route_the_router_serves() {
         }
     }
     // Every route except /openapi.json, /docs and the dashboard's page and assets.
-    assert_eq!(operations, 34, "every handler is documented");
+    assert_eq!(operations, 35, "every handler is documented");
     for schema in [
         "Transaction",
         "Decision",
@@ -455,6 +455,7 @@ async fn the_openapi_document_describes_every_route_the_router_serves() {
         "ErrorResponse",
         "BacktestReport",
         "UserView",
+        "ClusterView",
     ] {
         assert!(
             doc["components"]["schemas"][schema].is_object(),

@@ -91,30 +91,7 @@ impl Catalog {
         };
         let policy = match head {
             Some(head) => {
-                let def: PolicyDef = read(
-                    &*store,
-                    RecordKind::PolicyVersion,
-                    &version_key(head.version),
-                )
-                .await?
-                .ok_or_else(|| {
-                    CatalogError::NotFound(format!("policy version {}", head.version))
-                })?;
-                state.thresholds = def.thresholds;
-                state.policy_version = head.version;
-                for (id, bytes) in scan_all(&*store, RecordKind::RuleHead).await? {
-                    let version: u32 = decode(&bytes)?;
-                    let rule: RuleVersion =
-                        read(&*store, RecordKind::RuleVersion, &rule_key(&id, version))
-                            .await?
-                            .ok_or_else(|| {
-                                CatalogError::NotFound(format!("rule {id} v{version}"))
-                            })?;
-                    state.rules.insert(id, rule);
-                }
-                for (name, bytes) in scan_all(&*store, RecordKind::List).await? {
-                    state.lists.insert(name, decode(&bytes)?);
-                }
+                load_stored(&*store, head.version, &mut state).await?;
                 compile(&state, state.policy_version, now)?
             }
             None => {
@@ -181,6 +158,34 @@ impl Catalog {
             published,
             lateness_ms,
         })
+    }
+
+    /// Reloads rules, lists and thresholds from the store when another node sharing it has
+    /// published a newer policy version there, and publishes that version here. Returns the
+    /// version now published (unchanged when the store holds nothing newer).
+    pub async fn reload(&self) -> Result<u64, CatalogError> {
+        let mut state = self.state.lock().await;
+        let head: Option<PolicyHead> =
+            read(&*self.store, RecordKind::PolicyVersion, HEAD_KEY).await?;
+        let Some(head) = head.filter(|h| h.version > state.policy_version) else {
+            return Ok(state.policy_version);
+        };
+        let now = Utc::now();
+        let mut fresh = State {
+            rules: BTreeMap::new(),
+            lists: BTreeMap::new(),
+            thresholds: state.thresholds,
+            policy_version: 0,
+            audit_seq: state.audit_seq,
+            next_expiry: None,
+        };
+        load_stored(&*self.store, head.version, &mut fresh).await?;
+        let policy = compile(&fresh, fresh.policy_version, now)?;
+        fresh.next_expiry = next_expiry(&fresh.lists, now);
+        *state = fresh;
+        self.published.send_replace(Arc::new(policy));
+        tracing::info!(version = head.version, "policy reloaded from the store");
+        Ok(head.version)
     }
 
     /// How late an event may be and still enter windows (backtests replay with it).
@@ -878,6 +883,30 @@ fn decode<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> Result<T, CatalogErro
             reason: e.to_string(),
         })
     })
+}
+
+/// Fills `state` with the rules, lists and thresholds of the stored policy `version`.
+async fn load_stored(
+    store: &dyn Store,
+    version: u64,
+    state: &mut State,
+) -> Result<(), CatalogError> {
+    let def: PolicyDef = read(store, RecordKind::PolicyVersion, &version_key(version))
+        .await?
+        .ok_or_else(|| CatalogError::NotFound(format!("policy version {version}")))?;
+    state.thresholds = def.thresholds;
+    state.policy_version = version;
+    for (id, bytes) in scan_all(store, RecordKind::RuleHead).await? {
+        let rule_version: u32 = decode(&bytes)?;
+        let rule: RuleVersion = read(store, RecordKind::RuleVersion, &rule_key(&id, rule_version))
+            .await?
+            .ok_or_else(|| CatalogError::NotFound(format!("rule {id} v{rule_version}")))?;
+        state.rules.insert(id, rule);
+    }
+    for (name, bytes) in scan_all(store, RecordKind::List).await? {
+        state.lists.insert(name, decode(&bytes)?);
+    }
+    Ok(())
 }
 
 async fn read<T: serde::de::DeserializeOwned>(

@@ -105,6 +105,18 @@ struct NodeArgs {
     /// ScyllaDB keyspace.
     #[arg(long, env = "SENTINEL_SCYLLA_KEYSPACE")]
     scylla_keyspace: Option<String>,
+    /// Address of the cluster listener, HOST:PORT (overrides --cluster-port).
+    #[arg(long, env = "SENTINEL_CLUSTER_LISTEN")]
+    cluster_listen: Option<SocketAddr>,
+    /// Cluster addresses of nodes to join, comma-separated `host:port`.
+    #[arg(long, env = "SENTINEL_CLUSTER_SEEDS", value_delimiter = ',')]
+    cluster_seeds: Option<Vec<String>>,
+    /// Use the store served by this cluster node instead of opening one here.
+    #[arg(long, env = "SENTINEL_STORE_HOST")]
+    store_host: Option<String>,
+    /// Seconds to wait at start-up for the store host before giving up.
+    #[arg(long, env = "SENTINEL_STORE_WAIT_SECS")]
+    store_wait_secs: Option<u64>,
 }
 
 impl NodeArgs {
@@ -157,6 +169,20 @@ impl NodeArgs {
         }
         if let Some(v) = self.scylla_keyspace {
             config.store.scylla.keyspace = v;
+        }
+        if let Some(v) = self.cluster_listen {
+            config.cluster.bind = Some(v.ip());
+            config.cluster.port = v.port();
+        }
+        if let Some(v) = self.cluster_seeds {
+            // An empty SENTINEL_CLUSTER_SEEDS means "no seeds", not one empty address.
+            config.cluster.seeds = v.into_iter().filter(|s| !s.trim().is_empty()).collect();
+        }
+        if let Some(v) = self.store_host {
+            config.cluster.store_host = Some(v);
+        }
+        if let Some(v) = self.store_wait_secs {
+            config.cluster.store_wait_secs = v;
         }
         Ok(config)
     }
@@ -250,5 +276,49 @@ async fn verify_log(data_dir: &std::path::Path) -> anyhow::Result<()> {
             );
             std::process::exit(1);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn run_config(args: &[&str]) -> NodeConfig {
+        let cli = Cli::try_parse_from([&["sentinel", "run"], args].concat()).unwrap();
+        match cli.command {
+            Command::Run { node } => node.into_config().unwrap(),
+            _ => unreachable!("parsed `run`"),
+        }
+    }
+
+    #[test]
+    fn cluster_flags_fill_the_cluster_settings() {
+        let config = run_config(&[
+            "--node-name",
+            "n2",
+            "--cluster-listen",
+            "127.0.0.1:7002",
+            "--cluster-seeds",
+            "10.0.0.1:7001,10.0.0.3:7003",
+            "--store-host",
+            "n1",
+        ]);
+        let cluster = config.cluster;
+        assert_eq!(cluster.node_name, "n2");
+        assert_eq!(cluster.bind, Some([127, 0, 0, 1].into()));
+        assert_eq!(cluster.port, 7002);
+        assert_eq!(cluster.seeds, ["10.0.0.1:7001", "10.0.0.3:7003"]);
+        assert_eq!(cluster.store_host.as_deref(), Some("n1"));
+    }
+
+    #[test]
+    fn an_empty_seed_list_means_no_seeds() {
+        let config = run_config(&["--cluster-seeds", ""]);
+        assert!(
+            config.cluster.seeds.is_empty(),
+            "{:?}",
+            config.cluster.seeds
+        );
+        assert!(Cli::try_parse_from(["sentinel", "run", "--cluster-listen", "nowhere"]).is_err());
     }
 }

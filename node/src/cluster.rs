@@ -1,30 +1,71 @@
 //! The ractor_cluster node every SentinelStream process runs, even alone, so that more nodes
 //! can join without changing how this one works.
+//!
+//! Nodes authenticate with the shared cookie. Each node dials its seeds (retrying until they
+//! answer); connections are transitive, so a node that reaches one member meets them all.
 
 use crate::config::ClusterConfig;
 use ractor::{Actor, ActorRef};
+use ractor_cluster::node::NodeConnectionMode;
 use ractor_cluster::{NodeServer, NodeServerMessage};
+use std::time::Duration;
 
-/// Starts this process's cluster node server.
+/// How long to wait between attempts to reach a seed that does not answer yet.
+const SEED_RETRY: Duration = Duration::from_secs(1);
+
+/// Starts this process's cluster node server and starts dialling the configured seeds.
 pub async fn start(config: &ClusterConfig) -> anyhow::Result<ActorRef<NodeServerMessage>> {
     if config.cookie == "sentinel" {
         tracing::warn!("cluster cookie is the default; set SENTINEL_CLUSTER_COOKIE in production");
     }
-    let server = NodeServer::new(
+    let mut server = NodeServer::new(
         config.port,
         config.cookie.clone(),
         config.node_name.clone(),
-        hostname(),
+        advertised_host(config),
         None,
-        None,
+        Some(NodeConnectionMode::Transitive),
     );
+    if let Some(ip) = config.bind {
+        server = server.with_listen_addr(ip);
+    }
     let (actor, _) = Actor::spawn(None, server, ())
         .await
         .map_err(|e| anyhow::anyhow!("starting the cluster node: {e}"))?;
     tracing::info!(node = %config.node_name, port = config.port, "cluster node started");
+    for seed in &config.seeds {
+        tokio::spawn(dial(actor.clone(), seed.clone()));
+    }
     Ok(actor)
 }
 
-fn hostname() -> String {
-    std::env::var("HOSTNAME").unwrap_or_else(|_| "localhost".into())
+/// Connects to one seed, retrying until it answers or this node stops.
+async fn dial(server: ActorRef<NodeServerMessage>, seed: String) {
+    let mut failures = 0u32;
+    loop {
+        match ractor_cluster::client_connect(&server, seed.as_str()).await {
+            Ok(()) => {
+                tracing::info!(%seed, "connected to cluster seed");
+                return;
+            }
+            Err(ractor_cluster::ClientConnectErr::Messaging(_)) => return,
+            Err(e) => {
+                failures += 1;
+                // Seeds start in any order: say so once, then keep trying quietly.
+                if failures == 5 {
+                    tracing::warn!(%seed, error = %e, "cluster seed not reachable yet; retrying");
+                }
+                tokio::time::sleep(SEED_RETRY).await;
+            }
+        }
+    }
+}
+
+/// The host other members dial to reach this node (transitive connections pass it on): the
+/// listen address when one was given, else the machine's host name.
+fn advertised_host(config: &ClusterConfig) -> String {
+    match config.bind {
+        Some(ip) if !ip.is_unspecified() => ip.to_string(),
+        _ => std::env::var("HOSTNAME").unwrap_or_else(|_| "localhost".into()),
+    }
 }

@@ -157,6 +157,15 @@ pub struct ClusterConfig {
     pub port: u16,
     /// Shared secret every node of the cluster must present.
     pub cookie: String,
+    /// Address the cluster listener binds to; absent: every interface.
+    pub bind: Option<std::net::IpAddr>,
+    /// Cluster addresses (`host:port`) of nodes to join; connections are transitive.
+    pub seeds: Vec<String>,
+    /// Name of the node whose store this node uses, served over the cluster; absent: this
+    /// node opens its own embedded store (and serves it to the others).
+    pub store_host: Option<String>,
+    /// Seconds to wait at start-up for the store host to be reachable before giving up.
+    pub store_wait_secs: u64,
 }
 
 impl Default for ClusterConfig {
@@ -165,6 +174,10 @@ impl Default for ClusterConfig {
             node_name: "sentinel-1".into(),
             port: 0,
             cookie: "sentinel".into(),
+            bind: None,
+            seeds: Vec::new(),
+            store_host: None,
+            store_wait_secs: 60,
         }
     }
 }
@@ -319,6 +332,14 @@ mod tests {
         assert!(example.store.scylla.validate().is_ok());
         assert!(example.store.validate().is_ok());
         assert_eq!(example.store.cache_mib, defaults.store.cache_mib);
+    }
+
+    #[test]
+    fn the_compose_nodes_configuration_is_valid_and_uses_scylla() {
+        let config: NodeConfig = toml::from_str(include_str!("../../config/compose.toml")).unwrap();
+        assert_eq!(config.store.backend, StoreBackend::Scylla);
+        assert_eq!(config.store.scylla.nodes, ["scylla:9042"]);
+        config.store.validate().unwrap();
     }
 
     #[test]

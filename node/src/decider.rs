@@ -22,6 +22,10 @@ pub struct NodeDecider {
     pub stats: Arc<LiveStats>,
     /// New decisions for the dashboard's live streams (never waits).
     pub live: LiveFeed,
+    /// This node's cluster name (the cluster view says who answered).
+    pub node_name: String,
+    /// The input partitions this node owns (a user's live state is asked of the owner).
+    pub ownership: crate::kafka::PartitionOwnership,
 }
 
 impl NodeDecider {
@@ -65,6 +69,10 @@ impl sentinel_api::Decider for NodeDecider {
     }
 
     async fn user_state(&self, user_id: &str) -> Option<sentinel_actors::UserView> {
-        self.scorer.inspect(user_id).await
+        crate::cluster_view::user_view(&self.scorer, &self.ownership, user_id).await
+    }
+
+    async fn cluster(&self) -> Option<sentinel_api::cluster::ClusterView> {
+        Some(crate::cluster_view::gather(&self.node_name).await)
     }
 }

@@ -3,10 +3,14 @@
 mod alerts_consumer;
 mod consumer;
 mod offsets;
+mod ownership;
+mod partitioner;
 mod producer;
 
 pub use alerts_consumer::run_alerts_consumer;
 pub use consumer::run_consumer;
+pub use ownership::PartitionOwnership;
+pub use partitioner::partition_of;
 pub use producer::{producer, DeadLetter, Publisher};
 
 use crate::config::KafkaConfig;

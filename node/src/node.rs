@@ -6,7 +6,7 @@ use crate::decider::NodeDecider;
 use crate::demo::{self, DemoOptions};
 use crate::kafka::{self, DeadLetter, Publisher};
 use crate::stats::{self, LiveStats};
-use crate::{cluster, retention, telemetry};
+use crate::{cluster, cluster_view, policy_sync, remote_store, retention, telemetry};
 use anyhow::Context;
 use sentinel_actors::{PolicyDef, Scorer};
 use sentinel_api::{ApiState, MetricsRender};
@@ -40,7 +40,8 @@ pub async fn run(config: NodeConfig, source: Source) -> anyhow::Result<()> {
     let metrics = telemetry::prometheus();
     let limits = Arc::new(config.limits.limits()?);
 
-    let store = open_store(&config).await?;
+    let cluster_node = cluster::start(&config.cluster).await?;
+    let store = remote_store::open(&config, open_store(&config)).await?;
     let seed = match &config.policy_file {
         Some(path) => {
             let text = std::fs::read_to_string(path)
@@ -73,13 +74,14 @@ pub async fn run(config: NodeConfig, source: Source) -> anyhow::Result<()> {
     let scorer = Scorer::start(writer.clone(), policy, scorer_config)
         .await
         .context("starting the user actors")?;
-    let cluster_node = cluster::start(&config.cluster).await?;
     let (applied_tx, applied_rx) = watch::channel(catalog.policy().rules.version);
     let policy_feed = tokio::spawn(broadcast_policies(
         Arc::clone(&catalog),
         scorer.clone(),
         applied_tx,
+        config.cluster.store_host.is_none(),
     ));
+    let policy_sync = policy_sync::run(Arc::clone(&catalog)).await?;
 
     let publisher = match &config.kafka {
         Some(kafka) => {
@@ -94,11 +96,14 @@ pub async fn run(config: NodeConfig, source: Source) -> anyhow::Result<()> {
     };
     let stats = Arc::new(LiveStats::new());
     let live = sentinel_api::dashboard::LiveFeed::default();
+    let ownership = kafka::PartitionOwnership::default();
     let decider = Arc::new(NodeDecider {
         scorer: scorer.clone(),
         publisher,
         stats: Arc::clone(&stats),
         live: live.clone(),
+        node_name: config.cluster.node_name.clone(),
+        ownership: ownership.clone(),
     });
 
     let ready = Arc::new(AtomicBool::new(false));
@@ -108,7 +113,7 @@ pub async fn run(config: NodeConfig, source: Source) -> anyhow::Result<()> {
         catalog: Arc::clone(&catalog),
         backtests: Arc::default(),
         aggregates: Arc::default(),
-        policy_applied: applied_rx,
+        policy_applied: applied_rx.clone(),
         limits: Arc::clone(&limits),
         metrics: Arc::new(Prometheus(metrics.clone())),
         ready: Arc::clone(&ready),
@@ -123,6 +128,19 @@ pub async fn run(config: NodeConfig, source: Source) -> anyhow::Result<()> {
         .await
         .with_context(|| format!("binding {}", config.http_listen))?;
     let http_addr = listener.local_addr()?;
+    let node_info = cluster_view::start(cluster_view::LocalNode {
+        node: config.cluster.node_name.clone(),
+        http: http_addr.to_string(),
+        store_host: config
+            .cluster
+            .store_host
+            .clone()
+            .unwrap_or_else(|| config.cluster.node_name.clone()),
+        ownership: ownership.clone(),
+        scorer: scorer.clone(),
+        policy_applied: applied_rx,
+    })
+    .await?;
     let (stop_tx, stop_rx) = watch::channel(false);
     let mut http_stop = stop_rx.clone();
     let http = tokio::spawn(async move {
@@ -172,8 +190,11 @@ pub async fn run(config: NodeConfig, source: Source) -> anyhow::Result<()> {
         let decider = Arc::clone(&decider);
         let limits = Arc::clone(&limits);
         let stop = stop_rx.clone();
+        let ownership = ownership.clone();
         sources.push(tokio::spawn(async move {
-            if let Err(e) = kafka::run_consumer(kafka, decider, dead_letter, limits, stop).await {
+            if let Err(e) =
+                kafka::run_consumer(kafka, decider, dead_letter, limits, ownership, stop).await
+            {
                 tracing::error!(error = %e, "the Kafka source stopped");
             }
         }));
@@ -207,6 +228,8 @@ pub async fn run(config: NodeConfig, source: Source) -> anyhow::Result<()> {
     let _ = upkeep.await;
     let _ = http.await;
     policy_feed.abort();
+    policy_sync.abort();
+    node_info.stop(None);
     cluster_node.stop(None);
     tracing::info!(passivated, "stopped cleanly");
     Ok(())
@@ -262,8 +285,14 @@ pub(crate) async fn wait_for_stop(limit: Option<Duration>) {
 }
 
 /// Sends every new policy version to the user actors as an actor message (announcing each
-/// version once every actor has it), and recompiles when list items expire.
-async fn broadcast_policies(catalog: Arc<Catalog>, scorer: Scorer, applied: watch::Sender<u64>) {
+/// version once every actor has it), and recompiles when list items expire (only on the node
+/// that owns the store, so cluster members do not race to publish the same version).
+async fn broadcast_policies(
+    catalog: Arc<Catalog>,
+    scorer: Scorer,
+    applied: watch::Sender<u64>,
+    expire_lists: bool,
+) {
     let mut updates = catalog.subscribe();
     let mut expiry = tokio::time::interval(Duration::from_secs(10));
     loop {
@@ -278,7 +307,7 @@ async fn broadcast_policies(catalog: Arc<Catalog>, scorer: Scorer, applied: watc
                 scorer.set_policy(policy).await;
                 applied.send_replace(version);
             }
-            _ = expiry.tick() => {
+            _ = expiry.tick(), if expire_lists => {
                 if let Err(e) = catalog.expire_list_items(chrono::Utc::now()).await {
                     tracing::warn!(error = %e, "expiring list items failed");
                 }

@@ -27,7 +27,7 @@ use serde::{Deserialize, Serialize};
 use std::sync::Arc;
 
 /// One write in a batch. Writes in a batch commit together, in order.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub enum WriteOp {
     /// Store a decision unless one exists for its transaction id (decisions are immutable).
     Decision(Arc<Decision>),
@@ -39,7 +39,7 @@ pub enum WriteOp {
 }
 
 /// What happened to one [`WriteOp`].
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub enum WriteResult {
     /// Newly stored.
     Stored,
@@ -103,7 +103,7 @@ pub trait Store: Send + Sync + 'static {
 }
 
 /// The kinds of catalogue record; each is its own partition (table) in CQL terms.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub enum RecordKind {
     /// `rule_id/version` → one immutable rule version.
     RuleVersion,
@@ -152,7 +152,7 @@ impl RecordKind {
 }
 
 /// Writes or deletes one record.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct RecordWrite {
     /// Which table.
     pub kind: RecordKind,
@@ -163,7 +163,7 @@ pub struct RecordWrite {
 }
 
 /// Where a user actor starts from: its snapshot and the decisions stored after it.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct RestorePoint {
     /// The latest snapshot, if any.
     pub snapshot: Option<UserSnapshot>,

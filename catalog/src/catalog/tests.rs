@@ -251,3 +251,42 @@ async fn labels_need_a_decision() {
         Err(CatalogError::NotFound(_))
     ));
 }
+
+#[tokio::test]
+async fn reload_picks_up_a_version_another_catalogue_published_to_the_shared_store() {
+    let dir = tempfile::tempdir().unwrap();
+    let store: Arc<dyn Store> = Arc::new(EmbeddedStore::open(&dir.path().join("s.redb")).unwrap());
+    let writer = Catalog::open(Arc::clone(&store), PolicyDef::seed(), 300_000)
+        .await
+        .unwrap();
+    let reader = Catalog::open(Arc::clone(&store), PolicyDef::seed(), 300_000)
+        .await
+        .unwrap();
+    let mut published = reader.subscribe();
+    published.borrow_and_update();
+
+    assert_eq!(reader.reload().await.unwrap(), 1, "nothing newer yet");
+    assert!(
+        !published.has_changed().unwrap(),
+        "no echo without a change"
+    );
+
+    writer
+        .create_rule(change("big", "amount > 500"), "ana")
+        .await
+        .unwrap();
+    writer
+        .put_list("vip", String::new(), Vec::new(), true, "ana")
+        .await
+        .unwrap();
+    assert_eq!(reader.reload().await.unwrap(), 3);
+    assert!(published.has_changed().unwrap());
+    let policy = reader.policy();
+    assert_eq!(policy.rules.version, 3);
+    assert!(reader.list("vip").await.is_ok());
+    assert!(reader
+        .rules(&RuleFilter::default())
+        .await
+        .iter()
+        .any(|r| r.name == "big"));
+}

@@ -55,10 +55,13 @@ pub struct KafkaSink {
 }
 
 impl KafkaSink {
-    /// A producer with `linger.ms` 5 (a flat latency on small-batch-sensitive brokers).
+    /// A producer with `linger.ms` 5 (a flat latency on small-batch-sensitive brokers) and
+    /// Kafka's default key partitioner.
     pub fn new(target: &KafkaTarget, shared: Shared) -> anyhow::Result<KafkaSink> {
         let mut config = client_config(target);
         config.set("linger.ms", "5");
+        // Kafka's default (Java) key partitioner, so nodes can tell which member owns a user.
+        config.set("partitioner", "murmur2_random");
         for (k, v) in &target.options {
             config.set(k, v);
         }

@@ -4,6 +4,7 @@
 //! is already stored and owes nothing new.
 
 use super::consumer::{consume, subscribe, Finished};
+use super::ownership::PartitionOwnership;
 use crate::config::KafkaConfig;
 use rdkafka::Message;
 use sentinel_event::Decision;
@@ -20,25 +21,38 @@ pub async fn run_alerts_consumer(
     stop: watch::Receiver<bool>,
 ) -> anyhow::Result<()> {
     let topic = kafka.fraud_topic.as_str();
-    let consumer = subscribe(&kafka, &group, topic)?;
+    // Nothing here lives per partition, so a rebalance needs no settling beyond finishing
+    // what is in flight.
+    let ownership = PartitionOwnership::default();
+    let consumer = subscribe(&kafka, &group, topic, ownership.clone())?;
     let max_in_flight = kafka.max_in_flight.max(1);
-    consume(&consumer, topic, max_in_flight, stop.clone(), |message| {
-        let (partition, offset) = (message.partition(), message.offset());
-        let parsed = serde_json::from_slice::<Decision>(message.payload().unwrap_or_default());
-        let writer = writer.clone();
-        let mut stop = stop.clone();
-        async move {
-            match parsed {
-                Ok(decision) => {
-                    store_until_done(&writer, Arc::new(decision), &mut stop).await?;
-                }
-                // Nothing can make it a decision: skip it, loudly, and move on.
-                Err(e) => tracing::warn!(partition, offset, error = %e,
+    let revokes = ownership.revokes();
+    let settle = || async {};
+    consume(
+        &consumer,
+        topic,
+        max_in_flight,
+        stop.clone(),
+        revokes,
+        settle,
+        |message| {
+            let (partition, offset) = (message.partition(), message.offset());
+            let parsed = serde_json::from_slice::<Decision>(message.payload().unwrap_or_default());
+            let writer = writer.clone();
+            let mut stop = stop.clone();
+            async move {
+                match parsed {
+                    Ok(decision) => {
+                        store_until_done(&writer, Arc::new(decision), &mut stop).await?;
+                    }
+                    // Nothing can make it a decision: skip it, loudly, and move on.
+                    Err(e) => tracing::warn!(partition, offset, error = %e,
                     "skipping a message that is not a decision"),
+                }
+                Some(Finished { partition, offset })
             }
-            Some(Finished { partition, offset })
-        }
-    })
+        },
+    )
     .await
 }
 

@@ -4,6 +4,7 @@
 
 use super::client_config;
 use super::offsets::OffsetTracker;
+use super::ownership::PartitionOwnership;
 use super::producer::{DeadLetter, Origin};
 use crate::config::KafkaConfig;
 use crate::decider::NodeDecider;
@@ -21,8 +22,9 @@ use tokio::sync::watch;
 /// How often librdkafka reports statistics, from which the per-partition lag is exported.
 const STATISTICS_INTERVAL_MS: &str = "5000";
 
-/// Logs and counts rebalances, and exports each owned partition's consumer lag.
-pub(super) struct GroupEvents;
+/// Logs and counts rebalances, keeps [`PartitionOwnership`] current, and exports each owned
+/// partition's consumer lag.
+pub(super) struct GroupEvents(PartitionOwnership);
 
 impl ClientContext for GroupEvents {
     fn stats(&self, statistics: Statistics) {
@@ -47,13 +49,14 @@ impl ConsumerContext for GroupEvents {
     ) {
         if let Rebalance::Revoke(tpl) = rebalance {
             metrics::counter!(t::REBALANCES, "kind" => "revoke").increment(1);
-            tracing::info!(partitions = tpl.count(), "partitions revoked");
+            let partitions: Vec<i32> = tpl.elements().iter().map(|e| e.partition()).collect();
+            tracing::info!(?partitions, "partitions revoked");
             // The new owner reports these partitions now; summing the gauge over the nodes
             // must count each partition's lag once.
-            for element in tpl.elements() {
-                metrics::gauge!(t::CONSUMER_LAG, "partition" => element.partition().to_string())
-                    .set(0.0);
+            for partition in &partitions {
+                metrics::gauge!(t::CONSUMER_LAG, "partition" => partition.to_string()).set(0.0);
             }
+            self.0.revoked(&partitions);
         }
     }
 
@@ -66,16 +69,18 @@ impl ConsumerContext for GroupEvents {
             metrics::counter!(t::REBALANCES, "kind" => "assign").increment(1);
             let partitions: Vec<i32> = tpl.elements().iter().map(|e| e.partition()).collect();
             tracing::info!(?partitions, "partitions assigned");
+            self.0.assigned(partitions);
         }
     }
 }
 
 /// A consumer-group member subscribed to `topic`, storing offsets only by hand (for finished
-/// messages) and letting librdkafka commit them.
+/// messages) and letting librdkafka commit them; rebalances update `ownership`.
 pub(super) fn subscribe(
     kafka: &KafkaConfig,
     group: &str,
     topic: &str,
+    ownership: PartitionOwnership,
 ) -> anyhow::Result<StreamConsumer<GroupEvents>> {
     let mut config = client_config(kafka);
     config
@@ -91,7 +96,8 @@ pub(super) fn subscribe(
     for (key, value) in &kafka.options {
         config.set(key, value);
     }
-    let consumer: StreamConsumer<GroupEvents> = config.create_with_context(GroupEvents)?;
+    let consumer: StreamConsumer<GroupEvents> =
+        config.create_with_context(GroupEvents(ownership))?;
     consumer.subscribe(&[topic])?;
     tracing::info!(topic, group, "consuming");
     Ok(consumer)
@@ -111,85 +117,131 @@ pub async fn run_consumer(
     decider: Arc<NodeDecider>,
     dead_letter: DeadLetter,
     limits: Arc<Limits>,
+    ownership: PartitionOwnership,
     stop: watch::Receiver<bool>,
 ) -> anyhow::Result<()> {
-    let consumer = subscribe(&kafka, &kafka.group_id, &kafka.input_topic)?;
+    let consumer = subscribe(
+        &kafka,
+        &kafka.group_id,
+        &kafka.input_topic,
+        ownership.clone(),
+    )?;
+    match tokio::task::block_in_place(|| {
+        consumer.fetch_metadata(Some(&kafka.input_topic), Duration::from_secs(10))
+    }) {
+        Ok(metadata) => {
+            let count = metadata
+                .topics()
+                .first()
+                .map_or(0, |t| t.partitions().len());
+            ownership.set_partition_count(i32::try_from(count).unwrap_or(0));
+        }
+        // Only the API's owner lookup needs it; it answers from this node meanwhile.
+        Err(e) => tracing::warn!(error = %e, "reading the input topic's partitions failed"),
+    }
     let topic = kafka.input_topic.as_str();
     let source_topic: Arc<str> = Arc::from(topic);
     let max_in_flight = kafka.max_in_flight.max(1);
-    consume(&consumer, topic, max_in_flight, stop.clone(), |message| {
-        let received_at = Instant::now();
-        metrics::counter!(t::EVENTS_RECEIVED, "source" => "kafka").increment(1);
-        let (partition, offset) = (message.partition(), message.offset());
-        let produced_ms = message.timestamp().to_millis();
-        let key = message.key().map(<[u8]>::to_vec);
-        let payload = message.payload().unwrap_or_default();
-        let parsed = parse_transaction(payload, ParseMode::Strict, &limits, chrono::Utc::now());
-        let raw = parsed.is_err().then(|| payload.to_vec());
-        let decider = Arc::clone(&decider);
-        let dead_letter = dead_letter.clone();
-        let mut stop = stop.clone();
-        let source_topic = Arc::clone(&source_topic);
+    // Ownership changed: with what was in flight finished, stop every user actor (snapshotted)
+    // so that a partition coming back restores from the store, never from a stale actor.
+    let scorer = decider.scorer.clone();
+    let settle = move || {
+        let scorer = scorer.clone();
         async move {
-            let (outcome, event) = match parsed {
-                Ok((event, _)) => {
-                    let event = Arc::new(event);
-                    let outcome = decide_until_done(&decider, &event, received_at, &mut stop).await;
-                    (outcome, Some(event))
-                }
-                Err(invalid) => (Err(DecisionError::Invalid(invalid)), None),
-            };
-            match outcome {
-                Ok(()) => {
-                    if let Some(ms) = produced_ms {
-                        let now = chrono::Utc::now().timestamp_millis();
-                        metrics::histogram!(t::END_TO_END_LATENCY)
-                            .record((now - ms).max(0) as f64 / 1000.0);
+            let passivated = scorer.passivate_all().await;
+            tracing::info!(
+                passivated,
+                "user actors passivated after a partition ownership change"
+            );
+        }
+    };
+    let revokes = ownership.revokes();
+    consume(
+        &consumer,
+        topic,
+        max_in_flight,
+        stop.clone(),
+        revokes,
+        settle,
+        |message| {
+            let received_at = Instant::now();
+            metrics::counter!(t::EVENTS_RECEIVED, "source" => "kafka").increment(1);
+            let (partition, offset) = (message.partition(), message.offset());
+            let produced_ms = message.timestamp().to_millis();
+            let key = message.key().map(<[u8]>::to_vec);
+            let payload = message.payload().unwrap_or_default();
+            let parsed = parse_transaction(payload, ParseMode::Strict, &limits, chrono::Utc::now());
+            let raw = parsed.is_err().then(|| payload.to_vec());
+            let decider = Arc::clone(&decider);
+            let dead_letter = dead_letter.clone();
+            let mut stop = stop.clone();
+            let source_topic = Arc::clone(&source_topic);
+            async move {
+                let (outcome, event) = match parsed {
+                    Ok((event, _)) => {
+                        let event = Arc::new(event);
+                        let outcome =
+                            decide_until_done(&decider, &event, received_at, &mut stop).await;
+                        (outcome, Some(event))
+                    }
+                    Err(invalid) => (Err(DecisionError::Invalid(invalid)), None),
+                };
+                match outcome {
+                    Ok(()) => {
+                        if let Some(ms) = produced_ms {
+                            let now = chrono::Utc::now().timestamp_millis();
+                            metrics::histogram!(t::END_TO_END_LATENCY)
+                                .record((now - ms).max(0) as f64 / 1000.0);
+                        }
+                    }
+                    Err(DecisionError::Unavailable(_)) => {
+                        // Shutting down before the decision was published: leave the
+                        // offset alone so the event is redelivered.
+                        return None;
+                    }
+                    Err(error) => {
+                        decider.stats.record_rejected();
+                        // The raw bytes of an unparseable message; the event itself when
+                        // scoring it crashed its actor.
+                        let bytes = match (raw, event) {
+                            (Some(raw), _) => raw,
+                            (None, Some(event)) => serde_json::to_vec(&*event).unwrap_or_default(),
+                            (None, None) => Vec::new(),
+                        };
+                        let origin = Origin {
+                            topic: &source_topic,
+                            partition,
+                            offset,
+                        };
+                        dead_letter
+                            .send(key.as_deref(), &bytes, &error, origin)
+                            .await;
                     }
                 }
-                Err(DecisionError::Unavailable(_)) => {
-                    // Shutting down before the decision was published: leave the
-                    // offset alone so the event is redelivered.
-                    return None;
-                }
-                Err(error) => {
-                    decider.stats.record_rejected();
-                    // The raw bytes of an unparseable message; the event itself when
-                    // scoring it crashed its actor.
-                    let bytes = match (raw, event) {
-                        (Some(raw), _) => raw,
-                        (None, Some(event)) => serde_json::to_vec(&*event).unwrap_or_default(),
-                        (None, None) => Vec::new(),
-                    };
-                    let origin = Origin {
-                        topic: &source_topic,
-                        partition,
-                        offset,
-                    };
-                    dead_letter
-                        .send(key.as_deref(), &bytes, &error, origin)
-                        .await;
-                }
+                Some(Finished { partition, offset })
             }
-            Some(Finished { partition, offset })
-        }
-    })
+        },
+    )
     .await
 }
 
 /// The consume loop every group member shares: `handle` turns each message into a future that
 /// finishes it (`None`: leave its offset uncommitted, it will be redelivered); at most
 /// `max_in_flight` run at once; a partition's offset is stored only past finished messages.
-/// When `stop` fires, what is in flight is drained and the offsets are committed.
-pub(super) async fn consume<Fut>(
+/// After each rebalance (`revokes` fires) what is in flight is finished first, then `settle`
+/// runs. When `stop` fires, what is in flight is drained and the offsets are committed.
+pub(super) async fn consume<Fut, Settled>(
     consumer: &StreamConsumer<GroupEvents>,
     topic: &str,
     max_in_flight: usize,
     mut stop: watch::Receiver<bool>,
+    mut revokes: watch::Receiver<u64>,
+    mut settle: impl FnMut() -> Settled,
     mut handle: impl FnMut(&BorrowedMessage<'_>) -> Fut,
 ) -> anyhow::Result<()>
 where
     Fut: std::future::Future<Output = Option<Finished>>,
+    Settled: std::future::Future<Output = ()>,
 {
     let mut tracker = OffsetTracker::default();
     let mut in_flight = FuturesUnordered::new();
@@ -197,6 +249,12 @@ where
         tokio::select! {
             biased;
             _ = stop.changed() => break,
+            Ok(()) = revokes.changed() => {
+                while let Some(done) = in_flight.next().await {
+                    finish(consumer, topic, &mut tracker, done);
+                }
+                settle().await;
+            }
             Some(done) = in_flight.next(), if !in_flight.is_empty() => {
                 finish(consumer, topic, &mut tracker, done);
             }

@@ -107,6 +107,8 @@ impl Broker {
         ClientConfig::new()
             .set("bootstrap.servers", &self.address)
             .set("linger.ms", "5")
+            // Kafka's default key partitioner: nodes locate a user's owner with it.
+            .set("partitioner", "murmur2_random")
             .set("message.max.bytes", "4000000")
             .create()
             .unwrap()

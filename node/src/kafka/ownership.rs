@@ -1,0 +1,72 @@
+//! Which partitions of the input topic this node owns, as the consumer group assigned them.
+//!
+//! Ownership is Kafka's: the consumer group rebalances partitions over the live nodes. On
+//! every revoke or assignment the consumer finishes its in-flight events and passivates its
+//! user actors, so
+//! that a partition coming back later restores from the shared store instead of resuming a
+//! stale in-memory actor.
+
+use std::sync::atomic::{AtomicI32, Ordering};
+use std::sync::{Arc, Mutex};
+use tokio::sync::watch;
+
+/// This node's partition assignment and a counter of ownership changes. Cheap to clone.
+#[derive(Clone)]
+pub struct PartitionOwnership {
+    owned: Arc<Mutex<Vec<i32>>>,
+    revokes: Arc<watch::Sender<u64>>,
+    /// Partitions of the input topic; 0 until the consumer has read the topic's metadata.
+    partition_count: Arc<AtomicI32>,
+}
+
+impl Default for PartitionOwnership {
+    fn default() -> Self {
+        PartitionOwnership {
+            owned: Arc::default(),
+            revokes: Arc::new(watch::channel(0).0),
+            partition_count: Arc::default(),
+        }
+    }
+}
+
+impl PartitionOwnership {
+    /// The partitions this node owns now, ascending.
+    pub fn owned(&self) -> Vec<i32> {
+        self.owned.lock().map(|o| o.clone()).unwrap_or_default()
+    }
+
+    /// The input partition of `key` under Kafka's default partitioner, once the size is known.
+    pub fn partition_of(&self, key: &str) -> Option<i32> {
+        let count = self.partition_count.load(Ordering::Relaxed);
+        (count > 0).then(|| super::partition_of(key.as_bytes(), count))
+    }
+
+    /// Records how many partitions the input topic has.
+    pub(crate) fn set_partition_count(&self, count: i32) {
+        self.partition_count.store(count, Ordering::Relaxed);
+    }
+
+    /// Records a new assignment. It counts as a change too: an incremental (cooperative)
+    /// assignment arrives without a revoke, and an actor started here for an API lookup
+    /// before the partition was ours must not be resumed.
+    pub(crate) fn assigned(&self, mut partitions: Vec<i32>) {
+        partitions.sort_unstable();
+        if let Ok(mut owned) = self.owned.lock() {
+            *owned = partitions;
+        }
+        self.revokes.send_modify(|n| *n += 1);
+    }
+
+    /// Records that partitions were taken away; the consumer reacts through [`Self::revokes`].
+    pub(crate) fn revoked(&self, partitions: &[i32]) {
+        if let Ok(mut owned) = self.owned.lock() {
+            owned.retain(|p| !partitions.contains(p));
+        }
+        self.revokes.send_modify(|n| *n += 1);
+    }
+
+    /// Fires after every revoke and assignment.
+    pub(crate) fn revokes(&self) -> watch::Receiver<u64> {
+        self.revokes.subscribe()
+    }
+}

@@ -1,0 +1,428 @@
+//! Three real node processes on loopback forming a ractor_cluster over one real Kafka-API
+//! broker: one node hosts the store and serves it to the others. A non-host node is SIGKILLed
+//! and restarted mid-stream, a node joins mid-stream, and a rule changed through one node
+//! changes decisions on all; every transaction ends with exactly one stored decision that
+//! equals what a single node computes over the same events.
+
+mod support;
+
+use serde_json::{json, Value};
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::Duration;
+use support::{event, eventually, free_port, metric_value, Broker, NodeProcess};
+
+const INPUT: &str = "transactions";
+const PARTITIONS: i32 = 6;
+const COOKIE: &str = "cluster-test-cookie";
+
+/// One cluster member's command line.
+struct Member {
+    name: &'static str,
+    cluster_port: u16,
+    dir: tempfile::TempDir,
+}
+
+impl Member {
+    fn new(name: &'static str) -> Member {
+        Member {
+            name,
+            cluster_port: free_port(),
+            dir: tempfile::tempdir().unwrap(),
+        }
+    }
+
+    fn address(&self) -> String {
+        format!("127.0.0.1:{}", self.cluster_port)
+    }
+
+    /// Arguments for this member; `host` is the store host (None: this is the host).
+    fn args(&self, broker: Option<&Broker>, host: Option<&Member>) -> Vec<String> {
+        let mut args = vec![
+            "--node-name".into(),
+            self.name.into(),
+            "--cluster-listen".into(),
+            self.address(),
+            "--cluster-cookie".into(),
+            COOKIE.into(),
+        ];
+        if let Some(host) = host {
+            args.extend([
+                "--cluster-seeds".into(),
+                host.address(),
+                "--store-host".into(),
+                host.name.into(),
+            ]);
+        }
+        if let Some(broker) = broker {
+            // Static membership: a restarted node takes its old place in the consumer group.
+            let config = self.dir.path().join("static-member.toml");
+            std::fs::write(
+                &config,
+                format!(
+                    "[kafka.options]\n\"group.instance.id\" = \"{}\"\n",
+                    self.name
+                ),
+            )
+            .unwrap();
+            args.extend(["--config".into(), config.display().to_string()]);
+            args.extend([
+                "--kafka-brokers".into(),
+                broker.address.clone(),
+                "--kafka-group".into(),
+                "sentinel-cluster-test".into(),
+            ]);
+        }
+        args
+    }
+
+    async fn start(&self, broker: Option<&Broker>, host: Option<&Member>) -> NodeProcess {
+        let args = self.args(broker, host);
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        NodeProcess::start(self.dir.path(), &args).await
+    }
+}
+
+async fn broker_with_topics() -> Broker {
+    let broker = Broker::start().await;
+    broker.create_topic(INPUT, PARTITIONS).await;
+    for topic in [
+        "transactions_approved",
+        "transactions_fraud",
+        "transactions_dlq",
+    ] {
+        broker.create_topic(topic, 2).await;
+    }
+    broker
+}
+
+/// A user's `i`-th event: 20 s apart (so the 5-minute velocity window fills and its rule
+/// fires) with every fourth amount a spike over the user's average (so the 30-day averages
+/// matter too). Any event counted twice or skipped changes later decisions.
+fn stream_event(user: &str, i: usize, start: chrono::DateTime<chrono::Utc>) -> Value {
+    let amount = if i % 4 == 3 { "180.00" } else { "20.00" };
+    let mut e = event(&format!("{user}-{i}"), user, amount, 0, "FR");
+    e["timestamp"] = json!((start + chrono::Duration::seconds(20 * i as i64)).to_rfc3339());
+    e
+}
+
+/// Produces every user's `i`-th event, remembering it per user.
+async fn produce_round(
+    broker: &Broker,
+    producer: &rdkafka::producer::FutureProducer,
+    prefix: &str,
+    users: usize,
+    i: usize,
+    start: chrono::DateTime<chrono::Utc>,
+    produced: &mut BTreeMap<String, Vec<Value>>,
+) {
+    for u in 0..users {
+        let user = format!("{prefix}-{u}");
+        let e = stream_event(&user, i, start);
+        broker
+            .produce(producer, INPUT, &user, e.to_string().as_bytes())
+            .await;
+        produced.entry(user).or_default().push(e);
+    }
+}
+
+/// A JSON answer from `GET path` on `node`.
+async fn get_json(client: &reqwest::Client, node: &NodeProcess, path: &str) -> Value {
+    let response = client.get(node.url(path)).send().await.unwrap();
+    response.json().await.unwrap()
+}
+
+/// The cluster view as one node reports it.
+async fn cluster_view(client: &reqwest::Client, node: &NodeProcess) -> Value {
+    get_json(client, node, "/v1/cluster").await
+}
+
+/// The partitions each member owns, by node name, once every partition has an owner.
+async fn settled_ownership(
+    client: &reqwest::Client,
+    node: &NodeProcess,
+    members: usize,
+) -> BTreeMap<String, Vec<i64>> {
+    eventually(
+        "every partition owned",
+        Duration::from_secs(90),
+        async || {
+            let view = cluster_view(client, node).await;
+            let list = view["members"].as_array()?;
+            let owned: BTreeMap<String, Vec<i64>> = list
+                .iter()
+                .map(|m| {
+                    let parts = m["partitions"].as_array().unwrap();
+                    (
+                        m["node"].as_str().unwrap().to_owned(),
+                        parts.iter().map(|p| p.as_i64().unwrap()).collect(),
+                    )
+                })
+                .collect();
+            let all: BTreeSet<i64> = owned.values().flatten().copied().collect();
+            let total: usize = owned.values().map(Vec::len).sum();
+            (list.len() == members
+                && owned.values().all(|p| !p.is_empty())
+                && total == PARTITIONS as usize
+                && all.len() == PARTITIONS as usize)
+                .then_some(owned)
+        },
+    )
+    .await
+}
+
+/// Waits for every produced event's decision, checks there is exactly one per transaction in
+/// processing order, then replays the same events into a fresh single node over HTTP and checks
+/// that every decision (outcome, score, reasons, sequence number) is the same.
+async fn assert_exactly_once_and_equal_to_single_node(
+    client: &reqwest::Client,
+    reader: &NodeProcess,
+    produced: &BTreeMap<String, Vec<Value>>,
+) {
+    let mut stored = BTreeMap::new();
+    for (user, events) in produced {
+        let decisions = eventually(
+            &format!("all decisions of {user}"),
+            Duration::from_secs(180),
+            async || {
+                let d = reader.user_decisions(client, user).await;
+                (d.len() >= events.len()).then_some(d)
+            },
+        )
+        .await;
+        let ids: Vec<&str> = decisions
+            .iter()
+            .map(|d| d["transaction_id"].as_str().unwrap())
+            .collect();
+        let expected: Vec<&str> = events
+            .iter()
+            .map(|e| e["transaction_id"].as_str().unwrap())
+            .collect();
+        assert_eq!(ids, expected, "{user}: one decision per event, in order");
+        let seqs: Vec<u64> = decisions
+            .iter()
+            .map(|d| d["user_seq"].as_u64().unwrap())
+            .collect();
+        assert_eq!(
+            seqs,
+            (1..=events.len() as u64).collect::<Vec<_>>(),
+            "{user}"
+        );
+        stored.insert(user.clone(), decisions);
+    }
+
+    let dir = tempfile::tempdir().unwrap();
+    let single = NodeProcess::start(dir.path(), &[]).await;
+    let mut velocity_fired = 0;
+    for (user, events) in produced {
+        for (event, clustered) in events.iter().zip(&stored[user]) {
+            let replayed: Value = client
+                .post(single.url("/v1/transactions"))
+                .json(event)
+                .send()
+                .await
+                .unwrap()
+                .json()
+                .await
+                .unwrap();
+            for field in ["outcome", "score", "reasons", "user_seq"] {
+                assert_eq!(
+                    clustered[field], replayed[field],
+                    "{user}: {field} differs from a single-node replay\ncluster: {clustered}\nsingle: {replayed}"
+                );
+            }
+            if replayed["reasons"].to_string().contains("velocity_5m") {
+                velocity_fired += 1;
+            }
+        }
+    }
+    assert!(
+        velocity_fired > 0,
+        "the stream must exercise the windows for the comparison to mean anything"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_transaction_is_decided_once_across_a_sigkill_of_a_scoring_node() {
+    let broker = broker_with_topics().await;
+    let client = reqwest::Client::new();
+    let (host, second, third) = (Member::new("n1"), Member::new("n2"), Member::new("n3"));
+    let n1 = host.start(Some(&broker), None).await;
+    let n2 = second.start(Some(&broker), Some(&host)).await;
+    let mut n3 = third.start(Some(&broker), Some(&host)).await;
+    let owned = settled_ownership(&client, &n1, 3).await;
+    assert_eq!(owned.len(), 3, "{owned:?}");
+
+    const USERS: usize = 24;
+    const PER_USER: usize = 30;
+    let start = chrono::Utc::now() - chrono::Duration::minutes(20);
+    let producer = broker.producer();
+    let mut produced: BTreeMap<String, Vec<Value>> = BTreeMap::new();
+    for i in 0..PER_USER {
+        produce_round(&broker, &producer, "user", USERS, i, start, &mut produced).await;
+        if i == PER_USER / 3 {
+            // n3 has been deciding (and holds decided-but-uncommitted events) when it dies.
+            eventually("n3 deciding", Duration::from_secs(90), async || {
+                let m = n3.metrics(&client).await;
+                (metric_value(&m, "sentinel_store_decisions_stored_total") > 10.0).then_some(())
+            })
+            .await;
+            n3.kill();
+        }
+        if i == 2 * PER_USER / 3 {
+            n3 = third.start(Some(&broker), Some(&host)).await;
+        }
+    }
+    assert_exactly_once_and_equal_to_single_node(&client, &n1, &produced).await;
+    let owned = settled_ownership(&client, &n1, 3).await;
+    assert!(
+        !owned["n3"].is_empty(),
+        "the restarted node owns partitions"
+    );
+
+    // Any node answers a user's live state, fetched from the member owning the user's
+    // partition: every node gives the same view, and no user gets a second live actor.
+    for user in produced.keys() {
+        let mut views = Vec::new();
+        for node in [&n1, &n2, &n3] {
+            let view = get_json(&client, node, &format!("/v1/users/{user}/profile")).await;
+            assert_eq!(view["seq"], PER_USER as u64, "{user}: {view}");
+            views.push(view);
+        }
+        assert!(views.windows(2).all(|w| w[0] == w[1]), "{user}: {views:?}");
+    }
+    let view = cluster_view(&client, &n2).await;
+    let live: u64 = view["members"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["live_actors"].as_u64().unwrap())
+        .sum();
+    assert!(
+        live <= USERS as u64,
+        "each user lives on its owner only: {live} live actors for {USERS} users: {view}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_joining_mid_stream_takes_partitions_over_without_a_gap() {
+    let broker = broker_with_topics().await;
+    let client = reqwest::Client::new();
+    let (host, second, third) = (Member::new("n1"), Member::new("n2"), Member::new("n3"));
+    let n1 = host.start(Some(&broker), None).await;
+    let _n2 = second.start(Some(&broker), Some(&host)).await;
+    let before = settled_ownership(&client, &n1, 2).await;
+    assert_eq!(before.len(), 2);
+
+    const USERS: usize = 18;
+    const PER_USER: usize = 24;
+    let start = chrono::Utc::now() - chrono::Duration::minutes(20);
+    let producer = broker.producer();
+    let mut produced: BTreeMap<String, Vec<Value>> = BTreeMap::new();
+    let mut n3 = None;
+    for i in 0..PER_USER {
+        produce_round(&broker, &producer, "joiner", USERS, i, start, &mut produced).await;
+        if i == PER_USER / 2 {
+            n3 = Some(third.start(Some(&broker), Some(&host)).await);
+            let after = settled_ownership(&client, &n1, 3).await;
+            assert!(!after["n3"].is_empty(), "{after:?}");
+        }
+    }
+    assert_exactly_once_and_equal_to_single_node(&client, &n1, &produced).await;
+    let n3 = n3.expect("started mid-stream");
+    let m = n3.metrics(&client).await;
+    assert!(
+        metric_value(&m, "sentinel_store_decisions_stored_total") > 0.0,
+        "the joining node decided events of the partitions it took over"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rule_changed_through_one_node_changes_decisions_on_every_node() {
+    let client = reqwest::Client::new();
+    let (host, second, third) = (Member::new("r1"), Member::new("r2"), Member::new("r3"));
+    let r1 = host.start(None, None).await;
+    let r2 = second.start(None, Some(&host)).await;
+    let r3 = third.start(None, Some(&host)).await;
+    let nodes = [&r1, &r2, &r3];
+
+    let decide = async |node: &NodeProcess, txn: &str| -> Value {
+        client
+            .post(node.url("/v1/transactions"))
+            .json(&event(txn, &format!("u-{txn}"), "300.00", 1, "FR"))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap()
+    };
+    for (i, node) in nodes.iter().enumerate() {
+        let d = decide(node, &format!("before-{i}")).await;
+        assert_eq!(
+            (d["outcome"].as_str(), d["rule_set_version"].as_u64()),
+            (Some("approve"), Some(1)),
+            "{d}"
+        );
+    }
+
+    let r = client
+        .post(r2.url("/v1/rules"))
+        .json(&json!({"name": "over_250", "expression": "amount > 250", "action": "decline"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 201);
+    // Every member applies the new version (gathered over the cluster from any node).
+    eventually(
+        "version 2 everywhere",
+        Duration::from_secs(30),
+        async || {
+            let view = cluster_view(&client, &r3).await;
+            let members = view["members"].as_array()?;
+            (members.len() == 3 && members.iter().all(|m| m["rule_set_version"] == 2)).then_some(())
+        },
+    )
+    .await;
+    for (i, node) in nodes.iter().enumerate() {
+        let d = decide(node, &format!("after-{i}")).await;
+        assert_eq!(d["outcome"], "decline", "{d}");
+        assert_eq!(d["reasons"][0]["rule"], "over_250");
+        assert_eq!(d["rule_set_version"], 2);
+    }
+    // Decisions made on the scoring nodes are in the host's store, readable from any node.
+    let stored = r1
+        .decision(&client, "after-2")
+        .await
+        .expect("stored on the host");
+    assert_eq!(stored["outcome"], "decline");
+    let view = cluster_view(&client, &r2).await;
+    let hosts: BTreeSet<&str> = view["members"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["store_host"].as_str().unwrap())
+        .collect();
+    assert_eq!(hosts, BTreeSet::from(["r1"]));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_with_the_wrong_cookie_never_reaches_the_store() {
+    let host = Member::new("c1");
+    let _c1 = host.start(None, None).await;
+    let intruder = Member::new("c2");
+    let mut args = intruder.args(None, Some(&host));
+    let cookie = args.iter().position(|a| a == COOKIE).unwrap();
+    args[cookie] = "wrong-cookie".into();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_sentinel"))
+        .arg("run")
+        .args(["--http-listen", &format!("127.0.0.1:{}", free_port())])
+        .arg("--data-dir")
+        .arg(intruder.dir.path())
+        .args(&args)
+        .args(["--store-wait-secs", "3"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let log = String::from_utf8_lossy(&out.stderr);
+    assert!(log.contains("did not join the cluster"), "{log}");
+}
