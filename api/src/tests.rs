@@ -34,6 +34,7 @@ impl Decider for ApproveAll {
                 decided_at: chrono::Utc::now(),
                 latency_us: 1,
                 event: Arc::new(event),
+                ml: None,
             }),
             duplicate: false,
         })
