@@ -11,6 +11,7 @@ mod decisions;
 mod error;
 mod health;
 mod lists;
+mod models;
 mod openapi;
 mod rules;
 mod transactions;
@@ -109,6 +110,16 @@ pub fn app(state: ApiState) -> Router {
         )
         .route("/v1/lists/{name}/items", post(lists::add_item))
         .route("/v1/lists/{name}/items/{value}", delete(lists::remove_item))
+        .route(
+            "/v1/models",
+            get(models::list).merge(post(models::upload).layer(
+                axum::extract::DefaultBodyLimit::max(models::MAX_MODEL_BYTES),
+            )),
+        )
+        .route("/v1/models/rollback", post(models::rollback))
+        .route("/v1/models/challenger", delete(models::clear_challenger))
+        .route("/v1/models/{id}", get(models::get))
+        .route("/v1/models/{id}/activate", post(models::activate))
         .route("/v1/audit", get(audit::list))
         .route("/v1/backtests", post(backtests::start))
         .route("/v1/backtests/{id}", get(backtests::get))

@@ -28,6 +28,8 @@ pub struct NodeConfig {
     pub cluster: ClusterConfig,
     /// Validation limits for incoming events.
     pub limits: LimitsConfig,
+    /// The machine-learned model served from the first start.
+    pub model: crate::startup_model::ModelConfig,
 }
 
 impl Default for NodeConfig {
@@ -42,6 +44,7 @@ impl Default for NodeConfig {
             actors: ActorsConfig::default(),
             cluster: ClusterConfig::default(),
             limits: LimitsConfig::default(),
+            model: Default::default(),
         }
     }
 }

@@ -7,8 +7,10 @@ mod decider;
 mod demo;
 mod kafka;
 mod node;
+mod startup_model;
 mod stats;
 mod telemetry;
+mod train_cli;
 
 mod config;
 

@@ -113,6 +113,10 @@ pub enum RecordKind {
     Audit,
     /// `transaction_id` → an analyst's label.
     Label,
+    /// `model_id` → an uploaded model artifact with who uploaded it.
+    Model,
+    /// `current` → which models are champion and challenger, and the champions before.
+    ModelDeployment,
 }
 
 impl RecordKind {
@@ -125,6 +129,8 @@ impl RecordKind {
             RecordKind::List => "list",
             RecordKind::Audit => "audit",
             RecordKind::Label => "label",
+            RecordKind::Model => "model",
+            RecordKind::ModelDeployment => "model_deployment",
         }
     }
 }
