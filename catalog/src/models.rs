@@ -409,3 +409,6 @@ impl Catalog {
         Ok(version)
     }
 }
+
+#[cfg(test)]
+mod tests;

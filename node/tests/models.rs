@@ -301,3 +301,65 @@ fn train_export_and_evaluate_from_the_command_line() {
 fn artifact(path: &std::path::Path) -> Value {
     serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn train_from_a_stopped_nodes_store_with_analyst_labels() {
+    use sentinel_loadtest::simulator::{Scenario, SimConfig, Simulator};
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("node");
+    let mut node = NodeProcess::start(&data, &[]).await;
+    let client = reqwest::Client::new();
+    let start = chrono::Utc::now() - chrono::Duration::hours(3);
+    let mut sim = Simulator::new(SimConfig {
+        seed: 4,
+        users: 300,
+        rate_per_sec: 2.0,
+        fraud_ratio: 0.05,
+        start,
+        daily_rhythm: false,
+        scenarios: Scenario::ALL.to_vec(),
+    });
+    // Decided live over HTTP; analysts label the injected fraud.
+    let mut frauds = 0;
+    for _ in 0..3_000 {
+        let e = sim.next_event();
+        let body = serde_json::to_string(&e.txn).unwrap();
+        let (status, decision) = post_text(&client, node.url("/v1/transactions"), body).await;
+        assert_eq!(status, 200, "{decision}");
+        if e.label.is_some() {
+            frauds += 1;
+            let path = format!("/v1/decisions/{}/label", e.txn.transaction_id);
+            let label = serde_json::json!({"label": "fraud", "note": "chargeback"}).to_string();
+            let (status, answer) = post_text(&client, node.url(&path), label).await;
+            assert_eq!(status, 200, "{answer}");
+        }
+    }
+    assert_eq!(node.terminate(), Some(0));
+
+    let model = dir.path().join("stored.json");
+    let since = (start - chrono::Duration::minutes(1)).to_rfc3339();
+    let out = sentinel(&[
+        "train",
+        "--from",
+        "store",
+        "--data-dir",
+        data.to_str().unwrap(),
+        "--since",
+        &since,
+        "--out",
+        model.to_str().unwrap(),
+    ]);
+    let printed = String::from_utf8_lossy(&out.stdout);
+    assert!(printed.contains("AUC-ROC"), "{printed}");
+    let a = artifact(&model);
+    assert!(a["training"]["source"]
+        .as_str()
+        .unwrap()
+        .starts_with("store "));
+    let trained = a["training"]["train_events"].as_u64().unwrap();
+    let held_out = a["evaluation"]["events"].as_u64().unwrap();
+    assert_eq!(trained + held_out, 3_000);
+    let labelled = a["training"]["train_frauds"].as_u64().unwrap()
+        + a["evaluation"]["frauds"].as_u64().unwrap();
+    assert_eq!(labelled, frauds, "every analyst label is a fraud sample");
+}
