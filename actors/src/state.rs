@@ -267,17 +267,23 @@ impl UserState {
         self.seq += 1;
     }
 
-    /// Evaluates one expression on `event` as if it were the user's next event, returning
-    /// whether it matches and every value it looked at. The event is folded into the state.
+    /// Evaluates one expression on `event` as if it were the user's next event under
+    /// `policy` (its lists and models), returning whether it matches and every value it looked
+    /// at. The event is folded into the state.
     pub fn explain(
         &mut self,
         event: &Transaction,
         expr: &Expr,
-        lists: &Lists,
+        policy: &Policy,
         lateness_ms: i64,
     ) -> (bool, Vec<(String, OwnedValue)>) {
-        self.next_event(event, lists, lateness_ms, |facts| {
-            (expr.matches(facts), expr.explain(facts))
+        self.next_event(event, &policy.lists, lateness_ms, |facts| {
+            let scored = policy.models.score(facts);
+            let facts = EventFacts {
+                ml: scored.map(|s| (s.champion.score, s.champion.anomaly)),
+                ..*facts
+            };
+            (expr.matches(&facts), expr.explain(&facts))
         })
     }
 }

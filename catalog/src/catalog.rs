@@ -355,7 +355,7 @@ impl Catalog {
         for event in history {
             user.observe(event, self.lateness_ms);
         }
-        let (matches, values) = user.explain(transaction, &expr, &policy.lists, self.lateness_ms);
+        let (matches, values) = user.explain(transaction, &expr, &policy, self.lateness_ms);
         Ok(RuleTest { matches, values })
     }
 

@@ -9,7 +9,7 @@ use crate::supervised::sigmoid;
 pub const TOP_FEATURES: usize = 3;
 
 /// A validated model, ready to score.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct Model {
     artifact: Artifact,
     mean: FeatureVector,
@@ -18,6 +18,16 @@ pub struct Model {
     intercept: f64,
     forest: IsolationForest,
     calibration: Calibration,
+}
+
+impl std::fmt::Debug for Model {
+    /// The id only: the parameters are thousands of numbers, and policies that carry a model
+    /// get logged.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Model")
+            .field("id", &self.id())
+            .finish_non_exhaustive()
+    }
 }
 
 /// One event's model output.

@@ -109,3 +109,28 @@ async fn bad_files_are_refused_and_nothing_changes() {
         Err(CatalogError::NotFound(_))
     ));
 }
+
+#[tokio::test]
+async fn rule_tests_see_the_champion_score() {
+    let dir = tempfile::tempdir().unwrap();
+    let catalog = open(&dir).await;
+    let event: sentinel_event::Transaction = serde_json::from_value(serde_json::json!({
+        "transaction_id": "t-1", "user_id": "u", "amount": "20.00", "currency": "EUR",
+        "timestamp": "2026-11-20T12:00:00Z", "location": {"country": "FR"}
+    }))
+    .unwrap();
+    let without = catalog
+        .test_rule("ml.score >= 0", &event, &[])
+        .await
+        .unwrap();
+    assert!(!without.matches, "no model: ml.score is null");
+    catalog.seed_model(SHIPPED, "startup").await.unwrap();
+    let with = catalog
+        .test_rule("ml.score >= 0", &event, &[])
+        .await
+        .unwrap();
+    assert!(with.matches);
+    let (name, value) = &with.values[0];
+    assert_eq!(name, "ml.score");
+    assert!(matches!(value, sentinel_rules::OwnedValue::Number(s) if (0.0..=1.0).contains(s)));
+}
