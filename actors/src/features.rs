@@ -53,6 +53,8 @@ enum Feature {
     IsNewMerchant,
     IsNewCountry,
     IsHomeCountry,
+    MlScore,
+    MlAnomaly,
 }
 
 /// Every field a rule can name: (name, type, meaning). The position is the field's id.
@@ -231,6 +233,18 @@ const CATALOGUE: &[(&str, Type, Feature, &str)] = &[
         Feature::IsHomeCountry,
         "transaction is in the user's home country",
     ),
+    (
+        "ml.score",
+        Type::Number,
+        Feature::MlScore,
+        "the active model's calibrated fraud probability, 0..1 (null without a model)",
+    ),
+    (
+        "ml.anomaly",
+        Type::Number,
+        Feature::MlAnomaly,
+        "the active model's isolation-forest anomaly score, 0..1 (null without a model)",
+    ),
 ];
 
 const ENTITY_USER: EntityId = EntityId(0);
@@ -289,25 +303,30 @@ pub struct EventFacts<'a> {
     pub profile: &'a Profile,
     /// Named lists.
     pub lists: &'a Lists,
+    /// The active model's (score, anomaly) for this event, when a model is active.
+    pub ml: Option<(f64, f64)>,
 }
 
 impl EventFacts<'_> {
-    fn previous(&self) -> Option<&Entry> {
+    /// The user's previous transaction in event time.
+    pub(crate) fn previous(&self) -> Option<&Entry> {
         self.window.previous(self.current.time_ms, self.current.txn)
     }
 
     /// The user's previous 30 days, this event left out.
-    fn past_30d(&self) -> crate::window::Stats {
+    pub(crate) fn past_30d(&self) -> crate::window::Stats {
         let at = self.current.time_ms;
         self.window
             .stats(Key::User, at, RETENTION_MS, self.current.txn, None)
     }
 
-    fn since_last_ms(&self) -> Option<i64> {
+    /// Milliseconds since the previous transaction.
+    pub(crate) fn since_last_ms(&self) -> Option<i64> {
         self.previous().map(|p| self.current.time_ms - p.time_ms)
     }
 
-    fn distance_from_last(&self) -> Option<f64> {
+    /// Kilometres from the previous transaction's coordinates.
+    pub(crate) fn distance_from_last(&self) -> Option<f64> {
         let (lat1, lon1) = self.previous()?.coords?;
         let (lat2, lon2) = self.current.coords?;
         Some(distance_km(
@@ -392,6 +411,8 @@ impl Facts for EventFacts<'_> {
                 (Some(home), Some(here)) => Value::Bool(home == here),
                 _ => Value::Null,
             },
+            Feature::MlScore => number(self.ml.map(|(score, _)| score)),
+            Feature::MlAnomaly => number(self.ml.map(|(_, anomaly)| anomaly)),
         }
     }
 

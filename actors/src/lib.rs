@@ -13,14 +13,18 @@
 //!   first use, passivates idle ones (snapshot, stop), restarts failed ones from their snapshot.
 //! - `UserActor`: one per live user; holds [`UserState`] and decides that user's events in
 //!   order.
-//! - [`Policy`]: rules, lists and thresholds, replaced as a whole by an actor message.
+//! - [`Policy`]: rules, lists, thresholds and the machine-learned [`Models`], replaced as a
+//!   whole by an actor message.
 
 mod features;
 mod geo;
 mod hash;
 pub mod metrics;
+mod ml_features;
+mod models;
 mod policy;
 mod profile;
+mod replay;
 mod scorer;
 mod shard;
 mod state;
@@ -28,7 +32,10 @@ mod user_actor;
 mod window;
 
 pub use features::{catalogue, schema, EventFacts, RETENTION_MS};
+pub use ml_features::extract as extract_features;
+pub use models::{Models, Scored};
 pub use policy::{Lists, Policy, PolicyDef, PolicyError};
+pub use replay::FeatureReplay;
 pub use scorer::{Scorer, ScorerConfig};
 pub use state::{entry_of, UserState, UserView, WindowView};
 pub use window::{Entry, Key, Placement, Stats, Window};

@@ -2,6 +2,7 @@
 //! and replaced as a whole by an actor message when an analyst changes anything.
 
 use crate::features;
+use crate::models::Models;
 use sentinel_event::Thresholds;
 use sentinel_rules::{RuleDef, RuleError, RuleSet};
 use serde::{Deserialize, Serialize};
@@ -52,6 +53,7 @@ impl PolicyDef {
             rules,
             lists,
             thresholds: t,
+            models: Models::default(),
             def: self,
         })
     }
@@ -93,6 +95,8 @@ pub struct Policy {
     pub lists: Lists,
     /// Score thresholds.
     pub thresholds: Thresholds,
+    /// The machine-learned models scoring every event (none until one is activated).
+    pub models: Models,
     /// The definition it was compiled from.
     pub def: PolicyDef,
 }

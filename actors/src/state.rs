@@ -5,12 +5,14 @@
 
 use crate::features::{EventFacts, RETENTION_MS};
 use crate::hash::{id_hash, opt_hash};
+use crate::ml_features;
 use crate::policy::{Lists, Policy};
 use crate::profile::Profile;
 use crate::window::{Entry, Placement, Window};
 use chrono::Utc;
 use rust_decimal::prelude::ToPrimitive;
 use sentinel_event::{Decision, Reason, Transaction};
+use sentinel_model::{FeatureVector, N_FEATURES};
 use sentinel_rules::{Expr, Mode, OwnedValue};
 use serde::{Deserialize, Serialize};
 use std::sync::Arc;
@@ -169,14 +171,17 @@ impl UserState {
     ) -> Decision {
         let entry = entry_of(&event);
         let placement = self.window.insert(entry, lateness_ms, RETENTION_MS);
-        let facts = EventFacts {
+        let mut facts = EventFacts {
             event: &event,
             current: &entry,
             placement,
             window: &self.window,
             profile: &self.profile,
             lists: &policy.lists,
+            ml: None,
         };
+        let scored = policy.models.score(&facts);
+        facts.ml = scored.map(|s| (s.champion.score, s.champion.anomaly));
         let fired = policy.rules.evaluate(&facts);
         let mut reasons = Vec::new();
         let mut shadow_hits = Vec::new();
@@ -208,7 +213,43 @@ impl UserState {
             decided_at: Utc::now(),
             latency_us: received.elapsed().as_micros() as u64,
             event,
+            ml: scored.and_then(|s| policy.models.record(&s)),
         }
+    }
+
+    /// The model features of `event` as the user's next event, folding it into the state as
+    /// `decide` does: the training path, computing exactly what live scoring computes.
+    pub fn features(&mut self, event: &Transaction, lateness_ms: i64) -> FeatureVector {
+        self.next_event(event, &Lists::default(), lateness_ms, |facts| {
+            let mut features = [0.0; N_FEATURES];
+            ml_features::extract(facts, &mut features);
+            features
+        })
+    }
+
+    /// Places `event` as the user's next event, lets `look` see its facts, then folds it in.
+    fn next_event<R>(
+        &mut self,
+        event: &Transaction,
+        lists: &Lists,
+        lateness_ms: i64,
+        look: impl FnOnce(&EventFacts<'_>) -> R,
+    ) -> R {
+        let entry = entry_of(event);
+        let placement = self.window.insert(entry, lateness_ms, RETENTION_MS);
+        let facts = EventFacts {
+            event,
+            current: &entry,
+            placement,
+            window: &self.window,
+            profile: &self.profile,
+            lists,
+            ml: None,
+        };
+        let result = look(&facts);
+        self.profile.record(&entry);
+        self.seq += 1;
+        result
     }
 
     /// Folds an already-decided event back in, as `decide` did when it was live.
@@ -228,28 +269,23 @@ impl UserState {
         self.seq += 1;
     }
 
-    /// Evaluates one expression on `event` as if it were the user's next event, returning
-    /// whether it matches and every value it looked at. The event is folded into the state.
+    /// Evaluates one expression on `event` as if it were the user's next event under
+    /// `policy` (its lists and models), returning whether it matches and every value it looked
+    /// at. The event is folded into the state.
     pub fn explain(
         &mut self,
         event: &Transaction,
         expr: &Expr,
-        lists: &Lists,
+        policy: &Policy,
         lateness_ms: i64,
     ) -> (bool, Vec<(String, OwnedValue)>) {
-        let entry = entry_of(event);
-        let placement = self.window.insert(entry, lateness_ms, RETENTION_MS);
-        let facts = EventFacts {
-            event,
-            current: &entry,
-            placement,
-            window: &self.window,
-            profile: &self.profile,
-            lists,
-        };
-        let result = (expr.matches(&facts), expr.explain(&facts));
-        self.profile.record(&entry);
-        self.seq += 1;
-        result
+        self.next_event(event, &policy.lists, lateness_ms, |facts| {
+            let scored = policy.models.score(facts);
+            let facts = EventFacts {
+                ml: scored.map(|s| (s.champion.score, s.champion.anomaly)),
+                ..*facts
+            };
+            (expr.matches(&facts), expr.explain(&facts))
+        })
     }
 }

@@ -14,6 +14,7 @@ mod error;
 mod health;
 mod lists;
 pub mod metrics;
+mod models;
 mod openapi;
 mod request_id;
 mod rules;
@@ -123,6 +124,16 @@ fn routes(state: &ApiState) -> Router<ApiState> {
         )
         .route("/v1/lists/{name}/items", post(lists::add_item))
         .route("/v1/lists/{name}/items/{value}", delete(lists::remove_item))
+        .route(
+            "/v1/models",
+            get(models::list).merge(post(models::upload).layer(
+                axum::extract::DefaultBodyLimit::max(models::MAX_MODEL_BYTES),
+            )),
+        )
+        .route("/v1/models/rollback", post(models::rollback))
+        .route("/v1/models/challenger", delete(models::clear_challenger))
+        .route("/v1/models/{id}", get(models::get))
+        .route("/v1/models/{id}/activate", post(models::activate))
         .route("/v1/audit", get(audit::list))
         .route("/v1/backtests", post(backtests::start))
         .route("/v1/backtests/{id}", get(backtests::get))

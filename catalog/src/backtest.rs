@@ -189,33 +189,7 @@ pub async fn run(
             "a backtest covers at most 366 days",
         ));
     }
-    // Users with events in range. Decisions are indexed by decision day; events are decided
-    // within the allowed lateness of their time, so a day on each side covers them.
-    let mut users = BTreeSet::new();
-    let mut day = from - Duration::days(1);
-    while day < until + Duration::days(1) {
-        let mut cursor: Option<DayCursor> = None;
-        loop {
-            let page = store
-                .decisions_by_day(day_of(day), cursor.clone(), 1_000)
-                .await?;
-            for d in &page {
-                if in_range(d, from, until) && filter.accepts(d) {
-                    users.insert(d.user_id.clone());
-                }
-            }
-            match page.last() {
-                Some(last) if page.len() == 1_000 => {
-                    cursor = Some(DayCursor {
-                        decided_us: last.decided_at.timestamp_micros(),
-                        transaction_id: last.transaction_id.clone(),
-                    })
-                }
-                _ => break,
-            }
-        }
-        day += Duration::days(1);
-    }
+    let users = users_with_events(store, from, until, |d| filter.accepts(d)).await?;
 
     let mut report = BacktestReport {
         policy_version: policy.rules.version,
@@ -227,36 +201,27 @@ pub async fn run(
     let received = Instant::now();
     for (done, user) in users.iter().enumerate() {
         let mut state = UserState::default();
-        let mut after = 0;
-        loop {
-            let page = store.decisions_for_user(user, after, 1_000).await?;
-            for original in &page {
-                report.replayed += 1;
-                let replayed =
-                    state.decide(Arc::clone(&original.event), policy, lateness_ms, received);
-                after = original.user_seq;
-                if !(in_range(original, from, until) && filter.accepts(original)) {
-                    continue;
-                }
-                report.events += 1;
-                for reason in replayed.reasons.iter().chain(&replayed.shadow_hits) {
-                    *report.hits.entry(reason.rule.clone()).or_default() += 1;
-                }
-                *transitions
-                    .entry((original.outcome, replayed.outcome))
-                    .or_default() += 1;
-                if original.outcome != replayed.outcome {
-                    report.changed += 1;
-                }
-                if let Some(label) = catalog.label_of(&original.transaction_id).await? {
-                    report.labelled += 1;
-                    let fraud = label.label == LabelValue::Fraud;
-                    would_be.add(flagged(replayed.outcome), fraud);
-                    live.add(flagged(original.outcome), fraud);
-                }
+        for original in &user_history(store, user).await? {
+            report.replayed += 1;
+            let replayed = state.decide(Arc::clone(&original.event), policy, lateness_ms, received);
+            if !(in_range(original, from, until) && filter.accepts(original)) {
+                continue;
             }
-            if page.len() < 1_000 {
-                break;
+            report.events += 1;
+            for reason in replayed.reasons.iter().chain(&replayed.shadow_hits) {
+                *report.hits.entry(reason.rule.clone()).or_default() += 1;
+            }
+            *transitions
+                .entry((original.outcome, replayed.outcome))
+                .or_default() += 1;
+            if original.outcome != replayed.outcome {
+                report.changed += 1;
+            }
+            if let Some(label) = catalog.label_of(&original.transaction_id).await? {
+                report.labelled += 1;
+                let fraud = label.label == LabelValue::Fraud;
+                would_be.add(flagged(replayed.outcome), fraud);
+                live.add(flagged(original.outcome), fraud);
             }
         }
         progress.update(done as u64 + 1, total);
@@ -270,7 +235,66 @@ pub async fn run(
     Ok(report)
 }
 
-fn in_range(d: &Decision, from: DateTime<Utc>, until: DateTime<Utc>) -> bool {
+/// Users with an accepted event whose time is in `[from, until)`.
+pub(crate) async fn users_with_events(
+    store: &Arc<dyn Store>,
+    from: DateTime<Utc>,
+    until: DateTime<Utc>,
+    accepts: impl Fn(&Decision) -> bool,
+) -> Result<BTreeSet<String>, CatalogError> {
+    // Decisions are indexed by decision day; events are decided within the allowed lateness
+    // of their time, so a day on each side covers them.
+    let mut users = BTreeSet::new();
+    let mut day = from - Duration::days(1);
+    while day < until + Duration::days(1) {
+        let mut cursor: Option<DayCursor> = None;
+        loop {
+            let page = store
+                .decisions_by_day(day_of(day), cursor.clone(), PAGE)
+                .await?;
+            for d in &page {
+                if in_range(d, from, until) && accepts(d) {
+                    users.insert(d.user_id.clone());
+                }
+            }
+            match page.last() {
+                Some(last) if page.len() == PAGE => {
+                    cursor = Some(DayCursor {
+                        decided_us: last.decided_at.timestamp_micros(),
+                        transaction_id: last.transaction_id.clone(),
+                    })
+                }
+                _ => break,
+            }
+        }
+        day += Duration::days(1);
+    }
+    Ok(users)
+}
+
+/// A user's whole stored history in processing order (`user_seq`).
+pub(crate) async fn user_history(
+    store: &Arc<dyn Store>,
+    user: &str,
+) -> Result<Vec<Decision>, CatalogError> {
+    let mut out = Vec::new();
+    let mut after = 0;
+    loop {
+        let page = store.decisions_for_user(user, after, PAGE).await?;
+        let full = page.len() == PAGE;
+        if let Some(last) = page.last() {
+            after = last.user_seq;
+        }
+        out.extend(page);
+        if !full {
+            return Ok(out);
+        }
+    }
+}
+
+const PAGE: usize = 1_000;
+
+pub(crate) fn in_range(d: &Decision, from: DateTime<Utc>, until: DateTime<Utc>) -> bool {
     d.event.timestamp >= from && d.event.timestamp < until
 }
 

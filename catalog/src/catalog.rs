@@ -1,9 +1,10 @@
 //! The catalogue itself: load, change, compile, persist, publish.
 
 use crate::error::CatalogError;
+use crate::models::Deployment;
 use crate::records::{AuditEntry, Label, LabelValue, ListItem, ListRecord, RuleTest, RuleVersion};
 use chrono::{DateTime, Utc};
-use sentinel_actors::{Policy, PolicyDef, PolicyError, UserState};
+use sentinel_actors::{Models, Policy, PolicyDef, PolicyError, UserState};
 use sentinel_event::{Thresholds, Transaction};
 use sentinel_rules::{Expr, Mode, RuleDef};
 use sentinel_store::{RecordKind, RecordWrite, Store};
@@ -48,22 +49,26 @@ pub enum Candidate {
 const MAX_TEST_HISTORY: usize = 1_000;
 const HEAD_KEY: &str = "head";
 
-struct State {
+pub(crate) struct State {
     /// Current version of every rule, deleted ones included.
     rules: BTreeMap<String, RuleVersion>,
     lists: BTreeMap<String, ListRecord>,
     thresholds: Thresholds,
-    policy_version: u64,
+    pub(crate) policy_version: u64,
     audit_seq: u64,
     /// The earliest expiry among list items, when the policy must be compiled again.
     next_expiry: Option<DateTime<Utc>>,
+    /// Which models are champion and challenger.
+    pub(crate) deployment: Deployment,
+    /// The loaded models of the deployment, attached to every compiled policy.
+    pub(crate) models: Models,
 }
 
 /// The catalogue: versioned rules, named lists, labels, audit; publishes compiled policies.
 pub struct Catalog {
-    store: Arc<dyn Store>,
-    state: Mutex<State>,
-    published: watch::Sender<Arc<Policy>>,
+    pub(crate) store: Arc<dyn Store>,
+    pub(crate) state: Mutex<State>,
+    pub(crate) published: watch::Sender<Arc<Policy>>,
     lateness_ms: i64,
 }
 
@@ -88,7 +93,10 @@ impl Catalog {
             policy_version: 0,
             audit_seq: 0,
             next_expiry: None,
+            deployment: Deployment::default(),
+            models: Models::default(),
         };
+        (state.deployment, state.models) = crate::models::load(&*store).await?;
         let policy = match head {
             Some(head) => {
                 load_stored(&*store, head.version, &mut state).await?;
@@ -178,8 +186,12 @@ impl Catalog {
             policy_version: 0,
             audit_seq: state.audit_seq,
             next_expiry: None,
+            deployment: Deployment::default(),
+            models: Models::default(),
         };
         load_stored(&*self.store, head.version, &mut fresh).await?;
+        // A model activated on another node is a policy version too: load the deployment.
+        (fresh.deployment, fresh.models) = crate::models::load(&*self.store).await?;
         let policy = compile(&fresh, fresh.policy_version, now)?;
         fresh.next_expiry = next_expiry(&fresh.lists, now);
         *state = fresh;
@@ -352,7 +364,7 @@ impl Catalog {
         for event in history {
             user.observe(event, self.lateness_ms);
         }
-        let (matches, values) = user.explain(transaction, &expr, &policy.lists, self.lateness_ms);
+        let (matches, values) = user.explain(transaction, &expr, &policy, self.lateness_ms);
         Ok(RuleTest { matches, values })
     }
 
@@ -384,6 +396,8 @@ impl Catalog {
                     policy_version: state.policy_version,
                     audit_seq: 0,
                     next_expiry: None,
+                    deployment: state.deployment.clone(),
+                    models: state.models.clone(),
                 };
                 drop(state);
                 trial.rules.retain(|_, r| r.name != change.name);
@@ -681,7 +695,7 @@ impl Catalog {
         Ok(())
     }
 
-    fn audit_write(
+    pub(crate) fn audit_write(
         &self,
         state: &mut State,
         entry: &AuditEntry,
@@ -698,7 +712,11 @@ impl Catalog {
 
 /// Compiles the policy the state describes; the whole policy must compile for any change to
 /// be accepted.
-fn compile(state: &State, version: u64, now: DateTime<Utc>) -> Result<Policy, CatalogError> {
+pub(crate) fn compile(
+    state: &State,
+    version: u64,
+    now: DateTime<Utc>,
+) -> Result<Policy, CatalogError> {
     let def = PolicyDef {
         version,
         thresholds: state.thresholds,
@@ -722,7 +740,7 @@ fn compile(state: &State, version: u64, now: DateTime<Utc>) -> Result<Policy, Ca
             .map(RuleVersion::def)
             .collect(),
     };
-    def.compile().map_err(|e| match e {
+    let mut policy = def.compile().map_err(|e| match e {
         PolicyError::Rule { rule, error } => CatalogError::Invalid {
             field: if error.line == 0 {
                 "rule".into()
@@ -734,10 +752,12 @@ fn compile(state: &State, version: u64, now: DateTime<Utc>) -> Result<Policy, Ca
             column: (error.line > 0).then_some(error.column),
         },
         PolicyError::Thresholds => CatalogError::invalid("thresholds", e.to_string()),
-    })
+    })?;
+    policy.models = state.models.clone();
+    Ok(policy)
 }
 
-fn policy_writes(policy: &Policy) -> Result<Vec<RecordWrite>, CatalogError> {
+pub(crate) fn policy_writes(policy: &Policy) -> Result<Vec<RecordWrite>, CatalogError> {
     let version = policy.rules.version;
     Ok(vec![
         put(RecordKind::PolicyVersion, version_key(version), &policy.def)?,
@@ -862,7 +882,7 @@ fn version_key(version: u64) -> String {
     format!("{version:020}")
 }
 
-fn put<T: Serialize>(
+pub(crate) fn put<T: Serialize>(
     kind: RecordKind,
     key: String,
     value: &T,
@@ -876,7 +896,7 @@ fn put<T: Serialize>(
     })
 }
 
-fn decode<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> Result<T, CatalogError> {
+pub(crate) fn decode<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> Result<T, CatalogError> {
     serde_json::from_slice(bytes).map_err(|e| {
         CatalogError::Store(sentinel_store::StoreError::Corrupt {
             table: "records",
@@ -909,7 +929,7 @@ async fn load_stored(
     Ok(())
 }
 
-async fn read<T: serde::de::DeserializeOwned>(
+pub(crate) async fn read<T: serde::de::DeserializeOwned>(
     store: &dyn Store,
     kind: RecordKind,
     key: &str,
@@ -921,7 +941,7 @@ async fn read<T: serde::de::DeserializeOwned>(
         .transpose()
 }
 
-async fn scan_all(
+pub(crate) async fn scan_all(
     store: &dyn Store,
     kind: RecordKind,
 ) -> Result<Vec<(String, Vec<u8>)>, CatalogError> {

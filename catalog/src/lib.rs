@@ -4,13 +4,17 @@
 //! the whole resulting policy (so nothing invalid is ever stored or broadcast), stored as a new
 //! immutable version together with its audit entry in one atomic write, and published as a new
 //! policy version that the node broadcasts to every user actor. Decisions record the policy
-//! version that made them.
+//! version that made them. Machine-learned models are uploaded, activated and rolled back here
+//! too; an activation is a policy change like any other.
 
 pub mod backtest;
 mod catalog;
 mod error;
+mod models;
 mod records;
+pub mod training;
 
 pub use catalog::{Candidate, Catalog, RuleChange, RuleFilter};
 pub use error::CatalogError;
+pub use models::{Deployment, ModelRole, ModelSummary};
 pub use records::{AuditEntry, Label, LabelValue, ListItem, ListRecord, RuleTest, RuleVersion};

@@ -131,4 +131,29 @@ pub struct Decision {
     /// The transaction that was judged.
     #[cfg_attr(feature = "openapi", schema(value_type = Transaction))]
     pub event: std::sync::Arc<Transaction>,
+    /// What the machine-learned models said, when a model was active. Absent on decisions
+    /// made without one (and on every decision stored before models existed).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ml: Option<MlScore>,
+}
+
+/// The machine-learned score of one decision. The model moves the outcome only through rules
+/// that name `ml.score` or `ml.anomaly`; the decision's `score` is the rules' score.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct MlScore {
+    /// The active (champion) model's calibrated fraud probability, 0..1.
+    pub score: f64,
+    /// Its isolation-forest anomaly score, 0..1.
+    pub anomaly: f64,
+    /// The model that scored (its artifact id).
+    pub model_version: String,
+    /// The features that pushed the score up most, largest first.
+    pub top_features: Vec<String>,
+    /// The challenger model's score, when one runs in shadow.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub challenger_score: Option<f64>,
+    /// The challenger model's id, when one runs in shadow.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub challenger_version: Option<String>,
 }

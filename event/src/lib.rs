@@ -12,7 +12,7 @@ mod iso;
 mod transaction;
 mod validate;
 
-pub use decision::{Decision, Outcome, Reason, Thresholds};
+pub use decision::{Decision, MlScore, Outcome, Reason, Thresholds};
 pub use error::DecisionError;
 pub use iso::{is_country, is_currency};
 pub use transaction::{Channel, Location, Transaction, TxnType};

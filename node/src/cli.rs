@@ -43,6 +43,12 @@ enum Command {
     },
     /// Replay stored history under a candidate rule or policy (on a stopped node's data).
     Backtest(crate::backtest_cli::BacktestArgs),
+    /// Train a model on labelled events (simulator, CSV or a stopped node's store): fits on
+    /// the earlier period, prints held-out AUC-ROC, average precision, precision@100 and the
+    /// confusion matrix, and writes the artifact.
+    Train(crate::train_cli::TrainArgs),
+    /// Score labelled events with a model artifact and print the same figures.
+    Evaluate(crate::train_cli::EvaluateArgs),
     /// Check the tamper-evident decision log of a stopped node's store; exits 1 at the first
     /// edited, reordered or removed record.
     VerifyLog {
@@ -75,6 +81,9 @@ struct NodeArgs {
     /// Policy JSON file (rules, lists, thresholds) replacing the seed policy.
     #[arg(long, env = "SENTINEL_POLICY")]
     policy: Option<PathBuf>,
+    /// Model artifact served when the store has no champion model yet.
+    #[arg(long, env = "SENTINEL_MODEL_FILE")]
+    model_file: Option<PathBuf>,
     /// Log format on stderr.
     #[arg(long, env = "SENTINEL_LOG_FORMAT", value_enum)]
     log_format: Option<LogFormat>,
@@ -133,6 +142,9 @@ impl NodeArgs {
         }
         if let Some(v) = self.policy {
             config.policy_file = Some(v);
+        }
+        if let Some(v) = self.model_file {
+            config.model.file = Some(v);
         }
         if let Some(v) = self.log_format {
             config.log_format = v;
@@ -231,6 +243,8 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             crate::alerts_cli::run(node.into_config()?, alerts_group).await
         }
         Command::Backtest(args) => crate::backtest_cli::run(args).await,
+        Command::Train(args) => crate::train_cli::run_train(args).await,
+        Command::Evaluate(args) => crate::train_cli::run_evaluate(args).await,
         Command::VerifyLog { data_dir } => verify_log(&data_dir).await,
         Command::Compact { data_dir } => compact(&data_dir),
     }

@@ -32,6 +32,8 @@ pub struct NodeConfig {
     pub store: StoreConfig,
     /// Webhook, Slack and Discord alerts (off until a sink is configured).
     pub alerts: sentinel_alerts::AlertsConfig,
+    /// The machine-learned model served from the first start.
+    pub model: crate::startup_model::ModelConfig,
 }
 
 impl Default for NodeConfig {
@@ -48,6 +50,7 @@ impl Default for NodeConfig {
             limits: LimitsConfig::default(),
             store: StoreConfig::default(),
             alerts: sentinel_alerts::AlertsConfig::default(),
+            model: Default::default(),
         }
     }
 }

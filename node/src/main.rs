@@ -13,8 +13,10 @@ mod node;
 mod policy_sync;
 mod remote_store;
 mod retention;
+mod startup_model;
 mod stats;
 mod telemetry;
+mod train_cli;
 
 mod config;
 

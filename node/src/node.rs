@@ -58,6 +58,7 @@ pub async fn run(config: NodeConfig, source: Source) -> anyhow::Result<()> {
             .await
             .context("loading the rule catalogue")?,
     );
+    crate::startup_model::install(&catalog, &config.model).await?;
     let policy = catalog.policy();
     if config.policy_file.is_some() && policy.rules.version > 1 {
         tracing::warn!("--policy only seeds an empty store; this store already has a catalogue");

@@ -42,6 +42,7 @@ pub fn decision(txn: &str, user: &str, seq: u64, minute: u32) -> Decision {
             timestamp: at,
             metadata: None,
         }),
+        ml: None,
     }
 }
 

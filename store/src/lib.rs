@@ -119,6 +119,10 @@ pub enum RecordKind {
     Label,
     /// `status/alert_id` → one alert owed to a notification sink (see [`outbox`]).
     AlertOutbox,
+    /// `model_id` → an uploaded model artifact with who uploaded it.
+    Model,
+    /// `current` → which models are champion and challenger, and the champions before.
+    ModelDeployment,
 }
 
 impl RecordKind {
@@ -132,6 +136,8 @@ impl RecordKind {
             RecordKind::Audit => "audit",
             RecordKind::Label => "label",
             RecordKind::AlertOutbox => "alert_outbox",
+            RecordKind::Model => "model",
+            RecordKind::ModelDeployment => "model_deployment",
         }
     }
 
@@ -145,6 +151,8 @@ impl RecordKind {
             RecordKind::Audit,
             RecordKind::Label,
             RecordKind::AlertOutbox,
+            RecordKind::Model,
+            RecordKind::ModelDeployment,
         ]
         .into_iter()
         .find(|kind| kind.as_str() == name)

@@ -475,3 +475,24 @@ impl Drop for Process {
         let _ = self.child.wait();
     }
 }
+
+/// GETs a JSON document.
+pub async fn get_json(client: &reqwest::Client, url: String) -> serde_json::Value {
+    client.get(url).send().await.unwrap().json().await.unwrap()
+}
+
+/// POSTs `body` (raw text, sent as JSON); returns the status and the JSON answer.
+pub async fn post_text(
+    client: &reqwest::Client,
+    url: String,
+    body: String,
+) -> (u16, serde_json::Value) {
+    let r = client
+        .post(url)
+        .header("content-type", "application/json")
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    (r.status().as_u16(), r.json().await.unwrap())
+}

@@ -1,0 +1,54 @@
+//! The model a node serves from its first start: a configured artifact, or the demo model
+//! shipped in `model/default_model.json` (see the README for the command that trained it).
+//! It only fills an empty slot: a champion activated through the API is never replaced.
+
+use anyhow::Context;
+use sentinel_catalog::Catalog;
+use serde::Deserialize;
+use std::path::PathBuf;
+
+/// The shipped demo model, trained on simulator traffic.
+const DEFAULT_MODEL: &[u8] = include_bytes!("../../model/default_model.json");
+
+/// `[model]` in the config file.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ModelConfig {
+    /// A model artifact to serve when the store has no champion yet.
+    pub file: Option<PathBuf>,
+    /// Without `file`, serve the shipped demo model when the store has no champion yet.
+    pub load_default: bool,
+}
+
+impl Default for ModelConfig {
+    fn default() -> Self {
+        ModelConfig {
+            file: None,
+            load_default: true,
+        }
+    }
+}
+
+/// Installs the configured (or shipped) model as champion if the catalogue has none.
+pub async fn install(catalog: &Catalog, config: &ModelConfig) -> anyhow::Result<()> {
+    let bytes = match &config.file {
+        Some(path) => {
+            std::fs::read(path).with_context(|| format!("reading model {}", path.display()))?
+        }
+        None if config.load_default => DEFAULT_MODEL.to_vec(),
+        None => return Ok(()),
+    };
+    let what = config.file.as_ref().map_or_else(
+        || "the shipped default model".to_owned(),
+        |p| p.display().to_string(),
+    );
+    match catalog
+        .seed_model(&bytes, "startup")
+        .await
+        .with_context(|| format!("loading {what}"))?
+    {
+        Some(id) => tracing::info!(model = %id, source = %what, "model loaded"),
+        None => tracing::info!("keeping the stored champion model"),
+    }
+    Ok(())
+}
