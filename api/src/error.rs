@@ -91,6 +91,28 @@ impl ApiError {
         }
     }
 
+    /// 401 for missing or invalid credentials (the message never repeats them).
+    pub fn unauthorized(message: &str) -> Self {
+        ApiError {
+            status: StatusCode::UNAUTHORIZED,
+            code: "unauthorized",
+            message: message.to_owned(),
+            field: None,
+            position: None,
+        }
+    }
+
+    /// 403 for a caller whose role may not do this.
+    pub fn forbidden(message: &str) -> Self {
+        ApiError {
+            status: StatusCode::FORBIDDEN,
+            code: "forbidden",
+            message: message.to_owned(),
+            field: None,
+            position: None,
+        }
+    }
+
     /// 429 when a limit on concurrent work is reached.
     pub fn too_many(message: &str) -> Self {
         ApiError {

@@ -3,7 +3,10 @@
 //! [`app`] builds the router from an [`ApiState`]; the node serves it, and tests call it
 //! directly with `tower::ServiceExt::oneshot`. Every error has one JSON shape, [`ApiError`].
 
+pub mod access;
+mod api_keys;
 mod audit;
+pub mod auth;
 mod backtests;
 mod body;
 pub mod dashboard;
@@ -16,6 +19,8 @@ mod rules;
 mod transactions;
 mod users;
 
+pub use api_keys::{sha256_hex, ApiKeys};
+pub use auth::{AuthConfig, AuthMode, Authenticator, Principal, Role};
 pub use backtests::Backtests;
 pub use decisions::AggregateCache;
 pub use error::{ApiError, ErrorDetail, ErrorResponse};
@@ -69,6 +74,8 @@ pub struct ApiState {
     pub ready: Arc<AtomicBool>,
     /// New decisions for the live dashboard's streams.
     pub live: dashboard::LiveFeed,
+    /// Who may call what.
+    pub auth: Arc<Authenticator>,
 }
 
 /// The API router.
@@ -116,6 +123,8 @@ pub fn app(state: ApiState) -> Router {
             "/v1/users/{user_id}/decisions",
             get(transactions::user_decisions),
         )
+        .route("/v1/keys", get(api_keys::list).post(api_keys::create))
+        .route("/v1/keys/{id}", delete(api_keys::revoke))
         .route("/openapi.json", get(openapi::document))
         .route("/docs", get(openapi::swagger_ui))
         .route("/healthz", get(health::healthz))
@@ -126,6 +135,10 @@ pub fn app(state: ApiState) -> Router {
         .route("/assets/dashboard.js", get(dashboard::script))
         .route("/favicon.svg", get(dashboard::icon))
         .route("/v1/stream", get(dashboard::stream))
+        .route_layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            auth::guard,
+        ))
         .fallback(error::not_found)
         .layer(axum::extract::DefaultBodyLimit::max(body_limit))
         .with_state(state)
@@ -173,11 +186,7 @@ impl ApiState {
     }
 }
 
-/// Who is acting. Authentication arrives with the security issue; until then every change is
-/// recorded as `anonymous`.
-fn principal() -> &'static str {
-    "anonymous"
-}
-
+#[cfg(test)]
+mod auth_tests;
 #[cfg(test)]
 mod tests;

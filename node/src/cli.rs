@@ -31,6 +31,8 @@ enum Command {
     },
     /// Replay stored history under a candidate rule or policy (on a stopped node's data).
     Backtest(crate::backtest_cli::BacktestArgs),
+    /// Mint an HS256 API token from the configured secret (SENTINEL_AUTH_JWT_SECRET or [auth]).
+    Token(crate::security::TokenArgs),
     /// Check the tamper-evident decision log of a stopped node's store; exits 1 at the first
     /// edited, reordered or removed record.
     VerifyLog {
@@ -77,6 +79,8 @@ struct NodeArgs {
     /// Shared cluster secret.
     #[arg(long, env = "SENTINEL_CLUSTER_COOKIE", hide_env_values = true)]
     cluster_cookie: Option<String>,
+    #[command(flatten)]
+    auth: crate::security::AuthArgs,
 }
 
 impl NodeArgs {
@@ -120,6 +124,7 @@ impl NodeArgs {
         if let Some(v) = self.cluster_cookie {
             config.cluster.cookie = v;
         }
+        self.auth.apply(&mut config.auth)?;
         Ok(config)
     }
 }
@@ -163,6 +168,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             node::run(config, Source::Demo(options)).await
         }
         Command::Run { node } => node::run(node.into_config()?, Source::External).await,
+        Command::Token(args) => crate::security::mint(args),
         Command::Backtest(args) => crate::backtest_cli::run(args).await,
         Command::VerifyLog { data_dir } => verify_log(&data_dir).await,
     }

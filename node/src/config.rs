@@ -28,6 +28,8 @@ pub struct NodeConfig {
     pub cluster: ClusterConfig,
     /// Validation limits for incoming events.
     pub limits: LimitsConfig,
+    /// Who may call the API: tokens, keys, or `mode = "disabled"`.
+    pub auth: sentinel_api::AuthConfig,
 }
 
 impl Default for NodeConfig {
@@ -42,6 +44,7 @@ impl Default for NodeConfig {
             actors: ActorsConfig::default(),
             cluster: ClusterConfig::default(),
             limits: LimitsConfig::default(),
+            auth: sentinel_api::AuthConfig::default(),
         }
     }
 }
@@ -244,5 +247,8 @@ mod tests {
             defaults.limits.max_payload_bytes
         );
         assert!(example.limits.limits().is_ok());
+        assert_eq!(example.auth.mode, defaults.auth.mode);
+        assert_eq!(example.auth.audience, defaults.auth.audience);
+        assert_eq!(example.auth.leeway_secs, defaults.auth.leeway_secs);
     }
 }

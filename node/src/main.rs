@@ -7,6 +7,7 @@ mod decider;
 mod demo;
 mod kafka;
 mod node;
+mod security;
 mod stats;
 mod telemetry;
 

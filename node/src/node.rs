@@ -5,7 +5,7 @@ use crate::decider::NodeDecider;
 use crate::demo::{self, DemoOptions};
 use crate::kafka::{self, DeadLetter, Publisher};
 use crate::stats::{self, LiveStats};
-use crate::{cluster, telemetry};
+use crate::{cluster, security, telemetry};
 use anyhow::Context;
 use sentinel_actors::{PolicyDef, Scorer};
 use sentinel_api::{ApiState, MetricsRender};
@@ -34,8 +34,9 @@ impl MetricsRender for Prometheus {
 
 /// Runs a node until Ctrl-C or SIGTERM (or the demo's duration), then drains: sources stop
 /// taking events, in-flight decisions finish, offsets are committed, user actors snapshot.
-pub async fn run(config: NodeConfig, source: Source) -> anyhow::Result<()> {
+pub async fn run(mut config: NodeConfig, source: Source) -> anyhow::Result<()> {
     telemetry::init_logs(config.log_format);
+    let demo_token = security::prepare(&mut config.auth, matches!(source, Source::Demo(_)))?;
     let metrics = telemetry::prometheus();
     let limits = Arc::new(config.limits.limits()?);
 
@@ -113,6 +114,14 @@ pub async fn run(config: NodeConfig, source: Source) -> anyhow::Result<()> {
         metrics: Arc::new(Prometheus(metrics.clone())),
         ready: Arc::clone(&ready),
         live,
+        auth: Arc::new(
+            sentinel_api::Authenticator::new(
+                &config.auth,
+                sentinel_api::ApiKeys::new(&config.auth.api_keys, Arc::clone(&store))
+                    .map_err(anyhow::Error::msg)?,
+            )
+            .map_err(anyhow::Error::msg)?,
+        ),
     });
     let api = if config.cors_allowed_origins.is_empty() {
         api
@@ -123,6 +132,9 @@ pub async fn run(config: NodeConfig, source: Source) -> anyhow::Result<()> {
         .await
         .with_context(|| format!("binding {}", config.http_listen))?;
     let http_addr = listener.local_addr()?;
+    if let Some(token) = &demo_token {
+        security::announce_demo_token(token, http_addr);
+    }
     let (stop_tx, stop_rx) = watch::channel(false);
     let mut http_stop = stop_rx.clone();
     let http = tokio::spawn(async move {

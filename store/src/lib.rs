@@ -113,6 +113,8 @@ pub enum RecordKind {
     Audit,
     /// `transaction_id` → an analyst's label.
     Label,
+    /// `key id` → an API key's role and the SHA-256 of its secret (never the secret).
+    ApiKey,
 }
 
 impl RecordKind {
@@ -125,6 +127,7 @@ impl RecordKind {
             RecordKind::List => "list",
             RecordKind::Audit => "audit",
             RecordKind::Label => "label",
+            RecordKind::ApiKey => "api_key",
         }
     }
 }
