@@ -3,6 +3,7 @@
 
 use crate::access::{self, Access};
 use crate::api_keys::ApiKeys;
+use crate::rate_limit::{RateLimiter, RateLimits};
 use crate::{ApiError, ApiState};
 use axum::extract::{MatchedPath, Request, State};
 use axum::http::{header, HeaderMap, HeaderValue};
@@ -147,6 +148,8 @@ pub struct AuthConfig {
     pub metrics_require_token: bool,
     /// Bootstrap API keys.
     pub api_keys: Vec<ConfiguredKey>,
+    /// Requests per second and burst per caller, by role.
+    pub rate_limits: RateLimits,
 }
 
 impl Default for AuthConfig {
@@ -161,6 +164,7 @@ impl Default for AuthConfig {
             leeway_secs: 30,
             metrics_require_token: false,
             api_keys: Vec::new(),
+            rate_limits: RateLimits::default(),
         }
     }
 }
@@ -179,6 +183,7 @@ impl std::fmt::Debug for AuthConfig {
             .field("audience", &self.audience)
             .field("metrics_require_token", &self.metrics_require_token)
             .field("api_keys", &self.api_keys)
+            .field("rate_limits", &self.rate_limits)
             .finish()
     }
 }
@@ -247,6 +252,7 @@ pub struct Authenticator {
     enforced: bool,
     metrics_require_token: bool,
     jwt: Option<(DecodingKey, Validation)>,
+    limiter: RateLimiter,
     /// Configured and stored API keys.
     pub keys: ApiKeys,
 }
@@ -348,6 +354,7 @@ impl Authenticator {
             enforced: config.mode == AuthMode::Enforced,
             metrics_require_token: config.metrics_require_token,
             jwt,
+            limiter: RateLimiter::new(config.rate_limits.clone()),
             keys,
         })
     }
@@ -447,7 +454,12 @@ pub async fn guard(
             .then(|| access_token(request.uri().query()))
             .flatten();
         match auth.authenticate(request.headers(), query_token).await {
-            Ok(p) if p.role.allows(access) => p,
+            Ok(p) if p.role.allows(access) => {
+                if let Err(wait) = auth.limiter.check(&p) {
+                    return too_many(wait);
+                }
+                p
+            }
             Ok(_) => return Rejection::Forbidden.into_response(),
             Err(rejection) => {
                 metrics::counter!(AUTH_FAILURES, "reason" => rejection.label()).increment(1);
@@ -459,6 +471,20 @@ pub async fn guard(
     };
     request.extensions_mut().insert(Arc::new(principal));
     next.run(request).await
+}
+
+/// 429 with `Retry-After` in whole seconds (at least 1).
+fn too_many(wait: std::time::Duration) -> Response {
+    let secs = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
+    let secs = secs.max(1);
+    let mut response = ApiError::too_many(&format!(
+        "rate limit for this caller reached; retry after {secs} s"
+    ))
+    .into_response();
+    response
+        .headers_mut()
+        .insert(header::RETRY_AFTER, HeaderValue::from(secs));
+    response
 }
 
 /// Requests refused for missing or invalid credentials, by reason.

@@ -13,8 +13,10 @@ pub mod dashboard;
 mod decisions;
 mod error;
 mod health;
+pub mod idempotency;
 mod lists;
 mod openapi;
+pub mod rate_limit;
 mod rules;
 mod transactions;
 mod users;
@@ -24,6 +26,7 @@ pub use auth::{AuthConfig, AuthMode, Authenticator, Principal, Role};
 pub use backtests::Backtests;
 pub use decisions::AggregateCache;
 pub use error::{ApiError, ErrorDetail, ErrorResponse};
+pub use idempotency::Idempotency;
 pub use openapi::ApiDoc;
 
 use async_trait::async_trait;
@@ -76,6 +79,8 @@ pub struct ApiState {
     pub live: dashboard::LiveFeed,
     /// Who may call what.
     pub auth: Arc<Authenticator>,
+    /// Stored answers for `Idempotency-Key` retries.
+    pub idempotency: Arc<Idempotency>,
 }
 
 /// The API router.
@@ -135,6 +140,11 @@ pub fn app(state: ApiState) -> Router {
         .route("/assets/dashboard.js", get(dashboard::script))
         .route("/favicon.svg", get(dashboard::icon))
         .route("/v1/stream", get(dashboard::stream))
+        // The guard is the outer layer: idempotency keys are scoped to the caller it finds.
+        .route_layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            idempotency::layer,
+        ))
         .route_layer(axum::middleware::from_fn_with_state(
             state.clone(),
             auth::guard,
@@ -188,5 +198,7 @@ impl ApiState {
 
 #[cfg(test)]
 mod auth_tests;
+#[cfg(test)]
+mod idempotency_tests;
 #[cfg(test)]
 mod tests;

@@ -113,6 +113,10 @@ pub(crate) fn router_with(dir: &tempfile::TempDir, auth: AuthConfig) -> Router {
         metrics: Arc::new(NoMetrics),
         ready: Arc::new(AtomicBool::new(true)),
         live: Default::default(),
+        idempotency: Arc::new(Idempotency::new(
+            Arc::clone(&store),
+            std::time::Duration::from_secs(3600),
+        )),
         auth: Arc::new(
             Authenticator::new(&auth, ApiKeys::new(&auth.api_keys, store).unwrap()).unwrap(),
         ),

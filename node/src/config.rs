@@ -30,6 +30,8 @@ pub struct NodeConfig {
     pub limits: LimitsConfig,
     /// Who may call the API: tokens, keys, or `mode = "disabled"`.
     pub auth: sentinel_api::AuthConfig,
+    /// Seconds an `Idempotency-Key` and its first answer are kept for replay.
+    pub idempotency_retention_secs: u64,
 }
 
 impl Default for NodeConfig {
@@ -45,6 +47,7 @@ impl Default for NodeConfig {
             cluster: ClusterConfig::default(),
             limits: LimitsConfig::default(),
             auth: sentinel_api::AuthConfig::default(),
+            idempotency_retention_secs: 86_400,
         }
     }
 }

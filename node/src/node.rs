@@ -103,6 +103,11 @@ pub async fn run(mut config: NodeConfig, source: Source) -> anyhow::Result<()> {
     });
 
     let ready = Arc::new(AtomicBool::new(false));
+    let idempotency = Arc::new(sentinel_api::Idempotency::new(
+        Arc::clone(&store),
+        Duration::from_secs(config.idempotency_retention_secs),
+    ));
+    let idempotency_expiry = tokio::spawn(expire_idempotency_keys(Arc::clone(&idempotency)));
     let api = sentinel_api::app(ApiState {
         decider: Arc::clone(&decider) as Arc<dyn sentinel_api::Decider>,
         store: Arc::clone(&store),
@@ -114,6 +119,7 @@ pub async fn run(mut config: NodeConfig, source: Source) -> anyhow::Result<()> {
         metrics: Arc::new(Prometheus(metrics.clone())),
         ready: Arc::clone(&ready),
         live,
+        idempotency,
         auth: Arc::new(
             sentinel_api::Authenticator::new(
                 &config.auth,
@@ -210,9 +216,21 @@ pub async fn run(mut config: NodeConfig, source: Source) -> anyhow::Result<()> {
     let _ = upkeep.await;
     let _ = http.await;
     policy_feed.abort();
+    idempotency_expiry.abort();
     cluster_node.stop(None);
     tracing::info!(passivated, "stopped cleanly");
     Ok(())
+}
+
+/// Deletes idempotency keys past their retention, once a minute.
+async fn expire_idempotency_keys(idempotency: Arc<sentinel_api::Idempotency>) {
+    let mut tick = tokio::time::interval(Duration::from_secs(60));
+    loop {
+        tick.tick().await;
+        if let Err(e) = idempotency.expire(chrono::Utc::now()).await {
+            tracing::warn!(error = %e, "expiring idempotency keys failed");
+        }
+    }
 }
 
 /// Resolves on Ctrl-C, SIGTERM, or after `limit`.

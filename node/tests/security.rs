@@ -172,3 +172,47 @@ async fn tokens_and_keys_work_over_http_and_no_secret_reaches_the_logs() {
         assert!(!log.contains(secret.as_str()), "a secret reached the log");
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn thirty_two_concurrent_requests_with_one_idempotency_key_make_one_decision() {
+    let dir = tempfile::tempdir().unwrap();
+    let node = NodeProcess::start(dir.path(), &[]).await;
+    let ingest = reqwest::Client::new();
+    // No transaction id: without the key, every request would be a new decision.
+    let body = serde_json::json!({"user_id": "idem-user", "amount": "42.00"}).to_string();
+    let requests = (0..32).map(|_| {
+        ingest
+            .post(node.url("/v1/transactions"))
+            .header("x-api-key", TEST_INGEST_KEY)
+            .header("idempotency-key", "order-7781")
+            .body(body.clone())
+            .send()
+    });
+    let answers = futures::future::join_all(requests).await;
+    let mut ids = std::collections::BTreeSet::new();
+    let mut replayed = 0;
+    for answer in answers {
+        let r = answer.unwrap();
+        assert_eq!(r.status(), 200);
+        replayed += usize::from(r.headers().contains_key("idempotent-replayed"));
+        let v: serde_json::Value = r.json().await.unwrap();
+        ids.insert(v["transaction_id"].as_str().unwrap().to_owned());
+    }
+    assert_eq!(ids.len(), 1, "{ids:?}");
+    assert_eq!(replayed, 31);
+    let admin = client_with(&format!("Bearer {}", token("admin")));
+    assert_eq!(node.user_decisions(&admin, "idem-user").await.len(), 1);
+
+    // The same key with another body is refused, naming the header.
+    let r = ingest
+        .post(node.url("/v1/transactions"))
+        .header("x-api-key", TEST_INGEST_KEY)
+        .header("idempotency-key", "order-7781")
+        .body(serde_json::json!({"user_id": "idem-user", "amount": "43.00"}).to_string())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 409);
+    let v: serde_json::Value = r.json().await.unwrap();
+    assert_eq!(v["error"]["field"], "Idempotency-Key");
+}

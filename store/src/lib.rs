@@ -115,6 +115,8 @@ pub enum RecordKind {
     Label,
     /// `key id` → an API key's role and the SHA-256 of its secret (never the secret).
     ApiKey,
+    /// `hash of caller and Idempotency-Key` → the first answer to that request, for replay.
+    Idempotency,
 }
 
 impl RecordKind {
@@ -128,6 +130,7 @@ impl RecordKind {
             RecordKind::Audit => "audit",
             RecordKind::Label => "label",
             RecordKind::ApiKey => "api_key",
+            RecordKind::Idempotency => "idempotency",
         }
     }
 }
