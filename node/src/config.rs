@@ -32,6 +32,10 @@ pub struct NodeConfig {
     pub auth: sentinel_api::AuthConfig,
     /// Seconds an `Idempotency-Key` and its first answer are kept for replay.
     pub idempotency_retention_secs: u64,
+    /// Seconds a handler may take to answer before the API answers 503.
+    pub request_timeout_secs: u64,
+    /// Seconds a client has to send its request headers before the connection is closed.
+    pub header_read_timeout_secs: u64,
 }
 
 impl Default for NodeConfig {
@@ -48,6 +52,8 @@ impl Default for NodeConfig {
             limits: LimitsConfig::default(),
             auth: sentinel_api::AuthConfig::default(),
             idempotency_retention_secs: 86_400,
+            request_timeout_secs: 30,
+            header_read_timeout_secs: 10,
         }
     }
 }

@@ -6,6 +6,7 @@ mod cluster;
 mod decider;
 mod demo;
 mod kafka;
+mod listener;
 mod node;
 mod security;
 mod stats;

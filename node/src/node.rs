@@ -5,7 +5,7 @@ use crate::decider::NodeDecider;
 use crate::demo::{self, DemoOptions};
 use crate::kafka::{self, DeadLetter, Publisher};
 use crate::stats::{self, LiveStats};
-use crate::{cluster, security, telemetry};
+use crate::{cluster, listener, security, telemetry};
 use anyhow::Context;
 use sentinel_actors::{PolicyDef, Scorer};
 use sentinel_api::{ApiState, MetricsRender};
@@ -142,14 +142,13 @@ pub async fn run(mut config: NodeConfig, source: Source) -> anyhow::Result<()> {
         security::announce_demo_token(token, http_addr);
     }
     let (stop_tx, stop_rx) = watch::channel(false);
-    let mut http_stop = stop_rx.clone();
-    let http = tokio::spawn(async move {
-        axum::serve(listener, api)
-            .with_graceful_shutdown(async move {
-                let _ = http_stop.changed().await;
-            })
-            .await
-    });
+    let api = listener::with_request_timeout(api, Duration::from_secs(config.request_timeout_secs));
+    let http = tokio::spawn(listener::serve(
+        listener,
+        api,
+        Duration::from_secs(config.header_read_timeout_secs),
+        stop_rx.clone(),
+    ));
     let upkeep = {
         let metrics = metrics.clone();
         let mut stop = stop_rx.clone();

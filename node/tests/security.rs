@@ -216,3 +216,36 @@ async fn thirty_two_concurrent_requests_with_one_idempotency_key_make_one_decisi
     let v: serde_json::Value = r.json().await.unwrap();
     assert_eq!(v["error"]["field"], "Idempotency-Key");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_that_never_finishes_its_headers_is_disconnected() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("slow.toml");
+    std::fs::write(&config, "header_read_timeout_secs = 1\n").unwrap();
+    let node = NodeProcess::start(
+        &dir.path().join("data"),
+        &["--config", config.to_str().unwrap()],
+    )
+    .await;
+    let mut socket = tokio::net::TcpStream::connect(&node.http).await.unwrap();
+    socket
+        .write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n")
+        .await
+        .unwrap();
+    // The server closes the connection (EOF or a reset) well before this test gives up.
+    let mut buffer = [0u8; 512];
+    let closed = tokio::time::timeout(Duration::from_secs(60), async {
+        loop {
+            match socket.read(&mut buffer).await {
+                Ok(0) | Err(_) => return true,
+                Ok(_) => {}
+            }
+        }
+    })
+    .await;
+    assert_eq!(closed, Ok(true), "the half-sent request was never cut off");
+    // Well-behaved clients are unaffected.
+    let status = reqwest::get(node.url("/healthz")).await.unwrap().status();
+    assert_eq!(status, 200);
+}
