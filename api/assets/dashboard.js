@@ -3,6 +3,20 @@
 // reasons from /v1/decisions/{id} on demand.
 "use strict";
 
+// Authentication: the token arrives once in the URL fragment (#token=…, which browsers never
+// send to the server), is kept in sessionStorage for this tab only, and goes out as a bearer
+// header. The event stream cannot send headers, so it alone carries it as ?access_token=.
+const TOKEN = (() => {
+  const m = location.hash.match(/[#&]token=([^&]+)/);
+  if (m) {
+    sessionStorage.setItem("sentinel_token", decodeURIComponent(m[1]));
+    history.replaceState(null, "", location.pathname + location.search);
+  }
+  return sessionStorage.getItem("sentinel_token") || "";
+})();
+const api = (path, init = {}) =>
+  fetch(path, { ...init, headers: { ...(init.headers || {}), ...(TOKEN ? { Authorization: "Bearer " + TOKEN } : {}) } });
+
 const HISTORY_SECS = 300; // chart span
 const FEED_MAX = 400; // rows kept in the feed table
 const LINK_WINDOW_MS = 15 * 60 * 1000; // linked-users look-back
@@ -56,7 +70,11 @@ function setStatus(kind, text) {
 }
 
 function connect() {
-  const source = new EventSource("/v1/stream");
+  if (!TOKEN) {
+    setStatus("down", "no token: open the address the node printed (…/#token=…)");
+    return;
+  }
+  const source = new EventSource("/v1/stream?access_token=" + encodeURIComponent(TOKEN));
   source.addEventListener("open", () => setStatus("live", "live"));
   source.addEventListener("error", () => setStatus(source.readyState === EventSource.CLOSED ? "down" : "connecting", "reconnecting…"));
   source.addEventListener("hello", (e) => {
@@ -233,7 +251,7 @@ $("pause").addEventListener("click", togglePause);
 
 async function loadRules() {
   try {
-    const r = await fetch("/v1/rules");
+    const r = await api("/v1/rules");
     if (!r.ok) return;
     const list = await r.json();
     state.rules.clear();
@@ -328,7 +346,7 @@ async function openDetail(id, row) {
   $("detail-body").replaceChildren(el("p", { class: "empty", text: "Loading the decision…" }));
   let decision;
   try {
-    const r = await fetch("/v1/decisions/" + encodeURIComponent(id));
+    const r = await api("/v1/decisions/" + encodeURIComponent(id));
     if (!r.ok) throw new Error(`HTTP ${r.status}`);
     decision = await r.json();
   } catch (e) {
@@ -415,7 +433,7 @@ function renderDetail(d) {
 
 async function loadLabel(id) {
   try {
-    const r = await fetch(`/v1/decisions/${encodeURIComponent(id)}/label`);
+    const r = await api(`/v1/decisions/${encodeURIComponent(id)}/label`);
     const current = $("label-current");
     if (!current || state.selected !== id) return;
     if (r.ok) {
@@ -426,7 +444,7 @@ async function loadLabel(id) {
 }
 
 async function setLabel(id, label) {
-  const r = await fetch(`/v1/decisions/${encodeURIComponent(id)}/label`, {
+  const r = await api(`/v1/decisions/${encodeURIComponent(id)}/label`, {
     method: "POST",
     headers: { "content-type": "application/json" },
     body: JSON.stringify({ label, note: "from the live console" }),
@@ -549,7 +567,7 @@ window.addEventListener("resize", drawCharts);
 
 async function pollNode() {
   try {
-    const r = await fetch("/metrics");
+    const r = await api("/metrics");
     if (r.ok) {
       const text = await r.text();
       const value = (name) => {

@@ -102,6 +102,50 @@ impl ApiError {
         }
     }
 
+    /// 400 for a bad request header.
+    pub fn invalid_header(name: &str, reason: &str) -> Self {
+        ApiError {
+            status: StatusCode::BAD_REQUEST,
+            code: "invalid_header",
+            message: format!("{name}: {reason}"),
+            field: Some(name.to_owned()),
+            position: None,
+        }
+    }
+
+    /// 409 caused by one field or header of the request.
+    pub fn conflict_on(field: &str, message: &str) -> Self {
+        ApiError {
+            status: StatusCode::CONFLICT,
+            code: "conflict",
+            message: format!("{field}: {message}"),
+            field: Some(field.to_owned()),
+            position: None,
+        }
+    }
+
+    /// 401 for missing or invalid credentials (the message never repeats them).
+    pub fn unauthorized(message: &str) -> Self {
+        ApiError {
+            status: StatusCode::UNAUTHORIZED,
+            code: "unauthorized",
+            message: message.to_owned(),
+            field: None,
+            position: None,
+        }
+    }
+
+    /// 403 for a caller whose role may not do this.
+    pub fn forbidden(message: &str) -> Self {
+        ApiError {
+            status: StatusCode::FORBIDDEN,
+            code: "forbidden",
+            message: message.to_owned(),
+            field: None,
+            position: None,
+        }
+    }
+
     /// 429 when a limit on concurrent work is reached.
     pub fn too_many(message: &str) -> Self {
         ApiError {

@@ -3,8 +3,11 @@
 //! [`app`] builds the router from an [`ApiState`]; the node serves it, and tests call it
 //! directly with `tower::ServiceExt::oneshot`. Every error has one JSON shape, [`ApiError`].
 
+pub mod access;
 pub mod alerts;
+mod api_keys;
 mod audit;
+pub mod auth;
 mod backtests;
 mod body;
 pub mod cluster;
@@ -12,18 +15,23 @@ pub mod dashboard;
 mod decisions;
 mod error;
 mod health;
+pub mod idempotency;
 mod lists;
 pub mod metrics;
 mod models;
 mod openapi;
+pub mod rate_limit;
 mod request_id;
 mod rules;
 mod transactions;
 mod users;
 
+pub use api_keys::{sha256_hex, ApiKeys};
+pub use auth::{AuthConfig, AuthMode, Authenticator, Principal, Role};
 pub use backtests::Backtests;
 pub use decisions::AggregateCache;
 pub use error::{ApiError, ErrorDetail, ErrorResponse};
+pub use idempotency::Idempotency;
 pub use openapi::ApiDoc;
 
 use async_trait::async_trait;
@@ -79,6 +87,10 @@ pub struct ApiState {
     pub ready: Arc<AtomicBool>,
     /// New decisions for the live dashboard's streams.
     pub live: dashboard::LiveFeed,
+    /// Who may call what.
+    pub auth: Arc<Authenticator>,
+    /// Stored answers for `Idempotency-Key` retries.
+    pub idempotency: Arc<Idempotency>,
 }
 
 /// The API router.
@@ -141,6 +153,8 @@ fn routes(state: &ApiState) -> Router<ApiState> {
             "/v1/users/{user_id}/decisions",
             get(transactions::user_decisions),
         )
+        .route("/v1/keys", get(api_keys::list).post(api_keys::create))
+        .route("/v1/keys/{id}", delete(api_keys::revoke))
         .route("/openapi.json", get(openapi::document))
         .route("/docs", get(openapi::swagger_ui))
         .route("/healthz", get(health::healthz))
@@ -152,6 +166,15 @@ fn routes(state: &ApiState) -> Router<ApiState> {
         .route("/favicon.svg", get(dashboard::icon))
         .route("/v1/stream", get(dashboard::stream))
         .merge(alerts::routes())
+        // The guard is the outer layer: idempotency keys are scoped to the caller it finds.
+        .route_layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            idempotency::layer,
+        ))
+        .route_layer(axum::middleware::from_fn_with_state(
+            Arc::clone(&state.auth),
+            auth::guard,
+        ))
         .fallback(error::not_found)
         .layer(axum::extract::DefaultBodyLimit::max(body_limit))
 }
@@ -198,11 +221,9 @@ impl ApiState {
     }
 }
 
-/// Who is acting. Authentication arrives with the security issue; until then every change is
-/// recorded as `anonymous`.
-fn principal() -> &'static str {
-    "anonymous"
-}
-
+#[cfg(test)]
+mod auth_tests;
+#[cfg(test)]
+mod idempotency_tests;
 #[cfg(test)]
 mod tests;

@@ -1,8 +1,9 @@
 //! `/v1/lists`: named lists rules use as `@name`.
 
+use crate::auth::Caller;
 use crate::body::JsonBody;
 use crate::ErrorResponse;
-use crate::{principal, ApiError, ApiState};
+use crate::{ApiError, ApiState};
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::Json;
@@ -55,11 +56,12 @@ pub async fn list(State(state): State<ApiState>) -> Json<Lists> {
 #[utoipa::path(post, path = "/v1/lists", tag = "lists", request_body = NewList, responses((status = 201, body = ListRecord), (status = 422, description = "Invalid input; `error.field` names it", body = ErrorResponse), (status = 409, description = "Conflicts with the current state", body = ErrorResponse)))]
 pub async fn create(
     State(state): State<ApiState>,
+    Caller(caller): Caller,
     JsonBody(new): JsonBody<NewList>,
 ) -> Result<(StatusCode, Json<ListRecord>), ApiError> {
     let list = state
         .catalog
-        .put_list(&new.name, new.description, new.items, true, principal())
+        .put_list(&new.name, new.description, new.items, true, &caller.name)
         .await?;
     state.policy_in_force().await?;
     Ok((StatusCode::CREATED, Json(list)))
@@ -78,19 +80,21 @@ pub async fn get(
 #[utoipa::path(put, path = "/v1/lists/{name}", tag = "lists", params(("name" = String, Path)), request_body = ListContent, responses((status = 200, body = ListRecord), (status = 404, description = "Not found", body = ErrorResponse), (status = 422, description = "Invalid input; `error.field` names it", body = ErrorResponse)))]
 pub async fn update(
     State(state): State<ApiState>,
+    Caller(caller): Caller,
     Path(name): Path<String>,
     JsonBody(content): JsonBody<ListContent>,
 ) -> Result<Json<ListRecord>, ApiError> {
-    replace_list(&state, &name, content.description, content.items).await
+    replace_list(&state, &caller, &name, content.description, content.items).await
 }
 
 /// `DELETE /v1/lists/{name}`: refused while a rule uses the list.
 #[utoipa::path(delete, path = "/v1/lists/{name}", tag = "lists", params(("name" = String, Path)), responses((status = 204, description = "Deleted"), (status = 404, description = "Not found", body = ErrorResponse), (status = 409, description = "Conflicts with the current state", body = ErrorResponse)))]
 pub async fn delete(
     State(state): State<ApiState>,
+    Caller(caller): Caller,
     Path(name): Path<String>,
 ) -> Result<StatusCode, ApiError> {
-    state.catalog.delete_list(&name, principal()).await?;
+    state.catalog.delete_list(&name, &caller.name).await?;
     state.policy_in_force().await?;
     Ok(StatusCode::NO_CONTENT)
 }
@@ -99,6 +103,7 @@ pub async fn delete(
 #[utoipa::path(post, path = "/v1/lists/{name}/items", tag = "lists", params(("name" = String, Path)), request_body = ListItem, responses((status = 200, body = ListRecord), (status = 404, description = "Not found", body = ErrorResponse), (status = 422, description = "Invalid input; `error.field` names it", body = ErrorResponse)))]
 pub async fn add_item(
     State(state): State<ApiState>,
+    Caller(caller): Caller,
     Path(name): Path<String>,
     JsonBody(item): JsonBody<ListItem>,
 ) -> Result<Json<ListRecord>, ApiError> {
@@ -109,13 +114,14 @@ pub async fn add_item(
         .filter(|i| i.value != item.value)
         .collect();
     items.push(item);
-    replace_list(&state, &name, current.description, items).await
+    replace_list(&state, &caller, &name, current.description, items).await
 }
 
 /// `DELETE /v1/lists/{name}/items/{value}`
 #[utoipa::path(delete, path = "/v1/lists/{name}/items/{value}", tag = "lists", params(("name" = String, Path), ("value" = String, Path)), responses((status = 200, body = ListRecord), (status = 404, description = "Not found", body = ErrorResponse)))]
 pub async fn remove_item(
     State(state): State<ApiState>,
+    Caller(caller): Caller,
     Path((name, value)): Path<(String, String)>,
 ) -> Result<Json<ListRecord>, ApiError> {
     let current = state.catalog.list(&name).await?;
@@ -129,19 +135,20 @@ pub async fn remove_item(
         .into_iter()
         .filter(|i| i.value != value)
         .collect();
-    replace_list(&state, &name, current.description, items).await
+    replace_list(&state, &caller, &name, current.description, items).await
 }
 
 /// Stores a list's new description and items and waits until the policy using them is in force.
 async fn replace_list(
     state: &ApiState,
+    caller: &crate::Principal,
     name: &str,
     description: String,
     items: Vec<ListItem>,
 ) -> Result<Json<ListRecord>, ApiError> {
     let list = state
         .catalog
-        .put_list(name, description, items, false, principal())
+        .put_list(name, description, items, false, &caller.name)
         .await?;
     state.policy_in_force().await?;
     Ok(Json(list))

@@ -3,3 +3,19 @@
 /// Counter: decisions a live dashboard stream skipped because its client read too slowly
 /// (the stream's figures still count them; scoring never waits for a page).
 pub const STREAM_LAGGED: &str = "sentinel_stream_lagged_total";
+
+/// Counter: requests refused for missing or invalid credentials, by `reason`
+/// ([`AUTH_FAILURE_REASONS`]).
+pub const AUTH_FAILURES: &str = "sentinel_api_auth_failures_total";
+
+/// Every `reason` label of [`AUTH_FAILURES`].
+pub const AUTH_FAILURE_REASONS: [&str; 5] = [
+    "missing",
+    "invalid_token",
+    "invalid_key",
+    "forbidden",
+    "unlisted",
+];
+
+/// Counter: requests refused by the rate limit, by `role`.
+pub const RATE_LIMITED: &str = "sentinel_api_rate_limited_total";

@@ -1,8 +1,9 @@
 //! `/v1/models`: machine-learned model artifacts: upload, list, activate, roll back.
 
+use crate::auth::Caller;
 use crate::body::Params;
 use crate::ErrorResponse;
-use crate::{principal, ApiError, ApiState};
+use crate::{ApiError, ApiState};
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
 use axum::extract::{Path, State};
@@ -49,6 +50,7 @@ pub struct ActivateQuery {
 #[utoipa::path(post, path = "/v1/models", tag = "models", request_body(content = Object, description = "A model artifact (JSON) written by `sentinel train`", content_type = "application/json"), responses((status = 201, body = ModelSummary), (status = 422, description = "Not a valid artifact for this build (corrupt, truncated, wrong features or format); `error.field` is `model`", body = ErrorResponse), (status = 409, description = "Already uploaded", body = ErrorResponse), (status = 413, description = "Larger than 16 MiB", body = ErrorResponse)))]
 pub async fn upload(
     State(state): State<ApiState>,
+    Caller(caller): Caller,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<(StatusCode, Json<ModelSummary>), ApiError> {
     let bytes = body.map_err(|e| {
@@ -58,7 +60,7 @@ pub async fn upload(
             ApiError::invalid_body("body", &e.body_text())
         }
     })?;
-    let summary = state.catalog.upload_model(&bytes, principal()).await?;
+    let summary = state.catalog.upload_model(&bytes, &caller.name).await?;
     Ok((StatusCode::CREATED, Json(summary)))
 }
 
@@ -85,20 +87,24 @@ pub async fn get(
 #[utoipa::path(post, path = "/v1/models/{id}/activate", tag = "models", params(("id" = String, Path), ActivateQuery), responses((status = 200, body = ModelChange), (status = 404, description = "Not found", body = ErrorResponse), (status = 409, description = "Conflicts with the current state", body = ErrorResponse), (status = 400, description = "Bad query", body = ErrorResponse)))]
 pub async fn activate(
     State(state): State<ApiState>,
+    Caller(caller): Caller,
     Path(id): Path<String>,
     Params(query): Params<ActivateQuery>,
 ) -> Result<Json<ModelChange>, ApiError> {
     let version = state
         .catalog
-        .activate_model(&id, query.role, principal())
+        .activate_model(&id, query.role, &caller.name)
         .await?;
     changed(&state, id, version).await
 }
 
 /// `POST /v1/models/rollback`: the previous champion serves again.
 #[utoipa::path(post, path = "/v1/models/rollback", tag = "models", responses((status = 200, body = ModelChange), (status = 409, description = "No earlier champion", body = ErrorResponse)))]
-pub async fn rollback(State(state): State<ApiState>) -> Result<Json<ModelChange>, ApiError> {
-    let (id, version) = state.catalog.rollback_model(principal()).await?;
+pub async fn rollback(
+    State(state): State<ApiState>,
+    Caller(caller): Caller,
+) -> Result<Json<ModelChange>, ApiError> {
+    let (id, version) = state.catalog.rollback_model(&caller.name).await?;
     changed(&state, id, version).await
 }
 
@@ -106,6 +112,7 @@ pub async fn rollback(State(state): State<ApiState>) -> Result<Json<ModelChange>
 #[utoipa::path(delete, path = "/v1/models/challenger", tag = "models", responses((status = 200, body = ModelChange), (status = 404, description = "No challenger", body = ErrorResponse)))]
 pub async fn clear_challenger(
     State(state): State<ApiState>,
+    Caller(caller): Caller,
 ) -> Result<Json<ModelChange>, ApiError> {
     let id = state
         .catalog
@@ -113,7 +120,7 @@ pub async fn clear_challenger(
         .await
         .challenger
         .unwrap_or_default();
-    let version = state.catalog.clear_challenger(principal()).await?;
+    let version = state.catalog.clear_challenger(&caller.name).await?;
     changed(&state, id, version).await
 }
 

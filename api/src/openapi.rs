@@ -54,7 +54,12 @@ use utoipa::OpenApi;
         crate::health::metrics,
         crate::dashboard::stream,
         crate::cluster::cluster,
+        crate::api_keys::list,
+        crate::api_keys::create,
+        crate::api_keys::revoke,
     ),
+    modifiers(&SecuritySchemes),
+    security(("bearer" = []), ("api_key" = [])),
     tags(
         (name = "scoring", description = "Decide one transaction"),
         (name = "decisions", description = "Stored decisions, labels and aggregates"),
@@ -66,9 +71,41 @@ use utoipa::OpenApi;
         (name = "alerts", description = "Notifications owed to webhook, Slack and Discord sinks"),
         (name = "backtests", description = "Replay history under a candidate policy"),
         (name = "operations", description = "Health and metrics"),
+        (name = "keys", description = "API keys for producers and scripts (admin)"),
     )
 )]
 pub struct ApiDoc;
+
+/// Declares the two ways to authenticate: a JWT bearer token, or an API key in `X-Api-Key`.
+struct SecuritySchemes;
+
+impl utoipa::Modify for SecuritySchemes {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::security::{
+            ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme,
+        };
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .bearer_format("JWT")
+                    .description(Some(
+                        "HS256 or RS256 token with `sub`, `role`, `iss`, `aud` and `exp` claims",
+                    ))
+                    .build(),
+            ),
+        );
+        components.add_security_scheme(
+            "api_key",
+            SecurityScheme::ApiKey(ApiKey::Header(ApiKeyValue::with_description(
+                "X-Api-Key",
+                "A key from `POST /v1/keys` or the configuration",
+            ))),
+        );
+    }
+}
 
 /// `GET /openapi.json`
 pub async fn document() -> impl IntoResponse {

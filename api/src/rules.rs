@@ -1,8 +1,9 @@
 //! `/v1/rules`: versioned rules, rollback and rule tests.
 
+use crate::auth::Caller;
 use crate::body::{JsonBody, Params};
 use crate::ErrorResponse;
-use crate::{principal, ApiError, ApiState};
+use crate::{ApiError, ApiState};
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::Json;
@@ -36,9 +37,10 @@ pub async fn list(
 #[utoipa::path(post, path = "/v1/rules", tag = "rules", request_body = RuleChange, responses((status = 201, body = RuleVersion), (status = 422, description = "Invalid input; `error.field` names it", body = ErrorResponse), (status = 409, description = "Conflicts with the current state", body = ErrorResponse)))]
 pub async fn create(
     State(state): State<ApiState>,
+    Caller(caller): Caller,
     JsonBody(change): JsonBody<RuleChange>,
 ) -> Result<(StatusCode, Json<RuleVersion>), ApiError> {
-    let rule = state.catalog.create_rule(change, principal()).await?;
+    let rule = state.catalog.create_rule(change, &caller.name).await?;
     state.policy_in_force().await?;
     Ok((StatusCode::CREATED, Json(rule)))
 }
@@ -56,11 +58,12 @@ pub async fn get(
 #[utoipa::path(put, path = "/v1/rules/{id}", tag = "rules", params(("id" = String, Path)), request_body = RuleChange, responses((status = 200, body = RuleVersion), (status = 404, description = "Not found", body = ErrorResponse), (status = 422, description = "Invalid input; `error.field` names it", body = ErrorResponse), (status = 409, description = "Conflicts with the current state", body = ErrorResponse)))]
 pub async fn update(
     State(state): State<ApiState>,
+    Caller(caller): Caller,
     Path(id): Path<String>,
     JsonBody(change): JsonBody<RuleChange>,
 ) -> Result<Json<RuleVersion>, ApiError> {
     Ok(Json(
-        state.catalog.update_rule(&id, change, principal()).await?,
+        state.catalog.update_rule(&id, change, &caller.name).await?,
     ))
 }
 
@@ -68,9 +71,10 @@ pub async fn update(
 #[utoipa::path(delete, path = "/v1/rules/{id}", tag = "rules", params(("id" = String, Path)), responses((status = 200, body = RuleVersion), (status = 404, description = "Not found", body = ErrorResponse)))]
 pub async fn delete(
     State(state): State<ApiState>,
+    Caller(caller): Caller,
     Path(id): Path<String>,
 ) -> Result<Json<RuleVersion>, ApiError> {
-    let rule = state.catalog.delete_rule(&id, principal()).await?;
+    let rule = state.catalog.delete_rule(&id, &caller.name).await?;
     state.policy_in_force().await?;
     Ok(Json(rule))
 }
@@ -106,12 +110,13 @@ pub struct Rollback {
 #[utoipa::path(post, path = "/v1/rules/{id}/rollback", tag = "rules", params(("id" = String, Path)), request_body = Rollback, responses((status = 200, body = RuleVersion), (status = 404, description = "Not found", body = ErrorResponse), (status = 422, description = "Invalid input; `error.field` names it", body = ErrorResponse), (status = 409, description = "Conflicts with the current state", body = ErrorResponse)))]
 pub async fn rollback(
     State(state): State<ApiState>,
+    Caller(caller): Caller,
     Path(id): Path<String>,
     JsonBody(body): JsonBody<Rollback>,
 ) -> Result<Json<RuleVersion>, ApiError> {
     let rule = state
         .catalog
-        .rollback_rule(&id, body.version, principal())
+        .rollback_rule(&id, body.version, &caller.name)
         .await?;
     state.policy_in_force().await?;
     Ok(Json(rule))

@@ -52,7 +52,38 @@ impl MetricsRender for NoMetrics {
     }
 }
 
-fn router(dir: &tempfile::TempDir) -> Router {
+/// The HS256 secret of the test routers.
+pub(crate) const TEST_SECRET: &str = "test-secret-of-at-least-thirty-two-bytes";
+
+/// The auth settings of the test routers.
+pub(crate) fn test_auth() -> AuthConfig {
+    AuthConfig {
+        jwt_secret: Some(TEST_SECRET.into()),
+        ..AuthConfig::default()
+    }
+}
+
+/// A valid token for `role`.
+pub(crate) fn token(role: Role) -> String {
+    test_auth()
+        .mint(
+            &format!("test-{role}"),
+            role,
+            std::time::Duration::from_secs(600),
+        )
+        .unwrap()
+}
+
+/// `Bearer <admin token>`.
+pub(crate) fn admin() -> String {
+    format!("Bearer {}", token(Role::Admin))
+}
+
+pub(crate) fn router(dir: &tempfile::TempDir) -> Router {
+    router_with(dir, test_auth())
+}
+
+pub(crate) fn router_with(dir: &tempfile::TempDir, auth: AuthConfig) -> Router {
     let store: Arc<dyn Store> = Arc::new(EmbeddedStore::open(&dir.path().join("s.redb")).unwrap());
     let catalog = tokio::task::block_in_place(|| {
         tokio::runtime::Handle::current().block_on(sentinel_catalog::Catalog::open(
@@ -74,7 +105,7 @@ fn router(dir: &tempfile::TempDir) -> Router {
     });
     app(ApiState {
         decider: Arc::new(ApproveAll),
-        store,
+        store: Arc::clone(&store),
         catalog,
         backtests: Arc::default(),
         aggregates: Arc::default(),
@@ -83,12 +114,20 @@ fn router(dir: &tempfile::TempDir) -> Router {
         metrics: Arc::new(NoMetrics),
         ready: Arc::new(AtomicBool::new(true)),
         live: Default::default(),
+        idempotency: Arc::new(Idempotency::new(
+            Arc::clone(&store),
+            std::time::Duration::from_secs(3600),
+        )),
+        auth: Arc::new(
+            Authenticator::new(&auth, ApiKeys::new(&auth.api_keys, store).unwrap()).unwrap(),
+        ),
     })
 }
 
 async fn post(router: Router, body: impl Into<Body>) -> (StatusCode, serde_json::Value) {
     let request = Request::post("/v1/transactions")
         .header("content-type", "application/json")
+        .header("authorization", admin())
         .body(body.into())
         .unwrap();
     let response = router.oneshot(request).await.unwrap();
@@ -137,6 +176,7 @@ async fn oversized_bodies_are_refused_with_413() {
         "a".repeat(1 << 20)
     );
     let request = Request::post("/v1/transactions")
+        .header("authorization", admin())
         .body(Body::from(huge))
         .unwrap();
     let response = router(&dir).oneshot(request).await.unwrap();
@@ -156,7 +196,12 @@ async fn unknown_decisions_and_routes_are_404_json() {
     let dir = tempfile::tempdir().unwrap();
     for uri in ["/v1/decisions/nope", "/v2/nothing"] {
         let response = router(&dir)
-            .oneshot(Request::get(uri).body(Body::empty()).unwrap())
+            .oneshot(
+                Request::get(uri)
+                    .header("authorization", admin())
+                    .body(Body::empty())
+                    .unwrap(),
+            )
             .await
             .unwrap();
         assert_eq!(response.status(), StatusCode::NOT_FOUND);
@@ -172,10 +217,25 @@ async fn call(
     uri: &str,
     body: Option<serde_json::Value>,
 ) -> (StatusCode, serde_json::Value) {
-    let request = Request::builder()
+    call_as(router, Some(&admin()), method, uri, body).await
+}
+
+/// One request with `authorization` (none when `None`); the status and the JSON body.
+pub(crate) async fn call_as(
+    router: &Router,
+    authorization: Option<&str>,
+    method: &str,
+    uri: &str,
+    body: Option<serde_json::Value>,
+) -> (StatusCode, serde_json::Value) {
+    let mut request = Request::builder()
         .method(method)
         .uri(uri)
-        .header("content-type", "application/json")
+        .header("content-type", "application/json");
+    if let Some(value) = authorization {
+        request = request.header("authorization", value);
+    }
+    let request = request
         .body(body.map_or(Body::empty(), |b| Body::from(b.to_string())))
         .unwrap();
     let response = router.clone().oneshot(request).await.unwrap();
@@ -425,6 +485,7 @@ async fn the_openapi_document_describes_every_route_the_router_serves() {
                 .method(method.as_str())
                 .uri(&concrete)
                 .header("content-type", "application/json")
+                .header("authorization", admin())
                 .body(body.map_or(Body::empty(), |b| Body::from(b.to_string())))
                 .unwrap();
             let response = r.clone().oneshot(request).await.unwrap();
@@ -448,7 +509,7 @@ async fn the_openapi_document_describes_every_route_the_router_serves() {
         }
     }
     // Every route except /openapi.json, /docs and the dashboard's page and assets.
-    assert_eq!(operations, 41, "every handler is documented");
+    assert_eq!(operations, 44, "every handler is documented");
     for schema in [
         "Transaction",
         "Decision",

@@ -1,5 +1,6 @@
 //! Scoring over HTTP and decision lookup.
 
+use crate::auth::Caller;
 use crate::ErrorResponse;
 use crate::{ApiError, ApiState};
 use axum::body::Bytes;
@@ -108,17 +109,13 @@ pub struct LabelRequest {
 #[utoipa::path(post, path = "/v1/decisions/{transaction_id}/label", tag = "decisions", params(("transaction_id" = String, Path)), request_body = LabelRequest, responses((status = 200, body = sentinel_catalog::Label), (status = 404, description = "Not found", body = ErrorResponse), (status = 422, description = "Invalid input; `error.field` names it", body = ErrorResponse)))]
 pub async fn label(
     State(state): State<ApiState>,
+    Caller(caller): Caller,
     Path(transaction_id): Path<String>,
     crate::body::JsonBody(request): crate::body::JsonBody<LabelRequest>,
 ) -> Result<Json<sentinel_catalog::Label>, ApiError> {
     let label = state
         .catalog
-        .label(
-            &transaction_id,
-            request.label,
-            request.note,
-            crate::principal(),
-        )
+        .label(&transaction_id, request.label, request.note, &caller.name)
         .await?;
     Ok(Json(label))
 }

@@ -695,6 +695,32 @@ impl Catalog {
         Ok(())
     }
 
+    /// Writes `writes` together with an audit entry for a change outside the policy (API keys,
+    /// for example), atomically.
+    pub async fn commit_audited(
+        &self,
+        mut writes: Vec<RecordWrite>,
+        action: &str,
+        entity: String,
+        principal: &str,
+        before: Option<serde_json::Value>,
+        after: Option<serde_json::Value>,
+    ) -> Result<(), CatalogError> {
+        let mut state = self.state.lock().await;
+        let entry = AuditEntry {
+            at: Utc::now(),
+            principal: principal.to_owned(),
+            action: action.to_owned(),
+            entity,
+            policy_version: state.policy_version,
+            before,
+            after,
+        };
+        writes.push(self.audit_write(&mut state, &entry)?);
+        self.store.put_records(writes).await?;
+        Ok(())
+    }
+
     pub(crate) fn audit_write(
         &self,
         state: &mut State,

@@ -1,7 +1,7 @@
 //! Command-line interface of `sentinel-loadtest`.
 
 use clap::{Args, Parser, Subcommand};
-use sentinel_loadtest::loadgen::http::HttpTarget;
+use sentinel_loadtest::loadgen::http::{Credential, HttpTarget};
 use sentinel_loadtest::loadgen::kafka::KafkaTarget;
 use sentinel_loadtest::loadgen::{RateSchedule, Target, TrafficOptions};
 use std::path::PathBuf;
@@ -65,6 +65,17 @@ struct HttpArgs {
     /// Most requests in flight at once; when all are busy, sending waits.
     #[arg(long, default_value_t = 64)]
     concurrency: usize,
+    /// API token (role ingest or admin), e.g. from `sentinel token --role ingest`.
+    #[arg(
+        long,
+        env = "SENTINEL_TOKEN",
+        hide_env_values = true,
+        conflicts_with = "api_key"
+    )]
+    token: Option<String>,
+    /// API key (role ingest or admin), sent as X-Api-Key.
+    #[arg(long, env = "SENTINEL_API_KEY", hide_env_values = true)]
+    api_key: Option<String>,
 }
 
 /// The traffic and the run, shared by both transports.
@@ -166,6 +177,11 @@ impl Cli {
                 Target::Http(HttpTarget {
                     url: http.url,
                     concurrency: http.concurrency,
+                    credential: match (http.token, http.api_key) {
+                        (Some(token), _) => Some(Credential::Token(token)),
+                        (None, Some(key)) => Some(Credential::ApiKey(key)),
+                        (None, None) => None,
+                    },
                 }),
             )),
         }

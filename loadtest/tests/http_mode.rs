@@ -4,7 +4,7 @@
 mod common;
 
 use common::{labelled_ids, options, Node};
-use sentinel_loadtest::loadgen::http::HttpTarget;
+use sentinel_loadtest::loadgen::http::{Credential, HttpTarget};
 use sentinel_loadtest::loadgen::{self, Interrupts, Target};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -15,6 +15,7 @@ async fn http_mode_against_a_real_node() {
     let target = Target::Http(HttpTarget {
         url: node.base.clone(),
         concurrency: 16,
+        credential: Some(Credential::ApiKey(common::INGEST_KEY.to_owned())),
     });
     let result = loadgen::run(&opts, &target, Interrupts::default())
         .await
@@ -53,7 +54,7 @@ async fn http_mode_against_a_real_node() {
         labelled_sent,
         "the replay matches the run"
     );
-    let client = reqwest::Client::new();
+    let client = common::admin_client();
     for (id, scenario) in &labelled {
         let decision = node.decision(&client, id).await;
         assert!(

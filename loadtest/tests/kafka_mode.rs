@@ -55,7 +55,7 @@ async fn kafka_mode_against_a_real_broker_and_node() {
     // The node stored every labelled event without a trace of its label.
     let labelled = labelled_ids(&opts, report.sent);
     assert!(!labelled.is_empty());
-    let client = reqwest::Client::new();
+    let client = common::admin_client();
     for (id, scenario) in &labelled {
         let decision = node.decision(&client, id).await;
         assert!(decision["event"].get("metadata").is_none(), "{decision}");

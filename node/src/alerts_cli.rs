@@ -14,8 +14,10 @@ use tokio::sync::watch;
 
 /// Runs until Ctrl-C or SIGTERM, then drains: the consumer stops, stored decisions' offsets
 /// are committed, the delivery actor finishes its pass (undelivered alerts stay pending).
-pub async fn run(config: NodeConfig, group: String) -> anyhow::Result<()> {
+pub async fn run(mut config: NodeConfig, group: String) -> anyhow::Result<()> {
     telemetry::init_logs(config.log_format);
+    // The alert API needs credentials like the node's: no configuration, no start.
+    crate::security::prepare(&mut config.auth, false)?;
     let metrics = telemetry::prometheus();
     let kafka = config
         .kafka
@@ -35,10 +37,24 @@ pub async fn run(config: NodeConfig, group: String) -> anyhow::Result<()> {
     let alerts = Alerting::start(&config.alerts, Arc::clone(&store)).await?;
 
     let (stop_tx, stop_rx) = watch::channel(false);
+    let auth = Arc::new(
+        sentinel_api::Authenticator::new(
+            &config.auth,
+            sentinel_api::ApiKeys::new(&config.auth.api_keys, Arc::clone(&store))
+                .map_err(anyhow::Error::msg)?,
+        )
+        .map_err(anyhow::Error::msg)?,
+    );
+    // The same access table and guard as the node's API: the alert routes need an analyst,
+    // health is open, metrics open unless `[auth] metrics_require_token`.
     let app = sentinel_api::alerts::routes()
-        .with_state(sentinel_api::alerts::AlertStore(Arc::clone(&store)))
         .route("/healthz", get(|| async { "ok" }))
-        .route("/metrics", get(move || async move { metrics.render() }));
+        .route("/metrics", get(move || async move { metrics.render() }))
+        .route_layer(axum::middleware::from_fn_with_state(
+            auth,
+            sentinel_api::auth::guard,
+        ))
+        .with_state(sentinel_api::alerts::AlertStore(Arc::clone(&store)));
     let listener = tokio::net::TcpListener::bind(config.http_listen)
         .await
         .with_context(|| format!("binding {}", config.http_listen))?;

@@ -49,6 +49,8 @@ enum Command {
     Train(crate::train_cli::TrainArgs),
     /// Score labelled events with a model artifact and print the same figures.
     Evaluate(crate::train_cli::EvaluateArgs),
+    /// Mint an HS256 API token from the configured secret (SENTINEL_AUTH_JWT_SECRET or [auth]).
+    Token(crate::security::TokenArgs),
     /// Check the tamper-evident decision log of a stopped node's store; exits 1 at the first
     /// edited, reordered or removed record.
     VerifyLog {
@@ -126,6 +128,8 @@ struct NodeArgs {
     /// Seconds to wait at start-up for the store host before giving up.
     #[arg(long, env = "SENTINEL_STORE_WAIT_SECS")]
     store_wait_secs: Option<u64>,
+    #[command(flatten)]
+    auth: crate::security::AuthArgs,
 }
 
 impl NodeArgs {
@@ -172,6 +176,7 @@ impl NodeArgs {
         if let Some(v) = self.cluster_cookie {
             config.cluster.cookie = v;
         }
+        self.auth.apply(&mut config.auth)?;
         if let Some(nodes) = self.scylla_nodes {
             config.store.backend = crate::config::StoreBackend::Scylla;
             config.store.scylla.nodes = nodes;
@@ -242,6 +247,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Alerts { node, alerts_group } => {
             crate::alerts_cli::run(node.into_config()?, alerts_group).await
         }
+        Command::Token(args) => crate::security::mint(args),
         Command::Backtest(args) => crate::backtest_cli::run(args).await,
         Command::Train(args) => crate::train_cli::run_train(args).await,
         Command::Evaluate(args) => crate::train_cli::run_evaluate(args).await,

@@ -34,6 +34,14 @@ pub struct NodeConfig {
     pub alerts: sentinel_alerts::AlertsConfig,
     /// The machine-learned model served from the first start.
     pub model: crate::startup_model::ModelConfig,
+    /// Who may call the API: tokens, keys, or `mode = "disabled"`.
+    pub auth: sentinel_api::AuthConfig,
+    /// Seconds an `Idempotency-Key` and its first answer are kept for replay.
+    pub idempotency_retention_secs: u64,
+    /// Seconds a handler may take to answer before the API answers 503.
+    pub request_timeout_secs: u64,
+    /// Seconds a client has to send its request headers before the connection is closed.
+    pub header_read_timeout_secs: u64,
 }
 
 impl Default for NodeConfig {
@@ -51,6 +59,10 @@ impl Default for NodeConfig {
             store: StoreConfig::default(),
             alerts: sentinel_alerts::AlertsConfig::default(),
             model: Default::default(),
+            auth: sentinel_api::AuthConfig::default(),
+            idempotency_retention_secs: 86_400,
+            request_timeout_secs: 30,
+            header_read_timeout_secs: 10,
         }
     }
 }
@@ -335,6 +347,9 @@ mod tests {
         assert!(example.store.scylla.validate().is_ok());
         assert!(example.store.validate().is_ok());
         assert_eq!(example.store.cache_mib, defaults.store.cache_mib);
+        assert_eq!(example.auth.mode, defaults.auth.mode);
+        assert_eq!(example.auth.audience, defaults.auth.audience);
+        assert_eq!(example.auth.leeway_secs, defaults.auth.leeway_secs);
     }
 
     #[test]

@@ -6,7 +6,9 @@ use crate::decider::NodeDecider;
 use crate::demo::{self, DemoOptions};
 use crate::kafka::{self, DeadLetter, Publisher};
 use crate::stats::{self, LiveStats};
-use crate::{cluster, cluster_view, policy_sync, remote_store, retention, telemetry};
+use crate::{
+    cluster, cluster_view, listener, policy_sync, remote_store, retention, security, telemetry,
+};
 use anyhow::Context;
 use sentinel_actors::{PolicyDef, Scorer};
 use sentinel_api::{ApiState, MetricsRender};
@@ -35,8 +37,9 @@ impl MetricsRender for Prometheus {
 
 /// Runs a node until Ctrl-C or SIGTERM (or the demo's duration), then drains: sources stop
 /// taking events, in-flight decisions finish, offsets are committed, user actors snapshot.
-pub async fn run(config: NodeConfig, source: Source) -> anyhow::Result<()> {
+pub async fn run(mut config: NodeConfig, source: Source) -> anyhow::Result<()> {
     telemetry::init_logs(config.log_format);
+    let demo_token = security::prepare(&mut config.auth, matches!(source, Source::Demo(_)))?;
     let metrics = telemetry::prometheus();
     let limits = Arc::new(config.limits.limits()?);
 
@@ -108,6 +111,11 @@ pub async fn run(config: NodeConfig, source: Source) -> anyhow::Result<()> {
     });
 
     let ready = Arc::new(AtomicBool::new(false));
+    let idempotency = Arc::new(sentinel_api::Idempotency::new(
+        Arc::clone(&store),
+        Duration::from_secs(config.idempotency_retention_secs),
+    ));
+    let idempotency_expiry = tokio::spawn(expire_idempotency_keys(Arc::clone(&idempotency)));
     let api = sentinel_api::app(ApiState {
         decider: Arc::clone(&decider) as Arc<dyn sentinel_api::Decider>,
         store: Arc::clone(&store),
@@ -119,6 +127,15 @@ pub async fn run(config: NodeConfig, source: Source) -> anyhow::Result<()> {
         metrics: Arc::new(Prometheus(metrics.clone())),
         ready: Arc::clone(&ready),
         live,
+        idempotency,
+        auth: Arc::new(
+            sentinel_api::Authenticator::new(
+                &config.auth,
+                sentinel_api::ApiKeys::new(&config.auth.api_keys, Arc::clone(&store))
+                    .map_err(anyhow::Error::msg)?,
+            )
+            .map_err(anyhow::Error::msg)?,
+        ),
     });
     let api = if config.cors_allowed_origins.is_empty() {
         api
@@ -142,15 +159,17 @@ pub async fn run(config: NodeConfig, source: Source) -> anyhow::Result<()> {
         policy_applied: applied_rx,
     })
     .await?;
+    if let Some(token) = &demo_token {
+        security::announce_demo_token(token, http_addr);
+    }
     let (stop_tx, stop_rx) = watch::channel(false);
-    let mut http_stop = stop_rx.clone();
-    let http = tokio::spawn(async move {
-        axum::serve(listener, api)
-            .with_graceful_shutdown(async move {
-                let _ = http_stop.changed().await;
-            })
-            .await
-    });
+    let api = listener::with_request_timeout(api, Duration::from_secs(config.request_timeout_secs));
+    let http = tokio::spawn(listener::serve(
+        listener,
+        api,
+        Duration::from_secs(config.header_read_timeout_secs),
+        stop_rx.clone(),
+    ));
     let upkeep = {
         let metrics = metrics.clone();
         let mut stop = stop_rx.clone();
@@ -231,6 +250,7 @@ pub async fn run(config: NodeConfig, source: Source) -> anyhow::Result<()> {
     policy_feed.abort();
     policy_sync.abort();
     node_info.stop(None);
+    idempotency_expiry.abort();
     cluster_node.stop(None);
     tracing::info!(passivated, "stopped cleanly");
     Ok(())
@@ -259,6 +279,17 @@ async fn open_store(config: &NodeConfig) -> anyhow::Result<Arc<dyn Store>> {
             Arc::new(store)
         }
     })
+}
+
+/// Deletes idempotency keys past their retention, once a minute.
+async fn expire_idempotency_keys(idempotency: Arc<sentinel_api::Idempotency>) {
+    let mut tick = tokio::time::interval(Duration::from_secs(60));
+    loop {
+        tick.tick().await;
+        if let Err(e) = idempotency.expire(chrono::Utc::now()).await {
+            tracing::warn!(error = %e, "expiring idempotency keys failed");
+        }
+    }
 }
 
 /// Resolves on Ctrl-C, SIGTERM, or after `limit`.

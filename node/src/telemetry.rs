@@ -154,6 +154,21 @@ fn describe() {
         "Failed store batch writes."
     );
     describe_counter!(
+        sentinel_api::metrics::AUTH_FAILURES,
+        "API requests refused for missing or invalid credentials, by reason."
+    );
+    describe_counter!(
+        sentinel_api::metrics::RATE_LIMITED,
+        "API requests refused by the rate limit, by role."
+    );
+    for reason in sentinel_api::metrics::AUTH_FAILURE_REASONS {
+        metrics::counter!(sentinel_api::metrics::AUTH_FAILURES, "reason" => reason).increment(0);
+    }
+    for role in sentinel_api::Role::ALL {
+        metrics::counter!(sentinel_api::metrics::RATE_LIMITED, "role" => role.as_str())
+            .increment(0);
+    }
+    describe_counter!(
         sentinel_api::metrics::STREAM_LAGGED,
         "Decisions live dashboard streams skipped for slow clients."
     );

@@ -195,7 +195,7 @@ async fn alerts_survive_failing_hanging_receivers_and_restarts() {
     std::fs::write(&config, node_config(&receiver_url)).unwrap();
     let config_arg = ["--config", config.to_str().unwrap()];
     let data = dir.path().join("data");
-    let client = reqwest::Client::new();
+    let client = support::admin_client();
 
     // Phase 1: the receiver answers 500. Two flagged transactions of different users, one
     // repeat of the first user's rule (throttled) and an approval (no alert).

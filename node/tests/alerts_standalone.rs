@@ -45,7 +45,8 @@ fn start_alerts(config: &Path, data: &Path, brokers: &str, http: &str, log: &Pat
             .arg(config)
             .arg("--data-dir")
             .arg(data)
-            .env("RUST_LOG", "info"),
+            .env("RUST_LOG", "info")
+            .env("SENTINEL_AUTH_JWT_SECRET", support::TEST_JWT_SECRET),
         log.to_owned(),
     )
 }
@@ -103,7 +104,7 @@ async fn standalone_alerts_consumer_delivers_each_flagged_decision_once_across_a
         &http,
         &dir.path().join("alerts-1.log"),
     );
-    let client = reqwest::Client::new();
+    let client = support::admin_client();
     let healthz = format!("http://{http}/healthz");
     eventually(
         "the alerts process to serve",

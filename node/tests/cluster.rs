@@ -244,7 +244,7 @@ async fn assert_exactly_once_and_equal_to_single_node(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_transaction_is_decided_once_across_a_sigkill_of_a_scoring_node() {
     let broker = broker_with_topics().await;
-    let client = reqwest::Client::new();
+    let client = support::admin_client();
     let (host, second, third) = (Member::new("n1"), Member::new("n2"), Member::new("n3"));
     let n1 = host.start(Some(&broker), None).await;
     let n2 = second.start(Some(&broker), Some(&host)).await;
@@ -306,7 +306,7 @@ async fn every_transaction_is_decided_once_across_a_sigkill_of_a_scoring_node() 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_node_joining_mid_stream_takes_partitions_over_without_a_gap() {
     let broker = broker_with_topics().await;
-    let client = reqwest::Client::new();
+    let client = support::admin_client();
     let (host, second, third) = (Member::new("n1"), Member::new("n2"), Member::new("n3"));
     let n1 = host.start(Some(&broker), None).await;
     let _n2 = second.start(Some(&broker), Some(&host)).await;
@@ -338,7 +338,7 @@ async fn a_node_joining_mid_stream_takes_partitions_over_without_a_gap() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_rule_changed_through_one_node_changes_decisions_on_every_node() {
-    let client = reqwest::Client::new();
+    let client = support::admin_client();
     let (host, second, third) = (Member::new("r1"), Member::new("r2"), Member::new("r3"));
     let r1 = host.start(None, None).await;
     let r2 = second.start(None, Some(&host)).await;
@@ -420,6 +420,7 @@ async fn a_node_with_the_wrong_cookie_never_reaches_the_store() {
         .arg(intruder.dir.path())
         .args(&args)
         .args(["--store-wait-secs", "3"])
+        .env("SENTINEL_AUTH_JWT_SECRET", support::TEST_JWT_SECRET)
         .output()
         .unwrap();
     assert!(!out.status.success());

@@ -102,7 +102,7 @@ async fn the_dashboard_shows_live_traffic_flagged_transactions_and_their_reasons
     );
 
     let dir = tempfile::tempdir().unwrap();
-    let client = reqwest::Client::new();
+    let anonymous = reqwest::Client::new();
 
     // A demo node with plenty of injected fraud.
     let config = dir.path().join("sentinel.toml");
@@ -128,10 +128,32 @@ async fn the_dashboard_shows_live_traffic_flagged_transactions_and_their_reasons
         Duration::from_secs(60),
         async || {
             demo.assert_running();
-            http_ok(&client, &ready).await.then_some(())
+            http_ok(&anonymous, &ready).await.then_some(())
         },
     )
     .await;
+    // Without a configured secret the demo makes one and prints an admin token and the
+    // dashboard's address carrying it in the fragment.
+    let printed = demo.log_text();
+    let token = printed
+        .lines()
+        .find_map(|l| l.strip_prefix("admin token for this run (valid 24 h): "))
+        .unwrap_or_else(|| panic!("the demo printed no token:\n{printed}"))
+        .trim()
+        .to_owned();
+    let dashboard_url = format!("{base}/#token={token}");
+    assert!(
+        printed.contains(&format!("dashboard: {dashboard_url}")),
+        "{printed}"
+    );
+    let client = support::client_with(&format!("Bearer {token}"));
+    let status = anonymous
+        .get(format!("{base}/v1/decisions"))
+        .send()
+        .await
+        .unwrap()
+        .status();
+    assert_eq!(status, 401, "the demo's API needs the token");
 
     // The page and its assets are served by the node itself.
     let page = client.get(format!("{base}/")).send().await.unwrap();
@@ -152,8 +174,8 @@ async fn the_dashboard_shows_live_traffic_flagged_transactions_and_their_reasons
 
     // The stream, read directly: a hello, stats every second, and flagged decisions. It stays
     // open until the node drains at the end.
-    let mut stream = client
-        .get(format!("{base}/v1/stream"))
+    let mut stream = anonymous
+        .get(format!("{base}/v1/stream?access_token={token}"))
         .send()
         .await
         .unwrap();
@@ -262,7 +284,7 @@ async fn the_dashboard_shows_live_traffic_flagged_transactions_and_their_reasons
             .current_dir(driver_dir())
             .arg("driver.mjs")
             .arg(format!("http://127.0.0.1:{devtools_port}"))
-            .arg(format!("{base}/"))
+            .arg(&dashboard_url)
             .arg(&screenshot)
             .arg("240"),
         dir.path().join("driver.log"),

@@ -10,7 +10,7 @@ use support::{event, metric_value, NodeProcess};
 async fn http_scoring_end_to_end() {
     let dir = tempfile::tempdir().unwrap();
     let mut node = NodeProcess::start(dir.path(), &[]).await;
-    let client = reqwest::Client::new();
+    let client = support::admin_client();
     let post = |body: String| {
         client
             .post(node.url("/v1/transactions"))
@@ -81,7 +81,9 @@ async fn http_scoring_end_to_end() {
         .unwrap();
     assert_eq!(r.status(), 413);
 
-    let metrics = node.metrics(&client).await;
+    // The 413 is answered before the upload ends and the server closes that connection; a
+    // pooled connection could race the close, so the next request goes on a fresh client.
+    let metrics = node.metrics(&support::admin_client()).await;
     assert_eq!(
         metric_value(&metrics, r#"sentinel_decisions_total{outcome="approve"}"#),
         1.0
@@ -101,7 +103,7 @@ async fn http_scoring_end_to_end() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn decisions_survive_a_restart() {
     let dir = tempfile::tempdir().unwrap();
-    let client = reqwest::Client::new();
+    let client = support::admin_client();
     let mut node = NodeProcess::start(dir.path(), &[]).await;
     for i in 0..5 {
         let r = client
@@ -152,7 +154,7 @@ async fn finished_backtest(
 async fn backtests_replay_history_under_a_candidate_rule() {
     let dir = tempfile::tempdir().unwrap();
     let node = NodeProcess::start(dir.path(), &[]).await;
-    let client = reqwest::Client::new();
+    let client = support::admin_client();
     for i in 0..12 {
         let amount = format!("{}", 100 * (i + 1));
         let r = client
@@ -239,7 +241,7 @@ async fn backtests_replay_history_under_a_candidate_rule() {
 async fn looking_things_up() {
     let dir = tempfile::tempdir().unwrap();
     let node = NodeProcess::start(dir.path(), &[]).await;
-    let client = reqwest::Client::new();
+    let client = support::admin_client();
     let get = async |path: &str| -> (u16, serde_json::Value) {
         let r = client.get(node.url(path)).send().await.unwrap();
         let status = r.status().as_u16();
@@ -358,7 +360,7 @@ async fn cors_and_the_openapi_document() {
     )
     .unwrap();
     let node = NodeProcess::start(dir.path(), &["--config", config.to_str().unwrap()]).await;
-    let client = reqwest::Client::new();
+    let client = support::admin_client();
     let preflight = client
         .request(reqwest::Method::OPTIONS, node.url("/v1/rules"))
         .header("origin", "https://risk.example.com")
@@ -394,7 +396,7 @@ async fn cors_and_the_openapi_document() {
 async fn acknowledged_decisions_survive_a_sigkill_under_load() {
     let dir = tempfile::tempdir().unwrap();
     let mut node = NodeProcess::start(dir.path(), &[]).await;
-    let client = reqwest::Client::new();
+    let client = support::admin_client();
     let acknowledged = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
     let mut senders = Vec::new();
     for worker in 0..8 {
@@ -458,7 +460,7 @@ async fn request_ids_tie_log_lines_to_decisions() {
         &[("RUST_LOG", "info,sentinel=debug")],
     )
     .await;
-    let client = reqwest::Client::new();
+    let client = support::admin_client();
 
     // The client's request id is kept and echoed; without one the node assigns a UUID.
     let r = client

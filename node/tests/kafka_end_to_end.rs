@@ -60,7 +60,7 @@ async fn seed_scenarios_and_bad_input_through_kafka() {
     )
     .await;
     let producer = broker.producer();
-    let client = reqwest::Client::new();
+    let client = support::admin_client();
 
     // Normal traffic, and one triggering event per seed rule after its user's history (the
     // large amount comes from a new user, so that the 5x-average rule has nothing to compare).
@@ -250,7 +250,7 @@ async fn every_event_has_exactly_one_decision_after_a_sigkill() {
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
     let mut node = NodeProcess::start(dir.path(), &args).await;
     let producer = broker.producer();
-    let client = reqwest::Client::new();
+    let client = support::admin_client();
 
     const USERS: usize = 50;
     const PER_USER: usize = 40;
@@ -329,7 +329,7 @@ async fn a_poisoned_event_is_dead_lettered_and_the_actor_restarted() {
     )
     .await;
     let producer = broker.producer();
-    let client = reqwest::Client::new();
+    let client = support::admin_client();
     for i in 0..3 {
         let e = event(&format!("p-{i}"), "poison-user", "10", 10 - i, "FR");
         broker
@@ -396,7 +396,7 @@ async fn rule_changes_through_the_api_apply_to_the_next_event() {
     )
     .await;
     let producer = broker.producer();
-    let client = reqwest::Client::new();
+    let client = support::admin_client();
     let mut minute = 60;
     let mut decide = async |txn: &str| -> serde_json::Value {
         minute -= 1;

@@ -82,7 +82,7 @@ async fn models_upload_swap_live_and_roll_back_through_the_api() {
         .unwrap()
         .to_owned();
     let node = NodeProcess::start(&dir.path().join("node"), &[]).await;
-    let client = reqwest::Client::new();
+    let client = support::admin_client();
     let default_id = default_model_id();
     assert_ne!(default_id, second_id);
 
@@ -308,7 +308,7 @@ async fn train_from_a_stopped_nodes_store_with_analyst_labels() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("node");
     let mut node = NodeProcess::start(&data, &[]).await;
-    let client = reqwest::Client::new();
+    let client = support::admin_client();
     let start = chrono::Utc::now() - chrono::Duration::hours(3);
     let mut sim = Simulator::new(SimConfig {
         seed: 4,

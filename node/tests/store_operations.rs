@@ -18,7 +18,8 @@ async fn an_unreachable_scylla_store_is_a_clear_start_up_error() {
             .args(["--http-listen", &http])
             .arg("--data-dir")
             .arg(dir.path())
-            .args(["--scylla-nodes", &nowhere]);
+            .args(["--scylla-nodes", &nowhere])
+            .env("SENTINEL_AUTH_JWT_SECRET", support::TEST_JWT_SECRET);
         c
     });
     child.stdout(std::process::Stdio::piped());
@@ -44,7 +45,7 @@ async fn an_unreachable_scylla_store_is_a_clear_start_up_error() {
 async fn compacting_a_stopped_nodes_store_keeps_its_decisions() {
     let dir = tempfile::tempdir().unwrap();
     let mut node = support::NodeProcess::start(dir.path(), &[]).await;
-    let client = reqwest::Client::new();
+    let client = support::admin_client();
     for i in 0..20 {
         let r = client
             .post(node.url("/v1/transactions"))

@@ -123,6 +123,10 @@ pub enum RecordKind {
     Model,
     /// `current` → which models are champion and challenger, and the champions before.
     ModelDeployment,
+    /// `key id` → an API key's role and the SHA-256 of its secret (never the secret).
+    ApiKey,
+    /// `hash of caller and Idempotency-Key` → the first answer to that request, for replay.
+    Idempotency,
 }
 
 impl RecordKind {
@@ -138,6 +142,8 @@ impl RecordKind {
             RecordKind::AlertOutbox => "alert_outbox",
             RecordKind::Model => "model",
             RecordKind::ModelDeployment => "model_deployment",
+            RecordKind::ApiKey => "api_key",
+            RecordKind::Idempotency => "idempotency",
         }
     }
 
@@ -153,6 +159,8 @@ impl RecordKind {
             RecordKind::AlertOutbox,
             RecordKind::Model,
             RecordKind::ModelDeployment,
+            RecordKind::ApiKey,
+            RecordKind::Idempotency,
         ]
         .into_iter()
         .find(|kind| kind.as_str() == name)

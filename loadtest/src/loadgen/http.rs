@@ -19,6 +19,45 @@ pub struct HttpTarget {
     pub url: String,
     /// Most requests in flight at once.
     pub concurrency: usize,
+    /// Credentials sent with every request.
+    pub credential: Option<Credential>,
+}
+
+/// How the load generator authenticates.
+#[derive(Clone)]
+pub enum Credential {
+    /// A JWT, sent as `Authorization: Bearer …`.
+    Token(String),
+    /// An API key, sent as `X-Api-Key`.
+    ApiKey(String),
+}
+
+impl std::fmt::Debug for Credential {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Credential::Token(_) => "Token(<redacted>)",
+            Credential::ApiKey(_) => "ApiKey(<redacted>)",
+        })
+    }
+}
+
+impl Credential {
+    /// The header carrying it.
+    fn header(
+        &self,
+    ) -> anyhow::Result<(reqwest::header::HeaderName, reqwest::header::HeaderValue)> {
+        let (name, value) = match self {
+            Credential::Token(t) => (reqwest::header::AUTHORIZATION, format!("Bearer {t}")),
+            Credential::ApiKey(k) => (
+                reqwest::header::HeaderName::from_static("x-api-key"),
+                k.clone(),
+            ),
+        };
+        let mut value = reqwest::header::HeaderValue::from_str(&value)
+            .map_err(|_| anyhow::anyhow!("the credential has characters a header cannot carry"))?;
+        value.set_sensitive(true);
+        Ok((name, value))
+    }
 }
 
 /// POSTs events; the pacer waits when every request slot is busy.
@@ -39,8 +78,14 @@ impl HttpSink {
     /// A client for `target`.
     pub fn new(target: &HttpTarget, shared: Shared) -> anyhow::Result<HttpSink> {
         let concurrency = target.concurrency.max(1);
+        let mut headers = reqwest::header::HeaderMap::new();
+        if let Some(credential) = &target.credential {
+            let (name, value) = credential.header()?;
+            headers.insert(name, value);
+        }
         Ok(HttpSink {
             client: reqwest::Client::builder()
+                .default_headers(headers)
                 .timeout(REQUEST_TIMEOUT)
                 .pool_max_idle_per_host(concurrency)
                 .build()?,

@@ -76,6 +76,36 @@ pub struct Node {
     pub base: String,
 }
 
+/// The HS256 secret test nodes verify tokens with.
+const JWT_SECRET: &str = "loadtest-test-secret-0123456789abcdef";
+/// A bootstrap API key with the `ingest` role that test nodes accept.
+pub const INGEST_KEY: &str = "loadtest-ingest-key-0123456789";
+
+/// A client that reads as an admin, with a token minted by `sentinel token`.
+pub fn admin_client() -> reqwest::Client {
+    let out = Command::new(sentinel_bin())
+        .args(["token", "--role", "admin", "--ttl", "1h"])
+        .env("SENTINEL_AUTH_JWT_SECRET", JWT_SECRET)
+        .env_remove("SENTINEL_CONFIG")
+        .output()
+        .expect("running sentinel token");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let token = String::from_utf8(out.stdout).unwrap();
+    let mut headers = reqwest::header::HeaderMap::new();
+    headers.insert(
+        reqwest::header::AUTHORIZATION,
+        format!("Bearer {}", token.trim()).parse().unwrap(),
+    );
+    reqwest::Client::builder()
+        .default_headers(headers)
+        .build()
+        .unwrap()
+}
+
 impl Node {
     /// Starts a node with its store in `dir` and waits for `/readyz`.
     pub async fn start(dir: &Path, extra: &[&str]) -> Node {
@@ -87,7 +117,12 @@ impl Node {
             .arg("--data-dir")
             .arg(dir.join("data"))
             .args(extra)
-            .env("RUST_LOG", "info");
+            .env("RUST_LOG", "info")
+            .env("SENTINEL_AUTH_JWT_SECRET", JWT_SECRET)
+            .env(
+                "SENTINEL_AUTH_API_KEYS",
+                format!("loadtest:ingest:{INGEST_KEY}"),
+            );
         let mut process = Process::spawn(command, dir.join("node.log"));
         let base = format!("http://{http}");
         let client = reqwest::Client::new();

@@ -38,6 +38,53 @@ pub async fn eventually<T>(
     }
 }
 
+/// The HS256 secret every test node verifies tokens with.
+pub const TEST_JWT_SECRET: &str = "integration-test-secret-0123456789abcdef";
+/// A bootstrap API key with the `ingest` role every test node accepts.
+pub const TEST_INGEST_KEY: &str = "test-ingest-key-0123456789";
+
+/// A token for `role` minted by `sentinel token` with the test secret.
+pub fn token(role: &str) -> String {
+    let out = Command::new(env!("CARGO_BIN_EXE_sentinel"))
+        .args([
+            "token",
+            "--role",
+            role,
+            "--ttl",
+            "2h",
+            "--subject",
+            &format!("test-{role}"),
+        ])
+        .env("SENTINEL_AUTH_JWT_SECRET", TEST_JWT_SECRET)
+        .env_remove("SENTINEL_CONFIG")
+        .output()
+        .expect("running sentinel token");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap().trim().to_owned()
+}
+
+/// An HTTP client that sends `authorization` with every request.
+pub fn client_with(authorization: &str) -> reqwest::Client {
+    let mut headers = reqwest::header::HeaderMap::new();
+    headers.insert(
+        reqwest::header::AUTHORIZATION,
+        reqwest::header::HeaderValue::from_str(authorization).unwrap(),
+    );
+    reqwest::Client::builder()
+        .default_headers(headers)
+        .build()
+        .unwrap()
+}
+
+/// An HTTP client that acts as an admin on test nodes.
+pub fn admin_client() -> reqwest::Client {
+    client_with(&format!("Bearer {}", token("admin")))
+}
+
 /// A tansu broker process, killed on drop.
 pub struct Broker {
     child: Child,
@@ -238,6 +285,11 @@ impl NodeProcess {
             .arg(data_dir)
             .args(extra)
             .env("RUST_LOG", "info")
+            .env("SENTINEL_AUTH_JWT_SECRET", TEST_JWT_SECRET)
+            .env(
+                "SENTINEL_AUTH_API_KEYS",
+                format!("test-ingest:ingest:{TEST_INGEST_KEY}"),
+            )
             .envs(env.iter().copied())
             .stdout(Stdio::from(out.try_clone().unwrap()))
             .stderr(Stdio::from(out))

@@ -1,0 +1,254 @@
+//! `Idempotency-Key` on every mutating request: the first answer is stored (per caller and
+//! key) and replayed for a retry with the same body; a different body under the same key gets
+//! 409. Requests with one key are serialised, so concurrent retries create one thing.
+
+use crate::auth::Principal;
+use crate::{sha256_hex, ApiError, ApiState};
+use axum::body::{Body, Bytes};
+use axum::extract::{Request, State};
+use axum::http::{header, HeaderValue, Method, StatusCode};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use chrono::{DateTime, Utc};
+use sentinel_store::{RecordKind, RecordWrite, Store};
+use serde::{Deserialize, Serialize};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::Mutex;
+
+/// The request header.
+pub const HEADER: &str = "idempotency-key";
+/// Set on a replayed answer.
+pub const REPLAYED: &str = "idempotent-replayed";
+/// Longest accepted key.
+const MAX_KEY_LEN: usize = 255;
+/// Locks requests with the same key hash to; more stripes, fewer unrelated waits.
+const STRIPES: usize = 1024;
+/// Largest answer body kept for replay; larger answers are not stored.
+const MAX_STORED_BODY: usize = 1 << 20;
+
+/// Stored answers and the locks that serialise requests with one key.
+pub struct Idempotency {
+    store: Arc<dyn Store>,
+    retention: Duration,
+    stripes: Vec<Mutex<()>>,
+}
+
+/// The stored first answer to one key.
+#[derive(Serialize, Deserialize)]
+struct Recorded {
+    /// SHA-256 of method, path and body of the first request.
+    request_sha256: String,
+    /// When it was answered; after the retention the key may be used afresh.
+    at: DateTime<Utc>,
+    status: u16,
+    content_type: Option<String>,
+    /// The answer's body; absent when it held a secret that is shown only once.
+    body: Option<String>,
+}
+
+impl Idempotency {
+    /// Keys are kept in `store` for `retention`.
+    pub fn new(store: Arc<dyn Store>, retention: Duration) -> Idempotency {
+        Idempotency {
+            store,
+            retention,
+            stripes: (0..STRIPES).map(|_| Mutex::new(())).collect(),
+        }
+    }
+
+    fn expired(&self, at: DateTime<Utc>, now: DateTime<Utc>) -> bool {
+        chrono::Duration::from_std(self.retention).is_ok_and(|r| at + r <= now)
+    }
+
+    /// Deletes the keys older than the retention; returns how many.
+    pub async fn expire(&self, now: DateTime<Utc>) -> Result<usize, sentinel_store::StoreError> {
+        let mut after: Option<String> = None;
+        let mut removed = 0;
+        loop {
+            let page = self
+                .store
+                .scan_records(RecordKind::Idempotency, "", after.as_deref(), 500)
+                .await?;
+            let Some((last, _)) = page.last() else {
+                return Ok(removed);
+            };
+            after = Some(last.clone());
+            let stale: Vec<RecordWrite> = page
+                .into_iter()
+                .filter(|(_, bytes)| {
+                    serde_json::from_slice::<Recorded>(bytes)
+                        .map_or(true, |r| self.expired(r.at, now))
+                })
+                .map(|(key, _)| RecordWrite {
+                    kind: RecordKind::Idempotency,
+                    key,
+                    value: None,
+                })
+                .collect();
+            removed += stale.len();
+            if !stale.is_empty() {
+                self.store.put_records(stale).await?;
+            }
+        }
+    }
+}
+
+/// Middleware on every route, inside the auth guard.
+pub async fn layer(State(state): State<ApiState>, request: Request, next: Next) -> Response {
+    let mutating = matches!(
+        *request.method(),
+        Method::POST | Method::PUT | Method::DELETE | Method::PATCH
+    );
+    let Some(key) = request.headers().get(HEADER).filter(|_| mutating) else {
+        return next.run(request).await;
+    };
+    let key = match key.to_str() {
+        Ok(k)
+            if !k.is_empty()
+                && k.len() <= MAX_KEY_LEN
+                && k.bytes().all(|b| b.is_ascii_graphic()) =>
+        {
+            k.to_owned()
+        }
+        _ => {
+            return ApiError::invalid_header(
+                "Idempotency-Key",
+                "must be 1 to 255 visible ASCII characters",
+            )
+            .into_response()
+        }
+    };
+    let caller = request
+        .extensions()
+        .get::<Arc<Principal>>()
+        .map_or("", |p| p.name.as_str());
+    let scope = sha256_hex(&format!("{caller}\n{key}"));
+    let (parts, body) = request.into_parts();
+    let limit = state.limits.max_payload_bytes.saturating_mul(2).max(1024);
+    let Ok(bytes) = axum::body::to_bytes(body, limit).await else {
+        return ApiError::too_large("the body is over the size limit").into_response();
+    };
+    let fingerprint = {
+        let mut text = format!("{} {}\n", parts.method, parts.uri.path()).into_bytes();
+        text.extend_from_slice(&bytes);
+        sha256_hex(&String::from_utf8_lossy(&text))
+    };
+    let idem = &state.idempotency;
+    let stripe = usize::from_str_radix(&scope[..4], 16).unwrap_or(0) % STRIPES;
+    let _serialised = idem.stripes[stripe].lock().await;
+
+    let now = Utc::now();
+    match load(&idem.store, &scope).await {
+        Err(e) => return e.into_response(),
+        Ok(Some(recorded)) if !idem.expired(recorded.at, now) => {
+            return if recorded.request_sha256 == fingerprint {
+                replay(recorded)
+            } else {
+                ApiError::conflict_on(
+                    "Idempotency-Key",
+                    "this Idempotency-Key was used with a different request; use a new key",
+                )
+                .into_response()
+            };
+        }
+        Ok(_) => {}
+    }
+    let shows_secret = parts.method == Method::POST && parts.uri.path() == "/v1/keys";
+    let response = next
+        .run(Request::from_parts(parts, Body::from(bytes)))
+        .await;
+    if response.status().is_server_error() {
+        // A failure is not an answer: the retry should get a real attempt.
+        return response;
+    }
+    let (parts, body) = response.into_parts();
+    let Ok(body) = axum::body::to_bytes(body, MAX_STORED_BODY).await else {
+        return ApiError::internal("buffering an answer", "body over the replay limit")
+            .into_response();
+    };
+    let recorded = Recorded {
+        request_sha256: fingerprint,
+        at: now,
+        status: parts.status.as_u16(),
+        content_type: parts
+            .headers
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned),
+        body: (!shows_secret).then(|| String::from_utf8_lossy(&body).into_owned()),
+    };
+    // A failure to store is logged (by `ApiError::internal`); the change itself happened, so
+    // the caller still gets its answer.
+    let _ = save(&idem.store, &scope, &recorded).await;
+    Response::from_parts(parts, Body::from(body))
+}
+
+async fn load(store: &Arc<dyn Store>, scope: &str) -> Result<Option<Recorded>, ApiError> {
+    let bytes = store
+        .record(RecordKind::Idempotency, scope)
+        .await
+        .map_err(|e| ApiError::internal("reading an idempotency key", e))?;
+    Ok(bytes.and_then(|b| serde_json::from_slice(&b).ok()))
+}
+
+async fn save(store: &Arc<dyn Store>, scope: &str, recorded: &Recorded) -> Result<(), ApiError> {
+    let value =
+        serde_json::to_vec(recorded).map_err(|e| ApiError::internal("encoding a replay", e))?;
+    store
+        .put_records(vec![RecordWrite {
+            kind: RecordKind::Idempotency,
+            key: scope.to_owned(),
+            value: Some(value),
+        }])
+        .await
+        .map_err(|e| ApiError::internal("storing an idempotency key", e))
+}
+
+fn replay(recorded: Recorded) -> Response {
+    let Some(body) = recorded.body else {
+        return ApiError::conflict_on(
+            "Idempotency-Key",
+            "the key was created by the first request with this Idempotency-Key and is shown only once",
+        )
+        .into_response();
+    };
+    let status = StatusCode::from_u16(recorded.status).unwrap_or(StatusCode::OK);
+    let mut response = (status, Bytes::from(body)).into_response();
+    let headers = response.headers_mut();
+    if let Some(value) = recorded
+        .content_type
+        .and_then(|c| HeaderValue::from_str(&c).ok())
+    {
+        headers.insert(header::CONTENT_TYPE, value);
+    }
+    headers.insert(REPLAYED, HeaderValue::from_static("true"));
+    response
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn keys_older_than_the_retention_are_deleted() {
+        let dir = tempfile::tempdir().unwrap();
+        let store: Arc<dyn Store> =
+            Arc::new(sentinel_store::EmbeddedStore::open(&dir.path().join("s.redb")).unwrap());
+        let idem = Idempotency::new(Arc::clone(&store), Duration::from_secs(3600));
+        let now = Utc::now();
+        for (scope, age_secs) in [("old", 7200), ("new", 60)] {
+            let recorded = Recorded {
+                request_sha256: "x".into(),
+                at: now - chrono::Duration::seconds(age_secs),
+                status: 200,
+                content_type: None,
+                body: Some("{}".into()),
+            };
+            save(&store, scope, &recorded).await.unwrap();
+        }
+        assert_eq!(idem.expire(now).await.unwrap(), 1);
+        assert!(load(&store, "old").await.unwrap().is_none());
+        assert!(load(&store, "new").await.unwrap().is_some());
+    }
+}

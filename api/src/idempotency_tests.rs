@@ -1,0 +1,228 @@
+//! Idempotency keys and rate limits through the router.
+
+use crate::rate_limit::{Rate, RateLimits};
+use crate::tests::{admin, router, router_with, test_auth, token};
+use crate::Role;
+use axum::body::Body;
+use axum::http::{Request, StatusCode};
+use http_body_util::BodyExt;
+use serde_json::{json, Value};
+use tower::ServiceExt;
+
+/// Sends `body` to `method uri` as `authorization` with an optional Idempotency-Key.
+async fn send(
+    r: &axum::Router,
+    authorization: &str,
+    method: &str,
+    uri: &str,
+    key: Option<&str>,
+    body: Value,
+) -> (StatusCode, bool, Value) {
+    let mut request = Request::builder()
+        .method(method)
+        .uri(uri)
+        .header("content-type", "application/json")
+        .header("authorization", authorization);
+    if let Some(key) = key {
+        request = request.header("idempotency-key", key);
+    }
+    let response = r
+        .clone()
+        .oneshot(request.body(Body::from(body.to_string())).unwrap())
+        .await
+        .unwrap();
+    let status = response.status();
+    let replayed = response.headers().contains_key("idempotent-replayed");
+    let bytes = response.into_body().collect().await.unwrap().to_bytes();
+    (
+        status,
+        replayed,
+        serde_json::from_slice(&bytes).unwrap_or(Value::Null),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_retry_replays_the_first_answer_and_a_different_body_is_a_conflict() {
+    let dir = tempfile::tempdir().unwrap();
+    let r = router(&dir);
+    let admin = admin();
+    let event = json!({"user_id": "u1", "amount": "12.50"});
+    let (status, replayed, first) = send(
+        &r,
+        &admin,
+        "POST",
+        "/v1/transactions",
+        Some("k-1"),
+        event.clone(),
+    )
+    .await;
+    assert_eq!((status, replayed), (StatusCode::OK, false), "{first}");
+    let (status, replayed, again) = send(
+        &r,
+        &admin,
+        "POST",
+        "/v1/transactions",
+        Some("k-1"),
+        event.clone(),
+    )
+    .await;
+    assert_eq!((status, replayed), (StatusCode::OK, true));
+    assert_eq!(
+        again, first,
+        "the first answer, assigned transaction id included"
+    );
+
+    let other = json!({"user_id": "u1", "amount": "99.00"});
+    let (status, _, conflict) =
+        send(&r, &admin, "POST", "/v1/transactions", Some("k-1"), other).await;
+    assert_eq!(status, StatusCode::CONFLICT);
+    assert_eq!(conflict["error"]["field"], "Idempotency-Key");
+
+    // Keys belong to their caller: another caller's `k-1` is a new request.
+    let ingest = format!("Bearer {}", token(Role::Ingest));
+    let (status, replayed, theirs) = send(
+        &r,
+        &ingest,
+        "POST",
+        "/v1/transactions",
+        Some("k-1"),
+        event.clone(),
+    )
+    .await;
+    assert_eq!((status, replayed), (StatusCode::OK, false));
+    assert_ne!(theirs["transaction_id"], first["transaction_id"]);
+
+    // Without a key every request is new.
+    let (_, _, a) = send(&r, &admin, "POST", "/v1/transactions", None, event.clone()).await;
+    let (_, _, b) = send(&r, &admin, "POST", "/v1/transactions", None, event.clone()).await;
+    assert_ne!(a["transaction_id"], b["transaction_id"]);
+
+    let (status, _, bad) = send(
+        &r,
+        &admin,
+        "POST",
+        "/v1/transactions",
+        Some("bad key"),
+        event,
+    )
+    .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert_eq!(bad["error"]["field"], "Idempotency-Key");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn catalogue_changes_and_keys_are_made_once_per_idempotency_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let r = router(&dir);
+    let admin = admin();
+    let rule = json!({"name": "once", "expression": "amount > 7000", "action": "review"});
+    let (s1, _, first) = send(
+        &r,
+        &admin,
+        "POST",
+        "/v1/rules",
+        Some("rule-1"),
+        rule.clone(),
+    )
+    .await;
+    let (s2, replayed, second) = send(&r, &admin, "POST", "/v1/rules", Some("rule-1"), rule).await;
+    assert_eq!(
+        (s1, s2, replayed),
+        (StatusCode::CREATED, StatusCode::CREATED, true)
+    );
+    assert_eq!(first["id"], second["id"]);
+    let (_, _, list) = send(&r, &admin, "GET", "/v1/rules", None, Value::Null).await;
+    let named_once = list["rules"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| r["name"] == "once")
+        .count();
+    assert_eq!(named_once, 1);
+
+    // A key's secret is shown once: the retry creates nothing and says why.
+    let new_key = json!({"name": "producer", "role": "ingest"});
+    let (status, _, created) = send(
+        &r,
+        &admin,
+        "POST",
+        "/v1/keys",
+        Some("key-1"),
+        new_key.clone(),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED);
+    assert!(created["key"].is_string());
+    let (status, _, retry) = send(&r, &admin, "POST", "/v1/keys", Some("key-1"), new_key).await;
+    assert_eq!(status, StatusCode::CONFLICT, "{retry}");
+    assert!(!retry.to_string().contains(created["key"].as_str().unwrap()));
+    let (_, _, keys) = send(&r, &admin, "GET", "/v1/keys", None, Value::Null).await;
+    assert_eq!(keys.as_array().unwrap().len(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_requests_with_one_key_make_one_decision() {
+    let dir = tempfile::tempdir().unwrap();
+    let r = router(&dir);
+    let admin = admin();
+    let event = json!({"user_id": "u-c", "amount": "3.00"});
+    let answers = futures::future::join_all((0..32).map(|_| {
+        send(
+            &r,
+            &admin,
+            "POST",
+            "/v1/transactions",
+            Some("same"),
+            event.clone(),
+        )
+    }))
+    .await;
+    let ids: std::collections::BTreeSet<String> = answers
+        .iter()
+        .map(|(status, _, body)| {
+            assert_eq!(*status, StatusCode::OK, "{body}");
+            body["transaction_id"].as_str().unwrap().to_owned()
+        })
+        .collect();
+    assert_eq!(ids.len(), 1, "{ids:?}");
+    assert_eq!(
+        answers.iter().filter(|(_, replayed, _)| !replayed).count(),
+        1
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_burst_over_the_allowance_gets_429_with_retry_after() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut auth = test_auth();
+    auth.rate_limits = RateLimits {
+        viewer: Rate {
+            per_sec: 0.5,
+            burst: 3.0,
+        },
+        ..RateLimits::default()
+    };
+    let r = router_with(&dir, auth);
+    let viewer = format!("Bearer {}", token(Role::Viewer));
+    let request = |auth: &str| {
+        Request::get("/v1/decisions")
+            .header("authorization", auth)
+            .body(Body::empty())
+            .unwrap()
+    };
+    let mut statuses = Vec::new();
+    let mut retry_after = None;
+    for _ in 0..5 {
+        let response = r.clone().oneshot(request(&viewer)).await.unwrap();
+        statuses.push(response.status().as_u16());
+        if response.status() == StatusCode::TOO_MANY_REQUESTS {
+            retry_after = response.headers().get("retry-after").cloned();
+        }
+    }
+    assert_eq!(statuses, [200, 200, 200, 429, 429]);
+    let secs: u64 = retry_after.unwrap().to_str().unwrap().parse().unwrap();
+    assert!((1..=2).contains(&secs), "{secs}");
+    // Another caller has its own bucket.
+    let status = r.clone().oneshot(request(&admin())).await.unwrap().status();
+    assert_eq!(status, StatusCode::OK);
+}

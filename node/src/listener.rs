@@ -1,0 +1,81 @@
+//! The API's listener: a request timeout around every handler, and a header read timeout so a
+//! slow client (one byte a minute) cannot hold a connection open.
+
+use axum::extract::Request;
+use axum::middleware::Next;
+use axum::response::IntoResponse;
+use axum::Router;
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::server::conn::auto::Builder;
+use hyper_util::server::graceful::GracefulShutdown;
+use hyper_util::service::TowerToHyperService;
+use std::time::Duration;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+
+/// Longest the listener waits for open connections (event streams) after a stop.
+const DRAIN_LIMIT: Duration = Duration::from_secs(10);
+
+/// Answers 503 in the API's error shape when a handler takes longer than `limit` to answer.
+/// Only producing the answer is timed, so event streams stay open.
+pub fn with_request_timeout(router: Router, limit: Duration) -> Router {
+    router.layer(axum::middleware::from_fn(
+        move |request: Request, next: Next| async move {
+            match tokio::time::timeout(limit, next.run(request)).await {
+                Ok(response) => response,
+                Err(_) => sentinel_api::ApiError::unavailable(
+                    "the request took longer than the server's request timeout",
+                )
+                .into_response(),
+            }
+        },
+    ))
+}
+
+/// Serves `app` until `stop` fires, closing connections whose request headers do not arrive
+/// within `header_read_timeout`.
+pub async fn serve(
+    listener: TcpListener,
+    app: Router,
+    header_read_timeout: Duration,
+    mut stop: watch::Receiver<bool>,
+) {
+    let mut builder = Builder::new(TokioExecutor::new());
+    builder
+        .http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(header_read_timeout);
+    let graceful = GracefulShutdown::new();
+    loop {
+        tokio::select! {
+            accepted = listener.accept() => {
+                let stream = match accepted {
+                    Ok((stream, _)) => stream,
+                    Err(e) => {
+                        // Out of file descriptors, usually: wait rather than spin.
+                        tracing::warn!(error = %e, "accepting a connection failed");
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                        continue;
+                    }
+                };
+                let service = TowerToHyperService::new(app.clone());
+                let connection = builder
+                    .serve_connection_with_upgrades(TokioIo::new(stream), service)
+                    .into_owned();
+                let connection = graceful.watch(connection);
+                tokio::spawn(async move {
+                    // Client resets and header timeouts end here; nothing to report.
+                    let _ = connection.await;
+                });
+            }
+            _ = stop.changed() => break,
+        }
+    }
+    drop(listener);
+    tokio::select! {
+        _ = graceful.shutdown() => {}
+        _ = tokio::time::sleep(DRAIN_LIMIT) => {
+            tracing::warn!("connections still open after the drain limit; closing them");
+        }
+    }
+}
