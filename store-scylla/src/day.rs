@@ -5,15 +5,19 @@
 /// a reader's fan-out stays cheap.
 pub const BUCKETS: i32 = 8;
 
-/// The bucket of a transaction: a stable hash (FNV-1a) of its id, the same on every node and
-/// release.
+/// The bucket of a transaction: a stable hash of its id, the same on every node and release.
 pub fn bucket_of(transaction_id: &str) -> i32 {
+    stable_bucket(transaction_id, BUCKETS)
+}
+
+/// `key`'s bucket among `buckets`: FNV-1a, stable across nodes, releases and platforms.
+pub fn stable_bucket(key: &str, buckets: i32) -> i32 {
     let mut hash: u32 = 0x811c_9dc5;
-    for byte in transaction_id.bytes() {
+    for byte in key.bytes() {
         hash ^= u32::from(byte);
         hash = hash.wrapping_mul(0x0100_0193);
     }
-    (hash % BUCKETS as u32) as i32
+    (hash % buckets.max(1) as u32) as i32
 }
 
 /// One row read from a bucket: its position in the day and the decision's bytes.

@@ -97,8 +97,8 @@ impl Statements {
         };
         let scan = |op: &str, below: bool| {
             format!(
-                "SELECT record_key, body FROM {ks}.records WHERE kind = ? AND record_key {op} ?{} \
-                 LIMIT ?",
+                "SELECT record_key, body FROM {ks}.records WHERE kind = ? AND bucket = ? \
+                 AND record_key {op} ?{} LIMIT ?",
                 if below { " AND record_key < ?" } else { "" }
             )
         };
@@ -196,17 +196,17 @@ impl Statements {
             )
             .await?,
             put_record: prepare(
-                format!("INSERT INTO {ks}.records (kind, record_key, body) VALUES (?, ?, ?)"),
+                format!("INSERT INTO {ks}.records (kind, bucket, record_key, body) VALUES (?, ?, ?, ?)"),
                 true,
             )
             .await?,
             delete_record: prepare(
-                format!("DELETE FROM {ks}.records WHERE kind = ? AND record_key = ?"),
+                format!("DELETE FROM {ks}.records WHERE kind = ? AND bucket = ? AND record_key = ?"),
                 true,
             )
             .await?,
             get_record: prepare(
-                format!("SELECT body FROM {ks}.records WHERE kind = ? AND record_key = ?"),
+                format!("SELECT body FROM {ks}.records WHERE kind = ? AND bucket = ? AND record_key = ?"),
                 true,
             )
             .await?,
@@ -616,16 +616,17 @@ impl Store for ScyllaStore {
         let mut batch = Batch::new(BatchType::Logged);
         let mut values: Vec<Vec<CqlValue>> = Vec::with_capacity(writes.len());
         for write in writes {
+            let bucket = CqlValue::Int(record_bucket(write.kind, &write.key));
             let kind = CqlValue::Text(write.kind.as_str().to_owned());
             let key = CqlValue::Text(write.key);
             match write.value {
                 Some(value) => {
                     batch.append_statement(self.statements.put_record.clone());
-                    values.push(vec![kind, key, CqlValue::Blob(value)]);
+                    values.push(vec![kind, bucket, key, CqlValue::Blob(value)]);
                 }
                 None => {
                     batch.append_statement(self.statements.delete_record.clone());
-                    values.push(vec![kind, key]);
+                    values.push(vec![kind, bucket, key]);
                 }
             }
         }
@@ -643,7 +644,10 @@ impl Store for ScyllaStore {
 
     async fn record(&self, kind: RecordKind, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
         Ok(self
-            .blobs(&self.statements.get_record, (kind.as_str(), key))
+            .blobs(
+                &self.statements.get_record,
+                (kind.as_str(), record_bucket(kind, key), key),
+            )
             .await?
             .pop())
     }
@@ -667,21 +671,56 @@ impl Store for ScyllaStore {
             (_, None) => (&self.statements.scan_from, prefix),
             (_, Some(_)) => (&self.statements.scan_from_below, prefix),
         };
-        let result = match &end {
-            Some(end) => {
-                self.run(statement, (kind.as_str(), from, end.as_str(), limit))
-                    .await?
+        // Each bucket returns its first `limit` keys in order; the page is their merge.
+        let pages = futures::future::try_join_all((0..record_buckets(kind)).map(|bucket| {
+            let end = end.as_deref();
+            async move {
+                let result = match end {
+                    Some(end) => {
+                        self.run(statement, (kind.as_str(), bucket, from, end, limit))
+                            .await?
+                    }
+                    None => {
+                        self.run(statement, (kind.as_str(), bucket, from, limit))
+                            .await?
+                    }
+                };
+                let rows = result
+                    .into_rows_result()
+                    .map_err(|e| backend("scanning records", e))?;
+                rows.rows::<(String, Vec<u8>)>()
+                    .map_err(|e| backend("scanning records", e))?
+                    .map(|row| row.map_err(|e| backend("scanning records", e)))
+                    .collect::<Result<Vec<_>, StoreError>>()
             }
-            None => self.run(statement, (kind.as_str(), from, limit)).await?,
-        };
-        let rows = result
-            .into_rows_result()
-            .map_err(|e| backend("scanning records", e))?;
-        rows.rows::<(String, Vec<u8>)>()
-            .map_err(|e| backend("scanning records", e))?
-            .map(|row| row.map_err(|e| backend("scanning records", e)))
-            .collect()
+        }))
+        .await?;
+        Ok(merge_keys(pages, limit as usize))
     }
+}
+
+/// Buckets of a record kind: kinds that grow with traffic or analysts' work are spread out.
+fn record_buckets(kind: RecordKind) -> i32 {
+    match kind {
+        RecordKind::AlertOutbox
+        | RecordKind::Idempotency
+        | RecordKind::Audit
+        | RecordKind::Label => 16,
+        _ => 1,
+    }
+}
+
+/// The bucket a record lives in.
+fn record_bucket(kind: RecordKind, key: &str) -> i32 {
+    day::stable_bucket(key, record_buckets(kind))
+}
+
+/// The first `limit` records of the buckets' pages (each in key order), in key order.
+fn merge_keys(pages: Vec<Vec<(String, Vec<u8>)>>, limit: usize) -> Vec<(String, Vec<u8>)> {
+    let mut all: Vec<(String, Vec<u8>)> = pages.into_iter().flatten().collect();
+    all.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+    all.truncate(limit);
+    all
 }
 
 #[cfg(test)]
@@ -696,6 +735,25 @@ mod tests {
         }
         assert!("rulf" > end.as_str());
         assert_eq!(prefix_end(""), None);
+    }
+
+    #[test]
+    fn growing_kinds_spread_over_buckets_and_pages_merge_in_key_order() {
+        assert_eq!(record_buckets(RecordKind::RuleVersion), 1);
+        assert_eq!(record_bucket(RecordKind::RuleVersion, "any/key"), 0);
+        let used: std::collections::BTreeSet<i32> = (0..1000)
+            .map(|i| record_bucket(RecordKind::AlertOutbox, &format!("pending/{i}")))
+            .collect();
+        assert_eq!(used.len(), 16);
+        let page = |keys: &[&str]| -> Vec<(String, Vec<u8>)> {
+            keys.iter().map(|k| (k.to_string(), vec![])).collect()
+        };
+        let merged = merge_keys(
+            vec![page(&["a", "d", "g"]), page(&["b", "c"]), page(&[])],
+            4,
+        );
+        let keys: Vec<&str> = merged.iter().map(|(k, _)| k.as_str()).collect();
+        assert_eq!(keys, ["a", "b", "c", "d"]);
     }
 
     #[test]
