@@ -35,8 +35,9 @@ pub fn explain(report: &Report, extra: Vec<String>) -> Vec<String> {
     }
     if has(Scenario::FraudRing) {
         notes.push(
-            "fraud_ring labels each member's event; a per-user policy without device-sharing \
-             rules sees each as one new device at a new merchant."
+            "fraud_ring labels each of the four members' events; the seed policy's \
+             shared_device_ring rule (device.distinct_users(24h) > 2) can only fire from the \
+             third member on, so its recall is bounded at about 50%."
                 .to_owned(),
         );
     }
