@@ -71,10 +71,35 @@ pub struct EntityKey {
 }
 
 impl EntityKey {
+    /// The key of the entity of `kind` with this id (such as a device id).
+    pub fn new(kind: EntityKind, id: &str) -> EntityKey {
+        EntityKey {
+            kind,
+            id: id_hash(id),
+        }
+    }
+
     /// A stable 64-bit placement hash, the same on every node.
     pub fn placement_hash(&self) -> u64 {
         id_hash(&format!("{:?}:{:016x}", self.kind, self.id))
     }
+
+    /// The member that owns this entity among `members` (by name): rendezvous hashing, so
+    /// every node that sees the same members picks the same owner, and a member joining or
+    /// leaving moves only the keys it wins or held.
+    pub fn owner<'m>(&self, members: impl IntoIterator<Item = &'m str>) -> Option<&'m str> {
+        let key = self.placement_hash();
+        members
+            .into_iter()
+            .max_by_key(|name| (mix(key ^ id_hash(name)), *name))
+    }
+}
+
+/// SplitMix64's finaliser: spreads the XOR of two hashes over all 64 bits.
+fn mix(mut z: u64) -> u64 {
+    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    z ^ (z >> 31)
 }
 
 /// "User `user` used entity `key` at event time `time_ms`."
@@ -487,6 +512,33 @@ mod tests {
             kind: EntityKind::Device,
             id: 1
         }));
+    }
+
+    #[test]
+    fn owners_agree_and_move_little() {
+        let key = |id| EntityKey {
+            kind: EntityKind::Device,
+            id,
+        };
+        let three = ["n1", "n2", "n3"];
+        let mut per_member = HashMap::new();
+        let mut moved = 0;
+        for id in 1..=3_000 {
+            let owner = key(id).owner(three).unwrap();
+            // The order members are listed in does not matter.
+            assert_eq!(key(id).owner(["n3", "n1", "n2"]), Some(owner));
+            *per_member.entry(owner).or_insert(0) += 1;
+            // Without n3, only n3's keys move.
+            let two = key(id).owner(["n1", "n2"]).unwrap();
+            if owner != "n3" {
+                assert_eq!(two, owner);
+            } else {
+                moved += 1;
+            }
+        }
+        assert_eq!(moved, per_member["n3"]);
+        assert!(per_member.values().all(|&n| n > 800), "{per_member:?}");
+        assert_eq!(key(1).owner([]), None);
     }
 
     #[test]
