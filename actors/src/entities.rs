@@ -276,6 +276,9 @@ pub struct Entities {
 impl Entities {
     /// Starts `shards` local entity shards.
     pub async fn start(shards: usize) -> Result<Entities, SpawnErr> {
+        // Registered at zero, so dashboards and alerts have the series before the first one.
+        metrics::counter!(m::ENTITY_LOOKUP_FAILURES).increment(0);
+        metrics::counter!(m::ENTITIES_EVICTED).increment(0);
         let mut local = Vec::with_capacity(shards.max(1));
         for _ in 0..shards.max(1) {
             local.push(Actor::spawn(None, EntityShard, ()).await?.0);

@@ -23,6 +23,8 @@ pub const ENTITY_LOOKUP_SECONDS: &str = "sentinel_entity_lookup_duration_seconds
 /// Counter: entity counts that stayed unknown (owner unreachable or too slow); rules comparing
 /// them did not fire.
 pub const ENTITY_LOOKUP_FAILURES: &str = "sentinel_entity_lookup_failures_total";
+/// Gauge: cluster members this node places entities on (itself included).
+pub const ENTITY_OWNERS: &str = "sentinel_entity_owners";
 /// Counter: rule hits by rule and mode (`active` or `shadow`).
 pub const RULE_HITS: &str = "sentinel_rule_hits_total";
 /// Histogram: seconds the user actor spent computing one decision.

@@ -12,6 +12,7 @@
 use futures::future::{join_all, BoxFuture};
 use ractor::{pg, Actor, ActorCell, ActorProcessingErr, ActorRef, RpcReplyPort};
 use ractor_cluster::RactorClusterMessage;
+use sentinel_actors::metrics::ENTITY_OWNERS;
 use sentinel_actors::{Entities, EntityRoute, OtherUsers, Sighting, ENTITY_TIMEOUT};
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -19,9 +20,6 @@ use std::time::Duration;
 
 /// The process group of every node's [`EntityOwner`].
 pub const ENTITIES_GROUP: &str = "sentinel.entities";
-
-/// Gauge: members this node currently places entities on (itself included).
-pub const ENTITY_OWNERS: &str = "sentinel_entity_owners";
 
 /// How often the owner gauge is refreshed.
 const GAUGE_EVERY: Duration = Duration::from_secs(1);
