@@ -37,7 +37,8 @@ pub fn explain(report: &Report, extra: Vec<String>) -> Vec<String> {
         notes.push(
             "fraud_ring labels each of the four members' events; the seed policy's \
              shared_device_ring rule (device.distinct_users(24h) > 2) can only fire from the \
-             third member on, so its recall is bounded at about 50%."
+             third member on, so its recall is bounded at about 50%; members join up to 9 \
+             minutes after the first, so in short runs many rings are still incomplete."
                 .to_owned(),
         );
     }
