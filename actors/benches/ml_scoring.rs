@@ -12,7 +12,8 @@
 //! Options: `--runs N` (default 5), `--events N` (default 100000).
 
 use sentinel_actors::{
-    entry_of, extract_features, EventFacts, FeatureReplay, Lists, Placement, PolicyDef, UserState,
+    entry_of, extract_features, EntityCounts, EventFacts, FeatureReplay, Lists, Placement,
+    PolicyDef, UserState,
 };
 use sentinel_event::Transaction;
 use sentinel_loadtest::simulator::{Scenario, SimConfig, Simulator};
@@ -124,6 +125,7 @@ fn main() {
                 profile: &state.profile,
                 lists: &lists,
                 ml: None,
+                entities: &EntityCounts::default(),
             };
             extract_features(&facts, &mut out);
             sum += out[0];

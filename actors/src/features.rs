@@ -4,8 +4,11 @@
 //! describe the user *before* this event (so `amount > 5 * user.avg_amount_30d` compares the
 //! new amount with the past). Window functions — `count(user, 5m)`, `sum(card, 1h)` … — include
 //! the event being decided. Window functions over `card`, `device`, `merchant` and `ip` look at
-//! this user's transactions with the same card, device, merchant or IP.
+//! this user's transactions with the same card, device, merchant or IP; `device.distinct_users(24h)`
+//! and its kin count every user of the event's device (or card, IP, merchant), from the counts
+//! the entity actors returned ([`EntityCounts`]).
 
+use crate::entities::{EntityCounts, EntityKind, KindSet};
 use crate::geo::distance_km;
 use crate::policy::Lists;
 use crate::profile::Profile;
@@ -253,6 +256,27 @@ const ENTITY_DEVICE: EntityId = EntityId(2);
 const ENTITY_MERCHANT: EntityId = EntityId(3);
 const ENTITY_IP: EntityId = EntityId(4);
 
+/// The shared-entity kind a rule's entity names, if it is one.
+fn entity_kind(entity: EntityId) -> Option<EntityKind> {
+    Some(match entity {
+        ENTITY_CARD => EntityKind::Card,
+        ENTITY_DEVICE => EntityKind::Device,
+        ENTITY_MERCHANT => EntityKind::Merchant,
+        ENTITY_IP => EntityKind::Ip,
+        _ => return None,
+    })
+}
+
+/// The entity kinds whose distinct users any of `exprs` asks for.
+pub(crate) fn distinct_user_kinds<'e>(
+    exprs: impl Iterator<Item = &'e sentinel_rules::Expr>,
+) -> KindSet {
+    exprs
+        .flat_map(|e| e.distinct_user_entities().iter().copied())
+        .filter_map(entity_kind)
+        .fold(KindSet::default(), KindSet::with)
+}
+
 /// Window-function entities: (name, id).
 const ENTITIES: &[(&str, EntityId)] = &[
     ("user", ENTITY_USER),
@@ -305,6 +329,8 @@ pub struct EventFacts<'a> {
     pub lists: &'a Lists,
     /// The active model's (score, anomaly) for this event, when a model is active.
     pub ml: Option<(f64, f64)>,
+    /// What the event's shared entities said about their other users.
+    pub entities: &'a EntityCounts,
 }
 
 impl EventFacts<'_> {
@@ -436,6 +462,19 @@ impl Facts for EventFacts<'_> {
             Agg::Min => number(stats.min),
             Agg::Max => number(stats.max),
         }
+    }
+
+    fn distinct_users(&self, entity: EntityId, window_ms: u64) -> Value<'_> {
+        if entity == ENTITY_USER {
+            return Value::Number(1.0);
+        }
+        let Some(kind) = entity_kind(entity) else {
+            return Value::Null;
+        };
+        let span = i64::try_from(window_ms).unwrap_or(i64::MAX);
+        self.entities
+            .distinct_users(kind, self.current.time_ms, span)
+            .map_or(Value::Null, |n| Value::Number(n as f64))
     }
 
     fn list_contains(&self, list: &str, value: &str) -> bool {

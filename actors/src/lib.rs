@@ -16,6 +16,7 @@
 //! - [`Policy`]: rules, lists, thresholds and the machine-learned [`Models`], replaced as a
 //!   whole by an actor message.
 
+mod entities;
 mod features;
 mod geo;
 mod hash;
@@ -31,6 +32,10 @@ mod state;
 mod user_actor;
 mod window;
 
+pub use entities::{
+    Entities, EntityCounts, EntityKey, EntityKind, EntityRoute, EntityTable, KindSet, OtherUsers,
+    Sighting, ENTITY_RETENTION_MS, ENTITY_TIMEOUT,
+};
 pub use features::{catalogue, schema, EventFacts, RETENTION_MS};
 pub use ml_features::extract as extract_features;
 pub use models::{Models, Scored};

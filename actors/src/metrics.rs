@@ -15,6 +15,16 @@ pub const RESTARTS: &str = "sentinel_user_actor_restarts_total";
 pub const LATE_EVENTS: &str = "sentinel_late_events_total";
 /// Counter: redelivered events answered with their stored decision.
 pub const REDELIVERED: &str = "sentinel_redelivered_events_total";
+/// Counter: entities (cards, devices, IPs, merchants) forgotten after the retention or to stay
+/// within memory bounds.
+pub const ENTITIES_EVICTED: &str = "sentinel_entities_evicted_total";
+/// Histogram: seconds a decision waited for its entities' distinct-user counts.
+pub const ENTITY_LOOKUP_SECONDS: &str = "sentinel_entity_lookup_duration_seconds";
+/// Counter: entity counts that stayed unknown (owner unreachable or too slow); rules comparing
+/// them did not fire.
+pub const ENTITY_LOOKUP_FAILURES: &str = "sentinel_entity_lookup_failures_total";
+/// Gauge: cluster members this node places entities on (itself included).
+pub const ENTITY_OWNERS: &str = "sentinel_entity_owners";
 /// Counter: rule hits by rule and mode (`active` or `shadow`).
 pub const RULE_HITS: &str = "sentinel_rule_hits_total";
 /// Histogram: seconds the user actor spent computing one decision.

@@ -49,7 +49,15 @@ impl PolicyDef {
                 .map(|(name, items)| (name.clone(), items.iter().cloned().collect()))
                 .collect(),
         );
+        let entity_kinds = features::distinct_user_kinds(
+            rules
+                .rules()
+                .iter()
+                .filter(|r| r.def.mode != sentinel_rules::Mode::Disabled)
+                .map(|r| &r.expr),
+        );
         Ok(Policy {
+            entity_kinds,
             rules,
             lists,
             thresholds: t,
@@ -99,6 +107,9 @@ pub struct Policy {
     pub models: Models,
     /// The definition it was compiled from.
     pub def: PolicyDef,
+    /// The entity kinds whose distinct users the enabled rules ask for: events ask the entity
+    /// actors only about these.
+    pub entity_kinds: crate::entities::KindSet,
 }
 
 #[cfg(test)]
@@ -108,7 +119,13 @@ mod tests {
     #[test]
     fn seed_policy_compiles() {
         let policy = PolicyDef::seed().compile().unwrap();
-        assert_eq!(policy.rules.rules().len(), 5);
+        assert_eq!(policy.rules.rules().len(), 6);
+        assert!(policy
+            .entity_kinds
+            .contains(crate::entities::EntityKind::Device));
+        assert!(!policy
+            .entity_kinds
+            .contains(crate::entities::EntityKind::Card));
         assert!(policy.lists.contains("high_risk_merchants", "gambling"));
         assert!(!policy.lists.contains("high_risk_merchants", "grocery"));
         assert!(!policy.lists.contains("no_such_list", "gambling"));

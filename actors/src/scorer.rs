@@ -1,5 +1,6 @@
 //! The node's handle on its user actors.
 
+use crate::entities::Entities;
 use crate::hash::id_hash;
 use crate::policy::Policy;
 use crate::shard::{ShardArgs, ShardMessage, UserShard};
@@ -39,6 +40,7 @@ impl Default for ScorerConfig {
 #[derive(Clone)]
 pub struct Scorer {
     shards: Arc<[ActorRef<ShardMessage>]>,
+    entities: Entities,
 }
 
 /// How often an event is re-sent when its user actor died before answering (the event that
@@ -52,7 +54,9 @@ impl Scorer {
         policy: Arc<Policy>,
         config: ScorerConfig,
     ) -> Result<Scorer, SpawnErr> {
+        let entities = Entities::start(config.shards).await?;
         let deps = Arc::new(Deps {
+            entities: entities.clone(),
             writer,
             lateness_ms: i64::try_from(config.lateness.as_millis()).unwrap_or(i64::MAX),
             snapshot_every: config.snapshot_every.max(1),
@@ -69,7 +73,13 @@ impl Scorer {
         }
         Ok(Scorer {
             shards: shards.into(),
+            entities,
         })
+    }
+
+    /// The shared entities (cards, devices, IPs, merchants) the user actors consult.
+    pub fn entities(&self) -> &Entities {
+        &self.entities
     }
 
     fn shard_of(&self, user_id: &str) -> &ActorRef<ShardMessage> {
@@ -169,6 +179,7 @@ impl Scorer {
         for shard in self.shards.iter() {
             shard.stop(None);
         }
+        self.entities.stop();
         passivated
     }
 }

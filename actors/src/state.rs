@@ -3,6 +3,7 @@
 //! Live scoring and replay (restore, backtests) run the same `place` + `record` code, so replaying
 //! the stored history of a user rebuilds exactly the state live traffic built.
 
+use crate::entities::{EntityCounts, EntityKind};
 use crate::features::{EventFacts, RETENTION_MS};
 use crate::hash::{id_hash, opt_hash};
 use crate::ml_features;
@@ -46,6 +47,16 @@ pub fn entry_of(event: &Transaction) -> Entry {
         country,
         coords: location.and_then(|l| Some((l.lat? as f32, l.lon? as f32))),
     }
+}
+
+/// The event's shared entities as (kind, id hash), zero where absent.
+pub fn entities_of(entry: &Entry) -> [(EntityKind, u64); 4] {
+    [
+        (EntityKind::Card, entry.card),
+        (EntityKind::Device, entry.device),
+        (EntityKind::Merchant, entry.merchant),
+        (EntityKind::Ip, entry.ip),
+    ]
 }
 
 /// A readable summary of a user's live state, for analysts (deserializable: it crosses
@@ -161,11 +172,31 @@ impl UserState {
             .is_some_and(|w| event.event_time_ms() < w - RETENTION_MS - lateness_ms)
     }
 
-    /// Decides one event and folds it into the state.
+    /// Decides one event and folds it into the state, without shared-entity counts (rules
+    /// on `distinct_users` see them as unknown and do not fire): backtests replay one user at
+    /// a time, so the other users' uses are not known there.
     pub fn decide(
         &mut self,
         event: Arc<Transaction>,
         policy: &Policy,
+        lateness_ms: i64,
+        received: Instant,
+    ) -> Decision {
+        self.decide_with(
+            event,
+            policy,
+            &EntityCounts::default(),
+            lateness_ms,
+            received,
+        )
+    }
+
+    /// Decides one event given what its shared entities said, and folds it into the state.
+    pub fn decide_with(
+        &mut self,
+        event: Arc<Transaction>,
+        policy: &Policy,
+        entities: &EntityCounts,
         lateness_ms: i64,
         received: Instant,
     ) -> Decision {
@@ -179,6 +210,7 @@ impl UserState {
             profile: &self.profile,
             lists: &policy.lists,
             ml: None,
+            entities,
         };
         let scored = policy.models.score(&facts);
         facts.ml = scored.map(|s| (s.champion.score, s.champion.anomaly));
@@ -245,6 +277,7 @@ impl UserState {
             profile: &self.profile,
             lists,
             ml: None,
+            entities: &EntityCounts::default(),
         };
         let result = look(&facts);
         self.profile.record(&entry);

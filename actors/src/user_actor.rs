@@ -1,9 +1,10 @@
 //! The actor that owns one user: it decides that user's events one at a time, in arrival
 //! order, so the user's windows and profile never need a lock.
 
+use crate::entities::{Entities, EntityCounts};
 use crate::metrics as m;
 use crate::policy::Policy;
-use crate::state::UserState;
+use crate::state::{entities_of, entry_of, UserState};
 use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
 use sentinel_event::{DecisionError, Transaction};
 use sentinel_store::{DecisionAck, StoreError, Stored, UserSnapshot, Writer};
@@ -20,6 +21,8 @@ pub struct Deps {
     pub lateness_ms: i64,
     /// Events between two background snapshots, bounding the replay after a crash.
     pub snapshot_every: u64,
+    /// The shared entities (cards, devices, IPs, merchants) and their users.
+    pub entities: Entities,
 }
 
 /// One transaction to decide, and where to send the decision once it is durable.
@@ -166,12 +169,27 @@ impl UserActorState {
                 }
             }
         }
-        let user = self.user.as_mut().expect("loaded above");
         let policy = &self.policy;
+        // The one extra hop: only when a rule asks and the event has such an entity.
+        let entities = if policy.entity_kinds.is_empty() {
+            EntityCounts::default()
+        } else {
+            let entry = entry_of(&event);
+            self.deps
+                .entities
+                .lookup(
+                    &event.user_id,
+                    entities_of(&entry),
+                    entry.time_ms,
+                    policy.entity_kinds,
+                )
+                .await
+        };
+        let user = self.user.as_mut().expect("loaded above");
         let started = Instant::now();
         let decided = std::panic::catch_unwind(AssertUnwindSafe(|| {
             failpoint(&event);
-            user.decide(event, policy, lateness, received)
+            user.decide_with(event, policy, &entities, lateness, received)
         }));
         let decision = match decided {
             Ok(decision) => decision,

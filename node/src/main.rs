@@ -8,6 +8,7 @@ mod cluster;
 mod cluster_view;
 mod decider;
 mod demo;
+mod entity_placement;
 mod kafka;
 mod listener;
 mod node;

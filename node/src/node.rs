@@ -78,6 +78,7 @@ pub async fn run(mut config: NodeConfig, source: Source) -> anyhow::Result<()> {
     let scorer = Scorer::start(writer.clone(), policy, scorer_config)
         .await
         .context("starting the user actors")?;
+    crate::entity_placement::start(&config.cluster.node_name, scorer.entities().clone()).await?;
     let (applied_tx, applied_rx) = watch::channel(catalog.policy().rules.version);
     let policy_feed = tokio::spawn(broadcast_policies(
         Arc::clone(&catalog),

@@ -6,6 +6,7 @@ use crate::parser::{BinOp, ListItems, ListRef, MathFn, Node, NodeKind, Span};
 use crate::schema::{suggest, EntityId, FieldId, Schema};
 use crate::value::{Agg, Type};
 use regex::{Regex, RegexBuilder};
+use std::cell::RefCell;
 
 /// Compiled-size limit for `matches` patterns, in bytes.
 const REGEX_SIZE_LIMIT: usize = 1 << 20;
@@ -18,6 +19,12 @@ pub(crate) enum Num {
     Window {
         entity: EntityId,
         agg: Agg,
+        window_ms: u64,
+        span: Span,
+    },
+    /// Distinct users of the current event's entity over a window.
+    DistinctUsers {
+        entity: EntityId,
         window_ms: u64,
         span: Span,
     },
@@ -136,11 +143,24 @@ impl Typed {
 }
 
 /// Checks `node` against `schema`; the whole expression must be a condition.
-pub(crate) fn check(node: &Node, src: &str, schema: &Schema) -> Result<Cond, Located> {
-    let checker = Checker { src, schema };
+/// A type-checked condition and the entities whose distinct users it asks for.
+pub(crate) struct Checked {
+    pub(crate) root: Cond,
+    pub(crate) distinct_user_entities: Vec<EntityId>,
+}
+
+pub(crate) fn check(node: &Node, src: &str, schema: &Schema) -> Result<Checked, Located> {
+    let checker = Checker {
+        src,
+        schema,
+        distinct_user_entities: RefCell::new(Vec::new()),
+    };
     let typed = checker.check(node)?;
     match typed {
-        Typed::Cond(c) => Ok(c),
+        Typed::Cond(root) => Ok(Checked {
+            root,
+            distinct_user_entities: checker.distinct_user_entities.into_inner(),
+        }),
         Typed::Null => Err(Checker::null_error(node)),
         other => Err(Located::new(
             node.span.start(),
@@ -160,6 +180,8 @@ pub(crate) fn norm_zero(x: f64) -> f64 {
 struct Checker<'a> {
     src: &'a str,
     schema: &'a Schema,
+    /// Entities named by `<entity>.distinct_users(..)`, each once.
+    distinct_user_entities: RefCell<Vec<EntityId>>,
 }
 
 impl Checker<'_> {
@@ -247,11 +269,29 @@ impl Checker<'_> {
                 window_ms,
             } => {
                 let Some(id) = self.schema.lookup_entity(entity) else {
-                    return Err(self.unknown_entity(entity, *entity_span, *agg));
+                    return Err(self.unknown_entity(entity, *entity_span, agg.name()));
                 };
                 Typed::Num(Num::Window {
                     entity: id,
                     agg: *agg,
+                    window_ms: *window_ms,
+                    span: node.span,
+                })
+            }
+            NodeKind::DistinctUsers {
+                entity,
+                entity_span,
+                window_ms,
+            } => {
+                let Some(id) = self.schema.lookup_entity(entity) else {
+                    return Err(self.unknown_entity(entity, *entity_span, "distinct_users"));
+                };
+                let mut used = self.distinct_user_entities.borrow_mut();
+                if !used.contains(&id) {
+                    used.push(id);
+                }
+                Typed::Num(Num::DistinctUsers {
+                    entity: id,
                     window_ms: *window_ms,
                     span: node.span,
                 })
@@ -299,9 +339,9 @@ impl Checker<'_> {
         })
     }
 
-    fn unknown_entity(&self, entity: &str, span: Span, agg: Agg) -> Located {
+    fn unknown_entity(&self, entity: &str, span: Span, function: &str) -> Located {
         let names: Vec<&str> = self.schema.entity_names().collect();
-        let mut msg = format!("unknown entity `{entity}` in `{}`", agg.name());
+        let mut msg = format!("unknown entity `{entity}` in `{function}`");
         if let Some(s) = suggest(entity, names.iter().copied()) {
             msg.push_str(&format!("; did you mean `{s}`?"));
         }

@@ -24,6 +24,15 @@ pub trait Facts {
     /// nothing is Null.
     fn window(&self, entity: EntityId, agg: Agg, window_ms: u64) -> Value<'_>;
 
+    /// Distinct users of the current event's `entity` (its device, card …) over the
+    /// event-time window of `window_ms` milliseconds ending at the current event, the
+    /// current event's user included. Null when the event has no such entity or the count
+    /// is unknown (then comparisons with it are false). By default always unknown.
+    fn distinct_users(&self, entity: EntityId, window_ms: u64) -> Value<'_> {
+        let _ = (entity, window_ms);
+        Value::Null
+    }
+
     /// Whether the named list contains the value (lists are sets of text items).
     fn list_contains(&self, list: &str, value: &str) -> bool;
 }
@@ -98,6 +107,15 @@ pub(crate) fn num<R: Recorder>(n: &Num, facts: &dyn Facts, r: &mut R) -> Option<
             span,
         } => {
             let x = as_num(facts.window(*entity, *agg, *window_ms));
+            r.record(*span, num_value(x));
+            x
+        }
+        Num::DistinctUsers {
+            entity,
+            window_ms,
+            span,
+        } => {
+            let x = as_num(facts.distinct_users(*entity, *window_ms));
             r.record(*span, num_value(x));
             x
         }

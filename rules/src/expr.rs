@@ -4,7 +4,7 @@ use crate::check::{check, Cond};
 use crate::error::RuleError;
 use crate::eval::{cond, Explainer, Facts, Quiet};
 use crate::parser::parse;
-use crate::schema::Schema;
+use crate::schema::{EntityId, Schema};
 use crate::value::OwnedValue;
 use std::sync::Arc;
 
@@ -18,6 +18,7 @@ pub struct Expr {
 struct Inner {
     source: String,
     root: Cond,
+    distinct_user_entities: Vec<EntityId>,
 }
 
 impl Expr {
@@ -25,11 +26,12 @@ impl Expr {
     /// expression must be a condition (Bool).
     pub fn compile(text: &str, schema: &Schema) -> Result<Expr, RuleError> {
         let node = parse(text).map_err(|e| e.into_rule_error(text))?;
-        let root = check(&node, text, schema).map_err(|e| e.into_rule_error(text))?;
+        let checked = check(&node, text, schema).map_err(|e| e.into_rule_error(text))?;
         Ok(Expr {
             inner: Arc::new(Inner {
                 source: text.to_owned(),
-                root,
+                root: checked.root,
+                distinct_user_entities: checked.distinct_user_entities,
             }),
         })
     }
@@ -38,6 +40,13 @@ impl Expr {
     /// are requested from `facts` only as needed (`and`/`or` short-circuit).
     pub fn matches(&self, facts: &dyn Facts) -> bool {
         cond(&self.inner.root, facts, &mut Quiet)
+    }
+
+    /// The entities whose distinct users this expression asks for
+    /// (`device.distinct_users(24h)` names `device`), each once, so the caller can skip
+    /// computing counts nobody reads.
+    pub fn distinct_user_entities(&self) -> &[EntityId] {
+        &self.inner.distinct_user_entities
     }
 
     /// Evaluates every leaf (fields, window aggregates and named-list
@@ -63,7 +72,7 @@ impl Expr {
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
-    use crate::schema::{EntityId, FieldId};
+    use crate::schema::FieldId;
     use crate::value::{Agg, Type, Value};
     use std::collections::HashMap;
 
@@ -101,6 +110,7 @@ pub(crate) mod tests {
         pub fields: HashMap<u16, OwnedValue>,
         pub windows: HashMap<(u8, Agg, u64), OwnedValue>,
         pub lists: HashMap<String, Vec<String>>,
+        pub distinct_users: HashMap<(u8, u64), f64>,
     }
 
     impl Mock {
@@ -116,6 +126,10 @@ pub(crate) mod tests {
         }
         pub(crate) fn window(mut self, e: EntityId, agg: Agg, ms: u64, v: f64) -> Self {
             self.windows.insert((e.0, agg, ms), OwnedValue::Number(v));
+            self
+        }
+        pub(crate) fn distinct(mut self, e: EntityId, ms: u64, users: f64) -> Self {
+            self.distinct_users.insert((e.0, ms), users);
             self
         }
         pub(crate) fn list(mut self, name: &str, items: &[&str]) -> Self {
@@ -137,6 +151,11 @@ pub(crate) mod tests {
                 None if matches!(agg, Agg::Count | Agg::Sum) => Value::Number(0.0),
                 None => Value::Null,
             }
+        }
+        fn distinct_users(&self, entity: EntityId, window_ms: u64) -> Value<'_> {
+            self.distinct_users
+                .get(&(entity.0, window_ms))
+                .map_or(Value::Null, |n| Value::Number(*n))
         }
         fn list_contains(&self, list: &str, value: &str) -> bool {
             self.lists
@@ -386,6 +405,43 @@ pub(crate) mod tests {
     }
 
     #[test]
+    fn distinct_users_is_a_typed_window_function() {
+        let e = compile("card.distinct_users(24h) > 2 and amount > 1");
+        assert_eq!(e.distinct_user_entities(), &[CARD]);
+        let three = Mock::default()
+            .num(AMOUNT, 5.0)
+            .distinct(CARD, 86_400_000, 3.0);
+        assert!(e.matches(&three));
+        let two = Mock::default()
+            .num(AMOUNT, 5.0)
+            .distinct(CARD, 86_400_000, 2.0);
+        assert!(!e.matches(&two));
+        // Unknown (no card, or the count could not be had): the comparison is false.
+        assert!(!e.matches(&Mock::default().num(AMOUNT, 5.0)));
+        assert!(compile("not (card.distinct_users(24h) > 2)").matches(&Mock::default()));
+        assert_eq!(
+            e.explain(&three)[0],
+            ("card.distinct_users(24h)".into(), OwnedValue::Number(3.0))
+        );
+        assert_eq!(
+            compile("user.distinct_users(1h) + card.distinct_users(5m) >= 0 or card.distinct_users(1m) > 1")
+                .distinct_user_entities(),
+            &[USER, CARD]
+        );
+        assert!(compile("amount > 1").distinct_user_entities().is_empty());
+        let err = |src: &str| Expr::compile(src, &schema()).unwrap_err().to_string();
+        assert_eq!(
+            err("devise.distinct_users(24h) > 2"),
+            "line 1, column 1: unknown entity `devise` in `distinct_users`; valid entities are: card, user"
+        );
+        assert!(err("card.distinct_users(24) > 2").contains("expected a duration"));
+        assert!(err("card.distinct_users(24h, 1h) > 2").contains("`)`"));
+        assert!(err("card.distinct_users(24h)").contains("condition"));
+        assert!(err("card.distinct_users(24h) = \"x\"")
+            .contains("is a number and cannot be compared with text"));
+    }
+
+    #[test]
     fn source_and_sharing() {
         let e = compile("amount > 1");
         assert_eq!(e.source(), "amount > 1");
@@ -445,6 +501,7 @@ pub(crate) mod tests {
             "count(user, 5m)",
             "sum(card, 1h)",
             "avg(user,7d)",
+            "user.distinct_users(1h)",
             "abs(",
             "log(",
             "(",
@@ -573,6 +630,7 @@ pub(crate) mod tests {
             "avg(user, 7d)",
             "min(card, 30s)",
             "max(user, 366d)",
+            "card.distinct_users(24h)",
         ];
         match if depth > 4 { 0 } else { rng.below(5) } {
             0 | 1 => out.push(leaves[rng.below(leaves.len())].into()),

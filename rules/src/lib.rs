@@ -80,6 +80,11 @@
 //!   (such as `user` or `card`) over duration `D`, written as a whole number
 //!   followed by `s`, `m`, `h` or `d` (`30s`, `5m`, `24h`, `7d`; at most
 //!   `366d`). Durations are only allowed there.
+//! * **Distinct users**: `E.distinct_users(D)` counts the different users that
+//!   used the current event's entity `E` (its `device`, `card` …) over
+//!   duration `D`, the current event's user included, such as
+//!   `device.distinct_users(24h) > 2`. It is missing (so comparisons are
+//!   false) when the event has no such entity or the count is unknown.
 //! * **Math functions**: `abs(x)` and `log(x)` (natural logarithm).
 //!
 //! # Missing values (null semantics)

@@ -110,6 +110,9 @@ pub(crate) enum ListRef {
     Named(String),
 }
 
+/// The method-like window function counting an entity's distinct users.
+const DISTINCT_USERS_SUFFIX: &str = ".distinct_users";
+
 /// A syntax-tree node kind.
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) enum NodeKind {
@@ -120,6 +123,12 @@ pub(crate) enum NodeKind {
     Field(String),
     Window {
         agg: Agg,
+        entity: String,
+        entity_span: Span,
+        window_ms: u64,
+    },
+    /// `<entity>.distinct_users(<duration>)`.
+    DistinctUsers {
         entity: String,
         entity_span: Span,
         window_ms: u64,
@@ -553,6 +562,9 @@ impl Parser {
     }
 
     fn parse_call(&mut self, name: String, start: usize) -> Result<Node, Located> {
+        if let Some(entity) = name.strip_suffix(DISTINCT_USERS_SUFFIX) {
+            return self.parse_distinct_users(entity.to_owned(), start);
+        }
         let math = match name.as_str() {
             "abs" => Some(MathFn::Abs),
             "log" => Some(MathFn::Log),
@@ -563,7 +575,7 @@ impl Parser {
             return Err(Located::new(
                 start,
                 format!(
-                    "unknown function `{name}`; available functions are count, sum, avg, min, max (over a time window) and abs, log"
+                    "unknown function `{name}`; available functions are count, sum, avg, min, max (over a time window), <entity>.distinct_users and abs, log"
                 ),
             ));
         }
@@ -595,21 +607,52 @@ impl Parser {
                     format!("expected `,` but found {}; {usage}", comma.tok.describe()),
                 ));
             }
-            let dur = p.advance();
-            let Tok::Duration(window_ms) = dur.tok else {
-                return Err(Located::new(
-                    dur.start,
-                    format!(
-                        "expected a duration such as 30s, 5m, 1h or 7d but found {}; {usage}",
-                        dur.tok.describe()
-                    ),
-                ));
-            };
+            let window_ms = p.expect_duration(&usage)?;
             let close = p.expect(Tok::RParen, &format!("`)` to close `{name}(`"))?;
             let span = Span::new(start, close.end);
             p.node(
                 NodeKind::Window {
                     agg,
+                    entity,
+                    entity_span,
+                    window_ms,
+                },
+                span,
+                span,
+            )
+        })
+    }
+
+    /// The duration argument of a window function; `usage` shows how to write the call.
+    fn expect_duration(&mut self, usage: &str) -> Result<u64, Located> {
+        let dur = self.advance();
+        match dur.tok {
+            Tok::Duration(window_ms) => Ok(window_ms),
+            other => Err(Located::new(
+                dur.start,
+                format!(
+                    "expected a duration such as 30s, 5m, 1h or 7d but found {}; {usage}",
+                    other.describe()
+                ),
+            )),
+        }
+    }
+
+    /// `device.distinct_users(24h)`: the entity is the name before the dot, the only
+    /// argument a duration.
+    fn parse_distinct_users(&mut self, entity: String, start: usize) -> Result<Node, Located> {
+        let entity_span = Span::new(start, start + entity.len());
+        let usage = format!("`{entity}.distinct_users` is used like {entity}.distinct_users(24h)");
+        self.nested(start, |p| {
+            p.advance(); // `(`
+            let window_ms = p.expect_duration(&usage)?;
+            let close = p.expect(
+                Tok::RParen,
+                &format!("`)` to close `{entity}.distinct_users(`"),
+            )?;
+            let span = Span::new(start, close.end);
+            p.node(
+                NodeKind::DistinctUsers {
                     entity,
                     entity_span,
                     window_ms,
@@ -639,6 +682,9 @@ mod tests {
                 window_ms,
                 ..
             } => format!("{}({entity},{window_ms})", agg.name()),
+            NodeKind::DistinctUsers {
+                entity, window_ms, ..
+            } => format!("{entity}.distinct_users({window_ms})"),
             NodeKind::Math(f, a) => format!("{f:?}({})", show(a)),
             NodeKind::Neg(a) => format!("(- {})", show(a)),
             NodeKind::Not(a) => format!("(not {})", show(a)),

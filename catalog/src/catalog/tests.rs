@@ -40,11 +40,11 @@ async fn seeds_an_empty_store_once() {
     let dir = tempfile::tempdir().unwrap();
     let catalog = open(&dir).await;
     assert_eq!(catalog.policy().rules.version, 1);
-    assert_eq!(catalog.rules(&RuleFilter::default()).await.len(), 5);
+    assert_eq!(catalog.rules(&RuleFilter::default()).await.len(), 6);
     drop(catalog);
     let again = open(&dir).await;
     assert_eq!(again.policy().rules.version, 1);
-    assert_eq!(again.rules(&RuleFilter::default()).await.len(), 5);
+    assert_eq!(again.rules(&RuleFilter::default()).await.len(), 6);
 }
 
 #[tokio::test]
@@ -135,7 +135,7 @@ async fn invalid_rules_are_never_stored_or_published() {
         Err(CatalogError::Invalid { .. })
     ));
     assert_eq!(catalog.policy().rules.version, 1);
-    assert_eq!(catalog.rules(&RuleFilter::default()).await.len(), 5);
+    assert_eq!(catalog.rules(&RuleFilter::default()).await.len(), 6);
     assert!(catalog.audit(None, None, 10).await.unwrap().is_empty());
 }
 

@@ -61,8 +61,36 @@ struct Seen {
     devices: BTreeSet<String>,
 }
 
-/// The default rules that fired on one event, given the user's history before it.
-fn fired(seen: &Seen, e: &SimEvent) -> Vec<&'static str> {
+/// Every device's users with the time each used it last (what the engine's entity actors
+/// remember).
+#[derive(Default)]
+struct DeviceUsers(BTreeMap<String, BTreeMap<usize, i64>>);
+
+impl DeviceUsers {
+    /// Distinct users of the event's device over the 24 h ending at it, its own user included.
+    fn distinct(&self, e: &SimEvent) -> usize {
+        let (t, u) = (ms(e), user_index(e));
+        let device = e.txn.device_id.as_deref().unwrap();
+        let others = self.0.get(device).map_or(0, |users| {
+            users
+                .iter()
+                .filter(|&(&v, &at)| v != u && at >= t - 24 * 3_600_000)
+                .count()
+        });
+        others + 1
+    }
+
+    fn record(&mut self, e: &SimEvent) {
+        let device = e.txn.device_id.clone().unwrap();
+        let last = self.0.entry(device).or_default().entry(user_index(e));
+        let at = last.or_insert(ms(e));
+        *at = (*at).max(ms(e));
+    }
+}
+
+/// The default rules that fired on one event, given the user's history and the devices' users
+/// before it.
+fn fired(seen: &Seen, devices: &DeviceUsers, e: &SimEvent) -> Vec<&'static str> {
     let t = ms(e);
     let mut out = Vec::new();
     if amount(e) > 10_000.0 {
@@ -85,6 +113,9 @@ fn fired(seen: &Seen, e: &SimEvent) -> Vec<&'static str> {
     let category = e.txn.merchant_category.as_deref().unwrap();
     if RISK_CATEGORIES.contains(&category) {
         out.push("high_risk_merchant");
+    }
+    if devices.distinct(e) > 2 {
+        out.push("shared_device_ring");
     }
     out
 }
@@ -235,6 +266,7 @@ fn normal_traffic_keeps_its_invariants_and_trips_no_default_rule() {
     let (sim, events) = run(fraud_heavy(4), 200_000);
     let mut seen: Vec<Seen> = (0..sim.users.len()).map(|_| Seen::default()).collect();
     let mut normal_times: Vec<Vec<i64>> = vec![Vec::new(); sim.users.len()];
+    let mut devices = DeviceUsers::default();
     for e in &events {
         let u = user_index(e);
         if e.label.is_none() {
@@ -266,11 +298,12 @@ fn normal_traffic_keeps_its_invariants_and_trips_no_default_rule() {
             assert!(p.prefers(m));
             let category = e.txn.merchant_category.as_deref().unwrap();
             assert!(NORMAL_CATEGORIES.contains(&category));
-            let rules = fired(&seen[u], e);
+            let rules = fired(&seen[u], &devices, e);
             assert!(rules.is_empty(), "normal event fired {rules:?}: {e:?}");
             normal_times[u].push(ms(e));
         }
         record(&mut seen[u], e);
+        devices.record(e);
     }
     for times in &normal_times {
         assert!(times.windows(8).all(|w| w[7] - w[0] > 5 * 60_000));
@@ -285,10 +318,12 @@ fn scenario_events_are_recognisable() {
     let mut rings: BTreeMap<String, Vec<(usize, i64)>> = BTreeMap::new();
     let mut bursts: BTreeMap<usize, Vec<i64>> = BTreeMap::new();
     let mut bursts_checked = 0;
+    let mut devices = DeviceUsers::default();
+    let mut ring_hits: BTreeMap<String, Vec<bool>> = BTreeMap::new();
     for e in &events {
         let u = user_index(e);
         let home = &CITIES[usize::from(sim.users[u].profile.city)];
-        let rules = fired(&seen[u], e);
+        let rules = fired(&seen[u], &devices, e);
         if e.label != Some(Scenario::VelocityBurst) {
             // A burst ends at the user's first non-burst event (a cooldown later).
             if let Some(times) = bursts.remove(&u) {
@@ -327,6 +362,8 @@ fn scenario_events_are_recognisable() {
                 assert!(device.starts_with("ring-dev-"));
                 let m: u16 = e.txn.merchant_id.as_deref().unwrap()[2..].parse().unwrap();
                 assert!(!sim.users[u].profile.prefers(m));
+                let hit = rules.contains(&"shared_device_ring");
+                ring_hits.entry(device.clone()).or_default().push(hit);
                 rings.entry(device).or_default().push((u, ms(e)));
             }
             Some(Scenario::HighRiskMerchant) => {
@@ -349,6 +386,7 @@ fn scenario_events_are_recognisable() {
             }
         }
         record(&mut seen[u], e);
+        devices.record(e);
     }
     assert!(bursts_checked > 10);
     // Rings still completing at the end of the run are skipped.
@@ -358,6 +396,12 @@ fn scenario_events_are_recognisable() {
         .filter(|m| m[0].1 < end - 10 * 60_000)
         .collect();
     assert!(complete.len() > 10);
+    // The seed's shared_device_ring rule catches the third and fourth member of every ring.
+    for (device, members) in &rings {
+        if members[0].1 < end - 10 * 60_000 {
+            assert_eq!(ring_hits[device], [false, false, true, true], "{device}");
+        }
+    }
     for members in complete {
         let users: BTreeSet<_> = members.iter().map(|m| m.0).collect();
         assert_eq!((members.len(), users.len()), (4, 4), "{members:?}");

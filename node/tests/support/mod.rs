@@ -334,6 +334,11 @@ impl NodeProcess {
         std::fs::read_to_string(&self.log).unwrap_or_default()
     }
 
+    /// The process id, for signals such as SIGSTOP.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     /// SIGKILL: no drain, no flush, no commit.
     pub fn kill(&mut self) {
         let _ = self.child.kill();

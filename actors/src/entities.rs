@@ -1,0 +1,592 @@
+//! Entities shared between users — cards, devices, IP addresses, merchants — and the users
+//! that touch them, for `device.distinct_users(24h)`.
+//!
+//! Each entity remembers, per user, the latest event time at which that user used it, over a
+//! sliding event-time window ([`ENTITY_RETENTION_MS`]) and for at most
+//! [`MAX_USERS_PER_ENTITY`] users. Before deciding an event the user actor sends one
+//! "record and count" request naming the event's entities ([`Sighting`]s) and receives, per
+//! entity, the latest times of the *other* users ([`OtherUsers`]); the rule functions then count
+//! the users inside any window without another round trip. Event time, never wall time, so a
+//! replay in the same order gives the same counts.
+//!
+//! Entities live in [`EntityTable`]s. On one node, [`Entities::start`] spawns a few
+//! [`EntityShard`] actors, each owning the entities whose key hashes to it. In a cluster the
+//! node installs an [`EntityRoute`] that places each entity on a member (see the node crate).
+
+use crate::hash::id_hash;
+use crate::metrics as m;
+use futures::future::BoxFuture;
+use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort, SpawnErr};
+use serde::{Deserialize, Serialize};
+use std::collections::HashMap;
+use std::sync::{Arc, OnceLock};
+use std::time::{Duration, Instant};
+
+/// Longest window `distinct_users` can see: older uses are forgotten.
+pub const ENTITY_RETENTION_MS: i64 = 7 * 24 * 3_600_000;
+/// Users remembered per entity (the most recent ones); counts above this saturate.
+pub const MAX_USERS_PER_ENTITY: usize = 64;
+/// Entities one table keeps before it forgets the least recently used ones.
+pub const MAX_ENTITIES_PER_TABLE: usize = 500_000;
+/// How long a decision waits for its entities' answer before treating the counts as unknown.
+pub const ENTITY_TIMEOUT: Duration = Duration::from_secs(1);
+/// Sightings between two sweeps of entities idle beyond the retention.
+const SWEEP_EVERY: u32 = 4_096;
+
+/// The kinds of shared entity.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum EntityKind {
+    /// A payment card (`card_id`).
+    Card,
+    /// A device fingerprint (`device_id`).
+    Device,
+    /// A merchant (`merchant_id`).
+    Merchant,
+    /// A client IP address (`ip`).
+    Ip,
+}
+
+impl EntityKind {
+    /// Every kind, in the order [`EntityCounts`] stores them.
+    pub const ALL: [EntityKind; 4] = [
+        EntityKind::Card,
+        EntityKind::Device,
+        EntityKind::Merchant,
+        EntityKind::Ip,
+    ];
+
+    fn index(self) -> usize {
+        self as usize
+    }
+}
+
+/// One entity, identified by kind and the stable hash of its id.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct EntityKey {
+    /// What it is.
+    pub kind: EntityKind,
+    /// [`id_hash`] of its id (never zero).
+    pub id: u64,
+}
+
+impl EntityKey {
+    /// The key of the entity of `kind` with this id (such as a device id).
+    pub fn new(kind: EntityKind, id: &str) -> EntityKey {
+        EntityKey {
+            kind,
+            id: id_hash(id),
+        }
+    }
+
+    /// A stable 64-bit placement hash, the same on every node.
+    pub fn placement_hash(&self) -> u64 {
+        id_hash(&format!("{:?}:{:016x}", self.kind, self.id))
+    }
+
+    /// The member that owns this entity among `members` (by name): rendezvous hashing, so
+    /// every node that sees the same members picks the same owner, and a member joining or
+    /// leaving moves only the keys it wins or held.
+    pub fn owner<'m>(&self, members: impl IntoIterator<Item = &'m str>) -> Option<&'m str> {
+        let key = self.placement_hash();
+        members
+            .into_iter()
+            .max_by_key(|name| (mix(key ^ id_hash(name)), *name))
+    }
+}
+
+/// SplitMix64's finaliser: spreads the XOR of two hashes over all 64 bits.
+fn mix(mut z: u64) -> u64 {
+    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    z ^ (z >> 31)
+}
+
+/// "User `user` used entity `key` at event time `time_ms`."
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Sighting {
+    /// The entity.
+    pub key: EntityKey,
+    /// [`id_hash`] of the user id.
+    pub user: u64,
+    /// The event's time, in milliseconds since the epoch.
+    pub time_ms: i64,
+}
+
+/// The latest event times at which the *other* users of an entity used it.
+pub type OtherUsers = Vec<i64>;
+
+/// One entity's recent users.
+#[derive(Debug, Clone, Default)]
+struct EntityUsers {
+    /// (user hash, latest event time), at most [`MAX_USERS_PER_ENTITY`].
+    users: Vec<(u64, i64)>,
+    /// Latest event time of any use.
+    newest_ms: i64,
+}
+
+impl EntityUsers {
+    /// The other users' latest times, then records this use.
+    fn record_and_count(&mut self, user: u64, time_ms: i64) -> OtherUsers {
+        let horizon = time_ms.saturating_sub(ENTITY_RETENTION_MS);
+        self.users.retain(|&(_, t)| t >= horizon);
+        let others = self
+            .users
+            .iter()
+            .filter(|&&(u, _)| u != user)
+            .map(|&(_, t)| t)
+            .collect();
+        match self.users.iter_mut().find(|(u, _)| *u == user) {
+            Some((_, t)) => *t = (*t).max(time_ms),
+            None => {
+                if self.users.len() >= MAX_USERS_PER_ENTITY {
+                    // Forget the user seen longest ago.
+                    if let Some(oldest) = (0..self.users.len()).min_by_key(|&i| self.users[i].1) {
+                        self.users.swap_remove(oldest);
+                    }
+                }
+                self.users.push((user, time_ms));
+            }
+        }
+        self.newest_ms = self.newest_ms.max(time_ms);
+        others
+    }
+}
+
+/// The entities of one share of the key space. Memory is bounded: entities unused for longer
+/// than the retention (in event time) are swept, and past [`MAX_ENTITIES_PER_TABLE`] the least
+/// recently used are dropped.
+#[derive(Debug, Default)]
+pub struct EntityTable {
+    entities: HashMap<EntityKey, EntityUsers>,
+    watermark_ms: i64,
+    since_sweep: u32,
+}
+
+impl EntityTable {
+    /// Answers one sighting (the other users' latest times) and records it.
+    pub fn record_and_count(&mut self, sighting: &Sighting) -> OtherUsers {
+        self.watermark_ms = self.watermark_ms.max(sighting.time_ms);
+        self.since_sweep += 1;
+        if self.since_sweep >= SWEEP_EVERY || self.entities.len() >= MAX_ENTITIES_PER_TABLE {
+            self.sweep();
+        }
+        self.entities
+            .entry(sighting.key)
+            .or_default()
+            .record_and_count(sighting.user, sighting.time_ms)
+    }
+
+    /// Entities currently remembered.
+    pub fn len(&self) -> usize {
+        self.entities.len()
+    }
+
+    /// Whether no entity is remembered.
+    pub fn is_empty(&self) -> bool {
+        self.entities.is_empty()
+    }
+
+    fn sweep(&mut self) {
+        self.since_sweep = 0;
+        let before = self.entities.len();
+        let horizon = self.watermark_ms.saturating_sub(ENTITY_RETENTION_MS);
+        self.entities.retain(|_, e| e.newest_ms >= horizon);
+        if self.entities.len() >= MAX_ENTITIES_PER_TABLE {
+            // Still full of live entities: keep the most recently used half.
+            let mut newest: Vec<i64> = self.entities.values().map(|e| e.newest_ms).collect();
+            let mid = newest.len() / 2;
+            let (_, cut, _) = newest.select_nth_unstable(mid);
+            let cut = *cut;
+            self.entities.retain(|_, e| e.newest_ms > cut);
+        }
+        let evicted = before - self.entities.len();
+        if evicted > 0 {
+            metrics::counter!(m::ENTITIES_EVICTED).increment(evicted as u64);
+        }
+    }
+}
+
+/// Messages of an [`EntityShard`].
+pub enum EntityShardMessage {
+    /// Record these sightings and reply, for each in order, with the other users' latest
+    /// times.
+    RecordAndCount(Vec<Sighting>, RpcReplyPort<Vec<OtherUsers>>),
+    /// Reply with the number of entities remembered.
+    Len(RpcReplyPort<usize>),
+}
+
+impl ractor::Message for EntityShardMessage {}
+
+/// The actor owning one [`EntityTable`]: it serialises the sightings of its entities.
+pub struct EntityShard;
+
+impl Actor for EntityShard {
+    type Msg = EntityShardMessage;
+    type State = EntityTable;
+    type Arguments = ();
+
+    async fn pre_start(
+        &self,
+        _myself: ActorRef<Self::Msg>,
+        _args: (),
+    ) -> Result<Self::State, ActorProcessingErr> {
+        Ok(EntityTable::default())
+    }
+
+    async fn handle(
+        &self,
+        _myself: ActorRef<Self::Msg>,
+        message: EntityShardMessage,
+        table: &mut EntityTable,
+    ) -> Result<(), ActorProcessingErr> {
+        match message {
+            EntityShardMessage::RecordAndCount(sightings, reply) => {
+                let answer = sightings
+                    .iter()
+                    .map(|s| table.record_and_count(s))
+                    .collect();
+                let _ = reply.send(answer);
+            }
+            EntityShardMessage::Len(reply) => {
+                let _ = reply.send(table.len());
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Where entities live when they do not live on this node alone: the cluster installs one
+/// (see [`Entities::route_with`]). `None` in the answer means "unknown" (owner unreachable).
+pub trait EntityRoute: Send + Sync {
+    /// Records the sightings on their owners and answers each in order.
+    fn record_and_count(
+        &self,
+        sightings: Vec<Sighting>,
+    ) -> BoxFuture<'static, Vec<Option<OtherUsers>>>;
+}
+
+/// This node's handle on the entities. Cheap to clone.
+#[derive(Clone)]
+pub struct Entities {
+    local: Arc<[ActorRef<EntityShardMessage>]>,
+    route: Arc<OnceLock<Arc<dyn EntityRoute>>>,
+}
+
+impl Entities {
+    /// Starts `shards` local entity shards.
+    pub async fn start(shards: usize) -> Result<Entities, SpawnErr> {
+        // Registered at zero, so dashboards and alerts have the series before the first one.
+        metrics::counter!(m::ENTITY_LOOKUP_FAILURES).increment(0);
+        metrics::counter!(m::ENTITIES_EVICTED).increment(0);
+        let mut local = Vec::with_capacity(shards.max(1));
+        for _ in 0..shards.max(1) {
+            local.push(Actor::spawn(None, EntityShard, ()).await?.0);
+        }
+        Ok(Entities {
+            local: local.into(),
+            route: Arc::new(OnceLock::new()),
+        })
+    }
+
+    /// From now on, place entities with `route` (the cluster) instead of the local shards.
+    /// Only the first call takes effect.
+    pub fn route_with(&self, route: Arc<dyn EntityRoute>) {
+        let _ = self.route.set(route);
+    }
+
+    /// Records the sightings on this node's own shards (the cluster's owner side) and answers
+    /// each in order; `None` where a shard did not answer in time.
+    pub async fn record_locally(&self, sightings: Vec<Sighting>) -> Vec<Option<OtherUsers>> {
+        let n = self.local.len() as u64;
+        let mut by_shard: Vec<Vec<(usize, Sighting)>> = vec![Vec::new(); self.local.len()];
+        for (i, s) in sightings.iter().enumerate() {
+            by_shard[(s.key.placement_hash() % n) as usize].push((i, *s));
+        }
+        let mut answers = vec![None; sightings.len()];
+        let calls = by_shard
+            .into_iter()
+            .enumerate()
+            .filter(|(_, part)| !part.is_empty())
+            .map(|(shard, part)| {
+                let actor = self.local[shard].clone();
+                async move {
+                    let (slots, batch): (Vec<usize>, Vec<Sighting>) = part.into_iter().unzip();
+                    let answer = actor
+                        .call(
+                            |reply| EntityShardMessage::RecordAndCount(batch, reply),
+                            Some(ENTITY_TIMEOUT),
+                        )
+                        .await;
+                    match answer {
+                        Ok(ractor::rpc::CallResult::Success(others)) => slots
+                            .into_iter()
+                            .zip(others.into_iter().map(Some))
+                            .collect(),
+                        _ => slots.into_iter().map(|i| (i, None)).collect::<Vec<_>>(),
+                    }
+                }
+            });
+        for (slot, others) in futures::future::join_all(calls).await.into_iter().flatten() {
+            answers[slot] = others;
+        }
+        answers
+    }
+
+    /// The counts for one event: records its card, device, merchant and IP among `kinds`
+    /// (those the policy asks about) and returns what the other users did. Events with none
+    /// of them skip the hop. Never waits longer than [`ENTITY_TIMEOUT`]: an entity whose owner
+    /// does not answer is unknown, and rules comparing its count do not fire.
+    pub async fn lookup(
+        &self,
+        user: &str,
+        entities: [(EntityKind, u64); 4],
+        time_ms: i64,
+        kinds: KindSet,
+    ) -> EntityCounts {
+        let user = id_hash(user);
+        let sightings: Vec<Sighting> = entities
+            .iter()
+            .filter(|(kind, id)| *id != 0 && kinds.contains(*kind))
+            .map(|&(kind, id)| Sighting {
+                key: EntityKey { kind, id },
+                user,
+                time_ms,
+            })
+            .collect();
+        let mut counts = EntityCounts::default();
+        if sightings.is_empty() {
+            return counts;
+        }
+        let started = Instant::now();
+        let call = async {
+            match self.route.get() {
+                Some(route) => route.record_and_count(sightings.clone()).await,
+                None => self.record_locally(sightings.clone()).await,
+            }
+        };
+        let answers = tokio::time::timeout(ENTITY_TIMEOUT, call)
+            .await
+            .unwrap_or_else(|_| vec![None; sightings.len()]);
+        metrics::histogram!(m::ENTITY_LOOKUP_SECONDS).record(started.elapsed().as_secs_f64());
+        for (sighting, others) in sightings.iter().zip(answers) {
+            match others {
+                Some(others) => counts.others[sighting.key.kind.index()] = Some(others),
+                None => metrics::counter!(m::ENTITY_LOOKUP_FAILURES).increment(1),
+            }
+        }
+        counts
+    }
+
+    /// Entities remembered by this node's shards.
+    pub async fn local_len(&self) -> usize {
+        let mut total = 0;
+        for shard in self.local.iter() {
+            if let Ok(ractor::rpc::CallResult::Success(n)) =
+                shard.call(EntityShardMessage::Len, None).await
+            {
+                total += n;
+            }
+        }
+        total
+    }
+
+    /// Stops the local shards.
+    pub fn stop(&self) {
+        for shard in self.local.iter() {
+            shard.stop(None);
+        }
+    }
+}
+
+/// A set of [`EntityKind`]s.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct KindSet(u8);
+
+impl KindSet {
+    /// Adds `kind`.
+    pub fn with(self, kind: EntityKind) -> KindSet {
+        KindSet(self.0 | 1 << kind.index())
+    }
+
+    /// Whether `kind` is in the set.
+    pub fn contains(self, kind: EntityKind) -> bool {
+        self.0 & 1 << kind.index() != 0
+    }
+
+    /// Whether the set is empty.
+    pub fn is_empty(self) -> bool {
+        self.0 == 0
+    }
+}
+
+/// What the entities of one event said: per kind, the other users' latest times, or `None`
+/// when the event has no such entity, the policy did not ask, or the owner did not answer.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct EntityCounts {
+    others: [Option<OtherUsers>; 4],
+}
+
+impl EntityCounts {
+    /// Distinct users of the event's `kind` entity over `window_ms` ending at `at_ms`, the
+    /// event's own user included; `None` when unknown.
+    pub fn distinct_users(&self, kind: EntityKind, at_ms: i64, window_ms: i64) -> Option<u64> {
+        let others = self.others[kind.index()].as_ref()?;
+        let from = at_ms.saturating_sub(window_ms);
+        Some(1 + others.iter().filter(|&&t| t >= from).count() as u64)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const H: i64 = 3_600_000;
+
+    fn seen(table: &mut EntityTable, device: u64, user: u64, time_ms: i64) -> OtherUsers {
+        table.record_and_count(&Sighting {
+            key: EntityKey {
+                kind: EntityKind::Device,
+                id: device,
+            },
+            user,
+            time_ms,
+        })
+    }
+
+    fn counts(others: OtherUsers, kind: EntityKind) -> EntityCounts {
+        let mut c = EntityCounts::default();
+        c.others[kind.index()] = Some(others);
+        c
+    }
+
+    #[test]
+    fn counts_distinct_users_over_an_event_time_window() {
+        let mut t = EntityTable::default();
+        let d = EntityKind::Device;
+        assert_eq!(seen(&mut t, 7, 1, 0), Vec::<i64>::new());
+        // The same user again does not count twice.
+        assert_eq!(seen(&mut t, 7, 1, H), Vec::<i64>::new());
+        let others = seen(&mut t, 7, 2, 2 * H);
+        assert_eq!(others, vec![H], "user 1's latest use");
+        assert_eq!(
+            counts(others.clone(), d).distinct_users(d, 2 * H, 24 * H),
+            Some(2)
+        );
+        assert_eq!(
+            counts(others, d).distinct_users(d, 2 * H, 30 * 60_000),
+            Some(1)
+        );
+        let others = seen(&mut t, 7, 3, 3 * H);
+        assert_eq!(counts(others, d).distinct_users(d, 3 * H, 24 * H), Some(3));
+        // Another device is separate; another kind with the same id hash too.
+        assert!(seen(&mut t, 8, 3, 3 * H).is_empty());
+        let card = t.record_and_count(&Sighting {
+            key: EntityKey {
+                kind: EntityKind::Card,
+                id: 7,
+            },
+            user: 9,
+            time_ms: 3 * H,
+        });
+        assert!(card.is_empty());
+        // Unknown kinds are unknown, not zero.
+        assert_eq!(EntityCounts::default().distinct_users(d, 0, H), None);
+        assert_eq!(t.len(), 3);
+    }
+
+    #[test]
+    fn memory_is_bounded() {
+        let mut t = EntityTable::default();
+        for user in 0..(MAX_USERS_PER_ENTITY as u64 + 10) {
+            seen(&mut t, 1, user + 1, user as i64);
+        }
+        let others = seen(&mut t, 1, 999, 1_000);
+        assert_eq!(others.len(), MAX_USERS_PER_ENTITY);
+        // The oldest were forgotten.
+        assert!(others.iter().all(|&t| t >= 10));
+        // Uses older than the retention are dropped from the entity ...
+        assert!(seen(&mut t, 1, 5, 1_000 + ENTITY_RETENTION_MS + 1).is_empty());
+        // ... and idle entities are swept as event time moves on.
+        for i in 0..SWEEP_EVERY as u64 {
+            seen(&mut t, 100 + i, 1, 3 * ENTITY_RETENTION_MS);
+        }
+        assert!(!t.entities.contains_key(&EntityKey {
+            kind: EntityKind::Device,
+            id: 1
+        }));
+    }
+
+    #[test]
+    fn owners_agree_and_move_little() {
+        let key = |id| EntityKey {
+            kind: EntityKind::Device,
+            id,
+        };
+        let three = ["n1", "n2", "n3"];
+        let mut per_member = HashMap::new();
+        let mut moved = 0;
+        for id in 1..=3_000 {
+            let owner = key(id).owner(three).unwrap();
+            // The order members are listed in does not matter.
+            assert_eq!(key(id).owner(["n3", "n1", "n2"]), Some(owner));
+            *per_member.entry(owner).or_insert(0) += 1;
+            // Without n3, only n3's keys move.
+            let two = key(id).owner(["n1", "n2"]).unwrap();
+            if owner != "n3" {
+                assert_eq!(two, owner);
+            } else {
+                moved += 1;
+            }
+        }
+        assert_eq!(moved, per_member["n3"]);
+        assert!(per_member.values().all(|&n| n > 800), "{per_member:?}");
+        assert_eq!(key(1).owner([]), None);
+    }
+
+    #[test]
+    fn kind_sets() {
+        let s = KindSet::default()
+            .with(EntityKind::Device)
+            .with(EntityKind::Ip);
+        assert!(s.contains(EntityKind::Device) && s.contains(EntityKind::Ip));
+        assert!(!s.contains(EntityKind::Card) && !s.contains(EntityKind::Merchant));
+        assert!(KindSet::default().is_empty());
+    }
+
+    #[tokio::test]
+    async fn local_shards_answer_and_skip_events_without_entities() {
+        let entities = Entities::start(2).await.unwrap();
+        let all = EntityKind::ALL
+            .iter()
+            .fold(KindSet::default(), |s, k| s.with(*k));
+        let ids = |device| {
+            [
+                (EntityKind::Card, 0),
+                (EntityKind::Device, device),
+                (EntityKind::Merchant, 0),
+                (EntityKind::Ip, 0),
+            ]
+        };
+        let first = entities.lookup("alice", ids(42), 0, all).await;
+        assert_eq!(first.distinct_users(EntityKind::Device, 0, H), Some(1));
+        assert_eq!(first.distinct_users(EntityKind::Card, 0, H), None);
+        let second = entities.lookup("bob", ids(42), 60_000, all).await;
+        assert_eq!(
+            second.distinct_users(EntityKind::Device, 60_000, H),
+            Some(2)
+        );
+        // Not asked about devices: nothing recorded, nothing known.
+        let skipped = entities
+            .lookup("carol", ids(42), 60_000, KindSet::default())
+            .await;
+        assert_eq!(skipped, EntityCounts::default());
+        assert_eq!(entities.local_len().await, 1);
+        let third = entities.lookup("carol", ids(42), 120_000, all).await;
+        assert_eq!(
+            third.distinct_users(EntityKind::Device, 120_000, H),
+            Some(3)
+        );
+        entities.stop();
+    }
+}
