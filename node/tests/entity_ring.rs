@@ -60,7 +60,16 @@ fn device_owned_by(owner: &str, members: [&str; 3], prefix: &str) -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_ring_across_nodes_fires_and_a_frozen_owner_does_not_hang_decisions() {
+    // An admin on the test nodes, with a bound so a hanging decision fails the test.
+    let mut headers = reqwest::header::HeaderMap::new();
+    headers.insert(
+        reqwest::header::AUTHORIZATION,
+        format!("Bearer {}", support::token("admin"))
+            .parse()
+            .unwrap(),
+    );
     let client = reqwest::Client::builder()
+        .default_headers(headers)
         .timeout(Duration::from_secs(60))
         .build()
         .unwrap();
