@@ -18,6 +18,7 @@ mod security;
 mod startup_model;
 mod stats;
 mod telemetry;
+mod tls;
 mod train_cli;
 
 mod config;
