@@ -108,7 +108,7 @@ impl Job {
 }
 
 /// `POST /v1/backtests`: starts a job; 202 with its id.
-#[utoipa::path(post, path = "/v1/backtests", tag = "backtests", request_body = BacktestRequest, responses((status = 202, body = JobView), (status = 422, description = "Invalid input; `error.field` names it", body = ErrorResponse), (status = 429, body = ErrorResponse)))]
+#[utoipa::path(post, path = "/v1/backtests", tag = "backtests", request_body = BacktestRequest, responses((status = 202, body = JobView), (status = 404, description = "The candidate policy version does not exist", body = ErrorResponse), (status = 422, description = "Invalid input; `error.field` names it", body = ErrorResponse), (status = 429, body = ErrorResponse)))]
 pub async fn start(
     State(state): State<ApiState>,
     JsonBody(request): JsonBody<BacktestRequest>,

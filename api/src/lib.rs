@@ -20,6 +20,7 @@ mod lists;
 pub mod metrics;
 mod models;
 mod openapi;
+mod openapi_refusals;
 pub mod rate_limit;
 mod request_id;
 mod rules;

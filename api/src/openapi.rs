@@ -1,5 +1,6 @@
 //! The OpenAPI document, generated from the handlers' annotations, and a Swagger UI page.
 
+use crate::openapi_refusals::RefusalResponses;
 use axum::response::{Html, IntoResponse};
 use axum::Json;
 use utoipa::OpenApi;
@@ -58,7 +59,9 @@ use utoipa::OpenApi;
         crate::api_keys::create,
         crate::api_keys::revoke,
     ),
-    modifiers(&SecuritySchemes),
+    // `Agg` and `GroupBy` are only referenced from query parameters, which do not register their schemas.
+    components(schemas(sentinel_rules::Agg, crate::decisions::GroupBy)),
+    modifiers(&SecuritySchemes, &RefusalResponses),
     security(("bearer" = []), ("api_key" = [])),
     tags(
         (name = "scoring", description = "Decide one transaction"),

@@ -80,6 +80,12 @@ struct NodeArgs {
     /// Address of the REST API and /metrics.
     #[arg(long, env = "SENTINEL_HTTP_LISTEN")]
     http_listen: Option<SocketAddr>,
+    /// PEM certificate chain for HTTPS on --http-listen (needs --tls-key-file).
+    #[arg(long, env = "SENTINEL_TLS_CERT_FILE")]
+    tls_cert_file: Option<PathBuf>,
+    /// PEM private key of --tls-cert-file.
+    #[arg(long, env = "SENTINEL_TLS_KEY_FILE")]
+    tls_key_file: Option<PathBuf>,
     /// Policy JSON file (rules, lists, thresholds) replacing the seed policy.
     #[arg(long, env = "SENTINEL_POLICY")]
     policy: Option<PathBuf>,
@@ -143,6 +149,12 @@ impl NodeArgs {
         }
         if let Some(v) = self.http_listen {
             config.http_listen = v;
+        }
+        if let Some(v) = self.tls_cert_file {
+            config.tls_cert_file = Some(v);
+        }
+        if let Some(v) = self.tls_key_file {
+            config.tls_key_file = Some(v);
         }
         if let Some(v) = self.policy {
             config.policy_file = Some(v);

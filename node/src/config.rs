@@ -14,6 +14,10 @@ pub struct NodeConfig {
     pub data_dir: PathBuf,
     /// Address of the REST API, `/metrics` and health endpoints.
     pub http_listen: SocketAddr,
+    /// PEM certificate chain served on `http_listen`; with `tls_key_file`, the API speaks HTTPS.
+    pub tls_cert_file: Option<PathBuf>,
+    /// PEM private key (PKCS#8, PKCS#1 or SEC1) of `tls_cert_file`.
+    pub tls_key_file: Option<PathBuf>,
     /// A policy JSON file (rules, lists, thresholds) used instead of the seed policy.
     pub policy_file: Option<PathBuf>,
     /// `text` or `json` log lines on stderr.
@@ -49,6 +53,8 @@ impl Default for NodeConfig {
         NodeConfig {
             data_dir: PathBuf::from("./data"),
             http_listen: "127.0.0.1:8080".parse().expect("valid default address"),
+            tls_cert_file: None,
+            tls_key_file: None,
             policy_file: None,
             log_format: LogFormat::Text,
             cors_allowed_origins: Vec::new(),

@@ -1,5 +1,5 @@
 //! The API's listener: a request timeout around every handler, and a header read timeout so a
-//! slow client (one byte a minute) cannot hold a connection open.
+//! slow client (one byte a minute) cannot hold a connection open; optionally TLS.
 
 use axum::extract::Request;
 use axum::middleware::Next;
@@ -12,6 +12,7 @@ use hyper_util::service::TowerToHyperService;
 use std::time::Duration;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
+use tokio_rustls::TlsAcceptor;
 
 /// Longest the listener waits for open connections (event streams) after a stop.
 const DRAIN_LIMIT: Duration = Duration::from_secs(10);
@@ -32,12 +33,13 @@ pub fn with_request_timeout(router: Router, limit: Duration) -> Router {
     ))
 }
 
-/// Serves `app` until `stop` fires, closing connections whose request headers do not arrive
-/// within `header_read_timeout`.
+/// Serves `app` until `stop` fires, closing connections whose request headers (or, with `tls`,
+/// TLS handshake) do not arrive within `header_read_timeout`.
 pub async fn serve(
     listener: TcpListener,
     app: Router,
     header_read_timeout: Duration,
+    tls: Option<TlsAcceptor>,
     mut stop: watch::Receiver<bool>,
 ) {
     let mut builder = Builder::new(TokioExecutor::new());
@@ -59,13 +61,33 @@ pub async fn serve(
                     }
                 };
                 let service = TowerToHyperService::new(app.clone());
-                let connection = builder
-                    .serve_connection_with_upgrades(TokioIo::new(stream), service)
-                    .into_owned();
-                let connection = graceful.watch(connection);
+                let Some(tls) = &tls else {
+                    let connection = builder
+                        .serve_connection_with_upgrades(TokioIo::new(stream), service)
+                        .into_owned();
+                    let connection = graceful.watch(connection);
+                    tokio::spawn(async move {
+                        // Client resets and header timeouts end here; nothing to report.
+                        let _ = connection.await;
+                    });
+                    continue;
+                };
+                // The handshake runs in the connection's task so a slow client cannot stall
+                // the accept loop; it gets the same limit as the request headers.
+                let (tls, builder, watcher) = (tls.clone(), builder.clone(), graceful.watcher());
                 tokio::spawn(async move {
-                    // Client resets and header timeouts end here; nothing to report.
-                    let _ = connection.await;
+                    let stream = match tokio::time::timeout(header_read_timeout, tls.accept(stream)).await {
+                        Ok(Ok(stream)) => stream,
+                        Ok(Err(e)) => {
+                            tracing::debug!(error = %e, "TLS handshake failed");
+                            return;
+                        }
+                        Err(_) => return,
+                    };
+                    let connection = builder
+                        .serve_connection_with_upgrades(TokioIo::new(stream), service)
+                        .into_owned();
+                    let _ = watcher.watch(connection).await;
                 });
             }
             _ = stop.changed() => break,

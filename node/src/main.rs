@@ -19,6 +19,7 @@ mod security;
 mod startup_model;
 mod stats;
 mod telemetry;
+mod tls;
 mod train_cli;
 
 mod config;

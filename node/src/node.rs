@@ -143,6 +143,10 @@ pub async fn run(mut config: NodeConfig, source: Source) -> anyhow::Result<()> {
     } else {
         api.layer(sentinel_api::cors(&config.cors_allowed_origins).map_err(anyhow::Error::msg)?)
     };
+    let tls = crate::tls::acceptor(
+        config.tls_cert_file.as_deref(),
+        config.tls_key_file.as_deref(),
+    )?;
     let listener = tokio::net::TcpListener::bind(config.http_listen)
         .await
         .with_context(|| format!("binding {}", config.http_listen))?;
@@ -169,6 +173,7 @@ pub async fn run(mut config: NodeConfig, source: Source) -> anyhow::Result<()> {
         listener,
         api,
         Duration::from_secs(config.header_read_timeout_secs),
+        tls,
         stop_rx.clone(),
     ));
     let upkeep = {
