@@ -13,13 +13,26 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-/// A free loopback port (bound and released; tests run in parallel, so ask each time).
+/// A free loopback port for a process the test starts later.
+///
+/// Picked below Linux's ephemeral range (32768–60999): a port the kernel hands out for
+/// `bind(0)` or an outgoing connection could be taken again by some other socket between this
+/// call and the process binding it (seen with cluster ports chosen before a node starts).
+/// Ports here are only ever taken on purpose; a per-process offset and counter keep the tests of
+/// one binary, and binaries run side by side, apart.
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+    use std::sync::atomic::{AtomicU32, Ordering};
+    const FIRST: u32 = 20_000;
+    const SPAN: u32 = 12_000;
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    let offset = (std::process::id() % 60) * 200;
+    loop {
+        let n = NEXT.fetch_add(1, Ordering::Relaxed);
+        let port = (FIRST + (offset + n) % SPAN) as u16;
+        if TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
 }
 
 /// Polls `check` until it returns `Some`, or panics with `what` after `limit`.
