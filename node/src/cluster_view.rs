@@ -16,6 +16,9 @@ use tokio::sync::watch;
 /// The process group of every node's [`NodeInfo`] actor.
 pub const NODES_GROUP: &str = "sentinel.nodes";
 
+/// How often the cluster-members gauge is refreshed.
+const MEMBERS_GAUGE_EVERY: Duration = Duration::from_secs(5);
+
 /// How long a member may take to describe itself before the view leaves it out.
 const DESCRIBE_TIMEOUT: Duration = Duration::from_secs(5);
 
@@ -100,6 +103,15 @@ pub async fn start(local: LocalNode) -> anyhow::Result<ActorRef<NodeInfoMessage>
         .await
         .map_err(|e| anyhow::anyhow!("starting the node-info actor: {e}"))?;
     pg::join(NODES_GROUP.to_owned(), vec![actor.get_cell()]);
+    // Membership as this node sees it, for the dashboards (a partition shows as a drop).
+    tokio::spawn(async {
+        let mut tick = tokio::time::interval(MEMBERS_GAUGE_EVERY);
+        loop {
+            tick.tick().await;
+            let members = pg::get_members(&NODES_GROUP.to_owned()).len();
+            metrics::gauge!(crate::telemetry::CLUSTER_MEMBERS).set(members as f64);
+        }
+    });
     Ok(actor)
 }
 

@@ -25,6 +25,8 @@ pub const REBALANCES: &str = "sentinel_kafka_rebalances_total";
 /// Gauge: messages of a partition not yet committed (high watermark minus committed offset),
 /// by partition, on the node that owns it (0 elsewhere).
 pub const CONSUMER_LAG: &str = "sentinel_kafka_consumer_lag_messages";
+/// Gauge: cluster members this node sees (itself included).
+pub const CLUSTER_MEMBERS: &str = "sentinel_cluster_members";
 /// Gauge: events being decided right now.
 pub const IN_FLIGHT: &str = "sentinel_events_in_flight";
 
@@ -94,6 +96,10 @@ fn describe() {
     describe_counter!(PUBLISH_ERRORS, "Failed publish attempts (retried).");
     describe_counter!(REBALANCES, "Consumer-group rebalances.");
     describe_gauge!(IN_FLIGHT, "Events being decided right now.");
+    describe_gauge!(
+        CLUSTER_MEMBERS,
+        "Cluster members this node sees, itself included."
+    );
     describe_gauge!(
         CONSUMER_LAG,
         "Messages not yet committed per owned partition (high watermark - committed)."

@@ -403,6 +403,18 @@ async fn a_rule_changed_through_one_node_changes_decisions_on_every_node() {
         .map(|m| m["store_host"].as_str().unwrap())
         .collect();
     assert_eq!(hosts, BTreeSet::from(["r1"]));
+    // Each node's membership gauge sees all three.
+    for node in nodes {
+        eventually(
+            "three members on the gauge",
+            Duration::from_secs(30),
+            async || {
+                let m = node.metrics(&client).await;
+                (metric_value(&m, "sentinel_cluster_members") == 3.0).then_some(())
+            },
+        )
+        .await;
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
