@@ -26,15 +26,13 @@ pub async fn run_alerts_consumer(
     let ownership = PartitionOwnership::default();
     let consumer = subscribe(&kafka, &group, topic, ownership.clone())?;
     let max_in_flight = kafka.max_in_flight.max(1);
-    let revokes = ownership.revokes();
-    let settle = || async {};
     consume(
         &consumer,
         topic,
         max_in_flight,
         stop.clone(),
-        revokes,
-        settle,
+        &ownership,
+        || async {},
         |message| {
             let (partition, offset) = (message.partition(), message.offset());
             let parsed = serde_json::from_slice::<Decision>(message.payload().unwrap_or_default());

@@ -155,13 +155,12 @@ pub async fn run_consumer(
             );
         }
     };
-    let revokes = ownership.revokes();
     consume(
         &consumer,
         topic,
         max_in_flight,
         stop.clone(),
-        revokes,
+        &ownership,
         settle,
         |message| {
             let received_at = Instant::now();
@@ -228,14 +227,14 @@ pub async fn run_consumer(
 /// The consume loop every group member shares: `handle` turns each message into a future that
 /// finishes it (`None`: leave its offset uncommitted, it will be redelivered); at most
 /// `max_in_flight` run at once; a partition's offset is stored only past finished messages.
-/// After each rebalance (`revokes` fires) what is in flight is finished first, then `settle`
-/// runs. When `stop` fires, what is in flight is drained and the offsets are committed.
+/// After each rebalance (`ownership` changes) what is in flight is finished first, then
+/// `settle` runs. When `stop` fires, what is in flight is drained and the offsets are committed.
 pub(super) async fn consume<Fut, Settled>(
     consumer: &StreamConsumer<GroupEvents>,
     topic: &str,
     max_in_flight: usize,
     mut stop: watch::Receiver<bool>,
-    mut revokes: watch::Receiver<u64>,
+    ownership: &PartitionOwnership,
     mut settle: impl FnMut() -> Settled,
     mut handle: impl FnMut(&BorrowedMessage<'_>) -> Fut,
 ) -> anyhow::Result<()>
@@ -245,6 +244,7 @@ where
 {
     let mut tracker = OffsetTracker::default();
     let mut in_flight = FuturesUnordered::new();
+    let mut revokes = ownership.revokes();
     loop {
         tokio::select! {
             biased;
