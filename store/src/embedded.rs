@@ -268,21 +268,22 @@ impl DecisionTables<'_> {
         next: &mut Head,
         buf: &mut Vec<u8>,
     ) -> Result<WriteResult, StoreError> {
-        let existing = self
-            .decisions
-            .get(d.transaction_id.as_str())
-            .map_err(StoreError::backend)?
-            .map(|v| decode(v.value()))
-            .transpose()?;
-        if let Some(existing) = existing {
-            return Ok(WriteResult::AlreadyDecided(Arc::new(existing)));
-        }
         buf.clear();
         serde_json::to_writer(&mut *buf, d).map_err(StoreError::backend)?;
         let txn_id = d.transaction_id.as_str();
-        self.decisions
+        // Insert first and put the earlier decision back in the rare duplicate case: one
+        // B-tree descent per new decision instead of a lookup followed by an insert.
+        let earlier = self
+            .decisions
             .insert(txn_id, buf.as_slice())
-            .map_err(StoreError::backend)?;
+            .map_err(StoreError::backend)?
+            .map(|v| v.value().to_vec());
+        if let Some(earlier) = earlier {
+            self.decisions
+                .insert(txn_id, earlier.as_slice())
+                .map_err(StoreError::backend)?;
+            return Ok(WriteResult::AlreadyDecided(Arc::new(decode(&earlier)?)));
+        }
         let (seq, entry) = next.append(txn_id, buf);
         self.log
             .insert(seq, entry.as_slice())
