@@ -194,11 +194,6 @@ impl LabelRiskFeed {
         self.0.load()
     }
 
-    /// The current index as an owned handle (for code that keeps it).
-    pub fn load_full(&self) -> Arc<LabelRisk> {
-        self.0.load_full()
-    }
-
     /// Replaces the index every reader sees from its next event on.
     pub fn publish(&self, index: Arc<LabelRisk>) {
         self.0.store(index);

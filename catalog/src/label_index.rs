@@ -57,9 +57,4 @@ impl Catalog {
     pub async fn label_posted(&self) {
         self.label_posted.notified().await;
     }
-
-    /// The label index the user actors currently read.
-    pub fn label_risk(&self) -> Arc<LabelRisk> {
-        self.label_risk.load_full()
-    }
 }
