@@ -59,3 +59,15 @@ pub async fn install(catalog: &Catalog, config: &ModelConfig) -> anyhow::Result<
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_label_delay_comes_from_the_config_file() {
+        let config: crate::config::NodeConfig =
+            toml::from_str("[model]\nlabel_delay_secs = 5\n").unwrap();
+        assert_eq!(config.model.label_delay_secs, 5);
+        assert_eq!(config.model.label_refresh_secs, 10);
+        assert!(config.model.load_default);
+    }
+}
