@@ -58,3 +58,6 @@ impl Catalog {
         self.label_posted.notified().await;
     }
 }
+
+#[cfg(test)]
+mod tests;
