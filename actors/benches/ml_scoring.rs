@@ -1,5 +1,6 @@
 //! Cost of the machine-learned score per event, on the shipped model (`model/default_model.json`,
-//! 29 features, 64 trees) and simulator traffic.
+//! 35 features, 64 trees) and simulator traffic with late analyst labels (the entity-risk features
+//! read a label index with a day's delay, as a node does by default).
 //!
 //! `cargo bench -p sentinel-actors --bench ml_scoring` prints medians over the runs of:
 //! - inference: `Model::score` on a computed feature vector (logistic + forest + calibration +
@@ -12,11 +13,13 @@
 //! Options: `--runs N` (default 5), `--events N` (default 100000).
 
 use sentinel_actors::{
-    entry_of, extract_features, EntityCounts, EventFacts, FeatureReplay, Lists, Placement,
-    PolicyDef, UserState,
+    entry_of, extract_features, EntityCounts, EventFacts, FeatureReplay, LabelRisk, LabelSighting,
+    Lists, Placement, PolicyDef, UserState, DEFAULT_LABEL_DELAY_MS,
 };
 use sentinel_event::Transaction;
-use sentinel_loadtest::simulator::{Scenario, SimConfig, Simulator};
+use sentinel_loadtest::simulator::{
+    analyst_labels, Feedback, Scenario, SimConfig, SimEvent, Simulator,
+};
 use sentinel_model::{FeatureVector, Model, N_FEATURES};
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::collections::HashMap;
@@ -85,7 +88,7 @@ fn main() {
     let mut sim = Simulator::new(SimConfig {
         seed: 3,
         users: 2_000,
-        rate_per_sec: 5.0,
+        rate_per_sec: 0.1,
         fraud_ratio: 0.01,
         start: chrono::DateTime::parse_from_rfc3339("2026-03-02T00:00:00Z")
             .unwrap()
@@ -93,11 +96,16 @@ fn main() {
         daily_rhythm: true,
         scenarios: Scenario::ALL.to_vec(),
     });
-    let events: Vec<Arc<Transaction>> = (0..n).map(|_| Arc::new(sim.next_event().txn)).collect();
+    let simulated: Vec<SimEvent> = (0..n).map(|_| sim.next_event()).collect();
+    let sightings = analyst_labels(&simulated, &Feedback::default(), 3)
+        .into_iter()
+        .map(|l| l.with_parts(LabelSighting::new));
+    let labels = Arc::new(LabelRisk::build(DEFAULT_LABEL_DELAY_MS, sightings));
+    let events: Vec<Arc<Transaction>> = simulated.into_iter().map(|e| Arc::new(e.txn)).collect();
     let lateness = 300_000;
 
     // Inference alone, on the features the training path computes.
-    let mut replay = FeatureReplay::new(lateness);
+    let mut replay = FeatureReplay::new(lateness, Arc::clone(&labels));
     let features: Vec<FeatureVector> = events.iter().map(|e| replay.features(e)).collect();
     let (inference, inference_allocs) = per_event(runs, n, || {
         features.iter().map(|x| model.score(x).score).sum()
@@ -127,7 +135,7 @@ fn main() {
                 ml: None,
                 entities: &EntityCounts::default(),
             };
-            extract_features(&facts, &mut out);
+            extract_features(&facts, &labels, &mut out);
             sum += out[0];
         }
         sum
@@ -137,6 +145,7 @@ fn main() {
     let without = Arc::new(PolicyDef::seed().compile().unwrap());
     let mut with = PolicyDef::seed().compile().unwrap();
     with.models.champion = Some(Arc::clone(&model));
+    with.models.label_risk.publish(Arc::clone(&labels));
     let with = Arc::new(with);
     let decide = |policy: &Arc<sentinel_actors::Policy>| {
         per_event(runs, n, || {

@@ -15,11 +15,14 @@
 //!   order.
 //! - [`Policy`]: rules, lists, thresholds and the machine-learned [`Models`], replaced as a
 //!   whole by an actor message.
+//! - [`LabelRisk`]: analyst labels per merchant and device, read point-in-time by the model
+//!   features; live through a lock-free [`LabelRiskFeed`].
 
 mod entities;
 mod features;
 mod geo;
 mod hash;
+mod label_risk;
 pub mod metrics;
 mod ml_features;
 mod models;
@@ -37,6 +40,10 @@ pub use entities::{
     Sighting, ENTITY_RETENTION_MS, ENTITY_TIMEOUT,
 };
 pub use features::{catalogue, schema, EventFacts, RETENTION_MS};
+pub use label_risk::{
+    LabelRisk, LabelRiskFeed, LabelSighting, DEFAULT_LABEL_DELAY_MS, LABEL_WINDOWS_MS, PRIOR_SHARE,
+    PRIOR_WEIGHT,
+};
 pub use ml_features::extract as extract_features;
 pub use models::{Models, Scored};
 pub use policy::{Lists, Policy, PolicyDef, PolicyError};

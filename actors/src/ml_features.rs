@@ -2,10 +2,12 @@
 //! scoring (`UserState::decide`) and training (`UserState::features`).
 //!
 //! Everything describes the event against the user's state *before* it: window counts and sums
-//! leave the event out. Missing values get neutral numbers (no history: ratio 1, a month since
+//! leave the event out; the entity-risk shares come from analyst labels old enough for the
+//! event to see ([`LabelRisk`]). Missing values get neutral numbers (no history: ratio 1, a month since
 //! the last transaction), so every feature is always finite.
 
 use crate::features::{EventFacts, RETENTION_MS};
+use crate::label_risk::LabelRisk;
 use crate::window::Key;
 use chrono::{Datelike, Timelike, Weekday};
 use sentinel_event::Channel;
@@ -47,8 +49,9 @@ fn in_group(category: Option<&str>, group: &[&str]) -> f64 {
     flag(category.is_some_and(|c| group.iter().any(|g| g.eq_ignore_ascii_case(c))))
 }
 
-/// Fills `out` (in `sentinel_model::FEATURE_NAMES` order) for the event in `facts`.
-pub fn extract(facts: &EventFacts<'_>, out: &mut FeatureVector) {
+/// Fills `out` (in `sentinel_model::FEATURE_NAMES` order) for the event in `facts`, with the
+/// entity risk that `labels` shows at the event's time.
+pub fn extract(facts: &EventFacts<'_>, labels: &LabelRisk, out: &mut FeatureVector) {
     let c = facts.current;
     let e = facts.event;
     let at = c.time_ms;
@@ -80,6 +83,7 @@ pub fn extract(facts: &EventFacts<'_>, out: &mut FeatureVector) {
     let angle = hour / 24.0 * std::f64::consts::TAU;
     let channel = e.channel;
     let category = e.merchant_category.as_deref();
+    let [m1, m7, m30, d1_share, d7_share, d30_share] = labels.shares(c.merchant, c.device, at);
 
     let values: [f64; N_FEATURES] = [
         amount,
@@ -111,6 +115,12 @@ pub fn extract(facts: &EventFacts<'_>, out: &mut FeatureVector) {
         in_group(category, &HIGH_RISK_CATEGORIES),
         in_group(category, &TRAVEL_ELECTRONICS_CATEGORIES),
         in_group(category, &EVERYDAY_CATEGORIES),
+        m1,
+        m7,
+        m30,
+        d1_share,
+        d7_share,
+        d30_share,
     ];
     for (slot, v) in out.iter_mut().zip(values) {
         *slot = if v.is_finite() { v } else { 0.0 };

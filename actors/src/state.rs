@@ -6,6 +6,7 @@
 use crate::entities::{EntityCounts, EntityKind};
 use crate::features::{EventFacts, RETENTION_MS};
 use crate::hash::{id_hash, opt_hash};
+use crate::label_risk::LabelRisk;
 use crate::ml_features;
 use crate::policy::{Lists, Policy};
 use crate::profile::Profile;
@@ -251,10 +252,15 @@ impl UserState {
 
     /// The model features of `event` as the user's next event, folding it into the state as
     /// `decide` does: the training path, computing exactly what live scoring computes.
-    pub fn features(&mut self, event: &Transaction, lateness_ms: i64) -> FeatureVector {
+    pub fn features(
+        &mut self,
+        event: &Transaction,
+        labels: &LabelRisk,
+        lateness_ms: i64,
+    ) -> FeatureVector {
         self.next_event(event, &Lists::default(), lateness_ms, |facts| {
             let mut features = [0.0; N_FEATURES];
-            ml_features::extract(facts, &mut features);
+            ml_features::extract(facts, labels, &mut features);
             features
         })
     }

@@ -1,11 +1,15 @@
 //! The machine-learned score end to end inside the actors: training on the simulator's labelled
 //! traffic through the same feature code as live scoring, held-out quality, and parity between
-//! the training path and real user actors.
+//! the training path and real user actors, analyst labels (entity-risk features) included.
 
 use chrono::{DateTime, TimeZone, Utc};
-use sentinel_actors::{FeatureReplay, PolicyDef, Scorer, ScorerConfig};
+use sentinel_actors::{
+    FeatureReplay, LabelRisk, LabelSighting, PolicyDef, Scorer, ScorerConfig, PRIOR_SHARE,
+};
 use sentinel_event::Outcome;
-use sentinel_loadtest::simulator::{Scenario, SimConfig, SimEvent, Simulator};
+use sentinel_loadtest::simulator::{
+    analyst_labels, Feedback, Scenario, SimConfig, SimEvent, Simulator,
+};
 use sentinel_model::{train, Model, Sample, TrainConfig};
 use sentinel_rules::{Action, Mode, RuleDef};
 use sentinel_store::{EmbeddedStore, Store, Writer, WriterConfig};
@@ -31,8 +35,24 @@ fn simulate(events: usize, seed: u64) -> Vec<SimEvent> {
     (0..events).map(|_| sim.next_event()).collect()
 }
 
-fn samples(events: &[SimEvent]) -> Vec<Sample> {
-    let mut replay = FeatureReplay::new(LATENESS_MS);
+/// Late analyst feedback on `events`, squeezed into the simulated hours: chargebacks 1 to 20
+/// minutes after the fraud, confirmations of 5 % of legit events 1 to 10 minutes after;
+/// events see labels 5 minutes old.
+fn labels(events: &[SimEvent]) -> Arc<LabelRisk> {
+    let feedback = Feedback {
+        chargeback_share: 0.8,
+        chargeback_delay: (chrono::Duration::minutes(1), chrono::Duration::minutes(20)),
+        confirm_share: 0.05,
+        confirm_delay: (chrono::Duration::minutes(1), chrono::Duration::minutes(10)),
+    };
+    let sightings = analyst_labels(events, &feedback, 3)
+        .into_iter()
+        .map(|l| l.with_parts(LabelSighting::new));
+    Arc::new(LabelRisk::build(300_000, sightings))
+}
+
+fn samples(events: &[SimEvent], labels: &Arc<LabelRisk>) -> Vec<Sample> {
+    let mut replay = FeatureReplay::new(LATENESS_MS, Arc::clone(labels));
     events
         .iter()
         .map(|e| Sample {
@@ -44,14 +64,14 @@ fn samples(events: &[SimEvent]) -> Vec<Sample> {
 }
 
 /// Trains on the first 70% of the simulated period and holds out the rest.
-fn trained(events: &[SimEvent]) -> Model {
+fn trained(events: &[SimEvent], labels: &Arc<LabelRisk>) -> Model {
     let split = events[events.len() * 7 / 10].txn.timestamp;
     let config = TrainConfig {
         source: "simulator".into(),
         split_at: split,
         ..TrainConfig::default()
     };
-    let (artifact, model) = train(&samples(events), &config, &mut |_| {}).unwrap();
+    let (artifact, model) = train(&samples(events, labels), &config, &mut |_| {}).unwrap();
     assert!(artifact.training.train_frauds > 0);
     model
 }
@@ -59,7 +79,7 @@ fn trained(events: &[SimEvent]) -> Model {
 #[test]
 fn simulator_traffic_trains_a_model_with_high_held_out_auc() {
     let events = simulate(40_000, 11);
-    let model = trained(&events);
+    let model = trained(&events, &labels(&events));
     let e = &model.artifact().evaluation;
     assert!(e.events > 10_000 && e.frauds > 50, "{e:?}");
     let auc = e.auc_roc.unwrap();
@@ -70,7 +90,8 @@ fn simulator_traffic_trains_a_model_with_high_held_out_auc() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn real_user_actors_compute_the_same_features_as_training() {
     let events = simulate(30_000, 5);
-    let model = Arc::new(trained(&events));
+    let labels = labels(&events);
+    let model = Arc::new(trained(&events, &labels));
 
     // A live node's actors with the model active and a rule on its score.
     let dir = tempfile::tempdir().unwrap();
@@ -87,6 +108,7 @@ async fn real_user_actors_compute_the_same_features_as_training() {
     });
     let mut policy = def.compile().unwrap();
     policy.models.champion = Some(Arc::clone(&model));
+    policy.models.label_risk.publish(Arc::clone(&labels));
     let config = ScorerConfig {
         shards: 2,
         passivate_after: Duration::from_secs(600),
@@ -98,7 +120,16 @@ async fn real_user_actors_compute_the_same_features_as_training() {
         .unwrap();
 
     // The training path over the same events.
-    let expected = samples(&events[..3_000]);
+    let expected = samples(&events[..3_000], &labels);
+    // The labels move features and scores, so equal scores below check them too.
+    let unlabelled = samples(&events[..3_000], &Arc::new(LabelRisk::default()));
+    let shares = |s: &Sample| s.features[sentinel_model::N_FEATURES - 6..].to_vec();
+    assert!(expected.iter().any(|s| shares(s) != [PRIOR_SHARE; 6]));
+    assert!(unlabelled.iter().all(|s| shares(s) == [PRIOR_SHARE; 6]));
+    assert!(expected
+        .iter()
+        .zip(&unlabelled)
+        .any(|(a, b)| model.score(&a.features).score != model.score(&b.features).score));
     let mut high = 0;
     for (event, sample) in events[..3_000].iter().zip(&expected) {
         let stored = scorer

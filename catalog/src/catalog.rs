@@ -4,7 +4,7 @@ use crate::error::CatalogError;
 use crate::models::Deployment;
 use crate::records::{AuditEntry, Label, LabelValue, ListItem, ListRecord, RuleTest, RuleVersion};
 use chrono::{DateTime, Utc};
-use sentinel_actors::{Models, Policy, PolicyDef, PolicyError, UserState};
+use sentinel_actors::{LabelRiskFeed, Models, Policy, PolicyDef, PolicyError, UserState};
 use sentinel_event::{Thresholds, Transaction};
 use sentinel_rules::{Expr, Mode, RuleDef};
 use sentinel_store::{RecordKind, RecordWrite, Store};
@@ -62,6 +62,8 @@ pub(crate) struct State {
     pub(crate) deployment: Deployment,
     /// The loaded models of the deployment, attached to every compiled policy.
     pub(crate) models: Models,
+    /// The live label index, attached to every compiled policy's models.
+    pub(crate) label_risk: LabelRiskFeed,
 }
 
 /// The catalogue: versioned rules, named lists, labels, audit; publishes compiled policies.
@@ -70,6 +72,12 @@ pub struct Catalog {
     pub(crate) state: Mutex<State>,
     pub(crate) published: watch::Sender<Arc<Policy>>,
     lateness_ms: i64,
+    /// The label index every policy's models read (see `label_index.rs`).
+    pub(crate) label_risk: LabelRiskFeed,
+    /// Merchant and device of each labelled transaction, so a refresh looks each up once.
+    pub(crate) labelled_entities: Mutex<crate::label_index::LabelledEntities>,
+    /// Woken when a label is posted here.
+    pub(crate) label_posted: tokio::sync::Notify,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -86,6 +94,7 @@ impl Catalog {
     ) -> Result<Catalog, CatalogError> {
         let now = Utc::now();
         let head: Option<PolicyHead> = read(&*store, RecordKind::PolicyVersion, HEAD_KEY).await?;
+        let label_risk = LabelRiskFeed::default();
         let mut state = State {
             rules: BTreeMap::new(),
             lists: BTreeMap::new(),
@@ -95,6 +104,7 @@ impl Catalog {
             next_expiry: None,
             deployment: Deployment::default(),
             models: Models::default(),
+            label_risk: label_risk.clone(),
         };
         (state.deployment, state.models) = crate::models::load(&*store).await?;
         let policy = match head {
@@ -165,6 +175,9 @@ impl Catalog {
             state: Mutex::new(state),
             published,
             lateness_ms,
+            label_risk,
+            labelled_entities: Mutex::default(),
+            label_posted: tokio::sync::Notify::new(),
         })
     }
 
@@ -188,6 +201,7 @@ impl Catalog {
             next_expiry: None,
             deployment: Deployment::default(),
             models: Models::default(),
+            label_risk: state.label_risk.clone(),
         };
         load_stored(&*self.store, head.version, &mut fresh).await?;
         // A model activated on another node is a policy version too: load the deployment.
@@ -398,6 +412,7 @@ impl Catalog {
                     next_expiry: None,
                     deployment: state.deployment.clone(),
                     models: state.models.clone(),
+                    label_risk: state.label_risk.clone(),
                 };
                 drop(state);
                 trial.rules.retain(|_, r| r.name != change.name);
@@ -563,6 +578,9 @@ impl Catalog {
                 &label,
             )?])
             .await?;
+        // The node's label refresher rebuilds the index at once (other nodes at their next
+        // periodic refresh); a burst of labels coalesces into one rebuild.
+        self.label_posted.notify_one();
         Ok(label)
     }
 
@@ -779,7 +797,10 @@ pub(crate) fn compile(
         },
         PolicyError::Thresholds => CatalogError::invalid("thresholds", e.to_string()),
     })?;
-    policy.models = state.models.clone();
+    policy.models = Models {
+        label_risk: state.label_risk.clone(),
+        ..state.models.clone()
+    };
     Ok(policy)
 }
 

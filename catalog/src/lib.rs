@@ -10,6 +10,7 @@
 pub mod backtest;
 mod catalog;
 mod error;
+mod label_index;
 mod models;
 mod records;
 pub mod training;

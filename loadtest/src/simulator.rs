@@ -15,6 +15,7 @@
 //! holds with fraud too, as long as the active users can still reach it.
 
 mod geo;
+mod labels;
 mod population;
 mod sample;
 mod scenarios;
@@ -34,6 +35,7 @@ use std::cmp::Reverse;
 use std::collections::BinaryHeap;
 use txn::{DeviceRef, Draft, IpRef, MerchantRef, Naming};
 
+pub use labels::{analyst_labels, Feedback, SimLabel};
 pub use schedule::MIN_GAP_MS;
 
 /// Lowest accepted rate; anything lower (or not a number) is raised to it so gaps stay finite.

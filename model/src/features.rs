@@ -2,13 +2,15 @@
 //! refused at load when they differ, so a model never reads a vector it was not trained on.
 
 /// Number of features.
-pub const N_FEATURES: usize = 29;
+pub const N_FEATURES: usize = 35;
 
 /// One event's features, in [`FEATURE_NAMES`] order.
 pub type FeatureVector = [f64; N_FEATURES];
 
 /// Feature names, in vector order. Counts and sums describe the user's transactions before
-/// this event; `log_*` values are `ln(1 + x)`.
+/// this event; `log_*` values are `ln(1 + x)`. `*_fraud_share_*` are the smoothed shares of
+/// analyst-labelled fraud at the event's merchant or device, counting only labels at least the
+/// label delay older than the event (see `sentinel_actors::LabelRisk`).
 pub const FEATURE_NAMES: [&str; N_FEATURES] = [
     "amount",
     "log_amount",
@@ -39,6 +41,12 @@ pub const FEATURE_NAMES: [&str; N_FEATURES] = [
     "category_high_risk",
     "category_travel_electronics",
     "category_everyday",
+    "merchant_fraud_share_1d",
+    "merchant_fraud_share_7d",
+    "merchant_fraud_share_30d",
+    "device_fraud_share_1d",
+    "device_fraud_share_7d",
+    "device_fraud_share_30d",
 ];
 
 /// Index of a feature by name, for code that fills or explains the vector.

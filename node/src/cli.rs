@@ -92,6 +92,9 @@ struct NodeArgs {
     /// Model artifact served when the store has no champion model yet.
     #[arg(long, env = "SENTINEL_MODEL_FILE")]
     model_file: Option<PathBuf>,
+    /// Seconds before an analyst label counts in the entity-risk features ([model] label_delay_secs).
+    #[arg(long, env = "SENTINEL_LABEL_DELAY_SECS")]
+    label_delay_secs: Option<u64>,
     /// Log format on stderr.
     #[arg(long, env = "SENTINEL_LOG_FORMAT", value_enum)]
     log_format: Option<LogFormat>,
@@ -161,6 +164,9 @@ impl NodeArgs {
         }
         if let Some(v) = self.model_file {
             config.model.file = Some(v);
+        }
+        if let Some(v) = self.label_delay_secs {
+            config.model.label_delay_secs = v;
         }
         if let Some(v) = self.log_format {
             config.log_format = v;

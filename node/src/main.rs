@@ -10,6 +10,7 @@ mod decider;
 mod demo;
 mod entity_placement;
 mod kafka;
+mod label_refresh;
 mod listener;
 mod node;
 mod policy_sync;

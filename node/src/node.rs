@@ -62,6 +62,7 @@ pub async fn run(mut config: NodeConfig, source: Source) -> anyhow::Result<()> {
             .context("loading the rule catalogue")?,
     );
     crate::startup_model::install(&catalog, &config.model).await?;
+    let label_refresh = crate::label_refresh::start(Arc::clone(&catalog), &config.model).await?;
     let policy = catalog.policy();
     if config.policy_file.is_some() && policy.rules.version > 1 {
         tracing::warn!("--policy only seeds an empty store; this store already has a catalogue");
@@ -255,6 +256,7 @@ pub async fn run(mut config: NodeConfig, source: Source) -> anyhow::Result<()> {
     let _ = http.await;
     policy_feed.abort();
     policy_sync.abort();
+    label_refresh.abort();
     node_info.stop(None);
     idempotency_expiry.abort();
     cluster_node.stop(None);

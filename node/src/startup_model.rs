@@ -18,6 +18,11 @@ pub struct ModelConfig {
     pub file: Option<PathBuf>,
     /// Without `file`, serve the shipped demo model when the store has no champion yet.
     pub load_default: bool,
+    /// Seconds an analyst label waits before the entity-risk features of later events count
+    /// it (feedback arrives late in real life; train with the same delay you serve).
+    pub label_delay_secs: u64,
+    /// Seconds between rebuilds of the label index from the store.
+    pub label_refresh_secs: u64,
 }
 
 impl Default for ModelConfig {
@@ -25,6 +30,8 @@ impl Default for ModelConfig {
         ModelConfig {
             file: None,
             load_default: true,
+            label_delay_secs: 86_400,
+            label_refresh_secs: 10,
         }
     }
 }
@@ -51,4 +58,16 @@ pub async fn install(catalog: &Catalog, config: &ModelConfig) -> anyhow::Result<
         None => tracing::info!("keeping the stored champion model"),
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_label_delay_comes_from_the_config_file() {
+        let config: crate::config::NodeConfig =
+            toml::from_str("[model]\nlabel_delay_secs = 5\n").unwrap();
+        assert_eq!(config.model.label_delay_secs, 5);
+        assert_eq!(config.model.label_refresh_secs, 10);
+        assert!(config.model.load_default);
+    }
 }

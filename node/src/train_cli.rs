@@ -6,12 +6,12 @@ use crate::config::NodeConfig;
 use anyhow::{bail, Context};
 use chrono::{DateTime, Duration, TimeZone, Utc};
 use indicatif::{ProgressBar, ProgressStyle};
-use sentinel_actors::{FeatureReplay, PolicyDef};
+use sentinel_actors::{FeatureReplay, LabelRisk, LabelSighting, PolicyDef};
 use sentinel_catalog::backtest::Progress;
 use sentinel_catalog::training::{stored_samples, Unlabelled};
 use sentinel_catalog::Catalog;
 use sentinel_event::{parse_transaction, Limits, ParseMode, Transaction};
-use sentinel_loadtest::simulator::{Scenario, SimConfig, Simulator};
+use sentinel_loadtest::simulator::{analyst_labels, Feedback, Scenario, SimConfig, Simulator};
 use sentinel_model::{evaluate, train, Evaluation, Model, Sample, TrainConfig, TrainStage};
 use sentinel_store::{EmbeddedStore, Store};
 use serde::{Deserialize, Serialize};
@@ -71,6 +71,10 @@ pub struct DataArgs {
     /// Also write the labelled events read as CSV (the format `--from csv` reads).
     #[arg(long)]
     export_csv: Option<PathBuf>,
+    /// Seconds an analyst label waits before the entity-risk features count it; use the
+    /// node's `[model] label_delay_secs`.
+    #[arg(long, env = "SENTINEL_LABEL_DELAY_SECS", default_value_t = 86_400)]
+    label_delay_secs: u64,
 }
 
 /// `--unlabelled`.
@@ -235,8 +239,12 @@ impl Progress for Bar {
     }
 }
 
-/// Labelled events in time order, from the simulator or a CSV file.
-fn labelled_events(data: &DataArgs) -> anyhow::Result<(Vec<(Transaction, bool)>, String)> {
+/// Labelled events in time order, from the simulator or a CSV file, and the analyst labels
+/// given on them: the simulator's late feedback (chargebacks, confirmations); none from a CSV,
+/// which carries no label times (its entity-risk features stay at the prior).
+type LabelledEvents = (Vec<(Transaction, bool)>, Vec<LabelSighting>, String);
+
+fn labelled_events(data: &DataArgs) -> anyhow::Result<LabelledEvents> {
     match data.source {
         DataSource::Simulator => {
             let mut sim = Simulator::new(SimConfig {
@@ -250,24 +258,33 @@ fn labelled_events(data: &DataArgs) -> anyhow::Result<(Vec<(Transaction, bool)>,
             });
             let progress = bar("simulating events");
             progress.set_length(data.events);
-            let events = (0..data.events)
+            let simulated: Vec<_> = (0..data.events)
                 .map(|_| {
                     progress.inc(1);
-                    let e = sim.next_event();
-                    (e.txn, e.label.is_some())
+                    sim.next_event()
                 })
                 .collect();
             progress.finish_and_clear();
+            let labels = analyst_labels(&simulated, &Feedback::default(), data.sim_seed)
+                .iter()
+                .map(|l| l.with_parts(LabelSighting::new))
+                .collect();
+            let events = simulated
+                .into_iter()
+                .map(|e| (e.txn, e.label.is_some()))
+                .collect();
             let source = format!(
-                "simulator seed={} events={} users={} rate={} fraud_ratio={} start={}",
+                "simulator seed={} events={} users={} rate={} fraud_ratio={} start={} \
+                 label_delay_secs={}",
                 data.sim_seed,
                 data.events,
                 data.users,
                 data.rate,
                 data.fraud_ratio,
-                data.sim_start.to_rfc3339()
+                data.sim_start.to_rfc3339(),
+                data.label_delay_secs
             );
-            Ok((events, source))
+            Ok((events, labels, source))
         }
         DataSource::Csv => {
             let path = data
@@ -291,7 +308,7 @@ fn labelled_events(data: &DataArgs) -> anyhow::Result<(Vec<(Transaction, bool)>,
                 );
             }
             events.sort_by_key(|(t, _)| t.timestamp);
-            Ok((events, format!("csv {}", path.display())))
+            Ok((events, Vec::new(), format!("csv {}", path.display())))
         }
         DataSource::Store => bail!("the store is read by stored_samples"),
     }
@@ -300,6 +317,8 @@ fn labelled_events(data: &DataArgs) -> anyhow::Result<(Vec<(Transaction, bool)>,
 /// Reads the labelled samples the arguments name, in time order, with a source description.
 async fn samples(data: &DataArgs) -> anyhow::Result<(Vec<Sample>, String)> {
     let lateness_ms = NodeConfig::default().actors.lateness_secs as i64 * 1000;
+    let label_delay_ms = i64::try_from(data.label_delay_secs.saturating_mul(1_000))
+        .context("--label-delay-secs is too large")?;
     if data.source == DataSource::Store {
         let path = data.data_dir.join("sentinel.redb");
         anyhow::ensure!(path.exists(), "no store at {}", path.display());
@@ -314,18 +333,26 @@ async fn samples(data: &DataArgs) -> anyhow::Result<(Vec<Sample>, String)> {
             UnlabelledArg::Skip => Unlabelled::Skip,
         };
         let progress = bar("replaying users");
-        let samples =
-            stored_samples(&catalog, since, until, unlabelled, &Bar(progress.clone())).await?;
+        let samples = stored_samples(
+            &catalog,
+            since,
+            until,
+            unlabelled,
+            label_delay_ms,
+            &Bar(progress.clone()),
+        )
+        .await?;
         progress.finish_and_clear();
         let source = format!(
-            "store {} since={} until={}",
+            "store {} since={} until={} label_delay_secs={}",
             data.data_dir.display(),
             since.to_rfc3339(),
-            until.to_rfc3339()
+            until.to_rfc3339(),
+            data.label_delay_secs
         );
         return Ok((samples, source));
     }
-    let (events, source) = labelled_events(data)?;
+    let (events, labels, source) = labelled_events(data)?;
     if let Some(path) = &data.export_csv {
         let mut writer =
             csv::Writer::from_path(path).with_context(|| format!("creating {}", path.display()))?;
@@ -341,7 +368,8 @@ async fn samples(data: &DataArgs) -> anyhow::Result<(Vec<Sample>, String)> {
     }
     let progress = bar("computing features");
     progress.set_length(events.len() as u64);
-    let mut replay = FeatureReplay::new(lateness_ms);
+    let labels = Arc::new(LabelRisk::build(label_delay_ms, labels));
+    let mut replay = FeatureReplay::new(lateness_ms, labels);
     let samples = events
         .iter()
         .map(|(t, fraud)| {

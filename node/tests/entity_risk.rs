@@ -1,0 +1,116 @@
+//! Entity risk from analyst labels through a real node: labels posted over the API reach the
+//! model's features only once they are older than the configured label delay, and a restarted
+//! node rebuilds them from the store.
+//!
+//! Each probe is a fresh user's first purchase, so two probes at the same instant differ only
+//! in their merchant: one where analysts labelled fraud, one without labels. Their model
+//! scores are equal while the labels are too young for the probes and differ once they are old
+//! enough.
+
+mod support;
+
+use chrono::{DateTime, Duration, Utc};
+use serde_json::Value;
+use support::{event, eventually, post_text, NodeProcess};
+
+const DELAY_SECS: &str = "60";
+const LABELLED: &str = "m-labelled";
+const UNLABELLED: &str = "m-quiet";
+
+/// The decision's model score for a fresh user's purchase at `merchant`, at time `at`.
+async fn probe(
+    client: &reqwest::Client,
+    node: &NodeProcess,
+    id: &str,
+    merchant: &str,
+    at: DateTime<Utc>,
+) -> Value {
+    let mut body = event(id, &format!("user-{id}"), "30.00", 0, "FR");
+    body["merchant_id"] = merchant.into();
+    body["timestamp"] = at.to_rfc3339().into();
+    let (status, decision) =
+        post_text(client, node.url("/v1/transactions"), body.to_string()).await;
+    assert_eq!(status, 200, "{decision}");
+    decision["ml"].clone()
+}
+
+/// Model scores of a probe at the labelled merchant and of one at the unlabelled merchant, at
+/// the same time.
+async fn pair(
+    client: &reqwest::Client,
+    node: &NodeProcess,
+    tag: &str,
+    at: DateTime<Utc>,
+) -> (f64, f64, Value) {
+    let labelled = probe(client, node, &format!("{tag}-a"), LABELLED, at).await;
+    let quiet = probe(client, node, &format!("{tag}-b"), UNLABELLED, at).await;
+    (
+        labelled["score"].as_f64().unwrap(),
+        quiet["score"].as_f64().unwrap(),
+        labelled,
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn posted_labels_move_the_entity_risk_only_after_the_delay() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("node");
+    let env = [("SENTINEL_LABEL_DELAY_SECS", DELAY_SECS)];
+    let mut node = NodeProcess::start_with_env(&data, &[], &env).await;
+    let client = support::admin_client();
+
+    // Frauds at one merchant, charged back now.
+    let (mut first_label, mut last_label) = (DateTime::<Utc>::MAX_UTC, DateTime::<Utc>::MIN_UTC);
+    for i in 0..6 {
+        let txn = format!("fraud-{i}");
+        let mut body = event(&txn, &format!("victim-{i}"), "400.00", 10, "FR");
+        body["merchant_id"] = LABELLED.into();
+        let (status, answer) =
+            post_text(&client, node.url("/v1/transactions"), body.to_string()).await;
+        assert_eq!(status, 200, "{answer}");
+        let label = serde_json::json!({"label": "fraud", "note": "chargeback"}).to_string();
+        let path = format!("/v1/decisions/{txn}/label");
+        let (status, answer) = post_text(&client, node.url(&path), label).await;
+        assert_eq!(status, 200, "{answer}");
+        let at: DateTime<Utc> = answer["at"].as_str().unwrap().parse().unwrap();
+        first_label = first_label.min(at);
+        last_label = last_label.max(at);
+    }
+    let delay = Duration::seconds(DELAY_SECS.parse().unwrap());
+
+    // An event a second past the delay after the last label sees them all (once the node has
+    // indexed them).
+    let after = last_label + delay + Duration::seconds(1);
+    let mut round = 0;
+    let (seen, quiet, ml) = eventually(
+        "the labels to reach the features",
+        std::time::Duration::from_secs(30),
+        async || {
+            round += 1;
+            let (seen, quiet, ml) = pair(&client, &node, &format!("after-{round}"), after).await;
+            (seen != quiet).then_some((seen, quiet, ml))
+        },
+    )
+    .await;
+    println!("labelled merchant {seen}, unlabelled {quiet}: {ml}");
+
+    // With the labels indexed, an event for which even the first is a second younger than the
+    // delay sees none: both merchants read the prior.
+    let within = first_label + delay - Duration::seconds(1);
+    let (seen, quiet, ml) = pair(&client, &node, "within", within).await;
+    assert_eq!(
+        seen, quiet,
+        "a label younger than the delay moved the score: {ml}"
+    );
+
+    // Restarted, the node builds the index from the store's labels before it serves.
+    assert_eq!(node.terminate(), Some(0));
+    let node = NodeProcess::start_with_env(&data, &[], &env).await;
+    let (seen, quiet, ml) = pair(&client, &node, "restarted", after).await;
+    assert_ne!(
+        seen, quiet,
+        "stored labels were not indexed at start-up: {ml}"
+    );
+    let (seen, quiet, _) = pair(&client, &node, "restarted-within", within).await;
+    assert_eq!(seen, quiet);
+}
