@@ -12,6 +12,7 @@ mod entity_placement;
 mod kafka;
 mod listener;
 mod node;
+mod owner_route;
 mod policy_sync;
 mod remote_store;
 mod retention;
