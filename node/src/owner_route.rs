@@ -159,11 +159,14 @@ async fn decide_forwarded(decider: &NodeDecider, event: &[u8]) -> ForwardReply {
         metrics::counter!(t::OWNER_ROUTE_RECEIVED, "result" => "not_owner").increment(1);
         return ForwardReply::NotOwner;
     }
-    metrics::counter!(t::OWNER_ROUTE_RECEIVED, "result" => "decided").increment(1);
-    decider
-        .decide_shared(Arc::new(event), received)
-        .await
-        .into()
+    let outcome = decider.decide_shared(Arc::new(event), received).await;
+    let result = if outcome.is_ok() {
+        "decided"
+    } else {
+        "refused"
+    };
+    metrics::counter!(t::OWNER_ROUTE_RECEIVED, "result" => result).increment(1);
+    outcome.into()
 }
 
 /// Starts this node's owner gate and joins it to [`OWNERS_GROUP`].

@@ -32,7 +32,8 @@ pub const IN_FLIGHT: &str = "sentinel_events_in_flight";
 /// Counter: HTTP events sent on to the member owning their partition, by result (`decided`,
 /// `refused`, `not_owner`, `unreachable`, `no_owner`).
 pub const OWNER_ROUTE_FORWARDS: &str = "sentinel_owner_route_forwards_total";
-/// Counter: events forwarded to this node by another member, by result (`decided`, `not_owner`).
+/// Counter: events forwarded to this node by another member, by result (`decided`, `refused`,
+/// `not_owner`).
 pub const OWNER_ROUTE_RECEIVED: &str = "sentinel_owner_route_received_total";
 
 /// Latency buckets in seconds: 100 µs to 10 s.
@@ -195,7 +196,7 @@ fn describe() {
     for result in ["decided", "refused", "not_owner", "unreachable", "no_owner"] {
         metrics::counter!(OWNER_ROUTE_FORWARDS, "result" => result).increment(0);
     }
-    for result in ["decided", "not_owner"] {
+    for result in ["decided", "refused", "not_owner"] {
         metrics::counter!(OWNER_ROUTE_RECEIVED, "result" => result).increment(0);
     }
     for outcome in Outcome::ALL {
