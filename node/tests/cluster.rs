@@ -710,3 +710,54 @@ async fn concurrent_rule_changes_through_two_nodes_never_share_a_version() {
         .await;
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn members_listening_on_ipv6_reach_each_other_through_a_seed() {
+    let client = support::admin_client();
+    let dirs: Vec<tempfile::TempDir> = (0..3).map(|_| tempfile::tempdir().unwrap()).collect();
+    let ports: Vec<u16> = (0..3).map(|_| free_port()).collect();
+    let address = |i: usize| format!("[::1]:{}", ports[i]);
+    let start = async |i: usize, seed: Option<usize>| {
+        let name = format!("six{}", i + 1);
+        let mut args = vec![
+            "--node-name".to_owned(),
+            name,
+            "--cluster-listen".to_owned(),
+            address(i),
+            "--cluster-cookie".to_owned(),
+            COOKIE.to_owned(),
+        ];
+        if let Some(seed) = seed {
+            args.extend([
+                "--cluster-seeds".to_owned(),
+                address(seed),
+                "--store-host".to_owned(),
+                "six1".to_owned(),
+            ]);
+        }
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        NodeProcess::start(dirs[i].path(), &args).await
+    };
+    let _host = start(0, None).await;
+    let _second = start(1, Some(0)).await;
+    // The third knows only the second: it meets the store host at the address the host
+    // advertises (`[::1]:port`; the unit test in node/src/cluster.rs pins the brackets, which
+    // Rust's resolver would forgive but other parsers of the address would not).
+    let third = start(2, Some(1)).await;
+    eventually(
+        "three members seen from the third",
+        Duration::from_secs(30),
+        async || {
+            let view = cluster_view(&client, &third).await;
+            (view["members"].as_array()?.len() == 3).then_some(())
+        },
+    )
+    .await;
+    let r = client
+        .post(third.url("/v1/transactions"))
+        .json(&event("six-1", "six-user", "10.00", 1, "FR"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200, "decided and stored through the host");
+}
