@@ -7,7 +7,7 @@ use chrono::{DateTime, Utc};
 use sentinel_actors::{LabelRiskFeed, Models, Policy, PolicyDef, PolicyError, UserState};
 use sentinel_event::{Thresholds, Transaction};
 use sentinel_rules::{Expr, Mode, RuleDef};
-use sentinel_store::{RecordKind, RecordWrite, Store};
+use sentinel_store::{RecordGuard, RecordKind, RecordWrite, Store};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -48,6 +48,9 @@ pub enum Candidate {
 /// How many events of history a rule test may replay.
 const MAX_TEST_HISTORY: usize = 1_000;
 const HEAD_KEY: &str = "head";
+/// How often a change is checked and applied again on top of a version another node
+/// published first, before the analyst gets 409.
+const PUBLISH_ATTEMPTS: usize = 5;
 
 pub(crate) struct State {
     /// Current version of every rule, deleted ones included.
@@ -64,6 +67,60 @@ pub(crate) struct State {
     pub(crate) models: Models,
     /// The live label index, attached to every compiled policy's models.
     pub(crate) label_risk: LabelRiskFeed,
+}
+
+/// One checked change to rules or lists, what the audit calls it, and what its caller answers.
+struct Edit<T> {
+    change: Change,
+    action: &'static str,
+    answer: T,
+}
+
+/// The records one [`Edit`] changes.
+enum Change {
+    /// A rule's new version, replacing `before`.
+    Rule {
+        before: Option<RuleVersion>,
+        rule: RuleVersion,
+    },
+    /// A list created, replaced or (`after` absent) deleted.
+    List {
+        name: String,
+        before: Option<ListRecord>,
+        after: Option<ListRecord>,
+    },
+}
+
+impl Edit<RuleVersion> {
+    /// A rule change that answers with the new version.
+    fn rule(before: Option<RuleVersion>, rule: RuleVersion, action: &'static str) -> Self {
+        Edit {
+            answer: rule.clone(),
+            change: Change::Rule { before, rule },
+            action,
+        }
+    }
+}
+
+impl<T> Edit<T> {
+    /// A list change that answers with `answer`.
+    fn list(
+        name: &str,
+        before: Option<ListRecord>,
+        after: Option<ListRecord>,
+        action: &'static str,
+        answer: T,
+    ) -> Self {
+        Edit {
+            change: Change::List {
+                name: name.to_owned(),
+                before,
+                after,
+            },
+            action,
+            answer,
+        }
+    }
 }
 
 /// The catalogue: versioned rules, named lists, labels, audit; publishes compiled policies.
@@ -163,9 +220,24 @@ impl Catalog {
                     writes.push(put(RecordKind::List, list.name.clone(), list)?);
                 }
                 writes.extend(policy_writes(&policy)?);
-                store.put_records(writes).await?;
-                state.policy_version = policy.rules.version;
-                policy
+                let guard = RecordGuard {
+                    kind: RecordKind::PolicyVersion,
+                    key: HEAD_KEY.to_owned(),
+                    expected: None,
+                };
+                if store.put_records_if(guard, writes).await? {
+                    state.policy_version = policy.rules.version;
+                    policy
+                } else {
+                    // Another node sharing the store seeded it first: use what it stored.
+                    let head: PolicyHead = read(&*store, RecordKind::PolicyVersion, HEAD_KEY)
+                        .await?
+                        .ok_or_else(|| CatalogError::NotFound("policy head".into()))?;
+                    state.rules.clear();
+                    state.lists.clear();
+                    load_stored(&*store, head.version, &mut state).await?;
+                    compile(&state, state.policy_version, now)?
+                }
             }
         };
         state.next_expiry = next_expiry(&state.lists, now);
@@ -186,6 +258,11 @@ impl Catalog {
     /// version now published (unchanged when the store holds nothing newer).
     pub async fn reload(&self) -> Result<u64, CatalogError> {
         let mut state = self.state.lock().await;
+        self.reload_into(&mut state).await
+    }
+
+    /// [`Catalog::reload`] with the state already locked.
+    pub(crate) async fn reload_into(&self, state: &mut State) -> Result<u64, CatalogError> {
         let head: Option<PolicyHead> =
             read(&*self.store, RecordKind::PolicyVersion, HEAD_KEY).await?;
         let Some(head) = head.filter(|h| h.version > state.policy_version) else {
@@ -282,12 +359,13 @@ impl Catalog {
         change: RuleChange,
         principal: &str,
     ) -> Result<RuleVersion, CatalogError> {
-        let mut state = self.state.lock().await;
-        check_name_free(&state, &change.name, None)?;
         let id = new_id();
-        let rule = version_from(&id, 1, change, principal);
-        self.commit_rule(&mut state, None, rule, "rule.create", principal)
-            .await
+        self.apply(principal, |state| {
+            check_name_free(state, &change.name, None)?;
+            let rule = version_from(&id, 1, change.clone(), principal);
+            Ok(Edit::rule(None, rule, "rule.create"))
+        })
+        .await
     }
 
     /// Replaces a rule with a new version.
@@ -297,12 +375,13 @@ impl Catalog {
         change: RuleChange,
         principal: &str,
     ) -> Result<RuleVersion, CatalogError> {
-        let mut state = self.state.lock().await;
-        let before = live_rule(&state, id)?.clone();
-        check_name_free(&state, &change.name, Some(id))?;
-        let rule = version_from(id, before.version + 1, change, principal);
-        self.commit_rule(&mut state, Some(before), rule, "rule.update", principal)
-            .await
+        self.apply(principal, |state| {
+            let before = live_rule(state, id)?.clone();
+            check_name_free(state, &change.name, Some(id))?;
+            let rule = version_from(id, before.version + 1, change.clone(), principal);
+            Ok(Edit::rule(Some(before), rule, "rule.update"))
+        })
+        .await
     }
 
     /// Deletes a rule: a new version marked deleted; the history stays.
@@ -311,15 +390,16 @@ impl Catalog {
         id: &str,
         principal: &str,
     ) -> Result<RuleVersion, CatalogError> {
-        let mut state = self.state.lock().await;
-        let before = live_rule(&state, id)?.clone();
-        let mut rule = before.clone();
-        rule.version += 1;
-        rule.deleted = true;
-        rule.created_at = Utc::now();
-        rule.created_by = principal.to_owned();
-        self.commit_rule(&mut state, Some(before), rule, "rule.delete", principal)
-            .await
+        self.apply(principal, |state| {
+            let before = live_rule(state, id)?.clone();
+            let mut rule = before.clone();
+            rule.version += 1;
+            rule.deleted = true;
+            rule.created_at = Utc::now();
+            rule.created_by = principal.to_owned();
+            Ok(Edit::rule(Some(before), rule, "rule.delete"))
+        })
+        .await
     }
 
     /// Makes an earlier version current again, as a new version with its content.
@@ -329,26 +409,29 @@ impl Catalog {
         version: u32,
         principal: &str,
     ) -> Result<RuleVersion, CatalogError> {
-        let mut state = self.state.lock().await;
-        let before = state
-            .rules
-            .get(id)
-            .cloned()
-            .ok_or_else(|| not_found_rule(id))?;
-        let target: RuleVersion = read(
+        // Stored rule versions never change: read once, outside the retries.
+        let target: Option<RuleVersion> = read(
             &*self.store,
             RecordKind::RuleVersion,
             &rule_key(id, version),
         )
-        .await?
-        .ok_or_else(|| CatalogError::NotFound(format!("rule {id} has no version {version}")))?;
-        check_name_free(&state, &target.name, Some(id))?;
-        let mut rule = target;
-        rule.version = before.version + 1;
-        rule.created_at = Utc::now();
-        rule.created_by = principal.to_owned();
-        self.commit_rule(&mut state, Some(before), rule, "rule.rollback", principal)
-            .await
+        .await?;
+        self.apply(principal, |state| {
+            let before = state
+                .rules
+                .get(id)
+                .cloned()
+                .ok_or_else(|| not_found_rule(id))?;
+            let mut rule = target.clone().ok_or_else(|| {
+                CatalogError::NotFound(format!("rule {id} has no version {version}"))
+            })?;
+            check_name_free(state, &rule.name, Some(id))?;
+            rule.version = before.version + 1;
+            rule.created_at = Utc::now();
+            rule.created_by = principal.to_owned();
+            Ok(Edit::rule(Some(before), rule, "rule.rollback"))
+        })
+        .await
     }
 
     /// Evaluates a rule text against a transaction, after an optional history of the same
@@ -451,68 +534,55 @@ impl Catalog {
     ) -> Result<ListRecord, CatalogError> {
         check_list_name(name)?;
         check_items(&items)?;
-        let mut state = self.state.lock().await;
-        let before = state.lists.get(name).cloned();
-        let version = match (&before, create) {
-            (Some(_), true) => {
-                return Err(CatalogError::Conflict(format!(
-                    "list `{name}` already exists"
-                )))
-            }
-            (None, false) => return Err(not_found_list(name)),
-            (Some(b), false) => b.version + 1,
-            (None, true) => 1,
-        };
-        let list = ListRecord {
-            name: name.to_owned(),
-            description,
-            items,
-            version,
-            updated_at: Utc::now(),
-            updated_by: principal.to_owned(),
-        };
-        let action = if create { "list.create" } else { "list.update" };
-        self.commit_list(
-            &mut state,
-            name,
-            before,
-            Some(list.clone()),
-            action,
-            principal,
-        )
-        .await?;
-        Ok(list)
+        self.apply(principal, |state| {
+            let before = state.lists.get(name).cloned();
+            let version = match (&before, create) {
+                (Some(_), true) => {
+                    return Err(CatalogError::Conflict(format!(
+                        "list `{name}` already exists"
+                    )))
+                }
+                (None, false) => return Err(not_found_list(name)),
+                (Some(b), false) => b.version + 1,
+                (None, true) => 1,
+            };
+            let list = ListRecord {
+                name: name.to_owned(),
+                description: description.clone(),
+                items: items.clone(),
+                version,
+                updated_at: Utc::now(),
+                updated_by: principal.to_owned(),
+            };
+            let action = if create { "list.create" } else { "list.update" };
+            Ok(Edit::list(name, before, Some(list.clone()), action, list))
+        })
+        .await
     }
 
     /// Deletes a list that no rule uses.
     pub async fn delete_list(&self, name: &str, principal: &str) -> Result<(), CatalogError> {
-        let mut state = self.state.lock().await;
-        let before = state
-            .lists
-            .get(name)
-            .cloned()
-            .ok_or_else(|| not_found_list(name))?;
-        let needle = format!("@{name}");
-        let users: Vec<&str> = state
-            .rules
-            .values()
-            .filter(|r| !r.deleted && r.expression.contains(&needle))
-            .map(|r| r.name.as_str())
-            .collect();
-        if !users.is_empty() {
-            return Err(CatalogError::Conflict(format!(
-                "list `{name}` is used by rules: {}",
-                users.join(", ")
-            )));
-        }
-        self.commit_list(
-            &mut state,
-            name,
-            Some(before),
-            None,
-            "list.delete",
-            principal,
-        )
+        self.apply(principal, |state| {
+            let before = state
+                .lists
+                .get(name)
+                .cloned()
+                .ok_or_else(|| not_found_list(name))?;
+            let needle = format!("@{name}");
+            let users: Vec<&str> = state
+                .rules
+                .values()
+                .filter(|r| !r.deleted && r.expression.contains(&needle))
+                .map(|r| r.name.as_str())
+                .collect();
+            if !users.is_empty() {
+                return Err(CatalogError::Conflict(format!(
+                    "list `{name}` is used by rules: {}",
+                    users.join(", ")
+                )));
+            }
+            Ok(Edit::list(name, Some(before), None, "list.delete", ()))
+        })
         .await
     }
 
@@ -598,13 +668,19 @@ impl Catalog {
         }
         let version = state.policy_version + 1;
         let policy = compile(&state, version, now)?;
-        self.store.put_records(policy_writes(&policy)?).await?;
+        if !self.publish(&state, policy_writes(&policy)?).await? {
+            // Another node published first; its version is compiled after this expiry too.
+            self.reload_into(&mut state).await?;
+            return Ok(None);
+        }
         state.policy_version = version;
         state.next_expiry = next_expiry(&state.lists, now);
         self.published.send_replace(Arc::new(policy));
         Ok(Some(version))
     }
 
+    /// Stores and publishes a rule change as the next policy version; `false` when another
+    /// node published that version first (nothing was written, the state is as before).
     async fn commit_rule(
         &self,
         state: &mut State,
@@ -612,7 +688,7 @@ impl Catalog {
         rule: RuleVersion,
         action: &str,
         principal: &str,
-    ) -> Result<RuleVersion, CatalogError> {
+    ) -> Result<bool, CatalogError> {
         let previous = state.rules.insert(rule.id.clone(), rule.clone());
         let version = state.policy_version + 1;
         let now = Utc::now();
@@ -643,16 +719,25 @@ impl Catalog {
             after: Some(serde_json::to_value(&rule).unwrap_or_default()),
         };
         writes.push(self.audit_write(state, &entry)?);
-        if let Err(e) = self.store.put_records(writes).await {
-            restore(&mut state.rules, &rule.id, previous);
-            return Err(e.into());
+        match self.publish(state, writes).await {
+            Ok(true) => {}
+            Ok(false) => {
+                restore(&mut state.rules, &rule.id, previous);
+                return Ok(false);
+            }
+            Err(e) => {
+                restore(&mut state.rules, &rule.id, previous);
+                return Err(e);
+            }
         }
         state.policy_version = version;
         self.published.send_replace(Arc::new(policy));
         tracing::info!(rule = %rule.name, action, version, "policy changed");
-        Ok(rule)
+        Ok(true)
     }
 
+    /// Stores and publishes a list change as the next policy version; `false` when another
+    /// node published that version first (nothing was written, the state is as before).
     async fn commit_list(
         &self,
         state: &mut State,
@@ -661,7 +746,7 @@ impl Catalog {
         after: Option<ListRecord>,
         action: &str,
         principal: &str,
-    ) -> Result<(), CatalogError> {
+    ) -> Result<bool, CatalogError> {
         let previous = match &after {
             Some(list) => state.lists.insert(name.to_owned(), list.clone()),
             None => state.lists.remove(name),
@@ -702,15 +787,97 @@ impl Catalog {
             after: after.map(|a| serde_json::to_value(a).unwrap_or_default()),
         };
         writes.push(self.audit_write(state, &entry)?);
-        if let Err(e) = self.store.put_records(writes).await {
-            undo(state);
-            return Err(e.into());
+        match self.publish(state, writes).await {
+            Ok(true) => {}
+            Ok(false) => {
+                undo(state);
+                return Ok(false);
+            }
+            Err(e) => {
+                undo(state);
+                return Err(e);
+            }
         }
         state.policy_version = version;
         state.next_expiry = next_expiry(&state.lists, now);
         self.published.send_replace(Arc::new(policy));
         tracing::info!(list = name, action, version, "policy changed");
+        Ok(true)
+    }
+
+    /// Checks a change against the current state (`check`) and publishes it as the next policy
+    /// version. When another node sharing the store published that version first, loads it
+    /// and checks the change again on top of it (see [`Catalog::catch_up`]).
+    async fn apply<T>(
+        &self,
+        principal: &str,
+        mut check: impl FnMut(&State) -> Result<Edit<T>, CatalogError>,
+    ) -> Result<T, CatalogError> {
+        let mut state = self.state.lock().await;
+        let mut lost = 0;
+        loop {
+            let edit = check(&state)?;
+            let published = match edit.change {
+                Change::Rule { before, rule } => {
+                    self.commit_rule(&mut state, before, rule, edit.action, principal)
+                        .await?
+                }
+                Change::List {
+                    name,
+                    before,
+                    after,
+                } => {
+                    self.commit_list(&mut state, &name, before, after, edit.action, principal)
+                        .await?
+                }
+            };
+            if published {
+                return Ok(edit.answer);
+            }
+            self.catch_up(&mut state, &mut lost).await?;
+        }
+    }
+
+    /// After a change lost the race for the next version to another node sharing the store:
+    /// loads that node's version so the change is checked and applied again on top of it, or,
+    /// after [`PUBLISH_ATTEMPTS`] lost races, gives up with 409 (nothing was written).
+    async fn catch_up(&self, state: &mut State, lost: &mut usize) -> Result<(), CatalogError> {
+        *lost += 1;
+        if *lost >= PUBLISH_ATTEMPTS {
+            return Err(CatalogError::Conflict(format!(
+                "other nodes kept publishing policy versions meanwhile (now version {}); the \
+                 change was not applied, retry it",
+                state.policy_version
+            )));
+        }
+        let now = self.reload_into(state).await?;
+        tracing::info!(
+            version = now,
+            "another node published a policy version first; applying the change on top of it"
+        );
         Ok(())
+    }
+
+    /// Writes a new policy version's records if the store's policy head is still the version
+    /// `state` was built on (compare-and-set): `false`, writing nothing, when another node
+    /// sharing the store published since.
+    pub(crate) async fn publish(
+        &self,
+        state: &State,
+        writes: Vec<RecordWrite>,
+    ) -> Result<bool, CatalogError> {
+        let version = state.policy_version;
+        let guard = RecordGuard {
+            kind: RecordKind::PolicyVersion,
+            key: HEAD_KEY.to_owned(),
+            expected: put(
+                RecordKind::PolicyVersion,
+                HEAD_KEY.to_owned(),
+                &PolicyHead { version },
+            )?
+            .value,
+        };
+        Ok(self.store.put_records_if(guard, writes).await?)
     }
 
     /// Writes `writes` together with an audit entry for a change outside the policy (API keys,

@@ -393,9 +393,32 @@ impl Catalog {
             writes.extend(policy_writes(&policy)?);
         }
         writes.push(self.audit_write(state, &entry)?);
-        if let Err(e) = self.store.put_records(writes).await {
-            state.models = before;
-            return Err(e.into());
+        let stored = if change.new_version {
+            self.publish(state, writes).await
+        } else {
+            self.store
+                .put_records(writes)
+                .await
+                .map(|()| true)
+                .map_err(CatalogError::from)
+        };
+        match stored {
+            Ok(true) => {}
+            Ok(false) => {
+                // Another node published a policy version first: catch up and let the
+                // analyst decide again on top of it.
+                state.models = before;
+                self.reload_into(state).await?;
+                return Err(CatalogError::Conflict(format!(
+                    "another node published policy version {} meanwhile; the model change was \
+                     not applied, retry it",
+                    state.policy_version
+                )));
+            }
+            Err(e) => {
+                state.models = before;
+                return Err(e);
+            }
         }
         state.policy_version = version;
         state.deployment = next;

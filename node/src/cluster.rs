@@ -62,10 +62,40 @@ async fn dial(server: ActorRef<NodeServerMessage>, seed: String) {
 }
 
 /// The host other members dial to reach this node (transitive connections pass it on): the
-/// listen address when one was given, else the machine's host name.
+/// listen address when one was given, else the machine's host name. ractor_cluster appends
+/// `:port`, so an IPv6 address is bracketed (`[::1]:7001`) to stay a valid socket address.
 fn advertised_host(config: &ClusterConfig) -> String {
     match config.bind {
+        Some(std::net::IpAddr::V6(ip)) if !ip.is_unspecified() => format!("[{ip}]"),
         Some(ip) if !ip.is_unspecified() => ip.to_string(),
         _ => std::env::var("HOSTNAME").unwrap_or_else(|_| "localhost".into()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn advertised(bind: &str) -> String {
+        let config = ClusterConfig {
+            bind: Some(bind.parse().unwrap()),
+            port: 7001,
+            ..ClusterConfig::default()
+        };
+        format!("{}:{}", advertised_host(&config), config.port)
+    }
+
+    #[test]
+    fn advertised_addresses_parse_as_socket_addresses() {
+        assert_eq!(advertised("127.0.0.1"), "127.0.0.1:7001");
+        assert_eq!(advertised("::1"), "[::1]:7001");
+        assert_eq!(advertised("fd00::7"), "[fd00::7]:7001");
+        for bind in ["127.0.0.1", "::1", "fd00::7"] {
+            let address = advertised(bind);
+            assert!(
+                address.parse::<std::net::SocketAddr>().is_ok(),
+                "{address} must be dialable"
+            );
+        }
     }
 }

@@ -26,6 +26,9 @@ pub struct NodeDecider {
     pub node_name: String,
     /// The input partitions this node owns (a user's live state is asked of the owner).
     pub ownership: crate::kafka::PartitionOwnership,
+    /// With Kafka: HTTP events go to the member owning their partition. Without: `None`,
+    /// every event is decided here.
+    pub owner_route: Option<crate::owner_route::OwnerRoute>,
 }
 
 impl NodeDecider {
@@ -65,7 +68,10 @@ impl NodeDecider {
 impl sentinel_api::Decider for NodeDecider {
     async fn decide(&self, event: Transaction, received: Instant) -> Result<Stored, DecisionError> {
         metrics::counter!(t::EVENTS_RECEIVED, "source" => "http").increment(1);
-        self.decide_shared(Arc::new(event), received).await
+        match &self.owner_route {
+            Some(route) => route.decide(self, event, received).await,
+            None => self.decide_shared(Arc::new(event), received).await,
+        }
     }
 
     async fn user_state(&self, user_id: &str) -> Option<sentinel_actors::UserView> {

@@ -13,6 +13,7 @@ mod kafka;
 mod label_refresh;
 mod listener;
 mod node;
+mod owner_route;
 mod policy_sync;
 mod remote_store;
 mod retention;

@@ -110,7 +110,12 @@ pub async fn run(mut config: NodeConfig, source: Source) -> anyhow::Result<()> {
         live: live.clone(),
         node_name: config.cluster.node_name.clone(),
         ownership: ownership.clone(),
+        owner_route: config
+            .kafka
+            .is_some()
+            .then(|| crate::owner_route::OwnerRoute::new(ownership.clone())),
     });
+    let owner_gate = crate::owner_route::start(Arc::clone(&decider)).await?;
 
     let ready = Arc::new(AtomicBool::new(false));
     let idempotency = Arc::new(sentinel_api::Idempotency::new(
@@ -258,6 +263,7 @@ pub async fn run(mut config: NodeConfig, source: Source) -> anyhow::Result<()> {
     policy_sync.abort();
     label_refresh.abort();
     node_info.stop(None);
+    owner_gate.stop(None);
     idempotency_expiry.abort();
     cluster_node.stop(None);
     tracing::info!(passivated, "stopped cleanly");

@@ -12,8 +12,8 @@ use ractor::{pg, Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
 use ractor_cluster::RactorClusterMessage;
 use sentinel_event::Decision;
 use sentinel_store::{
-    DayCursor, RecordKind, RecordWrite, RestorePoint, Store, StoreError, UserSnapshot, WriteOp,
-    WriteResult,
+    DayCursor, RecordGuard, RecordKind, RecordWrite, RestorePoint, Store, StoreError, UserSnapshot,
+    WriteOp, WriteResult,
 };
 use serde::{Deserialize, Serialize};
 use std::sync::Arc;
@@ -54,6 +54,7 @@ enum StoreRequest {
     },
     DecisionCount,
     PutRecords(Vec<RecordWrite>),
+    PutRecordsIf(RecordGuard, Vec<RecordWrite>),
     Record {
         kind: RecordKind,
         key: String,
@@ -76,6 +77,7 @@ enum StoreReply {
     RestorePoint(RestorePoint),
     Count(u64),
     Done,
+    Applied(bool),
     Record(Option<Vec<u8>>),
     Records(Vec<(String, Vec<u8>)>),
     Failed(String),
@@ -174,6 +176,9 @@ async fn serve(store: &dyn Store, request: StoreRequest) -> Result<StoreReply, S
             store.put_records(writes).await?;
             StoreReply::Done
         }
+        StoreRequest::PutRecordsIf(guard, writes) => {
+            StoreReply::Applied(store.put_records_if(guard, writes).await?)
+        }
         StoreRequest::Record { kind, key } => StoreReply::Record(store.record(kind, &key).await?),
         StoreRequest::ScanRecords {
             kind,
@@ -256,6 +261,7 @@ fn unexpected(reply: StoreReply) -> StoreError {
         StoreReply::RestorePoint(_) => "restore point",
         StoreReply::Count(_) => "count",
         StoreReply::Done => "done",
+        StoreReply::Applied(_) => "applied",
         StoreReply::Record(_) => "record",
         StoreReply::Records(_) => "records",
         StoreReply::Failed(_) => "failed",
@@ -347,6 +353,19 @@ impl Store for RemoteStore {
     async fn put_records(&self, writes: Vec<RecordWrite>) -> Result<(), StoreError> {
         match self.call(StoreRequest::PutRecords(writes)).await? {
             StoreReply::Done => Ok(()),
+            other => Err(unexpected(other)),
+        }
+    }
+
+    async fn put_records_if(
+        &self,
+        guard: RecordGuard,
+        writes: Vec<RecordWrite>,
+    ) -> Result<bool, StoreError> {
+        // The host's store decides; a timed-out call may still have applied, and the caller's
+        // next compare-and-set then sees the record changed.
+        match self.call(StoreRequest::PutRecordsIf(guard, writes)).await? {
+            StoreReply::Applied(applied) => Ok(applied),
             other => Err(unexpected(other)),
         }
     }

@@ -29,6 +29,12 @@ pub const CONSUMER_LAG: &str = "sentinel_kafka_consumer_lag_messages";
 pub const CLUSTER_MEMBERS: &str = "sentinel_cluster_members";
 /// Gauge: events being decided right now.
 pub const IN_FLIGHT: &str = "sentinel_events_in_flight";
+/// Counter: HTTP events sent on to the member owning their partition, by result (`decided`,
+/// `refused`, `not_owner`, `unreachable`, `no_owner`).
+pub const OWNER_ROUTE_FORWARDS: &str = "sentinel_owner_route_forwards_total";
+/// Counter: events forwarded to this node by another member, by result (`decided`, `refused`,
+/// `not_owner`).
+pub const OWNER_ROUTE_RECEIVED: &str = "sentinel_owner_route_received_total";
 
 /// Latency buckets in seconds: 100 µs to 10 s.
 const LATENCY_BUCKETS: &[f64] = &[
@@ -179,6 +185,20 @@ fn describe() {
         "Decisions live dashboard streams skipped for slow clients."
     );
     sentinel_alerts::metrics::describe();
+    describe_counter!(
+        OWNER_ROUTE_FORWARDS,
+        "HTTP events sent on to the partition's owner, by result."
+    );
+    describe_counter!(
+        OWNER_ROUTE_RECEIVED,
+        "Events forwarded here by another member, by result."
+    );
+    for result in ["decided", "refused", "not_owner", "unreachable", "no_owner"] {
+        metrics::counter!(OWNER_ROUTE_FORWARDS, "result" => result).increment(0);
+    }
+    for result in ["decided", "refused", "not_owner"] {
+        metrics::counter!(OWNER_ROUTE_RECEIVED, "result" => result).increment(0);
+    }
     for outcome in Outcome::ALL {
         metrics::counter!(DECISIONS, "outcome" => outcome.as_str()).increment(0);
     }

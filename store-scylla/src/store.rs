@@ -11,8 +11,8 @@ use scylla::statement::{Consistency, SerialConsistency};
 use scylla::value::{CqlValue, Row};
 use sentinel_event::{Decision, Outcome};
 use sentinel_store::{
-    day_of, DayCursor, RecordKind, RecordWrite, RestorePoint, Store, StoreError, UserSnapshot,
-    WriteOp, WriteResult,
+    day_of, DayCursor, RecordGuard, RecordKind, RecordWrite, RestorePoint, Store, StoreError,
+    UserSnapshot, WriteOp, WriteResult,
 };
 use std::sync::Arc;
 use tokio::sync::Semaphore;
@@ -69,6 +69,8 @@ struct Statements {
     put_snapshot: PreparedStatement,
     get_snapshot: PreparedStatement,
     put_record: PreparedStatement,
+    put_record_if_absent: PreparedStatement,
+    replace_record_if: PreparedStatement,
     delete_record: PreparedStatement,
     get_record: PreparedStatement,
     scan_from: PreparedStatement,
@@ -200,6 +202,22 @@ impl Statements {
                 true,
             )
             .await?,
+            put_record_if_absent: prepare(
+                format!(
+                    "INSERT INTO {ks}.records (kind, bucket, record_key, body) VALUES (?, ?, ?, ?) \
+                     IF NOT EXISTS"
+                ),
+                false,
+            )
+            .await?,
+            replace_record_if: prepare(
+                format!(
+                    "UPDATE {ks}.records SET body = ? WHERE kind = ? AND bucket = ? AND record_key = ? \
+                     IF body = ?"
+                ),
+                false,
+            )
+            .await?,
             delete_record: prepare(
                 format!("DELETE FROM {ks}.records WHERE kind = ? AND bucket = ? AND record_key = ?"),
                 true,
@@ -250,21 +268,39 @@ impl ScyllaStore {
         })
     }
 
+    /// A place within the in-flight bound.
+    async fn permit(&self) -> Result<tokio::sync::SemaphorePermit<'_>, StoreError> {
+        self.in_flight
+            .acquire()
+            .await
+            .map_err(|e| backend("in-flight bound", e))
+    }
+
     /// Runs one prepared statement within the in-flight bound.
     async fn run(
         &self,
         statement: &PreparedStatement,
         values: impl scylla::serialize::row::SerializeRow,
     ) -> Result<scylla::response::query_result::QueryResult, StoreError> {
-        let _permit = self
-            .in_flight
-            .acquire()
-            .await
-            .map_err(|e| backend("in-flight bound", e))?;
+        let _permit = self.permit().await?;
         self.session
             .execute_unpaged(statement, values)
             .await
             .map_err(|e| backend("executing a statement", e))
+    }
+
+    /// Runs one batch within the in-flight bound.
+    async fn run_batch(
+        &self,
+        batch: &Batch,
+        values: Vec<Vec<CqlValue>>,
+        context: &str,
+    ) -> Result<scylla::response::query_result::QueryResult, StoreError> {
+        let _permit = self.permit().await?;
+        self.session
+            .batch(batch, values)
+            .await
+            .map_err(|e| backend(context, e))
     }
 
     /// Rows of one column of blobs.
@@ -285,6 +321,30 @@ impl ScyllaStore {
                     .map_err(|e| backend("reading rows", e))
             })
             .collect()
+    }
+
+    /// Adds record writes (inserts and deletes) to a batch.
+    fn append_records(
+        &self,
+        batch: &mut Batch,
+        values: &mut Vec<Vec<CqlValue>>,
+        writes: Vec<RecordWrite>,
+    ) {
+        for write in writes {
+            let bucket = CqlValue::Int(record_bucket(write.kind, &write.key));
+            let kind = CqlValue::Text(write.kind.as_str().to_owned());
+            let key = CqlValue::Text(write.key);
+            match write.value {
+                Some(value) => {
+                    batch.append_statement(self.statements.put_record.clone());
+                    values.push(vec![kind, bucket, key, CqlValue::Blob(value)]);
+                }
+                None => {
+                    batch.append_statement(self.statements.delete_record.clone());
+                    values.push(vec![kind, bucket, key]);
+                }
+            }
+        }
     }
 
     /// Writes one decision once, and its rows in the per-query tables. `owed` are records
@@ -312,14 +372,8 @@ impl ScyllaStore {
                     self.decision_ttl,
                 ),
             )
-            .await?
-            .into_rows_result()
-            .map_err(|e| backend("reading the compare-and-set", e))?;
-        let applied = match result.first_row::<Row>() {
-            Ok(row) => matches!(row.columns.first(), Some(Some(CqlValue::Boolean(true)))),
-            Err(e) => return Err(backend("reading the compare-and-set", e)),
-        };
-        if applied {
+            .await?;
+        if applied(result)? {
             self.write_indexes(&decision, &body).await?;
             self.settle(&decision.transaction_id, owed).await?;
             self.run(&self.statements.count_decision, ()).await?;
@@ -615,31 +669,65 @@ impl Store for ScyllaStore {
         // A logged batch: all of the writes are applied, or none.
         let mut batch = Batch::new(BatchType::Logged);
         let mut values: Vec<Vec<CqlValue>> = Vec::with_capacity(writes.len());
-        for write in writes {
-            let bucket = CqlValue::Int(record_bucket(write.kind, &write.key));
-            let kind = CqlValue::Text(write.kind.as_str().to_owned());
-            let key = CqlValue::Text(write.key);
-            match write.value {
-                Some(value) => {
-                    batch.append_statement(self.statements.put_record.clone());
-                    values.push(vec![kind, bucket, key, CqlValue::Blob(value)]);
-                }
-                None => {
-                    batch.append_statement(self.statements.delete_record.clone());
-                    values.push(vec![kind, bucket, key]);
-                }
+        self.append_records(&mut batch, &mut values, writes);
+        self.run_batch(&batch, values, "writing records")
+            .await
+            .map(drop)
+    }
+
+    async fn put_records_if(
+        &self,
+        guard: RecordGuard,
+        writes: Vec<RecordWrite>,
+    ) -> Result<bool, StoreError> {
+        let claim = guard.claim(&writes)?.to_vec();
+        let bucket = record_bucket(guard.kind, &guard.key);
+        let (kind, key) = (
+            CqlValue::Text(guard.kind.as_str().to_owned()),
+            CqlValue::Text(guard.key.clone()),
+        );
+        // The claim is a lightweight transaction on the guarded row (`IF body = ?`, or `IF NOT
+        // EXISTS`). A conditional batch must stay in one partition: the writes sharing the
+        // guarded row's partition go with the claim (for the catalogue: the policy version
+        // record with its head), the others follow as a logged batch once it applied. A writer
+        // dying in between leaves them unwritten: the analyst got an error, never a success,
+        // and the published version keeps the rule records as they were.
+        let mut batch = Batch::new(BatchType::Logged);
+        let mut values: Vec<Vec<CqlValue>> = Vec::new();
+        match &guard.expected {
+            Some(expected) => {
+                batch.append_statement(self.statements.replace_record_if.clone());
+                values.push(vec![
+                    CqlValue::Blob(claim),
+                    kind,
+                    CqlValue::Int(bucket),
+                    key,
+                    CqlValue::Blob(expected.clone()),
+                ]);
+            }
+            None => {
+                batch.append_statement(self.statements.put_record_if_absent.clone());
+                values.push(vec![
+                    kind,
+                    CqlValue::Int(bucket),
+                    key,
+                    CqlValue::Blob(claim),
+                ]);
             }
         }
-        let _permit = self
-            .in_flight
-            .acquire()
-            .await
-            .map_err(|e| backend("in-flight bound", e))?;
-        self.session
-            .batch(&batch, values)
-            .await
-            .map_err(|e| backend("writing records", e))?;
-        Ok(())
+        let (with_claim, rest): (Vec<RecordWrite>, Vec<RecordWrite>) = writes
+            .into_iter()
+            .filter(|w| !(w.kind == guard.kind && w.key == guard.key))
+            .partition(|w| w.kind == guard.kind && record_bucket(w.kind, &w.key) == bucket);
+        self.append_records(&mut batch, &mut values, with_claim);
+        let result = self
+            .run_batch(&batch, values, "writing a compare-and-set")
+            .await?;
+        let applied = applied(result)?;
+        if applied {
+            self.put_records(rest).await?;
+        }
+        Ok(applied)
     }
 
     async fn record(&self, kind: RecordKind, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
@@ -697,6 +785,19 @@ impl Store for ScyllaStore {
         .await?;
         Ok(merge_keys(pages, limit as usize))
     }
+}
+
+/// Whether a lightweight transaction applied (its `[applied]` column).
+fn applied(result: scylla::response::query_result::QueryResult) -> Result<bool, StoreError> {
+    let row = result
+        .into_rows_result()
+        .map_err(|e| backend("reading the compare-and-set", e))?
+        .first_row::<Row>()
+        .map_err(|e| backend("reading the compare-and-set", e))?;
+    Ok(matches!(
+        row.columns.first(),
+        Some(Some(CqlValue::Boolean(true)))
+    ))
 }
 
 /// Buckets of a record kind: kinds that grow with traffic or analysts' work are spread out.

@@ -3,7 +3,8 @@
 //! Enabled by the `conformance` feature (tests and backend crates only).
 
 use crate::{
-    day_of, DayCursor, RecordKind, RecordWrite, Store, WriteOp, WriteResult, Writer, WriterConfig,
+    day_of, DayCursor, RecordGuard, RecordKind, RecordWrite, Store, WriteOp, WriteResult, Writer,
+    WriterConfig,
 };
 use chrono::{TimeZone, Utc};
 use rust_decimal::Decimal;
@@ -290,6 +291,131 @@ pub async fn alert_outbox_follows_new_decisions_and_moves_between_statuses(store
     assert!(after.is_empty());
 }
 
+/// Conformance check: a compare-and-set writes its records only while the guarded record holds
+/// what the caller expects (absent, then each value in turn), refuses a stale expectation
+/// without writing anything, refuses writes that do not set the guarded record, and among
+/// concurrent claims of the same value exactly one wins.
+pub async fn compare_and_set_claims_a_record_once(store: Arc<dyn Store>) {
+    let write = |kind, key: &str, value: &str| RecordWrite {
+        kind,
+        key: key.to_owned(),
+        value: Some(value.as_bytes().to_vec()),
+    };
+    let guard = |expected: Option<&str>| RecordGuard {
+        kind: RecordKind::PolicyVersion,
+        key: "head".into(),
+        expected: expected.map(|e| e.as_bytes().to_vec()),
+    };
+    let claim = |version: u32, owner: &str| {
+        vec![
+            write(RecordKind::PolicyVersion, "head", &version.to_string()),
+            write(
+                RecordKind::PolicyVersion,
+                &format!("{version:020}"),
+                &format!("policy of {owner}"),
+            ),
+            write(RecordKind::RuleHead, &format!("rule-of-{owner}"), "1"),
+        ]
+    };
+    let record = async |kind, key: &str| {
+        store
+            .record(kind, key)
+            .await
+            .unwrap()
+            .map(|v| String::from_utf8(v).unwrap())
+    };
+
+    assert!(store
+        .put_records_if(guard(None), claim(1, "a"))
+        .await
+        .unwrap());
+    assert!(
+        !store
+            .put_records_if(guard(None), claim(1, "b"))
+            .await
+            .unwrap(),
+        "the record exists now"
+    );
+    assert!(store
+        .put_records_if(guard(Some("1")), claim(2, "c"))
+        .await
+        .unwrap());
+    assert!(
+        !store
+            .put_records_if(guard(Some("1")), claim(2, "d"))
+            .await
+            .unwrap(),
+        "stale expectation"
+    );
+    assert_eq!(
+        record(RecordKind::PolicyVersion, "head").await.as_deref(),
+        Some("2")
+    );
+    assert_eq!(
+        record(RecordKind::PolicyVersion, &format!("{:020}", 1))
+            .await
+            .as_deref(),
+        Some("policy of a")
+    );
+    assert_eq!(
+        record(RecordKind::PolicyVersion, &format!("{:020}", 2))
+            .await
+            .as_deref(),
+        Some("policy of c")
+    );
+    for loser in ["b", "d"] {
+        assert_eq!(
+            record(RecordKind::RuleHead, &format!("rule-of-{loser}")).await,
+            None,
+            "a refused compare-and-set writes nothing"
+        );
+    }
+    assert_eq!(
+        record(RecordKind::RuleHead, "rule-of-c").await.as_deref(),
+        Some("1")
+    );
+    assert!(
+        store
+            .put_records_if(
+                guard(Some("2")),
+                vec![write(RecordKind::RuleHead, "unclaimed", "1")]
+            )
+            .await
+            .is_err(),
+        "writes that do not set the guarded record are refused"
+    );
+    assert_eq!(record(RecordKind::RuleHead, "unclaimed").await, None);
+
+    // Eight writers claim version 3 at once: exactly one wins, and its writes are the ones kept.
+    let tasks: Vec<_> = (0..8)
+        .map(|w| {
+            let store = Arc::clone(&store);
+            let writes = claim(3, &format!("w{w}"));
+            let guard = guard(Some("2"));
+            tokio::spawn(async move { (w, store.put_records_if(guard, writes).await.unwrap()) })
+        })
+        .collect();
+    let mut winners = Vec::new();
+    for task in tasks {
+        let (w, applied) = task.await.unwrap();
+        if applied {
+            winners.push(w);
+        }
+    }
+    assert_eq!(winners.len(), 1, "one claim of version 3 wins: {winners:?}");
+    let winner = format!("w{}", winners[0]);
+    assert_eq!(
+        record(RecordKind::PolicyVersion, &format!("{:020}", 3)).await,
+        Some(format!("policy of {winner}"))
+    );
+    let heads = store
+        .scan_records(RecordKind::RuleHead, "rule-of-w", None, 100)
+        .await
+        .unwrap();
+    let owners: Vec<&str> = heads.iter().map(|(k, _)| k.as_str()).collect();
+    assert_eq!(owners, [format!("rule-of-{winner}")]);
+}
+
 /// Runs every conformance check, each on a fresh store from `fresh`.
 pub async fn run_all<F, Fut>(fresh: F)
 where
@@ -301,4 +427,5 @@ where
     records_are_written_atomically_and_scanned_in_key_order(fresh().await).await;
     concurrent_writers_store_each_decision_once(fresh().await).await;
     alert_outbox_follows_new_decisions_and_moves_between_statuses(fresh().await).await;
+    compare_and_set_claims_a_record_once(fresh().await).await;
 }

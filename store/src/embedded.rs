@@ -2,8 +2,8 @@
 
 use crate::chain::{self, Head, LogReport};
 use crate::{
-    DayCursor, RecordKind, RecordWrite, RestorePoint, Store, StoreError, UserSnapshot, WriteOp,
-    WriteResult,
+    DayCursor, RecordGuard, RecordKind, RecordWrite, RestorePoint, Store, StoreError, UserSnapshot,
+    WriteOp, WriteResult,
 };
 use async_trait::async_trait;
 use redb::{
@@ -469,6 +469,34 @@ impl Store for EmbeddedStore {
                 }
             }
             txn.commit().map_err(StoreError::backend)
+        })
+        .await
+    }
+
+    async fn put_records_if(
+        &self,
+        guard: RecordGuard,
+        writes: Vec<RecordWrite>,
+    ) -> Result<bool, StoreError> {
+        guard.claim(&writes)?;
+        // redb has one write transaction at a time: the read and the writes below are one step.
+        self.blocking(move |db| {
+            let txn = db.begin_write().map_err(StoreError::backend)?;
+            {
+                let mut table = txn.open_table(RECORDS).map_err(StoreError::backend)?;
+                let current = table
+                    .get((guard.kind.as_str(), guard.key.as_str()))
+                    .map_err(StoreError::backend)?
+                    .map(|v| v.value().to_vec());
+                if current != guard.expected {
+                    return Ok(false);
+                }
+                for w in &writes {
+                    put_record(&mut table, w)?;
+                }
+            }
+            txn.commit().map_err(StoreError::backend)?;
+            Ok(true)
         })
         .await
     }

@@ -89,6 +89,17 @@ pub trait Store: Send + Sync + 'static {
     async fn decision_count(&self) -> Result<u64, StoreError>;
     /// Writes catalogue records (rules, lists, audit, labels …) atomically and durably.
     async fn put_records(&self, writes: Vec<RecordWrite>) -> Result<(), StoreError>;
+    /// Compare-and-set: writes `writes` like [`Store::put_records`] only if the record `guard`
+    /// names holds exactly `guard.expected` (absent when `None`) at that moment, as one step
+    /// no concurrent writer can interleave with. Returns `false`, writing nothing, when it
+    /// holds something else. `writes` must set the guarded record itself (the claim, see
+    /// [`RecordGuard::claim`]). Nodes sharing a store publish policy versions through it, so
+    /// two of them never publish the same version.
+    async fn put_records_if(
+        &self,
+        guard: RecordGuard,
+        writes: Vec<RecordWrite>,
+    ) -> Result<bool, StoreError>;
     /// One record.
     async fn record(&self, kind: RecordKind, key: &str) -> Result<Option<Vec<u8>>, StoreError>;
     /// Records of one kind whose key starts with `prefix`, after `after` (exclusive) in key
@@ -176,6 +187,37 @@ pub struct RecordWrite {
     pub key: String,
     /// The new value; `None` deletes.
     pub value: Option<Vec<u8>>,
+}
+
+/// The condition of [`Store::put_records_if`]: what one record must hold.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RecordGuard {
+    /// The record's table.
+    pub kind: RecordKind,
+    /// The record's key within the kind.
+    pub key: String,
+    /// The bytes it must hold; `None`: it must not exist.
+    pub expected: Option<Vec<u8>>,
+}
+
+impl RecordGuard {
+    /// The new value `writes` give the guarded record, which they must set: that write is what
+    /// makes a compare-and-set claim something (a backend without multi-partition
+    /// transactions checks and writes that record as one step and the rest after it).
+    pub fn claim<'a>(&self, writes: &'a [RecordWrite]) -> Result<&'a [u8], StoreError> {
+        writes
+            .iter()
+            .rev()
+            .find(|w| w.kind == self.kind && w.key == self.key)
+            .and_then(|w| w.value.as_deref())
+            .ok_or_else(|| {
+                StoreError::Backend(format!(
+                    "a compare-and-set on {}/{} must set that record",
+                    self.kind.as_str(),
+                    self.key
+                ))
+            })
+    }
 }
 
 /// Where a user actor starts from: its snapshot and the decisions stored after it.

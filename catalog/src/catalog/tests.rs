@@ -3,6 +3,7 @@ use chrono::Duration;
 use rust_decimal::Decimal;
 use sentinel_rules::Action;
 use sentinel_store::EmbeddedStore;
+use std::collections::BTreeSet;
 use std::str::FromStr;
 
 async fn open(dir: &tempfile::TempDir) -> Catalog {
@@ -289,4 +290,100 @@ async fn reload_picks_up_a_version_another_catalogue_published_to_the_shared_sto
         .await
         .iter()
         .any(|r| r.name == "big"));
+}
+
+/// Two catalogues over one store, as two nodes sharing it.
+async fn two_nodes(dir: &tempfile::TempDir) -> (Arc<Catalog>, Arc<Catalog>) {
+    let store: Arc<dyn Store> = Arc::new(EmbeddedStore::open(&dir.path().join("s.redb")).unwrap());
+    let open = || Catalog::open(Arc::clone(&store), PolicyDef::seed(), 300_000);
+    (
+        Arc::new(open().await.unwrap()),
+        Arc::new(open().await.unwrap()),
+    )
+}
+
+#[tokio::test]
+async fn a_node_behind_the_shared_store_publishes_on_top_of_the_newer_version() {
+    let dir = tempfile::tempdir().unwrap();
+    let (a, b) = two_nodes(&dir).await;
+    a.create_rule(change("from_a", "amount > 100"), "ana")
+        .await
+        .unwrap();
+    // b has not reloaded: its change loses version 2 to a's, loads it, and becomes version 3.
+    b.create_rule(change("from_b", "amount > 200"), "bob")
+        .await
+        .unwrap();
+    assert_eq!(a.policy().rules.version, 2);
+    assert_eq!(b.policy().rules.version, 3);
+    let names: BTreeSet<String> = b
+        .rules(&RuleFilter::default())
+        .await
+        .into_iter()
+        .map(|r| r.name)
+        .collect();
+    assert!(
+        names.contains("from_a") && names.contains("from_b"),
+        "{names:?}"
+    );
+    // a's checks run again on top of b's version: the name b just took is refused.
+    let taken = a.create_rule(change("from_b", "amount > 300"), "ana").await;
+    assert!(
+        matches!(&taken, Err(CatalogError::Conflict(m)) if m.contains("from_b")),
+        "{taken:?}"
+    );
+    assert_eq!(a.policy().rules.version, 3, "a caught up while retrying");
+}
+
+#[tokio::test]
+async fn concurrent_changes_on_two_nodes_get_distinct_versions() {
+    let dir = tempfile::tempdir().unwrap();
+    let (a, b) = two_nodes(&dir).await;
+    let tasks: Vec<_> = (0..12)
+        .map(|i| {
+            let node = Arc::clone(if i % 2 == 0 { &a } else { &b });
+            tokio::spawn(async move {
+                node.create_rule(change(&format!("r{i}"), "amount > 1"), "ana")
+                    .await
+            })
+        })
+        .collect();
+    let mut created = 0;
+    for task in tasks {
+        match task.await.unwrap() {
+            Ok(_) => created += 1,
+            // Losing every retry is allowed, and then nothing was written.
+            Err(CatalogError::Conflict(m)) => assert!(m.contains("retry"), "{m}"),
+            Err(e) => panic!("{e}"),
+        }
+    }
+    assert!(created > 0);
+    let audit = a.audit(None, None, 1_000).await.unwrap();
+    let versions: Vec<u64> = audit
+        .iter()
+        .filter(|(_, e)| e.action == "rule.create")
+        .map(|(_, e)| e.policy_version)
+        .collect();
+    let distinct: BTreeSet<u64> = versions.iter().copied().collect();
+    assert_eq!(versions.len(), created, "one audit entry per created rule");
+    assert_eq!(
+        distinct.len(),
+        created,
+        "no version published twice: {versions:?}"
+    );
+    assert_eq!(
+        distinct,
+        (2..2 + created as u64).collect(),
+        "no version skipped"
+    );
+    a.reload().await.unwrap();
+    b.reload().await.unwrap();
+    for node in [&a, &b] {
+        assert_eq!(node.policy().rules.version, 1 + created as u64);
+        let names = node.rules(&RuleFilter::default()).await;
+        assert_eq!(
+            names.len(),
+            6 + created,
+            "the seed's rules and every created one"
+        );
+    }
 }
