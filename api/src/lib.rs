@@ -1,6 +1,6 @@
 //! SentinelStream's REST API.
 //!
-//! [`app`] builds the router from an [`ApiState`]; the node serves it, and tests call it
+//! [`app`] builds the router from an [`ApiContext`]; the node serves it, and tests call it
 //! directly with `tower::ServiceExt::oneshot`. Every error has one JSON shape, [`ApiError`].
 
 pub mod access;
@@ -65,9 +65,21 @@ pub trait MetricsRender: Send + Sync + 'static {
     fn render(&self) -> String;
 }
 
-/// What the handlers share.
+/// What the handlers share, behind one `Arc`: axum clones the state for every handler and
+/// middleware call, so a request costs one reference count instead of one per field.
 #[derive(Clone)]
-pub struct ApiState {
+pub struct ApiState(Arc<ApiContext>);
+
+impl std::ops::Deref for ApiState {
+    type Target = ApiContext;
+
+    fn deref(&self) -> &ApiContext {
+        &self.0
+    }
+}
+
+/// The parts of the API state: what the node (or a test) builds and hands to [`app`].
+pub struct ApiContext {
     /// The scoring path.
     pub decider: Arc<dyn Decider>,
     /// Read access to stored decisions.
@@ -95,7 +107,8 @@ pub struct ApiState {
 }
 
 /// The API router.
-pub fn app(state: ApiState) -> Router {
+pub fn app(context: ApiContext) -> Router {
+    let state = ApiState(Arc::new(context));
     request_id::apply(routes(&state)).with_state(state)
 }
 
@@ -200,7 +213,7 @@ pub fn cors(allowed_origins: &[String]) -> Result<tower_http::cors::CorsLayer, S
         .allow_headers(Any))
 }
 
-impl ApiState {
+impl ApiContext {
     /// Waits until the catalogue's current policy has reached every user actor, so that a
     /// change is in force for the very next event once its request returns.
     async fn policy_in_force(&self) -> Result<(), ApiError> {

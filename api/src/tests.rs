@@ -103,7 +103,7 @@ pub(crate) fn router_with(dir: &tempfile::TempDir, auth: AuthConfig) -> Router {
             applied_tx.send_replace(version);
         }
     });
-    app(ApiState {
+    app(ApiContext {
         decider: Arc::new(ApproveAll),
         store: Arc::clone(&store),
         catalog,

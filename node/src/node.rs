@@ -11,7 +11,7 @@ use crate::{
 };
 use anyhow::Context;
 use sentinel_actors::{PolicyDef, Scorer};
-use sentinel_api::{ApiState, MetricsRender};
+use sentinel_api::{ApiContext, MetricsRender};
 use sentinel_catalog::Catalog;
 use sentinel_store::{EmbeddedStore, Store, Writer, WriterConfig};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -123,7 +123,7 @@ pub async fn run(mut config: NodeConfig, source: Source) -> anyhow::Result<()> {
         Duration::from_secs(config.idempotency_retention_secs),
     ));
     let idempotency_expiry = tokio::spawn(expire_idempotency_keys(Arc::clone(&idempotency)));
-    let api = sentinel_api::app(ApiState {
+    let api = sentinel_api::app(ApiContext {
         decider: Arc::clone(&decider) as Arc<dyn sentinel_api::Decider>,
         store: Arc::clone(&store),
         catalog: Arc::clone(&catalog),
