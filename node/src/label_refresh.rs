@@ -3,6 +3,7 @@
 //! arrive this way; those posted here refresh at once, in the catalogue).
 
 use crate::startup_model::ModelConfig;
+use crate::telemetry as t;
 use anyhow::Context;
 use sentinel_catalog::Catalog;
 use std::sync::Arc;
@@ -16,6 +17,7 @@ pub async fn start(catalog: Arc<Catalog>, config: &ModelConfig) -> anyhow::Resul
         .refresh_label_risk(delay_ms)
         .await
         .context("indexing the analyst labels")?;
+    metrics::gauge!(t::LABEL_INDEX_LABELS).set(labels as f64);
     tracing::info!(
         labels,
         delay_secs = config.label_delay_secs,
@@ -31,8 +33,12 @@ pub async fn start(catalog: Arc<Catalog>, config: &ModelConfig) -> anyhow::Resul
                 _ = timer.tick() => {}
                 () = catalog.label_posted() => {}
             }
-            if let Err(e) = catalog.refresh_label_risk(delay_ms).await {
-                tracing::warn!(error = %e, "refreshing the label index failed");
+            match catalog.refresh_label_risk(delay_ms).await {
+                Ok(labels) => metrics::gauge!(t::LABEL_INDEX_LABELS).set(labels as f64),
+                Err(e) => {
+                    metrics::counter!(t::LABEL_INDEX_REFRESH_FAILURES).increment(1);
+                    tracing::warn!(error = %e, "refreshing the label index failed");
+                }
             }
         }
     }))

@@ -35,6 +35,10 @@ pub const OWNER_ROUTE_FORWARDS: &str = "sentinel_owner_route_forwards_total";
 /// Counter: events forwarded to this node by another member, by result (`decided`, `refused`,
 /// `not_owner`).
 pub const OWNER_ROUTE_RECEIVED: &str = "sentinel_owner_route_received_total";
+/// Gauge: analyst labels in the label-risk index the models read (entity-risk features).
+pub const LABEL_INDEX_LABELS: &str = "sentinel_label_index_labels";
+/// Counter: rebuilds of the label-risk index that failed (the previous index stays in use).
+pub const LABEL_INDEX_REFRESH_FAILURES: &str = "sentinel_label_index_refresh_failures_total";
 
 /// Latency buckets in seconds: 100 µs to 10 s.
 const LATENCY_BUCKETS: &[f64] = &[
@@ -199,6 +203,16 @@ fn describe() {
     for result in ["decided", "refused", "not_owner"] {
         metrics::counter!(OWNER_ROUTE_RECEIVED, "result" => result).increment(0);
     }
+    describe_gauge!(
+        LABEL_INDEX_LABELS,
+        "Analyst labels in the label-risk index the models read."
+    );
+    describe_counter!(
+        LABEL_INDEX_REFRESH_FAILURES,
+        "Failed rebuilds of the label-risk index (the previous one stays in use)."
+    );
+    metrics::gauge!(LABEL_INDEX_LABELS).set(0.0);
+    metrics::counter!(LABEL_INDEX_REFRESH_FAILURES).increment(0);
     for outcome in Outcome::ALL {
         metrics::counter!(DECISIONS, "outcome" => outcome.as_str()).increment(0);
     }

@@ -93,6 +93,8 @@ async fn posted_labels_move_the_entity_risk_only_after_the_delay() {
     )
     .await;
     println!("labelled merchant {seen}, unlabelled {quiet}: {ml}");
+    let indexed = |text: &str| support::metric_value(text, "sentinel_label_index_labels");
+    assert_eq!(indexed(&node.metrics(&client).await), 6.0);
 
     // With the labels indexed, an event for which even the first is a second younger than the
     // delay sees none: both merchants read the prior.
@@ -113,4 +115,5 @@ async fn posted_labels_move_the_entity_risk_only_after_the_delay() {
     );
     let (seen, quiet, _) = pair(&client, &node, "restarted-within", within).await;
     assert_eq!(seen, quiet);
+    assert_eq!(indexed(&node.metrics(&client).await), 6.0);
 }
