@@ -31,6 +31,11 @@ pub const PRIOR_WEIGHT: f64 = 2.0;
 /// Label delay when none is configured: a day.
 pub const DEFAULT_LABEL_DELAY_MS: i64 = DAY_MS;
 
+/// The smoothed share of `fraud` among `labelled` labels (exactly [`PRIOR_SHARE`] with none).
+pub fn smoothed_share(fraud: u32, labelled: u32) -> f64 {
+    (f64::from(fraud) + PRIOR_SHARE * PRIOR_WEIGHT) / (f64::from(labelled) + PRIOR_WEIGHT)
+}
+
 /// Number of entity-risk features: merchant then device, each over the three windows.
 pub const N_LABEL_FEATURES: usize = 6;
 
@@ -171,13 +176,16 @@ impl LabelRisk {
             .into_iter()
             .enumerate()
         {
-            let Some(timeline) = map.get(&key).filter(|_| key != 0) else {
+            // Zero: the event has no such entity, so there is nothing to look up.
+            if key == 0 {
+                continue;
+            }
+            let Some(timeline) = map.get(&key) else {
                 continue;
             };
             for (w, span) in LABEL_WINDOWS_MS.iter().enumerate() {
                 let (fraud, labelled) = timeline.counts(horizon.saturating_sub(*span), horizon);
-                out[k * 3 + w] = (f64::from(fraud) + PRIOR_SHARE * PRIOR_WEIGHT)
-                    / (f64::from(labelled) + PRIOR_WEIGHT);
+                out[k * 3 + w] = smoothed_share(fraud, labelled);
             }
         }
         out
@@ -215,10 +223,6 @@ mod tests {
         [s[0], s[1], s[2]]
     }
 
-    fn smoothed(fraud: u32, labelled: u32) -> f64 {
-        (f64::from(fraud) + PRIOR_SHARE * PRIOR_WEIGHT) / (f64::from(labelled) + PRIOR_WEIGHT)
-    }
-
     #[test]
     fn a_label_younger_than_the_delay_is_not_counted() {
         let t = 100 * DAY_MS;
@@ -226,7 +230,7 @@ mod tests {
         assert_eq!(merchant_shares(&index, t), [PRIOR_SHARE; 3]);
         // Exactly the delay old: visible.
         let index = LabelRisk::build(DAY_MS, [fraud_at(t - DAY_MS)]);
-        assert_eq!(merchant_shares(&index, t), [smoothed(1, 1); 3]);
+        assert_eq!(merchant_shares(&index, t), [smoothed_share(1, 1); 3]);
     }
 
     #[test]
@@ -250,7 +254,11 @@ mod tests {
         let index = LabelRisk::build(HOUR, labels);
         assert_eq!(
             merchant_shares(&index, t),
-            [smoothed(1, 2), smoothed(2, 4), smoothed(4, 6)]
+            [
+                smoothed_share(1, 2),
+                smoothed_share(2, 4),
+                smoothed_share(4, 6)
+            ]
         );
         assert_eq!(index.labels(), 8);
     }
@@ -266,8 +274,8 @@ mod tests {
             ],
         );
         let s = index.shares(opt_hash(Some("m1")), opt_hash(Some("d1")), t);
-        assert_eq!(s[..3], [smoothed(1, 1); 3]);
-        assert_eq!(s[3..], [smoothed(1, 2); 3]);
+        assert_eq!(s[..3], [smoothed_share(1, 1); 3]);
+        assert_eq!(s[3..], [smoothed_share(1, 2); 3]);
         assert_eq!(index.shares(opt_hash(Some("m3")), 0, t), [PRIOR_SHARE; 6]);
     }
 

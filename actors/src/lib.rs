@@ -41,8 +41,8 @@ pub use entities::{
 };
 pub use features::{catalogue, schema, EventFacts, RETENTION_MS};
 pub use label_risk::{
-    LabelRisk, LabelRiskFeed, LabelSighting, DEFAULT_LABEL_DELAY_MS, LABEL_WINDOWS_MS, PRIOR_SHARE,
-    PRIOR_WEIGHT,
+    smoothed_share, LabelRisk, LabelRiskFeed, LabelSighting, DEFAULT_LABEL_DELAY_MS,
+    LABEL_WINDOWS_MS, PRIOR_SHARE,
 };
 pub use ml_features::extract as extract_features;
 pub use models::{Models, Scored};

@@ -2,7 +2,7 @@
 //! builds (two nodes of a cluster), with the labelled decision's merchant and device.
 
 use super::*;
-use sentinel_actors::{PolicyDef, UserState, PRIOR_SHARE, PRIOR_WEIGHT};
+use sentinel_actors::{smoothed_share, PolicyDef, UserState, PRIOR_SHARE};
 use sentinel_event::Transaction;
 use sentinel_store::{EmbeddedStore, Store, WriteOp};
 use std::time::Instant;
@@ -11,10 +11,6 @@ async fn open(store: &Arc<dyn Store>) -> Catalog {
     Catalog::open(Arc::clone(store), PolicyDef::seed(), 300_000)
         .await
         .unwrap()
-}
-
-fn smoothed(fraud: f64, labelled: f64) -> f64 {
-    (fraud + PRIOR_SHARE * PRIOR_WEIGHT) / (labelled + PRIOR_WEIGHT)
 }
 
 #[tokio::test]
@@ -51,7 +47,7 @@ async fn a_label_posted_on_one_node_reaches_the_index_of_another() {
     let at = label.at.timestamp_millis();
     assert_eq!(shares(at + 1), [PRIOR_SHARE; 6], "not refreshed yet");
     assert_eq!(there.refresh_label_risk(0).await.unwrap(), 1);
-    assert_eq!(shares(at), [smoothed(1.0, 1.0); 6]);
+    assert_eq!(shares(at), [smoothed_share(1, 1); 6]);
     assert_eq!(
         shares(at - 1),
         [PRIOR_SHARE; 6],
@@ -60,7 +56,7 @@ async fn a_label_posted_on_one_node_reaches_the_index_of_another() {
     // With a delay, events see the label only that much later.
     there.refresh_label_risk(60_000).await.unwrap();
     assert_eq!(shares(at + 59_999), [PRIOR_SHARE; 6]);
-    assert_eq!(shares(at + 60_000), [smoothed(1.0, 1.0); 6]);
+    assert_eq!(shares(at + 60_000), [smoothed_share(1, 1); 6]);
 
     // A later label replaces the earlier one, at its own time.
     let relabel = here
@@ -69,7 +65,7 @@ async fn a_label_posted_on_one_node_reaches_the_index_of_another() {
         .unwrap();
     there.refresh_label_risk(0).await.unwrap();
     let later = relabel.at.timestamp_millis();
-    assert_eq!(shares(later), [smoothed(0.0, 1.0); 6]);
+    assert_eq!(shares(later), [smoothed_share(0, 1); 6]);
     // Training reads the same index.
     let trained = here.label_index(0).await.unwrap();
     assert_eq!(
