@@ -113,6 +113,28 @@ impl ApiError {
         }
     }
 
+    /// 415 for a request body in a media type the endpoint does not take.
+    pub fn unsupported_media_type(header: &str, reason: &str) -> Self {
+        ApiError {
+            status: StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            code: "unsupported_media_type",
+            message: format!("{header}: {reason}"),
+            field: Some(header.to_owned()),
+            position: None,
+        }
+    }
+
+    /// 421 for a request whose `Host` is not one of the names this server answers to.
+    pub fn misdirected(header: &str, reason: &str) -> Self {
+        ApiError {
+            status: StatusCode::MISDIRECTED_REQUEST,
+            code: "misdirected_request",
+            message: format!("{header}: {reason}"),
+            field: Some(header.to_owned()),
+            position: None,
+        }
+    }
+
     /// 409 caused by one field or header of the request.
     pub fn conflict_on(field: &str, message: &str) -> Self {
         ApiError {

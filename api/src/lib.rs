@@ -11,10 +11,12 @@ pub mod auth;
 mod backtests;
 mod body;
 pub mod cluster;
+mod content_type;
 pub mod dashboard;
 mod decisions;
 mod error;
 mod health;
+pub mod hosts;
 pub mod idempotency;
 mod lists;
 pub mod metrics;
@@ -189,6 +191,7 @@ fn routes(state: &ApiState) -> Router<ApiState> {
             Arc::clone(&state.auth),
             auth::guard,
         ))
+        .route_layer(axum::middleware::from_fn(content_type::require_json))
         .fallback(error::not_found)
         .layer(axum::extract::DefaultBodyLimit::max(body_limit))
 }
@@ -239,5 +242,7 @@ impl ApiContext {
 mod auth_tests;
 #[cfg(test)]
 mod idempotency_tests;
+#[cfg(test)]
+mod request_checks_tests;
 #[cfg(test)]
 mod tests;

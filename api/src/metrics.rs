@@ -19,3 +19,16 @@ pub const AUTH_FAILURE_REASONS: [&str; 5] = [
 
 /// Counter: requests refused by the rate limit, by `role`.
 pub const RATE_LIMITED: &str = "sentinel_api_rate_limited_total";
+
+/// Counter: requests refused before any handler ran, by `reason` ([`REFUSAL_REASONS`]).
+pub const REFUSED: &str = "sentinel_api_requests_refused_total";
+
+/// Every `reason` label of [`REFUSED`]: `content_type` (a `POST`/`PUT` that is not
+/// `application/json`), `host` (a `Host` the node does not answer to).
+pub const REFUSAL_REASONS: [&str; 2] = ["content_type", "host"];
+
+/// Counts one refusal; `reason` is one of [`REFUSAL_REASONS`].
+pub(crate) fn refused(reason: &'static str) {
+    debug_assert!(REFUSAL_REASONS.contains(&reason), "{reason}");
+    metrics::counter!(REFUSED, "reason" => reason).increment(1);
+}

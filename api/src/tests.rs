@@ -177,6 +177,7 @@ async fn oversized_bodies_are_refused_with_413() {
     );
     let request = Request::post("/v1/transactions")
         .header("authorization", admin())
+        .header("content-type", "application/json")
         .body(Body::from(huge))
         .unwrap();
     let response = router(&dir).oneshot(request).await.unwrap();

@@ -1,0 +1,84 @@
+//! The API against an attacker, through a real node process: cross-site requests and DNS
+//! rebinding against a node with authentication disabled.
+
+mod support;
+
+use support::{metric_value, NodeProcess};
+
+/// A node started with `[auth] mode = "disabled"` and `extra` lines in its config file.
+async fn open_node(dir: &std::path::Path, extra: &str) -> NodeProcess {
+    let config = dir.join("open.toml");
+    std::fs::write(&config, format!("{extra}\n[auth]\nmode = \"disabled\"\n")).unwrap();
+    NodeProcess::start(&dir.join("data"), &["--config", config.to_str().unwrap()]).await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cross_site_post_and_a_rebound_host_are_refused_by_an_open_node() {
+    let dir = tempfile::tempdir().unwrap();
+    let node = open_node(dir.path(), "").await;
+    let client = reqwest::Client::new();
+    let rule = r#"{"name": "csrf", "expression": "amount > 0", "action": "decline"}"#;
+
+    // What a hostile page's `fetch(…, {method: "POST", mode: "no-cors", body})` sends.
+    let r = client
+        .post(node.url("/v1/rules"))
+        .header("content-type", "text/plain;charset=UTF-8")
+        .header("origin", "https://evil.example")
+        .body(rule)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 415);
+    let body: serde_json::Value = r.json().await.unwrap();
+    assert_eq!(body["error"]["field"], "Content-Type");
+
+    // A DNS-rebinding page: its own name, resolved to 127.0.0.1, in `Host`.
+    let port = node.http.rsplit_once(':').unwrap().1;
+    let r = client
+        .get(node.url("/v1/rules"))
+        .header("host", format!("rebound.evil.example:{port}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 421);
+    let body: serde_json::Value = r.json().await.unwrap();
+    assert_eq!(body["error"]["field"], "Host");
+
+    let rules: serde_json::Value = client
+        .get(node.url("/v1/rules"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let names: Vec<&str> = rules["rules"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["name"].as_str().unwrap())
+        .collect();
+    assert!(!names.contains(&"csrf"), "{names:?}");
+    let metrics = node.metrics(&client).await;
+    for reason in ["content_type", "host"] {
+        let series = format!("sentinel_api_requests_refused_total{{reason=\"{reason}\"}}");
+        assert_eq!(metric_value(&metrics, &series), 1.0, "{series}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_configured_name_is_served() {
+    let dir = tempfile::tempdir().unwrap();
+    let node = open_node(
+        dir.path(),
+        "http_allowed_hosts = [\"sentinel.bank.example\"]",
+    )
+    .await;
+    let r = reqwest::Client::new()
+        .get(node.url("/v1/rules"))
+        .header("host", "sentinel.bank.example")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+}
