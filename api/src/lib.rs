@@ -114,10 +114,20 @@ pub fn app(context: ApiContext) -> Router {
     request_id::apply(routes(&state)).with_state(state)
 }
 
+/// The largest body the route at `path` (as routed) takes; larger ones get 413. Model uploads
+/// are big; everything else is an event or a small document, and the limit sits a little above
+/// the event limit so that an oversized event still reaches validation and gets its precise
+/// answer. The idempotency layer buffers bodies with the same limit.
+pub(crate) fn body_limit(limits: &Limits, path: &str) -> usize {
+    if path == "/v1/models" {
+        models::MAX_MODEL_BYTES
+    } else {
+        limits.max_payload_bytes.saturating_mul(2).max(1024)
+    }
+}
+
 fn routes(state: &ApiState) -> Router<ApiState> {
-    // The body limit sits a little above the event limit so that an oversized event still
-    // reaches validation and gets its precise answer; anything larger is cut off at 413.
-    let body_limit = state.limits.max_payload_bytes.saturating_mul(2).max(1024);
+    let general_limit = body_limit(&state.limits, "");
     Router::new()
         .route("/v1/transactions", post(transactions::score))
         .route("/v1/cluster", get(cluster::cluster))
@@ -155,7 +165,7 @@ fn routes(state: &ApiState) -> Router<ApiState> {
         .route(
             "/v1/models",
             get(models::list).merge(post(models::upload).layer(
-                axum::extract::DefaultBodyLimit::max(models::MAX_MODEL_BYTES),
+                axum::extract::DefaultBodyLimit::max(body_limit(&state.limits, "/v1/models")),
             )),
         )
         .route("/v1/models/rollback", post(models::rollback))
@@ -193,7 +203,7 @@ fn routes(state: &ApiState) -> Router<ApiState> {
         ))
         .route_layer(axum::middleware::from_fn(content_type::require_json))
         .fallback(error::not_found)
-        .layer(axum::extract::DefaultBodyLimit::max(body_limit))
+        .layer(axum::extract::DefaultBodyLimit::max(general_limit))
 }
 
 /// CORS for browser clients served from other origins (`*` allows any). Without it the API is
