@@ -3,9 +3,10 @@
 
 use crate::access::{self, Access};
 use crate::api_keys::ApiKeys;
+use crate::auth_throttle::{FailedAuthLimit, FailureLimiter};
 use crate::rate_limit::{RateLimiter, RateLimits};
 use crate::ApiError;
-use axum::extract::{MatchedPath, Request, State};
+use axum::extract::{ConnectInfo, MatchedPath, Request, State};
 use axum::http::{header, HeaderMap, HeaderValue};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
@@ -13,6 +14,7 @@ use jsonwebtoken::{errors::ErrorKind, Algorithm, DecodingKey, EncodingKey, Heade
 use serde::{Deserialize, Serialize};
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::time::Instant;
 
 /// What a caller may do. Roles are not a ladder: `ingest` may only submit transactions.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
@@ -150,6 +152,8 @@ pub struct AuthConfig {
     pub api_keys: Vec<ConfiguredKey>,
     /// Requests per second and burst per caller, by role.
     pub rate_limits: RateLimits,
+    /// Failed authentications tolerated per client address (`[auth.failed_auth]`).
+    pub failed_auth: FailedAuthLimit,
 }
 
 impl Default for AuthConfig {
@@ -165,6 +169,7 @@ impl Default for AuthConfig {
             metrics_require_token: false,
             api_keys: Vec::new(),
             rate_limits: RateLimits::default(),
+            failed_auth: FailedAuthLimit::default(),
         }
     }
 }
@@ -184,6 +189,7 @@ impl std::fmt::Debug for AuthConfig {
             .field("metrics_require_token", &self.metrics_require_token)
             .field("api_keys", &self.api_keys)
             .field("rate_limits", &self.rate_limits)
+            .field("failed_auth", &self.failed_auth)
             .finish()
     }
 }
@@ -253,6 +259,7 @@ pub struct Authenticator {
     metrics_require_token: bool,
     jwt: Option<(DecodingKey, Validation)>,
     limiter: RateLimiter,
+    failures: FailureLimiter,
     /// Configured and stored API keys.
     pub keys: ApiKeys,
 }
@@ -355,6 +362,7 @@ impl Authenticator {
             metrics_require_token: config.metrics_require_token,
             jwt,
             limiter: RateLimiter::new(config.rate_limits.clone()),
+            failures: FailureLimiter::new(config.failed_auth),
             keys,
         })
     }
@@ -448,6 +456,15 @@ pub async fn guard(
         return next.run(request).await;
     }
     let principal = if auth.enforced {
+        // The listener records the peer; a request without one (tests) is not throttled.
+        let peer = request
+            .extensions()
+            .get::<ConnectInfo<std::net::SocketAddr>>()
+            .map(|c| c.0.ip());
+        if let Some(wait) = peer.and_then(|ip| auth.failures.check(ip, Instant::now()).err()) {
+            metrics::counter!(crate::metrics::AUTH_THROTTLED).increment(1);
+            return too_many(wait, "too many failed authentications from this address");
+        }
         // EventSource cannot send headers, so the stream alone takes the token in its query.
         let query_token = (path == "/v1/stream")
             .then(|| access_token(request.uri().query()))
@@ -455,7 +472,7 @@ pub async fn guard(
         match auth.authenticate(request.headers(), query_token).await {
             Ok(p) if p.role.allows(access) => {
                 if let Err(wait) = auth.limiter.check(&p) {
-                    return too_many(wait);
+                    return too_many(wait, "rate limit for this caller reached");
                 }
                 p
             }
@@ -463,6 +480,12 @@ pub async fn guard(
             Err(rejection) => {
                 metrics::counter!(crate::metrics::AUTH_FAILURES, "reason" => rejection.label())
                     .increment(1);
+                // A forged token or an unknown key is a guess; no credentials at all is not.
+                if rejection != Rejection::Missing {
+                    if let Some(ip) = peer {
+                        auth.failures.failed(ip, Instant::now());
+                    }
+                }
                 return rejection.into_response();
             }
         }
@@ -474,13 +497,10 @@ pub async fn guard(
 }
 
 /// 429 with `Retry-After` in whole seconds (at least 1).
-fn too_many(wait: std::time::Duration) -> Response {
+fn too_many(wait: std::time::Duration, why: &str) -> Response {
     let secs = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
     let secs = secs.max(1);
-    let mut response = ApiError::too_many(&format!(
-        "rate limit for this caller reached; retry after {secs} s"
-    ))
-    .into_response();
+    let mut response = ApiError::too_many(&format!("{why}; retry after {secs} s")).into_response();
     response
         .headers_mut()
         .insert(header::RETRY_AFTER, HeaderValue::from(secs));

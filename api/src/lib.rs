@@ -8,6 +8,7 @@ pub mod alerts;
 mod api_keys;
 mod audit;
 pub mod auth;
+pub mod auth_throttle;
 mod backtests;
 mod body;
 pub mod cluster;

@@ -17,6 +17,10 @@ pub const AUTH_FAILURE_REASONS: [&str; 5] = [
     "unlisted",
 ];
 
+/// Counter: requests refused because their client address had too many failed
+/// authentications in its window (`[auth.failed_auth]`).
+pub const AUTH_THROTTLED: &str = "sentinel_api_auth_throttled_total";
+
 /// Counter: requests refused by the rate limit, by `role`.
 pub const RATE_LIMITED: &str = "sentinel_api_rate_limited_total";
 

@@ -181,6 +181,11 @@ fn describe() {
         metrics::counter!(sentinel_api::metrics::AUTH_FAILURES, "reason" => reason).increment(0);
     }
     describe_counter!(
+        sentinel_api::metrics::AUTH_THROTTLED,
+        "API requests refused because their address failed authentication too often."
+    );
+    metrics::counter!(sentinel_api::metrics::AUTH_THROTTLED).increment(0);
+    describe_counter!(
         sentinel_api::metrics::REFUSED,
         "API requests refused before any handler ran, by reason."
     );

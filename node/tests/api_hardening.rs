@@ -82,3 +82,44 @@ async fn a_configured_name_is_served() {
         .unwrap();
     assert_eq!(r.status(), 200);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_address_guessing_keys_gets_429_and_the_counter_moves() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("guess.toml");
+    std::fs::write(
+        &config,
+        "[auth.failed_auth]\nmax_failures = 2\nwindow_secs = 3600\n",
+    )
+    .unwrap();
+    let node = NodeProcess::start(
+        &dir.path().join("data"),
+        &["--config", config.to_str().unwrap()],
+    )
+    .await;
+    let client = reqwest::Client::new();
+    let guess = |n: u32| {
+        client
+            .get(node.url("/v1/decisions"))
+            .header("x-api-key", format!("sk_guess_{n}"))
+            .send()
+    };
+    for n in 0..2 {
+        assert_eq!(guess(n).await.unwrap().status(), 401);
+    }
+    let r = guess(2).await.unwrap();
+    assert_eq!(r.status(), 429);
+    assert!(r.headers().contains_key("retry-after"));
+    let metrics = node.metrics(&client).await;
+    assert_eq!(
+        metric_value(&metrics, "sentinel_api_auth_throttled_total"),
+        1.0
+    );
+    assert_eq!(
+        metric_value(
+            &metrics,
+            "sentinel_api_auth_failures_total{reason=\"invalid_key\"}"
+        ),
+        2.0
+    );
+}
