@@ -154,6 +154,9 @@ pub struct AuthConfig {
     pub rate_limits: RateLimits,
     /// Failed authentications tolerated per client address (`[auth.failed_auth]`).
     pub failed_auth: FailedAuthLimit,
+    /// Label rule hits in `/metrics` with rule names; by default the rule's catalogue id, since
+    /// `/metrics` is open unless `metrics_require_token`.
+    pub metrics_rule_names: bool,
 }
 
 impl Default for AuthConfig {
@@ -170,6 +173,7 @@ impl Default for AuthConfig {
             api_keys: Vec::new(),
             rate_limits: RateLimits::default(),
             failed_auth: FailedAuthLimit::default(),
+            metrics_rule_names: false,
         }
     }
 }
@@ -190,6 +194,7 @@ impl std::fmt::Debug for AuthConfig {
             .field("api_keys", &self.api_keys)
             .field("rate_limits", &self.rate_limits)
             .field("failed_auth", &self.failed_auth)
+            .field("metrics_rule_names", &self.metrics_rule_names)
             .finish()
     }
 }
@@ -257,6 +262,7 @@ pub struct Claims {
 pub struct Authenticator {
     enforced: bool,
     metrics_require_token: bool,
+    metrics_rule_names: bool,
     jwt: Option<(DecodingKey, Validation)>,
     limiter: RateLimiter,
     failures: FailureLimiter,
@@ -360,11 +366,17 @@ impl Authenticator {
         Ok(Authenticator {
             enforced: config.mode == AuthMode::Enforced,
             metrics_require_token: config.metrics_require_token,
+            metrics_rule_names: config.metrics_rule_names,
             jwt,
             limiter: RateLimiter::new(config.rate_limits.clone()),
             failures: FailureLimiter::new(config.failed_auth),
             keys,
         })
+    }
+
+    /// Whether `/metrics` may show rule names rather than rule ids.
+    pub fn metrics_rule_names(&self) -> bool {
+        self.metrics_rule_names
     }
 
     /// Who sent these headers (and, for the event stream only, the `access_token` query).

@@ -21,6 +21,7 @@ pub mod hosts;
 pub mod idempotency;
 mod lists;
 pub mod metrics;
+mod metrics_redact;
 mod models;
 mod openapi;
 mod openapi_refusals;

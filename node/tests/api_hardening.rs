@@ -123,3 +123,52 @@ async fn an_address_guessing_keys_gets_429_and_the_counter_moves() {
         2.0
     );
 }
+
+/// Starts a node with `config`, adds a shadow rule that every event hits, scores one event and
+/// returns the rule's id and what an anonymous scrape of `/metrics` shows.
+async fn shadow_hit_and_scrape(dir: &std::path::Path, config: &str) -> (String, String) {
+    std::fs::create_dir_all(dir).unwrap();
+    let file = dir.join("node.toml");
+    std::fs::write(&file, config).unwrap();
+    let node = NodeProcess::start(&dir.join("data"), &["--config", file.to_str().unwrap()]).await;
+    let admin = support::admin_client();
+    let rule: serde_json::Value = admin
+        .post(node.url("/v1/rules"))
+        .json(
+            &serde_json::json!({"name": "shadow_mule_pattern", "expression": "amount > 0",
+            "action": "decline", "mode": "shadow"}),
+        )
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let id = rule["id"].as_str().unwrap().to_owned();
+    let r = admin
+        .post(node.url("/v1/transactions"))
+        .json(&support::event("mule-1", "mule-user", "10.00", 1, "FR"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let scrape = node.metrics(&reqwest::Client::new()).await;
+    (id, scrape)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn open_metrics_label_rule_hits_with_ids_unless_names_are_configured() {
+    let dir = tempfile::tempdir().unwrap();
+    let (id, scrape) = shadow_hit_and_scrape(&dir.path().join("default"), "").await;
+    assert!(!scrape.contains("shadow_mule_pattern"), "{scrape}");
+    let series = format!("sentinel_rule_hits_total{{rule=\"{id}\",mode=\"shadow\"}}");
+    assert_eq!(metric_value(&scrape, &series), 1.0, "{scrape}");
+
+    let (_, scrape) = shadow_hit_and_scrape(
+        &dir.path().join("named"),
+        "[auth]\nmetrics_rule_names = true\n",
+    )
+    .await;
+    let series = "sentinel_rule_hits_total{rule=\"shadow_mule_pattern\",mode=\"shadow\"}";
+    assert_eq!(metric_value(&scrape, series), 1.0, "{scrape}");
+}
