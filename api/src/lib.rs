@@ -17,6 +17,7 @@ pub mod dashboard;
 mod decisions;
 mod error;
 mod health;
+pub mod heavy;
 pub mod hosts;
 pub mod idempotency;
 mod lists;
@@ -108,6 +109,8 @@ pub struct ApiContext {
     pub auth: Arc<Authenticator>,
     /// Stored answers for `Idempotency-Key` retries.
     pub idempotency: Arc<Idempotency>,
+    /// Turns for decision searches and aggregates, which scan the store.
+    pub heavy_queries: Arc<heavy::HeavyQueries>,
 }
 
 /// The API router.

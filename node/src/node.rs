@@ -135,6 +135,7 @@ pub async fn run(mut config: NodeConfig, source: Source) -> anyhow::Result<()> {
         ready: Arc::clone(&ready),
         live,
         idempotency,
+        heavy_queries: Arc::default(),
         auth: Arc::new(
             sentinel_api::Authenticator::new(
                 &config.auth,
