@@ -258,6 +258,8 @@ mod auth_tests;
 #[cfg(test)]
 mod idempotency_tests;
 #[cfg(test)]
+mod lists_tests;
+#[cfg(test)]
 mod request_checks_tests;
 #[cfg(test)]
 mod stream_auth_tests;

@@ -7,7 +7,7 @@ use crate::{ApiError, ApiState};
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::Json;
-use sentinel_catalog::{ListItem, ListRecord};
+use sentinel_catalog::{ItemChange, ListItem, ListRecord};
 use serde::{Deserialize, Serialize};
 
 /// Every list.
@@ -107,14 +107,7 @@ pub async fn add_item(
     Path(name): Path<String>,
     JsonBody(item): JsonBody<ListItem>,
 ) -> Result<Json<ListRecord>, ApiError> {
-    let current = state.catalog.list(&name).await?;
-    let mut items: Vec<ListItem> = current
-        .items
-        .into_iter()
-        .filter(|i| i.value != item.value)
-        .collect();
-    items.push(item);
-    replace_list(&state, &caller, &name, current.description, items).await
+    change_item(&state, &caller, &name, ItemChange::Add(item)).await
 }
 
 /// `DELETE /v1/lists/{name}/items/{value}`
@@ -124,18 +117,23 @@ pub async fn remove_item(
     Caller(caller): Caller,
     Path((name, value)): Path<(String, String)>,
 ) -> Result<Json<ListRecord>, ApiError> {
-    let current = state.catalog.list(&name).await?;
-    if !current.items.iter().any(|i| i.value == value) {
-        return Err(ApiError::not_found(format!(
-            "list {name} has no item {value}"
-        )));
-    }
-    let items = current
-        .items
-        .into_iter()
-        .filter(|i| i.value != value)
-        .collect();
-    replace_list(&state, &caller, &name, current.description, items).await
+    change_item(&state, &caller, &name, ItemChange::Remove(value)).await
+}
+
+/// Applies one item change inside the catalogue's change, so concurrent ones all survive, and
+/// waits until the policy using the list is in force.
+async fn change_item(
+    state: &ApiState,
+    caller: &crate::Principal,
+    name: &str,
+    change: ItemChange,
+) -> Result<Json<ListRecord>, ApiError> {
+    let list = state
+        .catalog
+        .change_list_item(name, change, &caller.name)
+        .await?;
+    state.policy_in_force().await?;
+    Ok(Json(list))
 }
 
 /// Stores a list's new description and items and waits until the policy using them is in force.

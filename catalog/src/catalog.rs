@@ -1162,5 +1162,8 @@ pub(crate) async fn scan_all(
     Ok(store.scan_records(kind, "", None, usize::MAX).await?)
 }
 
+mod list_items;
 #[cfg(test)]
 mod tests;
+
+pub use list_items::ItemChange;

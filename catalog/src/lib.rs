@@ -15,7 +15,7 @@ mod models;
 mod records;
 pub mod training;
 
-pub use catalog::{Candidate, Catalog, RuleChange, RuleFilter};
+pub use catalog::{Candidate, Catalog, ItemChange, RuleChange, RuleFilter};
 pub use error::CatalogError;
 pub use models::{Deployment, ModelRole, ModelSummary};
 pub use records::{AuditEntry, Label, LabelValue, ListItem, ListRecord, RuleTest, RuleVersion};
