@@ -1,7 +1,8 @@
 //! The ractor_cluster node every SentinelStream process runs, even alone, so that more nodes
 //! can join without changing how this one works.
 //!
-//! Nodes authenticate with the shared cookie. Each node dials its seeds (retrying until they
+//! The listener binds to loopback unless an address is configured, and refuses to listen beyond
+//! loopback with a weak cookie ([`ClusterConfig::validate`]). Nodes authenticate with the cookie. Each node dials its seeds (retrying until they
 //! answer); connections are transitive, so a node that reaches one member meets them all.
 
 use crate::config::ClusterConfig;
@@ -15,9 +16,7 @@ const SEED_RETRY: Duration = Duration::from_secs(1);
 
 /// Starts this process's cluster node server and starts dialling the configured seeds.
 pub async fn start(config: &ClusterConfig) -> anyhow::Result<ActorRef<NodeServerMessage>> {
-    if config.cookie == "sentinel" {
-        tracing::warn!("cluster cookie is the default; set SENTINEL_CLUSTER_COOKIE in production");
-    }
+    config.validate()?;
     let mut server = NodeServer::new(
         config.port,
         config.cookie.clone(),
@@ -26,13 +25,16 @@ pub async fn start(config: &ClusterConfig) -> anyhow::Result<ActorRef<NodeServer
         None,
         Some(NodeConnectionMode::Transitive),
     );
-    if let Some(ip) = config.bind {
-        server = server.with_listen_addr(ip);
-    }
+    server = server.with_listen_addr(config.listen_ip());
     let (actor, _) = Actor::spawn(None, server, ())
         .await
         .map_err(|e| anyhow::anyhow!("starting the cluster node: {e}"))?;
-    tracing::info!(node = %config.node_name, port = config.port, "cluster node started");
+    tracing::info!(
+        node = %config.node_name,
+        listen = %config.listen_ip(),
+        port = config.port,
+        "cluster node started"
+    );
     for seed in &config.seeds {
         tokio::spawn(dial(actor.clone(), seed.clone()));
     }
@@ -62,12 +64,12 @@ async fn dial(server: ActorRef<NodeServerMessage>, seed: String) {
 }
 
 /// The host other members dial to reach this node (transitive connections pass it on): the
-/// listen address when one was given, else the machine's host name. ractor_cluster appends
+/// listen address, or the machine's host name when it listens on every interface. ractor_cluster appends
 /// `:port`, so an IPv6 address is bracketed (`[::1]:7001`) to stay a valid socket address.
 fn advertised_host(config: &ClusterConfig) -> String {
-    match config.bind {
-        Some(std::net::IpAddr::V6(ip)) if !ip.is_unspecified() => format!("[{ip}]"),
-        Some(ip) if !ip.is_unspecified() => ip.to_string(),
+    match config.listen_ip() {
+        std::net::IpAddr::V6(ip) if !ip.is_unspecified() => format!("[{ip}]"),
+        ip if !ip.is_unspecified() => ip.to_string(),
         _ => std::env::var("HOSTNAME").unwrap_or_else(|_| "localhost".into()),
     }
 }
@@ -83,6 +85,41 @@ mod tests {
             ..ClusterConfig::default()
         };
         format!("{}:{}", advertised_host(&config), config.port)
+    }
+
+    #[test]
+    fn the_listener_is_loopback_unless_configured() {
+        let config = ClusterConfig::default();
+        assert!(config.listen_ip().is_loopback());
+        assert_eq!(advertised_host(&config), "127.0.0.1");
+        config
+            .validate()
+            .expect("the default cookie is fine on loopback");
+    }
+
+    #[test]
+    fn a_weak_cookie_is_refused_beyond_loopback() {
+        for (bind, cookie, reason) in [
+            ("0.0.0.0", "sentinel", "the default"),
+            ("::", "", "empty"),
+            ("10.0.0.7", "short-secret", "shorter than 16"),
+        ] {
+            let config = ClusterConfig {
+                bind: Some(bind.parse().unwrap()),
+                cookie: cookie.into(),
+                ..ClusterConfig::default()
+            };
+            let err = config.validate().expect_err(bind).to_string();
+            assert!(err.contains(reason) && err.contains(bind), "{err}");
+        }
+        let strong = ClusterConfig {
+            bind: Some("0.0.0.0".parse().unwrap()),
+            cookie: "0123456789abcdef0123".into(),
+            ..ClusterConfig::default()
+        };
+        strong
+            .validate()
+            .expect("a long cookie may listen anywhere");
     }
 
     #[test]
