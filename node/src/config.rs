@@ -197,6 +197,14 @@ pub const DEFAULT_CLUSTER_COOKIE: &str = "sentinel";
 pub const MIN_CLUSTER_COOKIE_LEN: usize = 16;
 
 impl ClusterConfig {
+    /// Whether this node opens its store itself (and serves it to peers), rather than using
+    /// another node's store over the cluster.
+    pub fn owns_store(&self) -> bool {
+        self.store_host
+            .as_ref()
+            .is_none_or(|host| *host == self.node_name)
+    }
+
     /// The address the cluster listener binds to.
     pub fn listen_ip(&self) -> std::net::IpAddr {
         self.bind.unwrap_or(std::net::Ipv4Addr::LOCALHOST.into())
