@@ -11,7 +11,7 @@ use redb::{
 };
 use sentinel_event::Decision;
 use std::path::Path;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 /// Decision by transaction id: the decision with its event, as JSON.
 const DECISIONS: TableDefinition<&str, &[u8]> = TableDefinition::new("decisions_by_txn");
@@ -38,8 +38,6 @@ pub const DEFAULT_CACHE_BYTES: usize = 1024 * 1024 * 1024;
 #[derive(Clone)]
 pub struct EmbeddedStore {
     db: Arc<Database>,
-    /// The decision log's head as committed; only the writer's batches move it.
-    head: Arc<Mutex<Head>>,
 }
 
 impl EmbeddedStore {
@@ -66,22 +64,9 @@ impl EmbeddedStore {
         txn.open_table(SNAPSHOTS).map_err(StoreError::backend)?;
         txn.open_table(RECORDS).map_err(StoreError::backend)?;
         txn.open_table(LOG).map_err(StoreError::backend)?;
-        let head = {
-            let meta = txn.open_table(META).map_err(StoreError::backend)?;
-            let stored = meta.get(LOG_HEAD).map_err(StoreError::backend)?;
-            match stored {
-                Some(v) => Head::decode(v.value()).ok_or(StoreError::Corrupt {
-                    table: "meta",
-                    reason: "unreadable decision log head".into(),
-                })?,
-                None => Head::default(),
-            }
-        };
+        txn.open_table(META).map_err(StoreError::backend)?;
         txn.commit().map_err(StoreError::backend)?;
-        Ok(EmbeddedStore {
-            db: Arc::new(db),
-            head: Arc::new(Mutex::new(head)),
-        })
+        Ok(EmbeddedStore { db: Arc::new(db) })
     }
 
     /// Walks the tamper-evident decision log and reports the first record that was edited,
@@ -312,13 +297,22 @@ fn put_record(
     .map_err(StoreError::backend)
 }
 
-fn write_all(
-    db: &Database,
-    head: &Mutex<Head>,
-    ops: Vec<WriteOp>,
-) -> Result<Vec<WriteResult>, StoreError> {
+/// The decision log's head as `txn` sees it. Read inside the write transaction (redb runs one
+/// at a time), so concurrent batches chain one after the other, never from the same head.
+fn read_head(meta: &Table<'_, &'static str, &'static [u8]>) -> Result<Head, StoreError> {
+    match meta.get(LOG_HEAD).map_err(StoreError::backend)? {
+        Some(v) => Head::decode(v.value()).ok_or(StoreError::Corrupt {
+            table: "meta",
+            reason: "unreadable decision log head".into(),
+        }),
+        None => Ok(Head::default()),
+    }
+}
+
+fn write_all(db: &Database, ops: Vec<WriteOp>) -> Result<Vec<WriteResult>, StoreError> {
     let txn = db.begin_write().map_err(StoreError::backend)?;
-    let mut next = *head.lock().map_err(StoreError::backend)?;
+    let mut meta = txn.open_table(META).map_err(StoreError::backend)?;
+    let mut next = read_head(&meta)?;
     let before = next;
     let mut results = Vec::with_capacity(ops.len());
     {
@@ -357,21 +351,19 @@ fn write_all(
             }
         }
         if next != before {
-            let mut meta = txn.open_table(META).map_err(StoreError::backend)?;
             meta.insert(LOG_HEAD, next.encode().as_slice())
                 .map_err(StoreError::backend)?;
         }
     }
+    drop(meta);
     txn.commit().map_err(StoreError::backend)?;
-    *head.lock().map_err(StoreError::backend)? = next;
     Ok(results)
 }
 
 #[async_trait]
 impl Store for EmbeddedStore {
     async fn write_batch(&self, ops: Vec<WriteOp>) -> Result<Vec<WriteResult>, StoreError> {
-        let head = Arc::clone(&self.head);
-        self.blocking(move |db| write_all(db, &head, ops)).await
+        self.blocking(move |db| write_all(db, ops)).await
     }
 
     async fn decision(&self, transaction_id: &str) -> Result<Option<Decision>, StoreError> {

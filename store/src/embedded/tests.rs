@@ -265,3 +265,36 @@ mod retention {
         assert_eq!(store.verify_log().await.unwrap().problem, None);
     }
 }
+
+/// Two writers (the node's writer and a peer's batch through the store host) commit at the same
+/// time: every decision joins the chain exactly once, and the log verifies.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_writers_extend_one_chain() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = EmbeddedStore::open(&dir.path().join("race.redb")).unwrap();
+    const WRITERS: u64 = 8;
+    const BATCHES: u64 = 40;
+    let tasks: Vec<_> = (0..WRITERS)
+        .map(|w| {
+            let store = store.clone();
+            tokio::spawn(async move {
+                for b in 0..BATCHES {
+                    let ops = (0..3)
+                        .map(|i| {
+                            let n = (w * BATCHES + b) * 3 + i;
+                            let user = format!("u{w}");
+                            WriteOp::Decision(Arc::new(decision(&format!("t{n}"), &user, n, 0)))
+                        })
+                        .collect();
+                    store.write_batch(ops).await.unwrap();
+                }
+            })
+        })
+        .collect();
+    for task in tasks {
+        task.await.unwrap();
+    }
+    let report = store.verify_log().await.unwrap();
+    assert_eq!(report.problem, None, "{report:?}");
+    assert_eq!(report.verified, WRITERS * BATCHES * 3);
+}
