@@ -12,6 +12,7 @@ mod entity_placement;
 mod kafka;
 mod label_refresh;
 mod listener;
+mod log_head;
 mod node;
 mod owner_route;
 mod policy_sync;

@@ -7,7 +7,8 @@ use crate::demo::{self, DemoOptions};
 use crate::kafka::{self, DeadLetter, Publisher};
 use crate::stats::{self, LiveStats};
 use crate::{
-    cluster, cluster_view, listener, policy_sync, remote_store, retention, security, telemetry,
+    cluster, cluster_view, listener, log_head, policy_sync, remote_store, retention, security,
+    telemetry,
 };
 use anyhow::Context;
 use sentinel_actors::{PolicyDef, Scorer};
@@ -294,6 +295,7 @@ async fn open_store(config: &NodeConfig) -> anyhow::Result<Arc<dyn Store>> {
             if config.store.retention_days > 0 {
                 tokio::spawn(retention::run(store.clone(), config.store.retention_days));
             }
+            tokio::spawn(log_head::run(store.clone()));
             Arc::new(store)
         }
         StoreBackend::Scylla => {

@@ -217,6 +217,10 @@ fn describe() {
         STORE_PEER_REFUSALS,
         "Store requests from cluster peers the store host refused (keys, audit, rules, deletes)."
     );
+    describe_gauge!(
+        crate::log_head::LOG_POSITION,
+        "Position of the decision log's last entry (the head is logged with its hash)."
+    );
     metrics::gauge!(LABEL_INDEX_LABELS).set(0.0);
     metrics::counter!(LABEL_INDEX_REFRESH_FAILURES).increment(0);
     for outcome in Outcome::ALL {

@@ -1,6 +1,6 @@
 //! The embedded backend: one redb file, ACID, fsync on every committed batch.
 
-use crate::chain::{self, Head, LogReport};
+use crate::chain::{self, Head, LogReport, RetentionDeclaration, VerifyOptions};
 use crate::{
     DayCursor, RecordGuard, RecordKind, RecordWrite, RestorePoint, Store, StoreError, UserSnapshot,
     WriteOp, WriteResult,
@@ -69,10 +69,21 @@ impl EmbeddedStore {
         Ok(EmbeddedStore { db: Arc::new(db) })
     }
 
-    /// Walks the tamper-evident decision log and reports the first record that was edited,
-    /// reordered or removed.
-    pub async fn verify_log(&self) -> Result<LogReport, StoreError> {
+    /// The decision log's head as last committed (export it; see [`chain`]).
+    pub async fn log_head(&self) -> Result<Head, StoreError> {
         self.blocking(|db| {
+            let txn = db.begin_read().map_err(StoreError::backend)?;
+            let meta = txn.open_table(META).map_err(StoreError::backend)?;
+            read_head(&meta)
+        })
+        .await
+    }
+
+    /// Walks the tamper-evident decision log and reports the first record that was edited,
+    /// reordered or removed, a head that is not the chain's end, a deletion at the start that
+    /// no retention declaration covers, or a chain that misses the operator's kept head.
+    pub async fn verify_log(&self, options: VerifyOptions) -> Result<LogReport, StoreError> {
+        self.blocking(move |db| {
             let txn = db.begin_read().map_err(StoreError::backend)?;
             let log = txn.open_table(LOG).map_err(StoreError::backend)?;
             let decisions = txn.open_table(DECISIONS).map_err(StoreError::backend)?;
@@ -92,13 +103,14 @@ impl EmbeddedStore {
                 .map_err(StoreError::backend)?
                 .map_while(Result::ok)
                 .map(|(k, v)| (k.value(), v.value().to_vec()));
-            Ok(chain::verify(entries, start, recorded, |txn_id| {
+            let decision = |txn_id: &str| {
                 decisions
                     .get(txn_id)
                     .ok()
                     .flatten()
                     .map(|v| v.value().to_vec())
-            }))
+            };
+            Ok(chain::verify(entries, start, recorded, decision, options))
         })
         .await
     }
@@ -112,9 +124,16 @@ impl EmbeddedStore {
     pub async fn prune_decided_before(
         &self,
         cutoff: chrono::DateTime<chrono::Utc>,
+        now: chrono::DateTime<chrono::Utc>,
         max: usize,
     ) -> Result<u64, StoreError> {
-        self.blocking(move |db| prune(db, cutoff, max)).await
+        if cutoff > now - chain::MIN_RETENTION {
+            return Err(StoreError::Backend(format!(
+                "retention cutoff {cutoff} is younger than the minimum retention of {} days",
+                chain::MIN_RETENTION.num_days()
+            )));
+        }
+        self.blocking(move |db| prune(db, cutoff, now, max)).await
     }
 
     /// Rewrites the file without the free space deletions left; the node must be stopped.
@@ -154,6 +173,7 @@ fn decode(bytes: &[u8]) -> Result<Decision, StoreError> {
 fn prune(
     db: &Database,
     cutoff: chrono::DateTime<chrono::Utc>,
+    now: chrono::DateTime<chrono::Utc>,
     max: usize,
 ) -> Result<u64, StoreError> {
     let txn = db.begin_write().map_err(StoreError::backend)?;
@@ -169,8 +189,9 @@ fn prune(
             .map_err(StoreError::backend)?
             .and_then(|v| Head::decode(v.value()))
             .unwrap_or_default();
-        // (log position, entry hash, decision) of each expired decision at the log's front.
-        let mut expired = Vec::new();
+        // (log position, entry hash, decision) of each expired entry at the log's front; a
+        // retention declaration has no decision.
+        let mut expired: Vec<(u64, [u8; 32], Option<Decision>)> = Vec::new();
         for entry in log
             .range(anchor.next_seq..)
             .map_err(StoreError::backend)?
@@ -180,25 +201,43 @@ fn prune(
             let Some((seq, hash, txn_id)) = chain::decode_entry(value.value()) else {
                 break;
             };
+            if seq != key.value() || seq != anchor.next_seq + expired.len() as u64 {
+                break;
+            }
+            let prev = anchor_hash(&anchor, &expired);
+            if let Some(declared) = RetentionDeclaration::parse(txn_id) {
+                let Ok((body, declared)) = declared else {
+                    break;
+                };
+                if chain::entry_hash(&prev, seq, chain::RETENTION_MARKER, body.as_bytes()) != hash
+                    || declared.at >= cutoff
+                {
+                    break;
+                }
+                expired.push((seq, hash, None));
+                continue;
+            }
             let Some(bytes) = decisions.get(txn_id).map_err(StoreError::backend)? else {
                 break;
             };
             let bytes = bytes.value();
-            if seq != key.value()
-                || seq != anchor.next_seq + expired.len() as u64
-                || chain::entry_hash(&anchor_hash(&anchor, &expired), seq, txn_id, bytes) != hash
-            {
+            if chain::entry_hash(&prev, seq, txn_id, bytes) != hash {
                 break;
             }
             let decision = decode(bytes)?;
             if decision.decided_at >= cutoff {
                 break;
             }
-            expired.push((seq, hash, decision));
+            expired.push((seq, hash, Some(decision)));
         }
         for (seq, hash, d) in &expired {
-            let txn_id = d.transaction_id.as_str();
             log.remove(*seq).map_err(StoreError::backend)?;
+            anchor = Head {
+                next_seq: seq + 1,
+                hash: *hash,
+            };
+            let Some(d) = d else { continue };
+            let txn_id = d.transaction_id.as_str();
             decisions.remove(txn_id).map_err(StoreError::backend)?;
             let indexed = by_user
                 .get((d.user_id.as_str(), d.user_seq))
@@ -216,13 +255,22 @@ fn prune(
                     txn_id,
                 ))
                 .map_err(StoreError::backend)?;
-            anchor = Head {
-                next_seq: seq + 1,
-                hash: *hash,
-            };
             pruned += 1;
         }
-        if pruned > 0 {
+        if !expired.is_empty() {
+            // Declare the deletion in the chain itself, so the new start is provably retention's.
+            let mut head = read_head(&meta)?;
+            let declaration = RetentionDeclaration {
+                first_kept: anchor.next_seq,
+                anchor_hash: chain::hex(&anchor.hash),
+                cutoff,
+                at: now,
+            };
+            let (seq, entry) = declaration.append(&mut head);
+            log.insert(seq, entry.as_slice())
+                .map_err(StoreError::backend)?;
+            meta.insert(LOG_HEAD, head.encode().as_slice())
+                .map_err(StoreError::backend)?;
             meta.insert(LOG_ANCHOR, anchor.encode().as_slice())
                 .map_err(StoreError::backend)?;
         }
@@ -232,7 +280,7 @@ fn prune(
 }
 
 /// The hash the next expired entry must build on: the last one collected, or the anchor's.
-fn anchor_hash(anchor: &Head, expired: &[(u64, [u8; 32], Decision)]) -> [u8; 32] {
+fn anchor_hash(anchor: &Head, expired: &[(u64, [u8; 32], Option<Decision>)]) -> [u8; 32] {
     expired.last().map_or(anchor.hash, |(_, hash, _)| *hash)
 }
 
@@ -299,7 +347,7 @@ fn put_record(
 
 /// The decision log's head as `txn` sees it. Read inside the write transaction (redb runs one
 /// at a time), so concurrent batches chain one after the other, never from the same head.
-fn read_head(meta: &Table<'_, &'static str, &'static [u8]>) -> Result<Head, StoreError> {
+fn read_head(meta: &impl ReadableTable<&'static str, &'static [u8]>) -> Result<Head, StoreError> {
     match meta.get(LOG_HEAD).map_err(StoreError::backend)? {
         Some(v) => Head::decode(v.value()).ok_or(StoreError::Corrupt {
             table: "meta",
