@@ -142,6 +142,15 @@ struct NodeArgs {
     /// Seconds to wait at start-up for the store host before giving up.
     #[arg(long, env = "SENTINEL_STORE_WAIT_SECS")]
     store_wait_secs: Option<u64>,
+    /// Mutual TLS between members: this member's PEM certificate (with the next two).
+    #[arg(long, env = "SENTINEL_CLUSTER_TLS_CERT_FILE")]
+    cluster_tls_cert_file: Option<PathBuf>,
+    /// Mutual TLS between members: this member's PEM private key.
+    #[arg(long, env = "SENTINEL_CLUSTER_TLS_KEY_FILE")]
+    cluster_tls_key_file: Option<PathBuf>,
+    /// Mutual TLS between members: the cluster CA's PEM certificate.
+    #[arg(long, env = "SENTINEL_CLUSTER_TLS_CA_FILE")]
+    cluster_tls_ca_file: Option<PathBuf>,
     #[command(flatten)]
     auth: crate::security::AuthArgs,
 }
@@ -223,6 +232,15 @@ impl NodeArgs {
         }
         if let Some(v) = self.store_wait_secs {
             config.cluster.store_wait_secs = v;
+        }
+        if let Some(v) = self.cluster_tls_cert_file {
+            config.cluster.tls_cert_file = Some(v);
+        }
+        if let Some(v) = self.cluster_tls_key_file {
+            config.cluster.tls_key_file = Some(v);
+        }
+        if let Some(v) = self.cluster_tls_ca_file {
+            config.cluster.tls_ca_file = Some(v);
         }
         Ok(config)
     }

@@ -188,6 +188,14 @@ pub struct ClusterConfig {
     pub store_host: Option<String>,
     /// Seconds to wait at start-up for the store host to be reachable before giving up.
     pub store_wait_secs: u64,
+    /// Mutual TLS between members: this member's PEM certificate chain (signed by the CA in
+    /// `tls_ca_file`; its names must include the host other members dial). Set all three
+    /// `tls_*` settings, or none.
+    pub tls_cert_file: Option<std::path::PathBuf>,
+    /// This member's PEM private key.
+    pub tls_key_file: Option<std::path::PathBuf>,
+    /// The cluster's CA (PEM): members accept only peers whose certificate it signed.
+    pub tls_ca_file: Option<std::path::PathBuf>,
 }
 
 /// The cookie every node has until one is configured; refused off loopback.
@@ -244,6 +252,9 @@ impl Default for ClusterConfig {
             seeds: Vec::new(),
             store_host: None,
             store_wait_secs: 60,
+            tls_cert_file: None,
+            tls_key_file: None,
+            tls_ca_file: None,
         }
     }
 }

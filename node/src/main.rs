@@ -5,6 +5,7 @@ mod alerts_cli;
 mod backtest_cli;
 mod cli;
 mod cluster;
+mod cluster_tls;
 mod cluster_view;
 mod decider;
 mod demo;

@@ -692,3 +692,44 @@ async fn members_listening_on_ipv6_reach_each_other_through_a_seed() {
         .unwrap();
     assert_eq!(r.status(), 200, "decided and stored through the host");
 }
+
+/// A member whose session to the store host is lost (the host restarted) dials it again:
+/// its decisions fail while the host is away and succeed again once it is back, without
+/// restarting the member.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_member_redials_a_restarted_store_host() {
+    let client = support::admin_client();
+    let (host, member) = (Member::new("s1"), Member::new("s2"));
+    let mut s1 = host.start(None, None).await;
+    let s2 = member.start(None, Some(&host)).await;
+    let decide = async |txn: &str| {
+        client
+            .post(s2.url("/v1/transactions"))
+            .json(&event(txn, &format!("u-{txn}"), "20.00", 1, "FR"))
+            .send()
+            .await
+            .map(|r| r.status().as_u16())
+            .unwrap_or(0)
+    };
+    assert_eq!(decide("before").await, 200);
+
+    s1.kill();
+    let s1 = host.start(None, None).await;
+    let mut attempt = 0;
+    eventually(
+        "decisions through the restarted host",
+        Duration::from_secs(30),
+        async || {
+            attempt += 1;
+            (decide(&format!("after-{attempt}")).await == 200).then_some(())
+        },
+    )
+    .await;
+    assert!(
+        s1.decision(&client, &format!("after-{attempt}"))
+            .await
+            .is_some(),
+        "stored by the restarted host"
+    );
+    assert!(s2.log_text().contains("lost the cluster session; re-dialling"));
+}
