@@ -21,7 +21,9 @@ use sentinel_store::{
     DayCursor, RecordGuard, RecordKind, RecordWrite, RestorePoint, Store, StoreError, UserSnapshot,
     WriteOp, WriteResult,
 };
-use serde::{Deserialize, Serialize};
+use wire::{Bytes, Page, RecordValue, StoreReply, StoreRequest, FRAME_BUDGET, INLINE_RECORD};
+
+mod wire;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -37,58 +39,6 @@ pub enum StoreMessage {
     /// A JSON-encoded [`StoreRequest`]; the reply is a JSON-encoded [`StoreReply`].
     #[rpc]
     Call(Vec<u8>, RpcReplyPort<Vec<u8>>),
-}
-
-/// One [`Store`] method call.
-#[derive(Serialize, Deserialize)]
-enum StoreRequest {
-    WriteBatch(Vec<WriteOp>),
-    Decision(String),
-    DecisionsForUser {
-        user_id: String,
-        after_seq: u64,
-        limit: usize,
-    },
-    DecisionsByDay {
-        day: u32,
-        after: Option<DayCursor>,
-        limit: usize,
-    },
-    Snapshot(String),
-    RestorePoint {
-        user_id: String,
-        limit: usize,
-    },
-    DecisionCount,
-    PutRecords(Vec<RecordWrite>),
-    PutRecordsIf(RecordGuard, Vec<RecordWrite>),
-    Record {
-        kind: RecordKind,
-        key: String,
-    },
-    ScanRecords {
-        kind: RecordKind,
-        prefix: String,
-        after: Option<String>,
-        limit: usize,
-    },
-}
-
-/// The outcome of one [`StoreRequest`].
-#[derive(Serialize, Deserialize)]
-enum StoreReply {
-    Written(Vec<WriteResult>),
-    Decision(Option<Decision>),
-    Decisions(Vec<Decision>),
-    Snapshot(Option<UserSnapshot>),
-    RestorePoint(RestorePoint),
-    Count(u64),
-    Done,
-    Applied(bool),
-    Record(Option<Vec<u8>>),
-    Records(Vec<(String, Vec<u8>)>),
-    Failed(String),
-    Refused(String),
 }
 
 /// The store this node uses: the one served by `[cluster] store_host` when that is another
@@ -203,6 +153,7 @@ fn peer_refusal(request: &StoreRequest) -> Option<String> {
         | StoreRequest::RestorePoint { .. }
         | StoreRequest::DecisionCount
         | StoreRequest::Record { .. }
+        | StoreRequest::RecordPart { .. }
         | StoreRequest::ScanRecords { .. } => None,
     }
 }
@@ -217,6 +168,7 @@ pub async fn serve_store(node_name: &str, store: Arc<dyn Store>) -> anyhow::Resu
     Ok(())
 }
 
+/// Runs one request against the host's store; lists come back in pages that fit a frame.
 async fn serve(store: &dyn Store, request: StoreRequest) -> Result<StoreReply, StoreError> {
     Ok(match request {
         StoreRequest::WriteBatch(ops) => StoreReply::Written(store.write_batch(ops).await?),
@@ -225,13 +177,22 @@ async fn serve(store: &dyn Store, request: StoreRequest) -> Result<StoreReply, S
             user_id,
             after_seq,
             limit,
-        } => StoreReply::Decisions(store.decisions_for_user(&user_id, after_seq, limit).await?),
+        } => {
+            let decisions = store.decisions_for_user(&user_id, after_seq, limit).await?;
+            StoreReply::Decisions(Page::cut(decisions, FRAME_BUDGET))
+        }
         StoreRequest::DecisionsByDay { day, after, limit } => {
-            StoreReply::Decisions(store.decisions_by_day(day, after, limit).await?)
+            let decisions = store.decisions_by_day(day, after, limit).await?;
+            StoreReply::Decisions(Page::cut(decisions, FRAME_BUDGET))
         }
         StoreRequest::Snapshot(user_id) => StoreReply::Snapshot(store.snapshot(&user_id).await?),
         StoreRequest::RestorePoint { user_id, limit } => {
-            StoreReply::RestorePoint(store.restore_point(&user_id, limit).await?)
+            let point = store.restore_point(&user_id, limit).await?;
+            let snapshot_bytes = point.snapshot.as_ref().map_or(0, |s| s.state.len() * 4);
+            StoreReply::RestorePoint {
+                decisions: Page::cut(point.decisions, FRAME_BUDGET.saturating_sub(snapshot_bytes)),
+                snapshot: point.snapshot,
+            }
         }
         StoreRequest::DecisionCount => StoreReply::Count(store.decision_count().await?),
         StoreRequest::PutRecords(writes) => {
@@ -241,17 +202,39 @@ async fn serve(store: &dyn Store, request: StoreRequest) -> Result<StoreReply, S
         StoreRequest::PutRecordsIf(guard, writes) => {
             StoreReply::Applied(store.put_records_if(guard, writes).await?)
         }
-        StoreRequest::Record { kind, key } => StoreReply::Record(store.record(kind, &key).await?),
+        StoreRequest::Record { kind, key } => {
+            StoreReply::Record(RecordValue::of(store.record(kind, &key).await?))
+        }
+        StoreRequest::RecordPart {
+            kind,
+            key,
+            offset,
+            len,
+        } => {
+            let value = store.record(kind, &key).await?.unwrap_or_default();
+            let start = usize::try_from(offset)
+                .unwrap_or(usize::MAX)
+                .min(value.len());
+            let len = usize::try_from(len)
+                .unwrap_or(usize::MAX)
+                .min(INLINE_RECORD);
+            let end = start.saturating_add(len).min(value.len());
+            StoreReply::RecordPart(Bytes(value[start..end].to_vec()))
+        }
         StoreRequest::ScanRecords {
             kind,
             prefix,
             after,
             limit,
-        } => StoreReply::Records(
-            store
+        } => {
+            let records = store
                 .scan_records(kind, &prefix, after.as_deref(), limit)
-                .await?,
-        ),
+                .await?
+                .into_iter()
+                .map(|(key, value)| (key, RecordValue::of(Some(value))))
+                .collect();
+            StoreReply::Records(Page::cut(records, FRAME_BUDGET))
+        }
     })
 }
 
@@ -341,12 +324,19 @@ impl RemoteStore {
     }
 
     async fn call(&self, request: StoreRequest) -> Result<StoreReply, StoreError> {
+        let bytes = serde_json::to_vec(&request).map_err(|e| StoreError::Backend(e.to_string()))?;
+        self.call_encoded(bytes).await
+    }
+
+    async fn call_encoded(&self, request: Vec<u8>) -> Result<StoreReply, StoreError> {
         let host = self.host_actor().await.ok_or_else(|| {
             StoreError::Backend(format!("store host `{}` unreachable", self.host))
         })?;
-        let bytes = serde_json::to_vec(&request).map_err(|e| StoreError::Backend(e.to_string()))?;
         let answer = host
-            .call(|reply| StoreMessage::Call(bytes, reply), Some(self.timeout))
+            .call(
+                |reply| StoreMessage::Call(request, reply),
+                Some(self.timeout),
+            )
             .await
             .map_err(|e| StoreError::Backend(format!("store host: {e}")))?;
         let bytes = match answer {
@@ -365,35 +355,92 @@ impl RemoteStore {
             Err(e) => Err(StoreError::Backend(format!("undecodable store reply: {e}"))),
         }
     }
+
+    /// A user's decisions after `after_seq`, page by page, up to `limit`.
+    async fn user_pages(
+        &self,
+        user_id: &str,
+        mut after_seq: u64,
+        limit: usize,
+        mut out: Vec<Decision>,
+    ) -> Result<Vec<Decision>, StoreError> {
+        while out.len() < limit {
+            let request = StoreRequest::DecisionsForUser {
+                user_id: user_id.to_owned(),
+                after_seq,
+                limit: limit - out.len(),
+            };
+            let page = match self.call(request).await? {
+                StoreReply::Decisions(page) => page,
+                other => return Err(unexpected(other)),
+            };
+            out.extend(page.items);
+            match out.last() {
+                Some(last) if page.more => after_seq = last.user_seq,
+                _ => break,
+            }
+        }
+        Ok(out)
+    }
+
+    /// A record's value, read in parts when it is too large for one frame.
+    async fn value(
+        &self,
+        kind: RecordKind,
+        key: &str,
+        value: RecordValue,
+    ) -> Result<Option<Vec<u8>>, StoreError> {
+        let total = match value {
+            RecordValue::Absent => return Ok(None),
+            RecordValue::Inline(bytes) => return Ok(Some(bytes.0)),
+            RecordValue::TooLarge(total) => total,
+        };
+        let mut out = Vec::with_capacity(usize::try_from(total).unwrap_or(0));
+        while (out.len() as u64) < total {
+            let request = StoreRequest::RecordPart {
+                kind,
+                key: key.to_owned(),
+                offset: out.len() as u64,
+                len: INLINE_RECORD as u64,
+            };
+            match self.call(request).await? {
+                StoreReply::RecordPart(part) if !part.0.is_empty() => out.extend(part.0),
+                // The record shrank or vanished between parts: read it again from the start.
+                StoreReply::RecordPart(_) => {
+                    return Err(StoreError::Backend(format!(
+                        "{} `{key}` changed while it was read",
+                        kind.as_str()
+                    )))
+                }
+                other => return Err(unexpected(other)),
+            }
+        }
+        Ok(Some(out))
+    }
 }
 
 fn unexpected(reply: StoreReply) -> StoreError {
-    let kind = match reply {
-        StoreReply::Written(_) => "written",
-        StoreReply::Decision(_) => "decision",
-        StoreReply::Decisions(_) => "decisions",
-        StoreReply::Snapshot(_) => "snapshot",
-        StoreReply::RestorePoint(_) => "restore point",
-        StoreReply::Count(_) => "count",
-        StoreReply::Done => "done",
-        StoreReply::Applied(_) => "applied",
-        StoreReply::Record(_) => "record",
-        StoreReply::Records(_) => "records",
-        StoreReply::Failed(_) => "failed",
-        StoreReply::Refused(_) => "refused",
-    };
     StoreError::Backend(format!(
-        "store host answered with the wrong kind of reply: {kind}"
+        "store host answered with the wrong kind of reply: {}",
+        reply.kind()
     ))
 }
 
 #[async_trait]
 impl Store for RemoteStore {
     async fn write_batch(&self, ops: Vec<WriteOp>) -> Result<Vec<WriteResult>, StoreError> {
-        match self.call(StoreRequest::WriteBatch(ops)).await? {
-            StoreReply::Written(results) => Ok(results),
-            other => Err(unexpected(other)),
+        // Frames commit one after the other: a failure part-way leaves the earlier ones
+        // stored, and the writer's retry finds those decisions already decided.
+        let frames =
+            wire::write_batch_frames(&ops).map_err(|e| StoreError::Backend(e.to_string()))?;
+        let mut results = Vec::with_capacity(ops.len());
+        for (frame, count) in frames {
+            match self.call_encoded(frame).await? {
+                StoreReply::Written(written) if written.len() == count => results.extend(written),
+                other => return Err(unexpected(other)),
+            }
         }
+        Ok(results)
     }
 
     async fn decision(&self, transaction_id: &str) -> Result<Option<Decision>, StoreError> {
@@ -412,15 +459,7 @@ impl Store for RemoteStore {
         after_seq: u64,
         limit: usize,
     ) -> Result<Vec<Decision>, StoreError> {
-        let request = StoreRequest::DecisionsForUser {
-            user_id: user_id.to_owned(),
-            after_seq,
-            limit,
-        };
-        match self.call(request).await? {
-            StoreReply::Decisions(d) => Ok(d),
-            other => Err(unexpected(other)),
-        }
+        self.user_pages(user_id, after_seq, limit, Vec::new()).await
     }
 
     async fn decisions_by_day(
@@ -429,13 +468,30 @@ impl Store for RemoteStore {
         after: Option<DayCursor>,
         limit: usize,
     ) -> Result<Vec<Decision>, StoreError> {
-        match self
-            .call(StoreRequest::DecisionsByDay { day, after, limit })
-            .await?
-        {
-            StoreReply::Decisions(d) => Ok(d),
-            other => Err(unexpected(other)),
+        let mut out: Vec<Decision> = Vec::new();
+        let mut after = after;
+        while out.len() < limit {
+            let request = StoreRequest::DecisionsByDay {
+                day,
+                after: after.clone(),
+                limit: limit - out.len(),
+            };
+            let page = match self.call(request).await? {
+                StoreReply::Decisions(page) => page,
+                other => return Err(unexpected(other)),
+            };
+            out.extend(page.items);
+            match out.last() {
+                Some(last) if page.more => {
+                    after = Some(DayCursor {
+                        decided_us: last.decided_at.timestamp_micros(),
+                        transaction_id: last.transaction_id.clone(),
+                    })
+                }
+                _ => break,
+            }
         }
+        Ok(out)
     }
 
     async fn snapshot(&self, user_id: &str) -> Result<Option<UserSnapshot>, StoreError> {
@@ -453,10 +509,24 @@ impl Store for RemoteStore {
             user_id: user_id.to_owned(),
             limit,
         };
-        match self.call(request).await? {
-            StoreReply::RestorePoint(p) => Ok(p),
-            other => Err(unexpected(other)),
-        }
+        let (snapshot, page) = match self.call(request).await? {
+            StoreReply::RestorePoint {
+                snapshot,
+                decisions,
+            } => (snapshot, decisions),
+            other => return Err(unexpected(other)),
+        };
+        let decisions = match page.items.last() {
+            Some(last) if page.more => {
+                let after = last.user_seq;
+                self.user_pages(user_id, after, limit, page.items).await?
+            }
+            _ => page.items,
+        };
+        Ok(RestorePoint {
+            snapshot,
+            decisions,
+        })
     }
 
     async fn decision_count(&self) -> Result<u64, StoreError> {
@@ -492,7 +562,7 @@ impl Store for RemoteStore {
             key: key.to_owned(),
         };
         match self.call(request).await? {
-            StoreReply::Record(r) => Ok(r),
+            StoreReply::Record(value) => self.value(kind, key, value).await,
             other => Err(unexpected(other)),
         }
     }
@@ -504,16 +574,33 @@ impl Store for RemoteStore {
         after: Option<&str>,
         limit: usize,
     ) -> Result<Vec<(String, Vec<u8>)>, StoreError> {
-        let request = StoreRequest::ScanRecords {
-            kind,
-            prefix: prefix.to_owned(),
-            after: after.map(str::to_owned),
-            limit,
-        };
-        match self.call(request).await? {
-            StoreReply::Records(r) => Ok(r),
-            other => Err(unexpected(other)),
+        let mut out = Vec::new();
+        let mut after = after.map(str::to_owned);
+        while out.len() < limit {
+            let request = StoreRequest::ScanRecords {
+                kind,
+                prefix: prefix.to_owned(),
+                after: after.clone(),
+                limit: limit - out.len(),
+            };
+            let page = match self.call(request).await? {
+                StoreReply::Records(page) => page,
+                other => return Err(unexpected(other)),
+            };
+            let more = page.more;
+            let mut last_key = None;
+            for (key, value) in page.items {
+                if let Some(value) = self.value(kind, &key, value).await? {
+                    out.push((key.clone(), value));
+                }
+                last_key = Some(key);
+            }
+            match last_key {
+                Some(last) if more => after = Some(last),
+                _ => break,
+            }
         }
+        Ok(out)
     }
 }
 
@@ -615,6 +702,73 @@ mod tests {
             .await
             .unwrap()
             .is_some());
+    }
+
+    /// Lists and records far larger than a frame come back whole, in pages and parts.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn large_batches_lists_and_records_cross_in_frames() {
+        let (_dir, local, remote) = served("frames").await;
+        let heavy = |i: u64| {
+            let mut d = sentinel_store::conformance::decision(&format!("h{i}"), "heavy", i, 0);
+            let mut event = (*d.event).clone();
+            let mut metadata = serde_json::Map::new();
+            metadata.insert("note".into(), "x".repeat(60 * 1024).into());
+            event.metadata = Some(metadata);
+            d.event = Arc::new(event);
+            WriteOp::Decision(Arc::new(d))
+        };
+        // 300 decisions of ~60 KiB: about 18 MiB, over the 16 MiB frame limit in one piece.
+        let ops: Vec<WriteOp> = (1..=300).map(heavy).collect();
+        let results = remote.write_batch(ops).await.unwrap();
+        assert_eq!(results.len(), 300);
+        assert_eq!(local.decision_count().await.unwrap(), 300);
+        let all = remote.decisions_for_user("heavy", 0, 1_000).await.unwrap();
+        let seqs: Vec<u64> = all.iter().map(|d| d.user_seq).collect();
+        assert_eq!(seqs, (1..=300).collect::<Vec<_>>());
+        let some = remote.decisions_for_user("heavy", 10, 150).await.unwrap();
+        assert_eq!((some.len(), some[0].user_seq), (150, 11));
+        let day = sentinel_store::day_of(all[0].decided_at);
+        assert_eq!(
+            remote
+                .decisions_by_day(day, None, 1_000)
+                .await
+                .unwrap()
+                .len(),
+            300
+        );
+        let point = remote.restore_point("heavy", 1_000).await.unwrap();
+        assert_eq!(point.decisions.len(), 300);
+
+        // A 5 MiB record (a model artifact) is read in parts, alone or in a scan.
+        let model: Vec<u8> = (0..5 * 1024 * 1024).map(|i| (i % 251) as u8).collect();
+        let small = |key: &str| RecordWrite {
+            kind: RecordKind::Model,
+            key: key.to_owned(),
+            value: Some(b"small".to_vec()),
+        };
+        local
+            .put_records(vec![
+                small("a"),
+                RecordWrite {
+                    kind: RecordKind::Model,
+                    key: "big".into(),
+                    value: Some(model.clone()),
+                },
+                small("c"),
+            ])
+            .await
+            .unwrap();
+        assert_eq!(
+            remote.record(RecordKind::Model, "big").await.unwrap(),
+            Some(model.clone())
+        );
+        let scanned = remote
+            .scan_records(RecordKind::Model, "", None, 10)
+            .await
+            .unwrap();
+        let keys: Vec<&str> = scanned.iter().map(|(k, _)| k.as_str()).collect();
+        assert_eq!(keys, ["a", "big", "c"]);
+        assert_eq!(scanned[1].1, model);
     }
 
     #[tokio::test]

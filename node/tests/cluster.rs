@@ -6,6 +6,7 @@
 
 mod support;
 
+use futures::StreamExt;
 use serde_json::{json, Value};
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
@@ -731,5 +732,53 @@ async fn a_member_redials_a_restarted_store_host() {
             .is_some(),
         "stored by the restarted host"
     );
-    assert!(s2.log_text().contains("lost the cluster session; re-dialling"));
+    assert!(s2
+        .log_text()
+        .contains("lost the cluster session; re-dialling"));
+}
+
+/// Events at the documented payload maximum (64 KiB, nearly all of it `metadata`) cross the
+/// cluster to the store host and back: 300 of them are ~18 MiB, more than one ractor_cluster
+/// frame may carry (16 MiB, beyond which the session is closed), so writes and reads go in
+/// pieces, and the session survives for the next decision.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn large_metadata_crosses_the_cluster_in_frames_below_the_limit() {
+    let client = support::admin_client();
+    let (host, member) = (Member::new("f1"), Member::new("f2"));
+    let _f1 = host.start(None, None).await;
+    let f2 = member.start(None, Some(&host)).await;
+    let note = "m".repeat(60_000);
+    let posts = (0..300).map(|i| {
+        let mut body = event(&format!("big-{i}"), "heavy", "10.00", i, "FR");
+        body["metadata"] = json!({ "note": note });
+        let request = client.post(f2.url("/v1/transactions")).json(&body);
+        async move { request.send().await.unwrap().status().as_u16() }
+    });
+    let statuses: Vec<u16> = futures::stream::iter(posts)
+        .buffer_unordered(16)
+        .collect()
+        .await;
+    assert!(statuses.iter().all(|s| *s == 200), "{statuses:?}");
+
+    let listed = get_json(&client, &f2, "/v1/users/heavy/decisions?limit=1000").await;
+    let listed = listed.as_array().expect("a list");
+    assert_eq!(listed.len(), 300);
+    assert_eq!(
+        listed[299]["event"]["metadata"]["note"]
+            .as_str()
+            .unwrap()
+            .len(),
+        60_000
+    );
+    let r = client
+        .post(f2.url("/v1/transactions"))
+        .json(&event("after-big", "light", "10.00", 1, "FR"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        r.status(),
+        200,
+        "the session to the store host is still there"
+    );
 }
