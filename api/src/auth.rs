@@ -3,9 +3,10 @@
 
 use crate::access::{self, Access};
 use crate::api_keys::ApiKeys;
+use crate::auth_throttle::{FailedAuthLimit, FailureLimiter};
 use crate::rate_limit::{RateLimiter, RateLimits};
 use crate::ApiError;
-use axum::extract::{MatchedPath, Request, State};
+use axum::extract::{ConnectInfo, MatchedPath, Request, State};
 use axum::http::{header, HeaderMap, HeaderValue};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
@@ -13,6 +14,7 @@ use jsonwebtoken::{errors::ErrorKind, Algorithm, DecodingKey, EncodingKey, Heade
 use serde::{Deserialize, Serialize};
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::time::Instant;
 
 /// What a caller may do. Roles are not a ladder: `ingest` may only submit transactions.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
@@ -150,6 +152,11 @@ pub struct AuthConfig {
     pub api_keys: Vec<ConfiguredKey>,
     /// Requests per second and burst per caller, by role.
     pub rate_limits: RateLimits,
+    /// Failed authentications tolerated per client address (`[auth.failed_auth]`).
+    pub failed_auth: FailedAuthLimit,
+    /// Label rule hits in `/metrics` with rule names; by default the rule's catalogue id, since
+    /// `/metrics` is open unless `metrics_require_token`.
+    pub metrics_rule_names: bool,
 }
 
 impl Default for AuthConfig {
@@ -165,6 +172,8 @@ impl Default for AuthConfig {
             metrics_require_token: false,
             api_keys: Vec::new(),
             rate_limits: RateLimits::default(),
+            failed_auth: FailedAuthLimit::default(),
+            metrics_rule_names: false,
         }
     }
 }
@@ -184,6 +193,8 @@ impl std::fmt::Debug for AuthConfig {
             .field("metrics_require_token", &self.metrics_require_token)
             .field("api_keys", &self.api_keys)
             .field("rate_limits", &self.rate_limits)
+            .field("failed_auth", &self.failed_auth)
+            .field("metrics_rule_names", &self.metrics_rule_names)
             .finish()
     }
 }
@@ -251,8 +262,10 @@ pub struct Claims {
 pub struct Authenticator {
     enforced: bool,
     metrics_require_token: bool,
+    metrics_rule_names: bool,
     jwt: Option<(DecodingKey, Validation)>,
     limiter: RateLimiter,
+    failures: FailureLimiter,
     /// Configured and stored API keys.
     pub keys: ApiKeys,
 }
@@ -353,10 +366,17 @@ impl Authenticator {
         Ok(Authenticator {
             enforced: config.mode == AuthMode::Enforced,
             metrics_require_token: config.metrics_require_token,
+            metrics_rule_names: config.metrics_rule_names,
             jwt,
             limiter: RateLimiter::new(config.rate_limits.clone()),
+            failures: FailureLimiter::new(config.failed_auth),
             keys,
         })
+    }
+
+    /// Whether `/metrics` may show rule names rather than rule ids.
+    pub fn metrics_rule_names(&self) -> bool {
+        self.metrics_rule_names
     }
 
     /// Who sent these headers (and, for the event stream only, the `access_token` query).
@@ -448,6 +468,15 @@ pub async fn guard(
         return next.run(request).await;
     }
     let principal = if auth.enforced {
+        // The listener records the peer; a request without one (tests) is not throttled.
+        let peer = request
+            .extensions()
+            .get::<ConnectInfo<std::net::SocketAddr>>()
+            .map(|c| c.0.ip());
+        if let Some(wait) = peer.and_then(|ip| auth.failures.check(ip, Instant::now()).err()) {
+            metrics::counter!(crate::metrics::AUTH_THROTTLED).increment(1);
+            return too_many(wait, "too many failed authentications from this address");
+        }
         // EventSource cannot send headers, so the stream alone takes the token in its query.
         let query_token = (path == "/v1/stream")
             .then(|| access_token(request.uri().query()))
@@ -455,7 +484,7 @@ pub async fn guard(
         match auth.authenticate(request.headers(), query_token).await {
             Ok(p) if p.role.allows(access) => {
                 if let Err(wait) = auth.limiter.check(&p) {
-                    return too_many(wait);
+                    return too_many(wait, "rate limit for this caller reached");
                 }
                 p
             }
@@ -463,6 +492,12 @@ pub async fn guard(
             Err(rejection) => {
                 metrics::counter!(crate::metrics::AUTH_FAILURES, "reason" => rejection.label())
                     .increment(1);
+                // A forged token or an unknown key is a guess; no credentials at all is not.
+                if rejection != Rejection::Missing {
+                    if let Some(ip) = peer {
+                        auth.failures.failed(ip, Instant::now());
+                    }
+                }
                 return rejection.into_response();
             }
         }
@@ -474,13 +509,10 @@ pub async fn guard(
 }
 
 /// 429 with `Retry-After` in whole seconds (at least 1).
-fn too_many(wait: std::time::Duration) -> Response {
+fn too_many(wait: std::time::Duration, why: &str) -> Response {
     let secs = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
     let secs = secs.max(1);
-    let mut response = ApiError::too_many(&format!(
-        "rate limit for this caller reached; retry after {secs} s"
-    ))
-    .into_response();
+    let mut response = ApiError::too_many(&format!("{why}; retry after {secs} s")).into_response();
     response
         .headers_mut()
         .insert(header::RETRY_AFTER, HeaderValue::from(secs));

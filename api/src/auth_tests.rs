@@ -561,3 +561,76 @@ fn secrets_stay_out_of_debug_output() {
         "{printed}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_address_guessing_credentials_is_stopped_and_others_are_not() {
+    use crate::auth_throttle::FailedAuthLimit;
+    use axum::extract::ConnectInfo;
+    let dir = tempfile::tempdir().unwrap();
+    let r = router_with(
+        &dir,
+        AuthConfig {
+            failed_auth: FailedAuthLimit {
+                max_failures: 3,
+                window_secs: 3600,
+            },
+            ..test_auth()
+        },
+    );
+    let from = |peer: &str, authorization: &str| {
+        let mut request = Request::get("/v1/decisions")
+            .header("authorization", authorization)
+            .body(Body::empty())
+            .unwrap();
+        let peer: std::net::SocketAddr = peer.parse().unwrap();
+        request.extensions_mut().insert(ConnectInfo(peer));
+        request
+    };
+    let guessing = "203.0.113.9:40000";
+    for guess in 0..3 {
+        let r = r
+            .clone()
+            .oneshot(from(guessing, &format!("ApiKey sk_guess_{guess}")))
+            .await
+            .unwrap();
+        assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+    }
+    // The fourth attempt is refused before it is looked at, even with a valid token, and from
+    // another port of the same address.
+    let stopped = r
+        .clone()
+        .oneshot(from("203.0.113.9:40001", &admin()))
+        .await
+        .unwrap();
+    assert_eq!(stopped.status(), StatusCode::TOO_MANY_REQUESTS);
+    let retry_after: u64 = stopped.headers()["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!((1..=3600).contains(&retry_after), "{retry_after}");
+    let bytes = stopped.into_body().collect().await.unwrap().to_bytes();
+    let body: serde_json::Value = serde_json::from_slice(&bytes).unwrap();
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("failed authentications"),
+        "{body}"
+    );
+    // Another address is unaffected; requests without credentials are not guesses.
+    let other = r
+        .clone()
+        .oneshot(from("198.51.100.7:5000", &admin()))
+        .await
+        .unwrap();
+    assert_eq!(other.status(), StatusCode::OK);
+    for _ in 0..5 {
+        let mut request = Request::get("/v1/decisions").body(Body::empty()).unwrap();
+        request.extensions_mut().insert(ConnectInfo(
+            "198.51.100.8:5000".parse::<std::net::SocketAddr>().unwrap(),
+        ));
+        let r = r.clone().oneshot(request).await.unwrap();
+        assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+    }
+}

@@ -14,10 +14,14 @@ use std::collections::BTreeMap;
 use std::sync::Mutex;
 use std::time::Instant;
 
-/// Longest time range one query may cover.
+/// Longest time range one query may cover (so at most 32 decision days are read).
 const MAX_RANGE_DAYS: i64 = 31;
-/// Most stored decisions one request examines; a page may come back short, with a cursor.
+/// Most stored decisions one search request examines; a page may come back short, with a cursor.
 const MAX_SCAN: usize = 100_000;
+/// Most stored decisions one aggregate examines; a larger range is refused, not cut short.
+const MAX_AGGREGATE_SCAN: u64 = 1_000_000;
+/// Most groups one aggregate answers with.
+const MAX_GROUPS: usize = 10_000;
 
 /// Decision search.
 #[derive(Deserialize)]
@@ -157,6 +161,7 @@ pub async fn search(
         ));
     }
     let (from, until) = range(query.from, query.until)?;
+    let last_day = until.date_naive();
     let mut cursor = match &query.cursor {
         Some(text) => Cursor::decode(text).ok_or_else(|| {
             ApiError::invalid_parameter("cursor", "is not a cursor from this API")
@@ -166,7 +171,15 @@ pub async fn search(
             position: None,
         },
     };
-    let last_day = until.date_naive();
+    // A forged cursor (`0001-01-01..`) would make one request walk every day since then.
+    if cursor.day < from.date_naive() || cursor.day > last_day {
+        crate::metrics::refused("too_costly");
+        return Err(ApiError::invalid_parameter(
+            "cursor",
+            "is outside the requested from/until range; repeat the query that returned it",
+        ));
+    }
+    let _turn = state.heavy_queries.enter().await?;
     let mut out = Vec::new();
     let mut scanned = 0;
     while cursor.day <= last_day {
@@ -300,23 +313,26 @@ pub async fn aggregates(
     State(state): State<ApiState>,
     Params(query): Params<AggregateQuery>,
 ) -> Result<Json<Aggregates>, ApiError> {
-    let (from, until) = range(query.from, query.until)?;
-    // Keyed by the query as asked: "the last 24 hours" asked twice within the cache's life
-    // gets the same answer.
+    // Times count in whole seconds, so that the cache key is the range computed on: one
+    // range written in two ways (`+01:00`, fractions of a second) is one entry.
+    let (from_asked, until_asked) = (query.from.map(whole_second), query.until.map(whole_second));
+    let (from, until) = range(from_asked, until_asked)?;
+    // An absent bound stays absent in the key: "the last 24 hours" asked twice within the
+    // cache's life gets the same answer.
     let key = format!(
-        "{}|{}|{}|{:?}|{:?}",
+        "{}|{}|{}|{}|{}",
         serde_json::to_string(&query.agg).unwrap_or_default(),
         serde_json::to_string(&query.field).unwrap_or_default(),
         serde_json::to_string(&query.group_by).unwrap_or_default(),
-        query.from,
-        query.until
+        from_asked.map_or_else(|| "-".to_owned(), |t| t.timestamp().to_string()),
+        until_asked.map_or_else(|| "-".to_owned(), |t| t.timestamp().to_string()),
     );
     if let Some(hit) = state.aggregates.get(&key) {
         return Ok(Json(hit));
     }
+    let _turn = state.heavy_queries.enter().await?;
     let started = Instant::now();
-    let mut acc: BTreeMap<String, (u64, f64, f64, f64)> = BTreeMap::new();
-    let mut decisions = 0;
+    let mut acc = Accumulator::new(query.field, query.group_by, MAX_AGGREGATE_SCAN, MAX_GROUPS);
     let mut day = from.date_naive();
     while day <= until.date_naive() {
         let mut position = None;
@@ -331,22 +347,9 @@ pub async fn aggregates(
                 .await
                 .map_err(|e| ApiError::internal("reading decisions failed", e))?;
             for d in &page {
-                if d.decided_at < from || d.decided_at >= until {
-                    continue;
+                if d.decided_at >= from && d.decided_at < until {
+                    acc.add(d)?;
                 }
-                decisions += 1;
-                let value = match query.field {
-                    Field::Amount => d.event.amount.try_into().unwrap_or(f64::NAN),
-                    Field::Score => d.score,
-                };
-                let group = group_of(d, query.group_by);
-                let e = acc
-                    .entry(group)
-                    .or_insert((0, 0.0, f64::INFINITY, f64::NEG_INFINITY));
-                e.0 += 1;
-                e.1 += value;
-                e.2 = e.2.min(value);
-                e.3 = e.3.max(value);
             }
             position = page.last().map(|d| DayCursor {
                 decided_us: d.decided_at.timestamp_micros(),
@@ -358,27 +361,101 @@ pub async fn aggregates(
         }
         day += Duration::days(1);
     }
-    let groups = acc
-        .into_iter()
-        .map(|(k, (n, sum, min, max))| {
-            let v = match query.agg {
-                Agg::Count => n as f64,
-                Agg::Sum => sum,
-                Agg::Avg => sum / n as f64,
-                Agg::Min => min,
-                Agg::Max => max,
-            };
-            (k, v)
-        })
-        .collect();
+    let decisions = acc.decisions;
     let answer = Aggregates {
-        groups,
+        groups: acc.finish(query.agg),
         decisions,
         computation_ms: started.elapsed().as_secs_f64() * 1000.0,
         cached: false,
     };
     state.aggregates.put(key, answer.clone());
     Ok(Json(answer))
+}
+
+/// `t` without its fraction of a second.
+fn whole_second(t: DateTime<Utc>) -> DateTime<Utc> {
+    DateTime::from_timestamp(t.timestamp(), 0).unwrap_or(t)
+}
+
+/// Count, sum, min and max of one group.
+type Totals = (u64, f64, f64, f64);
+
+/// The running totals of an aggregate, refusing (400) once it has examined more decisions or
+/// holds more groups than it may.
+struct Accumulator {
+    field: Field,
+    group_by: GroupBy,
+    max_scan: u64,
+    max_groups: usize,
+    decisions: u64,
+    groups: BTreeMap<String, Totals>,
+}
+
+impl Accumulator {
+    fn new(field: Field, group_by: GroupBy, max_scan: u64, max_groups: usize) -> Accumulator {
+        Accumulator {
+            field,
+            group_by,
+            max_scan,
+            max_groups,
+            decisions: 0,
+            groups: BTreeMap::new(),
+        }
+    }
+
+    fn add(&mut self, d: &Decision) -> Result<(), ApiError> {
+        self.decisions += 1;
+        if self.decisions > self.max_scan {
+            crate::metrics::refused("too_costly");
+            return Err(ApiError::invalid_parameter(
+                "from",
+                &format!(
+                    "the range holds more than {} decisions; narrow from and until",
+                    self.max_scan
+                ),
+            ));
+        }
+        let value = match self.field {
+            Field::Amount => d.event.amount.try_into().unwrap_or(f64::NAN),
+            Field::Score => d.score,
+        };
+        let group = group_of(d, self.group_by);
+        if self.groups.len() >= self.max_groups && !self.groups.contains_key(&group) {
+            crate::metrics::refused("too_costly");
+            return Err(ApiError::invalid_parameter(
+                "group_by",
+                &format!(
+                    "more than {} groups; group by a coarser key or narrow from and until",
+                    self.max_groups
+                ),
+            ));
+        }
+        let e = self
+            .groups
+            .entry(group)
+            .or_insert((0, 0.0, f64::INFINITY, f64::NEG_INFINITY));
+        e.0 += 1;
+        e.1 += value;
+        e.2 = e.2.min(value);
+        e.3 = e.3.max(value);
+        Ok(())
+    }
+
+    fn finish(self, agg: Agg) -> BTreeMap<String, f64> {
+        self.groups
+            .into_iter()
+            .map(|(k, (n, sum, min, max))| {
+                let v = match agg {
+                    Agg::Count => n as f64,
+                    Agg::Sum => sum,
+                    Agg::Avg => sum / n as f64,
+                    Agg::Min => min,
+                    Agg::Max => max,
+                };
+                (k, v)
+            })
+            .collect()
+    }
 }
 
 fn group_of(d: &Decision, by: GroupBy) -> String {
@@ -419,3 +496,6 @@ impl AggregateCache {
         }
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -114,6 +114,28 @@ impl ApiError {
         }
     }
 
+    /// 415 for a request body in a media type the endpoint does not take.
+    pub fn unsupported_media_type(header: &str, reason: &str) -> Self {
+        ApiError {
+            status: StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            code: "unsupported_media_type",
+            message: format!("{header}: {reason}"),
+            field: Some(header.to_owned()),
+            position: None,
+        }
+    }
+
+    /// 421 for a request whose `Host` is not one of the names this server answers to.
+    pub fn misdirected(header: &str, reason: &str) -> Self {
+        ApiError {
+            status: StatusCode::MISDIRECTED_REQUEST,
+            code: "misdirected_request",
+            message: format!("{header}: {reason}"),
+            field: Some(header.to_owned()),
+            position: None,
+        }
+    }
+
     /// 409 caused by one field or header of the request.
     pub fn conflict_on(field: &str, message: &str) -> Self {
         ApiError {
@@ -273,8 +295,12 @@ impl IntoResponse for ApiError {
             },
         };
         let mut response = (self.status, Json(body)).into_response();
-        if self.status == StatusCode::SERVICE_UNAVAILABLE {
-            // Every 503 is temporary: say when to try again.
+        if matches!(
+            self.status,
+            StatusCode::SERVICE_UNAVAILABLE | StatusCode::TOO_MANY_REQUESTS
+        ) {
+            // Every 503 and 429 is temporary: say when to try again (a caller that knows
+            // better, such as the rate limit, overwrites it).
             response.headers_mut().insert(
                 axum::http::header::RETRY_AFTER,
                 axum::http::HeaderValue::from_static("1"),

@@ -4,6 +4,8 @@ use crate::ApiState;
 use axum::extract::State;
 use axum::http::{header, StatusCode};
 use axum::response::IntoResponse;
+use sentinel_catalog::RuleFilter;
+use std::collections::HashMap;
 use std::sync::atomic::Ordering;
 
 /// `GET /healthz`: the process answers.
@@ -23,10 +25,23 @@ pub async fn readyz(State(state): State<ApiState>) -> (StatusCode, &'static str)
 }
 
 /// `GET /metrics`: Prometheus text exposition; open unless `[auth] metrics_require_token`.
-#[utoipa::path(get, path = "/metrics", tag = "operations", security((), ("bearer" = []), ("api_key" = [])), responses((status = 200, description = "Prometheus text exposition", body = String)))]
+/// Rule hits are labelled with rule ids unless `[auth] metrics_rule_names`.
+#[utoipa::path(get, path = "/metrics", tag = "operations", security((), ("bearer" = []), ("api_key" = [])), responses((status = 200, description = "Prometheus text exposition; the rule-hit counter's `rule` label is the rule's id unless `[auth] metrics_rule_names = true`", body = String)))]
 pub async fn metrics(State(state): State<ApiState>) -> impl IntoResponse {
-    (
-        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
-        state.metrics.render(),
-    )
+    let mut text = state.metrics.render();
+    if !state.auth.metrics_rule_names() {
+        let filter = RuleFilter {
+            include_deleted: true,
+            ..RuleFilter::default()
+        };
+        let ids: HashMap<String, String> = state
+            .catalog
+            .rules(&filter)
+            .await
+            .into_iter()
+            .map(|rule| (rule.name, rule.id))
+            .collect();
+        text = crate::metrics_redact::rule_ids(&text, &ids);
+    }
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text)
 }

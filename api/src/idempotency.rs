@@ -5,7 +5,7 @@
 use crate::auth::Principal;
 use crate::{sha256_hex, ApiError, ApiState};
 use axum::body::{Body, Bytes};
-use axum::extract::{Request, State};
+use axum::extract::{MatchedPath, Request, State};
 use axum::http::{header, HeaderValue, Method, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
@@ -95,7 +95,12 @@ impl Idempotency {
 }
 
 /// Middleware on every route, inside the auth guard.
-pub async fn layer(State(state): State<ApiState>, request: Request, next: Next) -> Response {
+pub async fn layer(
+    State(state): State<ApiState>,
+    matched: Option<MatchedPath>,
+    request: Request,
+    next: Next,
+) -> Response {
     let mutating = matches!(
         *request.method(),
         Method::POST | Method::PUT | Method::DELETE | Method::PATCH
@@ -125,7 +130,8 @@ pub async fn layer(State(state): State<ApiState>, request: Request, next: Next) 
         .map_or("", |p| p.name.as_str());
     let scope = sha256_hex(&format!("{caller}\n{key}"));
     let (parts, body) = request.into_parts();
-    let limit = state.limits.max_payload_bytes.saturating_mul(2).max(1024);
+    // The route's own limit: a 16 MiB model upload is as valid with a key as without.
+    let limit = crate::body_limit(&state.limits, matched.as_ref().map_or("", |m| m.as_str()));
     let Ok(bytes) = axum::body::to_bytes(body, limit).await else {
         return ApiError::too_large("the body is over the size limit").into_response();
     };

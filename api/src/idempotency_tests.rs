@@ -226,3 +226,37 @@ async fn a_burst_over_the_allowance_gets_429_with_retry_after() {
     let status = r.clone().oneshot(request(&admin())).await.unwrap().status();
     assert_eq!(status, StatusCode::OK);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_large_model_upload_with_a_key_gets_the_routes_own_body_limit() {
+    let dir = tempfile::tempdir().unwrap();
+    let r = router(&dir);
+    // The shipped model as `sentinel train` writes it, padded to 2 MiB: far over the 128 KiB
+    // the layer used to buffer, well under the 16 MiB models may have.
+    let mut model = include_bytes!("../../model/default_model.json").to_vec();
+    model.resize(2 << 20, b'\n');
+    let upload = |key: &str, model: &[u8]| {
+        Request::post("/v1/models")
+            .header("content-type", "application/json")
+            .header("authorization", admin())
+            .header("idempotency-key", key)
+            .body(Body::from(model.to_vec()))
+            .unwrap()
+    };
+    let first = r.clone().oneshot(upload("model-1", &model)).await.unwrap();
+    let status = first.status();
+    let bytes = first.into_body().collect().await.unwrap().to_bytes();
+    assert_eq!(
+        status,
+        StatusCode::CREATED,
+        "{}",
+        String::from_utf8_lossy(&bytes)
+    );
+    let again = r.clone().oneshot(upload("model-1", &model)).await.unwrap();
+    assert_eq!(again.status(), StatusCode::CREATED);
+    assert!(again.headers().contains_key("idempotent-replayed"));
+    // Over the route's limit it is still 413, key or not.
+    model.resize(crate::models::MAX_MODEL_BYTES + 1, b'\n');
+    let over = r.clone().oneshot(upload("model-2", &model)).await.unwrap();
+    assert_eq!(over.status(), StatusCode::PAYLOAD_TOO_LARGE);
+}

@@ -8,16 +8,21 @@ pub mod alerts;
 mod api_keys;
 mod audit;
 pub mod auth;
+pub mod auth_throttle;
 mod backtests;
 mod body;
 pub mod cluster;
+mod content_type;
 pub mod dashboard;
 mod decisions;
 mod error;
 mod health;
+pub mod heavy;
+pub mod hosts;
 pub mod idempotency;
 mod lists;
 pub mod metrics;
+mod metrics_redact;
 mod models;
 mod openapi;
 mod openapi_refusals;
@@ -104,6 +109,8 @@ pub struct ApiContext {
     pub auth: Arc<Authenticator>,
     /// Stored answers for `Idempotency-Key` retries.
     pub idempotency: Arc<Idempotency>,
+    /// Turns for decision searches and aggregates, which scan the store.
+    pub heavy_queries: Arc<heavy::HeavyQueries>,
 }
 
 /// The API router.
@@ -112,10 +119,20 @@ pub fn app(context: ApiContext) -> Router {
     request_id::apply(routes(&state)).with_state(state)
 }
 
+/// The largest body the route at `path` (as routed) takes; larger ones get 413. Model uploads
+/// are big; everything else is an event or a small document, and the limit sits a little above
+/// the event limit so that an oversized event still reaches validation and gets its precise
+/// answer. The idempotency layer buffers bodies with the same limit.
+pub(crate) fn body_limit(limits: &Limits, path: &str) -> usize {
+    if path == "/v1/models" {
+        models::MAX_MODEL_BYTES
+    } else {
+        limits.max_payload_bytes.saturating_mul(2).max(1024)
+    }
+}
+
 fn routes(state: &ApiState) -> Router<ApiState> {
-    // The body limit sits a little above the event limit so that an oversized event still
-    // reaches validation and gets its precise answer; anything larger is cut off at 413.
-    let body_limit = state.limits.max_payload_bytes.saturating_mul(2).max(1024);
+    let general_limit = body_limit(&state.limits, "");
     Router::new()
         .route("/v1/transactions", post(transactions::score))
         .route("/v1/cluster", get(cluster::cluster))
@@ -153,7 +170,7 @@ fn routes(state: &ApiState) -> Router<ApiState> {
         .route(
             "/v1/models",
             get(models::list).merge(post(models::upload).layer(
-                axum::extract::DefaultBodyLimit::max(models::MAX_MODEL_BYTES),
+                axum::extract::DefaultBodyLimit::max(body_limit(&state.limits, "/v1/models")),
             )),
         )
         .route("/v1/models/rollback", post(models::rollback))
@@ -189,8 +206,9 @@ fn routes(state: &ApiState) -> Router<ApiState> {
             Arc::clone(&state.auth),
             auth::guard,
         ))
+        .route_layer(axum::middleware::from_fn(content_type::require_json))
         .fallback(error::not_found)
-        .layer(axum::extract::DefaultBodyLimit::max(body_limit))
+        .layer(axum::extract::DefaultBodyLimit::max(general_limit))
 }
 
 /// CORS for browser clients served from other origins (`*` allows any). Without it the API is
@@ -239,5 +257,7 @@ impl ApiContext {
 mod auth_tests;
 #[cfg(test)]
 mod idempotency_tests;
+#[cfg(test)]
+mod request_checks_tests;
 #[cfg(test)]
 mod tests;

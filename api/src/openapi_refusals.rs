@@ -1,5 +1,6 @@
 //! Documents the answers the access guard gives on every protected operation (401, 403, 429),
-//! so the OpenAPI document matches what clients and the fuzz run actually receive.
+//! the content-type check on every operation with a body (415) and the `Host` check on every
+//! operation (421), so the OpenAPI document matches what clients and the fuzz run receive.
 
 use utoipa::openapi::path::{Operation, PathItem};
 use utoipa::openapi::{ContentBuilder, OpenApi, Ref, RefOr, Response, ResponseBuilder};
@@ -17,14 +18,30 @@ const REFUSALS: [(&str, &str); 3] = [
     ),
 ];
 
+/// The content-type check's refusal, on `POST`, `PUT` and `PATCH`.
+const NOT_JSON: (&str, &str) = (
+    "415",
+    "`Content-Type` is not `application/json` (required even without a body)",
+);
+
+/// The `Host` check's refusal, on every operation.
+const MISDIRECTED: (&str, &str) = (
+    "421",
+    "`Host` is not a name this node answers to (`http_allowed_hosts`)",
+);
+
 impl utoipa::Modify for RefusalResponses {
     fn modify(&self, openapi: &mut OpenApi) {
         for item in openapi.paths.paths.values_mut() {
-            for operation in operations(item).into_iter().flatten() {
-                if is_public(operation) {
-                    continue;
+            for (operation, has_body) in operations(item).into_iter().flatten() {
+                let mut refusals = vec![MISDIRECTED];
+                if has_body {
+                    refusals.push(NOT_JSON);
                 }
-                for (status, description) in REFUSALS {
+                if !is_public(operation) {
+                    refusals.extend(REFUSALS);
+                }
+                for (status, description) in refusals {
                     operation
                         .responses
                         .responses
@@ -36,17 +53,17 @@ impl utoipa::Modify for RefusalResponses {
     }
 }
 
-/// Every method slot of a path.
-fn operations(item: &mut PathItem) -> [Option<&mut Operation>; 8] {
+/// Every method slot of a path, and whether the method carries a body.
+fn operations(item: &mut PathItem) -> [Option<(&mut Operation, bool)>; 8] {
     [
-        item.get.as_mut(),
-        item.put.as_mut(),
-        item.post.as_mut(),
-        item.delete.as_mut(),
-        item.options.as_mut(),
-        item.head.as_mut(),
-        item.patch.as_mut(),
-        item.trace.as_mut(),
+        item.get.as_mut().map(|o| (o, false)),
+        item.put.as_mut().map(|o| (o, true)),
+        item.post.as_mut().map(|o| (o, true)),
+        item.delete.as_mut().map(|o| (o, false)),
+        item.options.as_mut().map(|o| (o, false)),
+        item.head.as_mut().map(|o| (o, false)),
+        item.patch.as_mut().map(|o| (o, true)),
+        item.trace.as_mut().map(|o| (o, false)),
     ]
 }
 
@@ -84,7 +101,12 @@ mod tests {
         for status in ["401", "403", "429"] {
             assert!(rules.get(status).is_some(), "GET /v1/rules lacks {status}");
         }
+        assert!(rules.get("415").is_none(), "a GET has no body to check");
+        assert!(doc["paths"]["/v1/rules"]["post"]["responses"]
+            .get("415")
+            .is_some());
         let health = &doc["paths"]["/healthz"]["get"]["responses"];
         assert!(health.get("401").is_none(), "{health}");
+        assert!(health.get("421").is_some(), "{health}");
     }
 }

@@ -84,6 +84,15 @@ pub(crate) fn router(dir: &tempfile::TempDir) -> Router {
 }
 
 pub(crate) fn router_with(dir: &tempfile::TempDir, auth: AuthConfig) -> Router {
+    router_with_gate(dir, auth, Arc::default())
+}
+
+/// Like [`router_with`], with the given turns for searches and aggregates.
+pub(crate) fn router_with_gate(
+    dir: &tempfile::TempDir,
+    auth: AuthConfig,
+    heavy_queries: Arc<heavy::HeavyQueries>,
+) -> Router {
     let store: Arc<dyn Store> = Arc::new(EmbeddedStore::open(&dir.path().join("s.redb")).unwrap());
     let catalog = tokio::task::block_in_place(|| {
         tokio::runtime::Handle::current().block_on(sentinel_catalog::Catalog::open(
@@ -114,6 +123,7 @@ pub(crate) fn router_with(dir: &tempfile::TempDir, auth: AuthConfig) -> Router {
         metrics: Arc::new(NoMetrics),
         ready: Arc::new(AtomicBool::new(true)),
         live: Default::default(),
+        heavy_queries,
         idempotency: Arc::new(Idempotency::new(
             Arc::clone(&store),
             std::time::Duration::from_secs(3600),
@@ -177,6 +187,7 @@ async fn oversized_bodies_are_refused_with_413() {
     );
     let request = Request::post("/v1/transactions")
         .header("authorization", admin())
+        .header("content-type", "application/json")
         .body(Body::from(huge))
         .unwrap();
     let response = router(&dir).oneshot(request).await.unwrap();

@@ -166,6 +166,39 @@ pub struct BacktestRange {
     pub filter: BacktestFilter,
 }
 
+impl BacktestRange {
+    /// Checks the range before any work starts, naming the field at fault: `until` after
+    /// `from`, at most 366 days, and a day of margin on each side that the calendar can hold
+    /// (a `from` or `until` at chrono's limits would overflow the day arithmetic).
+    pub fn validate(&self) -> Result<(), CatalogError> {
+        let (from, until) = (self.from, self.until);
+        if until <= from {
+            return Err(CatalogError::invalid("until", "must be after from"));
+        }
+        if until - from > Duration::days(366) {
+            return Err(CatalogError::invalid(
+                "until",
+                "a backtest covers at most 366 days",
+            ));
+        }
+        scan_bounds(from, until).map(|_| ())
+    }
+}
+
+/// The decision days to scan for events in `[from, until)`: a day of margin on each side.
+fn scan_bounds(
+    from: DateTime<Utc>,
+    until: DateTime<Utc>,
+) -> Result<(DateTime<Utc>, DateTime<Utc>), CatalogError> {
+    let first = from
+        .checked_sub_signed(Duration::days(1))
+        .ok_or_else(|| CatalogError::invalid("from", "too far in the past"))?;
+    let last = until
+        .checked_add_signed(Duration::days(1))
+        .ok_or_else(|| CatalogError::invalid("until", "too far in the future"))?;
+    Ok((first, last))
+}
+
 /// Replays the range under `policy`.
 pub async fn run(
     store: &Arc<dyn Store>,
@@ -180,15 +213,7 @@ pub async fn run(
         until,
         ref filter,
     } = *range;
-    if until <= from {
-        return Err(CatalogError::invalid("until", "must be after from"));
-    }
-    if until - from > Duration::days(366) {
-        return Err(CatalogError::invalid(
-            "until",
-            "a backtest covers at most 366 days",
-        ));
-    }
+    range.validate()?;
     let users = users_with_events(store, from, until, |d| filter.accepts(d)).await?;
 
     let mut report = BacktestReport {
@@ -245,8 +270,8 @@ pub(crate) async fn users_with_events(
     // Decisions are indexed by decision day; events are decided within the allowed lateness
     // of their time, so a day on each side covers them.
     let mut users = BTreeSet::new();
-    let mut day = from - Duration::days(1);
-    while day < until + Duration::days(1) {
+    let (mut day, last) = scan_bounds(from, until)?;
+    while day < last {
         let mut cursor: Option<DayCursor> = None;
         loop {
             let page = store
@@ -267,7 +292,10 @@ pub(crate) async fn users_with_events(
                 _ => break,
             }
         }
-        day += Duration::days(1);
+        match day.checked_add_signed(Duration::days(1)) {
+            Some(next) => day = next,
+            None => break,
+        }
     }
     Ok(users)
 }

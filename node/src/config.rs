@@ -46,6 +46,10 @@ pub struct NodeConfig {
     pub request_timeout_secs: u64,
     /// Seconds a client has to send its request headers before the connection is closed.
     pub header_read_timeout_secs: u64,
+    /// Names the API answers to in `Host`, besides `localhost`, the loopback addresses and the
+    /// `http_listen` address (any IP address when that is `0.0.0.0`); `["*"]` turns the check
+    /// off. Other names get 421, which defeats DNS rebinding.
+    pub http_allowed_hosts: Vec<String>,
 }
 
 impl Default for NodeConfig {
@@ -69,6 +73,7 @@ impl Default for NodeConfig {
             idempotency_retention_secs: 86_400,
             request_timeout_secs: 30,
             header_read_timeout_secs: 10,
+            http_allowed_hosts: Vec::new(),
         }
     }
 }

@@ -1,7 +1,7 @@
 //! The API's listener: a request timeout around every handler, and a header read timeout so a
 //! slow client (one byte a minute) cannot hold a connection open; optionally TLS.
 
-use axum::extract::Request;
+use axum::extract::{ConnectInfo, Request};
 use axum::middleware::Next;
 use axum::response::IntoResponse;
 use axum::Router;
@@ -13,6 +13,7 @@ use std::time::Duration;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio_rustls::TlsAcceptor;
+use tower::Layer;
 
 /// Longest the listener waits for open connections (event streams) after a stop.
 const DRAIN_LIMIT: Duration = Duration::from_secs(10);
@@ -51,8 +52,8 @@ pub async fn serve(
     loop {
         tokio::select! {
             accepted = listener.accept() => {
-                let stream = match accepted {
-                    Ok((stream, _)) => stream,
+                let (stream, peer) = match accepted {
+                    Ok(accepted) => accepted,
                     Err(e) => {
                         // Out of file descriptors, usually: wait rather than spin.
                         tracing::warn!(error = %e, "accepting a connection failed");
@@ -60,7 +61,10 @@ pub async fn serve(
                         continue;
                     }
                 };
-                let service = TowerToHyperService::new(app.clone());
+                // The peer's address reaches handlers as `ConnectInfo` (failed-auth limits).
+                let service = TowerToHyperService::new(
+                    axum::Extension(ConnectInfo(peer)).layer(app.clone()),
+                );
                 let Some(tls) = &tls else {
                     let connection = builder
                         .serve_connection_with_upgrades(TokioIo::new(stream), service)

@@ -147,6 +147,7 @@ pub async fn run(mut config: NodeConfig, source: Source) -> anyhow::Result<()> {
         ready: Arc::clone(&ready),
         live,
         idempotency,
+        heavy_queries: Arc::default(),
         auth: Arc::new(
             sentinel_api::Authenticator::new(
                 &config.auth,
@@ -187,6 +188,10 @@ pub async fn run(mut config: NodeConfig, source: Source) -> anyhow::Result<()> {
     }
     let (stop_tx, stop_rx) = watch::channel(false);
     let api = listener::with_request_timeout(api, Duration::from_secs(config.request_timeout_secs));
+    let api = sentinel_api::hosts::check_hosts(
+        api,
+        sentinel_api::hosts::AllowedHosts::new(&config.http_allowed_hosts, http_addr),
+    );
     let http = tokio::spawn(listener::serve(
         listener,
         api,

@@ -182,6 +182,18 @@ fn describe() {
     for reason in sentinel_api::metrics::AUTH_FAILURE_REASONS {
         metrics::counter!(sentinel_api::metrics::AUTH_FAILURES, "reason" => reason).increment(0);
     }
+    describe_counter!(
+        sentinel_api::metrics::AUTH_THROTTLED,
+        "API requests refused because their address failed authentication too often."
+    );
+    metrics::counter!(sentinel_api::metrics::AUTH_THROTTLED).increment(0);
+    describe_counter!(
+        sentinel_api::metrics::REFUSED,
+        "API requests refused before any handler ran, by reason."
+    );
+    for reason in sentinel_api::metrics::REFUSAL_REASONS {
+        metrics::counter!(sentinel_api::metrics::REFUSED, "reason" => reason).increment(0);
+    }
     for role in sentinel_api::Role::ALL {
         metrics::counter!(sentinel_api::metrics::RATE_LIMITED, "role" => role.as_str())
             .increment(0);

@@ -418,7 +418,14 @@ async fn alerts_survive_failing_hanging_receivers_and_restarts() {
     let retry = |id: String| {
         let client = client.clone();
         let url = node.url(&format!("/v1/alerts/{id}/retry"));
-        async move { client.post(url).send().await.unwrap() }
+        async move {
+            client
+                .post(url)
+                .header("content-type", "application/json")
+                .send()
+                .await
+                .unwrap()
+        }
     };
     let r = retry(dead_id.clone()).await;
     assert_eq!(r.status(), 200);

@@ -108,6 +108,7 @@ async fn decisions_survive_a_restart() {
     for i in 0..5 {
         let r = client
             .post(node.url("/v1/transactions"))
+            .header("content-type", "application/json")
             .body(event(&format!("s-{i}"), "s-user", "30", 10 - i, "FR").to_string())
             .send()
             .await
@@ -118,6 +119,7 @@ async fn decisions_survive_a_restart() {
     let node = NodeProcess::start(dir.path(), &[]).await;
     let r: serde_json::Value = client
         .post(node.url("/v1/transactions"))
+        .header("content-type", "application/json")
         .body(event("s-5", "s-user", "30", 1, "FR").to_string())
         .send()
         .await
@@ -159,6 +161,7 @@ async fn backtests_replay_history_under_a_candidate_rule() {
         let amount = format!("{}", 100 * (i + 1));
         let r = client
             .post(node.url("/v1/transactions"))
+            .header("content-type", "application/json")
             .body(
                 event(
                     &format!("bt-{i}"),
@@ -263,6 +266,7 @@ async fn looking_things_up() {
         }
         let r = client
             .post(node.url("/v1/transactions"))
+            .header("content-type", "application/json")
             .body(e.to_string())
             .send()
             .await
@@ -408,7 +412,13 @@ async fn acknowledged_decisions_survive_a_sigkill_under_load() {
                 let txn = format!("k-{worker}-{i}");
                 let body =
                     event(&txn, &format!("k-user-{}", i % 50), "12.00", 30, "FR").to_string();
-                match client.post(&url).body(body).send().await {
+                match client
+                    .post(&url)
+                    .header("content-type", "application/json")
+                    .body(body)
+                    .send()
+                    .await
+                {
                     Ok(r) if r.status() == 200 => acknowledged.lock().unwrap().push(txn),
                     Ok(r) => panic!("unexpected status {}", r.status()),
                     Err(_) => return, // the node is gone

@@ -97,7 +97,12 @@ async fn tokens_and_keys_work_over_http_and_no_secret_reaches_the_logs() {
             .header("x-api-key", wrong_key),
     ];
     for attempt in attempts {
-        let r = attempt.body(body.clone()).send().await.unwrap();
+        let r = attempt
+            .header("content-type", "application/json")
+            .body(body.clone())
+            .send()
+            .await
+            .unwrap();
         assert_eq!(r.status(), 401);
         assert!(r.headers().contains_key("www-authenticate"));
         let text = r.text().await.unwrap();
@@ -108,6 +113,7 @@ async fn tokens_and_keys_work_over_http_and_no_secret_reaches_the_logs() {
     let r = anonymous
         .post(node.url("/v1/transactions"))
         .header("x-api-key", TEST_INGEST_KEY)
+        .header("content-type", "application/json")
         .body(body.clone())
         .send()
         .await
@@ -137,6 +143,7 @@ async fn tokens_and_keys_work_over_http_and_no_secret_reaches_the_logs() {
         anonymous
             .post(node.url("/v1/transactions"))
             .header("authorization", format!("ApiKey {key}"))
+            .header("content-type", "application/json")
             .body(event(txn, "sec-user", "11.00", 1, "FR").to_string())
             .send()
             .await
@@ -185,6 +192,7 @@ async fn thirty_two_concurrent_requests_with_one_idempotency_key_make_one_decisi
             .post(node.url("/v1/transactions"))
             .header("x-api-key", TEST_INGEST_KEY)
             .header("idempotency-key", "order-7781")
+            .header("content-type", "application/json")
             .body(body.clone())
             .send()
     });
@@ -208,6 +216,7 @@ async fn thirty_two_concurrent_requests_with_one_idempotency_key_make_one_decisi
         .post(node.url("/v1/transactions"))
         .header("x-api-key", TEST_INGEST_KEY)
         .header("idempotency-key", "order-7781")
+        .header("content-type", "application/json")
         .body(serde_json::json!({"user_id": "idem-user", "amount": "43.00"}).to_string())
         .send()
         .await
