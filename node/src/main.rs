@@ -25,6 +25,7 @@ mod stats;
 mod telemetry;
 mod tls;
 mod train_cli;
+mod unsafe_settings;
 
 mod config;
 

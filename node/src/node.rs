@@ -41,6 +41,7 @@ impl MetricsRender for Prometheus {
 pub async fn run(mut config: NodeConfig, source: Source) -> anyhow::Result<()> {
     telemetry::init_logs(config.log_format);
     let demo_token = security::prepare(&mut config.auth, matches!(source, Source::Demo(_)))?;
+    crate::unsafe_settings::warn_about(&config);
     let metrics = telemetry::prometheus();
     let limits = Arc::new(config.limits.limits()?);
 

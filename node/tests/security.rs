@@ -326,3 +326,53 @@ async fn the_cluster_port_is_loopback_by_default_and_a_weak_cookie_never_listens
         );
     }
 }
+
+/// A node reachable beyond loopback with the defaults says, at start-up, which settings of
+/// the production checklist are still unsafe.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_listening_beyond_loopback_names_each_unsafe_setting() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let config = dir.path().join("wide.toml");
+    std::fs::write(
+        &config,
+        "[cluster]\nbind = \"0.0.0.0\"\ncookie = \"a-long-enough-cluster-cookie\"\n",
+    )
+    .unwrap();
+    let mut node = support::Process::spawn(
+        "sentinel (exposed)",
+        Command::new(env!("CARGO_BIN_EXE_sentinel"))
+            .arg("run")
+            .args(["--http-listen", &format!("0.0.0.0:{port}")])
+            .args(["--config", config.to_str().unwrap()])
+            .arg("--data-dir")
+            .arg(dir.path().join("data"))
+            .env("SENTINEL_AUTH_JWT_SECRET", TEST_JWT_SECRET)
+            .env("RUST_LOG", "info")
+            .env_remove("SENTINEL_CONFIG"),
+        dir.path().join("node.log"),
+    );
+    let ready = format!("http://127.0.0.1:{port}/readyz");
+    eventually(
+        "the exposed node to be ready",
+        Duration::from_secs(60),
+        async || {
+            node.assert_running();
+            let r = reqwest::get(&ready).await.ok()?;
+            r.status().is_success().then_some(())
+        },
+    )
+    .await;
+    let log = node.log_text();
+    for setting in [
+        "tls_cert_file",
+        "[auth] metrics_require_token",
+        "[cluster] tls_cert_file",
+    ] {
+        assert!(
+            log.lines()
+                .any(|l| l.contains("UNSAFE SETTING") && l.contains(setting)),
+            "no warning for {setting}: {log}"
+        );
+    }
+}
