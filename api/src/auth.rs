@@ -442,6 +442,40 @@ impl Authenticator {
     }
 }
 
+/// What it takes to check a caller's credentials again: a long-lived answer (the event stream)
+/// ends once its token expires or its key is revoked. Absent when authentication is disabled.
+#[derive(Clone)]
+pub struct Credentials {
+    auth: Arc<Authenticator>,
+    headers: HeaderMap,
+    query_token: Option<String>,
+}
+
+impl Credentials {
+    /// Keeps only the headers that carry credentials.
+    fn of(auth: &Arc<Authenticator>, headers: &HeaderMap, query_token: Option<&str>) -> Self {
+        let mut kept = HeaderMap::new();
+        for name in [header::AUTHORIZATION.as_str(), "x-api-key"] {
+            if let Some(value) = headers.get(name) {
+                kept.insert(name, value.clone());
+            }
+        }
+        Credentials {
+            auth: Arc::clone(auth),
+            headers: kept,
+            query_token: query_token.map(str::to_owned),
+        }
+    }
+
+    /// Whether they would still be accepted now: not expired, not revoked, same role.
+    pub async fn still_valid(&self, role: Role) -> bool {
+        self.auth
+            .authenticate(&self.headers, self.query_token.as_deref())
+            .await
+            .is_ok_and(|p| p.role == role)
+    }
+}
+
 /// The principal of every request when authentication is disabled.
 fn unauthenticated() -> Principal {
     Principal {
@@ -485,6 +519,10 @@ pub async fn guard(
             Ok(p) if p.role.allows(access) => {
                 if let Err(wait) = auth.limiter.check(&p) {
                     return too_many(wait, "rate limit for this caller reached");
+                }
+                if path == "/v1/stream" {
+                    let credentials = Credentials::of(&auth, request.headers(), query_token);
+                    request.extensions_mut().insert(credentials);
                 }
                 p
             }

@@ -9,11 +9,13 @@
 //! compact `decision` events; everything heavier (reasons with their values) is fetched on
 //! demand from `GET /v1/decisions/{transaction_id}`.
 
+use crate::auth::{Credentials, Principal, Role};
 use crate::ApiState;
 use axum::extract::State;
 use axum::http::header;
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::IntoResponse;
+use axum::Extension;
 use futures::Stream;
 use sentinel_event::{Decision, Outcome};
 use serde_json::json;
@@ -137,12 +139,18 @@ pub async fn icon() -> impl IntoResponse {
 ///   p99_ms, rules, shadow, policy_version, skipped, held_back, ready}`, where `skipped` counts
 ///   the decisions this stream lost by falling behind since it opened.
 ///
-/// The stream ends when the node drains, so an open page never holds a shutdown up.
-#[utoipa::path(get, path = "/v1/stream", tag = "operations", responses((status = 200, description = "Server-sent events: `hello`, then `decision` (review and decline) and `stats` (every second)", content_type = "text/event-stream", body = String)))]
+/// The stream ends when the node drains, so an open page never holds a shutdown up, and, after
+/// an `end` event, when the caller's token expires or its key is revoked (checked every 5 s).
+#[utoipa::path(get, path = "/v1/stream", tag = "operations", responses((status = 200, description = "Server-sent events: `hello`, then `decision` (review and decline) and `stats` (every second); `end` before the stream closes because the caller's token expired or its key was revoked", content_type = "text/event-stream", body = String)))]
 pub async fn stream(
     State(state): State<ApiState>,
+    caller: Option<Extension<Arc<Principal>>>,
+    credentials: Option<Extension<Credentials>>,
 ) -> Sse<impl Stream<Item = Result<Event, Infallible>>> {
-    let session = Session::new(&state);
+    let recheck = credentials
+        .zip(caller)
+        .map(|(Extension(credentials), Extension(caller))| (credentials, caller.role));
+    let session = Session::new(&state, recheck);
     let hello = json!({
         "version": env!("CARGO_PKG_VERSION"),
         "policy_version": state.catalog.policy().rules.version,
@@ -163,10 +171,16 @@ pub async fn stream(
     Sse::new(events).keep_alive(KeepAlive::default())
 }
 
+/// How often an open stream checks that its caller's credentials are still good.
+const RECHECK: Duration = Duration::from_secs(5);
+
 /// One open stream: its subscription and the figures of the current second.
 struct Session {
     feed: broadcast::Receiver<LiveDecision>,
     tick: tokio::time::Interval,
+    /// The caller's credentials and role, checked every [`RECHECK`].
+    credentials: Option<(Credentials, Role)>,
+    recheck: tokio::time::Interval,
     ready: Arc<std::sync::atomic::AtomicBool>,
     window: Window,
     skipped: u64,
@@ -175,14 +189,17 @@ struct Session {
 }
 
 impl Session {
-    fn new(state: &ApiState) -> Session {
+    fn new(state: &ApiState, credentials: Option<(Credentials, Role)>) -> Session {
         let period = Duration::from_secs(1);
         let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
         // A stream held back by a slow client sends one late `stats`, not a burst of them.
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let recheck = tokio::time::interval_at(tokio::time::Instant::now() + RECHECK, RECHECK);
         Session {
             feed: state.live.subscribe(),
             tick,
+            credentials,
+            recheck,
             ready: Arc::clone(&state.ready),
             window: Window::default(),
             skipped: 0,
@@ -210,6 +227,15 @@ impl Session {
                     }
                     Err(broadcast::error::RecvError::Closed) => return None,
                 },
+                _ = self.recheck.tick(), if self.credentials.is_some() => {
+                    let Some((credentials, role)) = &self.credentials else { continue };
+                    if !credentials.still_valid(*role).await {
+                        // Say why, then end; the browser's reconnection gets 401.
+                        self.ending = true;
+                        let why = json!({"reason": "the credentials expired or were revoked"});
+                        return Some(Event::default().event("end").data(why.to_string()));
+                    }
+                }
                 _ = self.tick.tick() => {
                     let ready = self.ready.load(Ordering::Relaxed);
                     let secs = self.last_tick.elapsed().as_secs_f64();

@@ -260,4 +260,6 @@ mod idempotency_tests;
 #[cfg(test)]
 mod request_checks_tests;
 #[cfg(test)]
+mod stream_auth_tests;
+#[cfg(test)]
 mod tests;

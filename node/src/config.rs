@@ -50,6 +50,11 @@ pub struct NodeConfig {
     /// `http_listen` address (any IP address when that is `0.0.0.0`); `["*"]` turns the check
     /// off. Other names get 421, which defeats DNS rebinding.
     pub http_allowed_hosts: Vec<String>,
+    /// API connections served at once; more are closed as soon as they are accepted.
+    pub http_max_connections: usize,
+    /// Seconds between HTTP/2 keep-alive pings; a client that does not answer one within as
+    /// long is disconnected.
+    pub http2_keep_alive_secs: u64,
 }
 
 impl Default for NodeConfig {
@@ -74,6 +79,8 @@ impl Default for NodeConfig {
             request_timeout_secs: 30,
             header_read_timeout_secs: 10,
             http_allowed_hosts: Vec::new(),
+            http_max_connections: 10_000,
+            http2_keep_alive_secs: 20,
         }
     }
 }

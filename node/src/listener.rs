@@ -1,17 +1,23 @@
-//! The API's listener: a request timeout around every handler, and a header read timeout so a
-//! slow client (one byte a minute) cannot hold a connection open; optionally TLS.
+//! The API's listener: a request timeout around every handler; a deadline on the TLS handshake,
+//! the first bytes and every request's headers, so a slow or silent client (one byte a minute,
+//! or only `PRI`) cannot hold a connection open; HTTP/2 keep-alive pings; a cap on open
+//! connections; optionally TLS.
 
+use crate::first_bytes::{self, Prefixed};
 use axum::extract::{ConnectInfo, Request};
-use axum::middleware::Next;
+use axum::middleware::{AddExtension, Next};
 use axum::response::IntoResponse;
 use axum::Router;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto::Builder;
-use hyper_util::server::graceful::GracefulShutdown;
+use hyper_util::server::graceful::{GracefulShutdown, Watcher};
 use hyper_util::service::TowerToHyperService;
+use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::Duration;
+use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpListener;
-use tokio::sync::watch;
+use tokio::sync::{watch, OwnedSemaphorePermit, Semaphore};
 use tokio_rustls::TlsAcceptor;
 use tower::Layer;
 
@@ -34,12 +40,26 @@ pub fn with_request_timeout(router: Router, limit: Duration) -> Router {
     ))
 }
 
-/// Serves `app` until `stop` fires, closing connections whose request headers (or, with `tls`,
-/// TLS handshake) do not arrive within `header_read_timeout`.
+/// Limits on the listener's connections.
+#[derive(Debug, Clone, Copy)]
+pub struct ConnectionLimits {
+    /// Time a client has for its TLS handshake, its first bytes and each request's headers.
+    pub header_read_timeout: Duration,
+    /// Connections served at once; more are closed as soon as they are accepted.
+    pub max_connections: usize,
+    /// Interval of HTTP/2 keep-alive pings; a client that does not answer one within the
+    /// same time is disconnected.
+    pub http2_keep_alive: Duration,
+}
+
+/// The service of one connection: the router, with the peer's address as `ConnectInfo`.
+type Service = TowerToHyperService<AddExtension<Router, ConnectInfo<SocketAddr>>>;
+
+/// Serves `app` until `stop` fires, with `limits` on every connection; optionally over `tls`.
 pub async fn serve(
     listener: TcpListener,
     app: Router,
-    header_read_timeout: Duration,
+    limits: ConnectionLimits,
     tls: Option<TlsAcceptor>,
     mut stop: watch::Receiver<bool>,
 ) {
@@ -47,7 +67,13 @@ pub async fn serve(
     builder
         .http1()
         .timer(TokioTimer::new())
-        .header_read_timeout(header_read_timeout);
+        .header_read_timeout(limits.header_read_timeout);
+    builder
+        .http2()
+        .timer(TokioTimer::new())
+        .keep_alive_interval(Some(limits.http2_keep_alive))
+        .keep_alive_timeout(limits.http2_keep_alive);
+    let slots = Arc::new(Semaphore::new(limits.max_connections.max(1)));
     let graceful = GracefulShutdown::new();
     loop {
         tokio::select! {
@@ -61,37 +87,32 @@ pub async fn serve(
                         continue;
                     }
                 };
+                let Ok(slot) = Arc::clone(&slots).try_acquire_owned() else {
+                    // Closed at once, so the client learns it now rather than waiting in a queue.
+                    metrics::counter!(crate::telemetry::HTTP_CONNECTIONS_REFUSED).increment(1);
+                    drop(stream);
+                    continue;
+                };
                 // The peer's address reaches handlers as `ConnectInfo` (failed-auth limits).
                 let service = TowerToHyperService::new(
                     axum::Extension(ConnectInfo(peer)).layer(app.clone()),
                 );
-                let Some(tls) = &tls else {
-                    let connection = builder
-                        .serve_connection_with_upgrades(TokioIo::new(stream), service)
-                        .into_owned();
-                    let connection = graceful.watch(connection);
-                    tokio::spawn(async move {
-                        // Client resets and header timeouts end here; nothing to report.
-                        let _ = connection.await;
-                    });
-                    continue;
-                };
-                // The handshake runs in the connection's task so a slow client cannot stall
-                // the accept loop; it gets the same limit as the request headers.
                 let (tls, builder, watcher) = (tls.clone(), builder.clone(), graceful.watcher());
+                // Handshake and first bytes run in the connection's task, so a slow client
+                // cannot stall the accept loop.
                 tokio::spawn(async move {
-                    let stream = match tokio::time::timeout(header_read_timeout, tls.accept(stream)).await {
-                        Ok(Ok(stream)) => stream,
-                        Ok(Err(e)) => {
-                            tracing::debug!(error = %e, "TLS handshake failed");
-                            return;
-                        }
-                        Err(_) => return,
-                    };
-                    let connection = builder
-                        .serve_connection_with_upgrades(TokioIo::new(stream), service)
-                        .into_owned();
-                    let _ = watcher.watch(connection).await;
+                    let _open = OpenConnection::new(slot);
+                    let limit = limits.header_read_timeout;
+                    match tls {
+                        None => serve_connection(stream, builder, service, watcher, limit).await,
+                        Some(tls) => match tokio::time::timeout(limit, tls.accept(stream)).await {
+                            Ok(Ok(stream)) => {
+                                serve_connection(stream, builder, service, watcher, limit).await
+                            }
+                            Ok(Err(e)) => tracing::debug!(error = %e, "TLS handshake failed"),
+                            Err(_) => {}
+                        },
+                    }
                 });
             }
             _ = stop.changed() => break,
@@ -103,5 +124,43 @@ pub async fn serve(
         _ = tokio::time::sleep(DRAIN_LIMIT) => {
             tracing::warn!("connections still open after the drain limit; closing them");
         }
+    }
+}
+
+/// Serves one connection once its first bytes arrived within `limit`.
+async fn serve_connection<S>(
+    mut stream: S,
+    builder: Builder<TokioExecutor>,
+    service: Service,
+    watcher: Watcher,
+    limit: Duration,
+) where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let Some(prefix) = first_bytes::read_prefix(&mut stream, limit).await else {
+        return;
+    };
+    let connection = builder
+        .serve_connection_with_upgrades(TokioIo::new(Prefixed::new(prefix, stream)), service)
+        .into_owned();
+    // Client resets and header timeouts end here; nothing to report.
+    let _ = watcher.watch(connection).await;
+}
+
+/// One served connection: holds its slot and counts itself in the open-connections gauge.
+struct OpenConnection {
+    _slot: OwnedSemaphorePermit,
+}
+
+impl OpenConnection {
+    fn new(slot: OwnedSemaphorePermit) -> OpenConnection {
+        metrics::gauge!(crate::telemetry::HTTP_CONNECTIONS_OPEN).increment(1.0);
+        OpenConnection { _slot: slot }
+    }
+}
+
+impl Drop for OpenConnection {
+    fn drop(&mut self) {
+        metrics::gauge!(crate::telemetry::HTTP_CONNECTIONS_OPEN).decrement(1.0);
     }
 }

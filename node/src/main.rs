@@ -10,6 +10,7 @@ mod cluster_view;
 mod decider;
 mod demo;
 mod entity_placement;
+mod first_bytes;
 mod kafka;
 mod label_refresh;
 mod listener;

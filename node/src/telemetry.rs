@@ -42,6 +42,11 @@ pub const LABEL_INDEX_REFRESH_FAILURES: &str = "sentinel_label_index_refresh_fai
 /// Store requests from cluster peers the store host refused (writes scoring does not need).
 pub const STORE_PEER_REFUSALS: &str = "sentinel_store_peer_refusals_total";
 
+/// Gauge: API connections open now.
+pub const HTTP_CONNECTIONS_OPEN: &str = "sentinel_http_connections_open";
+/// Counter: API connections closed on accept because `http_max_connections` were open.
+pub const HTTP_CONNECTIONS_REFUSED: &str = "sentinel_http_connections_refused_total";
+
 /// Latency buckets in seconds: 100 µs to 10 s.
 const LATENCY_BUCKETS: &[f64] = &[
     0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
@@ -233,6 +238,13 @@ fn describe() {
         crate::log_head::LOG_POSITION,
         "Position of the decision log's last entry (the head is logged with its hash)."
     );
+    describe_gauge!(HTTP_CONNECTIONS_OPEN, "API connections open now.");
+    describe_counter!(
+        HTTP_CONNECTIONS_REFUSED,
+        "API connections closed on accept because http_max_connections were open."
+    );
+    metrics::gauge!(HTTP_CONNECTIONS_OPEN).set(0.0);
+    metrics::counter!(HTTP_CONNECTIONS_REFUSED).increment(0);
     metrics::gauge!(LABEL_INDEX_LABELS).set(0.0);
     metrics::counter!(LABEL_INDEX_REFRESH_FAILURES).increment(0);
     for outcome in Outcome::ALL {

@@ -172,3 +172,111 @@ async fn open_metrics_label_rule_hits_with_ids_unless_names_are_configured() {
     let series = "sentinel_rule_hits_total{rule=\"shadow_mule_pattern\",mode=\"shadow\"}";
     assert_eq!(metric_value(&scrape, series), 1.0, "{scrape}");
 }
+
+/// Reads until the server closes the connection (EOF or a reset); `false` if it never does
+/// while the test waits (the test's own limit, not a property under test).
+async fn closed_by_server(socket: &mut tokio::net::TcpStream) -> bool {
+    use tokio::io::AsyncReadExt;
+    let mut buffer = [0u8; 1024];
+    tokio::time::timeout(std::time::Duration::from_secs(60), async {
+        loop {
+            match socket.read(&mut buffer).await {
+                Ok(0) | Err(_) => return true,
+                Ok(_) => {}
+            }
+        }
+    })
+    .await
+    .unwrap_or(false)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn silent_and_half_http2_sockets_are_disconnected() {
+    use tokio::io::AsyncWriteExt;
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("quick.toml");
+    std::fs::write(
+        &config,
+        "header_read_timeout_secs = 1\nhttp2_keep_alive_secs = 1\n",
+    )
+    .unwrap();
+    let node = NodeProcess::start(
+        &dir.path().join("data"),
+        &["--config", config.to_str().unwrap()],
+    )
+    .await;
+    let connect = || tokio::net::TcpStream::connect(&node.http);
+    // Nothing at all.
+    let mut silent = connect().await.unwrap();
+    // The first three bytes of the HTTP/2 preface.
+    let mut pri = connect().await.unwrap();
+    pri.write_all(b"PRI").await.unwrap();
+    // The whole preface and a SETTINGS frame, then silence: the keep-alive ping goes unanswered.
+    let mut h2 = connect().await.unwrap();
+    h2.write_all(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n\0\0\0\x04\0\0\0\0\0")
+        .await
+        .unwrap();
+    for (name, socket) in [("silent", &mut silent), ("PRI", &mut pri), ("h2", &mut h2)] {
+        assert!(
+            closed_by_server(socket).await,
+            "the {name} socket stayed open"
+        );
+    }
+    // Well-behaved clients are unaffected.
+    let status = reqwest::get(node.url("/healthz")).await.unwrap().status();
+    assert_eq!(status, 200);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connections_over_the_cap_are_closed_at_once_and_counted() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("cap.toml");
+    std::fs::write(
+        &config,
+        "http_max_connections = 2\nheader_read_timeout_secs = 60\n",
+    )
+    .unwrap();
+    let node = NodeProcess::start(
+        &dir.path().join("data"),
+        &["--config", config.to_str().unwrap()],
+    )
+    .await;
+    // A kept-alive connection that has been answered once: it holds a slot.
+    let served = async || {
+        let mut socket = tokio::net::TcpStream::connect(&node.http).await.ok()?;
+        let request = format!("GET /healthz HTTP/1.1\r\nHost: {}\r\n\r\n", node.http);
+        socket.write_all(request.as_bytes()).await.ok()?;
+        let mut answer = [0u8; 12];
+        socket.read_exact(&mut answer).await.ok()?;
+        (&answer == b"HTTP/1.1 200").then_some(socket)
+    };
+    let wait = std::time::Duration::from_secs(30);
+    // The start-up probe's connection may still hold a slot for a moment.
+    let _first = support::eventually("a first slot", wait, served).await;
+    let mut second = support::eventually("a second slot", wait, served).await;
+    let mut third = tokio::net::TcpStream::connect(&node.http).await.unwrap();
+    let request = format!("GET /healthz HTTP/1.1\r\nHost: {}\r\n\r\n", node.http);
+    let _ = third.write_all(request.as_bytes()).await;
+    let mut answer = Vec::new();
+    let _ = third.read_to_end(&mut answer).await;
+    assert!(answer.is_empty(), "{}", String::from_utf8_lossy(&answer));
+
+    // A freed slot is taken again, and the refusal was counted.
+    second.shutdown().await.unwrap();
+    drop(second);
+    let client = reqwest::Client::builder()
+        .pool_max_idle_per_host(0)
+        .build()
+        .unwrap();
+    let metrics = support::eventually("a freed slot", wait, async || {
+        let r = client.get(node.url("/metrics")).send().await.ok()?;
+        r.text().await.ok()
+    })
+    .await;
+    assert!(metric_value(&metrics, "sentinel_http_connections_refused_total") >= 1.0);
+    assert_eq!(
+        metric_value(&metrics, "sentinel_http_connections_open"),
+        2.0
+    );
+}
