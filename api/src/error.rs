@@ -5,6 +5,7 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use sentinel_catalog::CatalogError;
 use sentinel_event::{DecisionError, InvalidEvent};
+use sentinel_store::StoreError;
 use serde::Serialize;
 
 /// An API error: a status, a stable machine-readable code, and a message for people.
@@ -273,6 +274,10 @@ impl From<CatalogError> for ApiError {
                 field: Some(field),
                 position: line.zip(column),
             },
+            CatalogError::Store(StoreError::Refused(reason)) => ApiError::conflict(format!(
+                "this node scores with another node's store, which takes changes only through \
+                 its own API ({reason}); make this change on the store host node"
+            )),
             CatalogError::Store(e) => ApiError::internal("catalogue storage failed", e),
         }
     }

@@ -43,6 +43,11 @@ impl Alerting {
         })
     }
 
+    /// No delivery on this node: a cluster peer whose store host delivers the alerts.
+    pub fn idle() -> Self {
+        Alerting { delivery: None }
+    }
+
     /// Stops the delivery actor after its current pass; undelivered alerts stay pending.
     pub async fn stop(self) {
         if let Some((actor, handle)) = self.delivery {

@@ -52,11 +52,16 @@ enum Command {
     /// Mint an HS256 API token from the configured secret (SENTINEL_AUTH_JWT_SECRET or [auth]).
     Token(crate::security::TokenArgs),
     /// Check the tamper-evident decision log of a stopped node's store; exits 1 at the first
-    /// edited, reordered or removed record.
+    /// edited, reordered or removed record, a head that is not the chain's end, a deletion at
+    /// the start no retention declaration covers, or a chain that misses `--expect-head`.
     VerifyLog {
         /// Directory of the (stopped) node's embedded store.
         #[arg(long, env = "SENTINEL_DATA_DIR", default_value = "./data")]
         data_dir: PathBuf,
+        /// A head hash kept outside the store (printed by an earlier `verify-log`, or the
+        /// node's periodic `decision log head` log line): the chain must pass through it.
+        #[arg(long, value_name = "HASH", value_parser = parse_head)]
+        expect_head: Option<[u8; 32]>,
     },
     /// Rewrite a stopped node's embedded store without the space deleted decisions left
     /// (after retention has pruned a lot).
@@ -137,6 +142,15 @@ struct NodeArgs {
     /// Seconds to wait at start-up for the store host before giving up.
     #[arg(long, env = "SENTINEL_STORE_WAIT_SECS")]
     store_wait_secs: Option<u64>,
+    /// Mutual TLS between members: this member's PEM certificate (with the next two).
+    #[arg(long, env = "SENTINEL_CLUSTER_TLS_CERT_FILE")]
+    cluster_tls_cert_file: Option<PathBuf>,
+    /// Mutual TLS between members: this member's PEM private key.
+    #[arg(long, env = "SENTINEL_CLUSTER_TLS_KEY_FILE")]
+    cluster_tls_key_file: Option<PathBuf>,
+    /// Mutual TLS between members: the cluster CA's PEM certificate.
+    #[arg(long, env = "SENTINEL_CLUSTER_TLS_CA_FILE")]
+    cluster_tls_ca_file: Option<PathBuf>,
     #[command(flatten)]
     auth: crate::security::AuthArgs,
 }
@@ -219,6 +233,15 @@ impl NodeArgs {
         if let Some(v) = self.store_wait_secs {
             config.cluster.store_wait_secs = v;
         }
+        if let Some(v) = self.cluster_tls_cert_file {
+            config.cluster.tls_cert_file = Some(v);
+        }
+        if let Some(v) = self.cluster_tls_key_file {
+            config.cluster.tls_key_file = Some(v);
+        }
+        if let Some(v) = self.cluster_tls_ca_file {
+            config.cluster.tls_ca_file = Some(v);
+        }
         Ok(config)
     }
 }
@@ -269,7 +292,10 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Backtest(args) => crate::backtest_cli::run(args).await,
         Command::Train(args) => crate::train_cli::run_train(args).await,
         Command::Evaluate(args) => crate::train_cli::run_evaluate(args).await,
-        Command::VerifyLog { data_dir } => verify_log(&data_dir).await,
+        Command::VerifyLog {
+            data_dir,
+            expect_head,
+        } => verify_log(&data_dir, expect_head).await,
         Command::Compact { data_dir } => compact(&data_dir),
     }
 }
@@ -283,17 +309,28 @@ fn compact(data_dir: &std::path::Path) -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn verify_log(data_dir: &std::path::Path) -> anyhow::Result<()> {
+fn parse_head(text: &str) -> Result<[u8; 32], String> {
+    sentinel_store::chain::parse_hash(text).ok_or_else(|| "expected 64 hex digits".to_owned())
+}
+
+async fn verify_log(
+    data_dir: &std::path::Path,
+    expect_head: Option<[u8; 32]>,
+) -> anyhow::Result<()> {
     let path = data_dir.join("sentinel.redb");
     anyhow::ensure!(path.exists(), "no store at {}", path.display());
     let store = sentinel_store::EmbeddedStore::open(&path)
         .map_err(|e| anyhow::anyhow!("opening {} (stop the node first): {e}", path.display()))?;
-    let report = store.verify_log().await?;
+    let options = sentinel_store::chain::VerifyOptions {
+        expect_head,
+        now: chrono::Utc::now(),
+    };
+    let report = store.verify_log(options).await?;
     println!("{}", serde_json::to_string_pretty(&report)?);
     match report.problem {
         None => {
             eprintln!(
-                "decision log intact: {} records from position {}{}, head {}",
+                "decision log intact: {} records from position {}{}, head {} at position {}{}",
                 report.verified,
                 report.first_seq,
                 if report.first_seq > 1 {
@@ -301,7 +338,13 @@ async fn verify_log(data_dir: &std::path::Path) -> anyhow::Result<()> {
                 } else {
                     ""
                 },
-                report.head
+                report.head,
+                report.head_seq,
+                if expect_head.is_some() {
+                    "; passes through the expected head"
+                } else {
+                    "; keep the head outside this machine and pass it as --expect-head next time"
+                }
             );
             Ok(())
         }

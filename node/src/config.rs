@@ -190,7 +190,8 @@ pub struct ClusterConfig {
     pub port: u16,
     /// Shared secret every node of the cluster must present.
     pub cookie: String,
-    /// Address the cluster listener binds to; absent: every interface.
+    /// Address the cluster listener binds to; absent: loopback (`127.0.0.1`) only. A node that
+    /// listens beyond loopback needs a strong cookie (see [`ClusterConfig::validate`]).
     pub bind: Option<std::net::IpAddr>,
     /// Cluster addresses (`host:port`) of nodes to join; connections are transitive.
     pub seeds: Vec<String>,
@@ -199,6 +200,58 @@ pub struct ClusterConfig {
     pub store_host: Option<String>,
     /// Seconds to wait at start-up for the store host to be reachable before giving up.
     pub store_wait_secs: u64,
+    /// Mutual TLS between members: this member's PEM certificate chain (signed by the CA in
+    /// `tls_ca_file`; its names must include the host other members dial). Set all three
+    /// `tls_*` settings, or none.
+    pub tls_cert_file: Option<std::path::PathBuf>,
+    /// This member's PEM private key.
+    pub tls_key_file: Option<std::path::PathBuf>,
+    /// The cluster's CA (PEM): members accept only peers whose certificate it signed.
+    pub tls_ca_file: Option<std::path::PathBuf>,
+}
+
+/// The cookie every node has until one is configured; refused off loopback.
+pub const DEFAULT_CLUSTER_COOKIE: &str = "sentinel";
+
+/// The shortest cookie accepted on a listener reachable beyond loopback.
+pub const MIN_CLUSTER_COOKIE_LEN: usize = 16;
+
+impl ClusterConfig {
+    /// Whether this node opens its store itself (and serves it to peers), rather than using
+    /// another node's store over the cluster.
+    pub fn owns_store(&self) -> bool {
+        self.store_host
+            .as_ref()
+            .is_none_or(|host| *host == self.node_name)
+    }
+
+    /// The address the cluster listener binds to.
+    pub fn listen_ip(&self) -> std::net::IpAddr {
+        self.bind.unwrap_or(std::net::Ipv4Addr::LOCALHOST.into())
+    }
+
+    /// Refuses a listener reachable beyond loopback that anyone who knows (or guesses) the
+    /// cookie could join: the cookie is all that stands between a peer and the store host.
+    pub fn validate(&self) -> anyhow::Result<()> {
+        if self.listen_ip().is_loopback() {
+            return Ok(());
+        }
+        let why = if self.cookie.is_empty() {
+            "the cluster cookie is empty".to_owned()
+        } else if self.cookie == DEFAULT_CLUSTER_COOKIE {
+            "the cluster cookie is the default `sentinel`".to_owned()
+        } else if self.cookie.chars().count() < MIN_CLUSTER_COOKIE_LEN {
+            format!("the cluster cookie is shorter than {MIN_CLUSTER_COOKIE_LEN} characters")
+        } else {
+            return Ok(());
+        };
+        anyhow::bail!(
+            "refusing to listen for cluster peers on {}: {why}, and anyone who can reach this \
+             port and present it joins the cluster. Set SENTINEL_CLUSTER_COOKIE to a long random \
+             secret (e.g. `openssl rand -hex 32`), or listen on loopback only",
+            self.listen_ip()
+        )
+    }
 }
 
 impl Default for ClusterConfig {
@@ -206,11 +259,14 @@ impl Default for ClusterConfig {
         ClusterConfig {
             node_name: "sentinel-1".into(),
             port: 0,
-            cookie: "sentinel".into(),
+            cookie: DEFAULT_CLUSTER_COOKIE.into(),
             bind: None,
             seeds: Vec::new(),
             store_host: None,
             store_wait_secs: 60,
+            tls_cert_file: None,
+            tls_key_file: None,
+            tls_ca_file: None,
         }
     }
 }

@@ -5,6 +5,7 @@ mod alerts_cli;
 mod backtest_cli;
 mod cli;
 mod cluster;
+mod cluster_tls;
 mod cluster_view;
 mod decider;
 mod demo;
@@ -13,6 +14,7 @@ mod first_bytes;
 mod kafka;
 mod label_refresh;
 mod listener;
+mod log_head;
 mod node;
 mod owner_route;
 mod policy_sync;
@@ -24,6 +26,7 @@ mod stats;
 mod telemetry;
 mod tls;
 mod train_cli;
+mod unsafe_settings;
 
 mod config;
 

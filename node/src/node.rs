@@ -7,7 +7,8 @@ use crate::demo::{self, DemoOptions};
 use crate::kafka::{self, DeadLetter, Publisher};
 use crate::stats::{self, LiveStats};
 use crate::{
-    cluster, cluster_view, listener, policy_sync, remote_store, retention, security, telemetry,
+    cluster, cluster_view, listener, log_head, policy_sync, remote_store, retention, security,
+    telemetry,
 };
 use anyhow::Context;
 use sentinel_actors::{PolicyDef, Scorer};
@@ -40,11 +41,12 @@ impl MetricsRender for Prometheus {
 pub async fn run(mut config: NodeConfig, source: Source) -> anyhow::Result<()> {
     telemetry::init_logs(config.log_format);
     let demo_token = security::prepare(&mut config.auth, matches!(source, Source::Demo(_)))?;
+    crate::unsafe_settings::warn_about(&config);
     let metrics = telemetry::prometheus();
     let limits = Arc::new(config.limits.limits()?);
 
     let cluster_node = cluster::start(&config.cluster).await?;
-    let store = remote_store::open(&config, open_store(&config)).await?;
+    let store = remote_store::open(&config, &cluster_node, open_store(&config)).await?;
     let seed = match &config.policy_file {
         Some(path) => {
             let text = std::fs::read_to_string(path)
@@ -62,6 +64,10 @@ pub async fn run(mut config: NodeConfig, source: Source) -> anyhow::Result<()> {
             .context("loading the rule catalogue")?,
     );
     crate::startup_model::install(&catalog, &config.model).await?;
+    // Peers join once the catalogue and model are in place: they may read them, never seed them.
+    if config.cluster.owns_store() {
+        remote_store::serve_store(&config.cluster.node_name, Arc::clone(&store)).await?;
+    }
     let label_refresh = crate::label_refresh::start(Arc::clone(&catalog), &config.model).await?;
     let policy = catalog.policy();
     if config.policy_file.is_some() && policy.rules.version > 1 {
@@ -75,7 +81,11 @@ pub async fn run(mut config: NodeConfig, source: Source) -> anyhow::Result<()> {
     let alert_routing = alerting::routing(&config.alerts)?;
     let writer =
         Writer::start_with_alerts(Arc::clone(&store), WriterConfig::default(), alert_routing);
-    let alerting = Alerting::start(&config.alerts, Arc::clone(&store)).await?;
+    // The node that owns the store delivers the alerts in its outbox (peers may not move them).
+    let alerting = match config.cluster.owns_store() {
+        true => Alerting::start(&config.alerts, Arc::clone(&store)).await?,
+        false => Alerting::idle(),
+    };
     let scorer = Scorer::start(writer.clone(), policy, scorer_config)
         .await
         .context("starting the user actors")?;
@@ -85,7 +95,7 @@ pub async fn run(mut config: NodeConfig, source: Source) -> anyhow::Result<()> {
         Arc::clone(&catalog),
         scorer.clone(),
         applied_tx,
-        config.cluster.store_host.is_none(),
+        config.cluster.owns_store(),
     ));
     let policy_sync = policy_sync::run(Arc::clone(&catalog)).await?;
 
@@ -122,7 +132,10 @@ pub async fn run(mut config: NodeConfig, source: Source) -> anyhow::Result<()> {
         Arc::clone(&store),
         Duration::from_secs(config.idempotency_retention_secs),
     ));
-    let idempotency_expiry = tokio::spawn(expire_idempotency_keys(Arc::clone(&idempotency)));
+    let idempotency_expiry = config
+        .cluster
+        .owns_store()
+        .then(|| tokio::spawn(expire_idempotency_keys(Arc::clone(&idempotency))));
     let api = sentinel_api::app(ApiContext {
         decider: Arc::clone(&decider) as Arc<dyn sentinel_api::Decider>,
         store: Arc::clone(&store),
@@ -273,7 +286,9 @@ pub async fn run(mut config: NodeConfig, source: Source) -> anyhow::Result<()> {
     label_refresh.abort();
     node_info.stop(None);
     owner_gate.stop(None);
-    idempotency_expiry.abort();
+    if let Some(expiry) = idempotency_expiry {
+        expiry.abort();
+    }
     cluster_node.stop(None);
     tracing::info!(passivated, "stopped cleanly");
     Ok(())
@@ -290,6 +305,7 @@ async fn open_store(config: &NodeConfig) -> anyhow::Result<Arc<dyn Store>> {
             if config.store.retention_days > 0 {
                 tokio::spawn(retention::run(store.clone(), config.store.retention_days));
             }
+            tokio::spawn(log_head::run(store.clone()));
             Arc::new(store)
         }
         StoreBackend::Scylla => {

@@ -5,17 +5,26 @@
 //! through a [`StoreHost`] actor in the process group [`group_for`]`(host)`, and every other
 //! node uses a [`RemoteStore`] that calls that actor. Production clusters use a shared
 //! database (ScyllaDB) instead; this is the nearest honest thing on one machine.
+//!
+//! A peer is trusted with what scoring needs and nothing more ([`peer_refusal`]): it may
+//! read, store decisions, snapshots and the alerts they owe, and remember idempotent answers;
+//! it may not write API keys, audit entries, rules, lists, labels or models, and may not
+//! delete anything. Those changes are made through the store host's own API. A peer finds the
+//! host by the host's configured node name, never by whichever member joined the group first.
 
 use crate::config::NodeConfig;
 use async_trait::async_trait;
 use ractor::{pg, Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
-use ractor_cluster::RactorClusterMessage;
+use ractor_cluster::{NodeServerMessage, RactorClusterMessage};
 use sentinel_event::Decision;
 use sentinel_store::{
     DayCursor, RecordGuard, RecordKind, RecordWrite, RestorePoint, Store, StoreError, UserSnapshot,
     WriteOp, WriteResult,
 };
-use serde::{Deserialize, Serialize};
+use wire::{Bytes, Page, RecordValue, StoreReply, StoreRequest, FRAME_BUDGET, INLINE_RECORD};
+
+mod wire;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -32,75 +41,23 @@ pub enum StoreMessage {
     Call(Vec<u8>, RpcReplyPort<Vec<u8>>),
 }
 
-/// One [`Store`] method call.
-#[derive(Serialize, Deserialize)]
-enum StoreRequest {
-    WriteBatch(Vec<WriteOp>),
-    Decision(String),
-    DecisionsForUser {
-        user_id: String,
-        after_seq: u64,
-        limit: usize,
-    },
-    DecisionsByDay {
-        day: u32,
-        after: Option<DayCursor>,
-        limit: usize,
-    },
-    Snapshot(String),
-    RestorePoint {
-        user_id: String,
-        limit: usize,
-    },
-    DecisionCount,
-    PutRecords(Vec<RecordWrite>),
-    PutRecordsIf(RecordGuard, Vec<RecordWrite>),
-    Record {
-        kind: RecordKind,
-        key: String,
-    },
-    ScanRecords {
-        kind: RecordKind,
-        prefix: String,
-        after: Option<String>,
-        limit: usize,
-    },
-}
-
-/// The outcome of one [`StoreRequest`].
-#[derive(Serialize, Deserialize)]
-enum StoreReply {
-    Written(Vec<WriteResult>),
-    Decision(Option<Decision>),
-    Decisions(Vec<Decision>),
-    Snapshot(Option<UserSnapshot>),
-    RestorePoint(RestorePoint),
-    Count(u64),
-    Done,
-    Applied(bool),
-    Record(Option<Vec<u8>>),
-    Records(Vec<(String, Vec<u8>)>),
-    Failed(String),
-}
-
 /// The store this node uses: the one served by `[cluster] store_host` when that is another
-/// node; otherwise the store `open_local` opens (embedded or ScyllaDB), which this node also
-/// serves to the cluster under its node name.
+/// node (found through `node_server`'s sessions); otherwise the store `open_local` opens
+/// (embedded or ScyllaDB), which the caller serves to the cluster with [`serve_store`] once
+/// its catalogue is seeded.
 pub async fn open(
     config: &NodeConfig,
+    node_server: &ActorRef<NodeServerMessage>,
     open_local: impl std::future::Future<Output = anyhow::Result<Arc<dyn Store>>>,
 ) -> anyhow::Result<Arc<dyn Store>> {
-    if let Some(host) = &config.cluster.store_host {
-        if *host != config.cluster.node_name {
-            return Ok(Arc::new(
-                RemoteStore::connect(host, Duration::from_secs(config.cluster.store_wait_secs))
-                    .await?,
-            ));
+    if !config.cluster.owns_store() {
+        if let Some(host) = &config.cluster.store_host {
+            let wait = Duration::from_secs(config.cluster.store_wait_secs);
+            let remote = RemoteStore::connect(host, Some(node_server.clone()), wait).await?;
+            return Ok(Arc::new(remote));
         }
     }
-    let store = open_local.await?;
-    serve_store(&config.cluster.node_name, Arc::clone(&store)).await?;
-    Ok(store)
+    open_local.await
 }
 
 /// Serves a local store to the cluster.
@@ -130,9 +87,16 @@ impl Actor for StoreHost {
         let store = Arc::clone(store);
         tokio::spawn(async move {
             let answer = match serde_json::from_slice::<StoreRequest>(&request) {
-                Ok(request) => serve(&*store, request)
-                    .await
-                    .unwrap_or_else(|e| StoreReply::Failed(e.to_string())),
+                Ok(request) => match peer_refusal(&request) {
+                    Some(reason) => {
+                        metrics::counter!(crate::telemetry::STORE_PEER_REFUSALS).increment(1);
+                        tracing::warn!(%reason, "refused a cluster peer's store request");
+                        StoreReply::Refused(reason)
+                    }
+                    None => serve(&*store, request)
+                        .await
+                        .unwrap_or_else(|e| StoreReply::Failed(e.to_string())),
+                },
                 Err(e) => StoreReply::Failed(format!("undecodable store request: {e}")),
             };
             match serde_json::to_vec(&answer) {
@@ -146,8 +110,57 @@ impl Actor for StoreHost {
     }
 }
 
-/// Starts the store host actor for `node_name` and joins it to its process group.
-async fn serve_store(node_name: &str, store: Arc<dyn Store>) -> anyhow::Result<()> {
+/// Why a peer may not make `request`, if it may not: peers get what scoring needs (reads,
+/// decisions with the alerts they owe, snapshots, idempotent answers), never a delete, an API
+/// key, an audit entry or a catalogue change.
+fn peer_refusal(request: &StoreRequest) -> Option<String> {
+    match request {
+        StoreRequest::WriteBatch(ops) => ops.iter().find_map(|op| match op {
+            WriteOp::DecisionWithRecords(_, records) => records.iter().find_map(|record| {
+                (record.kind != RecordKind::AlertOutbox || record.value.is_none()).then(|| {
+                    format!(
+                        "a decision may carry only new alert outbox entries, not {} `{}`",
+                        record.kind.as_str(),
+                        record.key
+                    )
+                })
+            }),
+            WriteOp::Decision(_) | WriteOp::Snapshot(_) => None,
+        }),
+        StoreRequest::PutRecords(writes) => writes.iter().find_map(|write| match write {
+            RecordWrite { value: None, .. } => Some(format!(
+                "peers may not delete ({} `{}`)",
+                write.kind.as_str(),
+                write.key
+            )),
+            RecordWrite {
+                kind: RecordKind::Idempotency,
+                ..
+            } => None,
+            _ => Some(format!(
+                "peers may not write {} records",
+                write.kind.as_str()
+            )),
+        }),
+        StoreRequest::PutRecordsIf(guard, _) => Some(format!(
+            "peers may not publish catalogue changes ({})",
+            guard.kind.as_str()
+        )),
+        StoreRequest::Decision(_)
+        | StoreRequest::DecisionsForUser { .. }
+        | StoreRequest::DecisionsByDay { .. }
+        | StoreRequest::Snapshot(_)
+        | StoreRequest::RestorePoint { .. }
+        | StoreRequest::DecisionCount
+        | StoreRequest::Record { .. }
+        | StoreRequest::RecordPart { .. }
+        | StoreRequest::ScanRecords { .. } => None,
+    }
+}
+
+/// Starts the store host actor for `node_name` and joins it to its process group, so the
+/// cluster's other members can use `store`.
+pub async fn serve_store(node_name: &str, store: Arc<dyn Store>) -> anyhow::Result<()> {
     let (actor, _) = Actor::spawn(None, StoreHost, store)
         .await
         .map_err(|e| anyhow::anyhow!("starting the store host actor: {e}"))?;
@@ -155,6 +168,7 @@ async fn serve_store(node_name: &str, store: Arc<dyn Store>) -> anyhow::Result<(
     Ok(())
 }
 
+/// Runs one request against the host's store; lists come back in pages that fit a frame.
 async fn serve(store: &dyn Store, request: StoreRequest) -> Result<StoreReply, StoreError> {
     Ok(match request {
         StoreRequest::WriteBatch(ops) => StoreReply::Written(store.write_batch(ops).await?),
@@ -163,13 +177,22 @@ async fn serve(store: &dyn Store, request: StoreRequest) -> Result<StoreReply, S
             user_id,
             after_seq,
             limit,
-        } => StoreReply::Decisions(store.decisions_for_user(&user_id, after_seq, limit).await?),
+        } => {
+            let decisions = store.decisions_for_user(&user_id, after_seq, limit).await?;
+            StoreReply::Decisions(Page::cut(decisions, FRAME_BUDGET))
+        }
         StoreRequest::DecisionsByDay { day, after, limit } => {
-            StoreReply::Decisions(store.decisions_by_day(day, after, limit).await?)
+            let decisions = store.decisions_by_day(day, after, limit).await?;
+            StoreReply::Decisions(Page::cut(decisions, FRAME_BUDGET))
         }
         StoreRequest::Snapshot(user_id) => StoreReply::Snapshot(store.snapshot(&user_id).await?),
         StoreRequest::RestorePoint { user_id, limit } => {
-            StoreReply::RestorePoint(store.restore_point(&user_id, limit).await?)
+            let point = store.restore_point(&user_id, limit).await?;
+            let snapshot_bytes = point.snapshot.as_ref().map_or(0, |s| s.state.len() * 4);
+            StoreReply::RestorePoint {
+                decisions: Page::cut(point.decisions, FRAME_BUDGET.saturating_sub(snapshot_bytes)),
+                snapshot: point.snapshot,
+            }
         }
         StoreRequest::DecisionCount => StoreReply::Count(store.decision_count().await?),
         StoreRequest::PutRecords(writes) => {
@@ -179,35 +202,73 @@ async fn serve(store: &dyn Store, request: StoreRequest) -> Result<StoreReply, S
         StoreRequest::PutRecordsIf(guard, writes) => {
             StoreReply::Applied(store.put_records_if(guard, writes).await?)
         }
-        StoreRequest::Record { kind, key } => StoreReply::Record(store.record(kind, &key).await?),
+        StoreRequest::Record { kind, key } => {
+            StoreReply::Record(RecordValue::of(store.record(kind, &key).await?))
+        }
+        StoreRequest::RecordPart {
+            kind,
+            key,
+            offset,
+            len,
+        } => {
+            let value = store.record(kind, &key).await?.unwrap_or_default();
+            let start = usize::try_from(offset)
+                .unwrap_or(usize::MAX)
+                .min(value.len());
+            let len = usize::try_from(len)
+                .unwrap_or(usize::MAX)
+                .min(INLINE_RECORD);
+            let end = start.saturating_add(len).min(value.len());
+            StoreReply::RecordPart(Bytes(value[start..end].to_vec()))
+        }
         StoreRequest::ScanRecords {
             kind,
             prefix,
             after,
             limit,
-        } => StoreReply::Records(
-            store
+        } => {
+            let records = store
                 .scan_records(kind, &prefix, after.as_deref(), limit)
-                .await?,
-        ),
+                .await?
+                .into_iter()
+                .map(|(key, value)| (key, RecordValue::of(Some(value))))
+                .collect();
+            StoreReply::Records(Page::cut(records, FRAME_BUDGET))
+        }
     })
 }
 
 /// A [`Store`] whose every call goes to the store host node's actor.
 pub struct RemoteStore {
     group: String,
+    /// The configured store host's node name: its actor is the only member used.
+    host: String,
+    /// This node's cluster server, asked which session is the host's; `None` in the
+    /// single-process tests, where the host actor is local.
+    node_server: Option<ActorRef<NodeServerMessage>>,
+    /// The cluster node id of the host's session, once known (`u64::MAX`: not yet).
+    host_node: AtomicU64,
     timeout: Duration,
 }
 
+const UNKNOWN_NODE: u64 = u64::MAX;
+
 impl RemoteStore {
     /// Waits (up to `wait`) until the store host `host` is reachable through the cluster.
-    pub async fn connect(host: &str, wait: Duration) -> anyhow::Result<RemoteStore> {
+    pub async fn connect(
+        host: &str,
+        node_server: Option<ActorRef<NodeServerMessage>>,
+        wait: Duration,
+    ) -> anyhow::Result<RemoteStore> {
         let store = RemoteStore {
             group: group_for(host),
+            host: host.to_owned(),
+            node_server,
+            host_node: AtomicU64::new(UNKNOWN_NODE),
             timeout: Duration::from_secs(30),
         };
         let deadline = Instant::now() + wait;
-        while store.host().is_none() {
+        while store.host_actor().await.is_none() {
             anyhow::ensure!(
                 Instant::now() < deadline,
                 "the store host node `{host}` did not join the cluster within {wait:?}; \
@@ -219,20 +280,63 @@ impl RemoteStore {
         Ok(store)
     }
 
-    fn host(&self) -> Option<ActorRef<StoreMessage>> {
-        pg::get_members(&self.group)
-            .into_iter()
-            .next()
-            .map(ActorRef::from)
+    /// The store actor of the node named `host`: a member of the group on another node is
+    /// used only when that node's session carries the configured name.
+    async fn host_actor(&self) -> Option<ActorRef<StoreMessage>> {
+        let members = pg::get_members(&self.group);
+        let Some(server) = &self.node_server else {
+            return members
+                .into_iter()
+                .find(|m| m.get_id().is_local())
+                .map(ActorRef::from);
+        };
+        let on_node = |node: u64| {
+            members
+                .iter()
+                .find(|m| !m.get_id().is_local() && m.get_id().node() == node)
+                .cloned()
+                .map(ActorRef::from)
+        };
+        let known = self.host_node.load(Ordering::Relaxed);
+        if known != UNKNOWN_NODE {
+            if let Some(actor) = on_node(known) {
+                return Some(actor);
+            }
+        }
+        let ractor::rpc::CallResult::Success(sessions) = server
+            .call(NodeServerMessage::GetSessions, Some(Duration::from_secs(5)))
+            .await
+            .ok()?
+        else {
+            return None;
+        };
+        let node = sessions.values().find_map(|session| {
+            let name = session.peer_name.as_ref()?;
+            // ractor_cluster names a node `node_name@hostname`.
+            let node_name = name
+                .name
+                .split_once('@')
+                .map_or(name.name.as_str(), |(n, _)| n);
+            (node_name == self.host).then_some(session.node_id)
+        })?;
+        self.host_node.store(node, Ordering::Relaxed);
+        on_node(node)
     }
 
     async fn call(&self, request: StoreRequest) -> Result<StoreReply, StoreError> {
-        let host = self.host().ok_or_else(|| {
-            StoreError::Backend(format!("store host unreachable (group {})", self.group))
-        })?;
         let bytes = serde_json::to_vec(&request).map_err(|e| StoreError::Backend(e.to_string()))?;
+        self.call_encoded(bytes).await
+    }
+
+    async fn call_encoded(&self, request: Vec<u8>) -> Result<StoreReply, StoreError> {
+        let host = self.host_actor().await.ok_or_else(|| {
+            StoreError::Backend(format!("store host `{}` unreachable", self.host))
+        })?;
         let answer = host
-            .call(|reply| StoreMessage::Call(bytes, reply), Some(self.timeout))
+            .call(
+                |reply| StoreMessage::Call(request, reply),
+                Some(self.timeout),
+            )
             .await
             .map_err(|e| StoreError::Backend(format!("store host: {e}")))?;
         let bytes = match answer {
@@ -246,38 +350,97 @@ impl RemoteStore {
         };
         match serde_json::from_slice(&bytes) {
             Ok(StoreReply::Failed(reason)) => Err(StoreError::Backend(reason)),
+            Ok(StoreReply::Refused(reason)) => Err(StoreError::Refused(reason)),
             Ok(reply) => Ok(reply),
             Err(e) => Err(StoreError::Backend(format!("undecodable store reply: {e}"))),
         }
     }
+
+    /// A user's decisions after `after_seq`, page by page, up to `limit`.
+    async fn user_pages(
+        &self,
+        user_id: &str,
+        mut after_seq: u64,
+        limit: usize,
+        mut out: Vec<Decision>,
+    ) -> Result<Vec<Decision>, StoreError> {
+        while out.len() < limit {
+            let request = StoreRequest::DecisionsForUser {
+                user_id: user_id.to_owned(),
+                after_seq,
+                limit: limit - out.len(),
+            };
+            let page = match self.call(request).await? {
+                StoreReply::Decisions(page) => page,
+                other => return Err(unexpected(other)),
+            };
+            out.extend(page.items);
+            match out.last() {
+                Some(last) if page.more => after_seq = last.user_seq,
+                _ => break,
+            }
+        }
+        Ok(out)
+    }
+
+    /// A record's value, read in parts when it is too large for one frame.
+    async fn value(
+        &self,
+        kind: RecordKind,
+        key: &str,
+        value: RecordValue,
+    ) -> Result<Option<Vec<u8>>, StoreError> {
+        let total = match value {
+            RecordValue::Absent => return Ok(None),
+            RecordValue::Inline(bytes) => return Ok(Some(bytes.0)),
+            RecordValue::TooLarge(total) => total,
+        };
+        let mut out = Vec::with_capacity(usize::try_from(total).unwrap_or(0));
+        while (out.len() as u64) < total {
+            let request = StoreRequest::RecordPart {
+                kind,
+                key: key.to_owned(),
+                offset: out.len() as u64,
+                len: INLINE_RECORD as u64,
+            };
+            match self.call(request).await? {
+                StoreReply::RecordPart(part) if !part.0.is_empty() => out.extend(part.0),
+                // The record shrank or vanished between parts: read it again from the start.
+                StoreReply::RecordPart(_) => {
+                    return Err(StoreError::Backend(format!(
+                        "{} `{key}` changed while it was read",
+                        kind.as_str()
+                    )))
+                }
+                other => return Err(unexpected(other)),
+            }
+        }
+        Ok(Some(out))
+    }
 }
 
 fn unexpected(reply: StoreReply) -> StoreError {
-    let kind = match reply {
-        StoreReply::Written(_) => "written",
-        StoreReply::Decision(_) => "decision",
-        StoreReply::Decisions(_) => "decisions",
-        StoreReply::Snapshot(_) => "snapshot",
-        StoreReply::RestorePoint(_) => "restore point",
-        StoreReply::Count(_) => "count",
-        StoreReply::Done => "done",
-        StoreReply::Applied(_) => "applied",
-        StoreReply::Record(_) => "record",
-        StoreReply::Records(_) => "records",
-        StoreReply::Failed(_) => "failed",
-    };
     StoreError::Backend(format!(
-        "store host answered with the wrong kind of reply: {kind}"
+        "store host answered with the wrong kind of reply: {}",
+        reply.kind()
     ))
 }
 
 #[async_trait]
 impl Store for RemoteStore {
     async fn write_batch(&self, ops: Vec<WriteOp>) -> Result<Vec<WriteResult>, StoreError> {
-        match self.call(StoreRequest::WriteBatch(ops)).await? {
-            StoreReply::Written(results) => Ok(results),
-            other => Err(unexpected(other)),
+        // Frames commit one after the other: a failure part-way leaves the earlier ones
+        // stored, and the writer's retry finds those decisions already decided.
+        let frames =
+            wire::write_batch_frames(&ops).map_err(|e| StoreError::Backend(e.to_string()))?;
+        let mut results = Vec::with_capacity(ops.len());
+        for (frame, count) in frames {
+            match self.call_encoded(frame).await? {
+                StoreReply::Written(written) if written.len() == count => results.extend(written),
+                other => return Err(unexpected(other)),
+            }
         }
+        Ok(results)
     }
 
     async fn decision(&self, transaction_id: &str) -> Result<Option<Decision>, StoreError> {
@@ -296,15 +459,7 @@ impl Store for RemoteStore {
         after_seq: u64,
         limit: usize,
     ) -> Result<Vec<Decision>, StoreError> {
-        let request = StoreRequest::DecisionsForUser {
-            user_id: user_id.to_owned(),
-            after_seq,
-            limit,
-        };
-        match self.call(request).await? {
-            StoreReply::Decisions(d) => Ok(d),
-            other => Err(unexpected(other)),
-        }
+        self.user_pages(user_id, after_seq, limit, Vec::new()).await
     }
 
     async fn decisions_by_day(
@@ -313,13 +468,30 @@ impl Store for RemoteStore {
         after: Option<DayCursor>,
         limit: usize,
     ) -> Result<Vec<Decision>, StoreError> {
-        match self
-            .call(StoreRequest::DecisionsByDay { day, after, limit })
-            .await?
-        {
-            StoreReply::Decisions(d) => Ok(d),
-            other => Err(unexpected(other)),
+        let mut out: Vec<Decision> = Vec::new();
+        let mut after = after;
+        while out.len() < limit {
+            let request = StoreRequest::DecisionsByDay {
+                day,
+                after: after.clone(),
+                limit: limit - out.len(),
+            };
+            let page = match self.call(request).await? {
+                StoreReply::Decisions(page) => page,
+                other => return Err(unexpected(other)),
+            };
+            out.extend(page.items);
+            match out.last() {
+                Some(last) if page.more => {
+                    after = Some(DayCursor {
+                        decided_us: last.decided_at.timestamp_micros(),
+                        transaction_id: last.transaction_id.clone(),
+                    })
+                }
+                _ => break,
+            }
         }
+        Ok(out)
     }
 
     async fn snapshot(&self, user_id: &str) -> Result<Option<UserSnapshot>, StoreError> {
@@ -337,10 +509,24 @@ impl Store for RemoteStore {
             user_id: user_id.to_owned(),
             limit,
         };
-        match self.call(request).await? {
-            StoreReply::RestorePoint(p) => Ok(p),
-            other => Err(unexpected(other)),
-        }
+        let (snapshot, page) = match self.call(request).await? {
+            StoreReply::RestorePoint {
+                snapshot,
+                decisions,
+            } => (snapshot, decisions),
+            other => return Err(unexpected(other)),
+        };
+        let decisions = match page.items.last() {
+            Some(last) if page.more => {
+                let after = last.user_seq;
+                self.user_pages(user_id, after, limit, page.items).await?
+            }
+            _ => page.items,
+        };
+        Ok(RestorePoint {
+            snapshot,
+            decisions,
+        })
     }
 
     async fn decision_count(&self) -> Result<u64, StoreError> {
@@ -376,7 +562,7 @@ impl Store for RemoteStore {
             key: key.to_owned(),
         };
         match self.call(request).await? {
-            StoreReply::Record(r) => Ok(r),
+            StoreReply::Record(value) => self.value(kind, key, value).await,
             other => Err(unexpected(other)),
         }
     }
@@ -388,16 +574,33 @@ impl Store for RemoteStore {
         after: Option<&str>,
         limit: usize,
     ) -> Result<Vec<(String, Vec<u8>)>, StoreError> {
-        let request = StoreRequest::ScanRecords {
-            kind,
-            prefix: prefix.to_owned(),
-            after: after.map(str::to_owned),
-            limit,
-        };
-        match self.call(request).await? {
-            StoreReply::Records(r) => Ok(r),
-            other => Err(unexpected(other)),
+        let mut out = Vec::new();
+        let mut after = after.map(str::to_owned);
+        while out.len() < limit {
+            let request = StoreRequest::ScanRecords {
+                kind,
+                prefix: prefix.to_owned(),
+                after: after.clone(),
+                limit: limit - out.len(),
+            };
+            let page = match self.call(request).await? {
+                StoreReply::Records(page) => page,
+                other => return Err(unexpected(other)),
+            };
+            let more = page.more;
+            let mut last_key = None;
+            for (key, value) in page.items {
+                if let Some(value) = self.value(kind, &key, value).await? {
+                    out.push((key.clone(), value));
+                }
+                last_key = Some(key);
+            }
+            match last_key {
+                Some(last) if more => after = Some(last),
+                _ => break,
+            }
         }
+        Ok(out)
     }
 }
 
@@ -405,36 +608,172 @@ impl Store for RemoteStore {
 mod tests {
     use super::*;
 
-    /// Every `Store` call through the host actor and the wire format (JSON requests and
-    /// replies) behaves like the backend it serves. The actors share this process here; the
+    async fn served(host: &str) -> (tempfile::TempDir, Arc<dyn Store>, Arc<dyn Store>) {
+        let dir = tempfile::tempdir().unwrap();
+        let local: Arc<dyn Store> =
+            Arc::new(sentinel_store::EmbeddedStore::open(&dir.path().join("c.redb")).unwrap());
+        serve_store(host, Arc::clone(&local)).await.unwrap();
+        let remote = RemoteStore::connect(host, None, Duration::from_secs(5))
+            .await
+            .unwrap();
+        (dir, local, Arc::new(remote))
+    }
+
+    /// What scoring needs behaves through the host actor and the wire format (JSON requests
+    /// and replies) like the backend it serves. The actors share this process here; the
     /// cluster tests cover the same calls between processes.
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn a_served_store_passes_the_conformance_suite() {
-        let dirs = std::sync::Mutex::new(Vec::new());
-        let hosts = std::sync::atomic::AtomicUsize::new(0);
-        sentinel_store::conformance::run_all(|| {
-            let dir = tempfile::tempdir().unwrap();
-            let local: Arc<dyn Store> =
-                Arc::new(sentinel_store::EmbeddedStore::open(&dir.path().join("c.redb")).unwrap());
-            dirs.lock().unwrap().push(dir);
-            let host = format!(
-                "conformance-{}",
-                hosts.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
-            );
-            async move {
-                serve_store(&host, local).await.unwrap();
-                let remote = RemoteStore::connect(&host, Duration::from_secs(5))
-                    .await
-                    .unwrap();
-                Arc::new(remote) as Arc<dyn Store>
-            }
-        })
-        .await;
+    async fn a_served_store_scores_like_its_backend() {
+        use sentinel_store::conformance;
+        let (_a, _, remote) = served("conformance-a").await;
+        conformance::decisions_are_immutable_and_indexed(remote).await;
+        let (_b, _, remote) = served("conformance-b").await;
+        conformance::writer_acknowledges_after_commit_and_reports_duplicates(remote).await;
+        let (_c, _, remote) = served("conformance-c").await;
+        conformance::concurrent_writers_store_each_decision_once(remote).await;
+    }
+
+    /// A peer that forges requests (an admin API key, an audit entry, a rule, a delete, a
+    /// decision smuggling a record) is refused, and nothing reaches the host's store.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_peer_cannot_write_keys_audit_or_rules_nor_delete() {
+        let (_dir, local, remote) = served("guarded").await;
+        let put = |kind, key: &str| RecordWrite {
+            kind,
+            key: key.to_owned(),
+            value: Some(b"{\"role\":\"admin\"}".to_vec()),
+        };
+        local
+            .put_records(vec![put(RecordKind::Audit, "00000000000000000001-000001")])
+            .await
+            .unwrap();
+        for write in [
+            put(RecordKind::ApiKey, "mallory"),
+            put(RecordKind::Audit, "00000000000000000002-000001"),
+            put(RecordKind::RuleHead, "disable_everything"),
+            put(RecordKind::Label, "txn-1"),
+            RecordWrite {
+                kind: RecordKind::Audit,
+                key: "00000000000000000001-000001".into(),
+                value: None,
+            },
+        ] {
+            let what = format!("{} {}", write.kind.as_str(), write.key);
+            let err = remote.put_records(vec![write]).await.expect_err(&what);
+            assert!(matches!(err, StoreError::Refused(_)), "{what}: {err}");
+        }
+        let guard = RecordGuard {
+            kind: RecordKind::PolicyVersion,
+            key: "head".into(),
+            expected: None,
+        };
+        let err = remote
+            .put_records_if(guard, vec![put(RecordKind::PolicyVersion, "head")])
+            .await
+            .expect_err("a catalogue publish");
+        assert!(matches!(err, StoreError::Refused(_)), "{err}");
+        let smuggled = WriteOp::DecisionWithRecords(
+            Arc::new(sentinel_store::conformance::decision("t-1", "u-1", 1, 0)),
+            vec![put(RecordKind::ApiKey, "mallory")],
+        );
+        let err = remote
+            .write_batch(vec![smuggled])
+            .await
+            .expect_err("a smuggled key");
+        assert!(matches!(err, StoreError::Refused(_)), "{err}");
+
+        assert_eq!(
+            local.record(RecordKind::ApiKey, "mallory").await.unwrap(),
+            None
+        );
+        assert_eq!(local.decision("t-1").await.unwrap(), None);
+        let audit = local
+            .scan_records(RecordKind::Audit, "", None, 10)
+            .await
+            .unwrap();
+        assert_eq!(audit.len(), 1, "the audit entry is still there, and alone");
+        // What scoring needs still works: an idempotent answer and reads.
+        remote
+            .put_records(vec![put(RecordKind::Idempotency, "caller-key")])
+            .await
+            .unwrap();
+        assert!(remote
+            .record(RecordKind::Idempotency, "caller-key")
+            .await
+            .unwrap()
+            .is_some());
+    }
+
+    /// Lists and records far larger than a frame come back whole, in pages and parts.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn large_batches_lists_and_records_cross_in_frames() {
+        let (_dir, local, remote) = served("frames").await;
+        let heavy = |i: u64| {
+            let mut d = sentinel_store::conformance::decision(&format!("h{i}"), "heavy", i, 0);
+            let mut event = (*d.event).clone();
+            let mut metadata = serde_json::Map::new();
+            metadata.insert("note".into(), "x".repeat(60 * 1024).into());
+            event.metadata = Some(metadata);
+            d.event = Arc::new(event);
+            WriteOp::Decision(Arc::new(d))
+        };
+        // 300 decisions of ~60 KiB: about 18 MiB, over the 16 MiB frame limit in one piece.
+        let ops: Vec<WriteOp> = (1..=300).map(heavy).collect();
+        let results = remote.write_batch(ops).await.unwrap();
+        assert_eq!(results.len(), 300);
+        assert_eq!(local.decision_count().await.unwrap(), 300);
+        let all = remote.decisions_for_user("heavy", 0, 1_000).await.unwrap();
+        let seqs: Vec<u64> = all.iter().map(|d| d.user_seq).collect();
+        assert_eq!(seqs, (1..=300).collect::<Vec<_>>());
+        let some = remote.decisions_for_user("heavy", 10, 150).await.unwrap();
+        assert_eq!((some.len(), some[0].user_seq), (150, 11));
+        let day = sentinel_store::day_of(all[0].decided_at);
+        assert_eq!(
+            remote
+                .decisions_by_day(day, None, 1_000)
+                .await
+                .unwrap()
+                .len(),
+            300
+        );
+        let point = remote.restore_point("heavy", 1_000).await.unwrap();
+        assert_eq!(point.decisions.len(), 300);
+
+        // A 5 MiB record (a model artifact) is read in parts, alone or in a scan.
+        let model: Vec<u8> = (0..5 * 1024 * 1024).map(|i| (i % 251) as u8).collect();
+        let small = |key: &str| RecordWrite {
+            kind: RecordKind::Model,
+            key: key.to_owned(),
+            value: Some(b"small".to_vec()),
+        };
+        local
+            .put_records(vec![
+                small("a"),
+                RecordWrite {
+                    kind: RecordKind::Model,
+                    key: "big".into(),
+                    value: Some(model.clone()),
+                },
+                small("c"),
+            ])
+            .await
+            .unwrap();
+        assert_eq!(
+            remote.record(RecordKind::Model, "big").await.unwrap(),
+            Some(model.clone())
+        );
+        let scanned = remote
+            .scan_records(RecordKind::Model, "", None, 10)
+            .await
+            .unwrap();
+        let keys: Vec<&str> = scanned.iter().map(|(k, _)| k.as_str()).collect();
+        assert_eq!(keys, ["a", "big", "c"]);
+        assert_eq!(scanned[1].1, model);
     }
 
     #[tokio::test]
     async fn an_absent_host_is_a_clear_start_up_error() {
-        let err = RemoteStore::connect("nobody", Duration::from_millis(300))
+        let err = RemoteStore::connect("nobody", None, Duration::from_millis(300))
             .await
             .err()
             .expect("no such host");

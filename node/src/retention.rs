@@ -15,10 +15,14 @@ pub async fn run(store: EmbeddedStore, days: u32) {
     let mut tick = tokio::time::interval(EVERY);
     loop {
         tick.tick().await;
-        let cutoff = chrono::Utc::now() - chrono::Duration::days(i64::from(days));
+        let now = chrono::Utc::now();
+        let cutoff = now - chrono::Duration::days(i64::from(days));
         let mut total = 0;
         loop {
-            match store.prune_decided_before(cutoff, PER_TRANSACTION).await {
+            match store
+                .prune_decided_before(cutoff, now, PER_TRANSACTION)
+                .await
+            {
                 Ok(0) => break,
                 Ok(n) => {
                     total += n;

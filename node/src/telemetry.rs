@@ -39,6 +39,8 @@ pub const OWNER_ROUTE_RECEIVED: &str = "sentinel_owner_route_received_total";
 pub const LABEL_INDEX_LABELS: &str = "sentinel_label_index_labels";
 /// Counter: rebuilds of the label-risk index that failed (the previous index stays in use).
 pub const LABEL_INDEX_REFRESH_FAILURES: &str = "sentinel_label_index_refresh_failures_total";
+/// Store requests from cluster peers the store host refused (writes scoring does not need).
+pub const STORE_PEER_REFUSALS: &str = "sentinel_store_peer_refusals_total";
 
 /// Gauge: API connections open now.
 pub const HTTP_CONNECTIONS_OPEN: &str = "sentinel_http_connections_open";
@@ -228,6 +230,14 @@ fn describe() {
         LABEL_INDEX_REFRESH_FAILURES,
         "Failed rebuilds of the label-risk index (the previous one stays in use)."
     );
+    describe_counter!(
+        STORE_PEER_REFUSALS,
+        "Store requests from cluster peers the store host refused (keys, audit, rules, deletes)."
+    );
+    describe_gauge!(
+        crate::log_head::LOG_POSITION,
+        "Position of the decision log's last entry (the head is logged with its hash)."
+    );
     describe_gauge!(HTTP_CONNECTIONS_OPEN, "API connections open now.");
     describe_counter!(
         HTTP_CONNECTIONS_REFUSED,
@@ -254,6 +264,7 @@ fn describe() {
         sentinel_store::metrics::DECISIONS_DUPLICATE,
         sentinel_store::metrics::DECISIONS_PRUNED,
         sentinel_api::metrics::STREAM_LAGGED,
+        STORE_PEER_REFUSALS,
     ] {
         metrics::counter!(name).increment(0);
     }

@@ -258,3 +258,121 @@ async fn a_client_that_never_finishes_its_headers_is_disconnected() {
     let status = reqwest::get(node.url("/healthz")).await.unwrap().status();
     assert_eq!(status, 200);
 }
+
+/// The addresses (hex, as `/proc/net/tcp*` writes them) of the sockets listening on `port`.
+#[cfg(target_os = "linux")]
+fn listening_addresses(port: u16) -> Vec<String> {
+    let port = format!("{port:04X}");
+    let mut found = Vec::new();
+    for table in ["/proc/net/tcp", "/proc/net/tcp6"] {
+        let text = std::fs::read_to_string(table).unwrap_or_default();
+        for line in text.lines().skip(1) {
+            let fields: Vec<&str> = line.split_whitespace().collect();
+            // fields[1] is `address:port`, fields[3] the state (0A: LISTEN).
+            if let (Some(local), Some(&"0A")) = (fields.get(1), fields.get(3)) {
+                if let Some((address, p)) = local.rsplit_once(':') {
+                    if p == port {
+                        found.push(address.to_owned());
+                    }
+                }
+            }
+        }
+    }
+    found
+}
+
+/// The cluster port is the store host's door: by default it opens on loopback only, and a node
+/// told to open it wider with a guessable cookie refuses to start and says why.
+#[cfg(target_os = "linux")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_cluster_port_is_loopback_by_default_and_a_weak_cookie_never_listens_wider() {
+    let dir = tempfile::tempdir().unwrap();
+    let cluster_port = free_port();
+    let node = NodeProcess::start(
+        &dir.path().join("default"),
+        &["--cluster-port", &cluster_port.to_string()],
+    )
+    .await;
+    let listening = listening_addresses(cluster_port);
+    // 127.0.0.1 as /proc/net/tcp prints it (little-endian hex).
+    assert_eq!(listening, ["0100007F"], "cluster listener: {listening:?}");
+    drop(node);
+
+    for (cookie, reason) in [
+        (None, "the default `sentinel`"),
+        (Some(""), "empty"),
+        (Some("change-me"), "shorter than 16"),
+    ] {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_sentinel"));
+        command
+            .arg("run")
+            .args(["--http-listen", &format!("127.0.0.1:{}", free_port())])
+            .args(["--cluster-listen", &format!("0.0.0.0:{}", free_port())])
+            .arg("--data-dir")
+            .arg(dir.path().join("wide"))
+            .env("SENTINEL_AUTH_JWT_SECRET", TEST_JWT_SECRET)
+            .env_remove("SENTINEL_CLUSTER_COOKIE")
+            .env_remove("SENTINEL_CONFIG");
+        if let Some(cookie) = cookie {
+            command.arg(format!("--cluster-cookie={cookie}"));
+        }
+        let out = command.output().unwrap();
+        assert!(!out.status.success(), "started with cookie {cookie:?}");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            stderr.contains("refusing to listen for cluster peers on 0.0.0.0")
+                && stderr.contains(reason),
+            "{stderr}"
+        );
+    }
+}
+
+/// A node reachable beyond loopback with the defaults says, at start-up, which settings of
+/// the production checklist are still unsafe.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_listening_beyond_loopback_names_each_unsafe_setting() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let config = dir.path().join("wide.toml");
+    std::fs::write(
+        &config,
+        "[cluster]\nbind = \"0.0.0.0\"\ncookie = \"a-long-enough-cluster-cookie\"\n",
+    )
+    .unwrap();
+    let mut node = support::Process::spawn(
+        "sentinel (exposed)",
+        Command::new(env!("CARGO_BIN_EXE_sentinel"))
+            .arg("run")
+            .args(["--http-listen", &format!("0.0.0.0:{port}")])
+            .args(["--config", config.to_str().unwrap()])
+            .arg("--data-dir")
+            .arg(dir.path().join("data"))
+            .env("SENTINEL_AUTH_JWT_SECRET", TEST_JWT_SECRET)
+            .env("RUST_LOG", "info")
+            .env_remove("SENTINEL_CONFIG"),
+        dir.path().join("node.log"),
+    );
+    let ready = format!("http://127.0.0.1:{port}/readyz");
+    eventually(
+        "the exposed node to be ready",
+        Duration::from_secs(60),
+        async || {
+            node.assert_running();
+            let r = reqwest::get(&ready).await.ok()?;
+            r.status().is_success().then_some(())
+        },
+    )
+    .await;
+    let log = node.log_text();
+    for setting in [
+        "tls_cert_file",
+        "[auth] metrics_require_token",
+        "[cluster] tls_cert_file",
+    ] {
+        assert!(
+            log.lines()
+                .any(|l| l.contains("UNSAFE SETTING") && l.contains(setting)),
+            "no warning for {setting}: {log}"
+        );
+    }
+}

@@ -78,6 +78,35 @@ async fn compacting_a_stopped_nodes_store_keeps_its_decisions() {
     assert_eq!(report["verified"], 20);
     assert_eq!(report["first_seq"], 1);
 
-    let node = support::NodeProcess::start(dir.path(), &[]).await;
+    let node = support::NodeProcess::start(dir.path(), &["--log-format", "json"]).await;
     assert_eq!(node.user_decisions(&client, "c-user").await.len(), 20);
+
+    // The node logs its head at start-up: the hash an operator keeps elsewhere, which
+    // `verify-log --expect-head` then finds in the chain; a head the chain never had fails.
+    let kept = report["head"].as_str().unwrap().to_owned();
+    let log = node.log_text();
+    let line = log
+        .lines()
+        .find(|l| l.contains("decision log head"))
+        .unwrap_or_else(|| panic!("no head line: {log}"));
+    assert!(
+        line.contains(&kept) && line.contains("\"position\":20"),
+        "{line}"
+    );
+    let mut node = node;
+    assert_eq!(node.terminate(), Some(0));
+    let out = sentinel(&["verify-log", "--expect-head", &kept]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let forged = "ab".repeat(32);
+    let out = sentinel(&["verify-log", "--expect-head", &forged]);
+    assert_eq!(out.status.code(), Some(1));
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(
+        report["problem"]["kind"], "expected_head_missing",
+        "{report}"
+    );
 }

@@ -1,6 +1,6 @@
 //! The embedded backend: one redb file, ACID, fsync on every committed batch.
 
-use crate::chain::{self, Head, LogReport};
+use crate::chain::{self, Head, LogReport, RetentionDeclaration, VerifyOptions};
 use crate::{
     DayCursor, RecordGuard, RecordKind, RecordWrite, RestorePoint, Store, StoreError, UserSnapshot,
     WriteOp, WriteResult,
@@ -11,7 +11,7 @@ use redb::{
 };
 use sentinel_event::Decision;
 use std::path::Path;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 /// Decision by transaction id: the decision with its event, as JSON.
 const DECISIONS: TableDefinition<&str, &[u8]> = TableDefinition::new("decisions_by_txn");
@@ -38,8 +38,6 @@ pub const DEFAULT_CACHE_BYTES: usize = 1024 * 1024 * 1024;
 #[derive(Clone)]
 pub struct EmbeddedStore {
     db: Arc<Database>,
-    /// The decision log's head as committed; only the writer's batches move it.
-    head: Arc<Mutex<Head>>,
 }
 
 impl EmbeddedStore {
@@ -66,28 +64,26 @@ impl EmbeddedStore {
         txn.open_table(SNAPSHOTS).map_err(StoreError::backend)?;
         txn.open_table(RECORDS).map_err(StoreError::backend)?;
         txn.open_table(LOG).map_err(StoreError::backend)?;
-        let head = {
-            let meta = txn.open_table(META).map_err(StoreError::backend)?;
-            let stored = meta.get(LOG_HEAD).map_err(StoreError::backend)?;
-            match stored {
-                Some(v) => Head::decode(v.value()).ok_or(StoreError::Corrupt {
-                    table: "meta",
-                    reason: "unreadable decision log head".into(),
-                })?,
-                None => Head::default(),
-            }
-        };
+        txn.open_table(META).map_err(StoreError::backend)?;
         txn.commit().map_err(StoreError::backend)?;
-        Ok(EmbeddedStore {
-            db: Arc::new(db),
-            head: Arc::new(Mutex::new(head)),
+        Ok(EmbeddedStore { db: Arc::new(db) })
+    }
+
+    /// The decision log's head as last committed (export it; see [`chain`]).
+    pub async fn log_head(&self) -> Result<Head, StoreError> {
+        self.blocking(|db| {
+            let txn = db.begin_read().map_err(StoreError::backend)?;
+            let meta = txn.open_table(META).map_err(StoreError::backend)?;
+            read_head(&meta)
         })
+        .await
     }
 
     /// Walks the tamper-evident decision log and reports the first record that was edited,
-    /// reordered or removed.
-    pub async fn verify_log(&self) -> Result<LogReport, StoreError> {
-        self.blocking(|db| {
+    /// reordered or removed, a head that is not the chain's end, a deletion at the start that
+    /// no retention declaration covers, or a chain that misses the operator's kept head.
+    pub async fn verify_log(&self, options: VerifyOptions) -> Result<LogReport, StoreError> {
+        self.blocking(move |db| {
             let txn = db.begin_read().map_err(StoreError::backend)?;
             let log = txn.open_table(LOG).map_err(StoreError::backend)?;
             let decisions = txn.open_table(DECISIONS).map_err(StoreError::backend)?;
@@ -107,13 +103,14 @@ impl EmbeddedStore {
                 .map_err(StoreError::backend)?
                 .map_while(Result::ok)
                 .map(|(k, v)| (k.value(), v.value().to_vec()));
-            Ok(chain::verify(entries, start, recorded, |txn_id| {
+            let decision = |txn_id: &str| {
                 decisions
                     .get(txn_id)
                     .ok()
                     .flatten()
                     .map(|v| v.value().to_vec())
-            }))
+            };
+            Ok(chain::verify(entries, start, recorded, decision, options))
         })
         .await
     }
@@ -127,9 +124,16 @@ impl EmbeddedStore {
     pub async fn prune_decided_before(
         &self,
         cutoff: chrono::DateTime<chrono::Utc>,
+        now: chrono::DateTime<chrono::Utc>,
         max: usize,
     ) -> Result<u64, StoreError> {
-        self.blocking(move |db| prune(db, cutoff, max)).await
+        if cutoff > now - chain::MIN_RETENTION {
+            return Err(StoreError::Backend(format!(
+                "retention cutoff {cutoff} is younger than the minimum retention of {} days",
+                chain::MIN_RETENTION.num_days()
+            )));
+        }
+        self.blocking(move |db| prune(db, cutoff, now, max)).await
     }
 
     /// Rewrites the file without the free space deletions left; the node must be stopped.
@@ -169,6 +173,7 @@ fn decode(bytes: &[u8]) -> Result<Decision, StoreError> {
 fn prune(
     db: &Database,
     cutoff: chrono::DateTime<chrono::Utc>,
+    now: chrono::DateTime<chrono::Utc>,
     max: usize,
 ) -> Result<u64, StoreError> {
     let txn = db.begin_write().map_err(StoreError::backend)?;
@@ -184,8 +189,9 @@ fn prune(
             .map_err(StoreError::backend)?
             .and_then(|v| Head::decode(v.value()))
             .unwrap_or_default();
-        // (log position, entry hash, decision) of each expired decision at the log's front.
-        let mut expired = Vec::new();
+        // (log position, entry hash, decision) of each expired entry at the log's front; a
+        // retention declaration has no decision.
+        let mut expired: Vec<(u64, [u8; 32], Option<Decision>)> = Vec::new();
         for entry in log
             .range(anchor.next_seq..)
             .map_err(StoreError::backend)?
@@ -195,25 +201,43 @@ fn prune(
             let Some((seq, hash, txn_id)) = chain::decode_entry(value.value()) else {
                 break;
             };
+            if seq != key.value() || seq != anchor.next_seq + expired.len() as u64 {
+                break;
+            }
+            let prev = anchor_hash(&anchor, &expired);
+            if let Some(declared) = RetentionDeclaration::parse(txn_id) {
+                let Ok((body, declared)) = declared else {
+                    break;
+                };
+                if chain::entry_hash(&prev, seq, chain::RETENTION_MARKER, body.as_bytes()) != hash
+                    || declared.at >= cutoff
+                {
+                    break;
+                }
+                expired.push((seq, hash, None));
+                continue;
+            }
             let Some(bytes) = decisions.get(txn_id).map_err(StoreError::backend)? else {
                 break;
             };
             let bytes = bytes.value();
-            if seq != key.value()
-                || seq != anchor.next_seq + expired.len() as u64
-                || chain::entry_hash(&anchor_hash(&anchor, &expired), seq, txn_id, bytes) != hash
-            {
+            if chain::entry_hash(&prev, seq, txn_id, bytes) != hash {
                 break;
             }
             let decision = decode(bytes)?;
             if decision.decided_at >= cutoff {
                 break;
             }
-            expired.push((seq, hash, decision));
+            expired.push((seq, hash, Some(decision)));
         }
         for (seq, hash, d) in &expired {
-            let txn_id = d.transaction_id.as_str();
             log.remove(*seq).map_err(StoreError::backend)?;
+            anchor = Head {
+                next_seq: seq + 1,
+                hash: *hash,
+            };
+            let Some(d) = d else { continue };
+            let txn_id = d.transaction_id.as_str();
             decisions.remove(txn_id).map_err(StoreError::backend)?;
             let indexed = by_user
                 .get((d.user_id.as_str(), d.user_seq))
@@ -231,13 +255,22 @@ fn prune(
                     txn_id,
                 ))
                 .map_err(StoreError::backend)?;
-            anchor = Head {
-                next_seq: seq + 1,
-                hash: *hash,
-            };
             pruned += 1;
         }
-        if pruned > 0 {
+        if !expired.is_empty() {
+            // Declare the deletion in the chain itself, so the new start is provably retention's.
+            let mut head = read_head(&meta)?;
+            let declaration = RetentionDeclaration {
+                first_kept: anchor.next_seq,
+                anchor_hash: chain::hex(&anchor.hash),
+                cutoff,
+                at: now,
+            };
+            let (seq, entry) = declaration.append(&mut head);
+            log.insert(seq, entry.as_slice())
+                .map_err(StoreError::backend)?;
+            meta.insert(LOG_HEAD, head.encode().as_slice())
+                .map_err(StoreError::backend)?;
             meta.insert(LOG_ANCHOR, anchor.encode().as_slice())
                 .map_err(StoreError::backend)?;
         }
@@ -247,7 +280,7 @@ fn prune(
 }
 
 /// The hash the next expired entry must build on: the last one collected, or the anchor's.
-fn anchor_hash(anchor: &Head, expired: &[(u64, [u8; 32], Decision)]) -> [u8; 32] {
+fn anchor_hash(anchor: &Head, expired: &[(u64, [u8; 32], Option<Decision>)]) -> [u8; 32] {
     expired.last().map_or(anchor.hash, |(_, hash, _)| *hash)
 }
 
@@ -312,13 +345,22 @@ fn put_record(
     .map_err(StoreError::backend)
 }
 
-fn write_all(
-    db: &Database,
-    head: &Mutex<Head>,
-    ops: Vec<WriteOp>,
-) -> Result<Vec<WriteResult>, StoreError> {
+/// The decision log's head as `txn` sees it. Read inside the write transaction (redb runs one
+/// at a time), so concurrent batches chain one after the other, never from the same head.
+fn read_head(meta: &impl ReadableTable<&'static str, &'static [u8]>) -> Result<Head, StoreError> {
+    match meta.get(LOG_HEAD).map_err(StoreError::backend)? {
+        Some(v) => Head::decode(v.value()).ok_or(StoreError::Corrupt {
+            table: "meta",
+            reason: "unreadable decision log head".into(),
+        }),
+        None => Ok(Head::default()),
+    }
+}
+
+fn write_all(db: &Database, ops: Vec<WriteOp>) -> Result<Vec<WriteResult>, StoreError> {
     let txn = db.begin_write().map_err(StoreError::backend)?;
-    let mut next = *head.lock().map_err(StoreError::backend)?;
+    let mut meta = txn.open_table(META).map_err(StoreError::backend)?;
+    let mut next = read_head(&meta)?;
     let before = next;
     let mut results = Vec::with_capacity(ops.len());
     {
@@ -357,21 +399,19 @@ fn write_all(
             }
         }
         if next != before {
-            let mut meta = txn.open_table(META).map_err(StoreError::backend)?;
             meta.insert(LOG_HEAD, next.encode().as_slice())
                 .map_err(StoreError::backend)?;
         }
     }
+    drop(meta);
     txn.commit().map_err(StoreError::backend)?;
-    *head.lock().map_err(StoreError::backend)? = next;
     Ok(results)
 }
 
 #[async_trait]
 impl Store for EmbeddedStore {
     async fn write_batch(&self, ops: Vec<WriteOp>) -> Result<Vec<WriteResult>, StoreError> {
-        let head = Arc::clone(&self.head);
-        self.blocking(move |db| write_all(db, &head, ops)).await
+        self.blocking(move |db| write_all(db, ops)).await
     }
 
     async fn decision(&self, transaction_id: &str) -> Result<Option<Decision>, StoreError> {

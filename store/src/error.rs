@@ -14,6 +14,10 @@ pub enum StoreError {
         /// The decoding error.
         reason: String,
     },
+    /// The store host refused a cluster peer's request that scoring does not need (API keys,
+    /// audit entries, catalogue changes, deletes): the change belongs on the host's own API.
+    #[error("refused by the store host: {0}")]
+    Refused(String),
     /// The writer has shut down; nothing more can be written.
     #[error("the store writer has stopped")]
     WriterStopped,
