@@ -12,7 +12,7 @@ pub mod auth_throttle;
 mod backtests;
 mod body;
 pub mod cluster;
-mod content_type;
+pub mod content_type;
 pub mod dashboard;
 mod decisions;
 mod error;
