@@ -52,6 +52,14 @@ pub fn find(config: &NodeConfig) -> Vec<UnsafeSetting> {
                 .into(),
         );
     }
+    if api_exposed && config.auth.failed_auth.max_failures == 0 {
+        warn(
+            "[auth.failed_auth] max_failures",
+            "0 lets any address guess tokens and keys at the API's request rate; keep the \
+             default (20 per minute) or set a limit"
+                .into(),
+        );
+    }
     if config.http_allowed_hosts.iter().any(|h| h == "*") {
         warn(
             "http_allowed_hosts",
@@ -160,6 +168,8 @@ mod tests {
             cors_allowed_origins = ["*"]
             [auth]
             metrics_rule_names = true
+            [auth.failed_auth]
+            max_failures = 0
             [cluster]
             bind = "0.0.0.0"
             cookie = "a-long-enough-cluster-cookie"
@@ -178,6 +188,7 @@ mod tests {
                 "tls_cert_file",
                 "[auth] metrics_require_token",
                 "[auth] metrics_rule_names",
+                "[auth.failed_auth] max_failures",
                 "http_allowed_hosts",
                 "cors_allowed_origins",
                 "[cluster] tls_cert_file",
