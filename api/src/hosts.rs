@@ -77,7 +77,7 @@ pub fn check_hosts(router: Router, allowed: AllowedHosts) -> Router {
 async fn guard(State(allowed): State<Arc<AllowedHosts>>, request: Request, next: Next) -> Response {
     // HTTP/2 carries the name in `:authority`, which hyper puts in the URI.
     let host = match request.uri().authority() {
-        Some(authority) => Some(authority.as_str().to_owned()),
+        Some(authority) => Some(authority.host().to_owned()),
         None => request
             .headers()
             .get(header::HOST)

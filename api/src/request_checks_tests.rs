@@ -95,4 +95,13 @@ async fn a_foreign_host_is_refused_and_our_names_are_served() {
     )
     .await;
     assert_eq!(status, StatusCode::MISDIRECTED_REQUEST);
+    // Credentials in the authority do not hide the name.
+    let (status, _) = send(
+        &r,
+        Request::get("http://localhost@rebound.evil.example:8080/v1/rules")
+            .body(Body::empty())
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(status, StatusCode::MISDIRECTED_REQUEST);
 }
