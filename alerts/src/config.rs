@@ -69,9 +69,10 @@ impl AlertsConfig {
                 ));
             }
             if !(sink.url.starts_with("http://") || sink.url.starts_with("https://")) {
+                // Not echoed: webhook URLs carry their secret token.
                 return Err(format!(
-                    "alerts.sinks[{i}].url `{}` is not an http(s) URL",
-                    sink.url
+                    "alerts.sinks[{i}].url (sink `{}`) is not an http(s) URL",
+                    sink.name
                 ));
             }
         }

@@ -109,7 +109,10 @@ impl Actor for AlertDelivery {
         myself: ActorRef<Self::Msg>,
         args: DeliveryArgs,
     ) -> Result<DeliveryState, ActorProcessingErr> {
+        // Never follow a redirect: a 307/308 would re-post the signed alert wherever the
+        // receiver points. A redirect is a failed delivery.
         let client = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
             .timeout(args.config.timeout())
             .user_agent(concat!("SentinelStream-Alerts/", env!("CARGO_PKG_VERSION")))
             .build()?;
@@ -281,19 +284,30 @@ async fn send(
     if let Some(secret) = &sink.secret {
         request = request.header(SIGNATURE_HEADER, signature::sign(secret, timestamp, &body));
     }
-    let response = request.body(body).send().await.map_err(|e| {
-        if e.is_timeout() {
-            "timed out".to_owned()
-        } else {
-            format!("request failed: {e}")
-        }
-    })?;
+    let response = request.body(body).send().await.map_err(describe)?;
     let status = response.status();
     if status.is_success() {
         Ok(())
     } else {
         Err(format!("HTTP {status}"))
     }
+}
+
+/// A failed request in words for the outbox (`GET /v1/alerts`) and the log, with its causes
+/// but never its URL: Slack and Discord webhook URLs carry their secret token.
+fn describe(error: reqwest::Error) -> String {
+    if error.is_timeout() {
+        return "timed out".to_owned();
+    }
+    let error = error.without_url();
+    let mut text = format!("request failed: {error}");
+    let mut cause = std::error::Error::source(&error);
+    while let Some(inner) = cause {
+        text.push_str(": ");
+        text.push_str(&inner.to_string());
+        cause = inner.source();
+    }
+    text
 }
 
 /// The wait before attempt `attempts + 1`: `initial · 2^(attempts-1)`, capped, with jitter

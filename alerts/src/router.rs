@@ -209,6 +209,15 @@ mod tests {
         )
         .unwrap_err();
         assert!(err.to_string().contains("pager"), "{err}");
+        let schemeless: AlertsConfig = toml::from_str(
+            "[[sinks]]\nname = \"x\"\nkind = \"slack\"\nurl = \"hooks.example/T/B/tok3n\"",
+        )
+        .unwrap();
+        let err = schemeless.validate().unwrap_err();
+        assert!(
+            err.contains("alerts.sinks[0].url") && !err.contains("tok3n"),
+            "{err}"
+        );
     }
 
     use std::sync::Arc;

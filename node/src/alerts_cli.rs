@@ -54,18 +54,31 @@ pub async fn run(mut config: NodeConfig, group: String) -> anyhow::Result<()> {
             auth,
             sentinel_api::auth::guard,
         ))
+        .route_layer(axum::middleware::from_fn(
+            sentinel_api::content_type::require_json,
+        ))
         .with_state(sentinel_api::alerts::AlertStore(Arc::clone(&store)));
     let listener = tokio::net::TcpListener::bind(config.http_listen)
         .await
         .with_context(|| format!("binding {}", config.http_listen))?;
-    let mut http_stop = stop_rx.clone();
-    let http = tokio::spawn(async move {
-        axum::serve(listener, app)
-            .with_graceful_shutdown(async move {
-                let _ = http_stop.changed().await;
-            })
-            .await
-    });
+    let http_addr = listener.local_addr()?;
+    // The node's listener and guards: request, header and handshake timeouts, the connection
+    // cap, JSON-only writes and the Host check.
+    let app = crate::listener::with_request_timeout(
+        app,
+        std::time::Duration::from_secs(config.request_timeout_secs),
+    );
+    let app = sentinel_api::hosts::check_hosts(
+        app,
+        sentinel_api::hosts::AllowedHosts::new(&config.http_allowed_hosts, http_addr),
+    );
+    let http = tokio::spawn(crate::listener::serve(
+        listener,
+        app,
+        crate::listener::ConnectionLimits::of(&config),
+        None,
+        stop_rx.clone(),
+    ));
     let consumer = tokio::spawn(kafka::run_alerts_consumer(
         kafka,
         group,

@@ -267,6 +267,10 @@ struct DemoArgs {
     /// Stop after this many seconds (runs until Ctrl-C when absent).
     #[arg(long)]
     duration_secs: Option<u64>,
+    /// With Kafka configured, write the simulated events into the input topic (the demo
+    /// refuses otherwise: on a real cluster they would be fake payments among real ones).
+    #[arg(long)]
+    simulate_into_input_topic: bool,
 }
 
 /// Runs the chosen command.
@@ -274,6 +278,16 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Demo { node, demo } => {
             let config = node.into_config()?;
+            if let Some(kafka) = &config.kafka {
+                anyhow::ensure!(
+                    demo.simulate_into_input_topic,
+                    "refusing to write simulated transactions into the input topic `{}` on {}: \
+                     on a real cluster they would be decided, stored and published among real \
+                     payments. Add --simulate-into-input-topic if this broker is a test broker",
+                    kafka.input_topic,
+                    kafka.brokers
+                );
+            }
             let options = DemoOptions {
                 rate: demo.rate,
                 users: demo.users,
@@ -370,6 +384,25 @@ mod tests {
             Command::Run { node } => node.into_config().unwrap(),
             _ => unreachable!("parsed `run`"),
         }
+    }
+
+    #[tokio::test]
+    async fn the_demo_refuses_a_kafka_input_topic_unless_told() {
+        let cli = Cli::try_parse_from([
+            "sentinel",
+            "demo",
+            "--kafka-brokers",
+            "127.0.0.1:1",
+            "--duration-secs",
+            "1",
+        ])
+        .unwrap();
+        let err = run(cli).await.expect_err("a real topic").to_string();
+        assert!(
+            err.contains("refusing to write simulated transactions into the input topic")
+                && err.contains("--simulate-into-input-topic"),
+            "{err}"
+        );
     }
 
     #[test]

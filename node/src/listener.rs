@@ -52,6 +52,17 @@ pub struct ConnectionLimits {
     pub http2_keep_alive: Duration,
 }
 
+impl ConnectionLimits {
+    /// The limits `config` sets for its API listener.
+    pub fn of(config: &crate::config::NodeConfig) -> ConnectionLimits {
+        ConnectionLimits {
+            header_read_timeout: Duration::from_secs(config.header_read_timeout_secs),
+            max_connections: config.http_max_connections,
+            http2_keep_alive: Duration::from_secs(config.http2_keep_alive_secs),
+        }
+    }
+}
+
 /// The service of one connection: the router, with the peer's address as `ConnectInfo`.
 type Service = TowerToHyperService<AddExtension<Router, ConnectInfo<SocketAddr>>>;
 

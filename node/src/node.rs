@@ -196,11 +196,7 @@ pub async fn run(mut config: NodeConfig, source: Source) -> anyhow::Result<()> {
     let http = tokio::spawn(listener::serve(
         listener,
         api,
-        listener::ConnectionLimits {
-            header_read_timeout: Duration::from_secs(config.header_read_timeout_secs),
-            max_connections: config.http_max_connections,
-            http2_keep_alive: Duration::from_secs(config.http2_keep_alive_secs),
-        },
+        listener::ConnectionLimits::of(&config),
         tls,
         stop_rx.clone(),
     ));

@@ -84,7 +84,8 @@ async fn standalone_alerts_consumer_delivers_each_flagged_decision_once_across_a
     std::fs::write(
         &config,
         format!(
-            "[alerts]\nthrottle_secs = 0\npoll_interval_ms = 100\n\
+            "header_read_timeout_secs = 1\n\
+             [alerts]\nthrottle_secs = 0\npoll_interval_ms = 100\n\
              [[alerts.routes]]\nsinks = [\"hook\"]\n\
              [[alerts.sinks]]\nname = \"hook\"\nkind = \"webhook\"\nurl = \"http://{receiver}/hook\"\n"
         ),
@@ -179,6 +180,31 @@ async fn standalone_alerts_consumer_delivers_each_flagged_decision_once_across_a
         assert_eq!(ids.len(), 1, "{txn} has exactly one alert: {ids:?}");
         assert!(!ids.iter().next().unwrap().is_empty());
     }
+    // The alerts API has the node's listener and guards: a socket that never speaks is
+    // closed after header_read_timeout_secs, and a foreign Host is refused.
+    {
+        use tokio::io::AsyncReadExt;
+        let mut silent = tokio::net::TcpStream::connect(&http).await.unwrap();
+        let mut buffer = [0u8; 64];
+        let closed = tokio::time::timeout(Duration::from_secs(60), async {
+            loop {
+                match silent.read(&mut buffer).await {
+                    Ok(0) | Err(_) => return,
+                    Ok(_) => {}
+                }
+            }
+        })
+        .await;
+        assert!(closed.is_ok(), "the silent socket stayed open");
+        let foreign = client
+            .get(&healthz)
+            .header("host", "rebound.example")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(foreign.status(), 421);
+    }
+
     // The standalone process serves the alert API over its own outbox.
     let page: Value = client
         .get(format!("http://{http}/v1/alerts?status=delivered"))

@@ -9,11 +9,30 @@ fn repo() -> &'static Path {
     Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap()
 }
 
-fn compose(args: &[&str]) -> String {
-    let out = Command::new("docker-compose")
+/// Test values for the secrets `scripts/compose-secrets` writes into `.env`.
+const JWT_SECRET: &str = "compose-test-jwt-secret-0123456789abcdef";
+const COOKIE: &str = "compose-test-cluster-cookie-0123456789";
+
+fn compose_command(args: &[&str]) -> Command {
+    // An empty env file, so a developer's own .env never decides the outcome.
+    let empty = std::env::temp_dir().join("sentinel-compose-test.env");
+    std::fs::write(&empty, "").unwrap();
+    let mut command = Command::new("docker-compose");
+    command
+        .arg("--env-file")
+        .arg(&empty)
         .arg("-f")
         .arg(repo().join("docker-compose.yml"))
         .args(args)
+        .env_remove("SENTINEL_AUTH_JWT_SECRET")
+        .env_remove("SENTINEL_CLUSTER_COOKIE");
+    command
+}
+
+fn compose(args: &[&str]) -> String {
+    let out = compose_command(args)
+        .env("SENTINEL_AUTH_JWT_SECRET", JWT_SECRET)
+        .env("SENTINEL_CLUSTER_COOKIE", COOKIE)
         .output()
         .expect("docker-compose is installed (scripts/test installs it)");
     assert!(
@@ -62,7 +81,67 @@ fn the_compose_file_validates_and_runs_the_whole_cluster() {
             .count(),
         2
     );
-    assert_eq!(resolved.matches("SENTINEL_CLUSTER_COOKIE:").count(), 3);
+    // Every node gets the secrets from the environment (.env), and listens for its peers on
+    // the container's network with a cookie strong enough to be allowed to.
+    assert_eq!(
+        resolved
+            .matches(&format!("SENTINEL_CLUSTER_COOKIE: {COOKIE}"))
+            .count(),
+        3
+    );
+    assert_eq!(
+        resolved
+            .matches(&format!("SENTINEL_AUTH_JWT_SECRET: {JWT_SECRET}"))
+            .count(),
+        3
+    );
+    assert_eq!(
+        resolved
+            .matches("SENTINEL_CLUSTER_LISTEN: 0.0.0.0:7000")
+            .count(),
+        3
+    );
+}
+
+/// Without the secrets the stack does not start half-configured: compose refuses and names
+/// the script that writes them, which makes fresh random ones.
+#[test]
+fn the_stack_refuses_to_start_without_its_secrets_and_the_script_makes_them() {
+    let out = compose_command(&["config", "-q"])
+        .current_dir(std::env::temp_dir())
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("scripts/compose-secrets"), "{stderr}");
+
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir(dir.path().join("scripts")).unwrap();
+    let script = dir.path().join("scripts/compose-secrets");
+    std::fs::copy(repo().join("scripts/compose-secrets"), &script).unwrap();
+    for _ in 0..2 {
+        let out = Command::new(&script).output().unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let env = std::fs::read_to_string(dir.path().join(".env")).unwrap();
+    let values: Vec<&str> = env
+        .lines()
+        .filter_map(|l| l.split_once('='))
+        .map(|(_, v)| v)
+        .collect();
+    assert_eq!(values.len(), 2, "{env}");
+    assert!(values.iter().all(|v| v.len() == 64), "{env}");
+    assert_ne!(values[0], values[1]);
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(dir.path().join(".env"))
+        .unwrap()
+        .permissions()
+        .mode();
+    assert_eq!(mode & 0o077, 0, "only the owner reads .env");
 }
 
 #[test]

@@ -350,6 +350,7 @@ async fn dashboards_and_rules_against_a_real_prometheus() {
             .arg(&config)
             .args(["--http-listen", &node_addr])
             .args(["--kafka-brokers", &broker.address])
+            .arg("--simulate-into-input-topic")
             .arg("--data-dir")
             .arg(dir.path().join("data"))
             .args(["--rate", "500", "--users", "20000", "--fraud-ratio", "0.02"]),
