@@ -17,7 +17,7 @@ const THROTTLE_SWEEP_AT: usize = 100_000;
 pub struct AlertRouter {
     routes: Vec<RouteConfig>,
     throttle: Option<Duration>,
-    /// (sink, user, rule) → when the last alert was queued.
+    /// (sink, user, rule) → when the last alert's outbox write committed.
     last_sent: Mutex<HashMap<(String, String, String), Instant>>,
 }
 
@@ -44,29 +44,39 @@ impl AlertRouter {
         sinks
     }
 
-    /// False when an alert for the same user and rule went to `sink` within the window;
-    /// otherwise records this one.
-    fn admit(&self, sink: &str, decision: &Decision, now: Instant) -> bool {
-        let Some(window) = self.throttle else {
-            return true;
-        };
+    /// The throttle key of an alert of `decision` to `sink`.
+    fn key(sink: &str, decision: &Decision) -> (String, String, String) {
         let rule = decision
             .reasons
             .first()
             .map_or("score", |r| r.rule.as_str());
-        let key = (sink.to_owned(), decision.user_id.clone(), rule.to_owned());
+        (sink.to_owned(), decision.user_id.clone(), rule.to_owned())
+    }
+
+    /// False when an alert for the same user and rule to `sink` was stored within the window.
+    /// Only a committed alert takes the slot ([`AlertRouting::committed`]): a batch that fails,
+    /// or a decision that turns out to be a duplicate, leaves it free for the retry.
+    fn admit(&self, sink: &str, decision: &Decision, now: Instant) -> bool {
+        let Some(window) = self.throttle else {
+            return true;
+        };
         // A poisoned lock only means another thread panicked mid-update; the map is still usable.
+        let last_sent = self.last_sent.lock().unwrap_or_else(|e| e.into_inner());
+        last_sent
+            .get(&Self::key(sink, decision))
+            .is_none_or(|at| now.duration_since(*at) >= window)
+    }
+
+    /// Takes the throttle slot of a stored alert.
+    fn taken(&self, sink: &str, decision: &Decision, now: Instant) {
+        let Some(window) = self.throttle else {
+            return;
+        };
         let mut last_sent = self.last_sent.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(at) = last_sent.get(&key) {
-            if now.duration_since(*at) < window {
-                return false;
-            }
-        }
         if last_sent.len() >= THROTTLE_SWEEP_AT {
             last_sent.retain(|_, at| now.duration_since(*at) < window);
         }
-        last_sent.insert(key, now);
-        true
+        last_sent.insert(Self::key(sink, decision), now);
     }
 }
 
@@ -90,13 +100,15 @@ impl AlertRouting for AlertRouter {
         writes
     }
 
-    fn committed(&self, records: &[RecordWrite]) {
+    fn committed(&self, decision: &Decision, records: &[RecordWrite]) {
+        let now = Instant::now();
         for record in records {
             let alert = record
                 .value
                 .as_deref()
                 .and_then(|v| serde_json::from_slice::<AlertRecord>(v).ok());
             if let Some(alert) = alert {
+                self.taken(&alert.sink, decision, now);
                 metrics::counter!(m::QUEUED, "sink" => alert.sink).increment(1);
             }
         }
@@ -190,13 +202,34 @@ mod tests {
         let router = AlertRouter::new(&config(&format!(
             "throttle_secs = 600\n{SINKS}\n[[routes]]\nsinks = [\"ops\"]"
         )));
-        assert_eq!(router.alerts_for(&flagged("t1", "u1", "r", 0.9)).len(), 1);
-        assert!(router.alerts_for(&flagged("t2", "u1", "r", 0.9)).is_empty());
+        let stored = |d: &Decision| {
+            let records = router.alerts_for(d);
+            router.committed(d, &records);
+            records.len()
+        };
+        assert_eq!(stored(&flagged("t1", "u1", "r", 0.9)), 1);
+        assert_eq!(stored(&flagged("t2", "u1", "r", 0.9)), 0);
+        assert_eq!(stored(&flagged("t3", "u1", "other", 0.9)), 1);
+        assert_eq!(stored(&flagged("t4", "u2", "r", 0.9)), 1);
+    }
+
+    /// A batch that fails to store takes no throttle slot: the writer's retry of the same
+    /// decision still owes its alert, and only once that commits is the slot taken.
+    #[test]
+    fn a_failed_batch_leaves_the_throttle_slot_for_the_retry() {
+        let router = AlertRouter::new(&config(&format!(
+            "throttle_secs = 600\n{SINKS}\n[[routes]]\nsinks = [\"ops\"]"
+        )));
+        let d = flagged("t1", "u1", "r", 0.9);
         assert_eq!(
-            router.alerts_for(&flagged("t3", "u1", "other", 0.9)).len(),
-            1
+            router.alerts_for(&d).len(),
+            1,
+            "first attempt; its batch fails"
         );
-        assert_eq!(router.alerts_for(&flagged("t4", "u2", "r", 0.9)).len(), 1);
+        let retry = router.alerts_for(&d);
+        assert_eq!(retry.len(), 1, "the retry still owes the alert");
+        router.committed(&d, &retry);
+        assert!(router.alerts_for(&flagged("t2", "u1", "r", 0.9)).is_empty());
     }
 
     #[test]

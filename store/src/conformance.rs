@@ -229,7 +229,7 @@ pub async fn alert_outbox_follows_new_decisions_and_moves_between_statuses(store
                 })
                 .collect()
         }
-        fn committed(&self, records: &[RecordWrite]) {
+        fn committed(&self, _decision: &Decision, records: &[RecordWrite]) {
             self.0
                 .fetch_add(records.len(), std::sync::atomic::Ordering::SeqCst);
         }

@@ -111,9 +111,9 @@ pub trait AlertRouting: Send + Sync + 'static {
     /// The outbox records for `decision` (usually none).
     fn alerts_for(&self, decision: &Decision) -> Vec<RecordWrite>;
 
-    /// Called after the batch holding a new decision and its `records` is durable (never for
-    /// a duplicate, whose records were not written).
-    fn committed(&self, _records: &[RecordWrite]) {}
+    /// Called after the batch holding a new `decision` and its `records` is durable (never
+    /// for a duplicate, whose records were not written, nor for a failed batch).
+    fn committed(&self, _decision: &Decision, _records: &[RecordWrite]) {}
 }
 
 /// Reads alert `id` under `status`.

@@ -157,7 +157,7 @@ async fn run(
         let started = Instant::now();
         let mut ops = Vec::with_capacity(requests.len());
         let mut acks = Vec::with_capacity(requests.len());
-        // (op index, records) of decisions that owe alerts, reported once committed.
+        // (op index, decision, records) of decisions that owe alerts, reported once committed.
         let mut owed = Vec::new();
         for request in requests.drain(..) {
             match request {
@@ -169,7 +169,7 @@ async fn run(
                     if records.is_empty() {
                         ops.push(WriteOp::Decision(Arc::clone(&d)));
                     } else {
-                        owed.push((ops.len(), records.clone()));
+                        owed.push((ops.len(), Arc::clone(&d), records.clone()));
                         ops.push(WriteOp::DecisionWithRecords(Arc::clone(&d), records));
                     }
                     acks.push(Ack::Decision(d, ack));
@@ -194,9 +194,9 @@ async fn run(
         match outcome {
             Ok(results) => {
                 if let Some(alerts) = &alerts {
-                    for (index, records) in &owed {
+                    for (index, decision, records) in &owed {
                         if matches!(results.get(*index), Some(WriteResult::Stored)) {
-                            alerts.committed(records);
+                            alerts.committed(decision, records);
                         }
                     }
                 }

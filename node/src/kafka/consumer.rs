@@ -212,9 +212,13 @@ pub async fn run_consumer(
                             partition,
                             offset,
                         };
-                        dead_letter
-                            .send(key.as_deref(), &bytes, &error, origin)
+                        let recorded = dead_letter
+                            .send(key.as_deref(), &bytes, &error, origin, &mut stop)
                             .await;
+                        if !recorded {
+                            // Stopping before the broker took it: redelivered after restart.
+                            return None;
+                        }
                     }
                 }
                 Some(Finished { partition, offset })

@@ -7,6 +7,7 @@ use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use sentinel_event::{Decision, DecisionError, Outcome};
 use std::time::Duration;
+use tokio::sync::watch;
 
 /// How long one publish may wait for the broker before it is retried.
 const SEND_TIMEOUT: Duration = Duration::from_secs(30);
@@ -112,14 +113,17 @@ impl DeadLetter {
     /// whole) with headers `sentinel-error` (the reason),
     /// `sentinel-error-field` (when one field is at fault), `sentinel-error-kind` and the
     /// origin. Retries until the broker accepts it: the offset must not pass an unrecorded
-    /// message.
+    /// message. Gives up when `stop` fires (returns `false`: leave the offset uncommitted, the
+    /// message is redelivered and dead-lettered after the restart), so a broker that is down
+    /// never holds up shutdown.
     pub async fn send(
         &self,
         key: Option<&[u8]>,
         payload: &[u8],
         error: &DecisionError,
         origin: Origin<'_>,
-    ) {
+        stop: &mut watch::Receiver<bool>,
+    ) -> bool {
         let (kind, field) = match error {
             DecisionError::Invalid(invalid) => ("invalid", Some(invalid.field.as_str())),
             DecisionError::Poisoned(_) => ("poisoned", None),
@@ -174,11 +178,21 @@ impl DeadLetter {
             if let Some(key) = key {
                 record = record.key(key);
             }
-            match self.producer.send(record, SEND_TIMEOUT).await {
-                Ok(_) => return,
+            if *stop.borrow() {
+                return false;
+            }
+            let sent = tokio::select! {
+                sent = self.producer.send(record, SEND_TIMEOUT) => sent,
+                _ = stop.changed() => return false,
+            };
+            match sent {
+                Ok(_) => return true,
                 Err((e, _)) => {
                     tracing::warn!(error = %e, "dead-lettering failed; retrying");
-                    tokio::time::sleep(backoff).await;
+                    tokio::select! {
+                        _ = tokio::time::sleep(backoff) => {}
+                        _ = stop.changed() => return false,
+                    }
                     backoff = (backoff * 2).min(Duration::from_secs(5));
                 }
             }
@@ -196,4 +210,47 @@ pub fn producer(kafka: &KafkaConfig) -> anyhow::Result<FutureProducer> {
         config.set(key, value);
     }
     Ok(config.create()?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// With the broker unreachable, dead-lettering retries until the node stops, then gives
+    /// up at once, reporting that nothing was recorded.
+    #[tokio::test]
+    async fn dead_lettering_gives_up_when_the_node_stops() {
+        let kafka = KafkaConfig {
+            brokers: format!("127.0.0.1:{}", nothing_listening()),
+            ..KafkaConfig::default()
+        };
+        let dead_letter = DeadLetter::new(&kafka).unwrap();
+        let (stop_tx, mut stop) = watch::channel(false);
+        let error = DecisionError::Unavailable("test".into());
+        let origin = Origin {
+            topic: "transactions",
+            partition: 0,
+            offset: 7,
+        };
+        let sending = tokio::spawn(async move {
+            dead_letter
+                .send(None, b"{}", &error, origin, &mut stop)
+                .await
+        });
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        assert!(!sending.is_finished(), "nothing can be recorded yet");
+        stop_tx.send(true).unwrap();
+        // Without the stop signal this would wait for the broker for ever.
+        let recorded = tokio::time::timeout(Duration::from_secs(60), sending)
+            .await
+            .expect("dead-lettering ignored the stop signal")
+            .unwrap();
+        assert!(!recorded);
+    }
+
+    /// A loopback port nothing listens on.
+    fn nothing_listening() -> u16 {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        listener.local_addr().unwrap().port()
+    }
 }
