@@ -13,8 +13,8 @@
 //! Options: `--runs N` (default 5), `--events N` (default 100000).
 
 use sentinel_actors::{
-    entry_of, extract_features, EntityCounts, EventFacts, FeatureReplay, LabelRisk, LabelSighting,
-    Lists, Placement, PolicyDef, UserState, DEFAULT_LABEL_DELAY_MS,
+    entry_of, extract_features, EntityActivity, EntityCounts, EntityRisk, EventFacts,
+    FeatureReplay, LabelSighting, Lists, Placement, PolicyDef, UserState, DEFAULT_LABEL_DELAY_MS,
 };
 use sentinel_event::Transaction;
 use sentinel_loadtest::simulator::{
@@ -97,10 +97,23 @@ fn main() {
         scenarios: Scenario::ALL.to_vec(),
     });
     let simulated: Vec<SimEvent> = (0..n).map(|_| sim.next_event()).collect();
+    let mut activity = EntityActivity::default();
+    let mut times = HashMap::new();
+    for e in &simulated {
+        activity.record_event(&e.txn);
+        times.insert(e.txn.transaction_id.clone(), e.txn.event_time_ms());
+    }
     let sightings = analyst_labels(&simulated, &Feedback::default(), 3)
         .into_iter()
-        .map(|l| l.with_parts(LabelSighting::new));
-    let labels = Arc::new(LabelRisk::build(DEFAULT_LABEL_DELAY_MS, sightings));
+        .map(|l| {
+            let event_ms = times[&l.transaction_id];
+            l.with_parts(|at, m, d, fraud| LabelSighting::new(event_ms, at, m, d, fraud))
+        });
+    let labels = Arc::new(EntityRisk::build(
+        DEFAULT_LABEL_DELAY_MS,
+        &activity,
+        sightings,
+    ));
     let events: Vec<Arc<Transaction>> = simulated.into_iter().map(|e| Arc::new(e.txn)).collect();
     let lateness = 300_000;
 
@@ -145,7 +158,7 @@ fn main() {
     let without = Arc::new(PolicyDef::seed().compile().unwrap());
     let mut with = PolicyDef::seed().compile().unwrap();
     with.models.champion = Some(Arc::clone(&model));
-    with.models.label_risk.publish(Arc::clone(&labels));
+    with.models.entity_risk.publish(Arc::clone(&labels));
     let with = Arc::new(with);
     let decide = |policy: &Arc<sentinel_actors::Policy>| {
         per_event(runs, n, || {

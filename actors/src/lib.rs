@@ -15,14 +15,14 @@
 //!   order.
 //! - [`Policy`]: rules, lists, thresholds and the machine-learned [`Models`], replaced as a
 //!   whole by an actor message.
-//! - [`LabelRisk`]: analyst labels per merchant and device, read point-in-time by the model
-//!   features; live through a lock-free [`LabelRiskFeed`].
+//! - [`EntityRisk`]: activity and known fraud per merchant and device, read point-in-time by
+//!   the model features; live through a lock-free [`EntityRiskFeed`].
 
 mod entities;
+mod entity_risk;
 mod features;
 mod geo;
 mod hash;
-mod label_risk;
 pub mod metrics;
 mod ml_features;
 mod models;
@@ -39,11 +39,11 @@ pub use entities::{
     Entities, EntityCounts, EntityKey, EntityKind, EntityRoute, EntityTable, KindSet, OtherUsers,
     Sighting, ENTITY_RETENTION_MS, ENTITY_TIMEOUT,
 };
-pub use features::{catalogue, schema, EventFacts, RETENTION_MS};
-pub use label_risk::{
-    smoothed_share, LabelRisk, LabelRiskFeed, LabelSighting, DEFAULT_LABEL_DELAY_MS,
-    LABEL_WINDOWS_MS, PRIOR_SHARE,
+pub use entity_risk::{
+    EntityActivity, EntityRisk, EntityRiskFeed, LabelSighting, DEFAULT_LABEL_DELAY_MS,
+    N_RISK_VALUES, RISK_WINDOWS_MS,
 };
+pub use features::{catalogue, schema, EventFacts, RETENTION_MS};
 pub use ml_features::extract as extract_features;
 pub use models::{Models, Scored};
 pub use policy::{Lists, Policy, PolicyDef, PolicyError};

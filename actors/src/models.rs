@@ -1,11 +1,11 @@
 //! The models a policy carries: the champion that is recorded and visible to rules, and an
 //! optional challenger scored in shadow. They ride the policy broadcast, so activating a model
-//! reaches every user actor as an actor message, exactly like a rule change. The label index
-//! the entity-risk features read is refreshed on its own (no broadcast): every policy carries
-//! the same [`LabelRiskFeed`].
+//! reaches every user actor as an actor message, exactly like a rule change. The entity-risk
+//! index the merchant and device features read is refreshed on its own (no broadcast): every
+//! policy carries the same [`EntityRiskFeed`].
 
+use crate::entity_risk::EntityRiskFeed;
 use crate::features::EventFacts;
-use crate::label_risk::LabelRiskFeed;
 use crate::ml_features;
 use sentinel_event::MlScore;
 use sentinel_model::{Model, ModelOutput, N_FEATURES};
@@ -18,8 +18,9 @@ pub struct Models {
     pub champion: Option<Arc<Model>>,
     /// Scored beside the champion and recorded, never deciding.
     pub challenger: Option<Arc<Model>>,
-    /// Analyst labels for the entity-risk features, swapped in place when labels change.
-    pub label_risk: LabelRiskFeed,
+    /// Merchant and device activity and known fraud for the entity-risk features, swapped in
+    /// place when the node refreshes it.
+    pub entity_risk: EntityRiskFeed,
 }
 
 /// Both models' output for one event, before it becomes part of a decision.
@@ -37,7 +38,7 @@ impl Models {
     pub fn score(&self, facts: &EventFacts<'_>) -> Option<Scored> {
         let champion = self.champion.as_deref()?;
         let mut x = [0.0; N_FEATURES];
-        ml_features::extract(facts, &self.label_risk.load(), &mut x);
+        ml_features::extract(facts, &self.entity_risk.load(), &mut x);
         Some(Scored {
             champion: champion.score(&x),
             challenger: self.challenger.as_deref().map(|m| m.score(&x).score),

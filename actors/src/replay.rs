@@ -1,9 +1,9 @@
 //! Feature replay for training and evaluation: events go through each user's [`UserState`] in
-//! order, exactly as a user actor folds them in, and come out as model features. The analyst
-//! labels of the whole period are indexed up front; each event sees only those older than the
-//! label delay at its own time, as live scoring does.
+//! order, exactly as a user actor folds them in, and come out as model features. The merchant
+//! and device activity and the fraud labels of the whole period are indexed up front; each event
+//! sees only what was known a label delay before its own time, as live scoring does.
 
-use crate::label_risk::LabelRisk;
+use crate::entity_risk::EntityRisk;
 use crate::state::UserState;
 use sentinel_event::Transaction;
 use sentinel_model::FeatureVector;
@@ -15,16 +15,16 @@ use std::sync::Arc;
 pub struct FeatureReplay {
     users: HashMap<String, UserState>,
     lateness_ms: i64,
-    labels: Arc<LabelRisk>,
+    risk: Arc<EntityRisk>,
 }
 
 impl FeatureReplay {
-    /// An empty replay with the node's allowed lateness and the analyst labels known.
-    pub fn new(lateness_ms: i64, labels: Arc<LabelRisk>) -> Self {
+    /// An empty replay with the node's allowed lateness and the period's entity-risk index.
+    pub fn new(lateness_ms: i64, risk: Arc<EntityRisk>) -> Self {
         FeatureReplay {
             users: HashMap::new(),
             lateness_ms,
-            labels,
+            risk,
         }
     }
 
@@ -35,7 +35,7 @@ impl FeatureReplay {
             Some(state) => state,
             None => self.users.entry(event.user_id.clone()).or_default(),
         };
-        state.features(event, &self.labels, self.lateness_ms)
+        state.features(event, &self.risk, self.lateness_ms)
     }
 
     /// Users seen.

@@ -4,9 +4,9 @@
 //! the stored history of a user rebuilds exactly the state live traffic built.
 
 use crate::entities::{EntityCounts, EntityKind};
+use crate::entity_risk::EntityRisk;
 use crate::features::{EventFacts, RETENTION_MS};
 use crate::hash::{id_hash, opt_hash};
-use crate::label_risk::LabelRisk;
 use crate::ml_features;
 use crate::policy::{Lists, Policy};
 use crate::profile::Profile;
@@ -255,12 +255,12 @@ impl UserState {
     pub fn features(
         &mut self,
         event: &Transaction,
-        labels: &LabelRisk,
+        risk: &EntityRisk,
         lateness_ms: i64,
     ) -> FeatureVector {
         self.next_event(event, &Lists::default(), lateness_ms, |facts| {
             let mut features = [0.0; N_FEATURES];
-            ml_features::extract(facts, labels, &mut features);
+            ml_features::extract(facts, risk, &mut features);
             features
         })
     }

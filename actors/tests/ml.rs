@@ -4,7 +4,7 @@
 
 use chrono::{DateTime, TimeZone, Utc};
 use sentinel_actors::{
-    FeatureReplay, LabelRisk, LabelSighting, PolicyDef, Scorer, ScorerConfig, PRIOR_SHARE,
+    EntityActivity, EntityRisk, FeatureReplay, LabelSighting, PolicyDef, Scorer, ScorerConfig,
 };
 use sentinel_event::Outcome;
 use sentinel_loadtest::simulator::{
@@ -22,11 +22,11 @@ fn start() -> DateTime<Utc> {
     Utc.with_ymd_and_hms(2026, 11, 2, 0, 0, 0).unwrap()
 }
 
-fn simulate(events: usize, seed: u64) -> Vec<SimEvent> {
+fn simulate(events: usize, seed: u64, rate_per_sec: f64) -> Vec<SimEvent> {
     let mut sim = Simulator::new(SimConfig {
         seed,
         users: 1_000,
-        rate_per_sec: 5.0,
+        rate_per_sec,
         fraud_ratio: 0.03,
         start: start(),
         daily_rhythm: true,
@@ -35,23 +35,32 @@ fn simulate(events: usize, seed: u64) -> Vec<SimEvent> {
     (0..events).map(|_| sim.next_event()).collect()
 }
 
-/// Late analyst feedback on `events`, squeezed into the simulated hours: chargebacks 1 to 20
-/// minutes after the fraud, confirmations of 5 % of legit events 1 to 10 minutes after;
-/// events see labels 5 minutes old.
-fn labels(events: &[SimEvent]) -> Arc<LabelRisk> {
+/// The entity-risk index of `events` with late analyst feedback, squeezed into the simulated
+/// hours: chargebacks 1 to 20 minutes after the fraud, confirmations of 5 % of legit events 1
+/// to 10 minutes after; events see labels 5 minutes old.
+fn labels(events: &[SimEvent]) -> Arc<EntityRisk> {
     let feedback = Feedback {
         chargeback_share: 0.8,
         chargeback_delay: (chrono::Duration::minutes(1), chrono::Duration::minutes(20)),
         confirm_share: 0.05,
         confirm_delay: (chrono::Duration::minutes(1), chrono::Duration::minutes(10)),
     };
-    let sightings = analyst_labels(events, &feedback, 3)
-        .into_iter()
-        .map(|l| l.with_parts(LabelSighting::new));
-    Arc::new(LabelRisk::build(300_000, sightings))
+    let mut activity = EntityActivity::default();
+    let mut times = std::collections::HashMap::new();
+    for e in events {
+        activity.record_event(&e.txn);
+        times.insert(e.txn.transaction_id.as_str(), e.txn.event_time_ms());
+    }
+    let sightings = analyst_labels(events, &feedback, 3).into_iter().map(|l| {
+        let event_ms = times[l.transaction_id.as_str()];
+        l.with_parts(|at, merchant, device, fraud| {
+            LabelSighting::new(event_ms, at, merchant, device, fraud)
+        })
+    });
+    Arc::new(EntityRisk::build(300_000, &activity, sightings))
 }
 
-fn samples(events: &[SimEvent], labels: &Arc<LabelRisk>) -> Vec<Sample> {
+fn samples(events: &[SimEvent], labels: &Arc<EntityRisk>) -> Vec<Sample> {
     let mut replay = FeatureReplay::new(LATENESS_MS, Arc::clone(labels));
     events
         .iter()
@@ -64,7 +73,7 @@ fn samples(events: &[SimEvent], labels: &Arc<LabelRisk>) -> Vec<Sample> {
 }
 
 /// Trains on the first 70% of the simulated period and holds out the rest.
-fn trained(events: &[SimEvent], labels: &Arc<LabelRisk>) -> Model {
+fn trained(events: &[SimEvent], labels: &Arc<EntityRisk>) -> Model {
     let split = events[events.len() * 7 / 10].txn.timestamp;
     let config = TrainConfig {
         source: "simulator".into(),
@@ -78,7 +87,7 @@ fn trained(events: &[SimEvent], labels: &Arc<LabelRisk>) -> Model {
 
 #[test]
 fn simulator_traffic_trains_a_model_with_high_held_out_auc() {
-    let events = simulate(40_000, 11);
+    let events = simulate(40_000, 11, 5.0);
     let model = trained(&events, &labels(&events));
     let e = &model.artifact().evaluation;
     assert!(e.events > 10_000 && e.frauds > 50, "{e:?}");
@@ -89,7 +98,9 @@ fn simulator_traffic_trains_a_model_with_high_held_out_auc() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn real_user_actors_compute_the_same_features_as_training() {
-    let events = simulate(30_000, 5);
+    // Slow enough that the 3,000 compared events span hours: entity counts cover complete
+    // hours, so the labels reach the features within the compared stretch.
+    let events = simulate(30_000, 5, 0.3);
     let labels = labels(&events);
     let model = Arc::new(trained(&events, &labels));
 
@@ -108,7 +119,7 @@ async fn real_user_actors_compute_the_same_features_as_training() {
     });
     let mut policy = def.compile().unwrap();
     policy.models.champion = Some(Arc::clone(&model));
-    policy.models.label_risk.publish(Arc::clone(&labels));
+    policy.models.entity_risk.publish(Arc::clone(&labels));
     let config = ScorerConfig {
         shards: 2,
         passivate_after: Duration::from_secs(600),
@@ -121,11 +132,12 @@ async fn real_user_actors_compute_the_same_features_as_training() {
 
     // The training path over the same events.
     let expected = samples(&events[..3_000], &labels);
-    // The labels move features and scores, so equal scores below check them too.
-    let unlabelled = samples(&events[..3_000], &Arc::new(LabelRisk::default()));
-    let shares = |s: &Sample| s.features[sentinel_model::N_FEATURES - 6..].to_vec();
-    assert!(expected.iter().any(|s| shares(s) != [PRIOR_SHARE; 6]));
-    assert!(unlabelled.iter().all(|s| shares(s) == [PRIOR_SHARE; 6]));
+    // The index moves features and scores, so equal scores below check it too.
+    let unlabelled = samples(&events[..3_000], &Arc::new(EntityRisk::default()));
+    let entity = |s: &Sample| s.features[sentinel_model::N_FEATURES - 12..].to_vec();
+    let share = sentinel_model::features::index_of("merchant_fraud_share_30d").unwrap();
+    assert!(expected.iter().any(|s| s.features[share] > 0.0));
+    assert!(unlabelled.iter().all(|s| entity(s) == [0.0; 12]));
     assert!(expected
         .iter()
         .zip(&unlabelled)

@@ -4,7 +4,7 @@ use crate::error::CatalogError;
 use crate::models::Deployment;
 use crate::records::{AuditEntry, Label, LabelValue, ListItem, ListRecord, RuleTest, RuleVersion};
 use chrono::{DateTime, Utc};
-use sentinel_actors::{LabelRiskFeed, Models, Policy, PolicyDef, PolicyError, UserState};
+use sentinel_actors::{EntityRiskFeed, Models, Policy, PolicyDef, PolicyError, UserState};
 use sentinel_event::{Thresholds, Transaction};
 use sentinel_rules::{Expr, Mode, RuleDef};
 use sentinel_store::{RecordGuard, RecordKind, RecordWrite, Store};
@@ -65,8 +65,8 @@ pub(crate) struct State {
     pub(crate) deployment: Deployment,
     /// The loaded models of the deployment, attached to every compiled policy.
     pub(crate) models: Models,
-    /// The live label index, attached to every compiled policy's models.
-    pub(crate) label_risk: LabelRiskFeed,
+    /// The live entity-risk index, attached to every compiled policy's models.
+    pub(crate) entity_risk: EntityRiskFeed,
 }
 
 /// One checked change to rules or lists, what the audit calls it, and what its caller answers.
@@ -129,10 +129,10 @@ pub struct Catalog {
     pub(crate) state: Mutex<State>,
     pub(crate) published: watch::Sender<Arc<Policy>>,
     lateness_ms: i64,
-    /// The label index every policy's models read (see `label_index.rs`).
-    pub(crate) label_risk: LabelRiskFeed,
-    /// Merchant and device of each labelled transaction, so a refresh looks each up once.
-    pub(crate) labelled_entities: Mutex<crate::label_index::LabelledEntities>,
+    /// The entity-risk index every policy's models read (see `entity_index.rs`).
+    pub(crate) entity_risk: EntityRiskFeed,
+    /// What the live index is rebuilt from: the tailed activity and the labelled entities.
+    pub(crate) entity_sources: Mutex<crate::entity_index::Sources>,
     /// Woken when a label is posted here.
     pub(crate) label_posted: tokio::sync::Notify,
 }
@@ -151,7 +151,7 @@ impl Catalog {
     ) -> Result<Catalog, CatalogError> {
         let now = Utc::now();
         let head: Option<PolicyHead> = read(&*store, RecordKind::PolicyVersion, HEAD_KEY).await?;
-        let label_risk = LabelRiskFeed::default();
+        let entity_risk = EntityRiskFeed::default();
         let mut state = State {
             rules: BTreeMap::new(),
             lists: BTreeMap::new(),
@@ -161,7 +161,7 @@ impl Catalog {
             next_expiry: None,
             deployment: Deployment::default(),
             models: Models::default(),
-            label_risk: label_risk.clone(),
+            entity_risk: entity_risk.clone(),
         };
         (state.deployment, state.models) = crate::models::load(&*store).await?;
         let policy = match head {
@@ -247,8 +247,8 @@ impl Catalog {
             state: Mutex::new(state),
             published,
             lateness_ms,
-            label_risk,
-            labelled_entities: Mutex::default(),
+            entity_risk,
+            entity_sources: Mutex::default(),
             label_posted: tokio::sync::Notify::new(),
         })
     }
@@ -278,7 +278,7 @@ impl Catalog {
             next_expiry: None,
             deployment: Deployment::default(),
             models: Models::default(),
-            label_risk: state.label_risk.clone(),
+            entity_risk: state.entity_risk.clone(),
         };
         load_stored(&*self.store, head.version, &mut fresh).await?;
         // A model activated on another node is a policy version too: load the deployment.
@@ -495,7 +495,7 @@ impl Catalog {
                     next_expiry: None,
                     deployment: state.deployment.clone(),
                     models: state.models.clone(),
-                    label_risk: state.label_risk.clone(),
+                    entity_risk: state.entity_risk.clone(),
                 };
                 drop(state);
                 trial.rules.retain(|_, r| r.name != change.name);
@@ -965,7 +965,7 @@ pub(crate) fn compile(
         PolicyError::Thresholds => CatalogError::invalid("thresholds", e.to_string()),
     })?;
     policy.models = Models {
-        label_risk: state.label_risk.clone(),
+        entity_risk: state.entity_risk.clone(),
         ..state.models.clone()
     };
     Ok(policy)

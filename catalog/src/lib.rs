@@ -9,13 +9,14 @@
 
 pub mod backtest;
 mod catalog;
+mod entity_index;
 mod error;
-mod label_index;
 mod models;
 mod records;
 pub mod training;
 
 pub use catalog::{Candidate, Catalog, ItemChange, RuleChange, RuleFilter};
+pub use entity_index::EntityIndexSize;
 pub use error::CatalogError;
 pub use models::{Deployment, ModelRole, ModelSummary};
 pub use records::{AuditEntry, Label, LabelValue, ListItem, ListRecord, RuleTest, RuleVersion};

@@ -11,6 +11,7 @@
 //!   held-out period ([`metrics`]).
 
 mod artifact;
+pub mod card_precision;
 pub mod features;
 mod forest;
 pub mod metrics;

@@ -124,13 +124,13 @@ fn corrupt_truncated_and_mismatched_files_are_refused() {
         Err(ModelError::FeatureMismatch(_))
     ));
 
-    // An artifact from before the six entity-risk features were added is refused, naming why.
+    // An artifact with the previous 35-feature list is refused, naming why.
     let mut old = artifact.clone();
-    old.feature_names.truncate(29);
+    old.feature_names.truncate(35);
     let err = Model::from_json(old.to_json().as_bytes()).unwrap_err();
     assert_eq!(
         err.to_string(),
-        "model features do not match this build: the file has 29 features, this build computes 35"
+        "model features do not match this build: the file has 35 features, this build computes 46"
     );
 
     let future = json.replacen("\"format_version\": 1", "\"format_version\": 99", 1);

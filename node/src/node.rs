@@ -68,7 +68,7 @@ pub async fn run(mut config: NodeConfig, source: Source) -> anyhow::Result<()> {
     if config.cluster.owns_store() {
         remote_store::serve_store(&config.cluster.node_name, Arc::clone(&store)).await?;
     }
-    let label_refresh = crate::label_refresh::start(Arc::clone(&catalog), &config.model).await?;
+    let entity_refresh = crate::entity_refresh::start(Arc::clone(&catalog), &config.model).await?;
     let policy = catalog.policy();
     if config.policy_file.is_some() && policy.rules.version > 1 {
         tracing::warn!("--policy only seeds an empty store; this store already has a catalogue");
@@ -279,7 +279,7 @@ pub async fn run(mut config: NodeConfig, source: Source) -> anyhow::Result<()> {
     let _ = http.await;
     policy_feed.abort();
     policy_sync.abort();
-    label_refresh.abort();
+    entity_refresh.abort();
     node_info.stop(None);
     owner_gate.stop(None);
     if let Some(expiry) = idempotency_expiry {

@@ -35,9 +35,11 @@ pub const OWNER_ROUTE_FORWARDS: &str = "sentinel_owner_route_forwards_total";
 /// Counter: events forwarded to this node by another member, by result (`decided`, `refused`,
 /// `not_owner`).
 pub const OWNER_ROUTE_RECEIVED: &str = "sentinel_owner_route_received_total";
-/// Gauge: analyst labels in the label-risk index the models read (entity-risk features).
+/// Gauge: labels in the entity-risk index the models read (merchant/device features).
 pub const LABEL_INDEX_LABELS: &str = "sentinel_label_index_labels";
-/// Counter: rebuilds of the label-risk index that failed (the previous index stays in use).
+/// Gauge: merchants and devices with activity in the entity-risk index.
+pub const ENTITY_INDEX_ENTITIES: &str = "sentinel_entity_index_entities";
+/// Counter: rebuilds of the entity-risk index that failed (the previous index stays in use).
 pub const LABEL_INDEX_REFRESH_FAILURES: &str = "sentinel_label_index_refresh_failures_total";
 /// Store requests from cluster peers the store host refused (writes scoring does not need).
 pub const STORE_PEER_REFUSALS: &str = "sentinel_store_peer_refusals_total";
@@ -224,11 +226,15 @@ fn describe() {
     }
     describe_gauge!(
         LABEL_INDEX_LABELS,
-        "Analyst labels in the label-risk index the models read."
+        "Labels in the entity-risk index the models read."
+    );
+    describe_gauge!(
+        ENTITY_INDEX_ENTITIES,
+        "Merchants and devices with activity in the entity-risk index."
     );
     describe_counter!(
         LABEL_INDEX_REFRESH_FAILURES,
-        "Failed rebuilds of the label-risk index (the previous one stays in use)."
+        "Failed rebuilds of the entity-risk index (the previous one stays in use)."
     );
     describe_counter!(
         STORE_PEER_REFUSALS,
@@ -246,6 +252,7 @@ fn describe() {
     metrics::gauge!(HTTP_CONNECTIONS_OPEN).set(0.0);
     metrics::counter!(HTTP_CONNECTIONS_REFUSED).increment(0);
     metrics::gauge!(LABEL_INDEX_LABELS).set(0.0);
+    metrics::gauge!(ENTITY_INDEX_ENTITIES).set(0.0);
     metrics::counter!(LABEL_INDEX_REFRESH_FAILURES).increment(0);
     for outcome in Outcome::ALL {
         metrics::counter!(DECISIONS, "outcome" => outcome.as_str()).increment(0);

@@ -1,20 +1,30 @@
 //! `sentinel train` and `sentinel evaluate`: labelled events (simulator, CSV or a stopped node's
 //! store) go through the same per-user state and feature code as live scoring; a model is fitted
 //! on the earlier period and measured on the later one.
+//!
+//! The literature's protocol (`--train-until`): train on `[train-from, train-until)` with only
+//! the fraud labels given by `train-until`, skip `--gap-days` (the label delay: frauds of those
+//! days are not known yet when the model goes live), test on the following `--test-days` with
+//! every label, and report AUC-ROC, average precision, card precision@k per day and recall per
+//! fraud pattern.
 
 use crate::config::NodeConfig;
 use anyhow::{bail, Context};
 use chrono::{DateTime, Duration, TimeZone, Utc};
 use indicatif::{ProgressBar, ProgressStyle};
-use sentinel_actors::{FeatureReplay, LabelRisk, LabelSighting, PolicyDef};
+use sentinel_actors::{EntityActivity, EntityRisk, FeatureReplay, LabelSighting, PolicyDef};
 use sentinel_catalog::backtest::Progress;
-use sentinel_catalog::training::{stored_samples, Unlabelled};
+use sentinel_catalog::training::{card_of, stored_samples, LabelledSample, Unlabelled};
 use sentinel_catalog::Catalog;
 use sentinel_event::{parse_transaction, Limits, ParseMode, Transaction};
 use sentinel_loadtest::simulator::{analyst_labels, Feedback, Scenario, SimConfig, Simulator};
+use sentinel_model::card_precision::{
+    card_precision_at_k, mean_precision, DailyCardPrecision, ScoredCard,
+};
 use sentinel_model::{evaluate, train, Evaluation, Model, Sample, TrainConfig, TrainStage};
 use sentinel_store::{EmbeddedStore, Store};
 use serde::{Deserialize, Serialize};
+use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
 use std::sync::Arc;
 
@@ -91,12 +101,8 @@ pub enum UnlabelledArg {
 pub struct TrainArgs {
     #[command(flatten)]
     data: DataArgs,
-    /// Events at or after this time are held out for evaluation (default: by --holdout).
-    #[arg(long)]
-    split_at: Option<DateTime<Utc>>,
-    /// Latest fraction of the events (by time) held out for evaluation.
-    #[arg(long, default_value_t = 0.3)]
-    holdout: f64,
+    #[command(flatten)]
+    periods: PeriodArgs,
     /// Seed of the isolation forest.
     #[arg(long, default_value_t = 1)]
     seed: u64,
@@ -109,12 +115,42 @@ pub struct TrainArgs {
     /// L2 penalty of the logistic regression.
     #[arg(long, default_value_t = 0.01)]
     alpha: f64,
-    /// Threshold of the printed confusion matrix.
+    /// Threshold of the printed confusion matrix and of the recall per fraud pattern.
     #[arg(long, default_value_t = 0.5)]
     threshold: f64,
+    /// Cards an analyst team checks per day, for card precision@k.
+    #[arg(long, default_value_t = 100)]
+    k: usize,
     /// Where to write the model artifact.
     #[arg(long)]
     out: PathBuf,
+}
+
+/// How `sentinel train` splits the events into a training and a test period.
+#[derive(clap::Args)]
+pub struct PeriodArgs {
+    /// First event time trained on (default: the first event).
+    #[arg(long)]
+    train_from: Option<DateTime<Utc>>,
+    /// End of the training period; only fraud labels given before it are used for training.
+    /// With it the test period starts `--gap-days` later and lasts `--test-days`.
+    #[arg(long, conflicts_with_all = ["split_at", "holdout"])]
+    train_until: Option<DateTime<Utc>>,
+    /// Days skipped between training and test (`--train-until`): the label delay.
+    #[arg(long, default_value_t = 7, requires = "train_until")]
+    gap_days: u32,
+    /// Days tested (`--train-until`).
+    #[arg(long, default_value_t = 7, requires = "train_until")]
+    test_days: u32,
+    /// Without `--train-until`: events at or after this time are held out, with no gap, and
+    /// training sees every label, even those given later (hindsight; not the literature's
+    /// protocol).
+    #[arg(long)]
+    split_at: Option<DateTime<Utc>>,
+    /// Without `--train-until` or `--split-at`: the latest fraction of the events (by time)
+    /// held out, as `--split-at` does.
+    #[arg(long)]
+    holdout: Option<f64>,
 }
 
 /// `sentinel evaluate`.
@@ -125,9 +161,18 @@ pub struct EvaluateArgs {
     model: PathBuf,
     #[command(flatten)]
     data: DataArgs,
-    /// Threshold of the printed confusion matrix.
+    /// First event time evaluated (default: every event read).
+    #[arg(long)]
+    test_from: Option<DateTime<Utc>>,
+    /// Events before this time are evaluated (default: every event read).
+    #[arg(long)]
+    test_until: Option<DateTime<Utc>>,
+    /// Threshold of the printed confusion matrix and of the recall per fraud pattern.
     #[arg(long, default_value_t = 0.5)]
     threshold: f64,
+    /// Cards an analyst team checks per day, for card precision@k.
+    #[arg(long, default_value_t = 100)]
+    k: usize,
     /// Print the figures as JSON.
     #[arg(long)]
     json: bool,
@@ -154,13 +199,20 @@ struct CsvRow {
     lat: Option<f64>,
     lon: Option<f64>,
     timestamp: DateTime<Utc>,
+    /// When the fraud became known (a chargeback's date); empty: never reported, or legit.
+    #[serde(default)]
+    labelled_at: Option<DateTime<Utc>>,
+    /// The fraud pattern, if known.
+    #[serde(default)]
+    scenario: Option<String>,
 }
 
 impl CsvRow {
-    fn of(t: &Transaction, fraud: bool) -> CsvRow {
+    fn of(e: &Example) -> CsvRow {
+        let t = &e.event;
         let l = t.location.as_ref();
         CsvRow {
-            label: if fraud { "fraud" } else { "legit" }.into(),
+            label: if e.fraud { "fraud" } else { "legit" }.into(),
             transaction_id: t.transaction_id.clone(),
             user_id: t.user_id.clone(),
             card_id: t.card_id.clone(),
@@ -177,6 +229,10 @@ impl CsvRow {
             lat: l.and_then(|l| l.lat),
             lon: l.and_then(|l| l.lon),
             timestamp: t.timestamp,
+            labelled_at: e
+                .known_ms
+                .and_then(|ms| Utc.timestamp_millis_opt(ms).single()),
+            scenario: e.scenario.clone(),
         }
     }
 
@@ -239,150 +295,266 @@ impl Progress for Bar {
     }
 }
 
-/// Labelled events in time order, from the simulator or a CSV file, and the analyst labels
-/// given on them: the simulator's late feedback (chargebacks, confirmations); none from a CSV,
-/// which carries no label times (its entity-risk features stay at the prior).
-type LabelledEvents = (Vec<(Transaction, bool)>, Vec<LabelSighting>, String);
+/// One labelled event before its features are computed.
+struct Example {
+    event: Transaction,
+    /// The truth: fraud or not.
+    fraud: bool,
+    /// When its fraud label was given (None: never reported, or legit).
+    known_ms: Option<i64>,
+    /// The fraud pattern, if known.
+    scenario: Option<String>,
+}
 
-fn labelled_events(data: &DataArgs) -> anyhow::Result<LabelledEvents> {
-    match data.source {
-        DataSource::Simulator => {
-            let mut sim = Simulator::new(SimConfig {
-                seed: data.sim_seed,
-                users: data.users,
-                rate_per_sec: data.rate,
-                fraud_ratio: data.fraud_ratio,
-                start: data.sim_start,
-                daily_rhythm: true,
-                scenarios: Scenario::ALL.to_vec(),
-            });
-            let progress = bar("simulating events");
-            progress.set_length(data.events);
-            let simulated: Vec<_> = (0..data.events)
-                .map(|_| {
-                    progress.inc(1);
-                    sim.next_event()
-                })
-                .collect();
-            progress.finish_and_clear();
-            let labels = analyst_labels(&simulated, &Feedback::default(), data.sim_seed)
-                .iter()
-                .map(|l| l.with_parts(LabelSighting::new))
-                .collect();
-            let events = simulated
-                .into_iter()
-                .map(|e| (e.txn, e.label.is_some()))
-                .collect();
-            let source = format!(
-                "simulator seed={} events={} users={} rate={} fraud_ratio={} start={} \
-                 label_delay_secs={}",
-                data.sim_seed,
-                data.events,
-                data.users,
-                data.rate,
-                data.fraud_ratio,
-                data.sim_start.to_rfc3339(),
-                data.label_delay_secs
-            );
-            Ok((events, labels, source))
+/// Labelled events in event-time order and every label as the entity-risk index reads it.
+struct Events {
+    examples: Vec<Example>,
+    labels: Vec<LabelSighting>,
+    source: String,
+}
+
+fn simulated(data: &DataArgs) -> Events {
+    let mut sim = Simulator::new(SimConfig {
+        seed: data.sim_seed,
+        users: data.users,
+        rate_per_sec: data.rate,
+        fraud_ratio: data.fraud_ratio,
+        start: data.sim_start,
+        daily_rhythm: true,
+        scenarios: Scenario::ALL.to_vec(),
+    });
+    let progress = bar("simulating events");
+    progress.set_length(data.events);
+    let simulated: Vec<_> = (0..data.events)
+        .map(|_| {
+            progress.inc(1);
+            sim.next_event()
+        })
+        .collect();
+    progress.finish_and_clear();
+    let feedback = analyst_labels(&simulated, &Feedback::default(), data.sim_seed);
+    let times: HashMap<&str, i64> = simulated
+        .iter()
+        .map(|e| (e.txn.transaction_id.as_str(), e.txn.event_time_ms()))
+        .collect();
+    let mut known: HashMap<&str, i64> = HashMap::new();
+    let mut labels = Vec::with_capacity(feedback.len());
+    for l in &feedback {
+        let event_ms = times[l.transaction_id.as_str()];
+        labels.push(l.with_parts(|at, merchant, device, fraud| {
+            LabelSighting::new(event_ms, at, merchant, device, fraud)
+        }));
+        if l.fraud {
+            known.insert(l.transaction_id.as_str(), l.at.timestamp_millis());
         }
-        DataSource::Csv => {
-            let path = data
-                .input
-                .as_ref()
-                .context("--input is required with --from csv")?;
-            let mut reader = csv::Reader::from_path(path)
-                .with_context(|| format!("opening {}", path.display()))?;
-            let limits = Limits {
-                // History is old by definition; only the node's own clock checks skew.
-                max_future_skew: Duration::days(365 * 100),
-                ..Limits::default()
-            };
-            let mut events = Vec::new();
-            for (i, row) in reader.deserialize::<CsvRow>().enumerate() {
-                let line = i + 2;
-                let row = row.with_context(|| format!("{} line {line}", path.display()))?;
-                events.push(
-                    row.into_event(&limits)
-                        .with_context(|| format!("{} line {line}", path.display()))?,
-                );
-            }
-            events.sort_by_key(|(t, _)| t.timestamp);
-            Ok((events, Vec::new(), format!("csv {}", path.display())))
-        }
-        DataSource::Store => bail!("the store is read by stored_samples"),
+    }
+    let known: HashMap<String, i64> = known.into_iter().map(|(k, v)| (k.to_owned(), v)).collect();
+    let examples = simulated
+        .into_iter()
+        .map(|e| Example {
+            known_ms: known.get(&e.txn.transaction_id).copied(),
+            fraud: e.label.is_some(),
+            scenario: e.label.map(|s| s.as_str().to_owned()),
+            event: e.txn,
+        })
+        .collect();
+    let source = format!(
+        "simulator seed={} events={} users={} rate={} fraud_ratio={} start={} \
+         label_delay_secs={}",
+        data.sim_seed,
+        data.events,
+        data.users,
+        data.rate,
+        data.fraud_ratio,
+        data.sim_start.to_rfc3339(),
+        data.label_delay_secs
+    );
+    Events {
+        examples,
+        labels,
+        source,
     }
 }
 
+/// Bad rows reported on stderr (the first few in full), skipped and counted.
+const SHOWN_BAD_ROWS: usize = 20;
+
+fn from_csv(path: &std::path::Path) -> anyhow::Result<Events> {
+    let mut reader =
+        csv::Reader::from_path(path).with_context(|| format!("opening {}", path.display()))?;
+    let limits = Limits {
+        // History is old by definition; only the node's own clock checks skew.
+        max_future_skew: Duration::days(365 * 100),
+        ..Limits::default()
+    };
+    let mut examples = Vec::new();
+    let mut bad = 0usize;
+    for (i, row) in reader.deserialize::<CsvRow>().enumerate() {
+        let line = i + 2;
+        let parsed = row.map_err(anyhow::Error::from).and_then(|row| {
+            let (known, scenario) = (row.labelled_at, row.scenario.clone());
+            let (event, fraud) = row.into_event(&limits)?;
+            Ok(Example {
+                known_ms: known.filter(|_| fraud).map(|t| t.timestamp_millis()),
+                fraud,
+                scenario,
+                event,
+            })
+        });
+        match parsed {
+            Ok(example) => examples.push(example),
+            Err(e) => {
+                bad += 1;
+                if bad <= SHOWN_BAD_ROWS {
+                    eprintln!("{} line {line}: skipped: {e:#}", path.display());
+                }
+            }
+        }
+    }
+    if bad > 0 {
+        eprintln!(
+            "{}: {bad} bad rows skipped, {} read",
+            path.display(),
+            examples.len()
+        );
+    }
+    examples.sort_by_key(|e| e.event.timestamp);
+    // A fraud without a label time was never reported: the truth when testing, unknown to the
+    // entity-risk index and (with --train-until) to training.
+    let labels = examples
+        .iter()
+        .filter_map(|e| {
+            let known = e.known_ms?;
+            Some(LabelSighting::new(
+                e.event.event_time_ms(),
+                known,
+                e.event.merchant_id.as_deref(),
+                e.event.device_id.as_deref(),
+                true,
+            ))
+        })
+        .collect();
+    let source = if bad > 0 {
+        format!("csv {} ({bad} bad rows skipped)", path.display())
+    } else {
+        format!("csv {}", path.display())
+    };
+    Ok(Events {
+        examples,
+        labels,
+        source,
+    })
+}
+
+/// Labelled samples in time order, with what evaluation needs about cards and patterns.
+struct History {
+    samples: Vec<LabelledSample>,
+    compromised_since: HashMap<String, i64>,
+    source: String,
+}
+
 /// Reads the labelled samples the arguments name, in time order, with a source description.
-async fn samples(data: &DataArgs) -> anyhow::Result<(Vec<Sample>, String)> {
+async fn history(data: &DataArgs) -> anyhow::Result<History> {
     let lateness_ms = NodeConfig::default().actors.lateness_secs as i64 * 1000;
     let label_delay_ms = i64::try_from(data.label_delay_secs.saturating_mul(1_000))
         .context("--label-delay-secs is too large")?;
-    if data.source == DataSource::Store {
-        let path = data.data_dir.join("sentinel.redb");
-        anyhow::ensure!(path.exists(), "no store at {}", path.display());
-        let store: Arc<dyn Store> = Arc::new(EmbeddedStore::open(&path).with_context(|| {
+    let events = match data.source {
+        DataSource::Store => return stored(data, lateness_ms, label_delay_ms).await,
+        DataSource::Simulator => simulated(data),
+        DataSource::Csv => from_csv(
+            data.input
+                .as_ref()
+                .context("--input is required with --from csv")?,
+        )?,
+    };
+    if let Some(path) = &data.export_csv {
+        let mut writer =
+            csv::Writer::from_path(path).with_context(|| format!("creating {}", path.display()))?;
+        for e in &events.examples {
+            writer.serialize(CsvRow::of(e))?;
+        }
+        writer.flush()?;
+        eprintln!(
+            "wrote {} labelled events to {}",
+            events.examples.len(),
+            path.display()
+        );
+    }
+    let progress = bar("computing features");
+    progress.set_length(events.examples.len() as u64);
+    let mut activity = EntityActivity::default();
+    for e in &events.examples {
+        activity.record_event(&e.event);
+    }
+    let index = Arc::new(EntityRisk::build(label_delay_ms, &activity, events.labels));
+    drop(activity);
+    let mut replay = FeatureReplay::new(lateness_ms, index);
+    let mut history = History {
+        samples: Vec::with_capacity(events.examples.len()),
+        compromised_since: HashMap::new(),
+        source: events.source,
+    };
+    for e in events.examples {
+        progress.inc(1);
+        let card = card_of(&e.event).to_owned();
+        if let Some(known) = e.known_ms {
+            history
+                .compromised_since
+                .entry(card.clone())
+                .and_modify(|t| *t = (*t).min(known))
+                .or_insert(known);
+        }
+        history.samples.push(LabelledSample {
+            sample: Sample {
+                time_ms: e.event.event_time_ms(),
+                features: replay.features(&e.event),
+                fraud: e.fraud,
+            },
+            card,
+            scenario: e.scenario,
+            known_ms: e.known_ms,
+        });
+    }
+    progress.finish_and_clear();
+    Ok(history)
+}
+
+async fn stored(data: &DataArgs, lateness_ms: i64, label_delay_ms: i64) -> anyhow::Result<History> {
+    let path = data.data_dir.join("sentinel.redb");
+    anyhow::ensure!(path.exists(), "no store at {}", path.display());
+    let store: Arc<dyn Store> =
+        Arc::new(EmbeddedStore::open(&path).with_context(|| {
             format!("opening {} (stop the node that holds it)", path.display())
         })?);
-        let catalog = Catalog::open(Arc::clone(&store), PolicyDef::seed(), lateness_ms).await?;
-        let until = data.until.unwrap_or_else(Utc::now);
-        let since = data.since.unwrap_or(until - Duration::days(30));
-        let unlabelled = match data.unlabelled {
-            UnlabelledArg::Legit => Unlabelled::Legit,
-            UnlabelledArg::Skip => Unlabelled::Skip,
-        };
-        let progress = bar("replaying users");
-        let samples = stored_samples(
-            &catalog,
-            since,
-            until,
-            unlabelled,
-            label_delay_ms,
-            &Bar(progress.clone()),
-        )
-        .await?;
-        progress.finish_and_clear();
-        let source = format!(
+    let catalog = Catalog::open(Arc::clone(&store), PolicyDef::seed(), lateness_ms).await?;
+    let until = data.until.unwrap_or_else(Utc::now);
+    let since = data.since.unwrap_or(until - Duration::days(30));
+    let unlabelled = match data.unlabelled {
+        UnlabelledArg::Legit => Unlabelled::Legit,
+        UnlabelledArg::Skip => Unlabelled::Skip,
+    };
+    let progress = bar("replaying users");
+    let stored = stored_samples(
+        &catalog,
+        since,
+        until,
+        unlabelled,
+        label_delay_ms,
+        &Bar(progress.clone()),
+    )
+    .await?;
+    progress.finish_and_clear();
+    Ok(History {
+        samples: stored.samples,
+        compromised_since: stored.compromised_since,
+        source: format!(
             "store {} since={} until={} label_delay_secs={}",
             data.data_dir.display(),
             since.to_rfc3339(),
             until.to_rfc3339(),
             data.label_delay_secs
-        );
-        return Ok((samples, source));
-    }
-    let (events, labels, source) = labelled_events(data)?;
-    if let Some(path) = &data.export_csv {
-        let mut writer =
-            csv::Writer::from_path(path).with_context(|| format!("creating {}", path.display()))?;
-        for (t, fraud) in &events {
-            writer.serialize(CsvRow::of(t, *fraud))?;
-        }
-        writer.flush()?;
-        eprintln!(
-            "wrote {} labelled events to {}",
-            events.len(),
-            path.display()
-        );
-    }
-    let progress = bar("computing features");
-    progress.set_length(events.len() as u64);
-    let labels = Arc::new(LabelRisk::build(label_delay_ms, labels));
-    let mut replay = FeatureReplay::new(lateness_ms, labels);
-    let samples = events
-        .iter()
-        .map(|(t, fraud)| {
-            progress.inc(1);
-            Sample {
-                time_ms: t.event_time_ms(),
-                features: replay.features(t),
-                fraud: *fraud,
-            }
-        })
-        .collect();
-    progress.finish_and_clear();
-    Ok((samples, source))
+        ),
+    })
 }
 
 fn time(ms: i64) -> String {
@@ -391,12 +563,127 @@ fn time(ms: i64) -> String {
         .map_or_else(|| ms.to_string(), |t| t.to_rfc3339())
 }
 
-fn figures(e: &Evaluation) -> String {
+/// The training and test periods, and which labels training may see.
+struct Periods {
+    train_from_ms: i64,
+    train_until_ms: i64,
+    test_from_ms: i64,
+    test_until_ms: i64,
+    /// Training sees fraud labels given before this (None: every label, in hindsight).
+    labels_known_by_ms: Option<i64>,
+}
+
+impl Periods {
+    fn of(args: &PeriodArgs, samples: &[LabelledSample]) -> anyhow::Result<Periods> {
+        anyhow::ensure!(!samples.is_empty(), "no labelled events");
+        let first = samples[0].sample.time_ms;
+        let end = samples[samples.len() - 1].sample.time_ms + 1;
+        let train_from_ms = args.train_from.map_or(first, |t| t.timestamp_millis());
+        if let Some(until) = args.train_until {
+            let until = until.timestamp_millis();
+            let test_from_ms = until + i64::from(args.gap_days) * 86_400_000;
+            return Ok(Periods {
+                train_from_ms,
+                train_until_ms: until,
+                test_from_ms,
+                test_until_ms: test_from_ms + i64::from(args.test_days) * 86_400_000,
+                labels_known_by_ms: Some(until),
+            });
+        }
+        let split_ms = match (args.split_at, args.holdout) {
+            (Some(t), _) => t.timestamp_millis(),
+            (None, holdout) => {
+                let holdout = holdout.unwrap_or(0.3);
+                anyhow::ensure!(
+                    holdout > 0.0 && holdout < 1.0,
+                    "--holdout must be between 0 and 1"
+                );
+                let i = ((samples.len() as f64) * (1.0 - holdout)) as usize;
+                samples[i.min(samples.len() - 1)].sample.time_ms
+            }
+        };
+        Ok(Periods {
+            train_from_ms,
+            train_until_ms: split_ms,
+            test_from_ms: split_ms,
+            test_until_ms: end,
+            labels_known_by_ms: None,
+        })
+    }
+
+    fn tested(&self, time_ms: i64) -> bool {
+        time_ms >= self.test_from_ms && time_ms < self.test_until_ms
+    }
+}
+
+/// The figures `sentinel train` and `sentinel evaluate` print.
+#[derive(Debug, Serialize)]
+struct Report {
+    #[serde(flatten)]
+    evaluation: Evaluation,
+    /// k of the card precision.
+    k: usize,
+    /// Mean of the daily card precision@k.
+    card_precision_at_k: Option<f64>,
+    /// Card precision@k per test day.
+    daily: Vec<DailyCardPrecision>,
+    /// Per fraud pattern: (frauds, caught at the threshold).
+    recall_by_scenario: BTreeMap<String, (u64, u64)>,
+}
+
+fn card_key(card: &str) -> u64 {
+    use std::hash::{Hash, Hasher};
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    card.hash(&mut h);
+    h.finish()
+}
+
+fn report(
+    model: &Model,
+    samples: &[&LabelledSample],
+    compromised_since: &HashMap<String, i64>,
+    threshold: f64,
+    k: usize,
+) -> Report {
+    let plain: Vec<Sample> = samples.iter().map(|s| s.sample.clone()).collect();
+    let evaluation = evaluate(model, &plain, threshold);
+    let mut scored = Vec::with_capacity(samples.len());
+    let mut recall_by_scenario: BTreeMap<String, (u64, u64)> = BTreeMap::new();
+    for s in samples {
+        let score = model.score(&s.sample.features).score;
+        scored.push(ScoredCard {
+            time_ms: s.sample.time_ms,
+            card: card_key(&s.card),
+            score,
+            fraud: s.sample.fraud,
+        });
+        if let (true, Some(scenario)) = (s.sample.fraud, &s.scenario) {
+            let entry = recall_by_scenario.entry(scenario.clone()).or_default();
+            entry.0 += 1;
+            entry.1 += u64::from(score >= threshold);
+        }
+    }
+    let compromised: HashMap<u64, i64> = compromised_since
+        .iter()
+        .map(|(card, t)| (card_key(card), *t))
+        .collect();
+    let daily = card_precision_at_k(&scored, &compromised, k);
+    Report {
+        evaluation,
+        k,
+        card_precision_at_k: mean_precision(&daily),
+        daily,
+        recall_by_scenario,
+    }
+}
+
+fn figures(r: &Report) -> String {
     let f = |v: Option<f64>| v.map_or_else(|| "n/a".to_owned(), |v| format!("{v:.4}"));
+    let e = &r.evaluation;
     let c = &e.confusion;
-    format!(
+    let mut out = format!(
         "{} events, {} fraud\n\
-         AUC-ROC {}   average precision {}   precision@100 {}\n\
+         AUC-ROC {}   average precision {}   precision@100 {}   card precision@{} {} (daily mean)\n\
          confusion matrix at score >= {}:\n\
          \x20                 flagged   passed\n\
          \x20 fraud        {:>10} {:>8}\n\
@@ -406,37 +693,69 @@ fn figures(e: &Evaluation) -> String {
         f(e.auc_roc),
         f(e.average_precision),
         f(e.precision_at_100),
+        r.k,
+        f(r.card_precision_at_k),
         e.threshold,
         c.true_positives,
         c.false_negatives,
         c.false_positives,
         c.true_negatives,
-    )
+    );
+    if !r.daily.is_empty() {
+        out.push_str("card precision per day:   day         cards  with fraud  precision\n");
+        for d in &r.daily {
+            out.push_str(&format!(
+                "                          {}  {:>6}  {:>10}  {:.3}\n",
+                d.day, d.cards, d.compromised, d.precision
+            ));
+        }
+    }
+    if !r.recall_by_scenario.is_empty() {
+        out.push_str(&format!(
+            "recall per fraud pattern at score >= {}:\n",
+            e.threshold
+        ));
+        for (scenario, (frauds, caught)) in &r.recall_by_scenario {
+            out.push_str(&format!(
+                "  {scenario:<24} {caught:>6} of {frauds:<6} {:.3}\n",
+                *caught as f64 / (*frauds).max(1) as f64
+            ));
+        }
+    }
+    out
 }
 
-/// Trains, evaluates on the held-out period and writes the artifact.
+/// Trains on the training period, evaluates on the test period and writes the artifact.
 pub async fn run_train(args: TrainArgs) -> anyhow::Result<()> {
-    let (samples, source) = samples(&args.data).await?;
+    let history = history(&args.data).await?;
+    let periods = Periods::of(&args.periods, &history.samples)?;
+    // Training: the training period with the labels known by its end; test: every label.
+    let mut samples = Vec::new();
+    let mut tested = Vec::new();
+    for s in &history.samples {
+        let t = s.sample.time_ms;
+        if t >= periods.train_from_ms && t < periods.train_until_ms {
+            let mut sample = s.sample.clone();
+            if let Some(by) = periods.labels_known_by_ms {
+                sample.fraud &= s.known_ms.is_some_and(|k| k < by);
+            }
+            samples.push(sample);
+        } else if periods.tested(t) {
+            samples.push(s.sample.clone());
+            tested.push(s);
+        }
+    }
     anyhow::ensure!(
         samples.len() >= 10,
-        "only {} labelled events",
+        "only {} labelled events in the periods",
         samples.len()
     );
-    let split_at = match args.split_at {
-        Some(t) => t,
-        None => {
-            anyhow::ensure!(
-                args.holdout > 0.0 && args.holdout < 1.0,
-                "--holdout must be between 0 and 1"
-            );
-            let i = ((samples.len() as f64) * (1.0 - args.holdout)) as usize;
-            Utc.timestamp_millis_opt(samples[i.min(samples.len() - 1)].time_ms)
-                .single()
-                .context("event time out of range")?
-        }
-    };
+    let split_at = Utc
+        .timestamp_millis_opt(periods.test_from_ms)
+        .single()
+        .context("test period out of range")?;
     let config = TrainConfig {
-        source,
+        source: history.source.clone(),
         seed: args.seed,
         trees: args.trees,
         sample_size: args.sample_size,
@@ -447,7 +766,7 @@ pub async fn run_train(args: TrainArgs) -> anyhow::Result<()> {
     };
     let spinner = ProgressBar::new_spinner();
     spinner.enable_steady_tick(std::time::Duration::from_millis(120));
-    let (artifact, _) = train(&samples, &config, &mut |stage| {
+    let (artifact, model) = train(&samples, &config, &mut |stage| {
         spinner.set_message(match stage {
             TrainStage::Forest => "growing the isolation forest",
             TrainStage::Supervised => "fitting the logistic regression (linfa)",
@@ -460,16 +779,37 @@ pub async fn run_train(args: TrainArgs) -> anyhow::Result<()> {
     std::fs::write(&args.out, &json).with_context(|| format!("writing {}", args.out.display()))?;
     let t = &artifact.training;
     println!(
-        "model {}: trained on {} events ({} fraud) from {} until {}",
+        "model {}: trained on {} events ({} fraud{}) from {} until {}",
         artifact.model_id,
         t.train_events,
         t.train_frauds,
-        samples
-            .first()
-            .map_or_else(String::new, |s| time(s.time_ms)),
-        t.split_at.to_rfc3339()
+        if periods.labels_known_by_ms.is_some() {
+            ", labels known by then"
+        } else {
+            ""
+        },
+        time(periods.train_from_ms),
+        time(periods.train_until_ms)
     );
-    print!("held out: {}", figures(&artifact.evaluation));
+    println!(
+        "tested from {} until {}",
+        time(periods.test_from_ms),
+        time(
+            periods.test_until_ms.min(
+                tested
+                    .last()
+                    .map_or(periods.test_until_ms, |s| s.sample.time_ms + 1)
+            )
+        )
+    );
+    let report = report(
+        &model,
+        &tested,
+        &history.compromised_since,
+        args.threshold,
+        args.k,
+    );
+    print!("held out: {}", figures(&report));
     println!("wrote {} ({} bytes)", args.out.display(), json.len());
     Ok(())
 }
@@ -479,13 +819,26 @@ pub async fn run_evaluate(args: EvaluateArgs) -> anyhow::Result<()> {
     let bytes =
         std::fs::read(&args.model).with_context(|| format!("reading {}", args.model.display()))?;
     let model = Model::from_json(&bytes).with_context(|| args.model.display().to_string())?;
-    let (samples, source) = samples(&args.data).await?;
-    let evaluation = evaluate(&model, &samples, args.threshold);
+    let history = history(&args.data).await?;
+    let from = args.test_from.map_or(i64::MIN, |t| t.timestamp_millis());
+    let until = args.test_until.map_or(i64::MAX, |t| t.timestamp_millis());
+    let tested: Vec<&LabelledSample> = history
+        .samples
+        .iter()
+        .filter(|s| s.sample.time_ms >= from && s.sample.time_ms < until)
+        .collect();
+    let report = report(
+        &model,
+        &tested,
+        &history.compromised_since,
+        args.threshold,
+        args.k,
+    );
     if args.json {
-        println!("{}", serde_json::to_string_pretty(&evaluation)?);
+        println!("{}", serde_json::to_string_pretty(&report)?);
     } else {
-        println!("model {} on {source}", model.id());
-        print!("{}", figures(&evaluation));
+        println!("model {} on {}", model.id(), history.source);
+        print!("{}", figures(&report));
     }
     Ok(())
 }

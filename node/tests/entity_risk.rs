@@ -1,11 +1,11 @@
-//! Entity risk from analyst labels through a real node: labels posted over the API reach the
-//! model's features only once they are older than the configured label delay, and a restarted
-//! node rebuilds them from the store.
+//! Entity risk through a real node: two merchants with the same traffic two hours ago, one
+//! whose transactions were then charged back over the API. The labels reach the model's
+//! features only once they are older than the configured label delay, and a restarted node
+//! rebuilds activity and labels from the store.
 //!
 //! Each probe is a fresh user's first purchase, so two probes at the same instant differ only
-//! in their merchant: one where analysts labelled fraud, one without labels. Their model
-//! scores are equal while the labels are too young for the probes and differ once they are old
-//! enough.
+//! in their merchant. Both merchants have the same transaction counts, so their model scores
+//! are equal while the labels are too young for the probes and differ once they are old enough.
 
 mod support;
 
@@ -59,15 +59,21 @@ async fn posted_labels_move_the_entity_risk_only_after_the_delay() {
     let mut node = NodeProcess::start_with_env(&data, &[], &env).await;
     let client = support::admin_client();
 
-    // Frauds at one merchant, charged back now.
+    // The same traffic at two merchants two hours ago (complete hours count); the frauds at
+    // one of them are charged back now.
     let (mut first_label, mut last_label) = (DateTime::<Utc>::MAX_UTC, DateTime::<Utc>::MIN_UTC);
     for i in 0..6 {
         let txn = format!("fraud-{i}");
-        let mut body = event(&txn, &format!("victim-{i}"), "400.00", 10, "FR");
-        body["merchant_id"] = LABELLED.into();
-        let (status, answer) =
-            post_text(&client, node.url("/v1/transactions"), body.to_string()).await;
-        assert_eq!(status, 200, "{answer}");
+        for (merchant, id, user) in [
+            (LABELLED, txn.clone(), format!("victim-{i}")),
+            (UNLABELLED, format!("calm-{i}"), format!("calm-{i}")),
+        ] {
+            let mut body = event(&id, &user, "400.00", 120, "FR");
+            body["merchant_id"] = merchant.into();
+            let (status, answer) =
+                post_text(&client, node.url("/v1/transactions"), body.to_string()).await;
+            assert_eq!(status, 200, "{answer}");
+        }
         let label = serde_json::json!({"label": "fraud", "note": "chargeback"}).to_string();
         let path = format!("/v1/decisions/{txn}/label");
         let (status, answer) = post_text(&client, node.url(&path), label).await;
@@ -97,7 +103,7 @@ async fn posted_labels_move_the_entity_risk_only_after_the_delay() {
     assert_eq!(indexed(&node.metrics(&client).await), 6.0);
 
     // With the labels indexed, an event for which even the first is a second younger than the
-    // delay sees none: both merchants read the prior.
+    // delay sees none: both merchants read the same counts and no known fraud.
     let within = first_label + delay - Duration::seconds(1);
     let (seen, quiet, ml) = pair(&client, &node, "within", within).await;
     assert_eq!(

@@ -1,0 +1,405 @@
+//! Entity risk: how busy an event's merchant and device have been, and what share of their
+//! transactions turned out to be fraud, over the last 1, 7 and 30 days — point-in-time correct.
+//!
+//! Fraud becomes known late (chargebacks come days or weeks after the fraud), so an event at
+//! time `t` looks only at what was known at its *horizon* `h = t - delay`:
+//!
+//! - **transactions** at the entity in the window: counted per hour, over the complete hours
+//!   that end at or before `h` (`w / 1 h` of them), so nothing after the horizon — and nothing
+//!   after the event itself, even with no delay — is ever counted;
+//! - **known frauds** among them: transactions in those hours whose fraud label was given at
+//!   or before `h`. A chargeback file lists only the frauds, so every other transaction of the
+//!   window counts as legitimate; a transaction re-labelled legit counts with its latest label.
+//!
+//! The share is `frauds / transactions`, zero for an entity with no transactions in the window:
+//! it is non-zero exactly when a fraud label old enough for the event exists.
+//!
+//! One immutable [`EntityRisk`] answers training (events in time order, the whole period's
+//! activity and labels indexed up front) and live scoring (the activity tailed from the store
+//! and the labels known when the snapshot was built) alike, by the same
+//! [`EntityRisk::features`]. Live, every user actor reads the current index through an
+//! [`EntityRiskFeed`]: an `ArcSwap`, so reading takes no lock and allocates nothing, and a
+//! refresh swaps in a new index whole.
+
+use crate::hash::opt_hash;
+use arc_swap::{ArcSwap, Guard};
+use sentinel_event::Transaction;
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+
+const HOUR_MS: i64 = 3_600_000;
+const DAY_MS: i64 = 24 * HOUR_MS;
+/// The look-backs of the entity-risk features, ending at the event's horizon.
+pub const RISK_WINDOWS_MS: [i64; 3] = [DAY_MS, 7 * DAY_MS, 30 * DAY_MS];
+/// Label delay when none is configured: a day.
+pub const DEFAULT_LABEL_DELAY_MS: i64 = DAY_MS;
+/// Number of entity-risk values: per merchant then per device, the transaction counts over the
+/// three windows, then the fraud shares over the same.
+pub const N_RISK_VALUES: usize = 12;
+
+/// One label as the index needs it: the labelled transaction's time and entities, and when the
+/// label was given.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct LabelSighting {
+    /// When the labelled transaction happened (event time, ms).
+    pub event_ms: i64,
+    /// When the label was given (ms): the fraud counts for events whose horizon reaches it.
+    pub labelled_ms: i64,
+    /// Hash of the labelled event's merchant id; zero when it had none.
+    pub merchant: u64,
+    /// Hash of the labelled event's device id; zero when it had none.
+    pub device: u64,
+    /// Fraud (true) or legit (false).
+    pub fraud: bool,
+}
+
+impl LabelSighting {
+    /// A label given at `labelled_ms` on an event at `event_ms` with these merchant and device.
+    pub fn new(
+        event_ms: i64,
+        labelled_ms: i64,
+        merchant_id: Option<&str>,
+        device_id: Option<&str>,
+        fraud: bool,
+    ) -> Self {
+        LabelSighting {
+            event_ms,
+            labelled_ms,
+            merchant: opt_hash(merchant_id),
+            device: opt_hash(device_id),
+            fraud,
+        }
+    }
+}
+
+/// Transactions per merchant and per device, counted per hour of event time; the mutable side
+/// that training fills from its events and a node tails from the store.
+#[derive(Debug, Clone, Default)]
+pub struct EntityActivity {
+    merchants: HashMap<u64, BTreeMap<i64, u32>>,
+    devices: HashMap<u64, BTreeMap<i64, u32>>,
+    transactions: u64,
+}
+
+impl EntityActivity {
+    /// Counts one transaction at `event_ms` for its merchant and device hashes (zero: none).
+    pub fn record(&mut self, merchant: u64, device: u64, event_ms: i64) {
+        let hour = event_ms.div_euclid(HOUR_MS);
+        for (key, map) in [(merchant, &mut self.merchants), (device, &mut self.devices)] {
+            if key != 0 {
+                *map.entry(key).or_default().entry(hour).or_default() += 1;
+            }
+        }
+        self.transactions += 1;
+    }
+
+    /// Counts `event` for its merchant and device.
+    pub fn record_event(&mut self, event: &Transaction) {
+        self.record(
+            opt_hash(event.merchant_id.as_deref()),
+            opt_hash(event.device_id.as_deref()),
+            event.event_time_ms(),
+        );
+    }
+
+    /// Forgets the hours that end before `event_ms` (no window of a later event reaches them).
+    pub fn forget_before(&mut self, event_ms: i64) {
+        let first_kept = event_ms.div_euclid(HOUR_MS);
+        for map in [&mut self.merchants, &mut self.devices] {
+            map.retain(|_, hours| {
+                *hours = hours.split_off(&first_kept);
+                !hours.is_empty()
+            });
+        }
+    }
+
+    /// Transactions counted so far (forgotten ones included).
+    pub fn transactions(&self) -> u64 {
+        self.transactions
+    }
+
+    /// Merchants and devices currently counted.
+    pub fn entities(&self) -> usize {
+        self.merchants.len() + self.devices.len()
+    }
+}
+
+/// One entity's hourly counts and known frauds, for O(log n) windows.
+#[derive(Debug, Default)]
+struct Timeline {
+    /// Hours with transactions, ascending.
+    hours: Vec<i64>,
+    /// `txns_before[i]`: transactions in `hours[..i]` (one longer than `hours`).
+    txns_before: Vec<u32>,
+    /// Fraud-labelled transactions as (hour of the transaction, label time), by hour.
+    frauds: Vec<(i64, i64)>,
+}
+
+impl Timeline {
+    fn of(hours: &BTreeMap<i64, u32>) -> Timeline {
+        let mut txns_before = Vec::with_capacity(hours.len() + 1);
+        let mut total = 0u32;
+        txns_before.push(0);
+        for count in hours.values() {
+            total = total.saturating_add(*count);
+            txns_before.push(total);
+        }
+        Timeline {
+            hours: hours.keys().copied().collect(),
+            txns_before,
+            frauds: Vec::new(),
+        }
+    }
+
+    /// (transactions, frauds known at `horizon_ms`) in the hours `first..=last`.
+    fn counts(&self, first: i64, last: i64, horizon_ms: i64) -> (u32, u32) {
+        let lo = self.hours.partition_point(|&h| h < first);
+        let hi = self.hours.partition_point(|&h| h <= last);
+        let txns = self.txns_before[hi.max(lo)] - self.txns_before[lo];
+        let lo = self.frauds.partition_point(|&(h, _)| h < first);
+        let hi = self.frauds.partition_point(|&(h, _)| h <= last);
+        let frauds = self.frauds[lo..hi.max(lo)]
+            .iter()
+            .filter(|&&(_, labelled)| labelled <= horizon_ms)
+            .count() as u32;
+        (txns, frauds)
+    }
+}
+
+/// An immutable index of entity activity and fraud labels per merchant and per device.
+#[derive(Debug)]
+pub struct EntityRisk {
+    delay_ms: i64,
+    merchants: HashMap<u64, Timeline>,
+    devices: HashMap<u64, Timeline>,
+    labels: usize,
+}
+
+impl Default for EntityRisk {
+    fn default() -> Self {
+        EntityRisk::build(DEFAULT_LABEL_DELAY_MS, &EntityActivity::default(), [])
+    }
+}
+
+impl EntityRisk {
+    /// Indexes `activity` and `labels`; an event sees only what was known `delay_ms` before it.
+    pub fn build(
+        delay_ms: i64,
+        activity: &EntityActivity,
+        labels: impl IntoIterator<Item = LabelSighting>,
+    ) -> EntityRisk {
+        let index = |m: &HashMap<u64, BTreeMap<i64, u32>>| -> HashMap<u64, Timeline> {
+            m.iter()
+                .map(|(k, hours)| (*k, Timeline::of(hours)))
+                .collect()
+        };
+        let mut merchants = index(&activity.merchants);
+        let mut devices = index(&activity.devices);
+        let mut count = 0;
+        for label in labels {
+            count += 1;
+            if !label.fraud {
+                continue;
+            }
+            let hour = label.event_ms.div_euclid(HOUR_MS);
+            for (key, map) in [
+                (label.merchant, &mut merchants),
+                (label.device, &mut devices),
+            ] {
+                if key != 0 {
+                    map.entry(key)
+                        .or_default()
+                        .frauds
+                        .push((hour, label.labelled_ms));
+                }
+            }
+        }
+        for timeline in merchants.values_mut().chain(devices.values_mut()) {
+            timeline.frauds.sort_unstable();
+        }
+        EntityRisk {
+            delay_ms: delay_ms.max(0),
+            merchants,
+            devices,
+            labels: count,
+        }
+    }
+
+    /// How long a label waits before events see it.
+    pub fn delay_ms(&self) -> i64 {
+        self.delay_ms
+    }
+
+    /// Labels indexed.
+    pub fn labels(&self) -> usize {
+        self.labels
+    }
+
+    /// For an event at `event_ms` with these merchant and device hashes: the merchant's
+    /// transaction counts over 1, 7 and 30 days, its known fraud shares over the same, then the
+    /// device's counts and shares. Allocation-free.
+    pub fn features(&self, merchant: u64, device: u64, event_ms: i64) -> [f64; N_RISK_VALUES] {
+        let horizon = event_ms.saturating_sub(self.delay_ms);
+        // The last complete hour at the horizon.
+        let last = horizon.div_euclid(HOUR_MS) - 1;
+        let mut out = [0.0; N_RISK_VALUES];
+        for (k, (key, map)) in [(merchant, &self.merchants), (device, &self.devices)]
+            .into_iter()
+            .enumerate()
+        {
+            // Zero: the event has no such entity, so there is nothing to look up.
+            if key == 0 {
+                continue;
+            }
+            let Some(timeline) = map.get(&key) else {
+                continue;
+            };
+            for (w, span) in RISK_WINDOWS_MS.iter().enumerate() {
+                let first = last - span / HOUR_MS + 1;
+                let (txns, frauds) = timeline.counts(first, last, horizon);
+                out[k * 6 + w] = f64::from(txns);
+                out[k * 6 + 3 + w] = if txns == 0 {
+                    0.0
+                } else {
+                    f64::from(frauds.min(txns)) / f64::from(txns)
+                };
+            }
+        }
+        out
+    }
+}
+
+/// The live index shared by every user actor; cheap to clone (one `Arc`).
+#[derive(Debug, Clone, Default)]
+pub struct EntityRiskFeed(Arc<ArcSwap<EntityRisk>>);
+
+impl EntityRiskFeed {
+    /// The current index, without locking or allocating.
+    pub fn load(&self) -> Guard<Arc<EntityRisk>> {
+        self.0.load()
+    }
+
+    /// Replaces the index every reader sees from its next event on.
+    pub fn publish(&self, index: Arc<EntityRisk>) {
+        self.0.store(index);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::hash::id_hash;
+
+    const T: i64 = 100 * DAY_MS;
+
+    fn activity(times: &[i64]) -> EntityActivity {
+        let mut a = EntityActivity::default();
+        for &t in times {
+            a.record(id_hash("m1"), id_hash("d1"), t);
+        }
+        a
+    }
+
+    fn fraud(event_ms: i64, labelled_ms: i64) -> LabelSighting {
+        LabelSighting::new(event_ms, labelled_ms, Some("m1"), Some("d1"), true)
+    }
+
+    fn merchant(index: &EntityRisk, t: i64) -> [f64; 6] {
+        let f = index.features(id_hash("m1"), 0, t);
+        f[..6].try_into().unwrap()
+    }
+
+    #[test]
+    fn a_fraud_counts_once_its_label_is_the_delay_old() {
+        let tx = T - 3 * DAY_MS;
+        let labelled = T - 2 * DAY_MS;
+        let index = EntityRisk::build(DAY_MS, &activity(&[tx, tx + 1]), [fraud(tx, labelled)]);
+        // Horizon = labelled: visible, one fraud of the two transactions.
+        assert_eq!(
+            merchant(&index, labelled + DAY_MS),
+            [2.0, 2.0, 2.0, 0.5, 0.5, 0.5]
+        );
+        // A millisecond earlier: the label is too young; the transactions are counted.
+        assert_eq!(
+            merchant(&index, labelled + DAY_MS - 1),
+            [2.0, 2.0, 2.0, 0.0, 0.0, 0.0]
+        );
+    }
+
+    #[test]
+    fn only_complete_hours_before_the_horizon_count() {
+        let hour_start = T - 10 * HOUR_MS;
+        let index = EntityRisk::build(0, &activity(&[hour_start + 5]), []);
+        // The event's own hour is not complete: even with no delay, nothing of it is seen.
+        assert_eq!(merchant(&index, hour_start + 10)[..3], [0.0; 3]);
+        assert_eq!(merchant(&index, hour_start + HOUR_MS - 1)[..3], [0.0; 3]);
+        assert_eq!(merchant(&index, hour_start + HOUR_MS)[..3], [1.0; 3]);
+        // The day window ends 24 complete hours later.
+        assert_eq!(
+            merchant(&index, hour_start + 25 * HOUR_MS)[..3],
+            [0.0, 1.0, 1.0]
+        );
+        assert_eq!(
+            merchant(&index, hour_start + 24 * HOUR_MS)[..3],
+            [1.0, 1.0, 1.0]
+        );
+    }
+
+    #[test]
+    fn windows_reach_back_1_7_and_30_days() {
+        let t = T;
+        let tx = |days_before: i64| t - days_before * DAY_MS - HOUR_MS;
+        let times = [tx(0), tx(3), tx(10), tx(40)];
+        let labels = [
+            fraud(tx(0), tx(0)),
+            fraud(tx(10), tx(0)),
+            fraud(tx(40), tx(0)),
+        ];
+        let index = EntityRisk::build(0, &activity(&times), labels);
+        assert_eq!(merchant(&index, t), [1.0, 2.0, 3.0, 1.0, 0.5, 2.0 / 3.0]);
+        assert_eq!(index.labels(), 3);
+    }
+
+    #[test]
+    fn merchant_and_device_are_separate_and_unknown_entities_read_zero() {
+        let tx = T - 2 * HOUR_MS;
+        let mut a = activity(&[tx]);
+        a.record(id_hash("m2"), id_hash("d1"), tx);
+        let index = EntityRisk::build(
+            0,
+            &a,
+            [
+                fraud(tx, tx + 1),
+                LabelSighting::new(tx, tx + 1, Some("m2"), Some("d1"), false),
+            ],
+        );
+        let f = index.features(id_hash("m1"), id_hash("d1"), T);
+        assert_eq!(f[..6], [1.0, 1.0, 1.0, 1.0, 1.0, 1.0]);
+        assert_eq!(f[6..], [2.0, 2.0, 2.0, 0.5, 0.5, 0.5]);
+        assert_eq!(index.features(id_hash("m3"), 0, T), [0.0; N_RISK_VALUES]);
+    }
+
+    #[test]
+    fn forgotten_hours_leave_the_index() {
+        let mut a = activity(&[T - 40 * DAY_MS, T - 2 * DAY_MS]);
+        a.forget_before(T - 31 * DAY_MS);
+        assert_eq!(a.entities(), 2);
+        let index = EntityRisk::build(0, &a, []);
+        assert_eq!(merchant(&index, T)[..3], [0.0, 1.0, 1.0]);
+        a.forget_before(T);
+        assert_eq!(a.entities(), 0);
+        assert_eq!(a.transactions(), 2);
+    }
+
+    #[test]
+    fn the_feed_swaps_the_index_readers_see() {
+        let feed = EntityRiskFeed::default();
+        assert_eq!(feed.load().labels(), 0);
+        feed.publish(Arc::new(EntityRisk::build(
+            0,
+            &activity(&[]),
+            [fraud(0, 0)],
+        )));
+        assert_eq!(feed.load().labels(), 1);
+    }
+}

@@ -1,0 +1,201 @@
+//! The entity-risk index from the store: merchant and device activity and the fraud labels.
+//!
+//! Training builds it once for the period it replays ([`Catalog::entity_index`] with the
+//! activity it scanned). A node keeps it live ([`Catalog::refresh_entity_risk`]): at start-up
+//! it reads the decisions of the last 30 days plus the label delay, then tails the store's
+//! decision index from where it stopped, and rebuilds the index periodically and whenever a
+//! label is posted to it ([`Catalog::label_posted`]). Activity and labels live in the store,
+//! so every node of a cluster sharing it converges.
+
+use crate::catalog::{decode, scan_all, Catalog};
+use crate::error::CatalogError;
+use crate::records::{Label, LabelValue};
+use chrono::{DateTime, Duration, Utc};
+use sentinel_actors::{EntityActivity, EntityRisk, LabelSighting, RISK_WINDOWS_MS};
+use sentinel_store::{day_of, DayCursor, RecordKind, Store};
+use std::collections::HashMap;
+use std::sync::Arc;
+
+/// How far back a tail pass re-reads, for decisions committed after later-stamped ones.
+const TAIL_OVERLAP_US: i64 = 120_000_000;
+const PAGE: usize = 1_000;
+
+/// Merchant, device and event time of a labelled transaction (they never change once decided).
+type LabelledEntity = (Option<String>, Option<String>, i64);
+
+/// What the live index is rebuilt from.
+#[derive(Default)]
+pub(crate) struct Sources {
+    /// Labelled transactions' entities, so a refresh looks each decision up once.
+    labelled: HashMap<String, LabelledEntity>,
+    /// Activity tailed from the store's decisions; `None` until the first pass.
+    tail: Option<ActivityTail>,
+}
+
+/// The store's decisions read so far, as entity activity.
+struct ActivityTail {
+    activity: EntityActivity,
+    /// The latest decision time read (µs).
+    read_until_us: i64,
+    /// Decisions read within the overlap, not to be counted twice.
+    recent: HashMap<String, i64>,
+}
+
+/// Figures of one refresh.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct EntityIndexSize {
+    /// Labels indexed.
+    pub labels: usize,
+    /// Merchants and devices with activity in the index.
+    pub entities: usize,
+}
+
+/// Oldest event time any window of an event at `now` can reach.
+fn oldest_needed(now: DateTime<Utc>, delay_ms: i64) -> DateTime<Utc> {
+    now - Duration::milliseconds(delay_ms + RISK_WINDOWS_MS[2]) - Duration::hours(1)
+}
+
+/// Reads the decisions made from `from_us` (decision time) to now, each once, into `tail`.
+async fn read_decisions(
+    store: &dyn Store,
+    tail: &mut ActivityTail,
+    from_us: i64,
+    now: DateTime<Utc>,
+) -> Result<(), CatalogError> {
+    let Some(from) = DateTime::<Utc>::from_timestamp_micros(from_us) else {
+        return Err(CatalogError::invalid("from", "decision time out of range"));
+    };
+    let mut day = from.date_naive();
+    while day <= now.date_naive() {
+        let mut cursor = (day == from.date_naive()).then(|| DayCursor {
+            decided_us: from_us,
+            transaction_id: String::new(),
+        });
+        let bucket = day_of(day.and_hms_opt(0, 0, 0).expect("midnight").and_utc());
+        loop {
+            let page = store.decisions_by_day(bucket, cursor.take(), PAGE).await?;
+            for d in &page {
+                let decided_us = d.decided_at.timestamp_micros();
+                if tail.recent.contains_key(&d.transaction_id) {
+                    continue;
+                }
+                tail.activity.record_event(&d.event);
+                tail.read_until_us = tail.read_until_us.max(decided_us);
+                tail.recent.insert(d.transaction_id.clone(), decided_us);
+            }
+            match page.last() {
+                Some(last) if page.len() == PAGE => {
+                    cursor = Some(DayCursor {
+                        decided_us: last.decided_at.timestamp_micros(),
+                        transaction_id: last.transaction_id.clone(),
+                    })
+                }
+                _ => break,
+            }
+        }
+        day = day.succ_opt().expect("a date before the end of time");
+    }
+    let keep_from = tail.read_until_us - TAIL_OVERLAP_US;
+    tail.recent.retain(|_, decided| *decided >= keep_from);
+    Ok(())
+}
+
+impl Catalog {
+    /// Every stored label as the index needs it, looking up (once per labelled transaction)
+    /// the merchant, device and time of the decision it labels.
+    async fn label_sightings(
+        &self,
+        known: &mut HashMap<String, LabelledEntity>,
+    ) -> Result<Vec<LabelSighting>, CatalogError> {
+        let store = self.store();
+        let mut seen = HashMap::with_capacity(known.len());
+        let mut sightings = Vec::new();
+        for (transaction_id, bytes) in scan_all(&**store, RecordKind::Label).await? {
+            let label: Label = decode(&bytes)?;
+            let entity = match known.remove(&transaction_id) {
+                Some(entity) => entity,
+                None => match store.decision(&transaction_id).await? {
+                    Some(d) => (
+                        d.event.merchant_id.clone(),
+                        d.event.device_id.clone(),
+                        d.event.event_time_ms(),
+                    ),
+                    // A label without its decision names no entity.
+                    None => continue,
+                },
+            };
+            sightings.push(LabelSighting::new(
+                entity.2,
+                label.at.timestamp_millis(),
+                entity.0.as_deref(),
+                entity.1.as_deref(),
+                label.label == LabelValue::Fraud,
+            ));
+            seen.insert(transaction_id, entity);
+        }
+        // Only transactions still labelled stay remembered.
+        *known = seen;
+        Ok(sightings)
+    }
+
+    /// The index of `activity` (scanned by the caller for its period) and every stored label,
+    /// for events that see labels `delay_ms` after they are given.
+    pub async fn entity_index(
+        &self,
+        delay_ms: i64,
+        activity: &EntityActivity,
+    ) -> Result<EntityRisk, CatalogError> {
+        let mut sources = self.entity_sources.lock().await;
+        let labels = self.label_sightings(&mut sources.labelled).await?;
+        Ok(EntityRisk::build(delay_ms, activity, labels))
+    }
+
+    /// Reads the decisions stored since the last call (at the first, those of the last 30 days
+    /// plus the delay), rebuilds the live index with every stored label and hands it to every
+    /// user actor.
+    pub async fn refresh_entity_risk(
+        &self,
+        delay_ms: i64,
+        now: DateTime<Utc>,
+    ) -> Result<EntityIndexSize, CatalogError> {
+        let mut guard = self.entity_sources.lock().await;
+        let sources = &mut *guard;
+        let oldest = oldest_needed(now, delay_ms);
+        let (mut tail, from_us) = match sources.tail.take() {
+            Some(tail) => {
+                let from = tail.read_until_us - TAIL_OVERLAP_US;
+                (tail, from)
+            }
+            None => (
+                ActivityTail {
+                    activity: EntityActivity::default(),
+                    read_until_us: 0,
+                    recent: HashMap::new(),
+                },
+                // Decisions are made after their event, so none older than this matters.
+                oldest.timestamp_micros(),
+            ),
+        };
+        let read = read_decisions(&**self.store(), &mut tail, from_us, now).await;
+        tail.activity.forget_before(oldest.timestamp_millis());
+        // Keep what was read even when a page failed: the next pass goes on from there.
+        let activity = &sources.tail.insert(tail).activity;
+        read?;
+        let labels = self.label_sightings(&mut sources.labelled).await?;
+        let size = EntityIndexSize {
+            labels: labels.len(),
+            entities: activity.entities(),
+        };
+        self.entity_risk
+            .publish(Arc::new(EntityRisk::build(delay_ms, activity, labels)));
+        Ok(size)
+    }
+
+    /// Resolves once a label has been posted here since the last call (at once if one was).
+    pub async fn label_posted(&self) {
+        self.label_posted.notified().await;
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,54 @@
+//! Keeps the user actors' entity-risk index current: built from the store at start-up (the
+//! decisions of the last 30 days plus the label delay, and every label), then rebuilt every
+//! `[model] label_refresh_secs` from the decisions stored since and every label (decisions and
+//! labels of the other nodes of a cluster arrive this way; a label posted here refreshes at
+//! once, in the catalogue).
+
+use crate::startup_model::ModelConfig;
+use crate::telemetry as t;
+use anyhow::Context;
+use chrono::Utc;
+use sentinel_catalog::{Catalog, EntityIndexSize};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::task::JoinHandle;
+
+fn record(size: EntityIndexSize) {
+    metrics::gauge!(t::LABEL_INDEX_LABELS).set(size.labels as f64);
+    metrics::gauge!(t::ENTITY_INDEX_ENTITIES).set(size.entities as f64);
+}
+
+/// Builds the first index, then refreshes it in the background until the task is aborted.
+pub async fn start(catalog: Arc<Catalog>, config: &ModelConfig) -> anyhow::Result<JoinHandle<()>> {
+    let delay_ms = i64::try_from(config.label_delay_secs.saturating_mul(1_000)).unwrap_or(i64::MAX);
+    let size = catalog
+        .refresh_entity_risk(delay_ms, Utc::now())
+        .await
+        .context("indexing merchant and device activity and the labels")?;
+    record(size);
+    tracing::info!(
+        labels = size.labels,
+        entities = size.entities,
+        delay_secs = config.label_delay_secs,
+        "entity-risk index built"
+    );
+    let every = Duration::from_secs(config.label_refresh_secs.max(1));
+    Ok(tokio::spawn(async move {
+        let mut timer = tokio::time::interval(every);
+        timer.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        timer.tick().await;
+        loop {
+            tokio::select! {
+                _ = timer.tick() => {}
+                () = catalog.label_posted() => {}
+            }
+            match catalog.refresh_entity_risk(delay_ms, Utc::now()).await {
+                Ok(size) => record(size),
+                Err(e) => {
+                    metrics::counter!(t::LABEL_INDEX_REFRESH_FAILURES).increment(1);
+                    tracing::warn!(error = %e, "refreshing the entity-risk index failed");
+                }
+            }
+        }
+    }))
+}
