@@ -119,6 +119,39 @@ impl Scorer {
         )))
     }
 
+    /// Sends `event` to its user's actor at once and returns the wait for its stored decision.
+    /// Events dispatched one after another reach each user's actor in that order, so a caller
+    /// may keep many in flight (a history import) without reordering any user's events. Should
+    /// the actor die first, the event is re-sent as [`Scorer::score`] does.
+    pub fn dispatch(
+        &self,
+        event: Arc<Transaction>,
+        received: Instant,
+    ) -> impl std::future::Future<Output = Result<Stored, DecisionError>> + Send + 'static {
+        let (reply, answer) = oneshot::channel();
+        let request = ScoreRequest {
+            event: Arc::clone(&event),
+            received,
+            reply,
+        };
+        let sent = self
+            .shard_of(&event.user_id)
+            .cast(ShardMessage::Route(request))
+            .is_ok();
+        let scorer = self.clone();
+        async move {
+            if !sent {
+                return Err(DecisionError::Unavailable(
+                    "the node is shutting down".into(),
+                ));
+            }
+            match answer.await {
+                Ok(result) => result,
+                Err(_) => scorer.score(event, received).await,
+            }
+        }
+    }
+
     /// Broadcasts a new policy to every user actor, live and future. Resolves when every
     /// shard has passed it on: any event scored after that is decided under the new policy.
     pub async fn set_policy(&self, policy: Arc<Policy>) {

@@ -41,6 +41,15 @@ enum Command {
         #[arg(long, env = "SENTINEL_ALERTS_GROUP", default_value = "sentinel-alerts")]
         alerts_group: String,
     },
+    /// Decide historical events (JSON lines or CSV, in event-time order) through the user
+    /// actors and rules, storing their decisions as live traffic would (on a stopped node's
+    /// store; nothing is published or alerted). Bad rows go to a reject file.
+    Import {
+        #[command(flatten)]
+        node: NodeArgs,
+        #[command(flatten)]
+        import: crate::import_cli::ImportArgs,
+    },
     /// Replay stored history under a candidate rule or policy (on a stopped node's data).
     Backtest(crate::backtest_cli::BacktestArgs),
     /// Train a model on labelled events (simulator, CSV or a stopped node's store): fits on
@@ -301,6 +310,9 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Run { node } => node::run(node.into_config()?, Source::External).await,
         Command::Alerts { node, alerts_group } => {
             crate::alerts_cli::run(node.into_config()?, alerts_group).await
+        }
+        Command::Import { node, import } => {
+            crate::import_cli::run(node.into_config()?, import).await
         }
         Command::Token(args) => crate::security::mint(args),
         Command::Backtest(args) => crate::backtest_cli::run(args).await,

@@ -12,6 +12,8 @@ mod demo;
 mod entity_placement;
 mod entity_refresh;
 mod first_bytes;
+mod history_csv;
+mod import_cli;
 mod kafka;
 mod listener;
 mod log_head;

@@ -291,7 +291,7 @@ pub async fn run(mut config: NodeConfig, source: Source) -> anyhow::Result<()> {
 }
 
 /// The configured store backend (and, for the embedded one, its retention task).
-async fn open_store(config: &NodeConfig) -> anyhow::Result<Arc<dyn Store>> {
+pub(crate) async fn open_store(config: &NodeConfig) -> anyhow::Result<Arc<dyn Store>> {
     config.store.validate()?;
     Ok(match config.store.backend {
         StoreBackend::Embedded => {

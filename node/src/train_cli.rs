@@ -9,21 +9,22 @@
 //! fraud pattern.
 
 use crate::config::NodeConfig;
-use anyhow::{bail, Context};
+use crate::history_csv::CsvRow;
+use anyhow::Context;
 use chrono::{DateTime, Duration, TimeZone, Utc};
 use indicatif::{ProgressBar, ProgressStyle};
 use sentinel_actors::{EntityActivity, EntityRisk, FeatureReplay, LabelSighting, PolicyDef};
 use sentinel_catalog::backtest::Progress;
 use sentinel_catalog::training::{card_of, stored_samples, LabelledSample, Unlabelled};
 use sentinel_catalog::Catalog;
-use sentinel_event::{parse_transaction, Limits, ParseMode, Transaction};
+use sentinel_event::{Limits, Transaction};
 use sentinel_loadtest::simulator::{analyst_labels, Feedback, Scenario, SimConfig, Simulator};
 use sentinel_model::card_precision::{
     card_precision_at_k, mean_precision, DailyCardPrecision, ScoredCard,
 };
 use sentinel_model::{evaluate, train, Evaluation, Model, Sample, TrainConfig, TrainStage};
 use sentinel_store::{EmbeddedStore, Store};
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -178,104 +179,6 @@ pub struct EvaluateArgs {
     json: bool,
 }
 
-/// One CSV row: a flat transaction and its label.
-#[derive(Debug, Serialize, Deserialize)]
-struct CsvRow {
-    label: String,
-    transaction_id: String,
-    user_id: String,
-    card_id: Option<String>,
-    device_id: Option<String>,
-    ip: Option<String>,
-    amount: String,
-    currency: String,
-    merchant_id: Option<String>,
-    merchant_category: Option<String>,
-    channel: Option<String>,
-    #[serde(rename = "type")]
-    kind: Option<String>,
-    country: Option<String>,
-    city: Option<String>,
-    lat: Option<f64>,
-    lon: Option<f64>,
-    timestamp: DateTime<Utc>,
-    /// When the fraud became known (a chargeback's date); empty: never reported, or legit.
-    #[serde(default)]
-    labelled_at: Option<DateTime<Utc>>,
-    /// The fraud pattern, if known.
-    #[serde(default)]
-    scenario: Option<String>,
-}
-
-impl CsvRow {
-    fn of(e: &Example) -> CsvRow {
-        let t = &e.event;
-        let l = t.location.as_ref();
-        CsvRow {
-            label: if e.fraud { "fraud" } else { "legit" }.into(),
-            transaction_id: t.transaction_id.clone(),
-            user_id: t.user_id.clone(),
-            card_id: t.card_id.clone(),
-            device_id: t.device_id.clone(),
-            ip: t.ip.clone(),
-            amount: t.amount.to_string(),
-            currency: t.currency.clone(),
-            merchant_id: t.merchant_id.clone(),
-            merchant_category: t.merchant_category.clone(),
-            channel: t.channel.map(|c| c.as_str().to_owned()),
-            kind: t.kind.map(|k| k.as_str().to_owned()),
-            country: l.map(|l| l.country.clone()),
-            city: l.and_then(|l| l.city.clone()),
-            lat: l.and_then(|l| l.lat),
-            lon: l.and_then(|l| l.lon),
-            timestamp: t.timestamp,
-            labelled_at: e
-                .known_ms
-                .and_then(|ms| Utc.timestamp_millis_opt(ms).single()),
-            scenario: e.scenario.clone(),
-        }
-    }
-
-    /// The transaction, validated as the node validates Kafka events, and its label.
-    fn into_event(self, limits: &Limits) -> anyhow::Result<(Transaction, bool)> {
-        let fraud = match self.label.to_ascii_lowercase().as_str() {
-            "fraud" | "1" | "true" => true,
-            "legit" | "0" | "false" => false,
-            other => bail!("label: `{other}` is not fraud, legit, 1 or 0"),
-        };
-        let mut event = serde_json::json!({
-            "transaction_id": self.transaction_id,
-            "user_id": self.user_id,
-            "card_id": self.card_id,
-            "device_id": self.device_id,
-            "ip": self.ip,
-            "amount": self.amount,
-            "currency": self.currency,
-            "merchant_id": self.merchant_id,
-            "merchant_category": self.merchant_category,
-            "channel": self.channel,
-            "type": self.kind,
-            "timestamp": self.timestamp,
-        });
-        if let Some(country) = self.country {
-            event["location"] = serde_json::json!({
-                "country": country, "city": self.city, "lat": self.lat, "lon": self.lon,
-            });
-        }
-        // Absent columns are empty, not null, in the event.
-        if let Some(map) = event.as_object_mut() {
-            map.retain(|_, v| !v.is_null());
-            if let Some(location) = map.get_mut("location").and_then(|l| l.as_object_mut()) {
-                location.retain(|_, v| !v.is_null());
-            }
-        }
-        let bytes = serde_json::to_vec(&event)?;
-        let (txn, _) = parse_transaction(&bytes, ParseMode::Strict, limits, Utc::now())
-            .map_err(|e| anyhow::anyhow!("{e}"))?;
-        Ok((txn, fraud))
-    }
-}
-
 fn bar(what: &str) -> ProgressBar {
     ProgressBar::new(0).with_style(
         ProgressStyle::with_template(&format!(
@@ -393,7 +296,8 @@ fn from_csv(path: &std::path::Path) -> anyhow::Result<Events> {
         let line = i + 2;
         let parsed = row.map_err(anyhow::Error::from).and_then(|row| {
             let (known, scenario) = (row.labelled_at, row.scenario.clone());
-            let (event, fraud) = row.into_event(&limits)?;
+            let fraud = row.fraud()?;
+            let event = row.into_event(&limits)?;
             Ok(Example {
                 known_ms: known.filter(|_| fraud).map(|t| t.timestamp_millis()),
                 fraud,
@@ -471,7 +375,13 @@ async fn history(data: &DataArgs) -> anyhow::Result<History> {
         let mut writer =
             csv::Writer::from_path(path).with_context(|| format!("creating {}", path.display()))?;
         for e in &events.examples {
-            writer.serialize(CsvRow::of(e))?;
+            writer.serialize(CsvRow::of(
+                &e.event,
+                e.fraud,
+                e.known_ms
+                    .and_then(|ms| Utc.timestamp_millis_opt(ms).single()),
+                e.scenario.clone(),
+            ))?;
         }
         writer.flush()?;
         eprintln!(
