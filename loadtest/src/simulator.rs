@@ -16,12 +16,15 @@
 
 mod geo;
 mod labels;
+mod patterns;
 mod population;
 mod sample;
 mod scenarios;
 mod schedule;
 mod txn;
 
+#[cfg(test)]
+mod pattern_tests;
 #[cfg(test)]
 mod tests;
 
@@ -35,7 +38,7 @@ use std::cmp::Reverse;
 use std::collections::BinaryHeap;
 use txn::{DeviceRef, Draft, IpRef, MerchantRef, Naming};
 
-pub use labels::{analyst_labels, Feedback, SimLabel};
+pub use labels::{analyst_labels, Feedback, Labeller, LateTail, SimLabel};
 pub use schedule::MIN_GAP_MS;
 
 /// Lowest accepted rate; anything lower (or not a number) is raised to it so gaps stay finite.
@@ -78,8 +81,10 @@ impl Default for SimConfig {
     }
 }
 
-/// A kind of injected fraud; each is recognisable from the events of one user in order (the
-/// fraud ring from one device across users).
+/// A kind of injected fraud. The first seven are recognisable from the events of one user in
+/// order (the fraud ring from one device across users); the history patterns
+/// ([`Scenario::PATTERNS`]) play out over days and weeks and show in the history of a merchant,
+/// a device or a card.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Scenario {
@@ -102,10 +107,29 @@ pub enum Scenario {
     /// times the median (at most 4 times the user's average so far), more than an hour after
     /// the user's previous transaction; the user is left quiet until then.
     AccountTakeover,
+    /// An ordinary merchant (a terminal) is compromised for 14 to 28 days of event time, and
+    /// every transaction there in that window is fraud (the terminal's own transactions, as in
+    /// scenario 2 of Le Borgne et al.'s handbook): the events look normal, only the merchant's
+    /// history gives them away. Each roll adds 10 expected fraud events to a budget; a merchant
+    /// is compromised when a normal turn draws it and the budget covers its expected traffic
+    /// over the window, so several merchants fall over a long simulation.
+    CompromisedTerminal,
+    /// A card's details leak: up to 14 days (and at most 4 to 12 frauds) of card-not-present
+    /// fraud on one of the user's cards beside its normal use, about a third of the card's
+    /// transactions, each 5 times a normal amount, at merchants new to the user, from one
+    /// fraudster device (`cnp-dev-<k>`) and unknown addresses (handbook scenario 3).
+    CompromisedCard,
+    /// 4 to 10 authorisations of 0.01 to 2.00 at one web merchant (one of a few weak ones the
+    /// testers reuse) from a fresh device (`ct-dev-<k>`) 10 to 60 s apart, then 1 to 30
+    /// minutes later a larger purchase there (2 to 5 times the median, more if needed to keep
+    /// the user's average where normal traffic expects it).
+    CardTesting,
 }
 
 impl Scenario {
-    /// Every scenario.
+    /// The scenarios injected by default (the demo, `sentinel train --from simulator`, the
+    /// load generator): each shows in one user's recent events. The history patterns are
+    /// opt-in: the shipped model and the existing detection figures are built on these seven.
     pub const ALL: [Scenario; 7] = [
         Scenario::MassiveAmount,
         Scenario::AboveAverage,
@@ -114,6 +138,28 @@ impl Scenario {
         Scenario::FraudRing,
         Scenario::HighRiskMerchant,
         Scenario::AccountTakeover,
+    ];
+
+    /// The patterns that need a long history to learn from (entity fraud shares, per-card
+    /// windows): compromised terminals, compromised cards, card testing.
+    pub const PATTERNS: [Scenario; 3] = [
+        Scenario::CompromisedTerminal,
+        Scenario::CompromisedCard,
+        Scenario::CardTesting,
+    ];
+
+    /// Every scenario: [`Scenario::ALL`] then [`Scenario::PATTERNS`], in declaration order.
+    pub const EVERY: [Scenario; 10] = [
+        Scenario::MassiveAmount,
+        Scenario::AboveAverage,
+        Scenario::ImpossibleTravel,
+        Scenario::VelocityBurst,
+        Scenario::FraudRing,
+        Scenario::HighRiskMerchant,
+        Scenario::AccountTakeover,
+        Scenario::CompromisedTerminal,
+        Scenario::CompromisedCard,
+        Scenario::CardTesting,
     ];
 
     /// The snake-case name, as serialized.
@@ -126,7 +172,40 @@ impl Scenario {
             Scenario::FraudRing => "fraud_ring",
             Scenario::HighRiskMerchant => "high_risk_merchant",
             Scenario::AccountTakeover => "account_takeover",
+            Scenario::CompromisedTerminal => "compromised_terminal",
+            Scenario::CompromisedCard => "compromised_card",
+            Scenario::CardTesting => "card_testing",
         }
+    }
+}
+
+/// A name that is not a scenario's (see [`Scenario::as_str`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UnknownScenario(pub String);
+
+impl std::fmt::Display for UnknownScenario {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let names: Vec<&str> = Scenario::EVERY.iter().map(|s| s.as_str()).collect();
+        write!(
+            f,
+            "unknown scenario `{}` (expected one of {})",
+            self.0,
+            names.join(", ")
+        )
+    }
+}
+
+impl std::error::Error for UnknownScenario {}
+
+impl std::str::FromStr for Scenario {
+    type Err = UnknownScenario;
+
+    /// Parses the snake-case name, as serialized.
+    fn from_str(name: &str) -> Result<Self, Self::Err> {
+        Scenario::EVERY
+            .into_iter()
+            .find(|s| s.as_str() == name)
+            .ok_or_else(|| UnknownScenario(name.to_owned()))
     }
 }
 
@@ -201,6 +280,8 @@ pub struct Simulator {
     /// Fraud rings and takeovers so far, for their device ids.
     rings: u32,
     takeovers: u32,
+    /// State of the history patterns (terminals, compromised cards, card testing).
+    patterns: patterns::Patterns,
     /// Target mean gap between one user's normal transactions, before the daily rhythm.
     mean_gap_ms: f64,
     /// Users currently out of normal traffic (see [`Simulator::active_mean_gap_ms`]).
@@ -234,13 +315,16 @@ impl Simulator {
             config.fraud_ratio.clamp(0.0, 1.0)
         };
         let merchants = Merchants::generate(&mut rng);
-        let population = (0..users)
+        let population: Vec<User> = (0..users)
             .map(|_| User {
                 profile: Profile::generate(&mut rng),
                 state: UserState::default(),
             })
             .collect();
+        let patterns =
+            patterns::Patterns::new(&merchants, population.iter().map(|u: &User| &u.profile));
         let mut sim = Simulator {
+            patterns,
             rng,
             merchants,
             far: geo::far_cities(),
@@ -318,6 +402,11 @@ impl Simulator {
                 (time_ms.max(state.last_ms + quiet), Action::Takeover)
             }
             Some(Scenario::AccountTakeover) => (time_ms, Action::Turn),
+            // The turn stays normal; the roll feeds the terminal budget (see the scenario).
+            Some(Scenario::CompromisedTerminal) => {
+                self.patterns.add_terminal_credit();
+                (time_ms, Action::Turn)
+            }
             Some(s) => (time_ms, Action::Start(s)),
         };
         if action != Action::Turn {
@@ -344,12 +433,19 @@ impl Simulator {
         self.mean_gap_ms * (users - f64::from(self.paused)) / users
     }
 
-    /// Reschedules turns of users drafted into a fraud ring (or cooling down after one) until
-    /// the queue's head is an entry that emits, so `peek_time` is exact.
+    /// Reschedules turns of users drafted into a fraud ring (or cooling down after one), and
+    /// a compromised card's frauds that fall into another scenario or its cooldown, until the
+    /// queue's head is an entry that emits, so `peek_time` is exact.
     fn settle(&mut self) {
         while let Some(Reverse(head)) = self.queue.peek() {
             let (time_ms, user) = (head.time_ms, head.user);
             let state = &self.users[user as usize].state;
+            if let Action::CardFraud(slot) = head.action() {
+                if self.settle_card_fraud(slot, time_ms, user) {
+                    return;
+                }
+                continue;
+            }
             if head.action() != Action::Turn || (!state.busy && time_ms >= state.resume_ms) {
                 return;
             }
@@ -390,13 +486,16 @@ impl Simulator {
                 self.finish_scenario(user, t);
                 event
             }
+            Action::CardFraud(slot) => self.card_fraud_event(user, t, slot),
+            Action::CardTest(slot) => self.card_test_event(user, t, slot),
         }
     }
 
     /// A normal transaction, then the user's next turn.
     fn normal_turn(&mut self, user: u32, t: i64) -> SimEvent {
         let draft = self.normal_draft(user);
-        let event = self.emit(user, t, &draft, None);
+        let label = self.terminal_label(&draft, t);
+        let event = self.emit(user, t, &draft, label);
         let state = &mut self.users[user as usize].state;
         if state.paused {
             state.paused = false;

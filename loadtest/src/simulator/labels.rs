@@ -2,8 +2,12 @@
 //! frauds is charged back days after the event, and a few legitimate transactions are
 //! confirmed by the customer after a shorter wait. Training turns these into the entity-risk
 //! features; the scoring path sees them only after the label delay.
+//!
+//! A bank's chargeback file ([`Feedback::chargeback_file`] with [`LateTail::default`]) has
+//! no confirmations: most reported frauds arrive within 1 to 30 days, a tail of them 30 to 120
+//! days late, and a share is never reported at all.
 
-use super::SimEvent;
+use super::{Scenario, SimEvent};
 use chrono::{DateTime, Duration, Utc};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
@@ -19,6 +23,39 @@ pub struct Feedback {
     pub confirm_share: f64,
     /// Confirmations arrive this long after the event, uniformly between the bounds.
     pub confirm_delay: (Duration, Duration),
+}
+
+impl Feedback {
+    /// A bank's chargeback file: 90% of frauds reported, 1 to 30 days after the event (see
+    /// [`LateTail`] for the late ones), no legit confirmations.
+    pub fn chargeback_file() -> Self {
+        Feedback {
+            chargeback_share: 0.9,
+            chargeback_delay: (Duration::days(1), Duration::days(30)),
+            confirm_share: 0.0,
+            confirm_delay: (Duration::zero(), Duration::zero()),
+        }
+    }
+}
+
+/// Chargebacks reported long after the usual delay: this share of the reported ones arrives
+/// uniformly within `delay` instead of [`Feedback::chargeback_delay`].
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct LateTail {
+    /// Share of reported chargebacks that arrive late, 0..=1.
+    pub share: f64,
+    /// Their delay after the event, uniformly between the bounds.
+    pub delay: (Duration, Duration),
+}
+
+impl Default for LateTail {
+    /// 15% of chargebacks 30 to 120 days after the event.
+    fn default() -> Self {
+        LateTail {
+            share: 0.15,
+            delay: (Duration::days(30), Duration::days(120)),
+        }
+    }
 }
 
 impl Default for Feedback {
@@ -45,6 +82,8 @@ pub struct SimLabel {
     pub at: DateTime<Utc>,
     /// Fraud or legit.
     pub fraud: bool,
+    /// The event's scenario (`None` for a confirmed legit event).
+    pub scenario: Option<Scenario>,
 }
 
 impl SimLabel {
@@ -63,30 +102,70 @@ impl SimLabel {
     }
 }
 
+/// Labels events one at a time, in the order given (same seed, same events, same labels), so
+/// a long history can be labelled while it streams past.
+#[derive(Debug, Clone)]
+pub struct Labeller {
+    feedback: Feedback,
+    tail: Option<LateTail>,
+    rng: StdRng,
+}
+
+impl Labeller {
+    /// A labeller giving `feedback`, drawn from `seed`.
+    pub fn new(feedback: Feedback, seed: u64) -> Self {
+        Labeller {
+            feedback,
+            tail: None,
+            rng: StdRng::seed_from_u64(seed),
+        }
+    }
+
+    /// Also reports a share of the chargebacks late (see [`LateTail`]).
+    pub fn with_late_tail(mut self, tail: LateTail) -> Self {
+        self.tail = Some(tail);
+        self
+    }
+
+    /// The label given on `event`, if any.
+    pub fn label(&mut self, event: &SimEvent) -> Option<SimLabel> {
+        let fraud = event.label.is_some();
+        let (share, mut bounds) = if fraud {
+            (
+                self.feedback.chargeback_share,
+                self.feedback.chargeback_delay,
+            )
+        } else {
+            (self.feedback.confirm_share, self.feedback.confirm_delay)
+        };
+        // Draw the same numbers for every event, so one event's label never shifts another's.
+        let (labelled, delay) = (
+            self.rng.random_bool(share.clamp(0.0, 1.0)),
+            self.rng.random::<f64>(),
+        );
+        if let Some(tail) = self.tail {
+            let late = self.rng.random_bool(tail.share.clamp(0.0, 1.0));
+            if late && fraud {
+                bounds = tail.delay;
+            }
+        }
+        let (lo, hi) = bounds;
+        let span = (hi - lo).num_milliseconds().max(0) as f64;
+        labelled.then(|| SimLabel {
+            transaction_id: event.txn.transaction_id.clone(),
+            merchant_id: event.txn.merchant_id.clone(),
+            device_id: event.txn.device_id.clone(),
+            at: event.txn.timestamp + lo + Duration::milliseconds((span * delay) as i64),
+            fraud,
+            scenario: event.label,
+        })
+    }
+}
+
 /// The labels analysts give on `events` (same `seed`, same labels), in label-time order.
 pub fn analyst_labels(events: &[SimEvent], feedback: &Feedback, seed: u64) -> Vec<SimLabel> {
-    let mut rng = StdRng::seed_from_u64(seed);
-    let mut labels: Vec<SimLabel> = events
-        .iter()
-        .filter_map(|e| {
-            let fraud = e.label.is_some();
-            let (share, (lo, hi)) = if fraud {
-                (feedback.chargeback_share, feedback.chargeback_delay)
-            } else {
-                (feedback.confirm_share, feedback.confirm_delay)
-            };
-            // Draw both numbers for every event, so one event's label never shifts another's.
-            let (labelled, delay) = (rng.random_bool(share.clamp(0.0, 1.0)), rng.random::<f64>());
-            let span = (hi - lo).num_milliseconds().max(0) as f64;
-            labelled.then(|| SimLabel {
-                transaction_id: e.txn.transaction_id.clone(),
-                merchant_id: e.txn.merchant_id.clone(),
-                device_id: e.txn.device_id.clone(),
-                at: e.txn.timestamp + lo + Duration::milliseconds((span * delay) as i64),
-                fraud,
-            })
-        })
-        .collect();
+    let mut labeller = Labeller::new(*feedback, seed);
+    let mut labels: Vec<SimLabel> = events.iter().filter_map(|e| labeller.label(e)).collect();
     labels.sort_by_key(|l| l.at);
     labels
 }
@@ -134,5 +213,49 @@ mod tests {
             assert!(delay >= lo && delay <= hi, "{delay}");
         }
         assert!(labels.windows(2).all(|w| w[0].at <= w[1].at));
+    }
+
+    #[test]
+    fn a_chargeback_file_reports_most_frauds_within_a_month_some_months_late() {
+        let mut sim = Simulator::new(SimConfig {
+            seed: 5,
+            users: 300,
+            rate_per_sec: 5.0,
+            fraud_ratio: 0.05,
+            start: Utc::now(),
+            daily_rhythm: false,
+            scenarios: Scenario::EVERY.to_vec(),
+        });
+        let events: Vec<SimEvent> = (0..20_000).map(|_| sim.next_event()).collect();
+        let file =
+            || Labeller::new(Feedback::chargeback_file(), 9).with_late_tail(LateTail::default());
+        let mut labeller = file();
+        let labels: Vec<(SimLabel, &SimEvent)> = events
+            .iter()
+            .filter_map(|e| labeller.label(e).map(|l| (l, e)))
+            .collect();
+        let mut again = file();
+        assert!(labels.iter().map(|(l, _)| l).eq(events
+            .iter()
+            .filter_map(|e| again.label(e))
+            .collect::<Vec<_>>()
+            .iter()));
+        let frauds = events.iter().filter(|e| e.label.is_some()).count();
+        let reported = labels.len() as f64 / frauds as f64;
+        assert!((0.85..0.95).contains(&reported), "{reported}");
+        let mut late = 0;
+        for (label, event) in &labels {
+            assert!(label.fraud, "a chargeback file lists frauds only");
+            assert_eq!(label.scenario, event.label);
+            let delay = label.at - event.txn.timestamp;
+            if delay > Duration::days(30) {
+                late += 1;
+                assert!(delay <= Duration::days(120), "{delay}");
+            } else {
+                assert!(delay >= Duration::days(1), "{delay}");
+            }
+        }
+        let late_share = f64::from(late) / labels.len() as f64;
+        assert!((0.1..0.2).contains(&late_share), "{late_share}");
     }
 }

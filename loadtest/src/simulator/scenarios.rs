@@ -46,7 +46,8 @@ impl Simulator {
             Scenario::ImpossibleTravel => {
                 // A normal transaction at home now gives the foreign one a fresh "previous".
                 let draft = self.normal_draft(user);
-                let event = self.emit(user, t, &draft, None);
+                let label = self.terminal_label(&draft, t);
+                let event = self.emit(user, t, &draft, label);
                 let city = self.far_city(user);
                 let later = self.rng.random_range(2 * 60_000..=20 * 60_000);
                 self.push(t + later, user, Action::Travel(city));
@@ -63,20 +64,29 @@ impl Simulator {
                 draft.channel = Channel::Web;
                 self.single(user, t, &draft, s)
             }
-            // Takeovers are scheduled directly as `Action::Takeover`; never started here.
-            Scenario::AccountTakeover => self.fall_back(user, t),
+            Scenario::CompromisedCard => self.start_card_compromise(user, t),
+            Scenario::CardTesting => self.start_card_testing(user, t),
+            // Takeovers are scheduled directly as `Action::Takeover`, and terminals are
+            // compromised from normal turns; neither is started here.
+            Scenario::AccountTakeover | Scenario::CompromisedTerminal => self.fall_back(user, t),
         }
     }
 
     /// Emits a one-event scenario and ends it.
-    fn single(&mut self, user: u32, t: i64, draft: &super::Draft, s: Scenario) -> SimEvent {
+    pub(super) fn single(
+        &mut self,
+        user: u32,
+        t: i64,
+        draft: &super::Draft,
+        s: Scenario,
+    ) -> SimEvent {
         let event = self.emit(user, t, draft, Some(s));
         self.finish_scenario(user, t);
         event
     }
 
     /// A normal turn instead of a scenario that does not fit.
-    fn fall_back(&mut self, user: u32, t: i64) -> SimEvent {
+    pub(super) fn fall_back(&mut self, user: u32, t: i64) -> SimEvent {
         self.users[user as usize].state.busy = false;
         self.normal_turn(user, t)
     }

@@ -32,13 +32,17 @@ pub enum Action {
     Ring(u32),
     /// The account-takeover transaction.
     Takeover,
+    /// The next fraud on a compromised card, episode `slot` (see `patterns`).
+    CardFraud(u32),
+    /// The next card-testing authorisation (or the final purchase), episode `slot`.
+    CardTest(u32),
 }
 
 /// Bits of an entry's code that carry the action's payload; the top 3 carry its kind.
 const PAYLOAD_BITS: u32 = 29;
 
 /// Largest fraud-ring number an entry can carry; ring numbers wrap past it (after half a
-/// billion rings).
+/// billion rings). Also the largest episode slot.
 pub const MAX_RING: u32 = (1 << PAYLOAD_BITS) - 1;
 
 impl Action {
@@ -52,6 +56,8 @@ impl Action {
             Action::Burst(remaining) => (3, u32::from(remaining)),
             Action::Ring(k) => (4, k & MAX_RING),
             Action::Takeover => (5, 0),
+            Action::CardFraud(slot) => (6, slot & MAX_RING),
+            Action::CardTest(slot) => (7, slot & MAX_RING),
         };
         kind << PAYLOAD_BITS | payload
     }
@@ -60,11 +66,13 @@ impl Action {
     fn decode(code: u32) -> Action {
         let payload = code & MAX_RING;
         match code >> PAYLOAD_BITS {
-            1 => Action::Start(Scenario::ALL[payload as usize % Scenario::ALL.len()]),
+            1 => Action::Start(Scenario::EVERY[payload as usize % Scenario::EVERY.len()]),
             2 => Action::Travel(payload as u8),
             3 => Action::Burst(payload as u8),
             4 => Action::Ring(payload),
             5 => Action::Takeover,
+            6 => Action::CardFraud(payload),
+            7 => Action::CardTest(payload),
             _ => Action::Turn,
         }
     }
@@ -161,8 +169,11 @@ mod tests {
             Action::Ring(0),
             Action::Ring(MAX_RING),
         ];
-        actions.extend(Scenario::ALL.map(Action::Start));
+        actions.extend(Scenario::EVERY.map(Action::Start));
         actions.extend([
+            Action::CardFraud(0),
+            Action::CardFraud(MAX_RING),
+            Action::CardTest(3),
             Action::Travel(0),
             Action::Travel(33),
             Action::Burst(1),

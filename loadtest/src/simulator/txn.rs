@@ -16,6 +16,10 @@ pub enum DeviceRef {
     Ring(u32),
     /// An account taker's device, `ato-dev-<k>`.
     Takeover(u32),
+    /// The device a compromised card's details are used from, `cnp-dev-<k>`.
+    CardNotPresent(u32),
+    /// A card tester's fresh device, `ct-dev-<k>`.
+    Tester(u32),
 }
 
 /// Which address the transaction came from.
@@ -95,6 +99,8 @@ impl Draft {
             DeviceRef::Known(n) => format!("dev-{user}-{n}"),
             DeviceRef::Ring(k) => format!("ring-dev-{k}"),
             DeviceRef::Takeover(k) => format!("ato-dev-{k}"),
+            DeviceRef::CardNotPresent(k) => format!("cnp-dev-{k}"),
+            DeviceRef::Tester(k) => format!("ct-dev-{k}"),
         };
         let ip = match self.ip {
             IpRef::Home => home_ip(user),
