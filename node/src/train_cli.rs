@@ -18,7 +18,9 @@ use sentinel_catalog::backtest::Progress;
 use sentinel_catalog::training::{card_of, stored_samples, LabelledSample, Unlabelled};
 use sentinel_catalog::Catalog;
 use sentinel_event::{Limits, Transaction};
-use sentinel_loadtest::simulator::{analyst_labels, Feedback, Scenario, SimConfig, Simulator};
+use sentinel_loadtest::simulator::{
+    analyst_labels, Feedback, Labeller, LateTail, Scenario, SimConfig, Simulator,
+};
 use sentinel_model::card_precision::{
     card_precision_at_k, mean_precision, DailyCardPrecision, ScoredCard,
 };
@@ -76,6 +78,11 @@ pub struct DataArgs {
     /// Seed of the simulated traffic.
     #[arg(long, default_value_t = 7)]
     sim_seed: u64,
+    /// Fraud patterns simulated: `classic` (the seven single-event and burst scenarios),
+    /// `history` (compromised terminals, compromised cards, card testing), `every`, or
+    /// comma-separated scenario names.
+    #[arg(long, default_value = "classic", value_parser = parse_scenarios)]
+    scenarios: ScenarioSet,
     /// Event time the simulation starts at (fixed by default so runs are reproducible).
     #[arg(long, default_value = "2026-01-05T00:00:00Z")]
     sim_start: DateTime<Utc>,
@@ -86,6 +93,22 @@ pub struct DataArgs {
     /// node's `[model] label_delay_secs`.
     #[arg(long, env = "SENTINEL_LABEL_DELAY_SECS", default_value_t = 86_400)]
     label_delay_secs: u64,
+}
+
+/// The scenarios `--scenarios` names.
+#[derive(Debug, Clone)]
+struct ScenarioSet(Vec<Scenario>);
+
+fn parse_scenarios(text: &str) -> Result<ScenarioSet, String> {
+    Ok(ScenarioSet(match text {
+        "classic" => Scenario::ALL.to_vec(),
+        "history" => Scenario::PATTERNS.to_vec(),
+        "every" => Scenario::EVERY.to_vec(),
+        names => names
+            .split(',')
+            .map(|n| n.trim().parse::<Scenario>().map_err(|e| e.to_string()))
+            .collect::<Result<_, _>>()?,
+    }))
 }
 
 /// `--unlabelled`.
@@ -224,7 +247,7 @@ fn simulated(data: &DataArgs) -> Events {
         fraud_ratio: data.fraud_ratio,
         start: data.sim_start,
         daily_rhythm: true,
-        scenarios: Scenario::ALL.to_vec(),
+        scenarios: data.scenarios.0.clone(),
     });
     let progress = bar("simulating events");
     progress.set_length(data.events);
@@ -235,7 +258,15 @@ fn simulated(data: &DataArgs) -> Events {
         })
         .collect();
     progress.finish_and_clear();
-    let feedback = analyst_labels(&simulated, &Feedback::default(), data.sim_seed);
+    // The classic scenarios keep the analyst feedback the shipped model was trained with; the
+    // history patterns get a bank's chargeback file (late tail, no confirmations).
+    let feedback = if data.scenarios.0 == Scenario::ALL {
+        analyst_labels(&simulated, &Feedback::default(), data.sim_seed)
+    } else {
+        let mut labeller = Labeller::new(Feedback::chargeback_file(), data.sim_seed)
+            .with_late_tail(LateTail::default());
+        simulated.iter().filter_map(|e| labeller.label(e)).collect()
+    };
     let times: HashMap<&str, i64> = simulated
         .iter()
         .map(|e| (e.txn.transaction_id.as_str(), e.txn.event_time_ms()))
@@ -261,16 +292,23 @@ fn simulated(data: &DataArgs) -> Events {
             event: e.txn,
         })
         .collect();
+    let names: Vec<&str> = data.scenarios.0.iter().map(|s| s.as_str()).collect();
     let source = format!(
         "simulator seed={} events={} users={} rate={} fraud_ratio={} start={} \
-         label_delay_secs={}",
+         label_delay_secs={}{}",
         data.sim_seed,
         data.events,
         data.users,
         data.rate,
         data.fraud_ratio,
         data.sim_start.to_rfc3339(),
-        data.label_delay_secs
+        data.label_delay_secs,
+        // Recorded only when not the default, so the shipped model's source is unchanged.
+        if data.scenarios.0 == Scenario::ALL {
+            String::new()
+        } else {
+            format!(" scenarios={}", names.join(","))
+        }
     );
     Events {
         examples,
