@@ -31,6 +31,8 @@ pub enum Unlabelled {
 /// One stored event as training and evaluation read it.
 #[derive(Debug, Clone, PartialEq)]
 pub struct LabelledSample {
+    /// The transaction.
+    pub transaction_id: String,
     /// Features, time and label.
     pub sample: Sample,
     /// The card (its `card_id`, or the user id when the event names no card).
@@ -148,6 +150,7 @@ pub async fn stored_samples(
                 None => continue,
             };
             history.samples.push(LabelledSample {
+                transaction_id: d.transaction_id.clone(),
                 sample: Sample {
                     time_ms: d.event.event_time_ms(),
                     features,

@@ -24,7 +24,9 @@ use sentinel_loadtest::simulator::{
 use sentinel_model::card_precision::{
     card_precision_at_k, mean_precision, DailyCardPrecision, ScoredCard,
 };
-use sentinel_model::{evaluate, train, Evaluation, Model, Sample, TrainConfig, TrainStage};
+use sentinel_model::{
+    evaluate, train, Evaluation, Model, Sample, TrainConfig, TrainStage, FEATURE_NAMES,
+};
 use sentinel_store::{EmbeddedStore, Store};
 use serde::Serialize;
 use std::collections::{BTreeMap, HashMap};
@@ -89,6 +91,10 @@ pub struct DataArgs {
     /// Also write the labelled events read as CSV (the format `--from csv` reads).
     #[arg(long)]
     export_csv: Option<PathBuf>,
+    /// Also write every sample's model features as CSV (transaction id, time, card, label,
+    /// label time, pattern, then one column per feature), for inspection or other tools.
+    #[arg(long)]
+    export_features: Option<PathBuf>,
     /// Seconds an analyst label waits before the entity-risk features count it; use the
     /// node's `[model] label_delay_secs`.
     #[arg(long, env = "SENTINEL_LABEL_DELAY_SECS", default_value_t = 86_400)]
@@ -395,8 +401,51 @@ struct History {
     source: String,
 }
 
-/// Reads the labelled samples the arguments name, in time order, with a source description.
+/// Reads the labelled samples the arguments name, in time order, with a source description,
+/// and writes their features when asked.
 async fn history(data: &DataArgs) -> anyhow::Result<History> {
+    let history = read_history(data).await?;
+    if let Some(path) = &data.export_features {
+        export_features(path, &history)?;
+    }
+    Ok(history)
+}
+
+fn export_features(path: &std::path::Path, history: &History) -> anyhow::Result<()> {
+    let mut writer =
+        csv::Writer::from_path(path).with_context(|| format!("creating {}", path.display()))?;
+    let mut header = vec![
+        "transaction_id",
+        "time",
+        "card",
+        "label",
+        "labelled_at",
+        "scenario",
+    ];
+    header.extend(FEATURE_NAMES);
+    writer.write_record(&header)?;
+    let mut row: Vec<String> = Vec::with_capacity(header.len());
+    for s in &history.samples {
+        row.clear();
+        row.push(s.transaction_id.clone());
+        row.push(time(s.sample.time_ms));
+        row.push(s.card.clone());
+        row.push(if s.sample.fraud { "fraud" } else { "legit" }.to_owned());
+        row.push(s.known_ms.map(time).unwrap_or_default());
+        row.push(s.scenario.clone().unwrap_or_default());
+        row.extend(s.sample.features.iter().map(|v| v.to_string()));
+        writer.write_record(&row)?;
+    }
+    writer.flush()?;
+    eprintln!(
+        "wrote the features of {} events to {}",
+        history.samples.len(),
+        path.display()
+    );
+    Ok(())
+}
+
+async fn read_history(data: &DataArgs) -> anyhow::Result<History> {
     let lateness_ms = NodeConfig::default().actors.lateness_secs as i64 * 1000;
     let label_delay_ms = i64::try_from(data.label_delay_secs.saturating_mul(1_000))
         .context("--label-delay-secs is too large")?;
@@ -453,6 +502,7 @@ async fn history(data: &DataArgs) -> anyhow::Result<History> {
                 .or_insert(known);
         }
         history.samples.push(LabelledSample {
+            transaction_id: e.event.transaction_id.clone(),
             sample: Sample {
                 time_ms: e.event.event_time_ms(),
                 features: replay.features(&e.event),
