@@ -110,7 +110,7 @@ pub enum Scenario {
     /// An ordinary merchant (a terminal) is compromised for 14 to 28 days of event time, and
     /// every transaction there in that window is fraud (the terminal's own transactions, as in
     /// scenario 2 of Le Borgne et al.'s handbook): the events look normal, only the merchant's
-    /// history gives them away. Each roll adds 10 expected fraud events to a budget; a merchant
+    /// history gives them away. Each roll adds 25 expected fraud events to a budget; a merchant
     /// is compromised when a normal turn draws it and the budget covers its expected traffic
     /// over the window, so several merchants fall over a long simulation.
     CompromisedTerminal,

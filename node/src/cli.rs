@@ -58,6 +58,14 @@ enum Command {
     Train(crate::train_cli::TrainArgs),
     /// Score labelled events with a model artifact and print the same figures.
     Evaluate(crate::train_cli::EvaluateArgs),
+    /// Write a simulated history to bring into a node: months of transactions as JSON lines
+    /// (what the node accepts on Kafka and HTTP, in event-time order) and a bank's chargeback
+    /// file (CSV: transaction_id,label,labelled_at,source,scenario) with late report times.
+    ///
+    /// Every fraud scenario is on by default, including the history patterns: terminals
+    /// compromised for weeks, compromised cards whose spending changes for two weeks, and card
+    /// testing with tiny amounts. Same arguments, same files.
+    Simulate(crate::simulate_cli::SimulateArgs),
     /// Mint an HS256 API token from the configured secret (SENTINEL_AUTH_JWT_SECRET or [auth]).
     Token(crate::security::TokenArgs),
     /// Check the tamper-evident decision log of a stopped node's store; exits 1 at the first
@@ -318,6 +326,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Backtest(args) => crate::backtest_cli::run(args).await,
         Command::Train(args) => crate::train_cli::run_train(args).await,
         Command::Evaluate(args) => crate::train_cli::run_evaluate(args).await,
+        Command::Simulate(args) => crate::simulate_cli::run(args),
         Command::VerifyLog {
             data_dir,
             expect_head,

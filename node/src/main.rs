@@ -23,6 +23,7 @@ mod policy_sync;
 mod remote_store;
 mod retention;
 mod security;
+mod simulate_cli;
 mod startup_model;
 mod stats;
 mod telemetry;

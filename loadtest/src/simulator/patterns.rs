@@ -19,7 +19,7 @@ use sentinel_event::Channel;
 const DAY_MS: i64 = 24 * 3_600_000;
 
 /// Expected fraud events one compromised-terminal roll adds to the terminal budget.
-const TERMINAL_CREDIT_PER_ROLL: f64 = 10.0;
+const TERMINAL_CREDIT_PER_ROLL: f64 = 25.0;
 
 /// A terminal stays compromised this many days (inclusive bounds).
 const TERMINAL_DAYS: (i64, i64) = (14, 28);

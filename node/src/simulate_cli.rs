@@ -1,0 +1,190 @@
+//! `sentinel simulate`: writes a simulated card history as a risk team would bring it — the
+//! transactions as JSON lines (exactly what the node accepts on Kafka and HTTP, in event-time
+//! order) and a bank's chargeback file with the time each fraud was reported.
+
+use anyhow::{bail, Context};
+use chrono::{DateTime, SecondsFormat, Utc};
+use indicatif::{ProgressBar, ProgressStyle};
+use sentinel_loadtest::simulator::{
+    Feedback, Labeller, LateTail, Scenario, SimConfig, SimLabel, Simulator,
+};
+use std::collections::BTreeMap;
+use std::fs::File;
+use std::io::{BufWriter, Write};
+use std::path::{Path, PathBuf};
+
+/// Mixed into `--seed` for the chargebacks, so they are not drawn from the traffic's numbers.
+const CHARGEBACK_SEED: u64 = 0x6368_6172_6765_6261;
+
+/// `sentinel simulate`.
+#[derive(clap::Args)]
+pub struct SimulateArgs {
+    /// Transactions to write.
+    #[arg(long, default_value_t = 1_000_000)]
+    events: u64,
+    /// Simulated card holders. Each pays every `users / rate` seconds on average (never more
+    /// often than every 45 s): 5,000 holders at 0.1 events/s pay about twice a day.
+    #[arg(long, default_value_t = 5_000)]
+    users: u32,
+    /// Events per second of event time (quiet nights, busy evenings around it, UTC).
+    #[arg(long, default_value_t = 0.1)]
+    rate: f64,
+    /// Fraction of holder turns that start a fraud scenario. Scenarios emit 1 to 25 events
+    /// each (a compromised terminal 25 on average), so with every scenario enabled the fraud
+    /// share of the events is about 6 times this (0.8% at the default).
+    #[arg(long, default_value_t = 0.0014)]
+    fraud_ratio: f64,
+    /// Seed: the same arguments give the same files, byte for byte.
+    #[arg(long, default_value_t = 42)]
+    seed: u64,
+    /// Event time of the first transaction's day (RFC 3339). The node refuses event times
+    /// far in its future, so keep the history in the past.
+    #[arg(long, default_value = "2026-01-05T00:00:00Z")]
+    start: DateTime<Utc>,
+    /// Fraud scenarios to inject, comma-separated (default: all ten, the history patterns
+    /// compromised_terminal, compromised_card and card_testing included).
+    #[arg(long, value_delimiter = ',', value_name = "SCENARIO,...")]
+    scenarios: Vec<Scenario>,
+    /// Where to write the transactions, one JSON object a line, in event-time order.
+    #[arg(long, value_name = "FILE")]
+    out: PathBuf,
+    /// Where to write the chargeback file: CSV with the header
+    /// `transaction_id,label,labelled_at,source,scenario`, one row per reported fraud in
+    /// report order (most 1 to 30 days after the event, 15% of them 30 to 120 days, 10% of
+    /// the frauds never reported; report times may lie after the last transaction).
+    #[arg(long, value_name = "FILE")]
+    chargebacks: PathBuf,
+}
+
+/// Writes the history and prints a summary.
+pub fn run(args: SimulateArgs) -> anyhow::Result<()> {
+    let config = args.config()?;
+    let mut sim = Simulator::new(config);
+    let mut labeller = Labeller::new(Feedback::chargeback_file(), args.seed ^ CHARGEBACK_SEED)
+        .with_late_tail(LateTail::default());
+    let mut out = create(&args.out)?;
+    let mut reported: Vec<SimLabel> = Vec::new();
+    let mut frauds: BTreeMap<Scenario, u64> = BTreeMap::new();
+    let progress = ProgressBar::new(args.events).with_style(
+        ProgressStyle::with_template(
+            "{spinner} simulating {pos}/{len} [{bar:40}] {per_sec} eta {eta}",
+        )
+        .expect("valid template")
+        .progress_chars("=> "),
+    );
+    let (mut first, mut last) = (None, None);
+    for _ in 0..args.events {
+        let event = sim.next_event();
+        serde_json::to_writer(&mut out, &event.txn)?;
+        out.write_all(b"\n")?;
+        first.get_or_insert(event.txn.timestamp);
+        last = Some(event.txn.timestamp);
+        if let Some(scenario) = event.label {
+            *frauds.entry(scenario).or_default() += 1;
+        }
+        reported.extend(labeller.label(&event));
+        progress.inc(1);
+    }
+    out.flush()
+        .with_context(|| format!("cannot write {}", args.out.display()))?;
+    progress.finish_and_clear();
+    // A bank's file lists chargebacks as they were reported.
+    reported.sort_by(|a, b| (a.at, &a.transaction_id).cmp(&(b.at, &b.transaction_id)));
+    write_chargebacks(&args.chargebacks, &reported)?;
+    summarise(&args, &frauds, reported.len(), first.zip(last));
+    Ok(())
+}
+
+impl SimulateArgs {
+    /// The simulator's config, or a message naming the bad flag.
+    fn config(&self) -> anyhow::Result<SimConfig> {
+        if self.users == 0 {
+            bail!("--users must be at least 1");
+        }
+        if !(self.rate.is_finite() && self.rate > 0.0) {
+            bail!("--rate must be a positive number of events per second");
+        }
+        if !(0.0..=1.0).contains(&self.fraud_ratio) {
+            bail!("--fraud-ratio must be within 0..=1");
+        }
+        let scenarios = if self.scenarios.is_empty() {
+            Scenario::EVERY.to_vec()
+        } else {
+            self.scenarios.clone()
+        };
+        Ok(SimConfig {
+            seed: self.seed,
+            users: self.users,
+            rate_per_sec: self.rate,
+            fraud_ratio: self.fraud_ratio,
+            start: self.start,
+            daily_rhythm: true,
+            scenarios,
+        })
+    }
+}
+
+fn create(path: &Path) -> anyhow::Result<BufWriter<File>> {
+    let file = File::create(path).with_context(|| format!("cannot create {}", path.display()))?;
+    Ok(BufWriter::with_capacity(1 << 20, file))
+}
+
+fn write_chargebacks(path: &Path, labels: &[SimLabel]) -> anyhow::Result<()> {
+    let mut csv = csv::Writer::from_writer(create(path)?);
+    csv.write_record([
+        "transaction_id",
+        "label",
+        "labelled_at",
+        "source",
+        "scenario",
+    ])?;
+    for label in labels {
+        let scenario = label.scenario.map_or("", Scenario::as_str);
+        let at = label.at.to_rfc3339_opts(SecondsFormat::Millis, true);
+        csv.write_record([
+            label.transaction_id.as_str(),
+            "fraud",
+            &at,
+            "chargeback",
+            scenario,
+        ])?;
+    }
+    csv.flush()
+        .with_context(|| format!("cannot write {}", path.display()))?;
+    Ok(())
+}
+
+fn summarise(
+    args: &SimulateArgs,
+    frauds: &BTreeMap<Scenario, u64>,
+    chargebacks: usize,
+    span: Option<(DateTime<Utc>, DateTime<Utc>)>,
+) {
+    let total: u64 = frauds.values().sum();
+    println!(
+        "wrote {} transactions to {} ({} fraud, {:.2}%)",
+        args.events,
+        args.out.display(),
+        total,
+        100.0 * total as f64 / args.events.max(1) as f64
+    );
+    if let Some((first, last)) = span {
+        println!(
+            "event time {} .. {} ({:.1} days)",
+            first.to_rfc3339_opts(SecondsFormat::Secs, true),
+            last.to_rfc3339_opts(SecondsFormat::Secs, true),
+            (last - first).num_seconds() as f64 / 86_400.0
+        );
+        if last > Utc::now() {
+            eprintln!("warning: the history runs past now; the node refuses events far in its future (lower --events or move --start back)");
+        }
+    }
+    for (scenario, n) in frauds {
+        println!("  {:<22} {n}", scenario.as_str());
+    }
+    println!(
+        "wrote {chargebacks} chargebacks to {} ({} frauds never reported)",
+        args.chargebacks.display(),
+        total.saturating_sub(chargebacks as u64)
+    );
+}
