@@ -255,3 +255,31 @@ async fn late_events_are_decided_but_kept_out_of_windows() {
         .unwrap();
     assert!(!within.decision.late);
 }
+
+#[tokio::test]
+async fn a_zero_amount_authorisation_is_decided_and_rules_can_name_it() {
+    let node = node(Duration::from_secs(60)).await;
+    let mut def = PolicyDef::seed();
+    def.version = 2;
+    def.rules.push(
+        serde_json::from_str(
+            r#"{"name":"zero_auth","expression":"amount == 0","action":"review"}"#,
+        )
+        .unwrap(),
+    );
+    node.scorer
+        .set_policy(Arc::new(def.compile().unwrap()))
+        .await;
+    let zero = score(&node, txn("z-1", "z", "0.00", t0(), "FR"))
+        .await
+        .unwrap();
+    assert_eq!(fired(&zero), ["zero_auth"]);
+    assert_eq!(zero.decision.outcome, Outcome::Review);
+    let paid = score(
+        &node,
+        txn("z-2", "z", "12.00", t0() + Span::minutes(1), "FR"),
+    )
+    .await
+    .unwrap();
+    assert!(fired(&paid).is_empty());
+}

@@ -42,6 +42,7 @@ const TABLE: &[(&str, &str, Access)] = &[
         "/v1/decisions/{transaction_id}/label",
         Access::Analyst,
     ),
+    ("POST", "/v1/labels", Access::Analyst),
     ("GET", "/v1/aggregates", Access::Read),
     ("GET", "/v1/users/{user_id}/profile", Access::Read),
     ("GET", "/v1/users/{user_id}/balance", Access::Read),

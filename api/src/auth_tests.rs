@@ -20,6 +20,7 @@ const EXPECTED: &[(&str, &str, &str)] = &[
     ("GET", "/v1/users/{user_id}/transactions", "ANV"),
     ("POST", "/v1/decisions/{transaction_id}/label", "AN"),
     ("GET", "/v1/decisions/{transaction_id}/label", "ANV"),
+    ("POST", "/v1/labels", "AN"),
     ("GET", "/v1/decisions", "ANV"),
     ("GET", "/v1/aggregates", "ANV"),
     ("GET", "/v1/users/{user_id}/profile", "ANV"),

@@ -126,6 +126,9 @@ pub fn app(context: ApiContext) -> Router {
 pub(crate) fn body_limit(limits: &Limits, path: &str) -> usize {
     if path == "/v1/models" {
         models::MAX_MODEL_BYTES
+    } else if path == "/v1/labels" {
+        // A full batch of labels with notes.
+        8 * 1024 * 1024
     } else {
         limits.max_payload_bytes.saturating_mul(2).max(1024)
     }
@@ -151,6 +154,12 @@ fn routes(state: &ApiState) -> Router<ApiState> {
         .route(
             "/v1/decisions/{transaction_id}/label",
             post(transactions::label).get(transactions::get_label),
+        )
+        .route(
+            "/v1/labels",
+            post(transactions::label_batch).layer(axum::extract::DefaultBodyLimit::max(
+                body_limit(&state.limits, "/v1/labels"),
+            )),
         )
         .route("/v1/rules", get(rules::list).post(rules::create))
         .route("/v1/rules/test", post(rules::test))

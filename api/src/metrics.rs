@@ -38,3 +38,23 @@ pub(crate) fn refused(reason: &'static str) {
     debug_assert!(REFUSAL_REASONS.contains(&reason), "{reason}");
     metrics::counter!(REFUSED, "reason" => reason).increment(1);
 }
+
+/// Counter: labels stored (one by one or in batches).
+pub const LABELS_STORED: &str = "sentinel_labels_stored_total";
+
+/// Counter: labels of a batch refused, by the `field` at fault ([`LABEL_REJECT_FIELDS`]).
+pub const LABELS_REJECTED: &str = "sentinel_labels_rejected_total";
+
+/// Every `field` label of [`LABELS_REJECTED`]: `transaction_id` (no such decision),
+/// `labelled_at` (before the transaction or in the future), `scenario`, `note`, `label`.
+pub const LABEL_REJECT_FIELDS: [&str; 5] =
+    ["transaction_id", "labelled_at", "scenario", "note", "label"];
+
+/// Counts a refused label, under its field when it is a known one.
+pub(crate) fn label_rejected(field: &str) {
+    let field = LABEL_REJECT_FIELDS
+        .into_iter()
+        .find(|f| *f == field)
+        .unwrap_or("label");
+    metrics::counter!(LABELS_REJECTED, "field" => field).increment(1);
+}

@@ -20,6 +20,7 @@ use utoipa::OpenApi;
         crate::transactions::user_transactions,
         crate::transactions::label,
         crate::transactions::get_label,
+        crate::transactions::label_batch,
         crate::decisions::search,
         crate::decisions::aggregates,
         crate::users::profile,

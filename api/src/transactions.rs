@@ -93,19 +93,31 @@ pub async fn user_decisions(
         .map_err(|e| ApiError::internal("reading a user's decisions failed", e))
 }
 
-/// An analyst's verdict.
+/// A verdict on one decision.
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 #[derive(utoipa::ToSchema)]
 pub struct LabelRequest {
     /// `fraud` or `legit`.
     pub label: sentinel_catalog::LabelValue,
+    /// When the verdict became known (RFC 3339; default now): not before the transaction,
+    /// not in the future. The entity-risk features count the label from then on (plus the
+    /// label delay).
+    #[serde(default)]
+    pub labelled_at: Option<chrono::DateTime<chrono::Utc>>,
+    /// `analyst` (default), `chargeback` or `other`.
+    #[serde(default)]
+    pub source: sentinel_catalog::LabelSource,
+    /// The fraud pattern, when known (at most 64 characters).
+    #[serde(default)]
+    pub scenario: Option<String>,
     /// Why, for the next analyst.
     #[serde(default)]
     pub note: String,
 }
 
-/// `POST /v1/decisions/{transaction_id}/label`: stores analyst feedback on a decision.
+/// `POST /v1/decisions/{transaction_id}/label`: stores a verdict on a decision (a later one
+/// replaces it; the same one again changes nothing).
 #[utoipa::path(post, path = "/v1/decisions/{transaction_id}/label", tag = "decisions", params(("transaction_id" = String, Path)), request_body = LabelRequest, responses((status = 200, body = sentinel_catalog::Label), (status = 404, description = "Not found", body = ErrorResponse), (status = 422, description = "Invalid input; `error.field` names it", body = ErrorResponse)))]
 pub async fn label(
     State(state): State<ApiState>,
@@ -113,11 +125,73 @@ pub async fn label(
     Path(transaction_id): Path<String>,
     crate::body::JsonBody(request): crate::body::JsonBody<LabelRequest>,
 ) -> Result<Json<sentinel_catalog::Label>, ApiError> {
-    let label = state
-        .catalog
-        .label(&transaction_id, request.label, request.note, &caller.name)
-        .await?;
+    let input = sentinel_catalog::LabelInput {
+        transaction_id,
+        label: request.label,
+        labelled_at: request.labelled_at,
+        source: request.source,
+        scenario: request.scenario,
+        note: request.note,
+    };
+    let label = state.catalog.label(input, &caller.name).await?;
+    metrics::counter!(crate::metrics::LABELS_STORED).increment(1);
     Ok(Json(label))
+}
+
+/// A batch of labels, such as a day's chargeback file.
+#[derive(Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct LabelBatch {
+    /// At most 10,000 labels.
+    pub labels: Vec<sentinel_catalog::LabelInput>,
+}
+
+/// What became of each label of a batch, in order, and the counts.
+#[derive(serde::Serialize, utoipa::ToSchema)]
+pub struct LabelBatchResult {
+    /// Labels stored.
+    pub stored: usize,
+    /// Labels already stored (the same verdict and time, or a later one).
+    pub unchanged: usize,
+    /// Labels refused, each with its reason in `results`.
+    pub rejected: usize,
+    /// One outcome per label sent, in order.
+    pub results: Vec<sentinel_catalog::LabelOutcome>,
+}
+
+/// `POST /v1/labels`: stores a batch of labels. Idempotent per transaction and label time: a
+/// batch sent twice stores nothing the second time (a label without `labelled_at` is given
+/// now, so give the time to make retries safe). A bad label never fails the others.
+#[utoipa::path(post, path = "/v1/labels", tag = "decisions", request_body = LabelBatch, responses((status = 200, body = LabelBatchResult), (status = 422, description = "Invalid input (too many labels); `error.field` names it", body = ErrorResponse)))]
+pub async fn label_batch(
+    State(state): State<ApiState>,
+    Caller(caller): Caller,
+    crate::body::JsonBody(batch): crate::body::JsonBody<LabelBatch>,
+) -> Result<Json<LabelBatchResult>, ApiError> {
+    use sentinel_catalog::LabelOutcome;
+    let results = state
+        .catalog
+        .label_batch(batch.labels, &caller.name)
+        .await?;
+    let mut answer = LabelBatchResult {
+        stored: 0,
+        unchanged: 0,
+        rejected: 0,
+        results: Vec::new(),
+    };
+    for outcome in &results {
+        match outcome {
+            LabelOutcome::Stored { .. } => answer.stored += 1,
+            LabelOutcome::Unchanged { .. } => answer.unchanged += 1,
+            LabelOutcome::Rejected { field, .. } => {
+                answer.rejected += 1;
+                crate::metrics::label_rejected(field);
+            }
+        }
+    }
+    metrics::counter!(crate::metrics::LABELS_STORED).increment(answer.stored as u64);
+    answer.results = results;
+    Ok(Json(answer))
 }
 
 /// `GET /v1/decisions/{transaction_id}/label`

@@ -2,7 +2,7 @@
 
 use crate::error::CatalogError;
 use crate::models::Deployment;
-use crate::records::{AuditEntry, Label, LabelValue, ListItem, ListRecord, RuleTest, RuleVersion};
+use crate::records::{AuditEntry, ListItem, ListRecord, RuleTest, RuleVersion};
 use chrono::{DateTime, Utc};
 use sentinel_actors::{EntityRiskFeed, Models, Policy, PolicyDef, PolicyError, UserState};
 use sentinel_event::{Thresholds, Transaction};
@@ -613,50 +613,6 @@ impl Catalog {
             }
         }
         Ok(out)
-    }
-
-    /// Records an analyst's label on a stored decision (a later label replaces it).
-    pub async fn label(
-        &self,
-        transaction_id: &str,
-        label: LabelValue,
-        note: String,
-        principal: &str,
-    ) -> Result<Label, CatalogError> {
-        if note.chars().count() > 2_000 {
-            return Err(CatalogError::invalid(
-                "note",
-                "must be at most 2000 characters",
-            ));
-        }
-        if self.store.decision(transaction_id).await?.is_none() {
-            return Err(CatalogError::NotFound(format!(
-                "no decision for transaction {transaction_id}"
-            )));
-        }
-        let label = Label {
-            transaction_id: transaction_id.to_owned(),
-            label,
-            note,
-            at: Utc::now(),
-            by: principal.to_owned(),
-        };
-        self.store
-            .put_records(vec![put(
-                RecordKind::Label,
-                transaction_id.to_owned(),
-                &label,
-            )?])
-            .await?;
-        // The node's label refresher rebuilds the index at once (other nodes at their next
-        // periodic refresh); a burst of labels coalesces into one rebuild.
-        self.label_posted.notify_one();
-        Ok(label)
-    }
-
-    /// The label of a decision, if any.
-    pub async fn label_of(&self, transaction_id: &str) -> Result<Option<Label>, CatalogError> {
-        read(&*self.store, RecordKind::Label, transaction_id).await
     }
 
     /// Compiles again when a list item has expired since the last compilation; call

@@ -126,7 +126,7 @@ impl Catalog {
             };
             sightings.push(LabelSighting::new(
                 entity.2,
-                label.at.timestamp_millis(),
+                label.labelled_at.timestamp_millis(),
                 entity.0.as_deref(),
                 entity.1.as_deref(),
                 label.label == LabelValue::Fraud,

@@ -11,6 +11,7 @@ pub mod backtest;
 mod catalog;
 mod entity_index;
 mod error;
+mod labels;
 mod models;
 mod records;
 pub mod training;
@@ -18,5 +19,8 @@ pub mod training;
 pub use catalog::{Candidate, Catalog, ItemChange, RuleChange, RuleFilter};
 pub use entity_index::EntityIndexSize;
 pub use error::CatalogError;
+pub use labels::{LabelInput, LabelOutcome, MAX_LABEL_BATCH};
 pub use models::{Deployment, ModelRole, ModelSummary};
-pub use records::{AuditEntry, Label, LabelValue, ListItem, ListRecord, RuleTest, RuleVersion};
+pub use records::{
+    AuditEntry, Label, LabelSource, LabelValue, ListItem, ListRecord, RuleTest, RuleVersion,
+};

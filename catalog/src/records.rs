@@ -108,7 +108,32 @@ pub enum LabelValue {
     Legit,
 }
 
-/// Feedback on one decision, used by backtests and model training.
+/// Where a label came from.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub enum LabelSource {
+    /// An analyst's verdict.
+    #[default]
+    Analyst,
+    /// A chargeback (the card holder's bank reported the fraud).
+    Chargeback,
+    /// Anything else (a customer call, a rule of thumb).
+    Other,
+}
+
+impl LabelSource {
+    /// The snake-case name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LabelSource::Analyst => "analyst",
+            LabelSource::Chargeback => "chargeback",
+            LabelSource::Other => "other",
+        }
+    }
+}
+
+/// Feedback on one decision, used by backtests, model training and the entity-risk features.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Label {
@@ -118,10 +143,22 @@ pub struct Label {
     pub label: LabelValue,
     /// The analyst's note.
     pub note: String,
-    /// When.
-    pub at: DateTime<Utc>,
-    /// Who.
+    /// When the verdict became known (a chargeback's report date): features of an event at
+    /// time `t` count the label only when `labelled_at <= t - label delay`. Labels stored
+    /// before this field existed read their posting time (`at`).
+    #[serde(alias = "at")]
+    pub labelled_at: DateTime<Utc>,
+    /// Where it came from.
+    #[serde(default)]
+    pub source: LabelSource,
+    /// The fraud pattern, when known (for recall per pattern).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scenario: Option<String>,
+    /// Who stored it.
     pub by: String,
+    /// When it was stored.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stored_at: Option<DateTime<Utc>>,
 }
 
 /// The answer to a rule test.

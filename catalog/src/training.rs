@@ -133,7 +133,7 @@ pub async fn stored_samples(
             let card = card_of(&d.event);
             let known_ms = label
                 .filter(|l| l.label == LabelValue::Fraud)
-                .map(|l| l.at.timestamp_millis());
+                .map(|l| l.labelled_at.timestamp_millis());
             if let Some(at) = known_ms {
                 history
                     .compromised_since
@@ -157,7 +157,9 @@ pub async fn stored_samples(
                     fraud,
                 },
                 card: card.to_owned(),
-                scenario: None,
+                scenario: label
+                    .filter(|l| l.label == LabelValue::Fraud)
+                    .and_then(|l| l.scenario.clone()),
                 known_ms,
             });
         }

@@ -165,8 +165,9 @@ fn validate(
     };
     let user_id = identifier("user_id", raw.user_id.ok_or_else(|| missing("user_id"))?)?;
     let amount = raw.amount.ok_or_else(|| missing("amount"))?;
-    if amount <= Decimal::ZERO {
-        return Err(InvalidEvent::new("amount", "must be greater than zero"));
+    // Zero is a real authorisation (card verification, and a classic card-testing probe).
+    if amount < Decimal::ZERO {
+        return Err(InvalidEvent::new("amount", "must not be negative"));
     }
     if amount > limits.max_amount {
         return Err(InvalidEvent::new(

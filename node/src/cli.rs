@@ -50,6 +50,11 @@ enum Command {
         #[command(flatten)]
         import: crate::import_cli::ImportArgs,
     },
+    /// Labels with the time each became known: import a chargeback file.
+    Labels {
+        #[command(subcommand)]
+        command: crate::labels_cli::LabelsCommand,
+    },
     /// Replay stored history under a candidate rule or policy (on a stopped node's data).
     Backtest(crate::backtest_cli::BacktestArgs),
     /// Train a model on labelled events (simulator, CSV or a stopped node's store): fits on
@@ -321,6 +326,9 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Import { node, import } => {
             crate::import_cli::run(node.into_config()?, import).await
+        }
+        Command::Labels { command } => {
+            crate::labels_cli::run(crate::config::NodeConfig::default(), command).await
         }
         Command::Token(args) => crate::security::mint(args),
         Command::Backtest(args) => crate::backtest_cli::run(args).await,

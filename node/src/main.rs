@@ -15,6 +15,7 @@ mod first_bytes;
 mod history_csv;
 mod import_cli;
 mod kafka;
+mod labels_cli;
 mod listener;
 mod log_head;
 mod node;

@@ -206,6 +206,18 @@ fn describe() {
             .increment(0);
     }
     describe_counter!(
+        sentinel_api::metrics::LABELS_STORED,
+        "Labels stored, one by one or in batches."
+    );
+    metrics::counter!(sentinel_api::metrics::LABELS_STORED).increment(0);
+    describe_counter!(
+        sentinel_api::metrics::LABELS_REJECTED,
+        "Labels of a batch refused, by the field at fault."
+    );
+    for field in sentinel_api::metrics::LABEL_REJECT_FIELDS {
+        metrics::counter!(sentinel_api::metrics::LABELS_REJECTED, "field" => field).increment(0);
+    }
+    describe_counter!(
         sentinel_api::metrics::STREAM_LAGGED,
         "Decisions live dashboard streams skipped for slow clients."
     );

@@ -102,6 +102,10 @@ async fn seed_scenarios_and_bad_input_through_kafka() {
         event("fast-10", "fast", "20", 98, "FR"),
         "velocity_5m",
     ));
+    // A zero-amount authorisation (card verification) is decided like any other payment.
+    let zero = event("zero-auth", "normal-zero", "0.00", 100, "FR");
+    expected.insert("zero-auth".into(), None);
+    events.push(zero);
     for (txn, e, rule) in triggers {
         expected.insert(txn.into(), Some(rule));
         events.push(e);
@@ -132,7 +136,7 @@ async fn seed_scenarios_and_bad_input_through_kafka() {
         (no_user.to_string().into_bytes(), "user_id"),
         (with("favourite_colour", json!("red")), "favourite_colour"),
         (with("amount", json!("-12.00")), "amount"),
-        (with("amount", json!(0)), "amount"),
+        (with("amount", json!(-0.01)), "amount"),
         (with("amount", json!("NaN")), "amount"),
         (with("amount", json!("1e40")), "amount"),
         (with("currency", json!("ZZZ")), "currency"),

@@ -84,12 +84,15 @@ async fn replaying_under_the_live_policy_reproduces_every_decision() {
         .take(3)
     {
         catalog
-            .label(&d.transaction_id, LabelValue::Fraud, String::new(), "ana")
+            .label(
+                crate::LabelInput::new(&d.transaction_id, LabelValue::Fraud),
+                "ana",
+            )
             .await
             .unwrap();
     }
     catalog
-        .label("user-1-0", LabelValue::Legit, String::new(), "ana")
+        .label(crate::LabelInput::new("user-1-0", LabelValue::Legit), "ana")
         .await
         .unwrap();
 

@@ -247,7 +247,10 @@ async fn labels_need_a_decision() {
     let catalog = open(&dir).await;
     assert!(matches!(
         catalog
-            .label("nope", LabelValue::Fraud, String::new(), "ana")
+            .label(
+                crate::LabelInput::new("nope", crate::LabelValue::Fraud),
+                "ana"
+            )
             .await,
         Err(CatalogError::NotFound(_))
     ));

@@ -67,10 +67,10 @@ async fn stored_decisions_and_labels_reach_another_nodes_index_point_in_time() {
     assert_eq!(features(now_ms)[6..], one_legit);
 
     let label = here
-        .label("t-1", LabelValue::Fraud, String::new(), "ana")
+        .label(crate::LabelInput::new("t-1", LabelValue::Fraud), "ana")
         .await
         .unwrap();
-    let at = label.at.timestamp_millis();
+    let at = label.labelled_at.timestamp_millis();
     assert_eq!(features(at + 1)[3..6], [0.0; 3], "not refreshed yet");
     assert_eq!(
         there
@@ -103,11 +103,11 @@ async fn stored_decisions_and_labels_reach_another_nodes_index_point_in_time() {
 
     // A later label replaces the earlier one, at its own time.
     let relabel = here
-        .label("t-1", LabelValue::Legit, String::new(), "ana")
+        .label(crate::LabelInput::new("t-1", LabelValue::Legit), "ana")
         .await
         .unwrap();
     there.refresh_entity_risk(0, Utc::now()).await.unwrap();
-    let later = relabel.at.timestamp_millis();
+    let later = relabel.labelled_at.timestamp_millis();
     assert_eq!(features(later)[..6], [2.0, 2.0, 2.0, 0.0, 0.0, 0.0]);
 
     // Training builds the same index from the activity it scans.

@@ -98,15 +98,24 @@ fn bad_amounts_are_refused() {
             r#"{{"transaction_id":"t","user_id":"u","amount":{amount},"currency":"USD","timestamp":"2026-01-01T00:00:00Z"}}"#
         )
     };
-    rejects(&with("-5"), "amount", "greater than zero");
-    rejects(&with("0"), "amount", "greater than zero");
-    rejects(&with("\"0.00\""), "amount", "greater than zero");
+    rejects(&with("-5"), "amount", "not be negative");
+    rejects(&with("\"-0.01\""), "amount", "not be negative");
     rejects(&with("\"NaN\""), "amount", "not a decimal");
     rejects(&with("NaN"), "body", "expected value");
     rejects(&with("1e300"), "amount", "out of range");
     rejects(&with("\"99999999999999\""), "amount", "must not exceed");
     rejects(&with("true"), "amount", "invalid type");
     rejects(&with("null"), "amount", "required");
+}
+
+#[test]
+fn zero_amount_authorisations_are_accepted() {
+    for zero in ["0", "\"0.00\"", "0.0"] {
+        let json = format!(
+            r#"{{"transaction_id":"t","user_id":"u","amount":{zero},"currency":"USD","timestamp":"2026-01-01T00:00:00Z"}}"#
+        );
+        assert_eq!(strict(&json).unwrap().amount, Decimal::ZERO, "{json}");
+    }
 }
 
 #[test]

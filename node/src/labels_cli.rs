@@ -1,0 +1,346 @@
+//! `sentinel labels import FILE`: a chargeback file (or any labels) into the store, each with
+//! the time it became known. Offline on a stopped node's store (`--data-dir`), or online
+//! through a running node's `POST /v1/labels` (`--url`). Bad rows are reported with their line
+//! and reason, written to a reject file and skipped; the rest goes on.
+
+use crate::config::NodeConfig;
+use anyhow::Context;
+use chrono::{DateTime, Utc};
+use indicatif::{ProgressBar, ProgressStyle};
+use sentinel_catalog::{Catalog, LabelInput, LabelOutcome, LabelSource, LabelValue};
+use serde::Deserialize;
+use std::io::{BufRead, BufReader, Write};
+use std::path::{Path, PathBuf};
+
+/// Labels sent to the store or node at once.
+const BATCH: usize = 1_000;
+
+/// `sentinel labels`.
+#[derive(clap::Subcommand)]
+pub enum LabelsCommand {
+    /// Import labels from a CSV (header `transaction_id,label,labelled_at[,source][,scenario]
+    /// [,note]`) or JSON lines file (the same fields), such as the chargeback file `sentinel
+    /// simulate` writes. Repeating an import changes nothing.
+    Import(ImportArgs),
+}
+
+/// `sentinel labels import`.
+#[derive(clap::Args)]
+pub struct ImportArgs {
+    /// The labels: `.csv` or `.jsonl`.
+    file: PathBuf,
+    /// Directory of a stopped node's embedded store (the default, `./data`).
+    #[arg(
+        long,
+        env = "SENTINEL_DATA_DIR",
+        default_value = "./data",
+        conflicts_with = "url"
+    )]
+    data_dir: PathBuf,
+    /// A running node's base URL (`http://127.0.0.1:8080`): labels go through `POST
+    /// /v1/labels`, as an analyst or admin (--api-key-file or --token-file).
+    #[arg(long)]
+    url: Option<String>,
+    /// File holding an API key for --url (sent as `X-Api-Key`).
+    #[arg(long, requires = "url", conflicts_with = "token_file")]
+    api_key_file: Option<PathBuf>,
+    /// File holding a bearer token for --url (`sentinel token`).
+    #[arg(long, requires = "url")]
+    token_file: Option<PathBuf>,
+    /// Where bad rows go (JSON lines: line, field, reason); default `FILE.rejects.jsonl`.
+    #[arg(long)]
+    rejects: Option<PathBuf>,
+}
+
+/// One row as read: every field optional but the id and verdict, as in the API.
+#[derive(Deserialize)]
+struct Row {
+    transaction_id: String,
+    label: String,
+    #[serde(default)]
+    labelled_at: Option<String>,
+    #[serde(default)]
+    source: Option<String>,
+    #[serde(default)]
+    scenario: Option<String>,
+    #[serde(default)]
+    note: Option<String>,
+}
+
+impl Row {
+    /// The label, or (field, reason).
+    fn into_input(self) -> Result<LabelInput, (&'static str, String)> {
+        let label = match self.label.to_ascii_lowercase().as_str() {
+            "fraud" | "1" | "true" => LabelValue::Fraud,
+            "legit" | "0" | "false" => LabelValue::Legit,
+            other => return Err(("label", format!("`{other}` is not fraud or legit"))),
+        };
+        let labelled_at = match self.labelled_at.as_deref().map(str::trim) {
+            None | Some("") => None,
+            Some(text) => Some(text.parse::<DateTime<Utc>>().map_err(|e| {
+                (
+                    "labelled_at",
+                    format!("`{text}` is not an RFC 3339 time: {e}"),
+                )
+            })?),
+        };
+        let source = match self.source.as_deref().map(str::trim) {
+            None | Some("") => LabelSource::Chargeback,
+            Some("chargeback") => LabelSource::Chargeback,
+            Some("analyst") => LabelSource::Analyst,
+            Some("other") => LabelSource::Other,
+            Some(other) => {
+                return Err((
+                    "source",
+                    format!("`{other}` is not chargeback, analyst or other"),
+                ))
+            }
+        };
+        Ok(LabelInput {
+            transaction_id: self.transaction_id,
+            label,
+            labelled_at,
+            source,
+            scenario: self.scenario.filter(|s| !s.is_empty()),
+            note: self.note.unwrap_or_default(),
+        })
+    }
+}
+
+/// Where the labels go.
+enum Target {
+    Store(Box<Catalog>),
+    Node {
+        client: reqwest::Client,
+        url: String,
+        /// The credential header.
+        auth: (&'static str, String),
+    },
+}
+
+impl Target {
+    async fn send(&self, batch: Vec<LabelInput>) -> anyhow::Result<Vec<LabelOutcome>> {
+        match self {
+            Target::Store(catalog) => {
+                Ok(catalog.label_batch(batch, "sentinel labels import").await?)
+            }
+            Target::Node { client, url, auth } => {
+                #[derive(Deserialize)]
+                struct Answer {
+                    results: Vec<serde_json::Value>,
+                }
+                let response = client
+                    .post(format!("{url}/v1/labels"))
+                    .header(auth.0, &auth.1)
+                    .json(&serde_json::json!({ "labels": batch }))
+                    .send()
+                    .await
+                    .context("sending labels to the node")?;
+                let status = response.status();
+                let text = response.text().await.unwrap_or_default();
+                anyhow::ensure!(
+                    status.is_success(),
+                    "the node answered {status}: {text:.500}"
+                );
+                let answer: Answer = serde_json::from_str(&text)
+                    .with_context(|| format!("the node's answer: {text:.200}"))?;
+                answer
+                    .results
+                    .into_iter()
+                    .zip(batch)
+                    .map(|(v, input)| outcome_of(v, input))
+                    .collect()
+            }
+        }
+    }
+}
+
+/// The outcome in the node's JSON answer (its labels are not needed here, only what happened).
+fn outcome_of(value: serde_json::Value, input: LabelInput) -> anyhow::Result<LabelOutcome> {
+    let label = || sentinel_catalog::Label {
+        transaction_id: input.transaction_id.clone(),
+        label: input.label,
+        note: String::new(),
+        labelled_at: input.labelled_at.unwrap_or_else(Utc::now),
+        source: input.source,
+        scenario: None,
+        by: String::new(),
+        stored_at: None,
+    };
+    Ok(match value["status"].as_str() {
+        Some("stored") => LabelOutcome::Stored { label: label() },
+        Some("unchanged") => LabelOutcome::Unchanged { label: label() },
+        Some("rejected") => LabelOutcome::Rejected {
+            transaction_id: input.transaction_id.clone(),
+            field: value["field"].as_str().unwrap_or("label").to_owned(),
+            reason: value["reason"].as_str().unwrap_or_default().to_owned(),
+        },
+        other => anyhow::bail!("unexpected outcome {other:?} from the node"),
+    })
+}
+
+#[derive(Default)]
+struct Counts {
+    stored: u64,
+    unchanged: u64,
+    rejected: u64,
+}
+
+struct Rejects {
+    out: std::io::BufWriter<std::fs::File>,
+    shown: u32,
+}
+
+impl Rejects {
+    fn write(&mut self, line: u64, field: &str, reason: &str) -> anyhow::Result<()> {
+        let record = serde_json::json!({"line": line, "field": field, "reason": reason});
+        writeln!(self.out, "{record}")?;
+        if self.shown < 10 {
+            self.shown += 1;
+            eprintln!("line {line}: rejected: {field}: {reason}");
+        }
+        Ok(())
+    }
+}
+
+/// A row of the file: its line number and the row, or why it does not parse.
+type NumberedRow = (u64, Result<Row, String>);
+
+fn rows(path: &Path) -> anyhow::Result<Box<dyn Iterator<Item = NumberedRow>>> {
+    let file = std::fs::File::open(path).with_context(|| format!("opening {}", path.display()))?;
+    Ok(match path.extension().and_then(|e| e.to_str()) {
+        Some("csv") => Box::new(
+            csv::Reader::from_reader(file)
+                .into_deserialize::<Row>()
+                .enumerate()
+                .map(|(i, row)| (i as u64 + 2, row.map_err(|e| e.to_string()))),
+        ),
+        Some("jsonl" | "json" | "ndjson") => Box::new(
+            BufReader::new(file)
+                .lines()
+                .enumerate()
+                .filter(|(_, line)| line.as_ref().map_or(true, |l| !l.trim().is_empty()))
+                .map(|(i, line)| {
+                    let row = line
+                        .map_err(|e| e.to_string())
+                        .and_then(|l| serde_json::from_str::<Row>(&l).map_err(|e| e.to_string()));
+                    (i as u64 + 1, row)
+                }),
+        ),
+        _ => anyhow::bail!(
+            "{}: name the format by extension: .csv or .jsonl",
+            path.display()
+        ),
+    })
+}
+
+/// Runs `sentinel labels …`.
+pub async fn run(config: NodeConfig, command: LabelsCommand) -> anyhow::Result<()> {
+    let LabelsCommand::Import(args) = command;
+    let target = match &args.url {
+        Some(url) => {
+            let read = |path: &PathBuf| -> anyhow::Result<String> {
+                Ok(std::fs::read_to_string(path)
+                    .with_context(|| format!("reading {}", path.display()))?
+                    .trim()
+                    .to_owned())
+            };
+            let auth = match (&args.api_key_file, &args.token_file) {
+                (Some(key), _) => ("x-api-key", read(key)?),
+                (None, Some(token)) => ("authorization", format!("Bearer {}", read(token)?)),
+                (None, None) => anyhow::bail!("--url needs --api-key-file or --token-file"),
+            };
+            Target::Node {
+                client: reqwest::Client::builder()
+                    .timeout(std::time::Duration::from_secs(60))
+                    .build()?,
+                url: url.trim_end_matches('/').to_owned(),
+                auth,
+            }
+        }
+        None => {
+            let path = args.data_dir.join("sentinel.redb");
+            anyhow::ensure!(path.exists(), "no store at {}", path.display());
+            let store = crate::node::open_store(&NodeConfig {
+                data_dir: args.data_dir.clone(),
+                ..config
+            })
+            .await
+            .context("stop the node that holds the store, or use --url")?;
+            let catalog = Catalog::open(store, sentinel_actors::PolicyDef::seed(), 0).await?;
+            Target::Store(Box::new(catalog))
+        }
+    };
+    let rejects_path = args.rejects.clone().unwrap_or_else(|| {
+        let mut name = args.file.clone().into_os_string();
+        name.push(".rejects.jsonl");
+        PathBuf::from(name)
+    });
+    let mut rejects = Rejects {
+        out: std::io::BufWriter::new(
+            std::fs::File::create(&rejects_path)
+                .with_context(|| format!("creating {}", rejects_path.display()))?,
+        ),
+        shown: 0,
+    };
+    let progress = ProgressBar::new_spinner().with_style(
+        ProgressStyle::with_template("{spinner} labels {pos} ({per_sec}) {msg}")
+            .expect("valid template"),
+    );
+    let mut counts = Counts::default();
+    let mut batch = Vec::with_capacity(BATCH);
+    let mut lines = Vec::with_capacity(BATCH);
+    let flush = async |batch: &mut Vec<LabelInput>,
+                       lines: &mut Vec<u64>,
+                       counts: &mut Counts,
+                       rejects: &mut Rejects|
+           -> anyhow::Result<()> {
+        if batch.is_empty() {
+            return Ok(());
+        }
+        let outcomes = target.send(std::mem::take(batch)).await?;
+        for (outcome, line) in outcomes.iter().zip(lines.drain(..)) {
+            match outcome {
+                LabelOutcome::Stored { .. } => counts.stored += 1,
+                LabelOutcome::Unchanged { .. } => counts.unchanged += 1,
+                LabelOutcome::Rejected { field, reason, .. } => {
+                    counts.rejected += 1;
+                    rejects.write(line, field, reason)?;
+                }
+            }
+        }
+        progress.set_position(counts.stored + counts.unchanged + counts.rejected);
+        Ok(())
+    };
+    for (line, row) in rows(&args.file)? {
+        match row.map_err(|e| ("row", e)).and_then(Row::into_input) {
+            Ok(input) => {
+                batch.push(input);
+                lines.push(line);
+                if batch.len() == BATCH {
+                    flush(&mut batch, &mut lines, &mut counts, &mut rejects).await?;
+                }
+            }
+            Err((field, reason)) => {
+                counts.rejected += 1;
+                rejects.write(line, field, &reason)?;
+            }
+        }
+    }
+    flush(&mut batch, &mut lines, &mut counts, &mut rejects).await?;
+    rejects.out.flush()?;
+    progress.finish_and_clear();
+    println!(
+        "labels from {}: {} stored, {} unchanged, {} rejected",
+        args.file.display(),
+        counts.stored,
+        counts.unchanged,
+        counts.rejected
+    );
+    if counts.rejected > 0 {
+        println!("bad rows: {}", rejects_path.display());
+    } else {
+        let _ = std::fs::remove_file(&rejects_path);
+    }
+    Ok(())
+}

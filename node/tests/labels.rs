@@ -1,0 +1,120 @@
+//! Labels with their own time through a real node: the batch route stores good labels,
+//! reports bad ones with the field at fault (and counts them), changes nothing when the same
+//! batch comes again, and refuses a viewer; `sentinel labels import --url` sends a chargeback
+//! file through it, reporting its bad rows by line.
+
+mod support;
+
+use chrono::{Duration, Utc};
+use serde_json::{json, Value};
+use std::process::Command;
+use support::{event, get_json, metric_value, post_text, NodeProcess};
+
+async fn post_labels(client: &reqwest::Client, node: &NodeProcess, labels: Value) -> (u16, Value) {
+    let body = json!({ "labels": labels }).to_string();
+    post_text(client, node.url("/v1/labels"), body).await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn batches_and_chargeback_files_store_labels_with_their_time() {
+    let dir = tempfile::tempdir().unwrap();
+    let node = NodeProcess::start(&dir.path().join("node"), &[]).await;
+    let client = support::admin_client();
+    for i in 0..4 {
+        // Paid 90 minutes ago.
+        let body = event(&format!("t-{i}"), &format!("u-{i}"), "25.00", 90, "FR").to_string();
+        let (status, answer) = post_text(&client, node.url("/v1/transactions"), body).await;
+        assert_eq!(status, 200, "{answer}");
+    }
+    let reported = (Utc::now() - Duration::minutes(30)).to_rfc3339();
+    let batch = json!([
+        {"transaction_id": "t-0", "label": "fraud", "labelled_at": reported,
+         "source": "chargeback", "scenario": "compromised_card"},
+        {"transaction_id": "nope", "label": "fraud", "labelled_at": reported},
+        {"transaction_id": "t-1", "label": "fraud",
+         "labelled_at": (Utc::now() - Duration::hours(3)).to_rfc3339()},
+        // Idempotency is per transaction and label time: a label without one is given now.
+        {"transaction_id": "t-2", "label": "legit", "labelled_at": reported},
+    ]);
+    let (status, answer) = post_labels(&client, &node, batch.clone()).await;
+    assert_eq!(status, 200, "{answer}");
+    assert_eq!(
+        (&answer["stored"], &answer["unchanged"], &answer["rejected"]),
+        (&json!(2), &json!(0), &json!(2)),
+        "{answer}"
+    );
+    assert_eq!(answer["results"][1]["field"], "transaction_id");
+    assert_eq!(answer["results"][2]["field"], "labelled_at");
+    let label = get_json(&client, node.url("/v1/decisions/t-0/label")).await;
+    assert_eq!(
+        label["labelled_at"]
+            .as_str()
+            .unwrap()
+            .parse::<chrono::DateTime<Utc>>()
+            .unwrap(),
+        reported.parse::<chrono::DateTime<Utc>>().unwrap()
+    );
+    assert_eq!(label["source"], "chargeback");
+    assert_eq!(label["scenario"], "compromised_card");
+
+    // Sent again: nothing new.
+    let (_, again) = post_labels(&client, &node, batch).await;
+    assert_eq!(
+        (&again["stored"], &again["unchanged"]),
+        (&json!(0), &json!(2)),
+        "{again}"
+    );
+    let metrics = node.metrics(&client).await;
+    assert_eq!(metric_value(&metrics, "sentinel_labels_stored_total"), 2.0);
+    assert_eq!(
+        metric_value(
+            &metrics,
+            "sentinel_labels_rejected_total{field=\"labelled_at\"}"
+        ),
+        2.0
+    );
+
+    // A viewer may read labels, not give them.
+    let viewer = support::client_with(&format!("Bearer {}", support::token("viewer")));
+    let (status, _) = post_labels(&viewer, &node, json!([])).await;
+    assert_eq!(status, 403);
+
+    // A chargeback file through the running node, with a bad row on line 3.
+    let file = dir.path().join("chargebacks.csv");
+    std::fs::write(
+        &file,
+        format!(
+            "transaction_id,label,labelled_at,source,scenario\n\
+             t-3,fraud,{reported},chargeback,card_testing\n\
+             t-3,maybe,{reported},chargeback,\n"
+        ),
+    )
+    .unwrap();
+    let token = dir.path().join("token");
+    std::fs::write(&token, support::token("analyst")).unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_sentinel"))
+        .args(["labels", "import", "--url", &node.url(""), "--token-file"])
+        .arg(&token)
+        .arg(&file)
+        .output()
+        .unwrap();
+    let printed = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        printed.contains("1 stored, 0 unchanged, 1 rejected"),
+        "{printed}"
+    );
+    let rejects =
+        std::fs::read_to_string(dir.path().join("chargebacks.csv.rejects.jsonl")).unwrap();
+    let reject: Value = serde_json::from_str(rejects.lines().next().unwrap()).unwrap();
+    assert_eq!(
+        (reject["line"].as_u64(), reject["field"].as_str()),
+        (Some(3), Some("label"))
+    );
+    let label = get_json(&client, node.url("/v1/decisions/t-3/label")).await;
+    assert_eq!(label["scenario"], "card_testing");
+}
