@@ -93,6 +93,9 @@ pub fn run(args: SimulateArgs) -> anyhow::Result<()> {
     reported.sort_by(|a, b| (a.at, &a.transaction_id).cmp(&(b.at, &b.transaction_id)));
     write_chargebacks(&args.chargebacks, &reported)?;
     summarise(&args, &frauds, reported.len(), first.zip(last));
+    if reported.last().is_some_and(|l| l.at > Utc::now()) {
+        eprintln!("warning: some chargebacks are reported after now (up to 120 days after their event); move --start back to import them all today");
+    }
     Ok(())
 }
 
