@@ -5,16 +5,11 @@
 use anyhow::{bail, Context};
 use chrono::{DateTime, SecondsFormat, Utc};
 use indicatif::{ProgressBar, ProgressStyle};
-use sentinel_loadtest::simulator::{
-    Feedback, Labeller, LateTail, Scenario, SimConfig, SimLabel, Simulator,
-};
+use sentinel_loadtest::simulator::{Labeller, Scenario, SimConfig, SimLabel, Simulator};
 use std::collections::BTreeMap;
 use std::fs::File;
 use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
-
-/// Mixed into `--seed` for the chargebacks, so they are not drawn from the traffic's numbers.
-const CHARGEBACK_SEED: u64 = 0x6368_6172_6765_6261;
 
 /// `sentinel simulate`.
 #[derive(clap::Args)]
@@ -61,8 +56,8 @@ pub struct SimulateArgs {
 pub fn run(args: SimulateArgs) -> anyhow::Result<()> {
     let config = args.config()?;
     let mut sim = Simulator::new(config);
-    let mut labeller = Labeller::new(Feedback::chargeback_file(), args.seed ^ CHARGEBACK_SEED)
-        .with_late_tail(LateTail::default());
+    // Seeded like `sentinel train --from simulator`'s chargebacks, so both see the same labels.
+    let mut labeller = Labeller::chargebacks(args.seed);
     let mut out = create(&args.out)?;
     let mut reported: Vec<SimLabel> = Vec::new();
     let mut frauds: BTreeMap<Scenario, u64> = BTreeMap::new();
