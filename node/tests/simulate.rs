@@ -5,7 +5,7 @@
 mod support;
 
 use chrono::{DateTime, Utc};
-use sentinel_loadtest::simulator::{Scenario, SimConfig, Simulator};
+use sentinel_loadtest::simulator::{Labeller, Scenario, SimConfig, Simulator};
 use std::collections::HashMap;
 use std::path::Path;
 use std::process::{Command, Output};
@@ -62,8 +62,11 @@ async fn simulate_writes_an_ordered_history_and_a_chargeback_file() {
     let mut fraud_lines = Vec::new();
     let mut last = DateTime::<Utc>::MIN_UTC;
     let limits = sentinel_event::Limits::default();
+    let mut labeller = Labeller::chargebacks(3);
+    let mut expected_rows = Vec::new();
     for line in &lines {
         let expected = sim.next_event();
+        expected_rows.extend(labeller.label(&expected).map(|l| (l.at, l.transaction_id)));
         assert_eq!(*line, serde_json::to_string(&expected.txn).unwrap());
         // What the node's Kafka path parses, strictly.
         let (txn, _) = sentinel_event::parse_transaction(
@@ -96,7 +99,7 @@ async fn simulate_writes_an_ordered_history_and_a_chargeback_file() {
             "scenario"
         ]
     );
-    let mut reported = 0;
+    let mut rows = Vec::new();
     let mut previous = DateTime::<Utc>::MIN_UTC;
     let mut seen_scenarios = std::collections::BTreeSet::new();
     for row in reader.records() {
@@ -110,8 +113,12 @@ async fn simulate_writes_an_ordered_history_and_a_chargeback_file() {
         assert_eq!((&row[1], &row[3]), ("fraud", "chargeback"));
         assert_eq!(row[4].parse::<Scenario>(), Ok(scenario));
         seen_scenarios.insert(scenario);
-        reported += 1;
+        rows.push((labelled_at, row[0].to_owned()));
     }
+    // Exactly the labels `Labeller::chargebacks(seed)` gives, in report order.
+    expected_rows.sort();
+    assert!(rows == expected_rows);
+    let reported = rows.len();
     assert!(
         reported < patterns && reported * 10 > patterns * 8,
         "{reported}/{patterns}"

@@ -121,6 +121,12 @@ impl Labeller {
         }
     }
 
+    /// A bank's chargeback file: [`Feedback::chargeback_file`] with [`LateTail::default`].
+    /// `sentinel simulate --seed S` writes these labels for the seed `S`.
+    pub fn chargebacks(seed: u64) -> Self {
+        Labeller::new(Feedback::chargeback_file(), seed).with_late_tail(LateTail::default())
+    }
+
     /// Also reports a share of the chargebacks late (see [`LateTail`]).
     pub fn with_late_tail(mut self, tail: LateTail) -> Self {
         self.tail = Some(tail);
@@ -227,8 +233,7 @@ mod tests {
             scenarios: Scenario::EVERY.to_vec(),
         });
         let events: Vec<SimEvent> = (0..20_000).map(|_| sim.next_event()).collect();
-        let file =
-            || Labeller::new(Feedback::chargeback_file(), 9).with_late_tail(LateTail::default());
+        let file = || Labeller::chargebacks(9);
         let mut labeller = file();
         let labels: Vec<(SimLabel, &SimEvent)> = events
             .iter()

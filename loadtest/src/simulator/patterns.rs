@@ -266,6 +266,9 @@ impl Simulator {
 
     /// Starts a card-testing run on one of the user's cards and emits its first test.
     pub(super) fn start_card_testing(&mut self, user: u32, t: i64) -> SimEvent {
+        if self.patterns.testing_merchants.is_empty() {
+            return self.fall_back(user, t); // a world without a digital-goods merchant
+        }
         let cards = self.users[user as usize].profile.cards;
         let card = self.rng.random_range(0..cards);
         let testing = &self.patterns.testing_merchants;
