@@ -19,7 +19,7 @@ use sentinel_catalog::training::{card_of, stored_samples, LabelledSample, Unlabe
 use sentinel_catalog::Catalog;
 use sentinel_event::{Limits, Transaction};
 use sentinel_loadtest::simulator::{
-    analyst_labels, Feedback, Labeller, LateTail, Scenario, SimConfig, Simulator,
+    analyst_labels, Feedback, Labeller, Scenario, SimConfig, Simulator,
 };
 use sentinel_model::card_precision::{
     card_precision_at_k, mean_precision, DailyCardPrecision, ScoredCard,
@@ -269,8 +269,7 @@ fn simulated(data: &DataArgs) -> Events {
     let feedback = if data.scenarios.0 == Scenario::ALL {
         analyst_labels(&simulated, &Feedback::default(), data.sim_seed)
     } else {
-        let mut labeller = Labeller::new(Feedback::chargeback_file(), data.sim_seed)
-            .with_late_tail(LateTail::default());
+        let mut labeller = Labeller::chargebacks(data.sim_seed);
         simulated.iter().filter_map(|e| labeller.label(e)).collect()
     };
     let times: HashMap<&str, i64> = simulated
