@@ -41,7 +41,7 @@ pub struct Artifact {
 pub struct TrainingInfo {
     /// The data source, e.g. `simulator seed=7 events=200000` or a CSV path.
     pub source: String,
-    /// Seed of everything random in training.
+    /// Seed of the isolation forest (the boosted trees record theirs in `supervised`).
     pub seed: u64,
     /// First event time trained on.
     pub train_from: Option<DateTime<Utc>>,

@@ -31,7 +31,8 @@ impl std::fmt::Debug for Model {
 /// The validated supervised part of either family.
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) enum Supervised {
-    Linear(Linear),
+    /// Boxed: its four feature-sized arrays would make every variant that large.
+    Linear(Box<Linear>),
     Boosted(Boosted),
 }
 
@@ -42,7 +43,7 @@ impl Supervised {
             SupervisedParams::Logistic {
                 standardization,
                 logistic,
-            } => Supervised::Linear(Linear::new(standardization, logistic)?),
+            } => Supervised::Linear(Box::new(Linear::new(standardization, logistic)?)),
             SupervisedParams::Boosted(trees) => Supervised::Boosted(Boosted::new(trees)?),
         })
     }

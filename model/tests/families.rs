@@ -18,7 +18,11 @@ fn samples(n: usize) -> Vec<Sample> {
             let features: [f64; N_FEATURES] = std::array::from_fn(|_| next());
             let in_band = (0.45..0.55).contains(&features[0]) && features[1] > 0.8;
             // A little label noise both ways, as real labels have.
-            let fraud = if in_band { next() < 0.9 } else { next() < 0.002 };
+            let fraud = if in_band {
+                next() < 0.9
+            } else {
+                next() < 0.002
+            };
             Sample {
                 time_ms: i as i64 * 1_000,
                 features,

@@ -1,6 +1,8 @@
 //! Quantile bins: each feature's values are cut into at most [`MAX_BINS`] ranges, and every row
 //! is stored as one `u8` code per feature (row-major), so a histogram is a small fixed array.
 //!
+//! The codes are also kept column-major, for partitioning rows by one feature.
+//!
 //! A cut is a value seen in the data; bin `b` holds `cuts[b-1] < x <= cuts[b]`. A split after
 //! bin `b` therefore sends a row left exactly when `x <= cuts[b]`, which is the test the scorer
 //! applies to raw values: training and scoring cannot disagree.
@@ -45,15 +47,38 @@ impl Bins {
         self.cuts[feature].len() + 1
     }
 
-    /// Every row's codes, row-major (`codes[row * N_FEATURES + feature]`).
-    pub(crate) fn codes(&self, data: &[&FeatureVector]) -> Vec<u8> {
-        let mut codes = Vec::with_capacity(data.len() * N_FEATURES);
-        for x in data {
-            for (v, cuts) in x.iter().zip(&self.cuts) {
-                codes.push(cuts.partition_point(|&c| c < *v) as u8);
+    /// Every row's codes.
+    pub(crate) fn codes(&self, data: &[&FeatureVector]) -> Codes {
+        let n = data.len();
+        let mut rows = Vec::with_capacity(n * N_FEATURES);
+        let mut columns = vec![0; n * N_FEATURES];
+        for (r, x) in data.iter().enumerate() {
+            for (f, (v, cuts)) in x.iter().zip(&self.cuts).enumerate() {
+                let code = cuts.partition_point(|&c| c < *v) as u8;
+                rows.push(code);
+                columns[f * n + r] = code;
             }
         }
-        codes
+        Codes { rows, columns, n }
+    }
+}
+
+/// The bin codes in both layouts: histograms read whole rows, partitions read one feature.
+pub(crate) struct Codes {
+    rows: Vec<u8>,
+    columns: Vec<u8>,
+    n: usize,
+}
+
+impl Codes {
+    /// Row `r`'s codes, one per feature.
+    pub(crate) fn row(&self, r: usize) -> &[u8] {
+        &self.rows[r * N_FEATURES..(r + 1) * N_FEATURES]
+    }
+
+    /// Every row's code for `feature`.
+    pub(crate) fn column(&self, feature: usize) -> &[u8] {
+        &self.columns[feature * self.n..(feature + 1) * self.n]
     }
 }
 
@@ -127,7 +152,8 @@ mod tests {
         for b in 0..bins.count(0) - 1 {
             let t = bins.threshold(0, b);
             for (r, x) in rows.iter().enumerate() {
-                assert_eq!(usize::from(codes[r * N_FEATURES]) <= b, x[0] <= t);
+                assert_eq!(usize::from(codes.row(r)[0]) <= b, x[0] <= t);
+                assert_eq!(codes.column(0)[r], codes.row(r)[0]);
             }
         }
     }

@@ -7,7 +7,7 @@
 //! rate. Internal nodes hold the hessian-weighted mean of their children (the node's expected
 //! output), which path attribution needs.
 
-use super::bins::{Bins, MAX_BINS};
+use super::bins::{Bins, Codes, MAX_BINS};
 use super::{BoostConfig, BoostedParams};
 use crate::features::N_FEATURES;
 
@@ -29,8 +29,7 @@ pub(crate) struct Scratch {
 
 /// What one tree grows from.
 pub(crate) struct Grower<'a> {
-    /// Row-major bin codes.
-    pub codes: &'a [u8],
+    pub codes: &'a Codes,
     pub bins: &'a Bins,
     pub config: &'a BoostConfig,
     /// Per row: the loss's gradient and hessian at the current margin.
@@ -143,8 +142,7 @@ impl Grower<'_> {
         for &r in rows {
             let r = r as usize;
             let g = self.gpair[r];
-            let codes = &self.codes[r * N_FEATURES..(r + 1) * N_FEATURES];
-            for (cells, &code) in hist.iter_mut().zip(codes) {
+            for (cells, &code) in hist.iter_mut().zip(self.codes.row(r)) {
                 let cell = &mut cells[usize::from(code)];
                 cell[0] += g[0];
                 cell[1] += g[1];
@@ -189,10 +187,11 @@ impl Grower<'_> {
     fn partition(&mut self, rows: &mut [u32], split: &Split) -> usize {
         let right = &mut self.scratch.right_rows;
         right.clear();
+        let column = self.codes.column(split.feature);
         let mut left = 0;
         for i in 0..rows.len() {
             let r = rows[i];
-            if usize::from(self.codes[r as usize * N_FEATURES + split.feature]) <= split.bin {
+            if usize::from(column[r as usize]) <= split.bin {
                 rows[left] = r;
                 left += 1;
             } else {
