@@ -3,6 +3,7 @@
 //! The checksum covers everything but the id and itself, so a flipped digit is caught even when
 //! the JSON still parses; the id is derived from the checksum, so equal models have equal ids.
 
+use crate::boosted::{BoostConfig, BoostedParams};
 use crate::features::{FEATURE_NAMES, N_FEATURES};
 use crate::forest::ForestParams;
 use crate::metrics::Evaluation;
@@ -11,8 +12,8 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-/// The artifact format this code reads and writes.
-pub const FORMAT_VERSION: u32 = 1;
+/// The artifact format this code reads and writes (2: the supervised part names its family).
+pub const FORMAT_VERSION: u32 = 2;
 
 /// A model file.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -40,7 +41,7 @@ pub struct Artifact {
 pub struct TrainingInfo {
     /// The data source, e.g. `simulator seed=7 events=200000` or a CSV path.
     pub source: String,
-    /// Seed of everything random in training.
+    /// Seed of the isolation forest (the boosted trees record theirs in `supervised`).
     pub seed: u64,
     /// First event time trained on.
     pub train_from: Option<DateTime<Utc>>,
@@ -54,22 +55,82 @@ pub struct TrainingInfo {
     pub train_frauds: u64,
     /// Trees in the isolation forest.
     pub trees: u32,
-    /// L2 penalty of the logistic regression.
-    pub alpha: f64,
+    /// The supervised family and its hyper-parameters.
+    pub supervised: SupervisedInfo,
+}
+
+/// The supervised model families.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ModelFamily {
+    /// Logistic regression on standardized features.
+    Logistic,
+    /// Gradient-boosted trees.
+    #[default]
+    Boosted,
+}
+
+/// A supervised family's hyper-parameters, as recorded in [`TrainingInfo`]:
+/// `{"family": "logistic", "alpha": …}` or `{"family": "boosted", "trees": …, …}`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "family", rename_all = "snake_case", deny_unknown_fields)]
+pub enum SupervisedInfo {
+    /// Logistic regression.
+    Logistic {
+        /// L2 penalty.
+        alpha: f64,
+    },
+    /// Gradient-boosted trees.
+    Boosted(BoostConfig),
+}
+
+impl SupervisedInfo {
+    /// Which family.
+    pub fn family(&self) -> ModelFamily {
+        match self {
+            SupervisedInfo::Logistic { .. } => ModelFamily::Logistic,
+            SupervisedInfo::Boosted(_) => ModelFamily::Boosted,
+        }
+    }
 }
 
 /// The learned parameters.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Params {
-    /// How raw features are standardized before the logistic regression.
-    pub standardization: Standardization,
-    /// The supervised model over standardized features.
-    pub logistic: LogisticParams,
+    /// The supervised model, producing a logit (margin) from the features.
+    pub supervised: SupervisedParams,
     /// The anomaly model over raw features.
     pub forest: ForestParams,
     /// How the two combine into the final score.
     pub calibration: Calibration,
+}
+
+/// The supervised model's parameters, tagged with its family:
+/// `{"family": "logistic", "standardization": …, "logistic": …}` or
+/// `{"family": "boosted", "base_score": …, "roots": …, …}`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "family", rename_all = "snake_case", deny_unknown_fields)]
+pub enum SupervisedParams {
+    /// Logistic regression over standardized features.
+    Logistic {
+        /// How raw features are standardized.
+        standardization: Standardization,
+        /// The regression over standardized features.
+        logistic: LogisticParams,
+    },
+    /// Gradient-boosted trees over raw features.
+    Boosted(BoostedParams),
+}
+
+impl SupervisedParams {
+    /// Which family.
+    pub fn family(&self) -> ModelFamily {
+        match self {
+            SupervisedParams::Logistic { .. } => ModelFamily::Logistic,
+            SupervisedParams::Boosted(_) => ModelFamily::Boosted,
+        }
+    }
 }
 
 /// `z[i] = (x[i] - mean[i]) / scale[i]`.
@@ -82,11 +143,12 @@ pub struct Standardization {
     pub scale: Vec<f64>,
 }
 
-/// Platt scaling over both parts: `score = σ(supervised · logit + anomaly · a + intercept)`.
+/// Platt scaling over both parts: `score = σ(supervised · logit + anomaly · a + intercept)`,
+/// where `logit` is the supervised model's (the logistic logit or the trees' margin).
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Calibration {
-    /// Weight of the logistic regression's logit.
+    /// Weight of the supervised model's logit.
     pub supervised: f64,
     /// Weight of the isolation-forest anomaly score.
     pub anomaly: f64,

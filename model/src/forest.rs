@@ -49,7 +49,7 @@ fn c(n: usize) -> f64 {
 
 impl IsolationForest {
     /// Grows `trees` trees on `data`, each from `sample_size` points drawn with `seed`.
-    pub fn fit(data: &[FeatureVector], trees: usize, sample_size: usize, seed: u64) -> Self {
+    pub fn fit(data: &[&FeatureVector], trees: usize, sample_size: usize, seed: u64) -> Self {
         let psi = sample_size.clamp(1, data.len().max(1));
         let height_limit = (psi as f64).log2().ceil() as usize;
         let mut rng = SplitMix64::new(seed);
@@ -142,7 +142,7 @@ impl IsolationForest {
 
 /// Grows one subtree over `sample` in pre-order.
 fn grow(
-    data: &[FeatureVector],
+    data: &[&FeatureVector],
     sample: &mut [usize],
     depth: usize,
     height_limit: usize,
@@ -214,6 +214,7 @@ mod tests {
     #[test]
     fn outliers_score_higher_and_seed_fixes_the_forest() {
         let data: Vec<FeatureVector> = (0..500).map(|i| point((i % 50) as f64 / 50.0)).collect();
+        let data: Vec<&FeatureVector> = data.iter().collect();
         let a = IsolationForest::fit(&data, 50, 128, 7);
         let b = IsolationForest::fit(&data, 50, 128, 7);
         assert_eq!(a, b);
@@ -224,6 +225,7 @@ mod tests {
     #[test]
     fn malformed_arrays_are_refused() {
         let data: Vec<FeatureVector> = (0..100).map(|i| point(i as f64)).collect();
+        let data: Vec<&FeatureVector> = data.iter().collect();
         let mut p = IsolationForest::fit(&data, 3, 16, 1).params().clone();
         let split = p.feature.iter().position(|&f| f != LEAF).unwrap();
         p.right[split] = split as u32; // a cycle

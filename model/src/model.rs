@@ -1,9 +1,10 @@
 //! A loaded model: parameters in fixed arrays, scoring without allocation.
 
-use crate::artifact::{Artifact, Calibration, ModelError};
+use crate::artifact::{Artifact, Calibration, ModelError, SupervisedParams};
+use crate::boosted::Boosted;
 use crate::features::{FeatureVector, FEATURE_NAMES, N_FEATURES};
 use crate::forest::IsolationForest;
-use crate::supervised::sigmoid;
+use crate::supervised::{sigmoid, Linear};
 
 /// Reason codes per decision: the features that pushed the score up most.
 pub const TOP_FEATURES: usize = 3;
@@ -12,10 +13,7 @@ pub const TOP_FEATURES: usize = 3;
 #[derive(Clone)]
 pub struct Model {
     artifact: Artifact,
-    mean: FeatureVector,
-    inv_scale: FeatureVector,
-    weights: FeatureVector,
-    intercept: f64,
+    supervised: Supervised,
     forest: IsolationForest,
     calibration: Calibration,
 }
@@ -27,6 +25,36 @@ impl std::fmt::Debug for Model {
         f.debug_struct("Model")
             .field("id", &self.id())
             .finish_non_exhaustive()
+    }
+}
+
+/// The validated supervised part of either family.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) enum Supervised {
+    /// Boxed: its four feature-sized arrays would make every variant that large.
+    Linear(Box<Linear>),
+    Boosted(Boosted),
+}
+
+impl Supervised {
+    /// Validates stored parameters.
+    pub(crate) fn new(params: &SupervisedParams) -> Result<Supervised, ModelError> {
+        Ok(match params {
+            SupervisedParams::Logistic {
+                standardization,
+                logistic,
+            } => Supervised::Linear(Box::new(Linear::new(standardization, logistic)?)),
+            SupervisedParams::Boosted(trees) => Supervised::Boosted(Boosted::new(trees)?),
+        })
+    }
+
+    /// The logit, with each feature's share of it written to `out` (the logistic regression's
+    /// terms, or the trees' path attribution).
+    pub(crate) fn contributions(&self, x: &FeatureVector, out: &mut FeatureVector) -> f64 {
+        match self {
+            Supervised::Linear(linear) => linear.contributions(x, out),
+            Supervised::Boosted(trees) => trees.contributions(x, out),
+        }
     }
 }
 
@@ -42,20 +70,6 @@ pub struct ModelOutput {
     pub top_features: [(&'static str, f64); TOP_FEATURES],
 }
 
-fn array(field: &'static str, v: &[f64]) -> Result<FeatureVector, ModelError> {
-    let out: FeatureVector = v.try_into().map_err(|_| ModelError::Invalid {
-        field,
-        message: format!("has {} values, expected {N_FEATURES}", v.len()),
-    })?;
-    if let Some(i) = out.iter().position(|x| !x.is_finite()) {
-        return Err(ModelError::Invalid {
-            field,
-            message: format!("value {i} is not a finite number"),
-        });
-    }
-    Ok(out)
-}
-
 impl Model {
     /// Parses and validates a model file.
     pub fn from_json(bytes: &[u8]) -> Result<Model, ModelError> {
@@ -65,23 +79,15 @@ impl Model {
     /// Validates an artifact's parameters.
     pub fn from_artifact(artifact: Artifact) -> Result<Model, ModelError> {
         let p = &artifact.params;
-        let mean = array("params.standardization.mean", &p.standardization.mean)?;
-        let scale = array("params.standardization.scale", &p.standardization.scale)?;
-        if scale.iter().any(|&s| s <= 0.0) {
-            return Err(ModelError::Invalid {
-                field: "params.standardization.scale",
-                message: "every scale must be positive".into(),
-            });
-        }
-        let weights = array("params.logistic.weights", &p.logistic.weights)?;
+        let supervised = Supervised::new(&p.supervised)?;
         let c = p.calibration;
-        if ![p.logistic.intercept, c.supervised, c.anomaly, c.intercept]
+        if ![c.supervised, c.anomaly, c.intercept]
             .iter()
             .all(|x| x.is_finite())
         {
             return Err(ModelError::Invalid {
                 field: "params.calibration",
-                message: "intercepts and calibration weights must be finite numbers".into(),
+                message: "the weights and intercept must be finite numbers".into(),
             });
         }
         let forest =
@@ -90,10 +96,7 @@ impl Model {
                 message,
             })?;
         Ok(Model {
-            inv_scale: scale.map(|s| 1.0 / s),
-            mean,
-            weights,
-            intercept: p.logistic.intercept,
+            supervised,
             forest,
             calibration: c,
             artifact,
@@ -113,11 +116,10 @@ impl Model {
     /// Scores one feature vector.
     pub fn score(&self, x: &FeatureVector) -> ModelOutput {
         let c = self.calibration;
-        let mut logit = self.intercept;
+        let mut parts = [0.0; N_FEATURES];
+        let logit = self.supervised.contributions(x, &mut parts);
         let mut top = [("", f64::NEG_INFINITY); TOP_FEATURES];
-        for i in 0..N_FEATURES {
-            let part = self.weights[i] * (x[i] - self.mean[i]) * self.inv_scale[i];
-            logit += part;
+        for (i, part) in parts.iter().enumerate() {
             let contribution = c.supervised * part;
             // Insertion into the short, sorted top list.
             if contribution > top[TOP_FEATURES - 1].1 {

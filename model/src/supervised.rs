@@ -1,5 +1,8 @@
-//! The supervised part: L2-regularised logistic regression fitted with linfa.
+//! The linear supervised family: L2-regularised logistic regression fitted with linfa on
+//! standardized features (also used to fit the Platt calibration).
 
+use crate::artifact::{ModelError, Standardization};
+use crate::features::{FeatureVector, N_FEATURES};
 use linfa::prelude::*;
 use linfa_logistic::LogisticRegression;
 use ndarray::{Array1, Array2};
@@ -47,6 +50,75 @@ impl LogisticParams {
     /// The logit for one row.
     pub fn logit(&self, x: &[f64]) -> f64 {
         self.intercept + self.weights.iter().zip(x).map(|(w, x)| w * x).sum::<f64>()
+    }
+}
+
+/// A validated logistic model over standardized features, ready to score.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct Linear {
+    mean: FeatureVector,
+    inv_scale: FeatureVector,
+    weights: FeatureVector,
+    intercept: f64,
+}
+
+fn array(field: &'static str, v: &[f64]) -> Result<FeatureVector, ModelError> {
+    let out: FeatureVector = v.try_into().map_err(|_| ModelError::Invalid {
+        field,
+        message: format!("has {} values, expected {N_FEATURES}", v.len()),
+    })?;
+    if let Some(i) = out.iter().position(|x| !x.is_finite()) {
+        return Err(ModelError::Invalid {
+            field,
+            message: format!("value {i} is not a finite number"),
+        });
+    }
+    Ok(out)
+}
+
+impl Linear {
+    /// Checks sizes, finiteness and positive scales.
+    pub(crate) fn new(
+        standardization: &Standardization,
+        logistic: &LogisticParams,
+    ) -> Result<Linear, ModelError> {
+        let mean = array(
+            "params.supervised.standardization.mean",
+            &standardization.mean,
+        )?;
+        let scale = array(
+            "params.supervised.standardization.scale",
+            &standardization.scale,
+        )?;
+        if scale.iter().any(|&s| s <= 0.0) {
+            return Err(ModelError::Invalid {
+                field: "params.supervised.standardization.scale",
+                message: "every scale must be positive".into(),
+            });
+        }
+        let weights = array("params.supervised.logistic.weights", &logistic.weights)?;
+        if !logistic.intercept.is_finite() {
+            return Err(ModelError::Invalid {
+                field: "params.supervised.logistic.intercept",
+                message: "is not a finite number".into(),
+            });
+        }
+        Ok(Linear {
+            inv_scale: scale.map(|s| 1.0 / s),
+            mean,
+            weights,
+            intercept: logistic.intercept,
+        })
+    }
+
+    /// Writes each feature's term of the logit into `out` and returns the logit.
+    pub(crate) fn contributions(&self, x: &FeatureVector, out: &mut FeatureVector) -> f64 {
+        let mut logit = self.intercept;
+        for i in 0..N_FEATURES {
+            out[i] = self.weights[i] * (x[i] - self.mean[i]) * self.inv_scale[i];
+            logit += out[i];
+        }
+        logit
     }
 }
 

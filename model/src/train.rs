@@ -1,14 +1,18 @@
 //! Training: fit on an earlier period, calibrate on its tail, evaluate on a later period.
 //!
 //! ```text
-//! time ──► [ fit: forest + logistic ][ calibrate ] | split_at | [ evaluate ]
+//! time ──► [ fit: forest + supervised ][ calibrate ] | split_at | [ evaluate ]
 //! ```
 
-use crate::artifact::{Artifact, Calibration, Params, Standardization, TrainingInfo};
+use crate::artifact::{
+    Artifact, Calibration, ModelFamily, Params, Standardization, SupervisedInfo, SupervisedParams,
+    TrainingInfo,
+};
+use crate::boosted::{BoostConfig, BoostedParams};
 use crate::features::{FeatureVector, N_FEATURES};
 use crate::forest::IsolationForest;
 use crate::metrics::Evaluation;
-use crate::model::Model;
+use crate::model::{Model, Supervised};
 use crate::supervised::LogisticParams;
 use chrono::{DateTime, Utc};
 
@@ -30,13 +34,17 @@ pub struct TrainConfig {
     pub source: String,
     /// Seed of the forest's sampling and splits.
     pub seed: u64,
+    /// The supervised family to fit.
+    pub family: ModelFamily,
+    /// Hyper-parameters of the boosted trees (family `Boosted`).
+    pub boost: BoostConfig,
     /// Trees in the isolation forest.
     pub trees: u32,
     /// Points per tree.
     pub sample_size: u32,
-    /// L2 penalty of the logistic regression.
+    /// L2 penalty of the logistic regression (family `Logistic`).
     pub alpha: f64,
-    /// Solver iterations of the logistic regression.
+    /// Solver iterations of the logistic regression and of the calibration.
     pub max_iterations: u64,
     /// Events from this time on are held out for evaluation.
     pub split_at: DateTime<Utc>,
@@ -51,6 +59,8 @@ impl Default for TrainConfig {
         TrainConfig {
             source: String::new(),
             seed: 1,
+            family: ModelFamily::default(),
+            boost: BoostConfig::default(),
             trees: 64,
             sample_size: 128,
             alpha: 0.01,
@@ -69,6 +79,13 @@ pub enum TrainStage {
     Forest,
     /// Fitting the logistic regression.
     Supervised,
+    /// Fitting the boosted trees: `trees_done` of `trees` so far.
+    Boosting {
+        /// Trees finished.
+        trees_done: u32,
+        /// Trees to fit.
+        trees: u32,
+    },
     /// Fitting the calibration.
     Calibration,
     /// Scoring the held-out period.
@@ -81,6 +98,9 @@ pub enum TrainError {
     /// A period lacks events or one of the classes.
     #[error("not enough data: {0}")]
     NotEnoughData(String),
+    /// A hyper-parameter is out of range.
+    #[error("invalid training configuration: {0}")]
+    Config(String),
     /// The solver failed.
     #[error("fitting failed: {0}")]
     Fit(String),
@@ -92,6 +112,9 @@ pub fn train(
     config: &TrainConfig,
     progress: &mut dyn FnMut(TrainStage),
 ) -> Result<(Artifact, Model), TrainError> {
+    if config.family == ModelFamily::Boosted {
+        config.boost.check().map_err(TrainError::Config)?;
+    }
     let split_ms = config.split_at.timestamp_millis();
     let mut order: Vec<&Sample> = samples.iter().collect();
     order.sort_by_key(|s| s.time_ms);
@@ -115,7 +138,7 @@ pub fn train(
     }
 
     progress(TrainStage::Forest);
-    let raw: Vec<FeatureVector> = fit.iter().map(|s| s.features).collect();
+    let raw: Vec<&FeatureVector> = fit.iter().map(|s| &s.features).collect();
     let forest = IsolationForest::fit(
         &raw,
         config.trees.max(1) as usize,
@@ -123,26 +146,32 @@ pub fn train(
         config.seed,
     );
 
-    progress(TrainStage::Supervised);
-    let standardization = standardization(&raw);
-    let mut rows = Vec::with_capacity(raw.len() * N_FEATURES);
-    for x in &raw {
-        rows.extend(standardize(x, &standardization));
-    }
     let labels: Vec<bool> = fit.iter().map(|s| s.fraud).collect();
-    let logistic = LogisticParams::fit(
-        rows,
-        N_FEATURES,
-        &labels,
-        config.alpha,
-        config.max_iterations,
-    )
-    .map_err(TrainError::Fit)?;
+    let supervised = match config.family {
+        ModelFamily::Logistic => {
+            progress(TrainStage::Supervised);
+            fit_logistic(&raw, &labels, config)?
+        }
+        ModelFamily::Boosted => {
+            let trees = config.boost.trees;
+            progress(TrainStage::Boosting {
+                trees_done: 0,
+                trees,
+            });
+            let boosted = BoostedParams::fit(&raw, &labels, &config.boost, &mut |trees_done| {
+                progress(TrainStage::Boosting { trees_done, trees })
+            })
+            .map_err(TrainError::Fit)?;
+            SupervisedParams::Boosted(boosted)
+        }
+    };
 
     progress(TrainStage::Calibration);
+    let scorer = Supervised::new(&supervised).map_err(|e| TrainError::Fit(e.to_string()))?;
+    let mut parts = [0.0; N_FEATURES];
     let mut rows = Vec::with_capacity(calibrate.len() * 2);
     for s in calibrate {
-        rows.push(logistic.logit(&standardize(&s.features, &standardization)));
+        rows.push(scorer.contributions(&s.features, &mut parts));
         rows.push(forest.score(&s.features));
     }
     let labels: Vec<bool> = calibrate.iter().map(|s| s.fraud).collect();
@@ -155,8 +184,7 @@ pub fn train(
     };
 
     let params = Params {
-        standardization,
-        logistic,
+        supervised,
         forest: forest.params().clone(),
         calibration,
     };
@@ -197,21 +225,51 @@ fn training_info(config: &TrainConfig, before: &[&Sample], after: &[&Sample]) ->
         train_events: before.len() as u64,
         train_frauds: before.iter().filter(|s| s.fraud).count() as u64,
         trees: config.trees.max(1),
-        alpha: config.alpha,
+        supervised: match config.family {
+            ModelFamily::Logistic => SupervisedInfo::Logistic {
+                alpha: config.alpha,
+            },
+            ModelFamily::Boosted => SupervisedInfo::Boosted(config.boost.clone()),
+        },
     }
 }
 
-fn standardization(raw: &[FeatureVector]) -> Standardization {
+/// Standardizes the features and fits the logistic regression on them.
+fn fit_logistic(
+    raw: &[&FeatureVector],
+    labels: &[bool],
+    config: &TrainConfig,
+) -> Result<SupervisedParams, TrainError> {
+    let standardization = standardization(raw);
+    let mut rows = Vec::with_capacity(raw.len() * N_FEATURES);
+    for x in raw {
+        rows.extend(standardize(x, &standardization));
+    }
+    let logistic = LogisticParams::fit(
+        rows,
+        N_FEATURES,
+        labels,
+        config.alpha,
+        config.max_iterations,
+    )
+    .map_err(TrainError::Fit)?;
+    Ok(SupervisedParams::Logistic {
+        standardization,
+        logistic,
+    })
+}
+
+fn standardization(raw: &[&FeatureVector]) -> Standardization {
     let n = raw.len().max(1) as f64;
     let mut mean = vec![0.0; N_FEATURES];
     for x in raw {
-        for (m, v) in mean.iter_mut().zip(x) {
+        for (m, v) in mean.iter_mut().zip(x.iter()) {
             *m += v / n;
         }
     }
     let mut scale = vec![0.0; N_FEATURES];
     for x in raw {
-        for ((s, v), m) in scale.iter_mut().zip(x).zip(&mean) {
+        for ((s, v), m) in scale.iter_mut().zip(x.iter()).zip(&mean) {
             *s += (v - m) * (v - m) / n;
         }
     }
