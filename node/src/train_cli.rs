@@ -767,6 +767,7 @@ pub async fn run_train(args: TrainArgs) -> anyhow::Result<()> {
         spinner.set_message(match stage {
             TrainStage::Forest => "growing the isolation forest",
             TrainStage::Supervised => "fitting the logistic regression (linfa)",
+            TrainStage::Boosting { .. } => "fitting the boosted trees",
             TrainStage::Calibration => "calibrating",
             TrainStage::Evaluation => "evaluating on the held-out period",
         })
