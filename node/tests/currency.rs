@@ -20,9 +20,9 @@ fn rates(as_of: &str, jpy: &str) -> String {
     format!("as_of = \"{as_of}\"\n[rates]\nEUR = \"1.16\"\nJPY = \"{jpy}\"\n")
 }
 
-/// A node reading `rates.toml` in `dir`, checked for changes every second (rules only: the
-/// amounts here are about rules, not the model).
-async fn node_with_rates(dir: &Path, extra: &[&str]) -> NodeProcess {
+/// Writes `rates.toml` and a config reading it (checked for changes every second) into `dir`;
+/// returns the config's path. Rules only: the amounts here are about rules, not the model.
+fn config_with_rates(dir: &Path) -> String {
     let rates_path = dir.join("rates.toml");
     write_rates(&rates_path, &rates("2026-12-01", "0.0066"));
     let config = dir.join("sentinel.toml");
@@ -35,7 +35,12 @@ async fn node_with_rates(dir: &Path, extra: &[&str]) -> NodeProcess {
         ),
     )
     .unwrap();
-    let mut args = vec!["--config", config.to_str().unwrap()];
+    config.to_str().unwrap().to_owned()
+}
+
+async fn node_with_rates(dir: &Path, extra: &[&str]) -> NodeProcess {
+    let config = config_with_rates(dir);
+    let mut args = vec!["--config", config.as_str()];
     args.extend_from_slice(extra);
     NodeProcess::start(&dir.join("data"), &args).await
 }
@@ -245,4 +250,56 @@ async fn with_unknown_raw_an_unrated_currency_is_decided_on_its_raw_amount() {
         metric_value(&metrics, r#"sentinel_decisions_total{outcome="review"}"#),
         1.0
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn import_converts_amounts_and_rejects_rows_without_a_rate() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = config_with_rates(dir.path());
+    let data = dir.path().join("data");
+    let file = dir.path().join("history.jsonl");
+    let rows = [
+        in_currency("imp-jpy", "imp-1", "60528", "JPY"),
+        in_currency("imp-xof", "imp-2", "100", "XOF"),
+        in_currency("imp-usd", "imp-3", "12000", "USD"),
+    ];
+    let lines: Vec<String> = rows.iter().map(Value::to_string).collect();
+    std::fs::write(&file, lines.join("\n")).unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_sentinel"))
+        .args([
+            "import",
+            "--config",
+            &config,
+            "--data-dir",
+            data.to_str().unwrap(),
+        ])
+        .arg(&file)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        stdout.contains("2 decided") && stdout.contains("1 rejected"),
+        "{stdout}"
+    );
+    let rejects = std::fs::read_to_string(dir.path().join("history.jsonl.rejects.jsonl")).unwrap();
+    let reject: Value = serde_json::from_str(rejects.lines().next().unwrap()).unwrap();
+    assert_eq!(reject["line"], 2, "{rejects}");
+    let reason = reject["reason"].as_str().unwrap();
+    assert!(
+        reason.starts_with("currency: no exchange rate from XOF"),
+        "{reason}"
+    );
+
+    let node = NodeProcess::start(&data, &["--config", &config]).await;
+    let client = support::admin_client();
+    let yen = node.decision(&client, "imp-jpy").await.unwrap();
+    assert_eq!(yen["event"]["base"]["rate_date"], "2026-12-01");
+    assert!(!rules(&yen).contains(&"large_amount"), "{yen}");
+    let usd = node.decision(&client, "imp-usd").await.unwrap();
+    assert_eq!(rules(&usd), ["large_amount"]);
 }
