@@ -197,11 +197,24 @@ impl Currencies {
     }
 
     /// Records the event's amount in the base currency (`event.base`), or refuses the event
-    /// naming `currency` when its currency has no rate and `unknown = "reject"`.
-    pub fn convert(
+    /// naming `currency` when its currency has no rate and `unknown = "reject"`; either way a
+    /// currency without a rate is counted under `source`.
+    pub fn convert(&self, event: Transaction, source: Source) -> Result<Transaction, InvalidEvent> {
+        self.convert_with(event, |action| {
+            metrics::counter!(UNKNOWN, "source" => source.as_str(), "action" => action)
+                .increment(1);
+        })
+    }
+
+    /// [`Currencies::convert`] for an event that is only looked at (rule tests): not counted.
+    pub fn preview(&self, event: Transaction) -> Result<Transaction, InvalidEvent> {
+        self.convert_with(event, |_| {})
+    }
+
+    fn convert_with(
         &self,
         mut event: Transaction,
-        source: Source,
+        unknown: impl FnOnce(&'static str),
     ) -> Result<Transaction, InvalidEvent> {
         let table = self.table();
         let base = match table.rate(&event.currency) {
@@ -210,24 +223,20 @@ impl Currencies {
                     field: "amount".into(),
                     reason: format!("is too large to convert into {}", table.base),
                 })?,
-            None => {
-                let action = match self.unknown {
-                    UnknownCurrency::Reject => "rejected",
-                    UnknownCurrency::Raw => "raw",
-                };
-                metrics::counter!(UNKNOWN, "source" => source.as_str(), "action" => action)
-                    .increment(1);
-                if self.unknown == UnknownCurrency::Reject {
-                    return Err(InvalidEvent {
-                        field: "currency".into(),
-                        reason: format!(
-                            "no exchange rate from {} to the base currency {} in the node's \
-                             rate table of {}",
-                            event.currency, table.base, table.as_of
-                        ),
-                    });
-                }
+            None if self.unknown == UnknownCurrency::Raw => {
+                unknown("raw");
                 BaseAmount::unconverted(event.amount, &table.base)
+            }
+            None => {
+                unknown("rejected");
+                return Err(InvalidEvent {
+                    field: "currency".into(),
+                    reason: format!(
+                        "no exchange rate from {} to the base currency {} in the node's rate \
+                         table of {}",
+                        event.currency, table.base, table.as_of
+                    ),
+                });
             }
         };
         event.base = Some(base);

@@ -86,4 +86,8 @@ impl sentinel_api::Decider for NodeDecider {
     async fn cluster(&self) -> Option<sentinel_api::cluster::ClusterView> {
         Some(crate::cluster_view::gather(&self.node_name).await)
     }
+
+    fn preview(&self, event: Transaction) -> Result<Transaction, sentinel_event::InvalidEvent> {
+        self.currencies.preview(event)
+    }
 }

@@ -116,6 +116,24 @@ async fn amounts_compare_in_the_base_currency_and_rates_reload() {
     let stored = node.decision(&client, "fx-jpy").await.unwrap();
     assert_eq!(stored["event"]["base"]["rate_date"], "2026-12-01");
 
+    // Rule tests see the amount as scoring would.
+    let tried: Value = client
+        .post(node.url("/v1/rules/test"))
+        .json(
+            &json!({"expression": "amount_base > 10000 or amount > 60000",
+                      "transaction": in_currency("fx-try", "fx-1", "60528", "JPY")}),
+        )
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        tried,
+        json!({"matches": true, "values": [["amount_base", 399.4848], ["amount", 60528.0]]})
+    );
+
     // No rate for the currency: 422 naming `currency`, and the counter moves.
     let (status, err) = post(
         &node,
