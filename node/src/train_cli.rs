@@ -25,7 +25,8 @@ use sentinel_model::card_precision::{
     card_precision_at_k, mean_precision, DailyCardPrecision, ScoredCard,
 };
 use sentinel_model::{
-    evaluate, train, Evaluation, Model, Sample, TrainConfig, TrainStage, FEATURE_NAMES,
+    evaluate, train, BoostConfig, Evaluation, Model, ModelFamily, Sample, TrainConfig, TrainStage,
+    FEATURE_NAMES,
 };
 use sentinel_store::{EmbeddedStore, Store};
 use serde::Serialize;
@@ -133,7 +134,10 @@ pub struct TrainArgs {
     data: DataArgs,
     #[command(flatten)]
     periods: PeriodArgs,
-    /// Seed of the isolation forest.
+    /// The supervised model: gradient-boosted trees or a logistic regression.
+    #[arg(long, value_enum, default_value = "boosted")]
+    family: FamilyArg,
+    /// Seed of everything random in training (the forest's and the trees' sampling).
     #[arg(long, default_value_t = 1)]
     seed: u64,
     /// Trees in the isolation forest.
@@ -142,9 +146,21 @@ pub struct TrainArgs {
     /// Points per tree.
     #[arg(long, default_value_t = 128)]
     sample_size: u32,
-    /// L2 penalty of the logistic regression.
+    /// L2 penalty of the logistic regression (`--family logistic`).
     #[arg(long, default_value_t = 0.01)]
     alpha: f64,
+    /// Boosted trees fitted one after the other (`--family boosted`).
+    #[arg(long, default_value_t = 150)]
+    boost_trees: u32,
+    /// Depth of each boosted tree.
+    #[arg(long, default_value_t = 5)]
+    max_depth: u32,
+    /// Shrinkage of each boosted tree.
+    #[arg(long, default_value_t = 0.1)]
+    learning_rate: f64,
+    /// Share of the training events each boosted tree learns from.
+    #[arg(long, default_value_t = 1.0)]
+    subsample: f64,
     /// Threshold of the printed confusion matrix and of the recall per fraud pattern.
     #[arg(long, default_value_t = 0.5)]
     threshold: f64,
@@ -154,6 +170,15 @@ pub struct TrainArgs {
     /// Where to write the model artifact.
     #[arg(long)]
     out: PathBuf,
+}
+
+/// `--family`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum FamilyArg {
+    /// Histogram gradient-boosted trees (model/src/boosted.rs).
+    Boosted,
+    /// L2-regularised logistic regression (linfa) on standardized features.
+    Logistic,
 }
 
 /// How `sentinel train` splits the events into a training and a test period.
@@ -766,6 +791,18 @@ pub async fn run_train(args: TrainArgs) -> anyhow::Result<()> {
         trees: args.trees,
         sample_size: args.sample_size,
         alpha: args.alpha,
+        family: match args.family {
+            FamilyArg::Boosted => ModelFamily::Boosted,
+            FamilyArg::Logistic => ModelFamily::Logistic,
+        },
+        boost: BoostConfig {
+            trees: args.boost_trees,
+            max_depth: args.max_depth,
+            learning_rate: args.learning_rate,
+            subsample: args.subsample,
+            seed: args.seed,
+            ..BoostConfig::default()
+        },
         split_at,
         threshold: args.threshold,
         ..TrainConfig::default()
@@ -774,11 +811,13 @@ pub async fn run_train(args: TrainArgs) -> anyhow::Result<()> {
     spinner.enable_steady_tick(std::time::Duration::from_millis(120));
     let (artifact, model) = train(&samples, &config, &mut |stage| {
         spinner.set_message(match stage {
-            TrainStage::Forest => "growing the isolation forest",
-            TrainStage::Supervised => "fitting the logistic regression (linfa)",
-            TrainStage::Boosting { .. } => "fitting the boosted trees",
-            TrainStage::Calibration => "calibrating",
-            TrainStage::Evaluation => "evaluating on the held-out period",
+            TrainStage::Forest => "growing the isolation forest".to_owned(),
+            TrainStage::Supervised => "fitting the logistic regression (linfa)".to_owned(),
+            TrainStage::Boosting { trees_done, trees } => {
+                format!("boosting: tree {trees_done} of {trees}")
+            }
+            TrainStage::Calibration => "calibrating".to_owned(),
+            TrainStage::Evaluation => "evaluating on the held-out period".to_owned(),
         })
     })?;
     spinner.finish_and_clear();

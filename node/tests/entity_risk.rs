@@ -78,7 +78,7 @@ async fn posted_labels_move_the_entity_risk_only_after_the_delay() {
         let path = format!("/v1/decisions/{txn}/label");
         let (status, answer) = post_text(&client, node.url(&path), label).await;
         assert_eq!(status, 200, "{answer}");
-        let at: DateTime<Utc> = answer["at"].as_str().unwrap().parse().unwrap();
+        let at: DateTime<Utc> = answer["labelled_at"].as_str().unwrap().parse().unwrap();
         first_label = first_label.min(at);
         last_label = last_label.max(at);
     }

@@ -96,7 +96,7 @@ async fn models_upload_swap_live_and_roll_back_through_the_api() {
 
     // Bad files: a precise 422 naming `model`, and the running model stays.
     let mut tampered: Value = serde_json::from_str(&second).unwrap();
-    tampered["params"]["logistic"]["intercept"] = Value::from(3.5);
+    tampered["params"]["calibration"]["intercept"] = Value::from(3.5);
     let mut renamed: Value = serde_json::from_str(&second).unwrap();
     renamed["feature_names"][0] = Value::from("amount_in_cents");
     let bad = [

@@ -10,10 +10,10 @@ async fn open(dir: &tempfile::TempDir) -> Catalog {
         .unwrap()
 }
 
-/// A second valid model: the shipped one with a shifted intercept, re-checksummed.
+/// A second valid model: the shipped one with a shifted calibration, re-checksummed.
 fn other_model() -> (String, Vec<u8>) {
     let mut a = Artifact::from_json(SHIPPED).unwrap();
-    a.params.logistic.intercept += 0.25;
+    a.params.calibration.intercept += 0.25;
     let a = Artifact::new(a.training, a.evaluation, a.params);
     (a.model_id.clone(), a.to_json().into_bytes())
 }
