@@ -115,6 +115,19 @@ async fn amounts_compare_in_the_base_currency_and_rates_reload() {
     );
     let stored = node.decision(&client, "fx-jpy").await.unwrap();
     assert_eq!(stored["event"]["base"]["rate_date"], "2026-12-01");
+    let sums: Value = client
+        .get(node.url("/v1/aggregates?agg=sum&field=amount_base&group_by=outcome"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        sums["groups"],
+        json!({"approve": 399.4848, "review": 12000.0}),
+        "{sums}"
+    );
 
     // Rule tests see the amount as scoring would.
     let tried: Value = client
