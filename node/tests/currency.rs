@@ -181,12 +181,18 @@ async fn amounts_compare_in_the_base_currency_and_rates_reload() {
         0.0
     );
 
-    // A producer may not choose the base amount.
-    let mut forged = in_currency("fx-forged", "fx-4", "60528", "JPY");
-    forged["base"] = json!({"amount": "1", "currency": "USD"});
-    let (status, err) = post(&node, &client, &forged).await;
-    assert_eq!(status, 422, "{err}");
-    assert_eq!(err["error"]["field"], "base");
+    // A producer may not choose the base amount, in the node's shape or a flat one.
+    for (field, value) in [
+        ("base", json!({"amount": "1", "currency": "USD"})),
+        ("amount_base", json!("1")),
+    ] {
+        let mut forged = in_currency("fx-forged", "fx-4", "60528", "JPY");
+        forged[field] = value;
+        let (status, err) = post(&node, &client, &forged).await;
+        assert_eq!(status, 422, "{err}");
+        assert_eq!(err["error"]["field"], field);
+    }
+    assert!(node.decision(&client, "fx-forged").await.is_none());
 
     // A new table applies to the next events.
     write_rates(
