@@ -272,6 +272,54 @@ fn train_export_and_evaluate_from_the_command_line() {
     assert_eq!(a["params"], b["params"]);
     assert_eq!(a["evaluation"], b["evaluation"]);
 
+    // Bad rows (a negative amount, a bad label) are skipped and reported by line; the rest
+    // trains the same model.
+    let text = std::fs::read_to_string(&csv).unwrap();
+    let mut lines: Vec<&str> = text.lines().collect();
+    let fields: Vec<&str> = lines[1].split(',').collect();
+    let with = |changes: &[(usize, &str)]| {
+        let mut f: Vec<String> = fields.iter().map(|s| (*s).to_owned()).collect();
+        for (i, v) in changes {
+            f[*i] = (*v).to_owned();
+        }
+        f.join(",")
+    };
+    // Columns: label, transaction_id, …, amount (7th).
+    let negative = with(&[(1, "bad-1"), (6, "-5")]);
+    let unknown_label = with(&[(0, "perhaps"), (1, "bad-2")]);
+    lines.insert(3, &negative);
+    lines.insert(6, &unknown_label);
+    let with_bad = dir.path().join("with-bad.csv");
+    std::fs::write(&with_bad, lines.join("\n") + "\n").unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_sentinel"))
+        .args([
+            "train",
+            "--from",
+            "csv",
+            "--input",
+            with_bad.to_str().unwrap(),
+        ])
+        .args(["--out", dir.path().join("m-bad.json").to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("line 4: skipped") && err.contains("amount"),
+        "{err}"
+    );
+    assert!(
+        err.contains("line 7: skipped") && err.contains("label"),
+        "{err}"
+    );
+    assert!(err.contains("2 bad rows skipped"), "{err}");
+    let c = artifact(&dir.path().join("m-bad.json"));
+    assert_eq!(a["params"], c["params"]);
+
     let out = sentinel(&[
         "evaluate",
         "--model",
