@@ -1,12 +1,16 @@
 //! The catalogue of values a rule can name, and their computation for one event.
 //!
 //! Event fields come from the transaction itself. `user.*` fields and the derived features
-//! describe the user *before* this event (so `amount > 5 * user.avg_amount_30d` compares the
+//! describe the user *before* this event (so `amount_base > 5 * user.avg_amount_30d` compares the
 //! new amount with the past). Window functions — `count(user, 5m)`, `sum(card, 1h)` … — include
 //! the event being decided. Window functions over `card`, `device`, `merchant` and `ip` look at
 //! this user's transactions with the same card, device, merchant or IP; `device.distinct_users(24h)`
 //! and its kin count every user of the event's device (or card, IP, merchant), from the counts
 //! the entity actors returned ([`EntityCounts`]).
+//!
+//! Amounts compare across currencies in the node's base currency: `amount_base`, the user's
+//! averages and maxima, window sums and `amount_ratio_to_avg` all use it; `amount` alone is
+//! the event's raw amount in its own currency.
 
 use crate::entities::{EntityCounts, EntityKind, KindSet};
 use crate::geo::distance_km;
@@ -14,6 +18,7 @@ use crate::policy::Lists;
 use crate::profile::Profile;
 use crate::window::{Entry, Key, Placement, Window};
 use chrono::{Datelike, Timelike, Weekday};
+use rust_decimal::prelude::ToPrimitive;
 use sentinel_event::Transaction;
 use sentinel_rules::{Agg, EntityId, Facts, FieldId, Schema, Type, Value};
 
@@ -28,6 +33,7 @@ enum Feature {
     DeviceId,
     Ip,
     Amount,
+    AmountBase,
     Currency,
     MerchantId,
     MerchantCategory,
@@ -81,7 +87,13 @@ const CATALOGUE: &[(&str, Type, Feature, &str)] = &[
         "amount",
         Type::Number,
         Feature::Amount,
-        "transaction amount",
+        "transaction amount, in the event's own currency",
+    ),
+    (
+        "amount_base",
+        Type::Number,
+        Feature::AmountBase,
+        "transaction amount in the node's base currency ([currency] rate table)",
     ),
     (
         "currency",
@@ -204,7 +216,7 @@ const CATALOGUE: &[(&str, Type, Feature, &str)] = &[
         "amount_ratio_to_avg",
         Type::Number,
         Feature::AmountRatioToAvg,
-        "amount divided by the user's 30-day average",
+        "amount_base divided by the user's 30-day average (base currency)",
     ),
     (
         "is_new_device",
@@ -385,7 +397,8 @@ impl Facts for EventFacts<'_> {
             Feature::CardId => text(e.card_id.as_deref()),
             Feature::DeviceId => text(e.device_id.as_deref()),
             Feature::Ip => text(e.ip.as_deref()),
-            Feature::Amount => Value::Number(self.current.amount),
+            Feature::Amount => Value::Number(e.amount.to_f64().unwrap_or(f64::MAX)),
+            Feature::AmountBase => Value::Number(self.current.amount),
             Feature::Currency => Value::Text(&e.currency),
             Feature::MerchantId => text(e.merchant_id.as_deref()),
             Feature::MerchantCategory => text(e.merchant_category.as_deref()),

@@ -58,7 +58,8 @@ fn in_group(category: Option<&str>, group: &[&str]) -> f64 {
 /// computed once.
 pub(crate) struct Inputs<'a> {
     facts: &'a EventFacts<'a>,
-    /// The amount, capped.
+    /// The amount in the node's base currency (the window entry's), capped: `amount`,
+    /// `log_amount` and every amount figure compare across currencies.
     amount: f64,
     /// The holder's transactions before this one over 5 minutes, 1 hour, 1, 7 and 30 days.
     past: [Stats; 5],

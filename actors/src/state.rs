@@ -39,7 +39,8 @@ pub fn entry_of(event: &Transaction) -> Entry {
         .unwrap_or([0, 0]);
     Entry {
         time_ms: event.event_time_ms(),
-        amount: event.amount.to_f64().unwrap_or(f64::MAX),
+        // Windows, profiles and model features compare amounts across currencies.
+        amount: event.amount_base().to_f64().unwrap_or(f64::MAX),
         txn: id_hash(&event.transaction_id),
         card: opt_hash(event.card_id.as_deref()),
         device: opt_hash(event.device_id.as_deref()),

@@ -12,7 +12,8 @@ use serde::{Deserialize, Serialize};
 pub struct Entry {
     /// Event time, ms since the epoch.
     pub time_ms: i64,
-    /// Amount in the transaction's currency.
+    /// Amount in the node's base currency (the raw amount for events stored before
+    /// conversion existed).
     pub amount: f64,
     /// Transaction id hash: recognises redelivered events.
     pub txn: u64,

@@ -57,6 +57,7 @@ fn txn(id: &str, user: &str, device: Option<&str>, at: DateTime<Utc>) -> Transac
         }),
         timestamp: at,
         metadata: None,
+        base: None,
     }
 }
 

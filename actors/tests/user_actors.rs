@@ -60,6 +60,7 @@ fn txn(id: &str, user: &str, amount: &str, at: DateTime<Utc>, country: &str) -> 
         }),
         timestamp: at,
         metadata: None,
+        base: None,
     }
 }
 

@@ -258,6 +258,8 @@ fn amount() -> Field {
 pub enum Field {
     /// The transaction amount (mixed currencies are summed as numbers).
     Amount,
+    /// The amount in the node's base currency (`[currency]`): comparable across currencies.
+    AmountBase,
     /// The risk score.
     Score,
 }
@@ -417,6 +419,7 @@ impl Accumulator {
         }
         let value = match self.field {
             Field::Amount => d.event.amount.try_into().unwrap_or(f64::NAN),
+            Field::AmountBase => d.event.amount_base().try_into().unwrap_or(f64::NAN),
             Field::Score => d.score,
         };
         let group = group_of(d, self.group_by);

@@ -62,6 +62,12 @@ pub trait Decider: Send + Sync + 'static {
     async fn cluster(&self) -> Option<cluster::ClusterView> {
         None
     }
+
+    /// The event as ingestion would record it (its amount in the base currency), for rule
+    /// tests that decide nothing; the default leaves it as it is.
+    fn preview(&self, event: Transaction) -> Result<Transaction, sentinel_event::InvalidEvent> {
+        Ok(event)
+    }
 }
 
 /// Renders the Prometheus exposition text.

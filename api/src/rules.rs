@@ -147,7 +147,7 @@ pub async fn test(
     let now = Utc::now();
     let parse = |raw: &serde_json::value::RawValue, at: &str| {
         parse_transaction(raw.get().as_bytes(), ParseMode::Lenient, &state.limits, now)
-            .map(|(t, _)| t)
+            .and_then(|(t, _)| state.decider.preview(t))
             .map_err(|e| ApiError::invalid_body(&format!("{at}.{}", e.field), &e.reason))
     };
     let transaction = parse(&request.transaction, "transaction")?;

@@ -6,12 +6,14 @@
 //!   the offending field when the input is bad.
 //! - [`Decision`]: what the node decided about one transaction, and why.
 
+mod base_amount;
 mod decision;
 mod error;
 mod iso;
 mod transaction;
 mod validate;
 
+pub use base_amount::BaseAmount;
 pub use decision::{Decision, MlScore, Outcome, Reason, Thresholds};
 pub use error::DecisionError;
 pub use iso::{is_country, is_currency};

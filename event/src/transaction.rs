@@ -1,5 +1,6 @@
 //! The card-transaction event.
 
+use crate::base_amount::BaseAmount;
 use chrono::{DateTime, Utc};
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
@@ -49,9 +50,19 @@ pub struct Transaction {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[cfg_attr(feature = "openapi", schema(value_type = Option<Object>))]
     pub metadata: Option<serde_json::Map<String, serde_json::Value>>,
+    /// The amount in the node's base currency, with the rate and its date: set by the node at
+    /// ingestion from its rate table; producers may not send it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub base: Option<BaseAmount>,
 }
 
 impl Transaction {
+    /// The amount rules and models compare across currencies: in the base currency once the
+    /// node has converted it, the raw amount otherwise (events stored before conversion).
+    pub fn amount_base(&self) -> Decimal {
+        self.base.as_ref().map_or(self.amount, |b| b.amount)
+    }
+
     /// Event time in milliseconds since the Unix epoch.
     pub fn event_time_ms(&self) -> i64 {
         self.timestamp.timestamp_millis()

@@ -100,6 +100,8 @@ struct RawTransaction {
     location: Option<Location>,
     timestamp: Option<String>,
     metadata: Option<serde_json::Map<String, serde_json::Value>>,
+    /// Node-owned: accepted by the parser only to be refused with a precise reason.
+    base: Option<de::IgnoredAny>,
 }
 
 /// Parses and validates one event. `now` is the node's clock, used only to refuse event times
@@ -154,6 +156,13 @@ fn validate(
 ) -> Result<(Transaction, Assigned), InvalidEvent> {
     let mut assigned = Assigned::default();
     let lenient = mode == ParseMode::Lenient;
+    if raw.base.is_some() {
+        // A producer-chosen base amount could slip past every amount rule: refuse it loudly.
+        return Err(InvalidEvent::new(
+            "base",
+            "is set by the node from its currency rate table; producers may not send it",
+        ));
+    }
 
     let transaction_id = match raw.transaction_id {
         Some(id) => identifier("transaction_id", id)?,
@@ -234,6 +243,7 @@ fn validate(
         location: raw.location,
         timestamp,
         metadata: raw.metadata,
+        base: None,
     };
     Ok((txn, assigned))
 }

@@ -173,6 +173,15 @@ struct NodeArgs {
     /// Mutual TLS between members: the cluster CA's PEM certificate.
     #[arg(long, env = "SENTINEL_CLUSTER_TLS_CA_FILE")]
     cluster_tls_ca_file: Option<PathBuf>,
+    /// Base currency rules and models compare amounts in ([currency] base).
+    #[arg(long, env = "SENTINEL_CURRENCY_BASE")]
+    currency_base: Option<String>,
+    /// Rates file into the base currency, re-read when it changes ([currency] rates_file).
+    #[arg(long, env = "SENTINEL_CURRENCY_RATES_FILE")]
+    currency_rates_file: Option<PathBuf>,
+    /// What to do with a currency that has no rate ([currency] unknown).
+    #[arg(long, env = "SENTINEL_CURRENCY_UNKNOWN", value_enum)]
+    currency_unknown: Option<crate::currency::UnknownCurrency>,
     #[command(flatten)]
     auth: crate::security::AuthArgs,
 }
@@ -263,6 +272,17 @@ impl NodeArgs {
         }
         if let Some(v) = self.cluster_tls_ca_file {
             config.cluster.tls_ca_file = Some(v);
+        }
+        if let Some(v) = self.currency_base {
+            config.currency.base = v;
+        }
+        if let Some(v) = self.currency_rates_file {
+            // A file replaces inline rates (both at once is refused in the file alone).
+            config.currency.rates = None;
+            config.currency.rates_file = Some(v);
+        }
+        if let Some(v) = self.currency_unknown {
+            config.currency.unknown = v;
         }
         Ok(config)
     }

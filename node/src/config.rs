@@ -34,6 +34,8 @@ pub struct NodeConfig {
     pub limits: LimitsConfig,
     /// Which store keeps decisions, history and the catalogue.
     pub store: StoreConfig,
+    /// The base currency rules and models compare amounts in, and its rate table.
+    pub currency: crate::currency::CurrencyConfig,
     /// Webhook, Slack and Discord alerts (off until a sink is configured).
     pub alerts: sentinel_alerts::AlertsConfig,
     /// The machine-learned model served from the first start.
@@ -72,6 +74,7 @@ impl Default for NodeConfig {
             cluster: ClusterConfig::default(),
             limits: LimitsConfig::default(),
             store: StoreConfig::default(),
+            currency: Default::default(),
             alerts: sentinel_alerts::AlertsConfig::default(),
             model: Default::default(),
             auth: sentinel_api::AuthConfig::default(),
@@ -424,6 +427,11 @@ mod tests {
         assert_eq!(example.auth.mode, defaults.auth.mode);
         assert_eq!(example.auth.audience, defaults.auth.audience);
         assert_eq!(example.auth.leeway_secs, defaults.auth.leeway_secs);
+        assert_eq!(example.currency.base, defaults.currency.base);
+        assert_eq!(
+            example.currency.table().unwrap().as_of.to_string(),
+            "2026-12-01"
+        );
     }
 
     #[test]

@@ -29,6 +29,8 @@ pub struct NodeDecider {
     /// With Kafka: HTTP events go to the member owning their partition. Without: `None`,
     /// every event is decided here.
     pub owner_route: Option<crate::owner_route::OwnerRoute>,
+    /// The rate table every ingested event's amount is converted with.
+    pub currencies: Arc<crate::currency::Currencies>,
 }
 
 impl NodeDecider {
@@ -68,6 +70,9 @@ impl NodeDecider {
 impl sentinel_api::Decider for NodeDecider {
     async fn decide(&self, event: Transaction, received: Instant) -> Result<Stored, DecisionError> {
         metrics::counter!(t::EVENTS_RECEIVED, "source" => "http").increment(1);
+        let event = self
+            .currencies
+            .convert(event, crate::currency::Source::Http)?;
         match &self.owner_route {
             Some(route) => route.decide(self, event, received).await,
             None => self.decide_shared(Arc::new(event), received).await,
@@ -80,5 +85,9 @@ impl sentinel_api::Decider for NodeDecider {
 
     async fn cluster(&self) -> Option<sentinel_api::cluster::ClusterView> {
         Some(crate::cluster_view::gather(&self.node_name).await)
+    }
+
+    fn preview(&self, event: Transaction) -> Result<Transaction, sentinel_event::InvalidEvent> {
+        self.currencies.preview(event)
     }
 }

@@ -1,5 +1,6 @@
 //! The demo's traffic source: the shared simulator, paced against the wall clock.
 
+use crate::currency::Source;
 use crate::decider::NodeDecider;
 use crate::telemetry as t;
 use rdkafka::producer::{FutureProducer, FutureRecord};
@@ -79,6 +80,14 @@ pub async fn run_simulator(options: DemoOptions, feed: Feed, mut stop: watch::Re
             match &feed {
                 Feed::Direct(decider) => {
                     metrics::counter!(t::EVENTS_RECEIVED, "source" => "simulator").increment(1);
+                    let event = match decider.currencies.convert(event, Source::Simulator) {
+                        Ok(event) => event,
+                        Err(e) => {
+                            decider.stats.record_rejected();
+                            tracing::warn!(error = %e, "simulated event not decided");
+                            continue;
+                        }
+                    };
                     let decider = Arc::clone(decider);
                     tokio::spawn(async move {
                         if let Err(e) = decider.decide_shared(Arc::new(event), Instant::now()).await

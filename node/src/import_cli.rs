@@ -185,6 +185,8 @@ pub async fn run(config: NodeConfig, args: ImportArgs) -> anyhow::Result<()> {
         ..config.limits.limits()?
     };
 
+    // One table for the whole import: the rates in force when it starts.
+    let currencies = crate::currency::Currencies::new(&config.currency)?;
     let store = crate::node::open_store(&config).await?;
     let scorer_config = config.actors.scorer();
     let lateness_ms = i64::try_from(scorer_config.lateness.as_millis()).unwrap_or(i64::MAX);
@@ -238,8 +240,16 @@ pub async fn run(config: NodeConfig, args: ImportArgs) -> anyhow::Result<()> {
             row = rx.recv(), if pending.len() < in_flight => match row {
                 Some((line, Ok(event))) => {
                     summary.read += 1;
-                    let decided = scorer.dispatch(Arc::new(event), Instant::now());
-                    pending.push_back(async move { (line, decided.await) });
+                    match currencies.convert(event, crate::currency::Source::Import) {
+                        Ok(event) => {
+                            let decided = scorer.dispatch(Arc::new(event), Instant::now());
+                            pending.push_back(async move { (line, decided.await) });
+                        }
+                        Err(invalid) => {
+                            summary.rejected += 1;
+                            rejects.write(line, &invalid.to_string(), "");
+                        }
+                    }
                 }
                 Some((line, Err((reason, row)))) => {
                     summary.read += 1;

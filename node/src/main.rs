@@ -33,6 +33,7 @@ mod train_cli;
 mod unsafe_settings;
 
 mod config;
+mod currency;
 
 use clap::Parser;
 

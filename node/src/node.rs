@@ -44,6 +44,8 @@ pub async fn run(mut config: NodeConfig, source: Source) -> anyhow::Result<()> {
     crate::unsafe_settings::warn_about(&config);
     let metrics = telemetry::prometheus();
     let limits = Arc::new(config.limits.limits()?);
+    let currencies = crate::currency::Currencies::new(&config.currency)?;
+    currencies.watch(&config.currency);
 
     let cluster_node = cluster::start(&config.cluster).await?;
     let store = remote_store::open(&config, &cluster_node, open_store(&config)).await?;
@@ -124,6 +126,7 @@ pub async fn run(mut config: NodeConfig, source: Source) -> anyhow::Result<()> {
             .kafka
             .is_some()
             .then(|| crate::owner_route::OwnerRoute::new(ownership.clone())),
+        currencies,
     });
     let owner_gate = crate::owner_route::start(Arc::clone(&decider)).await?;
 

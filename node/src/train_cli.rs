@@ -473,7 +473,7 @@ async fn read_history(data: &DataArgs) -> anyhow::Result<History> {
     let lateness_ms = NodeConfig::default().actors.lateness_secs as i64 * 1000;
     let label_delay_ms = i64::try_from(data.label_delay_secs.saturating_mul(1_000))
         .context("--label-delay-secs is too large")?;
-    let events = match data.source {
+    let mut events = match data.source {
         DataSource::Store => return stored(data, lateness_ms, label_delay_ms).await,
         DataSource::Simulator => simulated(data),
         DataSource::Csv => from_csv(
@@ -500,6 +500,15 @@ async fn read_history(data: &DataArgs) -> anyhow::Result<History> {
             events.examples.len(),
             path.display()
         );
+    }
+    // The model reads amounts in the base currency, as live scoring converts them (stored
+    // events already carry theirs). A currency without a rate keeps its raw amount.
+    let currencies = crate::currency::Currencies::new(&NodeConfig::default().currency)?;
+    for e in &mut events.examples {
+        if let Ok(converted) = currencies.convert(e.event.clone(), crate::currency::Source::Import)
+        {
+            e.event = converted;
+        }
     }
     let progress = bar("computing features");
     progress.set_length(events.examples.len() as u64);

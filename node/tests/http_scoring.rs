@@ -39,7 +39,10 @@ async fn http_scoring_end_to_end() {
     let big: serde_json::Value = r.json().await.unwrap();
     assert_eq!(big["outcome"], "review");
     assert_eq!(big["reasons"][0]["rule"], "large_amount");
-    assert_eq!(big["reasons"][0]["values"][0], json!(["amount", 50000.0]));
+    assert_eq!(
+        big["reasons"][0]["values"][0],
+        json!(["amount_base", 58000.0])
+    );
 
     // The same transaction id again: the first decision, not a second one.
     let r = post(event("h-big", "h-2", "1", 1, "FR").to_string())

@@ -140,6 +140,8 @@ async fn seed_scenarios_and_bad_input_through_kafka() {
         (with("amount", json!("NaN")), "amount"),
         (with("amount", json!("1e40")), "amount"),
         (with("currency", json!("ZZZ")), "currency"),
+        // A real currency the rate table has no rate for (unknown = "reject").
+        (with("currency", json!("XOF")), "currency"),
         (
             with("timestamp", json!("2999-01-01T00:00:00Z")),
             "timestamp",
@@ -227,6 +229,13 @@ async fn seed_scenarios_and_bad_input_through_kafka() {
             r#"sentinel_dead_lettered_events_total{kind="invalid"}"#
         ),
         bad.len() as f64
+    );
+    assert_eq!(
+        metric_value(
+            &metrics,
+            r#"sentinel_currency_unknown_total{source="kafka",action="rejected"}"#
+        ),
+        1.0
     );
     // `/metrics` is open, so rule hits carry the rule's id, never its name.
     let velocity = rule_id(&node, &client, "velocity_5m").await;

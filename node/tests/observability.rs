@@ -17,8 +17,9 @@ use std::time::{Duration, Instant};
 use support::{eventually, free_port, Broker, Process};
 
 /// Every metric the node can export, from the constants that name them.
-const METRIC_SOURCES: [&str; 5] = [
+const METRIC_SOURCES: [&str; 6] = [
     include_str!("../src/telemetry.rs"),
+    include_str!("../src/currency.rs"),
     include_str!("../../api/src/metrics.rs"),
     include_str!("../../alerts/src/metrics.rs"),
     include_str!("../../actors/src/metrics.rs"),

@@ -42,6 +42,7 @@ pub fn decision(txn: &str, user: &str, seq: u64, minute: u32) -> Decision {
             location: None,
             timestamp: at,
             metadata: None,
+            base: None,
         }),
         ml: None,
     }

@@ -128,6 +128,7 @@ impl Draft {
             timestamp: DateTime::from_timestamp_millis(time_ms)
                 .expect("simulated event time within chrono's range"),
             metadata: None,
+            base: None,
         }
     }
 }

@@ -7,6 +7,7 @@ use super::offsets::OffsetTracker;
 use super::ownership::PartitionOwnership;
 use super::producer::{DeadLetter, Origin};
 use crate::config::KafkaConfig;
+use crate::currency::Source;
 use crate::decider::NodeDecider;
 use crate::telemetry as t;
 use futures::stream::FuturesUnordered;
@@ -169,7 +170,8 @@ pub async fn run_consumer(
             let produced_ms = message.timestamp().to_millis();
             let key = message.key().map(<[u8]>::to_vec);
             let payload = message.payload().unwrap_or_default();
-            let parsed = parse_transaction(payload, ParseMode::Strict, &limits, chrono::Utc::now());
+            let parsed = parse_transaction(payload, ParseMode::Strict, &limits, chrono::Utc::now())
+                .and_then(|(event, _)| decider.currencies.convert(event, Source::Kafka));
             let raw = parsed.is_err().then(|| payload.to_vec());
             let decider = Arc::clone(&decider);
             let dead_letter = dead_letter.clone();
@@ -177,7 +179,7 @@ pub async fn run_consumer(
             let source_topic = Arc::clone(&source_topic);
             async move {
                 let (outcome, event) = match parsed {
-                    Ok((event, _)) => {
+                    Ok(event) => {
                         let event = Arc::new(event);
                         let outcome =
                             decide_until_done(&decider, &event, received_at, &mut stop).await;
