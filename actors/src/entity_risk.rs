@@ -125,7 +125,7 @@ impl EntityActivity {
 }
 
 /// One entity's hourly counts and known frauds, for O(log n) windows.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 struct Timeline {
     /// Hours with transactions, ascending.
     hours: Vec<i64>,
@@ -133,6 +133,18 @@ struct Timeline {
     txns_before: Vec<u32>,
     /// Fraud-labelled transactions as (hour of the transaction, label time), by hour.
     frauds: Vec<(i64, i64)>,
+}
+
+impl Default for Timeline {
+    /// No transactions (an entity known only from labels: its decisions are not in the
+    /// activity, e.g. older than the live index keeps).
+    fn default() -> Self {
+        Timeline {
+            hours: Vec::new(),
+            txns_before: vec![0],
+            frauds: Vec::new(),
+        }
+    }
 }
 
 impl Timeline {
@@ -377,6 +389,13 @@ mod tests {
         assert_eq!(f[..6], [1.0, 1.0, 1.0, 1.0, 1.0, 1.0]);
         assert_eq!(f[6..], [2.0, 2.0, 2.0, 0.5, 0.5, 0.5]);
         assert_eq!(index.features(id_hash("m3"), 0, T), [0.0; N_RISK_VALUES]);
+    }
+
+    #[test]
+    fn an_entity_known_only_from_labels_reads_zero() {
+        // Its transactions are not in the activity (forgotten, or not read yet).
+        let index = EntityRisk::build(0, &activity(&[]), [fraud(T - DAY_MS, T - HOUR_MS)]);
+        assert_eq!(merchant(&index, T), [0.0; 6]);
     }
 
     #[test]
