@@ -1,7 +1,8 @@
 //! Labels with their own time through a real node: the batch route stores good labels,
 //! reports bad ones with the field at fault (and counts them), changes nothing when the same
 //! batch comes again, and refuses a viewer; `sentinel labels import --url` sends a chargeback
-//! file through it, reporting its bad rows by line.
+//! file through it, reporting its bad rows by line, and `--data-dir` writes one into a stopped
+//! node's store, where the restarted node serves its labels.
 
 mod support;
 
@@ -18,7 +19,7 @@ async fn post_labels(client: &reqwest::Client, node: &NodeProcess, labels: Value
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn batches_and_chargeback_files_store_labels_with_their_time() {
     let dir = tempfile::tempdir().unwrap();
-    let node = NodeProcess::start(&dir.path().join("node"), &[]).await;
+    let mut node = NodeProcess::start(&dir.path().join("node"), &[]).await;
     let client = support::admin_client();
     for i in 0..4 {
         // Paid 90 minutes ago.
@@ -117,4 +118,101 @@ async fn batches_and_chargeback_files_store_labels_with_their_time() {
     );
     let label = get_json(&client, node.url("/v1/decisions/t-3/label")).await;
     assert_eq!(label["scenario"], "card_testing");
+
+    // The same file again, with an analyst's API key: nothing new, the bad row again.
+    let created = client
+        .post(node.url("/v1/keys"))
+        .json(&json!({"name": "chargebacks", "role": "analyst"}))
+        .send()
+        .await
+        .unwrap()
+        .json::<Value>()
+        .await
+        .unwrap();
+    let key = dir.path().join("key");
+    std::fs::write(&key, created["key"].as_str().unwrap()).unwrap();
+    let printed = import(&[
+        "--url",
+        &node.url(""),
+        "--api-key-file",
+        path(&key),
+        path(&file),
+    ]);
+    assert!(
+        printed.contains("0 stored, 1 unchanged, 1 rejected"),
+        "{printed}"
+    );
+
+    // Offline, into the stopped node's store: bad rows are reported by line and skipped.
+    assert_eq!(node.terminate(), Some(0));
+    let file = dir.path().join("late.csv");
+    std::fs::write(
+        &file,
+        format!(
+            "transaction_id,label,labelled_at,source,scenario\n\
+             t-1,fraud,{reported},chargeback,compromised_terminal\n\
+             t-0,fraud,{reported},chargeback,compromised_card\n\
+             ghost,fraud,{reported},chargeback,\n\
+             t-2,legit,last tuesday,analyst,\n"
+        ),
+    )
+    .unwrap();
+    let rejects = dir.path().join("late-rejects.jsonl");
+    let printed = import(&[
+        "--data-dir",
+        path(&node.data_dir),
+        "--rejects",
+        path(&rejects),
+        path(&file),
+    ]);
+    assert!(
+        printed.contains("1 stored, 1 unchanged, 2 rejected"),
+        "{printed}"
+    );
+    let refused: Vec<(u64, String)> = std::fs::read_to_string(&rejects)
+        .unwrap()
+        .lines()
+        .map(|l| {
+            let r: Value = serde_json::from_str(l).unwrap();
+            (
+                r["line"].as_u64().unwrap(),
+                r["field"].as_str().unwrap().into(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        refused,
+        [(4, "transaction_id".into()), (5, "labelled_at".into())]
+    );
+    let node = NodeProcess::start(&node.data_dir, &[]).await;
+    let label = get_json(&client, node.url("/v1/decisions/t-1/label")).await;
+    assert_eq!(
+        label["labelled_at"]
+            .as_str()
+            .unwrap()
+            .parse::<chrono::DateTime<Utc>>()
+            .unwrap(),
+        reported.parse::<chrono::DateTime<Utc>>().unwrap()
+    );
+    assert_eq!(label["source"], "chargeback");
+    assert_eq!(label["scenario"], "compromised_terminal");
+}
+
+fn path(p: &std::path::Path) -> &str {
+    p.to_str().unwrap()
+}
+
+/// `sentinel labels import ARGS`, which must succeed; what it printed.
+fn import(args: &[&str]) -> String {
+    let out = Command::new(env!("CARGO_BIN_EXE_sentinel"))
+        .args(["labels", "import"])
+        .args(args)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
 }
