@@ -36,16 +36,25 @@ async fn batches_and_chargeback_files_store_labels_with_their_time() {
          "labelled_at": (Utc::now() - Duration::hours(3)).to_rfc3339()},
         // Idempotency is per transaction and label time: a label without one is given now.
         {"transaction_id": "t-2", "label": "legit", "labelled_at": reported},
+        // An item that is not a label is refused on its own, not the batch.
+        {"transaction_id": "t-3", "label": "maybe"},
     ]);
     let (status, answer) = post_labels(&client, &node, batch.clone()).await;
     assert_eq!(status, 200, "{answer}");
     assert_eq!(
         (&answer["stored"], &answer["unchanged"], &answer["rejected"]),
-        (&json!(2), &json!(0), &json!(2)),
+        (&json!(2), &json!(0), &json!(3)),
         "{answer}"
     );
     assert_eq!(answer["results"][1]["field"], "transaction_id");
     assert_eq!(answer["results"][2]["field"], "labelled_at");
+    assert_eq!(
+        (
+            &answer["results"][4]["field"],
+            &answer["results"][4]["status"]
+        ),
+        (&json!("label"), &json!("rejected"))
+    );
     let label = get_json(&client, node.url("/v1/decisions/t-0/label")).await;
     assert_eq!(
         label["labelled_at"]
@@ -72,6 +81,10 @@ async fn batches_and_chargeback_files_store_labels_with_their_time() {
             &metrics,
             "sentinel_labels_rejected_total{field=\"labelled_at\"}"
         ),
+        2.0
+    );
+    assert_eq!(
+        metric_value(&metrics, "sentinel_labels_rejected_total{field=\"label\"}"),
         2.0
     );
 
