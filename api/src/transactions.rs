@@ -133,8 +133,8 @@ pub async fn label(
         scenario: request.scenario,
         note: request.note,
     };
-    let label = state.catalog.label(input, &caller.name).await?;
-    metrics::counter!(crate::metrics::LABELS_STORED).increment(1);
+    let (label, stored) = state.catalog.record_label(input, &caller.name).await?;
+    metrics::counter!(crate::metrics::LABELS_STORED).increment(u64::from(stored));
     Ok(Json(label))
 }
 

@@ -74,8 +74,14 @@ async fn batches_and_chargeback_files_store_labels_with_their_time() {
         (&json!(0), &json!(2)),
         "{again}"
     );
+    // One by one: the same label twice is stored (and counted) once.
+    for _ in 0..2 {
+        let body = json!({"label": "fraud", "labelled_at": reported}).to_string();
+        let (status, answer) = post_text(&client, node.url("/v1/decisions/t-2/label"), body).await;
+        assert_eq!(status, 200, "{answer}");
+    }
     let metrics = node.metrics(&client).await;
-    assert_eq!(metric_value(&metrics, "sentinel_labels_stored_total"), 2.0);
+    assert_eq!(metric_value(&metrics, "sentinel_labels_stored_total"), 3.0);
     assert_eq!(
         metric_value(
             &metrics,
