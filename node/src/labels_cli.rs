@@ -212,12 +212,24 @@ type Pending = Vec<(u64, Result<LabelInput, (&'static str, String)>)>;
 fn rows(path: &Path) -> anyhow::Result<Box<dyn Iterator<Item = NumberedRow>>> {
     let file = std::fs::File::open(path).with_context(|| format!("opening {}", path.display()))?;
     Ok(match path.extension().and_then(|e| e.to_str()) {
-        Some("csv") => Box::new(
-            csv::Reader::from_reader(file)
-                .into_deserialize::<Row>()
-                .enumerate()
-                .map(|(i, row)| (i as u64 + 2, row.map_err(|e| e.to_string()))),
-        ),
+        Some("csv") => {
+            let mut reader = csv::Reader::from_reader(file);
+            let headers = reader
+                .headers()
+                .with_context(|| format!("reading the header of {}", path.display()))?
+                .clone();
+            // A row's own line, not its index: a quoted note may span lines.
+            Box::new(reader.into_records().map(move |record| match record {
+                Ok(r) => (
+                    r.position().map_or(0, csv::Position::line),
+                    r.deserialize(Some(&headers)).map_err(|e| e.to_string()),
+                ),
+                Err(e) => (
+                    e.position().map_or(0, csv::Position::line),
+                    Err(e.to_string()),
+                ),
+            }))
+        }
         Some("jsonl" | "json" | "ndjson") => Box::new(
             BufReader::new(file)
                 .lines()

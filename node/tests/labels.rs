@@ -168,11 +168,11 @@ async fn batches_and_chargeback_files_store_labels_with_their_time() {
     std::fs::write(
         &file,
         format!(
-            "transaction_id,label,labelled_at,source,scenario\n\
-             t-1,fraud,{reported},chargeback,compromised_terminal\n\
-             t-0,fraud,{reported},chargeback,compromised_card\n\
-             ghost,fraud,{reported},chargeback,\n\
-             t-2,legit,last tuesday,analyst,\n"
+            "transaction_id,label,labelled_at,source,scenario,note\n\
+             t-1,fraud,{reported},chargeback,compromised_terminal,\"card holder called,\nsaid not me\"\n\
+             t-0,fraud,{reported},chargeback,compromised_card,\n\
+             ghost,fraud,{reported},chargeback,,\n\
+             t-2,legit,last tuesday,analyst,,\n"
         ),
     )
     .unwrap();
@@ -201,7 +201,8 @@ async fn batches_and_chargeback_files_store_labels_with_their_time() {
         .collect();
     assert_eq!(
         refused,
-        [(4, "transaction_id".into()), (5, "labelled_at".into())]
+        // Lines of the file: the quoted note of line 2 runs on to line 3.
+        [(5, "transaction_id".into()), (6, "labelled_at".into())]
     );
     let node = NodeProcess::start(&node.data_dir, &[]).await;
     let label = get_json(&client, node.url("/v1/decisions/t-1/label")).await;
@@ -215,6 +216,7 @@ async fn batches_and_chargeback_files_store_labels_with_their_time() {
     );
     assert_eq!(label["source"], "chargeback");
     assert_eq!(label["scenario"], "compromised_terminal");
+    assert_eq!(label["note"], "card holder called,\nsaid not me");
 }
 
 fn path(p: &std::path::Path) -> &str {
