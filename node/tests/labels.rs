@@ -204,7 +204,38 @@ async fn batches_and_chargeback_files_store_labels_with_their_time() {
         // Lines of the file: the quoted note of line 2 runs on to line 3.
         [(5, "transaction_id".into()), (6, "labelled_at".into())]
     );
+    // JSON lines: blank lines are not rows, a line that is not JSON is refused by its number.
+    let later = (Utc::now() - Duration::minutes(20)).to_rfc3339();
+    let file = dir.path().join("late.jsonl");
+    std::fs::write(
+        &file,
+        format!(
+            "{}\n\n{{not json\n",
+            json!({"transaction_id": "t-3", "label": "legit", "labelled_at": later,
+                   "source": "other"})
+        ),
+    )
+    .unwrap();
+    let printed = import(&["--data-dir", path(&node.data_dir), path(&file)]);
+    assert!(
+        printed.contains("1 stored, 0 unchanged, 1 rejected"),
+        "{printed}"
+    );
+    let reject: Value = serde_json::from_str(
+        &std::fs::read_to_string(dir.path().join("late.jsonl.rejects.jsonl")).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(
+        (reject["line"].as_u64(), reject["field"].as_str()),
+        (Some(3), Some("row"))
+    );
+
     let node = NodeProcess::start(&node.data_dir, &[]).await;
+    let label = get_json(&client, node.url("/v1/decisions/t-3/label")).await;
+    assert_eq!(
+        (&label["label"], &label["source"]),
+        (&json!("legit"), &json!("other"))
+    );
     let label = get_json(&client, node.url("/v1/decisions/t-1/label")).await;
     assert_eq!(
         label["labelled_at"]
