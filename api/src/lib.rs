@@ -20,6 +20,7 @@ mod health;
 pub mod heavy;
 pub mod hosts;
 pub mod idempotency;
+mod label_items;
 mod lists;
 pub mod metrics;
 mod metrics_redact;
@@ -272,6 +273,8 @@ impl ApiContext {
 mod auth_tests;
 #[cfg(test)]
 mod idempotency_tests;
+#[cfg(test)]
+mod label_batch_tests;
 #[cfg(test)]
 mod lists_tests;
 #[cfg(test)]

@@ -45,16 +45,24 @@ pub const LABELS_STORED: &str = "sentinel_labels_stored_total";
 /// Counter: labels of a batch refused, by the `field` at fault ([`LABEL_REJECT_FIELDS`]).
 pub const LABELS_REJECTED: &str = "sentinel_labels_rejected_total";
 
-/// Every `field` label of [`LABELS_REJECTED`]: `transaction_id` (no such decision),
-/// `labelled_at` (before the transaction or in the future), `scenario`, `note`, `label`.
-pub const LABEL_REJECT_FIELDS: [&str; 5] =
-    ["transaction_id", "labelled_at", "scenario", "note", "label"];
+/// Every `field` label of [`LABELS_REJECTED`]: `transaction_id` (no such decision, or
+/// missing), `labelled_at` (not a time, before the transaction or in the future), `label`,
+/// `source`, `scenario`, `note`, and `other` (an unknown field, an item that is not an object).
+pub const LABEL_REJECT_FIELDS: [&str; 7] = [
+    "transaction_id",
+    "labelled_at",
+    "label",
+    "source",
+    "scenario",
+    "note",
+    "other",
+];
 
-/// Counts a refused label, under its field when it is a known one.
+/// Counts a refused label, under its field when it is a known one (else `other`).
 pub(crate) fn label_rejected(field: &str) {
     let field = LABEL_REJECT_FIELDS
         .into_iter()
         .find(|f| *f == field)
-        .unwrap_or("label");
+        .unwrap_or("other");
     metrics::counter!(LABELS_REJECTED, "field" => field).increment(1);
 }

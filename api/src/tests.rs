@@ -94,6 +94,15 @@ pub(crate) fn router_with_gate(
     heavy_queries: Arc<heavy::HeavyQueries>,
 ) -> Router {
     let store: Arc<dyn Store> = Arc::new(EmbeddedStore::open(&dir.path().join("s.redb")).unwrap());
+    router_on(store, auth, heavy_queries)
+}
+
+/// A test router over `store`.
+pub(crate) fn router_on(
+    store: Arc<dyn Store>,
+    auth: AuthConfig,
+    heavy_queries: Arc<heavy::HeavyQueries>,
+) -> Router {
     let catalog = tokio::task::block_in_place(|| {
         tokio::runtime::Handle::current().block_on(sentinel_catalog::Catalog::open(
             Arc::clone(&store),

@@ -133,8 +133,8 @@ pub async fn label(
         scenario: request.scenario,
         note: request.note,
     };
-    let label = state.catalog.label(input, &caller.name).await?;
-    metrics::counter!(crate::metrics::LABELS_STORED).increment(1);
+    let (label, stored) = state.catalog.record_label(input, &caller.name).await?;
+    metrics::counter!(crate::metrics::LABELS_STORED).increment(u64::from(stored));
     Ok(Json(label))
 }
 
@@ -142,8 +142,10 @@ pub async fn label(
 #[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct LabelBatch {
-    /// At most 10,000 labels.
-    pub labels: Vec<sentinel_catalog::LabelInput>,
+    /// At most 10,000 labels. An item that does not read as a label is rejected on its own,
+    /// naming the field at fault; the others are stored.
+    #[schema(value_type = Vec<sentinel_catalog::LabelInput>)]
+    pub labels: Vec<serde_json::Value>,
 }
 
 /// What became of each label of a batch, in order, and the counts.
@@ -168,11 +170,38 @@ pub async fn label_batch(
     Caller(caller): Caller,
     crate::body::JsonBody(batch): crate::body::JsonBody<LabelBatch>,
 ) -> Result<Json<LabelBatchResult>, ApiError> {
-    use sentinel_catalog::LabelOutcome;
-    let results = state
+    use sentinel_catalog::{LabelOutcome, MAX_LABEL_BATCH};
+    if batch.labels.len() > MAX_LABEL_BATCH {
+        return Err(ApiError::invalid_body(
+            "labels",
+            &format!(
+                "{} labels; a batch carries at most {MAX_LABEL_BATCH}",
+                batch.labels.len()
+            ),
+        ));
+    }
+    // Items that do not read as labels keep their place in the answer.
+    let mut read = Vec::with_capacity(batch.labels.len());
+    let mut inputs = Vec::new();
+    for item in batch.labels {
+        match crate::label_items::read(item) {
+            Ok(input) => {
+                inputs.push(input);
+                read.push(None);
+            }
+            Err(rejected) => read.push(Some(*rejected)),
+        }
+    }
+    let mut decided = state
         .catalog
-        .label_batch(batch.labels, &caller.name)
-        .await?;
+        .label_batch(inputs, &caller.name)
+        .await?
+        .into_iter();
+    let results: Vec<LabelOutcome> = read
+        .into_iter()
+        .map(|r| r.or_else(|| decided.next()))
+        .collect::<Option<_>>()
+        .ok_or_else(|| ApiError::internal("label batch", "fewer outcomes than labels"))?;
     let mut answer = LabelBatchResult {
         stored: 0,
         unchanged: 0,

@@ -172,6 +172,16 @@ impl Catalog {
     /// Records a label on a stored decision; a later label replaces it, the same one again
     /// changes nothing.
     pub async fn label(&self, input: LabelInput, principal: &str) -> Result<Label, CatalogError> {
+        Ok(self.record_label(input, principal).await?.0)
+    }
+
+    /// Like [`Catalog::label`], also saying whether this call stored it (`false`: the same
+    /// label, or a later one, was already stored).
+    pub async fn record_label(
+        &self,
+        input: LabelInput,
+        principal: &str,
+    ) -> Result<(Label, bool), CatalogError> {
         let (label, fresh) = self.checked_label(input, principal, Utc::now()).await?;
         if fresh {
             self.store
@@ -185,7 +195,7 @@ impl Catalog {
             // periodic refresh); a burst of labels coalesces into one rebuild.
             self.label_posted.notify_one();
         }
-        Ok(label)
+        Ok((label, fresh))
     }
 
     /// Records up to [`MAX_LABEL_BATCH`] labels: each is stored, unchanged or rejected with

@@ -23,7 +23,8 @@ pub struct Transaction {
     /// Client IP address (v4 or v6, validated), if known.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ip: Option<String>,
-    /// Exact decimal amount, always positive; serialized as a string so no cent is lost.
+    /// Exact decimal amount, zero or more (a zero-amount authorisation is valid); serialized
+    /// as a string so no cent is lost.
     #[serde(with = "rust_decimal::serde::str")]
     #[cfg_attr(feature = "openapi", schema(value_type = String, example = "129.90"))]
     pub amount: Decimal,

@@ -206,15 +206,30 @@ impl Rejects {
 /// A row of the file: its line number and the row, or why it does not parse.
 type NumberedRow = (u64, Result<Row, String>);
 
+/// Rows read and not yet sent, by line: each a label, or the field and reason it was refused.
+type Pending = Vec<(u64, Result<LabelInput, (&'static str, String)>)>;
+
 fn rows(path: &Path) -> anyhow::Result<Box<dyn Iterator<Item = NumberedRow>>> {
     let file = std::fs::File::open(path).with_context(|| format!("opening {}", path.display()))?;
     Ok(match path.extension().and_then(|e| e.to_str()) {
-        Some("csv") => Box::new(
-            csv::Reader::from_reader(file)
-                .into_deserialize::<Row>()
-                .enumerate()
-                .map(|(i, row)| (i as u64 + 2, row.map_err(|e| e.to_string()))),
-        ),
+        Some("csv") => {
+            let mut reader = csv::Reader::from_reader(file);
+            let headers = reader
+                .headers()
+                .with_context(|| format!("reading the header of {}", path.display()))?
+                .clone();
+            // A row's own line, not its index: a quoted note may span lines.
+            Box::new(reader.into_records().map(move |record| match record {
+                Ok(r) => (
+                    r.position().map_or(0, csv::Position::line),
+                    r.deserialize(Some(&headers)).map_err(|e| e.to_string()),
+                ),
+                Err(e) => (
+                    e.position().map_or(0, csv::Position::line),
+                    Err(e.to_string()),
+                ),
+            }))
+        }
         Some("jsonl" | "json" | "ndjson") => Box::new(
             BufReader::new(file)
                 .lines()
@@ -288,46 +303,56 @@ pub async fn run(config: NodeConfig, command: LabelsCommand) -> anyhow::Result<(
             .expect("valid template"),
     );
     let mut counts = Counts::default();
-    let mut batch = Vec::with_capacity(BATCH);
-    let mut lines = Vec::with_capacity(BATCH);
-    let flush = async |batch: &mut Vec<LabelInput>,
-                       lines: &mut Vec<u64>,
+    let mut pending: Pending = Vec::with_capacity(BATCH);
+    let flush = async |pending: &mut Pending,
                        counts: &mut Counts,
                        rejects: &mut Rejects|
            -> anyhow::Result<()> {
-        if batch.is_empty() {
-            return Ok(());
-        }
-        let outcomes = target.send(std::mem::take(batch)).await?;
-        for (outcome, line) in outcomes.iter().zip(lines.drain(..)) {
-            match outcome {
-                LabelOutcome::Stored { .. } => counts.stored += 1,
-                LabelOutcome::Unchanged { .. } => counts.unchanged += 1,
-                LabelOutcome::Rejected { field, reason, .. } => {
-                    counts.rejected += 1;
-                    rejects.write(line, field, reason)?;
+        let mut inputs = Vec::with_capacity(pending.len());
+        let mut order = Vec::with_capacity(pending.len());
+        for (line, row) in pending.drain(..) {
+            match row {
+                Ok(input) => {
+                    inputs.push(input);
+                    order.push((line, None));
                 }
+                Err(refusal) => order.push((line, Some(refusal))),
             }
+        }
+        let mut outcomes = match inputs.is_empty() {
+            true => Vec::new(),
+            false => target.send(inputs).await?,
+        }
+        .into_iter();
+        // Rows in file order, so the reject file reads top to bottom.
+        for (line, refusal) in order {
+            let (field, reason) = match refusal {
+                Some((field, reason)) => (field.to_owned(), reason),
+                None => match outcomes.next().context("fewer outcomes than labels sent")? {
+                    LabelOutcome::Stored { .. } => {
+                        counts.stored += 1;
+                        continue;
+                    }
+                    LabelOutcome::Unchanged { .. } => {
+                        counts.unchanged += 1;
+                        continue;
+                    }
+                    LabelOutcome::Rejected { field, reason, .. } => (field, reason),
+                },
+            };
+            counts.rejected += 1;
+            rejects.write(line, &field, &reason)?;
         }
         progress.set_position(counts.stored + counts.unchanged + counts.rejected);
         Ok(())
     };
     for (line, row) in rows(&args.file)? {
-        match row.map_err(|e| ("row", e)).and_then(Row::into_input) {
-            Ok(input) => {
-                batch.push(input);
-                lines.push(line);
-                if batch.len() == BATCH {
-                    flush(&mut batch, &mut lines, &mut counts, &mut rejects).await?;
-                }
-            }
-            Err((field, reason)) => {
-                counts.rejected += 1;
-                rejects.write(line, field, &reason)?;
-            }
+        pending.push((line, row.map_err(|e| ("row", e)).and_then(Row::into_input)));
+        if pending.len() == BATCH {
+            flush(&mut pending, &mut counts, &mut rejects).await?;
         }
     }
-    flush(&mut batch, &mut lines, &mut counts, &mut rejects).await?;
+    flush(&mut pending, &mut counts, &mut rejects).await?;
     rejects.out.flush()?;
     progress.finish_and_clear();
     println!(

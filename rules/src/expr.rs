@@ -256,6 +256,26 @@ pub(crate) mod tests {
     }
 
     #[test]
+    fn a_zero_amount_is_a_value_not_a_missing_one() {
+        // Zero-amount authorisations (card checks) are valid events: rules can single them out.
+        let zero = Mock::default().num(AMOUNT, 0.0).num(AVG, 40.0);
+        let cases = [
+            ("amount == 0", true),
+            ("amount = 0 and not (amount > 0)", true),
+            ("amount < 1", true),
+            ("amount = null", false),
+            ("amount in [0, 1]", true),
+            // Dividing by a zero amount has no value, so a comparison on it does not match.
+            ("user.avg_amount_30d / amount > 1", false),
+        ];
+        for (src, want) in cases {
+            assert_eq!(eval(src, &zero), want, "{src}");
+        }
+        let paid = Mock::default().num(AMOUNT, 0.01);
+        assert!(!eval("amount == 0", &paid));
+    }
+
+    #[test]
     fn null_semantics() {
         let none = Mock::default();
         let cases = [
