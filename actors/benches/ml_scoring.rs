@@ -1,10 +1,11 @@
-//! Cost of the machine-learned score per event, on the shipped model (`model/default_model.json`,
-//! 35 features, 64 trees) and simulator traffic with late analyst labels (the entity-risk features
-//! read a label index with a day's delay, as a node does by default).
+//! Cost of the machine-learned score per event, on the shipped model (`model/default_model.json`:
+//! 46 features, boosted trees, a 64-tree isolation forest) and simulator traffic with late
+//! analyst labels (the entity-risk features read an index of the traffic's merchant and device
+//! activity and the labels with a day's delay, as a node does by default).
 //!
 //! `cargo bench -p sentinel-actors --bench ml_scoring` prints medians over the runs of:
-//! - inference: `Model::score` on a computed feature vector (logistic + forest + calibration +
-//!   reason codes);
+//! - inference: `Model::score` on a computed feature vector (supervised part + forest +
+//!   calibration + reason codes);
 //! - extraction: `extract_features` for an event against its user's state;
 //! - the whole live step: `UserState::decide` under the seed policy without and with the model,
 //!   and the difference (what the model adds to each decision);

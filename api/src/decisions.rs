@@ -23,6 +23,44 @@ const MAX_AGGREGATE_SCAN: u64 = 1_000_000;
 /// Most groups one aggregate answers with.
 const MAX_GROUPS: usize = 10_000;
 
+/// A set of outcomes, written comma-separated in a query (`review,decline`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Outcomes([bool; 3]);
+
+impl Outcomes {
+    fn index(o: Outcome) -> usize {
+        Outcome::ALL.iter().position(|a| *a == o).unwrap_or(0)
+    }
+
+    /// Whether `o` is one of them.
+    pub fn contains(&self, o: Outcome) -> bool {
+        self.0[Self::index(o)]
+    }
+}
+
+impl std::str::FromStr for Outcomes {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Self, String> {
+        let mut set = [false; 3];
+        for name in text.split(',').map(str::trim) {
+            let o = Outcome::ALL
+                .into_iter()
+                .find(|o| o.as_str() == name)
+                .ok_or_else(|| format!("outcome: `{name}` is not approve, review or decline"))?;
+            set[Self::index(o)] = true;
+        }
+        Ok(Outcomes(set))
+    }
+}
+
+impl<'de> Deserialize<'de> for Outcomes {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(d)?;
+        text.parse().map_err(serde::de::Error::custom)
+    }
+}
+
 /// Decision search.
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -41,8 +79,9 @@ pub struct DecisionQuery {
     pub device_id: Option<String>,
     /// Only this merchant.
     pub merchant_id: Option<String>,
-    /// Only this outcome.
-    pub outcome: Option<Outcome>,
+    /// Only these outcomes, comma-separated (`review,decline`).
+    #[param(value_type = Option<String>)]
+    pub outcome: Option<Outcomes>,
     /// Only decisions where this rule fired (active or shadow).
     pub rule: Option<String>,
     /// Only scores at or above.
@@ -63,7 +102,7 @@ impl DecisionQuery {
             && eq(&self.card_id, e.card_id.as_ref())
             && eq(&self.device_id, e.device_id.as_ref())
             && eq(&self.merchant_id, e.merchant_id.as_ref())
-            && self.outcome.is_none_or(|o| o == d.outcome)
+            && self.outcome.as_ref().is_none_or(|o| o.contains(d.outcome))
             && self.min_score.is_none_or(|s| d.score >= s)
             && self
                 .rule

@@ -306,11 +306,24 @@ async fn looking_things_up() {
     assert_eq!(page["decisions"][0]["transaction_id"], "lk-24");
     let (_, page) = get("/v1/decisions?outcome=review&min_score=0.5").await;
     assert_eq!(page["decisions"].as_array().unwrap().len(), 1);
+    // Several outcomes at once: what an analyst's queue is.
+    let (_, reviewed) = get("/v1/decisions?outcome=review&limit=1000").await;
+    let (_, declined) = get("/v1/decisions?outcome=decline&limit=1000").await;
+    let (_, both) = get("/v1/decisions?outcome=review,decline&limit=1000").await;
+    let count = |page: &serde_json::Value| page["decisions"].as_array().unwrap().len();
+    assert!(count(&reviewed) > 0);
+    assert_eq!(count(&both), count(&reviewed) + count(&declined));
+    assert!(both["decisions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|d| d["outcome"] != "approve"));
     for bad in [
         "cursor=garbage",
         "cursor=2026-01-01.12.zz",
         "limit=0",
         "outcome=maybe",
+        "outcome=review,maybe",
         "from=2020-01-01T00:00:00Z",
         "user_id=x%27%20OR%201%3D1",
     ] {
