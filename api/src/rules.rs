@@ -54,7 +54,8 @@ pub async fn get(
     Ok(Json(state.catalog.rule(&id).await?))
 }
 
-/// `PUT /v1/rules/{id}`: replaces the rule with a new version.
+/// `PUT /v1/rules/{id}`: replaces the rule with a new version; answers once it applies to the
+/// next event (503 if it has not reached every user actor in 5 s: stored, not yet in force).
 #[utoipa::path(put, path = "/v1/rules/{id}", tag = "rules", params(("id" = String, Path)), request_body = RuleChange, responses((status = 200, body = RuleVersion), (status = 404, description = "Not found", body = ErrorResponse), (status = 422, description = "Invalid input; `error.field` names it", body = ErrorResponse), (status = 409, description = "Conflicts with the current state", body = ErrorResponse)))]
 pub async fn update(
     State(state): State<ApiState>,
@@ -62,9 +63,9 @@ pub async fn update(
     Path(id): Path<String>,
     JsonBody(change): JsonBody<RuleChange>,
 ) -> Result<Json<RuleVersion>, ApiError> {
-    Ok(Json(
-        state.catalog.update_rule(&id, change, &caller.name).await?,
-    ))
+    let rule = state.catalog.update_rule(&id, change, &caller.name).await?;
+    state.policy_in_force().await?;
+    Ok(Json(rule))
 }
 
 /// `DELETE /v1/rules/{id}`: a new, deleted version; the history stays.

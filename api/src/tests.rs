@@ -103,6 +103,17 @@ pub(crate) fn router_on(
     auth: AuthConfig,
     heavy_queries: Arc<heavy::HeavyQueries>,
 ) -> Router {
+    router_over(store, auth, heavy_queries, true)
+}
+
+/// A test router over `store`; with `announce` false no policy ever reaches the (absent)
+/// user actors, as when they are stuck.
+fn router_over(
+    store: Arc<dyn Store>,
+    auth: AuthConfig,
+    heavy_queries: Arc<heavy::HeavyQueries>,
+    announce: bool,
+) -> Router {
     let catalog = tokio::task::block_in_place(|| {
         tokio::runtime::Handle::current().block_on(sentinel_catalog::Catalog::open(
             Arc::clone(&store),
@@ -118,7 +129,9 @@ pub(crate) fn router_on(
     tokio::spawn(async move {
         while published.changed().await.is_ok() {
             let version = published.borrow_and_update().rules.version;
-            applied_tx.send_replace(version);
+            if announce {
+                applied_tx.send_replace(version);
+            }
         }
     });
     app(ApiContext {
@@ -552,4 +565,37 @@ async fn the_openapi_document_describes_every_route_the_router_serves() {
     assert_eq!(page.status(), StatusCode::OK);
     let html = page.into_body().collect().await.unwrap().to_bytes();
     assert!(String::from_utf8_lossy(&html).contains("/openapi.json"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_rule_change_answers_only_once_it_is_in_force() {
+    let dir = tempfile::tempdir().unwrap();
+    let store: Arc<dyn Store> = Arc::new(EmbeddedStore::open(&dir.path().join("s.redb")).unwrap());
+    // The policy never reaches the actors: every change is stored, none is in force.
+    let r = router_over(store, test_auth(), Arc::default(), false);
+    let rule = serde_json::json!({"name": "big", "expression": "amount > 100", "action": "review"});
+    let (status, body) = call(&r, "POST", "/v1/rules", Some(rule)).await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{body}");
+    let (_, rules) = call(&r, "GET", "/v1/rules", None).await;
+    let id = rules["rules"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["name"] == "big")
+        .unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let changed =
+        serde_json::json!({"name": "big", "expression": "amount > 200", "action": "review"});
+    let (status, body) = call(&r, "PUT", &format!("/v1/rules/{id}"), Some(changed)).await;
+    assert_eq!(
+        status,
+        StatusCode::SERVICE_UNAVAILABLE,
+        "an update must not answer before it is in force: {body}"
+    );
+    assert!(body["error"]["message"]
+        .as_str()
+        .unwrap()
+        .contains("not reached every user actor"));
 }
