@@ -180,8 +180,9 @@ async fn lists_change_policies_and_cannot_vanish_under_a_rule() {
     ));
     assert!(catalog.policy().lists.contains("blocked_ips", "10.0.0.1"));
 
-    // An item that expires stops counting once the catalogue notices.
-    let soon = Utc::now() + Duration::milliseconds(50);
+    // An item that expires stops counting once the catalogue notices (times are explicit, so
+    // a slow machine cannot expire it early).
+    let soon = Utc::now() + Duration::hours(1);
     catalog
         .put_list(
             "blocked_ips",
@@ -199,7 +200,8 @@ async fn lists_change_policies_and_cannot_vanish_under_a_rule() {
         .await
         .unwrap();
     assert!(catalog.policy().lists.contains("blocked_ips", "10.0.0.2"));
-    assert_eq!(catalog.expire_list_items(Utc::now()).await.unwrap(), None);
+    let before = soon - Duration::seconds(1);
+    assert_eq!(catalog.expire_list_items(before).await.unwrap(), None);
     let later = soon + Duration::seconds(1);
     assert!(catalog.expire_list_items(later).await.unwrap().is_some());
     assert!(!catalog.policy().lists.contains("blocked_ips", "10.0.0.2"));
