@@ -11,7 +11,7 @@ use crate::records::LabelValue;
 use chrono::{DateTime, Duration, Utc};
 use sentinel_actors::{Policy, UserState};
 use sentinel_event::{Decision, Outcome};
-use sentinel_store::{day_of, DayCursor, Store};
+use sentinel_store::Store;
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
@@ -270,33 +270,18 @@ pub(crate) async fn users_with_events(
     // Decisions are indexed by decision day; events are decided within the allowed lateness
     // of their time, so a day on each side covers them.
     let mut users = BTreeSet::new();
-    let (mut day, last) = scan_bounds(from, until)?;
-    while day < last {
-        let mut cursor: Option<DayCursor> = None;
-        loop {
-            let page = store
-                .decisions_by_day(day_of(day), cursor.clone(), PAGE)
-                .await?;
-            for d in &page {
-                if in_range(d, from, until) && accepts(d) {
-                    users.insert(d.user_id.clone());
-                }
-            }
-            match page.last() {
-                Some(last) if page.len() == PAGE => {
-                    cursor = Some(DayCursor {
-                        decided_us: last.decided_at.timestamp_micros(),
-                        transaction_id: last.transaction_id.clone(),
-                    })
-                }
-                _ => break,
-            }
+    let (first, last) = scan_bounds(from, until)?;
+    let first_day = first
+        .date_naive()
+        .and_hms_opt(0, 0, 0)
+        .expect("midnight")
+        .and_utc();
+    crate::decision_days::for_each_decision(&**store, first_day, last, |d| {
+        if in_range(d, from, until) && accepts(d) {
+            users.insert(d.user_id.clone());
         }
-        match day.checked_add_signed(Duration::days(1)) {
-            Some(next) => day = next,
-            None => break,
-        }
-    }
+    })
+    .await?;
     Ok(users)
 }
 

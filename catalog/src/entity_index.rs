@@ -12,13 +12,12 @@ use crate::error::CatalogError;
 use crate::records::{Label, LabelValue};
 use chrono::{DateTime, Duration, Utc};
 use sentinel_actors::{EntityActivity, EntityRisk, LabelSighting, RISK_WINDOWS_MS};
-use sentinel_store::{day_of, DayCursor, RecordKind, Store};
+use sentinel_store::{RecordKind, Store};
 use std::collections::HashMap;
 use std::sync::Arc;
 
 /// How far back a tail pass re-reads, for decisions committed after later-stamped ones.
 const TAIL_OVERLAP_US: i64 = 120_000_000;
-const PAGE: usize = 1_000;
 
 /// Merchant, device and event time of a labelled transaction (they never change once decided).
 type LabelledEntity = (Option<String>, Option<String>, i64);
@@ -65,36 +64,16 @@ async fn read_decisions(
     let Some(from) = DateTime::<Utc>::from_timestamp_micros(from_us) else {
         return Err(CatalogError::invalid("from", "decision time out of range"));
     };
-    let mut day = from.date_naive();
-    while day <= now.date_naive() {
-        let mut cursor = (day == from.date_naive()).then(|| DayCursor {
-            decided_us: from_us,
-            transaction_id: String::new(),
-        });
-        let bucket = day_of(day.and_hms_opt(0, 0, 0).expect("midnight").and_utc());
-        loop {
-            let page = store.decisions_by_day(bucket, cursor.take(), PAGE).await?;
-            for d in &page {
-                let decided_us = d.decided_at.timestamp_micros();
-                if tail.recent.contains_key(&d.transaction_id) {
-                    continue;
-                }
-                tail.activity.record_event(&d.event);
-                tail.read_until_us = tail.read_until_us.max(decided_us);
-                tail.recent.insert(d.transaction_id.clone(), decided_us);
-            }
-            match page.last() {
-                Some(last) if page.len() == PAGE => {
-                    cursor = Some(DayCursor {
-                        decided_us: last.decided_at.timestamp_micros(),
-                        transaction_id: last.transaction_id.clone(),
-                    })
-                }
-                _ => break,
-            }
+    crate::decision_days::for_each_decision(store, from, now, |d| {
+        if tail.recent.contains_key(&d.transaction_id) {
+            return;
         }
-        day = day.succ_opt().expect("a date before the end of time");
-    }
+        let decided_us = d.decided_at.timestamp_micros();
+        tail.activity.record_event(&d.event);
+        tail.read_until_us = tail.read_until_us.max(decided_us);
+        tail.recent.insert(d.transaction_id.clone(), decided_us);
+    })
+    .await?;
     let keep_from = tail.read_until_us - TAIL_OVERLAP_US;
     tail.recent.retain(|_, decided| *decided >= keep_from);
     Ok(())

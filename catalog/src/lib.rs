@@ -9,6 +9,7 @@
 
 pub mod backtest;
 mod catalog;
+mod decision_days;
 mod entity_index;
 mod error;
 mod labels;

@@ -14,7 +14,7 @@ use crate::records::{Label, LabelValue};
 use chrono::{DateTime, Duration, Utc};
 use sentinel_actors::{EntityActivity, FeatureReplay, RISK_WINDOWS_MS};
 use sentinel_model::Sample;
-use sentinel_store::{day_of, DayCursor, RecordKind, Store};
+use sentinel_store::{RecordKind, Store};
 use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
 
@@ -67,36 +67,23 @@ async fn scan(
     until: DateTime<Utc>,
     now: DateTime<Utc>,
 ) -> Result<(EntityActivity, BTreeSet<String>), CatalogError> {
-    const PAGE: usize = 1_000;
     let mut activity = EntityActivity::default();
     let mut users = BTreeSet::new();
-    let mut day = (oldest - Duration::days(1)).date_naive();
-    while day <= now.date_naive().max(until.date_naive()) {
-        let bucket = day_of(day.and_hms_opt(0, 0, 0).expect("midnight").and_utc());
-        let mut cursor: Option<DayCursor> = None;
-        loop {
-            let page = store.decisions_by_day(bucket, cursor.take(), PAGE).await?;
-            for d in &page {
-                let t = d.event.timestamp;
-                if t >= oldest && t < until {
-                    activity.record_event(&d.event);
-                }
-                if t >= from && t < until {
-                    users.insert(d.user_id.clone());
-                }
-            }
-            match page.last() {
-                Some(last) if page.len() == PAGE => {
-                    cursor = Some(DayCursor {
-                        decided_us: last.decided_at.timestamp_micros(),
-                        transaction_id: last.transaction_id.clone(),
-                    })
-                }
-                _ => break,
-            }
+    let first_day = (oldest - Duration::days(1))
+        .date_naive()
+        .and_hms_opt(0, 0, 0)
+        .expect("midnight")
+        .and_utc();
+    crate::decision_days::for_each_decision(store, first_day, now.max(until), |d| {
+        let t = d.event.timestamp;
+        if t >= oldest && t < until {
+            activity.record_event(&d.event);
         }
-        day = day.succ_opt().expect("a date before the end of time");
-    }
+        if t >= from && t < until {
+            users.insert(d.user_id.clone());
+        }
+    })
+    .await?;
     Ok((activity, users))
 }
 

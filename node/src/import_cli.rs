@@ -9,6 +9,7 @@
 
 use crate::config::NodeConfig;
 use crate::history_csv::CsvRow;
+use crate::rejects::Rejects;
 use anyhow::Context;
 use chrono::{Duration, Utc};
 use futures::stream::{FuturesOrdered, StreamExt};
@@ -17,7 +18,7 @@ use sentinel_actors::Scorer;
 use sentinel_catalog::Catalog;
 use sentinel_event::{parse_transaction, DecisionError, Limits, ParseMode, Transaction};
 use sentinel_store::{Stored, Writer, WriterConfig};
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Instant;
@@ -62,28 +63,6 @@ fn format_of(path: &Path) -> anyhow::Result<Format> {
             "{}: name the format by extension: .jsonl (JSON lines) or .csv",
             path.display()
         ),
-    }
-}
-
-/// Bad rows, written as they are found.
-struct Rejects {
-    out: std::io::BufWriter<std::fs::File>,
-    path: PathBuf,
-    shown: u64,
-}
-
-impl Rejects {
-    fn write(&mut self, line: u64, reason: &str, row: &str) {
-        // A row can be huge; the reject file keeps enough of it to find and fix it.
-        let row: String = row.chars().take(2_000).collect();
-        let record = serde_json::json!({"line": line, "reason": reason, "row": row});
-        if let Err(e) = writeln!(self.out, "{record}") {
-            tracing::warn!(error = %e, path = %self.path.display(), "writing a reject failed");
-        }
-        if self.shown < 10 {
-            self.shown += 1;
-            eprintln!("line {line}: rejected: {reason}");
-        }
     }
 }
 
@@ -166,19 +145,7 @@ pub async fn run(config: NodeConfig, args: ImportArgs) -> anyhow::Result<()> {
         };
         (Box::new(file), total)
     };
-    let rejects_path = args.rejects.clone().unwrap_or_else(|| {
-        let mut name = args.file.clone().into_os_string();
-        name.push(".rejects.jsonl");
-        PathBuf::from(name)
-    });
-    let mut rejects = Rejects {
-        out: std::io::BufWriter::new(
-            std::fs::File::create(&rejects_path)
-                .with_context(|| format!("creating {}", rejects_path.display()))?,
-        ),
-        path: rejects_path,
-        shown: 0,
-    };
+    let mut rejects = Rejects::create(&args.file, args.rejects.as_deref())?;
     let limits = Limits {
         // History is old by definition; the node's own clock checks skew only for live events.
         max_future_skew: Duration::days(365 * 100),
@@ -247,14 +214,14 @@ pub async fn run(config: NodeConfig, args: ImportArgs) -> anyhow::Result<()> {
                         }
                         Err(invalid) => {
                             summary.rejected += 1;
-                            rejects.write(line, &invalid.to_string(), "");
+                            reject(&mut rejects, line, &invalid.to_string(), "");
                         }
                     }
                 }
                 Some((line, Err((reason, row)))) => {
                     summary.read += 1;
                     summary.rejected += 1;
-                    rejects.write(line, &reason, &row);
+                    reject(&mut rejects, line, &reason, &row);
                 }
                 None => break,
             },
@@ -269,7 +236,6 @@ pub async fn run(config: NodeConfig, args: ImportArgs) -> anyhow::Result<()> {
     let _ = reader.join();
     scorer.shutdown().await;
     writer.flush().await.context("flushing the store")?;
-    rejects.out.flush()?;
     progress.finish_and_clear();
     let elapsed = started.elapsed().as_secs_f64();
     println!(
@@ -283,12 +249,17 @@ pub async fn run(config: NodeConfig, args: ImportArgs) -> anyhow::Result<()> {
         summary.rejected,
         summary.failed,
     );
-    if summary.rejected + summary.failed > 0 {
-        println!("bad rows: {}", rejects.path.display());
-    } else {
-        let _ = std::fs::remove_file(&rejects.path);
+    if let Some(path) = rejects.finish()? {
+        println!("bad rows: {}", path.display());
     }
     Ok(())
+}
+
+/// Records a bad row: its line, why, and (a bounded prefix of) its text to find and fix it.
+fn reject(rejects: &mut Rejects, line: u64, reason: &str, row: &str) {
+    let row: String = row.chars().take(2_000).collect();
+    let record = serde_json::json!({"line": line, "reason": reason, "row": row});
+    rejects.write(line, record, reason);
 }
 
 fn rate(events: u64, started: Instant) -> String {
@@ -312,7 +283,7 @@ fn settle(
         }
         Err(e) => {
             summary.failed += 1;
-            rejects.write(line, &format!("not decided: {e}"), "");
+            reject(rejects, line, &format!("not decided: {e}"), "");
         }
     }
 }

@@ -4,12 +4,13 @@
 //! and reason, written to a reject file and skipped; the rest goes on.
 
 use crate::config::NodeConfig;
+use crate::rejects::Rejects;
 use anyhow::Context;
 use chrono::{DateTime, Utc};
 use indicatif::{ProgressBar, ProgressStyle};
 use sentinel_catalog::{Catalog, LabelInput, LabelOutcome, LabelSource, LabelValue};
 use serde::Deserialize;
-use std::io::{BufRead, BufReader, Write};
+use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 
 /// Labels sent to the store or node at once.
@@ -107,6 +108,25 @@ impl Row {
     }
 }
 
+/// What became of one label, as this command counts it (from the store or the node's answer).
+#[derive(Deserialize)]
+#[serde(tag = "status", rename_all = "snake_case")]
+enum Outcome {
+    Stored {},
+    Unchanged {},
+    Rejected { field: String, reason: String },
+}
+
+impl From<LabelOutcome> for Outcome {
+    fn from(outcome: LabelOutcome) -> Self {
+        match outcome {
+            LabelOutcome::Stored { .. } => Outcome::Stored {},
+            LabelOutcome::Unchanged { .. } => Outcome::Unchanged {},
+            LabelOutcome::Rejected { field, reason, .. } => Outcome::Rejected { field, reason },
+        }
+    }
+}
+
 /// Where the labels go.
 enum Target {
     Store(Box<Catalog>),
@@ -119,15 +139,18 @@ enum Target {
 }
 
 impl Target {
-    async fn send(&self, batch: Vec<LabelInput>) -> anyhow::Result<Vec<LabelOutcome>> {
+    async fn send(&self, batch: Vec<LabelInput>) -> anyhow::Result<Vec<Outcome>> {
         match self {
-            Target::Store(catalog) => {
-                Ok(catalog.label_batch(batch, "sentinel labels import").await?)
-            }
+            Target::Store(catalog) => Ok(catalog
+                .label_batch(batch, "sentinel labels import")
+                .await?
+                .into_iter()
+                .map(Outcome::from)
+                .collect()),
             Target::Node { client, url, auth } => {
                 #[derive(Deserialize)]
                 struct Answer {
-                    results: Vec<serde_json::Value>,
+                    results: Vec<Outcome>,
                 }
                 let response = client
                     .post(format!("{url}/v1/labels"))
@@ -144,39 +167,10 @@ impl Target {
                 );
                 let answer: Answer = serde_json::from_str(&text)
                     .with_context(|| format!("the node's answer: {text:.200}"))?;
-                answer
-                    .results
-                    .into_iter()
-                    .zip(batch)
-                    .map(|(v, input)| outcome_of(v, input))
-                    .collect()
+                Ok(answer.results)
             }
         }
     }
-}
-
-/// The outcome in the node's JSON answer (its labels are not needed here, only what happened).
-fn outcome_of(value: serde_json::Value, input: LabelInput) -> anyhow::Result<LabelOutcome> {
-    let label = || sentinel_catalog::Label {
-        transaction_id: input.transaction_id.clone(),
-        label: input.label,
-        note: String::new(),
-        labelled_at: input.labelled_at.unwrap_or_else(Utc::now),
-        source: input.source,
-        scenario: None,
-        by: String::new(),
-        stored_at: None,
-    };
-    Ok(match value["status"].as_str() {
-        Some("stored") => LabelOutcome::Stored { label: label() },
-        Some("unchanged") => LabelOutcome::Unchanged { label: label() },
-        Some("rejected") => LabelOutcome::Rejected {
-            transaction_id: input.transaction_id.clone(),
-            field: value["field"].as_str().unwrap_or("label").to_owned(),
-            reason: value["reason"].as_str().unwrap_or_default().to_owned(),
-        },
-        other => anyhow::bail!("unexpected outcome {other:?} from the node"),
-    })
 }
 
 #[derive(Default)]
@@ -184,23 +178,6 @@ struct Counts {
     stored: u64,
     unchanged: u64,
     rejected: u64,
-}
-
-struct Rejects {
-    out: std::io::BufWriter<std::fs::File>,
-    shown: u32,
-}
-
-impl Rejects {
-    fn write(&mut self, line: u64, field: &str, reason: &str) -> anyhow::Result<()> {
-        let record = serde_json::json!({"line": line, "field": field, "reason": reason});
-        writeln!(self.out, "{record}")?;
-        if self.shown < 10 {
-            self.shown += 1;
-            eprintln!("line {line}: rejected: {field}: {reason}");
-        }
-        Ok(())
-    }
 }
 
 /// A row of the file: its line number and the row, or why it does not parse.
@@ -286,18 +263,7 @@ pub async fn run(config: NodeConfig, command: LabelsCommand) -> anyhow::Result<(
             Target::Store(Box::new(catalog))
         }
     };
-    let rejects_path = args.rejects.clone().unwrap_or_else(|| {
-        let mut name = args.file.clone().into_os_string();
-        name.push(".rejects.jsonl");
-        PathBuf::from(name)
-    });
-    let mut rejects = Rejects {
-        out: std::io::BufWriter::new(
-            std::fs::File::create(&rejects_path)
-                .with_context(|| format!("creating {}", rejects_path.display()))?,
-        ),
-        shown: 0,
-    };
+    let mut rejects = Rejects::create(&args.file, args.rejects.as_deref())?;
     let progress = ProgressBar::new_spinner().with_style(
         ProgressStyle::with_template("{spinner} labels {pos} ({per_sec}) {msg}")
             .expect("valid template"),
@@ -329,19 +295,20 @@ pub async fn run(config: NodeConfig, command: LabelsCommand) -> anyhow::Result<(
             let (field, reason) = match refusal {
                 Some((field, reason)) => (field.to_owned(), reason),
                 None => match outcomes.next().context("fewer outcomes than labels sent")? {
-                    LabelOutcome::Stored { .. } => {
+                    Outcome::Stored {} => {
                         counts.stored += 1;
                         continue;
                     }
-                    LabelOutcome::Unchanged { .. } => {
+                    Outcome::Unchanged {} => {
                         counts.unchanged += 1;
                         continue;
                     }
-                    LabelOutcome::Rejected { field, reason, .. } => (field, reason),
+                    Outcome::Rejected { field, reason } => (field, reason),
                 },
             };
             counts.rejected += 1;
-            rejects.write(line, &field, &reason)?;
+            let record = serde_json::json!({"line": line, "field": field, "reason": reason});
+            rejects.write(line, record, &format!("{field}: {reason}"));
         }
         progress.set_position(counts.stored + counts.unchanged + counts.rejected);
         Ok(())
@@ -353,7 +320,6 @@ pub async fn run(config: NodeConfig, command: LabelsCommand) -> anyhow::Result<(
         }
     }
     flush(&mut pending, &mut counts, &mut rejects).await?;
-    rejects.out.flush()?;
     progress.finish_and_clear();
     println!(
         "labels from {}: {} stored, {} unchanged, {} rejected",
@@ -362,10 +328,8 @@ pub async fn run(config: NodeConfig, command: LabelsCommand) -> anyhow::Result<(
         counts.unchanged,
         counts.rejected
     );
-    if counts.rejected > 0 {
-        println!("bad rows: {}", rejects_path.display());
-    } else {
-        let _ = std::fs::remove_file(&rejects_path);
+    if let Some(path) = rejects.finish()? {
+        println!("bad rows: {}", path.display());
     }
     Ok(())
 }

@@ -21,6 +21,7 @@ mod log_head;
 mod node;
 mod owner_route;
 mod policy_sync;
+mod rejects;
 mod remote_store;
 mod retention;
 mod security;
