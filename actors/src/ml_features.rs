@@ -235,7 +235,7 @@ const _: () = assert!(
 pub fn extract(facts: &EventFacts<'_>, risk: &EntityRisk, out: &mut FeatureVector) {
     let c = facts.current;
     let at = c.time_ms;
-    let past = SPANS_MS.map(|span| facts.window.stats(Key::User, at, span, c.txn, None));
+    let past = facts.window.stats_over(Key::User, at, SPANS_MS, c.txn);
     let since_last_s = facts
         .since_last_ms()
         .map_or(RETENTION_MS, |ms| ms.max(0))

@@ -173,6 +173,34 @@ impl Window {
         self.entries.is_empty()
     }
 
+    /// [`Window::stats`] over several look-backs at once, in one pass over the longest: the
+    /// same figures, for features that read 1 hour, 1 day and 30 days of the same history.
+    pub fn stats_over<const N: usize>(
+        &self,
+        key: Key,
+        at_ms: i64,
+        spans_ms: [i64; N],
+        exclude: u64,
+    ) -> [Stats; N] {
+        let longest = spans_ms.iter().copied().max().unwrap_or(0);
+        let start = self
+            .entries
+            .partition_point(|e| e.time_ms <= at_ms.saturating_sub(longest));
+        let end = self.entries.partition_point(|e| e.time_ms <= at_ms);
+        let mut out = [Stats::EMPTY; N];
+        for e in &self.entries[start..end.max(start)] {
+            if e.txn == exclude || !key.matches(e) {
+                continue;
+            }
+            for (stats, span) in out.iter_mut().zip(spans_ms) {
+                if e.time_ms > at_ms.saturating_sub(span) {
+                    stats.add(e.amount);
+                }
+            }
+        }
+        out
+    }
+
     /// Aggregates entries matching `key` with event time in `(at - span_ms, at]`, leaving out
     /// the transaction `exclude` (0 excludes nothing) and adding `extra` (an event decided
     /// without entering the window).
@@ -252,6 +280,25 @@ mod tests {
         assert_eq!(w.stats(Key::Card(7), 8 * MIN, HOUR, 0, None).count, 5);
         assert_eq!(w.stats(Key::Card(8), 8 * MIN, HOUR, 0, None).count, 0);
         assert_eq!(w.stats(Key::User, 8 * MIN, HOUR, 0, None).avg(), Some(30.0));
+    }
+
+    #[test]
+    fn several_look_backs_in_one_pass_equal_one_at_a_time() {
+        let mut w = Window::new();
+        for i in 0..40 {
+            w.insert(
+                entry(i * 7 * MIN, i as f64, i as u64 + 1),
+                5 * MIN,
+                30 * 24 * HOUR,
+            );
+        }
+        let spans = [5 * MIN, HOUR, 3 * HOUR, 24 * HOUR];
+        let at = 39 * 7 * MIN;
+        let together = w.stats_over(Key::User, at, spans, 40);
+        for (stats, span) in together.iter().zip(spans) {
+            assert_eq!(*stats, w.stats(Key::User, at, span, 40, None), "{span}");
+        }
+        assert_eq!(together[3].count, 39);
     }
 
     #[test]
