@@ -30,6 +30,23 @@ fn shipped(file: &str) -> String {
         .to_string()
 }
 
+/// Creates an active rule through the API; returns once it is in force.
+async fn add_rule(node: &NodeProcess, client: &reqwest::Client, name: &str, expression: &str) {
+    let rule = serde_json::json!({"name": name, "expression": expression, "action": "review"});
+    let (status, body) = post_text(client, node.url("/v1/rules"), rule.to_string()).await;
+    assert_eq!(status, 201, "{body}");
+}
+
+/// The names of the rules that fired for a decision.
+fn fired(decision: &serde_json::Value) -> Vec<&str> {
+    decision["reasons"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["rule"].as_str().unwrap())
+        .collect()
+}
+
 async fn node_with(dir: &std::path::Path, extra: &[&str]) -> NodeProcess {
     NodeProcess::start(dir, extra).await
 }
@@ -91,6 +108,68 @@ async fn seed_payloads_are_decided_over_http_with_the_shipped_mappings() {
             r#"sentinel_events_invalid_total{source="http",field="location"}"#
         ),
         1.0
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rules_read_metadata_from_mapped_and_unknown_fields() {
+    let client = support::admin_client();
+    let dir = tempfile::tempdir().unwrap();
+    let mapping = shipped("mapping-seed-003.toml");
+    let node = node_with(dir.path(), &["--mapping-file", &mapping]).await;
+    add_rule(
+        &node,
+        &client,
+        "transfers",
+        r#"metadata.transaction_type == "transfer""#,
+    )
+    .await;
+    // `channel_hint` is in no mapping: the seed-003 file's `unknown_fields = "metadata"` keeps it.
+    add_rule(
+        &node,
+        &client,
+        "web_hint",
+        r#"metadata.channel_hint == "web""#,
+    )
+    .await;
+
+    let (status, transfer) = post_text(
+        &client,
+        node.url("/v1/transactions"),
+        seed_003("txn-transfer", "acct-1", "transfer"),
+    )
+    .await;
+    assert_eq!(status, 200, "{transfer}");
+    assert_eq!(fired(&transfer), ["transfers"], "{transfer}");
+    assert_eq!(transfer["outcome"], "review");
+    let reason = &transfer["reasons"][0]["values"][0];
+    assert_eq!(reason[0], "metadata.transaction_type");
+    assert_eq!(reason[1], "transfer");
+
+    // A purchase, with the unknown field moved into metadata: the other rule fires.
+    let purchase =
+        seed_003("txn-purchase", "acct-2", "purchase").replace('}', r#", "channel_hint": "web"}"#);
+    let (status, decided) = post_text(&client, node.url("/v1/transactions"), purchase).await;
+    assert_eq!(status, 200, "{decided}");
+    assert_eq!(decided["event"]["metadata"]["channel_hint"], "web");
+    assert_eq!(fired(&decided), ["web_hint"], "{decided}");
+
+    // Neither key: both comparisons are false, not errors.
+    let plain = seed_003("txn-plain", "acct-3", "purchase");
+    let (status, decided) = post_text(&client, node.url("/v1/transactions"), plain).await;
+    assert_eq!(status, 200, "{decided}");
+    assert!(fired(&decided).is_empty(), "{decided}");
+
+    // A rule comparing two metadata fields has no type: refused with its position.
+    let rule = serde_json::json!({"name": "bad", "expression": "metadata.a = metadata.b", "action": "review"});
+    let (status, body) = post_text(&client, node.url("/v1/rules"), rule.to_string()).await;
+    assert_eq!(status, 422, "{body}");
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("both metadata fields"),
+        "{body}"
     );
 }
 
@@ -194,6 +273,13 @@ async fn seed_payloads_are_decided_through_kafka_with_the_shipped_mappings() {
             "--mapping-file",
             &mapping,
         ],
+    )
+    .await;
+    add_rule(
+        &node,
+        &client,
+        "transfers",
+        r#"metadata.transaction_type == "transfer""#,
     )
     .await;
     let payload = seed_003("txn-003-kafka", "acct-7", "transfer");

@@ -125,6 +125,8 @@ mod error;
 mod eval;
 mod expr;
 mod lexer;
+#[cfg(test)]
+mod metadata_tests;
 mod parser;
 mod rule;
 mod schema;
