@@ -104,8 +104,8 @@ enum Command {
 enum ConfigCommand {
     /// Load the configuration exactly as `sentinel run` would (the --config file, then
     /// SENTINEL_* environment variables, then these flags), validate it (credentials, limits,
-    /// field mapping, currency rates, store, cluster, alerts, TLS), and print it with its
-    /// secrets redacted and the field mapping as a table (source -> target).
+    /// field mapping, currency rates, store, cluster, alerts, TLS files, policy file), and
+    /// print it with its secrets redacted and the field mapping as a table (source -> target).
     ///
     /// Exits 0 when `sentinel run` would accept it; otherwise 1, with the offending setting
     /// named (`mapping.fields.account_id: ...`). Nothing is opened or started.

@@ -1,6 +1,7 @@
 //! `sentinel config check`: the configuration `sentinel run` would start with (file, then
-//! environment, then flags), validated the way start-up validates it, printed with its secrets
-//! redacted and the field mapping as a table.
+//! environment, then flags), validated the way start-up validates it before opening the store
+//! or any connection (credentials, limits, field mapping, rates, store, cluster, alerts, TLS
+//! files, policy file), printed with its secrets redacted and the field mapping as a table.
 
 use crate::config::NodeConfig;
 
@@ -19,10 +20,19 @@ pub fn check(mut config: NodeConfig) -> anyhow::Result<()> {
         .alerts
         .validate()
         .map_err(|e| anyhow::anyhow!("alerts: {e}"))?;
-    anyhow::ensure!(
-        config.tls_cert_file.is_some() == config.tls_key_file.is_some(),
-        "tls_cert_file and tls_key_file: set both to serve HTTPS, or neither"
-    );
+    crate::tls::acceptor(
+        config.tls_cert_file.as_deref(),
+        config.tls_key_file.as_deref(),
+    )?;
+    crate::cluster_tls::ClusterTls::load(&config.cluster)?;
+    if let Some(path) = &config.policy_file {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| anyhow::anyhow!("policy_file {}: {e}", path.display()))?;
+        serde_json::from_str::<sentinel_actors::PolicyDef>(&text)
+            .map_err(|e| anyhow::anyhow!("policy_file {}: {e}", path.display()))?
+            .compile()
+            .map_err(|e| anyhow::anyhow!("policy_file {}: {e}", path.display()))?;
+    }
     println!("{:#?}", redacted(config));
     print!("{}", crate::field_mapping::table(mapping.as_ref()));
     println!("configuration OK");
@@ -59,6 +69,31 @@ fn redacted(mut config: NodeConfig) -> NodeConfig {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn refusal(text: &str) -> String {
+        let config: NodeConfig = toml::from_str(text).unwrap();
+        check(config).unwrap_err().to_string()
+    }
+
+    #[test]
+    fn each_refusal_names_its_setting() {
+        let dir = tempfile::tempdir().unwrap();
+        let policy = dir.path().join("policy.json");
+        std::fs::write(&policy, "{\"rules\": 5}").unwrap();
+        let auth = "[auth]\nmode = \"disabled\"\n";
+        let err = refusal(&format!("policy_file = {policy:?}\n{auth}"));
+        assert!(err.starts_with("policy_file"), "{err}");
+        let err = refusal(&format!("tls_cert_file = \"api.crt\"\n{auth}"));
+        assert!(err.starts_with("tls_cert_file"), "{err}");
+        let err = refusal(&format!("{auth}[store]\nretention_days = 7"));
+        assert!(err.starts_with("store.retention_days"), "{err}");
+        let err = refusal(&format!("{auth}[mapping.fields]\nx = \"y\""));
+        assert!(err.starts_with("mapping.fields.x"), "{err}");
+        let err = refusal("");
+        assert!(err.contains("no authentication configured"), "{err}");
+        let config: NodeConfig = toml::from_str(auth).unwrap();
+        check(config).unwrap();
+    }
 
     #[test]
     fn secrets_never_reach_the_output() {
