@@ -368,3 +368,40 @@ fn config_check_prints_the_mapping_and_names_a_bad_setting() {
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stderr).contains("mapping.fields.\"payer.id\""));
 }
+
+#[test]
+fn import_reads_history_through_the_mapping() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("history.jsonl");
+    let lines = [
+        seed_003("txn-h1", "acct-h", "purchase"),
+        seed_003("txn-h2", "acct-h", "transfer"),
+    ];
+    std::fs::write(&file, lines.join("\n")).unwrap();
+    let import = |data: &str, extra: &[&str]| {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_sentinel"))
+            .args(["import", "--data-dir"])
+            .arg(dir.path().join(data))
+            .args(extra)
+            .arg(&file)
+            .env_remove("SENTINEL_MAPPING_FILE")
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let printed = import("unmapped", &[]);
+    assert!(printed.contains("2 rejected"), "{printed}");
+    let printed = import(
+        "mapped",
+        &["--mapping-file", &shipped("mapping-seed-003.toml")],
+    );
+    assert!(
+        printed.contains("2 decided") && printed.contains("0 rejected"),
+        "{printed}"
+    );
+}
