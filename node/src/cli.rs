@@ -102,10 +102,12 @@ enum Command {
 /// `sentinel config …`
 #[derive(Subcommand)]
 enum ConfigCommand {
-    /// Load the configuration exactly as `sentinel run` would (the --config file, then
-    /// SENTINEL_* environment variables, then these flags), validate it (credentials, limits,
-    /// field mapping, currency rates, store, cluster, alerts, TLS files, policy file), and
-    /// print it with its secrets redacted and the field mapping as a table (source -> target).
+    /// Validate the configuration `sentinel run` would start with, and print it (secrets
+    /// redacted, the field mapping as a source -> target table).
+    ///
+    /// The configuration is loaded exactly as `sentinel run` loads it: the --config file, then
+    /// SENTINEL_* environment variables, then these flags. Checked: credentials, limits, the
+    /// field mapping, currency rates, store, cluster, alerts, TLS files and the policy file.
     ///
     /// Exits 0 when `sentinel run` would accept it; otherwise 1, with the offending setting
     /// named (`mapping.fields.account_id: ...`). Nothing is opened or started.
