@@ -36,6 +36,7 @@ enum Feature {
     AmountBase,
     Currency,
     MerchantId,
+    MerchantName,
     MerchantCategory,
     Channel,
     Type,
@@ -102,6 +103,12 @@ const CATALOGUE: &[(&str, Type, Feature, &str)] = &[
         "ISO 4217 currency code",
     ),
     ("merchant_id", Type::Text, Feature::MerchantId, "merchant"),
+    (
+        "merchant_name",
+        Type::Text,
+        Feature::MerchantName,
+        "merchant's name as the producer sends it",
+    ),
     (
         "merchant_category",
         Type::Text,
@@ -298,9 +305,10 @@ const ENTITIES: &[(&str, EntityId)] = &[
     ("ip", ENTITY_IP),
 ];
 
-/// The schema rules are checked against, knowing the given list names.
+/// The schema rules are checked against, knowing the given list names; `metadata.<key>` reads
+/// the event's metadata.
 pub fn schema<'a>(list_names: impl IntoIterator<Item = &'a str>) -> Schema {
-    let mut schema = Schema::new();
+    let mut schema = Schema::new().metadata();
     for (i, (name, ty, _, _)) in CATALOGUE.iter().enumerate() {
         schema = schema.field(name, *ty, FieldId(i as u16));
     }
@@ -401,6 +409,7 @@ impl Facts for EventFacts<'_> {
             Feature::AmountBase => Value::Number(self.current.amount),
             Feature::Currency => Value::Text(&e.currency),
             Feature::MerchantId => text(e.merchant_id.as_deref()),
+            Feature::MerchantName => text(e.merchant_name.as_deref()),
             Feature::MerchantCategory => text(e.merchant_category.as_deref()),
             Feature::Channel => text(e.channel.map(|c| c.as_str())),
             Feature::Type => text(e.kind.map(|k| k.as_str())),
@@ -492,5 +501,14 @@ impl Facts for EventFacts<'_> {
 
     fn list_contains(&self, list: &str, value: &str) -> bool {
         self.lists.contains(list, value)
+    }
+
+    fn metadata(&self, key: &str) -> Value<'_> {
+        match self.event.metadata.as_ref().and_then(|m| m.get(key)) {
+            Some(serde_json::Value::String(s)) => Value::Text(s),
+            Some(serde_json::Value::Number(n)) => number(n.as_f64()),
+            Some(serde_json::Value::Bool(b)) => Value::Bool(*b),
+            _ => Value::Null,
+        }
     }
 }

@@ -26,6 +26,7 @@ fn event(id: &str, amount: &str, currency: &str, rate: &str, minute: u32) -> Arc
         amount,
         currency: currency.into(),
         merchant_id: None,
+        merchant_name: None,
         merchant_category: None,
         channel: None,
         kind: None,

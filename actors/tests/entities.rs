@@ -46,6 +46,7 @@ fn txn(id: &str, user: &str, device: Option<&str>, at: DateTime<Utc>) -> Transac
         amount: Decimal::from_str("40.00").unwrap(),
         currency: "EUR".into(),
         merchant_id: Some("m-1".into()),
+        merchant_name: None,
         merchant_category: Some("grocery".into()),
         channel: Some(Channel::Web),
         kind: None,

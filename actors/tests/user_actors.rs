@@ -49,6 +49,7 @@ fn txn(id: &str, user: &str, amount: &str, at: DateTime<Utc>, country: &str) -> 
         amount: Decimal::from_str(amount).unwrap(),
         currency: "EUR".into(),
         merchant_id: Some("m-1".into()),
+        merchant_name: None,
         merchant_category: Some("grocery".into()),
         channel: Some(Channel::Pos),
         kind: None,

@@ -58,6 +58,20 @@ pub const LABEL_REJECT_FIELDS: [&str; 7] = [
     "other",
 ];
 
+/// Counter: events refused as invalid, by `source` (`http`, `kafka`) and the `field` at fault
+/// ([`sentinel_event::InvalidEvent::FIELD_LABELS`]); the field's own name is in the 422 body
+/// or the dead letter's `sentinel-error-field` header.
+pub const EVENTS_INVALID: &str = "sentinel_events_invalid_total";
+
+/// Every `source` label of [`EVENTS_INVALID`].
+pub const EVENT_SOURCES: [&str; 2] = ["http", "kafka"];
+
+/// Counts one invalid event; `source` is one of [`EVENT_SOURCES`].
+pub fn event_invalid(source: &'static str, invalid: &sentinel_event::InvalidEvent) {
+    metrics::counter!(EVENTS_INVALID, "source" => source, "field" => invalid.field_label())
+        .increment(1);
+}
+
 /// Counts a refused label, under its field when it is a known one (else `other`).
 pub(crate) fn label_rejected(field: &str) {
     let field = LABEL_REJECT_FIELDS

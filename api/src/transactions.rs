@@ -32,8 +32,8 @@ pub async fn score(
     body: Bytes,
 ) -> Result<Json<ScoreResponse>, ApiError> {
     let received = Instant::now();
-    let (event, assigned) =
-        parse_transaction(&body, ParseMode::Lenient, &state.limits, Utc::now())?;
+    let (event, assigned) = parse_transaction(&body, ParseMode::Lenient, &state.limits, Utc::now())
+        .inspect_err(|invalid| crate::metrics::event_invalid("http", invalid))?;
     let stored = state.decider.decide(event, received).await?;
     Ok(Json(ScoreResponse {
         decision: stored.decision,

@@ -4,12 +4,15 @@
 //!   stored beside its decision.
 //! - [`parse_transaction`]: bytes to a validated [`Transaction`], with an [`InvalidEvent`] that names
 //!   the offending field when the input is bad.
+//! - [`MappingConfig`]: how producers' own payloads (other names, nested fields, extra fields)
+//!   map onto the schema; validated into a [`FieldMapping`] that [`parse_transaction`] applies.
 //! - [`Decision`]: what the node decided about one transaction, and why.
 
 mod base_amount;
 mod decision;
 mod error;
 mod iso;
+mod mapping;
 mod transaction;
 mod validate;
 
@@ -17,5 +20,6 @@ pub use base_amount::BaseAmount;
 pub use decision::{Decision, MlScore, Outcome, Reason, Thresholds};
 pub use error::DecisionError;
 pub use iso::{is_country, is_currency};
+pub use mapping::{FieldMapping, MappingConfig, MappingError, UnknownFields};
 pub use transaction::{Channel, Location, Transaction, TxnType};
-pub use validate::{parse_transaction, Assigned, InvalidEvent, Limits, ParseMode};
+pub use validate::{parse_transaction, Assigned, InvalidEvent, Limits, MessageOrigin, ParseMode};

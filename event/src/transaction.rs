@@ -33,6 +33,9 @@ pub struct Transaction {
     /// Merchant identifier, if any.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub merchant_id: Option<String>,
+    /// Merchant name as the producer knows it ("Online Store"); `merchant` is accepted too.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub merchant_name: Option<String>,
     /// Merchant category: an MCC ("7995") or a category name ("gambling").
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub merchant_category: Option<String>,

@@ -1,6 +1,7 @@
 //! Bytes to a validated [`Transaction`]: every rejection names the field and the reason.
 
 use crate::iso::{is_country, is_currency};
+use crate::mapping::FieldMapping;
 use crate::transaction::{Channel, Location, Transaction, TxnType};
 use chrono::{DateTime, Duration, TimeZone, Utc};
 use rust_decimal::Decimal;
@@ -8,6 +9,7 @@ use serde::{de, Deserialize, Deserializer, Serialize};
 use std::fmt;
 use std::net::IpAddr;
 use std::str::FromStr;
+use std::sync::Arc;
 
 /// Why an event was rejected. `field` is a dotted path (`location.country`) or `body` for the
 /// payload as a whole.
@@ -21,6 +23,45 @@ pub struct InvalidEvent {
 }
 
 impl InvalidEvent {
+    /// Every value of [`InvalidEvent::field_label`].
+    pub const FIELD_LABELS: [&'static str; 18] = [
+        "transaction_id",
+        "user_id",
+        "card_id",
+        "device_id",
+        "ip",
+        "amount",
+        "currency",
+        "merchant_id",
+        "merchant_name",
+        "merchant_category",
+        "channel",
+        "type",
+        "location",
+        "timestamp",
+        "metadata",
+        "base",
+        "body",
+        "other",
+    ];
+
+    /// The field at fault as a bounded metric label: the top-level schema field it lies in
+    /// (`location` for `location.country`), `body`, or `other` for a name outside the schema
+    /// (an unknown field, or a mapped one under the producer's name), which the error itself
+    /// names.
+    pub fn field_label(&self) -> &'static str {
+        let top = self.field.split(['.', '[']).next().unwrap_or_default();
+        let top = if top == "merchant" {
+            "merchant_name"
+        } else {
+            top
+        };
+        Self::FIELD_LABELS
+            .into_iter()
+            .find(|f| *f == top)
+            .unwrap_or("other")
+    }
+
     fn new(field: impl Into<String>, reason: impl Into<String>) -> Self {
         InvalidEvent {
             field: field.into(),
@@ -31,13 +72,30 @@ impl InvalidEvent {
 
 /// Where the event came from, which decides what may be missing.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ParseMode {
-    /// Kafka: `transaction_id`, `user_id`, `amount`, `currency` and `timestamp` are required,
-    /// because the transaction id is what makes redelivery idempotent.
+pub enum ParseMode<'a> {
+    /// Kafka and imports: `transaction_id`, `user_id`, `amount`, `currency` and `timestamp`
+    /// are required, because the transaction id is what makes redelivery idempotent.
     Strict,
     /// HTTP: a minimal event is enough; missing `transaction_id`, `timestamp` and `currency`
     /// are assigned by the node and reported back in [`Assigned`].
     Lenient,
+    /// A Kafka message: strict, unless the mapping's `assign_missing` is on; then a missing
+    /// `transaction_id` is `<topic>:<partition>:<offset>` (the same on redelivery), a missing
+    /// `timestamp` the message's, a missing `currency` the default.
+    Message(MessageOrigin<'a>),
+}
+
+/// Where a Kafka message sits, for the values [`ParseMode::Message`] may assign.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MessageOrigin<'a> {
+    /// The topic it was read from.
+    pub topic: &'a str,
+    /// Its partition.
+    pub partition: i32,
+    /// Its offset in the partition.
+    pub offset: i64,
+    /// Its timestamp (producer or broker time), in milliseconds since the epoch.
+    pub timestamp_ms: Option<i64>,
 }
 
 /// Validation limits, configurable per node.
@@ -51,6 +109,9 @@ pub struct Limits {
     pub max_future_skew: Duration,
     /// Currency assigned to lenient events that have none.
     pub default_currency: String,
+    /// How producer payloads map onto the schema; `None`: they match it exactly, and are
+    /// decoded straight into the typed form.
+    pub mapping: Option<Arc<FieldMapping>>,
 }
 
 impl Default for Limits {
@@ -60,6 +121,7 @@ impl Default for Limits {
             max_amount: Decimal::from(1_000_000_000u64),
             max_future_skew: Duration::minutes(15),
             default_currency: "USD".to_owned(),
+            mapping: None,
         }
     }
 }
@@ -93,6 +155,8 @@ struct RawTransaction {
     amount: Option<Decimal>,
     currency: Option<String>,
     merchant_id: Option<String>,
+    #[serde(alias = "merchant")]
+    merchant_name: Option<String>,
     merchant_category: Option<String>,
     channel: Option<Channel>,
     #[serde(rename = "type")]
@@ -128,24 +192,54 @@ pub fn parse_transaction(
             format!("payload is not valid UTF-8 ({e})"),
         ));
     }
-    let mut de = serde_json::Deserializer::from_slice(bytes);
-    let raw: RawTransaction = serde_path_to_error::deserialize(&mut de).map_err(|e| {
-        let path = e.path().to_string();
-        let inner = e.into_inner();
-        if inner.is_syntax() || inner.is_eof() {
-            // Malformed JSON: the position is the useful part.
-            return InvalidEvent::new("body", format!("malformed JSON: {inner}"));
+    let raw = match &limits.mapping {
+        None => {
+            let mut de = serde_json::Deserializer::from_slice(bytes);
+            let raw: RawTransaction =
+                serde_path_to_error::deserialize(&mut de).map_err(decode_error)?;
+            de.end()
+                .map_err(|e| InvalidEvent::new("body", strip_position(&e.to_string())))?;
+            raw
         }
-        let field = if path == "." || path.is_empty() {
-            field_from_message(&inner.to_string())
-        } else {
-            path
-        };
-        InvalidEvent::new(field, strip_position(&inner.to_string()))
-    })?;
-    de.end()
-        .map_err(|e| InvalidEvent::new("body", strip_position(&e.to_string())))?;
-    validate(raw, mode, limits, now)
+        Some(mapping) => {
+            let payload: serde_json::Value = serde_json::from_slice(bytes)
+                .map_err(|e| InvalidEvent::new("body", format!("malformed JSON: {e}")))?;
+            let mapped = mapping.apply(payload)?;
+            serde_path_to_error::deserialize(mapped)
+                .map_err(decode_error)
+                .map_err(|e| named_as_sent(e, mapping))?
+        }
+    };
+    validate(raw, mode, limits, now).map_err(|e| match &limits.mapping {
+        Some(mapping) => named_as_sent(e, mapping),
+        None => e,
+    })
+}
+
+/// A decoding error naming the field at fault.
+fn decode_error(e: serde_path_to_error::Error<serde_json::Error>) -> InvalidEvent {
+    let path = e.path().to_string();
+    let inner = e.into_inner();
+    if inner.is_syntax() || inner.is_eof() {
+        // Malformed JSON: the position is the useful part.
+        return InvalidEvent::new("body", format!("malformed JSON: {inner}"));
+    }
+    let field = if path == "." || path.is_empty() {
+        field_from_message(&inner.to_string())
+    } else {
+        path
+    };
+    InvalidEvent::new(field, strip_position(&inner.to_string()))
+}
+
+/// An error about a mapped field names the producer's own field (`account_id`), with the
+/// schema field it maps to in the reason.
+fn named_as_sent(mut e: InvalidEvent, mapping: &FieldMapping) -> InvalidEvent {
+    if let Some(source) = mapping.source_of(&e.field) {
+        e.reason = format!("(mapped to `{}`) {}", e.field, e.reason);
+        e.field = source.to_owned();
+    }
+    e
 }
 
 fn validate(
@@ -156,6 +250,15 @@ fn validate(
 ) -> Result<(Transaction, Assigned), InvalidEvent> {
     let mut assigned = Assigned::default();
     let lenient = mode == ParseMode::Lenient;
+    // What a Kafka message may be given when the mapping allows it.
+    let origin = match mode {
+        ParseMode::Message(origin)
+            if limits.mapping.as_ref().is_some_and(|m| m.assign_missing()) =>
+        {
+            Some(origin)
+        }
+        _ => None,
+    };
     if raw.base.is_some() {
         // A producer-chosen base amount could slip past every amount rule: refuse it loudly.
         return Err(InvalidEvent::new(
@@ -170,7 +273,16 @@ fn validate(
             assigned.transaction_id = true;
             uuid::Uuid::now_v7().to_string()
         }
-        None => return Err(missing("transaction_id")),
+        None => match origin {
+            Some(o) => {
+                assigned.transaction_id = true;
+                identifier(
+                    "transaction_id",
+                    format!("{}:{}:{}", o.topic, o.partition, o.offset),
+                )?
+            }
+            None => return Err(missing("transaction_id")),
+        },
     };
     let user_id = identifier("user_id", raw.user_id.ok_or_else(|| missing("user_id"))?)?;
     let amount = raw.amount.ok_or_else(|| missing("amount"))?;
@@ -192,7 +304,7 @@ fn validate(
                 format!("`{}` is not an ISO 4217 currency code", truncate(&c)),
             ))
         }
-        None if lenient => {
+        None if lenient || origin.is_some() => {
             assigned.currency = true;
             limits.default_currency.clone()
         }
@@ -203,6 +315,13 @@ fn validate(
         None if lenient => {
             assigned.timestamp = true;
             now
+        }
+        None if origin.is_some() => {
+            assigned.timestamp = true;
+            origin
+                .and_then(|o| o.timestamp_ms)
+                .and_then(DateTime::from_timestamp_millis)
+                .unwrap_or(now)
         }
         None => return Err(missing("timestamp")),
     };
@@ -233,6 +352,10 @@ fn validate(
         merchant_id: raw
             .merchant_id
             .map(|v| identifier("merchant_id", v))
+            .transpose()?,
+        merchant_name: raw
+            .merchant_name
+            .map(|v| identifier("merchant_name", v))
             .transpose()?,
         merchant_category: raw
             .merchant_category

@@ -32,6 +32,8 @@ pub struct NodeConfig {
     pub cluster: ClusterConfig,
     /// Validation limits for incoming events.
     pub limits: LimitsConfig,
+    /// How producers' payloads map onto the event schema (aliases, JSON paths, unknown fields).
+    pub mapping: crate::field_mapping::MappingSettings,
     /// Which store keeps decisions, history and the catalogue.
     pub store: StoreConfig,
     /// The base currency rules and models compare amounts in, and its rate table.
@@ -73,6 +75,7 @@ impl Default for NodeConfig {
             actors: ActorsConfig::default(),
             cluster: ClusterConfig::default(),
             limits: LimitsConfig::default(),
+            mapping: Default::default(),
             store: StoreConfig::default(),
             currency: Default::default(),
             alerts: sentinel_alerts::AlertsConfig::default(),
@@ -374,11 +377,20 @@ impl LimitsConfig {
             max_amount: self.max_amount.into(),
             max_future_skew: chrono::Duration::seconds(self.max_future_skew_secs),
             default_currency: self.default_currency.clone(),
+            mapping: None,
         })
     }
 }
 
 impl NodeConfig {
+    /// What incoming events are checked against: the limits and the validated field mapping.
+    pub fn event_limits(&self) -> anyhow::Result<sentinel_event::Limits> {
+        Ok(sentinel_event::Limits {
+            mapping: self.mapping.compile()?.map(std::sync::Arc::new),
+            ..self.limits.limits()?
+        })
+    }
+
     /// Reads a TOML file; unknown keys are errors, missing keys take their defaults.
     pub fn from_file(path: &std::path::Path) -> anyhow::Result<NodeConfig> {
         let text = std::fs::read_to_string(path)

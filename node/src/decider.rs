@@ -72,7 +72,8 @@ impl sentinel_api::Decider for NodeDecider {
         metrics::counter!(t::EVENTS_RECEIVED, "source" => "http").increment(1);
         let event = self
             .currencies
-            .convert(event, crate::currency::Source::Http)?;
+            .convert(event, crate::currency::Source::Http)
+            .inspect_err(|invalid| sentinel_api::metrics::event_invalid("http", invalid))?;
         match &self.owner_route {
             Some(route) => route.decide(self, event, received).await,
             None => self.decide_shared(Arc::new(event), received).await,

@@ -106,6 +106,11 @@ fn rows(
             )
         }
         Format::Csv => {
+            // CSV columns are the schema's own names: nothing to map.
+            let limits = Limits {
+                mapping: None,
+                ..limits
+            };
             let reader = csv::Reader::from_reader(input);
             let mut position = 0u64;
             Box::new(
@@ -149,7 +154,7 @@ pub async fn run(config: NodeConfig, args: ImportArgs) -> anyhow::Result<()> {
     let limits = Limits {
         // History is old by definition; the node's own clock checks skew only for live events.
         max_future_skew: Duration::days(365 * 100),
-        ..config.limits.limits()?
+        ..config.event_limits()?
     };
 
     // One table for the whole import: the rates in force when it starts.

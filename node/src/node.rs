@@ -43,7 +43,7 @@ pub async fn run(mut config: NodeConfig, source: Source) -> anyhow::Result<()> {
     let demo_token = security::prepare(&mut config.auth, matches!(source, Source::Demo(_)))?;
     crate::unsafe_settings::warn_about(&config);
     let metrics = telemetry::prometheus();
-    let limits = Arc::new(config.limits.limits()?);
+    let limits = Arc::new(config.event_limits()?);
     let currencies = crate::currency::Currencies::new(&config.currency)?;
     currencies.watch(&config.currency);
 

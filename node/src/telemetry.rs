@@ -218,6 +218,16 @@ fn describe() {
         metrics::counter!(sentinel_api::metrics::LABELS_REJECTED, "field" => field).increment(0);
     }
     describe_counter!(
+        sentinel_api::metrics::EVENTS_INVALID,
+        "Events refused as invalid, by source and the field at fault."
+    );
+    for source in sentinel_api::metrics::EVENT_SOURCES {
+        for field in sentinel_event::InvalidEvent::FIELD_LABELS {
+            metrics::counter!(sentinel_api::metrics::EVENTS_INVALID, "source" => source, "field" => field)
+                .increment(0);
+        }
+    }
+    describe_counter!(
         sentinel_api::metrics::STREAM_LAGGED,
         "Decisions live dashboard streams skipped for slow clients."
     );

@@ -16,6 +16,8 @@ const REGEX_SIZE_LIMIT: usize = 1 << 20;
 pub(crate) enum Num {
     Const(f64),
     Field(FieldId, Span),
+    /// `metadata.<key>` read as a number.
+    Meta(Box<str>, Span),
     Window {
         entity: EntityId,
         agg: Agg,
@@ -49,6 +51,8 @@ pub(crate) enum Arith {
 pub(crate) enum Txt {
     Const(Box<str>),
     Field(FieldId, Span),
+    /// `metadata.<key>` read as text.
+    Meta(Box<str>, Span),
 }
 
 /// A numeric comparison.
@@ -76,6 +80,8 @@ pub(crate) enum Operand {
     Num(Num),
     Txt(Txt),
     Cond(Box<Cond>),
+    /// `metadata.<key>`, present whatever its type.
+    Meta(Box<str>, Span),
 }
 
 /// A compiled condition (yes/no expression).
@@ -83,6 +89,8 @@ pub(crate) enum Operand {
 pub(crate) enum Cond {
     Const(bool),
     Field(FieldId, Span),
+    /// `metadata.<key>` read as a yes/no value.
+    Meta(Box<str>, Span),
     Not(Box<Cond>),
     And(Box<Cond>, Box<Cond>),
     Or(Box<Cond>, Box<Cond>),
@@ -123,12 +131,14 @@ pub(crate) enum Cond {
     Matches(Txt, Box<Regex>),
 }
 
-/// A checked expression of some type, or the `null` literal.
+/// A checked expression of some type, the `null` literal, or an open field.
 enum Typed {
     Num(Num),
     Txt(Txt),
     Cond(Cond),
     Null,
+    /// `metadata.<key>`: its type is the one its use asks for (see [`Typed::read_as`]).
+    Open(Box<str>, Span),
 }
 
 impl Typed {
@@ -137,7 +147,20 @@ impl Typed {
             Typed::Num(_) => Some(Type::Number),
             Typed::Txt(_) => Some(Type::Text),
             Typed::Cond(_) => Some(Type::Bool),
-            Typed::Null => None,
+            Typed::Null | Typed::Open(..) => None,
+        }
+    }
+
+    /// An open field read as `ty` (a value of another type then reads as missing); any other
+    /// expression unchanged.
+    fn read_as(self, ty: Type) -> Typed {
+        match self {
+            Typed::Open(key, span) => match ty {
+                Type::Number => Typed::Num(Num::Meta(key, span)),
+                Type::Text => Typed::Txt(Txt::Meta(key, span)),
+                Type::Bool => Typed::Cond(Cond::Meta(key, span)),
+            },
+            other => other,
         }
     }
 }
@@ -155,7 +178,7 @@ pub(crate) fn check(node: &Node, src: &str, schema: &Schema) -> Result<Checked, 
         schema,
         distinct_user_entities: RefCell::new(Vec::new()),
     };
-    let typed = checker.check(node)?;
+    let typed = checker.check(node)?.read_as(Type::Bool);
     match typed {
         Typed::Cond(root) => Ok(Checked {
             root,
@@ -198,9 +221,13 @@ impl Checker<'_> {
 
     /// "`amount` is a number", "\"abc\" is text", ...
     fn subject(&self, node: &Node, typed: &Typed) -> String {
-        match typed.ty() {
-            Some(ty) => format!("`{}` is {}", self.snippet(node), ty.phrase()),
-            None => "`null` is not a value".to_owned(),
+        match (typed, typed.ty()) {
+            (_, Some(ty)) => format!("`{}` is {}", self.snippet(node), ty.phrase()),
+            (Typed::Open(..), None) => format!(
+                "`{}` is a metadata field, whose type comes from what it is compared with",
+                self.snippet(node)
+            ),
+            (_, None) => "`null` is not a value".to_owned(),
         }
     }
 
@@ -223,7 +250,7 @@ impl Checker<'_> {
     }
 
     fn num(&self, node: &Node, what: impl FnOnce() -> String) -> Result<Num, Located> {
-        match self.check(node)? {
+        match self.check(node)?.read_as(Type::Number) {
             Typed::Num(n) => Ok(n),
             Typed::Null => Err(Self::null_error(node)),
             other => Err(Located::new(
@@ -234,7 +261,7 @@ impl Checker<'_> {
     }
 
     fn txt(&self, node: &Node, what: impl FnOnce() -> String) -> Result<Txt, Located> {
-        match self.check(node)? {
+        match self.check(node)?.read_as(Type::Text) {
             Typed::Txt(t) => Ok(t),
             Typed::Null => Err(Self::null_error(node)),
             other => Err(Located::new(
@@ -245,7 +272,7 @@ impl Checker<'_> {
     }
 
     fn cond(&self, node: &Node, what: impl FnOnce() -> String) -> Result<Cond, Located> {
-        match self.check(node)? {
+        match self.check(node)?.read_as(Type::Bool) {
             Typed::Cond(c) => Ok(c),
             Typed::Null => Err(Self::null_error(node)),
             other => Err(Located::new(
@@ -325,6 +352,11 @@ impl Checker<'_> {
     }
 
     fn field(&self, name: &str, node: &Node) -> Result<Typed, Located> {
+        if let Some(key) = name.strip_prefix("metadata.") {
+            if self.schema.has_metadata() && !key.is_empty() && !key.contains('.') {
+                return Ok(Typed::Open(key.into(), node.span));
+            }
+        }
         let Some((ty, id)) = self.schema.lookup_field(name) else {
             let mut msg = format!("unknown field `{name}`");
             if let Some(s) = suggest(name, self.schema.field_names().map(|(n, _)| n)) {
@@ -387,7 +419,7 @@ impl Checker<'_> {
                     _ => CmpOp::Le,
                 };
                 let a = self.num(lhs, || format!("`{sym}` only works with numbers"))?;
-                let b_typed = self.check(rhs)?;
+                let b_typed = self.check(rhs)?.read_as(Type::Number);
                 match b_typed {
                     Typed::Num(b) => Typed::Cond(Cond::CmpNum(cmp, a, b)),
                     Typed::Null => return Err(Self::null_error(rhs)),
@@ -436,10 +468,28 @@ impl Checker<'_> {
     fn equality(&self, negated: bool, lhs: &Node, rhs: &Node) -> Result<Typed, Located> {
         let a = self.check(lhs)?;
         let b = self.check(rhs)?;
+        // An open field takes the type of the other side; two open fields have none.
+        let (a, b) = match (a.ty(), b.ty()) {
+            (None, Some(ty)) => (a.read_as(ty), b),
+            (Some(ty), None) => (a, b.read_as(ty)),
+            _ => (a, b),
+        };
+        if let (Typed::Open(..), Typed::Open(..)) = (&a, &b) {
+            return Err(Located::new(
+                rhs.span.start(),
+                format!(
+                    "`{}` and `{}` are both metadata fields, so neither says which type to \
+                     compare; compare each with a value",
+                    self.snippet(lhs),
+                    self.snippet(rhs)
+                ),
+            ));
+        }
         let operand = |t: Typed| match t {
             Typed::Num(n) => Some(Operand::Num(n)),
             Typed::Txt(t) => Some(Operand::Txt(t)),
             Typed::Cond(c) => Some(Operand::Cond(Box::new(c))),
+            Typed::Open(key, span) => Some(Operand::Meta(key, span)),
             Typed::Null => None,
         };
         Ok(Typed::Cond(match (a, b) {
@@ -484,7 +534,10 @@ impl Checker<'_> {
         list: &ListRef,
         list_span: Span,
     ) -> Result<Typed, Located> {
-        let a = self.check(lhs)?;
+        let a = self.check(lhs)?.read_as(match list {
+            ListRef::Literal(ListItems::Numbers(_)) => Type::Number,
+            _ => Type::Text,
+        });
         if matches!(a, Typed::Null) {
             return Err(Self::null_error(lhs));
         }

@@ -35,6 +35,14 @@ pub trait Facts {
 
     /// Whether the named list contains the value (lists are sets of text items).
     fn list_contains(&self, list: &str, value: &str) -> bool;
+
+    /// The value of `metadata.<key>` on the current event, for schemas that allow it
+    /// ([`Schema::metadata`](crate::Schema::metadata)): [`Value::Null`] when missing. By
+    /// default always missing.
+    fn metadata(&self, key: &str) -> Value<'_> {
+        let _ = key;
+        Value::Null
+    }
 }
 
 /// Receives the value of each leaf as it is evaluated.
@@ -100,6 +108,11 @@ pub(crate) fn num<R: Recorder>(n: &Num, facts: &dyn Facts, r: &mut R) -> Option<
             r.record(*span, num_value(x));
             x
         }
+        Num::Meta(key, span) => {
+            let x = as_num(facts.metadata(key));
+            r.record(*span, num_value(x));
+            x
+        }
         Num::Window {
             entity,
             agg,
@@ -155,6 +168,14 @@ pub(crate) fn txt<'a, R: Recorder>(t: &'a Txt, facts: &'a dyn Facts, r: &mut R) 
             r.record(*span, s.map_or(Value::Null, Value::Text));
             s
         }
+        Txt::Meta(key, span) => {
+            let s = match facts.metadata(key) {
+                Value::Text(s) => Some(s),
+                _ => None,
+            };
+            r.record(*span, s.map_or(Value::Null, Value::Text));
+            s
+        }
     }
 }
 
@@ -163,6 +184,14 @@ fn cond_opt<R: Recorder>(c: &Cond, facts: &dyn Facts, r: &mut R) -> Option<bool>
     match c {
         Cond::Field(id, span) => {
             let b = match facts.field(*id) {
+                Value::Bool(b) => Some(b),
+                _ => None,
+            };
+            r.record(*span, b.map_or(Value::Null, Value::Bool));
+            b
+        }
+        Cond::Meta(key, span) => {
+            let b = match facts.metadata(key) {
                 Value::Bool(b) => Some(b),
                 _ => None,
             };
@@ -193,7 +222,7 @@ macro_rules! both {
 pub(crate) fn cond<R: Recorder>(c: &Cond, facts: &dyn Facts, r: &mut R) -> bool {
     match c {
         Cond::Const(b) => *b,
-        Cond::Field(..) => cond_opt(c, facts, r).unwrap_or(false),
+        Cond::Field(..) | Cond::Meta(..) => cond_opt(c, facts, r).unwrap_or(false),
         Cond::Not(a) => !cond(a, facts, r),
         Cond::And(a, b) => {
             let x = cond(a, facts, r);
@@ -234,6 +263,11 @@ pub(crate) fn cond<R: Recorder>(c: &Cond, facts: &dyn Facts, r: &mut R) -> bool 
                 Operand::Num(n) => num(n, facts, r).is_none(),
                 Operand::Txt(t) => txt(t, facts, r).is_none(),
                 Operand::Cond(c) => cond_opt(c, facts, r).is_none(),
+                Operand::Meta(key, span) => {
+                    let value = facts.metadata(key);
+                    r.record(*span, value);
+                    matches!(value, Value::Null)
+                }
             };
             missing != *negated
         }

@@ -86,6 +86,14 @@
 //!   `device.distinct_users(24h) > 2`. It is missing (so comparisons are
 //!   false) when the event has no such entity or the count is unknown.
 //! * **Math functions**: `abs(x)` and `log(x)` (natural logarithm).
+//! * **Metadata**: when the schema allows it ([`Schema::metadata`]),
+//!   `metadata.<key>` reads one key of the event's free-form metadata. It has
+//!   no declared type: the checker gives it the type its use asks for (text
+//!   beside text or in a text test, a number beside a number or in
+//!   arithmetic, a yes/no value as a condition); comparing two metadata
+//!   fields with each other is an error. A missing key, or a value of another
+//!   type, is missing (see below), so `metadata.kind = "transfer"` is false
+//!   for an event without it.
 //!
 //! # Missing values (null semantics)
 //!
@@ -125,6 +133,8 @@ mod error;
 mod eval;
 mod expr;
 mod lexer;
+#[cfg(test)]
+mod metadata_tests;
 mod parser;
 mod rule;
 mod schema;

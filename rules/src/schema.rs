@@ -30,6 +30,7 @@ pub struct Schema {
     fields: BTreeMap<String, (Type, FieldId)>,
     entities: BTreeMap<String, EntityId>,
     lists: BTreeSet<String>,
+    metadata: bool,
 }
 
 impl Schema {
@@ -56,6 +57,16 @@ impl Schema {
         self
     }
 
+    /// Allows `metadata.<key>` (one name of letters, digits and `_`): a field of the event's
+    /// free-form metadata, read at evaluation through [`Facts::metadata`](crate::Facts::metadata).
+    /// Its type is the one its use asks for: a number beside a number or in arithmetic, text
+    /// beside text or in a text test, a yes/no value as a condition. A value of another type,
+    /// or no value, is missing, so the comparison is false.
+    pub fn metadata(mut self) -> Self {
+        self.metadata = true;
+        self
+    }
+
     /// All fields with their types, sorted by name.
     pub fn field_names(&self) -> impl Iterator<Item = (&str, Type)> {
         self.fields.iter().map(|(n, (t, _))| (n.as_str(), *t))
@@ -77,6 +88,10 @@ impl Schema {
 
     pub(crate) fn lookup_entity(&self, name: &str) -> Option<EntityId> {
         self.entities.get(name).copied()
+    }
+
+    pub(crate) fn has_metadata(&self) -> bool {
+        self.metadata
     }
 
     pub(crate) fn has_list(&self, name: &str) -> bool {

@@ -36,6 +36,7 @@ pub fn decision(txn: &str, user: &str, seq: u64, minute: u32) -> Decision {
             amount: Decimal::new(1234, 2),
             currency: "USD".into(),
             merchant_id: None,
+            merchant_name: None,
             merchant_category: None,
             channel: None,
             kind: None,

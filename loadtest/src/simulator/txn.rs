@@ -115,6 +115,7 @@ impl Draft {
             amount: Decimal::new(self.cents.max(1), 2),
             currency: naming.currency.to_owned(),
             merchant_id: Some(merchant_id),
+            merchant_name: None,
             merchant_category: Some(category.to_owned()),
             channel: Some(self.channel),
             kind: Some(self.kind),

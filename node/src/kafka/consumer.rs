@@ -15,7 +15,7 @@ use futures::StreamExt;
 use rdkafka::consumer::{CommitMode, Consumer, ConsumerContext, Rebalance, StreamConsumer};
 use rdkafka::message::BorrowedMessage;
 use rdkafka::{ClientContext, Message, Statistics};
-use sentinel_event::{parse_transaction, DecisionError, Limits, ParseMode};
+use sentinel_event::{parse_transaction, DecisionError, Limits, MessageOrigin, ParseMode};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::watch;
@@ -170,7 +170,14 @@ pub async fn run_consumer(
             let produced_ms = message.timestamp().to_millis();
             let key = message.key().map(<[u8]>::to_vec);
             let payload = message.payload().unwrap_or_default();
-            let parsed = parse_transaction(payload, ParseMode::Strict, &limits, chrono::Utc::now())
+            let origin = MessageOrigin {
+                topic,
+                partition,
+                offset,
+                timestamp_ms: produced_ms,
+            };
+            let mode = ParseMode::Message(origin);
+            let parsed = parse_transaction(payload, mode, &limits, chrono::Utc::now())
                 .and_then(|(event, _)| decider.currencies.convert(event, Source::Kafka));
             let raw = parsed.is_err().then(|| payload.to_vec());
             let decider = Arc::clone(&decider);
@@ -185,7 +192,10 @@ pub async fn run_consumer(
                             decide_until_done(&decider, &event, received_at, &mut stop).await;
                         (outcome, Some(event))
                     }
-                    Err(invalid) => (Err(DecisionError::Invalid(invalid)), None),
+                    Err(invalid) => {
+                        sentinel_api::metrics::event_invalid("kafka", &invalid);
+                        (Err(DecisionError::Invalid(invalid)), None)
+                    }
                 };
                 match outcome {
                     Ok(()) => {
