@@ -23,12 +23,14 @@ mod entity_risk;
 mod features;
 mod geo;
 mod hash;
+mod ledger;
 pub mod metrics;
 mod ml_features;
 mod models;
 mod policy;
 mod profile;
 mod replay;
+mod restore;
 mod scorer;
 mod shard;
 mod state;
@@ -44,6 +46,7 @@ pub use entity_risk::{
     N_RISK_VALUES, RISK_WINDOWS_MS,
 };
 pub use features::{catalogue, schema, EventFacts, RETENTION_MS};
+pub use ledger::Ledger;
 pub use ml_features::extract as extract_features;
 pub use models::{Models, Scored};
 pub use policy::{Lists, Policy, PolicyDef, PolicyError};

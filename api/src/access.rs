@@ -46,6 +46,7 @@ const TABLE: &[(&str, &str, Access)] = &[
     ("GET", "/v1/aggregates", Access::Read),
     ("GET", "/v1/users/{user_id}/profile", Access::Read),
     ("GET", "/v1/users/{user_id}/balance", Access::Read),
+    ("PUT", "/v1/users/{user_id}/opening-balance", Access::Admin),
     ("GET", "/v1/users/{user_id}/transactions", Access::Read),
     ("GET", "/v1/users/{user_id}/decisions", Access::Read),
     ("GET", "/v1/stream", Access::Read),

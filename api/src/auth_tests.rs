@@ -25,6 +25,7 @@ const EXPECTED: &[(&str, &str, &str)] = &[
     ("GET", "/v1/aggregates", "ANV"),
     ("GET", "/v1/users/{user_id}/profile", "ANV"),
     ("GET", "/v1/users/{user_id}/balance", "ANV"),
+    ("PUT", "/v1/users/{user_id}/opening-balance", "A"),
     ("GET", "/v1/rules", "AN"),
     ("POST", "/v1/rules", "A"),
     ("GET", "/v1/rules/{id}", "AN"),

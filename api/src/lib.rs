@@ -27,6 +27,7 @@ mod metrics_redact;
 mod models;
 mod openapi;
 mod openapi_refusals;
+mod opening_balance;
 pub mod rate_limit;
 mod request_id;
 mod rules;
@@ -155,6 +156,10 @@ fn routes(state: &ApiState) -> Router<ApiState> {
         .route("/v1/users/{user_id}/profile", get(users::profile))
         .route("/v1/users/{user_id}/balance", get(users::balance))
         .route(
+            "/v1/users/{user_id}/opening-balance",
+            axum::routing::put(opening_balance::put),
+        )
+        .route(
             "/v1/users/{user_id}/transactions",
             get(transactions::user_transactions),
         )
@@ -271,6 +276,8 @@ impl ApiContext {
 
 #[cfg(test)]
 mod auth_tests;
+#[cfg(test)]
+mod balance_tests;
 #[cfg(test)]
 mod idempotency_tests;
 #[cfg(test)]

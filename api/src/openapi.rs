@@ -25,6 +25,7 @@ use utoipa::OpenApi;
         crate::decisions::aggregates,
         crate::users::profile,
         crate::users::balance,
+        crate::opening_balance::put,
         crate::rules::list,
         crate::rules::create,
         crate::rules::get,

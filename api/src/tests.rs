@@ -103,16 +103,17 @@ pub(crate) fn router_on(
     auth: AuthConfig,
     heavy_queries: Arc<heavy::HeavyQueries>,
 ) -> Router {
-    router_over(store, auth, heavy_queries, true)
+    router_over(store, auth, heavy_queries, true, Arc::new(ApproveAll))
 }
 
 /// A test router over `store`; with `announce` false no policy ever reaches the (absent)
 /// user actors, as when they are stuck.
-fn router_over(
+pub(crate) fn router_over(
     store: Arc<dyn Store>,
     auth: AuthConfig,
     heavy_queries: Arc<heavy::HeavyQueries>,
     announce: bool,
+    decider: Arc<dyn Decider>,
 ) -> Router {
     let catalog = tokio::task::block_in_place(|| {
         tokio::runtime::Handle::current().block_on(sentinel_catalog::Catalog::open(
@@ -135,7 +136,7 @@ fn router_over(
         }
     });
     app(ApiContext {
-        decider: Arc::new(ApproveAll),
+        decider,
         store: Arc::clone(&store),
         catalog,
         backtests: Arc::default(),
@@ -542,7 +543,7 @@ async fn the_openapi_document_describes_every_route_the_router_serves() {
         }
     }
     // Every route except /openapi.json, /docs and the dashboard's page and assets.
-    assert_eq!(operations, 45, "every handler is documented");
+    assert_eq!(operations, 46, "every handler is documented");
     for schema in [
         "Transaction",
         "Decision",
@@ -572,7 +573,13 @@ async fn every_rule_change_answers_only_once_it_is_in_force() {
     let dir = tempfile::tempdir().unwrap();
     let store: Arc<dyn Store> = Arc::new(EmbeddedStore::open(&dir.path().join("s.redb")).unwrap());
     // The policy never reaches the actors: every change is stored, none is in force.
-    let r = router_over(store, test_auth(), Arc::default(), false);
+    let r = router_over(
+        store,
+        test_auth(),
+        Arc::default(),
+        false,
+        Arc::new(ApproveAll),
+    );
     let rule = serde_json::json!({"name": "big", "expression": "amount > 100", "action": "review"});
     let (status, body) = call(&r, "POST", "/v1/rules", Some(rule)).await;
     assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{body}");
