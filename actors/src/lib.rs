@@ -32,14 +32,15 @@ mod profile;
 mod replay;
 mod restore;
 mod scorer;
+mod screen;
 mod shard;
 mod state;
 mod user_actor;
 mod window;
 
 pub use entities::{
-    Entities, EntityCounts, EntityKey, EntityKind, EntityRoute, EntityTable, KindSet, OtherUsers,
-    Sighting, ENTITY_RETENTION_MS, ENTITY_TIMEOUT,
+    Entities, EntityCounts, EntityKey, EntityKind, EntityRoute, EntityTable, KindSet, LookupMode,
+    OtherUsers, Sighting, ENTITY_RETENTION_MS, ENTITY_TIMEOUT,
 };
 pub use entity_risk::{
     EntityActivity, EntityRisk, EntityRiskFeed, LabelSighting, DEFAULT_LABEL_DELAY_MS,
@@ -52,5 +53,6 @@ pub use models::{Models, Scored};
 pub use policy::{Lists, Policy, PolicyDef, PolicyError};
 pub use replay::FeatureReplay;
 pub use scorer::{Scorer, ScorerConfig};
+pub use screen::Screened;
 pub use state::{entry_of, UserState, UserView, WindowView};
 pub use window::{Entry, Key, Placement, Stats, Window};

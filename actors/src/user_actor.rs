@@ -1,7 +1,7 @@
 //! The actor that owns one user: it decides that user's events one at a time, in arrival
 //! order, so the user's windows and profile never need a lock.
 
-use crate::entities::{Entities, EntityCounts};
+use crate::entities::{Entities, EntityCounts, LookupMode};
 use crate::metrics as m;
 use crate::policy::Policy;
 use crate::state::{entities_of, entry_of, UserState};
@@ -182,6 +182,7 @@ impl UserActorState {
                     entities_of(&entry),
                     entry.time_ms,
                     policy.entity_kinds,
+                    LookupMode::Record,
                 )
                 .await
         };

@@ -34,6 +34,7 @@ const TABLE: &[(&str, &str, Access)] = &[
     ("GET", "/assets/dashboard.js", Access::Public),
     ("GET", "/favicon.svg", Access::Public),
     ("POST", "/v1/transactions", Access::Ingest),
+    ("POST", "/v1/transactions/screen", Access::Ingest),
     ("GET", "/v1/decisions", Access::Read),
     ("GET", "/v1/decisions/{transaction_id}", Access::Read),
     ("GET", "/v1/decisions/{transaction_id}/label", Access::Read),

@@ -15,6 +15,7 @@ use tower::ServiceExt;
 /// (Admin, aNalyst, Viewer, Ingest).
 const EXPECTED: &[(&str, &str, &str)] = &[
     ("POST", "/v1/transactions", "AI"),
+    ("POST", "/v1/transactions/screen", "AI"),
     ("GET", "/v1/decisions/{transaction_id}", "ANV"),
     ("GET", "/v1/users/{user_id}/decisions", "ANV"),
     ("GET", "/v1/users/{user_id}/transactions", "ANV"),

@@ -24,6 +24,16 @@ impl Decider for KnownLedger {
         Err(DecisionError::Unavailable("not in this test".into()))
     }
 
+    async fn screen(
+        &self,
+        events: Vec<Transaction>,
+    ) -> Vec<Result<sentinel_actors::Screened, DecisionError>> {
+        events
+            .iter()
+            .map(|_| Err(DecisionError::Unavailable("not in this test".into())))
+            .collect()
+    }
+
     async fn user_state(&self, _user_id: &str) -> Option<UserView> {
         Some(UserView {
             seq: 4,

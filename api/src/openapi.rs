@@ -15,6 +15,7 @@ use utoipa::OpenApi;
     ),
     paths(
         crate::transactions::score,
+        crate::screen::screen,
         crate::transactions::decision,
         crate::transactions::user_decisions,
         crate::transactions::user_transactions,

@@ -11,6 +11,28 @@ use tower::ServiceExt;
 
 struct ApproveAll;
 
+impl ApproveAll {
+    fn approve(event: Transaction) -> Decision {
+        let (outcome, score) = Thresholds::default().decide([]);
+        assert_eq!(outcome, Outcome::Approve);
+        Decision {
+            transaction_id: event.transaction_id.clone(),
+            user_id: event.user_id.clone(),
+            outcome,
+            score,
+            reasons: vec![],
+            shadow_hits: vec![],
+            rule_set_version: 1,
+            user_seq: 1,
+            late: false,
+            decided_at: chrono::Utc::now(),
+            latency_us: 1,
+            event: Arc::new(event),
+            ml: None,
+        }
+    }
+}
+
 #[async_trait]
 impl Decider for ApproveAll {
     async fn decide(
@@ -18,26 +40,25 @@ impl Decider for ApproveAll {
         event: Transaction,
         _received: Instant,
     ) -> Result<Stored, DecisionError> {
-        let (outcome, score) = Thresholds::default().decide([]);
-        assert_eq!(outcome, Outcome::Approve);
         Ok(Stored {
-            decision: Arc::new(Decision {
-                transaction_id: event.transaction_id.clone(),
-                user_id: event.user_id.clone(),
-                outcome,
-                score,
-                reasons: vec![],
-                shadow_hits: vec![],
-                rule_set_version: 1,
-                user_seq: 1,
-                late: false,
-                decided_at: chrono::Utc::now(),
-                latency_us: 1,
-                event: Arc::new(event),
-                ml: None,
-            }),
+            decision: Arc::new(Self::approve(event)),
             duplicate: false,
         })
+    }
+
+    async fn screen(
+        &self,
+        events: Vec<Transaction>,
+    ) -> Vec<Result<sentinel_actors::Screened, DecisionError>> {
+        events
+            .into_iter()
+            .map(|event| {
+                Ok(sentinel_actors::Screened {
+                    decision: Self::approve(event),
+                    duplicate: false,
+                })
+            })
+            .collect()
     }
 
     async fn user_state(&self, _user_id: &str) -> Option<sentinel_actors::UserView> {
@@ -543,7 +564,7 @@ async fn the_openapi_document_describes_every_route_the_router_serves() {
         }
     }
     // Every route except /openapi.json, /docs and the dashboard's page and assets.
-    assert_eq!(operations, 46, "every handler is documented");
+    assert_eq!(operations, 47, "every handler is documented");
     for schema in [
         "Transaction",
         "Decision",
