@@ -43,7 +43,13 @@ impl Ledger {
             Some(TxnType::Credit) => event.amount,
             _ => -event.amount,
         };
-        *self.totals.entry(event.currency.clone()).or_default() += signed;
+        // Looked up before inserting: no allocation for a currency already held.
+        match self.totals.get_mut(&event.currency) {
+            Some(total) => *total += signed,
+            None => {
+                self.totals.insert(event.currency.clone(), signed);
+            }
+        }
         self.counted += 1;
     }
 }
