@@ -10,8 +10,8 @@
 //! - a cluster: the user's actor lives on one member and `GET …/balance` asks that member, as
 //!   `GET …/profile` does.
 //!
-//! Snapshots written before ledgers existed carry none; the actor then rebuilds it once from
-//! the stored decisions up to the snapshot (see `UserActorState::load`), and the next snapshot
+//! Snapshots written before ledgers existed carry none; restoring the user (see `restore.rs`)
+//! then rebuilds it once from the stored decisions up to the snapshot, and the next snapshot
 //! carries it.
 
 use rust_decimal::Decimal;

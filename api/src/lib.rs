@@ -306,6 +306,8 @@ mod lists_tests;
 #[cfg(test)]
 mod request_checks_tests;
 #[cfg(test)]
+mod screen_tests;
+#[cfg(test)]
 mod stream_auth_tests;
 #[cfg(test)]
 mod tests;
