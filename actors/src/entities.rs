@@ -126,16 +126,21 @@ struct EntityUsers {
 }
 
 impl EntityUsers {
+    /// The other users' latest times within the retention before `time_ms`.
+    fn others(&self, user: u64, time_ms: i64) -> OtherUsers {
+        let horizon = time_ms.saturating_sub(ENTITY_RETENTION_MS);
+        self.users
+            .iter()
+            .filter(|&&(u, t)| u != user && t >= horizon)
+            .map(|&(_, t)| t)
+            .collect()
+    }
+
     /// The other users' latest times, then records this use.
     fn record_and_count(&mut self, user: u64, time_ms: i64) -> OtherUsers {
+        let others = self.others(user, time_ms);
         let horizon = time_ms.saturating_sub(ENTITY_RETENTION_MS);
         self.users.retain(|&(_, t)| t >= horizon);
-        let others = self
-            .users
-            .iter()
-            .filter(|&&(u, _)| u != user)
-            .map(|&(_, t)| t)
-            .collect();
         match self.users.iter_mut().find(|(u, _)| *u == user) {
             Some((_, t)) => *t = (*t).max(time_ms),
             None => {
@@ -177,6 +182,21 @@ impl EntityTable {
             .record_and_count(sighting.user, sighting.time_ms)
     }
 
+    /// Answers one sighting as [`EntityTable::record_and_count`] would, recording nothing.
+    pub fn count(&self, sighting: &Sighting) -> OtherUsers {
+        self.entities
+            .get(&sighting.key)
+            .map_or_else(Vec::new, |e| e.others(sighting.user, sighting.time_ms))
+    }
+
+    /// Answers one sighting, recording it when `mode` says so.
+    pub fn answer(&mut self, sighting: &Sighting, mode: LookupMode) -> OtherUsers {
+        match mode {
+            LookupMode::Record => self.record_and_count(sighting),
+            LookupMode::Peek => self.count(sighting),
+        }
+    }
+
     /// Entities currently remembered.
     pub fn len(&self) -> usize {
         self.entities.len()
@@ -207,11 +227,21 @@ impl EntityTable {
     }
 }
 
+/// Whether a lookup records its sightings (scoring) or only reads the counts (screening,
+/// which must leave no trace).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum LookupMode {
+    /// Record the sightings, then answer.
+    Record,
+    /// Answer as if recording, change nothing.
+    Peek,
+}
+
 /// Messages of an [`EntityShard`].
 pub enum EntityShardMessage {
-    /// Record these sightings and reply, for each in order, with the other users' latest
-    /// times.
-    RecordAndCount(Vec<Sighting>, RpcReplyPort<Vec<OtherUsers>>),
+    /// Answer these sightings, for each in order, with the other users' latest times,
+    /// recording them when the mode says so.
+    RecordAndCount(Vec<Sighting>, LookupMode, RpcReplyPort<Vec<OtherUsers>>),
     /// Reply with the number of entities remembered.
     Len(RpcReplyPort<usize>),
 }
@@ -241,11 +271,8 @@ impl Actor for EntityShard {
         table: &mut EntityTable,
     ) -> Result<(), ActorProcessingErr> {
         match message {
-            EntityShardMessage::RecordAndCount(sightings, reply) => {
-                let answer = sightings
-                    .iter()
-                    .map(|s| table.record_and_count(s))
-                    .collect();
+            EntityShardMessage::RecordAndCount(sightings, mode, reply) => {
+                let answer = sightings.iter().map(|s| table.answer(s, mode)).collect();
                 let _ = reply.send(answer);
             }
             EntityShardMessage::Len(reply) => {
@@ -259,10 +286,12 @@ impl Actor for EntityShard {
 /// Where entities live when they do not live on this node alone: the cluster installs one
 /// (see [`Entities::route_with`]). `None` in the answer means "unknown" (owner unreachable).
 pub trait EntityRoute: Send + Sync {
-    /// Records the sightings on their owners and answers each in order.
+    /// Answers the sightings from their owners, each in order, recording them there when
+    /// `mode` says so.
     fn record_and_count(
         &self,
         sightings: Vec<Sighting>,
+        mode: LookupMode,
     ) -> BoxFuture<'static, Vec<Option<OtherUsers>>>;
 }
 
@@ -295,9 +324,13 @@ impl Entities {
         let _ = self.route.set(route);
     }
 
-    /// Records the sightings on this node's own shards (the cluster's owner side) and answers
-    /// each in order; `None` where a shard did not answer in time.
-    pub async fn record_locally(&self, sightings: Vec<Sighting>) -> Vec<Option<OtherUsers>> {
+    /// Answers the sightings from this node's own shards (the cluster's owner side), each in
+    /// order, recording them when `mode` says so; `None` where a shard did not answer in time.
+    pub async fn record_locally(
+        &self,
+        sightings: Vec<Sighting>,
+        mode: LookupMode,
+    ) -> Vec<Option<OtherUsers>> {
         let n = self.local.len() as u64;
         let mut by_shard: Vec<Vec<(usize, Sighting)>> = vec![Vec::new(); self.local.len()];
         for (i, s) in sightings.iter().enumerate() {
@@ -314,7 +347,7 @@ impl Entities {
                     let (slots, batch): (Vec<usize>, Vec<Sighting>) = part.into_iter().unzip();
                     let answer = actor
                         .call(
-                            |reply| EntityShardMessage::RecordAndCount(batch, reply),
+                            |reply| EntityShardMessage::RecordAndCount(batch, mode, reply),
                             Some(ENTITY_TIMEOUT),
                         )
                         .await;
@@ -343,6 +376,7 @@ impl Entities {
         entities: [(EntityKind, u64); 4],
         time_ms: i64,
         kinds: KindSet,
+        mode: LookupMode,
     ) -> EntityCounts {
         let user = id_hash(user);
         let sightings: Vec<Sighting> = entities
@@ -361,8 +395,8 @@ impl Entities {
         let started = Instant::now();
         let call = async {
             match self.route.get() {
-                Some(route) => route.record_and_count(sightings.clone()).await,
-                None => self.record_locally(sightings.clone()).await,
+                Some(route) => route.record_and_count(sightings.clone(), mode).await,
+                None => self.record_locally(sightings.clone(), mode).await,
             }
         };
         let answers = tokio::time::timeout(ENTITY_TIMEOUT, call)
@@ -496,6 +530,33 @@ mod tests {
     }
 
     #[test]
+    fn a_peek_answers_like_a_recording_and_records_nothing() {
+        let mut t = EntityTable::default();
+        seen(&mut t, 7, 1, 0);
+        let peek = Sighting {
+            key: EntityKey {
+                kind: EntityKind::Device,
+                id: 7,
+            },
+            user: 2,
+            time_ms: H,
+        };
+        assert_eq!(t.answer(&peek, LookupMode::Peek), vec![0]);
+        assert_eq!(t.answer(&peek, LookupMode::Peek), vec![0]);
+        // User 2 was never recorded: user 3 sees only user 1.
+        assert_eq!(seen(&mut t, 7, 3, 2 * H), vec![0]);
+        let unknown = Sighting {
+            key: EntityKey {
+                kind: EntityKind::Card,
+                id: 1,
+            },
+            ..peek
+        };
+        assert!(t.answer(&unknown, LookupMode::Peek).is_empty());
+        assert_eq!(t.len(), 1, "a peek at an unknown entity creates none");
+    }
+
+    #[test]
     fn memory_is_bounded() {
         let mut t = EntityTable::default();
         for user in 0..(MAX_USERS_PER_ENTITY as u64 + 10) {
@@ -568,21 +629,33 @@ mod tests {
                 (EntityKind::Ip, 0),
             ]
         };
-        let first = entities.lookup("alice", ids(42), 0, all).await;
+        let first = entities
+            .lookup("alice", ids(42), 0, all, LookupMode::Record)
+            .await;
         assert_eq!(first.distinct_users(EntityKind::Device, 0, H), Some(1));
         assert_eq!(first.distinct_users(EntityKind::Card, 0, H), None);
-        let second = entities.lookup("bob", ids(42), 60_000, all).await;
+        let second = entities
+            .lookup("bob", ids(42), 60_000, all, LookupMode::Record)
+            .await;
         assert_eq!(
             second.distinct_users(EntityKind::Device, 60_000, H),
             Some(2)
         );
         // Not asked about devices: nothing recorded, nothing known.
         let skipped = entities
-            .lookup("carol", ids(42), 60_000, KindSet::default())
+            .lookup(
+                "carol",
+                ids(42),
+                60_000,
+                KindSet::default(),
+                LookupMode::Record,
+            )
             .await;
         assert_eq!(skipped, EntityCounts::default());
         assert_eq!(entities.local_len().await, 1);
-        let third = entities.lookup("carol", ids(42), 120_000, all).await;
+        let third = entities
+            .lookup("carol", ids(42), 120_000, all, LookupMode::Record)
+            .await;
         assert_eq!(
             third.distinct_users(EntityKind::Device, 120_000, H),
             Some(3)

@@ -23,31 +23,36 @@ mod entity_risk;
 mod features;
 mod geo;
 mod hash;
+mod ledger;
 pub mod metrics;
 mod ml_features;
 mod models;
 mod policy;
 mod profile;
 mod replay;
+mod restore;
 mod scorer;
+mod screen;
 mod shard;
 mod state;
 mod user_actor;
 mod window;
 
 pub use entities::{
-    Entities, EntityCounts, EntityKey, EntityKind, EntityRoute, EntityTable, KindSet, OtherUsers,
-    Sighting, ENTITY_RETENTION_MS, ENTITY_TIMEOUT,
+    Entities, EntityCounts, EntityKey, EntityKind, EntityRoute, EntityTable, KindSet, LookupMode,
+    OtherUsers, Sighting, ENTITY_RETENTION_MS, ENTITY_TIMEOUT,
 };
 pub use entity_risk::{
     EntityActivity, EntityRisk, EntityRiskFeed, LabelSighting, DEFAULT_LABEL_DELAY_MS,
     N_RISK_VALUES, RISK_WINDOWS_MS,
 };
 pub use features::{catalogue, schema, EventFacts, RETENTION_MS};
+pub use ledger::Ledger;
 pub use ml_features::extract as extract_features;
 pub use models::{Models, Scored};
 pub use policy::{Lists, Policy, PolicyDef, PolicyError};
 pub use replay::FeatureReplay;
 pub use scorer::{Scorer, ScorerConfig};
+pub use screen::Screened;
 pub use state::{entry_of, UserState, UserView, WindowView};
 pub use window::{Entry, Key, Placement, Stats, Window};

@@ -5,6 +5,7 @@ use crate::hash::id_hash;
 use crate::policy::Policy;
 use crate::shard::{ShardArgs, ShardMessage, UserShard};
 use crate::user_actor::{Deps, ScoreRequest};
+use arc_swap::ArcSwap;
 use ractor::{Actor, ActorRef, SpawnErr};
 use sentinel_event::{DecisionError, Transaction};
 use sentinel_store::{Stored, Writer};
@@ -41,6 +42,10 @@ impl Default for ScorerConfig {
 pub struct Scorer {
     shards: Arc<[ActorRef<ShardMessage>]>,
     entities: Entities,
+    /// What every user actor shares, for screening outside them.
+    deps: Arc<Deps>,
+    /// The policy last broadcast, for screening.
+    policy: Arc<ArcSwap<Policy>>,
 }
 
 /// How often an event is re-sent when its user actor died before answering (the event that
@@ -74,6 +79,8 @@ impl Scorer {
         Ok(Scorer {
             shards: shards.into(),
             entities,
+            deps,
+            policy: Arc::new(ArcSwap::new(policy)),
         })
     }
 
@@ -155,12 +162,23 @@ impl Scorer {
     /// Broadcasts a new policy to every user actor, live and future. Resolves when every
     /// shard has passed it on: any event scored after that is decided under the new policy.
     pub async fn set_policy(&self, policy: Arc<Policy>) {
+        self.policy.store(Arc::clone(&policy));
         for shard in self.shards.iter() {
             let policy = Arc::clone(&policy);
             let _ = shard
                 .call(|reply| ShardMessage::SetPolicy(policy, reply), None)
                 .await;
         }
+    }
+
+    /// What live scoring would decide for each event now, storing nothing and changing no
+    /// user's state or shared entity: each user's events are decided on a detached copy of its state rebuilt from the store. One answer per event,
+    /// in order.
+    pub async fn screen(
+        &self,
+        events: Vec<Arc<Transaction>>,
+    ) -> Vec<Result<crate::screen::Screened, DecisionError>> {
+        crate::screen::screen(&self.deps, self.policy.load_full(), events).await
     }
 
     /// A user's live state (the user's actor is started if needed, as for an event).

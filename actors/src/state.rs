@@ -7,6 +7,7 @@ use crate::entities::{EntityCounts, EntityKind};
 use crate::entity_risk::EntityRisk;
 use crate::features::{EventFacts, RETENTION_MS};
 use crate::hash::{id_hash, opt_hash};
+use crate::ledger::Ledger;
 use crate::ml_features;
 use crate::policy::{Lists, Policy};
 use crate::profile::Profile;
@@ -21,7 +22,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 /// Everything a user actor knows about its user.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct UserState {
     /// Event-time windows.
     pub window: Window,
@@ -29,6 +30,21 @@ pub struct UserState {
     pub profile: Profile,
     /// `user_seq` of the last event folded in.
     pub seq: u64,
+    /// Money moved per currency by the decisions folded in. `None` only in a state read from a
+    /// snapshot written before ledgers were kept: restoring rebuilds it from the store.
+    #[serde(default)]
+    pub ledger: Option<Ledger>,
+}
+
+impl Default for UserState {
+    fn default() -> Self {
+        UserState {
+            window: Window::default(),
+            profile: Profile::default(),
+            seq: 0,
+            ledger: Some(Ledger::default()),
+        }
+    }
 }
 
 /// The window entry for an event.
@@ -92,6 +108,10 @@ pub struct UserView {
     pub known_merchants: usize,
     /// Count, sum, average, min and max of amounts per window, ending at the latest event.
     pub windows: Vec<WindowView>,
+    /// Money moved per currency by the user's approved and reviewed transactions (declines
+    /// moved none); `None` while unknown.
+    #[serde(default)]
+    pub ledger: Option<Ledger>,
 }
 
 /// One window's aggregates.
@@ -158,6 +178,7 @@ impl UserState {
                     }
                 })
                 .collect(),
+            ledger: self.ledger.clone(),
         }
     }
 
@@ -234,6 +255,9 @@ impl UserState {
         let (outcome, score) = policy.thresholds.decide(reasons.iter().map(|r| &r.action));
         self.profile.record(&entry);
         self.seq += 1;
+        if let Some(ledger) = &mut self.ledger {
+            ledger.record(&event, outcome);
+        }
         Decision {
             transaction_id: event.transaction_id.clone(),
             user_id: event.user_id.clone(),
@@ -299,6 +323,9 @@ impl UserState {
         }
         self.observe(&decision.event, lateness_ms);
         self.seq = decision.user_seq;
+        if let Some(ledger) = &mut self.ledger {
+            ledger.record(&decision.event, decision.outcome);
+        }
     }
 
     /// Folds an event in without deciding it (building a user's history for a rule test).

@@ -1,7 +1,7 @@
 //! The actor that owns one user: it decides that user's events one at a time, in arrival
 //! order, so the user's windows and profile never need a lock.
 
-use crate::entities::{Entities, EntityCounts};
+use crate::entities::{Entities, EntityCounts, LookupMode};
 use crate::metrics as m;
 use crate::policy::Policy;
 use crate::state::{entities_of, entry_of, UserState};
@@ -182,6 +182,7 @@ impl UserActorState {
                     entities_of(&entry),
                     entry.time_ms,
                     policy.entity_kinds,
+                    LookupMode::Record,
                 )
                 .await
         };
@@ -231,29 +232,12 @@ impl UserActorState {
         if self.after_failure {
             self.deps.writer.flush().await?;
         }
-        let store = self.deps.writer.store();
-        const PAGE: usize = 1_000;
-        let start = store.restore_point(&self.user_id, PAGE).await?;
-        let (mut user, mut page) = match start.snapshot.map(|s| serde_json::from_slice(&s.state)) {
-            Some(Ok(state)) => (state, start.decisions),
-            None => (UserState::default(), start.decisions),
-            Some(Err(e)) => {
-                tracing::error!(user = %self.user_id, error = %e, "unreadable snapshot; replaying all history");
-                let all = store.decisions_for_user(&self.user_id, 0, PAGE).await?;
-                (UserState::default(), all)
-            }
-        };
-        loop {
-            for decision in &page {
-                user.replay(decision, self.deps.lateness_ms);
-            }
-            if page.len() < PAGE {
-                break;
-            }
-            page = store
-                .decisions_for_user(&self.user_id, user.seq, PAGE)
-                .await?;
-        }
+        let user = crate::restore::restore(
+            self.deps.writer.store().as_ref(),
+            &self.user_id,
+            self.deps.lateness_ms,
+        )
+        .await?;
         if user.seq > 0 {
             metrics::counter!(m::RESTORES).increment(1);
         }

@@ -15,6 +15,7 @@ use tower::ServiceExt;
 /// (Admin, aNalyst, Viewer, Ingest).
 const EXPECTED: &[(&str, &str, &str)] = &[
     ("POST", "/v1/transactions", "AI"),
+    ("POST", "/v1/transactions/screen", "AI"),
     ("GET", "/v1/decisions/{transaction_id}", "ANV"),
     ("GET", "/v1/users/{user_id}/decisions", "ANV"),
     ("GET", "/v1/users/{user_id}/transactions", "ANV"),
@@ -25,6 +26,7 @@ const EXPECTED: &[(&str, &str, &str)] = &[
     ("GET", "/v1/aggregates", "ANV"),
     ("GET", "/v1/users/{user_id}/profile", "ANV"),
     ("GET", "/v1/users/{user_id}/balance", "ANV"),
+    ("PUT", "/v1/users/{user_id}/opening-balance", "A"),
     ("GET", "/v1/rules", "AN"),
     ("POST", "/v1/rules", "A"),
     ("GET", "/v1/rules/{id}", "AN"),

@@ -27,9 +27,11 @@ mod metrics_redact;
 mod models;
 mod openapi;
 mod openapi_refusals;
+mod opening_balance;
 pub mod rate_limit;
 mod request_id;
 mod rules;
+pub mod screen;
 mod transactions;
 mod users;
 
@@ -58,6 +60,15 @@ pub trait Decider: Send + Sync + 'static {
 
     /// The live state of a user's actor (started if needed).
     async fn user_state(&self, user_id: &str) -> Option<sentinel_actors::UserView>;
+
+    /// What live scoring would decide for each event now, in order, storing nothing and
+    /// changing no state: no decision stored or published, no alert, no user's windows,
+    /// profile or shared entities touched. An event the node cannot take (its currency, say)
+    /// is answered with [`DecisionError::Invalid`].
+    async fn screen(
+        &self,
+        events: Vec<Transaction>,
+    ) -> Vec<Result<sentinel_actors::Screened, DecisionError>>;
 
     /// The cluster's members as each describes itself; `None` where there is no cluster.
     async fn cluster(&self) -> Option<cluster::ClusterView> {
@@ -136,6 +147,8 @@ pub(crate) fn body_limit(limits: &Limits, path: &str) -> usize {
     } else if path == "/v1/labels" {
         // A full batch of labels with notes.
         8 * 1024 * 1024
+    } else if path == "/v1/transactions/screen" {
+        screen::MAX_BODY_BYTES
     } else {
         limits.max_payload_bytes.saturating_mul(2).max(1024)
     }
@@ -145,6 +158,13 @@ fn routes(state: &ApiState) -> Router<ApiState> {
     let general_limit = body_limit(&state.limits, "");
     Router::new()
         .route("/v1/transactions", post(transactions::score))
+        .route(
+            "/v1/transactions/screen",
+            post(screen::screen).layer(axum::extract::DefaultBodyLimit::max(body_limit(
+                &state.limits,
+                "/v1/transactions/screen",
+            ))),
+        )
         .route("/v1/cluster", get(cluster::cluster))
         .route(
             "/v1/decisions/{transaction_id}",
@@ -154,6 +174,10 @@ fn routes(state: &ApiState) -> Router<ApiState> {
         .route("/v1/aggregates", get(decisions::aggregates))
         .route("/v1/users/{user_id}/profile", get(users::profile))
         .route("/v1/users/{user_id}/balance", get(users::balance))
+        .route(
+            "/v1/users/{user_id}/opening-balance",
+            axum::routing::put(opening_balance::put),
+        )
         .route(
             "/v1/users/{user_id}/transactions",
             get(transactions::user_transactions),
@@ -272,6 +296,8 @@ impl ApiContext {
 #[cfg(test)]
 mod auth_tests;
 #[cfg(test)]
+mod balance_tests;
+#[cfg(test)]
 mod idempotency_tests;
 #[cfg(test)]
 mod label_batch_tests;
@@ -279,6 +305,8 @@ mod label_batch_tests;
 mod lists_tests;
 #[cfg(test)]
 mod request_checks_tests;
+#[cfg(test)]
+mod screen_tests;
 #[cfg(test)]
 mod stream_auth_tests;
 #[cfg(test)]

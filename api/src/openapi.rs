@@ -15,6 +15,7 @@ use utoipa::OpenApi;
     ),
     paths(
         crate::transactions::score,
+        crate::screen::screen,
         crate::transactions::decision,
         crate::transactions::user_decisions,
         crate::transactions::user_transactions,
@@ -25,6 +26,7 @@ use utoipa::OpenApi;
         crate::decisions::aggregates,
         crate::users::profile,
         crate::users::balance,
+        crate::opening_balance::put,
         crate::rules::list,
         crate::rules::create,
         crate::rules::get,

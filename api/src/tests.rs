@@ -11,6 +11,28 @@ use tower::ServiceExt;
 
 struct ApproveAll;
 
+impl ApproveAll {
+    fn approve(event: Transaction) -> Decision {
+        let (outcome, score) = Thresholds::default().decide([]);
+        assert_eq!(outcome, Outcome::Approve);
+        Decision {
+            transaction_id: event.transaction_id.clone(),
+            user_id: event.user_id.clone(),
+            outcome,
+            score,
+            reasons: vec![],
+            shadow_hits: vec![],
+            rule_set_version: 1,
+            user_seq: 1,
+            late: false,
+            decided_at: chrono::Utc::now(),
+            latency_us: 1,
+            event: Arc::new(event),
+            ml: None,
+        }
+    }
+}
+
 #[async_trait]
 impl Decider for ApproveAll {
     async fn decide(
@@ -18,26 +40,25 @@ impl Decider for ApproveAll {
         event: Transaction,
         _received: Instant,
     ) -> Result<Stored, DecisionError> {
-        let (outcome, score) = Thresholds::default().decide([]);
-        assert_eq!(outcome, Outcome::Approve);
         Ok(Stored {
-            decision: Arc::new(Decision {
-                transaction_id: event.transaction_id.clone(),
-                user_id: event.user_id.clone(),
-                outcome,
-                score,
-                reasons: vec![],
-                shadow_hits: vec![],
-                rule_set_version: 1,
-                user_seq: 1,
-                late: false,
-                decided_at: chrono::Utc::now(),
-                latency_us: 1,
-                event: Arc::new(event),
-                ml: None,
-            }),
+            decision: Arc::new(Self::approve(event)),
             duplicate: false,
         })
+    }
+
+    async fn screen(
+        &self,
+        events: Vec<Transaction>,
+    ) -> Vec<Result<sentinel_actors::Screened, DecisionError>> {
+        events
+            .into_iter()
+            .map(|event| {
+                Ok(sentinel_actors::Screened {
+                    decision: Self::approve(event),
+                    duplicate: false,
+                })
+            })
+            .collect()
     }
 
     async fn user_state(&self, _user_id: &str) -> Option<sentinel_actors::UserView> {
@@ -103,16 +124,17 @@ pub(crate) fn router_on(
     auth: AuthConfig,
     heavy_queries: Arc<heavy::HeavyQueries>,
 ) -> Router {
-    router_over(store, auth, heavy_queries, true)
+    router_over(store, auth, heavy_queries, true, Arc::new(ApproveAll))
 }
 
 /// A test router over `store`; with `announce` false no policy ever reaches the (absent)
 /// user actors, as when they are stuck.
-fn router_over(
+pub(crate) fn router_over(
     store: Arc<dyn Store>,
     auth: AuthConfig,
     heavy_queries: Arc<heavy::HeavyQueries>,
     announce: bool,
+    decider: Arc<dyn Decider>,
 ) -> Router {
     let catalog = tokio::task::block_in_place(|| {
         tokio::runtime::Handle::current().block_on(sentinel_catalog::Catalog::open(
@@ -135,7 +157,7 @@ fn router_over(
         }
     });
     app(ApiContext {
-        decider: Arc::new(ApproveAll),
+        decider,
         store: Arc::clone(&store),
         catalog,
         backtests: Arc::default(),
@@ -542,7 +564,7 @@ async fn the_openapi_document_describes_every_route_the_router_serves() {
         }
     }
     // Every route except /openapi.json, /docs and the dashboard's page and assets.
-    assert_eq!(operations, 45, "every handler is documented");
+    assert_eq!(operations, 47, "every handler is documented");
     for schema in [
         "Transaction",
         "Decision",
@@ -572,7 +594,13 @@ async fn every_rule_change_answers_only_once_it_is_in_force() {
     let dir = tempfile::tempdir().unwrap();
     let store: Arc<dyn Store> = Arc::new(EmbeddedStore::open(&dir.path().join("s.redb")).unwrap());
     // The policy never reaches the actors: every change is stored, none is in force.
-    let r = router_over(store, test_auth(), Arc::default(), false);
+    let r = router_over(
+        store,
+        test_auth(),
+        Arc::default(),
+        false,
+        Arc::new(ApproveAll),
+    );
     let rule = serde_json::json!({"name": "big", "expression": "amount > 100", "action": "review"});
     let (status, body) = call(&r, "POST", "/v1/rules", Some(rule)).await;
     assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{body}");

@@ -6,7 +6,6 @@ use axum::extract::{Path, State};
 use axum::Json;
 use rust_decimal::Decimal;
 use sentinel_actors::UserView;
-use sentinel_event::TxnType;
 use serde::Serialize;
 use std::collections::BTreeMap;
 
@@ -35,51 +34,47 @@ pub async fn profile(
 pub struct Balance {
     /// The user.
     pub user_id: String,
-    /// Credits minus debits and transfers, exact, per currency.
+    /// Opening balance plus credits minus debits and transfers of approved and reviewed
+    /// transactions, exact, per currency.
     #[schema(value_type = BTreeMap<String, String>)]
     pub balances: BTreeMap<String, Decimal>,
-    /// Transactions counted.
+    /// The opening balances included, per currency.
+    #[schema(value_type = BTreeMap<String, String>)]
+    pub opening: BTreeMap<String, Decimal>,
+    /// Transactions that moved money (declined ones did not).
     pub transactions: u64,
 }
 
-/// `GET /v1/users/{id}/balance`: credits add, debits and transfers (and untyped transactions)
-/// subtract, over every stored transaction of the user.
+/// `GET /v1/users/{id}/balance`: the opening balance plus the running total the user's actor
+/// maintains as it decides (see `sentinel_actors::Ledger`): credits add, debits and transfers
+/// (and untyped transactions) subtract, declines count for nothing. Never scans the history.
 #[utoipa::path(get, path = "/v1/users/{user_id}/balance", tag = "users", params(("user_id" = String, Path)), responses((status = 200, body = Balance), (status = 404, description = "Not found", body = ErrorResponse)))]
 pub async fn balance(
     State(state): State<ApiState>,
     Path(user_id): Path<String>,
 ) -> Result<Json<Balance>, ApiError> {
-    let mut balances: BTreeMap<String, Decimal> = BTreeMap::new();
-    let mut transactions = 0;
-    let mut after = 0;
-    loop {
-        let page = state
-            .store
-            .decisions_for_user(&user_id, after, 1_000)
-            .await
-            .map_err(|e| ApiError::internal("reading a user's decisions failed", e))?;
-        for d in &page {
-            let e = &d.event;
-            let signed = match e.kind {
-                Some(TxnType::Credit) => e.amount,
-                _ => -e.amount,
-            };
-            *balances.entry(e.currency.clone()).or_default() += signed;
-            transactions += 1;
-            after = d.user_seq;
-        }
-        if page.len() < 1_000 {
-            break;
-        }
-    }
-    if transactions == 0 {
+    let view = state
+        .decider
+        .user_state(&user_id)
+        .await
+        .ok_or_else(|| ApiError::unavailable("the user's actor did not answer; try again"))?;
+    let ledger = view
+        .ledger
+        .ok_or_else(|| ApiError::unavailable("the user's balance is being rebuilt; try again"))?;
+    let opening = crate::opening_balance::of_user(state.store.as_ref(), &user_id).await?;
+    if view.seq == 0 && opening.is_empty() {
         return Err(ApiError::not_found(format!(
             "no transactions for user {user_id}"
         )));
     }
+    let mut balances = opening.clone();
+    for (currency, moved) in ledger.totals {
+        *balances.entry(currency).or_default() += moved;
+    }
     Ok(Json(Balance {
         user_id,
         balances,
-        transactions,
+        opening,
+        transactions: ledger.counted,
     }))
 }

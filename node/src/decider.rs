@@ -80,6 +80,34 @@ impl sentinel_api::Decider for NodeDecider {
         }
     }
 
+    async fn screen(
+        &self,
+        events: Vec<Transaction>,
+    ) -> Vec<Result<sentinel_actors::Screened, DecisionError>> {
+        // Converted as ingestion would, but not counted: nothing is ingested.
+        let mut answers: Vec<Option<Result<sentinel_actors::Screened, DecisionError>>> =
+            Vec::with_capacity(events.len());
+        let mut valid = Vec::with_capacity(events.len());
+        for event in events {
+            match self.currencies.preview(event) {
+                Ok(event) => {
+                    answers.push(None);
+                    valid.push(Arc::new(event));
+                }
+                Err(e) => answers.push(Some(Err(DecisionError::Invalid(e)))),
+            }
+        }
+        let mut screened = self.scorer.screen(valid).await.into_iter();
+        answers
+            .into_iter()
+            .map(|a| {
+                a.or_else(|| screened.next()).unwrap_or_else(|| {
+                    Err(DecisionError::Unavailable("no answer for an event".into()))
+                })
+            })
+            .collect()
+    }
+
     async fn user_state(&self, user_id: &str) -> Option<sentinel_actors::UserView> {
         crate::cluster_view::user_view(&self.scorer, &self.ownership, user_id).await
     }

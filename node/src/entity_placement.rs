@@ -13,7 +13,7 @@ use futures::future::{join_all, BoxFuture};
 use ractor::{pg, Actor, ActorCell, ActorProcessingErr, ActorRef, RpcReplyPort};
 use ractor_cluster::RactorClusterMessage;
 use sentinel_actors::metrics::ENTITY_OWNERS;
-use sentinel_actors::{Entities, EntityRoute, OtherUsers, Sighting, ENTITY_TIMEOUT};
+use sentinel_actors::{Entities, EntityRoute, LookupMode, OtherUsers, Sighting, ENTITY_TIMEOUT};
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
@@ -31,6 +31,9 @@ pub enum EntityOwnerMessage {
     /// `Vec<Option<OtherUsers>>` answering each in order.
     #[rpc]
     RecordAndCount(Vec<u8>, RpcReplyPort<Vec<u8>>),
+    /// Like `RecordAndCount`, recording nothing (batch screening).
+    #[rpc]
+    Count(Vec<u8>, RpcReplyPort<Vec<u8>>),
 }
 
 /// Answers for the entities this node owns.
@@ -57,24 +60,31 @@ impl Actor for EntityOwner {
     ) -> Result<(), ActorProcessingErr> {
         match message {
             EntityOwnerMessage::RecordAndCount(payload, reply) => {
-                // A malformed payload is answered with "unknown" for nothing: an empty list.
-                let sightings: Vec<Sighting> =
-                    serde_json::from_slice(&payload).unwrap_or_else(|e| {
-                        tracing::warn!(error = %e, "unreadable entity sightings from a member");
-                        Vec::new()
-                    });
-                // Answered off the actor's queue, so one slow shard does not hold other keys.
-                let entities = entities.clone();
-                tokio::spawn(async move {
-                    let answer = entities.record_locally(sightings).await;
-                    if let Ok(bytes) = serde_json::to_vec(&answer) {
-                        let _ = reply.send(bytes);
-                    }
-                });
+                answer(entities, payload, LookupMode::Record, reply);
+            }
+            EntityOwnerMessage::Count(payload, reply) => {
+                answer(entities, payload, LookupMode::Peek, reply);
             }
         }
         Ok(())
     }
+}
+
+/// Answers a member's sightings from this node's shards, recording them when `mode` says so.
+fn answer(entities: &Entities, payload: Vec<u8>, mode: LookupMode, reply: RpcReplyPort<Vec<u8>>) {
+    // A malformed payload is answered with "unknown" for nothing: an empty list.
+    let sightings: Vec<Sighting> = serde_json::from_slice(&payload).unwrap_or_else(|e| {
+        tracing::warn!(error = %e, "unreadable entity sightings from a member");
+        Vec::new()
+    });
+    // Answered off the actor's queue, so one slow shard does not hold other keys.
+    let entities = entities.clone();
+    tokio::spawn(async move {
+        let answer = entities.record_locally(sightings, mode).await;
+        if let Ok(bytes) = serde_json::to_vec(&answer) {
+            let _ = reply.send(bytes);
+        }
+    });
 }
 
 /// Places entities on the members of [`ENTITIES_GROUP`].
@@ -93,6 +103,7 @@ impl EntityRoute for ClusterRoute {
     fn record_and_count(
         &self,
         sightings: Vec<Sighting>,
+        mode: LookupMode,
     ) -> BoxFuture<'static, Vec<Option<OtherUsers>>> {
         let members: BTreeMap<String, ActorCell> = pg::get_members(&ENTITIES_GROUP.to_owned())
             .into_iter()
@@ -112,9 +123,9 @@ impl EntityRoute for ClusterRoute {
                 async move {
                     let (slots, batch): (Vec<usize>, Vec<Sighting>) = part.into_iter().unzip();
                     let answers = if cell.get_id().is_local() {
-                        local.record_locally(batch).await
+                        local.record_locally(batch, mode).await
                     } else {
-                        ask(cell, &batch).await
+                        ask(cell, &batch, mode).await
                     };
                     slots.into_iter().zip(answers).collect::<Vec<_>>()
                 }
@@ -132,7 +143,7 @@ impl EntityRoute for ClusterRoute {
 }
 
 /// One remote owner's answers for `batch`, every one `None` when it does not answer in time.
-async fn ask(cell: ActorCell, batch: &[Sighting]) -> Vec<Option<OtherUsers>> {
+async fn ask(cell: ActorCell, batch: &[Sighting], mode: LookupMode) -> Vec<Option<OtherUsers>> {
     let unknown = || vec![None; batch.len()];
     let Ok(payload) = serde_json::to_vec(batch) else {
         return unknown();
@@ -140,7 +151,10 @@ async fn ask(cell: ActorCell, batch: &[Sighting]) -> Vec<Option<OtherUsers>> {
     let owner: ActorRef<EntityOwnerMessage> = cell.into();
     let answer = owner
         .call(
-            |reply| EntityOwnerMessage::RecordAndCount(payload, reply),
+            |reply| match mode {
+                LookupMode::Record => EntityOwnerMessage::RecordAndCount(payload, reply),
+                LookupMode::Peek => EntityOwnerMessage::Count(payload, reply),
+            },
             Some(ENTITY_TIMEOUT),
         )
         .await;

@@ -228,6 +228,13 @@ fn describe() {
         }
     }
     describe_counter!(
+        sentinel_api::screen::SCREENED,
+        "Transactions screened without storing, by result."
+    );
+    for result in sentinel_api::screen::RESULTS {
+        metrics::counter!(sentinel_api::screen::SCREENED, "result" => result).increment(0);
+    }
+    describe_counter!(
         sentinel_api::metrics::STREAM_LAGGED,
         "Decisions live dashboard streams skipped for slow clients."
     );

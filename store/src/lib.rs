@@ -138,6 +138,8 @@ pub enum RecordKind {
     ApiKey,
     /// `hash of caller and Idempotency-Key` → the first answer to that request, for replay.
     Idempotency,
+    /// `user_id␟currency` → what the user's account held before its first decided transaction.
+    OpeningBalance,
 }
 
 impl RecordKind {
@@ -155,6 +157,7 @@ impl RecordKind {
             RecordKind::ModelDeployment => "model_deployment",
             RecordKind::ApiKey => "api_key",
             RecordKind::Idempotency => "idempotency",
+            RecordKind::OpeningBalance => "opening_balance",
         }
     }
 
@@ -172,6 +175,7 @@ impl RecordKind {
             RecordKind::ModelDeployment,
             RecordKind::ApiKey,
             RecordKind::Idempotency,
+            RecordKind::OpeningBalance,
         ]
         .into_iter()
         .find(|kind| kind.as_str() == name)

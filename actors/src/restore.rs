@@ -1,0 +1,118 @@
+//! Rebuilding a user's state from the store: the latest snapshot, then every decision stored
+//! after it, folded in as live scoring folded them.
+
+use crate::ledger::Ledger;
+use crate::state::UserState;
+use sentinel_store::{Store, StoreError};
+
+/// Decisions read per store call.
+const PAGE: usize = 1_000;
+
+/// The user's state as of the last stored decision. A snapshot written before ledgers were
+/// kept gets its ledger rebuilt once from the decisions it covers.
+pub async fn restore(
+    store: &dyn Store,
+    user_id: &str,
+    lateness_ms: i64,
+) -> Result<UserState, StoreError> {
+    let start = store.restore_point(user_id, PAGE).await?;
+    let (mut user, mut page) = match start.snapshot.map(|s| serde_json::from_slice(&s.state)) {
+        Some(Ok(state)) => (state, start.decisions),
+        None => (UserState::default(), start.decisions),
+        Some(Err(e)) => {
+            tracing::error!(user = %user_id, error = %e, "unreadable snapshot; replaying all history");
+            let all = store.decisions_for_user(user_id, 0, PAGE).await?;
+            (UserState::default(), all)
+        }
+    };
+    if user.ledger.is_none() {
+        user.ledger = Some(ledger_through(store, user_id, user.seq).await?);
+    }
+    loop {
+        for decision in &page {
+            user.replay(decision, lateness_ms);
+        }
+        if page.len() < PAGE {
+            break;
+        }
+        page = store.decisions_for_user(user_id, user.seq, PAGE).await?;
+    }
+    Ok(user)
+}
+
+/// The ledger of the user's stored decisions up to `seq`: the one-time rebuild for a snapshot
+/// that predates ledgers.
+async fn ledger_through(store: &dyn Store, user_id: &str, seq: u64) -> Result<Ledger, StoreError> {
+    let mut ledger = Ledger::default();
+    let mut after = 0;
+    while after < seq {
+        let page = store.decisions_for_user(user_id, after, PAGE).await?;
+        for decision in page.iter().take_while(|d| d.user_seq <= seq) {
+            ledger.record(&decision.event, decision.outcome);
+        }
+        match page.last() {
+            Some(last) if page.len() == PAGE => after = last.user_seq,
+            _ => break,
+        }
+    }
+    Ok(ledger)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use sentinel_event::Outcome;
+    use sentinel_store::conformance::decision;
+    use sentinel_store::{EmbeddedStore, UserSnapshot, WriteOp};
+    use std::sync::Arc;
+
+    /// Three stored decisions of 12.34 USD each, the second declined, and a snapshot after
+    /// the second made from `state`.
+    async fn store_with(state: impl FnOnce(&mut UserState)) -> (tempfile::TempDir, EmbeddedStore) {
+        let dir = tempfile::tempdir().unwrap();
+        let store = EmbeddedStore::open(&dir.path().join("s.redb")).unwrap();
+        let mut decisions: Vec<_> = (1..=3)
+            .map(|seq| decision(&format!("t{seq}"), "u", seq, seq as u32))
+            .collect();
+        decisions[1].outcome = Outcome::Decline;
+        let mut user = UserState::default();
+        for d in &decisions[..2] {
+            user.replay(d, 0);
+        }
+        state(&mut user);
+        let mut ops: Vec<WriteOp> = decisions
+            .into_iter()
+            .map(|d| WriteOp::Decision(Arc::new(d)))
+            .collect();
+        ops.push(WriteOp::Snapshot(UserSnapshot {
+            user_id: "u".into(),
+            seq: 2,
+            state: serde_json::to_vec(&user).unwrap(),
+        }));
+        store.write_batch(ops).await.unwrap();
+        (dir, store)
+    }
+
+    #[tokio::test]
+    async fn a_snapshot_without_a_ledger_gets_it_rebuilt_from_the_history() {
+        let (_dir, store) = store_with(|user| user.ledger = None).await;
+        let user = restore(&store, "u", 0).await.unwrap();
+        let ledger = user.ledger.unwrap();
+        assert_eq!(ledger.totals["USD"], "-24.68".parse().unwrap());
+        assert_eq!(ledger.counted, 2);
+        assert_eq!(user.seq, 3);
+    }
+
+    #[tokio::test]
+    async fn a_snapshot_with_a_ledger_is_trusted_and_only_later_decisions_are_added() {
+        let (_dir, store) = store_with(|user| {
+            let ledger = user.ledger.as_mut().unwrap();
+            ledger.totals.insert("USD".into(), "1000".parse().unwrap());
+        })
+        .await;
+        let user = restore(&store, "u", 0).await.unwrap();
+        let ledger = user.ledger.unwrap();
+        assert_eq!(ledger.totals["USD"], "987.66".parse().unwrap());
+        assert_eq!(ledger.counted, 2);
+    }
+}
