@@ -387,7 +387,11 @@ async fn the_dashboard_shows_live_traffic_flagged_transactions_and_their_reasons
                     .unwrap()
                     .iter()
                     .all(|d| d["user_id"] == user)
-                    && json.as_array().unwrap().iter().any(|d| d["transaction_id"] == txn),
+                    && json
+                        .as_array()
+                        .unwrap()
+                        .iter()
+                        .any(|d| d["transaction_id"] == txn),
                 "{name}: {json}"
             ),
             _ => assert!(json["txn_count"].as_u64() > Some(0), "{name}: {json}"),

@@ -57,7 +57,7 @@ pub async fn aggregates(
     State(state): State<ApiState>,
     Params(query): Params<AggregateQuery>,
 ) -> Result<Json<Aggregates>, ApiError> {
-    let spec = Spec::check(query)?;
+    let spec = Spec::check(query).inspect_err(|_| crate::metrics::refused("invalid_parameter"))?;
     let key = spec.cache_key();
     if let Some(hit) = state.aggregates.get(&key) {
         return Ok(Json(hit));
