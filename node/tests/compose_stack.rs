@@ -26,6 +26,9 @@ enum At {
     Arg(&'static str),
 }
 
+/// Stands for the service's own name in a container value of [`SWAPS`].
+const SERVICE: &str = "$service";
+
 /// Everything that differs from the containers, and why. The container's value is checked
 /// against the resolved file, so a change to the compose file that this list does not follow
 /// fails here instead of going unnoticed.
@@ -62,6 +65,12 @@ const SWAPS: &[(At, &str, &str)] = &[
         At::Env("SENTINEL_CLUSTER_LISTEN"),
         "0.0.0.0:7000",
         "container port: each cluster listener gets a free port (still on every interface)",
+    ),
+    (
+        At::Env("HOSTNAME"),
+        SERVICE,
+        "container hostname: a node listening on every interface advertises HOSTNAME to its \
+         peers; here every node is 127.0.0.1",
     ),
     (
         At::Env("SENTINEL_CLUSTER_SEEDS"),
@@ -218,7 +227,7 @@ impl Service {
             e => strings(e),
         };
         argv.extend(strings(&s["command"]));
-        let env = s["environment"]
+        let mut env: BTreeMap<String, String> = s["environment"]
             .as_object()
             .map(|e| {
                 e.iter()
@@ -232,14 +241,25 @@ impl Service {
                     .collect()
             })
             .unwrap_or_default();
+        // The engine gives a container its `hostname` as HOSTNAME (a node listening on every
+        // interface advertises it to its peers).
+        if let Some(host) = s["hostname"].as_str() {
+            env.insert("HOSTNAME".into(), host.into());
+        }
+        // Bind mounts, in the short syntax (`source:target:ro`, docker-compose 1.x) or the long
+        // one (docker compose 2.x).
         let mounts = s["volumes"]
             .as_array()
             .into_iter()
             .flatten()
             .filter_map(|v| {
-                let mut parts = v.as_str()?.split(':');
-                let source = parts.next()?;
-                let target = parts.next()?;
+                let (source, target) = match v {
+                    Value::String(short) => {
+                        let mut parts = short.split(':');
+                        (parts.next()?, parts.next()?)
+                    }
+                    long => (long["source"].as_str()?, long["target"].as_str()?),
+                };
                 source
                     .starts_with('/')
                     .then(|| (target.to_owned(), PathBuf::from(source)))
@@ -263,11 +283,8 @@ impl Service {
         let mut swap = |at: At, value: &str| -> String {
             match SWAPS.iter().find(|(a, _, _)| *a == at) {
                 Some((_, container, _)) => {
-                    assert_eq!(
-                        value, *container,
-                        "{}: {at:?} changed in compose",
-                        self.name
-                    );
+                    let container = container.replace(SERVICE, &self.name);
+                    assert_eq!(value, container, "{}: {at:?} changed in compose", self.name);
                     applied.push(at);
                     local(at)
                 }
@@ -415,6 +432,7 @@ async fn every_service_built_here_runs_as_composed_and_decides_the_load() {
             At::Env("SENTINEL_DATA_DIR") => dir.join("data").display().to_string(),
             At::Env("SENTINEL_HTTP_LISTEN") => format!("0.0.0.0:{}", mine.http),
             At::Env("SENTINEL_CLUSTER_LISTEN") => format!("0.0.0.0:{}", mine.cluster),
+            At::Env("HOSTNAME") => "127.0.0.1".into(),
             At::Env("SENTINEL_CLUSTER_SEEDS") => {
                 let host = node.env["SENTINEL_CLUSTER_SEEDS"]
                     .split(':')
