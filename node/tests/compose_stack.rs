@@ -19,11 +19,13 @@ fn repo() -> &'static Path {
     Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap()
 }
 
-/// Where a swapped value sits: an environment variable, or the argument after a flag.
+/// Where a swapped value sits: an environment variable, the argument after a flag, or the
+/// URL a healthcheck probes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum At {
     Env(&'static str),
     Arg(&'static str),
+    Probe,
 }
 
 /// Stands for the service's own name in a container value of [`SWAPS`].
@@ -76,6 +78,11 @@ const SWAPS: &[(At, &str, &str)] = &[
         At::Env("SENTINEL_CLUSTER_SEEDS"),
         "sentinel-1:7000",
         "container hostname: sentinel-1 is 127.0.0.1 at its cluster listener's port",
+    ),
+    (
+        At::Probe,
+        "http://localhost:8080/readyz",
+        "container port: the healthcheck probes each node's own API port",
     ),
     (
         At::Arg("--report-dir"),
@@ -218,6 +225,10 @@ struct Service {
     env: BTreeMap<String, String>,
     /// Read-only file mounts: container path to host path.
     mounts: HashMap<String, PathBuf>,
+    /// The healthcheck's command (`CMD` form), if any.
+    health: Vec<String>,
+    /// Services this one waits for, with the condition (`service_started`, `service_healthy`).
+    depends_on: BTreeMap<String, String>,
 }
 
 impl Service {
@@ -265,11 +276,29 @@ impl Service {
                     .then(|| (target.to_owned(), PathBuf::from(source)))
             })
             .collect();
+        let health = match strings(&s["healthcheck"]["test"]).split_first() {
+            Some((form, command)) if form == "CMD" => command.to_vec(),
+            Some((form, _)) => panic!("{name}: a {form} healthcheck; the test runs CMD ones"),
+            None => Vec::new(),
+        };
+        let depends_on = match &s["depends_on"] {
+            Value::Array(short) => short
+                .iter()
+                .map(|d| (d.as_str().unwrap().to_owned(), "service_started".to_owned()))
+                .collect(),
+            Value::Object(long) => long
+                .iter()
+                .map(|(d, c)| (d.clone(), c["condition"].as_str().unwrap().to_owned()))
+                .collect(),
+            _ => BTreeMap::new(),
+        };
         Service {
             name: name.to_owned(),
             argv,
             env,
             mounts,
+            health,
+            depends_on,
         }
     }
 
@@ -280,17 +309,7 @@ impl Service {
         local: impl Fn(At) -> String,
     ) -> (Vec<String>, BTreeMap<String, String>, Vec<At>) {
         let mut applied = Vec::new();
-        let mut swap = |at: At, value: &str| -> String {
-            match SWAPS.iter().find(|(a, _, _)| *a == at) {
-                Some((_, container, _)) => {
-                    let container = container.replace(SERVICE, &self.name);
-                    assert_eq!(value, container, "{}: {at:?} changed in compose", self.name);
-                    applied.push(at);
-                    local(at)
-                }
-                None => value.to_owned(),
-            }
-        };
+        let mut swap = |at: At, value: &str| self.swap(at, value, &local, &mut applied);
         let mut argv = Vec::new();
         let mut previous: Option<String> = None;
         for arg in &self.argv {
@@ -313,6 +332,40 @@ impl Service {
             })
             .collect();
         (argv, env, applied)
+    }
+
+    /// The healthcheck's command with its probed URL swapped; returns which swaps applied.
+    fn probe(&self, local: impl Fn(At) -> String) -> (Vec<String>, Vec<At>) {
+        let mut applied = Vec::new();
+        let command = self
+            .health
+            .iter()
+            .map(|arg| match arg.starts_with("http://") {
+                true => self.swap(At::Probe, arg, &local, &mut applied),
+                false => arg.clone(),
+            })
+            .collect();
+        (command, applied)
+    }
+
+    /// `value` at `at`: the local value when [`SWAPS`] names `at` (after checking the
+    /// container's value is what the table says), else unchanged.
+    fn swap(
+        &self,
+        at: At,
+        value: &str,
+        local: &impl Fn(At) -> String,
+        applied: &mut Vec<At>,
+    ) -> String {
+        match SWAPS.iter().find(|(a, _, _)| *a == at) {
+            Some((_, container, _)) => {
+                let container = container.replace(SERVICE, &self.name);
+                assert_eq!(value, container, "{}: {at:?} changed in compose", self.name);
+                applied.push(at);
+                local(at)
+            }
+            None => value.to_owned(),
+        }
     }
 }
 
@@ -366,9 +419,16 @@ fn token(jwt_secret: &str) -> String {
     String::from_utf8(out.stdout).unwrap().trim().to_owned()
 }
 
-/// Starts `argv` with exactly `env` (a container's environment has nothing else but PATH).
-fn spawn(name: &str, argv: &[String], env: &BTreeMap<String, String>, dir: &Path) -> Process {
-    let mut command = Command::new(program(&argv[0]));
+/// Starts `argv` (its program found in `programs`) with exactly `env` (a container's
+/// environment has nothing else but PATH).
+fn spawn(
+    programs: &HashMap<String, PathBuf>,
+    name: &str,
+    argv: &[String],
+    env: &BTreeMap<String, String>,
+    dir: &Path,
+) -> Process {
+    let mut command = Command::new(&programs[&argv[0]]);
     command
         .args(&argv[1..])
         .env_clear()
@@ -414,6 +474,12 @@ async fn every_service_built_here_runs_as_composed_and_decides_the_load() {
         })
         .collect();
 
+    // Every program built before anything starts, so that the services start as close
+    // together as the engine starts them.
+    let programs: HashMap<String, PathBuf> = ours
+        .values()
+        .map(|s| (s.argv[0].clone(), program(&s.argv[0])))
+        .collect();
     let broker = Broker::start().await;
     // The one node the others seed from hosts the store.
     let store_host = "sentinel-1";
@@ -443,8 +509,76 @@ async fn every_service_built_here_runs_as_composed_and_decides_the_load() {
             other => panic!("{}: no local value for {other:?}", node.name),
         });
         applied.extend(swaps.iter().map(|a| format!("{a:?}")));
-        running.push((node.name.clone(), spawn(&node.name, &argv, &env, &dir)));
+        running.push((
+            node.name.clone(),
+            spawn(&programs, &node.name, &argv, &env, &dir),
+        ));
     }
+
+    let [loadgen] = others[..] else {
+        panic!("one load generator")
+    };
+    let reports = work.path().join("reports");
+    let (argv, env, swaps) = loadgen.swapped(|at| match at {
+        At::Arg("--brokers") => broker.address.clone(),
+        At::Arg("--report-dir") => reports.display().to_string(),
+        At::Arg("--rate") => "40".into(),
+        At::Arg("--duration-secs") => "5".into(),
+        other => panic!("loadgen: no local value for {other:?}"),
+    });
+    applied.extend(swaps.iter().map(|a| format!("{a:?}")));
+    // A load generator started before the nodes have created their topics subscribes to
+    // topics that do not exist, and librdkafka looks again only at its next metadata refresh
+    // (up to 5 minutes later): it must wait for every node to be healthy (ready).
+    assert!(
+        nodes
+            .iter()
+            .all(|n| loadgen.depends_on.get(&n.name).map(String::as_str) == Some("service_healthy")),
+        "loadgen must wait for every node to be healthy: {:?}",
+        loadgen.depends_on
+    );
+    // The engine starts the load generator once each dependency is as `depends_on` asks:
+    // running, or healthy by its own healthcheck (run here, as the engine runs it).
+    for (dependency, condition) in &loadgen.depends_on {
+        let (_, process) = running
+            .iter_mut()
+            .find(|(name, _)| name == dependency)
+            .unwrap_or_else(|| panic!("loadgen depends on {dependency}, not started here"));
+        match condition.as_str() {
+            "service_started" => process.assert_running(),
+            "service_healthy" => {
+                let port = ports[dependency].http;
+                let (probe, swaps) = ours[dependency.as_str()].probe(|at| match at {
+                    At::Probe => format!("http://localhost:{port}/readyz"),
+                    other => panic!("{dependency}'s healthcheck: no local value for {other:?}"),
+                });
+                assert!(!probe.is_empty(), "{dependency} has no healthcheck");
+                applied.extend(swaps.iter().map(|a| format!("{a:?}")));
+                eventually(
+                    &format!("{dependency}'s healthcheck to pass"),
+                    Duration::from_secs(120),
+                    async || {
+                        process.assert_running();
+                        let status = Command::new(&probe[0])
+                            .args(&probe[1..])
+                            .stderr(std::process::Stdio::null())
+                            .status()
+                            .unwrap_or_else(|e| panic!("running {probe:?}: {e}"));
+                        status.success().then_some(())
+                    },
+                )
+                .await;
+            }
+            other => panic!("loadgen: depends_on condition {other}"),
+        }
+    }
+    // Every swap the table names was needed (none is stale).
+    assert_eq!(
+        applied,
+        SWAPS.iter().map(|(a, _, _)| format!("{a:?}")).collect(),
+        "every swap in SWAPS applies"
+    );
+    let mut generator = spawn(&programs, "loadgen", &argv, &env, work.path());
 
     let client = reqwest::Client::new();
     for (name, process) in &mut running {
@@ -488,25 +622,6 @@ async fn every_service_built_here_runs_as_composed_and_decides_the_load() {
         .await;
     }
 
-    let [loadgen] = others[..] else {
-        panic!("one load generator")
-    };
-    let reports = work.path().join("reports");
-    let (argv, env, swaps) = loadgen.swapped(|at| match at {
-        At::Arg("--brokers") => broker.address.clone(),
-        At::Arg("--report-dir") => reports.display().to_string(),
-        At::Arg("--rate") => "40".into(),
-        At::Arg("--duration-secs") => "5".into(),
-        other => panic!("loadgen: no local value for {other:?}"),
-    });
-    applied.extend(swaps.iter().map(|a| format!("{a:?}")));
-    // Every swap the table names was needed (none is stale).
-    assert_eq!(
-        applied,
-        SWAPS.iter().map(|(a, _, _)| format!("{a:?}")).collect(),
-        "every swap in SWAPS applies"
-    );
-    let mut generator = spawn("loadgen", &argv, &env, work.path());
     let status = generator.wait(Duration::from_secs(180)).await;
     assert!(status.success(), "{}", generator.log_text());
     let report: Value =
