@@ -33,11 +33,13 @@ pub struct AggregateQuery {
     pub outcome: Option<String>,
     /// Only this merchant category.
     pub merchant_category: Option<String>,
-    /// Only this channel (`pos`, `web`, `mobile`, …).
+    /// Only this channel.
+    #[param(value_type = Option<Channel>)]
     pub channel: Option<String>,
     /// Only this country (the event's `location.country`).
     pub country: Option<String>,
     /// The last `<n>m`, `<n>h` or `<n>d` before `until` (`24h`, `7d`); instead of `from`.
+    #[param(pattern = "^[0-9]+[mhd]$", example = "24h")]
     pub window: Option<String>,
     /// Decided at or after (default: 24 hours before `until`).
     pub from: Option<DateTime<Utc>>,
