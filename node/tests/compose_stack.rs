@@ -395,6 +395,17 @@ fn derived_config(mounted: &Path, store_host: &str, into: &Path) -> PathBuf {
     path
 }
 
+/// A free port on every interface (the nodes listen on `0.0.0.0`, as in their containers):
+/// [`free_port`] checks loopback only.
+fn free_port_everywhere() -> u16 {
+    loop {
+        let port = free_port();
+        if std::net::TcpListener::bind(("0.0.0.0", port)).is_ok() {
+            return port;
+        }
+    }
+}
+
 /// Ports a node listens on here.
 #[derive(Clone, Copy)]
 struct Ports {
@@ -467,8 +478,8 @@ async fn every_service_built_here_runs_as_composed_and_decides_the_load() {
         .iter()
         .map(|s| {
             let ports = Ports {
-                http: free_port(),
-                cluster: free_port(),
+                http: free_port_everywhere(),
+                cluster: free_port_everywhere(),
             };
             (s.name.clone(), ports)
         })
@@ -603,7 +614,7 @@ async fn every_service_built_here_runs_as_composed_and_decides_the_load() {
     for (name, _) in &running {
         let url = format!("http://127.0.0.1:{}/v1/cluster", ports[name.as_str()].http);
         eventually(
-            &format!("{name} to see one cluster of three"),
+            &format!("{name} to see one cluster of three sharing the input topic"),
             Duration::from_secs(60),
             async || {
                 let view: Value = admin.get(&url).send().await.ok()?.json().await.ok()?;
@@ -616,7 +627,24 @@ async fn every_service_built_here_runs_as_composed_and_decides_the_load() {
                     .iter()
                     .filter_map(|m| m["store_host"].as_str())
                     .collect();
-                (seen == names && hosts == BTreeSet::from([store_host])).then_some(())
+                // One consumer group: every member owns input partitions, none twice, and
+                // together all of them (the nodes create the topic with 8).
+                let owned: Vec<Vec<u64>> = members
+                    .iter()
+                    .map(|m| {
+                        let partitions = m["partitions"].as_array();
+                        partitions
+                            .into_iter()
+                            .flatten()
+                            .filter_map(Value::as_u64)
+                            .collect()
+                    })
+                    .collect();
+                let all: BTreeSet<u64> = owned.iter().flatten().copied().collect();
+                let split = owned.iter().all(|p| !p.is_empty())
+                    && all == (0..8).collect()
+                    && owned.iter().map(Vec::len).sum::<usize>() == 8;
+                (seen == names && hosts == BTreeSet::from([store_host]) && split).then_some(())
             },
         )
         .await;
