@@ -6,7 +6,8 @@ RUN cargo build --release -p sentinel-node \
  && cargo build --release -p sentinel-loadtest --features loadgen
 
 FROM debian:bookworm-slim
-RUN apt-get update && apt-get install -y --no-install-recommends ca-certificates && rm -rf /var/lib/apt/lists/*
+# curl: the compose healthcheck probes /readyz with it.
+RUN apt-get update && apt-get install -y --no-install-recommends ca-certificates curl && rm -rf /var/lib/apt/lists/*
 COPY --from=build /src/target/release/sentinel /usr/local/bin/sentinel
 COPY --from=build /src/target/release/sentinel-loadtest /usr/local/bin/sentinel-loadtest
 VOLUME /data

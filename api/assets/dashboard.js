@@ -424,11 +424,47 @@ function renderDetail(d) {
       el("button", { class: "fraud", onclick: () => setLabel(d.transaction_id, "fraud") }, "mark fraud"),
       el("button", { class: "legit", onclick: () => setLabel(d.transaction_id, "legit") }, "mark legit")),
     el("h3", { text: "More" }),
-    el("p", {},
-      el("a", { href: `/v1/users/${encodeURIComponent(d.user_id)}/decisions?limit=100`, target: "_blank", style: "color:var(--accent)" }, "user history"), " · ",
-      el("a", { href: `/v1/users/${encodeURIComponent(d.user_id)}/profile`, target: "_blank", style: "color:var(--accent)" }, "live profile"), " · ",
-      el("a", { href: `/v1/decisions/${encodeURIComponent(d.transaction_id)}`, target: "_blank", style: "color:var(--accent)" }, "raw JSON")),
+    el("p", { class: "more" },
+      jsonLink("user history", `/v1/users/${encodeURIComponent(d.user_id)}/decisions?limit=100`), " · ",
+      jsonLink("live profile", `/v1/users/${encodeURIComponent(d.user_id)}/profile`), " · ",
+      jsonLink("raw JSON", `/v1/decisions/${encodeURIComponent(d.transaction_id)}`)),
+    el("div", { id: "json-view", class: "json-view", hidden: "" }),
   );
+}
+
+// The API answers only requests that carry the token in their Authorization header, and a
+// token in a link's address would end up in logs and history: these "links" fetch with the
+// header and show the answer in the drawer instead of navigating.
+function jsonLink(name, path) {
+  return el("button", { class: "link", "data-path": path, onclick: () => showJson(name, path) }, name);
+}
+
+async function showJson(name, path) {
+  const view = $("json-view");
+  view.hidden = false;
+  view.dataset.path = path;
+  view.dataset.state = "loading";
+  const body = el("pre", { class: "mono", text: "Loading…" });
+  view.replaceChildren(
+    el("div", { class: "json-head" },
+      el("span", { class: "json-name", text: name }),
+      el("span", { class: "mono dim", text: path }),
+      el("button", { class: "json-close", title: "Close", onclick: () => { view.hidden = true; } }, "×")),
+    body);
+  let state = "error";
+  let text;
+  try {
+    const r = await api(path);
+    const answer = await r.text();
+    try { text = JSON.stringify(JSON.parse(answer), null, 2); } catch (_) { text = answer; }
+    if (r.ok) state = "ok";
+    else text = `HTTP ${r.status}\n${text}`;
+  } catch (e) {
+    text = "Could not load: " + e.message;
+  }
+  if (view.dataset.path !== path) return; // another link was clicked meanwhile
+  view.dataset.state = state;
+  body.textContent = text;
 }
 
 async function loadLabel(id) {

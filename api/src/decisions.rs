@@ -1,5 +1,11 @@
 //! `GET /v1/decisions` and `GET /v1/aggregates`: looking across stored decisions by time.
 
+mod aggregate;
+mod aggregate_spec;
+
+pub use aggregate::{__path_aggregates, aggregates, AggregateCache};
+pub use aggregate_spec::GroupBy;
+
 use crate::body::Params;
 use crate::ErrorResponse;
 use crate::{ApiError, ApiState};
@@ -7,21 +13,13 @@ use axum::extract::State;
 use axum::Json;
 use chrono::{DateTime, Duration, NaiveDate, Utc};
 use sentinel_event::{Decision, Outcome};
-use sentinel_rules::Agg;
 use sentinel_store::{day_of, DayCursor};
 use serde::{Deserialize, Serialize};
-use std::collections::BTreeMap;
-use std::sync::Mutex;
-use std::time::Instant;
 
 /// Longest time range one query may cover (so at most 32 decision days are read).
 const MAX_RANGE_DAYS: i64 = 31;
 /// Most stored decisions one search request examines; a page may come back short, with a cursor.
 const MAX_SCAN: usize = 100_000;
-/// Most stored decisions one aggregate examines; a larger range is refused, not cut short.
-const MAX_AGGREGATE_SCAN: u64 = 1_000_000;
-/// Most groups one aggregate answers with.
-const MAX_GROUPS: usize = 10_000;
 
 /// A set of outcomes, written comma-separated in a query (`review,decline`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -265,278 +263,6 @@ pub async fn search(
         decisions: out,
         next: None,
     }))
-}
-
-/// Aggregate query.
-#[derive(Deserialize, Clone, PartialEq)]
-#[serde(deny_unknown_fields)]
-#[derive(utoipa::IntoParams)]
-#[into_params(parameter_in = Query)]
-pub struct AggregateQuery {
-    /// `count`, `sum`, `avg`, `min` or `max` (the rule language's aggregations).
-    pub agg: Agg,
-    /// The numeric field: `amount` or `score`.
-    #[serde(default = "amount")]
-    pub field: Field,
-    /// Grouping key.
-    pub group_by: GroupBy,
-    /// Decided at or after (default: 24 hours before `until`).
-    pub from: Option<DateTime<Utc>>,
-    /// Decided before (default: now).
-    pub until: Option<DateTime<Utc>>,
-}
-
-fn amount() -> Field {
-    Field::Amount
-}
-
-/// Numeric fields.
-#[derive(Deserialize, Serialize, Clone, Copy, PartialEq, Eq)]
-#[serde(rename_all = "snake_case")]
-#[derive(utoipa::ToSchema)]
-pub enum Field {
-    /// The transaction amount (mixed currencies are summed as numbers).
-    Amount,
-    /// The amount in the node's base currency (`[currency]`): comparable across currencies.
-    AmountBase,
-    /// The risk score.
-    Score,
-}
-
-/// Grouping keys (bounded to what a risk team groups by).
-#[derive(Deserialize, Serialize, Clone, Copy, PartialEq, Eq)]
-#[serde(rename_all = "snake_case")]
-#[derive(utoipa::ToSchema)]
-pub enum GroupBy {
-    /// Per user.
-    UserId,
-    /// Per card.
-    CardId,
-    /// Per merchant.
-    MerchantId,
-    /// Per merchant category.
-    MerchantCategory,
-    /// Per channel.
-    Channel,
-    /// Per country.
-    Country,
-    /// Per outcome.
-    Outcome,
-    /// Per currency.
-    Currency,
-}
-
-/// Aggregation result.
-#[derive(Serialize, Clone, utoipa::ToSchema)]
-pub struct Aggregates {
-    /// Value per group key (`-` for events without the key).
-    pub groups: BTreeMap<String, f64>,
-    /// Decisions examined.
-    pub decisions: u64,
-    /// Milliseconds the computation took (0 when served from the cache).
-    pub computation_ms: f64,
-    /// Served from the cache.
-    pub cached: bool,
-}
-
-/// Recent aggregate answers, reused for a short time.
-#[derive(Default)]
-pub struct AggregateCache {
-    entries: Mutex<Vec<(String, Instant, Aggregates)>>,
-}
-
-const CACHE_SECONDS: u64 = 30;
-const CACHE_ENTRIES: usize = 64;
-
-/// `GET /v1/aggregates?agg=&field=&group_by=&from=&until=`: cached for 30 s per query.
-#[utoipa::path(get, path = "/v1/aggregates", tag = "decisions", params(AggregateQuery), responses((status = 200, body = Aggregates), (status = 400, body = ErrorResponse)))]
-pub async fn aggregates(
-    State(state): State<ApiState>,
-    Params(query): Params<AggregateQuery>,
-) -> Result<Json<Aggregates>, ApiError> {
-    // Times count in whole seconds, so that the cache key is the range computed on: one
-    // range written in two ways (`+01:00`, fractions of a second) is one entry.
-    let (from_asked, until_asked) = (query.from.map(whole_second), query.until.map(whole_second));
-    let (from, until) = range(from_asked, until_asked)?;
-    // An absent bound stays absent in the key: "the last 24 hours" asked twice within the
-    // cache's life gets the same answer.
-    let key = format!(
-        "{}|{}|{}|{}|{}",
-        serde_json::to_string(&query.agg).unwrap_or_default(),
-        serde_json::to_string(&query.field).unwrap_or_default(),
-        serde_json::to_string(&query.group_by).unwrap_or_default(),
-        from_asked.map_or_else(|| "-".to_owned(), |t| t.timestamp().to_string()),
-        until_asked.map_or_else(|| "-".to_owned(), |t| t.timestamp().to_string()),
-    );
-    if let Some(hit) = state.aggregates.get(&key) {
-        return Ok(Json(hit));
-    }
-    let _turn = state.heavy_queries.enter().await?;
-    let started = Instant::now();
-    let mut acc = Accumulator::new(query.field, query.group_by, MAX_AGGREGATE_SCAN, MAX_GROUPS);
-    let mut day = from.date_naive();
-    while day <= until.date_naive() {
-        let mut position = None;
-        loop {
-            let page = state
-                .store
-                .decisions_by_day(
-                    day_of(day.and_hms_opt(0, 0, 0).expect("midnight").and_utc()),
-                    position,
-                    1_000,
-                )
-                .await
-                .map_err(|e| ApiError::internal("reading decisions failed", e))?;
-            for d in &page {
-                if d.decided_at >= from && d.decided_at < until {
-                    acc.add(d)?;
-                }
-            }
-            position = page.last().map(|d| DayCursor {
-                decided_us: d.decided_at.timestamp_micros(),
-                transaction_id: d.transaction_id.clone(),
-            });
-            if page.len() < 1_000 {
-                break;
-            }
-        }
-        day += Duration::days(1);
-    }
-    let decisions = acc.decisions;
-    let answer = Aggregates {
-        groups: acc.finish(query.agg),
-        decisions,
-        computation_ms: started.elapsed().as_secs_f64() * 1000.0,
-        cached: false,
-    };
-    state.aggregates.put(key, answer.clone());
-    Ok(Json(answer))
-}
-
-/// `t` without its fraction of a second.
-fn whole_second(t: DateTime<Utc>) -> DateTime<Utc> {
-    DateTime::from_timestamp(t.timestamp(), 0).unwrap_or(t)
-}
-
-/// Count, sum, min and max of one group.
-type Totals = (u64, f64, f64, f64);
-
-/// The running totals of an aggregate, refusing (400) once it has examined more decisions or
-/// holds more groups than it may.
-struct Accumulator {
-    field: Field,
-    group_by: GroupBy,
-    max_scan: u64,
-    max_groups: usize,
-    decisions: u64,
-    groups: BTreeMap<String, Totals>,
-}
-
-impl Accumulator {
-    fn new(field: Field, group_by: GroupBy, max_scan: u64, max_groups: usize) -> Accumulator {
-        Accumulator {
-            field,
-            group_by,
-            max_scan,
-            max_groups,
-            decisions: 0,
-            groups: BTreeMap::new(),
-        }
-    }
-
-    fn add(&mut self, d: &Decision) -> Result<(), ApiError> {
-        self.decisions += 1;
-        if self.decisions > self.max_scan {
-            crate::metrics::refused("too_costly");
-            return Err(ApiError::invalid_parameter(
-                "from",
-                &format!(
-                    "the range holds more than {} decisions; narrow from and until",
-                    self.max_scan
-                ),
-            ));
-        }
-        let value = match self.field {
-            Field::Amount => d.event.amount.try_into().unwrap_or(f64::NAN),
-            Field::AmountBase => d.event.amount_base().try_into().unwrap_or(f64::NAN),
-            Field::Score => d.score,
-        };
-        let group = group_of(d, self.group_by);
-        if self.groups.len() >= self.max_groups && !self.groups.contains_key(&group) {
-            crate::metrics::refused("too_costly");
-            return Err(ApiError::invalid_parameter(
-                "group_by",
-                &format!(
-                    "more than {} groups; group by a coarser key or narrow from and until",
-                    self.max_groups
-                ),
-            ));
-        }
-        let e = self
-            .groups
-            .entry(group)
-            .or_insert((0, 0.0, f64::INFINITY, f64::NEG_INFINITY));
-        e.0 += 1;
-        e.1 += value;
-        e.2 = e.2.min(value);
-        e.3 = e.3.max(value);
-        Ok(())
-    }
-
-    fn finish(self, agg: Agg) -> BTreeMap<String, f64> {
-        self.groups
-            .into_iter()
-            .map(|(k, (n, sum, min, max))| {
-                let v = match agg {
-                    Agg::Count => n as f64,
-                    Agg::Sum => sum,
-                    Agg::Avg => sum / n as f64,
-                    Agg::Min => min,
-                    Agg::Max => max,
-                };
-                (k, v)
-            })
-            .collect()
-    }
-}
-
-fn group_of(d: &Decision, by: GroupBy) -> String {
-    let e = &d.event;
-    let text = match by {
-        GroupBy::UserId => Some(d.user_id.as_str()),
-        GroupBy::CardId => e.card_id.as_deref(),
-        GroupBy::MerchantId => e.merchant_id.as_deref(),
-        GroupBy::MerchantCategory => e.merchant_category.as_deref(),
-        GroupBy::Channel => e.channel.map(|c| c.as_str()),
-        GroupBy::Country => e.location.as_ref().map(|l| l.country.as_str()),
-        GroupBy::Outcome => Some(d.outcome.as_str()),
-        GroupBy::Currency => Some(e.currency.as_str()),
-    };
-    text.unwrap_or("-").to_owned()
-}
-
-impl AggregateCache {
-    fn get(&self, key: &str) -> Option<Aggregates> {
-        let entries = self.entries.lock().ok()?;
-        entries
-            .iter()
-            .find(|(k, at, _)| k == key && at.elapsed().as_secs() < CACHE_SECONDS)
-            .map(|(_, _, v)| Aggregates {
-                computation_ms: 0.0,
-                cached: true,
-                ..v.clone()
-            })
-    }
-
-    fn put(&self, key: String, value: Aggregates) {
-        if let Ok(mut entries) = self.entries.lock() {
-            entries.retain(|(k, at, _)| *k != key && at.elapsed().as_secs() < CACHE_SECONDS);
-            if entries.len() >= CACHE_ENTRIES {
-                entries.remove(0);
-            }
-            entries.push((key, Instant::now(), value));
-        }
-    }
 }
 
 #[cfg(test)]

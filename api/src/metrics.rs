@@ -30,8 +30,16 @@ pub const REFUSED: &str = "sentinel_api_requests_refused_total";
 /// Every `reason` label of [`REFUSED`]: `content_type` (a `POST`/`PUT` that is not
 /// `application/json`), `host` (a `Host` the node does not answer to), `busy` (a decision
 /// search or aggregate that found no free turn), `too_costly` (a search or aggregate over its
-/// scan, day or group bounds, or with a cursor outside its range).
-pub const REFUSAL_REASONS: [&str; 4] = ["content_type", "host", "busy", "too_costly"];
+/// scan, day or group bounds, or with a cursor outside its range), `invalid_parameter` (an
+/// aggregate with a parameter it cannot use: `agg`, `field`, `group_by`, `outcome`, `channel`,
+/// `window` or the range).
+pub const REFUSAL_REASONS: [&str; 5] = [
+    "content_type",
+    "host",
+    "busy",
+    "too_costly",
+    "invalid_parameter",
+];
 
 /// Counts one refusal; `reason` is one of [`REFUSAL_REASONS`].
 pub(crate) fn refused(reason: &'static str) {

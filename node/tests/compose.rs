@@ -1,6 +1,7 @@
 //! The shipped docker-compose.yml is valid and runs the whole stack: three cluster nodes
-//! (one serving the store), Redpanda, ScyllaDB, Prometheus scraping every node, Grafana and
-//! the load generator. No container runs here; `docker-compose config` validates the file.
+//! sharing ScyllaDB, Redpanda, Prometheus scraping every node, Grafana and
+//! the load generator. No container runs here; `docker-compose config` validates the file,
+//! and `compose_stack.rs` runs the services built from this repository as local processes.
 
 use std::path::Path;
 use std::process::Command;

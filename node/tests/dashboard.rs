@@ -363,6 +363,45 @@ async fn the_dashboard_shows_live_traffic_flagged_transactions_and_their_reasons
         }
     }
 
+    // The drawer's "user history", "live profile" and "raw JSON" links showed the API's
+    // answers (the page fetches them with its token; a plain link would get 401).
+    let views: Vec<(&str, &Value)> = report["json_views"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| (v["name"].as_str().unwrap(), v))
+        .collect();
+    assert_eq!(
+        views.iter().map(|(n, _)| *n).collect::<Vec<_>>(),
+        ["user history", "live profile", "raw JSON"],
+        "{report}"
+    );
+    let user = stored["user_id"].as_str().unwrap();
+    for (name, view) in views {
+        assert_eq!(view["state"], "ok", "{name}: {view}");
+        let json = &view["json"];
+        match name {
+            "raw JSON" => assert_eq!(*json, stored, "{name}"),
+            "user history" => assert!(
+                json.as_array()
+                    .unwrap()
+                    .iter()
+                    .all(|d| d["user_id"] == user)
+                    && json
+                        .as_array()
+                        .unwrap()
+                        .iter()
+                        .any(|d| d["transaction_id"] == txn),
+                "{name}: {json}"
+            ),
+            _ => assert!(json["txn_count"].as_u64() > Some(0), "{name}: {json}"),
+        }
+        // The address the page fetched answers 401 without the token: the page supplied it.
+        let path = view["path"].as_str().unwrap();
+        let bare = anonymous.get(format!("{base}{path}")).send().await.unwrap();
+        assert_eq!(bare.status(), 401, "{path}");
+    }
+
     // The rule table lists the policy's rules, the new one included.
     let rule_names: BTreeSet<&str> = report["rule_rows"]
         .as_array()

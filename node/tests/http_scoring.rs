@@ -364,10 +364,14 @@ async fn looking_things_up() {
     assert_eq!(again["cached"], true);
     let (_, sums) = get("/v1/aggregates?agg=sum&field=amount&group_by=user_id").await;
     assert_eq!(sums["groups"]["lk-user-1"], 107.5);
-    assert_eq!(
-        get("/v1/aggregates?agg=median&group_by=outcome").await.0,
-        400
-    );
+    let refused = "sentinel_api_requests_refused_total{reason=\"invalid_parameter\"}";
+    let metrics = node.metrics(&client).await;
+    assert!(metrics.contains(refused), "registered at zero");
+    assert_eq!(metric_value(&metrics, refused), 0.0);
+    let (status, body) = get("/v1/aggregates?agg=median&group_by=outcome").await;
+    assert_eq!((status, &body["error"]["field"]), (400, &json!("agg")));
+    let metrics = node.metrics(&client).await;
+    assert_eq!(metric_value(&metrics, refused), 1.0);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -2,6 +2,7 @@
 //! ScyllaDB when `SENTINEL_TEST_SCYLLA_URI` names a node, e.g.
 //!
 //! ```sh
+//! ./scripts/compose-secrets   # the compose file needs its .env even for one service
 //! docker compose up -d scylla
 //! SENTINEL_TEST_SCYLLA_URI=127.0.0.1:9042 cargo test -p sentinel-store-scylla
 //! ```
@@ -36,7 +37,7 @@ async fn scylla_passes_the_store_conformance_suite() {
     let Ok(uri) = std::env::var(URI_VARIABLE) else {
         println!(
             "SKIPPED: the ScyllaDB conformance suite needs a live node; set {URI_VARIABLE}=host:9042 \
-             (docker compose up -d scylla) to run it"
+             (./scripts/compose-secrets && docker compose up -d scylla) to run it"
         );
         return;
     };

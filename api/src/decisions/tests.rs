@@ -1,11 +1,9 @@
-//! Bounds on decision searches and aggregates: forged cursors, scan and group caps, the cache
-//! key and the turns.
+//! Bounds on decision searches and aggregates: forged cursors, the cache key and the turns.
 
 use super::*;
 use crate::heavy::HeavyQueries;
 use crate::tests::{admin, call_as, router, router_with_gate, test_auth};
 use axum::http::StatusCode;
-use sentinel_event::{parse_transaction, Limits, ParseMode, Thresholds};
 use std::sync::Arc;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -35,57 +33,6 @@ async fn a_cursor_outside_the_requested_range_is_refused_naming_it() {
     )
     .await;
     assert_eq!(status, StatusCode::OK, "{body}");
-}
-
-fn decision(user: &str, amount: &str) -> Decision {
-    let body = format!(r#"{{"user_id":"{user}","amount":"{amount}"}}"#);
-    let (event, _) = parse_transaction(
-        body.as_bytes(),
-        ParseMode::Lenient,
-        &Limits::default(),
-        Utc::now(),
-    )
-    .unwrap();
-    let (outcome, score) = Thresholds::default().decide([]);
-    Decision {
-        transaction_id: event.transaction_id.clone(),
-        user_id: event.user_id.clone(),
-        outcome,
-        score,
-        reasons: vec![],
-        shadow_hits: vec![],
-        rule_set_version: 1,
-        user_seq: 1,
-        late: false,
-        decided_at: Utc::now(),
-        latency_us: 1,
-        event: Arc::new(event),
-        ml: None,
-    }
-}
-
-#[test]
-fn an_aggregate_stops_at_its_scan_and_group_bounds_naming_the_parameter() {
-    let mut acc = Accumulator::new(Field::Amount, GroupBy::Outcome, 3, 10);
-    for _ in 0..3 {
-        acc.add(&decision("u1", "10")).unwrap();
-    }
-    let err = acc.add(&decision("u1", "10")).unwrap_err();
-    let text = format!("{err:?}");
-    assert!(text.contains("400") && text.contains("\"from\""), "{text}");
-
-    let mut acc = Accumulator::new(Field::Amount, GroupBy::UserId, 100, 2);
-    acc.add(&decision("u1", "10")).unwrap();
-    acc.add(&decision("u2", "10")).unwrap();
-    acc.add(&decision("u1", "5")).unwrap();
-    let err = acc.add(&decision("u3", "10")).unwrap_err();
-    let text = format!("{err:?}");
-    assert!(
-        text.contains("400") && text.contains("\"group_by\""),
-        "{text}"
-    );
-    let groups = acc.finish(Agg::Sum);
-    assert_eq!(groups.get("u1"), Some(&15.0));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -65,6 +65,19 @@ try {
   result.detail_outcome = await page.textContent("#detail-outcome");
   result.detail_rules = await page.$$eval("#detail .reason:not(.shadow) .reason-name", (els) => els.map((e) => e.textContent));
   result.detail_values = await page.$$eval("#detail .reason:not(.shadow) table tr", (rows) => rows.map((r) => [...r.cells].map((c) => c.textContent)));
+  // The "More" links: each shows the API's answer (fetched with the page's token), not a 401.
+  result.json_views = [];
+  for (const link of await page.$$("#detail .more button.link")) {
+    const name = await link.textContent();
+    const path = await link.getAttribute("data-path");
+    await link.click();
+    const state = await poll(`${name} to load`, () => page.$eval("#json-view", (v, p) =>
+      v.dataset.path === p && v.dataset.state !== "loading" && !v.hidden ? v.dataset.state : null, path));
+    const text = await page.textContent("#json-view pre");
+    let json = null;
+    try { json = JSON.parse(text); } catch (_) { /* reported as text */ }
+    result.json_views.push({ name, path, state, json, text: json === null ? text : undefined });
+  }
   await page.waitForTimeout(300); // the drawer's slide-in
   await page.screenshot({ path: screenshot.replace(/\.png$/, "-detail.png") });
   step("detail");
