@@ -70,7 +70,11 @@ impl Drop for Process {
     }
 }
 
-/// A `sentinel run` node.
+/// How long a dropped node gets to drain after SIGTERM before it is SIGKILLed.
+const DRAIN_WAIT: Duration = Duration::from_secs(10);
+
+/// A `sentinel run` node; stopped with SIGTERM on drop (SIGKILL after [`DRAIN_WAIT`]), so it
+/// exits through its drain and writes its coverage profile.
 pub struct Node {
     pub process: Process,
     pub base: String,
@@ -104,6 +108,27 @@ pub fn admin_client() -> reqwest::Client {
         .default_headers(headers)
         .build()
         .unwrap()
+}
+
+impl Drop for Node {
+    fn drop(&mut self) {
+        let child = &mut self.process.child;
+        if let Ok(Some(_)) = child.try_wait() {
+            return; // already exited and reaped: its pid may belong to another process
+        }
+        let _ = Command::new("kill")
+            .args(["-TERM", &child.id().to_string()])
+            .status();
+        let deadline = Instant::now() + DRAIN_WAIT;
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = child.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        eprintln!("the node did not exit within {DRAIN_WAIT:?} of SIGTERM; killing it");
+        // `Process`'s drop, which runs next, kills it.
+    }
 }
 
 impl Node {

@@ -265,7 +265,11 @@ pub async fn collect(
     records
 }
 
-/// A `sentinel` node process; killed on drop.
+/// How long a dropped node gets to drain after SIGTERM before it is SIGKILLed.
+const DRAIN_WAIT: Duration = Duration::from_secs(10);
+
+/// A `sentinel` node process; stopped with SIGTERM on drop (SIGKILL if it has not exited
+/// within [`DRAIN_WAIT`]), so it exits through its drain and writes its coverage profile.
 pub struct NodeProcess {
     child: Child,
     pub http: String,
@@ -427,6 +431,26 @@ impl Drop for NodeProcess {
                 eprintln!("{line}");
             }
         }
+        if let Ok(Some(_)) = self.child.try_wait() {
+            return; // already killed or terminated and reaped: its pid may belong to another
+        }
+        let pid = self.child.id().to_string();
+        // SIGCONT too: a node a test froze with SIGSTOP only acts on SIGTERM once resumed.
+        for signal in ["-TERM", "-CONT"] {
+            let _ = Command::new("kill").args([signal, &pid]).status();
+        }
+        let deadline = Instant::now() + DRAIN_WAIT;
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        eprintln!(
+            "node {} did not exit within {DRAIN_WAIT:?} of SIGTERM; killing it (log: {})",
+            self.http,
+            self.log.display()
+        );
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
