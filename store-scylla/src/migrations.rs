@@ -141,6 +141,25 @@ mod tests {
     }
 
     #[test]
+    fn statements_drop_comment_lines_split_at_semicolons_and_name_the_keyspace() {
+        let cql = "-- header\n\
+                   CREATE TABLE IF NOT EXISTS {keyspace}.a (x int);\n\
+                   \x20   -- an indented comment; with a semicolon\n\
+                   CREATE TABLE IF NOT EXISTS {keyspace}.b (y int, z text)\n\
+                   ;\n\n;\n\
+                   INSERT INTO {keyspace}.a (x) VALUES (1)";
+        assert_eq!(
+            statements(cql, "fraud"),
+            [
+                "CREATE TABLE IF NOT EXISTS fraud.a (x int)",
+                "CREATE TABLE IF NOT EXISTS fraud.b (y int, z text)",
+                "INSERT INTO fraud.a (x) VALUES (1)",
+            ]
+        );
+        assert!(statements("-- only a comment\n\n", "fraud").is_empty());
+    }
+
+    #[test]
     fn the_first_statement_is_the_migrations_ledger() {
         let first = &statements(MIGRATIONS[0].cql, "ks")[0];
         assert!(

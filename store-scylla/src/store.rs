@@ -885,12 +885,95 @@ mod tests {
     }
 
     #[test]
-    fn consistency_names() {
-        assert_eq!(consistency("local_quorum"), Ok(Consistency::LocalQuorum));
-        assert!(consistency("LOCAL_QUORUM").is_err());
+    fn every_documented_consistency_parses_and_an_unknown_one_is_named() {
+        let levels = [
+            ("any", Consistency::Any),
+            ("one", Consistency::One),
+            ("two", Consistency::Two),
+            ("three", Consistency::Three),
+            ("quorum", Consistency::Quorum),
+            ("all", Consistency::All),
+            ("local_quorum", Consistency::LocalQuorum),
+            ("each_quorum", Consistency::EachQuorum),
+            ("local_one", Consistency::LocalOne),
+        ];
+        for (name, level) in levels {
+            assert_eq!(consistency(name), Ok(level), "{name}");
+        }
+        assert!(consistency("LOCAL_QUORUM").is_err(), "names are lower case");
         assert_eq!(
-            serial_consistency("local_serial"),
-            Ok(SerialConsistency::LocalSerial)
+            consistency("most"),
+            Err("unknown consistency `most`".to_owned())
         );
+        assert_eq!(serial_consistency("serial"), Ok(SerialConsistency::Serial));
+        assert_eq!(
+            serial_consistency("quorum"),
+            Err("unknown serial consistency `quorum`".to_owned())
+        );
+    }
+
+    /// Decoding failures are `Corrupt` errors naming the table the bytes came from.
+    #[test]
+    fn undecodable_rows_are_corrupt_records_of_their_table() {
+        let decision = sentinel_store::conformance::decision("t-1", "u-1", 3, 7);
+        let body = serde_json::to_vec(&decision).unwrap();
+        let back = decode(&body, "decisions_by_user").unwrap();
+        assert_eq!((back.transaction_id.as_str(), back.user_seq), ("t-1", 3));
+        match decode(b"{\"transaction_id\": 1}", "decisions_by_day") {
+            Err(StoreError::Corrupt { table, .. }) => assert_eq!(table, "decisions_by_day"),
+            other => panic!("{other:?}"),
+        }
+        match decode_owed(b"not json") {
+            Err(StoreError::Corrupt { table, .. }) => assert_eq!(table, "decisions_by_txn"),
+            other => panic!("{other:?}"),
+        }
+        match decode_owed(br#"[["nonsense", "k", null]]"#) {
+            Err(StoreError::Corrupt { table, reason }) => {
+                assert_eq!(table, "decisions_by_txn");
+                assert_eq!(reason, "unknown record kind nonsense");
+            }
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(
+            backend("reading a day", "timed out").to_string(),
+            StoreError::Backend("reading a day: timed out".into()).to_string()
+        );
+    }
+
+    #[test]
+    fn page_limits_saturate_at_the_cql_int_range() {
+        assert_eq!(limit_i32(500), 500);
+        assert_eq!(limit_i32(usize::MAX), i32::MAX);
+    }
+
+    /// Every growing kind is spread over 16 buckets, every other kind stays in bucket 0, and a
+    /// key's bucket is fixed: records written by one release are found by the next.
+    #[test]
+    fn record_buckets_are_fixed_per_kind_and_key() {
+        for kind in [
+            RecordKind::AlertOutbox,
+            RecordKind::Idempotency,
+            RecordKind::Audit,
+            RecordKind::Label,
+        ] {
+            assert_eq!(record_buckets(kind), 16, "{kind:?}");
+        }
+        for kind in [
+            RecordKind::RuleVersion,
+            RecordKind::RuleHead,
+            RecordKind::PolicyVersion,
+            RecordKind::List,
+            RecordKind::Model,
+            RecordKind::ModelDeployment,
+            RecordKind::ApiKey,
+            RecordKind::OpeningBalance,
+        ] {
+            assert_eq!(record_buckets(kind), 1, "{kind:?}");
+            assert_eq!(record_bucket(kind, "pending/a-1"), 0, "{kind:?}");
+        }
+        assert_eq!(record_bucket(RecordKind::AlertOutbox, "pending/a-1"), 10);
+        assert_eq!(record_bucket(RecordKind::Audit, "audit/2026-11-22/1"), 11);
+        assert_eq!(record_bucket(RecordKind::Label, "t-1"), 1);
+        assert_eq!(record_bucket(RecordKind::Idempotency, "idem/k"), 0);
     }
 }
