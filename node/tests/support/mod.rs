@@ -493,9 +493,10 @@ pub fn event(
     })
 }
 
-/// A child process in its own process group, its output in a log file; the whole group is
-/// killed on drop (helpers such as Chromium's too), and the log tail printed when the test is
-/// failing.
+/// A child process in its own process group, its output in a log file; on drop the group gets
+/// SIGTERM (a `sentinel` process drains and writes its coverage profile), then, once the child
+/// has exited or after [`DRAIN_WAIT`], SIGKILL (helpers such as Chromium's too); the log tail is
+/// printed when the test is failing.
 pub struct Process {
     name: &'static str,
     child: Child,
@@ -562,6 +563,21 @@ impl Drop for Process {
             );
             for line in &lines[lines.len().saturating_sub(40)..] {
                 eprintln!("{line}");
+            }
+        }
+        if let Ok(None) = self.child.try_wait() {
+            // SIGCONT too: a process a test froze with SIGSTOP only acts on SIGTERM once resumed.
+            self.signal_group("-TERM");
+            self.signal_group("-CONT");
+            let deadline = Instant::now() + DRAIN_WAIT;
+            while Instant::now() < deadline && matches!(self.child.try_wait(), Ok(None)) {
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            if let Ok(None) = self.child.try_wait() {
+                eprintln!(
+                    "{} did not exit within {DRAIN_WAIT:?} of SIGTERM; killing it",
+                    self.name
+                );
             }
         }
         self.signal_group("-KILL");
