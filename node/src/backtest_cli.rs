@@ -86,7 +86,8 @@ pub async fn run(args: BacktestArgs) -> anyhow::Result<()> {
             description: String::new(),
         })
     } else if let Some(file) = args.rule_file {
-        let text = std::fs::read_to_string(&file)?;
+        let text = std::fs::read_to_string(&file)
+            .with_context(|| format!("reading --rule-file {}", file.display()))?;
         Candidate::Rule(serde_json::from_str(&text).with_context(|| file.display().to_string())?)
     } else if let Some(version) = args.policy_version {
         Candidate::PolicyVersion(version)

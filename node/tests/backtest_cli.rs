@@ -112,8 +112,22 @@ fn backtest_counts_a_candidate_rules_hits_on_known_history() {
         )
     );
 
-    // The current policy reproduces every live decision.
+    // A shadow rule from a file: reported on the same two events, no outcome changes.
+    let rule_file = dir.path().join("rule.json");
+    let rule =
+        r#"{"name": "big", "expression": "amount > 2000", "action": "decline", "mode": "shadow"}"#;
+    std::fs::write(&rule_file, rule).unwrap();
     let args = ["backtest", "--data-dir", data.to_str().unwrap(), "--json"];
+    let rule_file = rule_file.to_str().unwrap();
+    let shadow: Value = stdout_of(sentinel(
+        &[&args[..], &["--from", &from, "--rule-file", rule_file]].concat(),
+    ))
+    .parse()
+    .unwrap();
+    assert_eq!(shadow["hits"], serde_json::json!({"big": 2}), "{shadow}");
+    assert_eq!(shadow["changed"], 0, "{shadow}");
+
+    // The current policy reproduces every live decision.
     let current: Value = stdout_of(sentinel(&[&args[..], &["--from", &from]].concat()))
         .parse()
         .unwrap();
@@ -167,6 +181,21 @@ fn bad_backtest_arguments_are_refused_naming_the_argument() {
         &["--from", "2026-11-20T00:00:00Z", "--policy-version", "7"],
         1,
         "no policy version 7",
+    );
+    let no_file = dir.path().join("no-rule.json");
+    let no_file = no_file.to_str().unwrap();
+    refused(
+        &["--from", "2026-11-20T00:00:00Z", "--rule-file", no_file],
+        1,
+        &format!("reading --rule-file {no_file}"),
+    );
+    let bad_rule = dir.path().join("bad-rule.json");
+    std::fs::write(&bad_rule, r#"{"name": "x"}"#).unwrap();
+    let bad_rule = bad_rule.to_str().unwrap();
+    refused(
+        &["--from", "2026-11-20T00:00:00Z", "--rule-file", bad_rule],
+        1,
+        &format!("{bad_rule}: missing field `expression`"),
     );
     let missing = dir.path().join("nothing");
     let out = sentinel(&[
