@@ -88,3 +88,10 @@ pub(crate) fn label_rejected(field: &str) {
         .unwrap_or("other");
     metrics::counter!(LABELS_REJECTED, "field" => field).increment(1);
 }
+
+/// Counter: screened transactions, by `result` ([`SCREEN_RESULTS`]).
+pub const SCREENED: &str = "sentinel_screened_total";
+
+/// Every `result` label of [`SCREENED`]: `decided` (answered with a decision), `rejected`
+/// (the item is not a valid event), `failed` (the node could not decide it now).
+pub const SCREEN_RESULTS: [&str; 3] = ["decided", "rejected", "failed"];

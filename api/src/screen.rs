@@ -18,13 +18,6 @@ pub const MAX_BATCH: usize = 1_000;
 /// Largest request body, in bytes (a full batch of ordinary events fits well).
 pub const MAX_BODY_BYTES: usize = 8 * 1024 * 1024;
 
-/// Counter: screened transactions, by `result` ([`RESULTS`]).
-pub const SCREENED: &str = "sentinel_screened_total";
-
-/// Every `result` label of [`SCREENED`]: `decided` (answered with a decision), `rejected`
-/// (the item is not a valid event), `failed` (the node could not decide it now).
-pub const RESULTS: [&str; 3] = ["decided", "rejected", "failed"];
-
 /// A batch to screen.
 #[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -151,7 +144,7 @@ fn result(index: usize, answer: Result<Screened, DecisionError>) -> ScreenResult
             )
         }
     };
-    metrics::counter!(SCREENED, "result" => outcome).increment(1);
+    metrics::counter!(crate::metrics::SCREENED, "result" => outcome).increment(1);
     ScreenResult {
         index,
         decision,

@@ -228,11 +228,11 @@ fn describe() {
         }
     }
     describe_counter!(
-        sentinel_api::screen::SCREENED,
+        sentinel_api::metrics::SCREENED,
         "Transactions screened without storing, by result."
     );
-    for result in sentinel_api::screen::RESULTS {
-        metrics::counter!(sentinel_api::screen::SCREENED, "result" => result).increment(0);
+    for result in sentinel_api::metrics::SCREEN_RESULTS {
+        metrics::counter!(sentinel_api::metrics::SCREENED, "result" => result).increment(0);
     }
     describe_counter!(
         sentinel_api::metrics::STREAM_LAGGED,
