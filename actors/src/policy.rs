@@ -119,13 +119,17 @@ mod tests {
     #[test]
     fn seed_policy_compiles() {
         let policy = PolicyDef::seed().compile().unwrap();
-        assert_eq!(policy.rules.rules().len(), 6);
+        assert_eq!(policy.rules.rules().len(), 8);
+        // shared_device_ring and shared_device_pair ask about devices and cards, nothing else.
         assert!(policy
             .entity_kinds
             .contains(crate::entities::EntityKind::Device));
-        assert!(!policy
+        assert!(policy
             .entity_kinds
             .contains(crate::entities::EntityKind::Card));
+        assert!(!policy
+            .entity_kinds
+            .contains(crate::entities::EntityKind::Ip));
         assert!(policy.lists.contains("high_risk_merchants", "gambling"));
         assert!(!policy.lists.contains("high_risk_merchants", "grocery"));
         assert!(!policy.lists.contains("no_such_list", "gambling"));

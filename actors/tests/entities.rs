@@ -66,6 +66,16 @@ async fn score(scorer: &Scorer, t: Transaction) -> Stored {
     scorer.score(Arc::new(t), Instant::now()).await.unwrap()
 }
 
+/// The rules that fired on a decision.
+fn fired(stored: &Stored) -> Vec<&str> {
+    stored
+        .decision
+        .reasons
+        .iter()
+        .map(|r| r.rule.as_str())
+        .collect()
+}
+
 fn ring_count(stored: &Stored) -> Option<f64> {
     let reason = stored
         .decision
@@ -85,14 +95,15 @@ async fn a_third_user_on_one_device_fires_the_ring_rule() {
     let ring = Some("shared-dev");
     let at = t0();
 
-    // The first two users (and the first user again) are below the threshold.
-    for (id, user, minute) in [("a1", "ann", 0), ("b1", "bob", 1), ("a2", "ann", 2)] {
+    // The first two users (and the first user again) are below the ring's threshold; the
+    // second user, new to the device within ten minutes of the first, is the seed's pair.
+    for (id, user, minute, rules) in [
+        ("a1", "ann", 0, vec![]),
+        ("b1", "bob", 1, vec!["shared_device_pair"]),
+        ("a2", "ann", 2, vec![]),
+    ] {
         let s = score(&scorer, txn(id, user, ring, at + Span::minutes(minute))).await;
-        assert!(
-            s.decision.reasons.is_empty(),
-            "{id}: {:?}",
-            s.decision.reasons
-        );
+        assert_eq!(fired(&s), rules, "{id}");
     }
     // Events without a device never count, and never fire.
     let s = score(&scorer, txn("x1", "xavier", None, at + Span::minutes(3))).await;
@@ -145,11 +156,7 @@ async fn entity_state_is_lost_on_restart_and_rebuilt_by_new_traffic() {
     let ann = score(&second, txn("a2", "ann", ring, at + Span::minutes(2))).await;
     assert_eq!(ann.decision.user_seq, 2, "the user restored from the store");
     let third = score(&second, txn("c1", "cyd", ring, at + Span::minutes(2))).await;
-    assert!(
-        third.decision.reasons.is_empty(),
-        "{:?}",
-        third.decision.reasons
-    );
+    assert_eq!(fired(&third), ["shared_device_pair"]);
     // Before the restart this would have been the fourth user; now it is the third.
     let dee = score(&second, txn("d1", "dee", ring, at + Span::minutes(3))).await;
     assert_eq!(ring_count(&dee), Some(3.0), "{:?}", dee.decision.reasons);

@@ -302,7 +302,9 @@ function renderLinks() {
     if (!key) return;
     const id = kind + "\u0000" + key;
     let g = groups.get(id);
-    if (!g) groups.set(id, (g = { kind, key, users: new Map(), txns: 0, last: 0 }));
+    if (!g) groups.set(id, (g = { kind, key, users: new Map(), ids: new Set(), txns: 0, last: 0 }));
+    if (g.ids.has(d.id)) return; // a linked decision can come with several flagged ones
+    g.ids.add(d.id);
     g.txns++;
     g.last = Math.max(g.last, d.at);
     const prev = g.users.get(d.user);
@@ -311,6 +313,12 @@ function renderLinks() {
   for (const d of state.recent) {
     add("device", d.device, d);
     add("card", d.card, d);
+    // The other users of its device or card, approved ones included: the first of a pair.
+    for (const l of d.linked || []) {
+      if (l.at < cutoff) continue;
+      if (l.device === d.device) add("device", l.device, l);
+      if (l.card === d.card) add("card", l.card, l);
+    }
   }
   const rings = [...groups.values()].filter((g) => g.users.size > 1);
   rings.sort((a, b) => b.users.size - a.users.size || b.last - a.last);

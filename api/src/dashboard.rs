@@ -26,6 +26,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::broadcast;
 
+mod links;
+
 const PAGE: &str = include_str!("../assets/dashboard.html");
 const STYLE: &str = include_str!("../assets/dashboard.css");
 const SCRIPT: &str = include_str!("../assets/dashboard.js");
@@ -134,7 +136,8 @@ pub async fn icon() -> impl IntoResponse {
 /// - `hello` once: `{version, policy_version, watchers}`;
 /// - `decision` for each new review or decline decision: `{id, user, amount, currency,
 ///   outcome, score, rules, card, device, merchant, category, country, channel, at,
-///   latency_ms}`;
+///   latency_ms, linked}`, where `linked` holds the latest decision (any outcome) of each other
+///   user on its device or card among the stream's recent ones;
 /// - `stats` every second: `{secs, events, eps, approve, review, decline, fraud_rate, p50_ms,
 ///   p99_ms, rules, shadow, policy_version, skipped, held_back, ready}`, where `skipped` counts
 ///   the decisions this stream lost by falling behind since it opened.
@@ -183,6 +186,8 @@ struct Session {
     recheck: tokio::time::Interval,
     ready: Arc<std::sync::atomic::AtomicBool>,
     window: Window,
+    /// Recent decisions, to link a flagged one to the other users of its device or card.
+    links: links::Links,
     skipped: u64,
     last_tick: Instant,
     ending: bool,
@@ -202,6 +207,7 @@ impl Session {
             recheck,
             ready: Arc::clone(&state.ready),
             window: Window::default(),
+            links: links::Links::default(),
             skipped: 0,
             last_tick: Instant::now(),
             ending: false,
@@ -217,7 +223,12 @@ impl Session {
             tokio::select! {
                 received = self.feed.recv() => match received {
                     Ok(live) => {
-                        if let Some(summary) = self.window.add(&live) {
+                        let flagged = self.window.add(&live).map(|mut summary| {
+                            summary["linked"] = self.links.linked(&live.decision);
+                            summary
+                        });
+                        self.links.remember(&live.decision);
+                        if let Some(summary) = flagged {
                             return Some(Event::default().event("decision").data(summary.to_string()));
                         }
                     }

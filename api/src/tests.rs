@@ -311,7 +311,7 @@ async fn rules_are_created_versioned_rolled_back_and_audited() {
     let r = router(&dir);
     let (status, list) = call(&r, "GET", "/v1/rules", None).await;
     assert_eq!(status, StatusCode::OK);
-    assert_eq!(list["rules"].as_array().unwrap().len(), 6);
+    assert_eq!(list["rules"].as_array().unwrap().len(), 8);
     assert_eq!(list["policy_version"], 1);
 
     let rule = serde_json::json!({"name": "big_web", "expression": "amount > 500 and channel = \"web\"", "action": "review", "priority": 3});
@@ -354,7 +354,7 @@ async fn rules_are_created_versioned_rolled_back_and_audited() {
     assert_eq!(status, StatusCode::OK);
     assert_eq!(deleted["deleted"], true);
     let (_, list) = call(&r, "GET", "/v1/rules", None).await;
-    assert_eq!(list["rules"].as_array().unwrap().len(), 6);
+    assert_eq!(list["rules"].as_array().unwrap().len(), 8);
     assert_eq!(list["policy_version"], 5);
 
     let (_, page) = call(&r, "GET", "/v1/audit?limit=2", None).await;

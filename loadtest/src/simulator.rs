@@ -15,6 +15,7 @@
 //! holds with fraud too, as long as the active users can still reach it.
 
 mod geo;
+mod household;
 mod labels;
 mod patterns;
 mod population;
@@ -24,11 +25,14 @@ mod schedule;
 mod txn;
 
 #[cfg(test)]
+mod household_tests;
+#[cfg(test)]
 mod pattern_tests;
 #[cfg(test)]
 mod tests;
 
 use chrono::{DateTime, Utc};
+use household::{Households, JOINT_DELAY_MS, JOINT_SHARE};
 use population::{Merchants, Profile, CHANNEL_MIXES};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
@@ -287,6 +291,8 @@ pub struct Simulator {
     /// Users currently out of normal traffic (see [`Simulator::active_mean_gap_ms`]).
     paused: u32,
     fraud_ratio: f64,
+    /// Holders sharing a device at home (none unless [`Simulator::with_households`]).
+    households: Households,
 }
 
 impl std::fmt::Debug for Simulator {
@@ -336,6 +342,7 @@ impl Simulator {
             mean_gap_ms: f64::from(users) / rate * 1_000.0,
             paused: 0,
             fraud_ratio,
+            households: Households::new(config.seed, users, 0.0),
             config,
         };
         let start_ms = sim.config.start.timestamp_millis();
@@ -350,6 +357,21 @@ impl Simulator {
         }
         sim.settle();
         sim
+    }
+
+    /// Puts `share` (0..=1) of the holders into two-person households that share a device at
+    /// home: mostly in the evening, and now and then both buy on it within minutes (see the
+    /// `household` module). Both members live in the first one's city. Call it before taking
+    /// the first event; a share of 0 changes nothing.
+    pub fn with_households(mut self, share: f64) -> Self {
+        self.households = Households::new(self.config.seed, self.users.len() as u32, share);
+        for user in (1..self.users.len() as u32).step_by(2) {
+            if self.households.of(user).is_some() {
+                let city = self.users[user as usize - 1].profile.city;
+                self.users[user as usize].profile.city = city;
+            }
+        }
+        self
     }
 
     /// The next event in event-time order (timestamps never decrease). Infinite stream.
@@ -446,6 +468,14 @@ impl Simulator {
                 }
                 continue;
             }
+            if head.action() == Action::Joint {
+                if !state.busy && time_ms >= state.resume_ms {
+                    return;
+                }
+                // The partner is in a scenario or cooling down after one: no joint purchase.
+                self.queue.pop();
+                continue;
+            }
             if head.action() != Action::Turn || (!state.busy && time_ms >= state.resume_ms) {
                 return;
             }
@@ -488,12 +518,22 @@ impl Simulator {
             }
             Action::CardFraud(slot) => self.card_fraud_event(user, t, slot),
             Action::CardTest(slot) => self.card_test_event(user, t, slot),
+            Action::Joint => self.joint_event(user, t),
         }
     }
 
     /// A normal transaction, then the user's next turn.
     fn normal_turn(&mut self, user: u32, t: i64) -> SimEvent {
-        let draft = self.normal_draft(user);
+        let mut draft = self.normal_draft(user);
+        if let Some((pair, partner)) = self.households.of(user) {
+            if self.rng.random::<f64>() < Households::shared_chance(t) {
+                draft.device = DeviceRef::Household(pair);
+                if self.rng.random::<f64>() < JOINT_SHARE {
+                    let delay = self.rng.random_range(JOINT_DELAY_MS.0..=JOINT_DELAY_MS.1);
+                    self.push(t + delay, partner, Action::Joint);
+                }
+            }
+        }
         let label = self.terminal_label(&draft, t);
         let event = self.emit(user, t, &draft, label);
         let state = &mut self.users[user as usize].state;
@@ -505,6 +545,17 @@ impl Simulator {
         let gap = schedule::normal_gap_ms(&mut self.rng, mean, self.config.daily_rhythm, t);
         self.schedule_turn(user, t + gap);
         event
+    }
+
+    /// The partner's purchase on the household's shared device, minutes after the other
+    /// member's: an extra normal transaction beside the partner's own schedule.
+    fn joint_event(&mut self, user: u32, t: i64) -> SimEvent {
+        let mut draft = self.normal_draft(user);
+        if let Some((pair, _)) = self.households.of(user) {
+            draft.device = DeviceRef::Household(pair);
+        }
+        let label = self.terminal_label(&draft, t);
+        self.emit(user, t, &draft, label)
     }
 
     /// Ends the user's scenario at `t`: normal traffic resumes after the cooldown.

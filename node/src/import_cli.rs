@@ -162,9 +162,10 @@ pub async fn run(config: NodeConfig, args: ImportArgs) -> anyhow::Result<()> {
     let store = crate::node::open_store(&config).await?;
     let scorer_config = config.actors.scorer();
     let lateness_ms = i64::try_from(scorer_config.lateness.as_millis()).unwrap_or(i64::MAX);
+    // `--policy` seeds an empty store here as it does for `sentinel run`.
     let catalog = Catalog::open(
         Arc::clone(&store),
-        sentinel_actors::PolicyDef::seed(),
+        crate::node::seed_policy(&config)?,
         lateness_ms,
     )
     .await

@@ -36,6 +36,19 @@ impl MetricsRender for Prometheus {
     }
 }
 
+/// The policy an empty store is seeded with: `--policy` (`policy_file`) or the shipped one.
+pub fn seed_policy(config: &NodeConfig) -> anyhow::Result<PolicyDef> {
+    match &config.policy_file {
+        Some(path) => {
+            let text = std::fs::read_to_string(path)
+                .with_context(|| format!("reading policy {}", path.display()))?;
+            serde_json::from_str::<PolicyDef>(&text)
+                .with_context(|| format!("parsing policy {}", path.display()))
+        }
+        None => Ok(PolicyDef::seed()),
+    }
+}
+
 /// Runs a node until Ctrl-C or SIGTERM (or the demo's duration), then drains: sources stop
 /// taking events, in-flight decisions finish, offsets are committed, user actors snapshot.
 pub async fn run(mut config: NodeConfig, source: Source) -> anyhow::Result<()> {
@@ -49,15 +62,7 @@ pub async fn run(mut config: NodeConfig, source: Source) -> anyhow::Result<()> {
 
     let cluster_node = cluster::start(&config.cluster).await?;
     let store = remote_store::open(&config, &cluster_node, open_store(&config)).await?;
-    let seed = match &config.policy_file {
-        Some(path) => {
-            let text = std::fs::read_to_string(path)
-                .with_context(|| format!("reading policy {}", path.display()))?;
-            serde_json::from_str::<PolicyDef>(&text)
-                .with_context(|| format!("parsing policy {}", path.display()))?
-        }
-        None => PolicyDef::seed(),
-    };
+    let seed = seed_policy(&config)?;
     let scorer_config = config.actors.scorer();
     let lateness_ms = i64::try_from(scorer_config.lateness.as_millis()).unwrap_or(i64::MAX);
     let catalog = Arc::new(

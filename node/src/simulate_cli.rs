@@ -41,6 +41,17 @@ pub struct SimulateArgs {
     /// compromised_terminal, compromised_card and card_testing included).
     #[arg(long, value_delimiter = ',', value_name = "SCENARIO,...")]
     scenarios: Vec<Scenario>,
+    /// Share of holders living in two-person households that share a device at home (0..=1):
+    /// they pay on it mostly in the evening and now and then buy on it together within
+    /// minutes, as real households do. Legitimate traffic for measuring rules on
+    /// `device.distinct_users`; 0 (the default) keeps every device to one holder.
+    #[arg(long, default_value_t = 0.0)]
+    households: f64,
+    /// Also write every transaction's true label (`fraud` or `legit`, one day after the
+    /// event, source `other`) in the chargeback file's columns: import it with `sentinel
+    /// labels import` to measure a rule's false positives with `sentinel backtest`.
+    #[arg(long, value_name = "FILE")]
+    truth: Option<PathBuf>,
     /// Where to write the transactions, one JSON object a line, in event-time order.
     #[arg(long, value_name = "FILE")]
     out: PathBuf,
@@ -55,7 +66,8 @@ pub struct SimulateArgs {
 /// Writes the history and prints a summary.
 pub fn run(args: SimulateArgs) -> anyhow::Result<()> {
     let config = args.config()?;
-    let mut sim = Simulator::new(config);
+    let mut sim = Simulator::new(config).with_households(args.households);
+    let mut truth = args.truth.as_deref().map(TruthFile::create).transpose()?;
     // Seeded like `sentinel train --from simulator`'s chargebacks, so both see the same labels.
     let mut labeller = Labeller::chargebacks(args.seed);
     let mut out = create(&args.out)?;
@@ -79,11 +91,17 @@ pub fn run(args: SimulateArgs) -> anyhow::Result<()> {
             *frauds.entry(scenario).or_default() += 1;
         }
         reported.extend(labeller.label(&event));
+        if let Some(truth) = &mut truth {
+            truth.write(&event)?;
+        }
         progress.inc(1);
     }
     out.flush()
         .with_context(|| format!("cannot write {}", args.out.display()))?;
     progress.finish_and_clear();
+    if let Some(truth) = truth {
+        truth.finish()?;
+    }
     // A bank's file lists chargebacks as they were reported.
     reported.sort_by(|a, b| (a.at, &a.transaction_id).cmp(&(b.at, &b.transaction_id)));
     write_chargebacks(&args.chargebacks, &reported)?;
@@ -105,6 +123,9 @@ impl SimulateArgs {
         }
         if !(0.0..=1.0).contains(&self.fraud_ratio) {
             bail!("--fraud-ratio must be within 0..=1");
+        }
+        if !(0.0..=1.0).contains(&self.households) {
+            bail!("--households must be within 0..=1");
         }
         let scenarios = if self.scenarios.is_empty() {
             Scenario::EVERY.to_vec()
@@ -128,15 +149,59 @@ fn create(path: &Path) -> anyhow::Result<BufWriter<File>> {
     Ok(BufWriter::with_capacity(1 << 20, file))
 }
 
+/// Every event's true label, in the chargeback file's columns.
+struct TruthFile {
+    csv: csv::Writer<BufWriter<File>>,
+    path: PathBuf,
+}
+
+impl TruthFile {
+    fn create(path: &Path) -> anyhow::Result<TruthFile> {
+        let mut csv = csv::Writer::from_writer(create(path)?);
+        csv.write_record(LABEL_HEADER)?;
+        Ok(TruthFile {
+            csv,
+            path: path.to_owned(),
+        })
+    }
+
+    fn write(&mut self, event: &sentinel_loadtest::simulator::SimEvent) -> anyhow::Result<()> {
+        // Known a day later: labels may not predate the decision they label.
+        let at = (event.txn.timestamp + chrono::Duration::days(1))
+            .to_rfc3339_opts(SecondsFormat::Millis, true);
+        let (label, scenario) = match event.label {
+            Some(s) => ("fraud", s.as_str()),
+            None => ("legit", ""),
+        };
+        self.csv.write_record([
+            event.txn.transaction_id.as_str(),
+            label,
+            &at,
+            "other",
+            scenario,
+        ])?;
+        Ok(())
+    }
+
+    fn finish(mut self) -> anyhow::Result<()> {
+        self.csv
+            .flush()
+            .with_context(|| format!("cannot write {}", self.path.display()))
+    }
+}
+
+/// The columns of the chargeback and truth files.
+const LABEL_HEADER: [&str; 5] = [
+    "transaction_id",
+    "label",
+    "labelled_at",
+    "source",
+    "scenario",
+];
+
 fn write_chargebacks(path: &Path, labels: &[SimLabel]) -> anyhow::Result<()> {
     let mut csv = csv::Writer::from_writer(create(path)?);
-    csv.write_record([
-        "transaction_id",
-        "label",
-        "labelled_at",
-        "source",
-        "scenario",
-    ])?;
+    csv.write_record(LABEL_HEADER)?;
     for label in labels {
         let scenario = label.scenario.map_or("", Scenario::as_str);
         let at = label.at.to_rfc3339_opts(SecondsFormat::Millis, true);

@@ -277,6 +277,29 @@ async fn the_dashboard_shows_live_traffic_flagged_transactions_and_their_reasons
     )
     .await;
 
+    // Seed 004's pair, over and over while the page is open, each time on a fresh device: the
+    // first user is approved (alone on the device), the second reviewed, and the page must
+    // show both.
+    let pairs = {
+        let (client, base) = (client.clone(), base.clone());
+        tokio::spawn(async move {
+            for round in 0.. {
+                for n in [1, 2] {
+                    let body = format!(
+                        r#"{{"user_id": "user-ring-{round}-{n}", "card_id": "card-ring-{round}-{n}", "device_id": "device-shared-{round}", "amount": 150.00}}"#
+                    );
+                    let _ = client
+                        .post(format!("{base}/v1/transactions"))
+                        .header("content-type", "application/json")
+                        .body(body)
+                        .send()
+                        .await;
+                }
+                tokio::time::sleep(Duration::from_secs(2)).await;
+            }
+        })
+    };
+
     let screenshot = dir.path().join("dashboard.png");
     let mut driver = Process::spawn(
         "dashboard driver",
@@ -290,6 +313,7 @@ async fn the_dashboard_shows_live_traffic_flagged_transactions_and_their_reasons
         dir.path().join("driver.log"),
     );
     let status = driver.wait(Duration::from_secs(600)).await;
+    pairs.abort();
     let output = driver.log_text();
     let report: Value = output
         .lines()
@@ -422,6 +446,22 @@ async fn the_dashboard_shows_live_traffic_flagged_transactions_and_their_reasons
     // agrees that each of them used it.
     let groups = report["link_groups"].as_array().unwrap();
     assert!(!groups.is_empty(), "no linked users shown: {report}");
+    // A pair is shown with its first, approved user, which the stream links to the second.
+    let pair = groups
+        .iter()
+        .find(|g| g["key"].as_str().unwrap().starts_with("device-shared-"))
+        .unwrap_or_else(|| panic!("the seed pair is not shown: {report}"));
+    let outcomes: Vec<&str> = pair["outcomes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|o| o.as_str().unwrap())
+        .collect();
+    assert_eq!(pair["users"].as_array().unwrap().len(), 2, "{pair}");
+    assert!(
+        outcomes.contains(&"approve") && outcomes.contains(&"review"),
+        "{pair}"
+    );
     let group = &groups[0];
     let key = group["key"].as_str().unwrap();
     let users: BTreeSet<&str> = group["users"]

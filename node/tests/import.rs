@@ -94,3 +94,48 @@ async fn history_is_decided_by_the_actors_and_rules_and_stored_once() {
     }
     assert!(velocity > burst.len() / 3, "{velocity} of {}", burst.len());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn import_seeds_an_empty_store_with_the_given_policy() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("node");
+    let policy = dir.path().join("policy.json");
+    std::fs::write(
+        &policy,
+        r#"{"version": 1, "thresholds": {"review": 0.5, "decline": 0.8}, "lists": {},
+            "rules": [{"name": "every_payment", "expression": "amount > 0", "action": "review", "priority": 1}]}"#,
+    )
+    .unwrap();
+    let file = dir.path().join("one.jsonl");
+    let at = (chrono::Utc::now() - chrono::Duration::days(1)).to_rfc3339();
+    std::fs::write(
+        &file,
+        format!(
+            r#"{{"transaction_id": "p-1", "user_id": "u-1", "amount": "5.00", "currency": "EUR", "timestamp": "{at}"}}"#
+        ),
+    )
+    .unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_sentinel"))
+        .args(["import", "--data-dir", data.to_str().unwrap(), "--policy"])
+        .arg(&policy)
+        .arg(&file)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    // The imported event was decided under that policy, not the shipped one.
+    let node = NodeProcess::start(&data, &[]).await;
+    let decision = node
+        .decision(&support::admin_client(), "p-1")
+        .await
+        .expect("stored");
+    assert_eq!(decision["outcome"], "review", "{decision}");
+    assert_eq!(
+        decision["reasons"][0]["rule"], "every_payment",
+        "{decision}"
+    );
+}

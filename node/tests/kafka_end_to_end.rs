@@ -176,6 +176,9 @@ async fn seed_scenarios_and_bad_input_through_kafka() {
             .unwrap()
             .iter()
             .map(|r| r["rule"].as_str().unwrap())
+            // The model's own rule may join the unusual ones (ml_rule.rs tests it); here
+            // each seed rule must fire on its own case only.
+            .filter(|rule| *rule != "ml_high_score")
             .collect();
         match expected[txn] {
             Some(rule) => assert_eq!(rules, [rule], "{txn} should fire exactly {rule}"),

@@ -153,6 +153,7 @@ fn simulate_refuses_bad_flags_by_name() {
         (&["--rate", "0"][..], "--rate"),
         (&["--fraud-ratio", "1.5"][..], "--fraud-ratio"),
         (&["--users", "0"][..], "--users"),
+        (&["--households", "2"][..], "--households"),
     ] {
         let out = simulate(
             dir.path(),
@@ -173,4 +174,53 @@ fn simulate_refuses_bad_flags_by_name() {
     let summary = String::from_utf8_lossy(&out.stdout);
     assert!(summary.contains("card_testing"), "{summary}");
     assert!(!summary.contains("velocity_burst"), "{summary}");
+}
+
+#[test]
+fn simulate_writes_households_and_every_true_label() {
+    let dir = tempfile::tempdir().unwrap();
+    let truth = dir.path().join("truth.csv");
+    succeeded(simulate(
+        dir.path(),
+        "homes",
+        &[
+            "--events",
+            "3000",
+            "--fraud-ratio",
+            "0.02",
+            "--households",
+            "0.5",
+            "--truth",
+            truth.to_str().unwrap(),
+        ],
+    ));
+    let history = std::fs::read_to_string(dir.path().join("homes.jsonl")).unwrap();
+    assert!(
+        history.contains("\"device_id\":\"home-dev-"),
+        "no shared device"
+    );
+    // One true label per event, in event order; frauds are exactly the chargebacks' scenarios
+    // (and the unreported ones).
+    let mut rows = csv::Reader::from_path(&truth).unwrap();
+    let labels: Vec<csv::StringRecord> = rows.records().map(Result::unwrap).collect();
+    assert_eq!(labels.len(), 3_000);
+    for (line, label) in history.lines().zip(&labels) {
+        let event: serde_json::Value = serde_json::from_str(line).unwrap();
+        assert_eq!(event["transaction_id"], label[0]);
+        let at: DateTime<Utc> = label[2].parse().unwrap();
+        let time: DateTime<Utc> = event["timestamp"].as_str().unwrap().parse().unwrap();
+        assert_eq!(at - time, chrono::Duration::days(1));
+        assert!(label[1] == *"fraud" || (label[1] == *"legit" && label[4].is_empty()));
+    }
+    let chargebacks = std::fs::read_to_string(dir.path().join("homes.csv")).unwrap();
+    let frauds: Vec<&str> = labels
+        .iter()
+        .filter(|l| &l[1] == "fraud")
+        .map(|l| l.get(0).unwrap())
+        .collect();
+    assert!(frauds.len() > 10, "{} frauds", frauds.len());
+    for line in chargebacks.lines().skip(1) {
+        let id = line.split(',').next().unwrap();
+        assert!(frauds.contains(&id), "charged back but not fraud: {id}");
+    }
 }

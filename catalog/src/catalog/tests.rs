@@ -41,11 +41,11 @@ async fn seeds_an_empty_store_once() {
     let dir = tempfile::tempdir().unwrap();
     let catalog = open(&dir).await;
     assert_eq!(catalog.policy().rules.version, 1);
-    assert_eq!(catalog.rules(&RuleFilter::default()).await.len(), 6);
+    assert_eq!(catalog.rules(&RuleFilter::default()).await.len(), 8);
     drop(catalog);
     let again = open(&dir).await;
     assert_eq!(again.policy().rules.version, 1);
-    assert_eq!(again.rules(&RuleFilter::default()).await.len(), 6);
+    assert_eq!(again.rules(&RuleFilter::default()).await.len(), 8);
 }
 
 #[tokio::test]
@@ -136,7 +136,7 @@ async fn invalid_rules_are_never_stored_or_published() {
         Err(CatalogError::Invalid { .. })
     ));
     assert_eq!(catalog.policy().rules.version, 1);
-    assert_eq!(catalog.rules(&RuleFilter::default()).await.len(), 6);
+    assert_eq!(catalog.rules(&RuleFilter::default()).await.len(), 8);
     assert!(catalog.audit(None, None, 10).await.unwrap().is_empty());
 }
 
@@ -387,7 +387,7 @@ async fn concurrent_changes_on_two_nodes_get_distinct_versions() {
         let names = node.rules(&RuleFilter::default()).await;
         assert_eq!(
             names.len(),
-            6 + created,
+            8 + created,
             "the seed's rules and every created one"
         );
     }

@@ -36,6 +36,8 @@ pub enum Action {
     CardFraud(u32),
     /// The next card-testing authorisation (or the final purchase), episode `slot`.
     CardTest(u32),
+    /// A household member's purchase on the shared device right after the partner's.
+    Joint,
 }
 
 /// Bits of an entry's code that carry the action's payload; the top 3 carry its kind.
@@ -58,6 +60,8 @@ impl Action {
             Action::Takeover => (5, 0),
             Action::CardFraud(slot) => (6, slot & MAX_RING),
             Action::CardTest(slot) => (7, slot & MAX_RING),
+            // Every kind is taken: a joint purchase is a turn with a payload.
+            Action::Joint => (0, 1),
         };
         kind << PAYLOAD_BITS | payload
     }
@@ -73,6 +77,7 @@ impl Action {
             5 => Action::Takeover,
             6 => Action::CardFraud(payload),
             7 => Action::CardTest(payload),
+            _ if payload == 1 => Action::Joint,
             _ => Action::Turn,
         }
     }
@@ -165,6 +170,7 @@ mod tests {
     fn actions_round_trip_through_entries() {
         let mut actions = vec![
             Action::Turn,
+            Action::Joint,
             Action::Takeover,
             Action::Ring(0),
             Action::Ring(MAX_RING),

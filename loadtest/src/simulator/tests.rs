@@ -67,14 +67,15 @@ struct Seen {
 struct DeviceUsers(BTreeMap<String, BTreeMap<usize, i64>>);
 
 impl DeviceUsers {
-    /// Distinct users of the event's device over the 24 h ending at it, its own user included.
-    fn distinct(&self, e: &SimEvent) -> usize {
+    /// Distinct users of the event's device over the `window_ms` ending at it, its own user
+    /// included.
+    fn distinct(&self, e: &SimEvent, window_ms: i64) -> usize {
         let (t, u) = (ms(e), user_index(e));
         let device = e.txn.device_id.as_deref().unwrap();
         let others = self.0.get(device).map_or(0, |users| {
             users
                 .iter()
-                .filter(|&(&v, &at)| v != u && at >= t - 24 * 3_600_000)
+                .filter(|&(&v, &at)| v != u && at >= t - window_ms)
                 .count()
         });
         others + 1
@@ -114,8 +115,13 @@ fn fired(seen: &Seen, devices: &DeviceUsers, e: &SimEvent) -> Vec<&'static str> 
     if RISK_CATEGORIES.contains(&category) {
         out.push("high_risk_merchant");
     }
-    if devices.distinct(e) > 2 {
+    if devices.distinct(e, 24 * 3_600_000) > 2 {
         out.push("shared_device_ring");
+    }
+    // Cards are never shared between simulated users; devices are, by rings and households.
+    let device = e.txn.device_id.as_deref().unwrap();
+    if devices.distinct(e, 10 * 60_000) > 1 && !seen.devices.contains(device) {
+        out.push("shared_device_pair");
     }
     out
 }
@@ -331,7 +337,7 @@ pub(super) fn check_scenarios(config: SimConfig) {
     let mut bursts: BTreeMap<usize, Vec<i64>> = BTreeMap::new();
     let mut bursts_checked = 0;
     let mut devices = DeviceUsers::default();
-    let mut ring_hits: BTreeMap<String, Vec<bool>> = BTreeMap::new();
+    let mut ring_hits: BTreeMap<String, Vec<(bool, bool)>> = BTreeMap::new();
     for e in &events {
         let u = user_index(e);
         let home = &CITIES[usize::from(sim.users[u].profile.city)];
@@ -374,7 +380,10 @@ pub(super) fn check_scenarios(config: SimConfig) {
                 assert!(device.starts_with("ring-dev-"));
                 let m: u16 = e.txn.merchant_id.as_deref().unwrap()[2..].parse().unwrap();
                 assert!(!sim.users[u].profile.prefers(m));
-                let hit = rules.contains(&"shared_device_ring");
+                let hit = (
+                    rules.contains(&"shared_device_ring"),
+                    rules.contains(&"shared_device_pair"),
+                );
                 ring_hits.entry(device.clone()).or_default().push(hit);
                 rings.entry(device).or_default().push((u, ms(e)));
             }
@@ -412,10 +421,13 @@ pub(super) fn check_scenarios(config: SimConfig) {
         .filter(|m| m[0].1 < end - 10 * 60_000)
         .collect();
     assert!(complete.len() > 10);
-    // The seed's shared_device_ring rule catches the third and fourth member of every ring.
+    // The seed's shared_device_ring rule catches the third and fourth member of every ring,
+    // shared_device_pair every member after the first.
     for (device, members) in &rings {
         if members[0].1 < end - 10 * 60_000 {
-            assert_eq!(ring_hits[device], [false, false, true, true], "{device}");
+            let (ring, pair): (Vec<bool>, Vec<bool>) = ring_hits[device].iter().copied().unzip();
+            assert_eq!(ring, [false, false, true, true], "{device}");
+            assert_eq!(pair, [false, true, true, true], "{device}");
         }
     }
     for members in complete {

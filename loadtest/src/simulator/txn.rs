@@ -20,6 +20,8 @@ pub enum DeviceRef {
     CardNotPresent(u32),
     /// A card tester's fresh device, `ct-dev-<k>`.
     Tester(u32),
+    /// Household `p`'s shared device, `home-dev-<p>`.
+    Household(u32),
 }
 
 /// Which address the transaction came from.
@@ -101,6 +103,7 @@ impl Draft {
             DeviceRef::Takeover(k) => format!("ato-dev-{k}"),
             DeviceRef::CardNotPresent(k) => format!("cnp-dev-{k}"),
             DeviceRef::Tester(k) => format!("ct-dev-{k}"),
+            DeviceRef::Household(p) => format!("home-dev-{p}"),
         };
         let ip = match self.ip {
             IpRef::Home => home_ip(user),

@@ -87,13 +87,16 @@ try {
   // Give the charts a few points and, when asked, the linked-users view a chance to show a
   // ring (reported, not required here: the test decides what to require).
   const waitLinks = Number(linksWait || 0) * 1000;
+  // A pair shows both users: the first one, approved when it was alone on the device, too.
   result.links = await poll("linked users", async () => {
     const n = await page.$$eval("#links .ring", (els) => els.length);
-    return n > 0 ? n : null;
+    const approved = await page.$("#links .ring .users button.approve");
+    return n > 0 && approved ? n : null;
   }, waitLinks).catch(() => 0);
   result.link_groups = await page.$$eval("#links .ring", (els) => els.map((e) => ({
     key: e.getAttribute("data-key"),
     users: [...e.querySelectorAll(".users button")].map((b) => b.textContent),
+    outcomes: [...e.querySelectorAll(".users button")].map((b) => b.className),
   })));
   result.rule_rows = await page.$$eval("#rules tbody tr", (rows) => rows.map((r) => [...r.cells].slice(0, 3).map((c) => c.textContent)));
   result.chart_points = await page.evaluate(() => document.querySelectorAll("canvas").length);
