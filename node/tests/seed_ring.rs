@@ -1,6 +1,8 @@
 //! Seed document 004's fraud ring, as its author sends it: two users on one device within
-//! seconds. The shipped `shared_device_pair` rule puts the second user in review, over HTTP
-//! and over Kafka (a real tansu broker); the first user, alone on the device, is approved.
+//! seconds, byte for byte. The shipped `shared_device_pair` rule puts the second user in review,
+//! over HTTP (as the node comes, `merchant` is read as `merchant_name`) and over Kafka (a real
+//! tansu broker, with the shipped `config/mapping-seed-004.toml`, which gives a message without
+//! id, time or currency its own); the first user, alone on the device, is approved.
 
 mod support;
 
@@ -8,22 +10,11 @@ use serde_json::{json, Value};
 use std::time::Duration;
 use support::{collect, post_text, Broker, NodeProcess};
 
-/// The seed's payload for ring member `n` (without its `merchant` name, which needs the
-/// field mapping; the rest byte for byte).
+/// The seed's payload for ring member `n`, byte for byte.
 fn seed_payload(n: u32) -> String {
     format!(
-        r#"{{"user_id": "user-ring-{n}", "card_id": "card-ring-{n}", "device_id": "device-shared-123", "amount": 150.00}}"#
+        r#"{{"user_id": "user-ring-{n}", "card_id": "card-ring-{n}", "device_id": "device-shared-123", "amount": 150.00, "merchant": "Online Store"}}"#
     )
-}
-
-/// The seed's payload with what Kafka requires beyond it (HTTP assigns these; a Kafka
-/// message must carry its id for idempotent redelivery).
-fn kafka_payload(n: u32) -> String {
-    let mut e: Value = serde_json::from_str(&seed_payload(n)).unwrap();
-    e["transaction_id"] = json!(format!("ring-kafka-{n}"));
-    e["currency"] = json!("USD");
-    e["timestamp"] = json!(chrono::Utc::now().to_rfc3339());
-    e.to_string()
 }
 
 /// The `shared_device_pair` reason of a decision, if it fired.
@@ -79,6 +70,10 @@ async fn the_seed_ring_pair_is_reviewed_over_kafka() {
         broker.create_topic(topic, 4).await;
     }
     let dir = tempfile::tempdir().unwrap();
+    let mapping = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../config/mapping-seed-004.toml"
+    );
     let _node = NodeProcess::start(
         dir.path(),
         &[
@@ -86,6 +81,8 @@ async fn the_seed_ring_pair_is_reviewed_over_kafka() {
             &broker.address,
             "--kafka-group",
             "sentinel-ring-test",
+            "--mapping-file",
+            &mapping,
         ],
     )
     .await;
@@ -103,12 +100,7 @@ async fn the_seed_ring_pair_is_reviewed_over_kafka() {
     for n in [1, 2] {
         let user = format!("user-ring-{n}");
         broker
-            .produce(
-                &producer,
-                "transactions",
-                &user,
-                kafka_payload(n).as_bytes(),
-            )
+            .produce(&producer, "transactions", &user, seed_payload(n).as_bytes())
             .await;
         records.extend(
             collect(&outputs, Duration::from_secs(90), |rs| {
@@ -120,6 +112,7 @@ async fn the_seed_ring_pair_is_reviewed_over_kafka() {
     let (first_topic, first) = of_user(&records, "user-ring-1").unwrap();
     let (second_topic, second) = of_user(&records, "user-ring-2").unwrap();
     assert_second_user_reviewed(&first, &second);
+    assert_eq!(first["event"]["merchant_name"], "Online Store", "{first}");
     assert_eq!(first_topic, "transactions_approved");
     assert_eq!(second_topic, "transactions_fraud");
 }
