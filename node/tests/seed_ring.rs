@@ -82,7 +82,7 @@ async fn the_seed_ring_pair_is_reviewed_over_kafka() {
             "--kafka-group",
             "sentinel-ring-test",
             "--mapping-file",
-            &mapping,
+            mapping,
         ],
     )
     .await;
