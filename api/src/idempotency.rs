@@ -27,6 +27,12 @@ const STRIPES: usize = 1024;
 /// Largest answer body kept for replay; larger answers are not stored.
 const MAX_STORED_BODY: usize = 1 << 20;
 
+/// The caller-scoped hash of a request's `Idempotency-Key`, put into the request's extensions
+/// so a handler can derive what it creates from the key (the same key makes the same thing,
+/// even when the stored answer was lost in a crash).
+#[derive(Clone)]
+pub struct IdempotencyScope(pub Arc<str>);
+
 /// Stored answers and the locks that serialise requests with one key.
 pub struct Idempotency {
     store: Arc<dyn Store>,
@@ -129,7 +135,10 @@ pub async fn layer(
         .get::<Arc<Principal>>()
         .map_or("", |p| p.name.as_str());
     let scope = sha256_hex(&format!("{caller}\n{key}"));
-    let (parts, body) = request.into_parts();
+    let (mut parts, body) = request.into_parts();
+    parts
+        .extensions
+        .insert(IdempotencyScope(Arc::from(scope.as_str())));
     // The route's own limit: a 16 MiB model upload is as valid with a key as without.
     let limit = crate::body_limit(&state.limits, matched.as_ref().map_or("", |m| m.as_str()));
     let Ok(bytes) = axum::body::to_bytes(body, limit).await else {
