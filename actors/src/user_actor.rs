@@ -134,6 +134,11 @@ impl UserActorState {
             received,
             reply,
         } = request;
+        if self.user.is_some() && self.deps.writer.is_stale(&self.user_id) {
+            // A decision of ours failed to store: the state folds in an event the store lacks.
+            self.user = None;
+            self.after_failure = true;
+        }
         if let Err(e) = self.load().await {
             let _ = reply.send(Err(DecisionError::Store(e.to_string())));
             return Err(e.into());
@@ -229,7 +234,8 @@ impl UserActorState {
         if self.user.is_some() {
             return Ok(());
         }
-        if self.after_failure {
+        let stale = self.deps.writer.is_stale(&self.user_id);
+        if self.after_failure || stale {
             self.deps.writer.flush().await?;
         }
         let user = crate::restore::restore(
@@ -238,6 +244,10 @@ impl UserActorState {
             self.deps.lateness_ms,
         )
         .await?;
+        if stale {
+            // Every snapshot queued before the flush was dropped; this state is the store's.
+            self.deps.writer.restored(&self.user_id);
+        }
         if user.seq > 0 {
             metrics::counter!(m::RESTORES).increment(1);
         }
