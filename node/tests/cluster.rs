@@ -782,3 +782,70 @@ async fn large_metadata_crosses_the_cluster_in_frames_below_the_limit() {
         "the session to the store host is still there"
     );
 }
+
+/// A node that keeps partitions through a rebalance keeps their users' actors warm: after a
+/// second node joins, the first decides the next event of every user it kept without a
+/// restore from the store (only the users of partitions it gave away were passivated).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rebalance_passivates_only_the_users_of_partitions_that_moved() {
+    const STORED: &str = "sentinel_store_decisions_stored_total";
+    const PASSIVATED: &str = "sentinel_user_actor_passivations_total";
+    const RESTORED: &str = "sentinel_user_actor_restores_total";
+    const USERS: usize = 24;
+    let broker = broker_with_topics().await;
+    let client = support::admin_client();
+    let (host, second) = (Member::new("k1"), Member::new("k2"));
+    let n1 = host.start(Some(&broker), None).await;
+    settled_ownership(&client, &n1, 1).await;
+
+    let start = chrono::Utc::now() - chrono::Duration::minutes(20);
+    let producer = broker.producer();
+    let mut produced: BTreeMap<String, Vec<Value>> = BTreeMap::new();
+    produce_round(&broker, &producer, "keeper", USERS, 0, start, &mut produced).await;
+    eventually(
+        "the first round decided",
+        Duration::from_secs(60),
+        async || {
+            let m = n1.metrics(&client).await;
+            (metric_value(&m, STORED) == USERS as f64).then_some(())
+        },
+    )
+    .await;
+
+    let n2 = second.start(Some(&broker), Some(&host)).await;
+    settled_ownership(&client, &n1, 2).await;
+    eventually(
+        "k1 settled the rebalance",
+        Duration::from_secs(60),
+        async || {
+            let m = n1.metrics(&client).await;
+            (metric_value(&m, PASSIVATED) > 0.0).then_some(())
+        },
+    )
+    .await;
+    let restores_before = metric_value(&n1.metrics(&client).await, RESTORED);
+
+    produce_round(&broker, &producer, "keeper", USERS, 1, start, &mut produced).await;
+    let (m1, m2) = eventually(
+        "the second round decided",
+        Duration::from_secs(60),
+        async || {
+            let (m1, m2) = (n1.metrics(&client).await, n2.metrics(&client).await);
+            let total = metric_value(&m1, STORED) + metric_value(&m2, STORED);
+            (total == 2.0 * USERS as f64).then_some((m1, m2))
+        },
+    )
+    .await;
+    let kept_users = metric_value(&m1, STORED) - USERS as f64;
+    assert!(kept_users > 0.0, "k1 kept partitions with users: {m2}");
+    assert_eq!(
+        metric_value(&m1, RESTORED),
+        restores_before,
+        "a user of a partition k1 kept was restored from the store: its actor had been passivated"
+    );
+    assert_eq!(
+        metric_value(&m1, PASSIVATED),
+        USERS as f64 - kept_users,
+        "only the users of the partitions k1 gave away were passivated"
+    );
+}

@@ -63,14 +63,19 @@ impl ConsumerContext for GroupEvents {
 
     fn post_rebalance(
         &self,
-        _consumer: &rdkafka::consumer::BaseConsumer<Self>,
+        consumer: &rdkafka::consumer::BaseConsumer<Self>,
         rebalance: &Rebalance<'_>,
     ) {
         if let Rebalance::Assign(tpl) = rebalance {
             metrics::counter!(t::REBALANCES, "kind" => "assign").increment(1);
             let partitions: Vec<i32> = tpl.elements().iter().map(|e| e.partition()).collect();
             tracing::info!(?partitions, "partitions assigned");
-            self.0.assigned(partitions);
+            // The whole assignment: a cooperative rebalance hands over only the increment.
+            let owned = consumer
+                .assignment()
+                .map(|a| a.elements().iter().map(|e| e.partition()).collect())
+                .unwrap_or(partitions);
+            self.0.assigned(owned);
         }
     }
 }
@@ -143,16 +148,35 @@ pub async fn run_consumer(
     let topic = kafka.input_topic.as_str();
     let source_topic: Arc<str> = Arc::from(topic);
     let max_in_flight = kafka.max_in_flight.max(1);
-    // Ownership changed: with what was in flight finished, stop every user actor (snapshotted)
-    // so that a partition coming back restores from the store, never from a stale actor.
+    // Ownership changed: with what was in flight finished and the new assignment known, stop
+    // (snapshotted) the user actors of every partition not owned throughout, so that a
+    // partition coming back restores from the store, never from a stale actor. Users of kept
+    // partitions stay warm.
     let scorer = decider.scorer.clone();
+    let mut warm: Vec<i32> = Vec::new();
+    let settle_ownership = ownership.clone();
     let settle = move || {
         let scorer = scorer.clone();
+        let ownership = settle_ownership.clone();
+        // An eager rebalance revokes everything first: wait for what comes back.
+        let kept: Option<Vec<i32>> = (!ownership.awaiting_assignment()).then(|| {
+            let owned = ownership.owned();
+            let kept = warm.iter().copied().filter(|p| owned.contains(p)).collect();
+            warm = owned;
+            kept
+        });
         async move {
-            let passivated = scorer.passivate_all().await;
+            let Some(kept) = kept else { return };
+            let stale: sentinel_actors::UserFilter = Arc::new(move |user: &str| {
+                // Unknown partition count: nothing can be shown kept.
+                ownership
+                    .partition_of(user)
+                    .is_none_or(|p| !kept.contains(&p))
+            });
+            let passivated = scorer.passivate_users(stale).await;
             tracing::info!(
                 passivated,
-                "user actors passivated after a partition ownership change"
+                "user actors of partitions not kept passivated after a partition ownership change"
             );
         }
     };

@@ -1,12 +1,12 @@
 //! Which partitions of the input topic this node owns, as the consumer group assigned them.
 //!
 //! Ownership is Kafka's: the consumer group rebalances partitions over the live nodes. On
-//! every revoke or assignment the consumer finishes its in-flight events and passivates its
-//! user actors, so
+//! every revoke or assignment the consumer finishes its in-flight events; once the new
+//! assignment is known it passivates the user actors of every partition it did not keep, so
 //! that a partition coming back later restores from the shared store instead of resuming a
-//! stale in-memory actor.
+//! stale in-memory actor. Users of kept partitions stay warm.
 
-use std::sync::atomic::{AtomicI32, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI32, Ordering};
 use std::sync::{Arc, Mutex};
 use tokio::sync::watch;
 
@@ -17,6 +17,8 @@ pub struct PartitionOwnership {
     revokes: Arc<watch::Sender<u64>>,
     /// Partitions of the input topic; 0 until the consumer has read the topic's metadata.
     partition_count: Arc<AtomicI32>,
+    /// A revoke happened and its rebalance has not assigned partitions yet.
+    awaiting_assignment: Arc<AtomicBool>,
 }
 
 impl Default for PartitionOwnership {
@@ -25,6 +27,7 @@ impl Default for PartitionOwnership {
             owned: Arc::default(),
             revokes: Arc::new(watch::channel(0).0),
             partition_count: Arc::default(),
+            awaiting_assignment: Arc::default(),
         }
     }
 }
@@ -54,6 +57,7 @@ impl PartitionOwnership {
         if let Ok(mut owned) = self.owned.lock() {
             *owned = partitions;
         }
+        self.awaiting_assignment.store(false, Ordering::SeqCst);
         self.revokes.send_modify(|n| *n += 1);
     }
 
@@ -62,7 +66,14 @@ impl PartitionOwnership {
         if let Ok(mut owned) = self.owned.lock() {
             owned.retain(|p| !partitions.contains(p));
         }
+        self.awaiting_assignment.store(true, Ordering::SeqCst);
         self.revokes.send_modify(|n| *n += 1);
+    }
+
+    /// True between a revoke and the assignment that ends its rebalance: an eager rebalance
+    /// revokes every partition, then assigns most of them back.
+    pub(crate) fn awaiting_assignment(&self) -> bool {
+        self.awaiting_assignment.load(Ordering::SeqCst)
     }
 
     /// Fires after every revoke and assignment.
