@@ -849,3 +849,99 @@ async fn a_rebalance_passivates_only_the_users_of_partitions_that_moved() {
         "only the users of the partitions k1 gave away were passivated"
     );
 }
+
+/// Revoked partitions are handed over only once their in-flight events are decided and their
+/// offsets committed: while a stream floods the first node, a second joins, and no event is
+/// redelivered to either (before, the old owner's in-flight events were decided again by the
+/// new owner, and their offset stores failed).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_revoke_hands_partitions_over_only_after_their_events_are_decided() {
+    const STORED: &str = "sentinel_store_decisions_stored_total";
+    const REDELIVERED: &str = "sentinel_redelivered_events_total";
+    const DUPLICATES: &str = "sentinel_store_decisions_duplicate_total";
+    const DRAIN_TIMEOUTS: &str = "sentinel_kafka_revoke_drain_timeouts_total";
+    let broker = std::sync::Arc::new(broker_with_topics().await);
+    let client = support::admin_client();
+    let (host, second) = (Member::new("r1"), Member::new("r2"));
+    let start_member = async |member: &Member, host: Option<&Member>| {
+        let args = member.args(Some(&broker), host);
+        // A bound on events in flight keeps each drain short.
+        std::fs::write(
+            member.dir.path().join("static-member.toml"),
+            format!(
+                "[kafka]\nmax_in_flight = 256\n[kafka.options]\n\"group.instance.id\" = \"{}\"\n",
+                member.name
+            ),
+        )
+        .unwrap();
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        NodeProcess::start(member.dir.path(), &args).await
+    };
+    let n1 = start_member(&host, None).await;
+    settled_ownership(&client, &n1, 1).await;
+
+    let flooding = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(true));
+    let flood = tokio::spawn({
+        let (broker, flooding) = (
+            std::sync::Arc::clone(&broker),
+            std::sync::Arc::clone(&flooding),
+        );
+        async move {
+            let producer = broker.producer();
+            // Rounds are 20 s apart in event time: room for a thousand before the present.
+            let start = chrono::Utc::now() - chrono::Duration::hours(6);
+            let mut produced = BTreeMap::new();
+            let mut round = 0;
+            while flooding.load(std::sync::atomic::Ordering::SeqCst) || round < 5 {
+                produce_round(
+                    &broker,
+                    &producer,
+                    "flood",
+                    200,
+                    round,
+                    start,
+                    &mut produced,
+                )
+                .await;
+                round += 1;
+            }
+            round * 200
+        }
+    });
+    eventually(
+        "r1 deciding the flood",
+        Duration::from_secs(60),
+        async || {
+            let m = n1.metrics(&client).await;
+            (metric_value(&m, STORED) > 100.0).then_some(())
+        },
+    )
+    .await;
+    let n2 = start_member(&second, Some(&host)).await;
+    settled_ownership(&client, &n1, 2).await;
+    flooding.store(false, std::sync::atomic::Ordering::SeqCst);
+    let produced = flood.await.unwrap() as f64;
+
+    let (m1, m2) = eventually(
+        "every event decided",
+        Duration::from_secs(120),
+        async || {
+            let (m1, m2) = (n1.metrics(&client).await, n2.metrics(&client).await);
+            (metric_value(&m1, STORED) + metric_value(&m2, STORED) == produced).then_some((m1, m2))
+        },
+    )
+    .await;
+    assert!(metric_value(&m2, STORED) > 0.0, "r2 took partitions over");
+    for (name, m) in [("r1", &m1), ("r2", &m2)] {
+        assert_eq!(
+            metric_value(m, DRAIN_TIMEOUTS),
+            0.0,
+            "{name} hit the drain limit"
+        );
+        assert_eq!(
+            metric_value(m, REDELIVERED) + metric_value(m, DUPLICATES),
+            0.0,
+            "{name} was redelivered events another owner had already decided"
+        );
+    }
+}

@@ -19,6 +19,10 @@ pub struct PartitionOwnership {
     partition_count: Arc<AtomicI32>,
     /// A revoke happened and its rebalance has not assigned partitions yet.
     awaiting_assignment: Arc<AtomicBool>,
+    /// Partitions revoked whose hand-over waits for the consumer to drain them.
+    pending_revoke: Arc<Mutex<Option<Vec<i32>>>>,
+    /// The consume loop has ended: a revoke is handed over at once (closing the consumer).
+    closed: Arc<AtomicBool>,
 }
 
 impl Default for PartitionOwnership {
@@ -28,6 +32,8 @@ impl Default for PartitionOwnership {
             revokes: Arc::new(watch::channel(0).0),
             partition_count: Arc::default(),
             awaiting_assignment: Arc::default(),
+            pending_revoke: Arc::default(),
+            closed: Arc::default(),
         }
     }
 }
@@ -74,6 +80,28 @@ impl PartitionOwnership {
     /// revokes every partition, then assigns most of them back.
     pub(crate) fn awaiting_assignment(&self) -> bool {
         self.awaiting_assignment.load(Ordering::SeqCst)
+    }
+
+    /// Holds a revoke until the consumer has drained its partitions (see
+    /// [`Self::take_pending_revoke`]); false once the consume loop has ended.
+    pub(crate) fn defer_revoke(&self, partitions: Vec<i32>) -> bool {
+        if self.closed.load(Ordering::SeqCst) {
+            return false;
+        }
+        if let Ok(mut pending) = self.pending_revoke.lock() {
+            pending.get_or_insert_with(Vec::new).extend(partitions);
+        }
+        true
+    }
+
+    /// The revoked partitions still to be handed over, if any.
+    pub(crate) fn take_pending_revoke(&self) -> Option<Vec<i32>> {
+        self.pending_revoke.lock().ok().and_then(|mut p| p.take())
+    }
+
+    /// The consume loop has ended: later revokes are handed over at once.
+    pub(crate) fn close(&self) {
+        self.closed.store(true, Ordering::SeqCst);
     }
 
     /// Fires after every revoke and assignment.
