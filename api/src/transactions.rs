@@ -53,7 +53,7 @@ pub async fn score(
 }
 
 /// The transaction id of an HTTP event sent without one under an `Idempotency-Key`: derived
-/// from the caller-scoped key hash, so every retry with that key names the same transaction.
+/// from the key's request hash, so every retry of that request names the same transaction.
 fn idempotent_transaction_id(scope: &str) -> String {
     format!("idem-{}", &scope[..scope.len().min(40)])
 }
