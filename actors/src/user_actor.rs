@@ -102,6 +102,7 @@ impl Actor for UserActor {
         match message {
             UserMessage::Score(request) => state.score(request).await,
             UserMessage::Inspect(reply) => {
+                state.forget_if_stale();
                 state.load().await?;
                 let view = state.user.as_ref().expect("loaded above").view();
                 let _ = reply.send(view);
@@ -134,11 +135,7 @@ impl UserActorState {
             received,
             reply,
         } = request;
-        if self.user.is_some() && self.deps.writer.is_stale(&self.user_id) {
-            // A decision of ours failed to store: the state folds in an event the store lacks.
-            self.user = None;
-            self.after_failure = true;
-        }
+        self.forget_if_stale();
         if let Err(e) = self.load().await {
             let _ = reply.send(Err(DecisionError::Store(e.to_string())));
             return Err(e.into());
@@ -227,6 +224,15 @@ impl UserActorState {
             self.deps.writer.queue_snapshot(snapshot).await?;
         }
         Ok(())
+    }
+
+    /// Drops the state when a decision of ours failed to store: it folds in an event the store
+    /// lacks, so the next [`Self::load`] restores from the store.
+    fn forget_if_stale(&mut self) {
+        if self.user.is_some() && self.deps.writer.is_stale(&self.user_id) {
+            self.user = None;
+            self.after_failure = true;
+        }
     }
 
     /// Restores the user's state: the latest snapshot, then every stored decision after it.

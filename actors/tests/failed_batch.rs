@@ -134,6 +134,8 @@ async fn a_failed_batch_never_reaches_the_store_through_a_snapshot() {
         Err(DecisionError::Store(_)) => {}
         other => panic!("the injected failure was not reported: {other:?}"),
     }
+    let view = first.inspect("fb-user").await.unwrap();
+    assert_eq!(view.seq, 1, "the live view shows only what the store holds");
     // Passivation snapshots the user, whose state has folded in fb-2 (never stored).
     assert_eq!(first.shutdown().await, 1);
     let snapshot = store.snapshot("fb-user").await.unwrap();
