@@ -188,6 +188,7 @@ impl UserActorState {
                 )
                 .await
         };
+        stall_failpoint(&event).await;
         let user = self.user.as_mut().expect("loaded above");
         let started = Instant::now();
         let decided = std::panic::catch_unwind(AssertUnwindSafe(|| {
@@ -299,3 +300,24 @@ fn failpoint(event: &Transaction) {
 
 #[cfg(not(feature = "failpoints"))]
 fn failpoint(_event: &Transaction) {}
+
+/// With the `failpoints` feature, an event whose metadata says `"sentinel_failpoint": "stall"`
+/// is not decided until the file its `"release_file"` names exists, so tests can hold a
+/// decision in flight for as long as they need.
+#[cfg(feature = "failpoints")]
+async fn stall_failpoint(event: &Transaction) {
+    let release = event
+        .metadata
+        .as_ref()
+        .filter(|m| m.get("sentinel_failpoint").is_some_and(|v| v == "stall"))
+        .and_then(|m| m.get("release_file"))
+        .and_then(|v| v.as_str());
+    if let Some(path) = release {
+        while !std::path::Path::new(path).exists() {
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+    }
+}
+
+#[cfg(not(feature = "failpoints"))]
+async fn stall_failpoint(_event: &Transaction) {}

@@ -945,3 +945,70 @@ async fn a_revoke_hands_partitions_over_only_after_their_events_are_decided() {
         );
     }
 }
+
+/// A revoke whose events do not finish within the drain limit is handed over anyway, counted,
+/// and the held event still ends with exactly one decision.
+///
+/// Dynamic membership here: against tansu 0.6 a static member (`group.instance.id`) that
+/// rejoins seconds late leaves the group rebalancing without end (seen 2026-12-04).
+#[cfg(feature = "failpoints")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_revoke_past_the_drain_limit_is_handed_over_and_counted() {
+    const DRAIN_TIMEOUTS: &str = "sentinel_kafka_revoke_drain_timeouts_total";
+    let broker = broker_with_topics().await;
+    let client = support::admin_client();
+    let (host, second) = (Member::new("s1"), Member::new("s2"));
+    let dynamic = async |member: &Member, host: Option<&Member>| {
+        let args = member.args(Some(&broker), host);
+        std::fs::write(member.dir.path().join("static-member.toml"), "").unwrap();
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        NodeProcess::start(member.dir.path(), &args).await
+    };
+    let n1 = dynamic(&host, None).await;
+    settled_ownership(&client, &n1, 1).await;
+    let release = host.dir.path().join("release-stalled-event");
+    let mut stalled = event("stall-0", "stall-user", "10", 5, "FR");
+    stalled["metadata"] = json!({
+        "sentinel_failpoint": "stall",
+        "release_file": release.display().to_string(),
+    });
+    let producer = broker.producer();
+    broker
+        .produce(
+            &producer,
+            INPUT,
+            "stall-user",
+            stalled.to_string().as_bytes(),
+        )
+        .await;
+    eventually(
+        "the stalled event in flight",
+        Duration::from_secs(60),
+        async || {
+            let m = n1.metrics(&client).await;
+            (metric_value(&m, "sentinel_events_in_flight") >= 1.0).then_some(())
+        },
+    )
+    .await;
+
+    let _n2 = dynamic(&second, Some(&host)).await;
+    eventually("the drain limit hit", Duration::from_secs(90), async || {
+        let m = n1.metrics(&client).await;
+        (metric_value(&m, DRAIN_TIMEOUTS) >= 1.0).then_some(())
+    })
+    .await;
+    // Passivating the stalled user's actor waits for its decision, so release it now.
+    std::fs::write(&release, b"").unwrap();
+    settled_ownership(&client, &n1, 2).await;
+    let decisions = eventually(
+        "the stalled event decided",
+        Duration::from_secs(60),
+        async || {
+            let d = n1.user_decisions(&client, "stall-user").await;
+            (!d.is_empty()).then_some(d)
+        },
+    )
+    .await;
+    assert_eq!(decisions.len(), 1, "{decisions:?}");
+    assert_eq!(decisions[0]["transaction_id"], "stall-0");
+}
