@@ -54,5 +54,6 @@ pub use policy::{Lists, Policy, PolicyDef, PolicyError};
 pub use replay::FeatureReplay;
 pub use scorer::{Scorer, ScorerConfig};
 pub use screen::Screened;
+pub use shard::UserFilter;
 pub use state::{entry_of, UserState, UserView, WindowView};
 pub use window::{Entry, Key, Placement, Stats, Window};

@@ -3,7 +3,7 @@
 use crate::entities::Entities;
 use crate::hash::id_hash;
 use crate::policy::Policy;
-use crate::shard::{ShardArgs, ShardMessage, UserShard};
+use crate::shard::{ShardArgs, ShardMessage, UserFilter, UserShard};
 use crate::user_actor::{Deps, ScoreRequest};
 use arc_swap::ArcSwap;
 use ractor::{Actor, ActorRef, SpawnErr};
@@ -213,10 +213,19 @@ impl Scorer {
     /// Snapshots and stops every live user actor, keeping the shards running: the next event
     /// of a user restores it from the store. Returns how many were passivated.
     pub async fn passivate_all(&self) -> usize {
+        self.passivate_users(Arc::new(|_| true)).await
+    }
+
+    /// Snapshots and stops the live user actors whose user id `picks` (a rebalance: those of
+    /// partitions this node no longer owns, or did not own when they started). Returns how
+    /// many were passivated.
+    pub async fn passivate_users(&self, picks: UserFilter) -> usize {
         let mut passivated = 0;
         for shard in self.shards.iter() {
-            if let Ok(ractor::rpc::CallResult::Success(n)) =
-                shard.call(ShardMessage::PassivateAll, None).await
+            let picks = Arc::clone(&picks);
+            if let Ok(ractor::rpc::CallResult::Success(n)) = shard
+                .call(|port| ShardMessage::Passivate(picks, port), None)
+                .await
             {
                 passivated += n;
             }

@@ -13,6 +13,9 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+/// Picks users by id (see [`ShardMessage::Passivate`]).
+pub type UserFilter = Arc<dyn Fn(&str) -> bool + Send + Sync>;
+
 /// Messages a shard understands.
 pub enum ShardMessage {
     /// Deliver an event to its user's actor.
@@ -22,8 +25,9 @@ pub enum ShardMessage {
     SetPolicy(Arc<Policy>, RpcReplyPort<()>),
     /// Timer tick: passivate actors idle for too long.
     PassivateIdle,
-    /// Passivate every live actor (shutdown); replies with how many were passivated.
-    PassivateAll(RpcReplyPort<usize>),
+    /// Passivate every live actor whose user the filter picks (all at shutdown, those of
+    /// partitions lost on a rebalance); replies with how many were passivated.
+    Passivate(UserFilter, RpcReplyPort<usize>),
     /// Reply with a user's live state, starting the user's actor if it is not live.
     Inspect(String, RpcReplyPort<crate::state::UserView>),
     /// Reply with the number of live user actors.
@@ -99,9 +103,12 @@ impl Actor for UserShard {
                 let _ = reply.send(());
             }
             ShardMessage::PassivateIdle => state.passivate_idle(),
-            ShardMessage::PassivateAll(reply) => {
+            ShardMessage::Passivate(picks, reply) => {
                 let mut waits = Vec::new();
-                for slot in state.users.values_mut() {
+                for (user, slot) in state.users.iter_mut() {
+                    if !picks(user) {
+                        continue;
+                    }
                     if let Slot::Live { actor, .. } = slot {
                         let actor = actor.clone();
                         *slot = Slot::Stopping {

@@ -102,6 +102,7 @@ impl Actor for UserActor {
         match message {
             UserMessage::Score(request) => state.score(request).await,
             UserMessage::Inspect(reply) => {
+                state.forget_if_stale();
                 state.load().await?;
                 let view = state.user.as_ref().expect("loaded above").view();
                 let _ = reply.send(view);
@@ -134,6 +135,7 @@ impl UserActorState {
             received,
             reply,
         } = request;
+        self.forget_if_stale();
         if let Err(e) = self.load().await {
             let _ = reply.send(Err(DecisionError::Store(e.to_string())));
             return Err(e.into());
@@ -186,6 +188,7 @@ impl UserActorState {
                 )
                 .await
         };
+        stall_failpoint(&event).await;
         let user = self.user.as_mut().expect("loaded above");
         let started = Instant::now();
         let decided = std::panic::catch_unwind(AssertUnwindSafe(|| {
@@ -224,12 +227,22 @@ impl UserActorState {
         Ok(())
     }
 
+    /// Drops the state when a decision of ours failed to store: it folds in an event the store
+    /// lacks, so the next [`Self::load`] restores from the store.
+    fn forget_if_stale(&mut self) {
+        if self.user.is_some() && self.deps.writer.is_stale(&self.user_id) {
+            self.user = None;
+            self.after_failure = true;
+        }
+    }
+
     /// Restores the user's state: the latest snapshot, then every stored decision after it.
     async fn load(&mut self) -> Result<(), StoreError> {
         if self.user.is_some() {
             return Ok(());
         }
-        if self.after_failure {
+        let stale = self.deps.writer.is_stale(&self.user_id);
+        if self.after_failure || stale {
             self.deps.writer.flush().await?;
         }
         let user = crate::restore::restore(
@@ -238,6 +251,10 @@ impl UserActorState {
             self.deps.lateness_ms,
         )
         .await?;
+        if stale {
+            // Every snapshot queued before the flush was dropped; this state is the store's.
+            self.deps.writer.restored(&self.user_id);
+        }
         if user.seq > 0 {
             metrics::counter!(m::RESTORES).increment(1);
         }
@@ -283,3 +300,24 @@ fn failpoint(event: &Transaction) {
 
 #[cfg(not(feature = "failpoints"))]
 fn failpoint(_event: &Transaction) {}
+
+/// With the `failpoints` feature, an event whose metadata says `"sentinel_failpoint": "stall"`
+/// is not decided until the file its `"release_file"` names exists, so tests can hold a
+/// decision in flight for as long as they need.
+#[cfg(feature = "failpoints")]
+async fn stall_failpoint(event: &Transaction) {
+    let release = event
+        .metadata
+        .as_ref()
+        .filter(|m| m.get("sentinel_failpoint").is_some_and(|v| v == "stall"))
+        .and_then(|m| m.get("release_file"))
+        .and_then(|v| v.as_str());
+    if let Some(path) = release {
+        while !std::path::Path::new(path).exists() {
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+    }
+}
+
+#[cfg(not(feature = "failpoints"))]
+async fn stall_failpoint(_event: &Transaction) {}

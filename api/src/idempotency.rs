@@ -27,6 +27,13 @@ const STRIPES: usize = 1024;
 /// Largest answer body kept for replay; larger answers are not stored.
 const MAX_STORED_BODY: usize = 1 << 20;
 
+/// A hash of the caller, the `Idempotency-Key` and the request (method, path, body), put into
+/// the request's extensions so a handler can derive what it creates from it: a retry makes
+/// the same thing even when the stored answer was lost in a crash, and a key reused for
+/// another request after its retention makes something new.
+#[derive(Clone)]
+pub struct IdempotencyScope(pub Arc<str>);
+
 /// Stored answers and the locks that serialise requests with one key.
 pub struct Idempotency {
     store: Arc<dyn Store>,
@@ -129,7 +136,7 @@ pub async fn layer(
         .get::<Arc<Principal>>()
         .map_or("", |p| p.name.as_str());
     let scope = sha256_hex(&format!("{caller}\n{key}"));
-    let (parts, body) = request.into_parts();
+    let (mut parts, body) = request.into_parts();
     // The route's own limit: a 16 MiB model upload is as valid with a key as without.
     let limit = crate::body_limit(&state.limits, matched.as_ref().map_or("", |m| m.as_str()));
     let Ok(bytes) = axum::body::to_bytes(body, limit).await else {
@@ -161,6 +168,10 @@ pub async fn layer(
         Ok(_) => {}
     }
     let shows_secret = parts.method == Method::POST && parts.uri.path() == "/v1/keys";
+    let request_scope = sha256_hex(&format!("{scope}\n{fingerprint}"));
+    parts
+        .extensions
+        .insert(IdempotencyScope(Arc::from(request_scope.as_str())));
     let response = next
         .run(Request::from_parts(parts, Body::from(bytes)))
         .await;

@@ -1,10 +1,12 @@
 //! Scoring over HTTP and decision lookup.
 
 use crate::auth::Caller;
+use crate::idempotency::IdempotencyScope;
 use crate::ErrorResponse;
 use crate::{ApiError, ApiState};
 use axum::body::Bytes;
 use axum::extract::{Path, State};
+use axum::Extension;
 use axum::Json;
 use chrono::Utc;
 use sentinel_event::{parse_transaction, Assigned, Decision, ParseMode};
@@ -29,18 +31,44 @@ pub struct ScoreResponse {
 #[utoipa::path(post, path = "/v1/transactions", tag = "scoring", request_body(content = sentinel_event::Transaction, description = "A transaction; over HTTP only `user_id` and `amount` are required"), responses((status = 200, description = "The decision of record", body = ScoreResponse), (status = 422, description = "Invalid input; `error.field` names it", body = ErrorResponse), (status = 413, description = "Body too large", body = ErrorResponse), (status = 503, description = "In a Kafka-fed cluster: no member owns the user's partition right now, or its owner did not answer; nothing was decided here. `Retry-After` says when to retry; retry with the same `transaction_id`", body = ErrorResponse)))]
 pub async fn score(
     State(state): State<ApiState>,
+    key: Option<Extension<IdempotencyScope>>,
     body: Bytes,
 ) -> Result<Json<ScoreResponse>, ApiError> {
     let received = Instant::now();
-    let (event, assigned) = parse_transaction(&body, ParseMode::Lenient, &state.limits, Utc::now())
-        .inspect_err(|invalid| crate::metrics::event_invalid("http", invalid))?;
+    let (mut event, assigned) =
+        parse_transaction(&body, ParseMode::Lenient, &state.limits, Utc::now())
+            .inspect_err(|invalid| crate::metrics::event_invalid("http", invalid))?;
+    if let (true, Some(Extension(IdempotencyScope(scope)))) = (assigned.transaction_id, key) {
+        // The id comes from the key, so the stored decision is itself the idempotency record:
+        // a retry after a crash that lost the stored answer finds it as a duplicate.
+        event.transaction_id = idempotent_transaction_id(&scope);
+    }
     let stored = state.decider.decide(event, received).await?;
+    failpoint_after_decision().await;
     Ok(Json(ScoreResponse {
         decision: stored.decision,
         duplicate: stored.duplicate,
         assigned,
     }))
 }
+
+/// The transaction id of an HTTP event sent without one under an `Idempotency-Key`: derived
+/// from the key's request hash, so every retry of that request names the same transaction.
+fn idempotent_transaction_id(scope: &str) -> String {
+    format!("idem-{}", &scope[..scope.len().min(40)])
+}
+
+/// With the `failpoints` feature and `SENTINEL_FAILPOINT=hang_after_decision`, the request
+/// never answers once its decision is stored: a test SIGKILLs the node at exactly that point.
+#[cfg(feature = "failpoints")]
+async fn failpoint_after_decision() {
+    if std::env::var("SENTINEL_FAILPOINT").is_ok_and(|v| v == "hang_after_decision") {
+        std::future::pending::<()>().await;
+    }
+}
+
+#[cfg(not(feature = "failpoints"))]
+async fn failpoint_after_decision() {}
 
 /// `GET /v1/decisions/{transaction_id}`: one stored decision.
 #[utoipa::path(get, path = "/v1/decisions/{transaction_id}", tag = "decisions", params(("transaction_id" = String, Path)), responses((status = 200, body = Decision), (status = 404, description = "Not found", body = ErrorResponse)))]

@@ -22,6 +22,9 @@ pub const PUBLISHED: &str = "sentinel_decisions_published_total";
 pub const PUBLISH_ERRORS: &str = "sentinel_publish_errors_total";
 /// Counter: consumer-group rebalances, by kind (`assign`, `revoke`).
 pub const REBALANCES: &str = "sentinel_kafka_rebalances_total";
+/// Counter: revokes handed over before their partitions' in-flight events finished (the
+/// drain limit was hit; the new owner redelivers those events).
+pub const REVOKE_DRAIN_TIMEOUTS: &str = "sentinel_kafka_revoke_drain_timeouts_total";
 /// Gauge: messages of a partition not yet committed (high watermark minus committed offset),
 /// by partition, on the node that owns it (0 elsewhere).
 pub const CONSUMER_LAG: &str = "sentinel_kafka_consumer_lag_messages";
@@ -114,6 +117,10 @@ fn describe() {
     describe_counter!(PUBLISHED, "Decisions published to the output topics.");
     describe_counter!(PUBLISH_ERRORS, "Failed publish attempts (retried).");
     describe_counter!(REBALANCES, "Consumer-group rebalances.");
+    describe_counter!(
+        REVOKE_DRAIN_TIMEOUTS,
+        "Revokes handed over before their in-flight events finished."
+    );
     describe_gauge!(IN_FLIGHT, "Events being decided right now.");
     describe_gauge!(
         CLUSTER_MEMBERS,
@@ -291,6 +298,7 @@ fn describe() {
     // Counters of rare events exist from the start, so rates and alerts see a zero, not nothing.
     for name in [
         PUBLISH_ERRORS,
+        REVOKE_DRAIN_TIMEOUTS,
         sentinel_actors::metrics::RESTARTS,
         sentinel_actors::metrics::PASSIVATIONS,
         sentinel_actors::metrics::RESTORES,

@@ -528,3 +528,67 @@ async fn request_ids_tie_log_lines_to_decisions() {
     assert_eq!(line["span"]["request_id"], "req-from-gateway-42", "{line}");
     assert_eq!(line["span"]["path"], "/v1/transactions", "{line}");
 }
+
+/// An event without `transaction_id` sent with an `Idempotency-Key`: the node is SIGKILLed
+/// after the decision is stored but before the key's answer is, and the client's retry with
+/// the same key gets the same decision; the store holds one.
+#[cfg(feature = "failpoints")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_idempotency_key_retry_after_a_sigkill_decides_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let client = support::admin_client();
+    let body = json!({"user_id": "idem-user", "amount": "42.00"}).to_string();
+    let mut node = NodeProcess::start_with_env(
+        dir.path(),
+        &[],
+        &[("SENTINEL_FAILPOINT", "hang_after_decision")],
+    )
+    .await;
+    let first = tokio::spawn({
+        let (client, url, body) = (client.clone(), node.url("/v1/transactions"), body.clone());
+        async move {
+            client
+                .post(url)
+                .header("content-type", "application/json")
+                .header("idempotency-key", "retry-me-1")
+                .body(body)
+                .send()
+                .await
+        }
+    });
+    let stored = support::eventually(
+        "the first attempt's decision stored",
+        std::time::Duration::from_secs(30),
+        async || {
+            let decisions = node.user_decisions(&client, "idem-user").await;
+            (decisions.len() == 1).then(|| decisions[0].clone())
+        },
+    )
+    .await;
+    node.kill();
+    assert!(
+        first.await.unwrap().is_err(),
+        "the client never got an answer"
+    );
+
+    let node = NodeProcess::start(dir.path(), &[]).await;
+    let retry: serde_json::Value = client
+        .post(node.url("/v1/transactions"))
+        .header("content-type", "application/json")
+        .header("idempotency-key", "retry-me-1")
+        .body(body)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(retry["transaction_id"], stored["transaction_id"], "{retry}");
+    assert_eq!(retry["outcome"], stored["outcome"]);
+    assert_eq!(retry["duplicate"], true);
+    assert_eq!(
+        node.user_decisions(&client, "idem-user").await.len(),
+        1,
+        "the retry decided nothing new"
+    );
+}

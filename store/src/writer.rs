@@ -5,12 +5,17 @@
 //! Under load batches grow, so the cost of a commit is shared by many decisions; when idle a
 //! request is committed alone, at once. Reads that must see every earlier write (restores,
 //! duplicate checks) go through the same queue as barriers.
+//!
+//! A snapshot must never be durable ahead of a decision it folds in. When a batch fails, the
+//! users of its decisions are marked stale: their snapshots are dropped until their actor has
+//! restored from the store ([`Writer::is_stale`], [`Writer::restored`]).
 
 use crate::metrics as m;
 use crate::outbox::AlertRouting;
 use crate::{Store, StoreError, UserSnapshot, WriteOp, WriteResult};
 use sentinel_event::{Decision, DecisionError};
-use std::sync::Arc;
+use std::collections::HashSet;
+use std::sync::{Arc, Mutex};
 use std::time::Instant;
 use tokio::sync::{mpsc, oneshot};
 
@@ -58,7 +63,12 @@ enum Request {
 pub struct Writer {
     tx: mpsc::Sender<Request>,
     store: Arc<dyn Store>,
+    stale: Stale,
 }
+
+/// Users with a decision whose batch failed: their in-memory state may fold in an event the
+/// store lacks, so their snapshots are not written until they restore.
+type Stale = Arc<Mutex<HashSet<String>>>;
 
 impl Writer {
     /// Starts the writer task on the current tokio runtime.
@@ -74,8 +84,15 @@ impl Writer {
         alerts: Option<Arc<dyn AlertRouting>>,
     ) -> Writer {
         let (tx, rx) = mpsc::channel(config.queue_capacity.max(1));
-        tokio::spawn(run(Arc::clone(&store), rx, config.max_batch.max(1), alerts));
-        Writer { tx, store }
+        let stale = Stale::default();
+        tokio::spawn(run(
+            Arc::clone(&store),
+            rx,
+            config.max_batch.max(1),
+            alerts,
+            Arc::clone(&stale),
+        ));
+        Writer { tx, store, stale }
     }
 
     /// The store behind this writer, for reads that need not wait for queued writes.
@@ -129,6 +146,20 @@ impl Writer {
         done.await.map_err(|_| StoreError::WriterStopped)?
     }
 
+    /// True when a decision of `user_id` failed to store since its state was last restored:
+    /// the actor must drop its state and restore before deciding again.
+    pub fn is_stale(&self, user_id: &str) -> bool {
+        self.stale.lock().is_ok_and(|s| s.contains(user_id))
+    }
+
+    /// The user's actor restored its state from the store after a [`Writer::flush`]: its
+    /// snapshots may be written again.
+    pub fn restored(&self, user_id: &str) {
+        if let Ok(mut stale) = self.stale.lock() {
+            stale.remove(user_id);
+        }
+    }
+
     /// Waits until every write queued before this call is durable.
     pub async fn flush(&self) -> Result<(), StoreError> {
         // A lookup of an id that cannot exist is a barrier with no other effect.
@@ -151,6 +182,7 @@ async fn run(
     mut rx: mpsc::Receiver<Request>,
     max_batch: usize,
     alerts: Option<Arc<dyn AlertRouting>>,
+    stale: Stale,
 ) {
     let mut requests = Vec::with_capacity(max_batch);
     while rx.recv_many(&mut requests, max_batch).await > 0 {
@@ -175,6 +207,13 @@ async fn run(
                     acks.push(Ack::Decision(d, ack));
                 }
                 Request::Snapshot(s, ack) => {
+                    if stale.lock().is_ok_and(|stale| stale.contains(&s.user_id)) {
+                        // It may fold in a decision that was never stored; the decisions
+                        // in the store are the truth, and a later snapshot will follow.
+                        tracing::warn!(user = %s.user_id, seq = s.seq, "snapshot of a user with an unstored decision dropped");
+                        drop(ack.send(Ok(())));
+                        continue;
+                    }
                     ops.push(WriteOp::Snapshot(s));
                     acks.push(Ack::Snapshot(ack));
                 }
@@ -207,6 +246,13 @@ async fn run(
                 tracing::error!(error = %e, batch = batch_len, "store batch write failed");
                 let reason = e.to_string();
                 let err = || StoreError::Backend(reason.clone());
+                if let Ok(mut stale) = stale.lock() {
+                    for ack in &acks {
+                        if let Ack::Decision(d, _) = ack {
+                            stale.insert(d.user_id.clone());
+                        }
+                    }
+                }
                 for ack in acks {
                     match ack {
                         Ack::Decision(_, ack) => {

@@ -12,13 +12,22 @@ use crate::decider::NodeDecider;
 use crate::telemetry as t;
 use futures::stream::FuturesUnordered;
 use futures::StreamExt;
-use rdkafka::consumer::{CommitMode, Consumer, ConsumerContext, Rebalance, StreamConsumer};
+use rdkafka::consumer::{
+    BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance, RebalanceProtocol,
+    StreamConsumer,
+};
 use rdkafka::message::BorrowedMessage;
+use rdkafka::topic_partition_list::TopicPartitionList;
+use rdkafka::types::RDKafkaRespErr;
 use rdkafka::{ClientContext, Message, Statistics};
 use sentinel_event::{parse_transaction, DecisionError, Limits, MessageOrigin, ParseMode};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::watch;
+
+/// Longest a revoke waits for its partitions' events to finish before handing them over
+/// anyway (their offsets then stay uncommitted and the new owner redelivers them).
+const REVOKE_DRAIN_LIMIT: Duration = Duration::from_secs(5);
 
 /// How often librdkafka reports statistics, from which the per-partition lag is exported.
 const STATISTICS_INTERVAL_MS: &str = "5000";
@@ -43,11 +52,54 @@ impl ClientContext for GroupEvents {
 }
 
 impl ConsumerContext for GroupEvents {
-    fn pre_rebalance(
+    /// As rdkafka's default, except that a revoke is not handed over here: the consume loop
+    /// (blocked in the poll that runs this callback) first finishes the revoked partitions'
+    /// events and commits their offsets, then calls [`complete_revoke`].
+    fn rebalance(
         &self,
-        _consumer: &rdkafka::consumer::BaseConsumer<Self>,
-        rebalance: &Rebalance<'_>,
+        consumer: &BaseConsumer<Self>,
+        err: RDKafkaRespErr,
+        tpl: &mut TopicPartitionList,
     ) {
+        let cooperative = matches!(
+            consumer.rebalance_protocol(),
+            RebalanceProtocol::Cooperative
+        );
+        let result = match err {
+            RDKafkaRespErr::RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS => {
+                let rebalance = Rebalance::Assign(tpl);
+                self.pre_rebalance(consumer, &rebalance);
+                let done = if cooperative {
+                    consumer.incremental_assign(tpl)
+                } else {
+                    consumer.assign(tpl)
+                };
+                self.post_rebalance(consumer, &Rebalance::Assign(tpl));
+                done
+            }
+            RDKafkaRespErr::RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS => {
+                self.pre_rebalance(consumer, &Rebalance::Revoke(tpl));
+                let partitions = tpl.elements().iter().map(|e| e.partition()).collect();
+                if self.0.defer_revoke(partitions) {
+                    return;
+                }
+                if cooperative {
+                    consumer.incremental_unassign(tpl)
+                } else {
+                    consumer.unassign()
+                }
+            }
+            other => {
+                tracing::warn!(error = ?other, "rebalance error");
+                consumer.unassign()
+            }
+        };
+        if let Err(e) = result {
+            tracing::warn!(error = %e, "applying a rebalance failed");
+        }
+    }
+
+    fn pre_rebalance(&self, _consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
         if let Rebalance::Revoke(tpl) = rebalance {
             metrics::counter!(t::REBALANCES, "kind" => "revoke").increment(1);
             let partitions: Vec<i32> = tpl.elements().iter().map(|e| e.partition()).collect();
@@ -61,16 +113,17 @@ impl ConsumerContext for GroupEvents {
         }
     }
 
-    fn post_rebalance(
-        &self,
-        _consumer: &rdkafka::consumer::BaseConsumer<Self>,
-        rebalance: &Rebalance<'_>,
-    ) {
+    fn post_rebalance(&self, consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
         if let Rebalance::Assign(tpl) = rebalance {
             metrics::counter!(t::REBALANCES, "kind" => "assign").increment(1);
             let partitions: Vec<i32> = tpl.elements().iter().map(|e| e.partition()).collect();
             tracing::info!(?partitions, "partitions assigned");
-            self.0.assigned(partitions);
+            // The whole assignment: a cooperative rebalance hands over only the increment.
+            let owned = consumer
+                .assignment()
+                .map(|a| a.elements().iter().map(|e| e.partition()).collect())
+                .unwrap_or(partitions);
+            self.0.assigned(owned);
         }
     }
 }
@@ -143,16 +196,35 @@ pub async fn run_consumer(
     let topic = kafka.input_topic.as_str();
     let source_topic: Arc<str> = Arc::from(topic);
     let max_in_flight = kafka.max_in_flight.max(1);
-    // Ownership changed: with what was in flight finished, stop every user actor (snapshotted)
-    // so that a partition coming back restores from the store, never from a stale actor.
+    // Ownership changed: with what was in flight finished and the new assignment known, stop
+    // (snapshotted) the user actors of every partition not owned throughout, so that a
+    // partition coming back restores from the store, never from a stale actor. Users of kept
+    // partitions stay warm.
     let scorer = decider.scorer.clone();
+    let mut warm: Vec<i32> = Vec::new();
+    let settle_ownership = ownership.clone();
     let settle = move || {
         let scorer = scorer.clone();
+        let ownership = settle_ownership.clone();
+        // An eager rebalance revokes everything first: wait for what comes back.
+        let kept: Option<Vec<i32>> = (!ownership.awaiting_assignment()).then(|| {
+            let owned = ownership.owned();
+            let kept = warm.iter().copied().filter(|p| owned.contains(p)).collect();
+            warm = owned;
+            kept
+        });
         async move {
-            let passivated = scorer.passivate_all().await;
+            let Some(kept) = kept else { return };
+            let stale: sentinel_actors::UserFilter = Arc::new(move |user: &str| {
+                // Unknown partition count: nothing can be shown kept.
+                ownership
+                    .partition_of(user)
+                    .is_none_or(|p| !kept.contains(&p))
+            });
+            let passivated = scorer.passivate_users(stale).await;
             tracing::info!(
                 passivated,
-                "user actors passivated after a partition ownership change"
+                "user actors of partitions not kept passivated after a partition ownership change"
             );
         }
     };
@@ -243,8 +315,9 @@ pub async fn run_consumer(
 /// The consume loop every group member shares: `handle` turns each message into a future that
 /// finishes it (`None`: leave its offset uncommitted, it will be redelivered); at most
 /// `max_in_flight` run at once; a partition's offset is stored only past finished messages.
-/// After each rebalance (`ownership` changes) what is in flight is finished first, then
-/// `settle` runs. When `stop` fires, what is in flight is drained and the offsets are committed.
+/// After each rebalance (`ownership` changes) what is in flight is finished first (a revoke
+/// is handed over only then, its offsets committed), then `settle` runs. When `stop` fires,
+/// what is in flight is drained and the offsets are committed.
 pub(super) async fn consume<Fut, Settled>(
     consumer: &StreamConsumer<GroupEvents>,
     topic: &str,
@@ -266,8 +339,23 @@ where
             biased;
             _ = stop.changed() => break,
             Ok(()) = revokes.changed() => {
-                while let Some(done) = in_flight.next().await {
-                    finish(consumer, topic, &mut tracker, done);
+                let revoked = ownership.take_pending_revoke();
+                let drained = tokio::time::timeout(REVOKE_DRAIN_LIMIT, async {
+                    while let Some(done) = in_flight.next().await {
+                        finish(consumer, topic, &mut tracker, done);
+                    }
+                })
+                .await;
+                if let Some(partitions) = revoked {
+                    if drained.is_err() {
+                        metrics::counter!(t::REVOKE_DRAIN_TIMEOUTS).increment(1);
+                        tracing::warn!(
+                            in_flight = in_flight.len(),
+                            ?partitions,
+                            "revoked partitions handed over before their events finished; the new owner redelivers them"
+                        );
+                    }
+                    complete_revoke(consumer, topic, &partitions);
                 }
                 settle().await;
             }
@@ -296,10 +384,41 @@ where
     while let Some(done) = in_flight.next().await {
         finish(consumer, topic, &mut tracker, done);
     }
-    if let Err(e) = consumer.commit_consumer_state(CommitMode::Sync) {
-        tracing::warn!(error = %e, "final offset commit failed; the last messages will be redelivered");
+    ownership.close();
+    match ownership.take_pending_revoke() {
+        Some(partitions) => complete_revoke(consumer, topic, &partitions),
+        None => {
+            if let Err(e) = consumer.commit_consumer_state(CommitMode::Sync) {
+                tracing::warn!(error = %e, "final offset commit failed; the last messages will be redelivered");
+            }
+        }
     }
     Ok(())
+}
+
+/// Hands revoked partitions over: commits the offsets stored for them (their finished events),
+/// then lets librdkafka unassign them so the group can move them.
+fn complete_revoke(consumer: &StreamConsumer<GroupEvents>, topic: &str, partitions: &[i32]) {
+    if let Err(e) = consumer.commit_consumer_state(CommitMode::Sync) {
+        // Nothing stored to commit is reported as an error too; the new owner redelivers.
+        tracing::debug!(error = %e, "offset commit on revoke");
+    }
+    let result = if matches!(
+        consumer.rebalance_protocol(),
+        RebalanceProtocol::Cooperative
+    ) {
+        let mut tpl = TopicPartitionList::new();
+        for partition in partitions {
+            tpl.add_partition(topic, *partition);
+        }
+        consumer.incremental_unassign(&tpl)
+    } else {
+        consumer.unassign()
+    };
+    match result {
+        Ok(()) => tracing::info!(?partitions, "revoked partitions drained and handed over"),
+        Err(e) => tracing::warn!(error = %e, "handing revoked partitions over failed"),
+    }
 }
 
 /// Marks a message finished and stores the offset through which its partition is done.

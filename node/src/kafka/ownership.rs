@@ -1,12 +1,12 @@
 //! Which partitions of the input topic this node owns, as the consumer group assigned them.
 //!
 //! Ownership is Kafka's: the consumer group rebalances partitions over the live nodes. On
-//! every revoke or assignment the consumer finishes its in-flight events and passivates its
-//! user actors, so
+//! every revoke or assignment the consumer finishes its in-flight events; once the new
+//! assignment is known it passivates the user actors of every partition it did not keep, so
 //! that a partition coming back later restores from the shared store instead of resuming a
-//! stale in-memory actor.
+//! stale in-memory actor. Users of kept partitions stay warm.
 
-use std::sync::atomic::{AtomicI32, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI32, Ordering};
 use std::sync::{Arc, Mutex};
 use tokio::sync::watch;
 
@@ -17,6 +17,12 @@ pub struct PartitionOwnership {
     revokes: Arc<watch::Sender<u64>>,
     /// Partitions of the input topic; 0 until the consumer has read the topic's metadata.
     partition_count: Arc<AtomicI32>,
+    /// A revoke happened and its rebalance has not assigned partitions yet.
+    awaiting_assignment: Arc<AtomicBool>,
+    /// Partitions revoked whose hand-over waits for the consumer to drain them.
+    pending_revoke: Arc<Mutex<Option<Vec<i32>>>>,
+    /// The consume loop has ended: a revoke is handed over at once (closing the consumer).
+    closed: Arc<AtomicBool>,
 }
 
 impl Default for PartitionOwnership {
@@ -25,6 +31,9 @@ impl Default for PartitionOwnership {
             owned: Arc::default(),
             revokes: Arc::new(watch::channel(0).0),
             partition_count: Arc::default(),
+            awaiting_assignment: Arc::default(),
+            pending_revoke: Arc::default(),
+            closed: Arc::default(),
         }
     }
 }
@@ -54,6 +63,7 @@ impl PartitionOwnership {
         if let Ok(mut owned) = self.owned.lock() {
             *owned = partitions;
         }
+        self.awaiting_assignment.store(false, Ordering::SeqCst);
         self.revokes.send_modify(|n| *n += 1);
     }
 
@@ -62,7 +72,36 @@ impl PartitionOwnership {
         if let Ok(mut owned) = self.owned.lock() {
             owned.retain(|p| !partitions.contains(p));
         }
+        self.awaiting_assignment.store(true, Ordering::SeqCst);
         self.revokes.send_modify(|n| *n += 1);
+    }
+
+    /// True between a revoke and the assignment that ends its rebalance: an eager rebalance
+    /// revokes every partition, then assigns most of them back.
+    pub(crate) fn awaiting_assignment(&self) -> bool {
+        self.awaiting_assignment.load(Ordering::SeqCst)
+    }
+
+    /// Holds a revoke until the consumer has drained its partitions (see
+    /// [`Self::take_pending_revoke`]); false once the consume loop has ended.
+    pub(crate) fn defer_revoke(&self, partitions: Vec<i32>) -> bool {
+        if self.closed.load(Ordering::SeqCst) {
+            return false;
+        }
+        if let Ok(mut pending) = self.pending_revoke.lock() {
+            pending.get_or_insert_with(Vec::new).extend(partitions);
+        }
+        true
+    }
+
+    /// The revoked partitions still to be handed over, if any.
+    pub(crate) fn take_pending_revoke(&self) -> Option<Vec<i32>> {
+        self.pending_revoke.lock().ok().and_then(|mut p| p.take())
+    }
+
+    /// The consume loop has ended: later revokes are handed over at once.
+    pub(crate) fn close(&self) {
+        self.closed.store(true, Ordering::SeqCst);
     }
 
     /// Fires after every revoke and assignment.
