@@ -379,20 +379,14 @@ fn import_reads_history_through_the_mapping() {
     ];
     std::fs::write(&file, lines.join("\n")).unwrap();
     let import = |data: &str, extra: &[&str]| {
-        let out = std::process::Command::new(env!("CARGO_BIN_EXE_sentinel"))
-            .args(["import", "--data-dir"])
-            .arg(dir.path().join(data))
-            .args(extra)
-            .arg(&file)
-            .env_remove("SENTINEL_MAPPING_FILE")
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8_lossy(&out.stdout).into_owned()
+        support::run_ok(
+            support::sentinel()
+                .args(["import", "--data-dir"])
+                .arg(dir.path().join(data))
+                .args(extra)
+                .arg(&file)
+                .env_remove("SENTINEL_MAPPING_FILE"),
+        )
     };
     let printed = import("unmapped", &[]);
     assert!(printed.contains("2 rejected"), "{printed}");

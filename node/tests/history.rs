@@ -11,23 +11,13 @@ mod support;
 use chrono::{DateTime, Duration, Utc};
 use std::collections::HashMap;
 use std::path::Path;
-use std::process::Command;
 
 const HOUR_MS: i64 = 3_600_000;
 const DAY_MS: i64 = 24 * HOUR_MS;
 const DELAY_SECS: i64 = 86_400;
 
 fn sentinel(args: &[&str]) -> String {
-    let out = Command::new(env!("CARGO_BIN_EXE_sentinel"))
-        .args(args)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "sentinel {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
+    support::run_ok(support::sentinel().args(args))
 }
 
 fn path(p: &Path) -> &str {

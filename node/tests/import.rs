@@ -11,17 +11,11 @@ use std::process::Command;
 use support::NodeProcess;
 
 fn import(data: &std::path::Path, file: &std::path::Path) -> String {
-    let out = Command::new(env!("CARGO_BIN_EXE_sentinel"))
-        .args(["import", "--data-dir", data.to_str().unwrap()])
-        .arg(file)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
+    support::run_ok(
+        support::sentinel()
+            .args(["import", "--data-dir", data.to_str().unwrap()])
+            .arg(file),
+    )
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -256,15 +256,5 @@ fn path(p: &std::path::Path) -> &str {
 
 /// `sentinel labels import ARGS`, which must succeed; what it printed.
 fn import(args: &[&str]) -> String {
-    let out = Command::new(env!("CARGO_BIN_EXE_sentinel"))
-        .args(["labels", "import"])
-        .args(args)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
+    support::run_ok(support::sentinel().args(["labels", "import"]).args(args))
 }

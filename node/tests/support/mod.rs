@@ -13,6 +13,23 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+/// A `sentinel` command (a one-shot subcommand such as `import`), before its arguments.
+pub fn sentinel() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_sentinel"))
+}
+
+/// Runs a one-shot command to completion, asserts it succeeded (else fails with its stderr)
+/// and returns what it printed.
+pub fn run_ok(command: &mut Command) -> String {
+    let out = command.output().unwrap();
+    assert!(
+        out.status.success(),
+        "{command:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
 /// A free loopback port for a process the test starts later.
 ///
 /// Picked below Linux's ephemeral range (32768–60999): a port the kernel hands out for
