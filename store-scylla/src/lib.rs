@@ -9,7 +9,7 @@
 //!   owning its partition), decisions written once with lightweight transactions, per-query
 //!   tables kept in step, and a semaphore bounding what is in flight.
 //!
-//! The same conformance suite as the embedded store runs against it when
+//! The same conformance suite as the embedded store runs against it with `--ignored` when
 //! `SENTINEL_TEST_SCYLLA_URI` names a ScyllaDB node (see `tests/conformance.rs`).
 
 mod config;

@@ -495,7 +495,7 @@ fn per_user_memory_is_small() {
 /// Cost per event; run with
 /// `cargo test --release -p sentinel-loadtest --lib -- --ignored --nocapture cost`.
 #[test]
-#[ignore]
+#[ignore = "a measurement, not a check: run it in release with --ignored --nocapture"]
 fn cost_per_event() {
     let mut sim = Simulator::new(SimConfig {
         start: noon(),
