@@ -40,7 +40,7 @@ pub fn hmac_sha256(key: &[u8], message: &[&[u8]]) -> [u8; 32] {
 pub fn sign(secret: &str, timestamp: i64, body: &[u8]) -> String {
     let ts = timestamp.to_string();
     let mac = hmac_sha256(secret.as_bytes(), &[ts.as_bytes(), b".", body]);
-    format!("v1={}", hex(&mac))
+    format!("v1={}", hex::encode(mac))
 }
 
 /// True when `signature` (`v1=<hex>`) is the signature of `body` at `timestamp`; compares in
@@ -55,16 +55,6 @@ pub fn verify(secret: &str, timestamp: i64, body: &[u8], signature: &str) -> boo
             == 0
 }
 
-fn hex(bytes: &[u8]) -> String {
-    const DIGITS: &[u8; 16] = b"0123456789abcdef";
-    let mut out = String::with_capacity(bytes.len() * 2);
-    for b in bytes {
-        out.push(DIGITS[usize::from(b >> 4)] as char);
-        out.push(DIGITS[usize::from(b & 0xf)] as char);
-    }
-    out
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -74,7 +64,7 @@ mod tests {
         // Test case 2: short key.
         let mac = hmac_sha256(b"Jefe", &[b"what do ya want ", b"for nothing?"]);
         assert_eq!(
-            hex(&mac),
+            hex::encode(mac),
             "5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843"
         );
         // Test case 6: a key longer than the block is hashed first.
@@ -83,7 +73,7 @@ mod tests {
             &[b"Test Using Larger Than Block-Size Key - Hash Key First"],
         );
         assert_eq!(
-            hex(&mac),
+            hex::encode(mac),
             "60e431591ee0b67f0d8a26aacbf5b77f8e0bc6213728c5140546040f0ee37f54"
         );
     }

@@ -144,17 +144,7 @@ fn key_principal(id: &str, role: Role) -> Principal {
 
 /// Lower-case hex SHA-256 of `text`: how keys are stored and configured.
 pub fn sha256_hex(text: &str) -> String {
-    hex(&Sha256::digest(text.as_bytes()))
-}
-
-fn hex(bytes: &[u8]) -> String {
-    use std::fmt::Write;
-    bytes
-        .iter()
-        .fold(String::with_capacity(bytes.len() * 2), |mut s, b| {
-            let _ = write!(s, "{b:02x}");
-            s
-        })
+    hex::encode(Sha256::digest(text.as_bytes()))
 }
 
 fn is_sha256_hex(s: &str) -> bool {
@@ -235,8 +225,11 @@ pub async fn create(
             "must be 1 to 200 characters",
         ));
     }
-    let id = hex(&rand::random::<[u8; 8]>());
-    let key = format!("{KEY_PREFIX}{id}_{}", hex(&rand::random::<[u8; 32]>()));
+    let id = hex::encode(rand::random::<[u8; 8]>());
+    let key = format!(
+        "{KEY_PREFIX}{id}_{}",
+        hex::encode(rand::random::<[u8; 32]>())
+    );
     let info = ApiKeyInfo {
         id: id.clone(),
         name: name.to_owned(),

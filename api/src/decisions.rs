@@ -128,7 +128,12 @@ impl Cursor {
     /// `yyyy-mm-dd.<micros>.<hex transaction id>`: opaque to clients, checked on the way in.
     fn encode(&self) -> String {
         match &self.position {
-            Some(p) => format!("{}.{}.{}", self.day, p.decided_us, hex(&p.transaction_id)),
+            Some(p) => format!(
+                "{}.{}.{}",
+                self.day,
+                p.decided_us,
+                hex::encode(&p.transaction_id)
+            ),
             None => format!("{}..", self.day),
         }
     }
@@ -150,19 +155,12 @@ impl Cursor {
     }
 }
 
-fn hex(s: &str) -> String {
-    s.bytes().map(|b| format!("{b:02x}")).collect()
-}
-
+/// The transaction id of a cursor, hex-encoded (at most 256 bytes, valid UTF-8).
 fn unhex(s: &str) -> Option<String> {
-    if !s.len().is_multiple_of(2) || s.len() > 512 {
+    if s.len() > 512 {
         return None;
     }
-    let bytes: Option<Vec<u8>> = (0..s.len())
-        .step_by(2)
-        .map(|i| u8::from_str_radix(s.get(i..i + 2)?, 16).ok())
-        .collect();
-    String::from_utf8(bytes?).ok()
+    String::from_utf8(hex::decode(s).ok()?).ok()
 }
 
 fn range(

@@ -199,10 +199,6 @@ struct Body<'a> {
     params: &'a Params,
 }
 
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
 impl Artifact {
     /// Builds an artifact for this code's features, computing its checksum and id.
     pub fn new(training: TrainingInfo, evaluation: Evaluation, params: Params) -> Artifact {
@@ -229,7 +225,7 @@ impl Artifact {
             params: &self.params,
         };
         let bytes = serde_json::to_vec(&body).expect("plain data serializes");
-        hex(&Sha256::digest(&bytes))
+        hex::encode(Sha256::digest(&bytes))
     }
 
     /// Pretty JSON, as written to disk.
