@@ -7,32 +7,18 @@
 //! form, with no intermediate JSON tree.
 
 use crate::iso::is_country;
+use crate::transaction::Transaction;
 use crate::validate::InvalidEvent;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use std::collections::BTreeMap;
 
-/// The event's top-level fields, as producers may send them (`merchant` is accepted for
-/// `merchant_name`). `base` is node-owned: never a mapping target.
-const TOP_LEVEL: &[&str] = &[
-    "transaction_id",
-    "user_id",
-    "card_id",
-    "device_id",
-    "ip",
-    "amount",
-    "currency",
-    "merchant_id",
-    "merchant_name",
-    "merchant",
-    "merchant_category",
-    "channel",
-    "type",
-    "location",
-    "timestamp",
-    "metadata",
-    "base",
-];
+/// The event's top-level fields ([`Transaction::FIELDS`]). `base` is node-owned: never a
+/// mapping target.
+const TOP_LEVEL: &[&str] = &Transaction::FIELDS;
+
+/// The alias producers may send for `merchant_name` (accepted without a mapping).
+const MERCHANT_ALIAS: &str = "merchant";
 
 /// The fields of `location` a mapping may fill one by one.
 const LOCATION: &[&str] = &["country", "city", "lat", "lon"];
@@ -213,7 +199,7 @@ impl FieldMapping {
             Some(_) => return Err(invalid("metadata", "must be an object")),
         };
         for (name, value) in input {
-            if TOP_LEVEL.contains(&name.as_str()) {
+            if TOP_LEVEL.contains(&name.as_str()) || name == MERCHANT_ALIAS {
                 output.insert(name, value);
             } else if self.unknown == UnknownFields::Metadata {
                 insert_metadata(metadata.get_or_insert_with(Map::new), name, value, None)?;
@@ -386,7 +372,7 @@ fn parse_target(target: &str) -> Result<Target, String> {
                     "`{target}` is not a field of the event schema (one of {}, location.<field>, metadata.<key>)",
                     TOP_LEVEL
                         .iter()
-                        .filter(|f| !matches!(**f, "base" | "merchant"))
+                        .filter(|f| **f != "base")
                         .copied()
                         .collect::<Vec<_>>()
                         .join(", ")

@@ -61,6 +61,27 @@ pub struct Transaction {
 }
 
 impl Transaction {
+    /// The event's top-level fields, as serialized: the one list the mapping, the refusal
+    /// labels and the schema check read (a test keeps it equal to the struct).
+    pub const FIELDS: [&'static str; 16] = [
+        "transaction_id",
+        "user_id",
+        "card_id",
+        "device_id",
+        "ip",
+        "amount",
+        "currency",
+        "merchant_id",
+        "merchant_name",
+        "merchant_category",
+        "channel",
+        "type",
+        "location",
+        "timestamp",
+        "metadata",
+        "base",
+    ];
+
     /// The amount rules and models compare across currencies: in the base currency once the
     /// node has converted it, the raw amount otherwise (events stored before conversion).
     pub fn amount_base(&self) -> Decimal {
@@ -140,4 +161,51 @@ pub struct Location {
     /// Longitude in degrees, -180..=180.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub lon: Option<f64>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::base_amount::BaseAmount;
+
+    /// `Transaction::FIELDS` is exactly what a fully filled event serializes to.
+    #[test]
+    fn fields_list_every_serialized_field() {
+        let event = Transaction {
+            transaction_id: "t".into(),
+            user_id: "u".into(),
+            card_id: Some("c".into()),
+            device_id: Some("d".into()),
+            ip: Some("192.0.2.1".into()),
+            amount: Decimal::ONE,
+            currency: "EUR".into(),
+            merchant_id: Some("m".into()),
+            merchant_name: Some("shop".into()),
+            merchant_category: Some("5411".into()),
+            channel: Some(Channel::Web),
+            kind: Some(TxnType::Debit),
+            location: Some(Location {
+                country: "FR".into(),
+                city: None,
+                lat: None,
+                lon: None,
+            }),
+            timestamp: Utc::now(),
+            metadata: Some(serde_json::Map::new()),
+            base: Some(BaseAmount {
+                amount: Decimal::ONE,
+                currency: "EUR".into(),
+                rate: None,
+                rate_date: None,
+            }),
+        };
+        let serde_json::Value::Object(fields) = serde_json::to_value(&event).unwrap() else {
+            unreachable!("an event serializes to an object")
+        };
+        let mut serialized: Vec<&str> = fields.keys().map(String::as_str).collect();
+        let mut listed = Transaction::FIELDS.to_vec();
+        serialized.sort_unstable();
+        listed.sort_unstable();
+        assert_eq!(serialized, listed);
+    }
 }

@@ -23,27 +23,17 @@ pub struct InvalidEvent {
 }
 
 impl InvalidEvent {
-    /// Every value of [`InvalidEvent::field_label`].
-    pub const FIELD_LABELS: [&'static str; 18] = [
-        "transaction_id",
-        "user_id",
-        "card_id",
-        "device_id",
-        "ip",
-        "amount",
-        "currency",
-        "merchant_id",
-        "merchant_name",
-        "merchant_category",
-        "channel",
-        "type",
-        "location",
-        "timestamp",
-        "metadata",
-        "base",
-        "body",
-        "other",
-    ];
+    /// Every value of [`InvalidEvent::field_label`]: the event's fields, `body` and `other`.
+    pub const FIELD_LABELS: [&'static str; Transaction::FIELDS.len() + 2] = {
+        let mut labels = ["other"; Transaction::FIELDS.len() + 2];
+        let mut i = 0;
+        while i < Transaction::FIELDS.len() {
+            labels[i] = Transaction::FIELDS[i];
+            i += 1;
+        }
+        labels[i] = "body";
+        labels
+    };
 
     /// The field at fault as a bounded metric label: the top-level schema field it lies in
     /// (`location` for `location.country`), `body`, or `other` for a name outside the schema
