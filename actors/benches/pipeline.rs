@@ -9,7 +9,8 @@
 //! `--seconds S` per paced phase (default 10).
 
 use hdrhistogram::Histogram;
-use sentinel_actors::{PolicyDef, Scorer, ScorerConfig};
+use sentinel_actors::{Scorer, ScorerConfig};
+use sentinel_engine::PolicyDef;
 use sentinel_event::Transaction;
 use sentinel_loadtest::simulator::{SimConfig, Simulator};
 use sentinel_store::{EmbeddedStore, Store, Writer, WriterConfig};

@@ -15,9 +15,6 @@ pub const RESTARTS: &str = "sentinel_user_actor_restarts_total";
 pub const LATE_EVENTS: &str = "sentinel_late_events_total";
 /// Counter: redelivered events answered with their stored decision.
 pub const REDELIVERED: &str = "sentinel_redelivered_events_total";
-/// Counter: entities (cards, devices, IPs, merchants) forgotten after the retention or to stay
-/// within memory bounds.
-pub const ENTITIES_EVICTED: &str = "sentinel_entities_evicted_total";
 /// Histogram: seconds a decision waited for its entities' distinct-user counts.
 pub const ENTITY_LOOKUP_SECONDS: &str = "sentinel_entity_lookup_duration_seconds";
 /// Counter: entity counts that stayed unknown (owner unreachable or too slow); rules comparing

@@ -1,8 +1,7 @@
 //! Rebuilding a user's state from the store: the latest snapshot, then every decision stored
 //! after it, folded in as live scoring folded them.
 
-use crate::ledger::Ledger;
-use crate::state::UserState;
+use sentinel_engine::{Ledger, UserState};
 use sentinel_store::{Store, StoreError};
 
 /// Decisions read per store call.

@@ -1,12 +1,11 @@
 //! The node's handle on its user actors.
 
 use crate::entities::Entities;
-use crate::hash::id_hash;
-use crate::policy::Policy;
 use crate::shard::{ShardArgs, ShardMessage, UserFilter, UserShard};
 use crate::user_actor::{Deps, ScoreRequest};
 use arc_swap::ArcSwap;
 use ractor::{Actor, ActorRef, SpawnErr};
+use sentinel_engine::{id_hash, Policy};
 use sentinel_event::{DecisionError, Transaction};
 use sentinel_store::{Stored, Writer};
 use std::sync::Arc;
@@ -177,12 +176,12 @@ impl Scorer {
     pub async fn screen(
         &self,
         events: Vec<Arc<Transaction>>,
-    ) -> Vec<Result<crate::screen::Screened, DecisionError>> {
+    ) -> Vec<Result<sentinel_engine::Screened, DecisionError>> {
         crate::screen::screen(&self.deps, self.policy.load_full(), events).await
     }
 
     /// A user's live state (the user's actor is started if needed, as for an event).
-    pub async fn inspect(&self, user_id: &str) -> Option<crate::state::UserView> {
+    pub async fn inspect(&self, user_id: &str) -> Option<sentinel_engine::UserView> {
         let shard = self.shard_of(user_id);
         let user = user_id.to_owned();
         match shard

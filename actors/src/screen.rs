@@ -14,12 +14,10 @@
 //! recording the batch's sightings, so one user's screened events are not seen by another's.
 //! Nothing is stored, published, alerted or counted as a decision.
 
-use crate::entities::{EntityCounts, LookupMode};
-use crate::policy::Policy;
 use crate::restore::restore;
-use crate::state::{entities_of, entry_of};
 use crate::user_actor::Deps;
 use futures::stream::{self, StreamExt};
+use sentinel_engine::{entities_of, entry_of, EntityCounts, LookupMode, Policy, Screened};
 use sentinel_event::{Decision, DecisionError, Transaction};
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -27,16 +25,6 @@ use std::time::Instant;
 
 /// Users screened at once.
 const USERS_IN_FLIGHT: usize = 16;
-
-/// What live scoring would answer for one event.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Screened {
-    /// The decision (not stored).
-    pub decision: Decision,
-    /// The transaction id was already decided (stored, or earlier in the batch) and this is
-    /// that decision, as live scoring answers a redelivery.
-    pub duplicate: bool,
-}
 
 /// One answer per event, in the order given.
 pub(crate) async fn screen(

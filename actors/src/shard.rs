@@ -6,9 +6,9 @@
 //! once, from its last snapshot plus the decisions stored after it.
 
 use crate::metrics as m;
-use crate::policy::Policy;
 use crate::user_actor::{Deps, ScoreRequest, UserActor, UserArgs, UserMessage};
 use ractor::{Actor, ActorId, ActorProcessingErr, ActorRef, RpcReplyPort, SupervisionEvent};
+use sentinel_engine::Policy;
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -29,7 +29,7 @@ pub enum ShardMessage {
     /// partitions lost on a rebalance); replies with how many were passivated.
     Passivate(UserFilter, RpcReplyPort<usize>),
     /// Reply with a user's live state, starting the user's actor if it is not live.
-    Inspect(String, RpcReplyPort<crate::state::UserView>),
+    Inspect(String, RpcReplyPort<sentinel_engine::UserView>),
     /// Reply with the number of live user actors.
     LiveActors(RpcReplyPort<usize>),
 }

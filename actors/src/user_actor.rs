@@ -1,11 +1,10 @@
 //! The actor that owns one user: it decides that user's events one at a time, in arrival
 //! order, so the user's windows and profile never need a lock.
 
-use crate::entities::{Entities, EntityCounts, LookupMode};
+use crate::entities::Entities;
 use crate::metrics as m;
-use crate::policy::Policy;
-use crate::state::{entities_of, entry_of, UserState};
 use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
+use sentinel_engine::{entities_of, entry_of, EntityCounts, LookupMode, Policy, UserState};
 use sentinel_event::{DecisionError, Transaction};
 use sentinel_store::{DecisionAck, StoreError, Stored, UserSnapshot, Writer};
 use std::panic::AssertUnwindSafe;
@@ -42,7 +41,7 @@ pub enum UserMessage {
     /// Apply this policy (rules, lists, thresholds) from the next event on.
     SetPolicy(Arc<Policy>),
     /// Reply with a summary of the user's live state (loading it first if needed).
-    Inspect(RpcReplyPort<crate::state::UserView>),
+    Inspect(RpcReplyPort<sentinel_engine::UserView>),
     /// Write a snapshot durably, then stop (the user has been idle). Replies when stopped
     /// cleanly, if a port is given.
     Passivate(Option<RpcReplyPort<()>>),

@@ -5,7 +5,8 @@
 
 use chrono::{DateTime, Duration as Span, TimeZone, Utc};
 use rust_decimal::Decimal;
-use sentinel_actors::{PolicyDef, Scorer, ScorerConfig};
+use sentinel_actors::{Scorer, ScorerConfig};
+use sentinel_engine::PolicyDef;
 use sentinel_event::{Channel, Location, Outcome, Transaction};
 use sentinel_rules::OwnedValue;
 use sentinel_store::{EmbeddedStore, Store, Stored, Writer, WriterConfig};

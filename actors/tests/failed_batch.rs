@@ -4,7 +4,8 @@
 use async_trait::async_trait;
 use chrono::{TimeZone, Utc};
 use rust_decimal::Decimal;
-use sentinel_actors::{PolicyDef, Scorer, ScorerConfig};
+use sentinel_actors::{Scorer, ScorerConfig};
+use sentinel_engine::PolicyDef;
 use sentinel_event::{Decision, DecisionError, Transaction};
 use sentinel_store::{
     DayCursor, EmbeddedStore, RecordGuard, RecordKind, RecordWrite, RestorePoint, Store,

@@ -3,9 +3,8 @@
 //! the training path and real user actors, analyst labels (entity-risk features) included.
 
 use chrono::{DateTime, TimeZone, Utc};
-use sentinel_actors::{
-    EntityActivity, EntityRisk, FeatureReplay, LabelSighting, PolicyDef, Scorer, ScorerConfig,
-};
+use sentinel_actors::{Scorer, ScorerConfig};
+use sentinel_engine::{EntityActivity, EntityRisk, FeatureReplay, LabelSighting, PolicyDef};
 use sentinel_event::Outcome;
 use sentinel_loadtest::simulator::{
     analyst_labels, Feedback, Scenario, SimConfig, SimEvent, Simulator,

@@ -3,7 +3,8 @@
 
 use chrono::{DateTime, Duration as Span, TimeZone, Utc};
 use rust_decimal::Decimal;
-use sentinel_actors::{Policy, PolicyDef, Scorer, ScorerConfig, UserState};
+use sentinel_actors::{Scorer, ScorerConfig};
+use sentinel_engine::{Policy, PolicyDef, UserState};
 use sentinel_event::{Channel, DecisionError, Location, Outcome, Transaction};
 use sentinel_store::{EmbeddedStore, Store, Stored, Writer, WriterConfig};
 use std::str::FromStr;

@@ -5,7 +5,7 @@ use crate::tests::{admin, call_as, router_over, test_auth};
 use crate::Decider;
 use async_trait::async_trait;
 use axum::http::StatusCode;
-use sentinel_actors::{Ledger, UserView};
+use sentinel_engine::{Ledger, UserView};
 use sentinel_event::{Decision, DecisionError, Transaction};
 use sentinel_store::{
     DayCursor, EmbeddedStore, RecordGuard, RecordKind, RecordWrite, RestorePoint, Store,
@@ -27,7 +27,7 @@ impl Decider for KnownLedger {
     async fn screen(
         &self,
         events: Vec<Transaction>,
-    ) -> Vec<Result<sentinel_actors::Screened, DecisionError>> {
+    ) -> Vec<Result<sentinel_engine::Screened, DecisionError>> {
         events
             .iter()
             .map(|_| Err(DecisionError::Unavailable("not in this test".into())))

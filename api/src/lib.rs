@@ -59,7 +59,7 @@ pub trait Decider: Send + Sync + 'static {
     async fn decide(&self, event: Transaction, received: Instant) -> Result<Stored, DecisionError>;
 
     /// The live state of a user's actor (started if needed).
-    async fn user_state(&self, user_id: &str) -> Option<sentinel_actors::UserView>;
+    async fn user_state(&self, user_id: &str) -> Option<sentinel_engine::UserView>;
 
     /// What live scoring would decide for each event now, in order, storing nothing and
     /// changing no state: no decision stored or published, no alert, no user's windows,
@@ -68,7 +68,7 @@ pub trait Decider: Send + Sync + 'static {
     async fn screen(
         &self,
         events: Vec<Transaction>,
-    ) -> Vec<Result<sentinel_actors::Screened, DecisionError>>;
+    ) -> Vec<Result<sentinel_engine::Screened, DecisionError>>;
 
     /// The cluster's members as each describes itself; `None` where there is no cluster.
     async fn cluster(&self) -> Option<cluster::ClusterView> {

@@ -8,7 +8,7 @@ use crate::{ApiError, ApiState};
 use axum::extract::State;
 use axum::Json;
 use chrono::Utc;
-use sentinel_actors::Screened;
+use sentinel_engine::Screened;
 use sentinel_event::{parse_transaction, Decision, DecisionError, ParseMode};
 use serde::{Deserialize, Serialize};
 

@@ -49,11 +49,11 @@ impl Decider for ApproveAll {
     async fn screen(
         &self,
         events: Vec<Transaction>,
-    ) -> Vec<Result<sentinel_actors::Screened, DecisionError>> {
+    ) -> Vec<Result<sentinel_engine::Screened, DecisionError>> {
         events
             .into_iter()
             .map(|event| {
-                Ok(sentinel_actors::Screened {
+                Ok(sentinel_engine::Screened {
                     decision: Self::approve(event),
                     duplicate: false,
                 })
@@ -61,7 +61,7 @@ impl Decider for ApproveAll {
             .collect()
     }
 
-    async fn user_state(&self, _user_id: &str) -> Option<sentinel_actors::UserView> {
+    async fn user_state(&self, _user_id: &str) -> Option<sentinel_engine::UserView> {
         None
     }
 }
@@ -139,7 +139,7 @@ pub(crate) fn router_over(
     let catalog = tokio::task::block_in_place(|| {
         tokio::runtime::Handle::current().block_on(sentinel_catalog::Catalog::open(
             Arc::clone(&store),
-            sentinel_actors::PolicyDef::seed(),
+            sentinel_engine::PolicyDef::seed(),
             300_000,
         ))
     })

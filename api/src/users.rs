@@ -5,7 +5,7 @@ use crate::{ApiError, ApiState};
 use axum::extract::{Path, State};
 use axum::Json;
 use rust_decimal::Decimal;
-use sentinel_actors::UserView;
+use sentinel_engine::UserView;
 use serde::Serialize;
 use std::collections::BTreeMap;
 
@@ -46,7 +46,7 @@ pub struct Balance {
 }
 
 /// `GET /v1/users/{id}/balance`: the opening balance plus the running total the user's actor
-/// maintains as it decides (see `sentinel_actors::Ledger`): credits add, debits and transfers
+/// maintains as it decides (see `sentinel_engine::Ledger`): credits add, debits and transfers
 /// (and untyped transactions) subtract, declines count for nothing. Never scans the history.
 #[utoipa::path(get, path = "/v1/users/{user_id}/balance", tag = "users", params(("user_id" = String, Path)), responses((status = 200, body = Balance), (status = 404, description = "Not found", body = ErrorResponse)))]
 pub async fn balance(

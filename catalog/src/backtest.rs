@@ -9,7 +9,7 @@ use crate::catalog::Catalog;
 use crate::error::CatalogError;
 use crate::records::LabelValue;
 use chrono::{DateTime, Duration, Utc};
-use sentinel_actors::{Policy, UserState};
+use sentinel_engine::{Policy, UserState};
 use sentinel_event::{Decision, Outcome};
 use sentinel_store::Store;
 use serde::{Deserialize, Serialize};

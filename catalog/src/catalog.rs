@@ -4,7 +4,7 @@ use crate::error::CatalogError;
 use crate::models::Deployment;
 use crate::records::{AuditEntry, ListItem, ListRecord, RuleTest, RuleVersion};
 use chrono::{DateTime, Utc};
-use sentinel_actors::{EntityRiskFeed, Models, Policy, PolicyDef, PolicyError, UserState};
+use sentinel_engine::{EntityRiskFeed, Models, Policy, PolicyDef, PolicyError, UserState};
 use sentinel_event::{Thresholds, Transaction};
 use sentinel_rules::{Expr, Mode, RuleDef};
 use sentinel_store::{RecordGuard, RecordKind, RecordWrite, Store};
@@ -450,7 +450,7 @@ impl Catalog {
         }
         let policy = self.policy();
         let names: Vec<String> = self.state.lock().await.lists.keys().cloned().collect();
-        let schema = sentinel_actors::schema(names.iter().map(String::as_str));
+        let schema = sentinel_engine::schema(names.iter().map(String::as_str));
         let expr = Expr::compile(expression, &schema).map_err(|e| CatalogError::Invalid {
             field: "expression".into(),
             message: e.message.clone(),

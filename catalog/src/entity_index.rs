@@ -11,7 +11,7 @@ use crate::catalog::{decode, scan_all, Catalog};
 use crate::error::CatalogError;
 use crate::records::{Label, LabelValue};
 use chrono::{DateTime, Duration, Utc};
-use sentinel_actors::{EntityActivity, EntityRisk, LabelSighting, RISK_WINDOWS_MS};
+use sentinel_engine::{EntityActivity, EntityRisk, LabelSighting, RISK_WINDOWS_MS};
 use sentinel_store::{RecordKind, Store};
 use std::collections::HashMap;
 use std::sync::Arc;

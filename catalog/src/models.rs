@@ -9,7 +9,7 @@ use crate::catalog::{compile, decode, policy_writes, put, read, scan_all, Catalo
 use crate::error::CatalogError;
 use crate::records::AuditEntry;
 use chrono::{DateTime, Utc};
-use sentinel_actors::Models;
+use sentinel_engine::Models;
 use sentinel_model::{Artifact, Evaluation, Model, TrainingInfo};
 use sentinel_store::{RecordKind, Store};
 use serde::{Deserialize, Serialize};

@@ -12,7 +12,7 @@ use crate::catalog::{decode, scan_all, Catalog};
 use crate::error::CatalogError;
 use crate::records::{Label, LabelValue};
 use chrono::{DateTime, Duration, Utc};
-use sentinel_actors::{EntityActivity, FeatureReplay, RISK_WINDOWS_MS};
+use sentinel_engine::{EntityActivity, FeatureReplay, RISK_WINDOWS_MS};
 use sentinel_model::Sample;
 use sentinel_store::{RecordKind, Store};
 use std::collections::{BTreeSet, HashMap};

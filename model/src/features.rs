@@ -7,12 +7,12 @@ pub const N_FEATURES: usize = 46;
 /// One event's features, in [`FEATURE_NAMES`] order.
 pub type FeatureVector = [f64; N_FEATURES];
 
-/// Feature names, in vector order. The values are computed by `sentinel-actors`
+/// Feature names, in vector order. The values are computed by `sentinel-engine`
 /// (`ml_features.rs`), from one table of (name, function) checked against this list at compile
 /// time. Counts, sums and averages describe the card holder's transactions *before* this event;
 /// `log_*` values are `ln(1 + x)`. `merchant_*` and `device_*` describe every holder's
 /// transactions at the event's merchant or device in windows that end a label delay before the
-/// event, and the share of them known as fraud by then (see `sentinel_actors::EntityRisk`).
+/// event, and the share of them known as fraud by then (see `sentinel_engine::EntityRisk`).
 pub const FEATURE_NAMES: [&str; N_FEATURES] = [
     "amount",
     "log_amount",

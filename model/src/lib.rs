@@ -1,7 +1,7 @@
 //! SentinelStream's machine-learned risk score.
 //!
 //! - [`features`]: the fixed, named feature vector every model reads. The values are computed
-//!   by `sentinel-actors` from the event and the user's state, by one function shared by live
+//!   by `sentinel-engine` from the event and the user's state, by one function shared by live
 //!   scoring and training.
 //! - [`IsolationForest`]: an unsupervised anomaly score (no labels needed), flat arrays.
 //! - Supervised part, one of two families ([`ModelFamily`]): gradient-boosted trees written here

@@ -8,8 +8,9 @@ use crate::kafka::PartitionOwnership;
 use futures::future::join_all;
 use ractor::{pg, Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
 use ractor_cluster::RactorClusterMessage;
-use sentinel_actors::{Scorer, UserView};
+use sentinel_actors::Scorer;
 use sentinel_api::cluster::{ClusterMember, ClusterView};
+use sentinel_engine::UserView;
 use std::time::Duration;
 use tokio::sync::watch;
 

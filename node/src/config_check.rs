@@ -28,7 +28,7 @@ pub fn check(mut config: NodeConfig) -> anyhow::Result<()> {
     if let Some(path) = &config.policy_file {
         let text = std::fs::read_to_string(path)
             .map_err(|e| anyhow::anyhow!("policy_file {}: {e}", path.display()))?;
-        serde_json::from_str::<sentinel_actors::PolicyDef>(&text)
+        serde_json::from_str::<sentinel_engine::PolicyDef>(&text)
             .map_err(|e| anyhow::anyhow!("policy_file {}: {e}", path.display()))?
             .compile()
             .map_err(|e| anyhow::anyhow!("policy_file {}: {e}", path.display()))?;

@@ -83,9 +83,9 @@ impl sentinel_api::Decider for NodeDecider {
     async fn screen(
         &self,
         events: Vec<Transaction>,
-    ) -> Vec<Result<sentinel_actors::Screened, DecisionError>> {
+    ) -> Vec<Result<sentinel_engine::Screened, DecisionError>> {
         // Converted as ingestion would, but not counted: nothing is ingested.
-        let mut answers: Vec<Option<Result<sentinel_actors::Screened, DecisionError>>> =
+        let mut answers: Vec<Option<Result<sentinel_engine::Screened, DecisionError>>> =
             Vec::with_capacity(events.len());
         let mut valid = Vec::with_capacity(events.len());
         for event in events {
@@ -108,7 +108,7 @@ impl sentinel_api::Decider for NodeDecider {
             .collect()
     }
 
-    async fn user_state(&self, user_id: &str) -> Option<sentinel_actors::UserView> {
+    async fn user_state(&self, user_id: &str) -> Option<sentinel_engine::UserView> {
         crate::cluster_view::user_view(&self.scorer, &self.ownership, user_id).await
     }
 

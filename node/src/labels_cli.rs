@@ -259,7 +259,7 @@ pub async fn run(config: NodeConfig, command: LabelsCommand) -> anyhow::Result<(
             })
             .await
             .context("stop the node that holds the store, or use --url")?;
-            let catalog = Catalog::open(store, sentinel_actors::PolicyDef::seed(), 0).await?;
+            let catalog = Catalog::open(store, sentinel_engine::PolicyDef::seed(), 0).await?;
             Target::Store(Box::new(catalog))
         }
     };

@@ -11,9 +11,10 @@ use crate::{
     telemetry,
 };
 use anyhow::Context;
-use sentinel_actors::{PolicyDef, Scorer};
+use sentinel_actors::Scorer;
 use sentinel_api::{ApiContext, MetricsRender};
 use sentinel_catalog::Catalog;
+use sentinel_engine::PolicyDef;
 use sentinel_store::{EmbeddedStore, Store, Writer, WriterConfig};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;

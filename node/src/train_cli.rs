@@ -13,10 +13,10 @@ use crate::history_csv::CsvRow;
 use anyhow::Context;
 use chrono::{DateTime, Duration, TimeZone, Utc};
 use indicatif::{ProgressBar, ProgressStyle};
-use sentinel_actors::{EntityActivity, EntityRisk, FeatureReplay, LabelSighting, PolicyDef};
 use sentinel_catalog::backtest::Progress;
 use sentinel_catalog::training::{card_of, stored_samples, LabelledSample, Unlabelled};
 use sentinel_catalog::Catalog;
+use sentinel_engine::{EntityActivity, EntityRisk, FeatureReplay, LabelSighting, PolicyDef};
 use sentinel_event::{Limits, Transaction};
 use sentinel_loadtest::simulator::{
     analyst_labels, Feedback, Labeller, Scenario, SimConfig, Simulator,

@@ -6,7 +6,7 @@
 
 mod support;
 
-use sentinel_actors::{EntityKey, EntityKind};
+use sentinel_engine::{EntityKey, EntityKind};
 use serde_json::Value;
 use std::process::Command;
 use std::time::Duration;

@@ -17,11 +17,12 @@ use std::time::{Duration, Instant};
 use support::{eventually, free_port, Broker, Process};
 
 /// Every metric the node can export, from the constants that name them.
-const METRIC_SOURCES: [&str; 6] = [
+const METRIC_SOURCES: [&str; 7] = [
     include_str!("../src/telemetry.rs"),
     include_str!("../src/currency.rs"),
     include_str!("../../api/src/metrics.rs"),
     include_str!("../../alerts/src/metrics.rs"),
+    include_str!("../../engine/src/metrics.rs"),
     include_str!("../../actors/src/metrics.rs"),
     include_str!("../../store/src/metrics.rs"),
 ];

@@ -4,7 +4,7 @@
 
 mod support;
 
-use sentinel_actors::{EntityKey, EntityKind};
+use sentinel_engine::{EntityKey, EntityKind};
 use serde_json::{json, Value};
 use std::time::Duration;
 use support::{event, eventually, free_port, metric_value, post_text, NodeProcess};

@@ -2,7 +2,8 @@
 
 use super::*;
 use crate::{Candidate, RuleChange};
-use sentinel_actors::{PolicyDef, Scorer, ScorerConfig};
+use sentinel_actors::{Scorer, ScorerConfig};
+use sentinel_engine::PolicyDef;
 use sentinel_event::Transaction;
 use sentinel_rules::{Action, Mode};
 use sentinel_store::{EmbeddedStore, Writer, WriterConfig};

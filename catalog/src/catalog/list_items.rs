@@ -70,7 +70,7 @@ impl Catalog {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use sentinel_actors::PolicyDef;
+    use sentinel_engine::PolicyDef;
     use sentinel_store::{EmbeddedStore, Store};
     use std::sync::Arc;
 

@@ -3,7 +3,7 @@
 //! builds the same index from the same store.
 
 use super::*;
-use sentinel_actors::{PolicyDef, UserState};
+use sentinel_engine::{PolicyDef, UserState};
 use sentinel_event::Transaction;
 use sentinel_store::{EmbeddedStore, WriteOp};
 use std::time::Instant;
@@ -41,7 +41,7 @@ async fn stored_decisions_and_labels_reach_another_nodes_index_point_in_time() {
     let (here, there) = (open(&store).await, open(&store).await);
     let two_hours_ago = Utc::now() - Duration::hours(2);
     let first = store_decision(&here, "t-1", two_hours_ago).await;
-    let merchant = sentinel_actors::LabelSighting::new(0, 0, Some("m-1"), Some("d-1"), true);
+    let merchant = sentinel_engine::LabelSighting::new(0, 0, Some("m-1"), Some("d-1"), true);
     // What the other node's user actors read: the index its published policy carries.
     let features = |at_ms: i64| {
         there

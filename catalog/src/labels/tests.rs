@@ -1,7 +1,7 @@
 //! Labels with their own time, one by one and in batches, over a real embedded store.
 
 use super::*;
-use sentinel_actors::{PolicyDef, UserState};
+use sentinel_engine::{PolicyDef, UserState};
 use sentinel_event::Transaction;
 use sentinel_store::{EmbeddedStore, Store, WriteOp};
 use std::sync::Arc;

@@ -5,7 +5,7 @@ const SHIPPED: &[u8] = include_bytes!("../../../model/default_model.json");
 
 async fn open(dir: &tempfile::TempDir) -> Catalog {
     let store = Arc::new(EmbeddedStore::open(&dir.path().join("s.redb")).unwrap());
-    Catalog::open(store, sentinel_actors::PolicyDef::seed(), 300_000)
+    Catalog::open(store, sentinel_engine::PolicyDef::seed(), 300_000)
         .await
         .unwrap()
 }

@@ -1,4 +1,7 @@
-//! Where users live and travel: a fixed table of real cities, and great-circle distance.
+//! Where users live and travel: a fixed table of real cities, and which are far apart (by the
+//! engine's great-circle distance, the one the impossible-travel rules read).
+
+use sentinel_engine::distance_km;
 
 /// One city of the table.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -73,15 +76,6 @@ pub const CITIES: [City; 34] = [
 /// How far a destination must be from home to count as impossible travel within minutes.
 pub const FAR_KM: f64 = 3_000.0;
 
-/// Distance in kilometres between two points given in degrees (haversine, mean Earth radius).
-pub fn distance_km(lat1: f64, lon1: f64, lat2: f64, lon2: f64) -> f64 {
-    const EARTH_RADIUS_KM: f64 = 6_371.0;
-    let (p1, p2) = (lat1.to_radians(), lat2.to_radians());
-    let dl = (lon2 - lon1).to_radians();
-    let a = ((p2 - p1) / 2.0).sin().powi(2) + p1.cos() * p2.cos() * (dl / 2.0).sin().powi(2);
-    2.0 * EARTH_RADIUS_KM * a.sqrt().min(1.0).asin()
-}
-
 /// For every city (by index into [`CITIES`]), the cities in another country at least
 /// [`FAR_KM`] away. Computed once per simulator so picking a destination is one index.
 pub fn far_cities() -> Vec<Vec<u8>> {
@@ -127,11 +121,5 @@ mod tests {
             }
         }
         assert!(far_cities().iter().all(|far| far.len() >= 5));
-    }
-
-    #[test]
-    fn paris_to_new_york() {
-        let d = distance_km(48.8566, 2.3522, 40.7128, -74.0060);
-        assert!((d - 5_837.0).abs() < 20.0, "{d}");
     }
 }

@@ -1,10 +1,11 @@
 //! Whole-stream checks: determinism, rate, and that normal and fraud traffic look the way the
 //! engine's default rules expect.
 
-use super::geo::{distance_km, CITIES};
+use super::geo::CITIES;
 use super::population::{home_ip, NORMAL_CATEGORIES, RISK_CATEGORIES};
 use super::schedule::Entry;
 use super::*;
+use sentinel_engine::distance_km;
 use std::collections::{BTreeMap, BTreeSet, HashSet};
 
 pub(super) fn noon() -> DateTime<Utc> {

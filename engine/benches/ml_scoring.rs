@@ -3,7 +3,7 @@
 //! analyst labels (the entity-risk features read an index of the traffic's merchant and device
 //! activity and the labels with a day's delay, as a node does by default).
 //!
-//! `cargo bench -p sentinel-actors --bench ml_scoring` prints medians over the runs of:
+//! `cargo bench -p sentinel-engine --bench ml_scoring` prints medians over the runs of:
 //! - inference: `Model::score` on a computed feature vector (supervised part + forest +
 //!   calibration + reason codes);
 //! - extraction: `extract_features` for an event against its user's state;
@@ -13,7 +13,7 @@
 //! and counts heap allocations inside extraction and inference (expected: zero).
 //! Options: `--runs N` (default 5), `--events N` (default 100000).
 
-use sentinel_actors::{
+use sentinel_engine::{
     entry_of, extract_features, EntityActivity, EntityCounts, EntityRisk, EventFacts,
     FeatureReplay, LabelSighting, Lists, Placement, PolicyDef, UserState, DEFAULT_LABEL_DELAY_MS,
 };
@@ -161,7 +161,7 @@ fn main() {
     with.models.champion = Some(Arc::clone(&model));
     with.models.entity_risk.publish(Arc::clone(&labels));
     let with = Arc::new(with);
-    let decide = |policy: &Arc<sentinel_actors::Policy>| {
+    let decide = |policy: &Arc<sentinel_engine::Policy>| {
         per_event(runs, n, || {
             let mut users: HashMap<&str, UserState> = HashMap::new();
             let mut sum = 0.0;

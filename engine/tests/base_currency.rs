@@ -3,7 +3,7 @@
 
 use chrono::{NaiveDate, TimeZone, Utc};
 use rust_decimal::Decimal;
-use sentinel_actors::{PolicyDef, UserState};
+use sentinel_engine::{PolicyDef, UserState};
 use sentinel_event::{BaseAmount, Decision, Transaction};
 use std::str::FromStr;
 use std::sync::Arc;
@@ -70,7 +70,7 @@ fn large_amount_compares_in_the_base_currency() {
 
 #[test]
 fn profile_figures_and_window_sums_are_in_the_base_currency() {
-    let policy = sentinel_actors::PolicyDef {
+    let policy = sentinel_engine::PolicyDef {
         rules: vec![serde_json::from_value(serde_json::json!({
             "name": "avg_over_500",
             "expression": "user.avg_amount_30d > 500 or sum(user, 1h) > 2000",

@@ -25,7 +25,7 @@ pub struct PolicyDef {
 }
 
 impl PolicyDef {
-    /// The seed policy shipped with SentinelStream (`actors/src/default_policy.json`).
+    /// The seed policy shipped with SentinelStream (`engine/src/default_policy.json`).
     pub fn seed() -> PolicyDef {
         serde_json::from_str(include_str!("default_policy.json"))
             .expect("the shipped default policy is valid JSON")
