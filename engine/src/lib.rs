@@ -46,7 +46,7 @@ mod window;
 
 pub use entities::{
     EntityCounts, EntityKey, EntityKind, EntityTable, KindSet, LookupMode, OtherUsers, Sighting,
-    ENTITY_RETENTION_MS,
+    ENTITY_RETENTION_MS, MAX_ENTITIES_PER_TABLE, MAX_USERS_PER_ENTITY,
 };
 pub use entity_risk::{
     EntityActivity, EntityRisk, EntityRiskFeed, LabelSighting, DEFAULT_LABEL_DELAY_MS,
