@@ -13,12 +13,12 @@
 //! the event's raw amount in its own currency.
 
 use crate::entities::{EntityCounts, EntityKind, KindSet};
-use crate::geo::distance_km;
 use crate::policy::Lists;
 use crate::profile::Profile;
 use crate::window::{Entry, Key, Placement, Window};
 use chrono::{Datelike, Timelike, Weekday};
 use rust_decimal::prelude::ToPrimitive;
+use sentinel_event::distance_km;
 use sentinel_event::Transaction;
 use sentinel_rules::{Agg, EntityId, Facts, FieldId, Schema, Type, Value};
 

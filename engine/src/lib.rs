@@ -26,12 +26,11 @@
 //!   ([`EntityRisk`], live through [`EntityRiskFeed`]).
 //! - `replay`: [`FeatureReplay`], the training path's features, equal to live scoring's.
 //! - `screened`: [`Screened`], what live scoring would answer for an event (what-if).
-//! - `geo` ([`distance_km`]), `hash` ([`id_hash`], stable across releases), [`metrics`].
+//! - `hash` ([`id_hash`], stable across releases), [`metrics`].
 
 mod entities;
 mod entity_risk;
 mod features;
-mod geo;
 mod hash;
 mod ledger;
 pub mod metrics;
@@ -53,7 +52,6 @@ pub use entity_risk::{
     N_RISK_VALUES, RISK_WINDOWS_MS,
 };
 pub use features::{catalogue, schema, EventFacts, RETENTION_MS};
-pub use geo::distance_km;
 pub use hash::id_hash;
 pub use ledger::Ledger;
 pub use ml_features::extract as extract_features;

@@ -7,10 +7,13 @@
 //! - [`MappingConfig`]: how producers' own payloads (other names, nested fields, extra fields)
 //!   map onto the schema; validated into a [`FieldMapping`] that [`parse_transaction`] applies.
 //! - [`Decision`]: what the node decided about one transaction, and why.
+//! - [`distance_km`]: great-circle distance between two event locations (the rules' and the
+//!   simulator's one haversine).
 
 mod base_amount;
 mod decision;
 mod error;
+mod geo;
 mod iso;
 mod mapping;
 mod transaction;
@@ -19,6 +22,7 @@ mod validate;
 pub use base_amount::BaseAmount;
 pub use decision::{Decision, MlScore, Outcome, Reason, Thresholds};
 pub use error::DecisionError;
+pub use geo::distance_km;
 pub use iso::{is_country, is_currency};
 pub use mapping::{FieldMapping, MappingConfig, MappingError, UnknownFields};
 pub use transaction::{Channel, Location, Transaction, TxnType};

@@ -1,7 +1,7 @@
 //! Where users live and travel: a fixed table of real cities, and which are far apart (by the
 //! engine's great-circle distance, the one the impossible-travel rules read).
 
-use sentinel_engine::distance_km;
+use sentinel_event::distance_km;
 
 /// One city of the table.
 #[derive(Debug, Clone, Copy, PartialEq)]

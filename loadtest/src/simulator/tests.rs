@@ -5,7 +5,7 @@ use super::geo::CITIES;
 use super::population::{home_ip, NORMAL_CATEGORIES, RISK_CATEGORIES};
 use super::schedule::Entry;
 use super::*;
-use sentinel_engine::distance_km;
+use sentinel_event::distance_km;
 use std::collections::{BTreeMap, BTreeSet, HashSet};
 
 pub(super) fn noon() -> DateTime<Utc> {
