@@ -8,14 +8,37 @@ use sentinel_store::{Store, StoreError};
 /// Decisions read per store call.
 const PAGE: usize = 1_000;
 
-/// The user's state as of the last stored decision. A snapshot written before ledgers were
-/// kept gets its ledger rebuilt once from the decisions it covers.
+/// What a restore found in the store.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Source {
+    /// Nothing: a user without history.
+    Nothing,
+    /// A snapshot, and no decision after it to replay.
+    Snapshot,
+    /// This many decisions replayed (after a snapshot, or from the start).
+    Replay(usize),
+}
+
+impl Source {
+    /// The `kind` label of [`crate::metrics::USER_RESTORES`].
+    pub fn kind(self) -> &'static str {
+        match self {
+            Source::Nothing => "new",
+            Source::Snapshot => "snapshot",
+            Source::Replay(_) => "replay",
+        }
+    }
+}
+
+/// The user's state as of the last stored decision, and what it was rebuilt from. A snapshot
+/// written before ledgers were kept gets its ledger rebuilt once from the decisions it covers.
 pub async fn restore(
     store: &dyn Store,
     user_id: &str,
     lateness_ms: i64,
-) -> Result<UserState, StoreError> {
+) -> Result<(UserState, Source), StoreError> {
     let start = store.restore_point(user_id, PAGE).await?;
+    let from_snapshot = start.snapshot.is_some();
     let (mut user, mut page) = match start.snapshot.map(|s| serde_json::from_slice(&s.state)) {
         Some(Ok(state)) => (state, start.decisions),
         None => (UserState::default(), start.decisions),
@@ -28,16 +51,23 @@ pub async fn restore(
     if user.ledger.is_none() {
         user.ledger = Some(ledger_through(store, user_id, user.seq).await?);
     }
+    let mut replayed = 0;
     loop {
         for decision in &page {
             user.replay(decision, lateness_ms);
         }
+        replayed += page.len();
         if page.len() < PAGE {
             break;
         }
         page = store.decisions_for_user(user_id, user.seq, PAGE).await?;
     }
-    Ok(user)
+    let source = match (from_snapshot, replayed) {
+        (false, 0) => Source::Nothing,
+        (true, 0) => Source::Snapshot,
+        (_, n) => Source::Replay(n),
+    };
+    Ok((user, source))
 }
 
 /// The ledger of the user's stored decisions up to `seq`: the one-time rebuild for a snapshot
@@ -96,7 +126,8 @@ mod tests {
     #[tokio::test]
     async fn a_snapshot_without_a_ledger_gets_it_rebuilt_from_the_history() {
         let (_dir, store) = store_with(|user| user.ledger = None).await;
-        let user = restore(&store, "u", 0).await.unwrap();
+        let (user, source) = restore(&store, "u", 0).await.unwrap();
+        assert_eq!(source, Source::Replay(1));
         let ledger = user.ledger.unwrap();
         assert_eq!(ledger.totals["USD"], "-24.68".parse().unwrap());
         assert_eq!(ledger.counted, 2);
@@ -110,7 +141,7 @@ mod tests {
             ledger.totals.insert("USD".into(), "1000".parse().unwrap());
         })
         .await;
-        let user = restore(&store, "u", 0).await.unwrap();
+        let (user, _) = restore(&store, "u", 0).await.unwrap();
         let ledger = user.ledger.unwrap();
         assert_eq!(ledger.totals["USD"], "987.66".parse().unwrap());
         assert_eq!(ledger.counted, 2);

@@ -245,7 +245,7 @@ impl UserActorState {
         if self.after_failure || stale {
             self.deps.writer.flush().await?;
         }
-        let user = crate::restore::restore(
+        let (user, source) = crate::restore::restore(
             self.deps.writer.store().as_ref(),
             &self.user_id,
             self.deps.lateness_ms,
@@ -258,6 +258,7 @@ impl UserActorState {
         if user.seq > 0 {
             metrics::counter!(m::RESTORES).increment(1);
         }
+        metrics::counter!(m::USER_RESTORES, "kind" => source.kind()).increment(1);
         self.user = Some(user);
         Ok(())
     }

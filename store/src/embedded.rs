@@ -1,6 +1,7 @@
 //! The embedded backend: one redb file, ACID, fsync on every committed batch.
 
 use crate::chain::{self, Head, LogReport, RetentionDeclaration, VerifyOptions};
+use crate::history::{user_key, History};
 use crate::{
     DayCursor, RecordGuard, RecordKind, RecordWrite, RestorePoint, Store, StoreError, UserSnapshot,
     WriteOp, WriteResult,
@@ -38,6 +39,8 @@ pub const DEFAULT_CACHE_BYTES: usize = 1024 * 1024 * 1024;
 #[derive(Clone)]
 pub struct EmbeddedStore {
     db: Arc<Database>,
+    /// Users with anything stored: a restore of anyone else is answered at once.
+    history: Arc<History>,
 }
 
 impl EmbeddedStore {
@@ -66,7 +69,16 @@ impl EmbeddedStore {
         txn.open_table(LOG).map_err(StoreError::backend)?;
         txn.open_table(META).map_err(StoreError::backend)?;
         txn.commit().map_err(StoreError::backend)?;
-        Ok(EmbeddedStore { db: Arc::new(db) })
+        let history = users_with_history(&db)?;
+        Ok(EmbeddedStore {
+            db: Arc::new(db),
+            history: Arc::new(history),
+        })
+    }
+
+    /// Whether `user_id` may have a stored snapshot or decision (`false`: certainly none).
+    pub fn may_have_history(&self, user_id: &str) -> bool {
+        self.history.may_have(user_id)
     }
 
     /// The decision log's head as last committed (export it; see [`chain`]).
@@ -161,6 +173,39 @@ impl EmbeddedStore {
             .await
             .map_err(StoreError::backend)?
     }
+}
+
+/// Every user with a snapshot or a decision in `db`: one read of the snapshot keys, and one
+/// range seek per user in the per-user decision index (never a walk over every decision).
+fn users_with_history(db: &Database) -> Result<History, StoreError> {
+    use std::ops::Bound;
+    let txn = db.begin_read().map_err(StoreError::backend)?;
+    let mut keys = Vec::new();
+    let snapshots = txn.open_table(SNAPSHOTS).map_err(StoreError::backend)?;
+    for entry in snapshots.iter().map_err(StoreError::backend)? {
+        let (user, _) = entry.map_err(StoreError::backend)?;
+        keys.push(user_key(user.value()));
+    }
+    let by_user = txn.open_table(BY_USER).map_err(StoreError::backend)?;
+    let mut next = by_user
+        .first()
+        .map_err(StoreError::backend)?
+        .map(|(k, _)| k.value().0.to_owned());
+    while let Some(user) = next {
+        keys.push(user_key(&user));
+        let after_user = (Bound::Excluded((user.as_str(), u64::MAX)), Bound::Unbounded);
+        next = match by_user
+            .range(after_user)
+            .map_err(StoreError::backend)?
+            .next()
+        {
+            Some(entry) => Some(entry.map_err(StoreError::backend)?.0.value().0.to_owned()),
+            None => None,
+        };
+    }
+    let history = History::default();
+    history.extend(keys);
+    Ok(history)
 }
 
 fn decode(bytes: &[u8]) -> Result<Decision, StoreError> {
@@ -357,12 +402,17 @@ fn read_head(meta: &impl ReadableTable<&'static str, &'static [u8]>) -> Result<H
     }
 }
 
-fn write_all(db: &Database, ops: Vec<WriteOp>) -> Result<Vec<WriteResult>, StoreError> {
+fn write_all(
+    db: &Database,
+    history: &History,
+    ops: Vec<WriteOp>,
+) -> Result<Vec<WriteResult>, StoreError> {
     let txn = db.begin_write().map_err(StoreError::backend)?;
     let mut meta = txn.open_table(META).map_err(StoreError::backend)?;
     let mut next = read_head(&meta)?;
     let before = next;
     let mut results = Vec::with_capacity(ops.len());
+    let mut users = Vec::with_capacity(ops.len());
     {
         let mut tables = DecisionTables {
             decisions: txn.open_table(DECISIONS).map_err(StoreError::backend)?,
@@ -376,9 +426,11 @@ fn write_all(db: &Database, ops: Vec<WriteOp>) -> Result<Vec<WriteResult>, Store
         for op in ops {
             match op {
                 WriteOp::Decision(d) => {
+                    users.push(user_key(&d.user_id));
                     results.push(tables.decision(&d, &mut next, &mut buf)?);
                 }
                 WriteOp::DecisionWithRecords(d, writes) => {
+                    users.push(user_key(&d.user_id));
                     let result = tables.decision(&d, &mut next, &mut buf)?;
                     if matches!(result, WriteResult::Stored) {
                         for w in &writes {
@@ -388,6 +440,7 @@ fn write_all(db: &Database, ops: Vec<WriteOp>) -> Result<Vec<WriteResult>, Store
                     results.push(result);
                 }
                 WriteOp::Snapshot(s) => {
+                    users.push(user_key(&s.user_id));
                     buf.clear();
                     buf.extend_from_slice(&s.seq.to_be_bytes());
                     buf.extend_from_slice(&s.state);
@@ -404,6 +457,7 @@ fn write_all(db: &Database, ops: Vec<WriteOp>) -> Result<Vec<WriteResult>, Store
         }
     }
     drop(meta);
+    history.extend(users);
     txn.commit().map_err(StoreError::backend)?;
     Ok(results)
 }
@@ -411,7 +465,8 @@ fn write_all(db: &Database, ops: Vec<WriteOp>) -> Result<Vec<WriteResult>, Store
 #[async_trait]
 impl Store for EmbeddedStore {
     async fn write_batch(&self, ops: Vec<WriteOp>) -> Result<Vec<WriteResult>, StoreError> {
-        self.blocking(move |db| write_all(db, ops)).await
+        let history = Arc::clone(&self.history);
+        self.blocking(move |db| write_all(db, &history, ops)).await
     }
 
     async fn decision(&self, transaction_id: &str) -> Result<Option<Decision>, StoreError> {
@@ -431,6 +486,9 @@ impl Store for EmbeddedStore {
         after_seq: u64,
         limit: usize,
     ) -> Result<Vec<Decision>, StoreError> {
+        if !self.history.may_have(user_id) {
+            return Ok(Vec::new());
+        }
         let user = user_id.to_owned();
         self.blocking(move |db| {
             let txn = db.begin_read().map_err(StoreError::backend)?;
@@ -476,6 +534,9 @@ impl Store for EmbeddedStore {
     }
 
     async fn snapshot(&self, user_id: &str) -> Result<Option<UserSnapshot>, StoreError> {
+        if !self.history.may_have(user_id) {
+            return Ok(None);
+        }
         let user = user_id.to_owned();
         self.blocking(move |db| {
             let txn = db.begin_read().map_err(StoreError::backend)?;
@@ -485,6 +546,10 @@ impl Store for EmbeddedStore {
     }
 
     async fn restore_point(&self, user_id: &str, limit: usize) -> Result<RestorePoint, StoreError> {
+        if !self.history.may_have(user_id) {
+            // Most users of card traffic on their first payment: no blocking thread, no read.
+            return Ok(RestorePoint::default());
+        }
         let user = user_id.to_owned();
         self.blocking(move |db| {
             let txn = db.begin_read().map_err(StoreError::backend)?;

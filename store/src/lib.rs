@@ -13,6 +13,7 @@ pub mod chain;
 pub mod conformance;
 mod embedded;
 mod error;
+mod history;
 pub mod metrics;
 pub mod outbox;
 mod writer;
