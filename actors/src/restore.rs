@@ -39,7 +39,7 @@ pub async fn restore(
 ) -> Result<(UserState, Source), StoreError> {
     let start = store.restore_point(user_id, PAGE).await?;
     let from_snapshot = start.snapshot.is_some();
-    let (mut user, mut page) = match start.snapshot.map(|s| serde_json::from_slice(&s.state)) {
+    let (mut user, mut page) = match start.snapshot.map(|s| crate::snapshot::decode(&s.state)) {
         Some(Ok(state)) => (state, start.decisions),
         None => (UserState::default(), start.decisions),
         Some(Err(e)) => {
@@ -121,6 +121,37 @@ mod tests {
         }));
         store.write_batch(ops).await.unwrap();
         (dir, store)
+    }
+
+    /// A snapshot stored as JSON by earlier versions and the binary one written now restore to
+    /// the same state, from the snapshot alone.
+    #[tokio::test]
+    async fn json_and_binary_snapshots_of_one_state_restore_alike() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = EmbeddedStore::open(&dir.path().join("s.redb")).unwrap();
+        let mut user = UserState::default();
+        for seq in 1..=3 {
+            user.replay(&decision(&format!("t{seq}"), "u", seq, seq as u32), 0);
+        }
+        let snapshot = |user_id: &str, state| {
+            WriteOp::Snapshot(UserSnapshot {
+                user_id: user_id.into(),
+                seq: 3,
+                state,
+            })
+        };
+        store
+            .write_batch(vec![
+                snapshot("old", serde_json::to_vec(&user).unwrap()),
+                snapshot("new", crate::snapshot::encode(&user).unwrap()),
+            ])
+            .await
+            .unwrap();
+        for id in ["old", "new"] {
+            let (restored, source) = restore(&store, id, 0).await.unwrap();
+            assert_eq!(restored, user, "{id}");
+            assert_eq!(source, Source::Snapshot, "{id}");
+        }
     }
 
     #[tokio::test]

@@ -269,7 +269,7 @@ impl UserActorState {
         Ok(UserSnapshot {
             user_id: self.user_id.to_string(),
             seq: user.seq,
-            state: serde_json::to_vec(user)?,
+            state: crate::snapshot::encode(user)?,
         })
     }
 }
