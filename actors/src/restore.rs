@@ -15,7 +15,8 @@ pub enum Source {
     Nothing,
     /// A snapshot, and no decision after it to replay.
     Snapshot,
-    /// This many decisions replayed (after a snapshot, or from the start).
+    /// This many decisions replayed (after a snapshot, or from the start; or none, when only
+    /// the ledger of a snapshot older than ledgers was rebuilt from the history).
     Replay(usize),
 }
 
@@ -48,7 +49,8 @@ pub async fn restore(
             (UserState::default(), all)
         }
     };
-    if user.ledger.is_none() {
+    let rebuilt_ledger = user.ledger.is_none();
+    if rebuilt_ledger {
         user.ledger = Some(ledger_through(store, user_id, user.seq).await?);
     }
     let mut replayed = 0;
@@ -64,7 +66,7 @@ pub async fn restore(
     }
     let source = match (from_snapshot, replayed) {
         (false, 0) => Source::Nothing,
-        (true, 0) => Source::Snapshot,
+        (true, 0) if !rebuilt_ledger => Source::Snapshot,
         (_, n) => Source::Replay(n),
     };
     Ok((user, source))

@@ -22,7 +22,9 @@ pub struct ScorerConfig {
     pub passivate_after: Duration,
     /// How far behind a user's latest event time an event may arrive and still enter windows.
     pub lateness: Duration,
-    /// Events between background snapshots of a busy user.
+    /// Events between background snapshots of a user that stays busy (never idle long enough
+    /// to be passivated, which always snapshots). Bounds what a crash makes a user's actor
+    /// replay; each snapshot costs an encode and a store write, so keep it large.
     pub snapshot_every: u64,
 }
 
@@ -32,7 +34,7 @@ impl Default for ScorerConfig {
             shards: std::thread::available_parallelism().map_or(2, |n| n.get()),
             passivate_after: Duration::from_secs(60),
             lateness: Duration::from_secs(300),
-            snapshot_every: 100,
+            snapshot_every: 1_000,
         }
     }
 }

@@ -19,7 +19,8 @@ pub struct Deps {
     /// How far behind the user's latest event time an event may arrive and still enter the
     /// windows.
     pub lateness_ms: i64,
-    /// Events between two background snapshots, bounding the replay after a crash.
+    /// Events between two background snapshots of a busy user, bounding the replay after a
+    /// crash (passivation snapshots anyway).
     pub snapshot_every: u64,
     /// The shared entities (cards, devices, IPs, merchants) and their users.
     pub entities: Entities,
