@@ -31,6 +31,7 @@ mod policy;
 mod profile;
 mod replay;
 mod restore;
+mod restorer;
 mod scorer;
 mod screen;
 mod shard;

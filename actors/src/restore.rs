@@ -3,10 +3,10 @@
 
 use crate::ledger::Ledger;
 use crate::state::UserState;
-use sentinel_store::{Store, StoreError};
+use sentinel_store::{RestorePoint, Store, StoreError};
 
 /// Decisions read per store call.
-const PAGE: usize = 1_000;
+pub(crate) const PAGE: usize = 1_000;
 
 /// What a restore found in the store.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -39,6 +39,16 @@ pub async fn restore(
     lateness_ms: i64,
 ) -> Result<(UserState, Source), StoreError> {
     let start = store.restore_point(user_id, PAGE).await?;
+    restore_from(store, start, user_id, lateness_ms).await
+}
+
+/// [`restore`] from a restore point already read (with at most [`PAGE`] decisions).
+pub async fn restore_from(
+    store: &dyn Store,
+    start: RestorePoint,
+    user_id: &str,
+    lateness_ms: i64,
+) -> Result<(UserState, Source), StoreError> {
     let from_snapshot = start.snapshot.is_some();
     let (mut user, mut page) = match start.snapshot.map(|s| crate::snapshot::decode(&s.state)) {
         Some(Ok(state)) => (state, start.decisions),

@@ -63,6 +63,7 @@ impl Scorer {
     ) -> Result<Scorer, SpawnErr> {
         let entities = Entities::start(config.shards).await?;
         let deps = Arc::new(Deps {
+            restorer: crate::restorer::Restorer::start(Arc::clone(writer.store())),
             entities: entities.clone(),
             writer,
             lateness_ms: i64::try_from(config.lateness.as_millis()).unwrap_or(i64::MAX),

@@ -7,7 +7,7 @@ use crate::policy::Policy;
 use crate::state::{entities_of, entry_of, UserState};
 use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
 use sentinel_event::{DecisionError, Transaction};
-use sentinel_store::{DecisionAck, StoreError, Stored, UserSnapshot, Writer};
+use sentinel_store::{DecisionAck, RestorePoint, StoreError, Stored, UserSnapshot, Writer};
 use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 use std::time::Instant;
@@ -24,6 +24,8 @@ pub struct Deps {
     pub snapshot_every: u64,
     /// The shared entities (cards, devices, IPs, merchants) and their users.
     pub entities: Entities,
+    /// Reads the restore points of users starting together in one store call.
+    pub restorer: crate::restorer::Restorer,
 }
 
 /// One transaction to decide, and where to send the decision once it is durable.
@@ -246,12 +248,16 @@ impl UserActorState {
         if self.after_failure || stale {
             self.deps.writer.flush().await?;
         }
-        let (user, source) = crate::restore::restore(
-            self.deps.writer.store().as_ref(),
-            &self.user_id,
-            self.deps.lateness_ms,
-        )
-        .await?;
+        let store = self.deps.writer.store().as_ref();
+        // A user the store certainly knows nothing of (most new users) costs no read at all.
+        let start = if store.may_have_history(&self.user_id) {
+            self.deps.restorer.restore_point(&self.user_id).await?
+        } else {
+            RestorePoint::default()
+        };
+        let (user, source) =
+            crate::restore::restore_from(store, start, &self.user_id, self.deps.lateness_ms)
+                .await?;
         if stale {
             // Every snapshot queued before the flush was dropped; this state is the store's.
             self.deps.writer.restored(&self.user_id);

@@ -474,6 +474,23 @@ pub async fn restore_point_finds_every_user_with_history(store: Arc<dyn Store>) 
     let nobody = store.restore_point("nobody", 10).await.unwrap();
     assert!(nobody.snapshot.is_none() && nobody.decisions.is_empty());
     assert!(store.snapshot("nobody").await.unwrap().is_none());
+    for user in ["decided", "snapshotted", "both"] {
+        assert!(
+            store.may_have_history(user),
+            "{user} said to have no history"
+        );
+    }
+
+    let users = ["both", "nobody", "decided", "snapshotted", "both"].map(String::from);
+    let points = store.restore_points(&users, 10).await.unwrap();
+    assert_eq!(points.len(), users.len());
+    for (user, point) in users.iter().zip(points) {
+        let alone = store.restore_point(user, 10).await.unwrap();
+        assert_eq!(point.snapshot, alone.snapshot, "{user}");
+        assert_eq!(point.decisions, alone.decisions, "{user}");
+    }
+    let points = store.restore_points(&["nobody".into()], 10).await.unwrap();
+    assert!(points[0].snapshot.is_none() && points[0].decisions.is_empty());
 }
 
 /// Runs every conformance check, each on a fresh store from `fresh`.

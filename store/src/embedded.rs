@@ -76,11 +76,6 @@ impl EmbeddedStore {
         })
     }
 
-    /// Whether `user_id` may have a stored snapshot or decision (`false`: certainly none).
-    pub fn may_have_history(&self, user_id: &str) -> bool {
-        self.history.may_have(user_id)
-    }
-
     /// The decision log's head as last committed (export it; see [`chain`]).
     pub async fn log_head(&self) -> Result<Head, StoreError> {
         self.blocking(|db| {
@@ -553,15 +548,40 @@ impl Store for EmbeddedStore {
         let user = user_id.to_owned();
         self.blocking(move |db| {
             let txn = db.begin_read().map_err(StoreError::backend)?;
-            let snapshot = user_snapshot(&txn, &user)?;
-            let after = snapshot.as_ref().map_or(0, |s| s.seq);
-            let decisions = user_decisions(&txn, &user, after, limit)?;
-            Ok(RestorePoint {
-                snapshot,
-                decisions,
-            })
+            restore_point(&txn, &user, limit)
         })
         .await
+    }
+
+    async fn restore_points(
+        &self,
+        user_ids: &[String],
+        limit: usize,
+    ) -> Result<Vec<RestorePoint>, StoreError> {
+        let wanted: Vec<bool> = user_ids.iter().map(|u| self.history.may_have(u)).collect();
+        if !wanted.contains(&true) {
+            return Ok(vec![RestorePoint::default(); user_ids.len()]);
+        }
+        let users = user_ids.to_vec();
+        // One blocking call and one read transaction for the whole batch.
+        self.blocking(move |db| {
+            let txn = db.begin_read().map_err(StoreError::backend)?;
+            users
+                .iter()
+                .zip(wanted)
+                .map(|(user, wanted)| {
+                    if !wanted {
+                        return Ok(RestorePoint::default());
+                    }
+                    restore_point(&txn, user, limit)
+                })
+                .collect()
+        })
+        .await
+    }
+
+    fn may_have_history(&self, user_id: &str) -> bool {
+        self.history.may_have(user_id)
     }
 
     async fn put_records(&self, writes: Vec<RecordWrite>) -> Result<(), StoreError> {
@@ -666,6 +686,21 @@ impl Store for EmbeddedStore {
         })
         .await
     }
+}
+
+/// A user's snapshot and up to `limit` decisions after it, as `txn` sees them.
+fn restore_point(
+    txn: &ReadTransaction,
+    user: &str,
+    limit: usize,
+) -> Result<RestorePoint, StoreError> {
+    let snapshot = user_snapshot(txn, user)?;
+    let after = snapshot.as_ref().map_or(0, |s| s.seq);
+    let decisions = user_decisions(txn, user, after, limit)?;
+    Ok(RestorePoint {
+        snapshot,
+        decisions,
+    })
 }
 
 fn user_snapshot(txn: &ReadTransaction, user: &str) -> Result<Option<UserSnapshot>, StoreError> {
