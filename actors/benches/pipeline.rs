@@ -221,22 +221,22 @@ fn main() {
         let mut figures: [Vec<(f64, f64)>; 2] = Default::default();
         for run in 0..o.runs {
             let rounds = cold(o.cold_users, run as u64).await;
-            for (i, (label, round)) in ["new users", "passivated users"]
+            for (i, (label, round)) in ["a new user", "a passivated user"]
                 .iter()
                 .zip(rounds)
                 .enumerate()
             {
                 println!(
-                    "run {run}: cold, {label}: {:.0} events/s, {:.1} us CPU/event",
+                    "run {run}: cold, every event from {label}: {:.0} events/s, {:.1} us CPU/event",
                     round.rate, round.cpu_us
                 );
                 figures[i].push((round.rate, round.cpu_us));
             }
         }
-        for (label, runs) in ["new users", "passivated users"].iter().zip(figures) {
+        for (label, runs) in ["a new user", "a passivated user"].iter().zip(figures) {
             let (rates, cpus): (Vec<f64>, Vec<f64>) = runs.into_iter().unzip();
             println!(
-                "cold, every event {label}, median of {}: {:.0} events/s, {:.1} us CPU/event",
+                "cold, every event from {label}, median of {}: {:.0} events/s, {:.1} us CPU/event",
                 o.runs,
                 median(rates),
                 median(cpus)
