@@ -8,7 +8,8 @@ use crate::{
 };
 use async_trait::async_trait;
 use redb::{
-    Database, ReadTransaction, ReadableTable, ReadableTableMetadata, Table, TableDefinition,
+    Database, ReadOnlyTable, ReadTransaction, ReadableTable, ReadableTableMetadata, Table,
+    TableDefinition,
 };
 use sentinel_event::Decision;
 use std::path::Path;
@@ -487,7 +488,7 @@ impl Store for EmbeddedStore {
         let user = user_id.to_owned();
         self.blocking(move |db| {
             let txn = db.begin_read().map_err(StoreError::backend)?;
-            user_decisions(&txn, &user, after_seq, limit)
+            UserTables::open(&txn)?.decisions(&user, after_seq, limit)
         })
         .await
     }
@@ -535,7 +536,7 @@ impl Store for EmbeddedStore {
         let user = user_id.to_owned();
         self.blocking(move |db| {
             let txn = db.begin_read().map_err(StoreError::backend)?;
-            user_snapshot(&txn, &user)
+            UserTables::open(&txn)?.snapshot(&user)
         })
         .await
     }
@@ -548,7 +549,7 @@ impl Store for EmbeddedStore {
         let user = user_id.to_owned();
         self.blocking(move |db| {
             let txn = db.begin_read().map_err(StoreError::backend)?;
-            restore_point(&txn, &user, limit)
+            UserTables::open(&txn)?.restore_point(&user, limit)
         })
         .await
     }
@@ -563,9 +564,10 @@ impl Store for EmbeddedStore {
             return Ok(vec![RestorePoint::default(); user_ids.len()]);
         }
         let users = user_ids.to_vec();
-        // One blocking call and one read transaction for the whole batch.
+        // One blocking call, one read transaction and one opening of each table for the batch.
         self.blocking(move |db| {
             let txn = db.begin_read().map_err(StoreError::backend)?;
+            let tables = UserTables::open(&txn)?;
             users
                 .iter()
                 .zip(wanted)
@@ -573,7 +575,7 @@ impl Store for EmbeddedStore {
                     if !wanted {
                         return Ok(RestorePoint::default());
                     }
-                    restore_point(&txn, user, limit)
+                    tables.restore_point(user, limit)
                 })
                 .collect()
         })
@@ -688,63 +690,79 @@ impl Store for EmbeddedStore {
     }
 }
 
-/// A user's snapshot and up to `limit` decisions after it, as `txn` sees them.
-fn restore_point(
-    txn: &ReadTransaction,
-    user: &str,
-    limit: usize,
-) -> Result<RestorePoint, StoreError> {
-    let snapshot = user_snapshot(txn, user)?;
-    let after = snapshot.as_ref().map_or(0, |s| s.seq);
-    let decisions = user_decisions(txn, user, after, limit)?;
-    Ok(RestorePoint {
-        snapshot,
-        decisions,
-    })
+/// The tables a user's restore reads, opened once per read transaction (a batch of restores
+/// shares them).
+struct UserTables {
+    snapshots: ReadOnlyTable<&'static str, &'static [u8]>,
+    by_user: ReadOnlyTable<(&'static str, u64), &'static str>,
+    decisions: ReadOnlyTable<&'static str, &'static [u8]>,
 }
 
-fn user_snapshot(txn: &ReadTransaction, user: &str) -> Result<Option<UserSnapshot>, StoreError> {
-    let table = txn.open_table(SNAPSHOTS).map_err(StoreError::backend)?;
-    let Some(v) = table.get(user).map_err(StoreError::backend)? else {
-        return Ok(None);
-    };
-    let bytes = v.value();
-    if bytes.len() < 8 {
-        return Err(StoreError::Corrupt {
-            table: "user_snapshots",
-            reason: format!("{} bytes is shorter than the sequence header", bytes.len()),
-        });
+impl UserTables {
+    fn open(txn: &ReadTransaction) -> Result<Self, StoreError> {
+        Ok(UserTables {
+            snapshots: txn.open_table(SNAPSHOTS).map_err(StoreError::backend)?,
+            by_user: txn.open_table(BY_USER).map_err(StoreError::backend)?,
+            decisions: txn.open_table(DECISIONS).map_err(StoreError::backend)?,
+        })
     }
-    let (seq, state) = bytes.split_at(8);
-    Ok(Some(UserSnapshot {
-        user_id: user.to_owned(),
-        seq: u64::from_be_bytes(seq.try_into().expect("split at 8")),
-        state: state.to_vec(),
-    }))
-}
 
-fn user_decisions(
-    txn: &ReadTransaction,
-    user: &str,
-    after_seq: u64,
-    limit: usize,
-) -> Result<Vec<Decision>, StoreError> {
-    let by_user = txn.open_table(BY_USER).map_err(StoreError::backend)?;
-    let decisions = txn.open_table(DECISIONS).map_err(StoreError::backend)?;
-    let Some(start) = after_seq.checked_add(1) else {
-        return Ok(Vec::new());
-    };
-    let mut out = Vec::new();
-    let range = by_user
-        .range((user, start)..=(user, u64::MAX))
-        .map_err(StoreError::backend)?;
-    for entry in range.take(limit) {
-        let (_, txn_id) = entry.map_err(StoreError::backend)?;
-        if let Some(v) = decisions.get(txn_id.value()).map_err(StoreError::backend)? {
-            out.push(decode(v.value())?);
+    /// A user's snapshot and up to `limit` decisions after it.
+    fn restore_point(&self, user: &str, limit: usize) -> Result<RestorePoint, StoreError> {
+        let snapshot = self.snapshot(user)?;
+        let after = snapshot.as_ref().map_or(0, |s| s.seq);
+        let decisions = self.decisions(user, after, limit)?;
+        Ok(RestorePoint {
+            snapshot,
+            decisions,
+        })
+    }
+
+    fn snapshot(&self, user: &str) -> Result<Option<UserSnapshot>, StoreError> {
+        let Some(v) = self.snapshots.get(user).map_err(StoreError::backend)? else {
+            return Ok(None);
+        };
+        let bytes = v.value();
+        if bytes.len() < 8 {
+            return Err(StoreError::Corrupt {
+                table: "user_snapshots",
+                reason: format!("{} bytes is shorter than the sequence header", bytes.len()),
+            });
         }
+        let (seq, state) = bytes.split_at(8);
+        Ok(Some(UserSnapshot {
+            user_id: user.to_owned(),
+            seq: u64::from_be_bytes(seq.try_into().expect("split at 8")),
+            state: state.to_vec(),
+        }))
     }
-    Ok(out)
+
+    fn decisions(
+        &self,
+        user: &str,
+        after_seq: u64,
+        limit: usize,
+    ) -> Result<Vec<Decision>, StoreError> {
+        let Some(start) = after_seq.checked_add(1) else {
+            return Ok(Vec::new());
+        };
+        let mut out = Vec::new();
+        let range = self
+            .by_user
+            .range((user, start)..=(user, u64::MAX))
+            .map_err(StoreError::backend)?;
+        for entry in range.take(limit) {
+            let (_, txn_id) = entry.map_err(StoreError::backend)?;
+            if let Some(v) = self
+                .decisions
+                .get(txn_id.value())
+                .map_err(StoreError::backend)?
+            {
+                out.push(decode(v.value())?);
+            }
+        }
+        Ok(out)
+    }
 }
 
 #[cfg(test)]
