@@ -5,8 +5,13 @@
 //! - p50 / p99 / max decision latency (scheduled send -> durable acknowledgement) at fixed
 //!   rates of 1,000 and 10,000 events/s.
 //!
+//! - cold users: every event from a user with no live actor, first new users, then the same
+//!   users again after passivation (restored from the store), with the node's CPU per event
+//!   (process utime + stime over the round, passivation included, divided by its events).
+//!
 //! Options: `--runs N` (default 3), `--events N` for the throughput phase (default 200000),
-//! `--seconds S` per paced phase (default 10).
+//! `--seconds S` per paced phase (default 10), `--cold-users N` per cold round (default
+//! 50000), `--only cold` to run the cold phase alone.
 
 use hdrhistogram::Histogram;
 use sentinel_actors::{Scorer, ScorerConfig};
@@ -22,6 +27,8 @@ struct Options {
     runs: usize,
     events: usize,
     seconds: u64,
+    cold_users: usize,
+    only_cold: bool,
 }
 
 fn options() -> Options {
@@ -29,6 +36,8 @@ fn options() -> Options {
         runs: 3,
         events: 200_000,
         seconds: 10,
+        cold_users: 50_000,
+        only_cold: false,
     };
     let args: Vec<String> = std::env::args().collect();
     let value = |name: &str| {
@@ -46,6 +55,10 @@ fn options() -> Options {
     if let Some(v) = value("--seconds") {
         o.seconds = v as u64;
     }
+    if let Some(v) = value("--cold-users") {
+        o.cold_users = v;
+    }
+    o.only_cold = args.windows(2).any(|w| w[0] == "--only" && w[1] == "cold");
     o
 }
 
@@ -85,21 +98,27 @@ fn events(count: usize, users: u32, rate: f64, seed: u64) -> Vec<Arc<Transaction
 /// user actor; with few users, actors stay live and only decide.
 async fn max_throughput(count: usize, users: u32, seed: u64) -> f64 {
     let p = pipeline().await;
-    let events = events(count, users, 100_000.0, seed);
+    let rate = decide_all(&p.scorer, events(count, users, 100_000.0, seed)).await;
+    p.scorer.shutdown().await;
+    rate
+}
+
+/// Decides `events` as fast as the pipeline takes them (at most 20,000 in flight); returns
+/// events per second.
+async fn decide_all(scorer: &Scorer, events: Vec<Arc<Transaction>>) -> f64 {
+    let count = events.len();
     let permits = Arc::new(Semaphore::new(20_000));
     let started = Instant::now();
     for event in events {
         let permit = Arc::clone(&permits).acquire_owned().await.unwrap();
-        let scorer = p.scorer.clone();
+        let scorer = scorer.clone();
         tokio::spawn(async move {
             scorer.score(event, Instant::now()).await.unwrap();
             drop(permit);
         });
     }
     let _ = permits.acquire_many(20_000).await.unwrap();
-    let rate = count as f64 / started.elapsed().as_secs_f64();
-    p.scorer.shutdown().await;
-    rate
+    count as f64 / started.elapsed().as_secs_f64()
 }
 
 /// Sends events at `rate` per second for `seconds`; latency runs from each event's scheduled
@@ -129,6 +148,65 @@ async fn paced(rate: f64, seconds: u64, seed: u64) -> (u64, u64, u64) {
     (h.value_at_quantile(0.5), h.value_at_quantile(0.99), h.max())
 }
 
+/// This process's CPU time so far (user + system), from `/proc/self/stat`.
+fn cpu_seconds() -> f64 {
+    let stat = std::fs::read_to_string("/proc/self/stat").expect("/proc/self/stat");
+    // Fields after the command name (which may hold spaces) start at field 3; utime and stime
+    // are fields 14 and 15.
+    let after = &stat[stat.rfind(')').expect("stat format") + 2..];
+    let fields: Vec<&str> = after.split(' ').collect();
+    let ticks: u64 = fields[11].parse::<u64>().unwrap() + fields[12].parse::<u64>().unwrap();
+    ticks as f64 / clock_ticks()
+}
+
+fn clock_ticks() -> f64 {
+    static TICKS: std::sync::OnceLock<f64> = std::sync::OnceLock::new();
+    *TICKS.get_or_init(|| {
+        let out = std::process::Command::new("getconf")
+            .arg("CLK_TCK")
+            .output()
+            .expect("getconf");
+        String::from_utf8_lossy(&out.stdout).trim().parse().unwrap()
+    })
+}
+
+/// One cold round's figures.
+struct Round {
+    rate: f64,
+    cpu_us: f64,
+}
+
+/// Decides one event for each of `events`' users (all distinct, none live), then passivates
+/// them all, as idle users are: the round's CPU includes the snapshot written at passivation.
+async fn cold_round(scorer: &Scorer, events: Vec<Arc<Transaction>>) -> Round {
+    let count = events.len();
+    let cpu = cpu_seconds();
+    let rate = decide_all(scorer, events).await;
+    scorer.passivate_all().await;
+    Round {
+        rate,
+        cpu_us: (cpu_seconds() - cpu) * 1e6 / count as f64,
+    }
+}
+
+/// Two cold rounds over `users` users: their first events (new users), then their second
+/// events (each user passivated after the first, so restored from the store).
+async fn cold(users: usize, seed: u64) -> [Round; 2] {
+    let p = pipeline().await;
+    let mut all = events(2 * users, 10_000, 100_000.0, seed);
+    // One event per user per round: the simulator's events, each given to a distinct user.
+    for (i, event) in all.iter_mut().enumerate() {
+        let event = Arc::make_mut(event);
+        event.user_id = format!("cold-{seed}-{}", i % users);
+        event.transaction_id = format!("cold-{seed}-{i}");
+    }
+    let second = all.split_off(users);
+    let new = cold_round(&p.scorer, all).await;
+    let restored = cold_round(&p.scorer, second).await;
+    p.scorer.shutdown().await;
+    [new, restored]
+}
+
 fn median(mut v: Vec<f64>) -> f64 {
     v.sort_by(|a, b| a.total_cmp(b));
     v[v.len() / 2]
@@ -141,6 +219,33 @@ fn main() {
         .build()
         .unwrap();
     runtime.block_on(async {
+        let mut figures: [Vec<(f64, f64)>; 2] = Default::default();
+        for run in 0..o.runs {
+            let rounds = cold(o.cold_users, run as u64).await;
+            for (i, (label, round)) in ["a new user", "a passivated user"]
+                .iter()
+                .zip(rounds)
+                .enumerate()
+            {
+                println!(
+                    "run {run}: cold, every event from {label}: {:.0} events/s, {:.1} us CPU/event",
+                    round.rate, round.cpu_us
+                );
+                figures[i].push((round.rate, round.cpu_us));
+            }
+        }
+        for (label, runs) in ["a new user", "a passivated user"].iter().zip(figures) {
+            let (rates, cpus): (Vec<f64>, Vec<f64>) = runs.into_iter().unzip();
+            println!(
+                "cold, every event from {label}, median of {}: {:.0} events/s, {:.1} us CPU/event",
+                o.runs,
+                median(rates),
+                median(cpus)
+            );
+        }
+        if o.only_cold {
+            return;
+        }
         for (label, users) in [
             ("every event a new user", o.events as u32),
             ("5,000 live users", 5_000),

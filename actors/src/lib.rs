@@ -26,11 +26,14 @@
 mod entities;
 pub mod metrics;
 mod restore;
+mod restorer;
 mod scorer;
 mod screen;
 mod shard;
+mod snapshot;
 mod user_actor;
 
 pub use entities::{Entities, EntityRoute, ENTITY_TIMEOUT};
 pub use scorer::{Scorer, ScorerConfig};
 pub use shard::UserFilter;
+pub use snapshot::{decode as decode_snapshot, encode as encode_snapshot, SnapshotError};

@@ -9,6 +9,13 @@ pub const ACTORS_LIVE: &str = "sentinel_user_actors_live";
 pub const PASSIVATIONS: &str = "sentinel_user_actor_passivations_total";
 /// Counter: user actors started for a user whose snapshot or history existed.
 pub const RESTORES: &str = "sentinel_user_actor_restores_total";
+/// Counter: user states loaded as their actor started, by what the store held (`kind`):
+/// `new` (nothing; the embedded store answers that from memory, without a read), `snapshot`
+/// (a snapshot and no decision after it) or `replay` (decisions replayed).
+pub const USER_RESTORES: &str = "sentinel_user_restores_total";
+/// Histogram: users whose restore points one store call read (restores of users starting
+/// together are batched).
+pub const RESTORE_BATCH_SIZE: &str = "sentinel_user_restore_batch_size";
 /// Counter: user actors restarted by their supervisor after a failure.
 pub const RESTARTS: &str = "sentinel_user_actor_restarts_total";
 /// Counter: events later than the allowed lateness (decided, kept out of windows).

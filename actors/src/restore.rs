@@ -2,20 +2,54 @@
 //! after it, folded in as live scoring folded them.
 
 use sentinel_engine::{Ledger, UserState};
-use sentinel_store::{Store, StoreError};
+use sentinel_store::{RestorePoint, Store, StoreError};
 
 /// Decisions read per store call.
-const PAGE: usize = 1_000;
+pub(crate) const PAGE: usize = 1_000;
 
-/// The user's state as of the last stored decision. A snapshot written before ledgers were
-/// kept gets its ledger rebuilt once from the decisions it covers.
+/// What a restore found in the store.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Source {
+    /// Nothing: a user without history.
+    Nothing,
+    /// A snapshot, and no decision after it to replay.
+    Snapshot,
+    /// This many decisions replayed (after a snapshot, or from the start; or none, when only
+    /// the ledger of a snapshot older than ledgers was rebuilt from the history).
+    Replay(usize),
+}
+
+impl Source {
+    /// The `kind` label of [`crate::metrics::USER_RESTORES`].
+    pub fn kind(self) -> &'static str {
+        match self {
+            Source::Nothing => "new",
+            Source::Snapshot => "snapshot",
+            Source::Replay(_) => "replay",
+        }
+    }
+}
+
+/// The user's state as of the last stored decision, and what it was rebuilt from. A snapshot
+/// written before ledgers were kept gets its ledger rebuilt once from the decisions it covers.
 pub async fn restore(
     store: &dyn Store,
     user_id: &str,
     lateness_ms: i64,
-) -> Result<UserState, StoreError> {
+) -> Result<(UserState, Source), StoreError> {
     let start = store.restore_point(user_id, PAGE).await?;
-    let (mut user, mut page) = match start.snapshot.map(|s| serde_json::from_slice(&s.state)) {
+    restore_from(store, start, user_id, lateness_ms).await
+}
+
+/// [`restore`] from a restore point already read (with at most [`PAGE`] decisions).
+pub async fn restore_from(
+    store: &dyn Store,
+    start: RestorePoint,
+    user_id: &str,
+    lateness_ms: i64,
+) -> Result<(UserState, Source), StoreError> {
+    let from_snapshot = start.snapshot.is_some();
+    let (mut user, mut page) = match start.snapshot.map(|s| crate::snapshot::decode(&s.state)) {
         Some(Ok(state)) => (state, start.decisions),
         None => (UserState::default(), start.decisions),
         Some(Err(e)) => {
@@ -24,19 +58,27 @@ pub async fn restore(
             (UserState::default(), all)
         }
     };
-    if user.ledger.is_none() {
+    let rebuilt_ledger = user.ledger.is_none();
+    if rebuilt_ledger {
         user.ledger = Some(ledger_through(store, user_id, user.seq).await?);
     }
+    let mut replayed = 0;
     loop {
         for decision in &page {
             user.replay(decision, lateness_ms);
         }
+        replayed += page.len();
         if page.len() < PAGE {
             break;
         }
         page = store.decisions_for_user(user_id, user.seq, PAGE).await?;
     }
-    Ok(user)
+    let source = match (from_snapshot, replayed) {
+        (false, 0) => Source::Nothing,
+        (true, 0) if !rebuilt_ledger => Source::Snapshot,
+        (_, n) => Source::Replay(n),
+    };
+    Ok((user, source))
 }
 
 /// The ledger of the user's stored decisions up to `seq`: the one-time rebuild for a snapshot
@@ -92,10 +134,42 @@ mod tests {
         (dir, store)
     }
 
+    /// A snapshot stored as JSON by earlier versions and the binary one written now restore to
+    /// the same state, from the snapshot alone.
+    #[tokio::test]
+    async fn json_and_binary_snapshots_of_one_state_restore_alike() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = EmbeddedStore::open(&dir.path().join("s.redb")).unwrap();
+        let mut user = UserState::default();
+        for seq in 1..=3 {
+            user.replay(&decision(&format!("t{seq}"), "u", seq, seq as u32), 0);
+        }
+        let snapshot = |user_id: &str, state| {
+            WriteOp::Snapshot(UserSnapshot {
+                user_id: user_id.into(),
+                seq: 3,
+                state,
+            })
+        };
+        store
+            .write_batch(vec![
+                snapshot("old", serde_json::to_vec(&user).unwrap()),
+                snapshot("new", crate::snapshot::encode(&user).unwrap()),
+            ])
+            .await
+            .unwrap();
+        for id in ["old", "new"] {
+            let (restored, source) = restore(&store, id, 0).await.unwrap();
+            assert_eq!(restored, user, "{id}");
+            assert_eq!(source, Source::Snapshot, "{id}");
+        }
+    }
+
     #[tokio::test]
     async fn a_snapshot_without_a_ledger_gets_it_rebuilt_from_the_history() {
         let (_dir, store) = store_with(|user| user.ledger = None).await;
-        let user = restore(&store, "u", 0).await.unwrap();
+        let (user, source) = restore(&store, "u", 0).await.unwrap();
+        assert_eq!(source, Source::Replay(1));
         let ledger = user.ledger.unwrap();
         assert_eq!(ledger.totals["USD"], "-24.68".parse().unwrap());
         assert_eq!(ledger.counted, 2);
@@ -109,7 +183,7 @@ mod tests {
             ledger.totals.insert("USD".into(), "1000".parse().unwrap());
         })
         .await;
-        let user = restore(&store, "u", 0).await.unwrap();
+        let (user, _) = restore(&store, "u", 0).await.unwrap();
         let ledger = user.ledger.unwrap();
         assert_eq!(ledger.totals["USD"], "987.66".parse().unwrap());
         assert_eq!(ledger.counted, 2);

@@ -21,7 +21,9 @@ pub struct ScorerConfig {
     pub passivate_after: Duration,
     /// How far behind a user's latest event time an event may arrive and still enter windows.
     pub lateness: Duration,
-    /// Events between background snapshots of a busy user.
+    /// Events between background snapshots of a user that stays busy (never idle long enough
+    /// to be passivated, which always snapshots). Bounds what a crash makes a user's actor
+    /// replay; each snapshot costs an encode and a store write, so keep it large.
     pub snapshot_every: u64,
 }
 
@@ -31,7 +33,7 @@ impl Default for ScorerConfig {
             shards: std::thread::available_parallelism().map_or(2, |n| n.get()),
             passivate_after: Duration::from_secs(60),
             lateness: Duration::from_secs(300),
-            snapshot_every: 100,
+            snapshot_every: 1_000,
         }
     }
 }
@@ -60,6 +62,7 @@ impl Scorer {
     ) -> Result<Scorer, SpawnErr> {
         let entities = Entities::start(config.shards).await?;
         let deps = Arc::new(Deps {
+            restorer: crate::restorer::Restorer::start(Arc::clone(writer.store())),
             entities: entities.clone(),
             writer,
             lateness_ms: i64::try_from(config.lateness.as_millis()).unwrap_or(i64::MAX),

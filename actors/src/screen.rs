@@ -63,7 +63,7 @@ async fn screen_user(
 ) -> Vec<(usize, Result<Screened, DecisionError>)> {
     let store = deps.writer.store();
     let mut state = match restore(store.as_ref(), &user, deps.lateness_ms).await {
-        Ok(state) => state,
+        Ok((state, _)) => state,
         Err(e) => {
             let why = e.to_string();
             return events

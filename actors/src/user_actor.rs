@@ -6,7 +6,7 @@ use crate::metrics as m;
 use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
 use sentinel_engine::{entities_of, entry_of, EntityCounts, LookupMode, Policy, UserState};
 use sentinel_event::{DecisionError, Transaction};
-use sentinel_store::{DecisionAck, StoreError, Stored, UserSnapshot, Writer};
+use sentinel_store::{DecisionAck, RestorePoint, StoreError, Stored, UserSnapshot, Writer};
 use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 use std::time::Instant;
@@ -18,10 +18,13 @@ pub struct Deps {
     /// How far behind the user's latest event time an event may arrive and still enter the
     /// windows.
     pub lateness_ms: i64,
-    /// Events between two background snapshots, bounding the replay after a crash.
+    /// Events between two background snapshots of a busy user, bounding the replay after a
+    /// crash (passivation snapshots anyway).
     pub snapshot_every: u64,
     /// The shared entities (cards, devices, IPs, merchants) and their users.
     pub entities: Entities,
+    /// Reads the restore points of users starting together in one store call.
+    pub restorer: crate::restorer::Restorer,
 }
 
 /// One transaction to decide, and where to send the decision once it is durable.
@@ -244,12 +247,16 @@ impl UserActorState {
         if self.after_failure || stale {
             self.deps.writer.flush().await?;
         }
-        let user = crate::restore::restore(
-            self.deps.writer.store().as_ref(),
-            &self.user_id,
-            self.deps.lateness_ms,
-        )
-        .await?;
+        let store = self.deps.writer.store().as_ref();
+        // A user the store certainly knows nothing of (most new users) costs no read at all.
+        let start = if store.may_have_history(&self.user_id) {
+            self.deps.restorer.restore_point(&self.user_id).await?
+        } else {
+            RestorePoint::default()
+        };
+        let (user, source) =
+            crate::restore::restore_from(store, start, &self.user_id, self.deps.lateness_ms)
+                .await?;
         if stale {
             // Every snapshot queued before the flush was dropped; this state is the store's.
             self.deps.writer.restored(&self.user_id);
@@ -257,6 +264,7 @@ impl UserActorState {
         if user.seq > 0 {
             metrics::counter!(m::RESTORES).increment(1);
         }
+        metrics::counter!(m::USER_RESTORES, "kind" => source.kind()).increment(1);
         self.user = Some(user);
         Ok(())
     }
@@ -267,7 +275,7 @@ impl UserActorState {
         Ok(UserSnapshot {
             user_id: self.user_id.to_string(),
             seq: user.seq,
-            state: serde_json::to_vec(user)?,
+            state: crate::snapshot::encode(user)?,
         })
     }
 }

@@ -18,16 +18,20 @@ struct Node {
 }
 
 async fn node(passivate_after: Duration) -> Node {
-    let dir = tempfile::tempdir().unwrap();
-    let store: Arc<dyn Store> = Arc::new(EmbeddedStore::open(&dir.path().join("s.redb")).unwrap());
-    let writer = Writer::start(Arc::clone(&store), WriterConfig::default());
-    let policy = Arc::new(PolicyDef::seed().compile().unwrap());
-    let config = ScorerConfig {
+    node_with(ScorerConfig {
         shards: 2,
         passivate_after,
         lateness: Duration::from_secs(300),
         snapshot_every: 3,
-    };
+    })
+    .await
+}
+
+async fn node_with(config: ScorerConfig) -> Node {
+    let dir = tempfile::tempdir().unwrap();
+    let store: Arc<dyn Store> = Arc::new(EmbeddedStore::open(&dir.path().join("s.redb")).unwrap());
+    let writer = Writer::start(Arc::clone(&store), WriterConfig::default());
+    let policy = Arc::new(PolicyDef::seed().compile().unwrap());
     let scorer = Scorer::start(writer, policy, config).await.unwrap();
     Node {
         _dir: dir,
@@ -191,6 +195,44 @@ async fn passivated_users_are_restored_with_identical_state() {
     }
     assert_eq!(state.seq, 8);
     assert_eq!(state.window.len(), 8);
+}
+
+/// With the default settings a busy user is not snapshotted every hundred events, and once
+/// passivated its snapshot is the whole story: a restore reads it and no decision after it,
+/// and the restored state equals a replay of the user's history.
+#[tokio::test]
+async fn a_passivated_user_restores_from_its_snapshot_alone() {
+    let node = node_with(ScorerConfig {
+        shards: 2,
+        ..ScorerConfig::default()
+    })
+    .await;
+    let mut at = t0();
+    for i in 0..150 {
+        score(&node, txn(&format!("b-{i}"), "b", "30", at, "FR"))
+            .await
+            .unwrap();
+        at += Span::minutes(1);
+    }
+    assert!(
+        node.store.snapshot("b").await.unwrap().is_none(),
+        "a busy user was snapshotted before the default bound"
+    );
+    assert_eq!(node.scorer.passivate_all().await, 1);
+    let point = node.store.restore_point("b", 1_000).await.unwrap();
+    let snapshot = point.snapshot.expect("passivation wrote a snapshot");
+    assert_eq!(snapshot.seq, 150);
+    assert!(point.decisions.is_empty(), "decisions left to replay");
+    let restored = sentinel_actors::decode_snapshot(&snapshot.state).unwrap();
+    let mut replayed = UserState::default();
+    for d in node.store.decisions_for_user("b", 0, 1_000).await.unwrap() {
+        replayed.replay(&d, 300_000);
+    }
+    assert_eq!(restored, replayed);
+    let s = score(&node, txn("b-150", "b", "30", at, "FR"))
+        .await
+        .unwrap();
+    assert_eq!(s.decision.user_seq, 151, "the restored actor continues");
 }
 
 #[tokio::test]

@@ -157,7 +157,8 @@ pub struct ActorsConfig {
     pub passivate_after_secs: u64,
     /// Seconds an event may lag its user's latest event time and still enter the windows.
     pub lateness_secs: u64,
-    /// Events between background snapshots of a busy user.
+    /// Events between background snapshots of a user that is never idle long enough to be
+    /// passivated (passivation always snapshots): bounds what a crash replays.
     pub snapshot_every: u64,
 }
 
@@ -167,7 +168,7 @@ impl Default for ActorsConfig {
             shards: 0,
             passivate_after_secs: 60,
             lateness_secs: 300,
-            snapshot_every: 100,
+            snapshot_every: 1_000,
         }
     }
 }

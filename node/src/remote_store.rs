@@ -631,6 +631,43 @@ mod tests {
         conformance::writer_acknowledges_after_commit_and_reports_duplicates(remote).await;
         let (_c, _, remote) = served("conformance-c").await;
         conformance::concurrent_writers_store_each_decision_once(remote).await;
+        let (_d, _, remote) = served("conformance-d").await;
+        conformance::restore_point_finds_every_user_with_history(remote).await;
+    }
+
+    /// Nodes sharing the host's store see each other's users: history written on the host is
+    /// found by a member's restore and the other way round, though the host answers users
+    /// without history from memory.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_user_stored_by_one_node_is_restored_by_another() {
+        let (_dir, local, remote) = served("shared-history").await;
+        let d = |txn: &str, user: &str| {
+            WriteOp::Decision(Arc::new(sentinel_store::conformance::decision(
+                txn, user, 1, 0,
+            )))
+        };
+        local
+            .write_batch(vec![d("t-host", "on-host")])
+            .await
+            .unwrap();
+        remote
+            .write_batch(vec![d("t-member", "on-member")])
+            .await
+            .unwrap();
+        for (store, user) in [(&remote, "on-host"), (&local, "on-member")] {
+            let point = store.restore_point(user, 10).await.unwrap();
+            assert_eq!(
+                point.decisions.len(),
+                1,
+                "{user} restored without its history"
+            );
+        }
+        assert!(remote
+            .restore_point("nobody", 10)
+            .await
+            .unwrap()
+            .decisions
+            .is_empty());
     }
 
     /// A peer that forges requests (an admin API key, an audit entry, a rule, a delete, a

@@ -140,6 +140,10 @@ fn describe() {
         "User actors restored from the store."
     );
     describe_counter!(
+        sentinel_actors::metrics::USER_RESTORES,
+        "User states loaded as their actor started, by what the store held (kind: new, snapshot, replay)."
+    );
+    describe_counter!(
         sentinel_actors::metrics::RESTARTS,
         "User actors restarted after a failure."
     );

@@ -174,7 +174,7 @@ async fn balance_skips_declines_adds_the_opening_balance_and_survives_restarts_a
             .await
             .unwrap()
             .expect("a snapshot");
-        let state: sentinel_engine::UserState = serde_json::from_slice(&snapshot.state).unwrap();
+        let state = sentinel_actors::decode_snapshot(&snapshot.state).unwrap();
         let ledger = state
             .ledger
             .expect("the snapshot carries the running total");

@@ -418,6 +418,81 @@ pub async fn compare_and_set_claims_a_record_once(store: Arc<dyn Store>) {
     assert_eq!(owners, [format!("rule-of-{winner}")]);
 }
 
+/// Conformance check: a restore finds every user with anything stored (decisions only, a
+/// snapshot only, both) and nothing for a user never seen, whatever shortcut a backend takes
+/// for users without history.
+pub async fn restore_point_finds_every_user_with_history(store: Arc<dyn Store>) {
+    use crate::UserSnapshot;
+    let snapshot = |user: &str, seq| UserSnapshot {
+        user_id: user.to_owned(),
+        seq,
+        state: format!("state of {user}").into_bytes(),
+    };
+    assert!(store
+        .restore_point("decided", 10)
+        .await
+        .unwrap()
+        .decisions
+        .is_empty());
+    store
+        .write_batch(vec![
+            WriteOp::Decision(Arc::new(decision("h1", "decided", 1, 1))),
+            WriteOp::Decision(Arc::new(decision("h2", "decided", 2, 2))),
+            WriteOp::Snapshot(snapshot("snapshotted", 0)),
+            WriteOp::Decision(Arc::new(decision("h3", "both", 1, 3))),
+            WriteOp::Snapshot(snapshot("both", 1)),
+            WriteOp::Decision(Arc::new(decision("h4", "both", 2, 4))),
+        ])
+        .await
+        .unwrap();
+    let decided = store.restore_point("decided", 10).await.unwrap();
+    assert!(decided.snapshot.is_none());
+    assert_eq!(decided.decisions.len(), 2);
+    assert_eq!(
+        store
+            .decisions_for_user("decided", 1, 10)
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
+    let snapshotted = store.restore_point("snapshotted", 10).await.unwrap();
+    assert_eq!(snapshotted.snapshot, Some(snapshot("snapshotted", 0)));
+    assert!(snapshotted.decisions.is_empty());
+    assert_eq!(
+        store.snapshot("snapshotted").await.unwrap(),
+        Some(snapshot("snapshotted", 0))
+    );
+    let both = store.restore_point("both", 10).await.unwrap();
+    assert_eq!(both.snapshot, Some(snapshot("both", 1)));
+    let after: Vec<&str> = both
+        .decisions
+        .iter()
+        .map(|d| d.transaction_id.as_str())
+        .collect();
+    assert_eq!(after, ["h4"]);
+    let nobody = store.restore_point("nobody", 10).await.unwrap();
+    assert!(nobody.snapshot.is_none() && nobody.decisions.is_empty());
+    assert!(store.snapshot("nobody").await.unwrap().is_none());
+    for user in ["decided", "snapshotted", "both"] {
+        assert!(
+            store.may_have_history(user),
+            "{user} said to have no history"
+        );
+    }
+
+    let users = ["both", "nobody", "decided", "snapshotted", "both"].map(String::from);
+    let points = store.restore_points(&users, 10).await.unwrap();
+    assert_eq!(points.len(), users.len());
+    for (user, point) in users.iter().zip(points) {
+        let alone = store.restore_point(user, 10).await.unwrap();
+        assert_eq!(point.snapshot, alone.snapshot, "{user}");
+        assert_eq!(point.decisions, alone.decisions, "{user}");
+    }
+    let points = store.restore_points(&["nobody".into()], 10).await.unwrap();
+    assert!(points[0].snapshot.is_none() && points[0].decisions.is_empty());
+}
+
 /// Runs every conformance check, each on a fresh store from `fresh`.
 pub async fn run_all<F, Fut>(fresh: F)
 where
@@ -430,4 +505,5 @@ where
     concurrent_writers_store_each_decision_once(fresh().await).await;
     alert_outbox_follows_new_decisions_and_moves_between_statuses(fresh().await).await;
     compare_and_set_claims_a_record_once(fresh().await).await;
+    restore_point_finds_every_user_with_history(fresh().await).await;
 }

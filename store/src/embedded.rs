@@ -1,13 +1,15 @@
 //! The embedded backend: one redb file, ACID, fsync on every committed batch.
 
 use crate::chain::{self, Head, LogReport, RetentionDeclaration, VerifyOptions};
+use crate::history::{user_key, History};
 use crate::{
     DayCursor, RecordGuard, RecordKind, RecordWrite, RestorePoint, Store, StoreError, UserSnapshot,
     WriteOp, WriteResult,
 };
 use async_trait::async_trait;
 use redb::{
-    Database, ReadTransaction, ReadableTable, ReadableTableMetadata, Table, TableDefinition,
+    Database, ReadOnlyTable, ReadTransaction, ReadableTable, ReadableTableMetadata, Table,
+    TableDefinition,
 };
 use sentinel_event::Decision;
 use std::path::Path;
@@ -38,6 +40,8 @@ pub const DEFAULT_CACHE_BYTES: usize = 1024 * 1024 * 1024;
 #[derive(Clone)]
 pub struct EmbeddedStore {
     db: Arc<Database>,
+    /// Users with anything stored: a restore of anyone else is answered at once.
+    history: Arc<History>,
 }
 
 impl EmbeddedStore {
@@ -66,7 +70,11 @@ impl EmbeddedStore {
         txn.open_table(LOG).map_err(StoreError::backend)?;
         txn.open_table(META).map_err(StoreError::backend)?;
         txn.commit().map_err(StoreError::backend)?;
-        Ok(EmbeddedStore { db: Arc::new(db) })
+        let history = users_with_history(&db)?;
+        Ok(EmbeddedStore {
+            db: Arc::new(db),
+            history: Arc::new(history),
+        })
     }
 
     /// The decision log's head as last committed (export it; see [`chain`]).
@@ -161,6 +169,39 @@ impl EmbeddedStore {
             .await
             .map_err(StoreError::backend)?
     }
+}
+
+/// Every user with a snapshot or a decision in `db`: one read of the snapshot keys, and one
+/// range seek per user in the per-user decision index (never a walk over every decision).
+fn users_with_history(db: &Database) -> Result<History, StoreError> {
+    use std::ops::Bound;
+    let txn = db.begin_read().map_err(StoreError::backend)?;
+    let mut keys = Vec::new();
+    let snapshots = txn.open_table(SNAPSHOTS).map_err(StoreError::backend)?;
+    for entry in snapshots.iter().map_err(StoreError::backend)? {
+        let (user, _) = entry.map_err(StoreError::backend)?;
+        keys.push(user_key(user.value()));
+    }
+    let by_user = txn.open_table(BY_USER).map_err(StoreError::backend)?;
+    let mut next = by_user
+        .first()
+        .map_err(StoreError::backend)?
+        .map(|(k, _)| k.value().0.to_owned());
+    while let Some(user) = next {
+        keys.push(user_key(&user));
+        let after_user = (Bound::Excluded((user.as_str(), u64::MAX)), Bound::Unbounded);
+        next = match by_user
+            .range(after_user)
+            .map_err(StoreError::backend)?
+            .next()
+        {
+            Some(entry) => Some(entry.map_err(StoreError::backend)?.0.value().0.to_owned()),
+            None => None,
+        };
+    }
+    let history = History::default();
+    history.extend(keys);
+    Ok(history)
 }
 
 fn decode(bytes: &[u8]) -> Result<Decision, StoreError> {
@@ -357,12 +398,17 @@ fn read_head(meta: &impl ReadableTable<&'static str, &'static [u8]>) -> Result<H
     }
 }
 
-fn write_all(db: &Database, ops: Vec<WriteOp>) -> Result<Vec<WriteResult>, StoreError> {
+fn write_all(
+    db: &Database,
+    history: &History,
+    ops: Vec<WriteOp>,
+) -> Result<Vec<WriteResult>, StoreError> {
     let txn = db.begin_write().map_err(StoreError::backend)?;
     let mut meta = txn.open_table(META).map_err(StoreError::backend)?;
     let mut next = read_head(&meta)?;
     let before = next;
     let mut results = Vec::with_capacity(ops.len());
+    let mut users = Vec::with_capacity(ops.len());
     {
         let mut tables = DecisionTables {
             decisions: txn.open_table(DECISIONS).map_err(StoreError::backend)?,
@@ -376,9 +422,11 @@ fn write_all(db: &Database, ops: Vec<WriteOp>) -> Result<Vec<WriteResult>, Store
         for op in ops {
             match op {
                 WriteOp::Decision(d) => {
+                    users.push(user_key(&d.user_id));
                     results.push(tables.decision(&d, &mut next, &mut buf)?);
                 }
                 WriteOp::DecisionWithRecords(d, writes) => {
+                    users.push(user_key(&d.user_id));
                     let result = tables.decision(&d, &mut next, &mut buf)?;
                     if matches!(result, WriteResult::Stored) {
                         for w in &writes {
@@ -388,6 +436,7 @@ fn write_all(db: &Database, ops: Vec<WriteOp>) -> Result<Vec<WriteResult>, Store
                     results.push(result);
                 }
                 WriteOp::Snapshot(s) => {
+                    users.push(user_key(&s.user_id));
                     buf.clear();
                     buf.extend_from_slice(&s.seq.to_be_bytes());
                     buf.extend_from_slice(&s.state);
@@ -404,6 +453,7 @@ fn write_all(db: &Database, ops: Vec<WriteOp>) -> Result<Vec<WriteResult>, Store
         }
     }
     drop(meta);
+    history.extend(users);
     txn.commit().map_err(StoreError::backend)?;
     Ok(results)
 }
@@ -411,7 +461,8 @@ fn write_all(db: &Database, ops: Vec<WriteOp>) -> Result<Vec<WriteResult>, Store
 #[async_trait]
 impl Store for EmbeddedStore {
     async fn write_batch(&self, ops: Vec<WriteOp>) -> Result<Vec<WriteResult>, StoreError> {
-        self.blocking(move |db| write_all(db, ops)).await
+        let history = Arc::clone(&self.history);
+        self.blocking(move |db| write_all(db, &history, ops)).await
     }
 
     async fn decision(&self, transaction_id: &str) -> Result<Option<Decision>, StoreError> {
@@ -431,10 +482,13 @@ impl Store for EmbeddedStore {
         after_seq: u64,
         limit: usize,
     ) -> Result<Vec<Decision>, StoreError> {
+        if !self.history.may_have(user_id) {
+            return Ok(Vec::new());
+        }
         let user = user_id.to_owned();
         self.blocking(move |db| {
             let txn = db.begin_read().map_err(StoreError::backend)?;
-            user_decisions(&txn, &user, after_seq, limit)
+            UserTables::open(&txn)?.decisions(&user, after_seq, limit)
         })
         .await
     }
@@ -476,27 +530,60 @@ impl Store for EmbeddedStore {
     }
 
     async fn snapshot(&self, user_id: &str) -> Result<Option<UserSnapshot>, StoreError> {
+        if !self.history.may_have(user_id) {
+            return Ok(None);
+        }
         let user = user_id.to_owned();
         self.blocking(move |db| {
             let txn = db.begin_read().map_err(StoreError::backend)?;
-            user_snapshot(&txn, &user)
+            UserTables::open(&txn)?.snapshot(&user)
         })
         .await
     }
 
     async fn restore_point(&self, user_id: &str, limit: usize) -> Result<RestorePoint, StoreError> {
+        if !self.history.may_have(user_id) {
+            // Most users of card traffic on their first payment: no blocking thread, no read.
+            return Ok(RestorePoint::default());
+        }
         let user = user_id.to_owned();
         self.blocking(move |db| {
             let txn = db.begin_read().map_err(StoreError::backend)?;
-            let snapshot = user_snapshot(&txn, &user)?;
-            let after = snapshot.as_ref().map_or(0, |s| s.seq);
-            let decisions = user_decisions(&txn, &user, after, limit)?;
-            Ok(RestorePoint {
-                snapshot,
-                decisions,
-            })
+            UserTables::open(&txn)?.restore_point(&user, limit)
         })
         .await
+    }
+
+    async fn restore_points(
+        &self,
+        user_ids: &[String],
+        limit: usize,
+    ) -> Result<Vec<RestorePoint>, StoreError> {
+        let wanted: Vec<bool> = user_ids.iter().map(|u| self.history.may_have(u)).collect();
+        if !wanted.contains(&true) {
+            return Ok(vec![RestorePoint::default(); user_ids.len()]);
+        }
+        let users = user_ids.to_vec();
+        // One blocking call, one read transaction and one opening of each table for the batch.
+        self.blocking(move |db| {
+            let txn = db.begin_read().map_err(StoreError::backend)?;
+            let tables = UserTables::open(&txn)?;
+            users
+                .iter()
+                .zip(wanted)
+                .map(|(user, wanted)| {
+                    if !wanted {
+                        return Ok(RestorePoint::default());
+                    }
+                    tables.restore_point(user, limit)
+                })
+                .collect()
+        })
+        .await
+    }
+
+    fn may_have_history(&self, user_id: &str) -> bool {
+        self.history.may_have(user_id)
     }
 
     async fn put_records(&self, writes: Vec<RecordWrite>) -> Result<(), StoreError> {
@@ -603,48 +690,79 @@ impl Store for EmbeddedStore {
     }
 }
 
-fn user_snapshot(txn: &ReadTransaction, user: &str) -> Result<Option<UserSnapshot>, StoreError> {
-    let table = txn.open_table(SNAPSHOTS).map_err(StoreError::backend)?;
-    let Some(v) = table.get(user).map_err(StoreError::backend)? else {
-        return Ok(None);
-    };
-    let bytes = v.value();
-    if bytes.len() < 8 {
-        return Err(StoreError::Corrupt {
-            table: "user_snapshots",
-            reason: format!("{} bytes is shorter than the sequence header", bytes.len()),
-        });
-    }
-    let (seq, state) = bytes.split_at(8);
-    Ok(Some(UserSnapshot {
-        user_id: user.to_owned(),
-        seq: u64::from_be_bytes(seq.try_into().expect("split at 8")),
-        state: state.to_vec(),
-    }))
+/// The tables a user's restore reads, opened once per read transaction (a batch of restores
+/// shares them).
+struct UserTables {
+    snapshots: ReadOnlyTable<&'static str, &'static [u8]>,
+    by_user: ReadOnlyTable<(&'static str, u64), &'static str>,
+    decisions: ReadOnlyTable<&'static str, &'static [u8]>,
 }
 
-fn user_decisions(
-    txn: &ReadTransaction,
-    user: &str,
-    after_seq: u64,
-    limit: usize,
-) -> Result<Vec<Decision>, StoreError> {
-    let by_user = txn.open_table(BY_USER).map_err(StoreError::backend)?;
-    let decisions = txn.open_table(DECISIONS).map_err(StoreError::backend)?;
-    let Some(start) = after_seq.checked_add(1) else {
-        return Ok(Vec::new());
-    };
-    let mut out = Vec::new();
-    let range = by_user
-        .range((user, start)..=(user, u64::MAX))
-        .map_err(StoreError::backend)?;
-    for entry in range.take(limit) {
-        let (_, txn_id) = entry.map_err(StoreError::backend)?;
-        if let Some(v) = decisions.get(txn_id.value()).map_err(StoreError::backend)? {
-            out.push(decode(v.value())?);
-        }
+impl UserTables {
+    fn open(txn: &ReadTransaction) -> Result<Self, StoreError> {
+        Ok(UserTables {
+            snapshots: txn.open_table(SNAPSHOTS).map_err(StoreError::backend)?,
+            by_user: txn.open_table(BY_USER).map_err(StoreError::backend)?,
+            decisions: txn.open_table(DECISIONS).map_err(StoreError::backend)?,
+        })
     }
-    Ok(out)
+
+    /// A user's snapshot and up to `limit` decisions after it.
+    fn restore_point(&self, user: &str, limit: usize) -> Result<RestorePoint, StoreError> {
+        let snapshot = self.snapshot(user)?;
+        let after = snapshot.as_ref().map_or(0, |s| s.seq);
+        let decisions = self.decisions(user, after, limit)?;
+        Ok(RestorePoint {
+            snapshot,
+            decisions,
+        })
+    }
+
+    fn snapshot(&self, user: &str) -> Result<Option<UserSnapshot>, StoreError> {
+        let Some(v) = self.snapshots.get(user).map_err(StoreError::backend)? else {
+            return Ok(None);
+        };
+        let bytes = v.value();
+        if bytes.len() < 8 {
+            return Err(StoreError::Corrupt {
+                table: "user_snapshots",
+                reason: format!("{} bytes is shorter than the sequence header", bytes.len()),
+            });
+        }
+        let (seq, state) = bytes.split_at(8);
+        Ok(Some(UserSnapshot {
+            user_id: user.to_owned(),
+            seq: u64::from_be_bytes(seq.try_into().expect("split at 8")),
+            state: state.to_vec(),
+        }))
+    }
+
+    fn decisions(
+        &self,
+        user: &str,
+        after_seq: u64,
+        limit: usize,
+    ) -> Result<Vec<Decision>, StoreError> {
+        let Some(start) = after_seq.checked_add(1) else {
+            return Ok(Vec::new());
+        };
+        let mut out = Vec::new();
+        let range = self
+            .by_user
+            .range((user, start)..=(user, u64::MAX))
+            .map_err(StoreError::backend)?;
+        for entry in range.take(limit) {
+            let (_, txn_id) = entry.map_err(StoreError::backend)?;
+            if let Some(v) = self
+                .decisions
+                .get(txn_id.value())
+                .map_err(StoreError::backend)?
+            {
+                out.push(decode(v.value())?);
+            }
+        }
+        Ok(out)
+    }
 }
 
 #[cfg(test)]

@@ -1,7 +1,7 @@
 //! Store errors.
 
 /// Why a store operation failed.
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum StoreError {
     /// The backend failed (I/O, corruption, unreachable cluster).
     #[error("storage backend: {0}")]

@@ -13,6 +13,7 @@ pub mod chain;
 pub mod conformance;
 mod embedded;
 mod error;
+mod history;
 pub mod metrics;
 pub mod outbox;
 mod writer;
@@ -85,6 +86,21 @@ pub trait Store: Send + Sync + 'static {
     /// A user's latest snapshot and up to `limit` decisions stored after it, read together
     /// (one round trip when an actor starts; most users have nothing stored at all).
     async fn restore_point(&self, user_id: &str, limit: usize) -> Result<RestorePoint, StoreError>;
+    /// [`Store::restore_point`] of several users, in their order: user actors starting
+    /// together share one call, which a backend may answer in one read. The default asks for
+    /// each concurrently.
+    async fn restore_points(
+        &self,
+        user_ids: &[String],
+        limit: usize,
+    ) -> Result<Vec<RestorePoint>, StoreError> {
+        futures::future::try_join_all(user_ids.iter().map(|u| self.restore_point(u, limit))).await
+    }
+    /// Whether `user_id` may have a stored snapshot or decision: `false` only when it
+    /// certainly has none, so that a caller can skip asking. The default: always maybe.
+    fn may_have_history(&self, _user_id: &str) -> bool {
+        true
+    }
     /// Total number of stored decisions.
     async fn decision_count(&self) -> Result<u64, StoreError>;
     /// Writes catalogue records (rules, lists, audit, labels …) atomically and durably.

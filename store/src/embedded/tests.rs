@@ -45,6 +45,63 @@ async fn snapshots_round_trip_and_survive_reopen() {
 }
 
 /// Verifies with no kept head, as of a time after every test's retention pass.
+/// The users with history are known again after a reopen (decisions only, snapshot only, many
+/// decisions each), and a user with none is answered without a blocking thread or a read: the
+/// restore completes on its first poll outside any tokio runtime, where a `spawn_blocking`
+/// would panic.
+#[test]
+fn history_is_rebuilt_at_open_and_users_without_it_cost_no_read() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("store.redb");
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .unwrap();
+    runtime.block_on(async {
+        let store = EmbeddedStore::open(&path).unwrap();
+        let mut ops = Vec::new();
+        for user in 0..40 {
+            for seq in 1..=3 {
+                let txn = format!("t{user}-{seq}");
+                ops.push(WriteOp::Decision(Arc::new(decision(
+                    &txn,
+                    &format!("u{user}"),
+                    seq,
+                    1,
+                ))));
+            }
+        }
+        ops.push(WriteOp::Snapshot(UserSnapshot {
+            user_id: "only-snapshot".into(),
+            seq: 0,
+            state: b"s".to_vec(),
+        }));
+        store.write_batch(ops).await.unwrap();
+    });
+    let store = EmbeddedStore::open(&path).unwrap();
+    assert_eq!(store.history.len(), 41);
+    for user in (0..40)
+        .map(|u| format!("u{u}"))
+        .chain(["only-snapshot".into()])
+    {
+        assert!(store.may_have_history(&user), "{user} lost its history");
+    }
+    assert!(!store.may_have_history("u40"));
+    runtime.block_on(async {
+        let point = store.restore_point("u39", 10).await.unwrap();
+        assert_eq!(point.decisions.len(), 3);
+        let point = store.restore_point("only-snapshot", 10).await.unwrap();
+        assert!(point.snapshot.is_some());
+    });
+    let mut restore = std::pin::pin!(store.restore_point("u40", 10));
+    let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+    match std::future::Future::poll(restore.as_mut(), &mut cx) {
+        std::task::Poll::Ready(Ok(point)) => {
+            assert!(point.snapshot.is_none() && point.decisions.is_empty())
+        }
+        other => panic!("a user without history waited or failed: {other:?}"),
+    }
+}
+
 async fn verify(store: &EmbeddedStore) -> crate::chain::LogReport {
     verify_expecting(store, None).await
 }
