@@ -3,7 +3,8 @@
 use clap::{Args, Parser, Subcommand};
 use sentinel_loadtest::loadgen::http::{Credential, HttpTarget};
 use sentinel_loadtest::loadgen::kafka::KafkaTarget;
-use sentinel_loadtest::loadgen::{RateSchedule, Target, TrafficOptions};
+use sentinel_loadtest::loadgen::{Population, RateSchedule, Target, TrafficOptions};
+use sentinel_loadtest::simulator::{REALISTIC_HOLDERS, REALISTIC_PAYMENTS_PER_DAY};
 use std::path::PathBuf;
 
 /// Load generator for SentinelStream: sends simulated card traffic with labelled fraud to a
@@ -102,9 +103,19 @@ struct TrafficArgs {
     /// Simulator seed: the same seed gives the same traffic.
     #[arg(long, default_value_t = 42)]
     seed: u64,
-    /// Distinct simulated card holders (at least 45 x the rate for realistic per-user timing).
-    #[arg(long, default_value_t = 100_000)]
-    users: u32,
+    /// Distinct simulated card holders [default: 100000 dense (use at least 45 x the rate),
+    /// 1000000 realistic].
+    #[arg(long)]
+    users: Option<u32>,
+    /// How often each holder pays. dense: as often as the rate needs (every users / rate
+    /// seconds, at least 45 s apart; mostly warm users). realistic: --payments-per-day each,
+    /// so nearly every event comes from a holder last seen hours of event time earlier
+    /// (event time then runs faster than the wall clock).
+    #[arg(long, value_enum, default_value_t = PopulationArg::Dense)]
+    population: PopulationArg,
+    /// Realistic population: payments per holder and day, on average.
+    #[arg(long, default_value_t = REALISTIC_PAYMENTS_PER_DAY)]
+    payments_per_day: f64,
     /// Fraction of user turns that inject a labelled fraud scenario.
     #[arg(long, default_value_t = 0.002)]
     fraud_ratio: f64,
@@ -117,6 +128,15 @@ struct TrafficArgs {
     /// No progress line.
     #[arg(long)]
     quiet: bool,
+}
+
+/// The `--population` choices.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum PopulationArg {
+    /// Holders pay as often as the rate needs.
+    Dense,
+    /// A million card holders paying a few times a day.
+    Realistic,
 }
 
 fn parse_property(s: &str) -> Result<(String, String), String> {
@@ -144,12 +164,26 @@ impl TrafficArgs {
             (0.0..=1.0).contains(&self.fraud_ratio),
             "--fraud-ratio must be within 0..=1"
         );
+        anyhow::ensure!(
+            self.payments_per_day.is_finite() && self.payments_per_day > 0.0,
+            "--payments-per-day must be positive"
+        );
+        let (population, default_users) = match self.population {
+            PopulationArg::Dense => (Population::Dense, 100_000),
+            PopulationArg::Realistic => (
+                Population::Realistic {
+                    payments_per_day: self.payments_per_day,
+                },
+                REALISTIC_HOLDERS,
+            ),
+        };
         Ok(TrafficOptions {
             schedule,
             duration_secs: self.duration_secs,
             drain_secs: self.drain_secs,
             seed: self.seed,
-            users: self.users,
+            users: self.users.unwrap_or(default_users),
+            population,
             fraud_ratio: self.fraud_ratio,
             p99_objective_ms: self.p99_objective_ms,
             report_dir: self.report_dir,
@@ -199,6 +233,36 @@ mod tests {
     }
 
     #[test]
+    fn realistic_population_defaults_to_a_million_holders() {
+        let parse = |extra: &[&str]| {
+            let mut args = vec!["sentinel-loadtest", "http", "--population", "realistic"];
+            args.extend_from_slice(extra);
+            Cli::try_parse_from(args)
+                .unwrap()
+                .into_run()
+                .map(|(opts, _)| opts)
+        };
+        let opts = parse(&[]).unwrap();
+        assert_eq!(opts.users, 1_000_000);
+        assert_eq!(
+            opts.population,
+            Population::Realistic {
+                payments_per_day: 4.0
+            }
+        );
+        let opts = parse(&["--users", "5000", "--payments-per-day", "2.5"]).unwrap();
+        assert_eq!(opts.users, 5_000);
+        assert_eq!(
+            opts.population,
+            Population::Realistic {
+                payments_per_day: 2.5
+            }
+        );
+        assert!(parse(&["--payments-per-day", "0"]).is_err());
+        assert!(parse(&["--payments-per-day", "NaN"]).is_err());
+    }
+
+    #[test]
     fn ramp_and_rate_parse() {
         let cli = Cli::try_parse_from([
             "sentinel-loadtest",
@@ -225,6 +289,7 @@ mod tests {
         let cli = Cli::try_parse_from(["sentinel-loadtest", "http", "--rate", "200"]).unwrap();
         let (opts, _) = cli.into_run().unwrap();
         assert_eq!(opts.schedule, RateSchedule::Steady { rate: 200.0 });
+        assert_eq!((opts.population, opts.users), (Population::Dense, 100_000));
         assert!(Cli::try_parse_from([
             "sentinel-loadtest",
             "http",

@@ -48,6 +48,12 @@ pub use schedule::MIN_GAP_MS;
 /// Lowest accepted rate; anything lower (or not a number) is raised to it so gaps stay finite.
 pub const MIN_RATE_PER_SEC: f64 = 1e-3;
 
+/// Card holders of the realistic population ([`SimConfig::realistic`]).
+pub const REALISTIC_HOLDERS: u32 = 1_000_000;
+
+/// Payments per holder and day in the realistic population, on average.
+pub const REALISTIC_PAYMENTS_PER_DAY: f64 = 4.0;
+
 /// What to simulate. The same config (seed and start included) gives the same stream, byte
 /// for byte.
 #[derive(Debug, Clone, PartialEq)]
@@ -81,6 +87,29 @@ impl Default for SimConfig {
             start: Utc::now(),
             daily_rhythm: true,
             scenarios: Scenario::ALL.to_vec(),
+        }
+    }
+}
+
+impl SimConfig {
+    /// A realistic card population: `holders` card holders who each pay `payments_per_day`
+    /// times a day on average, every holder on their own Poisson clock (exponential gaps, at
+    /// least 45 s apart), no daily rhythm. The population's event-time rate is
+    /// `holders × payments_per_day / 86,400` per second (about 46 for a million holders paying
+    /// four times a day), so a holder's previous payment is typically hours of event time
+    /// earlier. A `payments_per_day` that is not positive is raised to the lowest rate.
+    pub fn realistic(seed: u64, holders: u32, payments_per_day: f64) -> Self {
+        let per_day = if payments_per_day > 0.0 {
+            payments_per_day
+        } else {
+            0.0
+        };
+        SimConfig {
+            seed,
+            users: holders,
+            rate_per_sec: f64::from(holders.max(1)) * per_day / 86_400.0,
+            daily_rhythm: false,
+            ..SimConfig::default()
         }
     }
 }

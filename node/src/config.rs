@@ -119,13 +119,21 @@ pub struct KafkaConfig {
     pub dead_letter_topic: String,
     /// Events being decided at once per node (backpressure bound).
     pub max_in_flight: usize,
-    /// librdkafka `fetch.wait.max.ms`: how long a fetch may wait for data.
+    /// librdkafka `fetch.wait.max.ms`: how long a fetch may wait for data. Apache Kafka and
+    /// Redpanda answer a fetch as soon as `fetch.min.bytes` (1) are there, so with them this
+    /// only sets how often an idle consumer asks (raise it to 100-500 there); tansu 0.6 holds
+    /// every fetch this long, so against it this sets both the latency each consumer hop
+    /// adds and how hard the broker polls (BENCHMARKS.md, "Kafka client settings").
     pub fetch_wait_max_ms: u32,
     /// Create missing topics at start-up (input with `partitions`, outputs likewise).
     pub create_topics: bool,
     /// Partitions of topics the node creates.
     pub partitions: i32,
-    /// Extra librdkafka properties for both consumer and producer (security, tuning).
+    /// Extra librdkafka properties for every client (security, tuning), applied last so they
+    /// override the node's own: producers `acks` all, `linger.ms` 5, `compression.codec` lz4,
+    /// `batch.num.messages` 10000; consumers `fetch.min.bytes` 1, `queued.min.messages` 2000,
+    /// `queued.max.messages.kbytes` 8192. A property of the other kind of client is ignored
+    /// by that client (librdkafka logs a warning).
     pub options: BTreeMap<String, String>,
 }
 

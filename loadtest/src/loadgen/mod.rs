@@ -20,7 +20,7 @@ pub use clock::now_us;
 pub use pacer::Sink;
 pub use recorder::{Counts, Recorder, Second, Totals};
 pub use schedule::RateSchedule;
-pub use traffic::{population_capacity, sim_config};
+pub use traffic::{population_capacity, sim_config, Population};
 
 use crate::report::{self, Report, RunConfig, RunInfo, Written};
 use crate::simulator::Simulator;
@@ -50,6 +50,8 @@ pub struct TrafficOptions {
     pub seed: u64,
     /// Simulated users.
     pub users: u32,
+    /// How often each user pays (dense: as the rate needs; realistic: a few times a day).
+    pub population: Population,
     /// Fraction of user turns that inject fraud.
     pub fraud_ratio: f64,
     /// p99 objective of a passing rate step, milliseconds.
@@ -108,11 +110,24 @@ pub async fn run(
         opts.seed,
         opts.users,
         opts.fraud_ratio,
+        opts.population,
         chrono::Utc::now(),
     );
     let mut notes = Vec::new();
     let capacity = population_capacity(opts.users);
-    if capacity < opts.schedule.peak_rate() {
+    if let Population::Realistic { payments_per_day } = opts.population {
+        let event_rate = opts
+            .population
+            .event_rate(opts.users, opts.schedule.peak_rate());
+        notes.push(format!(
+            "Realistic population: {} card holders paying {payments_per_day} times a day each \
+             ({event_rate:.1} events per second of event time), so event time ran up to {:.0} \
+             times faster than the wall clock and a holder's previous payment was typically \
+             hours earlier.",
+            opts.users,
+            opts.schedule.peak_rate() / event_rate
+        ));
+    } else if capacity < opts.schedule.peak_rate() {
         notes.push(format!(
             "{} users produce at most {:.0} events per second of event time; the peak rate is \
              {:.0}, so event time ran faster than the wall clock and the simulation started in \
@@ -156,6 +171,7 @@ pub async fn run(
         config: RunConfig {
             seed: opts.seed,
             users: opts.users,
+            population: opts.population,
             fraud_ratio: opts.fraud_ratio,
             schedule: opts.schedule,
             duration_secs: opts.duration_secs,

@@ -15,7 +15,7 @@ pub use steps::KEEP_UP;
 pub use svg::render as render_svg;
 pub use table::render as render_table;
 
-use crate::loadgen::{Counts, RateSchedule};
+use crate::loadgen::{Counts, Population, RateSchedule};
 use crate::simulator::Scenario;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -71,6 +71,9 @@ pub struct RunConfig {
     pub seed: u64,
     /// Simulated users.
     pub users: u32,
+    /// How often each user pays (absent in reports written before it existed: dense).
+    #[serde(default)]
+    pub population: Population,
     /// Fraction of user turns that inject fraud.
     pub fraud_ratio: f64,
     /// Target send rate over time.

@@ -1,7 +1,7 @@
 //! Reports built from synthetic measurements (no node, no clock).
 
 use super::*;
-use crate::loadgen::{RateSchedule, Recorder};
+use crate::loadgen::{Population, RateSchedule, Recorder};
 use sentinel_event::Outcome;
 
 const S: i64 = 1_000_000;
@@ -10,6 +10,7 @@ fn config(schedule: RateSchedule, duration_secs: u64) -> RunConfig {
     RunConfig {
         seed: 42,
         users: 1_000,
+        population: Population::Dense,
         fraud_ratio: 0.05,
         schedule,
         duration_secs,

@@ -2,7 +2,7 @@
 //! for Kafka mode, a tansu broker, each on a free loopback port and killed on drop.
 #![allow(dead_code)] // each test binary uses a part
 
-use sentinel_loadtest::loadgen::{sim_config, RateSchedule, TrafficOptions};
+use sentinel_loadtest::loadgen::{sim_config, Population, RateSchedule, TrafficOptions};
 use sentinel_loadtest::simulator::{Scenario, Simulator};
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
@@ -256,6 +256,7 @@ pub fn options(dir: &Path, rate: f64, secs: u64, fraud_ratio: f64) -> TrafficOpt
         drain_secs: 60,
         seed: 7,
         users: 10_000,
+        population: Population::Dense,
         fraud_ratio,
         p99_objective_ms: 200.0,
         report_dir: dir.join("report"),
@@ -272,6 +273,7 @@ pub fn labelled_ids(opts: &TrafficOptions, n: u64) -> Vec<(String, Scenario)> {
         opts.seed,
         opts.users,
         opts.fraud_ratio,
+        opts.population,
         chrono::Utc::now(),
     );
     let mut sim = Simulator::new(config);

@@ -32,6 +32,20 @@ const REVOKE_DRAIN_LIMIT: Duration = Duration::from_secs(5);
 /// How often librdkafka reports statistics, from which the per-partition lag is exported.
 const STATISTICS_INTERVAL_MS: &str = "5000";
 
+/// The consumer's fetch settings, before the user's `[kafka.options]` (which win); chosen by
+/// measurement with `fetch.wait.max.ms` (BENCHMARKS.md, "Kafka client settings (issue #17)").
+pub(super) const FETCH_SETTINGS: [(&str, &str); 3] = [
+    // Answer a fetch as soon as anything is there: latency first. (tansu 0.6 holds every
+    // fetch for fetch.wait.max.ms regardless, so there that setting alone sets the pace.)
+    ("fetch.min.bytes", "1"),
+    // Bounded prefetch: librdkafka's defaults keep up to 100,000 messages per partition and
+    // 64 MiB queued ahead of the consume loop, a backlog that hides overload and is
+    // redelivered after a crash. Two thousand per partition (0.8 s of traffic at 20,000
+    // events/s over 8 partitions) and 8 MiB in all keep the loop fed without queueing the topic.
+    ("queued.min.messages", "2000"),
+    ("queued.max.messages.kbytes", "8192"),
+];
+
 /// Logs and counts rebalances, keeps [`PartitionOwnership`] current, and exports each owned
 /// partition's consumer lag.
 pub(super) struct GroupEvents(PartitionOwnership);
@@ -147,6 +161,9 @@ pub(super) fn subscribe(
         .set("fetch.wait.max.ms", kafka.fetch_wait_max_ms.to_string())
         .set("session.timeout.ms", "10000")
         .set("statistics.interval.ms", STATISTICS_INTERVAL_MS);
+    for (key, value) in FETCH_SETTINGS {
+        config.set(key, value);
+    }
     for (key, value) in &kafka.options {
         config.set(key, value);
     }
