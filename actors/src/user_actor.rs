@@ -3,6 +3,7 @@
 
 use crate::entities::Entities;
 use crate::metrics as m;
+use crate::restore::Source;
 use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
 use sentinel_engine::{entities_of, entry_of, EntityCounts, LookupMode, Policy, UserState};
 use sentinel_event::{DecisionError, Transaction};
@@ -73,6 +74,10 @@ pub struct UserActorState {
     after_failure: bool,
     user: Option<UserState>,
     since_snapshot: u64,
+    /// The `seq` of the state the store already holds for this user (its snapshot, or nothing
+    /// at all for a user without history), if known: passivating a state that has not moved
+    /// since writes nothing.
+    stored_seq: Option<u64>,
 }
 
 impl Actor for UserActor {
@@ -92,6 +97,7 @@ impl Actor for UserActor {
             after_failure: args.after_failure,
             user: None,
             since_snapshot: 0,
+            stored_seq: None,
         })
     }
 
@@ -115,7 +121,11 @@ impl Actor for UserActor {
                 Ok(())
             }
             UserMessage::Passivate(reply) => {
-                if state.user.is_some() {
+                let moved = state
+                    .user
+                    .as_ref()
+                    .is_some_and(|u| Some(u.seq) != state.stored_seq);
+                if moved {
                     let snapshot = state.snapshot()?;
                     state.deps.writer.write_snapshot(snapshot).await?;
                 }
@@ -265,6 +275,10 @@ impl UserActorState {
             metrics::counter!(m::RESTORES).increment(1);
         }
         metrics::counter!(m::USER_RESTORES, "kind" => source.kind()).increment(1);
+        self.stored_seq = match source {
+            Source::Nothing | Source::Snapshot => Some(user.seq),
+            Source::Replay(_) => None,
+        };
         self.user = Some(user);
         Ok(())
     }
@@ -272,6 +286,7 @@ impl UserActorState {
     fn snapshot(&mut self) -> Result<UserSnapshot, ActorProcessingErr> {
         self.since_snapshot = 0;
         let user = self.user.as_ref().expect("snapshot of a loaded user");
+        self.stored_seq = Some(user.seq);
         Ok(UserSnapshot {
             user_id: self.user_id.to_string(),
             seq: user.seq,

@@ -235,6 +235,18 @@ async fn a_passivated_user_restores_from_its_snapshot_alone() {
     assert_eq!(s.decision.user_seq, 151, "the restored actor continues");
 }
 
+/// Looking at a user the store has never seen and passivating it writes nothing: the state
+/// has not moved from what the store holds (nothing), so the user stays without history.
+#[tokio::test]
+async fn passivating_an_unchanged_user_writes_no_snapshot() {
+    let node = node(Duration::from_secs(60)).await;
+    let view = node.scorer.inspect("ghost").await.expect("a view");
+    assert_eq!(view.seq, 0);
+    assert_eq!(node.scorer.passivate_all().await, 1);
+    assert!(node.store.snapshot("ghost").await.unwrap().is_none());
+    assert!(!node.store.may_have_history("ghost"));
+}
+
 #[tokio::test]
 async fn a_panicking_actor_is_restarted_from_its_snapshot() {
     let node = node(Duration::from_secs(60)).await;

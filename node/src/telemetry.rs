@@ -85,6 +85,12 @@ pub fn prometheus() -> PrometheusHandle {
                         BATCH_BUCKETS,
                     )
                 })
+                .and_then(|b| {
+                    b.set_buckets_for_metric(
+                        Matcher::Full(sentinel_actors::metrics::RESTORE_BATCH_SIZE.into()),
+                        BATCH_BUCKETS,
+                    )
+                })
                 .expect("bucket lists are non-empty")
                 .build_recorder();
             let handle = recorder.handle();
@@ -142,6 +148,10 @@ fn describe() {
     describe_counter!(
         sentinel_actors::metrics::USER_RESTORES,
         "User states loaded as their actor started, by what the store held (kind: new, snapshot, replay)."
+    );
+    describe_histogram!(
+        sentinel_actors::metrics::RESTORE_BATCH_SIZE,
+        "Users whose restore points one store call read."
     );
     describe_counter!(
         sentinel_actors::metrics::RESTARTS,
