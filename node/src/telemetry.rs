@@ -95,10 +95,12 @@ const LATENCY_BUCKETS: &[f64] = &[
 ];
 const BATCH_BUCKETS: &[f64] = &[1.0, 4.0, 16.0, 64.0, 256.0, 1024.0, 4096.0];
 
-/// Installs the log subscriber. `RUST_LOG` refines the default `info` level.
+/// Installs the log subscriber. `RUST_LOG` refines the default `info` level. ractor is kept
+/// at `warn`: at `info` it opens an `Actor` span per actor that every message it sends carries
+/// and every handler poll enters, a cost per event for no log line of ours.
 pub fn init_logs(format: LogFormat) {
     let filter = EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| EnvFilter::new("info,rdkafka=warn,ractor_cluster=warn"));
+        .unwrap_or_else(|_| EnvFilter::new("info,rdkafka=warn,ractor=warn,ractor_cluster=warn"));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr);
