@@ -1,7 +1,14 @@
 //! Actor metrics. Labels are bounded: rule names (an analyst-curated set) and modes, never a
 //! user or transaction id.
+//!
+//! The per-event series are registered once, on first use, and kept as handles: counting is
+//! then an atomic add instead of a registry lookup with a label vector. The node installs its
+//! recorder before the first event; a handle taken before any recorder counts nothing.
 
+use metrics::{Counter, Histogram};
 use sentinel_rules::Mode;
+use std::collections::HashMap;
+use std::sync::{LazyLock, PoisonError, RwLock};
 
 /// Gauge: user actors alive on this node.
 pub const ACTORS_LIVE: &str = "sentinel_user_actors_live";
@@ -34,11 +41,52 @@ pub const RULE_HITS: &str = "sentinel_rule_hits_total";
 /// Histogram: seconds the user actor spent computing one decision.
 pub const SCORING_SECONDS: &str = "sentinel_scoring_duration_seconds";
 
+/// The handles of the unlabelled series a user actor records.
+pub(crate) struct ActorMetrics {
+    /// [`SCORING_SECONDS`].
+    pub scoring: Histogram,
+    /// [`LATE_EVENTS`].
+    pub late: Counter,
+    /// [`REDELIVERED`].
+    pub redelivered: Counter,
+    /// [`PASSIVATIONS`].
+    pub passivations: Counter,
+    /// [`RESTORES`].
+    pub restores: Counter,
+}
+
+/// The user actors' handles, registered on first use.
+pub(crate) static ACTOR: LazyLock<ActorMetrics> = LazyLock::new(|| ActorMetrics {
+    scoring: metrics::histogram!(SCORING_SECONDS),
+    late: metrics::counter!(LATE_EVENTS),
+    redelivered: metrics::counter!(REDELIVERED),
+    passivations: metrics::counter!(PASSIVATIONS),
+    restores: metrics::counter!(RESTORES),
+});
+
+/// [`RULE_HITS`] handles by rule name, one table per mode (active, shadow): a series is
+/// registered at its first hit, so rules that never fire in a mode export nothing for it.
+static RULE_HIT_COUNTERS: LazyLock<[RwLock<HashMap<String, Counter>>; 2]> =
+    LazyLock::new(Default::default);
+
+/// Counts one hit of `rule` in `mode`.
 pub(crate) fn rule_hit(rule: &str, mode: Mode) {
-    let mode = if mode == Mode::Shadow {
-        "shadow"
-    } else {
-        "active"
+    let (table, mode) = match mode {
+        Mode::Shadow => (&RULE_HIT_COUNTERS[1], "shadow"),
+        _ => (&RULE_HIT_COUNTERS[0], "active"),
     };
-    metrics::counter!(RULE_HITS, "rule" => rule.to_owned(), "mode" => mode).increment(1);
+    if let Some(counter) = table
+        .read()
+        .unwrap_or_else(PoisonError::into_inner)
+        .get(rule)
+    {
+        counter.increment(1);
+        return;
+    }
+    table
+        .write()
+        .unwrap_or_else(PoisonError::into_inner)
+        .entry(rule.to_owned())
+        .or_insert_with(|| metrics::counter!(RULE_HITS, "rule" => rule.to_owned(), "mode" => mode))
+        .increment(1);
 }

@@ -129,7 +129,7 @@ impl Actor for UserActor {
                     let snapshot = state.snapshot()?;
                     state.deps.writer.write_snapshot(snapshot).await?;
                 }
-                metrics::counter!(m::PASSIVATIONS).increment(1);
+                m::ACTOR.passivations.increment(1);
                 myself.stop(None);
                 if let Some(reply) = reply {
                     let _ = reply.send(());
@@ -163,7 +163,7 @@ impl UserActorState {
                 .await
             {
                 Ok(Some(decision)) => {
-                    metrics::counter!(m::REDELIVERED).increment(1);
+                    m::ACTOR.redelivered.increment(1);
                     let _ = reply.send(Ok(Stored {
                         decision: Arc::new(decision),
                         duplicate: true,
@@ -216,7 +216,7 @@ impl UserActorState {
                 return Err(format!("scoring panicked: {why}").into());
             }
         };
-        metrics::histogram!(m::SCORING_SECONDS).record(started.elapsed().as_secs_f64());
+        m::ACTOR.scoring.record(started.elapsed().as_secs_f64());
         for reason in &decision.reasons {
             m::rule_hit(&reason.rule, sentinel_rules::Mode::Active);
         }
@@ -224,7 +224,7 @@ impl UserActorState {
             m::rule_hit(&reason.rule, sentinel_rules::Mode::Shadow);
         }
         if decision.late {
-            metrics::counter!(m::LATE_EVENTS).increment(1);
+            m::ACTOR.late.increment(1);
         }
         self.deps
             .writer
@@ -272,7 +272,7 @@ impl UserActorState {
             self.deps.writer.restored(&self.user_id);
         }
         if user.seq > 0 {
-            metrics::counter!(m::RESTORES).increment(1);
+            m::ACTOR.restores.increment(1);
         }
         metrics::counter!(m::USER_RESTORES, "kind" => source.kind()).increment(1);
         self.stored_seq = match source {

@@ -53,9 +53,9 @@ impl NodeDecider {
         );
         if !stored.duplicate {
             let outcome = stored.decision.outcome;
-            metrics::counter!(t::DECISIONS, "outcome" => outcome.as_str()).increment(1);
+            t::SCORING.decisions(outcome).increment(1);
             let latency = received.elapsed();
-            metrics::histogram!(t::DECISION_LATENCY).record(latency.as_secs_f64());
+            t::SCORING.latency.record(latency.as_secs_f64());
             self.stats.record(outcome, latency);
             self.live.publish(&stored.decision, latency);
         }
@@ -69,7 +69,7 @@ impl NodeDecider {
 #[async_trait]
 impl sentinel_api::Decider for NodeDecider {
     async fn decide(&self, event: Transaction, received: Instant) -> Result<Stored, DecisionError> {
-        metrics::counter!(t::EVENTS_RECEIVED, "source" => "http").increment(1);
+        t::RECEIVED_HTTP.increment(1);
         let event = self
             .currencies
             .convert(event, crate::currency::Source::Http)

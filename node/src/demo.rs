@@ -79,7 +79,7 @@ pub async fn run_simulator(options: DemoOptions, feed: Feed, mut stop: watch::Re
             let event = sim.next_event().txn;
             match &feed {
                 Feed::Direct(decider) => {
-                    metrics::counter!(t::EVENTS_RECEIVED, "source" => "simulator").increment(1);
+                    t::RECEIVED_SIMULATOR.increment(1);
                     let event = match decider.currencies.convert(event, Source::Simulator) {
                         Ok(event) => event,
                         Err(e) => {

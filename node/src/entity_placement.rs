@@ -8,22 +8,21 @@
 //! serialization, remote ones as one cluster message each with a JSON payload. An owner that
 //! does not answer within [`ENTITY_TIMEOUT`] leaves its keys unknown (the rule does not fire;
 //! `sentinel_entity_lookup_failures_total` counts it) instead of holding the decision.
+//!
+//! The members are read from the group when it changes (the owner monitors it), not per
+//! event; while this node is the only member, sightings go straight to the local shards.
 
 use futures::future::{join_all, BoxFuture};
-use ractor::{pg, Actor, ActorCell, ActorProcessingErr, ActorRef, RpcReplyPort};
+use ractor::{pg, Actor, ActorCell, ActorProcessingErr, ActorRef, RpcReplyPort, SupervisionEvent};
 use ractor_cluster::RactorClusterMessage;
 use sentinel_actors::metrics::ENTITY_OWNERS;
 use sentinel_actors::{Entities, EntityRoute, ENTITY_TIMEOUT};
 use sentinel_engine::{LookupMode, OtherUsers, Sighting};
 use std::collections::BTreeMap;
-use std::sync::Arc;
-use std::time::Duration;
+use std::sync::{Arc, PoisonError, RwLock};
 
 /// The process group of every node's [`EntityOwner`].
 pub const ENTITIES_GROUP: &str = "sentinel.entities";
-
-/// How often the owner gauge is refreshed.
-const GAUGE_EVERY: Duration = Duration::from_secs(1);
 
 /// Messages of the entity owner (serializable: they cross nodes).
 #[derive(RactorClusterMessage)]
@@ -37,34 +36,60 @@ pub enum EntityOwnerMessage {
     Count(Vec<u8>, RpcReplyPort<Vec<u8>>),
 }
 
-/// Answers for the entities this node owns.
+/// Answers for the entities this node owns, and keeps this node's view of the members
+/// current: it monitors [`ENTITIES_GROUP`] and re-reads it on every change.
 pub struct EntityOwner;
+
+/// The owner's state: the local shards it answers from, and the members view it refreshes.
+pub struct EntityOwnerState {
+    entities: Entities,
+    placement: Arc<Placement>,
+}
 
 impl Actor for EntityOwner {
     type Msg = EntityOwnerMessage;
-    type State = Entities;
-    type Arguments = Entities;
+    type State = EntityOwnerState;
+    type Arguments = (Entities, Arc<Placement>);
 
     async fn pre_start(
         &self,
-        _myself: ActorRef<Self::Msg>,
-        entities: Entities,
+        myself: ActorRef<Self::Msg>,
+        (entities, placement): (Entities, Arc<Placement>),
     ) -> Result<Self::State, ActorProcessingErr> {
-        Ok(entities)
+        pg::monitor(ENTITIES_GROUP.to_owned(), myself.get_cell());
+        Ok(EntityOwnerState {
+            entities,
+            placement,
+        })
     }
 
     async fn handle(
         &self,
         _myself: ActorRef<Self::Msg>,
         message: EntityOwnerMessage,
-        entities: &mut Entities,
+        state: &mut EntityOwnerState,
     ) -> Result<(), ActorProcessingErr> {
         match message {
             EntityOwnerMessage::RecordAndCount(payload, reply) => {
-                answer(entities, payload, LookupMode::Record, reply);
+                answer(&state.entities, payload, LookupMode::Record, reply);
             }
             EntityOwnerMessage::Count(payload, reply) => {
-                answer(entities, payload, LookupMode::Peek, reply);
+                answer(&state.entities, payload, LookupMode::Peek, reply);
+            }
+        }
+        Ok(())
+    }
+
+    async fn handle_supervisor_evt(
+        &self,
+        _myself: ActorRef<Self::Msg>,
+        event: SupervisionEvent,
+        state: &mut EntityOwnerState,
+    ) -> Result<(), ActorProcessingErr> {
+        // The owner supervises nothing: the only events it gets are the group's changes.
+        if let SupervisionEvent::ProcessGroupChanged(change) = event {
+            if change.get_group() == ENTITIES_GROUP {
+                state.placement.refresh();
             }
         }
         Ok(())
@@ -88,9 +113,48 @@ fn answer(entities: &Entities, payload: Vec<u8>, mode: LookupMode, reply: RpcRep
     });
 }
 
+/// The members of [`ENTITIES_GROUP`] as last read, shared by the owner (which refreshes it)
+/// and the route (which reads it per event).
+pub struct Placement {
+    members: RwLock<Arc<Members>>,
+}
+
+/// The owner actors by member name, sorted by name (one per name).
+type Members = Vec<(String, ActorCell)>;
+
+impl Placement {
+    /// A view read from the group now.
+    fn read() -> Placement {
+        Placement {
+            members: RwLock::new(Arc::new(Self::members())),
+        }
+    }
+
+    fn members() -> Members {
+        let members: BTreeMap<String, ActorCell> = pg::get_members(&ENTITIES_GROUP.to_owned())
+            .into_iter()
+            .filter_map(|cell| Some((member_name(&cell)?, cell)))
+            .collect();
+        members.into_iter().collect()
+    }
+
+    /// Re-reads the group (after a change) and updates the owner gauge.
+    fn refresh(&self) {
+        let members = Arc::new(Self::members());
+        metrics::gauge!(ENTITY_OWNERS).set(members.len() as f64);
+        *self.members.write().unwrap_or_else(PoisonError::into_inner) = members;
+    }
+
+    /// The members now (one reference count, no copy).
+    fn current(&self) -> Arc<Members> {
+        Arc::clone(&self.members.read().unwrap_or_else(PoisonError::into_inner))
+    }
+}
+
 /// Places entities on the members of [`ENTITIES_GROUP`].
 struct ClusterRoute {
     local: Entities,
+    placement: Arc<Placement>,
 }
 
 /// The member name of an owner actor: its name without the group prefix.
@@ -106,21 +170,33 @@ impl EntityRoute for ClusterRoute {
         sightings: Vec<Sighting>,
         mode: LookupMode,
     ) -> BoxFuture<'static, Vec<Option<OtherUsers>>> {
-        let members: BTreeMap<String, ActorCell> = pg::get_members(&ENTITIES_GROUP.to_owned())
-            .into_iter()
-            .filter_map(|cell| Some((member_name(&cell)?, cell)))
-            .collect();
-        let mut by_owner: BTreeMap<&str, Vec<(usize, Sighting)>> = BTreeMap::new();
+        let members = self.placement.current();
+        let local = self.local.clone();
+        // This node owns every entity: no placement, straight to the local shards.
+        if let [(_, only)] = members.as_slice() {
+            if only.get_id().is_local() {
+                return Box::pin(async move { local.record_locally(sightings, mode).await });
+            }
+        }
+        let names = || members.iter().map(|(name, _)| name.as_str());
+        let mut by_owner: Vec<Vec<(usize, Sighting)>> = vec![Vec::new(); members.len()];
         for (i, s) in sightings.iter().enumerate() {
-            if let Some(owner) = s.key.owner(members.keys().map(String::as_str)) {
-                by_owner.entry(owner).or_default().push((i, *s));
+            // `owner` answers one of `names`, so the position is always found.
+            if let Some(at) = s
+                .key
+                .owner(names())
+                .and_then(|owner| names().position(|name| name == owner))
+            {
+                by_owner[at].push((i, *s));
             }
         }
         let calls: Vec<_> = by_owner
             .into_iter()
-            .map(|(owner, part)| {
-                let cell = members[owner].clone();
-                let local = self.local.clone();
+            .zip(members.iter())
+            .filter(|(part, _)| !part.is_empty())
+            .map(|(part, (_, cell))| {
+                let cell = cell.clone();
+                let local = local.clone();
                 async move {
                     let (slots, batch): (Vec<usize>, Vec<Sighting>) = part.into_iter().unzip();
                     let answers = if cell.get_id().is_local() {
@@ -177,20 +253,20 @@ pub async fn start(
     entities: Entities,
 ) -> anyhow::Result<ActorRef<EntityOwnerMessage>> {
     let name = format!("{ENTITIES_GROUP}.{node_name}");
-    let (actor, _) = Actor::spawn(Some(name), EntityOwner, entities.clone())
-        .await
-        .map_err(|e| anyhow::anyhow!("starting the entity owner: {e}"))?;
+    let placement = Arc::new(Placement::read());
+    let (actor, _) = Actor::spawn(
+        Some(name),
+        EntityOwner,
+        (entities.clone(), Arc::clone(&placement)),
+    )
+    .await
+    .map_err(|e| anyhow::anyhow!("starting the entity owner: {e}"))?;
     pg::join(ENTITIES_GROUP.to_owned(), vec![actor.get_cell()]);
+    // The owner refreshes on the join too; reading here makes the route right from the start.
+    placement.refresh();
     entities.route_with(Arc::new(ClusterRoute {
         local: entities.clone(),
+        placement,
     }));
-    tokio::spawn(async {
-        let mut tick = tokio::time::interval(GAUGE_EVERY);
-        loop {
-            tick.tick().await;
-            let owners = pg::get_members(&ENTITIES_GROUP.to_owned()).len();
-            metrics::gauge!(ENTITY_OWNERS).set(owners as f64);
-        }
-    });
     Ok(actor)
 }

@@ -1,9 +1,10 @@
 //! Logs (tracing) and metrics (Prometheus exposition).
 
 use crate::config::LogFormat;
+use metrics::{Counter, Histogram};
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 use sentinel_event::Outcome;
-use std::sync::OnceLock;
+use std::sync::{LazyLock, OnceLock};
 use tracing_subscriber::EnvFilter;
 
 /// Counter: events received, by source (`kafka`, `http`, `simulator`).
@@ -52,6 +53,41 @@ pub const HTTP_CONNECTIONS_OPEN: &str = "sentinel_http_connections_open";
 /// Counter: API connections closed on accept because `http_max_connections` were open.
 pub const HTTP_CONNECTIONS_REFUSED: &str = "sentinel_http_connections_refused_total";
 
+/// The handles of the series every decision records, registered once (when the recorder is
+/// installed) so that counting one is an atomic add, not a registry lookup with labels.
+pub struct ScoringMetrics {
+    /// [`DECISIONS`] by outcome, in [`Outcome::ALL`] order.
+    decisions: [Counter; 3],
+    /// [`DECISION_LATENCY`].
+    pub latency: Histogram,
+}
+
+impl ScoringMetrics {
+    /// [`DECISIONS`] of `outcome`.
+    pub fn decisions(&self, outcome: Outcome) -> &Counter {
+        let at = match outcome {
+            Outcome::Approve => 0,
+            Outcome::Review => 1,
+            Outcome::Decline => 2,
+        };
+        &self.decisions[at]
+    }
+}
+
+/// The scoring path's handles (forced by [`prometheus`], after the recorder is installed).
+pub static SCORING: LazyLock<ScoringMetrics> = LazyLock::new(|| ScoringMetrics {
+    decisions: Outcome::ALL.map(|o| metrics::counter!(DECISIONS, "outcome" => o.as_str())),
+    latency: metrics::histogram!(DECISION_LATENCY),
+});
+
+/// [`EVENTS_RECEIVED`] from `http`, registered at the first such event.
+pub static RECEIVED_HTTP: LazyLock<Counter> =
+    LazyLock::new(|| metrics::counter!(EVENTS_RECEIVED, "source" => "http"));
+
+/// [`EVENTS_RECEIVED`] from `simulator`, registered at the first such event.
+pub static RECEIVED_SIMULATOR: LazyLock<Counter> =
+    LazyLock::new(|| metrics::counter!(EVENTS_RECEIVED, "source" => "simulator"));
+
 /// Latency buckets in seconds: 100 µs to 10 s.
 const LATENCY_BUCKETS: &[f64] = &[
     0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
@@ -59,10 +95,12 @@ const LATENCY_BUCKETS: &[f64] = &[
 ];
 const BATCH_BUCKETS: &[f64] = &[1.0, 4.0, 16.0, 64.0, 256.0, 1024.0, 4096.0];
 
-/// Installs the log subscriber. `RUST_LOG` refines the default `info` level.
+/// Installs the log subscriber. `RUST_LOG` refines the default `info` level. ractor is kept
+/// at `warn`: at `info` it opens an `Actor` span per actor that every message it sends carries
+/// and every handler poll enters, a cost per event for no log line of ours.
 pub fn init_logs(format: LogFormat) {
     let filter = EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| EnvFilter::new("info,rdkafka=warn,ractor_cluster=warn"));
+        .unwrap_or_else(|_| EnvFilter::new("info,rdkafka=warn,ractor=warn,ractor_cluster=warn"));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr);
@@ -305,7 +343,7 @@ fn describe() {
     metrics::gauge!(ENTITY_INDEX_ENTITIES).set(0.0);
     metrics::counter!(LABEL_INDEX_REFRESH_FAILURES).increment(0);
     for outcome in Outcome::ALL {
-        metrics::counter!(DECISIONS, "outcome" => outcome.as_str()).increment(0);
+        SCORING.decisions(outcome).increment(0);
     }
     metrics::gauge!(sentinel_actors::metrics::ACTORS_LIVE).increment(0.0);
     metrics::gauge!(IN_FLIGHT).set(0.0);
