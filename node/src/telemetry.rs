@@ -1,7 +1,7 @@
 //! Logs (tracing) and metrics (Prometheus exposition).
 
 use crate::config::LogFormat;
-use metrics::{Counter, Histogram};
+use metrics::{Counter, Gauge, Histogram};
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 use sentinel_event::Outcome;
 use std::sync::{LazyLock, OnceLock};
@@ -87,6 +87,30 @@ pub static RECEIVED_HTTP: LazyLock<Counter> =
 /// [`EVENTS_RECEIVED`] from `simulator`, registered at the first such event.
 pub static RECEIVED_SIMULATOR: LazyLock<Counter> =
     LazyLock::new(|| metrics::counter!(EVENTS_RECEIVED, "source" => "simulator"));
+
+/// The Kafka path's per-event series, registered when the first message arrives (after the
+/// recorder is installed) so that each message costs atomic adds, not registry lookups.
+pub struct KafkaMetrics {
+    /// [`EVENTS_RECEIVED`] from `kafka`.
+    pub received: Counter,
+    /// [`END_TO_END_LATENCY`].
+    pub end_to_end: Histogram,
+    /// [`IN_FLIGHT`].
+    pub in_flight: Gauge,
+    /// [`PUBLISHED`] to the approved topic.
+    pub published_approved: Counter,
+    /// [`PUBLISHED`] to the fraud topic.
+    pub published_fraud: Counter,
+}
+
+/// The Kafka path's handles.
+pub static KAFKA: LazyLock<KafkaMetrics> = LazyLock::new(|| KafkaMetrics {
+    received: metrics::counter!(EVENTS_RECEIVED, "source" => "kafka"),
+    end_to_end: metrics::histogram!(END_TO_END_LATENCY),
+    in_flight: metrics::gauge!(IN_FLIGHT),
+    published_approved: metrics::counter!(PUBLISHED, "topic" => "approved"),
+    published_fraud: metrics::counter!(PUBLISHED, "topic" => "fraud"),
+});
 
 /// Latency buckets in seconds: 100 µs to 10 s.
 const LATENCY_BUCKETS: &[f64] = &[

@@ -254,7 +254,7 @@ pub async fn run_consumer(
         settle,
         |message| {
             let received_at = Instant::now();
-            metrics::counter!(t::EVENTS_RECEIVED, "source" => "kafka").increment(1);
+            t::KAFKA.received.increment(1);
             let (partition, offset) = (message.partition(), message.offset());
             let produced_ms = message.timestamp().to_millis();
             let key = message.key().map(<[u8]>::to_vec);
@@ -290,7 +290,8 @@ pub async fn run_consumer(
                     Ok(()) => {
                         if let Some(ms) = produced_ms {
                             let now = chrono::Utc::now().timestamp_millis();
-                            metrics::histogram!(t::END_TO_END_LATENCY)
+                            t::KAFKA
+                                .end_to_end
                                 .record((now - ms).max(0) as f64 / 1000.0);
                         }
                     }
@@ -389,7 +390,7 @@ where
                 };
                 tracker.start(message.partition(), message.offset());
                 in_flight.push(handle(&message));
-                metrics::gauge!(t::IN_FLIGHT).set(tracker.in_flight() as f64);
+                t::KAFKA.in_flight.set(tracker.in_flight() as f64);
             }
         }
     }
@@ -455,7 +456,7 @@ fn finish(
             tracing::debug!(error = %e, partition, "offset not stored");
         }
     }
-    metrics::gauge!(t::IN_FLIGHT).set(tracker.in_flight() as f64);
+    t::KAFKA.in_flight.set(tracker.in_flight() as f64);
 }
 
 /// Decides one event, retrying transient failures (store or broker trouble) with backoff

@@ -40,9 +40,9 @@ impl Publisher {
     /// Publishes one decision and waits for the broker's acknowledgement, retrying with
     /// backoff.
     pub async fn publish(&self, decision: &Decision) -> Result<(), DecisionError> {
-        let (topic, role) = match decision.outcome {
-            Outcome::Approve => (&self.approved_topic, "approved"),
-            Outcome::Review | Outcome::Decline => (&self.fraud_topic, "fraud"),
+        let (topic, published) = match decision.outcome {
+            Outcome::Approve => (&self.approved_topic, &t::KAFKA.published_approved),
+            Outcome::Review | Outcome::Decline => (&self.fraud_topic, &t::KAFKA.published_fraud),
         };
         let payload = serde_json::to_vec(decision)
             .map_err(|e| DecisionError::Unavailable(format!("encoding a decision: {e}")))?;
@@ -63,7 +63,7 @@ impl Publisher {
                 .headers(headers.clone());
             match self.producer.send(record, SEND_TIMEOUT).await {
                 Ok(_) => {
-                    metrics::counter!(t::PUBLISHED, "topic" => role).increment(1);
+                    published.increment(1);
                     return Ok(());
                 }
                 Err((e, _)) => {
