@@ -90,3 +90,46 @@ pub(crate) fn rule_hit(rule: &str, mode: Mode) {
         .or_insert_with(|| metrics::counter!(RULE_HITS, "rule" => rule.to_owned(), "mode" => mode))
         .increment(1);
 }
+
+/// Help texts, and zeroed series so dashboards and alerts see a zero from the start. The node
+/// calls this once its recorder is installed.
+pub fn describe() {
+    use metrics::{describe_counter, describe_gauge, describe_histogram, Unit};
+    describe_gauge!(ACTORS_LIVE, "Live user actors.");
+    describe_counter!(PASSIVATIONS, "User actors passivated when idle.");
+    describe_counter!(RESTORES, "User actors restored from the store.");
+    describe_counter!(
+        USER_RESTORES,
+        "User states loaded as their actor started, by what the store held (kind: new, snapshot, replay)."
+    );
+    describe_histogram!(
+        RESTORE_BATCH_SIZE,
+        "Users whose restore points one store call read."
+    );
+    describe_counter!(RESTARTS, "User actors restarted after a failure.");
+    describe_counter!(LATE_EVENTS, "Events later than the allowed lateness.");
+    describe_counter!(REDELIVERED, "Redelivered events answered from the store.");
+    describe_histogram!(
+        ENTITY_LOOKUP_SECONDS,
+        Unit::Seconds,
+        "Time a decision waited for its entities' distinct-user counts."
+    );
+    describe_counter!(
+        ENTITY_LOOKUP_FAILURES,
+        "Entity counts that stayed unknown (owner unreachable or too slow)."
+    );
+    describe_gauge!(
+        ENTITY_OWNERS,
+        "Cluster members this node places entities on, itself included."
+    );
+    describe_counter!(RULE_HITS, "Rule hits, by rule and mode.");
+    describe_histogram!(
+        SCORING_SECONDS,
+        Unit::Seconds,
+        "Time a user actor spends deciding one event."
+    );
+    metrics::gauge!(ACTORS_LIVE).increment(0.0);
+    for name in [RESTARTS, PASSIVATIONS, RESTORES, LATE_EVENTS, REDELIVERED] {
+        metrics::counter!(name).increment(0);
+    }
+}

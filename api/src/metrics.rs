@@ -1,4 +1,5 @@
-//! Names of the metrics the API records (the node describes and exports them).
+//! The metrics the API records: names, bounded label values and help texts ([`describe`]);
+//! the node exports them.
 
 /// Counter: decisions a live dashboard stream skipped because its client read too slowly
 /// (the stream's figures still count them; scoring never waits for a page).
@@ -95,3 +96,65 @@ pub const SCREENED: &str = "sentinel_screened_total";
 /// Every `result` label of [`SCREENED`]: `decided` (answered with a decision), `rejected`
 /// (the item is not a valid event), `failed` (the node could not decide it now).
 pub const SCREEN_RESULTS: [&str; 3] = ["decided", "rejected", "failed"];
+
+/// Help texts, and every bounded label combination at zero so dashboards and alerts see a zero
+/// from the start. The node calls this once its recorder is installed.
+pub fn describe() {
+    use metrics::describe_counter;
+    describe_counter!(
+        AUTH_FAILURES,
+        "API requests refused for missing or invalid credentials, by reason."
+    );
+    for reason in AUTH_FAILURE_REASONS {
+        metrics::counter!(AUTH_FAILURES, "reason" => reason).increment(0);
+    }
+    describe_counter!(
+        AUTH_THROTTLED,
+        "API requests refused because their address failed authentication too often."
+    );
+    metrics::counter!(AUTH_THROTTLED).increment(0);
+    describe_counter!(
+        RATE_LIMITED,
+        "API requests refused by the rate limit, by role."
+    );
+    for role in crate::Role::ALL {
+        metrics::counter!(RATE_LIMITED, "role" => role.as_str()).increment(0);
+    }
+    describe_counter!(
+        REFUSED,
+        "API requests refused before any handler ran, by reason."
+    );
+    for reason in REFUSAL_REASONS {
+        metrics::counter!(REFUSED, "reason" => reason).increment(0);
+    }
+    describe_counter!(LABELS_STORED, "Labels stored, one by one or in batches.");
+    metrics::counter!(LABELS_STORED).increment(0);
+    describe_counter!(
+        LABELS_REJECTED,
+        "Labels of a batch refused, by the field at fault."
+    );
+    for field in LABEL_REJECT_FIELDS {
+        metrics::counter!(LABELS_REJECTED, "field" => field).increment(0);
+    }
+    describe_counter!(
+        EVENTS_INVALID,
+        "Events refused as invalid, by source and the field at fault."
+    );
+    for source in EVENT_SOURCES {
+        for field in sentinel_event::InvalidEvent::FIELD_LABELS {
+            metrics::counter!(EVENTS_INVALID, "source" => source, "field" => field).increment(0);
+        }
+    }
+    describe_counter!(
+        SCREENED,
+        "Transactions screened without storing, by result."
+    );
+    for result in SCREEN_RESULTS {
+        metrics::counter!(SCREENED, "result" => result).increment(0);
+    }
+    describe_counter!(
+        STREAM_LAGGED,
+        "Decisions live dashboard streams skipped for slow clients."
+    );
+    metrics::counter!(STREAM_LAGGED).increment(0);
+}

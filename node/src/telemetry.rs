@@ -163,9 +163,15 @@ pub fn prometheus() -> PrometheusHandle {
         .clone()
 }
 
-/// Help texts, and zeroed series so dashboards show every outcome from the start.
+/// Help texts, and zeroed series so dashboards show every outcome from the start. Each crate
+/// describes its own metrics beside their names; this adds the node's.
 fn describe() {
     use metrics::{describe_counter, describe_gauge, describe_histogram, Unit};
+    sentinel_engine::metrics::describe();
+    sentinel_actors::metrics::describe();
+    sentinel_store::metrics::describe();
+    sentinel_api::metrics::describe();
+    sentinel_alerts::metrics::describe();
     describe_counter!(EVENTS_RECEIVED, "Events received, by source.");
     describe_counter!(DECISIONS, "Decisions made, by outcome.");
     describe_histogram!(
@@ -198,130 +204,6 @@ fn describe() {
         CONSUMER_LAG,
         "Messages not yet committed per owned partition (high watermark - committed)."
     );
-    describe_gauge!(sentinel_actors::metrics::ACTORS_LIVE, "Live user actors.");
-    describe_counter!(
-        sentinel_actors::metrics::PASSIVATIONS,
-        "User actors passivated when idle."
-    );
-    describe_counter!(
-        sentinel_actors::metrics::RESTORES,
-        "User actors restored from the store."
-    );
-    describe_counter!(
-        sentinel_actors::metrics::USER_RESTORES,
-        "User states loaded as their actor started, by what the store held (kind: new, snapshot, replay)."
-    );
-    describe_histogram!(
-        sentinel_actors::metrics::RESTORE_BATCH_SIZE,
-        "Users whose restore points one store call read."
-    );
-    describe_counter!(
-        sentinel_actors::metrics::RESTARTS,
-        "User actors restarted after a failure."
-    );
-    describe_counter!(
-        sentinel_actors::metrics::LATE_EVENTS,
-        "Events later than the allowed lateness."
-    );
-    describe_counter!(
-        sentinel_actors::metrics::REDELIVERED,
-        "Redelivered events answered from the store."
-    );
-    describe_counter!(
-        sentinel_actors::metrics::RULE_HITS,
-        "Rule hits, by rule and mode."
-    );
-    describe_histogram!(
-        sentinel_actors::metrics::SCORING_SECONDS,
-        Unit::Seconds,
-        "Time a user actor spends deciding one event."
-    );
-    describe_histogram!(
-        sentinel_store::metrics::BATCH_SECONDS,
-        Unit::Seconds,
-        "Time to write and commit one store batch."
-    );
-    describe_histogram!(
-        sentinel_store::metrics::BATCH_SIZE,
-        "Writes per committed store batch."
-    );
-    describe_counter!(
-        sentinel_store::metrics::DECISIONS_STORED,
-        "Decisions newly stored."
-    );
-    describe_counter!(
-        sentinel_store::metrics::DECISIONS_DUPLICATE,
-        "Decision writes that found one already stored."
-    );
-    describe_counter!(
-        sentinel_store::metrics::DECISIONS_PRUNED,
-        "Decisions deleted by retention."
-    );
-    describe_counter!(
-        sentinel_store::metrics::WRITE_ERRORS,
-        "Failed store batch writes."
-    );
-    describe_counter!(
-        sentinel_api::metrics::AUTH_FAILURES,
-        "API requests refused for missing or invalid credentials, by reason."
-    );
-    describe_counter!(
-        sentinel_api::metrics::RATE_LIMITED,
-        "API requests refused by the rate limit, by role."
-    );
-    for reason in sentinel_api::metrics::AUTH_FAILURE_REASONS {
-        metrics::counter!(sentinel_api::metrics::AUTH_FAILURES, "reason" => reason).increment(0);
-    }
-    describe_counter!(
-        sentinel_api::metrics::AUTH_THROTTLED,
-        "API requests refused because their address failed authentication too often."
-    );
-    metrics::counter!(sentinel_api::metrics::AUTH_THROTTLED).increment(0);
-    describe_counter!(
-        sentinel_api::metrics::REFUSED,
-        "API requests refused before any handler ran, by reason."
-    );
-    for reason in sentinel_api::metrics::REFUSAL_REASONS {
-        metrics::counter!(sentinel_api::metrics::REFUSED, "reason" => reason).increment(0);
-    }
-    for role in sentinel_api::Role::ALL {
-        metrics::counter!(sentinel_api::metrics::RATE_LIMITED, "role" => role.as_str())
-            .increment(0);
-    }
-    describe_counter!(
-        sentinel_api::metrics::LABELS_STORED,
-        "Labels stored, one by one or in batches."
-    );
-    metrics::counter!(sentinel_api::metrics::LABELS_STORED).increment(0);
-    describe_counter!(
-        sentinel_api::metrics::LABELS_REJECTED,
-        "Labels of a batch refused, by the field at fault."
-    );
-    for field in sentinel_api::metrics::LABEL_REJECT_FIELDS {
-        metrics::counter!(sentinel_api::metrics::LABELS_REJECTED, "field" => field).increment(0);
-    }
-    describe_counter!(
-        sentinel_api::metrics::EVENTS_INVALID,
-        "Events refused as invalid, by source and the field at fault."
-    );
-    for source in sentinel_api::metrics::EVENT_SOURCES {
-        for field in sentinel_event::InvalidEvent::FIELD_LABELS {
-            metrics::counter!(sentinel_api::metrics::EVENTS_INVALID, "source" => source, "field" => field)
-                .increment(0);
-        }
-    }
-    describe_counter!(
-        sentinel_api::metrics::SCREENED,
-        "Transactions screened without storing, by result."
-    );
-    for result in sentinel_api::metrics::SCREEN_RESULTS {
-        metrics::counter!(sentinel_api::metrics::SCREENED, "result" => result).increment(0);
-    }
-    describe_counter!(
-        sentinel_api::metrics::STREAM_LAGGED,
-        "Decisions live dashboard streams skipped for slow clients."
-    );
-    sentinel_alerts::metrics::describe();
     describe_counter!(
         OWNER_ROUTE_FORWARDS,
         "HTTP events sent on to the partition's owner, by result."
@@ -369,23 +251,9 @@ fn describe() {
     for outcome in Outcome::ALL {
         SCORING.decisions(outcome).increment(0);
     }
-    metrics::gauge!(sentinel_actors::metrics::ACTORS_LIVE).increment(0.0);
     metrics::gauge!(IN_FLIGHT).set(0.0);
     // Counters of rare events exist from the start, so rates and alerts see a zero, not nothing.
-    for name in [
-        PUBLISH_ERRORS,
-        REVOKE_DRAIN_TIMEOUTS,
-        sentinel_actors::metrics::RESTARTS,
-        sentinel_actors::metrics::PASSIVATIONS,
-        sentinel_actors::metrics::RESTORES,
-        sentinel_actors::metrics::LATE_EVENTS,
-        sentinel_actors::metrics::REDELIVERED,
-        sentinel_store::metrics::WRITE_ERRORS,
-        sentinel_store::metrics::DECISIONS_DUPLICATE,
-        sentinel_store::metrics::DECISIONS_PRUNED,
-        sentinel_api::metrics::STREAM_LAGGED,
-        STORE_PEER_REFUSALS,
-    ] {
+    for name in [PUBLISH_ERRORS, REVOKE_DRAIN_TIMEOUTS, STORE_PEER_REFUSALS] {
         metrics::counter!(name).increment(0);
     }
 }
