@@ -306,6 +306,15 @@ impl IntoResponse for ApiError {
                 axum::http::HeaderValue::from_static("1"),
             );
         }
+        if self.status == StatusCode::PAYLOAD_TOO_LARGE {
+            // The rest of the body is never read, so the server closes the connection after
+            // this answer; saying so keeps a keep-alive client from sending its next request
+            // down a connection about to close (seen as `IncompleteMessage` in reqwest).
+            response.headers_mut().insert(
+                axum::http::header::CONNECTION,
+                axum::http::HeaderValue::from_static("close"),
+            );
+        }
         response
     }
 }

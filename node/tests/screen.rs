@@ -187,6 +187,8 @@ async fn screening_decides_as_live_scoring_would_and_keeps_nothing() {
         .await
         .unwrap();
     assert_eq!(r.status(), 413);
+    // The unread body ends the connection: the answer says so, so the pool does not reuse it.
+    assert_eq!(r.headers()["connection"], "close");
 
     let metrics = node.metrics(&client).await;
     let decided = metric_value(&metrics, "sentinel_screened_total{result=\"decided\"}");
