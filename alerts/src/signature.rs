@@ -4,7 +4,8 @@
 //! it with the `v1=` value of `X-Sentinel-Signature` in constant time, and reject timestamps
 //! too far from their clock (replays).
 
-use sha2::{Digest, Sha256};
+use hmac::{Hmac, KeyInit, Mac};
+use sha2::Sha256;
 
 /// Header carrying the signature, `v1=<hex>`.
 pub const SIGNATURE_HEADER: &str = "x-sentinel-signature";
@@ -13,46 +14,41 @@ pub const TIMESTAMP_HEADER: &str = "x-sentinel-timestamp";
 /// Header carrying the alert id, the same on every attempt: receivers deduplicate on it.
 pub const DELIVERY_HEADER: &str = "x-sentinel-delivery";
 
-const BLOCK: usize = 64;
-
-/// HMAC-SHA256 of `message` under `key`.
+/// HMAC-SHA256 of the concatenated `message` parts under `key`.
 pub fn hmac_sha256(key: &[u8], message: &[&[u8]]) -> [u8; 32] {
-    let mut block = [0u8; BLOCK];
-    if key.len() > BLOCK {
-        let digest: [u8; 32] = Sha256::digest(key).into();
-        block[..32].copy_from_slice(&digest);
-    } else {
-        block[..key.len()].copy_from_slice(key);
-    }
-    let mut inner = Sha256::new();
-    inner.update(block.map(|b| b ^ 0x36));
+    mac(key, message).finalize().into_bytes().into()
+}
+
+fn mac(key: &[u8], message: &[&[u8]]) -> Hmac<Sha256> {
+    let mut mac = Hmac::<Sha256>::new_from_slice(key).expect("HMAC takes a key of any length");
     for part in message {
-        inner.update(part);
+        mac.update(part);
     }
-    let inner: [u8; 32] = inner.finalize().into();
-    let mut outer = Sha256::new();
-    outer.update(block.map(|b| b ^ 0x5c));
-    outer.update(inner);
-    outer.finalize().into()
+    mac
+}
+
+/// The MAC of `<timestamp>.<body>` under `secret`, not yet finalised.
+fn signed(secret: &str, timestamp: i64, body: &[u8]) -> Hmac<Sha256> {
+    let ts = timestamp.to_string();
+    mac(secret.as_bytes(), &[ts.as_bytes(), b".", body])
 }
 
 /// The `X-Sentinel-Signature` value for `body` sent at `timestamp` (Unix seconds).
 pub fn sign(secret: &str, timestamp: i64, body: &[u8]) -> String {
-    let ts = timestamp.to_string();
-    let mac = hmac_sha256(secret.as_bytes(), &[ts.as_bytes(), b".", body]);
-    format!("v1={}", hex::encode(mac))
+    let tag = signed(secret, timestamp, body).finalize().into_bytes();
+    format!("v1={}", hex::encode(tag))
 }
 
-/// True when `signature` (`v1=<hex>`) is the signature of `body` at `timestamp`; compares in
-/// constant time.
+/// True when `signature` (`v1=<hex>`, hex digits in either case) is the signature of `body`
+/// at `timestamp`; compares in constant time.
 pub fn verify(secret: &str, timestamp: i64, body: &[u8], signature: &str) -> bool {
-    let expected = sign(secret, timestamp, body);
-    expected.len() == signature.len()
-        && expected
-            .bytes()
-            .zip(signature.bytes())
-            .fold(0u8, |acc, (a, b)| acc | (a ^ b))
-            == 0
+    let Some(tag) = signature
+        .strip_prefix("v1=")
+        .and_then(|hex| hex::decode(hex).ok())
+    else {
+        return false;
+    };
+    signed(secret, timestamp, body).verify_slice(&tag).is_ok()
 }
 
 #[cfg(test)]
@@ -86,5 +82,12 @@ mod tests {
         assert!(!verify("other", 1_700_000_000, b"{\"a\":1}", &sig));
         assert!(!verify("s3cret", 1_700_000_001, b"{\"a\":1}", &sig));
         assert!(!verify("s3cret", 1_700_000_000, b"{\"a\":2}", &sig));
+        assert!(!verify(
+            "s3cret",
+            1_700_000_000,
+            b"{\"a\":1}",
+            &sig[..sig.len() - 2]
+        ));
+        assert!(!verify("s3cret", 1_700_000_000, b"{\"a\":1}", &sig[3..]));
     }
 }

@@ -13,6 +13,7 @@ use sentinel_store::{RecordKind, RecordWrite, Store};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use std::sync::Arc;
+use subtle::ConstantTimeEq;
 
 /// What a key created through the API starts with, followed by `<id>_<secret>`.
 const KEY_PREFIX: &str = "sk_";
@@ -157,7 +158,7 @@ fn is_key_id(s: &str) -> bool {
 
 /// Compares without stopping at the first difference, so timing tells nothing about the hash.
 fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+    a.ct_eq(b).into()
 }
 
 /// Stores a key record together with its audit entry.

@@ -3,6 +3,9 @@
 //! Trees are stored flat, in pre-order: a split node's left child is the next node, its right
 //! child is at `right[i]`. A leaf (`feature == LEAF`) stores, in `value`, the expected extra
 //! path length `c(size)` of the points it still held, so scoring is a loop over arrays.
+//!
+//! Hand-written rather than taken from a crate on purpose: these flat arrays are the artifact's
+//! stored form, and they keep scoring allocation-free (`model/tests/no_alloc.rs`).
 
 use crate::features::{FeatureVector, N_FEATURES};
 use crate::rng::SplitMix64;

@@ -1,10 +1,9 @@
 //! Command-line interface.
 
-use crate::config::{KafkaConfig, LogFormat, NodeConfig};
+use crate::config::NodeConfig;
 use crate::demo::DemoOptions;
 use crate::node::{self, Source};
 use clap::{Args, Parser, Subcommand};
-use std::net::SocketAddr;
 use std::path::PathBuf;
 
 /// SentinelStream: real-time card-fraud scoring.
@@ -124,105 +123,10 @@ struct NodeArgs {
     /// TOML config file (see config/sentinel.example.toml).
     #[arg(long, env = "SENTINEL_CONFIG")]
     config: Option<PathBuf>,
-    /// Directory of the embedded store.
-    #[arg(long, env = "SENTINEL_DATA_DIR")]
-    data_dir: Option<PathBuf>,
-    /// Address of the REST API and /metrics.
-    #[arg(long, env = "SENTINEL_HTTP_LISTEN")]
-    http_listen: Option<SocketAddr>,
-    /// PEM certificate chain for HTTPS on --http-listen (needs --tls-key-file).
-    #[arg(long, env = "SENTINEL_TLS_CERT_FILE")]
-    tls_cert_file: Option<PathBuf>,
-    /// PEM private key of --tls-cert-file.
-    #[arg(long, env = "SENTINEL_TLS_KEY_FILE")]
-    tls_key_file: Option<PathBuf>,
-    /// Policy JSON file (rules, lists, thresholds) replacing the seed policy.
-    #[arg(long, env = "SENTINEL_POLICY")]
-    policy: Option<PathBuf>,
-    /// Model artifact served when the store has no champion model yet.
-    #[arg(long, env = "SENTINEL_MODEL_FILE")]
-    model_file: Option<PathBuf>,
-    /// Seconds before an analyst label counts in the entity-risk features ([model] label_delay_secs).
-    #[arg(long, env = "SENTINEL_LABEL_DELAY_SECS")]
-    label_delay_secs: Option<u64>,
-    /// Log format on stderr.
-    #[arg(long, env = "SENTINEL_LOG_FORMAT", value_enum)]
-    log_format: Option<LogFormat>,
-    /// Kafka/Redpanda bootstrap servers; enables the Kafka source and sinks.
-    #[arg(long, env = "SENTINEL_KAFKA_BROKERS")]
-    kafka_brokers: Option<String>,
-    /// Consumer group shared by the nodes of a cluster.
-    #[arg(long, env = "SENTINEL_KAFKA_GROUP")]
-    kafka_group: Option<String>,
-    /// Topic of incoming transactions.
-    #[arg(long, env = "SENTINEL_INPUT_TOPIC")]
-    input_topic: Option<String>,
-    /// Name of this node in the cluster.
-    #[arg(long, env = "SENTINEL_NODE_NAME")]
-    node_name: Option<String>,
-    /// Port for ractor_cluster connections (0 picks a free one).
-    #[arg(long, env = "SENTINEL_CLUSTER_PORT")]
-    cluster_port: Option<u16>,
-    /// Shared cluster secret.
-    #[arg(long, env = "SENTINEL_CLUSTER_COOKIE", hide_env_values = true)]
-    cluster_cookie: Option<String>,
-    /// Store backend: `embedded` (default) or `scylla`.
-    #[arg(long, env = "SENTINEL_STORE", value_enum)]
-    store: Option<crate::config::StoreBackend>,
-    /// ScyllaDB contact points, `host:port,host:port`; implies `--store scylla`.
-    #[arg(long, env = "SENTINEL_SCYLLA_NODES", value_delimiter = ',')]
-    scylla_nodes: Option<Vec<String>>,
-    /// ScyllaDB keyspace.
-    #[arg(long, env = "SENTINEL_SCYLLA_KEYSPACE")]
-    scylla_keyspace: Option<String>,
-    /// Address of the cluster listener, HOST:PORT (overrides --cluster-port).
-    #[arg(long, env = "SENTINEL_CLUSTER_LISTEN")]
-    cluster_listen: Option<SocketAddr>,
-    /// Cluster addresses of nodes to join, comma-separated `host:port`.
-    #[arg(long, env = "SENTINEL_CLUSTER_SEEDS", value_delimiter = ',')]
-    cluster_seeds: Option<Vec<String>>,
-    /// Use the store served by this cluster node instead of opening one here.
-    #[arg(long, env = "SENTINEL_STORE_HOST")]
-    store_host: Option<String>,
-    /// Seconds to wait at start-up for the store host before giving up.
-    #[arg(long, env = "SENTINEL_STORE_WAIT_SECS")]
-    store_wait_secs: Option<u64>,
-    /// Mutual TLS between members: this member's PEM certificate (with the next two).
-    #[arg(long, env = "SENTINEL_CLUSTER_TLS_CERT_FILE")]
-    cluster_tls_cert_file: Option<PathBuf>,
-    /// Mutual TLS between members: this member's PEM private key.
-    #[arg(long, env = "SENTINEL_CLUSTER_TLS_KEY_FILE")]
-    cluster_tls_key_file: Option<PathBuf>,
-    /// Mutual TLS between members: the cluster CA's PEM certificate.
-    #[arg(long, env = "SENTINEL_CLUSTER_TLS_CA_FILE")]
-    cluster_tls_ca_file: Option<PathBuf>,
-    /// Base currency rules and models compare amounts in ([currency] base).
-    #[arg(long, env = "SENTINEL_CURRENCY_BASE")]
-    currency_base: Option<String>,
-    /// Rates file into the base currency, re-read when it changes ([currency] rates_file).
-    #[arg(long, env = "SENTINEL_CURRENCY_RATES_FILE")]
-    currency_rates_file: Option<PathBuf>,
-    /// What to do with a currency that has no rate ([currency] unknown).
-    #[arg(long, env = "SENTINEL_CURRENCY_UNKNOWN", value_enum)]
-    currency_unknown: Option<crate::currency::UnknownCurrency>,
-    /// Field mapping file: producers' own field names onto the event schema ([mapping] file;
-    /// see config/mapping-seed-*.toml).
-    #[arg(long, env = "SENTINEL_MAPPING_FILE")]
-    mapping_file: Option<PathBuf>,
-    /// Top-level payload fields nothing maps: `reject` (422 / dead letter naming the field) or
-    /// `metadata` (kept as metadata.<name> for rules) ([mapping] unknown_fields).
-    #[arg(long, env = "SENTINEL_MAPPING_UNKNOWN_FIELDS", value_parser = parse_unknown_fields)]
-    mapping_unknown_fields: Option<sentinel_event::UnknownFields>,
+    #[command(flatten)]
+    settings: crate::config::Overrides,
     #[command(flatten)]
     auth: crate::security::AuthArgs,
-}
-
-fn parse_unknown_fields(s: &str) -> Result<sentinel_event::UnknownFields, String> {
-    match s {
-        "reject" => Ok(sentinel_event::UnknownFields::Reject),
-        "metadata" => Ok(sentinel_event::UnknownFields::Metadata),
-        _ => Err(format!("`{s}`: expected reject or metadata")),
-    }
 }
 
 impl NodeArgs {
@@ -231,107 +135,8 @@ impl NodeArgs {
             Some(path) => NodeConfig::from_file(path)?,
             None => NodeConfig::default(),
         };
-        if let Some(v) = self.data_dir {
-            config.data_dir = v;
-        }
-        if let Some(v) = self.http_listen {
-            config.http_listen = v;
-        }
-        if let Some(v) = self.tls_cert_file {
-            config.tls_cert_file = Some(v);
-        }
-        if let Some(v) = self.tls_key_file {
-            config.tls_key_file = Some(v);
-        }
-        if let Some(v) = self.policy {
-            config.policy_file = Some(v);
-        }
-        if let Some(v) = self.model_file {
-            config.model.file = Some(v);
-        }
-        if let Some(v) = self.label_delay_secs {
-            config.model.label_delay_secs = v;
-        }
-        if let Some(v) = self.log_format {
-            config.log_format = v;
-        }
-        if let Some(brokers) = self.kafka_brokers {
-            config
-                .kafka
-                .get_or_insert_with(KafkaConfig::default)
-                .brokers = brokers;
-        }
-        if let Some(kafka) = config.kafka.as_mut() {
-            if let Some(v) = self.kafka_group {
-                kafka.group_id = v;
-            }
-            if let Some(v) = self.input_topic {
-                kafka.input_topic = v;
-            }
-        }
-        if let Some(v) = self.node_name {
-            config.cluster.node_name = v;
-        }
-        if let Some(v) = self.cluster_port {
-            config.cluster.port = v;
-        }
-        if let Some(v) = self.cluster_cookie {
-            config.cluster.cookie = v;
-        }
+        self.settings.apply(&mut config);
         self.auth.apply(&mut config.auth)?;
-        if let Some(nodes) = self.scylla_nodes {
-            config.store.backend = crate::config::StoreBackend::Scylla;
-            config.store.scylla.nodes = nodes;
-        }
-        if let Some(v) = self.store {
-            config.store.backend = v;
-        }
-        if let Some(v) = self.scylla_keyspace {
-            config.store.scylla.keyspace = v;
-        }
-        if let Some(v) = self.cluster_listen {
-            config.cluster.bind = Some(v.ip());
-            config.cluster.port = v.port();
-        }
-        if let Some(v) = self.cluster_seeds {
-            // An empty SENTINEL_CLUSTER_SEEDS means "no seeds", not one empty address.
-            config.cluster.seeds = v.into_iter().filter(|s| !s.trim().is_empty()).collect();
-        }
-        if let Some(v) = self.store_host {
-            config.cluster.store_host = Some(v);
-        }
-        if let Some(v) = self.store_wait_secs {
-            config.cluster.store_wait_secs = v;
-        }
-        if let Some(v) = self.cluster_tls_cert_file {
-            config.cluster.tls_cert_file = Some(v);
-        }
-        if let Some(v) = self.cluster_tls_key_file {
-            config.cluster.tls_key_file = Some(v);
-        }
-        if let Some(v) = self.cluster_tls_ca_file {
-            config.cluster.tls_ca_file = Some(v);
-        }
-        if let Some(v) = self.currency_base {
-            config.currency.base = v;
-        }
-        if let Some(v) = self.currency_rates_file {
-            // A file replaces inline rates (both at once is refused in the file alone).
-            config.currency.rates = None;
-            config.currency.rates_file = Some(v);
-        }
-        if let Some(v) = self.currency_unknown {
-            config.currency.unknown = v;
-        }
-        if let Some(v) = self.mapping_file {
-            // A file replaces inline fields (both at once is refused in the file alone).
-            config.mapping.fields.clear();
-            config.mapping.assign_missing = false;
-            config.mapping.file = Some(v);
-        }
-        if let Some(v) = self.mapping_unknown_fields {
-            config.mapping.unknown_fields = v;
-        }
         Ok(config)
     }
 }
@@ -523,6 +328,55 @@ mod tests {
         assert_eq!(cluster.port, 7002);
         assert_eq!(cluster.seeds, ["10.0.0.1:7001", "10.0.0.3:7003"]);
         assert_eq!(cluster.store_host.as_deref(), Some("n1"));
+    }
+
+    #[test]
+    fn flags_that_touch_more_than_their_own_setting() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("sentinel.toml");
+        std::fs::write(
+            &file,
+            "[currency]\nas_of = \"2026-12-01\"\nrates = { EUR = \"1.16\" }\n\
+             [mapping]\nassign_missing = true\n[mapping.fields]\naccount_id = \"user_id\"\n",
+        )
+        .unwrap();
+        let file = file.to_str().unwrap();
+        // Kafka settings without brokers configure nothing; brokers turn Kafka on.
+        assert!(run_config(&["--kafka-group", "g"]).kafka.is_none());
+        let kafka = run_config(&["--kafka-brokers", "k:1", "--input-topic", "in"])
+            .kafka
+            .unwrap();
+        assert_eq!(
+            (kafka.brokers.as_str(), kafka.input_topic.as_str()),
+            ("k:1", "in")
+        );
+        // Contact points imply ScyllaDB unless --store says otherwise.
+        let store = run_config(&["--scylla-nodes", "a:1,b:2"]).store;
+        assert_eq!(store.backend, crate::config::StoreBackend::Scylla);
+        assert_eq!(store.scylla.nodes, ["a:1", "b:2"]);
+        let store = run_config(&["--scylla-nodes", "a:1", "--store", "embedded"]).store;
+        assert_eq!(store.backend, crate::config::StoreBackend::Embedded);
+        // The listen address wins over the port.
+        let cluster =
+            run_config(&["--cluster-port", "9", "--cluster-listen", "127.0.0.1:7002"]).cluster;
+        assert_eq!(cluster.port, 7002);
+        // Files given as flags replace the file's inline rates and fields.
+        let config = run_config(&["--config", file]);
+        assert!(config.currency.rates.is_some() && config.mapping.assign_missing);
+        let config = run_config(&[
+            "--config",
+            file,
+            "--currency-rates-file",
+            "rates.toml",
+            "--mapping-file",
+            "mapping.toml",
+        ]);
+        assert!(config.currency.rates.is_none());
+        assert!(config.mapping.fields.is_empty() && !config.mapping.assign_missing);
+        assert_eq!(
+            config.mapping.file.as_deref(),
+            Some("mapping.toml".as_ref())
+        );
     }
 
     #[test]

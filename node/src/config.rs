@@ -1,4 +1,12 @@
 //! Node configuration: defaults, then a TOML file, then environment variables and flags.
+//!
+//! The settings a flag or `SENTINEL_*` variable may set are declared once, in the
+//! [`Overrides`] table below: the argument and where its value goes. clap resolves a flag over
+//! its variable and refuses a bad value as a usage error naming the flag (exit 2); the table
+//! then writes what was given over the file's values. Not figment: its environment provider
+//! would refuse a bad variable only while loading, not as that usage error, and some flags are
+//! more than one key (`--kafka-brokers` creates `[kafka]`, `--cluster-listen` sets bind and
+//! port, `--mapping-file` and `--currency-rates-file` replace inline values).
 
 use serde::Deserialize;
 use std::collections::BTreeMap;
@@ -405,6 +413,157 @@ impl NodeConfig {
         let text = std::fs::read_to_string(path)
             .map_err(|e| anyhow::anyhow!("reading {}: {e}", path.display()))?;
         toml::from_str(&text).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))
+    }
+}
+
+/// Declares [`Overrides`]: per setting its doc (the `--help` text), its clap argument, its
+/// type and how a given value is written into a [`NodeConfig`]. Values apply in table order.
+macro_rules! overrides {
+    ($(
+        $(#[doc = $doc:literal])+
+        #[arg($($arg:tt)+)]
+        $name:ident: $ty:ty => |$config:ident, $value:ident| $apply:expr;
+    )+) => {
+        /// Settings given as flags or `SENTINEL_*` environment variables (a flag wins over its
+        /// variable); each overrides the config file.
+        #[derive(clap::Args)]
+        pub struct Overrides {
+            $($(#[doc = $doc])+ #[arg($($arg)+)] $name: Option<$ty>,)+
+        }
+
+        impl Overrides {
+            /// Writes every setting given over `config`.
+            pub fn apply(self, config: &mut NodeConfig) {
+                $(if let Some($value) = self.$name {
+                    let $config = &mut *config;
+                    $apply;
+                })+
+            }
+        }
+    };
+}
+
+overrides! {
+    /// Directory of the embedded store.
+    #[arg(long, env = "SENTINEL_DATA_DIR")]
+    data_dir: PathBuf => |c, v| c.data_dir = v;
+    /// Address of the REST API and /metrics.
+    #[arg(long, env = "SENTINEL_HTTP_LISTEN")]
+    http_listen: SocketAddr => |c, v| c.http_listen = v;
+    /// PEM certificate chain for HTTPS on --http-listen (needs --tls-key-file).
+    #[arg(long, env = "SENTINEL_TLS_CERT_FILE")]
+    tls_cert_file: PathBuf => |c, v| c.tls_cert_file = Some(v);
+    /// PEM private key of --tls-cert-file.
+    #[arg(long, env = "SENTINEL_TLS_KEY_FILE")]
+    tls_key_file: PathBuf => |c, v| c.tls_key_file = Some(v);
+    /// Policy JSON file (rules, lists, thresholds) replacing the seed policy.
+    #[arg(long, env = "SENTINEL_POLICY")]
+    policy: PathBuf => |c, v| c.policy_file = Some(v);
+    /// Model artifact served when the store has no champion model yet.
+    #[arg(long, env = "SENTINEL_MODEL_FILE")]
+    model_file: PathBuf => |c, v| c.model.file = Some(v);
+    /// Seconds before an analyst label counts in the entity-risk features
+    /// ([model] label_delay_secs).
+    #[arg(long, env = "SENTINEL_LABEL_DELAY_SECS")]
+    label_delay_secs: u64 => |c, v| c.model.label_delay_secs = v;
+    /// Log format on stderr.
+    #[arg(long, env = "SENTINEL_LOG_FORMAT", value_enum)]
+    log_format: LogFormat => |c, v| c.log_format = v;
+    /// Kafka/Redpanda bootstrap servers; enables the Kafka source and sinks.
+    #[arg(long, env = "SENTINEL_KAFKA_BROKERS")]
+    kafka_brokers: String => |c, v| c.kafka.get_or_insert_with(KafkaConfig::default).brokers = v;
+    /// Consumer group shared by the nodes of a cluster.
+    #[arg(long, env = "SENTINEL_KAFKA_GROUP")]
+    kafka_group: String => |c, v| if let Some(kafka) = c.kafka.as_mut() {
+        // Without brokers (flag or [kafka]) there is no Kafka to configure.
+        kafka.group_id = v;
+    };
+    /// Topic of incoming transactions.
+    #[arg(long, env = "SENTINEL_INPUT_TOPIC")]
+    input_topic: String => |c, v| if let Some(kafka) = c.kafka.as_mut() {
+        kafka.input_topic = v;
+    };
+    /// Name of this node in the cluster.
+    #[arg(long, env = "SENTINEL_NODE_NAME")]
+    node_name: String => |c, v| c.cluster.node_name = v;
+    /// Port for ractor_cluster connections (0 picks a free one).
+    #[arg(long, env = "SENTINEL_CLUSTER_PORT")]
+    cluster_port: u16 => |c, v| c.cluster.port = v;
+    /// Shared cluster secret.
+    #[arg(long, env = "SENTINEL_CLUSTER_COOKIE", hide_env_values = true)]
+    cluster_cookie: String => |c, v| c.cluster.cookie = v;
+    /// ScyllaDB contact points, `host:port,host:port`; implies `--store scylla`.
+    #[arg(long, env = "SENTINEL_SCYLLA_NODES", value_delimiter = ',')]
+    scylla_nodes: Vec<String> => |c, v| {
+        c.store.backend = StoreBackend::Scylla;
+        c.store.scylla.nodes = v;
+    };
+    /// Store backend: `embedded` (default) or `scylla`.
+    #[arg(long, env = "SENTINEL_STORE", value_enum)]
+    store: StoreBackend => |c, v| c.store.backend = v;
+    /// ScyllaDB keyspace.
+    #[arg(long, env = "SENTINEL_SCYLLA_KEYSPACE")]
+    scylla_keyspace: String => |c, v| c.store.scylla.keyspace = v;
+    /// Address of the cluster listener, HOST:PORT (overrides --cluster-port).
+    #[arg(long, env = "SENTINEL_CLUSTER_LISTEN")]
+    cluster_listen: SocketAddr => |c, v| {
+        c.cluster.bind = Some(v.ip());
+        c.cluster.port = v.port();
+    };
+    /// Cluster addresses of nodes to join, comma-separated `host:port`.
+    #[arg(long, env = "SENTINEL_CLUSTER_SEEDS", value_delimiter = ',')]
+    cluster_seeds: Vec<String> => |c, v| {
+        // An empty SENTINEL_CLUSTER_SEEDS means "no seeds", not one empty address.
+        c.cluster.seeds = v.into_iter().filter(|s| !s.trim().is_empty()).collect();
+    };
+    /// Use the store served by this cluster node instead of opening one here.
+    #[arg(long, env = "SENTINEL_STORE_HOST")]
+    store_host: String => |c, v| c.cluster.store_host = Some(v);
+    /// Seconds to wait at start-up for the store host before giving up.
+    #[arg(long, env = "SENTINEL_STORE_WAIT_SECS")]
+    store_wait_secs: u64 => |c, v| c.cluster.store_wait_secs = v;
+    /// Mutual TLS between members: this member's PEM certificate (with the next two).
+    #[arg(long, env = "SENTINEL_CLUSTER_TLS_CERT_FILE")]
+    cluster_tls_cert_file: PathBuf => |c, v| c.cluster.tls_cert_file = Some(v);
+    /// Mutual TLS between members: this member's PEM private key.
+    #[arg(long, env = "SENTINEL_CLUSTER_TLS_KEY_FILE")]
+    cluster_tls_key_file: PathBuf => |c, v| c.cluster.tls_key_file = Some(v);
+    /// Mutual TLS between members: the cluster CA's PEM certificate.
+    #[arg(long, env = "SENTINEL_CLUSTER_TLS_CA_FILE")]
+    cluster_tls_ca_file: PathBuf => |c, v| c.cluster.tls_ca_file = Some(v);
+    /// Base currency rules and models compare amounts in ([currency] base).
+    #[arg(long, env = "SENTINEL_CURRENCY_BASE")]
+    currency_base: String => |c, v| c.currency.base = v;
+    /// Rates file into the base currency, re-read when it changes ([currency] rates_file).
+    #[arg(long, env = "SENTINEL_CURRENCY_RATES_FILE")]
+    currency_rates_file: PathBuf => |c, v| {
+        // A file replaces inline rates (both at once is refused in the file alone).
+        c.currency.rates = None;
+        c.currency.rates_file = Some(v);
+    };
+    /// What to do with a currency that has no rate ([currency] unknown).
+    #[arg(long, env = "SENTINEL_CURRENCY_UNKNOWN", value_enum)]
+    currency_unknown: crate::currency::UnknownCurrency => |c, v| c.currency.unknown = v;
+    /// Field mapping file: producers' own field names onto the event schema ([mapping] file;
+    /// see config/mapping-seed-*.toml).
+    #[arg(long, env = "SENTINEL_MAPPING_FILE")]
+    mapping_file: PathBuf => |c, v| {
+        // A file replaces inline fields (both at once is refused in the file alone).
+        c.mapping.fields.clear();
+        c.mapping.assign_missing = false;
+        c.mapping.file = Some(v);
+    };
+    /// Top-level payload fields nothing maps: `reject` (422 / dead letter naming the field) or
+    /// `metadata` (kept as metadata.<name> for rules) ([mapping] unknown_fields).
+    #[arg(long, env = "SENTINEL_MAPPING_UNKNOWN_FIELDS", value_parser = parse_unknown_fields)]
+    mapping_unknown_fields: sentinel_event::UnknownFields => |c, v| c.mapping.unknown_fields = v;
+}
+
+fn parse_unknown_fields(s: &str) -> Result<sentinel_event::UnknownFields, String> {
+    match s {
+        "reject" => Ok(sentinel_event::UnknownFields::Reject),
+        "metadata" => Ok(sentinel_event::UnknownFields::Metadata),
+        _ => Err(format!("`{s}`: expected reject or metadata")),
     }
 }
 
