@@ -16,8 +16,8 @@ pub use svg::render as render_svg;
 pub use table::render as render_table;
 
 use crate::loadgen::{Counts, Population, RateSchedule};
-use crate::simulator::Scenario;
 use chrono::{DateTime, Utc};
+use sentinel_simulator::Scenario;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
