@@ -175,7 +175,7 @@ pub struct StepResult {
     pub passed: bool,
 }
 
-/// Paths of the files [`write`] produced.
+/// Paths of the files [`write()`] produced.
 #[derive(Debug, Clone)]
 pub struct Written {
     /// `report.json`.
