@@ -2,8 +2,7 @@
 FROM rust:1-bookworm AS build
 WORKDIR /src
 COPY . .
-RUN cargo build --release -p sentinel-node \
- && cargo build --release -p sentinel-loadtest --features loadgen
+RUN cargo build --release -p sentinel-node -p sentinel-loadtest
 
 FROM debian:bookworm-slim
 # curl: the compose healthcheck probes /readyz with it.

@@ -17,7 +17,7 @@ use hdrhistogram::Histogram;
 use sentinel_actors::{Scorer, ScorerConfig};
 use sentinel_engine::PolicyDef;
 use sentinel_event::Transaction;
-use sentinel_loadtest::simulator::{SimConfig, Simulator};
+use sentinel_simulator::{SimConfig, Simulator};
 use sentinel_store::{EmbeddedStore, Store, Writer, WriterConfig};
 use std::sync::Arc;
 use std::time::{Duration, Instant};

@@ -6,11 +6,9 @@ use chrono::{DateTime, TimeZone, Utc};
 use sentinel_actors::{Scorer, ScorerConfig};
 use sentinel_engine::{EntityActivity, EntityRisk, FeatureReplay, LabelSighting, PolicyDef};
 use sentinel_event::Outcome;
-use sentinel_loadtest::simulator::{
-    analyst_labels, Feedback, Scenario, SimConfig, SimEvent, Simulator,
-};
 use sentinel_model::{train, Model, Sample, TrainConfig};
 use sentinel_rules::{Action, Mode, RuleDef};
+use sentinel_simulator::{analyst_labels, Feedback, Scenario, SimConfig, SimEvent, Simulator};
 use sentinel_store::{EmbeddedStore, Store, Writer, WriterConfig};
 use std::sync::Arc;
 use std::time::{Duration, Instant};

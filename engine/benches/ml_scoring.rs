@@ -18,10 +18,8 @@ use sentinel_engine::{
     FeatureReplay, LabelSighting, Lists, Placement, PolicyDef, UserState, DEFAULT_LABEL_DELAY_MS,
 };
 use sentinel_event::Transaction;
-use sentinel_loadtest::simulator::{
-    analyst_labels, Feedback, Scenario, SimConfig, SimEvent, Simulator,
-};
 use sentinel_model::{FeatureVector, Model, N_FEATURES};
+use sentinel_simulator::{analyst_labels, Feedback, Scenario, SimConfig, SimEvent, Simulator};
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::collections::HashMap;
 use std::hint::black_box;

@@ -4,7 +4,7 @@ use clap::{Args, Parser, Subcommand};
 use sentinel_loadtest::loadgen::http::{Credential, HttpTarget};
 use sentinel_loadtest::loadgen::kafka::KafkaTarget;
 use sentinel_loadtest::loadgen::{Population, RateSchedule, Target, TrafficOptions};
-use sentinel_loadtest::simulator::{REALISTIC_HOLDERS, REALISTIC_PAYMENTS_PER_DAY};
+use sentinel_simulator::{REALISTIC_HOLDERS, REALISTIC_PAYMENTS_PER_DAY};
 use std::path::PathBuf;
 
 /// Load generator for SentinelStream: sends simulated card traffic with labelled fraud to a

@@ -1,12 +1,8 @@
-//! Realistic card traffic with labelled, injected fraud: one code path for the demo node and the
-//! load generator.
+//! The load generator: drives a running node with the simulator's traffic
+//! (`sentinel-simulator`) and measures it.
 //!
-//! [`simulator`] produces the traffic; [`loadgen`] drives a running node with it (over Kafka or
-//! HTTP) and measures latency, throughput and detection; [`report`] turns the measurements into
-//! a table, `report.json` and `report.svg`.
+//! [`loadgen`] sends the traffic (over Kafka or HTTP) and measures latency, throughput and
+//! detection; [`report`] turns the measurements into a table, `report.json` and `report.svg`.
 
-#[cfg(feature = "loadgen")]
 pub mod loadgen;
-#[cfg(feature = "loadgen")]
 pub mod report;
-pub mod simulator;

@@ -4,7 +4,7 @@ use crate::currency::Source;
 use crate::decider::NodeDecider;
 use crate::telemetry as t;
 use rdkafka::producer::{FutureProducer, FutureRecord};
-use sentinel_loadtest::simulator::{SimConfig, Simulator};
+use sentinel_simulator::{SimConfig, Simulator};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::{watch, Semaphore};

@@ -5,7 +5,7 @@
 use anyhow::{bail, Context};
 use chrono::{DateTime, SecondsFormat, Utc};
 use indicatif::{ProgressBar, ProgressStyle};
-use sentinel_loadtest::simulator::{Labeller, Scenario, SimConfig, SimLabel, Simulator};
+use sentinel_simulator::{Labeller, Scenario, SimConfig, SimLabel, Simulator};
 use std::collections::BTreeMap;
 use std::fs::File;
 use std::io::{BufWriter, Write};
@@ -165,7 +165,7 @@ impl TruthFile {
         })
     }
 
-    fn write(&mut self, event: &sentinel_loadtest::simulator::SimEvent) -> anyhow::Result<()> {
+    fn write(&mut self, event: &sentinel_simulator::SimEvent) -> anyhow::Result<()> {
         // Known a day later: labels may not predate the decision they label.
         let at = (event.txn.timestamp + chrono::Duration::days(1))
             .to_rfc3339_opts(SecondsFormat::Millis, true);

@@ -18,9 +18,6 @@ use sentinel_catalog::training::{card_of, stored_samples, LabelledSample, Unlabe
 use sentinel_catalog::Catalog;
 use sentinel_engine::{EntityActivity, EntityRisk, FeatureReplay, LabelSighting, PolicyDef};
 use sentinel_event::{Limits, Transaction};
-use sentinel_loadtest::simulator::{
-    analyst_labels, Feedback, Labeller, Scenario, SimConfig, Simulator,
-};
 use sentinel_model::card_precision::{
     card_precision_at_k, mean_precision, DailyCardPrecision, ScoredCard,
 };
@@ -28,6 +25,7 @@ use sentinel_model::{
     evaluate, train, BoostConfig, Evaluation, Model, ModelFamily, Sample, TrainConfig, TrainStage,
     FEATURE_NAMES,
 };
+use sentinel_simulator::{analyst_labels, Feedback, Labeller, Scenario, SimConfig, Simulator};
 use sentinel_store::{EmbeddedStore, Store};
 use serde::Serialize;
 use std::collections::{BTreeMap, HashMap};

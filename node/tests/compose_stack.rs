@@ -120,14 +120,14 @@ fn swap_of_env(name: &str) -> Option<At> {
 fn program(name: &str) -> PathBuf {
     match name {
         "sentinel" => PathBuf::from(env!("CARGO_BIN_EXE_sentinel")),
-        "sentinel-loadtest" => cargo_binary("sentinel-loadtest", "sentinel-loadtest", "loadgen"),
+        "sentinel-loadtest" => cargo_binary("sentinel-loadtest", "sentinel-loadtest"),
         other => panic!("the image has no program {other}"),
     }
 }
 
 /// Builds `bin` of `package` with Cargo (another package's binaries have no
 /// `CARGO_BIN_EXE_*`) and returns the executable Cargo reports.
-fn cargo_binary(package: &str, bin: &str, features: &str) -> PathBuf {
+fn cargo_binary(package: &str, bin: &str) -> PathBuf {
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     let out = Command::new(cargo)
         .args([
@@ -138,7 +138,6 @@ fn cargo_binary(package: &str, bin: &str, features: &str) -> PathBuf {
             "--bin",
             bin,
         ])
-        .args(["--features", features])
         .current_dir(repo())
         .output()
         .expect("running cargo build");

@@ -5,7 +5,7 @@
 
 mod support;
 
-use sentinel_loadtest::simulator::{Scenario, SimConfig, Simulator};
+use sentinel_simulator::{Scenario, SimConfig, Simulator};
 use std::io::Write;
 use std::process::Command;
 use support::NodeProcess;

@@ -352,7 +352,7 @@ fn artifact(path: &std::path::Path) -> Value {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn train_from_a_stopped_nodes_store_with_analyst_labels() {
-    use sentinel_loadtest::simulator::{Scenario, SimConfig, Simulator};
+    use sentinel_simulator::{Scenario, SimConfig, Simulator};
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("node");
     let mut node = NodeProcess::start(&data, &[]).await;

@@ -5,7 +5,7 @@
 mod support;
 
 use chrono::{DateTime, Utc};
-use sentinel_loadtest::simulator::{Labeller, Scenario, SimConfig, Simulator};
+use sentinel_simulator::{Labeller, Scenario, SimConfig, Simulator};
 use std::collections::HashMap;
 use std::path::Path;
 use std::process::{Command, Output};

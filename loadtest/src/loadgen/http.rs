@@ -3,8 +3,8 @@
 
 use super::pacer::Sink;
 use super::{lock, now_us, Shared};
-use crate::simulator::SimEvent;
 use sentinel_event::Outcome;
+use sentinel_simulator::SimEvent;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::Semaphore;

@@ -7,13 +7,13 @@
 
 use super::pacer::Sink;
 use super::{lock, now_us, Shared};
-use crate::simulator::SimEvent;
 use rdkafka::consumer::{Consumer, StreamConsumer};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::{Header, Headers, Message, OwnedHeaders};
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use rdkafka::ClientConfig;
 use sentinel_event::Outcome;
+use sentinel_simulator::SimEvent;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};

@@ -23,7 +23,7 @@ pub use schedule::RateSchedule;
 pub use traffic::{population_capacity, sim_config, Population};
 
 use crate::report::{self, Report, RunConfig, RunInfo, Written};
-use crate::simulator::Simulator;
+use sentinel_simulator::Simulator;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};

@@ -1,7 +1,7 @@
 //! Sending simulated events at the scheduled rate against the wall clock.
 
 use super::schedule::RateSchedule;
-use crate::simulator::{SimEvent, Simulator};
+use sentinel_simulator::{SimEvent, Simulator};
 use std::time::{Duration, Instant};
 
 /// Most events sent in one go before the pacer looks at the clock again.

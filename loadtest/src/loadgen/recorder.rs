@@ -4,9 +4,9 @@
 //! [`Recorder::decided`] when its decision arrives (matched by transaction id, so decisions of
 //! other runs are ignored), [`Recorder::failed`] when it can never be decided.
 
-use crate::simulator::Scenario;
 use hdrhistogram::Histogram;
 use sentinel_event::Outcome;
+use sentinel_simulator::Scenario;
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, HashMap};
 

@@ -6,8 +6,8 @@
 //! [`Transaction`]: sentinel_event::Transaction
 
 use super::schedule::RateSchedule;
-use crate::simulator::{SimConfig, MIN_GAP_MS};
 use chrono::{DateTime, Utc};
+use sentinel_simulator::{SimConfig, MIN_GAP_MS};
 use serde::{Deserialize, Serialize};
 
 /// Most events per second of event time a population of `users` can produce: every user waits
@@ -105,7 +105,7 @@ pub fn sim_config(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::simulator::Simulator;
+    use sentinel_simulator::Simulator;
 
     #[test]
     fn encoded_events_never_carry_labels() {

@@ -16,8 +16,8 @@ pub use svg::render as render_svg;
 pub use table::render as render_table;
 
 use crate::loadgen::{Counts, Population, RateSchedule};
-use crate::simulator::Scenario;
 use chrono::{DateTime, Utc};
+use sentinel_simulator::Scenario;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -175,7 +175,7 @@ pub struct StepResult {
     pub passed: bool,
 }
 
-/// Paths of the files [`write`] produced.
+/// Paths of the files [`write()`] produced.
 #[derive(Debug, Clone)]
 pub struct Written {
     /// `report.json`.

@@ -1,7 +1,7 @@
 //! Plain-language notes that say how to read a report.
 
 use super::Report;
-use crate::simulator::Scenario;
+use sentinel_simulator::Scenario;
 
 /// Notes for `report`, after the run's own `extra` notes.
 pub fn explain(report: &Report, extra: Vec<String>) -> Vec<String> {

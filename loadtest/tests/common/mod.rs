@@ -3,7 +3,7 @@
 #![allow(dead_code)] // each test binary uses a part
 
 use sentinel_loadtest::loadgen::{sim_config, Population, RateSchedule, TrafficOptions};
-use sentinel_loadtest::simulator::{Scenario, Simulator};
+use sentinel_simulator::{Scenario, Simulator};
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};

@@ -132,7 +132,7 @@ mod tests {
         .unwrap();
         assert_eq!(table.rate("USD"), Some(Decimal::ONE));
         // The demo's traffic must never be refused for want of a rate.
-        let mut sim = sentinel_loadtest::simulator::Simulator::new(Default::default());
+        let mut sim = sentinel_simulator::Simulator::new(Default::default());
         for _ in 0..20_000 {
             let currency = sim.next_event().txn.currency;
             assert!(

@@ -2,7 +2,7 @@
 //! the shipped model (re-trained byte for byte) depend on it, so adding scenarios or patterns
 //! must leave a config that does not enable them exactly as it was.
 
-use sentinel_loadtest::simulator::{Scenario, SimConfig, Simulator};
+use sentinel_simulator::{Scenario, SimConfig, Simulator};
 
 /// FNV-1a, 64 bits: a hash that never changes between Rust releases.
 fn fnv1a(hash: u64, bytes: &[u8]) -> u64 {

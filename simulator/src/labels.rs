@@ -179,7 +179,7 @@ pub fn analyst_labels(events: &[SimEvent], feedback: &Feedback, seed: u64) -> Ve
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::simulator::{Scenario, SimConfig, Simulator};
+    use crate::{Scenario, SimConfig, Simulator};
 
     #[test]
     fn frauds_are_charged_back_late_and_some_legit_events_confirmed() {

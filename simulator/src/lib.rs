@@ -1,4 +1,6 @@
-//! A deterministic discrete-event simulator of card traffic with labelled, injected fraud.
+//! A deterministic discrete-event simulator of card traffic with labelled, injected fraud: one
+//! code path for the node (`sentinel demo`, `simulate`, `train --from simulator`), the benches
+//! and the load generator.
 //!
 //! A fixed population (drawn from the seed) transacts in event time through one priority queue,
 //! so events come out in timestamp order. Normal traffic is built never to trip the engine's

@@ -494,7 +494,7 @@ fn per_user_memory_is_small() {
 }
 
 /// Cost per event; run with
-/// `cargo test --release -p sentinel-loadtest --lib -- --ignored --nocapture cost`.
+/// `cargo test --release -p sentinel-simulator --lib -- --ignored --nocapture cost`.
 #[test]
 #[ignore = "a measurement, not a check: run it in release with --ignored --nocapture"]
 fn cost_per_event() {
