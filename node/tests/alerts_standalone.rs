@@ -3,7 +3,7 @@
 //! delivers to a real HTTP receiver in this test process, is SIGKILLed and restarted, and
 //! every flagged transaction ends with exactly one alert (one delivery id), none lost.
 
-mod support;
+use sentinel_testkit as support;
 
 use axum::body::Bytes;
 use axum::extract::State;

@@ -4,7 +4,7 @@
 //! changes decisions on all; every transaction ends with exactly one stored decision that
 //! equals what a single node computes over the same events.
 
-mod support;
+use sentinel_testkit as support;
 
 use futures::StreamExt;
 use serde_json::{json, Value};

@@ -3,7 +3,7 @@
 //! certificate from another CA, or without TLS, is refused even with the right cookie; and a
 //! connection that never starts its handshake does not stop the port accepting members.
 
-mod support;
+use sentinel_testkit as support;
 
 use rcgen::{
     BasicConstraints, Certificate, CertificateParams, ExtendedKeyUsagePurpose, IsCa, KeyPair,

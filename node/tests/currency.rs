@@ -2,7 +2,7 @@
 //! amount, an event with no rate is refused naming `currency` (or decided raw, as configured),
 //! and a changed rates file applies to the next events while a bad one keeps the old table.
 
-mod support;
+use sentinel_testkit as support;
 
 use serde_json::{json, Value};
 use std::path::Path;

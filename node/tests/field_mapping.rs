@@ -3,7 +3,7 @@
 //! refused by name or kept in `metadata` for rules; `sentinel config check` on good and bad
 //! mappings.
 
-mod support;
+use sentinel_testkit as support;
 
 use std::path::PathBuf;
 use std::time::Duration;

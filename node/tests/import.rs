@@ -3,7 +3,7 @@
 //! those decisions, and velocity rules fired on history they could only see through the
 //! windows the import built. A second import of the same file stores nothing new.
 
-mod support;
+use sentinel_testkit as support;
 
 use sentinel_loadtest::simulator::{Scenario, SimConfig, Simulator};
 use std::io::Write;

@@ -1,7 +1,7 @@
 //! A node consuming a real Kafka-API broker: the seed scenarios decided and published, every
 //! bad message dead-lettered with its reason, and nothing lost across a SIGKILL.
 
-mod support;
+use sentinel_testkit as support;
 
 use serde_json::json;
 use std::collections::{BTreeMap, HashMap, HashSet};

@@ -3,7 +3,7 @@
 //! dropped event, a challenger in shadow, rollback and the audit trail; and the `train` /
 //! `evaluate` commands.
 
-mod support;
+use sentinel_testkit as support;
 
 use serde_json::Value;
 use std::process::Command;

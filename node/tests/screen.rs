@@ -4,7 +4,7 @@
 //! shared-device sighting. A bad item is answered by index and field; an oversized batch is
 //! refused naming the limit.
 
-mod support;
+use sentinel_testkit as support;
 
 use serde_json::{json, Value};
 use support::{event, metric_value, NodeProcess};

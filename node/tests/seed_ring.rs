@@ -4,7 +4,7 @@
 //! tansu broker, with the shipped `config/mapping-seed-004.toml`, which gives a message without
 //! id, time or currency its own); the first user, alone on the device, is approved.
 
-mod support;
+use sentinel_testkit as support;
 
 use serde_json::{json, Value};
 use std::time::Duration;

@@ -1,6 +1,12 @@
-//! Real components for the node's integration tests: a tansu Kafka-API broker on a free
-//! loopback port, `sentinel` node processes, and Kafka clients.
-#![allow(dead_code)] // each test binary uses a different part of the harness
+//! The workspace's test kit: real components for integration tests that run processes. A tansu
+//! Kafka-API broker per test, `sentinel` node processes and other children guarded so they
+//! never outlive a test, free loopback ports, readiness waits, tokens, Kafka clients and
+//! `eventually`.
+//!
+//! Node processes run the `sentinel` binary Cargo built for the running test (see
+//! [`sentinel_bin`]), so only `sentinel-node`'s integration tests start nodes.
+//! Test files import the kit as `use sentinel_testkit as support;`.
+#![warn(missing_docs)]
 
 use rdkafka::consumer::{Consumer, StreamConsumer};
 use rdkafka::message::{Headers, Message};
@@ -13,9 +19,25 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+/// The `sentinel` executable of the running test: `CARGO_BIN_EXE_sentinel`.
+///
+/// Cargo (1.94 and later) sets that variable when it runs an integration test of the package
+/// that owns the binary, after building it with the test build's features (`failpoints` under
+/// `--all-features`). A test of another package therefore cannot start a node; rather than
+/// fall back to whatever `target/debug/sentinel` holds (stale, or built without those
+/// features), this panics.
+pub fn sentinel_bin() -> PathBuf {
+    std::env::var_os("CARGO_BIN_EXE_sentinel")
+        .map(PathBuf::from)
+        .expect(
+            "CARGO_BIN_EXE_sentinel is unset: nodes start only in sentinel-node's integration \
+             tests run by `cargo test` (Cargo 1.94 or later sets it)",
+        )
+}
+
 /// A `sentinel` command (a one-shot subcommand such as `import`), before its arguments.
 pub fn sentinel() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_sentinel"))
+    Command::new(sentinel_bin())
 }
 
 /// Runs a one-shot command to completion, asserts it succeeded (else fails with its stderr)
@@ -75,7 +97,7 @@ pub const TEST_INGEST_KEY: &str = "test-ingest-key-0123456789";
 
 /// A token for `role` minted by `sentinel token` with the test secret.
 pub fn token(role: &str) -> String {
-    let out = Command::new(env!("CARGO_BIN_EXE_sentinel"))
+    let out = sentinel()
         .args([
             "token",
             "--role",
@@ -118,6 +140,7 @@ pub fn admin_client() -> reqwest::Client {
 /// A tansu broker process, killed on drop.
 pub struct Broker {
     child: Child,
+    /// `host:port` of its listener, for `bootstrap.servers` and `--kafka-brokers`.
     pub address: String,
     _dir: tempfile::TempDir,
 }
@@ -143,7 +166,7 @@ impl Broker {
             .stdout(Stdio::from(log.try_clone().unwrap()))
             .stderr(Stdio::from(log))
             .spawn()
-            .expect("tansu is installed (scripts/test installs it)");
+            .expect("tansu is on the PATH (scripts/install-test-tools installs it)");
         let broker = Broker {
             child,
             address,
@@ -227,13 +250,18 @@ impl Drop for Broker {
 /// One message read back from a topic.
 #[derive(Debug, Clone)]
 pub struct Record {
+    /// The topic it was read from.
     pub topic: String,
+    /// The key, as text.
     pub key: Option<String>,
+    /// The value's bytes.
     pub payload: Vec<u8>,
+    /// The headers, values as text.
     pub headers: HashMap<String, String>,
 }
 
 impl Record {
+    /// The payload parsed as JSON (panics when it is not).
     pub fn json(&self) -> serde_json::Value {
         serde_json::from_slice(&self.payload).unwrap()
     }
@@ -289,8 +317,11 @@ const DRAIN_WAIT: Duration = Duration::from_secs(10);
 /// within [`DRAIN_WAIT`]), so it exits through its drain and writes its coverage profile.
 pub struct NodeProcess {
     child: Child,
+    /// `host:port` of its HTTP listener.
     pub http: String,
+    /// Its `--data-dir`.
     pub data_dir: PathBuf,
+    /// The file its stdout and stderr go to.
     pub log: PathBuf,
 }
 
@@ -312,7 +343,7 @@ impl NodeProcess {
         let log = data_dir.join(format!("node-{port}.log"));
         std::fs::create_dir_all(data_dir).unwrap();
         let out = std::fs::File::create(&log).unwrap();
-        let child = Command::new(env!("CARGO_BIN_EXE_sentinel"))
+        let child = sentinel()
             .arg("run")
             .args(["--http-listen", &http])
             .arg("--data-dir")
@@ -360,10 +391,12 @@ impl NodeProcess {
         node
     }
 
+    /// The URL of `path` (which starts with `/`) on its HTTP listener.
     pub fn url(&self, path: &str) -> String {
         format!("http://{}{path}", self.http)
     }
 
+    /// Its output so far.
     pub fn log_text(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap_or_default()
     }
@@ -521,6 +554,8 @@ pub struct Process {
 }
 
 impl Process {
+    /// Starts `command` as `name` (the name its failures are reported under), its stdout and
+    /// stderr going to `log`.
     pub fn spawn(name: &'static str, command: &mut Command, log: PathBuf) -> Process {
         let out = std::fs::File::create(&log).unwrap();
         let child = command
@@ -532,6 +567,7 @@ impl Process {
         Process { name, child, log }
     }
 
+    /// Its output so far.
     pub fn log_text(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap_or_default()
     }
@@ -560,6 +596,7 @@ impl Process {
         }
     }
 
+    /// Sends `signal` (as `kill` takes it, e.g. `-STOP`) to its whole process group.
     pub fn signal_group(&self, signal: &str) {
         let _ = Command::new("kill")
             .args([signal, "--", &format!("-{}", self.child.id())])
