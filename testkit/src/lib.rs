@@ -4,7 +4,8 @@
 //! `eventually`.
 //!
 //! Node processes run the `sentinel` binary Cargo built for the running test (see
-//! [`sentinel_bin`]), so only `sentinel-node`'s integration tests start nodes.
+//! [`sentinel_bin`]), so only `sentinel-node`'s integration tests start nodes; the load
+//! generator's tests that need one live there too (`node/tests/load_generator.rs`).
 //! Test files import the kit as `use sentinel_testkit as support;`.
 #![warn(missing_docs)]
 
@@ -137,6 +138,15 @@ pub fn admin_client() -> reqwest::Client {
     client_with(&format!("Bearer {}", token("admin")))
 }
 
+/// The topics a node uses by default: its input, the approved and fraud outputs, and the
+/// dead letters.
+pub const NODE_TOPICS: [&str; 4] = [
+    "transactions",
+    "transactions_approved",
+    "transactions_fraud",
+    "transactions_dlq",
+];
+
 /// A tansu broker process, killed on drop.
 pub struct Broker {
     child: Child,
@@ -180,6 +190,13 @@ impl Broker {
         )
         .await;
         broker
+    }
+
+    /// Creates each of `names` with `partitions` partitions.
+    pub async fn create_topics(&self, names: &[&str], partitions: i32) {
+        for name in names {
+            self.create_topic(name, partitions).await;
+        }
     }
 
     /// Creates a topic with `partitions` partitions.
