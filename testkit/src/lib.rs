@@ -534,6 +534,16 @@ pub fn metric_value(text: &str, series: &str) -> f64 {
         .unwrap_or(0.0)
 }
 
+/// The names of the rules that fired for a decision (its `reasons`), in order.
+pub fn fired_rules(decision: &serde_json::Value) -> Vec<&str> {
+    decision["reasons"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["rule"].as_str().unwrap())
+        .collect()
+}
+
 /// A transaction event as producers send it.
 pub fn event(
     txn: &str,
