@@ -1,7 +1,7 @@
 //! The workspace's test kit: real components for integration tests that run processes. A tansu
 //! Kafka-API broker per test, `sentinel` node processes and other children guarded so they
-//! never outlive a test, free loopback ports, readiness waits, tokens, Kafka clients and
-//! `eventually`.
+//! never outlive a test, free loopback ports, readiness waits, cluster members, tokens, Kafka
+//! clients and `eventually`.
 //!
 //! Node processes run the `sentinel` binary Cargo built for the running test (see
 //! [`sentinel_bin`]), so only `sentinel-node`'s integration tests start nodes; the load
@@ -520,6 +520,83 @@ impl Drop for NodeProcess {
         );
         let _ = self.child.kill();
         let _ = self.child.wait();
+    }
+}
+
+/// A member of a test cluster before it starts: its name, a cluster port chosen up front (the
+/// others name it as their seed) and a data directory of its own.
+pub struct ClusterMember {
+    /// Its `--node-name`.
+    pub name: &'static str,
+    /// The port of its cluster listener.
+    pub cluster_port: u16,
+    /// Its `--data-dir`, with room for the files a test gives it (certificates, config).
+    pub dir: tempfile::TempDir,
+}
+
+impl ClusterMember {
+    /// A member named `name` on a free cluster port.
+    pub fn new(name: &'static str) -> ClusterMember {
+        ClusterMember {
+            name,
+            cluster_port: free_port(),
+            dir: tempfile::tempdir().unwrap(),
+        }
+    }
+
+    /// `host:port` of its cluster listener.
+    pub fn address(&self) -> String {
+        format!("127.0.0.1:{}", self.cluster_port)
+    }
+
+    /// Its cluster arguments for `sentinel run`: name, listener and `cookie`, then `seeds` and
+    /// the store `host` when given (none: it hosts the store).
+    pub fn cluster_args(
+        &self,
+        cookie: &str,
+        seeds: &[&ClusterMember],
+        host: Option<&ClusterMember>,
+    ) -> Vec<String> {
+        let mut args = vec![
+            "--node-name".to_owned(),
+            self.name.to_owned(),
+            "--cluster-listen".to_owned(),
+            self.address(),
+            "--cluster-cookie".to_owned(),
+            cookie.to_owned(),
+        ];
+        if !seeds.is_empty() {
+            let seeds: Vec<String> = seeds.iter().map(|m| m.address()).collect();
+            args.extend(["--cluster-seeds".to_owned(), seeds.join(",")]);
+        }
+        if let Some(host) = host {
+            args.extend(["--store-host".to_owned(), host.name.to_owned()]);
+        }
+        args
+    }
+
+    /// Starts it with `args` and waits until it is ready.
+    pub async fn start(&self, args: &[String]) -> NodeProcess {
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        NodeProcess::start(self.dir.path(), &args).await
+    }
+
+    /// Runs it with `args`, expecting it to give up on reaching the store host within
+    /// `store_wait_secs`; returns its stderr.
+    pub fn refused(&self, args: &[String], store_wait_secs: u32) -> String {
+        let out = sentinel()
+            .arg("run")
+            .args(["--http-listen", &format!("127.0.0.1:{}", free_port())])
+            .arg("--data-dir")
+            .arg(self.dir.path())
+            .args(args)
+            .args(["--store-wait-secs", &store_wait_secs.to_string()])
+            .env("SENTINEL_AUTH_JWT_SECRET", TEST_JWT_SECRET)
+            .env_remove("SENTINEL_CONFIG")
+            .output()
+            .unwrap();
+        assert!(!out.status.success(), "{} joined", self.name);
+        String::from_utf8_lossy(&out.stderr).into_owned()
     }
 }
 
