@@ -5,7 +5,7 @@
 //! Discord bodies have their documented shapes, and a permanently failing sink ends
 //! dead-lettered and recovers through the retry endpoint.
 
-mod support;
+use sentinel_testkit as support;
 
 use axum::body::Bytes;
 use axum::extract::{Path, State};

@@ -3,7 +3,7 @@
 //! in `GET /v1/alerts` or the log, and follow a redirect (which would re-post the signed alert
 //! to wherever the receiver points).
 
-mod support;
+use sentinel_testkit as support;
 
 use axum::http::{header, StatusCode};
 use axum::routing::{any, post};

@@ -3,7 +3,7 @@
 //! delivers to a real HTTP receiver in this test process, is SIGKILLed and restarted, and
 //! every flagged transaction ends with exactly one alert (one delivery id), none lost.
 
-mod support;
+use sentinel_testkit as support;
 
 use axum::body::Bytes;
 use axum::extract::State;
@@ -15,7 +15,9 @@ use std::path::Path;
 use std::process::Command;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
-use support::{event, eventually, free_port, metric_value, Broker, NodeProcess, Process};
+use support::{
+    event, eventually, free_port, metric_value, Broker, NodeProcess, Process, NODE_TOPICS,
+};
 
 /// (delivery id, transaction id) of every request the receiver accepted.
 type Seen = Arc<Mutex<Vec<(String, String)>>>;
@@ -63,14 +65,7 @@ fn deliveries(seen: &Seen) -> BTreeMap<String, BTreeSet<String>> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn standalone_alerts_consumer_delivers_each_flagged_decision_once_across_a_crash() {
     let broker = Broker::start().await;
-    for topic in [
-        "transactions",
-        "transactions_approved",
-        "transactions_fraud",
-        "transactions_dlq",
-    ] {
-        broker.create_topic(topic, 2).await;
-    }
+    broker.create_topics(&NODE_TOPICS, 2).await;
     let seen: Seen = Arc::default();
     let app = axum::Router::new()
         .route("/hook", post(receive))

@@ -2,7 +2,7 @@
 //! (installed by scripts/test) drives a real `sentinel run` node as an admin and fails the test
 //! on any 5xx answer, undocumented status, or answer that does not match the document.
 
-mod support;
+use sentinel_testkit as support;
 
 use std::path::PathBuf;
 use std::process::Command;

@@ -1,7 +1,7 @@
 //! The API against an attacker, through a real node process: cross-site requests and DNS
 //! rebinding against a node with authentication disabled.
 
-mod support;
+use sentinel_testkit as support;
 
 use support::{metric_value, NodeProcess};
 

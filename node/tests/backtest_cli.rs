@@ -3,7 +3,7 @@
 //! bound (earlier events replayed, not counted) and the user filter, as exact numbers; bad
 //! arguments are refused with a message naming the argument.
 
-mod support;
+use sentinel_testkit as support;
 
 use chrono::{Duration, Utc};
 use serde_json::Value;

@@ -3,7 +3,7 @@
 //! their snapshotted state — stays right after a crash, a clean restart and a second import of
 //! the same history. The stored snapshot itself carries the total.
 
-mod support;
+use sentinel_testkit as support;
 
 use rust_decimal::Decimal;
 use std::collections::BTreeMap;

@@ -4,83 +4,54 @@
 //! changes decisions on all; every transaction ends with exactly one stored decision that
 //! equals what a single node computes over the same events.
 
-mod support;
+use sentinel_testkit as support;
 
 use futures::StreamExt;
 use serde_json::{json, Value};
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
-use support::{event, eventually, free_port, metric_value, Broker, NodeProcess};
+use support::{event, eventually, free_port, metric_value, Broker, ClusterMember, NodeProcess};
 
 const INPUT: &str = "transactions";
 const PARTITIONS: i32 = 6;
 const COOKIE: &str = "cluster-test-cookie";
 
-/// One cluster member's command line.
-struct Member {
-    name: &'static str,
-    cluster_port: u16,
-    dir: tempfile::TempDir,
+/// `member`'s arguments; `host` is the store host and seed (None: this is the host).
+fn member_args(
+    member: &ClusterMember,
+    broker: Option<&Broker>,
+    host: Option<&ClusterMember>,
+) -> Vec<String> {
+    let mut args = member.cluster_args(COOKIE, host.as_slice(), host);
+    if let Some(broker) = broker {
+        // Static membership: a restarted node takes its old place in the consumer group.
+        let config = member.dir.path().join("static-member.toml");
+        std::fs::write(
+            &config,
+            format!(
+                "[kafka.options]\n\"group.instance.id\" = \"{}\"\n",
+                member.name
+            ),
+        )
+        .unwrap();
+        args.extend(["--config".into(), config.display().to_string()]);
+        args.extend([
+            "--kafka-brokers".into(),
+            broker.address.clone(),
+            "--kafka-group".into(),
+            "sentinel-cluster-test".into(),
+        ]);
+    }
+    args
 }
 
-impl Member {
-    fn new(name: &'static str) -> Member {
-        Member {
-            name,
-            cluster_port: free_port(),
-            dir: tempfile::tempdir().unwrap(),
-        }
-    }
-
-    fn address(&self) -> String {
-        format!("127.0.0.1:{}", self.cluster_port)
-    }
-
-    /// Arguments for this member; `host` is the store host (None: this is the host).
-    fn args(&self, broker: Option<&Broker>, host: Option<&Member>) -> Vec<String> {
-        let mut args = vec![
-            "--node-name".into(),
-            self.name.into(),
-            "--cluster-listen".into(),
-            self.address(),
-            "--cluster-cookie".into(),
-            COOKIE.into(),
-        ];
-        if let Some(host) = host {
-            args.extend([
-                "--cluster-seeds".into(),
-                host.address(),
-                "--store-host".into(),
-                host.name.into(),
-            ]);
-        }
-        if let Some(broker) = broker {
-            // Static membership: a restarted node takes its old place in the consumer group.
-            let config = self.dir.path().join("static-member.toml");
-            std::fs::write(
-                &config,
-                format!(
-                    "[kafka.options]\n\"group.instance.id\" = \"{}\"\n",
-                    self.name
-                ),
-            )
-            .unwrap();
-            args.extend(["--config".into(), config.display().to_string()]);
-            args.extend([
-                "--kafka-brokers".into(),
-                broker.address.clone(),
-                "--kafka-group".into(),
-                "sentinel-cluster-test".into(),
-            ]);
-        }
-        args
-    }
-
-    async fn start(&self, broker: Option<&Broker>, host: Option<&Member>) -> NodeProcess {
-        let args = self.args(broker, host);
-        let args: Vec<&str> = args.iter().map(String::as_str).collect();
-        NodeProcess::start(self.dir.path(), &args).await
-    }
+/// Starts `member` with [`member_args`].
+async fn start_node(
+    member: &ClusterMember,
+    broker: Option<&Broker>,
+    host: Option<&ClusterMember>,
+) -> NodeProcess {
+    member.start(&member_args(member, broker, host)).await
 }
 
 async fn broker_with_topics() -> Broker {
@@ -246,10 +217,10 @@ async fn assert_exactly_once_and_equal_to_single_node(
 async fn every_transaction_is_decided_once_across_a_sigkill_of_a_scoring_node() {
     let broker = broker_with_topics().await;
     let client = support::admin_client();
-    let (host, second, third) = (Member::new("n1"), Member::new("n2"), Member::new("n3"));
-    let n1 = host.start(Some(&broker), None).await;
-    let n2 = second.start(Some(&broker), Some(&host)).await;
-    let mut n3 = third.start(Some(&broker), Some(&host)).await;
+    let [host, second, third] = ["n1", "n2", "n3"].map(ClusterMember::new);
+    let n1 = start_node(&host, Some(&broker), None).await;
+    let n2 = start_node(&second, Some(&broker), Some(&host)).await;
+    let mut n3 = start_node(&third, Some(&broker), Some(&host)).await;
     let owned = settled_ownership(&client, &n1, 3).await;
     assert_eq!(owned.len(), 3, "{owned:?}");
 
@@ -270,7 +241,7 @@ async fn every_transaction_is_decided_once_across_a_sigkill_of_a_scoring_node() 
             n3.kill();
         }
         if i == 2 * PER_USER / 3 {
-            n3 = third.start(Some(&broker), Some(&host)).await;
+            n3 = start_node(&third, Some(&broker), Some(&host)).await;
         }
     }
     assert_exactly_once_and_equal_to_single_node(&client, &n1, &produced).await;
@@ -308,9 +279,9 @@ async fn every_transaction_is_decided_once_across_a_sigkill_of_a_scoring_node() 
 async fn a_node_joining_mid_stream_takes_partitions_over_without_a_gap() {
     let broker = broker_with_topics().await;
     let client = support::admin_client();
-    let (host, second, third) = (Member::new("n1"), Member::new("n2"), Member::new("n3"));
-    let n1 = host.start(Some(&broker), None).await;
-    let _n2 = second.start(Some(&broker), Some(&host)).await;
+    let [host, second, third] = ["n1", "n2", "n3"].map(ClusterMember::new);
+    let n1 = start_node(&host, Some(&broker), None).await;
+    let _n2 = start_node(&second, Some(&broker), Some(&host)).await;
     let before = settled_ownership(&client, &n1, 2).await;
     assert_eq!(before.len(), 2);
 
@@ -323,7 +294,7 @@ async fn a_node_joining_mid_stream_takes_partitions_over_without_a_gap() {
     for i in 0..PER_USER {
         produce_round(&broker, &producer, "joiner", USERS, i, start, &mut produced).await;
         if i == PER_USER / 2 {
-            n3 = Some(third.start(Some(&broker), Some(&host)).await);
+            n3 = Some(start_node(&third, Some(&broker), Some(&host)).await);
             let after = settled_ownership(&client, &n1, 3).await;
             assert!(!after["n3"].is_empty(), "{after:?}");
         }
@@ -340,10 +311,10 @@ async fn a_node_joining_mid_stream_takes_partitions_over_without_a_gap() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_rule_changed_on_the_store_host_changes_decisions_on_every_node() {
     let client = support::admin_client();
-    let (host, second, third) = (Member::new("r1"), Member::new("r2"), Member::new("r3"));
-    let r1 = host.start(None, None).await;
-    let r2 = second.start(None, Some(&host)).await;
-    let r3 = third.start(None, Some(&host)).await;
+    let [host, second, third] = ["r1", "r2", "r3"].map(ClusterMember::new);
+    let r1 = start_node(&host, None, None).await;
+    let r2 = start_node(&second, None, Some(&host)).await;
+    let r3 = start_node(&third, None, Some(&host)).await;
     let nodes = [&r1, &r2, &r3];
 
     let decide = async |node: &NodeProcess, txn: &str| -> Value {
@@ -434,24 +405,13 @@ async fn a_rule_changed_on_the_store_host_changes_decisions_on_every_node() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_node_with_the_wrong_cookie_never_reaches_the_store() {
-    let host = Member::new("c1");
-    let _c1 = host.start(None, None).await;
-    let intruder = Member::new("c2");
-    let mut args = intruder.args(None, Some(&host));
+    let host = ClusterMember::new("c1");
+    let _c1 = start_node(&host, None, None).await;
+    let intruder = ClusterMember::new("c2");
+    let mut args = member_args(&intruder, None, Some(&host));
     let cookie = args.iter().position(|a| a == COOKIE).unwrap();
     args[cookie] = "wrong-cookie".into();
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_sentinel"))
-        .arg("run")
-        .args(["--http-listen", &format!("127.0.0.1:{}", free_port())])
-        .arg("--data-dir")
-        .arg(intruder.dir.path())
-        .args(&args)
-        .args(["--store-wait-secs", "3"])
-        .env("SENTINEL_AUTH_JWT_SECRET", support::TEST_JWT_SECRET)
-        .output()
-        .unwrap();
-    assert!(!out.status.success());
-    let log = String::from_utf8_lossy(&out.stderr);
+    let log = intruder.refused(&args, 3);
     assert!(log.contains("did not join the cluster"), "{log}");
 }
 
@@ -483,10 +443,10 @@ async fn http_scoring_on_any_node_is_decided_by_the_partition_owner_or_refused()
     const RECEIVED: &str = "sentinel_owner_route_received_total";
     let broker = broker_with_topics().await;
     let client = support::admin_client();
-    let (host, second, third) = (Member::new("h1"), Member::new("h2"), Member::new("h3"));
-    let h1 = host.start(Some(&broker), None).await;
-    let h2 = second.start(Some(&broker), Some(&host)).await;
-    let mut h3 = third.start(Some(&broker), Some(&host)).await;
+    let [host, second, third] = ["h1", "h2", "h3"].map(ClusterMember::new);
+    let h1 = start_node(&host, Some(&broker), None).await;
+    let h2 = start_node(&second, Some(&broker), Some(&host)).await;
+    let mut h3 = start_node(&third, Some(&broker), Some(&host)).await;
     settled_ownership(&client, &h1, 3).await;
     let nodes = [("h1", &h1), ("h2", &h2), ("h3", &h3)];
 
@@ -700,9 +660,9 @@ async fn members_listening_on_ipv6_reach_each_other_through_a_seed() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_member_redials_a_restarted_store_host() {
     let client = support::admin_client();
-    let (host, member) = (Member::new("s1"), Member::new("s2"));
-    let mut s1 = host.start(None, None).await;
-    let s2 = member.start(None, Some(&host)).await;
+    let [host, member] = ["s1", "s2"].map(ClusterMember::new);
+    let mut s1 = start_node(&host, None, None).await;
+    let s2 = start_node(&member, None, Some(&host)).await;
     let decide = async |txn: &str| {
         client
             .post(s2.url("/v1/transactions"))
@@ -715,7 +675,7 @@ async fn a_member_redials_a_restarted_store_host() {
     assert_eq!(decide("before").await, 200);
 
     s1.kill();
-    let s1 = host.start(None, None).await;
+    let s1 = start_node(&host, None, None).await;
     let mut attempt = 0;
     eventually(
         "decisions through the restarted host",
@@ -744,9 +704,9 @@ async fn a_member_redials_a_restarted_store_host() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn large_metadata_crosses_the_cluster_in_frames_below_the_limit() {
     let client = support::admin_client();
-    let (host, member) = (Member::new("f1"), Member::new("f2"));
-    let _f1 = host.start(None, None).await;
-    let f2 = member.start(None, Some(&host)).await;
+    let [host, member] = ["f1", "f2"].map(ClusterMember::new);
+    let _f1 = start_node(&host, None, None).await;
+    let f2 = start_node(&member, None, Some(&host)).await;
     let note = "m".repeat(60_000);
     let posts = (0..300).map(|i| {
         let mut body = event(&format!("big-{i}"), "heavy", "10.00", i, "FR");
@@ -794,8 +754,8 @@ async fn a_rebalance_passivates_only_the_users_of_partitions_that_moved() {
     const USERS: usize = 24;
     let broker = broker_with_topics().await;
     let client = support::admin_client();
-    let (host, second) = (Member::new("k1"), Member::new("k2"));
-    let n1 = host.start(Some(&broker), None).await;
+    let [host, second] = ["k1", "k2"].map(ClusterMember::new);
+    let n1 = start_node(&host, Some(&broker), None).await;
     settled_ownership(&client, &n1, 1).await;
 
     let start = chrono::Utc::now() - chrono::Duration::minutes(20);
@@ -812,7 +772,7 @@ async fn a_rebalance_passivates_only_the_users_of_partitions_that_moved() {
     )
     .await;
 
-    let n2 = second.start(Some(&broker), Some(&host)).await;
+    let n2 = start_node(&second, Some(&broker), Some(&host)).await;
     settled_ownership(&client, &n1, 2).await;
     eventually(
         "k1 settled the rebalance",
@@ -862,9 +822,9 @@ async fn a_revoke_hands_partitions_over_only_after_their_events_are_decided() {
     const DRAIN_TIMEOUTS: &str = "sentinel_kafka_revoke_drain_timeouts_total";
     let broker = std::sync::Arc::new(broker_with_topics().await);
     let client = support::admin_client();
-    let (host, second) = (Member::new("r1"), Member::new("r2"));
-    let start_member = async |member: &Member, host: Option<&Member>| {
-        let args = member.args(Some(&broker), host);
+    let [host, second] = ["r1", "r2"].map(ClusterMember::new);
+    let start_member = async |member: &ClusterMember, host: Option<&ClusterMember>| {
+        let args = member_args(member, Some(&broker), host);
         // A bound on events in flight keeps each drain short.
         std::fs::write(
             member.dir.path().join("static-member.toml"),
@@ -874,8 +834,7 @@ async fn a_revoke_hands_partitions_over_only_after_their_events_are_decided() {
             ),
         )
         .unwrap();
-        let args: Vec<&str> = args.iter().map(String::as_str).collect();
-        NodeProcess::start(member.dir.path(), &args).await
+        member.start(&args).await
     };
     let n1 = start_member(&host, None).await;
     settled_ownership(&client, &n1, 1).await;
@@ -957,12 +916,11 @@ async fn a_revoke_past_the_drain_limit_is_handed_over_and_counted() {
     const DRAIN_TIMEOUTS: &str = "sentinel_kafka_revoke_drain_timeouts_total";
     let broker = broker_with_topics().await;
     let client = support::admin_client();
-    let (host, second) = (Member::new("s1"), Member::new("s2"));
-    let dynamic = async |member: &Member, host: Option<&Member>| {
-        let args = member.args(Some(&broker), host);
+    let [host, second] = ["s1", "s2"].map(ClusterMember::new);
+    let dynamic = async |member: &ClusterMember, host: Option<&ClusterMember>| {
+        let args = member_args(member, Some(&broker), host);
         std::fs::write(member.dir.path().join("static-member.toml"), "").unwrap();
-        let args: Vec<&str> = args.iter().map(String::as_str).collect();
-        NodeProcess::start(member.dir.path(), &args).await
+        member.start(&args).await
     };
     let n1 = dynamic(&host, None).await;
     settled_ownership(&client, &n1, 1).await;

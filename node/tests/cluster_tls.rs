@@ -3,14 +3,14 @@
 //! certificate from another CA, or without TLS, is refused even with the right cookie; and a
 //! connection that never starts its handshake does not stop the port accepting members.
 
-mod support;
+use sentinel_testkit as support;
 
 use rcgen::{
     BasicConstraints, Certificate, CertificateParams, ExtendedKeyUsagePurpose, IsCa, KeyPair,
 };
 use std::path::{Path, PathBuf};
 use std::time::Duration;
-use support::{event, eventually, free_port, NodeProcess};
+use support::{event, eventually, ClusterMember};
 
 const COOKIE: &str = "cluster-tls-test-cookie";
 
@@ -54,99 +54,52 @@ impl Authority {
     }
 }
 
-struct Member {
-    name: &'static str,
-    cluster_port: u16,
-    dir: tempfile::TempDir,
-}
-
-impl Member {
-    fn new(name: &'static str) -> Member {
-        Member {
-            name,
-            cluster_port: free_port(),
-            dir: tempfile::tempdir().unwrap(),
+/// `member`'s arguments: TLS files from `ca` (none: plain), seeds, and the store host.
+fn member_args(
+    member: &ClusterMember,
+    ca: Option<&Authority>,
+    seeds: &[&ClusterMember],
+    host: Option<&ClusterMember>,
+) -> Vec<String> {
+    let mut args = member.cluster_args(COOKIE, seeds, host);
+    if let Some(ca) = ca {
+        let [cert, key, ca_file] = ca.issue(member.dir.path());
+        for (flag, file) in [
+            ("--cluster-tls-cert-file", cert),
+            ("--cluster-tls-key-file", key),
+            ("--cluster-tls-ca-file", ca_file),
+        ] {
+            args.extend([flag.to_owned(), file.display().to_string()]);
         }
     }
-
-    fn address(&self) -> String {
-        format!("127.0.0.1:{}", self.cluster_port)
-    }
-
-    /// This member's arguments: TLS files from `ca` (none: plain), seeds, and the store host.
-    fn args(
-        &self,
-        ca: Option<&Authority>,
-        seeds: &[&Member],
-        host: Option<&Member>,
-    ) -> Vec<String> {
-        let mut args = vec![
-            "--node-name".to_owned(),
-            self.name.to_owned(),
-            "--cluster-listen".to_owned(),
-            self.address(),
-            "--cluster-cookie".to_owned(),
-            COOKIE.to_owned(),
-        ];
-        if let Some(ca) = ca {
-            let [cert, key, ca_file] = ca.issue(self.dir.path());
-            for (flag, file) in [
-                ("--cluster-tls-cert-file", cert),
-                ("--cluster-tls-key-file", key),
-                ("--cluster-tls-ca-file", ca_file),
-            ] {
-                args.extend([flag.to_owned(), file.display().to_string()]);
-            }
-        }
-        if !seeds.is_empty() {
-            let seeds: Vec<String> = seeds.iter().map(|m| m.address()).collect();
-            args.extend(["--cluster-seeds".to_owned(), seeds.join(",")]);
-        }
-        if let Some(host) = host {
-            args.extend(["--store-host".to_owned(), host.name.to_owned()]);
-        }
-        args
-    }
-
-    async fn start(&self, ca: &Authority, seeds: &[&Member], host: Option<&Member>) -> NodeProcess {
-        let args = self.args(Some(ca), seeds, host);
-        let args: Vec<&str> = args.iter().map(String::as_str).collect();
-        NodeProcess::start(self.dir.path(), &args).await
-    }
-
-    /// Runs this member expecting it to give up on reaching the store host; its stderr.
-    fn refused(&self, ca: Option<&Authority>, host: &Member) -> String {
-        let args = self.args(ca, &[host], Some(host));
-        let out = std::process::Command::new(env!("CARGO_BIN_EXE_sentinel"))
-            .arg("run")
-            .args(["--http-listen", &format!("127.0.0.1:{}", free_port())])
-            .arg("--data-dir")
-            .arg(self.dir.path())
-            .args(&args)
-            .args(["--store-wait-secs", "4"])
-            .env("SENTINEL_AUTH_JWT_SECRET", support::TEST_JWT_SECRET)
-            .env_remove("SENTINEL_CONFIG")
-            .output()
-            .unwrap();
-        assert!(!out.status.success(), "{} joined", self.name);
-        String::from_utf8_lossy(&out.stderr).into_owned()
-    }
+    args
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn three_members_over_mutual_tls_and_strangers_are_refused() {
     let ca = Authority::new("sentinel cluster CA");
     let client = support::admin_client();
-    let (first, second, third) = (Member::new("t1"), Member::new("t2"), Member::new("t3"));
-    let t1 = first.start(&ca, &[], None).await;
+    let [first, second, third] = ["t1", "t2", "t3"].map(ClusterMember::new);
+    let t1 = first
+        .start(&member_args(&first, Some(&ca), &[], None))
+        .await;
 
     // A connection that never sends a byte holds no one up.
     let _silent = tokio::net::TcpStream::connect(first.address())
         .await
         .unwrap();
 
-    let t2 = second.start(&ca, &[&first], Some(&first)).await;
-    let t3 = third.start(&ca, &[&first, &second], Some(&first)).await;
+    let t2 = second
+        .start(&member_args(&second, Some(&ca), &[&first], Some(&first)))
+        .await;
+    let t3 = third
+        .start(&member_args(
+            &third,
+            Some(&ca),
+            &[&first, &second],
+            Some(&first),
+        ))
+        .await;
     eventually(
         "three members everywhere",
         Duration::from_secs(30),
@@ -178,11 +131,14 @@ async fn three_members_over_mutual_tls_and_strangers_are_refused() {
 
     // The right cookie is not enough: a certificate from another CA, or no TLS at all.
     let stranger = Authority::new("someone else's CA");
-    let foreign = Member::new("foreign");
-    let stderr = foreign.refused(Some(&stranger), &first);
+    let foreign = ClusterMember::new("foreign");
+    let stderr = foreign.refused(
+        &member_args(&foreign, Some(&stranger), &[&first], Some(&first)),
+        4,
+    );
     assert!(stderr.contains("did not join the cluster"), "{stderr}");
-    let plain = Member::new("plain");
-    let stderr = plain.refused(None, &first);
+    let plain = ClusterMember::new("plain");
+    let stderr = plain.refused(&member_args(&plain, None, &[&first], Some(&first)), 4);
     assert!(stderr.contains("did not join the cluster"), "{stderr}");
     let log = t1.log_text();
     assert!(

@@ -6,7 +6,7 @@
 //! other argument and variable passes through untouched. The three nodes must become ready,
 //! form one cluster, and decide the load generator's traffic.
 
-mod support;
+use sentinel_testkit as support;
 
 use serde_json::Value;
 use std::collections::{BTreeMap, BTreeSet, HashMap};

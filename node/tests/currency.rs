@@ -2,12 +2,12 @@
 //! amount, an event with no rate is refused naming `currency` (or decided raw, as configured),
 //! and a changed rates file applies to the next events while a bad one keeps the old table.
 
-mod support;
+use sentinel_testkit as support;
 
 use serde_json::{json, Value};
 use std::path::Path;
 use std::time::Duration;
-use support::{event, metric_value, NodeProcess};
+use support::{event, fired_rules, metric_value, NodeProcess};
 
 /// Replaces the file atomically, as an operator's deploy should (the node may read it any time).
 fn write_rates(path: &Path, text: &str) {
@@ -61,15 +61,6 @@ async fn post(node: &NodeProcess, client: &reqwest::Client, body: &Value) -> (u1
     (r.status().as_u16(), r.json().await.unwrap())
 }
 
-fn rules(decision: &Value) -> Vec<&str> {
-    decision["reasons"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|r| r["rule"].as_str().unwrap())
-        .collect()
-}
-
 /// The counter's value for the series carrying every given label.
 fn counter(metrics: &str, name: &str, labels: &[&str]) -> f64 {
     metrics
@@ -94,7 +85,7 @@ async fn amounts_compare_in_the_base_currency_and_rates_reload() {
     )
     .await;
     assert_eq!(status, 200, "{yen}");
-    assert!(!rules(&yen).contains(&"large_amount"), "{yen}");
+    assert!(!fired_rules(&yen).contains(&"large_amount"), "{yen}");
     assert_eq!(yen["event"]["amount"], "60528");
     assert_eq!(yen["event"]["currency"], "JPY");
     assert_eq!(
@@ -336,7 +327,7 @@ async fn import_converts_amounts_and_rejects_rows_without_a_rate() {
     let client = support::admin_client();
     let yen = node.decision(&client, "imp-jpy").await.unwrap();
     assert_eq!(yen["event"]["base"]["rate_date"], "2026-12-01");
-    assert!(!rules(&yen).contains(&"large_amount"), "{yen}");
+    assert!(!fired_rules(&yen).contains(&"large_amount"), "{yen}");
     let usd = node.decision(&client, "imp-usd").await.unwrap();
-    assert_eq!(rules(&usd), ["large_amount"]);
+    assert_eq!(fired_rules(&usd), ["large_amount"]);
 }

@@ -10,7 +10,7 @@
 //! Chromium, Node and the driver's `node_modules` are installed by `./scripts/test`; when any is
 //! missing this test fails and says so.
 
-mod support;
+use sentinel_testkit as support;
 
 use serde_json::Value;
 use std::collections::BTreeSet;

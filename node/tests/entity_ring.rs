@@ -4,7 +4,7 @@
 //! the seed's `shared_device_ring` reason whichever node decides it. With the device's owner
 //! frozen (SIGSTOP), decisions still come back, without the reason, and the failure is counted.
 
-mod support;
+use sentinel_testkit as support;
 
 use sentinel_engine::{EntityKey, EntityKind};
 use serde_json::Value;

@@ -7,7 +7,7 @@
 //! in their merchant. Both merchants have the same transaction counts, so their model scores
 //! are equal while the labels are too young for the probes and differ once they are old enough.
 
-mod support;
+use sentinel_testkit as support;
 
 use chrono::{DateTime, Duration, Utc};
 use serde_json::Value;

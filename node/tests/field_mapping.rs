@@ -3,11 +3,13 @@
 //! refused by name or kept in `metadata` for rules; `sentinel config check` on good and bad
 //! mappings.
 
-mod support;
+use sentinel_testkit as support;
 
 use std::path::PathBuf;
 use std::time::Duration;
-use support::{collect, eventually, metric_value, post_text, Broker, NodeProcess};
+use support::{
+    collect, eventually, fired_rules, metric_value, post_text, Broker, NodeProcess, NODE_TOPICS,
+};
 
 /// Seed document 004's curl scenario payload, byte for byte.
 const SEED_004: &str = r#"{"user_id": "user-ring-1", "card_id": "card-ring-1", "device_id": "device-shared-123", "amount": 150.00, "merchant": "Online Store"}"#;
@@ -35,16 +37,6 @@ async fn add_rule(node: &NodeProcess, client: &reqwest::Client, name: &str, expr
     let rule = serde_json::json!({"name": name, "expression": expression, "action": "review"});
     let (status, body) = post_text(client, node.url("/v1/rules"), rule.to_string()).await;
     assert_eq!(status, 201, "{body}");
-}
-
-/// The names of the rules that fired for a decision.
-fn fired(decision: &serde_json::Value) -> Vec<&str> {
-    decision["reasons"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|r| r["rule"].as_str().unwrap())
-        .collect()
 }
 
 async fn node_with(dir: &std::path::Path, extra: &[&str]) -> NodeProcess {
@@ -140,7 +132,7 @@ async fn rules_read_metadata_from_mapped_and_unknown_fields() {
     )
     .await;
     assert_eq!(status, 200, "{transfer}");
-    assert_eq!(fired(&transfer), ["transfers"], "{transfer}");
+    assert_eq!(fired_rules(&transfer), ["transfers"], "{transfer}");
     assert_eq!(transfer["outcome"], "review");
     let reason = &transfer["reasons"][0]["values"][0];
     assert_eq!(reason[0], "metadata.transaction_type");
@@ -152,13 +144,13 @@ async fn rules_read_metadata_from_mapped_and_unknown_fields() {
     let (status, decided) = post_text(&client, node.url("/v1/transactions"), purchase).await;
     assert_eq!(status, 200, "{decided}");
     assert_eq!(decided["event"]["metadata"]["channel_hint"], "web");
-    assert_eq!(fired(&decided), ["web_hint"], "{decided}");
+    assert_eq!(fired_rules(&decided), ["web_hint"], "{decided}");
 
     // Neither key: both comparisons are false, not errors.
     let plain = seed_003("txn-plain", "acct-3", "purchase");
     let (status, decided) = post_text(&client, node.url("/v1/transactions"), plain).await;
     assert_eq!(status, 200, "{decided}");
-    assert!(fired(&decided).is_empty(), "{decided}");
+    assert!(fired_rules(&decided).is_empty(), "{decided}");
 
     // A rule comparing two metadata fields has no type: refused with its position.
     let rule = serde_json::json!({"name": "bad", "expression": "metadata.a = metadata.b", "action": "review"});
@@ -176,14 +168,7 @@ async fn rules_read_metadata_from_mapped_and_unknown_fields() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn seed_payloads_are_decided_through_kafka_with_the_shipped_mappings() {
     let broker = Broker::start().await;
-    for topic in [
-        "transactions",
-        "transactions_approved",
-        "transactions_fraud",
-        "transactions_dlq",
-    ] {
-        broker.create_topic(topic, 2).await;
-    }
+    broker.create_topics(&NODE_TOPICS, 2).await;
     let client = support::admin_client();
     let producer = broker.producer();
 

@@ -6,7 +6,7 @@
 //! fraud label old enough for the event exists at its merchant — checked on every event, and
 //! on both sides of the boundaries.
 
-mod support;
+use sentinel_testkit as support;
 
 use chrono::{DateTime, Duration, Utc};
 use std::collections::HashMap;

@@ -1,7 +1,7 @@
 //! Scoring over HTTP against a running node (no Kafka): decisions, idempotent redelivery,
 //! precise refusals, metrics, and a clean stop.
 
-mod support;
+use sentinel_testkit as support;
 
 use serde_json::json;
 use support::{event, metric_value, NodeProcess};

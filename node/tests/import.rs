@@ -3,11 +3,10 @@
 //! those decisions, and velocity rules fired on history they could only see through the
 //! windows the import built. A second import of the same file stores nothing new.
 
-mod support;
+use sentinel_testkit as support;
 
 use sentinel_simulator::{Scenario, SimConfig, Simulator};
 use std::io::Write;
-use std::process::Command;
 use support::NodeProcess;
 
 fn import(data: &std::path::Path, file: &std::path::Path) -> String {
@@ -109,16 +108,11 @@ async fn import_seeds_an_empty_store_with_the_given_policy() {
         ),
     )
     .unwrap();
-    let out = Command::new(env!("CARGO_BIN_EXE_sentinel"))
-        .args(["import", "--data-dir", data.to_str().unwrap(), "--policy"])
-        .arg(&policy)
-        .arg(&file)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+    support::run_ok(
+        support::sentinel()
+            .args(["import", "--data-dir", data.to_str().unwrap(), "--policy"])
+            .arg(&policy)
+            .arg(&file),
     );
 
     // The imported event was decided under that policy, not the shipped one.

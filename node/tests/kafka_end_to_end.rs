@@ -1,25 +1,20 @@
 //! A node consuming a real Kafka-API broker: the seed scenarios decided and published, every
 //! bad message dead-lettered with its reason, and nothing lost across a SIGKILL.
 
-mod support;
+use sentinel_testkit as support;
 
 use serde_json::json;
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::time::Duration;
-use support::{collect, event, eventually, metric_value, Broker, NodeProcess};
+use support::{
+    collect, event, eventually, fired_rules, metric_value, Broker, NodeProcess, NODE_TOPICS,
+};
 
 const INPUT: &str = "transactions";
 
 async fn broker_with_topics() -> Broker {
     let broker = Broker::start().await;
-    for topic in [
-        INPUT,
-        "transactions_approved",
-        "transactions_fraud",
-        "transactions_dlq",
-    ] {
-        broker.create_topic(topic, 4).await;
-    }
+    broker.create_topics(&NODE_TOPICS, 4).await;
     broker
 }
 
@@ -171,11 +166,8 @@ async fn seed_scenarios_and_bad_input_through_kafka() {
     for record in &records {
         let decision = record.json();
         let txn = decision["transaction_id"].as_str().unwrap();
-        let rules: Vec<&str> = decision["reasons"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|r| r["rule"].as_str().unwrap())
+        let rules: Vec<&str> = fired_rules(&decision)
+            .into_iter()
             // The model's own rule may join the unusual ones (ml_rule.rs tests it); here
             // each seed rule must fire on its own case only.
             .filter(|rule| *rule != "ml_high_score")

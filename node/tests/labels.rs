@@ -4,7 +4,7 @@
 //! file through it, reporting its bad rows by line, and `--data-dir` writes one into a stopped
 //! node's store, where the restarted node serves its labels.
 
-mod support;
+use sentinel_testkit as support;
 
 use chrono::{Duration, Utc};
 use serde_json::{json, Value};

@@ -3,7 +3,7 @@
 //! address at once, hours after the holder's last payment) scores high and is reviewed for the
 //! `ml_high_score` rule, which no other seed rule would flag; an ordinary payment is not.
 
-mod support;
+use sentinel_testkit as support;
 
 use serde_json::Value;
 use support::{event, post_text, NodeProcess};

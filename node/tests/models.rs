@@ -3,7 +3,7 @@
 //! dropped event, a challenger in shadow, rollback and the audit trail; and the `train` /
 //! `evaluate` commands.
 
-mod support;
+use sentinel_testkit as support;
 
 use serde_json::Value;
 use std::process::Command;
@@ -12,17 +12,9 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use support::{event, eventually, get_json, post_text, NodeProcess};
 
-fn sentinel(args: &[&str]) -> std::process::Output {
-    let out = Command::new(env!("CARGO_BIN_EXE_sentinel"))
-        .args(args)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "sentinel {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    out
+/// Runs `sentinel args`, asserts it succeeded and returns what it printed.
+fn sentinel(args: &[&str]) -> String {
+    support::run_ok(support::sentinel().args(args))
 }
 
 fn default_model_id() -> String {
@@ -35,8 +27,8 @@ fn default_model_id() -> String {
     artifact["model_id"].as_str().unwrap().to_owned()
 }
 
-/// Trains a small model on simulated traffic with the CLI, writing it to `out`.
-fn train_small(out: &std::path::Path, extra: &[&str]) -> std::process::Output {
+/// Trains a small model on simulated traffic with the CLI, writing it to `out`; what it printed.
+fn train_small(out: &std::path::Path, extra: &[&str]) -> String {
     let mut args = vec![
         "train",
         "--from",
@@ -241,8 +233,7 @@ fn train_export_and_evaluate_from_the_command_line() {
     let dir = tempfile::tempdir().unwrap();
     let csv = dir.path().join("events.csv");
     let model = dir.path().join("m.json");
-    let out = train_small(&model, &["--export-csv", csv.to_str().unwrap()]);
-    let printed = String::from_utf8_lossy(&out.stdout);
+    let printed = train_small(&model, &["--export-csv", csv.to_str().unwrap()]);
     for figure in [
         "AUC-ROC",
         "average precision",
@@ -330,7 +321,7 @@ fn train_export_and_evaluate_from_the_command_line() {
         csv.to_str().unwrap(),
         "--json",
     ]);
-    let figures: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let figures: Value = serde_json::from_str(&out).unwrap();
     assert_eq!(figures["events"], 20000);
     assert!(figures["auc_roc"].as_f64().unwrap() > 0.9, "{figures}");
 
@@ -386,7 +377,7 @@ async fn train_from_a_stopped_nodes_store_with_analyst_labels() {
 
     let model = dir.path().join("stored.json");
     let since = (start - chrono::Duration::minutes(1)).to_rfc3339();
-    let out = sentinel(&[
+    let printed = sentinel(&[
         "train",
         "--from",
         "store",
@@ -397,7 +388,6 @@ async fn train_from_a_stopped_nodes_store_with_analyst_labels() {
         "--out",
         model.to_str().unwrap(),
     ]);
-    let printed = String::from_utf8_lossy(&out.stdout);
     assert!(printed.contains("AUC-ROC"), "{printed}");
     let a = artifact(&model);
     assert!(a["training"]["source"]

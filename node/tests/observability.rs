@@ -7,7 +7,7 @@
 //!
 //! Prometheus and promtool come from Debian's `prometheus` package; `./scripts/test` installs it.
 
-mod support;
+use sentinel_testkit as support;
 
 use serde_json::Value;
 use std::collections::{BTreeMap, BTreeSet};

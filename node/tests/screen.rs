@@ -4,10 +4,10 @@
 //! shared-device sighting. A bad item is answered by index and field; an oversized batch is
 //! refused naming the limit.
 
-mod support;
+use sentinel_testkit as support;
 
 use serde_json::{json, Value};
-use support::{event, metric_value, NodeProcess};
+use support::{event, fired_rules, metric_value, NodeProcess};
 
 /// `n` events of `user`, ten seconds apart, all inside five minutes of each other.
 fn burst(prefix: &str, user: &str, n: usize) -> Vec<Value> {
@@ -42,15 +42,6 @@ async fn post(node: &NodeProcess, client: &reqwest::Client, e: &Value) -> Value 
     r.json().await.unwrap()
 }
 
-fn rule_names(decision: &Value) -> Vec<String> {
-    decision["reasons"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|r| r["rule"].as_str().unwrap().to_owned())
-        .collect()
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn screening_decides_as_live_scoring_would_and_keeps_nothing() {
     let dir = tempfile::tempdir().unwrap();
@@ -68,10 +59,7 @@ async fn screening_decides_as_live_scoring_would_and_keeps_nothing() {
     assert_eq!(status, 200, "{answer}");
     assert_eq!(answer["decided"], 20, "{answer}");
     let last = &answer["results"][19]["decision"];
-    assert!(
-        rule_names(last).contains(&"velocity_5m".to_owned()),
-        "{last}"
-    );
+    assert!(fired_rules(last).contains(&"velocity_5m"), "{last}");
     // Nothing of it was kept: no decision, no history, no window.
     for e in &screened_burst {
         let id = e["transaction_id"].as_str().unwrap();
@@ -82,7 +70,7 @@ async fn screening_decides_as_live_scoring_would_and_keeps_nothing() {
     let live = post(&node, &client, &real).await;
     assert_eq!(live["user_seq"], 1, "{live}");
     assert!(
-        !rule_names(&live).contains(&"velocity_5m".to_owned()),
+        !fired_rules(&live).contains(&"velocity_5m"),
         "the screened burst was counted: {live}"
     );
     let profile: Value = client

@@ -2,7 +2,7 @@
 //! the other member, so screening reads its users through the cluster route — it sees the real
 //! users recorded there and records none of its own.
 
-mod support;
+use sentinel_testkit as support;
 
 use sentinel_engine::{EntityKey, EntityKind};
 use serde_json::{json, Value};

@@ -1,7 +1,7 @@
 //! Security end to end against real node processes: refusing to run unprotected, tokens and
 //! keys over HTTP, and no secret in the logs or in any answer.
 
-mod support;
+use sentinel_testkit as support;
 
 use std::process::Command;
 use std::time::Duration;

@@ -4,11 +4,11 @@
 //! tansu broker, with the shipped `config/mapping-seed-004.toml`, which gives a message without
 //! id, time or currency its own); the first user, alone on the device, is approved.
 
-mod support;
+use sentinel_testkit as support;
 
 use serde_json::{json, Value};
 use std::time::Duration;
-use support::{collect, post_text, Broker, NodeProcess};
+use support::{collect, post_text, Broker, NodeProcess, NODE_TOPICS};
 
 /// The seed's payload for ring member `n`, byte for byte.
 fn seed_payload(n: u32) -> String {
@@ -61,14 +61,7 @@ async fn the_seed_ring_pair_is_reviewed_over_http() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_seed_ring_pair_is_reviewed_over_kafka() {
     let broker = Broker::start().await;
-    for topic in [
-        "transactions",
-        "transactions_approved",
-        "transactions_fraud",
-        "transactions_dlq",
-    ] {
-        broker.create_topic(topic, 4).await;
-    }
+    broker.create_topics(&NODE_TOPICS, 4).await;
     let dir = tempfile::tempdir().unwrap();
     let mapping = concat!(
         env!("CARGO_MANIFEST_DIR"),

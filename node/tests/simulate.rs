@@ -2,7 +2,7 @@
 //! stream in event-time order, in the JSON a node accepts, and its chargeback file reports
 //! only exported frauds, each after its event.
 
-mod support;
+use sentinel_testkit as support;
 
 use chrono::{DateTime, Utc};
 use sentinel_simulator::{Labeller, Scenario, SimConfig, Simulator};

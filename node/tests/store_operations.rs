@@ -3,7 +3,7 @@
 use std::process::Command;
 use std::time::Duration;
 
-mod support;
+use sentinel_testkit as support;
 
 /// A node told to use a ScyllaDB that is not there stops at start-up with an error naming
 /// the store and the address, instead of running without one.

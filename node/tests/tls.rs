@@ -2,7 +2,7 @@
 //! here answers health and authenticated calls over TLS to a client trusting that certificate,
 //! refuses plain HTTP on the same port, and will not start with a certificate that is not PEM.
 
-mod support;
+use sentinel_testkit as support;
 
 use std::path::Path;
 use std::process::Command;

@@ -20,7 +20,7 @@ pub use clock::now_us;
 pub use pacer::Sink;
 pub use recorder::{Counts, Recorder, Second, Totals};
 pub use schedule::RateSchedule;
-pub use traffic::{population_capacity, sim_config, Population};
+pub use traffic::{population_capacity, Population};
 
 use crate::report::{self, Report, RunConfig, RunInfo, Written};
 use sentinel_simulator::Simulator;
@@ -104,15 +104,7 @@ pub async fn run(
 ) -> anyhow::Result<RunResult> {
     anyhow::ensure!(opts.duration_secs > 0, "--duration-secs must be positive");
     anyhow::ensure!(opts.schedule.peak_rate() > 0.0, "the rate must be positive");
-    let config = sim_config(
-        &opts.schedule,
-        opts.duration_secs,
-        opts.seed,
-        opts.users,
-        opts.fraud_ratio,
-        opts.population,
-        chrono::Utc::now(),
-    );
+    let config = opts.sim_config(chrono::Utc::now());
     let mut notes = Vec::new();
     let capacity = population_capacity(opts.users);
     if let Population::Realistic { payments_per_day } = opts.population {

@@ -102,6 +102,22 @@ pub fn sim_config(
     }
 }
 
+impl super::TrafficOptions {
+    /// The simulator configuration of a run with these options started at `now`: what
+    /// [`run`](super::run) sends, and what a test replays to know which events it sent.
+    pub fn sim_config(&self, now: DateTime<Utc>) -> SimConfig {
+        sim_config(
+            &self.schedule,
+            self.duration_secs,
+            self.seed,
+            self.users,
+            self.fraud_ratio,
+            self.population,
+            now,
+        )
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

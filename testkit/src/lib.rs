@@ -1,6 +1,13 @@
-//! Real components for the node's integration tests: a tansu Kafka-API broker on a free
-//! loopback port, `sentinel` node processes, and Kafka clients.
-#![allow(dead_code)] // each test binary uses a different part of the harness
+//! The workspace's test kit: real components for integration tests that run processes. A tansu
+//! Kafka-API broker per test, `sentinel` node processes and other children guarded so they
+//! never outlive a test, free loopback ports, readiness waits, cluster members, tokens, Kafka
+//! clients and `eventually`.
+//!
+//! Node processes run the `sentinel` binary Cargo built for the running test (see
+//! [`sentinel_bin`]), so only `sentinel-node`'s integration tests start nodes; the load
+//! generator's tests that need one live there too (`node/tests/load_generator.rs`).
+//! Test files import the kit as `use sentinel_testkit as support;`.
+#![warn(missing_docs)]
 
 use rdkafka::consumer::{Consumer, StreamConsumer};
 use rdkafka::message::{Headers, Message};
@@ -13,9 +20,25 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+/// The `sentinel` executable of the running test: `CARGO_BIN_EXE_sentinel`.
+///
+/// Cargo (1.94 and later) sets that variable when it runs an integration test of the package
+/// that owns the binary, after building it with the test build's features (`failpoints` under
+/// `--all-features`). A test of another package therefore cannot start a node; rather than
+/// fall back to whatever `target/debug/sentinel` holds (stale, or built without those
+/// features), this panics.
+pub fn sentinel_bin() -> PathBuf {
+    std::env::var_os("CARGO_BIN_EXE_sentinel")
+        .map(PathBuf::from)
+        .expect(
+            "CARGO_BIN_EXE_sentinel is unset: nodes start only in sentinel-node's integration \
+             tests run by `cargo test` (Cargo 1.94 or later sets it)",
+        )
+}
+
 /// A `sentinel` command (a one-shot subcommand such as `import`), before its arguments.
 pub fn sentinel() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_sentinel"))
+    Command::new(sentinel_bin())
 }
 
 /// Runs a one-shot command to completion, asserts it succeeded (else fails with its stderr)
@@ -75,7 +98,7 @@ pub const TEST_INGEST_KEY: &str = "test-ingest-key-0123456789";
 
 /// A token for `role` minted by `sentinel token` with the test secret.
 pub fn token(role: &str) -> String {
-    let out = Command::new(env!("CARGO_BIN_EXE_sentinel"))
+    let out = sentinel()
         .args([
             "token",
             "--role",
@@ -115,9 +138,19 @@ pub fn admin_client() -> reqwest::Client {
     client_with(&format!("Bearer {}", token("admin")))
 }
 
+/// The topics a node uses by default: its input, the approved and fraud outputs, and the
+/// dead letters.
+pub const NODE_TOPICS: [&str; 4] = [
+    "transactions",
+    "transactions_approved",
+    "transactions_fraud",
+    "transactions_dlq",
+];
+
 /// A tansu broker process, killed on drop.
 pub struct Broker {
     child: Child,
+    /// `host:port` of its listener, for `bootstrap.servers` and `--kafka-brokers`.
     pub address: String,
     _dir: tempfile::TempDir,
 }
@@ -143,7 +176,7 @@ impl Broker {
             .stdout(Stdio::from(log.try_clone().unwrap()))
             .stderr(Stdio::from(log))
             .spawn()
-            .expect("tansu is installed (scripts/test installs it)");
+            .expect("tansu is on the PATH (scripts/install-test-tools installs it)");
         let broker = Broker {
             child,
             address,
@@ -157,6 +190,13 @@ impl Broker {
         )
         .await;
         broker
+    }
+
+    /// Creates each of `names` with `partitions` partitions.
+    pub async fn create_topics(&self, names: &[&str], partitions: i32) {
+        for name in names {
+            self.create_topic(name, partitions).await;
+        }
     }
 
     /// Creates a topic with `partitions` partitions.
@@ -227,13 +267,18 @@ impl Drop for Broker {
 /// One message read back from a topic.
 #[derive(Debug, Clone)]
 pub struct Record {
+    /// The topic it was read from.
     pub topic: String,
+    /// The key, as text.
     pub key: Option<String>,
+    /// The value's bytes.
     pub payload: Vec<u8>,
+    /// The headers, values as text.
     pub headers: HashMap<String, String>,
 }
 
 impl Record {
+    /// The payload parsed as JSON (panics when it is not).
     pub fn json(&self) -> serde_json::Value {
         serde_json::from_slice(&self.payload).unwrap()
     }
@@ -289,8 +334,11 @@ const DRAIN_WAIT: Duration = Duration::from_secs(10);
 /// within [`DRAIN_WAIT`]), so it exits through its drain and writes its coverage profile.
 pub struct NodeProcess {
     child: Child,
+    /// `host:port` of its HTTP listener.
     pub http: String,
+    /// Its `--data-dir`.
     pub data_dir: PathBuf,
+    /// The file its stdout and stderr go to.
     pub log: PathBuf,
 }
 
@@ -312,7 +360,7 @@ impl NodeProcess {
         let log = data_dir.join(format!("node-{port}.log"));
         std::fs::create_dir_all(data_dir).unwrap();
         let out = std::fs::File::create(&log).unwrap();
-        let child = Command::new(env!("CARGO_BIN_EXE_sentinel"))
+        let child = sentinel()
             .arg("run")
             .args(["--http-listen", &http])
             .arg("--data-dir")
@@ -360,10 +408,12 @@ impl NodeProcess {
         node
     }
 
+    /// The URL of `path` (which starts with `/`) on its HTTP listener.
     pub fn url(&self, path: &str) -> String {
         format!("http://{}{path}", self.http)
     }
 
+    /// Its output so far.
     pub fn log_text(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap_or_default()
     }
@@ -473,6 +523,83 @@ impl Drop for NodeProcess {
     }
 }
 
+/// A member of a test cluster before it starts: its name, a cluster port chosen up front (the
+/// others name it as their seed) and a data directory of its own.
+pub struct ClusterMember {
+    /// Its `--node-name`.
+    pub name: &'static str,
+    /// The port of its cluster listener.
+    pub cluster_port: u16,
+    /// Its `--data-dir`, with room for the files a test gives it (certificates, config).
+    pub dir: tempfile::TempDir,
+}
+
+impl ClusterMember {
+    /// A member named `name` on a free cluster port.
+    pub fn new(name: &'static str) -> ClusterMember {
+        ClusterMember {
+            name,
+            cluster_port: free_port(),
+            dir: tempfile::tempdir().unwrap(),
+        }
+    }
+
+    /// `host:port` of its cluster listener.
+    pub fn address(&self) -> String {
+        format!("127.0.0.1:{}", self.cluster_port)
+    }
+
+    /// Its cluster arguments for `sentinel run`: name, listener and `cookie`, then `seeds` and
+    /// the store `host` when given (none: it hosts the store).
+    pub fn cluster_args(
+        &self,
+        cookie: &str,
+        seeds: &[&ClusterMember],
+        host: Option<&ClusterMember>,
+    ) -> Vec<String> {
+        let mut args = vec![
+            "--node-name".to_owned(),
+            self.name.to_owned(),
+            "--cluster-listen".to_owned(),
+            self.address(),
+            "--cluster-cookie".to_owned(),
+            cookie.to_owned(),
+        ];
+        if !seeds.is_empty() {
+            let seeds: Vec<String> = seeds.iter().map(|m| m.address()).collect();
+            args.extend(["--cluster-seeds".to_owned(), seeds.join(",")]);
+        }
+        if let Some(host) = host {
+            args.extend(["--store-host".to_owned(), host.name.to_owned()]);
+        }
+        args
+    }
+
+    /// Starts it with `args` and waits until it is ready.
+    pub async fn start(&self, args: &[String]) -> NodeProcess {
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        NodeProcess::start(self.dir.path(), &args).await
+    }
+
+    /// Runs it with `args`, expecting it to give up on reaching the store host within
+    /// `store_wait_secs`; returns its stderr.
+    pub fn refused(&self, args: &[String], store_wait_secs: u32) -> String {
+        let out = sentinel()
+            .arg("run")
+            .args(["--http-listen", &format!("127.0.0.1:{}", free_port())])
+            .arg("--data-dir")
+            .arg(self.dir.path())
+            .args(args)
+            .args(["--store-wait-secs", &store_wait_secs.to_string()])
+            .env("SENTINEL_AUTH_JWT_SECRET", TEST_JWT_SECRET)
+            .env_remove("SENTINEL_CONFIG")
+            .output()
+            .unwrap();
+        assert!(!out.status.success(), "{} joined", self.name);
+        String::from_utf8_lossy(&out.stderr).into_owned()
+    }
+}
+
 /// The value of an unlabelled or labelled sample in Prometheus text, 0 when absent.
 pub fn metric_value(text: &str, series: &str) -> f64 {
     text.lines()
@@ -482,6 +609,16 @@ pub fn metric_value(text: &str, series: &str) -> f64 {
             (name == series).then(|| value.parse().ok()).flatten()
         })
         .unwrap_or(0.0)
+}
+
+/// The names of the rules that fired for a decision (its `reasons`), in order.
+pub fn fired_rules(decision: &serde_json::Value) -> Vec<&str> {
+    decision["reasons"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["rule"].as_str().unwrap())
+        .collect()
 }
 
 /// A transaction event as producers send it.
@@ -521,6 +658,8 @@ pub struct Process {
 }
 
 impl Process {
+    /// Starts `command` as `name` (the name its failures are reported under), its stdout and
+    /// stderr going to `log`.
     pub fn spawn(name: &'static str, command: &mut Command, log: PathBuf) -> Process {
         let out = std::fs::File::create(&log).unwrap();
         let child = command
@@ -532,6 +671,7 @@ impl Process {
         Process { name, child, log }
     }
 
+    /// Its output so far.
     pub fn log_text(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap_or_default()
     }
@@ -560,6 +700,7 @@ impl Process {
         }
     }
 
+    /// Sends `signal` (as `kill` takes it, e.g. `-STOP`) to its whole process group.
     pub fn signal_group(&self, signal: &str) {
         let _ = Command::new("kill")
             .args([signal, "--", &format!("-{}", self.child.id())])
