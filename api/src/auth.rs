@@ -368,7 +368,7 @@ impl Authenticator {
             metrics_require_token: config.metrics_require_token,
             metrics_rule_names: config.metrics_rule_names,
             jwt,
-            limiter: RateLimiter::new(config.rate_limits.clone()),
+            limiter: RateLimiter::new(&config.rate_limits)?,
             failures: FailureLimiter::new(config.failed_auth),
             keys,
         })
