@@ -3,7 +3,6 @@
 use crate::body::Params;
 use crate::{ApiError, ApiState, ErrorResponse};
 use axum::extract::{FromRef, Path, State};
-use axum::routing::{get, post};
 use axum::{Json, Router};
 use sentinel_store::outbox::{self, AlertRecord, AlertStatus};
 use sentinel_store::Store;
@@ -26,9 +25,9 @@ where
     S: Clone + Send + Sync + 'static,
     AlertStore: FromRef<S>,
 {
-    Router::new()
-        .route("/v1/alerts", get(list))
-        .route("/v1/alerts/{id}/retry", post(retry))
+    crate::routes::alert_routes(crate::routes::Table::new(Default::default()))
+        .build()
+        .0
 }
 
 /// Alert listing query.

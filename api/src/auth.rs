@@ -1,5 +1,5 @@
 //! Who is calling: JWT bearer tokens (HS256 or RS256) and API keys, checked once per request
-//! by [`guard`] against the route's entry in the access table ([`crate::access`]).
+//! by [`guard`] against the route's access rule ([`crate::access::required`]).
 
 use crate::access::{self, Access};
 use crate::api_keys::ApiKeys;
@@ -281,7 +281,7 @@ pub enum Rejection {
     InvalidKey,
     /// Authenticated, but the role may not use this route.
     Forbidden,
-    /// The route has no entry in the access table (a programming error; denied).
+    /// The route is not in the route table (a programming error; denied).
     Unlisted,
 }
 
@@ -368,7 +368,7 @@ impl Authenticator {
             metrics_require_token: config.metrics_require_token,
             metrics_rule_names: config.metrics_rule_names,
             jwt,
-            limiter: RateLimiter::new(config.rate_limits.clone()),
+            limiter: RateLimiter::new(&config.rate_limits)?,
             failures: FailureLimiter::new(config.failed_auth),
             keys,
         })
@@ -484,7 +484,7 @@ fn unauthenticated() -> Principal {
     }
 }
 
-/// Middleware on every route: looks the route up in the access table, authenticates the
+/// Middleware on every route: looks up the route's access rule, authenticates the
 /// caller and checks the role, then hands the [`Principal`] to the handler.
 pub async fn guard(
     State(auth): State<Arc<Authenticator>>,

@@ -29,6 +29,9 @@ impl Default for FailedAuthLimit {
     }
 }
 
+/// A fixed window counted from an address's first failure, not a token bucket (so not
+/// `governor`, which the rate limit uses): only failures are counted, and asking whether an
+/// address may try again must not use up an attempt.
 struct Window {
     started: Instant,
     failures: u32,

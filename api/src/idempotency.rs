@@ -138,7 +138,11 @@ pub async fn layer(
     let scope = sha256_hex(&format!("{caller}\n{key}"));
     let (mut parts, body) = request.into_parts();
     // The route's own limit: a 16 MiB model upload is as valid with a key as without.
-    let limit = crate::body_limit(&state.limits, matched.as_ref().map_or("", |m| m.as_str()));
+    let limit = crate::routes::body_limit(
+        &state.limits,
+        &parts.method,
+        matched.as_ref().map_or("", |m| m.as_str()),
+    );
     let Ok(bytes) = axum::body::to_bytes(body, limit).await else {
         return ApiError::too_large("the body is over the size limit").into_response();
     };

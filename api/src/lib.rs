@@ -30,6 +30,7 @@ mod openapi_refusals;
 mod opening_balance;
 pub mod rate_limit;
 mod request_id;
+mod routes;
 mod rules;
 pub mod screen;
 mod transactions;
@@ -41,10 +42,9 @@ pub use backtests::Backtests;
 pub use decisions::AggregateCache;
 pub use error::{ApiError, ErrorDetail, ErrorResponse};
 pub use idempotency::Idempotency;
-pub use openapi::ApiDoc;
+pub use openapi::openapi;
 
 use async_trait::async_trait;
-use axum::routing::{delete, get, post};
 use axum::Router;
 use sentinel_event::{DecisionError, Limits, Transaction};
 use sentinel_store::{Store, Stored};
@@ -131,112 +131,13 @@ pub struct ApiContext {
     pub heavy_queries: Arc<heavy::HeavyQueries>,
 }
 
-/// The API router.
+/// The API router: the route table (`routes.rs`) with the layers every route runs.
 pub fn app(context: ApiContext) -> Router {
     let state = ApiState(Arc::new(context));
-    request_id::apply(routes(&state)).with_state(state)
-}
-
-/// The largest body the route at `path` (as routed) takes; larger ones get 413. Model uploads
-/// are big; everything else is an event or a small document, and the limit sits a little above
-/// the event limit so that an oversized event still reaches validation and gets its precise
-/// answer. The idempotency layer buffers bodies with the same limit.
-pub(crate) fn body_limit(limits: &Limits, path: &str) -> usize {
-    if path == "/v1/models" {
-        models::MAX_MODEL_BYTES
-    } else if path == "/v1/labels" {
-        // A full batch of labels with notes.
-        8 * 1024 * 1024
-    } else if path == "/v1/transactions/screen" {
-        screen::MAX_BODY_BYTES
-    } else {
-        limits.max_payload_bytes.saturating_mul(2).max(1024)
-    }
-}
-
-fn routes(state: &ApiState) -> Router<ApiState> {
-    let general_limit = body_limit(&state.limits, "");
-    Router::new()
-        .route("/v1/transactions", post(transactions::score))
-        .route(
-            "/v1/transactions/screen",
-            post(screen::screen).layer(axum::extract::DefaultBodyLimit::max(body_limit(
-                &state.limits,
-                "/v1/transactions/screen",
-            ))),
-        )
-        .route("/v1/cluster", get(cluster::cluster))
-        .route(
-            "/v1/decisions/{transaction_id}",
-            get(transactions::decision),
-        )
-        .route("/v1/decisions", get(decisions::search))
-        .route("/v1/aggregates", get(decisions::aggregates))
-        .route("/v1/users/{user_id}/profile", get(users::profile))
-        .route("/v1/users/{user_id}/balance", get(users::balance))
-        .route(
-            "/v1/users/{user_id}/opening-balance",
-            axum::routing::put(opening_balance::put),
-        )
-        .route(
-            "/v1/users/{user_id}/transactions",
-            get(transactions::user_transactions),
-        )
-        .route(
-            "/v1/decisions/{transaction_id}/label",
-            post(transactions::label).get(transactions::get_label),
-        )
-        .route(
-            "/v1/labels",
-            post(transactions::label_batch).layer(axum::extract::DefaultBodyLimit::max(
-                body_limit(&state.limits, "/v1/labels"),
-            )),
-        )
-        .route("/v1/rules", get(rules::list).post(rules::create))
-        .route("/v1/rules/test", post(rules::test))
-        .route(
-            "/v1/rules/{id}",
-            get(rules::get).put(rules::update).delete(rules::delete),
-        )
-        .route("/v1/rules/{id}/versions", get(rules::versions))
-        .route("/v1/rules/{id}/rollback", post(rules::rollback))
-        .route("/v1/lists", get(lists::list).post(lists::create))
-        .route(
-            "/v1/lists/{name}",
-            get(lists::get).put(lists::update).delete(lists::delete),
-        )
-        .route("/v1/lists/{name}/items", post(lists::add_item))
-        .route("/v1/lists/{name}/items/{value}", delete(lists::remove_item))
-        .route(
-            "/v1/models",
-            get(models::list).merge(post(models::upload).layer(
-                axum::extract::DefaultBodyLimit::max(body_limit(&state.limits, "/v1/models")),
-            )),
-        )
-        .route("/v1/models/rollback", post(models::rollback))
-        .route("/v1/models/challenger", delete(models::clear_challenger))
-        .route("/v1/models/{id}", get(models::get))
-        .route("/v1/models/{id}/activate", post(models::activate))
-        .route("/v1/audit", get(audit::list))
-        .route("/v1/backtests", post(backtests::start))
-        .route("/v1/backtests/{id}", get(backtests::get))
-        .route(
-            "/v1/users/{user_id}/decisions",
-            get(transactions::user_decisions),
-        )
-        .route("/v1/keys", get(api_keys::list).post(api_keys::create))
-        .route("/v1/keys/{id}", delete(api_keys::revoke))
-        .route("/openapi.json", get(openapi::document))
-        .route("/docs", get(openapi::swagger_ui))
-        .route("/healthz", get(health::healthz))
-        .route("/readyz", get(health::readyz))
-        .route("/metrics", get(health::metrics))
-        .route("/", get(dashboard::page))
-        .route("/assets/dashboard.css", get(dashboard::style))
-        .route("/assets/dashboard.js", get(dashboard::script))
-        .route("/favicon.svg", get(dashboard::icon))
-        .route("/v1/stream", get(dashboard::stream))
-        .merge(alerts::routes())
+    let general_limit = routes::general_body_limit(&state.limits);
+    let router = routes::api()
+        .router
+        .clone()
         // The guard is the outer layer: idempotency keys are scoped to the caller it finds.
         .route_layer(axum::middleware::from_fn_with_state(
             state.clone(),
@@ -248,7 +149,8 @@ fn routes(state: &ApiState) -> Router<ApiState> {
         ))
         .route_layer(axum::middleware::from_fn(content_type::require_json))
         .fallback(error::not_found)
-        .layer(axum::extract::DefaultBodyLimit::max(general_limit))
+        .layer(axum::extract::DefaultBodyLimit::max(general_limit));
+    request_id::apply(router).with_state(state)
 }
 
 /// CORS for browser clients served from other origins (`*` allows any). Without it the API is

@@ -1,11 +1,17 @@
-//! The OpenAPI document, generated from the handlers' annotations, and a Swagger UI page.
+//! The OpenAPI document, generated from the handlers' annotations as the route table
+//! ([`crate::routes`]) collects them, and a Swagger UI page.
 
-use crate::openapi_refusals::RefusalResponses;
 use axum::response::{Html, IntoResponse};
 use axum::Json;
 use utoipa::OpenApi;
 
 /// The REST API's OpenAPI 3.1 description.
+pub fn openapi() -> utoipa::openapi::OpenApi {
+    crate::routes::api().doc.clone()
+}
+
+/// What the document says besides its paths: the route table adds the paths and the schemas
+/// they use, then the guard's refusals to each operation.
 #[derive(OpenApi)]
 #[openapi(
     info(
@@ -13,58 +19,9 @@ use utoipa::OpenApi;
         description = "Real-time card-fraud scoring: decide transactions, manage rules and lists, look things up, backtest.",
         license(name = "Apache-2.0")
     ),
-    paths(
-        crate::transactions::score,
-        crate::screen::screen,
-        crate::transactions::decision,
-        crate::transactions::user_decisions,
-        crate::transactions::user_transactions,
-        crate::transactions::label,
-        crate::transactions::get_label,
-        crate::transactions::label_batch,
-        crate::decisions::search,
-        crate::decisions::aggregates,
-        crate::users::profile,
-        crate::users::balance,
-        crate::opening_balance::put,
-        crate::rules::list,
-        crate::rules::create,
-        crate::rules::get,
-        crate::rules::update,
-        crate::rules::delete,
-        crate::rules::versions,
-        crate::rules::rollback,
-        crate::rules::test,
-        crate::lists::list,
-        crate::lists::create,
-        crate::lists::get,
-        crate::lists::update,
-        crate::lists::delete,
-        crate::lists::add_item,
-        crate::lists::remove_item,
-        crate::models::upload,
-        crate::models::list,
-        crate::models::get,
-        crate::models::activate,
-        crate::models::rollback,
-        crate::models::clear_challenger,
-        crate::audit::list,
-        crate::alerts::list,
-        crate::alerts::retry,
-        crate::backtests::start,
-        crate::backtests::get,
-        crate::health::healthz,
-        crate::health::readyz,
-        crate::health::metrics,
-        crate::dashboard::stream,
-        crate::cluster::cluster,
-        crate::api_keys::list,
-        crate::api_keys::create,
-        crate::api_keys::revoke,
-    ),
     // `Agg` and `GroupBy` are only referenced from query parameters, which do not register their schemas.
     components(schemas(sentinel_rules::Agg, crate::decisions::GroupBy)),
-    modifiers(&SecuritySchemes, &RefusalResponses),
+    modifiers(&SecuritySchemes),
     security(("bearer" = []), ("api_key" = [])),
     tags(
         (name = "scoring", description = "Decide one transaction"),
@@ -80,7 +37,7 @@ use utoipa::OpenApi;
         (name = "keys", description = "API keys for producers and scripts (admin)"),
     )
 )]
-pub struct ApiDoc;
+pub(crate) struct ApiDoc;
 
 /// Declares the two ways to authenticate: a JWT bearer token, or an API key in `X-Api-Key`.
 struct SecuritySchemes;
@@ -115,7 +72,7 @@ impl utoipa::Modify for SecuritySchemes {
 
 /// `GET /openapi.json`
 pub async fn document() -> impl IntoResponse {
-    Json(ApiDoc::openapi())
+    Json(&crate::routes::api().doc)
 }
 
 /// `GET /docs`: Swagger UI for the document above. The page loads Swagger UI's assets from the

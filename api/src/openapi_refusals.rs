@@ -91,12 +91,9 @@ fn error_response(description: &str) -> Response {
 
 #[cfg(test)]
 mod tests {
-    use crate::openapi::ApiDoc;
-    use utoipa::OpenApi;
-
     #[test]
     fn protected_operations_document_the_refusals_and_health_does_not() {
-        let doc = serde_json::to_value(ApiDoc::openapi()).unwrap();
+        let doc = serde_json::to_value(crate::openapi()).unwrap();
         let rules = &doc["paths"]["/v1/rules"]["get"]["responses"];
         for status in ["401", "403", "429"] {
             assert!(rules.get(status).is_some(), "GET /v1/rules lacks {status}");

@@ -1,11 +1,14 @@
 //! Token buckets per caller (token subject or API key), with per-role rates: a burst from one
-//! client is refused with 429 and `Retry-After` before it can starve the others.
+//! client is refused with 429 and `Retry-After` before it can starve the others. The buckets
+//! are `governor`'s; memory stays bounded by dropping the callers whose bucket has refilled.
 
 use crate::auth::{Principal, Role};
+use governor::clock::Clock;
+use governor::{DefaultKeyedRateLimiter, Quota};
 use serde::Deserialize;
-use std::collections::HashMap;
-use std::sync::Mutex;
-use std::time::{Duration, Instant};
+use std::num::NonZeroU32;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
 
 /// One role's allowance.
 #[derive(Debug, Clone, Copy, PartialEq, Deserialize)]
@@ -13,11 +16,11 @@ use std::time::{Duration, Instant};
 pub struct Rate {
     /// Sustained requests per second per caller; 0 disables the limit for the role.
     pub per_sec: f64,
-    /// Requests a caller may make at once after being idle.
+    /// Requests a caller may make at once after being idle (whole requests, at least one).
     pub burst: f64,
 }
 
-/// `[api.rate_limits]`: the allowance of each role's callers.
+/// `[auth.rate_limits]`: the allowance of each role's callers.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct RateLimits {
@@ -65,71 +68,123 @@ impl RateLimits {
     }
 }
 
-struct Bucket {
-    tokens: f64,
-    at: Instant,
-}
+/// Callers tracked per role before those whose bucket has refilled are dropped.
+const MAX_CALLERS: usize = 65_536;
+/// Checks between two looks at the number of callers tracked, which visits every shard.
+const COUNT_EVERY: usize = 1024;
 
-/// Shards of the bucket map, so callers rarely wait on each other's lock.
-const SHARDS: usize = 64;
-/// Buckets kept per shard before idle (full) ones are dropped.
-const MAX_PER_SHARD: usize = 4096;
+/// One role's buckets, keyed by caller name.
+type Buckets = DefaultKeyedRateLimiter<String>;
 
-/// The buckets of every caller seen.
+/// The buckets of every caller seen: `governor`'s keyed GCRA limiters (a token bucket kept as
+/// one timestamp per caller), one per role since each role has its own allowance.
 pub struct RateLimiter {
-    limits: RateLimits,
-    shards: Vec<Mutex<HashMap<String, Bucket>>>,
+    /// By role, in [`Role::ALL`] order; `None` for a role without a limit.
+    roles: [Option<Buckets>; 4],
+    checks: AtomicUsize,
 }
 
 impl RateLimiter {
-    /// Buckets with these allowances.
-    pub fn new(limits: RateLimits) -> RateLimiter {
-        RateLimiter {
-            limits,
-            shards: (0..SHARDS).map(|_| Mutex::new(HashMap::new())).collect(),
+    /// Buckets with these allowances; fails on an allowance that cannot be kept.
+    pub fn new(limits: &RateLimits) -> Result<RateLimiter, String> {
+        let mut roles = [None, None, None, None];
+        for (slot, role) in roles.iter_mut().zip(Role::ALL) {
+            *slot = quota(limits.of(role))
+                .map_err(|e| format!("[auth.rate_limits] {role}: {e}"))?
+                .map(Buckets::keyed);
         }
+        Ok(RateLimiter {
+            roles,
+            checks: AtomicUsize::new(0),
+        })
     }
 
     /// Takes one request from the caller's bucket, or says how long to wait.
     pub fn check(&self, caller: &Principal) -> Result<(), Duration> {
-        let rate = self.limits.of(caller.role);
-        if rate.per_sec <= 0.0 {
+        let Some(buckets) = Role::ALL
+            .iter()
+            .position(|r| *r == caller.role)
+            .and_then(|i| self.roles[i].as_ref())
+        else {
             return Ok(());
+        };
+        if self
+            .checks
+            .fetch_add(1, Ordering::Relaxed)
+            .is_multiple_of(COUNT_EVERY)
+            && buckets.len() > MAX_CALLERS
+        {
+            // A caller whose bucket is full again is no different from one never seen.
+            buckets.retain_recent();
         }
-        let burst = rate.burst.max(1.0);
-        let shard = shard_of(&caller.name);
-        let now = Instant::now();
-        let mut buckets = self.shards[shard]
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        if buckets.len() >= MAX_PER_SHARD && !buckets.contains_key(&caller.name) {
-            buckets.retain(|_, b| {
-                b.tokens + now.duration_since(b.at).as_secs_f64() * rate.per_sec < burst
-            });
-        }
-        let bucket = buckets.entry(caller.name.clone()).or_insert(Bucket {
-            tokens: burst,
-            at: now,
-        });
-        bucket.tokens =
-            (bucket.tokens + now.duration_since(bucket.at).as_secs_f64() * rate.per_sec).min(burst);
-        bucket.at = now;
-        if bucket.tokens >= 1.0 {
-            bucket.tokens -= 1.0;
-            Ok(())
-        } else {
-            let wait = (1.0 - bucket.tokens) / rate.per_sec;
-            drop(buckets);
+        buckets.check_key(&caller.name).map_err(|not_until| {
             metrics::counter!(crate::metrics::RATE_LIMITED, "role" => caller.role.as_str())
                 .increment(1);
-            Err(Duration::from_secs_f64(wait))
-        }
+            not_until.wait_time_from(buckets.clock().now())
+        })
     }
 }
 
-fn shard_of(name: &str) -> usize {
-    name.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
-        (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3)
-    }) as usize
-        % SHARDS
+/// The quota for `rate`, or `None` for no limit. The burst counts whole requests (at least one).
+fn quota(rate: Rate) -> Result<Option<Quota>, String> {
+    if rate.per_sec <= 0.0 {
+        return Ok(None);
+    }
+    let burst = rate.burst.max(1.0);
+    // A full bucket refills in burst / per_sec; governor keeps that time in u64 nanoseconds.
+    if !rate.per_sec.is_finite() || burst > f64::from(u32::MAX) || burst / rate.per_sec > YEAR {
+        return Err(format!(
+            "per_sec = {} with burst = {} cannot be kept (refilling a full bucket must take under a year)",
+            rate.per_sec, rate.burst
+        ));
+    }
+    let period = Duration::from_secs_f64(1.0 / rate.per_sec).max(Duration::from_nanos(1));
+    let burst = NonZeroU32::new(burst as u32).unwrap_or(NonZeroU32::MIN);
+    Ok(Quota::with_period(period).map(|q| q.allow_burst(burst)))
+}
+
+/// Seconds in a year.
+const YEAR: f64 = 365.0 * 24.0 * 3600.0;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn caller(name: String) -> Principal {
+        Principal {
+            name,
+            role: Role::Viewer,
+        }
+    }
+
+    fn viewers(per_sec: f64, burst: f64) -> RateLimits {
+        RateLimits {
+            viewer: Rate { per_sec, burst },
+            ..RateLimits::default()
+        }
+    }
+
+    #[test]
+    fn callers_whose_bucket_refilled_are_dropped_past_the_bound() {
+        let limiter = RateLimiter::new(&viewers(1_000_000.0, 1.0)).unwrap();
+        for i in 0..MAX_CALLERS + COUNT_EVERY {
+            assert!(limiter.check(&caller(format!("c{i}"))).is_ok());
+        }
+        std::thread::sleep(Duration::from_millis(20));
+        for _ in 0..COUNT_EVERY {
+            let _ = limiter.check(&caller("again".into()));
+        }
+        let tracked = limiter.roles[2].as_ref().unwrap().len();
+        assert!(tracked < COUNT_EVERY, "{tracked} callers still tracked");
+    }
+
+    #[test]
+    fn an_allowance_that_cannot_be_kept_is_refused_and_zero_means_no_limit() {
+        assert!(RateLimiter::new(&viewers(1e-9, 10.0)).is_err());
+        assert!(RateLimiter::new(&viewers(f64::INFINITY, 10.0)).is_err());
+        let unlimited = RateLimiter::new(&viewers(0.0, 0.0)).unwrap();
+        for _ in 0..1000 {
+            assert!(unlimited.check(&caller("v".into())).is_ok());
+        }
+    }
 }
