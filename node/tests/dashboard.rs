@@ -106,53 +106,60 @@ struct Demo {
 
 /// Starts a demo node in `dir` and waits until it is ready; checks that, without a configured
 /// secret, it printed an admin token and the dashboard's address carrying it in the fragment.
+/// A phase of its own.
 async fn start_demo(dir: &Path) -> Demo {
-    let config = dir.join("sentinel.toml");
-    std::fs::write(&config, "[actors]\npassivate_after_secs = 60\n").unwrap();
-    let http = format!("127.0.0.1:{}", free_port());
-    let base = format!("http://{http}");
-    let mut process = Process::spawn(
-        "sentinel demo",
-        Command::new(env!("CARGO_BIN_EXE_sentinel"))
-            .arg("demo")
-            .arg("--config")
-            .arg(&config)
-            .arg("--data-dir")
-            .arg(dir.join("data"))
-            .args(["--http-listen", &http])
-            .args(["--fraud-ratio", "0.05", "--rate", "300", "--users", "3000"])
-            .env("RUST_LOG", "info"),
-        dir.join("demo.log"),
-    );
-    let ready = format!("{base}/readyz");
-    let anonymous = reqwest::Client::new();
-    eventually(
-        "the demo node to be ready",
-        Duration::from_secs(60),
-        async || {
-            process.assert_running();
-            http_ok(&anonymous, &ready).await.then_some(())
+    phase(
+        "the demo node starts and prints its token and the dashboard's address",
+        async {
+            let config = dir.join("sentinel.toml");
+            std::fs::write(&config, "[actors]\npassivate_after_secs = 60\n").unwrap();
+            let http = format!("127.0.0.1:{}", free_port());
+            let base = format!("http://{http}");
+            let mut process = Process::spawn(
+                "sentinel demo",
+                Command::new(env!("CARGO_BIN_EXE_sentinel"))
+                    .arg("demo")
+                    .arg("--config")
+                    .arg(&config)
+                    .arg("--data-dir")
+                    .arg(dir.join("data"))
+                    .args(["--http-listen", &http])
+                    .args(["--fraud-ratio", "0.05", "--rate", "300", "--users", "3000"])
+                    .env("RUST_LOG", "info"),
+                dir.join("demo.log"),
+            );
+            let ready = format!("{base}/readyz");
+            let anonymous = reqwest::Client::new();
+            eventually(
+                "the demo node to be ready",
+                Duration::from_secs(60),
+                async || {
+                    process.assert_running();
+                    http_ok(&anonymous, &ready).await.then_some(())
+                },
+            )
+            .await;
+            let printed = process.log_text();
+            let token = printed
+                .lines()
+                .find_map(|l| l.strip_prefix("admin token for this run (valid 24 h): "))
+                .unwrap_or_else(|| panic!("the demo printed no token:\n{printed}"))
+                .trim()
+                .to_owned();
+            assert!(
+                printed.contains(&format!("dashboard: {base}/#token={token}")),
+                "{printed}"
+            );
+            let client = support::client_with(&format!("Bearer {token}"));
+            Demo {
+                process,
+                base,
+                token,
+                client,
+            }
         },
     )
-    .await;
-    let printed = process.log_text();
-    let token = printed
-        .lines()
-        .find_map(|l| l.strip_prefix("admin token for this run (valid 24 h): "))
-        .unwrap_or_else(|| panic!("the demo printed no token:\n{printed}"))
-        .trim()
-        .to_owned();
-    assert!(
-        printed.contains(&format!("dashboard: {base}/#token={token}")),
-        "{printed}"
-    );
-    let client = support::client_with(&format!("Bearer {token}"));
-    Demo {
-        process,
-        base,
-        token,
-        client,
-    }
+    .await
 }
 
 /// The node side of the dashboard, without a browser: the token the demo prints guards the
@@ -167,11 +174,7 @@ async fn the_demo_serves_the_page_and_a_live_stream_that_ends_when_the_node_drai
         base,
         token,
         client,
-    } = phase(
-        "the demo node starts and prints its token and the dashboard's address",
-        start_demo(dir.path()),
-    )
-    .await;
+    } = start_demo(dir.path()).await;
 
     phase("the demo's API needs the token", async {
         let status = anonymous
@@ -313,11 +316,7 @@ async fn the_dashboard_shows_live_traffic_flagged_transactions_and_their_reasons
         base,
         token,
         client,
-    } = phase(
-        "the demo node starts and prints its token and the dashboard's address",
-        start_demo(dir.path()),
-    )
-    .await;
+    } = start_demo(dir.path()).await;
     let dashboard_url = format!("{base}/#token={token}");
 
     // An analyst's rule that flags first uses of a device at a new merchant: the simulator's
