@@ -1,9 +1,11 @@
 //! The Prometheus rules and Grafana dashboards, proven against real processes: `promtool`
-//! checks the configuration and the rules (and runs their unit tests), a `sentinel demo` node
-//! runs its simulator through a real Kafka-API broker (so the Kafka series are real too), and
-//! a real Prometheus scrapes it and evaluates the rules. Every dashboard query and every rule
-//! expression is then run through Prometheus' HTTP API, each panel's query without its
-//! `or vector(…)` display fallback, so a panel only passes on data the node really exported.
+//! checks the configuration and the rules (and runs their unit tests), and the dashboards are
+//! checked against the metrics the node exports, each in a test of its own. Then a
+//! `sentinel demo` node runs its simulator through a real Kafka-API broker (so the Kafka series
+//! are real too), and a real Prometheus scrapes it and evaluates the rules. Every dashboard
+//! query and every rule expression is then run through Prometheus' HTTP API, each panel's query
+//! without its `or vector(…)` display fallback, so a panel only passes on data the node really
+//! exported; that test shares one node and one Prometheus across named phases.
 //!
 //! Prometheus and promtool come from Debian's `prometheus` package; `./scripts/test` installs it.
 
@@ -14,6 +16,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::time::{Duration, Instant};
+use support::phase;
 use support::{eventually, free_port, Broker, Process};
 
 /// Every metric the node can export, from the constants that name them.
@@ -56,20 +59,8 @@ fn repo_root() -> PathBuf {
 }
 
 /// The path of `tool` on PATH, or a failure telling how to install it (never a silent skip).
-fn require_tool(tool: &str) -> PathBuf {
-    std::env::var_os("PATH")
-        .into_iter()
-        .flat_map(|paths| std::env::split_paths(&paths).collect::<Vec<_>>())
-        .map(|dir| dir.join(tool))
-        .find(|p| p.is_file())
-        .unwrap_or_else(|| {
-            panic!(
-                "`{tool}` is not on PATH: this test needs a real Prometheus and promtool. \
-                 Run ./scripts/test (it installs Debian's `prometheus` package when missing), \
-                 or `apt-get install -y prometheus`."
-            )
-        })
-}
+/// What `require_tool` says when a program this test runs is missing.
+const NEEDS: &str = "this test needs a real Prometheus and promtool. Run ./scripts/test (it installs Debian's `prometheus` package when missing), or `apt-get install -y prometheus`.";
 
 fn run(program: &Path, args: &[&str], dir: &Path) -> Output {
     let out = Command::new(program)
@@ -285,101 +276,27 @@ fn dashboard_queries(dir: &Path) -> DashboardQueries {
     DashboardQueries { targets, variables }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn dashboards_and_rules_against_a_real_prometheus() {
-    let started = Instant::now();
-    let prometheus = require_tool("prometheus");
-    let promtool = require_tool("promtool");
-    let root = repo_root();
-    let prom_dir = root.join("prometheus");
-    let dir = tempfile::tempdir().unwrap();
-    let client = reqwest::Client::builder()
-        .timeout(Duration::from_secs(10))
-        .build()
-        .unwrap();
+fn prom_dir() -> PathBuf {
+    repo_root().join("prometheus")
+}
 
-    // promtool: the rules are valid, and their unit tests pass.
-    let out = run(&promtool, &["check", "rules", "rules.yml"], &prom_dir);
+/// `promtool check rules rules.yml`: the rules are valid; returns how many there are.
+fn checked_rule_count(promtool: &Path) -> usize {
+    let out = run(promtool, &["check", "rules", "rules.yml"], &prom_dir());
     let checked = String::from_utf8_lossy(&out.stdout).into_owned();
-    let rule_count: usize = checked
+    checked
         .split("SUCCESS: ")
         .nth(1)
         .and_then(|s| s.split(' ').next())
         .and_then(|n| n.parse().ok())
-        .unwrap_or_else(|| panic!("unexpected promtool output: {checked}"));
-    run(&promtool, &["test", "rules", "rules_test.yml"], &prom_dir);
+        .unwrap_or_else(|| panic!("unexpected promtool output: {checked}"))
+}
 
-    // The dashboards are well formed and name only metrics the node exports; together they
-    // show every one of them.
-    let DashboardQueries {
-        targets: panel_targets,
-        variables,
-    } = dashboard_queries(&root.join("grafana/dashboards"));
-    let exported = exported_metrics();
-    assert!(exported.len() >= 20, "metric constants not found");
-    let mut shown = BTreeSet::new();
-    for (origin, expr) in &panel_targets {
-        for name in sentinel_names(expr) {
-            let base = base_metric(&name, &exported)
-                .unwrap_or_else(|| panic!("{origin}: `{name}` is not a metric the node exports"));
-            shown.insert(base.to_owned());
-        }
-    }
-    let unshown: Vec<_> = exported.difference(&shown).collect();
-    assert!(unshown.is_empty(), "no dashboard shows {unshown:?}");
-
-    // A real demo node. Actors passivate after 2 s idle so passivations and restores happen
-    // while the test runs.
-    let node_port = free_port();
-    let node_addr = format!("127.0.0.1:{node_port}");
-    let config = dir.path().join("sentinel.toml");
-    // One alert sink that refuses connections, so every alert series (failures included)
-    // exists; a short attempt budget dead-letters alerts while the test runs.
-    std::fs::write(
-        &config,
-        "[actors]\npassivate_after_secs = 2\n\
-         [alerts]\nmax_attempts = 2\ninitial_backoff_ms = 100\nbreaker_failures = 1000\n\
-         [[alerts.routes]]\nsinks = [\"unreachable\"]\n\
-         [[alerts.sinks]]\nname = \"unreachable\"\nkind = \"webhook\"\nurl = \"http://127.0.0.1:9/hook\"\n",
-    )
-    .unwrap();
-    let broker = Broker::start().await;
-    let mut node = Process::spawn(
-        "sentinel demo",
-        Command::new(env!("CARGO_BIN_EXE_sentinel"))
-            .arg("demo")
-            .arg("--config")
-            .arg(&config)
-            .args(["--http-listen", &node_addr])
-            .args(["--kafka-brokers", &broker.address])
-            .arg("--simulate-into-input-topic")
-            .arg("--data-dir")
-            .arg(dir.path().join("data"))
-            .args(["--rate", "500", "--users", "20000", "--fraud-ratio", "0.02"]),
-        dir.path().join("node.log"),
-    );
-    let readyz = format!("http://{node_addr}/readyz");
-    eventually(
-        "the demo node to be ready",
-        Duration::from_secs(60),
-        async || {
-            node.assert_running();
-            (http_status(&client, &readyz).await == Some(200)).then_some(())
-        },
-    )
-    .await;
-
-    // Malformed messages, so the dead-letter series are real.
-    let producer = broker.producer();
-    for payload in [&b"{not json"[..], br#"{"user_id": "u-1"}"#] {
-        broker
-            .produce(&producer, "transactions", "u-1", payload)
-            .await;
-    }
-
-    // prometheus.yml and rules.yml as shipped, scraping this node every second.
-    let shipped = std::fs::read_to_string(prom_dir.join("prometheus.yml")).unwrap();
-    let mut prom_config = shipped.clone();
+/// Writes prometheus.yml and rules.yml as shipped into `work`, scraping `node_addr` every
+/// second, and checks the result with `promtool check config`.
+fn write_prometheus_config(promtool: &Path, node_addr: &str, work: &Path) {
+    let prom_dir = prom_dir();
+    let mut prom_config = std::fs::read_to_string(prom_dir.join("prometheus.yml")).unwrap();
     for (from, to) in [
         ("\"sentinel:8080\"", format!("\"{node_addr}\"")),
         ("scrape_interval: 5s", "scrape_interval: 1s".to_owned()),
@@ -396,22 +313,146 @@ async fn dashboards_and_rules_against_a_real_prometheus() {
         prom_config.contains("- rules.yml"),
         "rules.yml is not loaded"
     );
-    let prom_work = dir.path().join("prometheus");
-    std::fs::create_dir_all(&prom_work).unwrap();
-    std::fs::write(prom_work.join("prometheus.yml"), prom_config).unwrap();
-    std::fs::copy(prom_dir.join("rules.yml"), prom_work.join("rules.yml")).unwrap();
-    let out = run(
-        &promtool,
-        &["check", "config", "prometheus.yml"],
-        &prom_work,
-    );
+    std::fs::create_dir_all(work).unwrap();
+    std::fs::write(work.join("prometheus.yml"), prom_config).unwrap();
+    std::fs::copy(prom_dir.join("rules.yml"), work.join("rules.yml")).unwrap();
+    let out = run(promtool, &["check", "config", "prometheus.yml"], work);
     assert!(
         String::from_utf8_lossy(&out.stdout).contains("1 rule files found"),
         "{}",
         String::from_utf8_lossy(&out.stdout)
     );
+}
 
-    // A real Prometheus.
+/// The dashboards' queries, after checking that the dashboards name only metrics the node
+/// exports (or recording rules) and that together they show every one of them.
+fn checked_dashboard_queries(exported: &BTreeSet<String>) -> DashboardQueries {
+    let queries = dashboard_queries(&repo_root().join("grafana/dashboards"));
+    let mut shown = BTreeSet::new();
+    for (origin, expr) in &queries.targets {
+        for name in sentinel_names(expr) {
+            let base = base_metric(&name, exported)
+                .unwrap_or_else(|| panic!("{origin}: `{name}` is not a metric the node exports"));
+            shown.insert(base.to_owned());
+        }
+    }
+    let unshown: Vec<_> = exported.difference(&shown).collect();
+    assert!(unshown.is_empty(), "no dashboard shows {unshown:?}");
+    queries
+}
+
+/// Every metric the node exports, checked to be found at all.
+fn checked_exported_metrics() -> BTreeSet<String> {
+    let exported = exported_metrics();
+    assert!(exported.len() >= 20, "metric constants not found");
+    exported
+}
+
+#[test]
+fn promtool_accepts_the_rules_and_their_unit_tests_pass() {
+    let promtool = support::require_tool("promtool", NEEDS);
+    checked_rule_count(&promtool);
+    run(&promtool, &["test", "rules", "rules_test.yml"], &prom_dir());
+}
+
+#[test]
+fn dashboards_are_well_formed_and_show_every_exported_metric_and_only_those() {
+    checked_dashboard_queries(&checked_exported_metrics());
+}
+
+#[test]
+fn the_shipped_prometheus_config_is_valid_and_loads_the_rules() {
+    let promtool = support::require_tool("promtool", NEEDS);
+    let dir = tempfile::tempdir().unwrap();
+    write_prometheus_config(&promtool, "127.0.0.1:8080", dir.path());
+}
+
+/// A real demo node, through a real broker, scraped by a real Prometheus: one fixture, proven
+/// in named phases.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_rule_and_dashboard_query_returns_data_scraped_from_a_demo_node() {
+    let started = Instant::now();
+    let prometheus = support::require_tool("prometheus", NEEDS);
+    let promtool = support::require_tool("promtool", NEEDS);
+    let rule_count = checked_rule_count(&promtool);
+    let exported = checked_exported_metrics();
+    let DashboardQueries {
+        targets: panel_targets,
+        variables,
+    } = checked_dashboard_queries(&exported);
+    let dir = tempfile::tempdir().unwrap();
+    let client = reqwest::Client::builder()
+        .timeout(Duration::from_secs(10))
+        .build()
+        .unwrap();
+
+    // A real demo node. Actors passivate after 2 s idle so passivations and restores happen
+    // while the test runs.
+    let node_port = free_port();
+    let node_addr = format!("127.0.0.1:{node_port}");
+    let config = dir.path().join("sentinel.toml");
+    // One alert sink that refuses connections, so every alert series (failures included)
+    // exists; a short attempt budget dead-letters alerts while the test runs.
+    std::fs::write(
+        &config,
+        "[actors]\npassivate_after_secs = 2\n\
+         [alerts]\nmax_attempts = 2\ninitial_backoff_ms = 100\nbreaker_failures = 1000\n\
+         [[alerts.routes]]\nsinks = [\"unreachable\"]\n\
+         [[alerts.sinks]]\nname = \"unreachable\"\nkind = \"webhook\"\nurl = \"http://127.0.0.1:9/hook\"\n",
+    )
+    .unwrap();
+    let (broker, mut node) = phase(
+        "the demo node starts through a broker and becomes ready",
+        async {
+            let broker = Broker::start().await;
+            let mut node = Process::spawn(
+                "sentinel demo",
+                Command::new(env!("CARGO_BIN_EXE_sentinel"))
+                    .arg("demo")
+                    .arg("--config")
+                    .arg(&config)
+                    .args(["--http-listen", &node_addr])
+                    .args(["--kafka-brokers", &broker.address])
+                    .arg("--simulate-into-input-topic")
+                    .arg("--data-dir")
+                    .arg(dir.path().join("data"))
+                    .args(["--rate", "500", "--users", "20000", "--fraud-ratio", "0.02"]),
+                dir.path().join("node.log"),
+            );
+            let readyz = format!("http://{node_addr}/readyz");
+            eventually(
+                "the demo node to be ready",
+                Duration::from_secs(60),
+                async || {
+                    node.assert_running();
+                    (http_status(&client, &readyz).await == Some(200)).then_some(())
+                },
+            )
+            .await;
+            (broker, node)
+        },
+    )
+    .await;
+
+    phase("malformed messages reach the input topic", async {
+        // So the dead-letter series are real.
+        let producer = broker.producer();
+        for payload in [&b"{not json"[..], br#"{"user_id": "u-1"}"#] {
+            broker
+                .produce(&producer, "transactions", "u-1", payload)
+                .await;
+        }
+    })
+    .await;
+
+    let prom_work = dir.path().join("prometheus");
+    phase(
+        "the shipped Prometheus configuration, pointed at the node",
+        async {
+            write_prometheus_config(&promtool, &node_addr, &prom_work);
+        },
+    )
+    .await;
     let prom_addr = format!("127.0.0.1:{}", free_port());
     let prom_url = format!("http://{prom_addr}");
     let mut server = Process::spawn(
@@ -428,107 +469,124 @@ async fn dashboards_and_rules_against_a_real_prometheus() {
             .arg(format!("--web.listen-address={prom_addr}")),
         dir.path().join("prometheus.log"),
     );
-    let ready = format!("{prom_url}/-/ready");
-    eventually(
-        "Prometheus to be ready",
-        Duration::from_secs(60),
-        async || {
-            server.assert_running();
-            (http_status(&client, &ready).await == Some(200)).then_some(())
-        },
-    )
-    .await;
-    let targets_url = format!("{prom_url}/api/v1/targets");
-    eventually(
-        "Prometheus to scrape the node",
-        Duration::from_secs(60),
-        async || {
-            let body: Value = client
-                .get(&targets_url)
-                .send()
-                .await
-                .ok()?
-                .json()
-                .await
-                .ok()?;
-            let targets = body["data"]["activeTargets"].as_array()?;
-            targets
-                .iter()
-                .any(|t| t["labels"]["job"] == "sentinel" && t["health"] == "up")
-                .then_some(())
-        },
-    )
+    phase("Prometheus becomes ready and scrapes the node", async {
+        let ready = format!("{prom_url}/-/ready");
+        eventually(
+            "Prometheus to be ready",
+            Duration::from_secs(60),
+            async || {
+                server.assert_running();
+                (http_status(&client, &ready).await == Some(200)).then_some(())
+            },
+        )
+        .await;
+        let targets_url = format!("{prom_url}/api/v1/targets");
+        eventually(
+            "Prometheus to scrape the node",
+            Duration::from_secs(60),
+            async || {
+                let body: Value = client
+                    .get(&targets_url)
+                    .send()
+                    .await
+                    .ok()?
+                    .json()
+                    .await
+                    .ok()?;
+                let targets = body["data"]["activeTargets"].as_array()?;
+                targets
+                    .iter()
+                    .any(|t| t["labels"]["job"] == "sentinel" && t["health"] == "up")
+                    .then_some(())
+            },
+        )
+        .await;
+    })
     .await;
 
     // The rules Prometheus loaded: all of rules.yml, each evaluating without error.
-    let rules_url = format!("{prom_url}/api/v1/rules");
-    let rules: Vec<Value> = eventually(
-        "every rule to be evaluated",
-        Duration::from_secs(60),
-        async || {
-            let body: Value = client
-                .get(&rules_url)
-                .send()
-                .await
-                .ok()?
-                .json()
-                .await
-                .ok()?;
-            let rules: Vec<Value> = body["data"]["groups"]
-                .as_array()?
-                .iter()
-                .flat_map(|g| g["rules"].as_array().cloned().unwrap_or_default())
-                .collect();
-            for rule in &rules {
-                assert_ne!(rule["health"], "err", "rule failed: {rule}");
-            }
-            (rules.len() == rule_count && rules.iter().all(|r| r["health"] == "ok"))
-                .then_some(rules)
-        },
-    )
+    let rules: Vec<Value> = phase("Prometheus loads and evaluates every rule", async {
+        let rules_url = format!("{prom_url}/api/v1/rules");
+        eventually(
+            "every rule to be evaluated",
+            Duration::from_secs(60),
+            async || {
+                let body: Value = client
+                    .get(&rules_url)
+                    .send()
+                    .await
+                    .ok()?
+                    .json()
+                    .await
+                    .ok()?;
+                let rules: Vec<Value> = body["data"]["groups"]
+                    .as_array()?
+                    .iter()
+                    .flat_map(|g| g["rules"].as_array().cloned().unwrap_or_default())
+                    .collect();
+                for rule in &rules {
+                    assert_ne!(rule["health"], "err", "rule failed: {rule}");
+                }
+                (rules.len() == rule_count && rules.iter().all(|r| r["health"] == "ok"))
+                    .then_some(rules)
+            },
+        )
+        .await
+    })
     .await;
     let recorded: BTreeSet<&str> = rules
         .iter()
         .filter(|r| r["type"] == "recording")
         .map(|r| r["name"].as_str().unwrap())
         .collect();
-    let mut alerts = 0;
-    for rule in &rules {
-        let name = rule["name"].as_str().unwrap();
-        let query = rule["query"].as_str().unwrap();
-        for metric in sentinel_names(query) {
-            assert!(
-                base_metric(&metric, &exported).is_some() || recorded.contains(metric.as_str()),
-                "rule {name}: `{metric}` is neither an exported metric nor a recording rule"
-            );
-        }
-        if rule["type"] == "alerting" {
-            alerts += 1;
-            assert!(
-                ["critical", "warning", "info"]
-                    .contains(&rule["labels"]["severity"].as_str().unwrap_or("")),
-                "alert {name}: severity label"
-            );
-            for key in ["summary", "description"] {
+
+    phase(
+        "rules name only exported metrics or recording rules; alerts are annotated",
+        async {
+            let mut alerts = 0;
+            for rule in &rules {
+                let name = rule["name"].as_str().unwrap();
+                let query = rule["query"].as_str().unwrap();
+                for metric in sentinel_names(query) {
+                    assert!(
+                        base_metric(&metric, &exported).is_some()
+                            || recorded.contains(metric.as_str()),
+                        "rule {name}: `{metric}` is neither an exported metric nor a recording rule"
+                    );
+                }
+                if rule["type"] == "alerting" {
+                    alerts += 1;
+                    assert!(
+                        ["critical", "warning", "info"]
+                            .contains(&rule["labels"]["severity"].as_str().unwrap_or("")),
+                        "alert {name}: severity label"
+                    );
+                    for key in ["summary", "description"] {
+                        assert!(
+                            rule["annotations"][key]
+                                .as_str()
+                                .is_some_and(|s| !s.is_empty()),
+                            "alert {name}: no {key} annotation"
+                        );
+                    }
+                }
+            }
+            assert!(alerts > 0 && !recorded.is_empty());
+        },
+    )
+    .await;
+
+    phase("the recording rules dashboards use exist", async {
+        for (origin, expr) in &panel_targets {
+            for name in sentinel_names(expr).iter().filter(|n| n.contains(':')) {
                 assert!(
-                    rule["annotations"][key]
-                        .as_str()
-                        .is_some_and(|s| !s.is_empty()),
-                    "alert {name}: no {key} annotation"
+                    recorded.contains(name.as_str()),
+                    "{origin}: no rule records {name}"
                 );
             }
         }
-    }
-    assert!(alerts > 0 && !recorded.is_empty());
-    // Dashboards may use recording rules too.
-    for (origin, expr) in &panel_targets {
-        for name in sentinel_names(expr).iter().filter(|n| n.contains(':')) {
-            assert!(
-                recorded.contains(name.as_str()),
-                "{origin}: no rule records {name}"
-            );
-        }
-    }
+    })
+    .await;
 
     // Every query: valid, and with data where data must be.
     let mut pending: Vec<Check> = Vec::new();
@@ -570,51 +628,60 @@ async fn dashboards_and_rules_against_a_real_prometheus() {
         });
     }
     let total = pending.len();
-    let deadline = Instant::now() + Duration::from_secs(90);
-    loop {
-        node.assert_running();
-        server.assert_running();
-        let mut still = Vec::new();
-        for check in pending {
-            match query(&client, &prom_url, &check.expr).await {
-                Err(e) => panic!("{}: query failed: {e}\n  {}", check.origin, check.expr),
-                Ok(result) if check.needs_data && result.is_empty() => still.push(check),
-                Ok(_) => {}
+    phase(
+        "every panel, variable, rule and demo-node query returns data",
+        async {
+            let deadline = Instant::now() + Duration::from_secs(90);
+            loop {
+                node.assert_running();
+                server.assert_running();
+                let mut still = Vec::new();
+                for check in pending {
+                    match query(&client, &prom_url, &check.expr).await {
+                        Err(e) => panic!("{}: query failed: {e}\n  {}", check.origin, check.expr),
+                        Ok(result) if check.needs_data && result.is_empty() => still.push(check),
+                        Ok(_) => {}
+                    }
+                }
+                pending = still;
+                if pending.is_empty() {
+                    break;
+                }
+                if Instant::now() >= deadline {
+                    let list: Vec<String> = pending
+                        .iter()
+                        .map(|c| format!("  {}\n    {}", c.origin, c.expr))
+                        .collect();
+                    panic!(
+                        "{} of {total} queries still return no data:\n{}",
+                        pending.len(),
+                        list.join("\n")
+                    );
+                }
+                tokio::time::sleep(Duration::from_millis(500)).await;
             }
-        }
-        pending = still;
-        if pending.is_empty() {
-            break;
-        }
-        if Instant::now() >= deadline {
-            let list: Vec<String> = pending
-                .iter()
-                .map(|c| format!("  {}\n    {}", c.origin, c.expr))
-                .collect();
-            panic!(
-                "{} of {total} queries still return no data:\n{}",
-                pending.len(),
-                list.join("\n")
-            );
-        }
-        tokio::time::sleep(Duration::from_millis(500)).await;
-    }
+        },
+    )
+    .await;
 
     // This node ran every path (simulator, Kafka source and sinks, dead letters, passivation),
     // so it exported every metric there is.
-    let present: BTreeSet<String> = query(
-        &client,
-        &prom_url,
-        "group by (__name__) ({job=\"sentinel\", __name__=~\"sentinel_.*\"})",
-    )
-    .await
-    .unwrap()
-    .iter()
-    .filter_map(|s| s["metric"]["__name__"].as_str().map(|base| base.to_owned()))
-    .filter_map(|n| base_metric(&n, &exported).map(str::to_owned))
-    .collect();
-    let absent: Vec<_> = exported.difference(&present).collect();
-    assert!(absent.is_empty(), "the demo node never exported {absent:?}");
+    phase("the demo node exported every metric there is", async {
+        let present: BTreeSet<String> = query(
+            &client,
+            &prom_url,
+            "group by (__name__) ({job=\"sentinel\", __name__=~\"sentinel_.*\"})",
+        )
+        .await
+        .unwrap()
+        .iter()
+        .filter_map(|s| s["metric"]["__name__"].as_str().map(|base| base.to_owned()))
+        .filter_map(|n| base_metric(&n, &exported).map(str::to_owned))
+        .collect();
+        let absent: Vec<_> = exported.difference(&present).collect();
+        assert!(absent.is_empty(), "the demo node never exported {absent:?}");
+    })
+    .await;
     println!(
         "{total} queries proven ({} panel targets, {} rules) in {:.1?}",
         panel_targets.len(),

@@ -9,6 +9,9 @@
 //! Test files import the kit as `use sentinel_testkit as support;`.
 #![warn(missing_docs)]
 
+mod phase;
+pub use phase::phase;
+
 use rdkafka::consumer::{Consumer, StreamConsumer};
 use rdkafka::message::{Headers, Message};
 use rdkafka::producer::{FutureProducer, FutureRecord};
@@ -763,4 +766,15 @@ pub async fn post_text(
         .await
         .unwrap();
     (r.status().as_u16(), r.json().await.unwrap())
+}
+
+/// The path of `tool` on `PATH`; panics naming it and `why` the test needs it (with how to
+/// install it) when it is missing, so a machine without it fails loudly instead of skipping.
+pub fn require_tool(tool: &str, why: &str) -> PathBuf {
+    std::env::var_os("PATH")
+        .into_iter()
+        .flat_map(|paths| std::env::split_paths(&paths).collect::<Vec<_>>())
+        .map(|dir| dir.join(tool))
+        .find(|p| p.is_file())
+        .unwrap_or_else(|| panic!("`{tool}` is not on PATH: {why}"))
 }
