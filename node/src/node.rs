@@ -1,15 +1,14 @@
 //! Starting, running and draining one node.
 
 use crate::alerting::{self, Alerting};
+use crate::cluster::{self, policy_sync, remote_store, view as cluster_view};
 use crate::config::{NodeConfig, StoreBackend};
 use crate::decider::NodeDecider;
 use crate::demo::{self, DemoOptions};
+use crate::http::listener;
 use crate::kafka::{self, DeadLetter, Publisher};
 use crate::stats::{self, LiveStats};
-use crate::{
-    cluster, cluster_view, listener, log_head, policy_sync, remote_store, retention, security,
-    telemetry,
-};
+use crate::{log_head, retention, security, telemetry};
 use anyhow::Context;
 use sentinel_actors::Scorer;
 use sentinel_api::{ApiContext, MetricsRender};
@@ -76,7 +75,8 @@ pub async fn run(mut config: NodeConfig, source: Source) -> anyhow::Result<()> {
     if config.cluster.owns_store() {
         remote_store::serve_store(&config.cluster.node_name, Arc::clone(&store)).await?;
     }
-    let entity_refresh = crate::entity_refresh::start(Arc::clone(&catalog), &config.model).await?;
+    let entity_refresh =
+        crate::cluster::entity_refresh::start(Arc::clone(&catalog), &config.model).await?;
     let policy = catalog.policy();
     if config.policy_file.is_some() && policy.rules.version > 1 {
         tracing::warn!("--policy only seeds an empty store; this store already has a catalogue");
@@ -97,7 +97,8 @@ pub async fn run(mut config: NodeConfig, source: Source) -> anyhow::Result<()> {
     let scorer = Scorer::start(writer.clone(), policy, scorer_config)
         .await
         .context("starting the user actors")?;
-    crate::entity_placement::start(&config.cluster.node_name, scorer.entities().clone()).await?;
+    crate::cluster::entity_placement::start(&config.cluster.node_name, scorer.entities().clone())
+        .await?;
     let (applied_tx, applied_rx) = watch::channel(catalog.policy().rules.version);
     let policy_feed = tokio::spawn(broadcast_policies(
         Arc::clone(&catalog),
@@ -131,10 +132,10 @@ pub async fn run(mut config: NodeConfig, source: Source) -> anyhow::Result<()> {
         owner_route: config
             .kafka
             .is_some()
-            .then(|| crate::owner_route::OwnerRoute::new(ownership.clone())),
+            .then(|| crate::cluster::owner_route::OwnerRoute::new(ownership.clone())),
         currencies,
     });
-    let owner_gate = crate::owner_route::start(Arc::clone(&decider)).await?;
+    let owner_gate = crate::cluster::owner_route::start(Arc::clone(&decider)).await?;
 
     let ready = Arc::new(AtomicBool::new(false));
     let idempotency = Arc::new(sentinel_api::Idempotency::new(
@@ -172,7 +173,7 @@ pub async fn run(mut config: NodeConfig, source: Source) -> anyhow::Result<()> {
     } else {
         api.layer(sentinel_api::cors(&config.cors_allowed_origins).map_err(anyhow::Error::msg)?)
     };
-    let tls = crate::tls::acceptor(
+    let tls = crate::http::tls::acceptor(
         config.tls_cert_file.as_deref(),
         config.tls_key_file.as_deref(),
     )?;

@@ -7,9 +7,9 @@
 //! in order, while the writer group-commits decisions of many users at once. Bad rows never
 //! stop the import: each is written to the reject file with its line number and reason.
 
+use super::rejects::Rejects;
 use crate::config::NodeConfig;
 use crate::history_csv::CsvRow;
-use crate::rejects::Rejects;
 use anyhow::Context;
 use chrono::{Duration, Utc};
 use futures::stream::{FuturesOrdered, StreamExt};
