@@ -23,8 +23,6 @@ mod stats;
 mod telemetry;
 mod unsafe_settings;
 
-mod history_csv;
-
 pub use cli::Cli;
 pub use config::NodeConfig;
 pub use demo::DemoOptions;
