@@ -6,13 +6,23 @@
 //!
 //! Decisions are found by their decision day, scanned from before the range up to now: history
 //! imported today has old event times but today's decision time.
+//!
+//! Labelled events held in memory (a CSV file in the [`csv`] schema, or simulated traffic) go
+//! through the same replay in [`replayed_samples`]; [`evaluation_report`] measures a model on
+//! the samples.
+
+pub mod csv;
+mod evaluation;
+
+pub use evaluation::{evaluation_report, EvaluationReport};
 
 use crate::backtest::{user_history, Progress};
 use crate::catalog::{decode, scan_all, Catalog};
 use crate::error::CatalogError;
 use crate::records::{Label, LabelValue};
 use chrono::{DateTime, Duration, Utc};
-use sentinel_engine::{EntityActivity, FeatureReplay, RISK_WINDOWS_MS};
+use sentinel_engine::{EntityActivity, EntityRisk, FeatureReplay, LabelSighting, RISK_WINDOWS_MS};
+use sentinel_event::Transaction;
 use sentinel_model::Sample;
 use sentinel_store::{RecordKind, Store};
 use std::collections::{BTreeSet, HashMap};
@@ -41,6 +51,94 @@ pub struct LabelledSample {
     pub scenario: Option<String>,
     /// When its fraud label was given (ms); `None` when not labelled fraud.
     pub known_ms: Option<i64>,
+}
+
+impl LabelledSample {
+    /// The sample as training sees it when only the fraud labels given before `by_ms` are
+    /// known (every label when `None`): a fraud reported later counts as legit.
+    pub fn known_by(&self, by_ms: Option<i64>) -> Sample {
+        let mut sample = self.sample.clone();
+        if let Some(by) = by_ms {
+            sample.fraud &= self.known_ms.is_some_and(|k| k < by);
+        }
+        sample
+    }
+}
+
+/// One labelled event before its features are computed.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LabelledEvent {
+    /// The transaction.
+    pub event: Transaction,
+    /// The truth: fraud or not.
+    pub fraud: bool,
+    /// When its fraud label was given (ms); `None`: never reported, or legit.
+    pub known_ms: Option<i64>,
+    /// The fraud pattern, if known.
+    pub scenario: Option<String>,
+}
+
+impl LabelledEvent {
+    /// The fraud label as the entity-risk index reads it, when it was reported: a fraud
+    /// without a label time is the truth when testing, but unknown to the index (and, with a
+    /// label cut-off, to training).
+    pub fn reported_fraud(&self) -> Option<LabelSighting> {
+        let known = self.known_ms?;
+        Some(LabelSighting::new(
+            self.event.event_time_ms(),
+            known,
+            self.event.merchant_id.as_deref(),
+            self.event.device_id.as_deref(),
+            true,
+        ))
+    }
+}
+
+/// Samples of `events` (in event-time order), their features replayed per user as live
+/// scoring computes them, with merchant and device figures from every event and `labels`,
+/// each event seeing only the labels given `label_delay_ms` before it.
+pub fn replayed_samples(
+    events: Vec<LabelledEvent>,
+    labels: Vec<LabelSighting>,
+    lateness_ms: i64,
+    label_delay_ms: i64,
+    progress: &dyn Progress,
+) -> LabelledHistory {
+    let total = events.len() as u64;
+    let mut activity = EntityActivity::default();
+    for e in &events {
+        activity.record_event(&e.event);
+    }
+    let index = Arc::new(EntityRisk::build(label_delay_ms, &activity, labels));
+    drop(activity);
+    let mut replay = FeatureReplay::new(lateness_ms, index);
+    let mut history = LabelledHistory {
+        samples: Vec::with_capacity(events.len()),
+        compromised_since: HashMap::new(),
+    };
+    for (done, e) in events.into_iter().enumerate() {
+        progress.update(done as u64 + 1, total);
+        let card = card_of(&e.event).to_owned();
+        if let Some(known) = e.known_ms {
+            history
+                .compromised_since
+                .entry(card.clone())
+                .and_modify(|t| *t = (*t).min(known))
+                .or_insert(known);
+        }
+        history.samples.push(LabelledSample {
+            transaction_id: e.event.transaction_id.clone(),
+            sample: Sample {
+                time_ms: e.event.event_time_ms(),
+                features: replay.features(&e.event),
+                fraud: e.fraud,
+            },
+            card,
+            scenario: e.scenario,
+            known_ms: e.known_ms,
+        });
+    }
+    history
 }
 
 /// Labelled samples of a period, with what evaluation needs to know about cards.
@@ -154,4 +252,83 @@ pub async fn stored_samples(
     }
     history.samples.sort_by_key(|s| s.sample.time_ms);
     Ok(history)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::training::csv::history_limits;
+
+    struct Silent;
+
+    impl Progress for Silent {
+        fn update(&self, _: u64, _: u64) {}
+    }
+
+    fn event(id: &str, card: &str, minute: u32, known_ms: Option<i64>) -> LabelledEvent {
+        let json = format!(
+            r#"{{"transaction_id":"{id}","user_id":"u-{card}","card_id":"{card}","amount":"10",
+                "currency":"EUR","merchant_id":"m1","timestamp":"2026-01-05T10:{minute:02}:00Z"}}"#
+        );
+        let (event, _) = sentinel_event::parse_transaction(
+            json.as_bytes(),
+            sentinel_event::ParseMode::Strict,
+            &history_limits(),
+            Utc::now(),
+        )
+        .unwrap();
+        LabelledEvent {
+            event,
+            fraud: known_ms.is_some(),
+            known_ms,
+            scenario: None,
+        }
+    }
+
+    #[test]
+    fn replayed_samples_keep_order_labels_and_when_each_card_became_known() {
+        let events = vec![
+            event("a", "c1", 0, None),
+            event("b", "c1", 1, Some(5_000)),
+            event("c", "c1", 2, Some(3_000)),
+            event("d", "c2", 3, None),
+        ];
+        let labels = events
+            .iter()
+            .filter_map(LabelledEvent::reported_fraud)
+            .collect();
+        let history = replayed_samples(events, labels, 60_000, 0, &Silent);
+        let ids: Vec<&str> = history
+            .samples
+            .iter()
+            .map(|s| s.transaction_id.as_str())
+            .collect();
+        assert_eq!(ids, ["a", "b", "c", "d"]);
+        let frauds: Vec<bool> = history.samples.iter().map(|s| s.sample.fraud).collect();
+        assert_eq!(frauds, [false, true, true, false]);
+        assert_eq!(
+            history.compromised_since,
+            HashMap::from([("c1".to_owned(), 3_000)])
+        );
+        // The user's velocity features see the earlier events, as live scoring would.
+        assert_ne!(
+            history.samples[0].sample.features,
+            history.samples[2].sample.features
+        );
+    }
+
+    #[test]
+    fn training_sees_only_the_fraud_labels_known_by_its_cut_off() {
+        let history = replayed_samples(
+            vec![event("a", "c1", 0, Some(5_000))],
+            Vec::new(),
+            60_000,
+            0,
+            &Silent,
+        );
+        let sample = &history.samples[0];
+        assert!(sample.known_by(None).fraud);
+        assert!(sample.known_by(Some(5_001)).fraud);
+        assert!(!sample.known_by(Some(5_000)).fraud);
+    }
 }

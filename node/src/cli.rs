@@ -1,4 +1,15 @@
-//! Command-line interface.
+//! Command-line interface: the commands, the flags shared by every node command, and the
+//! operator commands (in the submodules) besides `run` and `demo`.
+
+mod alerts;
+mod backtest;
+mod config_check;
+mod import;
+mod labels;
+mod rejects;
+mod simulate;
+mod token;
+mod train;
 
 use crate::config::NodeConfig;
 use crate::demo::DemoOptions;
@@ -47,21 +58,21 @@ enum Command {
         #[command(flatten)]
         node: NodeArgs,
         #[command(flatten)]
-        import: crate::import_cli::ImportArgs,
+        import: import::ImportArgs,
     },
     /// Labels with the time each became known: import a chargeback file.
     Labels {
         #[command(subcommand)]
-        command: crate::labels_cli::LabelsCommand,
+        command: labels::LabelsCommand,
     },
     /// Replay stored history under a candidate rule or policy (on a stopped node's data).
-    Backtest(crate::backtest_cli::BacktestArgs),
+    Backtest(backtest::BacktestArgs),
     /// Train a model on labelled events (simulator, CSV or a stopped node's store): fits on
     /// the earlier period, prints held-out AUC-ROC, average precision, precision@100 and the
     /// confusion matrix, and writes the artifact.
-    Train(crate::train_cli::TrainArgs),
+    Train(train::TrainArgs),
     /// Score labelled events with a model artifact and print the same figures.
-    Evaluate(crate::train_cli::EvaluateArgs),
+    Evaluate(train::EvaluateArgs),
     /// Write a simulated history to bring into a node: months of transactions as JSON lines
     /// (what the node accepts on Kafka and HTTP, in event-time order) and a bank's chargeback
     /// file (CSV: transaction_id,label,labelled_at,source,scenario) with late report times.
@@ -69,9 +80,9 @@ enum Command {
     /// Every fraud scenario is on by default, including the history patterns: terminals
     /// compromised for weeks, compromised cards whose spending changes for two weeks, and card
     /// testing with tiny amounts. Same arguments, same files.
-    Simulate(crate::simulate_cli::SimulateArgs),
+    Simulate(simulate::SimulateArgs),
     /// Mint an HS256 API token from the configured secret (SENTINEL_AUTH_JWT_SECRET or [auth]).
-    Token(crate::security::TokenArgs),
+    Token(token::TokenArgs),
     /// Check the tamper-evident decision log of a stopped node's store; exits 1 at the first
     /// edited, reordered or removed record, a head that is not the chain's end, a deletion at
     /// the start no retention declaration covers, or a chain that misses `--expect-head`.
@@ -195,19 +206,17 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Run { node } => node::run(node.into_config()?, Source::External).await,
         Command::Alerts { node, alerts_group } => {
-            crate::alerts_cli::run(node.into_config()?, alerts_group).await
+            alerts::run(node.into_config()?, alerts_group).await
         }
-        Command::Import { node, import } => {
-            crate::import_cli::run(node.into_config()?, import).await
-        }
+        Command::Import { node, import } => import::run(node.into_config()?, import).await,
         Command::Labels { command } => {
-            crate::labels_cli::run(crate::config::NodeConfig::default(), command).await
+            labels::run(crate::config::NodeConfig::default(), command).await
         }
-        Command::Token(args) => crate::security::mint(args),
-        Command::Backtest(args) => crate::backtest_cli::run(args).await,
-        Command::Train(args) => crate::train_cli::run_train(args).await,
-        Command::Evaluate(args) => crate::train_cli::run_evaluate(args).await,
-        Command::Simulate(args) => crate::simulate_cli::run(args),
+        Command::Token(args) => token::mint(args),
+        Command::Backtest(args) => backtest::run(args).await,
+        Command::Train(args) => train::run_train(args).await,
+        Command::Evaluate(args) => train::run_evaluate(args).await,
+        Command::Simulate(args) => simulate::run(args),
         Command::VerifyLog {
             data_dir,
             expect_head,
@@ -215,7 +224,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Compact { data_dir } => compact(&data_dir),
         Command::Config {
             command: ConfigCommand::Check { node },
-        } => crate::config_check::check(node.into_config()?),
+        } => config_check::check(node.into_config()?),
     }
 }
 

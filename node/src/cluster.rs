@@ -4,14 +4,26 @@
 //! The listener binds to loopback unless an address is configured, and refuses to listen beyond
 //! loopback with a weak cookie ([`ClusterConfig::validate`]). Nodes authenticate with the cookie. Each node dials its seeds (retrying until they
 //! answer); connections are transitive, so a node that reaches one member meets them all.
+//!
+//! The submodules are what runs over the cluster: the member view, mutual TLS, the store one
+//! member serves the others, policy notices, owner routing of HTTP scoring, entity placement, and
+//! the entity-risk refresh through which every member picks up labels.
 
-use crate::cluster_tls::{self, ClusterTls};
+pub mod entity_placement;
+pub mod entity_refresh;
+pub mod owner_route;
+pub mod policy_sync;
+pub mod remote_store;
+pub mod tls;
+pub mod view;
+
 use crate::config::ClusterConfig;
 use anyhow::Context;
 use ractor::{Actor, ActorRef};
 use ractor_cluster::node::NodeConnectionMode;
 use ractor_cluster::{IncomingEncryptionMode, NodeServer, NodeServerMessage};
 use std::time::Duration;
+use tls::ClusterTls;
 
 /// How long to wait between attempts to reach a seed that does not answer yet.
 const SEED_RETRY: Duration = Duration::from_secs(1);
@@ -22,7 +34,7 @@ const SESSION_CHECK: Duration = Duration::from_secs(2);
 /// Starts this process's cluster node server and starts dialling the configured seeds.
 ///
 /// With mutual TLS, members accept on the configured address through
-/// [`cluster_tls::accept`] (ractor_cluster's own listener moves to an ephemeral loopback port
+/// [`tls::accept`] (ractor_cluster's own listener moves to an ephemeral loopback port
 /// that requires the same certificates), and connections are not transitive: ractor_cluster
 /// dials transitive members without TLS, so each member lists every other as a seed.
 pub async fn start(config: &ClusterConfig) -> anyhow::Result<ActorRef<NodeServerMessage>> {
@@ -59,11 +71,7 @@ pub async fn start(config: &ClusterConfig) -> anyhow::Result<ActorRef<NodeServer
         let listener = tokio::net::TcpListener::bind(address)
             .await
             .with_context(|| format!("binding the cluster listener on {address}"))?;
-        tokio::spawn(cluster_tls::accept(
-            listener,
-            tls.acceptor.clone(),
-            actor.clone(),
-        ));
+        tokio::spawn(tls::accept(listener, tls.acceptor.clone(), actor.clone()));
     }
     tracing::info!(
         node = %config.node_name,
@@ -74,7 +82,7 @@ pub async fn start(config: &ClusterConfig) -> anyhow::Result<ActorRef<NodeServer
     );
     for seed in &config.seeds {
         let server_name = match &tls {
-            Some(_) => Some(cluster_tls::server_name(seed)?),
+            Some(_) => Some(tls::server_name(seed)?),
             None => None,
         };
         let connector = tls.as_ref().map(|t| t.connector.clone());

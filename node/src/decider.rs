@@ -28,7 +28,7 @@ pub struct NodeDecider {
     pub ownership: crate::kafka::PartitionOwnership,
     /// With Kafka: HTTP events go to the member owning their partition. Without: `None`,
     /// every event is decided here.
-    pub owner_route: Option<crate::owner_route::OwnerRoute>,
+    pub owner_route: Option<crate::cluster::owner_route::OwnerRoute>,
     /// The rate table every ingested event's amount is converted with.
     pub currencies: Arc<crate::currency::Currencies>,
 }
@@ -109,11 +109,11 @@ impl sentinel_api::Decider for NodeDecider {
     }
 
     async fn user_state(&self, user_id: &str) -> Option<sentinel_engine::UserView> {
-        crate::cluster_view::user_view(&self.scorer, &self.ownership, user_id).await
+        crate::cluster::view::user_view(&self.scorer, &self.ownership, user_id).await
     }
 
     async fn cluster(&self) -> Option<sentinel_api::cluster::ClusterView> {
-        Some(crate::cluster_view::gather(&self.node_name).await)
+        Some(crate::cluster::view::gather(&self.node_name).await)
     }
 
     fn preview(&self, event: Transaction) -> Result<Transaction, sentinel_event::InvalidEvent> {

@@ -20,11 +20,11 @@ pub fn check(mut config: NodeConfig) -> anyhow::Result<()> {
         .alerts
         .validate()
         .map_err(|e| anyhow::anyhow!("alerts: {e}"))?;
-    crate::tls::acceptor(
+    crate::http::tls::acceptor(
         config.tls_cert_file.as_deref(),
         config.tls_key_file.as_deref(),
     )?;
-    crate::cluster_tls::ClusterTls::load(&config.cluster)?;
+    crate::cluster::tls::ClusterTls::load(&config.cluster)?;
     if let Some(path) = &config.policy_file {
         let text = std::fs::read_to_string(path)
             .map_err(|e| anyhow::anyhow!("policy_file {}: {e}", path.display()))?;

@@ -64,7 +64,7 @@ pub async fn run(mut config: NodeConfig, group: String) -> anyhow::Result<()> {
     let http_addr = listener.local_addr()?;
     // The node's listener and guards: request, header and handshake timeouts, the connection
     // cap, JSON-only writes and the Host check.
-    let app = crate::listener::with_request_timeout(
+    let app = crate::http::listener::with_request_timeout(
         app,
         std::time::Duration::from_secs(config.request_timeout_secs),
     );
@@ -72,10 +72,10 @@ pub async fn run(mut config: NodeConfig, group: String) -> anyhow::Result<()> {
         app,
         sentinel_api::hosts::AllowedHosts::new(&config.http_allowed_hosts, http_addr),
     );
-    let http = tokio::spawn(crate::listener::serve(
+    let http = tokio::spawn(crate::http::listener::serve(
         listener,
         app,
-        crate::listener::ConnectionLimits::of(&config),
+        crate::http::listener::ConnectionLimits::of(&config),
         None,
         stop_rx.clone(),
     ));

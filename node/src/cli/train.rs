@@ -9,26 +9,23 @@
 //! fraud pattern.
 
 use crate::config::NodeConfig;
-use crate::history_csv::CsvRow;
 use anyhow::Context;
 use chrono::{DateTime, Duration, TimeZone, Utc};
 use indicatif::{ProgressBar, ProgressStyle};
 use sentinel_catalog::backtest::Progress;
-use sentinel_catalog::training::{card_of, stored_samples, LabelledSample, Unlabelled};
-use sentinel_catalog::Catalog;
-use sentinel_engine::{EntityActivity, EntityRisk, FeatureReplay, LabelSighting, PolicyDef};
-use sentinel_event::{Limits, Transaction};
-use sentinel_model::card_precision::{
-    card_precision_at_k, mean_precision, DailyCardPrecision, ScoredCard,
+use sentinel_catalog::training::csv::{history_limits, CsvRow};
+use sentinel_catalog::training::{
+    evaluation_report, replayed_samples, stored_samples, EvaluationReport, LabelledEvent,
+    LabelledSample, Unlabelled,
 };
+use sentinel_catalog::Catalog;
+use sentinel_engine::{LabelSighting, PolicyDef};
 use sentinel_model::{
-    evaluate, train, BoostConfig, Evaluation, Model, ModelFamily, Sample, TrainConfig, TrainStage,
-    FEATURE_NAMES,
+    train, BoostConfig, Model, ModelFamily, TrainConfig, TrainStage, FEATURE_NAMES,
 };
 use sentinel_simulator::{analyst_labels, Feedback, Labeller, Scenario, SimConfig, Simulator};
 use sentinel_store::{EmbeddedStore, Store};
-use serde::Serialize;
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::Arc;
 
@@ -250,20 +247,9 @@ impl Progress for Bar {
     }
 }
 
-/// One labelled event before its features are computed.
-struct Example {
-    event: Transaction,
-    /// The truth: fraud or not.
-    fraud: bool,
-    /// When its fraud label was given (None: never reported, or legit).
-    known_ms: Option<i64>,
-    /// The fraud pattern, if known.
-    scenario: Option<String>,
-}
-
 /// Labelled events in event-time order and every label as the entity-risk index reads it.
 struct Events {
-    examples: Vec<Example>,
+    examples: Vec<LabelledEvent>,
     labels: Vec<LabelSighting>,
     source: String,
 }
@@ -313,7 +299,7 @@ fn simulated(data: &DataArgs) -> Events {
     let known: HashMap<String, i64> = known.into_iter().map(|(k, v)| (k.to_owned(), v)).collect();
     let examples = simulated
         .into_iter()
-        .map(|e| Example {
+        .map(|e| LabelledEvent {
             known_ms: known.get(&e.txn.transaction_id).copied(),
             fraud: e.label.is_some(),
             scenario: e.label.map(|s| s.as_str().to_owned()),
@@ -351,26 +337,14 @@ const SHOWN_BAD_ROWS: usize = 20;
 fn from_csv(path: &std::path::Path) -> anyhow::Result<Events> {
     let mut reader =
         csv::Reader::from_path(path).with_context(|| format!("opening {}", path.display()))?;
-    let limits = Limits {
-        // History is old by definition; only the node's own clock checks skew.
-        max_future_skew: Duration::days(365 * 100),
-        ..Limits::default()
-    };
+    let limits = history_limits();
     let mut examples = Vec::new();
     let mut bad = 0usize;
     for (i, row) in reader.deserialize::<CsvRow>().enumerate() {
         let line = i + 2;
-        let parsed = row.map_err(anyhow::Error::from).and_then(|row| {
-            let (known, scenario) = (row.labelled_at, row.scenario.clone());
-            let fraud = row.fraud()?;
-            let event = row.into_event(&limits)?;
-            Ok(Example {
-                known_ms: known.filter(|_| fraud).map(|t| t.timestamp_millis()),
-                fraud,
-                scenario,
-                event,
-            })
-        });
+        let parsed = row
+            .map_err(anyhow::Error::from)
+            .and_then(|row| Ok(row.into_labelled(&limits)?));
         match parsed {
             Ok(example) => examples.push(example),
             Err(e) => {
@@ -389,20 +363,9 @@ fn from_csv(path: &std::path::Path) -> anyhow::Result<Events> {
         );
     }
     examples.sort_by_key(|e| e.event.timestamp);
-    // A fraud without a label time was never reported: the truth when testing, unknown to the
-    // entity-risk index and (with --train-until) to training.
     let labels = examples
         .iter()
-        .filter_map(|e| {
-            let known = e.known_ms?;
-            Some(LabelSighting::new(
-                e.event.event_time_ms(),
-                known,
-                e.event.merchant_id.as_deref(),
-                e.event.device_id.as_deref(),
-                true,
-            ))
-        })
+        .filter_map(LabelledEvent::reported_fraud)
         .collect();
     let source = if bad > 0 {
         format!("csv {} ({bad} bad rows skipped)", path.display())
@@ -484,13 +447,7 @@ async fn read_history(data: &DataArgs) -> anyhow::Result<History> {
         let mut writer =
             csv::Writer::from_path(path).with_context(|| format!("creating {}", path.display()))?;
         for e in &events.examples {
-            writer.serialize(CsvRow::of(
-                &e.event,
-                e.fraud,
-                e.known_ms
-                    .and_then(|ms| Utc.timestamp_millis_opt(ms).single()),
-                e.scenario.clone(),
-            ))?;
+            writer.serialize(CsvRow::of(e))?;
         }
         writer.flush()?;
         eprintln!(
@@ -510,42 +467,19 @@ async fn read_history(data: &DataArgs) -> anyhow::Result<History> {
     }
     let progress = bar("computing features");
     progress.set_length(events.examples.len() as u64);
-    let mut activity = EntityActivity::default();
-    for e in &events.examples {
-        activity.record_event(&e.event);
-    }
-    let index = Arc::new(EntityRisk::build(label_delay_ms, &activity, events.labels));
-    drop(activity);
-    let mut replay = FeatureReplay::new(lateness_ms, index);
-    let mut history = History {
-        samples: Vec::with_capacity(events.examples.len()),
-        compromised_since: HashMap::new(),
-        source: events.source,
-    };
-    for e in events.examples {
-        progress.inc(1);
-        let card = card_of(&e.event).to_owned();
-        if let Some(known) = e.known_ms {
-            history
-                .compromised_since
-                .entry(card.clone())
-                .and_modify(|t| *t = (*t).min(known))
-                .or_insert(known);
-        }
-        history.samples.push(LabelledSample {
-            transaction_id: e.event.transaction_id.clone(),
-            sample: Sample {
-                time_ms: e.event.event_time_ms(),
-                features: replay.features(&e.event),
-                fraud: e.fraud,
-            },
-            card,
-            scenario: e.scenario,
-            known_ms: e.known_ms,
-        });
-    }
+    let replayed = replayed_samples(
+        events.examples,
+        events.labels,
+        lateness_ms,
+        label_delay_ms,
+        &Bar(progress.clone()),
+    );
     progress.finish_and_clear();
-    Ok(history)
+    Ok(History {
+        samples: replayed.samples,
+        compromised_since: replayed.compromised_since,
+        source: events.source,
+    })
 }
 
 async fn stored(data: &DataArgs, lateness_ms: i64, label_delay_ms: i64) -> anyhow::Result<History> {
@@ -645,68 +579,7 @@ impl Periods {
     }
 }
 
-/// The figures `sentinel train` and `sentinel evaluate` print.
-#[derive(Debug, Serialize)]
-struct Report {
-    #[serde(flatten)]
-    evaluation: Evaluation,
-    /// k of the card precision.
-    k: usize,
-    /// Mean of the daily card precision@k.
-    card_precision_at_k: Option<f64>,
-    /// Card precision@k per test day.
-    daily: Vec<DailyCardPrecision>,
-    /// Per fraud pattern: (frauds, caught at the threshold).
-    recall_by_scenario: BTreeMap<String, (u64, u64)>,
-}
-
-fn card_key(card: &str) -> u64 {
-    use std::hash::{Hash, Hasher};
-    let mut h = std::collections::hash_map::DefaultHasher::new();
-    card.hash(&mut h);
-    h.finish()
-}
-
-fn report(
-    model: &Model,
-    samples: &[&LabelledSample],
-    compromised_since: &HashMap<String, i64>,
-    threshold: f64,
-    k: usize,
-) -> Report {
-    let plain: Vec<Sample> = samples.iter().map(|s| s.sample.clone()).collect();
-    let evaluation = evaluate(model, &plain, threshold);
-    let mut scored = Vec::with_capacity(samples.len());
-    let mut recall_by_scenario: BTreeMap<String, (u64, u64)> = BTreeMap::new();
-    for s in samples {
-        let score = model.score(&s.sample.features).score;
-        scored.push(ScoredCard {
-            time_ms: s.sample.time_ms,
-            card: card_key(&s.card),
-            score,
-            fraud: s.sample.fraud,
-        });
-        if let (true, Some(scenario)) = (s.sample.fraud, &s.scenario) {
-            let entry = recall_by_scenario.entry(scenario.clone()).or_default();
-            entry.0 += 1;
-            entry.1 += u64::from(score >= threshold);
-        }
-    }
-    let compromised: HashMap<u64, i64> = compromised_since
-        .iter()
-        .map(|(card, t)| (card_key(card), *t))
-        .collect();
-    let daily = card_precision_at_k(&scored, &compromised, k);
-    Report {
-        evaluation,
-        k,
-        card_precision_at_k: mean_precision(&daily),
-        daily,
-        recall_by_scenario,
-    }
-}
-
-fn figures(r: &Report) -> String {
+fn figures(r: &EvaluationReport) -> String {
     let f = |v: Option<f64>| v.map_or_else(|| "n/a".to_owned(), |v| format!("{v:.4}"));
     let e = &r.evaluation;
     let c = &e.confusion;
@@ -764,11 +637,7 @@ pub async fn run_train(args: TrainArgs) -> anyhow::Result<()> {
     for s in &history.samples {
         let t = s.sample.time_ms;
         if t >= periods.train_from_ms && t < periods.train_until_ms {
-            let mut sample = s.sample.clone();
-            if let Some(by) = periods.labels_known_by_ms {
-                sample.fraud &= s.known_ms.is_some_and(|k| k < by);
-            }
-            samples.push(sample);
+            samples.push(s.known_by(periods.labels_known_by_ms));
         } else if periods.tested(t) {
             samples.push(s.sample.clone());
             tested.push(s);
@@ -846,7 +715,7 @@ pub async fn run_train(args: TrainArgs) -> anyhow::Result<()> {
             )
         )
     );
-    let report = report(
+    let report = evaluation_report(
         &model,
         &tested,
         &history.compromised_since,
@@ -871,7 +740,7 @@ pub async fn run_evaluate(args: EvaluateArgs) -> anyhow::Result<()> {
         .iter()
         .filter(|s| s.sample.time_ms >= from && s.sample.time_ms < until)
         .collect();
-    let report = report(
+    let report = evaluation_report(
         &model,
         &tested,
         &history.compromised_since,

@@ -7,14 +7,14 @@
 //! in order, while the writer group-commits decisions of many users at once. Bad rows never
 //! stop the import: each is written to the reject file with its line number and reason.
 
+use super::rejects::Rejects;
 use crate::config::NodeConfig;
-use crate::history_csv::CsvRow;
-use crate::rejects::Rejects;
 use anyhow::Context;
 use chrono::{Duration, Utc};
 use futures::stream::{FuturesOrdered, StreamExt};
 use indicatif::{ProgressBar, ProgressStyle};
 use sentinel_actors::Scorer;
+use sentinel_catalog::training::csv::CsvRow;
 use sentinel_catalog::Catalog;
 use sentinel_event::{parse_transaction, DecisionError, Limits, ParseMode, Transaction};
 use sentinel_store::{Stored, Writer, WriterConfig};
@@ -121,7 +121,7 @@ fn rows(
                         let line = i as u64 + 2;
                         let parsed = row
                             .map_err(anyhow::Error::from)
-                            .and_then(|row| row.into_event(&limits));
+                            .and_then(|row| Ok(row.into_event(&limits)?));
                         // CSV rows are about as long as each other: count rows, not bytes.
                         position += 1;
                         progress.set_position(position);

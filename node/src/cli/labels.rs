@@ -3,8 +3,8 @@
 //! through a running node's `POST /v1/labels` (`--url`). Bad rows are reported with their line
 //! and reason, written to a reject file and skipped; the rest goes on.
 
+use super::rejects::Rejects;
 use crate::config::NodeConfig;
-use crate::rejects::Rejects;
 use anyhow::Context;
 use chrono::{DateTime, Utc};
 use indicatif::{ProgressBar, ProgressStyle};

@@ -3,7 +3,7 @@
 //! or only `PRI`) cannot hold a connection open; HTTP/2 keep-alive pings; a cap on open
 //! connections; optionally TLS.
 
-use crate::first_bytes::{self, Prefixed};
+use super::first_bytes::{self, Prefixed};
 use axum::extract::{ConnectInfo, Request};
 use axum::middleware::{AddExtension, Next};
 use axum::response::IntoResponse;
