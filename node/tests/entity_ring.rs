@@ -10,7 +10,7 @@ use sentinel_engine::{EntityKey, EntityKind};
 use serde_json::Value;
 use std::process::Command;
 use std::time::Duration;
-use support::{event, eventually, free_port, metric_value, post_text, NodeProcess};
+use support::{event, free_port, metric_value, NodeProcess};
 
 const COOKIE: &str = "entity-test-cookie";
 
@@ -84,19 +84,11 @@ async fn a_ring_across_nodes_fires_and_a_frozen_owner_does_not_hang_decisions() 
 
     // Every member places entities on all three before any event is sent.
     for node in nodes {
-        eventually("three entity owners", Duration::from_secs(60), async || {
-            let owners = metric_value(&node.metrics(&client).await, "sentinel_entity_owners");
-            (owners == 3.0).then_some(())
-        })
-        .await;
+        node.wait_for_metric(&client, "sentinel_entity_owners", 3.0)
+            .await;
     }
 
-    let decide = async |node: &NodeProcess, body: Value| -> Value {
-        let (status, decision) =
-            post_text(&client, node.url("/v1/transactions"), body.to_string()).await;
-        assert_eq!(status, 200, "{decision}");
-        decision
-    };
+    let decide = async |node: &NodeProcess, body: Value| node.decide(&client, &body).await;
 
     // Three users, each decided on a different node, on one device owned by e3: each of the
     // first two nodes must reach e3 to count the others.

@@ -6,7 +6,7 @@
 use sentinel_testkit as support;
 
 use serde_json::Value;
-use support::{event, post_text, NodeProcess};
+use support::{event, NodeProcess};
 
 /// The `ml.score` the `ml_high_score` rule saw, if it fired.
 fn ml_rule_score(decision: &Value) -> Option<f64> {
@@ -26,12 +26,7 @@ async fn a_high_model_score_is_reviewed_and_an_ordinary_payment_is_not() {
     let dir = tempfile::tempdir().unwrap();
     let node = NodeProcess::start(dir.path(), &[]).await;
     let client = support::admin_client();
-    let decide = async |body: Value| -> Value {
-        let (status, decision) =
-            post_text(&client, node.url("/v1/transactions"), body.to_string()).await;
-        assert_eq!(status, 200, "{decision}");
-        decision
-    };
+    let decide = async |body: Value| node.decide(&client, &body).await;
     // Two holders with ten ordinary payments at home, an hour apart, ending three hours ago.
     for user in ["dan", "eve"] {
         for i in 0..10 {

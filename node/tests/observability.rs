@@ -88,6 +88,11 @@ async fn http_status(client: &reqwest::Client, url: &str) -> Option<u16> {
         .map(|r| r.status().as_u16())
 }
 
+/// `GET url` as JSON; `None` while the server cannot answer (for `eventually`).
+async fn try_get_json(client: &reqwest::Client, url: &str) -> Option<Value> {
+    client.get(url).send().await.ok()?.json().await.ok()
+}
+
 /// `GET /api/v1/query`: the response's `data.result` when the status is `success`, the
 /// error otherwise.
 async fn query(client: &reqwest::Client, prom: &str, expr: &str) -> Result<Vec<Value>, String> {
@@ -485,14 +490,7 @@ async fn every_rule_and_dashboard_query_returns_data_scraped_from_a_demo_node() 
             "Prometheus to scrape the node",
             Duration::from_secs(60),
             async || {
-                let body: Value = client
-                    .get(&targets_url)
-                    .send()
-                    .await
-                    .ok()?
-                    .json()
-                    .await
-                    .ok()?;
+                let body = try_get_json(&client, &targets_url).await?;
                 let targets = body["data"]["activeTargets"].as_array()?;
                 targets
                     .iter()
@@ -511,14 +509,7 @@ async fn every_rule_and_dashboard_query_returns_data_scraped_from_a_demo_node() 
             "every rule to be evaluated",
             Duration::from_secs(60),
             async || {
-                let body: Value = client
-                    .get(&rules_url)
-                    .send()
-                    .await
-                    .ok()?
-                    .json()
-                    .await
-                    .ok()?;
+                let body = try_get_json(&client, &rules_url).await?;
                 let rules: Vec<Value> = body["data"]["groups"]
                     .as_array()?
                     .iter()

@@ -6,8 +6,7 @@ use sentinel_testkit as support;
 
 use sentinel_engine::{EntityKey, EntityKind};
 use serde_json::{json, Value};
-use std::time::Duration;
-use support::{event, eventually, free_port, metric_value, post_text, NodeProcess};
+use support::{event, free_port, post_text, NodeProcess};
 
 const COOKIE: &str = "screen-cluster-cookie";
 
@@ -70,18 +69,10 @@ async fn screening_reads_remote_entities_and_records_none() {
     )
     .await;
     for node in [&s1, &s2] {
-        eventually("two entity owners", Duration::from_secs(60), async || {
-            let owners = metric_value(&node.metrics(&client).await, "sentinel_entity_owners");
-            (owners == 2.0).then_some(())
-        })
-        .await;
+        node.wait_for_metric(&client, "sentinel_entity_owners", 2.0)
+            .await;
     }
-    let decide = async |node: &NodeProcess, body: Value| -> Value {
-        let (status, decision) =
-            post_text(&client, node.url("/v1/transactions"), body.to_string()).await;
-        assert_eq!(status, 200, "{decision}");
-        decision
-    };
+    let decide = async |node: &NodeProcess, body: Value| node.decide(&client, &body).await;
     let screen = async |node: &NodeProcess, items: Vec<Value>| -> Value {
         let body = json!({ "transactions": items }).to_string();
         let (status, answer) = post_text(&client, node.url("/v1/transactions/screen"), body).await;

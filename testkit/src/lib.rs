@@ -489,6 +489,29 @@ impl NodeProcess {
             .await
             .unwrap()
     }
+
+    /// POSTs `body` to `/v1/transactions`, asserts a 200 and returns the decision.
+    pub async fn decide(
+        &self,
+        client: &reqwest::Client,
+        body: &serde_json::Value,
+    ) -> serde_json::Value {
+        let (status, decision) =
+            post_text(client, self.url("/v1/transactions"), body.to_string()).await;
+        assert_eq!(status, 200, "{decision}");
+        decision
+    }
+
+    /// Waits (up to a minute) until the node exports `series` with `value`, e.g. the number of
+    /// entity owners once a cluster has formed.
+    pub async fn wait_for_metric(&self, client: &reqwest::Client, series: &str, value: f64) {
+        eventually(
+            &format!("{series} to be {value}"),
+            Duration::from_secs(60),
+            async || (metric_value(&self.metrics(client).await, series) == value).then_some(()),
+        )
+        .await;
+    }
 }
 
 impl Drop for NodeProcess {
