@@ -5,8 +5,13 @@
 
 /// FNV-1a of `s`, never zero (so zero can stand for "no value").
 pub fn id_hash(s: &str) -> u64 {
+    parts_hash(&[s.as_bytes()])
+}
+
+/// [`id_hash`] of the concatenation of `parts`, without building it.
+pub fn parts_hash(parts: &[&[u8]]) -> u64 {
     let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    for b in s.as_bytes() {
+    for b in parts.iter().flat_map(|part| part.iter()) {
         h ^= u64::from(*b);
         h = h.wrapping_mul(0x0100_0000_01b3);
     }
@@ -28,5 +33,7 @@ mod tests {
         assert_eq!(id_hash(""), 0xcbf2_9ce4_8422_2325);
         assert_eq!(id_hash("a"), 0xaf63_dc4c_8601_ec8c);
         assert_eq!(opt_hash(None), 0);
+        assert_eq!(parts_hash(&[b"a"]), id_hash("a"));
+        assert_eq!(parts_hash(&[b"ab", b"", b"c"]), id_hash("abc"));
     }
 }
