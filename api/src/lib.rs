@@ -129,6 +129,10 @@ pub struct ApiContext {
     pub idempotency: Arc<Idempotency>,
     /// Turns for decision searches and aggregates, which scan the store.
     pub heavy_queries: Arc<heavy::HeavyQueries>,
+    /// Slots for `POST /v1/transactions` requests deciding at once. A request that finds none
+    /// free is refused with 503 and `Retry-After` at once: overload is refused at the edge,
+    /// not queued in front of the user actors.
+    pub scoring_slots: Arc<tokio::sync::Semaphore>,
 }
 
 /// The API router: the route table (`routes.rs`) with the layers every route runs.

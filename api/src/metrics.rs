@@ -33,13 +33,15 @@ pub const REFUSED: &str = "sentinel_api_requests_refused_total";
 /// search or aggregate that found no free turn), `too_costly` (a search or aggregate over its
 /// scan, day or group bounds, or with a cursor outside its range), `invalid_parameter` (an
 /// aggregate with a parameter it cannot use: `agg`, `field`, `group_by`, `outcome`, `channel`,
-/// `window` or the range).
-pub const REFUSAL_REASONS: [&str; 5] = [
+/// `window` or the range), `overloaded` (a scoring request that found every one of
+/// `http_max_scoring_in_flight` slots taken).
+pub const REFUSAL_REASONS: [&str; 6] = [
     "content_type",
     "host",
     "busy",
     "too_costly",
     "invalid_parameter",
+    "overloaded",
 ];
 
 /// Counts one refusal; `reason` is one of [`REFUSAL_REASONS`].

@@ -168,6 +168,7 @@ pub(crate) fn router_over(
         ready: Arc::new(AtomicBool::new(true)),
         live: Default::default(),
         heavy_queries,
+        scoring_slots: Arc::new(tokio::sync::Semaphore::new(64)),
         idempotency: Arc::new(Idempotency::new(
             Arc::clone(&store),
             std::time::Duration::from_secs(3600),

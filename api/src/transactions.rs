@@ -28,12 +28,18 @@ pub struct ScoreResponse {
 }
 
 /// `POST /v1/transactions`: decides one event synchronously.
-#[utoipa::path(post, path = "/v1/transactions", tag = "scoring", request_body(content = sentinel_event::Transaction, description = "A transaction; over HTTP only `user_id` and `amount` are required"), responses((status = 200, description = "The decision of record", body = ScoreResponse), (status = 422, description = "Invalid input; `error.field` names it", body = ErrorResponse), (status = 413, description = "Body too large", body = ErrorResponse), (status = 503, description = "In a Kafka-fed cluster: no member owns the user's partition right now, or its owner did not answer; nothing was decided here. `Retry-After` says when to retry; retry with the same `transaction_id`", body = ErrorResponse)))]
+#[utoipa::path(post, path = "/v1/transactions", tag = "scoring", request_body(content = sentinel_event::Transaction, description = "A transaction; over HTTP only `user_id` and `amount` are required"), responses((status = 200, description = "The decision of record", body = ScoreResponse), (status = 422, description = "Invalid input; `error.field` names it", body = ErrorResponse), (status = 413, description = "Body too large", body = ErrorResponse), (status = 503, description = "Nothing was decided here: the node is already deciding `http_max_scoring_in_flight` requests, or, in a Kafka-fed cluster, no member owns the user's partition right now or its owner did not answer. `Retry-After` says when to retry; retry with the same `transaction_id`", body = ErrorResponse)))]
 pub async fn score(
     State(state): State<ApiState>,
     key: Option<Extension<IdempotencyScope>>,
     body: Bytes,
 ) -> Result<Json<ScoreResponse>, ApiError> {
+    let _slot = state.scoring_slots.try_acquire().map_err(|_| {
+        crate::metrics::refused("overloaded");
+        ApiError::unavailable(
+            "the node is deciding as many HTTP requests as it takes at once; retry shortly",
+        )
+    })?;
     let received = Instant::now();
     let (mut event, assigned) =
         parse_transaction(&body, ParseMode::Lenient, &state.limits, Utc::now())

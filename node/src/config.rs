@@ -64,6 +64,9 @@ pub struct NodeConfig {
     pub http_allowed_hosts: Vec<String>,
     /// API connections served at once; more are closed as soon as they are accepted.
     pub http_max_connections: usize,
+    /// `POST /v1/transactions` requests deciding at once; more are answered 503 with
+    /// `Retry-After` at once rather than queued (HTTP/2 lets one connection carry many).
+    pub http_max_scoring_in_flight: usize,
     /// Seconds between HTTP/2 keep-alive pings; a client that does not answer one within as
     /// long is disconnected.
     pub http2_keep_alive_secs: u64,
@@ -94,6 +97,7 @@ impl Default for NodeConfig {
             header_read_timeout_secs: 10,
             http_allowed_hosts: Vec::new(),
             http_max_connections: 10_000,
+            http_max_scoring_in_flight: 4_096,
             http2_keep_alive_secs: 20,
         }
     }

@@ -333,6 +333,9 @@ async fn serve_api(
         live: decider.live.clone(),
         idempotency,
         heavy_queries: Arc::default(),
+        scoring_slots: Arc::new(tokio::sync::Semaphore::new(
+            config.http_max_scoring_in_flight.max(1),
+        )),
         auth: Arc::new(
             sentinel_api::Authenticator::new(
                 &config.auth,

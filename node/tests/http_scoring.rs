@@ -592,3 +592,91 @@ async fn an_idempotency_key_retry_after_a_sigkill_decides_once() {
         "the retry decided nothing new"
     );
 }
+
+/// Overload is refused at the edge: with `http_max_scoring_in_flight = 2` and two scoring
+/// requests held open (failpoint: they never answer once decided), a third is answered 503
+/// with `Retry-After` at once, decides nothing, and is counted; other routes still answer.
+#[cfg(feature = "failpoints")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn scoring_requests_over_the_in_flight_limit_are_refused_at_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("limit.toml");
+    std::fs::write(&config, "http_max_scoring_in_flight = 2\n").unwrap();
+    let client = support::admin_client();
+    let node = NodeProcess::start_with_env(
+        &dir.path().join("data"),
+        &["--config", config.to_str().unwrap()],
+        &[("SENTINEL_FAILPOINT", "hang_after_decision")],
+    )
+    .await;
+    let held: Vec<_> = ["held-1", "held-2"]
+        .into_iter()
+        .map(|user| {
+            let (client, url) = (client.clone(), node.url("/v1/transactions"));
+            tokio::spawn(async move {
+                client
+                    .post(url)
+                    .json(&json!({"user_id": user, "amount": "5.00"}))
+                    .send()
+                    .await
+            })
+        })
+        .collect();
+    for user in ["held-1", "held-2"] {
+        support::eventually(
+            "the held requests decided",
+            std::time::Duration::from_secs(30),
+            async || (node.user_decisions(&client, user).await.len() == 1).then_some(()),
+        )
+        .await;
+    }
+
+    let refused = client
+        .post(node.url("/v1/transactions"))
+        .json(&json!({"user_id": "third", "amount": "5.00"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(refused.status(), 503);
+    assert_eq!(refused.headers()["retry-after"], "1");
+    let body: serde_json::Value = refused.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "unavailable", "{body}");
+    // Refused for the limit, not answered by the request timeout after waiting.
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("as many HTTP requests as it takes at once"),
+        "{body}"
+    );
+    assert!(node.user_decisions(&client, "third").await.is_empty());
+    let metrics = node.metrics(&client).await;
+    assert_eq!(
+        metric_value(
+            &metrics,
+            "sentinel_api_requests_refused_total{reason=\"overloaded\"}"
+        ),
+        1.0
+    );
+    // Slots come back when their requests end (here: the clients give up).
+    for request in held {
+        request.abort();
+    }
+    let next = tokio::spawn({
+        let (client, url) = (client.clone(), node.url("/v1/transactions"));
+        async move {
+            client
+                .post(url)
+                .json(&json!({"user_id": "after", "amount": "5.00"}))
+                .send()
+                .await
+        }
+    });
+    support::eventually(
+        "a request decided once the held ones ended",
+        std::time::Duration::from_secs(30),
+        async || (node.user_decisions(&client, "after").await.len() == 1).then_some(()),
+    )
+    .await;
+    next.abort();
+}
