@@ -11,6 +11,7 @@
 #   wait_port PORT SECS     until something listens on PORT (1 after SECS)
 #   wait_ready PORT PID SECS
 #                           until the node on PORT answers /readyz (1 if PID exits or after SECS)
+#   bench_auth              the nodes' authentication: a fixed ingest key, a per-run token secret
 #   need_tansu              exits when tansu is not on the PATH
 #   start_tansu PORT LOG    a fresh in-memory tansu broker on PORT (pid in TANSU_PID) with the
 #                           node's four topics of 8 partitions
@@ -81,6 +82,14 @@ wait_ready() { # http_port pid timeout_secs
         ((SECONDS < deadline)) || return 1
         sleep 0.2
     done
+}
+
+# Benchmark nodes are local and short-lived: a fixed ingest key (scripts/bench's wrk script
+# sends it) and a per-run token secret, shared by every node of the run.
+bench_auth() {
+    export SENTINEL_AUTH_API_KEYS="bench:ingest:bench-ingest-key-local-only-0001"
+    SENTINEL_AUTH_JWT_SECRET="$(head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n')"
+    export SENTINEL_AUTH_JWT_SECRET
 }
 
 need_tansu() {
