@@ -57,6 +57,69 @@ impl LabelInput {
     }
 }
 
+/// One row of a labels file (a chargeback export: CSV with a header, or JSON lines) as read:
+/// every field text and optional but the id and verdict, so a bad value is reported naming
+/// its field instead of failing the whole row's parse.
+#[derive(Debug, Deserialize)]
+pub struct LabelRow {
+    /// The labelled transaction.
+    pub transaction_id: String,
+    /// `fraud`/`1`/`true` or `legit`/`0`/`false`, any case.
+    pub label: String,
+    /// RFC 3339; empty or missing: when the label is stored.
+    #[serde(default)]
+    pub labelled_at: Option<String>,
+    /// `chargeback` (the default for a file), `analyst` or `other`.
+    #[serde(default)]
+    pub source: Option<String>,
+    /// The fraud pattern, when known.
+    #[serde(default)]
+    pub scenario: Option<String>,
+    /// Why, for the next analyst.
+    #[serde(default)]
+    pub note: Option<String>,
+}
+
+impl LabelRow {
+    /// The label to store, or the field at fault and why.
+    pub fn into_input(self) -> Result<LabelInput, (&'static str, String)> {
+        let label = match self.label.to_ascii_lowercase().as_str() {
+            "fraud" | "1" | "true" => LabelValue::Fraud,
+            "legit" | "0" | "false" => LabelValue::Legit,
+            other => return Err(("label", format!("`{other}` is not fraud or legit"))),
+        };
+        let labelled_at = match self.labelled_at.as_deref().map(str::trim) {
+            None | Some("") => None,
+            Some(text) => Some(text.parse::<DateTime<Utc>>().map_err(|e| {
+                (
+                    "labelled_at",
+                    format!("`{text}` is not an RFC 3339 time: {e}"),
+                )
+            })?),
+        };
+        let source = match self.source.as_deref().map(str::trim) {
+            None | Some("") => LabelSource::Chargeback,
+            Some("chargeback") => LabelSource::Chargeback,
+            Some("analyst") => LabelSource::Analyst,
+            Some("other") => LabelSource::Other,
+            Some(other) => {
+                return Err((
+                    "source",
+                    format!("`{other}` is not chargeback, analyst or other"),
+                ))
+            }
+        };
+        Ok(LabelInput {
+            transaction_id: self.transaction_id,
+            label,
+            labelled_at,
+            source,
+            scenario: self.scenario.filter(|s| !s.is_empty()),
+            note: self.note.unwrap_or_default(),
+        })
+    }
+}
+
 /// What became of one label of a batch.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(tag = "status", rename_all = "snake_case")]

@@ -20,7 +20,7 @@ pub mod training;
 pub use catalog::{Candidate, Catalog, ItemChange, RuleChange, RuleFilter};
 pub use entity_index::EntityIndexSize;
 pub use error::CatalogError;
-pub use labels::{LabelInput, LabelOutcome, MAX_LABEL_BATCH};
+pub use labels::{LabelInput, LabelOutcome, LabelRow, MAX_LABEL_BATCH};
 pub use models::{Deployment, ModelRole, ModelSummary};
 pub use records::{
     AuditEntry, Label, LabelSource, LabelValue, ListItem, ListRecord, RuleTest, RuleVersion,

@@ -125,3 +125,41 @@ fn labels_stored_before_label_times_existed_still_read() {
     assert_eq!(label.labelled_at.to_rfc3339(), "2026-11-01T10:00:00+00:00");
     assert_eq!(label.source, LabelSource::Analyst);
 }
+
+#[test]
+fn a_label_file_row_reads_like_the_api_and_names_a_bad_field() {
+    let row = |json: serde_json::Value| serde_json::from_value::<LabelRow>(json).unwrap();
+    let input = row(serde_json::json!({"transaction_id": "t1", "label": "1"}))
+        .into_input()
+        .unwrap();
+    assert_eq!(input.label, LabelValue::Fraud);
+    assert_eq!(input.source, LabelSource::Chargeback);
+    assert_eq!((input.labelled_at, input.scenario), (None, None));
+    let input = row(serde_json::json!({"transaction_id": "t2", "label": "Legit",
+        "labelled_at": "2026-11-02T10:00:00Z", "source": "analyst", "scenario": "", "note": "ok"}))
+    .into_input()
+    .unwrap();
+    assert_eq!(input.label, LabelValue::Legit);
+    assert_eq!(input.source, LabelSource::Analyst);
+    assert_eq!(
+        input.labelled_at,
+        Some("2026-11-02T10:00:00Z".parse().unwrap())
+    );
+    assert_eq!((input.scenario, input.note.as_str()), (None, "ok"));
+    for (json, field) in [
+        (
+            serde_json::json!({"transaction_id": "t", "label": "maybe"}),
+            "label",
+        ),
+        (
+            serde_json::json!({"transaction_id": "t", "label": "fraud", "labelled_at": "yesterday"}),
+            "labelled_at",
+        ),
+        (
+            serde_json::json!({"transaction_id": "t", "label": "fraud", "source": "bank"}),
+            "source",
+        ),
+    ] {
+        assert_eq!(row(json).into_input().unwrap_err().0, field);
+    }
+}

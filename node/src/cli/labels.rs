@@ -6,9 +6,8 @@
 use super::rejects::Rejects;
 use crate::config::NodeConfig;
 use anyhow::Context;
-use chrono::{DateTime, Utc};
 use indicatif::{ProgressBar, ProgressStyle};
-use sentinel_catalog::{Catalog, LabelInput, LabelOutcome, LabelSource, LabelValue};
+use sentinel_catalog::{Catalog, LabelInput, LabelOutcome, LabelRow};
 use serde::Deserialize;
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
@@ -51,61 +50,6 @@ pub struct ImportArgs {
     /// Where bad rows go (JSON lines: line, field, reason); default `FILE.rejects.jsonl`.
     #[arg(long)]
     rejects: Option<PathBuf>,
-}
-
-/// One row as read: every field optional but the id and verdict, as in the API.
-#[derive(Deserialize)]
-struct Row {
-    transaction_id: String,
-    label: String,
-    #[serde(default)]
-    labelled_at: Option<String>,
-    #[serde(default)]
-    source: Option<String>,
-    #[serde(default)]
-    scenario: Option<String>,
-    #[serde(default)]
-    note: Option<String>,
-}
-
-impl Row {
-    /// The label, or (field, reason).
-    fn into_input(self) -> Result<LabelInput, (&'static str, String)> {
-        let label = match self.label.to_ascii_lowercase().as_str() {
-            "fraud" | "1" | "true" => LabelValue::Fraud,
-            "legit" | "0" | "false" => LabelValue::Legit,
-            other => return Err(("label", format!("`{other}` is not fraud or legit"))),
-        };
-        let labelled_at = match self.labelled_at.as_deref().map(str::trim) {
-            None | Some("") => None,
-            Some(text) => Some(text.parse::<DateTime<Utc>>().map_err(|e| {
-                (
-                    "labelled_at",
-                    format!("`{text}` is not an RFC 3339 time: {e}"),
-                )
-            })?),
-        };
-        let source = match self.source.as_deref().map(str::trim) {
-            None | Some("") => LabelSource::Chargeback,
-            Some("chargeback") => LabelSource::Chargeback,
-            Some("analyst") => LabelSource::Analyst,
-            Some("other") => LabelSource::Other,
-            Some(other) => {
-                return Err((
-                    "source",
-                    format!("`{other}` is not chargeback, analyst or other"),
-                ))
-            }
-        };
-        Ok(LabelInput {
-            transaction_id: self.transaction_id,
-            label,
-            labelled_at,
-            source,
-            scenario: self.scenario.filter(|s| !s.is_empty()),
-            note: self.note.unwrap_or_default(),
-        })
-    }
 }
 
 /// What became of one label, as this command counts it (from the store or the node's answer).
@@ -181,7 +125,7 @@ struct Counts {
 }
 
 /// A row of the file: its line number and the row, or why it does not parse.
-type NumberedRow = (u64, Result<Row, String>);
+type NumberedRow = (u64, Result<LabelRow, String>);
 
 /// Rows read and not yet sent, by line: each a label, or the field and reason it was refused.
 type Pending = Vec<(u64, Result<LabelInput, (&'static str, String)>)>;
@@ -213,9 +157,9 @@ fn rows(path: &Path) -> anyhow::Result<Box<dyn Iterator<Item = NumberedRow>>> {
                 .enumerate()
                 .filter(|(_, line)| line.as_ref().map_or(true, |l| !l.trim().is_empty()))
                 .map(|(i, line)| {
-                    let row = line
-                        .map_err(|e| e.to_string())
-                        .and_then(|l| serde_json::from_str::<Row>(&l).map_err(|e| e.to_string()));
+                    let row = line.map_err(|e| e.to_string()).and_then(|l| {
+                        serde_json::from_str::<LabelRow>(&l).map_err(|e| e.to_string())
+                    });
                     (i as u64 + 1, row)
                 }),
         ),
@@ -314,7 +258,10 @@ pub async fn run(config: NodeConfig, command: LabelsCommand) -> anyhow::Result<(
         Ok(())
     };
     for (line, row) in rows(&args.file)? {
-        pending.push((line, row.map_err(|e| ("row", e)).and_then(Row::into_input)));
+        pending.push((
+            line,
+            row.map_err(|e| ("row", e)).and_then(LabelRow::into_input),
+        ));
         if pending.len() == BATCH {
             flush(&mut pending, &mut counts, &mut rejects).await?;
         }
