@@ -102,43 +102,36 @@ pub const SCREEN_RESULTS: [&str; 3] = ["decided", "rejected", "failed"];
 /// Help texts, and every bounded label combination at zero so dashboards and alerts see a zero
 /// from the start. The node calls this once its recorder is installed.
 pub fn describe() {
-    use metrics::describe_counter;
-    describe_counter!(
+    labelled_counter_at_zero(
         AUTH_FAILURES,
-        "API requests refused for missing or invalid credentials, by reason."
+        "API requests refused for missing or invalid credentials, by reason.",
+        "reason",
+        AUTH_FAILURE_REASONS,
     );
-    for reason in AUTH_FAILURE_REASONS {
-        metrics::counter!(AUTH_FAILURES, "reason" => reason).increment(0);
-    }
-    describe_counter!(
+    counter_at_zero(
         AUTH_THROTTLED,
-        "API requests refused because their address failed authentication too often."
+        "API requests refused because their address failed authentication too often.",
     );
-    metrics::counter!(AUTH_THROTTLED).increment(0);
-    describe_counter!(
+    labelled_counter_at_zero(
         RATE_LIMITED,
-        "API requests refused by the rate limit, by role."
+        "API requests refused by the rate limit, by role.",
+        "role",
+        crate::Role::ALL.map(|role| role.as_str()),
     );
-    for role in crate::Role::ALL {
-        metrics::counter!(RATE_LIMITED, "role" => role.as_str()).increment(0);
-    }
-    describe_counter!(
+    labelled_counter_at_zero(
         REFUSED,
-        "API requests refused before any handler ran, by reason."
+        "API requests refused before any handler ran, by reason.",
+        "reason",
+        REFUSAL_REASONS,
     );
-    for reason in REFUSAL_REASONS {
-        metrics::counter!(REFUSED, "reason" => reason).increment(0);
-    }
-    describe_counter!(LABELS_STORED, "Labels stored, one by one or in batches.");
-    metrics::counter!(LABELS_STORED).increment(0);
-    describe_counter!(
+    counter_at_zero(LABELS_STORED, "Labels stored, one by one or in batches.");
+    labelled_counter_at_zero(
         LABELS_REJECTED,
-        "Labels of a batch refused, by the field at fault."
+        "Labels of a batch refused, by the field at fault.",
+        "field",
+        LABEL_REJECT_FIELDS,
     );
-    for field in LABEL_REJECT_FIELDS {
-        metrics::counter!(LABELS_REJECTED, "field" => field).increment(0);
-    }
-    describe_counter!(
+    metrics::describe_counter!(
         EVENTS_INVALID,
         "Events refused as invalid, by source and the field at fault."
     );
@@ -147,16 +140,33 @@ pub fn describe() {
             metrics::counter!(EVENTS_INVALID, "source" => source, "field" => field).increment(0);
         }
     }
-    describe_counter!(
+    labelled_counter_at_zero(
         SCREENED,
-        "Transactions screened without storing, by result."
+        "Transactions screened without storing, by result.",
+        "result",
+        SCREEN_RESULTS,
     );
-    for result in SCREEN_RESULTS {
-        metrics::counter!(SCREENED, "result" => result).increment(0);
-    }
-    describe_counter!(
+    counter_at_zero(
         STREAM_LAGGED,
-        "Decisions live dashboard streams skipped for slow clients."
+        "Decisions live dashboard streams skipped for slow clients.",
     );
-    metrics::counter!(STREAM_LAGGED).increment(0);
+}
+
+/// Describes a counter and starts it at zero.
+fn counter_at_zero(name: &'static str, help: &'static str) {
+    metrics::describe_counter!(name, help);
+    metrics::counter!(name).increment(0);
+}
+
+/// Describes a counter and starts it at zero for each of its `label` values.
+fn labelled_counter_at_zero<const N: usize>(
+    name: &'static str,
+    help: &'static str,
+    label: &'static str,
+    values: [&'static str; N],
+) {
+    metrics::describe_counter!(name, help);
+    for value in values {
+        metrics::counter!(name, label => value).increment(0);
+    }
 }
