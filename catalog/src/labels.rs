@@ -99,15 +99,12 @@ impl LabelRow {
         };
         let source = match self.source.as_deref().map(str::trim) {
             None | Some("") => LabelSource::Chargeback,
-            Some("chargeback") => LabelSource::Chargeback,
-            Some("analyst") => LabelSource::Analyst,
-            Some("other") => LabelSource::Other,
-            Some(other) => {
-                return Err((
+            Some(name) => LabelSource::from_name(name).ok_or_else(|| {
+                (
                     "source",
-                    format!("`{other}` is not chargeback, analyst or other"),
-                ))
-            }
+                    format!("`{name}` is not chargeback, analyst or other"),
+                )
+            })?,
         };
         Ok(LabelInput {
             transaction_id: self.transaction_id,

@@ -123,6 +123,18 @@ pub enum LabelSource {
 }
 
 impl LabelSource {
+    /// Every source, in the order a refusal lists them.
+    pub const ALL: [LabelSource; 3] = [
+        LabelSource::Chargeback,
+        LabelSource::Analyst,
+        LabelSource::Other,
+    ];
+
+    /// The source its snake-case name names.
+    pub fn from_name(name: &str) -> Option<LabelSource> {
+        LabelSource::ALL.into_iter().find(|s| s.as_str() == name)
+    }
+
     /// The snake-case name.
     pub fn as_str(self) -> &'static str {
         match self {
