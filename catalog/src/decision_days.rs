@@ -1,6 +1,6 @@
 //! Reading stored decisions by their decision day, the index every store keeps: backtests find
 //! the users of a range, training scans a period's activity, the live entity-risk index tails
-//! what was stored since its last pass.
+//! what was stored since its last pass (re-checking its last minutes through the index alone).
 
 use crate::error::CatalogError;
 use chrono::{DateTime, Utc};
@@ -15,15 +15,31 @@ pub(crate) async fn for_each_decision(
     store: &dyn Store,
     from: DateTime<Utc>,
     to: DateTime<Utc>,
+    visit: impl FnMut(&Decision),
+) -> Result<(), CatalogError> {
+    let from = DayCursor {
+        decided_us: from.timestamp_micros(),
+        transaction_id: String::new(),
+    };
+    for_each_decision_after(store, from, to, visit).await
+}
+
+/// Visits every decision after position `after` (exclusive) to the end of `to`'s UTC day, in
+/// decision-time order, a page at a time.
+pub(crate) async fn for_each_decision_after(
+    store: &dyn Store,
+    after: DayCursor,
+    to: DateTime<Utc>,
     mut visit: impl FnMut(&Decision),
 ) -> Result<(), CatalogError> {
+    let Some(from) = DateTime::<Utc>::from_timestamp_micros(after.decided_us) else {
+        return Err(CatalogError::invalid("from", "decision time out of range"));
+    };
     let mut day = from.date_naive();
+    let mut first = Some(after);
     while day <= to.date_naive() {
         let bucket = day_of(day.and_hms_opt(0, 0, 0).expect("midnight").and_utc());
-        let mut cursor = (day == from.date_naive()).then(|| DayCursor {
-            decided_us: from.timestamp_micros(),
-            transaction_id: String::new(),
-        });
+        let mut cursor = first.take();
         loop {
             let page = store.decisions_by_day(bucket, cursor.take(), PAGE).await?;
             page.iter().for_each(&mut visit);
@@ -34,6 +50,52 @@ pub(crate) async fn for_each_decision(
                         transaction_id: last.transaction_id.clone(),
                     })
                 }
+                _ => break,
+            }
+        }
+        let Some(next) = day.succ_opt() else { break };
+        day = next;
+    }
+    Ok(())
+}
+
+/// Visits the position of every decision made from `from` through `through_us` (decision time,
+/// µs, inclusive), in decision-time order, reading the day index alone (no decision is read or
+/// decoded).
+pub(crate) async fn for_each_decision_key(
+    store: &dyn Store,
+    from: DateTime<Utc>,
+    through_us: i64,
+    mut visit: impl FnMut(DayCursor),
+) -> Result<(), CatalogError> {
+    let Some(through) = DateTime::<Utc>::from_timestamp_micros(through_us) else {
+        return Ok(());
+    };
+    let mut day = from.date_naive();
+    while day <= through.date_naive() {
+        let bucket = day_of(day.and_hms_opt(0, 0, 0).expect("midnight").and_utc());
+        let mut cursor = (day == from.date_naive()).then(|| DayCursor {
+            decided_us: from.timestamp_micros(),
+            transaction_id: String::new(),
+        });
+        loop {
+            let page = store
+                .decision_keys_by_day(bucket, cursor.take(), PAGE)
+                .await?;
+            let full = page.len() == PAGE;
+            let mut last = None;
+            for key in page {
+                if key.decided_us > through_us {
+                    return Ok(());
+                }
+                last = Some(DayCursor {
+                    decided_us: key.decided_us,
+                    transaction_id: key.transaction_id.clone(),
+                });
+                visit(key);
+            }
+            match last {
+                Some(last) if full => cursor = Some(last),
                 _ => break,
             }
         }

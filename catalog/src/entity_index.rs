@@ -12,7 +12,8 @@ use crate::error::CatalogError;
 use crate::records::{Label, LabelValue};
 use chrono::{DateTime, Duration, Utc};
 use sentinel_engine::{EntityActivity, EntityRisk, LabelSighting, RISK_WINDOWS_MS};
-use sentinel_store::{RecordKind, Store};
+use sentinel_event::Decision;
+use sentinel_store::{DayCursor, RecordKind, Store};
 use std::collections::HashMap;
 use std::sync::Arc;
 
@@ -34,8 +35,9 @@ pub(crate) struct Sources {
 /// The store's decisions read so far, as entity activity.
 struct ActivityTail {
     activity: EntityActivity,
-    /// The latest decision time read (µs).
-    read_until_us: i64,
+    /// The position (decision time, transaction id) of the latest decision read, or where the
+    /// first pass started when it read nothing; `None` before the first pass.
+    last_read: Option<DayCursor>,
     /// Decisions read within the overlap, not to be counted twice.
     recent: HashMap<String, i64>,
 }
@@ -54,29 +56,72 @@ fn oldest_needed(now: DateTime<Utc>, delay_ms: i64) -> DateTime<Utc> {
     now - Duration::milliseconds(delay_ms + RISK_WINDOWS_MS[2]) - Duration::hours(1)
 }
 
-/// Reads the decisions made from `from_us` (decision time) to now, each once, into `tail`.
+/// Reads into `tail` every decision not read before: at the first pass those made from
+/// `from_us` (decision time) to now; afterwards those after the last one read, and any
+/// committed late within [`TAIL_OVERLAP_US`] before it — found through the day index alone, so
+/// that the overlap costs a key scan, not a decode of every decision in it.
 async fn read_decisions(
     store: &dyn Store,
     tail: &mut ActivityTail,
     from_us: i64,
     now: DateTime<Utc>,
 ) -> Result<(), CatalogError> {
-    let Some(from) = DateTime::<Utc>::from_timestamp_micros(from_us) else {
-        return Err(CatalogError::invalid("from", "decision time out of range"));
+    let start = match &tail.last_read {
+        None => DayCursor {
+            decided_us: from_us,
+            transaction_id: String::new(),
+        },
+        Some(last) => {
+            let last = last.clone();
+            let overlap = last.decided_us - TAIL_OVERLAP_US;
+            let Some(overlap) = DateTime::<Utc>::from_timestamp_micros(overlap) else {
+                return Err(CatalogError::invalid("from", "decision time out of range"));
+            };
+            let mut late = Vec::new();
+            let recent = &tail.recent;
+            crate::decision_days::for_each_decision_key(store, overlap, last.decided_us, |key| {
+                if !recent.contains_key(&key.transaction_id) {
+                    late.push(key.transaction_id);
+                }
+            })
+            .await?;
+            for transaction_id in late {
+                if let Some(d) = store.decision(&transaction_id).await? {
+                    tail.record(&d);
+                }
+            }
+            last
+        }
     };
-    crate::decision_days::for_each_decision(store, from, now, |d| {
-        if tail.recent.contains_key(&d.transaction_id) {
+    crate::decision_days::for_each_decision_after(store, start.clone(), now, |d| tail.record(d))
+        .await?;
+    // Nothing read yet: the next pass goes on from here, not from the start of time.
+    let last = tail.last_read.get_or_insert(start);
+    let keep_from = last.decided_us - TAIL_OVERLAP_US;
+    tail.recent.retain(|_, decided| *decided >= keep_from);
+    Ok(())
+}
+
+impl ActivityTail {
+    /// Counts one decision's event, once.
+    fn record(&mut self, d: &Decision) {
+        if self.recent.contains_key(&d.transaction_id) {
             return;
         }
         let decided_us = d.decided_at.timestamp_micros();
-        tail.activity.record_event(&d.event);
-        tail.read_until_us = tail.read_until_us.max(decided_us);
-        tail.recent.insert(d.transaction_id.clone(), decided_us);
-    })
-    .await?;
-    let keep_from = tail.read_until_us - TAIL_OVERLAP_US;
-    tail.recent.retain(|_, decided| *decided >= keep_from);
-    Ok(())
+        self.activity.record_event(&d.event);
+        let later = self.last_read.as_ref().is_none_or(|last| {
+            (decided_us, d.transaction_id.as_str())
+                > (last.decided_us, last.transaction_id.as_str())
+        });
+        if later {
+            self.last_read = Some(DayCursor {
+                decided_us,
+                transaction_id: d.transaction_id.clone(),
+            });
+        }
+        self.recent.insert(d.transaction_id.clone(), decided_us);
+    }
 }
 
 impl Catalog {
@@ -140,21 +185,13 @@ impl Catalog {
         let mut guard = self.entity_sources.lock().await;
         let sources = &mut *guard;
         let oldest = oldest_needed(now, delay_ms);
-        let (mut tail, from_us) = match sources.tail.take() {
-            Some(tail) => {
-                let from = tail.read_until_us - TAIL_OVERLAP_US;
-                (tail, from)
-            }
-            None => (
-                ActivityTail {
-                    activity: EntityActivity::default(),
-                    read_until_us: 0,
-                    recent: HashMap::new(),
-                },
-                // Decisions are made after their event, so none older than this matters.
-                oldest.timestamp_micros(),
-            ),
-        };
+        let mut tail = sources.tail.take().unwrap_or_else(|| ActivityTail {
+            activity: EntityActivity::default(),
+            last_read: None,
+            recent: HashMap::new(),
+        });
+        // Decisions are made after their event, so none older than this matters.
+        let from_us = oldest.timestamp_micros();
         let read = read_decisions(&**self.store(), &mut tail, from_us, now).await;
         tail.activity.forget_before(oldest.timestamp_millis());
         // Keep what was read even when a page failed: the next pass goes on from there.

@@ -66,6 +66,7 @@ struct Statements {
     read_count: PreparedStatement,
     user_after: PreparedStatement,
     day_page: PreparedStatement,
+    day_keys: PreparedStatement,
     put_snapshot: PreparedStatement,
     get_snapshot: PreparedStatement,
     put_record: PreparedStatement,
@@ -178,6 +179,15 @@ impl Statements {
             day_page: prepare(
                 format!(
                     "SELECT decided_us, transaction_id, body FROM {ks}.decisions_by_day \
+                     WHERE day = ? AND bucket = ? AND (decided_us, transaction_id) > (?, ?) \
+                     LIMIT ?"
+                ),
+                true,
+            )
+            .await?,
+            day_keys: prepare(
+                format!(
+                    "SELECT decided_us, transaction_id FROM {ks}.decisions_by_day \
                      WHERE day = ? AND bucket = ? AND (decided_us, transaction_id) > (?, ?) \
                      LIMIT ?"
                 ),
@@ -467,38 +477,82 @@ impl ScyllaStore {
         .map(|_| ())
     }
 
+    /// One bucket's page of a day after `after`: with the decisions' bodies, or (`keys_only`)
+    /// their positions alone, body left empty.
     async fn day_bucket(
         &self,
         day: i32,
         bucket: i32,
         after: &DayCursor,
         limit: i32,
+        keys_only: bool,
     ) -> Result<Vec<DayRow>, StoreError> {
+        let statement = if keys_only {
+            &self.statements.day_keys
+        } else {
+            &self.statements.day_page
+        };
+        let values = (
+            day,
+            bucket,
+            after.decided_us,
+            after.transaction_id.as_str(),
+            limit,
+        );
         let rows = self
-            .run(
-                &self.statements.day_page,
-                (
-                    day,
-                    bucket,
-                    after.decided_us,
-                    after.transaction_id.as_str(),
-                    limit,
-                ),
-            )
+            .run(statement, values)
             .await?
             .into_rows_result()
             .map_err(|e| backend("reading a day", e))?;
-        rows.rows::<(i64, String, Vec<u8>)>()
-            .map_err(|e| backend("reading a day", e))?
-            .map(|row| {
-                row.map(|(decided_us, transaction_id, body)| DayRow {
-                    decided_us,
-                    transaction_id,
-                    body,
+        if keys_only {
+            rows.rows::<(i64, String)>()
+                .map_err(|e| backend("reading a day", e))?
+                .map(|row| {
+                    row.map(|(decided_us, transaction_id)| DayRow {
+                        decided_us,
+                        transaction_id,
+                        body: Vec::new(),
+                    })
+                    .map_err(|e| backend("reading a day", e))
                 })
-                .map_err(|e| backend("reading a day", e))
-            })
-            .collect()
+                .collect()
+        } else {
+            rows.rows::<(i64, String, Vec<u8>)>()
+                .map_err(|e| backend("reading a day", e))?
+                .map(|row| {
+                    row.map(|(decided_us, transaction_id, body)| DayRow {
+                        decided_us,
+                        transaction_id,
+                        body,
+                    })
+                    .map_err(|e| backend("reading a day", e))
+                })
+                .collect()
+        }
+    }
+
+    /// The first `limit` rows of a day after `after`, merged over its buckets.
+    async fn day_rows(
+        &self,
+        day: u32,
+        after: Option<DayCursor>,
+        limit: usize,
+        keys_only: bool,
+    ) -> Result<Vec<DayRow>, StoreError> {
+        if limit == 0 {
+            return Ok(Vec::new());
+        }
+        let after = after.unwrap_or(DayCursor {
+            decided_us: i64::MIN,
+            transaction_id: String::new(),
+        });
+        let day = day as i32;
+        let limit = limit_i32(limit);
+        let buckets = futures::future::try_join_all(
+            (0..BUCKETS).map(|bucket| self.day_bucket(day, bucket, &after, limit, keys_only)),
+        )
+        .await?;
+        Ok(day::merge(buckets, limit as usize))
     }
 }
 
@@ -605,23 +659,28 @@ impl Store for ScyllaStore {
         after: Option<DayCursor>,
         limit: usize,
     ) -> Result<Vec<Decision>, StoreError> {
-        if limit == 0 {
-            return Ok(Vec::new());
-        }
-        let after = after.unwrap_or(DayCursor {
-            decided_us: i64::MIN,
-            transaction_id: String::new(),
-        });
-        let day = day as i32;
-        let limit = limit_i32(limit);
-        let buckets = futures::future::try_join_all(
-            (0..BUCKETS).map(|bucket| self.day_bucket(day, bucket, &after, limit)),
-        )
-        .await?;
-        day::merge(buckets, limit as usize)
+        self.day_rows(day, after, limit, false)
+            .await?
             .iter()
             .map(|row| decode(&row.body, "decisions_by_day"))
             .collect()
+    }
+
+    async fn decision_keys_by_day(
+        &self,
+        day: u32,
+        after: Option<DayCursor>,
+        limit: usize,
+    ) -> Result<Vec<DayCursor>, StoreError> {
+        Ok(self
+            .day_rows(day, after, limit, true)
+            .await?
+            .into_iter()
+            .map(|row| DayCursor {
+                decided_us: row.decided_us,
+                transaction_id: row.transaction_id,
+            })
+            .collect())
     }
 
     async fn snapshot(&self, user_id: &str) -> Result<Option<UserSnapshot>, StoreError> {

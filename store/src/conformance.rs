@@ -91,9 +91,30 @@ pub async fn decisions_are_immutable_and_indexed(store: Arc<dyn Store>) {
         decided_us: page[1].decided_at.timestamp_micros(),
         transaction_id: page[1].transaction_id.clone(),
     };
-    let next = store.decisions_by_day(day, Some(cursor), 2).await.unwrap();
+    let next = store
+        .decisions_by_day(day, Some(cursor.clone()), 2)
+        .await
+        .unwrap();
     assert_eq!(next.len(), 1);
     assert_eq!(next[0].transaction_id, "t3");
+
+    // The day index alone lists the same positions, page by page.
+    let position = |d: &Decision| DayCursor {
+        decided_us: d.decided_at.timestamp_micros(),
+        transaction_id: d.transaction_id.clone(),
+    };
+    let keys = store.decision_keys_by_day(day, None, 2).await.unwrap();
+    assert_eq!(keys, page.iter().map(position).collect::<Vec<_>>());
+    let next_keys = store
+        .decision_keys_by_day(day, Some(cursor), 2)
+        .await
+        .unwrap();
+    assert_eq!(next_keys, vec![position(&next[0])]);
+    assert!(store
+        .decision_keys_by_day(day + 1, None, 2)
+        .await
+        .unwrap()
+        .is_empty());
 }
 
 /// Conformance check: see the module docs.

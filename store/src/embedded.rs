@@ -204,6 +204,34 @@ fn users_with_history(db: &Database) -> Result<History, StoreError> {
     Ok(history)
 }
 
+/// Visits the day index's keys of `day` after `after` (exclusive), in decision-time order,
+/// while `visit` (given decision time and transaction id) answers `true`.
+fn for_day_keys(
+    txn: &ReadTransaction,
+    day: u32,
+    after: Option<&DayCursor>,
+    mut visit: impl FnMut(i64, &str) -> Result<bool, StoreError>,
+) -> Result<(), StoreError> {
+    let by_day = txn.open_table(BY_DAY).map_err(StoreError::backend)?;
+    let (from_us, from_id) = after.map_or((i64::MIN, ""), |c| {
+        (c.decided_us, c.transaction_id.as_str())
+    });
+    let range = by_day
+        .range((day, from_us, from_id)..(day + 1, i64::MIN, ""))
+        .map_err(StoreError::backend)?;
+    for entry in range {
+        let (key, _) = entry.map_err(StoreError::backend)?;
+        let (_, decided_us, id) = key.value();
+        if after.is_some() && decided_us == from_us && id == from_id {
+            continue;
+        }
+        if !visit(decided_us, id)? {
+            break;
+        }
+    }
+    Ok(())
+}
+
 fn decode(bytes: &[u8]) -> Result<Decision, StoreError> {
     serde_json::from_slice(bytes).map_err(|e| StoreError::Corrupt {
         table: "decisions_by_txn",
@@ -501,29 +529,35 @@ impl Store for EmbeddedStore {
     ) -> Result<Vec<Decision>, StoreError> {
         self.blocking(move |db| {
             let txn = db.begin_read().map_err(StoreError::backend)?;
-            let by_day = txn.open_table(BY_DAY).map_err(StoreError::backend)?;
             let decisions = txn.open_table(DECISIONS).map_err(StoreError::backend)?;
-            let (from_us, from_id) = after
-                .as_ref()
-                .map(|c| (c.decided_us, c.transaction_id.as_str()))
-                .unwrap_or((i64::MIN, ""));
             let mut out = Vec::new();
-            let range = by_day
-                .range((day, from_us, from_id)..(day + 1, i64::MIN, ""))
-                .map_err(StoreError::backend)?;
-            for entry in range {
-                let (key, _) = entry.map_err(StoreError::backend)?;
-                let (_, us, id) = key.value();
-                if after.is_some() && us == from_us && id == from_id {
-                    continue;
-                }
+            for_day_keys(&txn, day, after.as_ref(), |_, id| {
                 if let Some(v) = decisions.get(id).map_err(StoreError::backend)? {
                     out.push(decode(v.value())?);
                 }
-                if out.len() >= limit {
-                    break;
-                }
-            }
+                Ok(out.len() < limit)
+            })?;
+            Ok(out)
+        })
+        .await
+    }
+
+    async fn decision_keys_by_day(
+        &self,
+        day: u32,
+        after: Option<DayCursor>,
+        limit: usize,
+    ) -> Result<Vec<DayCursor>, StoreError> {
+        self.blocking(move |db| {
+            let txn = db.begin_read().map_err(StoreError::backend)?;
+            let mut out = Vec::new();
+            for_day_keys(&txn, day, after.as_ref(), |decided_us, id| {
+                out.push(DayCursor {
+                    decided_us,
+                    transaction_id: id.to_owned(),
+                });
+                Ok(out.len() < limit)
+            })?;
             Ok(out)
         })
         .await

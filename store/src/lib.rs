@@ -81,6 +81,27 @@ pub trait Store: Send + Sync + 'static {
         after: Option<DayCursor>,
         limit: usize,
     ) -> Result<Vec<Decision>, StoreError>;
+    /// The positions (decision time, transaction id) of [`Store::decisions_by_day`]'s page,
+    /// without the decisions: a reader that has already seen most of a range (the live
+    /// entity index re-checking recent minutes for late commits) learns which ones are new
+    /// without decoding any. The default reads the decisions and keeps their positions; a
+    /// backend with a day index overrides it to read the index alone.
+    async fn decision_keys_by_day(
+        &self,
+        day: u32,
+        after: Option<DayCursor>,
+        limit: usize,
+    ) -> Result<Vec<DayCursor>, StoreError> {
+        Ok(self
+            .decisions_by_day(day, after, limit)
+            .await?
+            .into_iter()
+            .map(|d| DayCursor {
+                decided_us: d.decided_at.timestamp_micros(),
+                transaction_id: d.transaction_id,
+            })
+            .collect())
+    }
     /// A user's latest snapshot.
     async fn snapshot(&self, user_id: &str) -> Result<Option<UserSnapshot>, StoreError>;
     /// A user's latest snapshot and up to `limit` decisions stored after it, read together

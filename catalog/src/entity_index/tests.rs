@@ -4,7 +4,7 @@
 
 use super::*;
 use sentinel_engine::{PolicyDef, UserState};
-use sentinel_event::Transaction;
+use sentinel_event::{Decision, Transaction};
 use sentinel_store::{EmbeddedStore, WriteOp};
 use std::time::Instant;
 
@@ -119,4 +119,175 @@ async fn stored_decisions_and_labels_reach_another_nodes_index_point_in_time() {
         trained.features(merchant.merchant, merchant.device, later),
         features(later)
     );
+}
+
+/// The embedded store, counting the decisions it hands out (each one read and decoded).
+struct CountingStore {
+    inner: EmbeddedStore,
+    decisions_read: std::sync::atomic::AtomicUsize,
+}
+
+impl CountingStore {
+    fn read(&self, n: usize) {
+        self.decisions_read
+            .fetch_add(n, std::sync::atomic::Ordering::SeqCst);
+    }
+    fn decisions_read(&self) -> usize {
+        self.decisions_read
+            .load(std::sync::atomic::Ordering::SeqCst)
+    }
+}
+
+#[async_trait::async_trait]
+impl Store for CountingStore {
+    async fn write_batch(
+        &self,
+        ops: Vec<WriteOp>,
+    ) -> Result<Vec<sentinel_store::WriteResult>, sentinel_store::StoreError> {
+        self.inner.write_batch(ops).await
+    }
+    async fn decision(&self, id: &str) -> Result<Option<Decision>, sentinel_store::StoreError> {
+        let found = self.inner.decision(id).await?;
+        self.read(usize::from(found.is_some()));
+        Ok(found)
+    }
+    async fn decisions_for_user(
+        &self,
+        user: &str,
+        after: u64,
+        limit: usize,
+    ) -> Result<Vec<Decision>, sentinel_store::StoreError> {
+        let page = self.inner.decisions_for_user(user, after, limit).await?;
+        self.read(page.len());
+        Ok(page)
+    }
+    async fn decisions_by_day(
+        &self,
+        day: u32,
+        after: Option<sentinel_store::DayCursor>,
+        limit: usize,
+    ) -> Result<Vec<Decision>, sentinel_store::StoreError> {
+        let page = self.inner.decisions_by_day(day, after, limit).await?;
+        self.read(page.len());
+        Ok(page)
+    }
+    async fn decision_keys_by_day(
+        &self,
+        day: u32,
+        after: Option<sentinel_store::DayCursor>,
+        limit: usize,
+    ) -> Result<Vec<sentinel_store::DayCursor>, sentinel_store::StoreError> {
+        self.inner.decision_keys_by_day(day, after, limit).await
+    }
+    async fn snapshot(
+        &self,
+        user: &str,
+    ) -> Result<Option<sentinel_store::UserSnapshot>, sentinel_store::StoreError> {
+        self.inner.snapshot(user).await
+    }
+    async fn restore_point(
+        &self,
+        user: &str,
+        limit: usize,
+    ) -> Result<sentinel_store::RestorePoint, sentinel_store::StoreError> {
+        self.inner.restore_point(user, limit).await
+    }
+    async fn decision_count(&self) -> Result<u64, sentinel_store::StoreError> {
+        self.inner.decision_count().await
+    }
+    async fn put_records(
+        &self,
+        writes: Vec<sentinel_store::RecordWrite>,
+    ) -> Result<(), sentinel_store::StoreError> {
+        self.inner.put_records(writes).await
+    }
+    async fn put_records_if(
+        &self,
+        guard: sentinel_store::RecordGuard,
+        writes: Vec<sentinel_store::RecordWrite>,
+    ) -> Result<bool, sentinel_store::StoreError> {
+        self.inner.put_records_if(guard, writes).await
+    }
+    async fn record(
+        &self,
+        kind: RecordKind,
+        key: &str,
+    ) -> Result<Option<Vec<u8>>, sentinel_store::StoreError> {
+        self.inner.record(kind, key).await
+    }
+    async fn scan_records(
+        &self,
+        kind: RecordKind,
+        prefix: &str,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<(String, Vec<u8>)>, sentinel_store::StoreError> {
+        self.inner.scan_records(kind, prefix, after, limit).await
+    }
+}
+
+/// Stores a decision of `id` at the merchant and device of every test event, decided at
+/// `decided_at` (as when its commit came late, after later-stamped ones were read).
+async fn store_decided_at(catalog: &Catalog, id: &str, decided_at: DateTime<Utc>) {
+    let event: Transaction = serde_json::from_value(serde_json::json!({
+        "transaction_id": id, "user_id": format!("u-{id}"), "amount": "80", "currency": "EUR",
+        // Two hours before: activity counts complete hours.
+        "timestamp": (decided_at - Duration::hours(2)).to_rfc3339(),
+        "merchant_id": "m-1", "device_id": "d-1"
+    }))
+    .unwrap();
+    let mut decision =
+        UserState::default().decide(Arc::new(event), &catalog.policy(), 300_000, Instant::now());
+    decision.decided_at = decided_at;
+    catalog
+        .store()
+        .write_batch(vec![WriteOp::Decision(Arc::new(decision))])
+        .await
+        .unwrap();
+}
+
+/// A tail pass decodes only decisions it has not read: the minutes it re-checks for late
+/// commits are read through the day index alone, and a late commit is still counted, once.
+#[tokio::test]
+async fn the_tail_decodes_each_decision_once_and_still_finds_late_commits() {
+    let dir = tempfile::tempdir().unwrap();
+    let counting = Arc::new(CountingStore {
+        inner: EmbeddedStore::open(&dir.path().join("s.redb")).unwrap(),
+        decisions_read: Default::default(),
+    });
+    let store: Arc<dyn Store> = Arc::clone(&counting) as Arc<dyn Store>;
+    let catalog = open(&store).await;
+    let now = Utc::now();
+    for i in 0..20 {
+        store_decided_at(&catalog, &format!("t-{i}"), now - Duration::seconds(30 - i)).await;
+    }
+    let seen = sentinel_engine::LabelSighting::new(0, 0, Some("m-1"), Some("d-1"), false);
+    let merchant_count = |catalog: &Catalog| {
+        catalog.policy().models.entity_risk.load().features(
+            seen.merchant,
+            seen.device,
+            Utc::now().timestamp_millis(),
+        )[0]
+    };
+    let before = counting.decisions_read();
+    catalog.refresh_entity_risk(0, Utc::now()).await.unwrap();
+    assert_eq!(merchant_count(&catalog), 20.0);
+    let after_first_pass = counting.decisions_read();
+    assert_eq!(after_first_pass - before, 20, "each decision read once");
+
+    // Passes with nothing new read nothing, though all twenty are within the overlap.
+    for _ in 0..3 {
+        catalog.refresh_entity_risk(0, Utc::now()).await.unwrap();
+    }
+    assert_eq!(counting.decisions_read(), after_first_pass);
+
+    // A decision stamped before the latest one read, committed only now, is found and counted
+    // once; a new one too.
+    store_decided_at(&catalog, "late", now - Duration::seconds(60)).await;
+    store_decided_at(&catalog, "new", Utc::now()).await;
+    for _ in 0..3 {
+        catalog.refresh_entity_risk(0, Utc::now()).await.unwrap();
+    }
+    assert_eq!(merchant_count(&catalog), 22.0);
+    assert_eq!(counting.decisions_read(), after_first_pass + 2);
 }

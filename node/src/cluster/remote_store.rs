@@ -149,6 +149,7 @@ fn peer_refusal(request: &StoreRequest) -> Option<String> {
         StoreRequest::Decision(_)
         | StoreRequest::DecisionsForUser { .. }
         | StoreRequest::DecisionsByDay { .. }
+        | StoreRequest::DecisionKeysByDay { .. }
         | StoreRequest::Snapshot(_)
         | StoreRequest::RestorePoint { .. }
         | StoreRequest::DecisionCount
@@ -184,6 +185,10 @@ async fn serve(store: &dyn Store, request: StoreRequest) -> Result<StoreReply, S
         StoreRequest::DecisionsByDay { day, after, limit } => {
             let decisions = store.decisions_by_day(day, after, limit).await?;
             StoreReply::Decisions(Page::cut(decisions, FRAME_BUDGET))
+        }
+        StoreRequest::DecisionKeysByDay { day, after, limit } => {
+            let positions = store.decision_keys_by_day(day, after, limit).await?;
+            StoreReply::Positions(Page::cut(positions, FRAME_BUDGET))
         }
         StoreRequest::Snapshot(user_id) => StoreReply::Snapshot(store.snapshot(&user_id).await?),
         StoreRequest::RestorePoint { user_id, limit } => {
@@ -488,6 +493,33 @@ impl Store for RemoteStore {
                         transaction_id: last.transaction_id.clone(),
                     })
                 }
+                _ => break,
+            }
+        }
+        Ok(out)
+    }
+
+    async fn decision_keys_by_day(
+        &self,
+        day: u32,
+        after: Option<DayCursor>,
+        limit: usize,
+    ) -> Result<Vec<DayCursor>, StoreError> {
+        let mut out: Vec<DayCursor> = Vec::new();
+        let mut after = after;
+        while out.len() < limit {
+            let request = StoreRequest::DecisionKeysByDay {
+                day,
+                after: after.clone(),
+                limit: limit - out.len(),
+            };
+            let page = match self.call(request).await? {
+                StoreReply::Positions(page) => page,
+                other => return Err(unexpected(other)),
+            };
+            out.extend(page.items);
+            match out.last() {
+                Some(last) if page.more => after = Some(last.clone()),
                 _ => break,
             }
         }

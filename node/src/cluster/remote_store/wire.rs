@@ -30,6 +30,13 @@ pub enum StoreRequest {
         after: Option<DayCursor>,
         limit: usize,
     },
+    /// Positions of a day's decisions, without the decisions (see
+    /// [`sentinel_store::Store::decision_keys_by_day`]).
+    DecisionKeysByDay {
+        day: u32,
+        after: Option<DayCursor>,
+        limit: usize,
+    },
     Snapshot(String),
     RestorePoint {
         user_id: String,
@@ -63,6 +70,7 @@ pub enum StoreReply {
     Written(Vec<WriteResult>),
     Decision(Option<Decision>),
     Decisions(Page<Decision>),
+    Positions(Page<DayCursor>),
     Snapshot(Option<UserSnapshot>),
     RestorePoint {
         snapshot: Option<UserSnapshot>,
@@ -85,6 +93,7 @@ impl StoreReply {
             StoreReply::Written(_) => "written",
             StoreReply::Decision(_) => "decision",
             StoreReply::Decisions(_) => "decisions",
+            StoreReply::Positions(_) => "positions",
             StoreReply::Snapshot(_) => "snapshot",
             StoreReply::RestorePoint { .. } => "restore point",
             StoreReply::Count(_) => "count",
