@@ -59,48 +59,46 @@ pub(crate) async fn for_each_decision_after(
     Ok(())
 }
 
-/// Visits the position of every decision made from `from` through `through_us` (decision time,
-/// µs, inclusive), in decision-time order, reading the day index alone (no decision is read or
-/// decoded).
+/// Visits the position of every decision after `after` (exclusive) through `through_us`
+/// (decision time, µs, inclusive), in decision-time order, reading the day index alone (no
+/// decision is read or decoded). Returns the last position visited.
 pub(crate) async fn for_each_decision_key(
     store: &dyn Store,
-    from: DateTime<Utc>,
+    after: DayCursor,
     through_us: i64,
-    mut visit: impl FnMut(DayCursor),
-) -> Result<(), CatalogError> {
-    let Some(through) = DateTime::<Utc>::from_timestamp_micros(through_us) else {
-        return Ok(());
+    mut visit: impl FnMut(&DayCursor),
+) -> Result<Option<DayCursor>, CatalogError> {
+    let (Some(from), Some(through)) = (
+        DateTime::<Utc>::from_timestamp_micros(after.decided_us),
+        DateTime::<Utc>::from_timestamp_micros(through_us),
+    ) else {
+        return Err(CatalogError::invalid("from", "decision time out of range"));
     };
     let mut day = from.date_naive();
+    let mut first = Some(after);
+    let mut visited = None;
     while day <= through.date_naive() {
         let bucket = day_of(day.and_hms_opt(0, 0, 0).expect("midnight").and_utc());
-        let mut cursor = (day == from.date_naive()).then(|| DayCursor {
-            decided_us: from.timestamp_micros(),
-            transaction_id: String::new(),
-        });
+        let mut cursor = first.take();
         loop {
             let page = store
                 .decision_keys_by_day(bucket, cursor.take(), PAGE)
                 .await?;
             let full = page.len() == PAGE;
-            let mut last = None;
             for key in page {
                 if key.decided_us > through_us {
-                    return Ok(());
+                    return Ok(visited);
                 }
-                last = Some(DayCursor {
-                    decided_us: key.decided_us,
-                    transaction_id: key.transaction_id.clone(),
-                });
-                visit(key);
+                visit(&key);
+                visited = Some(key);
             }
-            match last {
-                Some(last) if full => cursor = Some(last),
+            match &visited {
+                Some(last) if full => cursor = Some(last.clone()),
                 _ => break,
             }
         }
         let Some(next) = day.succ_opt() else { break };
         day = next;
     }
-    Ok(())
+    Ok(visited)
 }

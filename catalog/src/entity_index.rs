@@ -11,11 +11,13 @@ use crate::catalog::{decode, scan_all, Catalog};
 use crate::error::CatalogError;
 use crate::records::{Label, LabelValue};
 use chrono::{DateTime, Duration, Utc};
+use sentinel_engine::opt_hash;
 use sentinel_engine::{EntityActivity, EntityRisk, LabelSighting, RISK_WINDOWS_MS};
 use sentinel_event::Decision;
-use sentinel_store::{DayCursor, RecordKind, Store};
+use sentinel_store::{CommitObserver, DayCursor, RecordKind, Store};
 use std::collections::HashMap;
 use std::hash::{BuildHasher, RandomState};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 /// How far back a tail pass re-reads, for decisions committed after later-stamped ones.
@@ -61,48 +63,164 @@ fn oldest_needed(now: DateTime<Utc>, delay_ms: i64) -> DateTime<Utc> {
     now - Duration::milliseconds(delay_ms + RISK_WINDOWS_MS[2]) - Duration::hours(1)
 }
 
-/// Reads into `tail` every decision not read before: at the first pass those made from
-/// `from_us` (decision time) to now; afterwards those after the last one read, and any
-/// committed late within [`TAIL_OVERLAP_US`] before it — found through the day index alone, so
-/// that the overlap costs a key scan, not a decode of every decision in it.
+/// Most decisions committed here that wait for the next pass; beyond, the pass reads the new
+/// decisions from the store instead (bounded memory when passes stop or fall behind).
+const MAX_COMMITTED_PENDING: usize = 1 << 20;
+
+/// Most new decisions of a pass that neither this node committed nor it has read, fetched one
+/// by one; with more (another node's traffic) the pass reads pages from the first of them.
+const FETCH_ONE_BY_ONE: usize = 256;
+
+/// What the activity counts of a decision this process's writer committed.
+struct Committed {
+    /// Keyed hash of the transaction id (see `ActivityTail::recent`).
+    id: u64,
+    decided_us: i64,
+    merchant: u64,
+    device: u64,
+    event_ms: i64,
+}
+
+/// The decisions this process's writer committed since the last pass ([`CommitObserver`]):
+/// the live index counts them from here instead of reading them back from the store.
+pub(crate) struct CommittedHere {
+    /// The key of the transaction id hashes, shared with the tail.
+    ids: RandomState,
+    pending: std::sync::Mutex<Vec<Committed>>,
+    /// Some were dropped (the pending list was full): the next pass reads the store.
+    overflowed: AtomicBool,
+}
+
+impl Default for CommittedHere {
+    fn default() -> Self {
+        CommittedHere {
+            ids: RandomState::new(),
+            pending: std::sync::Mutex::default(),
+            overflowed: AtomicBool::new(false),
+        }
+    }
+}
+
+impl CommitObserver for CommittedHere {
+    fn committed(&self, decisions: &[Arc<Decision>]) {
+        let batch: Vec<Committed> = decisions
+            .iter()
+            .map(|d| Committed {
+                id: self.ids.hash_one(&d.transaction_id),
+                decided_us: d.decided_at.timestamp_micros(),
+                merchant: opt_hash(d.event.merchant_id.as_deref()),
+                device: opt_hash(d.event.device_id.as_deref()),
+                event_ms: d.event.event_time_ms(),
+            })
+            .collect();
+        let Ok(mut pending) = self.pending.lock() else {
+            self.overflowed.store(true, Ordering::Relaxed);
+            return;
+        };
+        if pending.len() + batch.len() > MAX_COMMITTED_PENDING {
+            self.overflowed.store(true, Ordering::Relaxed);
+            return;
+        }
+        pending.extend(batch);
+    }
+}
+
+impl CommittedHere {
+    /// What was committed since the last call, and whether some of it was dropped.
+    fn take(&self) -> (Vec<Committed>, bool) {
+        let committed = self
+            .pending
+            .lock()
+            .map(|mut pending| std::mem::take(&mut *pending))
+            .unwrap_or_default();
+        (committed, self.overflowed.swap(false, Ordering::Relaxed))
+    }
+}
+
+/// Reads into `tail` every decision it has not counted: at the first pass those made from
+/// `from_us` (decision time) to now; afterwards those after the last one read that were not
+/// committed here (`overflowed`: some committed here were not passed on), and any committed
+/// late within [`TAIL_OVERLAP_US`] before it. Both are found through the day index first, so
+/// that decisions already counted cost a key, not a read and a decode.
 async fn read_decisions(
     store: &dyn Store,
     tail: &mut ActivityTail,
     from_us: i64,
     now: DateTime<Utc>,
+    overflowed: bool,
 ) -> Result<(), CatalogError> {
-    let start = match &tail.last_read {
-        None => DayCursor {
+    let Some(last) = tail.last_read.clone() else {
+        let start = DayCursor {
             decided_us: from_us,
             transaction_id: String::new(),
-        },
-        Some(last) => {
-            let last = last.clone();
-            let overlap = last.decided_us - TAIL_OVERLAP_US;
-            let Some(overlap) = DateTime::<Utc>::from_timestamp_micros(overlap) else {
-                return Err(CatalogError::invalid("from", "decision time out of range"));
-            };
-            let mut late = Vec::new();
-            let (recent, ids) = (&tail.recent, &tail.ids);
-            crate::decision_days::for_each_decision_key(store, overlap, last.decided_us, |key| {
-                if !recent.contains_key(&ids.hash_one(&key.transaction_id)) {
-                    late.push(key.transaction_id);
-                }
-            })
-            .await?;
-            for transaction_id in late {
-                if let Some(d) = store.decision(&transaction_id).await? {
-                    tail.record(&d);
+        };
+        crate::decision_days::for_each_decision_after(store, start.clone(), now, |d| {
+            tail.record(d)
+        })
+        .await?;
+        // Nothing read yet: the next pass goes on from here, not from the start of time.
+        tail.last_read.get_or_insert(start);
+        return Ok(());
+    };
+    let overlap = DayCursor {
+        decided_us: last.decided_us - TAIL_OVERLAP_US,
+        transaction_id: String::new(),
+    };
+    let mut late = Vec::new();
+    // New decisions not counted yet (other nodes' or committed during this pass), kept one past
+    // the limit of those fetched one by one: more are read by pages.
+    let mut fresh = Vec::new();
+    // Where the first of them is: decisions committed here while this pass scans are not
+    // passed on yet, so with many the pass reads pages from there, not from `last`.
+    let mut first_fresh = None;
+    let end_of_today = now
+        .date_naive()
+        .and_hms_opt(0, 0, 0)
+        .expect("midnight")
+        .and_utc()
+        + Duration::days(1);
+    let through_us = end_of_today.timestamp_micros() - 1;
+    let (recent, ids) = (&tail.recent, &tail.ids);
+    let newest = crate::decision_days::for_each_decision_key(store, overlap, through_us, |key| {
+        let before_last = (key.decided_us, key.transaction_id.as_str())
+            <= (last.decided_us, last.transaction_id.as_str());
+        if !recent.contains_key(&ids.hash_one(&key.transaction_id)) {
+            if before_last {
+                late.push(key.transaction_id.clone());
+            } else {
+                first_fresh.get_or_insert_with(|| DayCursor {
+                    decided_us: key.decided_us,
+                    transaction_id: String::new(),
+                });
+                if fresh.len() <= FETCH_ONE_BY_ONE {
+                    fresh.push(key.transaction_id.clone());
                 }
             }
-            last
         }
+    })
+    .await?;
+    let page_from = match first_fresh {
+        _ if overflowed => Some(last.clone()),
+        Some(first) if fresh.len() > FETCH_ONE_BY_ONE => Some(first),
+        _ => None,
     };
-    crate::decision_days::for_each_decision_after(store, start.clone(), now, |d| tail.record(d))
-        .await?;
-    // Nothing read yet: the next pass goes on from here, not from the start of time.
-    let last = tail.last_read.get_or_insert(start);
-    let keep_from = last.decided_us - TAIL_OVERLAP_US;
+    if let Some(from) = page_from {
+        crate::decision_days::for_each_decision_after(store, from, now, |d| tail.record(d)).await?;
+        fresh.clear();
+    }
+    for transaction_id in late.into_iter().chain(fresh) {
+        if let Some(d) = store.decision(&transaction_id).await? {
+            tail.record(&d);
+        }
+    }
+    if let Some(newest) = newest {
+        tail.advance(newest);
+    }
+    let keep_from = tail
+        .last_read
+        .as_ref()
+        .map_or(last.decided_us, |l| l.decided_us)
+        - TAIL_OVERLAP_US;
     tail.recent.retain(|_, decided| *decided >= keep_from);
     Ok(())
 }
@@ -116,17 +234,31 @@ impl ActivityTail {
         }
         let decided_us = d.decided_at.timestamp_micros();
         self.activity.record_event(&d.event);
+        self.recent.insert(id, decided_us);
+        self.advance(DayCursor {
+            decided_us,
+            transaction_id: d.transaction_id.clone(),
+        });
+    }
+
+    /// Counts a decision committed here, once.
+    fn record_committed(&mut self, c: &Committed) {
+        if self.recent.contains_key(&c.id) {
+            return;
+        }
+        self.activity.record(c.merchant, c.device, c.event_ms);
+        self.recent.insert(c.id, c.decided_us);
+    }
+
+    /// Moves the last position read forward to `position` if it is later.
+    fn advance(&mut self, position: DayCursor) {
         let later = self.last_read.as_ref().is_none_or(|last| {
-            (decided_us, d.transaction_id.as_str())
+            (position.decided_us, position.transaction_id.as_str())
                 > (last.decided_us, last.transaction_id.as_str())
         });
         if later {
-            self.last_read = Some(DayCursor {
-                decided_us,
-                transaction_id: d.transaction_id.clone(),
-            });
+            self.last_read = Some(position);
         }
-        self.recent.insert(id, decided_us);
     }
 }
 
@@ -195,11 +327,15 @@ impl Catalog {
             activity: EntityActivity::default(),
             last_read: None,
             recent: HashMap::new(),
-            ids: RandomState::new(),
+            ids: self.committed_here.ids.clone(),
         });
+        let (committed, overflowed) = self.committed_here.take();
+        for c in &committed {
+            tail.record_committed(c);
+        }
         // Decisions are made after their event, so none older than this matters.
         let from_us = oldest.timestamp_micros();
-        let read = read_decisions(&**self.store(), &mut tail, from_us, now).await;
+        let read = read_decisions(&**self.store(), &mut tail, from_us, now, overflowed).await;
         tail.activity.forget_before(oldest.timestamp_millis());
         // Keep what was read even when a page failed: the next pass goes on from there.
         let activity = &sources.tail.insert(tail).activity;
@@ -212,6 +348,14 @@ impl Catalog {
         self.entity_risk
             .publish(Arc::new(EntityRisk::build(delay_ms, activity, labels)));
         Ok(size)
+    }
+
+    /// Tells the live index of the decisions a writer of this process commits, so that it
+    /// counts them without reading them back from the store (see [`Writer::start_with`]).
+    ///
+    /// [`Writer::start_with`]: sentinel_store::Writer::start_with
+    pub fn commit_observer(&self) -> Arc<dyn CommitObserver> {
+        Arc::clone(&self.committed_here) as Arc<dyn CommitObserver>
     }
 
     /// Resolves once a label has been posted here since the last call (at once if one was).

@@ -52,7 +52,7 @@ pub use entity_risk::{
     N_RISK_VALUES, RISK_WINDOWS_MS,
 };
 pub use features::{catalogue, schema, EventFacts, RETENTION_MS};
-pub use hash::id_hash;
+pub use hash::{id_hash, opt_hash};
 pub use ledger::Ledger;
 pub use ml_features::extract as extract_features;
 pub use models::{Models, Scored};

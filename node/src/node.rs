@@ -21,7 +21,7 @@ use sentinel_api::{ApiContext, MetricsRender};
 use sentinel_catalog::Catalog;
 use sentinel_engine::{Policy, PolicyDef};
 use sentinel_event::Limits;
-use sentinel_store::{EmbeddedStore, Store, Writer, WriterConfig};
+use sentinel_store::{EmbeddedStore, Store, Writer, WriterConfig, WriterHooks};
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -210,8 +210,12 @@ async fn start_actors(
     policy: Arc<Policy>,
 ) -> anyhow::Result<Actors> {
     let alert_routing = alerting::routing(&config.alerts)?;
-    let writer =
-        Writer::start_with_alerts(Arc::clone(store), WriterConfig::default(), alert_routing);
+    let hooks = WriterHooks {
+        alerts: alert_routing,
+        // The live entity index learns this node's decisions as they commit, not from the store.
+        observer: Some(catalog.commit_observer()),
+    };
+    let writer = Writer::start_with(Arc::clone(store), WriterConfig::default(), hooks);
     // The node that owns the store delivers the alerts in its outbox (peers may not move them).
     let alerting = match config.cluster.owns_store() {
         true => Alerting::start(&config.alerts, Arc::clone(store)).await?,

@@ -4,7 +4,7 @@
 
 use crate::{
     day_of, DayCursor, RecordGuard, RecordKind, RecordWrite, Store, WriteOp, WriteResult, Writer,
-    WriterConfig,
+    WriterConfig, WriterHooks,
 };
 use chrono::{TimeZone, Utc};
 use rust_decimal::Decimal;
@@ -258,11 +258,11 @@ pub async fn alert_outbox_follows_new_decisions_and_moves_between_statuses(store
         }
     }
     let routing = Arc::new(EverySinkOnce::default());
-    let writer = Writer::start_with_alerts(
-        Arc::clone(&store),
-        WriterConfig::default(),
-        Some(Arc::clone(&routing) as Arc<dyn AlertRouting>),
-    );
+    let hooks = WriterHooks {
+        alerts: Some(Arc::clone(&routing) as Arc<dyn AlertRouting>),
+        observer: None,
+    };
+    let writer = Writer::start_with(Arc::clone(&store), WriterConfig::default(), hooks);
     let first = Arc::new(decision("a1", "u1", 1, 1));
     let (ack, stored) = tokio::sync::oneshot::channel();
     writer.submit_decision(first, ack).await.unwrap();

@@ -20,7 +20,7 @@ mod writer;
 
 pub use embedded::{EmbeddedStore, DEFAULT_CACHE_BYTES};
 pub use error::StoreError;
-pub use writer::{DecisionAck, Stored, Writer, WriterConfig};
+pub use writer::{CommitObserver, DecisionAck, Stored, Writer, WriterConfig, WriterHooks};
 
 use async_trait::async_trait;
 use sentinel_event::Decision;

@@ -58,6 +58,23 @@ enum Request {
     ),
 }
 
+/// Told of the decisions each batch stored anew (not of duplicates), once the batch is durable:
+/// an in-process reader of new decisions (the live entity index) learns them without reading
+/// them back from the store.
+pub trait CommitObserver: Send + Sync + 'static {
+    /// The batch's new decisions, in commit order. Called on the writer task: keep it short.
+    fn committed(&self, decisions: &[Arc<Decision>]);
+}
+
+/// Who the writer tells of each batch besides the callers waiting for it.
+#[derive(Default, Clone)]
+pub struct WriterHooks {
+    /// Gives each new decision's alerts, stored in the same write transaction as it.
+    pub alerts: Option<Arc<dyn AlertRouting>>,
+    /// Told of every batch's new decisions once it is durable.
+    pub observer: Option<Arc<dyn CommitObserver>>,
+}
+
 /// Handle to the writer task. Cheap to clone; the task ends when every handle is dropped.
 #[derive(Clone)]
 pub struct Writer {
@@ -73,23 +90,19 @@ type Stale = Arc<Mutex<HashSet<String>>>;
 impl Writer {
     /// Starts the writer task on the current tokio runtime.
     pub fn start(store: Arc<dyn Store>, config: WriterConfig) -> Writer {
-        Writer::start_with_alerts(store, config, None)
+        Writer::start_with(store, config, WriterHooks::default())
     }
 
-    /// Starts the writer task; each new decision's alerts (from `alerts`) are stored in the
-    /// same write transaction as the decision.
-    pub fn start_with_alerts(
-        store: Arc<dyn Store>,
-        config: WriterConfig,
-        alerts: Option<Arc<dyn AlertRouting>>,
-    ) -> Writer {
+    /// Starts the writer task; each new decision's alerts (from `hooks.alerts`) are stored in
+    /// the same write transaction as the decision, and `hooks.observer` hears of every batch.
+    pub fn start_with(store: Arc<dyn Store>, config: WriterConfig, hooks: WriterHooks) -> Writer {
         let (tx, rx) = mpsc::channel(config.queue_capacity.max(1));
         let stale = Stale::default();
         tokio::spawn(run(
             Arc::clone(&store),
             rx,
             config.max_batch.max(1),
-            alerts,
+            hooks,
             Arc::clone(&stale),
         ));
         Writer { tx, store, stale }
@@ -181,9 +194,10 @@ async fn run(
     store: Arc<dyn Store>,
     mut rx: mpsc::Receiver<Request>,
     max_batch: usize,
-    alerts: Option<Arc<dyn AlertRouting>>,
+    hooks: WriterHooks,
     stale: Stale,
 ) {
+    let WriterHooks { alerts, observer } = hooks;
     let mut requests = Vec::with_capacity(max_batch);
     while rx.recv_many(&mut requests, max_batch).await > 0 {
         let started = Instant::now();
@@ -239,7 +253,7 @@ async fn run(
                         }
                     }
                 }
-                acknowledge(&store, acks, results).await
+                acknowledge(&store, acks, results, observer.as_deref()).await
             }
             Err(e) => {
                 metrics::counter!(m::WRITE_ERRORS).increment(1);
@@ -267,8 +281,14 @@ async fn run(
     }
 }
 
-async fn acknowledge(store: &Arc<dyn Store>, acks: Vec<Ack>, results: Vec<WriteResult>) {
+async fn acknowledge(
+    store: &Arc<dyn Store>,
+    acks: Vec<Ack>,
+    results: Vec<WriteResult>,
+    observer: Option<&dyn CommitObserver>,
+) {
     let mut results = results.into_iter();
+    let mut fresh = Vec::new();
     let (mut stored, mut duplicates) = (0u64, 0u64);
     for ack in acks {
         match ack {
@@ -283,6 +303,9 @@ async fn acknowledge(store: &Arc<dyn Store>, acks: Vec<Ack>, results: Vec<WriteR
                     }
                     _ => {
                         stored += 1;
+                        if observer.is_some() {
+                            fresh.push(Arc::clone(&decision));
+                        }
                         Stored {
                             decision,
                             duplicate: false,
@@ -305,6 +328,9 @@ async fn acknowledge(store: &Arc<dyn Store>, acks: Vec<Ack>, results: Vec<WriteR
                 let _ = ack.send(found);
             }
         }
+    }
+    if let Some(observer) = observer.filter(|_| !fresh.is_empty()) {
+        observer.committed(&fresh);
     }
     metrics::counter!(m::DECISIONS_STORED).increment(stored);
     metrics::counter!(m::DECISIONS_DUPLICATE).increment(duplicates);

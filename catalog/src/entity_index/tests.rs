@@ -128,6 +128,12 @@ struct CountingStore {
 }
 
 impl CountingStore {
+    fn open(dir: &std::path::Path) -> Arc<Self> {
+        Arc::new(CountingStore {
+            inner: EmbeddedStore::open(&dir.join("s.redb")).unwrap(),
+            decisions_read: Default::default(),
+        })
+    }
     fn read(&self, n: usize) {
         self.decisions_read
             .fetch_add(n, std::sync::atomic::Ordering::SeqCst);
@@ -226,6 +232,16 @@ impl Store for CountingStore {
     }
 }
 
+/// Transactions the live index counts at merchant `m-1` over the last day, as of now.
+fn merchant_count(catalog: &Catalog) -> f64 {
+    let seen = sentinel_engine::LabelSighting::new(0, 0, Some("m-1"), Some("d-1"), false);
+    catalog.policy().models.entity_risk.load().features(
+        seen.merchant,
+        seen.device,
+        Utc::now().timestamp_millis(),
+    )[0]
+}
+
 /// Stores a decision of `id` at the merchant and device of every test event, decided at
 /// `decided_at` (as when its commit came late, after later-stamped ones were read).
 async fn store_decided_at(catalog: &Catalog, id: &str, decided_at: DateTime<Utc>) {
@@ -251,24 +267,13 @@ async fn store_decided_at(catalog: &Catalog, id: &str, decided_at: DateTime<Utc>
 #[tokio::test]
 async fn the_tail_decodes_each_decision_once_and_still_finds_late_commits() {
     let dir = tempfile::tempdir().unwrap();
-    let counting = Arc::new(CountingStore {
-        inner: EmbeddedStore::open(&dir.path().join("s.redb")).unwrap(),
-        decisions_read: Default::default(),
-    });
+    let counting = CountingStore::open(dir.path());
     let store: Arc<dyn Store> = Arc::clone(&counting) as Arc<dyn Store>;
     let catalog = open(&store).await;
     let now = Utc::now();
     for i in 0..20 {
         store_decided_at(&catalog, &format!("t-{i}"), now - Duration::seconds(30 - i)).await;
     }
-    let seen = sentinel_engine::LabelSighting::new(0, 0, Some("m-1"), Some("d-1"), false);
-    let merchant_count = |catalog: &Catalog| {
-        catalog.policy().models.entity_risk.load().features(
-            seen.merchant,
-            seen.device,
-            Utc::now().timestamp_millis(),
-        )[0]
-    };
     let before = counting.decisions_read();
     catalog.refresh_entity_risk(0, Utc::now()).await.unwrap();
     assert_eq!(merchant_count(&catalog), 20.0);
@@ -290,4 +295,67 @@ async fn the_tail_decodes_each_decision_once_and_still_finds_late_commits() {
     }
     assert_eq!(merchant_count(&catalog), 22.0);
     assert_eq!(counting.decisions_read(), after_first_pass + 2);
+}
+
+/// Decisions this process's writer commits are counted from the writer's notice, not read back
+/// from the store; another node's decisions in the same store are still read, each once.
+#[tokio::test]
+async fn decisions_committed_here_are_counted_without_reading_them_back() {
+    let dir = tempfile::tempdir().unwrap();
+    let counting = CountingStore::open(dir.path());
+    let store: Arc<dyn Store> = Arc::clone(&counting) as Arc<dyn Store>;
+    let catalog = open(&store).await;
+    let hooks = sentinel_store::WriterHooks {
+        alerts: None,
+        observer: Some(catalog.commit_observer()),
+    };
+    let writer = sentinel_store::Writer::start_with(Arc::clone(&store), Default::default(), hooks);
+    store_decided_at(&catalog, "before-start", Utc::now()).await;
+    catalog.refresh_entity_risk(0, Utc::now()).await.unwrap();
+    assert_eq!(merchant_count(&catalog), 1.0);
+    let before = counting.decisions_read();
+
+    // Twenty decided here, through the writer.
+    for i in 0..20 {
+        let event: Transaction = serde_json::from_value(serde_json::json!({
+            "transaction_id": format!("here-{i}"), "user_id": "u-here", "amount": "80",
+            "currency": "EUR", "timestamp": (Utc::now() - Duration::hours(2)).to_rfc3339(),
+            "merchant_id": "m-1", "device_id": "d-1"
+        }))
+        .unwrap();
+        let decision = UserState::default().decide(
+            Arc::new(event),
+            &catalog.policy(),
+            300_000,
+            Instant::now(),
+        );
+        let (ack, stored) = tokio::sync::oneshot::channel();
+        writer
+            .submit_decision(Arc::new(decision), ack)
+            .await
+            .unwrap();
+        stored.await.unwrap().unwrap();
+    }
+    // One decided by another node of the cluster, straight into the shared store.
+    store_decided_at(&catalog, "there", Utc::now()).await;
+    for _ in 0..3 {
+        catalog.refresh_entity_risk(0, Utc::now()).await.unwrap();
+    }
+    assert_eq!(merchant_count(&catalog), 22.0);
+    assert_eq!(
+        counting.decisions_read() - before,
+        1,
+        "only the other node's decision is read"
+    );
+
+    // Many of the other node's: read by pages, still each once.
+    let before = counting.decisions_read();
+    for i in 0..300 {
+        store_decided_at(&catalog, &format!("there-{i}"), Utc::now()).await;
+    }
+    for _ in 0..2 {
+        catalog.refresh_entity_risk(0, Utc::now()).await.unwrap();
+    }
+    assert_eq!(merchant_count(&catalog), 322.0);
+    assert_eq!(counting.decisions_read() - before, 300);
 }

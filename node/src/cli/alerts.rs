@@ -8,7 +8,7 @@ use crate::config::NodeConfig;
 use crate::{kafka, telemetry};
 use anyhow::Context;
 use axum::routing::get;
-use sentinel_store::{EmbeddedStore, Store, Writer, WriterConfig};
+use sentinel_store::{EmbeddedStore, Store, Writer, WriterConfig, WriterHooks};
 use std::sync::Arc;
 use tokio::sync::watch;
 
@@ -33,7 +33,11 @@ pub async fn run(mut config: NodeConfig, group: String) -> anyhow::Result<()> {
             .with_context(|| format!("opening the alert store at {}", store_path.display()))?,
     );
     let routing = alerting::routing(&config.alerts)?;
-    let writer = Writer::start_with_alerts(Arc::clone(&store), WriterConfig::default(), routing);
+    let hooks = WriterHooks {
+        alerts: routing,
+        observer: None,
+    };
+    let writer = Writer::start_with(Arc::clone(&store), WriterConfig::default(), hooks);
     let alerts = Alerting::start(&config.alerts, Arc::clone(&store)).await?;
 
     let (stop_tx, stop_rx) = watch::channel(false);
