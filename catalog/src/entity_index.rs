@@ -83,22 +83,13 @@ struct Committed {
 
 /// The decisions this process's writer committed since the last pass ([`CommitObserver`]):
 /// the live index counts them from here instead of reading them back from the store.
+#[derive(Default)]
 pub(crate) struct CommittedHere {
     /// The key of the transaction id hashes, shared with the tail.
     ids: RandomState,
     pending: std::sync::Mutex<Vec<Committed>>,
     /// Some were dropped (the pending list was full): the next pass reads the store.
     overflowed: AtomicBool,
-}
-
-impl Default for CommittedHere {
-    fn default() -> Self {
-        CommittedHere {
-            ids: RandomState::new(),
-            pending: std::sync::Mutex::default(),
-            overflowed: AtomicBool::new(false),
-        }
-    }
 }
 
 impl CommitObserver for CommittedHere {
@@ -173,15 +164,8 @@ async fn read_decisions(
     // Where the first of them is: decisions committed here while this pass scans are not
     // passed on yet, so with many the pass reads pages from there, not from `last`.
     let mut first_fresh = None;
-    let end_of_today = now
-        .date_naive()
-        .and_hms_opt(0, 0, 0)
-        .expect("midnight")
-        .and_utc()
-        + Duration::days(1);
-    let through_us = end_of_today.timestamp_micros() - 1;
     let (recent, ids) = (&tail.recent, &tail.ids);
-    let newest = crate::decision_days::for_each_decision_key(store, overlap, through_us, |key| {
+    let newest = crate::decision_days::for_each_decision_key(store, overlap, now, |key| {
         let before_last = (key.decided_us, key.transaction_id.as_str())
             <= (last.decided_us, last.transaction_id.as_str());
         if !recent.contains_key(&ids.hash_one(&key.transaction_id)) {

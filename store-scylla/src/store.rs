@@ -504,31 +504,26 @@ impl ScyllaStore {
             .await?
             .into_rows_result()
             .map_err(|e| backend("reading a day", e))?;
-        if keys_only {
+        let rows: Vec<(i64, String, Vec<u8>)> = if keys_only {
             rows.rows::<(i64, String)>()
                 .map_err(|e| backend("reading a day", e))?
-                .map(|row| {
-                    row.map(|(decided_us, transaction_id)| DayRow {
-                        decided_us,
-                        transaction_id,
-                        body: Vec::new(),
-                    })
-                    .map_err(|e| backend("reading a day", e))
-                })
-                .collect()
+                .map(|row| row.map(|(us, id)| (us, id, Vec::new())))
+                .collect::<Result<_, _>>()
+                .map_err(|e| backend("reading a day", e))?
         } else {
             rows.rows::<(i64, String, Vec<u8>)>()
                 .map_err(|e| backend("reading a day", e))?
-                .map(|row| {
-                    row.map(|(decided_us, transaction_id, body)| DayRow {
-                        decided_us,
-                        transaction_id,
-                        body,
-                    })
-                    .map_err(|e| backend("reading a day", e))
-                })
-                .collect()
-        }
+                .collect::<Result<_, _>>()
+                .map_err(|e| backend("reading a day", e))?
+        };
+        Ok(rows
+            .into_iter()
+            .map(|(decided_us, transaction_id, body)| DayRow {
+                decided_us,
+                transaction_id,
+                body,
+            })
+            .collect())
     }
 
     /// The first `limit` rows of a day after `after`, merged over its buckets.

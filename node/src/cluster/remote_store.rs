@@ -361,27 +361,45 @@ impl RemoteStore {
         }
     }
 
-    /// A user's decisions after `after_seq`, page by page, up to `limit`.
+    /// A user's decisions after `after_seq`, page by page, up to `limit` with `out`.
     async fn user_pages(
         &self,
         user_id: &str,
-        mut after_seq: u64,
+        after_seq: u64,
         limit: usize,
-        mut out: Vec<Decision>,
+        out: Vec<Decision>,
     ) -> Result<Vec<Decision>, StoreError> {
+        let request = |after_seq, limit| StoreRequest::DecisionsForUser {
+            user_id: user_id.to_owned(),
+            after_seq,
+            limit,
+        };
+        let decisions = |reply| match reply {
+            StoreReply::Decisions(page) => Ok(page),
+            other => Err(unexpected(other)),
+        };
+        self.pages(after_seq, limit, out, request, decisions, |d| d.user_seq)
+            .await
+    }
+
+    /// The items of a list request, page by page (the host cuts pages to fit a frame), until
+    /// `out` holds `limit` or the list ends: `request` asks for up to n items after a cursor,
+    /// `page_of` takes the page out of the reply, `next` is the cursor after an item.
+    async fn pages<T, C>(
+        &self,
+        mut cursor: C,
+        limit: usize,
+        mut out: Vec<T>,
+        request: impl Fn(C, usize) -> StoreRequest,
+        page_of: impl Fn(StoreReply) -> Result<Page<T>, StoreError>,
+        next: impl Fn(&T) -> C,
+    ) -> Result<Vec<T>, StoreError> {
         while out.len() < limit {
-            let request = StoreRequest::DecisionsForUser {
-                user_id: user_id.to_owned(),
-                after_seq,
-                limit: limit - out.len(),
-            };
-            let page = match self.call(request).await? {
-                StoreReply::Decisions(page) => page,
-                other => return Err(unexpected(other)),
-            };
+            let reply = self.call(request(cursor, limit - out.len())).await?;
+            let page = page_of(reply)?;
             out.extend(page.items);
             match out.last() {
-                Some(last) if page.more => after_seq = last.user_seq,
+                Some(last) if page.more => cursor = next(last),
                 _ => break,
             }
         }
@@ -473,30 +491,19 @@ impl Store for RemoteStore {
         after: Option<DayCursor>,
         limit: usize,
     ) -> Result<Vec<Decision>, StoreError> {
-        let mut out: Vec<Decision> = Vec::new();
-        let mut after = after;
-        while out.len() < limit {
-            let request = StoreRequest::DecisionsByDay {
-                day,
-                after: after.clone(),
-                limit: limit - out.len(),
-            };
-            let page = match self.call(request).await? {
-                StoreReply::Decisions(page) => page,
-                other => return Err(unexpected(other)),
-            };
-            out.extend(page.items);
-            match out.last() {
-                Some(last) if page.more => {
-                    after = Some(DayCursor {
-                        decided_us: last.decided_at.timestamp_micros(),
-                        transaction_id: last.transaction_id.clone(),
-                    })
-                }
-                _ => break,
-            }
-        }
-        Ok(out)
+        let request = |after, limit| StoreRequest::DecisionsByDay { day, after, limit };
+        let decisions = |reply| match reply {
+            StoreReply::Decisions(page) => Ok(page),
+            other => Err(unexpected(other)),
+        };
+        let next = |d: &Decision| {
+            Some(DayCursor {
+                decided_us: d.decided_at.timestamp_micros(),
+                transaction_id: d.transaction_id.clone(),
+            })
+        };
+        self.pages(after, limit, Vec::new(), request, decisions, next)
+            .await
     }
 
     async fn decision_keys_by_day(
@@ -505,25 +512,15 @@ impl Store for RemoteStore {
         after: Option<DayCursor>,
         limit: usize,
     ) -> Result<Vec<DayCursor>, StoreError> {
-        let mut out: Vec<DayCursor> = Vec::new();
-        let mut after = after;
-        while out.len() < limit {
-            let request = StoreRequest::DecisionKeysByDay {
-                day,
-                after: after.clone(),
-                limit: limit - out.len(),
-            };
-            let page = match self.call(request).await? {
-                StoreReply::Positions(page) => page,
-                other => return Err(unexpected(other)),
-            };
-            out.extend(page.items);
-            match out.last() {
-                Some(last) if page.more => after = Some(last.clone()),
-                _ => break,
-            }
-        }
-        Ok(out)
+        let request = |after, limit| StoreRequest::DecisionKeysByDay { day, after, limit };
+        let positions = |reply| match reply {
+            StoreReply::Positions(page) => Ok(page),
+            other => Err(unexpected(other)),
+        };
+        self.pages(after, limit, Vec::new(), request, positions, |p| {
+            Some(p.clone())
+        })
+        .await
     }
 
     async fn snapshot(&self, user_id: &str) -> Result<Option<UserSnapshot>, StoreError> {
