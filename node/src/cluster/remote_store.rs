@@ -169,7 +169,27 @@ pub async fn serve_store(node_name: &str, store: Arc<dyn Store>) -> anyhow::Resu
     Ok(())
 }
 
-/// Runs one request against the host's store; lists come back in pages that fit a frame.
+/// The most items one list reply holds, whatever limit a peer asks for: the host reads a
+/// list into memory before cutting it to a frame, so a member asking for a whole day of
+/// decisions in one request would make it hold the day. The asking side pages on (`more`).
+const PEER_LIST_ITEMS: usize = 4_096;
+
+/// A peer's list limit, as served.
+fn served_limit(asked: usize) -> usize {
+    asked.min(PEER_LIST_ITEMS)
+}
+
+/// The page of `items` (read with [`served_limit`]`(asked)`) that fits `budget`, with `more`
+/// set when the item bound, not the list's end, stopped the read.
+fn page_of<T: serde::Serialize>(items: Vec<T>, asked: usize, budget: usize) -> Page<T> {
+    let bounded = asked > PEER_LIST_ITEMS && items.len() == PEER_LIST_ITEMS;
+    let mut page = Page::cut(items, budget);
+    page.more |= bounded;
+    page
+}
+
+/// Runs one request against the host's store; lists come back in pages that fit a frame and
+/// hold at most [`PEER_LIST_ITEMS`].
 async fn serve(store: &dyn Store, request: StoreRequest) -> Result<StoreReply, StoreError> {
     Ok(match request {
         StoreRequest::WriteBatch(ops) => StoreReply::Written(store.write_batch(ops).await?),
@@ -179,23 +199,33 @@ async fn serve(store: &dyn Store, request: StoreRequest) -> Result<StoreReply, S
             after_seq,
             limit,
         } => {
-            let decisions = store.decisions_for_user(&user_id, after_seq, limit).await?;
-            StoreReply::Decisions(Page::cut(decisions, FRAME_BUDGET))
+            let decisions = store
+                .decisions_for_user(&user_id, after_seq, served_limit(limit))
+                .await?;
+            StoreReply::Decisions(page_of(decisions, limit, FRAME_BUDGET))
         }
         StoreRequest::DecisionsByDay { day, after, limit } => {
-            let decisions = store.decisions_by_day(day, after, limit).await?;
-            StoreReply::Decisions(Page::cut(decisions, FRAME_BUDGET))
+            let decisions = store
+                .decisions_by_day(day, after, served_limit(limit))
+                .await?;
+            StoreReply::Decisions(page_of(decisions, limit, FRAME_BUDGET))
         }
         StoreRequest::DecisionKeysByDay { day, after, limit } => {
-            let positions = store.decision_keys_by_day(day, after, limit).await?;
-            StoreReply::Positions(Page::cut(positions, FRAME_BUDGET))
+            let positions = store
+                .decision_keys_by_day(day, after, served_limit(limit))
+                .await?;
+            StoreReply::Positions(page_of(positions, limit, FRAME_BUDGET))
         }
         StoreRequest::Snapshot(user_id) => StoreReply::Snapshot(store.snapshot(&user_id).await?),
         StoreRequest::RestorePoint { user_id, limit } => {
-            let point = store.restore_point(&user_id, limit).await?;
+            let point = store.restore_point(&user_id, served_limit(limit)).await?;
             let snapshot_bytes = point.snapshot.as_ref().map_or(0, |s| s.state.len() * 4);
             StoreReply::RestorePoint {
-                decisions: Page::cut(point.decisions, FRAME_BUDGET.saturating_sub(snapshot_bytes)),
+                decisions: page_of(
+                    point.decisions,
+                    limit,
+                    FRAME_BUDGET.saturating_sub(snapshot_bytes),
+                ),
                 snapshot: point.snapshot,
             }
         }
@@ -233,12 +263,12 @@ async fn serve(store: &dyn Store, request: StoreRequest) -> Result<StoreReply, S
             limit,
         } => {
             let records = store
-                .scan_records(kind, &prefix, after.as_deref(), limit)
+                .scan_records(kind, &prefix, after.as_deref(), served_limit(limit))
                 .await?
                 .into_iter()
                 .map(|(key, value)| (key, RecordValue::of(Some(value))))
                 .collect();
-            StoreReply::Records(Page::cut(records, FRAME_BUDGET))
+            StoreReply::Records(page_of(records, limit, FRAME_BUDGET))
         }
     })
 }
@@ -835,6 +865,104 @@ mod tests {
         let keys: Vec<&str> = scanned.iter().map(|(k, _)| k.as_str()).collect();
         assert_eq!(keys, ["a", "big", "c"]);
         assert_eq!(scanned[1].1, model);
+    }
+
+    /// A member asking for a whole list in one request (`limit: usize::MAX`) gets at most
+    /// [`PEER_LIST_ITEMS`] items with `more` set, so the host never reads a day or a user's
+    /// whole history into memory for one peer; the member's own calls page on to the end.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_peer_asking_for_everything_at_once_gets_bounded_pages() {
+        let (_dir, local, remote) = served("bounded").await;
+        let total = PEER_LIST_ITEMS + 5;
+        let ops = (1..=total as u64)
+            .map(|i| {
+                let d = sentinel_store::conformance::decision(&format!("b{i:05}"), "busy", i, 0);
+                WriteOp::Decision(Arc::new(d))
+            })
+            .collect();
+        local.write_batch(ops).await.unwrap();
+        let records = (0..total)
+            .map(|i| RecordWrite {
+                kind: RecordKind::Idempotency,
+                key: format!("k{i:05}"),
+                value: Some(b"{}".to_vec()),
+            })
+            .collect();
+        local.put_records(records).await.unwrap();
+        let day =
+            sentinel_store::day_of(local.decision("b00001").await.unwrap().unwrap().decided_at);
+
+        let peer = RemoteStore::connect("bounded", None, Duration::from_secs(5))
+            .await
+            .unwrap();
+        let everything = [
+            StoreRequest::DecisionsForUser {
+                user_id: "busy".into(),
+                after_seq: 0,
+                limit: usize::MAX,
+            },
+            StoreRequest::DecisionsByDay {
+                day,
+                after: None,
+                limit: usize::MAX,
+            },
+            StoreRequest::DecisionKeysByDay {
+                day,
+                after: None,
+                limit: usize::MAX,
+            },
+            StoreRequest::RestorePoint {
+                user_id: "busy".into(),
+                limit: usize::MAX,
+            },
+            StoreRequest::ScanRecords {
+                kind: RecordKind::Idempotency,
+                prefix: String::new(),
+                after: None,
+                limit: usize::MAX,
+            },
+        ];
+        for request in everything {
+            let (served, more) = match peer.call(request).await.unwrap() {
+                StoreReply::Decisions(page) => (page.items.len(), page.more),
+                StoreReply::Positions(page) => (page.items.len(), page.more),
+                StoreReply::RestorePoint { decisions, .. } => {
+                    (decisions.items.len(), decisions.more)
+                }
+                StoreReply::Records(page) => (page.items.len(), page.more),
+                other => panic!("unexpected reply {}", other.kind()),
+            };
+            assert!(served <= PEER_LIST_ITEMS, "{served} items in one reply");
+            assert!(more, "a bounded page must say there is more");
+        }
+
+        // The member's own calls page on to the end of every list.
+        let all = usize::MAX;
+        let read = [
+            remote
+                .decisions_for_user("busy", 0, all)
+                .await
+                .unwrap()
+                .len(),
+            remote
+                .decision_keys_by_day(day, None, all)
+                .await
+                .unwrap()
+                .len(),
+            remote.decisions_by_day(day, None, all).await.unwrap().len(),
+            remote
+                .restore_point("busy", all)
+                .await
+                .unwrap()
+                .decisions
+                .len(),
+            (remote
+                .scan_records(RecordKind::Idempotency, "", None, all)
+                .await)
+                .unwrap()
+                .len(),
+        ];
+        assert_eq!(read, [total; 5]);
     }
 
     #[tokio::test]
