@@ -176,21 +176,21 @@ pub fn parse_transaction(
             ),
         ));
     }
-    if let Err(e) = std::str::from_utf8(bytes) {
-        return Err(InvalidEvent::new(
-            "body",
-            format!("payload is not valid UTF-8 ({e})"),
-        ));
-    }
-    let raw = match &limits.mapping {
-        None => {
-            let mut de = serde_json::Deserializer::from_slice(bytes);
-            let raw: RawTransaction =
-                serde_path_to_error::deserialize(&mut de).map_err(decode_error)?;
-            de.end()
-                .map_err(|e| InvalidEvent::new("body", strip_position(&e.to_string())))?;
-            raw
+    let text = match std::str::from_utf8(bytes) {
+        Ok(text) => text,
+        Err(e) => {
+            return Err(InvalidEvent::new(
+                "body",
+                format!("payload is not valid UTF-8 ({e})"),
+            ))
         }
+    };
+    let raw = match &limits.mapping {
+        None => match decode_untracked(text) {
+            Some(raw) => raw,
+            // Decoding is deterministic: this fails the same way, naming the field at fault.
+            None => decode_tracked(text)?,
+        },
         Some(mapping) => {
             let payload: serde_json::Value = serde_json::from_slice(bytes)
                 .map_err(|e| InvalidEvent::new("body", format!("malformed JSON: {e}")))?;
@@ -204,6 +204,25 @@ pub fn parse_transaction(
         Some(mapping) => named_as_sent(e, mapping),
         None => e,
     })
+}
+
+/// The payload decoded without tracking where the decoder is, `None` when it does not decode.
+/// Tracking the path (for an error naming the field) costs a string per field of every event;
+/// only a failed decode needs it, so it is paid again only then, by [`decode_tracked`].
+fn decode_untracked(text: &str) -> Option<RawTransaction> {
+    let mut de = serde_json::Deserializer::from_str(text);
+    let raw = RawTransaction::deserialize(&mut de).ok()?;
+    de.end().ok()?;
+    Some(raw)
+}
+
+/// The payload decoded with the path to any error, which the error then names.
+fn decode_tracked(text: &str) -> Result<RawTransaction, InvalidEvent> {
+    let mut de = serde_json::Deserializer::from_str(text);
+    let raw: RawTransaction = serde_path_to_error::deserialize(&mut de).map_err(decode_error)?;
+    de.end()
+        .map_err(|e| InvalidEvent::new("body", strip_position(&e.to_string())))?;
+    Ok(raw)
 }
 
 /// A decoding error naming the field at fault.
