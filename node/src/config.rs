@@ -310,6 +310,9 @@ pub struct StoreConfig {
     pub retention_days: u32,
     /// Largest page cache of the embedded store, in MiB: its share of the node's memory.
     pub cache_mib: usize,
+    /// How many times at most the writer yields to gather the decisions arriving together
+    /// before a durable commit, when the first of them finds it idle (0: commit at once).
+    pub commit_gather_yields: usize,
     /// ScyllaDB settings, used when `backend = "scylla"`.
     pub scylla: sentinel_store_scylla::ScyllaConfig,
 }
@@ -320,6 +323,7 @@ impl Default for StoreConfig {
             backend: StoreBackend::default(),
             retention_days: 0,
             cache_mib: sentinel_store::DEFAULT_CACHE_BYTES / (1024 * 1024),
+            commit_gather_yields: sentinel_store::WriterConfig::default().gather_yields,
             scylla: sentinel_store_scylla::ScyllaConfig::default(),
         }
     }
@@ -608,6 +612,10 @@ mod tests {
         assert!(example.store.scylla.validate().is_ok());
         assert!(example.store.validate().is_ok());
         assert_eq!(example.store.cache_mib, defaults.store.cache_mib);
+        assert_eq!(
+            example.store.commit_gather_yields,
+            defaults.store.commit_gather_yields
+        );
         assert_eq!(example.auth.mode, defaults.auth.mode);
         assert_eq!(example.auth.audience, defaults.auth.audience);
         assert_eq!(example.auth.leeway_secs, defaults.auth.leeway_secs);

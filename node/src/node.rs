@@ -215,7 +215,11 @@ async fn start_actors(
         // The live entity index learns this node's decisions as they commit, not from the store.
         observer: Some(catalog.commit_observer()),
     };
-    let writer = Writer::start_with(Arc::clone(store), WriterConfig::default(), hooks);
+    let writer_config = WriterConfig {
+        gather_yields: config.store.commit_gather_yields,
+        ..WriterConfig::default()
+    };
+    let writer = Writer::start_with(Arc::clone(store), writer_config, hooks);
     // The node that owns the store delivers the alerts in its outbox (peers may not move them).
     let alerting = match config.cluster.owns_store() {
         true => Alerting::start(&config.alerts, Arc::clone(store)).await?,

@@ -4,9 +4,14 @@
 //! `cargo bench -p sentinel-store --bench write_path` prints the median decisions/s over the
 //! runs, and the median batch size the writer formed. Options: `--runs N` (default 5),
 //! `--decisions N` per run (default 100000), `--producers N` (default 64).
+//!
+//! `-- --batch-sweep` measures instead what one durable commit costs by its size: on a store
+//! already holding 200,000 decisions of 10,000 users, batches of 1 to 2,048 decisions written
+//! straight to the store (no writer), each size for about 20,000 decisions; it prints the
+//! process CPU (user + system, from `/proc/self/stat`) per batch and per decision.
 
 use sentinel_store::conformance::decision;
-use sentinel_store::{EmbeddedStore, Store, Writer, WriterConfig};
+use sentinel_store::{EmbeddedStore, Store, WriteOp, Writer, WriterConfig};
 use std::sync::Arc;
 use std::time::Instant;
 use tokio::sync::oneshot;
@@ -74,7 +79,60 @@ async fn run(decisions: usize, producers: usize) -> f64 {
     (per_producer * producers) as f64 / elapsed.as_secs_f64()
 }
 
+/// This process's user + system CPU seconds so far (Linux; clock ticks of 10 ms, so each
+/// measured step runs for a second or more).
+fn cpu_seconds() -> f64 {
+    let stat = std::fs::read_to_string("/proc/self/stat").expect("Linux /proc");
+    // Fields after the command name (which may hold spaces) start at the state, field 3.
+    let fields: Vec<&str> = stat[stat.rfind(')').unwrap() + 2..].split(' ').collect();
+    let ticks: f64 = fields[11].parse::<f64>().unwrap() + fields[12].parse::<f64>().unwrap();
+    ticks / 100.0
+}
+
+/// CPU per durable commit by batch size, on a store of 10,000 users' history.
+async fn batch_sweep() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = EmbeddedStore::open(&dir.path().join("sweep.redb")).unwrap();
+    let users = 10_000u64;
+    let mut next = 0u64;
+    let mut batch = |size: usize| -> Vec<WriteOp> {
+        (0..size)
+            .map(|_| {
+                next += 1;
+                let user = format!("user-{}", next % users);
+                let d = decision(&format!("txn-{next}"), &user, next / users + 1, 0);
+                WriteOp::Decision(Arc::new(d))
+            })
+            .collect()
+    };
+    for _ in 0..1_000 {
+        store.write_batch(batch(200)).await.unwrap();
+    }
+    for size in [1usize, 4, 16, 64, 256, 1024, 2048] {
+        let count = (20_000 / size).clamp(20, 2_000);
+        let batches: Vec<Vec<WriteOp>> = (0..count).map(|_| batch(size)).collect();
+        let started = cpu_seconds();
+        for ops in batches {
+            store.write_batch(ops).await.unwrap();
+        }
+        let cpu = cpu_seconds() - started;
+        println!(
+            "batch of {size:>5}: {:>8.0} µs CPU per commit, {:>6.1} µs per decision ({count} commits)",
+            cpu * 1e6 / count as f64,
+            cpu * 1e6 / (count * size) as f64
+        );
+    }
+}
+
 fn main() {
+    if std::env::args().any(|a| a == "--batch-sweep") {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        runtime.block_on(batch_sweep());
+        return;
+    }
     let runs = arg("--runs", 5);
     let decisions = arg("--decisions", 100_000);
     let producers = arg("--producers", 64).max(1);

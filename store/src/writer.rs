@@ -26,6 +26,10 @@ pub struct WriterConfig {
     pub queue_capacity: usize,
     /// Most requests committed in one batch.
     pub max_batch: usize,
+    /// When a request finds the writer idle, how many times at most it yields to the scheduler
+    /// to gather the requests arriving with it before committing (0: commit it at once). See
+    /// [`next_batch`].
+    pub gather_yields: usize,
 }
 
 impl Default for WriterConfig {
@@ -33,6 +37,7 @@ impl Default for WriterConfig {
         WriterConfig {
             queue_capacity: 16_384,
             max_batch: 4_096,
+            gather_yields: 16,
         }
     }
 }
@@ -101,7 +106,7 @@ impl Writer {
         tokio::spawn(run(
             Arc::clone(&store),
             rx,
-            config.max_batch.max(1),
+            config,
             hooks,
             Arc::clone(&stale),
         ));
@@ -190,16 +195,52 @@ enum Ack {
     ),
 }
 
+/// Waits for the next batch of requests into `requests`; 0 when every sender is gone.
+///
+/// Requests that queued during the last commit are taken at once: group commit is already
+/// sharing the commit among them. A request that finds the writer idle is usually the first of
+/// several arriving together (one Kafka fetch decided by many user actors; the user actor that
+/// submits it wakes the writer next on its thread, before the others have run), and a durable
+/// commit costs about the same CPU for one decision as for sixteen (BENCHMARKS.md, "Group
+/// commit gathers what arrives together"). So the writer yields to the scheduler, letting the
+/// other ready tasks run, and takes what they submit, until a yield brings nothing more or
+/// `gather_yields` yields have passed. Nothing waits on a timer: an isolated request costs a
+/// few scheduler round trips, not a linger.
+async fn next_batch(
+    rx: &mut mpsc::Receiver<Request>,
+    requests: &mut Vec<Request>,
+    max_batch: usize,
+    gather_yields: usize,
+) -> usize {
+    let was_idle = rx.is_empty();
+    let received = rx.recv_many(requests, max_batch).await;
+    if received == 0 || !was_idle {
+        return received;
+    }
+    for _ in 0..gather_yields {
+        if requests.len() >= max_batch {
+            break;
+        }
+        tokio::task::yield_now().await;
+        if rx.is_empty() {
+            break;
+        }
+        rx.recv_many(requests, max_batch - requests.len()).await;
+    }
+    requests.len()
+}
+
 async fn run(
     store: Arc<dyn Store>,
     mut rx: mpsc::Receiver<Request>,
-    max_batch: usize,
+    config: WriterConfig,
     hooks: WriterHooks,
     stale: Stale,
 ) {
     let WriterHooks { alerts, observer } = hooks;
+    let max_batch = config.max_batch.max(1);
     let mut requests = Vec::with_capacity(max_batch);
-    while rx.recv_many(&mut requests, max_batch).await > 0 {
+    while next_batch(&mut rx, &mut requests, max_batch, config.gather_yields).await > 0 {
         let started = Instant::now();
         let mut ops = Vec::with_capacity(requests.len());
         let mut acks = Vec::with_capacity(requests.len());
@@ -335,3 +376,6 @@ async fn acknowledge(
     metrics::counter!(m::DECISIONS_STORED).increment(stored);
     metrics::counter!(m::DECISIONS_DUPLICATE).increment(duplicates);
 }
+
+#[cfg(test)]
+mod tests;
