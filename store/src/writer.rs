@@ -16,7 +16,7 @@ use crate::{Store, StoreError, UserSnapshot, WriteOp, WriteResult};
 use sentinel_event::{Decision, DecisionError};
 use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 use tokio::sync::{mpsc, oneshot};
 
 /// Writer tuning.
@@ -206,15 +206,22 @@ enum Ack {
 /// other ready tasks run, and takes what they submit, until a yield brings nothing more or
 /// `gather_yields` yields have passed. Nothing waits on a timer: an isolated request costs a
 /// few scheduler round trips, not a linger.
+///
+/// Only after the writer waited at least as long as its last commit took: a shorter wait means
+/// callers are waiting on commits in a closed loop (HTTP clients each awaiting their answer),
+/// where one group is decided while the previous one commits; gathering would merge the two
+/// into one convoy that decides, then commits, and lose the overlap.
 async fn next_batch(
     rx: &mut mpsc::Receiver<Request>,
     requests: &mut Vec<Request>,
     max_batch: usize,
     gather_yields: usize,
+    last_commit: Duration,
 ) -> usize {
     let was_idle = rx.is_empty();
+    let waiting_since = Instant::now();
     let received = rx.recv_many(requests, max_batch).await;
-    if received == 0 || !was_idle {
+    if received == 0 || !was_idle || waiting_since.elapsed() < last_commit {
         return received;
     }
     for _ in 0..gather_yields {
@@ -240,7 +247,17 @@ async fn run(
     let WriterHooks { alerts, observer } = hooks;
     let max_batch = config.max_batch.max(1);
     let mut requests = Vec::with_capacity(max_batch);
-    while next_batch(&mut rx, &mut requests, max_batch, config.gather_yields).await > 0 {
+    let mut last_commit = Duration::ZERO;
+    while next_batch(
+        &mut rx,
+        &mut requests,
+        max_batch,
+        config.gather_yields,
+        last_commit,
+    )
+    .await
+        > 0
+    {
         let started = Instant::now();
         let mut ops = Vec::with_capacity(requests.len());
         let mut acks = Vec::with_capacity(requests.len());
@@ -282,7 +299,8 @@ async fn run(
             store.write_batch(ops).await
         };
         if batch_len > 0 {
-            metrics::histogram!(m::BATCH_SECONDS).record(started.elapsed().as_secs_f64());
+            last_commit = started.elapsed();
+            metrics::histogram!(m::BATCH_SECONDS).record(last_commit.as_secs_f64());
             metrics::histogram!(m::BATCH_SIZE).record(batch_len as f64);
         }
         match outcome {
