@@ -157,3 +157,115 @@ pub struct MlScore {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub challenger_version: Option<String>,
 }
+
+/// A [`Decision`] without the event it judged, which it names by `transaction_id`: what is
+/// published where consumers already hold the event (the approved topic by default). Its JSON
+/// is the decision's JSON without the `event` field.
+#[derive(Debug, Serialize)]
+pub struct DecisionSummary<'a> {
+    /// See [`Decision::transaction_id`].
+    pub transaction_id: &'a str,
+    /// See [`Decision::user_id`].
+    pub user_id: &'a str,
+    /// See [`Decision::outcome`].
+    pub outcome: Outcome,
+    /// See [`Decision::score`].
+    pub score: f64,
+    /// See [`Decision::reasons`].
+    pub reasons: &'a [Reason],
+    /// See [`Decision::shadow_hits`].
+    #[serde(skip_serializing_if = "<[Reason]>::is_empty")]
+    pub shadow_hits: &'a [Reason],
+    /// See [`Decision::rule_set_version`].
+    pub rule_set_version: u64,
+    /// See [`Decision::user_seq`].
+    pub user_seq: u64,
+    /// See [`Decision::late`].
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub late: bool,
+    /// See [`Decision::decided_at`].
+    pub decided_at: &'a DateTime<Utc>,
+    /// See [`Decision::latency_us`].
+    pub latency_us: u64,
+    /// See [`Decision::ml`].
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ml: Option<&'a MlScore>,
+}
+
+impl Decision {
+    /// This decision without its event.
+    pub fn summary(&self) -> DecisionSummary<'_> {
+        DecisionSummary {
+            transaction_id: &self.transaction_id,
+            user_id: &self.user_id,
+            outcome: self.outcome,
+            score: self.score,
+            reasons: &self.reasons,
+            shadow_hits: &self.shadow_hits,
+            rule_set_version: self.rule_set_version,
+            user_seq: self.user_seq,
+            late: self.late,
+            decided_at: &self.decided_at,
+            latency_us: self.latency_us,
+            ml: self.ml.as_ref(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A decision with every field set away from its default.
+    fn everything_set() -> Decision {
+        let reason = |rule: &str| Reason {
+            rule: rule.into(),
+            action: Action::Review,
+            values: vec![("amount".into(), OwnedValue::Number(950.0))],
+        };
+        let event: Transaction = serde_json::from_value(serde_json::json!({
+            "transaction_id": "t-1", "user_id": "u-1", "amount": "950.00", "currency": "EUR",
+            "timestamp": "2026-12-04T10:00:00Z", "merchant_id": "m-1",
+        }))
+        .unwrap();
+        Decision {
+            transaction_id: "t-1".into(),
+            user_id: "u-1".into(),
+            outcome: Outcome::Review,
+            score: 0.61,
+            reasons: vec![reason("large_amount")],
+            shadow_hits: vec![reason("shadow_rule")],
+            rule_set_version: 7,
+            user_seq: 12,
+            late: true,
+            decided_at: "2026-12-04T10:00:01Z".parse().unwrap(),
+            latency_us: 140,
+            event: std::sync::Arc::new(event),
+            ml: Some(MlScore {
+                score: 0.4,
+                anomaly: 0.2,
+                model_version: "model-1".into(),
+                top_features: vec!["amount_z".into()],
+                challenger_score: Some(0.3),
+                challenger_version: Some("model-2".into()),
+            }),
+        }
+    }
+
+    /// The summary is the decision's JSON without `event`, field for field, with every field
+    /// set and with the optional ones at their defaults: a field added to `Decision` and not
+    /// to the summary fails this.
+    #[test]
+    fn a_summary_is_the_decision_without_its_event() {
+        let full = everything_set();
+        let mut bare = everything_set();
+        bare.shadow_hits.clear();
+        bare.late = false;
+        bare.ml = None;
+        for decision in [full, bare] {
+            let mut expected = serde_json::to_value(&decision).unwrap();
+            expected.as_object_mut().unwrap().remove("event").unwrap();
+            assert_eq!(serde_json::to_value(decision.summary()).unwrap(), expected);
+        }
+    }
+}

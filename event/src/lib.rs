@@ -20,7 +20,7 @@ mod transaction;
 mod validate;
 
 pub use base_amount::BaseAmount;
-pub use decision::{Decision, MlScore, Outcome, Reason, Thresholds};
+pub use decision::{Decision, DecisionSummary, MlScore, Outcome, Reason, Thresholds};
 pub use error::DecisionError;
 pub use geo::distance_km;
 pub use iso::{is_country, is_currency};

@@ -113,6 +113,18 @@ pub enum LogFormat {
     Json,
 }
 
+/// How much of the judged event a published decision carries.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PublishedEvent {
+    /// Only its `transaction_id` (the decision's identity): the producer of the event already
+    /// holds it, and an approval is most of the traffic, so most of the bytes.
+    #[default]
+    Reference,
+    /// The whole event, as stored.
+    Full,
+}
+
 /// Kafka (or Redpanda) connection and topics.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -127,6 +139,9 @@ pub struct KafkaConfig {
     pub approved_topic: String,
     /// Declined decisions and those sent to review.
     pub fraud_topic: String,
+    /// What a decision on the approved topic carries of the event it judged (the fraud topic
+    /// always carries the whole event: alerting and analysts read it there).
+    pub approved_event: PublishedEvent,
     /// Raw messages that could not be decided, with the reason in a header.
     pub dead_letter_topic: String,
     /// Events being decided at once per node (backpressure bound).
@@ -157,6 +172,7 @@ impl Default for KafkaConfig {
             input_topic: "transactions".into(),
             approved_topic: "transactions_approved".into(),
             fraud_topic: "transactions_fraud".into(),
+            approved_event: PublishedEvent::default(),
             dead_letter_topic: "transactions_dlq".into(),
             max_in_flight: 10_000,
             fetch_wait_max_ms: 5,

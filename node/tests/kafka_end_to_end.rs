@@ -183,6 +183,11 @@ async fn seed_scenarios_and_bad_input_through_kafka() {
             "transactions_fraud"
         };
         assert_eq!(record.topic, topic, "{txn} ({outcome})");
+        // An approval names its event by transaction id; review and decline carry it whole.
+        match outcome {
+            "approve" => assert!(decision.get("event").is_none(), "{decision}"),
+            _ => assert_eq!(decision["event"]["transaction_id"], txn, "{decision}"),
+        }
         assert_eq!(record.key.as_deref(), decision["user_id"].as_str());
         assert_eq!(record.headers["outcome"], outcome);
         let stored = node

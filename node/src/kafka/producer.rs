@@ -1,7 +1,7 @@
 //! Output topics and the dead-letter topic.
 
 use super::client_config;
-use crate::config::KafkaConfig;
+use crate::config::{KafkaConfig, PublishedEvent};
 use crate::telemetry as t;
 use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::{FutureProducer, FutureRecord};
@@ -18,12 +18,14 @@ pub const MAX_DEAD_LETTER_BYTES: usize = 256 * 1024;
 /// Attempts before a publish is reported as failed (the event is then retried or refused).
 const ATTEMPTS: u32 = 5;
 
-/// Publishes decisions, keyed by user id: `approve` to the approved topic, `review` and
-/// `decline` to the fraud topic (the `outcome` header tells them apart).
+/// Publishes decisions, keyed by user id: `approve` to the approved topic (by default without
+/// the event, see [`PublishedEvent`]), `review` and `decline` to the fraud topic, whole (the
+/// `outcome` header tells them apart).
 #[derive(Clone)]
 pub struct Publisher {
     producer: FutureProducer,
     approved_topic: String,
+    approved_event: PublishedEvent,
     fraud_topic: String,
 }
 
@@ -33,6 +35,7 @@ impl Publisher {
         Ok(Publisher {
             producer: producer(kafka)?,
             approved_topic: kafka.approved_topic.clone(),
+            approved_event: kafka.approved_event,
             fraud_topic: kafka.fraud_topic.clone(),
         })
     }
@@ -44,8 +47,7 @@ impl Publisher {
             Outcome::Approve => (&self.approved_topic, &t::KAFKA.published_approved),
             Outcome::Review | Outcome::Decline => (&self.fraud_topic, &t::KAFKA.published_fraud),
         };
-        let payload = serde_json::to_vec(decision)
-            .map_err(|e| DecisionError::Unavailable(format!("encoding a decision: {e}")))?;
+        let payload = self.encode(decision)?;
         let headers = OwnedHeaders::new()
             .insert(Header {
                 key: "transaction_id",
@@ -79,6 +81,20 @@ impl Publisher {
         Err(DecisionError::Unavailable(format!(
             "could not publish to {topic} after {ATTEMPTS} attempts"
         )))
+    }
+}
+
+impl Publisher {
+    /// The message payload of `decision`: JSON, without the event for an approval unless the
+    /// approved topic is configured to carry it.
+    fn encode(&self, decision: &Decision) -> Result<Vec<u8>, DecisionError> {
+        match (decision.outcome, self.approved_event) {
+            (Outcome::Approve, PublishedEvent::Reference) => {
+                serde_json::to_vec(&decision.summary())
+            }
+            _ => serde_json::to_vec(decision),
+        }
+        .map_err(|e| DecisionError::Unavailable(format!("encoding a decision: {e}")))
     }
 }
 
@@ -262,6 +278,37 @@ mod tests {
             .expect("dead-lettering ignored the stop signal")
             .unwrap();
         assert!(!recorded);
+    }
+
+    /// Approvals carry the event by reference unless configured `full`; review and decline
+    /// always carry it whole.
+    #[test]
+    fn approvals_carry_the_event_by_reference_unless_configured_whole() {
+        let decision = |outcome| Decision {
+            outcome,
+            ..sentinel_store::conformance::decision("t-1", "u-1", 1, 0)
+        };
+        let published = |approved_event, outcome| {
+            let kafka = KafkaConfig {
+                brokers: format!("127.0.0.1:{}", nothing_listening()),
+                approved_event,
+                ..KafkaConfig::default()
+            };
+            let bytes = Publisher::new(&kafka)
+                .unwrap()
+                .encode(&decision(outcome))
+                .unwrap();
+            serde_json::from_slice::<serde_json::Value>(&bytes).unwrap()
+        };
+        let approved = published(PublishedEvent::Reference, Outcome::Approve);
+        assert!(approved.get("event").is_none(), "{approved}");
+        assert_eq!(approved["transaction_id"], "t-1");
+        let whole = published(PublishedEvent::Full, Outcome::Approve);
+        assert_eq!(whole["event"]["amount"], "12.34");
+        for outcome in [Outcome::Review, Outcome::Decline] {
+            let fraud = published(PublishedEvent::Reference, outcome);
+            assert_eq!(fraud["event"]["amount"], "12.34", "{fraud}");
+        }
     }
 
     /// A loopback port nothing listens on.
