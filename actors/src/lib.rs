@@ -4,7 +4,7 @@
 //! Scorer ──hash(user)──► UserShard (supervisor, one per core) ──► UserActor(user_id)
 //!                                                                  │ UserState::decide
 //!                                                                  │ (sentinel-engine)
-//!                                                                  │ ◄──► Entities (EntityShard actors)
+//!                                                                  │ ◄──► Entities (locked tables)
 //!                                                                  ▼
 //!                                                         Writer (group commit) ──► caller
 //! ```

@@ -60,7 +60,7 @@ impl Scorer {
         policy: Arc<Policy>,
         config: ScorerConfig,
     ) -> Result<Scorer, SpawnErr> {
-        let entities = Entities::start(config.shards).await?;
+        let entities = Entities::start(config.shards);
         let deps = Arc::new(Deps {
             restorer: crate::restorer::Restorer::start(Arc::clone(writer.store())),
             entities: entities.clone(),
@@ -241,7 +241,6 @@ impl Scorer {
         for shard in self.shards.iter() {
             shard.stop(None);
         }
-        self.entities.stop();
         passivated
     }
 }

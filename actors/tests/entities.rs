@@ -134,7 +134,7 @@ async fn a_third_user_on_one_device_fires_the_ring_rule() {
         "{:?}",
         later.decision.reasons
     );
-    assert!(scorer.entities().local_len().await >= 1);
+    assert!(scorer.entities().local_len() >= 1);
     scorer.shutdown().await;
 }
 

@@ -3,7 +3,7 @@
 //! [`ENTITIES_GROUP`], so users decided on different nodes count each other.
 //!
 //! Every node runs an [`EntityOwner`] actor named `sentinel.entities.<node>` in that group; it
-//! answers "record and count" for the keys this node owns from its local entity shards. A
+//! answers "record and count" for the keys this node owns from its local entity tables. A
 //! user actor's sightings go, grouped by owner, to the owners in parallel: local keys without
 //! serialization, remote ones as one cluster message each with a JSON payload. An owner that
 //! does not answer within [`ENTITY_TIMEOUT`] leaves its keys unknown (the rule does not fire;
@@ -96,21 +96,17 @@ impl Actor for EntityOwner {
     }
 }
 
-/// Answers a member's sightings from this node's shards, recording them when `mode` says so.
+/// Answers a member's sightings from this node's tables, recording them when `mode` says so.
 fn answer(entities: &Entities, payload: Vec<u8>, mode: LookupMode, reply: RpcReplyPort<Vec<u8>>) {
     // A malformed payload is answered with "unknown" for nothing: an empty list.
     let sightings: Vec<Sighting> = serde_json::from_slice(&payload).unwrap_or_else(|e| {
         tracing::warn!(error = %e, "unreadable entity sightings from a member");
         Vec::new()
     });
-    // Answered off the actor's queue, so one slow shard does not hold other keys.
-    let entities = entities.clone();
-    tokio::spawn(async move {
-        let answer = entities.record_locally(sightings, mode).await;
-        if let Ok(bytes) = serde_json::to_vec(&answer) {
-            let _ = reply.send(bytes);
-        }
-    });
+    let answer = entities.record_locally(&sightings, mode);
+    if let Ok(bytes) = serde_json::to_vec(&answer) {
+        let _ = reply.send(bytes);
+    }
 }
 
 /// The members of [`ENTITIES_GROUP`] as last read, shared by the owner (which refreshes it)
@@ -175,7 +171,8 @@ impl EntityRoute for ClusterRoute {
         // This node owns every entity: no placement, straight to the local shards.
         if let [(_, only)] = members.as_slice() {
             if only.get_id().is_local() {
-                return Box::pin(async move { local.record_locally(sightings, mode).await });
+                let answers = local.record_locally(&sightings, mode);
+                return Box::pin(async move { answers });
             }
         }
         let names = || members.iter().map(|(name, _)| name.as_str());
@@ -200,7 +197,7 @@ impl EntityRoute for ClusterRoute {
                 async move {
                     let (slots, batch): (Vec<usize>, Vec<Sighting>) = part.into_iter().unzip();
                     let answers = if cell.get_id().is_local() {
-                        local.record_locally(batch, mode).await
+                        local.record_locally(&batch, mode)
                     } else {
                         ask(cell, &batch, mode).await
                     };
