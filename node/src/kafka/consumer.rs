@@ -211,7 +211,6 @@ pub async fn run_consumer(
         Err(e) => tracing::warn!(error = %e, "reading the input topic's partitions failed"),
     }
     let topic = kafka.input_topic.as_str();
-    let source_topic: Arc<str> = Arc::from(topic);
     let max_in_flight = kafka.max_in_flight.max(1);
     // Ownership changed: with what was in flight finished and the new assignment known, stop
     // (snapshotted) the user actors of every partition not owned throughout, so that a
@@ -245,6 +244,9 @@ pub async fn run_consumer(
             );
         }
     };
+    // Borrowed by every message's future (they all end before this function returns): no
+    // reference count or string copied per message.
+    let (decider, dead_letter, limits) = (&*decider, &dead_letter, &*limits);
     consume(
         &consumer,
         topic,
@@ -266,19 +268,16 @@ pub async fn run_consumer(
                 timestamp_ms: produced_ms,
             };
             let mode = ParseMode::Message(origin);
-            let parsed = parse_transaction(payload, mode, &limits, chrono::Utc::now())
+            let parsed = parse_transaction(payload, mode, limits, chrono::Utc::now())
                 .and_then(|(event, _)| decider.currencies.convert(event, Source::Kafka));
             let raw = parsed.is_err().then(|| payload.to_vec());
-            let decider = Arc::clone(&decider);
-            let dead_letter = dead_letter.clone();
             let mut stop = stop.clone();
-            let source_topic = Arc::clone(&source_topic);
             async move {
                 let (outcome, event) = match parsed {
                     Ok(event) => {
                         let event = Arc::new(event);
                         let outcome =
-                            decide_until_done(&decider, &event, received_at, &mut stop).await;
+                            decide_until_done(decider, &event, received_at, &mut stop).await;
                         (outcome, Some(event))
                     }
                     Err(invalid) => {
@@ -310,7 +309,7 @@ pub async fn run_consumer(
                             (None, None) => Vec::new(),
                         };
                         let origin = Origin {
-                            topic: &source_topic,
+                            topic,
                             partition,
                             offset,
                         };

@@ -48,21 +48,24 @@ impl Publisher {
             Outcome::Review | Outcome::Decline => (&self.fraud_topic, &t::KAFKA.published_fraud),
         };
         let payload = self.encode(decision)?;
-        let headers = OwnedHeaders::new()
-            .insert(Header {
-                key: "transaction_id",
-                value: Some(decision.transaction_id.as_bytes()),
-            })
-            .insert(Header {
-                key: "outcome",
-                value: Some(decision.outcome.as_str().as_bytes()),
-            });
+        // Built for each attempt: the record takes them, and a copy would cost as much.
+        let headers = || {
+            OwnedHeaders::new_with_capacity(2)
+                .insert(Header {
+                    key: "transaction_id",
+                    value: Some(decision.transaction_id.as_bytes()),
+                })
+                .insert(Header {
+                    key: "outcome",
+                    value: Some(decision.outcome.as_str().as_bytes()),
+                })
+        };
         let mut backoff = Duration::from_millis(50);
         for attempt in 1..=ATTEMPTS {
             let record = FutureRecord::to(topic)
                 .key(decision.user_id.as_bytes())
                 .payload(&payload)
-                .headers(headers.clone());
+                .headers(headers());
             match self.producer.send(record, SEND_TIMEOUT).await {
                 Ok(_) => {
                     published.increment(1);
