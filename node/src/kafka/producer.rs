@@ -85,9 +85,7 @@ impl Publisher {
             "could not publish to {topic} after {ATTEMPTS} attempts"
         )))
     }
-}
 
-impl Publisher {
     /// The message payload of `decision`: JSON, without the event for an approval unless the
     /// approved topic is configured to carry it.
     fn encode(&self, decision: &Decision) -> Result<Vec<u8>, DecisionError> {
