@@ -34,6 +34,6 @@ mod snapshot;
 mod user_actor;
 
 pub use entities::{Entities, EntityRoute, ENTITY_TIMEOUT};
-pub use scorer::{Scorer, ScorerConfig};
+pub use scorer::{Scorer, ScorerConfig, DEFAULT_MAX_LIVE_USERS};
 pub use shard::UserFilter;
 pub use snapshot::{decode as decode_snapshot, encode as encode_snapshot, SnapshotError};

@@ -12,8 +12,12 @@ use std::sync::{LazyLock, PoisonError, RwLock};
 
 /// Gauge: user actors alive on this node.
 pub const ACTORS_LIVE: &str = "sentinel_user_actors_live";
-/// Counter: user actors passivated (snapshotted and stopped) after being idle.
+/// Counter: user actors passivated (snapshotted and stopped): idle, over the live limit, on a
+/// rebalance or at shutdown.
 pub const PASSIVATIONS: &str = "sentinel_user_actor_passivations_total";
+/// Counter: user actors passivated before their idle time because their shard held more live
+/// actors than its share of `[actors] max_live_users`. Counted in [`PASSIVATIONS`] too.
+pub const EVICTED: &str = "sentinel_user_actors_evicted_total";
 /// Counter: user actors started for a user whose snapshot or history existed.
 pub const RESTORES: &str = "sentinel_user_actor_restores_total";
 /// Counter: user states loaded as their actor started, by what the store held (`kind`):
@@ -53,6 +57,8 @@ pub(crate) struct ActorMetrics {
     pub passivations: Counter,
     /// [`RESTORES`].
     pub restores: Counter,
+    /// [`EVICTED`].
+    pub evicted: Counter,
 }
 
 /// The user actors' handles, registered on first use.
@@ -62,6 +68,7 @@ pub(crate) static ACTOR: LazyLock<ActorMetrics> = LazyLock::new(|| ActorMetrics 
     redelivered: metrics::counter!(REDELIVERED),
     passivations: metrics::counter!(PASSIVATIONS),
     restores: metrics::counter!(RESTORES),
+    evicted: metrics::counter!(EVICTED),
 });
 
 /// [`RULE_HITS`] handles by rule name, one table per mode (active, shadow): a series is
@@ -96,7 +103,14 @@ pub(crate) fn rule_hit(rule: &str, mode: Mode) {
 pub fn describe() {
     use metrics::{describe_counter, describe_gauge, describe_histogram, Unit};
     describe_gauge!(ACTORS_LIVE, "Live user actors.");
-    describe_counter!(PASSIVATIONS, "User actors passivated when idle.");
+    describe_counter!(
+        PASSIVATIONS,
+        "User actors passivated: idle, over the live limit, on a rebalance or at shutdown."
+    );
+    describe_counter!(
+        EVICTED,
+        "User actors passivated early because their shard was at its live-actor limit."
+    );
     describe_counter!(RESTORES, "User actors restored from the store.");
     describe_counter!(
         USER_RESTORES,
@@ -129,7 +143,14 @@ pub fn describe() {
         "Time a user actor spends deciding one event."
     );
     metrics::gauge!(ACTORS_LIVE).increment(0.0);
-    for name in [RESTARTS, PASSIVATIONS, RESTORES, LATE_EVENTS, REDELIVERED] {
+    for name in [
+        RESTARTS,
+        PASSIVATIONS,
+        EVICTED,
+        RESTORES,
+        LATE_EVENTS,
+        REDELIVERED,
+    ] {
         metrics::counter!(name).increment(0);
     }
 }

@@ -19,6 +19,10 @@ pub struct ScorerConfig {
     pub shards: usize,
     /// A user actor idle this long is snapshotted and stopped.
     pub passivate_after: Duration,
+    /// Live user actors the node may hold (0: no limit), shared evenly by the shards; past it
+    /// the least recently active are passivated early. Bounds the actors' memory (about
+    /// 15–20 KiB each, BENCHMARKS.md) whatever the population.
+    pub max_live_users: usize,
     /// How far behind a user's latest event time an event may arrive and still enter windows.
     pub lateness: Duration,
     /// Events between background snapshots of a user that stays busy (never idle long enough
@@ -32,11 +36,15 @@ impl Default for ScorerConfig {
         ScorerConfig {
             shards: std::thread::available_parallelism().map_or(2, |n| n.get()),
             passivate_after: Duration::from_secs(60),
+            max_live_users: DEFAULT_MAX_LIVE_USERS,
             lateness: Duration::from_secs(300),
             snapshot_every: 1_000,
         }
     }
 }
+
+/// The default of [`ScorerConfig::max_live_users`]: about 1 GiB of user actors.
+pub const DEFAULT_MAX_LIVE_USERS: usize = 50_000;
 
 /// Sends events to their user's actor and waits for the stored decision. Cheap to clone.
 #[derive(Clone)]
@@ -68,12 +76,18 @@ impl Scorer {
             lateness_ms: i64::try_from(config.lateness.as_millis()).unwrap_or(i64::MAX),
             snapshot_every: config.snapshot_every.max(1),
         });
-        let mut shards = Vec::with_capacity(config.shards.max(1));
-        for _ in 0..config.shards.max(1) {
+        let shard_count = config.shards.max(1);
+        let max_live = match config.max_live_users {
+            0 => usize::MAX,
+            limit => limit.div_ceil(shard_count),
+        };
+        let mut shards = Vec::with_capacity(shard_count);
+        for _ in 0..shard_count {
             let args = ShardArgs {
                 deps: Arc::clone(&deps),
                 policy: Arc::clone(&policy),
                 passivate_after: config.passivate_after,
+                max_live,
             };
             let (shard, _) = Actor::spawn(None, UserShard, args).await?;
             shards.push(shard);

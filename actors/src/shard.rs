@@ -2,8 +2,10 @@
 //!
 //! The shard routes each event to its user's actor, spawning it on first use; passivates
 //! actors idle for longer than the configured time (they snapshot and stop; events arriving
-//! meanwhile wait in the shard, so a user never has two actors); and restarts a failed actor at
-//! once, from its last snapshot plus the decisions stored after it.
+//! meanwhile wait in the shard, so a user never has two actors); passivates the least recently
+//! active ones early when it holds more live actors than its limit, so memory is bounded by the
+//! limit whatever the population (Akka's sharding calls this an active entity limit); and
+//! restarts a failed actor at once, from its last snapshot plus the decisions stored after it.
 
 use crate::metrics as m;
 use crate::user_actor::{Deps, ScoreRequest, UserActor, UserArgs, UserMessage};
@@ -44,6 +46,9 @@ pub struct ShardArgs {
     pub deps: Arc<Deps>,
     pub policy: Arc<Policy>,
     pub passivate_after: Duration,
+    /// Live user actors this shard may hold before it passivates the least recently active
+    /// ones (`usize::MAX`: no limit).
+    pub max_live: usize,
 }
 
 enum Slot {
@@ -60,8 +65,11 @@ pub struct ShardState {
     deps: Arc<Deps>,
     policy: Arc<Policy>,
     passivate_after: Duration,
+    max_live: usize,
     users: HashMap<Arc<str>, Slot>,
     by_actor: HashMap<ActorId, Arc<str>>,
+    /// How many of `users` are [`Slot::Live`].
+    live: usize,
 }
 
 impl Actor for UserShard {
@@ -80,8 +88,10 @@ impl Actor for UserShard {
             deps: args.deps,
             policy: args.policy,
             passivate_after: args.passivate_after,
+            max_live: args.max_live.max(1),
             users: HashMap::new(),
             by_actor: HashMap::new(),
+            live: 0,
         })
     }
 
@@ -105,6 +115,7 @@ impl Actor for UserShard {
             ShardMessage::PassivateIdle => state.passivate_idle(),
             ShardMessage::Passivate(picks, reply) => {
                 let mut waits = Vec::new();
+                let mut stopped = 0;
                 for (user, slot) in state.users.iter_mut() {
                     if !picks(user) {
                         continue;
@@ -114,6 +125,7 @@ impl Actor for UserShard {
                         *slot = Slot::Stopping {
                             buffered: Vec::new(),
                         };
+                        stopped += 1;
                         waits.push(async move {
                             actor
                                 .call(|port| UserMessage::Passivate(Some(port)), None)
@@ -121,6 +133,7 @@ impl Actor for UserShard {
                         });
                     }
                 }
+                state.live -= stopped;
                 let count = waits.len();
                 futures::future::join_all(waits).await;
                 let _ = reply.send(count);
@@ -136,18 +149,15 @@ impl Actor for UserShard {
                     Some(Slot::Stopping { .. }) => return Ok(()),
                     None => {
                         let user: Arc<str> = Arc::from(user.as_str());
-                        state.spawn(&myself, &user, false).await?
+                        let actor = state.spawn(&myself, &user, false).await?;
+                        state.passivate_least_recent();
+                        actor
                     }
                 };
                 let _ = actor.cast(UserMessage::Inspect(reply));
             }
             ShardMessage::LiveActors(reply) => {
-                let live = state
-                    .users
-                    .values()
-                    .filter(|s| matches!(s, Slot::Live { .. }))
-                    .count();
-                let _ = reply.send(live);
+                let _ = reply.send(state.live);
             }
         }
         Ok(())
@@ -181,7 +191,12 @@ impl Actor for UserShard {
                 );
                 return Ok(());
             }
-            _ => Vec::new(),
+            // The live actor itself ended (failed, or stopped without passivating).
+            Some(Slot::Live { .. }) => {
+                state.live -= 1;
+                Vec::new()
+            }
+            None => Vec::new(),
         };
         if let Some(err) = &failure {
             metrics::counter!(m::RESTARTS).increment(1);
@@ -213,6 +228,7 @@ impl ShardState {
                 let user: Arc<str> = Arc::from(request.event.user_id.as_str());
                 let actor = self.spawn(myself, &user, false).await?;
                 let _ = actor.cast(UserMessage::Score(request));
+                self.passivate_least_recent();
             }
         }
         Ok(())
@@ -232,6 +248,7 @@ impl ShardState {
         };
         let (actor, _) = Actor::spawn_linked(None, UserActor, args, myself.get_cell()).await?;
         metrics::gauge!(m::ACTORS_LIVE).increment(1.0);
+        self.live += 1;
         self.by_actor.insert(actor.get_id(), Arc::clone(user));
         self.users.insert(
             Arc::clone(user),
@@ -245,15 +262,55 @@ impl ShardState {
 
     fn passivate_idle(&mut self) {
         let now = Instant::now();
+        let mut stopped = 0;
         for slot in self.users.values_mut() {
-            if let Slot::Live { actor, last_active } = slot {
+            if let Slot::Live { last_active, .. } = slot {
                 if now.duration_since(*last_active) >= self.passivate_after {
-                    let _ = actor.cast(UserMessage::Passivate(None));
-                    *slot = Slot::Stopping {
-                        buffered: Vec::new(),
-                    };
+                    passivate(slot);
+                    stopped += 1;
                 }
             }
         }
+        self.live -= stopped;
+    }
+
+    /// Over the limit, passivates the least recently active live actors down to 15/16 of it:
+    /// the scan over the shard's users is then paid once per `max_live / 16` new users, not
+    /// once per new user.
+    fn passivate_least_recent(&mut self) {
+        if self.live <= self.max_live {
+            return;
+        }
+        let excess = self.live - (self.max_live - self.max_live / 16);
+        let mut live: Vec<(Instant, &Arc<str>)> = self
+            .users
+            .iter()
+            .filter_map(|(user, slot)| match slot {
+                Slot::Live { last_active, .. } => Some((*last_active, user)),
+                Slot::Stopping { .. } => None,
+            })
+            .collect();
+        if excess < live.len() {
+            live.select_nth_unstable_by_key(excess, |(at, _)| *at);
+            live.truncate(excess);
+        }
+        let oldest: Vec<Arc<str>> = live.into_iter().map(|(_, u)| Arc::clone(u)).collect();
+        for user in &oldest {
+            if let Some(slot) = self.users.get_mut(user) {
+                passivate(slot);
+            }
+        }
+        self.live -= oldest.len();
+        m::ACTOR.evicted.increment(oldest.len() as u64);
+    }
+}
+
+/// Asks a live actor to snapshot and stop; events for its user wait in the slot meanwhile.
+fn passivate(slot: &mut Slot) {
+    if let Slot::Live { actor, .. } = slot {
+        let _ = actor.cast(UserMessage::Passivate(None));
+        *slot = Slot::Stopping {
+            buffered: Vec::new(),
+        };
     }
 }

@@ -29,6 +29,7 @@ async fn scorer(store: &Arc<dyn Store>) -> Scorer {
         passivate_after: Duration::from_secs(60),
         lateness: Duration::from_secs(300),
         snapshot_every: 3,
+        ..ScorerConfig::default()
     };
     Scorer::start(writer, policy, config).await.unwrap()
 }

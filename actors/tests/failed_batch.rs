@@ -96,6 +96,7 @@ async fn scorer(store: &Arc<dyn Store>) -> Scorer {
         passivate_after: Duration::from_secs(3600),
         lateness: Duration::from_secs(300),
         snapshot_every: 1_000,
+        ..ScorerConfig::default()
     };
     Scorer::start(writer, policy, config).await.unwrap()
 }

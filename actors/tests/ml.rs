@@ -122,6 +122,7 @@ async fn real_user_actors_compute_the_same_features_as_training() {
         passivate_after: Duration::from_secs(600),
         lateness: Duration::from_millis(LATENESS_MS as u64),
         snapshot_every: 50,
+        ..ScorerConfig::default()
     };
     let scorer = Scorer::start(writer, Arc::new(policy), config)
         .await

@@ -23,6 +23,7 @@ async fn node(passivate_after: Duration) -> Node {
         passivate_after,
         lateness: Duration::from_secs(300),
         snapshot_every: 3,
+        ..ScorerConfig::default()
     })
     .await
 }
@@ -339,4 +340,66 @@ async fn a_zero_amount_authorisation_is_decided_and_rules_can_name_it() {
     .await
     .unwrap();
     assert!(fired(&paid).is_empty());
+}
+
+/// Past its live-actor limit a node passivates its least recently active users early: the
+/// live count stays within the limit whatever the population, the busiest users stay live,
+/// and an evicted user comes back with its state (the sequence continues).
+#[tokio::test]
+async fn past_the_live_limit_the_least_recently_active_users_are_passivated() {
+    let node = node_with(ScorerConfig {
+        shards: 1,
+        max_live_users: 16,
+        passivate_after: Duration::from_secs(3600),
+        ..ScorerConfig::default()
+    })
+    .await;
+    let at = t0();
+    for (i, minutes) in [0, 1].into_iter().enumerate() {
+        score(
+            &node,
+            txn(
+                &format!("old-{i}"),
+                "old",
+                "30",
+                at + Span::minutes(minutes),
+                "FR",
+            ),
+        )
+        .await
+        .unwrap();
+    }
+    for u in 0..40 {
+        let user = format!("u{u}");
+        score(&node, txn(&format!("{user}-0"), &user, "30", at, "FR"))
+            .await
+            .unwrap();
+        let live = node.scorer.live_actors().await;
+        assert!(live <= 16, "{live} live actors after {user}, limit 16");
+    }
+    // The first user was the least recently active: passivated, so its snapshot is stored.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while node.store.snapshot("old").await.unwrap().is_none() {
+        assert!(
+            Instant::now() < deadline,
+            "the oldest user was never passivated"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(
+        node.store.snapshot("u39").await.unwrap().is_none(),
+        "the most recent user was passivated"
+    );
+    let s = score(
+        &node,
+        txn("old-2", "old", "30", at + Span::minutes(2), "FR"),
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        s.decision.user_seq, 3,
+        "the evicted user continues its sequence"
+    );
+    let view = node.scorer.inspect("old").await.expect("a view");
+    assert_eq!(view.txn_count, 3, "with its earlier events in the profile");
 }

@@ -191,6 +191,9 @@ pub struct ActorsConfig {
     pub shards: usize,
     /// Seconds of inactivity after which a user actor is snapshotted and stopped.
     pub passivate_after_secs: u64,
+    /// Live user actors this node may hold (0: no limit); past it the least recently active
+    /// are snapshotted and stopped early. Each costs about 15–20 KiB.
+    pub max_live_users: usize,
     /// Seconds an event may lag its user's latest event time and still enter the windows.
     pub lateness_secs: u64,
     /// Events between background snapshots of a user that is never idle long enough to be
@@ -203,6 +206,7 @@ impl Default for ActorsConfig {
         ActorsConfig {
             shards: 0,
             passivate_after_secs: 60,
+            max_live_users: sentinel_actors::DEFAULT_MAX_LIVE_USERS,
             lateness_secs: 300,
             snapshot_every: 1_000,
         }
@@ -217,6 +221,7 @@ impl ActorsConfig {
             config.shards = self.shards;
         }
         config.passivate_after = Duration::from_secs(self.passivate_after_secs);
+        config.max_live_users = self.max_live_users;
         config.lateness = Duration::from_secs(self.lateness_secs);
         config.snapshot_every = self.snapshot_every;
         config

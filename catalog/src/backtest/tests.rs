@@ -31,6 +31,7 @@ async fn history(store: &Arc<dyn Store>, catalog: &Catalog) -> (DateTime<Utc>, V
         passivate_after: StdDuration::from_secs(60),
         lateness: StdDuration::from_secs(300),
         snapshot_every: 5,
+        ..ScorerConfig::default()
     };
     let scorer = Scorer::start(writer, catalog.policy(), config)
         .await
