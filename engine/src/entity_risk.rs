@@ -24,7 +24,8 @@
 use crate::hash::opt_hash;
 use arc_swap::{ArcSwap, Guard};
 use sentinel_event::Transaction;
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
+use std::ops::Range;
 use std::sync::Arc;
 
 const HOUR_MS: i64 = 3_600_000;
@@ -76,9 +77,27 @@ impl LabelSighting {
 /// that training fills from its events and a node tails from the store.
 #[derive(Debug, Clone, Default)]
 pub struct EntityActivity {
-    merchants: HashMap<u64, BTreeMap<i64, u32>>,
-    devices: HashMap<u64, BTreeMap<i64, u32>>,
+    merchants: HashMap<u64, HourCounts>,
+    devices: HashMap<u64, HourCounts>,
     transactions: u64,
+}
+
+/// One entity's (hour, transactions) with hours ascending. Most entities (a card holder's
+/// device) have an hour or two, so a sorted vector (16 bytes an hour) beats a B-tree, whose
+/// first node alone takes 144 bytes; a node tails millions of them.
+type HourCounts = Vec<(i64, u32)>;
+
+/// Counts one transaction in `hour`. Events arrive nearly in time order, so the hour is almost
+/// always the last one or a new last one.
+fn count_in(hours: &mut HourCounts, hour: i64) {
+    match hours.last_mut() {
+        Some((last, n)) if *last == hour => *n = n.saturating_add(1),
+        Some((last, _)) if *last > hour => match hours.binary_search_by_key(&hour, |&(h, _)| h) {
+            Ok(i) => hours[i].1 = hours[i].1.saturating_add(1),
+            Err(i) => hours.insert(i, (hour, 1)),
+        },
+        _ => hours.push((hour, 1)),
+    }
 }
 
 impl EntityActivity {
@@ -87,7 +106,10 @@ impl EntityActivity {
         let hour = event_ms.div_euclid(HOUR_MS);
         for (key, map) in [(merchant, &mut self.merchants), (device, &mut self.devices)] {
             if key != 0 {
-                *map.entry(key).or_default().entry(hour).or_default() += 1;
+                // Room for one hour: what most entities ever have (a vector's first push
+                // would make room for four).
+                let hours = map.entry(key).or_insert_with(|| Vec::with_capacity(1));
+                count_in(hours, hour);
             }
         }
         self.transactions += 1;
@@ -107,7 +129,8 @@ impl EntityActivity {
         let first_kept = event_ms.div_euclid(HOUR_MS);
         for map in [&mut self.merchants, &mut self.devices] {
             map.retain(|_, hours| {
-                *hours = hours.split_off(&first_kept);
+                let forgotten = hours.partition_point(|&(h, _)| h < first_kept);
+                hours.drain(..forgotten);
                 !hours.is_empty()
             });
         }
@@ -124,50 +147,83 @@ impl EntityActivity {
     }
 }
 
-/// One entity's hourly counts and known frauds, for O(log n) windows.
-#[derive(Debug)]
-struct Timeline {
-    /// Hours with transactions, ascending.
+/// Every merchant's (or every device's) hourly counts and known frauds, for O(log n) windows.
+/// The counts of all entities share two arrays and an entity owns a range of them: one
+/// 24-byte map entry per entity instead of two or three vectors.
+#[derive(Debug, Default)]
+struct Timelines {
+    /// Each entity's range in `hours` and `running`.
+    spans: HashMap<u64, Range<usize>>,
+    /// Hours with transactions, ascending within each entity's range.
     hours: Vec<i64>,
-    /// `txns_before[i]`: transactions in `hours[..i]` (one longer than `hours`).
-    txns_before: Vec<u32>,
-    /// Fraud-labelled transactions as (hour of the transaction, label time), by hour.
-    frauds: Vec<(i64, i64)>,
+    /// `running[i]`: the entity's transactions in its hours up to and including `hours[i]`.
+    running: Vec<u32>,
+    /// Fraud-labelled transactions as (hour of the transaction, label time), sorted, for the
+    /// few entities with any (an entity without transactions reads zero whatever its labels).
+    frauds: HashMap<u64, Vec<(i64, i64)>>,
 }
 
-impl Default for Timeline {
-    /// No transactions (an entity known only from labels: its decisions are not in the
-    /// activity, e.g. older than the live index keeps).
-    fn default() -> Self {
-        Timeline {
-            hours: Vec::new(),
-            txns_before: vec![0],
-            frauds: Vec::new(),
+impl Timelines {
+    fn of(activity: &HashMap<u64, HourCounts>) -> Timelines {
+        let total = activity.values().map(Vec::len).sum();
+        let mut t = Timelines {
+            spans: HashMap::with_capacity(activity.len()),
+            hours: Vec::with_capacity(total),
+            running: Vec::with_capacity(total),
+            frauds: HashMap::new(),
+        };
+        for (&key, hours) in activity {
+            let start = t.hours.len();
+            let mut sum = 0u32;
+            for &(hour, count) in hours {
+                sum = sum.saturating_add(count);
+                t.hours.push(hour);
+                t.running.push(sum);
+            }
+            t.spans.insert(key, start..t.hours.len());
         }
+        t
+    }
+
+    /// Records a fraud on `key`'s transaction in `hour`, labelled at `labelled_ms`.
+    fn add_fraud(&mut self, key: u64, hour: i64, labelled_ms: i64) {
+        if self.spans.contains_key(&key) {
+            self.frauds
+                .entry(key)
+                .or_default()
+                .push((hour, labelled_ms));
+        }
+    }
+
+    /// `key`'s timeline; `None` for an entity without transactions.
+    fn get(&self, key: u64) -> Option<Timeline<'_>> {
+        let span = self.spans.get(&key)?;
+        Some(Timeline {
+            hours: &self.hours[span.clone()],
+            running: &self.running[span.clone()],
+            // An index without fraud labels (a new deployment) skips hashing the key again.
+            frauds: match self.frauds.is_empty() {
+                true => &[],
+                false => self.frauds.get(&key).map_or(&[], Vec::as_slice),
+            },
+        })
     }
 }
 
-impl Timeline {
-    fn of(hours: &BTreeMap<i64, u32>) -> Timeline {
-        let mut txns_before = Vec::with_capacity(hours.len() + 1);
-        let mut total = 0u32;
-        txns_before.push(0);
-        for count in hours.values() {
-            total = total.saturating_add(*count);
-            txns_before.push(total);
-        }
-        Timeline {
-            hours: hours.keys().copied().collect(),
-            txns_before,
-            frauds: Vec::new(),
-        }
-    }
+/// One entity's part of [`Timelines`].
+struct Timeline<'a> {
+    hours: &'a [i64],
+    running: &'a [u32],
+    frauds: &'a [(i64, i64)],
+}
 
+impl Timeline<'_> {
     /// (transactions, frauds known at `horizon_ms`) in the hours `first..=last`.
     fn counts(&self, first: i64, last: i64, horizon_ms: i64) -> (u32, u32) {
         let lo = self.hours.partition_point(|&h| h < first);
-        let hi = self.hours.partition_point(|&h| h <= last);
-        let txns = self.txns_before[hi.max(lo)] - self.txns_before[lo];
+        let hi = self.hours.partition_point(|&h| h <= last).max(lo);
+        let before = |i: usize| if i == 0 { 0 } else { self.running[i - 1] };
+        let txns = before(hi) - before(lo);
         let lo = self.frauds.partition_point(|&(h, _)| h < first);
         let hi = self.frauds.partition_point(|&(h, _)| h <= last);
         let frauds = self.frauds[lo..hi.max(lo)]
@@ -182,8 +238,8 @@ impl Timeline {
 #[derive(Debug)]
 pub struct EntityRisk {
     delay_ms: i64,
-    merchants: HashMap<u64, Timeline>,
-    devices: HashMap<u64, Timeline>,
+    merchants: Timelines,
+    devices: Timelines,
     labels: usize,
 }
 
@@ -200,13 +256,8 @@ impl EntityRisk {
         activity: &EntityActivity,
         labels: impl IntoIterator<Item = LabelSighting>,
     ) -> EntityRisk {
-        let index = |m: &HashMap<u64, BTreeMap<i64, u32>>| -> HashMap<u64, Timeline> {
-            m.iter()
-                .map(|(k, hours)| (*k, Timeline::of(hours)))
-                .collect()
-        };
-        let mut merchants = index(&activity.merchants);
-        let mut devices = index(&activity.devices);
+        let mut merchants = Timelines::of(&activity.merchants);
+        let mut devices = Timelines::of(&activity.devices);
         let mut count = 0;
         for label in labels {
             count += 1;
@@ -219,15 +270,16 @@ impl EntityRisk {
                 (label.device, &mut devices),
             ] {
                 if key != 0 {
-                    map.entry(key)
-                        .or_default()
-                        .frauds
-                        .push((hour, label.labelled_ms));
+                    map.add_fraud(key, hour, label.labelled_ms);
                 }
             }
         }
-        for timeline in merchants.values_mut().chain(devices.values_mut()) {
-            timeline.frauds.sort_unstable();
+        for frauds in merchants
+            .frauds
+            .values_mut()
+            .chain(devices.frauds.values_mut())
+        {
+            frauds.sort_unstable();
         }
         EntityRisk {
             delay_ms: delay_ms.max(0),
@@ -255,7 +307,7 @@ impl EntityRisk {
         // The last complete hour at the horizon.
         let last = horizon.div_euclid(HOUR_MS) - 1;
         let mut out = [0.0; N_RISK_VALUES];
-        for (k, (key, map)) in [(merchant, &self.merchants), (device, &self.devices)]
+        for (k, (key, timelines)) in [(merchant, &self.merchants), (device, &self.devices)]
             .into_iter()
             .enumerate()
         {
@@ -263,7 +315,7 @@ impl EntityRisk {
             if key == 0 {
                 continue;
             }
-            let Some(timeline) = map.get(&key) else {
+            let Some(timeline) = timelines.get(key) else {
                 continue;
             };
             for (w, span) in RISK_WINDOWS_MS.iter().enumerate() {
@@ -396,6 +448,32 @@ mod tests {
         // Its transactions are not in the activity (forgotten, or not read yet).
         let index = EntityRisk::build(0, &activity(&[]), [fraud(T - DAY_MS, T - HOUR_MS)]);
         assert_eq!(merchant(&index, T), [0.0; 6]);
+    }
+
+    #[test]
+    fn hours_recorded_out_of_order_count_as_in_order() {
+        // 60 transactions over ~32 days, in a scrambled order, some sharing an hour.
+        let times: Vec<i64> = (0..60)
+            .map(|i| T - ((i * 37) % 60) * 13 * HOUR_MS - (i % 3) * 1_000)
+            .collect();
+        let mut sorted = times.clone();
+        sorted.sort_unstable();
+        let labels = [
+            fraud(times[5], times[5] + DAY_MS),
+            fraud(times[17], times[17] + 2 * HOUR_MS),
+        ];
+        let shuffled = EntityRisk::build(0, &activity(&times), labels);
+        let ordered = EntityRisk::build(0, &activity(&sorted), labels);
+        for hours_before in 0..800 {
+            let at = T + HOUR_MS - hours_before * HOUR_MS;
+            let f = shuffled.features(id_hash("m1"), id_hash("d1"), at);
+            assert_eq!(
+                f,
+                ordered.features(id_hash("m1"), id_hash("d1"), at),
+                "at {at}"
+            );
+        }
+        assert_eq!(merchant(&ordered, T + HOUR_MS)[..3], [2.0, 13.0, 56.0]);
     }
 
     #[test]
