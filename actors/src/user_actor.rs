@@ -108,10 +108,13 @@ impl Actor for UserActor {
         state: &mut UserActorState,
     ) -> Result<(), ActorProcessingErr> {
         match message {
-            UserMessage::Score(request) => state.score(request).await,
+            // Boxed: ractor keeps each live actor's message future allocated for the actor's
+            // whole life at its largest, and scoring's is over a kilobyte. One allocation per
+            // event costs less than that kilobyte times every idle live actor.
+            UserMessage::Score(request) => Box::pin(state.score(request)).await,
             UserMessage::Inspect(reply) => {
                 state.forget_if_stale();
-                state.load().await?;
+                state.load_boxed().await?;
                 let view = state.user.as_ref().expect("loaded above").view();
                 let _ = reply.send(view);
                 Ok(())
@@ -148,7 +151,7 @@ impl UserActorState {
             reply,
         } = request;
         self.forget_if_stale();
-        if let Err(e) = self.load().await {
+        if let Err(e) = self.load_boxed().await {
             let _ = reply.send(Err(DecisionError::Store(e.to_string())));
             return Err(e.into());
         }
@@ -246,6 +249,15 @@ impl UserActorState {
             self.user = None;
             self.after_failure = true;
         }
+    }
+
+    /// [`Self::load`] when the state is not loaded yet. A restore happens about once per actor,
+    /// so its future lives in its own allocation then instead of widening every message's.
+    async fn load_boxed(&mut self) -> Result<(), StoreError> {
+        if self.user.is_some() {
+            return Ok(());
+        }
+        Box::pin(self.load()).await
     }
 
     /// Restores the user's state: the latest snapshot, then every stored decision after it.

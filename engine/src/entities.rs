@@ -184,7 +184,12 @@ impl EntityTable {
         }
         self.entities
             .entry(sighting.key)
-            .or_default()
+            // Room for one user: most entities (a card, a device) only ever have one, and a
+            // vector's first push would make room for four.
+            .or_insert_with(|| EntityUsers {
+                users: Vec::with_capacity(1),
+                ..EntityUsers::default()
+            })
             .record_and_count(sighting.user, sighting.time_ms)
     }
 
