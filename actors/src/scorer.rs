@@ -19,9 +19,10 @@ pub struct ScorerConfig {
     pub shards: usize,
     /// A user actor idle this long is snapshotted and stopped.
     pub passivate_after: Duration,
-    /// Live user actors the node may hold (0: no limit), shared evenly by the shards; past it
-    /// the least recently active are passivated early. Bounds the actors' memory (about
-    /// 15–20 KiB each, BENCHMARKS.md) whatever the population.
+    /// Live user actors the node may hold (0: no limit), shared evenly by the shards (each
+    /// share rounded up, so up to `shards - 1` more in all); past it the least recently active
+    /// are passivated early. Bounds the actors' memory (about 15–20 KiB each, BENCHMARKS.md)
+    /// whatever the population.
     pub max_live_users: usize,
     /// How far behind a user's latest event time an event may arrive and still enter windows.
     pub lateness: Duration,

@@ -403,3 +403,37 @@ async fn past_the_live_limit_the_least_recently_active_users_are_passivated() {
     let view = node.scorer.inspect("old").await.expect("a view");
     assert_eq!(view.txn_count, 3, "with its earlier events in the profile");
 }
+
+/// Looking at users also starts actors: past the limit it evicts as scoring does, and every
+/// look is still answered.
+#[tokio::test]
+async fn looking_at_more_users_than_the_limit_answers_every_look() {
+    let node = node_with(ScorerConfig {
+        shards: 1,
+        max_live_users: 4,
+        passivate_after: Duration::from_secs(3600),
+        ..ScorerConfig::default()
+    })
+    .await;
+    score(&node, txn("seen-0", "seen", "30", t0(), "FR"))
+        .await
+        .unwrap();
+    for u in 0..12 {
+        let view = node.scorer.inspect(&format!("look-{u}")).await;
+        assert_eq!(view.map(|v| v.seq), Some(0), "look-{u} was not answered");
+        assert!(node.scorer.live_actors().await <= 4);
+    }
+    // A user still writing its snapshot is not answered (`None`); ask until it has stopped.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let view = loop {
+        if let Some(view) = node.scorer.inspect("seen").await {
+            break view;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the evicted user never came back"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    assert_eq!(view.seq, 1, "the evicted user restores its state");
+}

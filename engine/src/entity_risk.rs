@@ -131,6 +131,10 @@ impl EntityActivity {
             map.retain(|_, hours| {
                 let forgotten = hours.partition_point(|&(h, _)| h < first_kept);
                 hours.drain(..forgotten);
+                // A merchant quiet after a busy month gives the memory back.
+                if hours.capacity() > 4 * hours.len() {
+                    hours.shrink_to_fit();
+                }
                 !hours.is_empty()
             });
         }
