@@ -41,6 +41,17 @@ async fn node_with(config: ScorerConfig) -> Node {
     }
 }
 
+/// One shard holding at most `limit` live actors, none passivated for idleness.
+async fn node_with_live_limit(limit: usize) -> Node {
+    node_with(ScorerConfig {
+        shards: 1,
+        max_live_users: limit,
+        passivate_after: Duration::from_secs(3600),
+        ..ScorerConfig::default()
+    })
+    .await
+}
+
 fn t0() -> DateTime<Utc> {
     Utc.with_ymd_and_hms(2026, 11, 20, 12, 0, 0).unwrap()
 }
@@ -347,13 +358,7 @@ async fn a_zero_amount_authorisation_is_decided_and_rules_can_name_it() {
 /// and an evicted user comes back with its state (the sequence continues).
 #[tokio::test]
 async fn past_the_live_limit_the_least_recently_active_users_are_passivated() {
-    let node = node_with(ScorerConfig {
-        shards: 1,
-        max_live_users: 16,
-        passivate_after: Duration::from_secs(3600),
-        ..ScorerConfig::default()
-    })
-    .await;
+    let node = node_with_live_limit(16).await;
     let at = t0();
     for (i, minutes) in [0, 1].into_iter().enumerate() {
         score(
@@ -408,13 +413,7 @@ async fn past_the_live_limit_the_least_recently_active_users_are_passivated() {
 /// look is still answered.
 #[tokio::test]
 async fn looking_at_more_users_than_the_limit_answers_every_look() {
-    let node = node_with(ScorerConfig {
-        shards: 1,
-        max_live_users: 4,
-        passivate_after: Duration::from_secs(3600),
-        ..ScorerConfig::default()
-    })
-    .await;
+    let node = node_with_live_limit(4).await;
     score(&node, txn("seen-0", "seen", "30", t0(), "FR"))
         .await
         .unwrap();
