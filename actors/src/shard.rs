@@ -139,24 +139,24 @@ impl Actor for UserShard {
                 let _ = reply.send(count);
             }
             ShardMessage::Inspect(user, reply) => {
-                let actor = match state.users.get_mut(user.as_str()) {
+                let (actor, started) = match state.users.get_mut(user.as_str()) {
                     Some(Slot::Live { actor, last_active }) => {
                         *last_active = Instant::now();
-                        actor.clone()
+                        (actor.clone(), false)
                     }
                     // Passivating: the next event respawns it; answer from the store by
                     // letting a fresh actor load (it waits for the snapshot in flight).
                     Some(Slot::Stopping { .. }) => return Ok(()),
                     None => {
                         let user: Arc<str> = Arc::from(user.as_str());
-                        let actor = state.spawn(&myself, &user, false).await?;
-                        // Asked before any trim could pick it, so it answers first.
-                        let _ = actor.cast(UserMessage::Inspect(reply));
-                        state.passivate_least_recent();
-                        return Ok(());
+                        (state.spawn(&myself, &user, false).await?, true)
                     }
                 };
+                // Asked before any trim could pick it, so it answers first.
                 let _ = actor.cast(UserMessage::Inspect(reply));
+                if started {
+                    state.passivate_least_recent();
+                }
             }
             ShardMessage::LiveActors(reply) => {
                 debug_assert_eq!(

@@ -114,7 +114,7 @@ impl Actor for UserActor {
             UserMessage::Score(request) => Box::pin(state.score(request)).await,
             UserMessage::Inspect(reply) => {
                 state.forget_if_stale();
-                state.load_boxed().await?;
+                state.load().await?;
                 let view = state.user.as_ref().expect("loaded above").view();
                 let _ = reply.send(view);
                 Ok(())
@@ -151,7 +151,7 @@ impl UserActorState {
             reply,
         } = request;
         self.forget_if_stale();
-        if let Err(e) = self.load_boxed().await {
+        if let Err(e) = self.load().await {
             let _ = reply.send(Err(DecisionError::Store(e.to_string())));
             return Err(e.into());
         }
@@ -251,20 +251,17 @@ impl UserActorState {
         }
     }
 
-    /// [`Self::load`] when the state is not loaded yet. A restore happens about once per actor,
-    /// so its future lives in its own allocation then instead of widening every message's.
-    async fn load_boxed(&mut self) -> Result<(), StoreError> {
-        if self.user.is_some() {
-            return Ok(());
-        }
-        Box::pin(self.load()).await
-    }
-
-    /// Restores the user's state: the latest snapshot, then every stored decision after it.
+    /// Loads the user's state unless it is loaded. A restore happens about once per actor, so
+    /// its future lives in its own allocation instead of widening every message's.
     async fn load(&mut self) -> Result<(), StoreError> {
         if self.user.is_some() {
             return Ok(());
         }
+        Box::pin(self.restore()).await
+    }
+
+    /// Restores the user's state: the latest snapshot, then every stored decision after it.
+    async fn restore(&mut self) -> Result<(), StoreError> {
         let stale = self.deps.writer.is_stale(&self.user_id);
         if self.after_failure || stale {
             self.deps.writer.flush().await?;
