@@ -30,7 +30,8 @@ pub enum ShardMessage {
     /// Passivate every live actor whose user the filter picks (all at shutdown, those of
     /// partitions lost on a rebalance); replies with how many were passivated.
     Passivate(UserFilter, RpcReplyPort<usize>),
-    /// Reply with a user's live state, starting the user's actor if it is not live.
+    /// Reply with a user's live state, starting the user's actor if it is not live (after a
+    /// passivating one has stopped).
     Inspect(String, RpcReplyPort<sentinel_engine::UserView>),
     /// Reply with the number of live user actors.
     LiveActors(RpcReplyPort<usize>),
@@ -56,8 +57,10 @@ enum Slot {
         actor: ActorRef<UserMessage>,
         last_active: Instant,
     },
-    /// Passivating: the actor is writing its snapshot. Events wait here until it has stopped.
-    Stopping { buffered: Vec<ScoreRequest> },
+    /// Passivating: the actor is writing its snapshot. Events and looks at the user wait here
+    /// until it has stopped, then go to the user's next actor, which restores from that
+    /// snapshot.
+    Stopping { buffered: Vec<UserMessage> },
 }
 
 /// A shard's state: its live users and which actor serves each.
@@ -144,9 +147,12 @@ impl Actor for UserShard {
                         *last_active = Instant::now();
                         (actor.clone(), false)
                     }
-                    // Passivating: the next event respawns it; answer from the store by
-                    // letting a fresh actor load (it waits for the snapshot in flight).
-                    Some(Slot::Stopping { .. }) => return Ok(()),
+                    // Passivating: the user's next actor answers, once the snapshot in
+                    // flight is stored.
+                    Some(Slot::Stopping { buffered }) => {
+                        buffered.push(UserMessage::Inspect(reply));
+                        return Ok(());
+                    }
                     None => {
                         let user: Arc<str> = Arc::from(user.as_str());
                         (state.spawn(&myself, &user, false).await?, true)
@@ -215,8 +221,8 @@ impl Actor for UserShard {
         }
         if failure.is_some() || !buffered.is_empty() {
             let actor = state.spawn(&myself, &user, failure.is_some()).await?;
-            for request in buffered {
-                let _ = actor.cast(UserMessage::Score(request));
+            for message in buffered {
+                let _ = actor.cast(message);
             }
             state.passivate_least_recent();
         }
@@ -235,7 +241,7 @@ impl ShardState {
                 *last_active = Instant::now();
                 let _ = actor.cast(UserMessage::Score(request));
             }
-            Some(Slot::Stopping { buffered }) => buffered.push(request),
+            Some(Slot::Stopping { buffered }) => buffered.push(UserMessage::Score(request)),
             None => {
                 let user: Arc<str> = Arc::from(request.event.user_id.as_str());
                 let actor = self.spawn(myself, &user, false).await?;

@@ -1,92 +1,17 @@
 //! A decision whose batch fails must not reach the store through a snapshot: the user's next
 //! actor restores, the retried event is decided once, and nothing stays stuck.
 
-use async_trait::async_trait;
+mod support;
+
 use chrono::{TimeZone, Utc};
 use rust_decimal::Decimal;
 use sentinel_actors::{Scorer, ScorerConfig};
 use sentinel_engine::PolicyDef;
-use sentinel_event::{Decision, DecisionError, Transaction};
-use sentinel_store::{
-    DayCursor, EmbeddedStore, RecordGuard, RecordKind, RecordWrite, RestorePoint, Store,
-    StoreError, UserSnapshot, WriteOp, WriteResult, Writer, WriterConfig,
-};
+use sentinel_event::{DecisionError, Transaction};
+use sentinel_store::{EmbeddedStore, Store, StoreError, WriteOp, Writer, WriterConfig};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-
-/// The embedded store, except that one batch holding the decision of `fail_txn` fails.
-struct FailOnce {
-    inner: EmbeddedStore,
-    fail_txn: String,
-    failed: AtomicBool,
-}
-
-#[async_trait]
-impl Store for FailOnce {
-    async fn write_batch(&self, ops: Vec<WriteOp>) -> Result<Vec<WriteResult>, StoreError> {
-        let has_it = ops.iter().any(|op| match op {
-            WriteOp::Decision(d) | WriteOp::DecisionWithRecords(d, _) => {
-                d.transaction_id == self.fail_txn
-            }
-            WriteOp::Snapshot(_) => false,
-        });
-        if has_it && !self.failed.swap(true, Ordering::SeqCst) {
-            return Err(StoreError::Backend("injected batch failure".into()));
-        }
-        self.inner.write_batch(ops).await
-    }
-    async fn decision(&self, id: &str) -> Result<Option<Decision>, StoreError> {
-        self.inner.decision(id).await
-    }
-    async fn decisions_for_user(
-        &self,
-        user: &str,
-        after: u64,
-        limit: usize,
-    ) -> Result<Vec<Decision>, StoreError> {
-        self.inner.decisions_for_user(user, after, limit).await
-    }
-    async fn decisions_by_day(
-        &self,
-        day: u32,
-        after: Option<DayCursor>,
-        limit: usize,
-    ) -> Result<Vec<Decision>, StoreError> {
-        self.inner.decisions_by_day(day, after, limit).await
-    }
-    async fn snapshot(&self, user: &str) -> Result<Option<UserSnapshot>, StoreError> {
-        self.inner.snapshot(user).await
-    }
-    async fn restore_point(&self, user: &str, limit: usize) -> Result<RestorePoint, StoreError> {
-        self.inner.restore_point(user, limit).await
-    }
-    async fn decision_count(&self) -> Result<u64, StoreError> {
-        self.inner.decision_count().await
-    }
-    async fn put_records(&self, writes: Vec<RecordWrite>) -> Result<(), StoreError> {
-        self.inner.put_records(writes).await
-    }
-    async fn put_records_if(
-        &self,
-        guard: RecordGuard,
-        writes: Vec<RecordWrite>,
-    ) -> Result<bool, StoreError> {
-        self.inner.put_records_if(guard, writes).await
-    }
-    async fn record(&self, kind: RecordKind, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
-        self.inner.record(kind, key).await
-    }
-    async fn scan_records(
-        &self,
-        kind: RecordKind,
-        prefix: &str,
-        after: Option<&str>,
-        limit: usize,
-    ) -> Result<Vec<(String, Vec<u8>)>, StoreError> {
-        self.inner.scan_records(kind, prefix, after, limit).await
-    }
-}
 
 async fn scorer(store: &Arc<dyn Store>) -> Scorer {
     let writer = Writer::start(Arc::clone(store), WriterConfig::default());
@@ -125,10 +50,25 @@ fn txn(id: &str, minute: u32) -> Arc<Transaction> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_failed_batch_never_reaches_the_store_through_a_snapshot() {
     let dir = tempfile::tempdir().unwrap();
-    let store: Arc<dyn Store> = Arc::new(FailOnce {
+    // The one batch holding the decision of fb-2 fails.
+    let failed = AtomicBool::new(false);
+    let store: Arc<dyn Store> = Arc::new(support::HookedStore {
         inner: EmbeddedStore::open(&dir.path().join("s.redb")).unwrap(),
-        fail_txn: "fb-2".into(),
-        failed: AtomicBool::new(false),
+        before_write: Box::new(move |ops| {
+            let has_it = ops.iter().any(|op| match op {
+                WriteOp::Decision(d) | WriteOp::DecisionWithRecords(d, _) => {
+                    d.transaction_id == "fb-2"
+                }
+                WriteOp::Snapshot(_) => false,
+            });
+            let fail = has_it && !failed.swap(true, Ordering::SeqCst);
+            Box::pin(async move {
+                if fail {
+                    return Err(StoreError::Backend("injected batch failure".into()));
+                }
+                Ok(())
+            })
+        }),
     });
     let first = scorer(&store).await;
     first.score(txn("fb-1", 1), Instant::now()).await.unwrap();

@@ -1,12 +1,14 @@
 //! The user actors against a real embedded store: seed rules, passivation and restore,
 //! supervision after a panic, redelivery, and live policy changes.
 
+mod support;
+
 use chrono::{DateTime, Duration as Span, TimeZone, Utc};
 use rust_decimal::Decimal;
 use sentinel_actors::{Scorer, ScorerConfig};
 use sentinel_engine::{Policy, PolicyDef, UserState};
 use sentinel_event::{Channel, DecisionError, Location, Outcome, Transaction};
-use sentinel_store::{EmbeddedStore, Store, Stored, Writer, WriterConfig};
+use sentinel_store::{EmbeddedStore, Store, Stored, WriteOp, Writer, WriterConfig};
 use std::str::FromStr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -29,8 +31,20 @@ async fn node(passivate_after: Duration) -> Node {
 }
 
 async fn node_with(config: ScorerConfig) -> Node {
+    node_with_hook(config, None).await
+}
+
+/// A node whose store runs `before_write` before every batch, when given.
+async fn node_with_hook(config: ScorerConfig, before_write: Option<support::BeforeWrite>) -> Node {
     let dir = tempfile::tempdir().unwrap();
-    let store: Arc<dyn Store> = Arc::new(EmbeddedStore::open(&dir.path().join("s.redb")).unwrap());
+    let inner = EmbeddedStore::open(&dir.path().join("s.redb")).unwrap();
+    let store: Arc<dyn Store> = match before_write {
+        Some(before_write) => Arc::new(support::HookedStore {
+            inner,
+            before_write,
+        }),
+        None => Arc::new(inner),
+    };
     let writer = Writer::start(Arc::clone(&store), WriterConfig::default());
     let policy = Arc::new(PolicyDef::seed().compile().unwrap());
     let scorer = Scorer::start(writer, policy, config).await.unwrap();
@@ -435,4 +449,64 @@ async fn looking_at_more_users_than_the_limit_answers_every_look() {
         tokio::time::sleep(Duration::from_millis(20)).await;
     };
     assert_eq!(view.seq, 1, "the evicted user restores its state");
+}
+
+/// A look at a user whose actor is passivating (writing its snapshot) waits for it and is
+/// answered by the user's next actor, restored from that snapshot — not refused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_look_at_a_passivating_user_is_answered_once_its_snapshot_is_stored() {
+    let held = Arc::new(tokio::sync::Notify::new());
+    let gate = Arc::new(tokio::sync::Semaphore::new(0));
+    // The store holds the batch with the first user's snapshot until the gate opens.
+    let hook: support::BeforeWrite = {
+        let (held, gate) = (Arc::clone(&held), Arc::clone(&gate));
+        Box::new(move |ops| {
+            let holds = ops
+                .iter()
+                .any(|op| matches!(op, WriteOp::Snapshot(s) if s.user_id == "first"));
+            let (held, gate) = (Arc::clone(&held), Arc::clone(&gate));
+            Box::pin(async move {
+                if holds {
+                    held.notify_one();
+                    drop(gate.acquire().await);
+                }
+                Ok(())
+            })
+        })
+    };
+    let config = ScorerConfig {
+        shards: 1,
+        max_live_users: 1,
+        passivate_after: Duration::from_secs(3600),
+        ..ScorerConfig::default()
+    };
+    let node = Arc::new(node_with_hook(config, Some(hook)).await);
+    score(&node, txn("first-0", "first", "30", t0(), "FR"))
+        .await
+        .unwrap();
+    // A second user takes the only live place: the first is passivated, its snapshot held.
+    let second = {
+        let node = Arc::clone(&node);
+        tokio::spawn(async move { score(&node, txn("second-0", "second", "30", t0(), "FR")).await })
+    };
+    tokio::time::timeout(Duration::from_secs(10), held.notified())
+        .await
+        .expect("the first user was never passivated");
+    let look = {
+        let scorer = node.scorer.clone();
+        tokio::spawn(async move { scorer.inspect("first").await })
+    };
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert!(
+        !look.is_finished(),
+        "the look was answered before the first user's snapshot was stored"
+    );
+    gate.add_permits(1);
+    let view = tokio::time::timeout(Duration::from_secs(10), look)
+        .await
+        .expect("the look was never answered")
+        .unwrap()
+        .expect("a look at a passivating user was refused");
+    assert_eq!(view.seq, 1, "the user's next actor restored its event");
+    second.await.unwrap().unwrap();
 }
