@@ -3,12 +3,16 @@
 //! The shard routes each event to its user's actor, spawning it on first use; passivates
 //! actors idle for longer than the configured time (they snapshot and stop; events arriving
 //! meanwhile wait in the shard, so a user never has two actors); passivates the least recently
-//! active ones early when it holds more live actors than its limit, so memory is bounded by the
-//! limit whatever the population (Akka's sharding calls this an active entity limit); and
-//! restarts a failed actor at once, from its last snapshot plus the decisions stored after it.
+//! active one for each actor started beyond its limit, so memory is bounded by the limit
+//! whatever the population (Akka's sharding calls this an active entity limit); and restarts a
+//! failed actor at once, from its last snapshot plus the decisions stored after it.
+//!
+//! Users are kept in recency order (an LRU list), so both kinds of passivation find their
+//! actors at the list's cold end instead of scanning every user.
 
 use crate::metrics as m;
 use crate::user_actor::{Deps, ScoreRequest, UserActor, UserArgs, UserMessage};
+use lru::LruCache;
 use ractor::{Actor, ActorId, ActorProcessingErr, ActorRef, RpcReplyPort, SupervisionEvent};
 use sentinel_engine::Policy;
 use std::collections::HashMap;
@@ -69,7 +73,9 @@ pub struct ShardState {
     policy: Arc<Policy>,
     passivate_after: Duration,
     max_live: usize,
-    users: HashMap<Arc<str>, Slot>,
+    /// Least recently used first. A live user moves to the recent end whenever it is used;
+    /// a stopping one as it starts stopping, so the cold end holds the live users idle longest.
+    users: LruCache<Arc<str>, Slot>,
     by_actor: HashMap<ActorId, Arc<str>>,
     /// How many of `users` are [`Slot::Live`].
     live: usize,
@@ -92,7 +98,7 @@ impl Actor for UserShard {
             policy: args.policy,
             passivate_after: args.passivate_after,
             max_live: args.max_live.max(1),
-            users: HashMap::new(),
+            users: LruCache::unbounded(),
             by_actor: HashMap::new(),
             live: 0,
         })
@@ -107,7 +113,7 @@ impl Actor for UserShard {
         match message {
             ShardMessage::Route(request) => state.route(&myself, request).await?,
             ShardMessage::SetPolicy(policy, reply) => {
-                for slot in state.users.values() {
+                for (_, slot) in state.users.iter() {
                     if let Slot::Live { actor, .. } = slot {
                         let _ = actor.cast(UserMessage::SetPolicy(Arc::clone(&policy)));
                     }
@@ -117,18 +123,15 @@ impl Actor for UserShard {
             }
             ShardMessage::PassivateIdle => state.passivate_idle(),
             ShardMessage::Passivate(picks, reply) => {
-                let mut waits = Vec::new();
-                let mut stopped = 0;
-                for (user, slot) in state.users.iter_mut() {
-                    if !picks(user) {
-                        continue;
-                    }
-                    if let Slot::Live { actor, .. } = slot {
-                        let actor = actor.clone();
-                        *slot = Slot::Stopping {
-                            buffered: Vec::new(),
-                        };
-                        stopped += 1;
+                let picked: Vec<Arc<str>> = state
+                    .users
+                    .iter()
+                    .filter(|(user, slot)| matches!(slot, Slot::Live { .. }) && picks(user))
+                    .map(|(user, _)| Arc::clone(user))
+                    .collect();
+                let mut waits = Vec::with_capacity(picked.len());
+                for user in &picked {
+                    if let Some(actor) = state.stop(user) {
                         waits.push(async move {
                             actor
                                 .call(|port| UserMessage::Passivate(Some(port)), None)
@@ -136,7 +139,6 @@ impl Actor for UserShard {
                         });
                     }
                 }
-                state.live -= stopped;
                 let count = waits.len();
                 futures::future::join_all(waits).await;
                 let _ = reply.send(count);
@@ -169,8 +171,8 @@ impl Actor for UserShard {
                     state.live,
                     state
                         .users
-                        .values()
-                        .filter(|s| matches!(s, Slot::Live { .. }))
+                        .iter()
+                        .filter(|(_, s)| matches!(s, Slot::Live { .. }))
                         .count(),
                     "live actor count drifted"
                 );
@@ -195,11 +197,11 @@ impl Actor for UserShard {
             return Ok(());
         };
         metrics::gauge!(m::ACTORS_LIVE).decrement(1.0);
-        let buffered = match state.users.remove(&user) {
+        let buffered = match state.users.pop(&user) {
             Some(Slot::Stopping { buffered }) => buffered,
             Some(Slot::Live { actor, .. }) if actor.get_id() != cell.get_id() => {
                 // A newer actor already serves this user; keep it.
-                state.users.insert(
+                state.users.push(
                     user,
                     Slot::Live {
                         actor,
@@ -268,7 +270,7 @@ impl ShardState {
         metrics::gauge!(m::ACTORS_LIVE).increment(1.0);
         self.live += 1;
         self.by_actor.insert(actor.get_id(), Arc::clone(user));
-        self.users.insert(
+        self.users.push(
             Arc::clone(user),
             Slot::Live {
                 actor: actor.clone(),
@@ -278,58 +280,55 @@ impl ShardState {
         Ok(actor)
     }
 
+    /// Passivates the live actors idle for `passivate_after`: those at the cold end.
     fn passivate_idle(&mut self) {
         let now = Instant::now();
-        let mut stopped = 0;
-        for slot in self.users.values_mut() {
-            if let Slot::Live { last_active, .. } = slot {
-                if now.duration_since(*last_active) >= self.passivate_after {
-                    passivate(slot);
-                    stopped += 1;
-                }
-            }
-        }
-        self.live -= stopped;
-    }
-
-    /// Over the limit, passivates the least recently active live actors down to 63/64 of it:
-    /// the scan over the shard's users is then paid once per `max_live / 64` new users, not
-    /// once per new user, and each round's snapshots are few enough not to stall the writer
-    /// (a round of 1/16 put ~1,500 snapshots in the writer's queue at once: p99 ×5 over HTTP).
-    fn passivate_least_recent(&mut self) {
-        if self.live <= self.max_live {
-            return;
-        }
-        let excess = self.live - (self.max_live - self.max_live / 64);
-        let mut live: Vec<(Instant, &Arc<str>)> = self
+        let idle: Vec<Arc<str>> = self
             .users
             .iter()
+            .rev()
             .filter_map(|(user, slot)| match slot {
-                Slot::Live { last_active, .. } => Some((*last_active, user)),
+                Slot::Live { last_active, .. } => Some((user, *last_active)),
                 Slot::Stopping { .. } => None,
             })
+            .take_while(|(_, last_active)| now.duration_since(*last_active) >= self.passivate_after)
+            .map(|(user, _)| Arc::clone(user))
             .collect();
-        if excess < live.len() {
-            live.select_nth_unstable_by_key(excess, |(at, _)| *at);
-            live.truncate(excess);
-        }
-        let oldest: Vec<Arc<str>> = live.into_iter().map(|(_, u)| Arc::clone(u)).collect();
-        for user in &oldest {
-            if let Some(slot) = self.users.get_mut(user) {
-                passivate(slot);
+        for user in &idle {
+            if let Some(actor) = self.stop(user) {
+                let _ = actor.cast(UserMessage::Passivate(None));
             }
         }
-        self.live -= oldest.len();
-        m::ACTOR.evicted.increment(oldest.len() as u64);
     }
-}
 
-/// Asks a live actor to snapshot and stop; events for its user wait in the slot meanwhile.
-fn passivate(slot: &mut Slot) {
-    if let Slot::Live { actor, .. } = slot {
-        let _ = actor.cast(UserMessage::Passivate(None));
+    /// Over the limit, passivates the least recently active live actors down to it.
+    fn passivate_least_recent(&mut self) {
+        while self.live > self.max_live {
+            let coldest = self.users.iter().rev().find_map(|(user, slot)| match slot {
+                Slot::Live { .. } => Some(Arc::clone(user)),
+                Slot::Stopping { .. } => None,
+            });
+            let Some(user) = coldest else { return };
+            if let Some(actor) = self.stop(&user) {
+                let _ = actor.cast(UserMessage::Passivate(None));
+                m::ACTOR.evicted.increment(1);
+            }
+        }
+    }
+
+    /// Marks a live user as stopping (events for it wait in its slot meanwhile) and moves it
+    /// to the recent end, out of the way of the next search for the coldest live user.
+    /// Returns its actor, to be asked to passivate.
+    fn stop(&mut self, user: &str) -> Option<ActorRef<UserMessage>> {
+        let slot = self.users.get_mut(user)?;
+        let Slot::Live { actor, .. } = slot else {
+            return None;
+        };
+        let actor = actor.clone();
         *slot = Slot::Stopping {
             buffered: Vec::new(),
         };
+        self.live -= 1;
+        Some(actor)
     }
 }
