@@ -205,6 +205,7 @@ async fn seed_scenarios_and_bad_input_through_kafka() {
             .iter()
             .find(|l| payload.starts_with(&l.payload) && !l.payload.is_empty())
             .unwrap_or_else(|| panic!("no dead letter for a message about `{field}`"));
+        assert_eq!(letter.key.as_deref(), Some("bad"), "the message's own key");
         assert_eq!(
             letter
                 .headers
@@ -395,6 +396,7 @@ async fn a_poisoned_event_is_dead_lettered_and_the_actor_restarted() {
     let dlq = broker.consumer(&["transactions_dlq"]);
     let letters = collect(&dlq, Duration::from_secs(60), |rs| !rs.is_empty()).await;
     assert_eq!(letters[0].headers["sentinel-error-kind"], "poisoned");
+    assert_eq!(letters[0].key.as_deref(), Some("poison-user"));
     assert_eq!(letters[0].json()["transaction_id"], "p-bad");
     let decisions = eventually(
         "the event after the poison",

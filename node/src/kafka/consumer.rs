@@ -259,7 +259,6 @@ pub async fn run_consumer(
             t::KAFKA.received.increment(1);
             let (partition, offset) = (message.partition(), message.offset());
             let produced_ms = message.timestamp().to_millis();
-            let key = message.key().map(<[u8]>::to_vec);
             let payload = message.payload().unwrap_or_default();
             let origin = MessageOrigin {
                 topic,
@@ -271,6 +270,12 @@ pub async fn run_consumer(
             let parsed = parse_transaction(payload, mode, limits, chrono::Utc::now())
                 .and_then(|(event, _)| decider.currencies.convert(event, Source::Kafka));
             let raw = parsed.is_err().then(|| payload.to_vec());
+            // Only a dead letter needs the message key; for a parsed event it is nearly always
+            // the user id, which the event holds, so it is copied only when it is not.
+            let key = match (&parsed, message.key()) {
+                (Ok(event), Some(key)) if key == event.user_id.as_bytes() => None,
+                (_, key) => Some(key.map(<[u8]>::to_vec)),
+            };
             let mut stop = stop.clone();
             async move {
                 let (outcome, event) = match parsed {
@@ -303,9 +308,9 @@ pub async fn run_consumer(
                         decider.stats.record_rejected();
                         // The raw bytes of an unparseable message; the event itself when
                         // scoring it crashed its actor.
-                        let bytes = match (raw, event) {
+                        let bytes = match (raw, &event) {
                             (Some(raw), _) => raw,
-                            (None, Some(event)) => serde_json::to_vec(&*event).unwrap_or_default(),
+                            (None, Some(event)) => serde_json::to_vec(&**event).unwrap_or_default(),
                             (None, None) => Vec::new(),
                         };
                         let origin = Origin {
@@ -313,8 +318,12 @@ pub async fn run_consumer(
                             partition,
                             offset,
                         };
+                        let key = match &key {
+                            Some(copied) => copied.as_deref(),
+                            None => event.as_deref().map(|e| e.user_id.as_bytes()),
+                        };
                         let recorded = dead_letter
-                            .send(key.as_deref(), &bytes, &error, origin, &mut stop)
+                            .send(key, &bytes, &error, origin, &mut stop)
                             .await;
                         if !recorded {
                             // Stopping before the broker took it: redelivered after restart.
