@@ -226,9 +226,11 @@ pub(super) const PRODUCER_SETTINGS: [(&str, &str); 4] = [
     // Five milliseconds of batching: a fraction of the broker round trip at low rates, and
     // batches of hundreds at high ones (tansu's memory engine slows down under tiny batches).
     ("linger.ms", "5"),
-    // Decisions of one batch share most of their bytes; lz4 is the cheapest codec to compress
-    // and decompress, and built into librdkafka (zstd would need the rdkafka `zstd` feature).
-    ("compression.codec", "lz4"),
+    // Decisions of one batch share most of their bytes. snappy, not lz4: librdkafka sets up
+    // a fresh lz4 frame context for every batch, and at low rates batches hold a message or
+    // two, so lz4 cost the node 6% more CPU per event at 1,000/s than snappy, for the same
+    // broker CPU at 10,000/s (BENCHMARKS.md, "Compression codec"). Both are built in.
+    ("compression.codec", "snappy"),
     // A batch closes at linger.ms or at this many messages, whichever comes first.
     ("batch.num.messages", "10000"),
 ];
