@@ -15,6 +15,7 @@ use crate::config::NodeConfig;
 use crate::demo::DemoOptions;
 use crate::node::{self, Source};
 use clap::{Args, Parser, Subcommand};
+use sentinel_store::EmbeddedEngine;
 use std::path::PathBuf;
 
 /// SentinelStream: real-time card-fraud scoring.
@@ -106,6 +107,18 @@ enum Command {
         /// Directory of the (stopped) node's embedded store.
         #[arg(long, env = "SENTINEL_DATA_DIR", default_value = "./data")]
         data_dir: PathBuf,
+    },
+    /// Move a stopped node's embedded store to the other engine (redb <-> lsm): every table
+    /// copied as stored, checked (decision count, log head, the whole log verified), and the
+    /// old store renamed with a `.migrated` suffix, kept until you delete it. Then start the
+    /// node with `store.engine` (or SENTINEL_STORE_ENGINE) set to the new engine.
+    MigrateStore {
+        /// Directory of the (stopped) node's embedded store.
+        #[arg(long, env = "SENTINEL_DATA_DIR", default_value = "./data")]
+        data_dir: PathBuf,
+        /// The engine to move to.
+        #[arg(long, value_enum)]
+        to: crate::config::StoreEngine,
     },
 }
 
@@ -209,9 +222,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             alerts::run(node.into_config()?, alerts_group).await
         }
         Command::Import { node, import } => import::run(node.into_config()?, import).await,
-        Command::Labels { command } => {
-            labels::run(crate::config::NodeConfig::default(), command).await
-        }
+        Command::Labels { command } => labels::run(command).await,
         Command::Token(args) => token::mint(args),
         Command::Backtest(args) => backtest::run(args).await,
         Command::Train(args) => train::run_train(args).await,
@@ -222,6 +233,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             expect_head,
         } => verify_log(&data_dir, expect_head).await,
         Command::Compact { data_dir } => compact(&data_dir),
+        Command::MigrateStore { data_dir, to } => migrate_store(&data_dir, to.into()).await,
         Command::Config {
             command: ConfigCommand::Check { node },
         } => config_check::check(node.into_config()?),
@@ -229,11 +241,50 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
 }
 
 fn compact(data_dir: &std::path::Path) -> anyhow::Result<()> {
-    let path = data_dir.join("sentinel.redb");
-    anyhow::ensure!(path.exists(), "no store at {}", path.display());
-    let (before, after) = sentinel_store::EmbeddedStore::compact(&path)
+    let found = EmbeddedEngine::found_in(data_dir);
+    let [engine] = found.as_slice() else {
+        anyhow::bail!(
+            "{} must hold exactly one store (sentinel.redb or sentinel.lsm)",
+            data_dir.display()
+        );
+    };
+    let path = engine.path(data_dir);
+    let compacted = match engine {
+        EmbeddedEngine::Redb => sentinel_store::EmbeddedStore::compact(&path),
+        EmbeddedEngine::Lsm => sentinel_store::LsmStore::compact(&path),
+    };
+    let (before, after) = compacted
         .map_err(|e| anyhow::anyhow!("compacting {} (stop the node first): {e}", path.display()))?;
     eprintln!("compacted {}: {before} -> {after} bytes", path.display());
+    Ok(())
+}
+
+async fn migrate_store(data_dir: &std::path::Path, to: EmbeddedEngine) -> anyhow::Result<()> {
+    let progress = indicatif::ProgressBar::new_spinner().with_style(
+        indicatif::ProgressStyle::with_template("{spinner} {pos} rows copied ({per_sec})")
+            .expect("valid template"),
+    );
+    let done = sentinel_store::migrate(data_dir, to, |rows| progress.set_position(rows))
+        .await
+        .map_err(|e| {
+            anyhow::anyhow!(
+                "migrating {} (stop the node first): {e}",
+                data_dir.display()
+            )
+        })?;
+    progress.finish_and_clear();
+    eprintln!(
+        "moved {} decisions ({} rows) to {}; the decision log verifies through head {} at \
+         position {}; the old store is at {} (delete it once the node runs on `store.engine = \
+         \"{}\"`)",
+        done.decisions,
+        done.rows,
+        to.path(data_dir).display(),
+        sentinel_store::chain::hex(&done.head.hash),
+        done.head.next_seq - 1,
+        done.set_aside.display(),
+        to.as_str()
+    );
     Ok(())
 }
 
@@ -245,10 +296,8 @@ async fn verify_log(
     data_dir: &std::path::Path,
     expect_head: Option<[u8; 32]>,
 ) -> anyhow::Result<()> {
-    let path = data_dir.join("sentinel.redb");
-    anyhow::ensure!(path.exists(), "no store at {}", path.display());
-    let store = sentinel_store::EmbeddedStore::open(&path)
-        .map_err(|e| anyhow::anyhow!("opening {} (stop the node first): {e}", path.display()))?;
+    let store = sentinel_store::open_existing_embedded(data_dir)
+        .map_err(|e| anyhow::anyhow!("opening the store (stop the node first): {e}"))?;
     let options = sentinel_store::chain::VerifyOptions {
         expect_head,
         now: chrono::Utc::now(),

@@ -323,8 +323,12 @@ impl Default for ClusterConfig {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct StoreConfig {
-    /// `embedded` (a redb file under `data_dir`; one node) or `scylla` (shared by a cluster).
+    /// `embedded` (files under `data_dir`; one node) or `scylla` (shared by a cluster).
     pub backend: StoreBackend,
+    /// The embedded store's engine: `redb` (one file, `sentinel.redb`) or `lsm` (a fjall
+    /// directory, `sentinel.lsm`: about half the CPU per decision). `sentinel migrate-store`
+    /// moves a data directory from one to the other.
+    pub engine: StoreEngine,
     /// Days decisions are kept (0: forever). The embedded store prunes hourly; ScyllaDB
     /// writes rows with this TTL. At least 31, so that no decision inside the user actors'
     /// 30-day windows is ever deleted.
@@ -342,6 +346,7 @@ impl Default for StoreConfig {
     fn default() -> Self {
         StoreConfig {
             backend: StoreBackend::default(),
+            engine: StoreEngine::default(),
             retention_days: 0,
             cache_mib: sentinel_store::DEFAULT_CACHE_BYTES / (1024 * 1024),
             commit_gather_yields: sentinel_store::WriterConfig::default().gather_yields,
@@ -382,6 +387,26 @@ pub enum StoreBackend {
     Embedded,
     /// ScyllaDB: what the nodes of a cluster share.
     Scylla,
+}
+
+/// The embedded store's engine (see [`sentinel_store::EmbeddedEngine`]).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "snake_case")]
+pub enum StoreEngine {
+    /// One redb file, `sentinel.redb`.
+    #[default]
+    Redb,
+    /// A fjall (log-structured) directory, `sentinel.lsm`.
+    Lsm,
+}
+
+impl From<StoreEngine> for sentinel_store::EmbeddedEngine {
+    fn from(engine: StoreEngine) -> Self {
+        match engine {
+            StoreEngine::Redb => sentinel_store::EmbeddedEngine::Redb,
+            StoreEngine::Lsm => sentinel_store::EmbeddedEngine::Lsm,
+        }
+    }
 }
 
 /// Validation limits.
@@ -530,6 +555,9 @@ overrides! {
     /// Store backend: `embedded` (default) or `scylla`.
     #[arg(long, env = "SENTINEL_STORE", value_enum)]
     store: StoreBackend => |c, v| c.store.backend = v;
+    /// Engine of the embedded store: `redb` (default) or `lsm`.
+    #[arg(long, env = "SENTINEL_STORE_ENGINE", value_enum)]
+    store_engine: StoreEngine => |c, v| c.store.engine = v;
     /// ScyllaDB keyspace.
     #[arg(long, env = "SENTINEL_SCYLLA_KEYSPACE")]
     scylla_keyspace: String => |c, v| c.store.scylla.keyspace = v;

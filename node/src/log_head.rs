@@ -4,7 +4,8 @@
 //! passes through it.
 
 use sentinel_store::chain;
-use sentinel_store::EmbeddedStore;
+use sentinel_store::DecisionLog;
+use std::sync::Arc;
 use std::time::Duration;
 
 /// Gauge: the position of the decision log's last entry.
@@ -15,7 +16,7 @@ const EVERY: Duration = Duration::from_secs(300);
 
 /// Logs the head now and every [`EVERY`] until the process ends; a change since the last line
 /// is logged, an unchanged head is not repeated.
-pub async fn run(store: EmbeddedStore) {
+pub async fn run(store: Arc<dyn DecisionLog>) {
     let mut tick = tokio::time::interval(EVERY);
     let mut last = None;
     loop {

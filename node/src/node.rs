@@ -21,7 +21,7 @@ use sentinel_api::{ApiContext, MetricsRender};
 use sentinel_catalog::Catalog;
 use sentinel_engine::{Policy, PolicyDef};
 use sentinel_event::Limits;
-use sentinel_store::{EmbeddedStore, Store, Writer, WriterConfig, WriterHooks};
+use sentinel_store::{EmbeddedEngine, Store, Writer, WriterConfig, WriterHooks};
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -524,14 +524,39 @@ pub(crate) async fn open_store(config: &NodeConfig) -> anyhow::Result<Arc<dyn St
     config.store.validate()?;
     Ok(match config.store.backend {
         StoreBackend::Embedded => {
-            let path = config.data_dir.join("sentinel.redb");
-            let store = EmbeddedStore::open_with_cache(&path, config.store.cache_mib * 1024 * 1024)
-                .with_context(|| format!("opening the store at {}", path.display()))?;
-            if config.store.retention_days > 0 {
-                tokio::spawn(retention::run(store.clone(), config.store.retention_days));
+            let engine = EmbeddedEngine::from(config.store.engine);
+            let path = engine.path(&config.data_dir);
+            if !path.exists() {
+                // Starting an empty store beside the one holding the history would look like a
+                // fresh install to everyone downstream: refuse, and say what to do.
+                if let Some(other) = EmbeddedEngine::found_in(&config.data_dir).first() {
+                    anyhow::bail!(
+                        "store.engine is {} but {} holds a {} store ({}): run `sentinel \
+                         migrate-store --data-dir {} --to {}` first, or set store.engine = \"{}\"",
+                        engine.as_str(),
+                        config.data_dir.display(),
+                        other.as_str(),
+                        other.path(&config.data_dir).display(),
+                        config.data_dir.display(),
+                        engine.as_str(),
+                        other.as_str()
+                    );
+                }
             }
-            tokio::spawn(log_head::run(store.clone()));
-            Arc::new(store)
+            let store = sentinel_store::open_embedded(
+                &config.data_dir,
+                engine,
+                config.store.cache_mib * 1024 * 1024,
+            )
+            .with_context(|| format!("opening the store at {}", path.display()))?;
+            if config.store.retention_days > 0 {
+                tokio::spawn(retention::run(
+                    Arc::clone(&store),
+                    config.store.retention_days,
+                ));
+            }
+            tokio::spawn(log_head::run(Arc::clone(&store)));
+            store
         }
         StoreBackend::Scylla => {
             let mut scylla = config.store.scylla.clone();

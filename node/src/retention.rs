@@ -3,7 +3,8 @@
 
 use chrono::{DateTime, Utc};
 use sentinel_store::metrics::DECISIONS_PRUNED;
-use sentinel_store::EmbeddedStore;
+use sentinel_store::DecisionLog;
+use std::sync::Arc;
 use std::time::Duration;
 
 /// How often retention runs.
@@ -12,18 +13,18 @@ const EVERY: Duration = Duration::from_secs(3600);
 const PER_TRANSACTION: usize = 2_000;
 
 /// Prunes on the hour until the process ends.
-pub async fn run(store: EmbeddedStore, days: u32) {
+pub async fn run(store: Arc<dyn DecisionLog>, days: u32) {
     let mut tick = tokio::time::interval(EVERY);
     loop {
         tick.tick().await;
-        prune(&store, days, Utc::now(), PER_TRANSACTION).await;
+        prune(store.as_ref(), days, Utc::now(), PER_TRANSACTION).await;
     }
 }
 
 /// One pass: deletes the decisions decided more than `days` before `now`, `per_transaction`
 /// at a time, and returns how many went.
 async fn prune(
-    store: &EmbeddedStore,
+    store: &dyn DecisionLog,
     days: u32,
     now: DateTime<Utc>,
     per_transaction: usize,
@@ -59,17 +60,18 @@ mod tests {
     use super::*;
     use sentinel_store::chain::VerifyOptions;
     use sentinel_store::conformance::decision;
-    use sentinel_store::{Store, WriteOp};
-    use std::sync::Arc;
+    use sentinel_store::{EmbeddedEngine, WriteOp};
 
-    /// A store holding, in log order, decisions `t1`… decided the given hours before `now`.
+    /// A store on `engine` holding, in log order, decisions `t1`… decided the given hours
+    /// before `now`.
     fn store_with(
+        engine: EmbeddedEngine,
         dir: &tempfile::TempDir,
         rt: &tokio::runtime::Runtime,
         hours_ago: &[i64],
         now: DateTime<Utc>,
-    ) -> EmbeddedStore {
-        let store = EmbeddedStore::open(&dir.path().join("s.redb")).unwrap();
+    ) -> Arc<dyn DecisionLog> {
+        let store = sentinel_store::open_embedded(dir.path(), engine, 1 << 20).unwrap();
         let ops = hours_ago
             .iter()
             .enumerate()
@@ -92,14 +94,22 @@ mod tests {
 
     #[test]
     fn a_pass_deletes_what_is_older_than_the_period_keeps_the_rest_and_counts() {
+        for engine in EmbeddedEngine::ALL {
+            a_pass_deletes_what_is_older_on(engine);
+        }
+    }
+
+    fn a_pass_deletes_what_is_older_on(engine: EmbeddedEngine) {
         let (dir, rt, now) = (tempfile::tempdir().unwrap(), runtime(), Utc::now());
         // 40 days and 31 days and an hour ago go; 31 days less an hour and 1 day ago stay.
-        let store = store_with(&dir, &rt, &[40 * 24, 31 * 24 + 1, 31 * 24 - 1, 24], now);
+        let hours = [40 * 24, 31 * 24 + 1, 31 * 24 - 1, 24];
+        let store = store_with(engine, &dir, &rt, &hours, now);
         let recorder = metrics_exporter_prometheus::PrometheusBuilder::new().build_recorder();
         let metrics = recorder.handle();
         // One decision per transaction: the pass loops until nothing old is left.
-        let pruned =
-            metrics::with_local_recorder(&recorder, || rt.block_on(prune(&store, 31, now, 1)));
+        let pruned = metrics::with_local_recorder(&recorder, || {
+            rt.block_on(prune(store.as_ref(), 31, now, 1))
+        });
         assert_eq!(pruned, 2);
         assert!(
             metrics.render().contains(&format!("{DECISIONS_PRUNED} 2")),
@@ -122,15 +132,18 @@ mod tests {
             assert!(report.problem.is_none(), "{:?}", report.problem);
             assert_eq!(report.retention.len(), 2);
             // A second pass finds nothing more to delete.
-            assert_eq!(prune(&store, 31, now, 1).await, 0);
+            assert_eq!(prune(store.as_ref(), 31, now, 1).await, 0);
         });
     }
 
     #[test]
     fn a_period_shorter_than_the_windows_deletes_nothing() {
         let (dir, rt, now) = (tempfile::tempdir().unwrap(), runtime(), Utc::now());
-        let store = store_with(&dir, &rt, &[40 * 24, 24], now);
-        assert_eq!(rt.block_on(prune(&store, 7, now, PER_TRANSACTION)), 0);
+        let store = store_with(EmbeddedEngine::Lsm, &dir, &rt, &[40 * 24, 24], now);
+        assert_eq!(
+            rt.block_on(prune(store.as_ref(), 7, now, PER_TRANSACTION)),
+            0
+        );
         assert_eq!(rt.block_on(store.decision_count()).unwrap(), 2);
     }
 }

@@ -206,5 +206,6 @@ fn bad_backtest_arguments_are_refused_naming_the_argument() {
         "2026-11-20T00:00:00Z",
     ]);
     assert_eq!(out.status.code(), Some(1));
-    assert!(String::from_utf8_lossy(&out.stderr).contains("no store at"));
+    assert!(String::from_utf8_lossy(&out.stderr)
+        .contains(&format!("no store in {}", missing.display())));
 }

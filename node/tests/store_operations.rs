@@ -1,9 +1,21 @@
 //! Choosing the store backend, and the maintenance commands on a stopped node's store.
 
-use std::process::Command;
+use std::path::Path;
+use std::process::{Command, Output};
 use std::time::Duration;
 
 use sentinel_testkit as support;
+
+/// Runs `sentinel ARGS --data-dir DIR` to the end.
+fn sentinel_in(dir: &Path, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_sentinel"))
+        .args(args)
+        .arg("--data-dir")
+        .arg(dir)
+        .env("SENTINEL_AUTH_JWT_SECRET", support::TEST_JWT_SECRET)
+        .output()
+        .unwrap()
+}
 
 /// A node told to use a ScyllaDB that is not there stops at start-up with an error naming
 /// the store and the address, instead of running without one.
@@ -57,22 +69,14 @@ async fn compacting_a_stopped_nodes_store_keeps_its_decisions() {
     }
     assert_eq!(node.terminate(), Some(0));
 
-    let sentinel = |args: &[&str]| {
-        Command::new(env!("CARGO_BIN_EXE_sentinel"))
-            .args(args)
-            .arg("--data-dir")
-            .arg(dir.path())
-            .output()
-            .unwrap()
-    };
-    let out = sentinel(&["compact"]);
+    let out = sentinel_in(dir.path(), &["compact"]);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "{stderr}");
     assert!(
         stderr.contains("compacted") && stderr.contains("bytes"),
         "{stderr}"
     );
-    let out = sentinel(&["verify-log"]);
+    let out = sentinel_in(dir.path(), &["verify-log"]);
     let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert!(out.status.success(), "{report}");
     assert_eq!(report["verified"], 20);
@@ -95,18 +99,72 @@ async fn compacting_a_stopped_nodes_store_keeps_its_decisions() {
     );
     let mut node = node;
     assert_eq!(node.terminate(), Some(0));
-    let out = sentinel(&["verify-log", "--expect-head", &kept]);
+    let out = sentinel_in(dir.path(), &["verify-log", "--expect-head", &kept]);
     assert!(
         out.status.success(),
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
     let forged = "ab".repeat(32);
-    let out = sentinel(&["verify-log", "--expect-head", &forged]);
+    let out = sentinel_in(dir.path(), &["verify-log", "--expect-head", &forged]);
     assert_eq!(out.status.code(), Some(1));
     let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(
         report["problem"]["kind"], "expected_head_missing",
         "{report}"
+    );
+}
+
+/// An operator moves a node from the redb file to the log-structured engine: a node told to
+/// use `lsm` beside a redb store refuses to start empty and says how to migrate;
+/// `sentinel migrate-store` moves every decision with its log; the node on `lsm` serves the
+/// history, decides on top of it, and the maintenance commands find the new store.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_moves_to_the_lsm_engine_with_its_history() {
+    let dir = tempfile::tempdir().unwrap();
+    let client = support::admin_client();
+    let post = |node: &support::NodeProcess, i: i64| {
+        client
+            .post(node.url("/v1/transactions"))
+            .json(&support::event(&format!("m-{i}"), "m-user", "10", i, "FR"))
+            .send()
+    };
+    let mut node = support::NodeProcess::start(dir.path(), &[]).await;
+    for i in 0..20 {
+        assert_eq!(post(&node, i).await.unwrap().status(), 200);
+    }
+    assert_eq!(node.terminate(), Some(0));
+
+    let http = format!("127.0.0.1:{}", support::free_port());
+    let out = sentinel_in(
+        dir.path(),
+        &["run", "--http-listen", &http, "--store-engine", "lsm"],
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "started on an empty store: {stderr}");
+    assert!(stderr.contains("migrate-store"), "{stderr}");
+    assert!(!dir.path().join("sentinel.lsm").exists());
+
+    let out = sentinel_in(dir.path(), &["migrate-store", "--to", "lsm"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(stderr.contains("moved 20 decisions"), "{stderr}");
+    assert!(dir.path().join("sentinel.redb.migrated").exists());
+
+    let mut node = support::NodeProcess::start(dir.path(), &["--store-engine", "lsm"]).await;
+    assert_eq!(node.user_decisions(&client, "m-user").await.len(), 20);
+    assert_eq!(post(&node, 20).await.unwrap().status(), 200);
+    assert_eq!(node.user_decisions(&client, "m-user").await.len(), 21);
+    assert_eq!(node.terminate(), Some(0));
+
+    let out = sentinel_in(dir.path(), &["verify-log"]);
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(out.status.success(), "{report}");
+    assert_eq!(report["verified"], 21);
+    let out = sentinel_in(dir.path(), &["compact"]);
+    assert!(
+        out.status.success() && String::from_utf8_lossy(&out.stderr).contains("sentinel.lsm"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
     );
 }

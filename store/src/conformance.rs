@@ -2,9 +2,10 @@
 //! the test suite; other backends call the same functions with a fresh, empty store of theirs.
 //! Enabled by the `conformance` feature (tests and backend crates only).
 
+use crate::chain::{LogReport, VerifyOptions, MIN_RETENTION};
 use crate::{
-    day_of, DayCursor, RecordGuard, RecordKind, RecordWrite, Store, WriteOp, WriteResult, Writer,
-    WriterConfig, WriterHooks,
+    day_of, DayCursor, DecisionLog, RecordGuard, RecordKind, RecordWrite, Store, WriteOp,
+    WriteResult, Writer, WriterConfig, WriterHooks,
 };
 use chrono::{TimeZone, Utc};
 use rust_decimal::Decimal;
@@ -512,6 +513,70 @@ pub async fn restore_point_finds_every_user_with_history(store: Arc<dyn Store>) 
     }
     let points = store.restore_points(&["nobody".into()], 10).await.unwrap();
     assert!(points[0].snapshot.is_none() && points[0].decisions.is_empty());
+}
+
+/// Decided at 10:`minute`:`second` on 2026-11-22 (the day of [`decision`]).
+fn at(minute: u32, second: u32) -> chrono::DateTime<Utc> {
+    Utc.with_ymd_and_hms(2026, 11, 22, 10, minute, second)
+        .unwrap()
+}
+
+/// Verifies `store`'s whole decision log as of 2030.
+pub async fn verify_log(store: &dyn DecisionLog) -> LogReport {
+    let now = Utc.with_ymd_and_hms(2030, 1, 1, 0, 0, 0).unwrap();
+    let options = VerifyOptions {
+        expect_head: None,
+        now,
+    };
+    store.verify_log(options).await.unwrap()
+}
+
+/// Conformance check for the embedded engines' retention: decisions `t1` … `t5` of user `u`
+/// (10:01 … 10:05, log positions 1 … 5) pruned before 10:03:30 in passes of at most 1 and
+/// 100 leave `t4` and `t5` in every index, the count at 2, and a log that verifies from
+/// position 4 with both passes declared; new decisions extend the same chain.
+pub async fn retention_deletes_from_every_table_and_the_rest_verifies(store: &dyn DecisionLog) {
+    let ops = (1..=5)
+        .map(|i| WriteOp::Decision(Arc::new(decision(&format!("t{i}"), "u", i, i as u32))))
+        .collect();
+    store.write_batch(ops).await.unwrap();
+    let cutoff = at(3, 30);
+    let prune = |max| store.prune_decided_before(cutoff, cutoff + MIN_RETENTION, max);
+    assert_eq!(prune(1).await.unwrap(), 1);
+    assert_eq!(prune(100).await.unwrap(), 2);
+    assert_eq!(prune(100).await.unwrap(), 0);
+    for gone in ["t1", "t2", "t3"] {
+        assert!(store.decision(gone).await.unwrap().is_none(), "{gone}");
+    }
+    let kept: Vec<_> = store
+        .decisions_for_user("u", 0, 10)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|d| d.transaction_id)
+        .collect();
+    assert_eq!(kept, ["t4", "t5"]);
+    let day = day_of(at(0, 0));
+    assert_eq!(
+        store.decisions_by_day(day, None, 10).await.unwrap().len(),
+        2
+    );
+    assert_eq!(store.decision_count().await.unwrap(), 2);
+    let report = verify_log(store).await;
+    // Two kept decisions and the two passes' declarations.
+    assert_eq!(
+        (report.first_seq, report.verified, report.problem),
+        (4, 4, None)
+    );
+    assert_eq!(report.retention.len(), 2);
+    assert_eq!(report.retention[1].first_kept, 4);
+    let more = vec![WriteOp::Decision(Arc::new(decision("t6", "u", 6, 6)))];
+    store.write_batch(more).await.unwrap();
+    let report = verify_log(store).await;
+    assert_eq!(
+        (report.first_seq, report.verified, report.problem),
+        (4, 5, None)
+    );
 }
 
 /// Runs every conformance check, each on a fresh store from `fresh`.

@@ -1,10 +1,12 @@
 //! The embedded backend: one redb file, ACID, fsync on every committed batch.
 
-use crate::chain::{self, Head, LogReport, RetentionDeclaration, VerifyOptions};
+use crate::chain::{self, Head, LogReport, VerifyOptions};
+use crate::expiry::{check_cutoff, declare, decode, expired_front, Expired};
 use crate::history::{user_key, History};
+use crate::migrate::Row;
 use crate::{
-    DayCursor, RecordGuard, RecordKind, RecordWrite, RestorePoint, Store, StoreError, UserSnapshot,
-    WriteOp, WriteResult,
+    DayCursor, DecisionLog, RecordGuard, RecordKind, RecordWrite, RestorePoint, Store, StoreError,
+    UserSnapshot, WriteOp, WriteResult,
 };
 use async_trait::async_trait;
 use redb::{
@@ -77,8 +79,153 @@ impl EmbeddedStore {
         })
     }
 
-    /// The decision log's head as last committed (export it; see [`chain`]).
-    pub async fn log_head(&self) -> Result<Head, StoreError> {
+    /// Rewrites the file without the free space deletions left; the node must be stopped.
+    /// Returns the file size before and after.
+    pub fn compact(path: &Path) -> Result<(u64, u64), StoreError> {
+        let size = || {
+            std::fs::metadata(path)
+                .map(|m| m.len())
+                .map_err(StoreError::backend)
+        };
+        let before = size()?;
+        let mut db = Database::open(path).map_err(StoreError::backend)?;
+        db.compact().map_err(StoreError::backend)?;
+        drop(db);
+        Ok((before, size()?))
+    }
+
+    /// Visits every row of every table (for [`crate::migrate`]), in one read transaction.
+    pub(crate) fn export_rows(
+        &self,
+        visit: &mut dyn FnMut(Row) -> Result<(), StoreError>,
+    ) -> Result<(), StoreError> {
+        let txn = self.db.begin_read().map_err(StoreError::backend)?;
+        for entry in txn
+            .open_table(DECISIONS)
+            .map_err(StoreError::backend)?
+            .iter()
+            .map_err(StoreError::backend)?
+        {
+            let (k, v) = entry.map_err(StoreError::backend)?;
+            visit(Row::Decision(k.value().to_owned(), v.value().to_vec()))?;
+        }
+        for entry in txn
+            .open_table(BY_USER)
+            .map_err(StoreError::backend)?
+            .iter()
+            .map_err(StoreError::backend)?
+        {
+            let (k, v) = entry.map_err(StoreError::backend)?;
+            let (user, seq) = k.value();
+            visit(Row::ByUser(user.to_owned(), seq, v.value().to_owned()))?;
+        }
+        for entry in txn
+            .open_table(BY_DAY)
+            .map_err(StoreError::backend)?
+            .iter()
+            .map_err(StoreError::backend)?
+        {
+            let (k, _) = entry.map_err(StoreError::backend)?;
+            let (day, micros, txn_id) = k.value();
+            visit(Row::ByDay(day, micros, txn_id.to_owned()))?;
+        }
+        for entry in txn
+            .open_table(LOG)
+            .map_err(StoreError::backend)?
+            .iter()
+            .map_err(StoreError::backend)?
+        {
+            let (k, v) = entry.map_err(StoreError::backend)?;
+            visit(Row::Log(k.value(), v.value().to_vec()))?;
+        }
+        for entry in txn
+            .open_table(META)
+            .map_err(StoreError::backend)?
+            .iter()
+            .map_err(StoreError::backend)?
+        {
+            let (k, v) = entry.map_err(StoreError::backend)?;
+            visit(Row::Meta(k.value().to_owned(), v.value().to_vec()))?;
+        }
+        for entry in txn
+            .open_table(RECORDS)
+            .map_err(StoreError::backend)?
+            .iter()
+            .map_err(StoreError::backend)?
+        {
+            let (k, v) = entry.map_err(StoreError::backend)?;
+            let (kind, key) = k.value();
+            visit(Row::Record(
+                kind.to_owned(),
+                key.to_owned(),
+                v.value().to_vec(),
+            ))?;
+        }
+        for entry in txn
+            .open_table(SNAPSHOTS)
+            .map_err(StoreError::backend)?
+            .iter()
+            .map_err(StoreError::backend)?
+        {
+            let (k, v) = entry.map_err(StoreError::backend)?;
+            visit(Row::Snapshot(k.value().to_owned(), v.value().to_vec()))?;
+        }
+        Ok(())
+    }
+
+    /// Writes rows exported from another engine, in one durable transaction (for
+    /// [`crate::migrate`]). The users' history filter learns them at the next open.
+    pub(crate) fn import_rows(&self, rows: Vec<Row>) -> Result<(), StoreError> {
+        let txn = self.db.begin_write().map_err(StoreError::backend)?;
+        {
+            let mut decisions = txn.open_table(DECISIONS).map_err(StoreError::backend)?;
+            let mut by_user = txn.open_table(BY_USER).map_err(StoreError::backend)?;
+            let mut by_day = txn.open_table(BY_DAY).map_err(StoreError::backend)?;
+            let mut log = txn.open_table(LOG).map_err(StoreError::backend)?;
+            let mut meta = txn.open_table(META).map_err(StoreError::backend)?;
+            let mut records = txn.open_table(RECORDS).map_err(StoreError::backend)?;
+            let mut snapshots = txn.open_table(SNAPSHOTS).map_err(StoreError::backend)?;
+            for row in &rows {
+                match row {
+                    Row::Decision(txn_id, v) => {
+                        decisions.insert(txn_id.as_str(), v.as_slice()).map(drop)
+                    }
+                    Row::ByUser(user, seq, txn_id) => by_user
+                        .insert((user.as_str(), *seq), txn_id.as_str())
+                        .map(drop),
+                    Row::ByDay(day, micros, txn_id) => by_day
+                        .insert((*day, *micros, txn_id.as_str()), ())
+                        .map(drop),
+                    Row::Log(seq, v) => log.insert(*seq, v.as_slice()).map(drop),
+                    Row::Meta(name, v) => meta.insert(name.as_str(), v.as_slice()).map(drop),
+                    Row::Record(kind, key, v) => records
+                        .insert((kind.as_str(), key.as_str()), v.as_slice())
+                        .map(drop),
+                    Row::Snapshot(user, v) => {
+                        snapshots.insert(user.as_str(), v.as_slice()).map(drop)
+                    }
+                }
+                .map_err(StoreError::backend)?;
+            }
+        }
+        txn.commit().map_err(StoreError::backend)
+    }
+
+    /// Runs blocking redb work off the async threads.
+    async fn blocking<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&Database) -> Result<T, StoreError> + Send + 'static,
+    ) -> Result<T, StoreError> {
+        let db = Arc::clone(&self.db);
+        tokio::task::spawn_blocking(move || f(&db))
+            .await
+            .map_err(StoreError::backend)?
+    }
+}
+
+#[async_trait]
+impl DecisionLog for EmbeddedStore {
+    async fn log_head(&self) -> Result<Head, StoreError> {
         self.blocking(|db| {
             let txn = db.begin_read().map_err(StoreError::backend)?;
             let meta = txn.open_table(META).map_err(StoreError::backend)?;
@@ -87,10 +234,7 @@ impl EmbeddedStore {
         .await
     }
 
-    /// Walks the tamper-evident decision log and reports the first record that was edited,
-    /// reordered or removed, a head that is not the chain's end, a deletion at the start that
-    /// no retention declaration covers, or a chain that misses the operator's kept head.
-    pub async fn verify_log(&self, options: VerifyOptions) -> Result<LogReport, StoreError> {
+    async fn verify_log(&self, options: VerifyOptions) -> Result<LogReport, StoreError> {
         self.blocking(move |db| {
             let txn = db.begin_read().map_err(StoreError::backend)?;
             let log = txn.open_table(LOG).map_err(StoreError::backend)?;
@@ -123,51 +267,14 @@ impl EmbeddedStore {
         .await
     }
 
-    /// Retention: deletes up to `max` of the oldest decisions decided before `cutoff` — from
-    /// the front of the decision log, with their index rows and log entries — and records where
-    /// the log now starts so `verify_log` still checks everything kept. Stops at the first
-    /// decision that is newer (the log is in storing order, so a late one may keep a few older
-    /// ones a little longer) or whose entry does not check out (tampering stays for
-    /// `verify_log` to report). Returns how many were deleted.
-    pub async fn prune_decided_before(
+    async fn prune_decided_before(
         &self,
         cutoff: chrono::DateTime<chrono::Utc>,
         now: chrono::DateTime<chrono::Utc>,
         max: usize,
     ) -> Result<u64, StoreError> {
-        if cutoff > now - chain::MIN_RETENTION {
-            return Err(StoreError::Backend(format!(
-                "retention cutoff {cutoff} is younger than the minimum retention of {} days",
-                chain::MIN_RETENTION.num_days()
-            )));
-        }
+        check_cutoff(cutoff, now)?;
         self.blocking(move |db| prune(db, cutoff, now, max)).await
-    }
-
-    /// Rewrites the file without the free space deletions left; the node must be stopped.
-    /// Returns the file size before and after.
-    pub fn compact(path: &Path) -> Result<(u64, u64), StoreError> {
-        let size = || {
-            std::fs::metadata(path)
-                .map(|m| m.len())
-                .map_err(StoreError::backend)
-        };
-        let before = size()?;
-        let mut db = Database::open(path).map_err(StoreError::backend)?;
-        db.compact().map_err(StoreError::backend)?;
-        drop(db);
-        Ok((before, size()?))
-    }
-
-    /// Runs blocking redb work off the async threads.
-    async fn blocking<T: Send + 'static>(
-        &self,
-        f: impl FnOnce(&Database) -> Result<T, StoreError> + Send + 'static,
-    ) -> Result<T, StoreError> {
-        let db = Arc::clone(&self.db);
-        tokio::task::spawn_blocking(move || f(&db))
-            .await
-            .map_err(StoreError::backend)?
     }
 }
 
@@ -232,13 +339,6 @@ fn for_day_keys(
     Ok(())
 }
 
-fn decode(bytes: &[u8]) -> Result<Decision, StoreError> {
-    serde_json::from_slice(bytes).map_err(|e| StoreError::Corrupt {
-        table: "decisions_by_txn",
-        reason: e.to_string(),
-    })
-}
-
 fn prune(
     db: &Database,
     cutoff: chrono::DateTime<chrono::Utc>,
@@ -253,59 +353,29 @@ fn prune(
         let mut decisions = txn.open_table(DECISIONS).map_err(StoreError::backend)?;
         let mut by_user = txn.open_table(BY_USER).map_err(StoreError::backend)?;
         let mut by_day = txn.open_table(BY_DAY).map_err(StoreError::backend)?;
-        let mut anchor = meta
+        let anchor = meta
             .get(LOG_ANCHOR)
             .map_err(StoreError::backend)?
             .and_then(|v| Head::decode(v.value()))
             .unwrap_or_default();
-        // (log position, entry hash, decision) of each expired entry at the log's front; a
-        // retention declaration has no decision.
-        let mut expired: Vec<(u64, [u8; 32], Option<Decision>)> = Vec::new();
-        for entry in log
-            .range(anchor.next_seq..)
-            .map_err(StoreError::backend)?
-            .take(max)
-        {
-            let (key, value) = entry.map_err(StoreError::backend)?;
-            let Some((seq, hash, txn_id)) = chain::decode_entry(value.value()) else {
-                break;
-            };
-            if seq != key.value() || seq != anchor.next_seq + expired.len() as u64 {
-                break;
-            }
-            let prev = anchor_hash(&anchor, &expired);
-            if let Some(declared) = RetentionDeclaration::parse(txn_id) {
-                let Ok((body, declared)) = declared else {
-                    break;
-                };
-                if chain::entry_hash(&prev, seq, chain::RETENTION_MARKER, body.as_bytes()) != hash
-                    || declared.at >= cutoff
-                {
-                    break;
-                }
-                expired.push((seq, hash, None));
-                continue;
-            }
-            let Some(bytes) = decisions.get(txn_id).map_err(StoreError::backend)? else {
-                break;
-            };
-            let bytes = bytes.value();
-            if chain::entry_hash(&prev, seq, txn_id, bytes) != hash {
-                break;
-            }
-            let decision = decode(bytes)?;
-            if decision.decided_at >= cutoff {
-                break;
-            }
-            expired.push((seq, hash, Some(decision)));
-        }
-        for (seq, hash, d) in &expired {
+        let expired = {
+            let entries = log
+                .range(anchor.next_seq..)
+                .map_err(StoreError::backend)?
+                .map(|entry| {
+                    let (k, v) = entry.map_err(StoreError::backend)?;
+                    Ok((k.value(), v.value().to_vec()))
+                });
+            expired_front(entries, &anchor, cutoff, max, |txn_id| {
+                Ok(decisions
+                    .get(txn_id)
+                    .map_err(StoreError::backend)?
+                    .map(|v| v.value().to_vec()))
+            })?
+        };
+        for Expired { seq, decision, .. } in &expired {
             log.remove(*seq).map_err(StoreError::backend)?;
-            anchor = Head {
-                next_seq: seq + 1,
-                hash: *hash,
-            };
-            let Some(d) = d else { continue };
+            let Some(d) = decision else { continue };
             let txn_id = d.transaction_id.as_str();
             decisions.remove(txn_id).map_err(StoreError::backend)?;
             let indexed = by_user
@@ -326,15 +396,9 @@ fn prune(
                 .map_err(StoreError::backend)?;
             pruned += 1;
         }
-        if !expired.is_empty() {
+        if let (anchor, Some(declaration)) = declare(anchor, &expired, cutoff, now) {
             // Declare the deletion in the chain itself, so the new start is provably retention's.
             let mut head = read_head(&meta)?;
-            let declaration = RetentionDeclaration {
-                first_kept: anchor.next_seq,
-                anchor_hash: chain::hex(&anchor.hash),
-                cutoff,
-                at: now,
-            };
             let (seq, entry) = declaration.append(&mut head);
             log.insert(seq, entry.as_slice())
                 .map_err(StoreError::backend)?;
@@ -346,11 +410,6 @@ fn prune(
     }
     txn.commit().map_err(StoreError::backend)?;
     Ok(pruned)
-}
-
-/// The hash the next expired entry must build on: the last one collected, or the anchor's.
-fn anchor_hash(anchor: &Head, expired: &[(u64, [u8; 32], Option<Decision>)]) -> [u8; 32] {
-    expired.last().map_or(anchor.hash, |(_, hash, _)| *hash)
 }
 
 /// The tables a decision write touches, open in one write transaction.

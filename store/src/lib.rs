@@ -5,6 +5,8 @@
 //!   decision by transaction id, decisions by user in processing order, decisions by day in time
 //!   order, and user snapshots.
 //! - [`EmbeddedStore`]: the zero-setup default, a redb file under the data directory.
+//! - [`LsmStore`]: the same store on a log-structured engine (fjall), a directory under the data
+//!   directory: about half the CPU per decision (BENCHMARKS.md). [`open_embedded`] opens either.
 //! - [`Writer`]: the single ordered write path. Requests are batched into one transaction (group
 //!   commit); a request is acknowledged only after its batch is durable.
 
@@ -13,18 +15,24 @@ pub mod chain;
 pub mod conformance;
 mod embedded;
 mod error;
+mod expiry;
 mod history;
+mod lsm;
 pub mod metrics;
+mod migrate;
 pub mod outbox;
 mod writer;
 
 pub use embedded::{EmbeddedStore, DEFAULT_CACHE_BYTES};
 pub use error::StoreError;
+pub use lsm::LsmStore;
+pub use migrate::{migrate, Migration};
 pub use writer::{CommitObserver, DecisionAck, Stored, Writer, WriterConfig, WriterHooks};
 
 use async_trait::async_trait;
 use sentinel_event::Decision;
 use serde::{Deserialize, Serialize};
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 /// One write in a batch. Writes in a batch commit together, in order.
@@ -148,6 +156,105 @@ pub trait Store: Send + Sync + 'static {
         after: Option<&str>,
         limit: usize,
     ) -> Result<Vec<(String, Vec<u8>)>, StoreError>;
+}
+
+/// What the embedded engines keep beyond [`Store`]: the tamper-evident decision log (see
+/// [`chain`]) and retention's deletions from its front.
+#[async_trait]
+pub trait DecisionLog: Store {
+    /// The decision log's head as last committed (export it; see [`chain`]).
+    async fn log_head(&self) -> Result<chain::Head, StoreError>;
+    /// Walks the tamper-evident decision log and reports the first record that was edited,
+    /// reordered or removed, a head that is not the chain's end, a deletion at the start that
+    /// no retention declaration covers, or a chain that misses the operator's kept head.
+    async fn verify_log(
+        &self,
+        options: chain::VerifyOptions,
+    ) -> Result<chain::LogReport, StoreError>;
+    /// Retention: deletes up to `max` of the oldest decisions decided before `cutoff` — from
+    /// the front of the decision log, with their index rows and log entries — and records where
+    /// the log now starts so `verify_log` still checks everything kept. Stops at the first
+    /// decision that is newer (the log is in storing order, so a late one may keep a few older
+    /// ones a little longer) or whose entry does not check out (tampering stays for
+    /// `verify_log` to report). Returns how many were deleted.
+    async fn prune_decided_before(
+        &self,
+        cutoff: chrono::DateTime<chrono::Utc>,
+        now: chrono::DateTime<chrono::Utc>,
+        max: usize,
+    ) -> Result<u64, StoreError>;
+}
+
+/// The engine under a node's embedded store.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum EmbeddedEngine {
+    /// One redb file, `sentinel.redb`: a B-tree, every table updated in place at each commit.
+    #[default]
+    Redb,
+    /// A fjall directory, `sentinel.lsm`: a log-structured merge tree; a commit appends to its
+    /// journal and background compaction sorts the tables.
+    Lsm,
+}
+
+impl EmbeddedEngine {
+    /// Every engine.
+    pub const ALL: [EmbeddedEngine; 2] = [EmbeddedEngine::Redb, EmbeddedEngine::Lsm];
+
+    /// Where this engine keeps the store of `data_dir`.
+    pub fn path(self, data_dir: &Path) -> PathBuf {
+        data_dir.join(match self {
+            EmbeddedEngine::Redb => "sentinel.redb",
+            EmbeddedEngine::Lsm => "sentinel.lsm",
+        })
+    }
+
+    /// The engines that have a store in `data_dir`.
+    pub fn found_in(data_dir: &Path) -> Vec<EmbeddedEngine> {
+        Self::ALL
+            .into_iter()
+            .filter(|engine| engine.path(data_dir).exists())
+            .collect()
+    }
+
+    /// The configuration name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EmbeddedEngine::Redb => "redb",
+            EmbeddedEngine::Lsm => "lsm",
+        }
+    }
+}
+
+/// Opens (or creates) the embedded store of `data_dir` on `engine`, with a cache of at most
+/// `cache_bytes`.
+pub fn open_embedded(
+    data_dir: &Path,
+    engine: EmbeddedEngine,
+    cache_bytes: usize,
+) -> Result<Arc<dyn DecisionLog>, StoreError> {
+    let path = engine.path(data_dir);
+    Ok(match engine {
+        EmbeddedEngine::Redb => Arc::new(EmbeddedStore::open_with_cache(&path, cache_bytes)?),
+        EmbeddedEngine::Lsm => Arc::new(LsmStore::open_with_cache(&path, cache_bytes)?),
+    })
+}
+
+/// Opens the existing embedded store of a (stopped) node's `data_dir`, on whichever engine
+/// holds it; an error names the directory when there is none, or when both engines have one
+/// (an unfinished migration: which is current is for the operator to say).
+pub fn open_existing_embedded(data_dir: &Path) -> Result<Arc<dyn DecisionLog>, StoreError> {
+    match EmbeddedEngine::found_in(data_dir).as_slice() {
+        [engine] => open_embedded(data_dir, *engine, DEFAULT_CACHE_BYTES),
+        [] => Err(StoreError::Backend(format!(
+            "no store in {} (neither sentinel.redb nor sentinel.lsm)",
+            data_dir.display()
+        ))),
+        _ => Err(StoreError::Backend(format!(
+            "{} holds both sentinel.redb and sentinel.lsm; move the one not in use away",
+            data_dir.display()
+        ))),
+    }
 }
 
 /// The kinds of catalogue record; each is its own partition (table) in CQL terms.

@@ -8,7 +8,7 @@ use sentinel_catalog::backtest::{self, BacktestFilter, BacktestRange, BacktestRe
 use sentinel_catalog::{Candidate, Catalog, RuleChange};
 use sentinel_engine::PolicyDef;
 use sentinel_rules::Action;
-use sentinel_store::{EmbeddedStore, Store};
+use sentinel_store::Store;
 use std::path::PathBuf;
 use std::sync::Arc;
 
@@ -64,14 +64,9 @@ impl Progress for Bar {
 
 /// Runs a backtest against a stopped node's store.
 pub async fn run(args: BacktestArgs) -> anyhow::Result<()> {
-    let path = args.data_dir.join("sentinel.redb");
-    anyhow::ensure!(path.exists(), "no store at {}", path.display());
-    let store: Arc<dyn Store> = Arc::new(EmbeddedStore::open(&path).with_context(|| {
-        format!(
-            "opening {} (a running node holds it: use POST /v1/backtests on that node)",
-            path.display()
-        )
-    })?);
+    let store: Arc<dyn Store> = sentinel_store::open_existing_embedded(&args.data_dir).context(
+        "opening the store (a running node holds it: use POST /v1/backtests on that node)",
+    )?;
     let lateness_ms = NodeConfig::default().actors.lateness_secs as i64 * 1000;
     let catalog = Catalog::open(Arc::clone(&store), PolicyDef::seed(), lateness_ms).await?;
     let candidate = if let Some(expression) = args.expression {

@@ -4,13 +4,13 @@
 //! and reason, written to a reject file and skipped; the rest goes on.
 
 use super::rejects::Rejects;
-use crate::config::NodeConfig;
 use anyhow::Context;
 use indicatif::{ProgressBar, ProgressStyle};
 use sentinel_catalog::{Catalog, LabelInput, LabelOutcome, LabelRow};
 use serde::Deserialize;
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 /// Labels sent to the store or node at once.
 const BATCH: usize = 1_000;
@@ -171,7 +171,7 @@ fn rows(path: &Path) -> anyhow::Result<Box<dyn Iterator<Item = NumberedRow>>> {
 }
 
 /// Runs `sentinel labels …`.
-pub async fn run(config: NodeConfig, command: LabelsCommand) -> anyhow::Result<()> {
+pub async fn run(command: LabelsCommand) -> anyhow::Result<()> {
     let LabelsCommand::Import(args) = command;
     let target = match &args.url {
         Some(url) => {
@@ -195,14 +195,9 @@ pub async fn run(config: NodeConfig, command: LabelsCommand) -> anyhow::Result<(
             }
         }
         None => {
-            let path = args.data_dir.join("sentinel.redb");
-            anyhow::ensure!(path.exists(), "no store at {}", path.display());
-            let store = crate::node::open_store(&NodeConfig {
-                data_dir: args.data_dir.clone(),
-                ..config
-            })
-            .await
-            .context("stop the node that holds the store, or use --url")?;
+            let store: Arc<dyn sentinel_store::Store> =
+                sentinel_store::open_existing_embedded(&args.data_dir)
+                    .context("opening the store (stop the node that holds it, or use --url)")?;
             let catalog = Catalog::open(store, sentinel_engine::PolicyDef::seed(), 0).await?;
             Target::Store(Box::new(catalog))
         }

@@ -24,7 +24,7 @@ use sentinel_model::{
     train, BoostConfig, Model, ModelFamily, TrainConfig, TrainStage, FEATURE_NAMES,
 };
 use sentinel_simulator::{analyst_labels, Feedback, Labeller, Scenario, SimConfig, Simulator};
-use sentinel_store::{EmbeddedStore, Store};
+use sentinel_store::Store;
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -483,12 +483,8 @@ async fn read_history(data: &DataArgs) -> anyhow::Result<History> {
 }
 
 async fn stored(data: &DataArgs, lateness_ms: i64, label_delay_ms: i64) -> anyhow::Result<History> {
-    let path = data.data_dir.join("sentinel.redb");
-    anyhow::ensure!(path.exists(), "no store at {}", path.display());
-    let store: Arc<dyn Store> =
-        Arc::new(EmbeddedStore::open(&path).with_context(|| {
-            format!("opening {} (stop the node that holds it)", path.display())
-        })?);
+    let store: Arc<dyn Store> = sentinel_store::open_existing_embedded(&data.data_dir)
+        .context("opening the store (stop the node that holds it)")?;
     let catalog = Catalog::open(Arc::clone(&store), PolicyDef::seed(), lateness_ms).await?;
     let until = data.until.unwrap_or_else(Utc::now);
     let since = data.since.unwrap_or(until - Duration::days(30));

@@ -362,60 +362,8 @@ mod retention {
     #[tokio::test]
     async fn old_decisions_go_from_every_table_and_the_rest_still_verifies() {
         let dir = tempfile::tempdir().unwrap();
-        let store = five(&dir).await;
-        assert_eq!(
-            store
-                .prune_decided_before(at(3, 30), after_retention(at(3, 30)), 1)
-                .await
-                .unwrap(),
-            1
-        );
-        assert_eq!(
-            store
-                .prune_decided_before(at(3, 30), after_retention(at(3, 30)), 100)
-                .await
-                .unwrap(),
-            2
-        );
-        assert_eq!(
-            store
-                .prune_decided_before(at(3, 30), after_retention(at(3, 30)), 100)
-                .await
-                .unwrap(),
-            0
-        );
-
-        for gone in ["t1", "t2", "t3"] {
-            assert!(store.decision(gone).await.unwrap().is_none(), "{gone}");
-        }
-        let kept: Vec<_> = store
-            .decisions_for_user("u", 0, 10)
-            .await
-            .unwrap()
-            .into_iter()
-            .map(|d| d.transaction_id)
-            .collect();
-        assert_eq!(kept, ["t4", "t5"]);
-        let day = crate::day_of(at(0, 0));
-        assert_eq!(
-            store.decisions_by_day(day, None, 10).await.unwrap().len(),
-            2
-        );
-        assert_eq!(store.decision_count().await.unwrap(), 2);
-
-        let report = verify(&store).await;
-        // Two kept decisions and the two passes' declarations.
-        assert_eq!(
-            (report.first_seq, report.verified, report.problem),
-            (4, 4, None)
-        );
-        assert_eq!(report.retention.len(), 2);
-        assert_eq!(report.retention[1].first_kept, 4);
-        // New decisions extend the same chain.
-        let more = vec![WriteOp::Decision(Arc::new(decision("t6", "u", 6, 6)))];
-        store.write_batch(more).await.unwrap();
-        let report = verify(&store).await;
-        assert_eq!((report.verified, report.problem), (5, None));
+        let store = EmbeddedStore::open(&dir.path().join("p.redb")).unwrap();
+        crate::conformance::retention_deletes_from_every_table_and_the_rest_verifies(&store).await;
     }
 
     #[tokio::test]
