@@ -111,7 +111,8 @@ enum Command {
     /// Move a stopped node's embedded store to the other engine (redb <-> lsm): every table
     /// copied as stored, checked (decision count, log head, the whole log verified), and the
     /// old store renamed with a `.migrated` suffix, kept until you delete it. Then start the
-    /// node with `store.engine` (or SENTINEL_STORE_ENGINE) set to the new engine.
+    /// node: with `store.engine` unset it opens the store it finds; if the engine is set
+    /// (`store.engine`, `--store-engine`, SENTINEL_STORE_ENGINE), set it to the new one.
     MigrateStore {
         /// Directory of the (stopped) node's embedded store.
         #[arg(long, env = "SENTINEL_DATA_DIR", default_value = "./data")]
@@ -275,8 +276,8 @@ async fn migrate_store(data_dir: &std::path::Path, to: EmbeddedEngine) -> anyhow
     progress.finish_and_clear();
     eprintln!(
         "moved {} decisions ({} rows) to {}; the decision log verifies through head {} at \
-         position {}; the old store is at {} (delete it once the node runs on `store.engine = \
-         \"{}\"`)",
+         position {}; the old store is at {} (delete it once the node runs on the {} store: \
+         with store.engine unset it opens the one it finds)",
         done.decisions,
         done.rows,
         to.path(data_dir).display(),

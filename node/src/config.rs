@@ -8,10 +8,11 @@
 //! more than one key (`--kafka-brokers` creates `[kafka]`, `--cluster-listen` sets bind and
 //! port, `--mapping-file` and `--currency-rates-file` replace inline values).
 
+use sentinel_store::EmbeddedEngine;
 use serde::Deserialize;
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 /// Everything a node needs to start. Every field has a default, so an empty file is valid.
@@ -325,10 +326,10 @@ impl Default for ClusterConfig {
 pub struct StoreConfig {
     /// `embedded` (files under `data_dir`; one node) or `scylla` (shared by a cluster).
     pub backend: StoreBackend,
-    /// The embedded store's engine: `redb` (one file, `sentinel.redb`) or `lsm` (a fjall
-    /// directory, `sentinel.lsm`: about half the CPU per decision). `sentinel migrate-store`
-    /// moves a data directory from one to the other.
-    pub engine: StoreEngine,
+    /// The embedded store's engine: `lsm` (a fjall directory, `sentinel.lsm`) or `redb` (one
+    /// file, `sentinel.redb`). Unset: the engine of the store already in `data_dir`, `lsm`
+    /// for a new one. `sentinel migrate-store` moves a data directory from one to the other.
+    pub engine: Option<StoreEngine>,
     /// Days decisions are kept (0: forever). The embedded store prunes hourly; ScyllaDB
     /// writes rows with this TTL. At least 31, so that no decision inside the user actors'
     /// 30-day windows is ever deleted.
@@ -346,7 +347,7 @@ impl Default for StoreConfig {
     fn default() -> Self {
         StoreConfig {
             backend: StoreBackend::default(),
-            engine: StoreEngine::default(),
+            engine: None,
             retention_days: 0,
             cache_mib: sentinel_store::DEFAULT_CACHE_BYTES / (1024 * 1024),
             commit_gather_yields: sentinel_store::WriterConfig::default().gather_yields,
@@ -358,6 +359,43 @@ impl Default for StoreConfig {
 impl StoreConfig {
     /// Shortest retention: the windows look back 30 days.
     pub const MIN_RETENTION_DAYS: u32 = 31;
+
+    /// The engine a node opens in `data_dir`: the configured one, or (unset) the engine of the
+    /// store already there, `lsm` for a new one. A configured engine beside the other's store
+    /// is refused: starting empty next to the history would look like a fresh install to
+    /// everyone downstream.
+    pub fn engine_in(&self, data_dir: &Path) -> anyhow::Result<EmbeddedEngine> {
+        let found = EmbeddedEngine::found_in(data_dir);
+        let Some(configured) = self.engine.map(EmbeddedEngine::from) else {
+            return match found.as_slice() {
+                [] => Ok(EmbeddedEngine::Lsm),
+                [engine] => Ok(*engine),
+                _ => anyhow::bail!(
+                    "{} holds both a redb and an lsm store ({}, {}): keep one (move the other \
+                     away), or set store.engine",
+                    data_dir.display(),
+                    EmbeddedEngine::Redb.path(data_dir).display(),
+                    EmbeddedEngine::Lsm.path(data_dir).display()
+                ),
+            };
+        };
+        if !configured.path(data_dir).exists() {
+            if let Some(other) = found.first() {
+                anyhow::bail!(
+                    "store.engine is {} but {} holds a {} store ({}): run `sentinel \
+                     migrate-store --data-dir {} --to {}` first, or set store.engine = \"{}\"",
+                    configured.as_str(),
+                    data_dir.display(),
+                    other.as_str(),
+                    other.path(data_dir).display(),
+                    data_dir.display(),
+                    configured.as_str(),
+                    other.as_str()
+                );
+            }
+        }
+        Ok(configured)
+    }
 
     /// Checks the settings, naming the field at fault.
     pub fn validate(&self) -> anyhow::Result<()> {
@@ -382,7 +420,7 @@ impl StoreConfig {
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, clap::ValueEnum)]
 #[serde(rename_all = "snake_case")]
 pub enum StoreBackend {
-    /// The redb file under `data_dir`: zero setup, one node.
+    /// Files under `data_dir` (`[store] engine`): zero setup, one node.
     #[default]
     Embedded,
     /// ScyllaDB: what the nodes of a cluster share.
@@ -390,21 +428,20 @@ pub enum StoreBackend {
 }
 
 /// The embedded store's engine (see [`sentinel_store::EmbeddedEngine`]).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, clap::ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, clap::ValueEnum)]
 #[serde(rename_all = "snake_case")]
 pub enum StoreEngine {
-    /// One redb file, `sentinel.redb`.
-    #[default]
-    Redb,
     /// A fjall (log-structured) directory, `sentinel.lsm`.
     Lsm,
+    /// One redb file, `sentinel.redb`.
+    Redb,
 }
 
-impl From<StoreEngine> for sentinel_store::EmbeddedEngine {
+impl From<StoreEngine> for EmbeddedEngine {
     fn from(engine: StoreEngine) -> Self {
         match engine {
-            StoreEngine::Redb => sentinel_store::EmbeddedEngine::Redb,
-            StoreEngine::Lsm => sentinel_store::EmbeddedEngine::Lsm,
+            StoreEngine::Redb => EmbeddedEngine::Redb,
+            StoreEngine::Lsm => EmbeddedEngine::Lsm,
         }
     }
 }
@@ -555,9 +592,10 @@ overrides! {
     /// Store backend: `embedded` (default) or `scylla`.
     #[arg(long, env = "SENTINEL_STORE", value_enum)]
     store: StoreBackend => |c, v| c.store.backend = v;
-    /// Engine of the embedded store: `redb` (default) or `lsm`.
+    /// Engine of the embedded store: `lsm` or `redb` (unset: the engine of the store already
+    /// in the data directory, `lsm` for a new one).
     #[arg(long, env = "SENTINEL_STORE_ENGINE", value_enum)]
-    store_engine: StoreEngine => |c, v| c.store.engine = v;
+    store_engine: StoreEngine => |c, v| c.store.engine = Some(v);
     /// ScyllaDB keyspace.
     #[arg(long, env = "SENTINEL_SCYLLA_KEYSPACE")]
     scylla_keyspace: String => |c, v| c.store.scylla.keyspace = v;
@@ -661,6 +699,7 @@ mod tests {
         assert!(example.store.scylla.validate().is_ok());
         assert!(example.store.validate().is_ok());
         assert_eq!(example.store.cache_mib, defaults.store.cache_mib);
+        assert_eq!(example.store.engine, defaults.store.engine);
         assert_eq!(
             example.store.commit_gather_yields,
             defaults.store.commit_gather_yields
@@ -672,6 +711,43 @@ mod tests {
         assert_eq!(
             example.currency.table().unwrap().as_of.to_string(),
             "2026-12-01"
+        );
+    }
+
+    /// Unset, the engine is the one whose store `data_dir` holds, `lsm` for a new directory;
+    /// set, it must not start empty beside the other engine's store; a directory holding
+    /// both is refused rather than guessed.
+    #[test]
+    fn the_store_engine_follows_the_data_directory() {
+        let dir = tempfile::tempdir().unwrap();
+        let auto = StoreConfig::default();
+        let pinned = |engine| StoreConfig {
+            engine: Some(engine),
+            ..StoreConfig::default()
+        };
+        assert_eq!(auto.engine_in(dir.path()).unwrap(), EmbeddedEngine::Lsm);
+        assert_eq!(
+            pinned(StoreEngine::Redb).engine_in(dir.path()).unwrap(),
+            EmbeddedEngine::Redb
+        );
+
+        std::fs::write(dir.path().join("sentinel.redb"), b"").unwrap();
+        assert_eq!(auto.engine_in(dir.path()).unwrap(), EmbeddedEngine::Redb);
+        let err = pinned(StoreEngine::Lsm)
+            .engine_in(dir.path())
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("migrate-store") && err.contains("--to lsm"),
+            "{err}"
+        );
+
+        std::fs::create_dir(dir.path().join("sentinel.lsm")).unwrap();
+        let err = auto.engine_in(dir.path()).unwrap_err().to_string();
+        assert!(err.contains("both a redb and an lsm store"), "{err}");
+        assert_eq!(
+            pinned(StoreEngine::Lsm).engine_in(dir.path()).unwrap(),
+            EmbeddedEngine::Lsm
         );
     }
 

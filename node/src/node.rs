@@ -21,7 +21,7 @@ use sentinel_api::{ApiContext, MetricsRender};
 use sentinel_catalog::Catalog;
 use sentinel_engine::{Policy, PolicyDef};
 use sentinel_event::Limits;
-use sentinel_store::{EmbeddedEngine, Store, Writer, WriterConfig, WriterHooks};
+use sentinel_store::{Store, Writer, WriterConfig, WriterHooks};
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -524,25 +524,8 @@ pub(crate) async fn open_store(config: &NodeConfig) -> anyhow::Result<Arc<dyn St
     config.store.validate()?;
     Ok(match config.store.backend {
         StoreBackend::Embedded => {
-            let engine = EmbeddedEngine::from(config.store.engine);
+            let engine = config.store.engine_in(&config.data_dir)?;
             let path = engine.path(&config.data_dir);
-            if !path.exists() {
-                // Starting an empty store beside the one holding the history would look like a
-                // fresh install to everyone downstream: refuse, and say what to do.
-                if let Some(other) = EmbeddedEngine::found_in(&config.data_dir).first() {
-                    anyhow::bail!(
-                        "store.engine is {} but {} holds a {} store ({}): run `sentinel \
-                         migrate-store --data-dir {} --to {}` first, or set store.engine = \"{}\"",
-                        engine.as_str(),
-                        config.data_dir.display(),
-                        other.as_str(),
-                        other.path(&config.data_dir).display(),
-                        config.data_dir.display(),
-                        engine.as_str(),
-                        other.as_str()
-                    );
-                }
-            }
             let store = sentinel_store::open_embedded(
                 &config.data_dir,
                 engine,
@@ -661,7 +644,7 @@ mod tests {
             duration: Some(Duration::from_secs(2)),
         };
         run(config, Source::Demo(demo)).await.unwrap();
-        assert!(dir.path().join("sentinel.redb").exists());
+        assert!(dir.path().join("sentinel.lsm").exists());
         let decided: f64 = telemetry::prometheus()
             .render()
             .lines()

@@ -167,8 +167,7 @@ async fn balance_skips_declines_adds_the_opening_balance_and_survives_restarts_a
     );
     // The total lives in the user's stored snapshot: nothing needs to scan the history.
     {
-        use sentinel_store::Store;
-        let store = sentinel_store::EmbeddedStore::open(&data.join("sentinel.redb")).unwrap();
+        let store = sentinel_store::open_existing_embedded(&data).unwrap();
         let snapshot = store
             .snapshot("bal-long")
             .await

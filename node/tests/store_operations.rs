@@ -46,10 +46,12 @@ async fn an_unreachable_scylla_store_is_a_clear_start_up_error() {
         stderr.contains("opening the ScyllaDB store") && stderr.contains(&nowhere),
         "{stderr}"
     );
-    assert!(
-        !dir.path().join("sentinel.redb").exists(),
-        "fell back to the embedded store"
-    );
+    for engine in ["sentinel.redb", "sentinel.lsm"] {
+        assert!(
+            !dir.path().join(engine).exists(),
+            "fell back to the embedded store"
+        );
+    }
 }
 
 /// `sentinel compact` on a stopped node's store keeps every decision and the log intact.
@@ -115,10 +117,12 @@ async fn compacting_a_stopped_nodes_store_keeps_its_decisions() {
     );
 }
 
-/// An operator moves a node from the redb file to the log-structured engine: a node told to
-/// use `lsm` beside a redb store refuses to start empty and says how to migrate;
-/// `sentinel migrate-store` moves every decision with its log; the node on `lsm` serves the
-/// history, decides on top of it, and the maintenance commands find the new store.
+/// An operator moves a node from the redb file (the default of earlier releases) to the
+/// log-structured engine: a node with no engine configured keeps using the redb store it
+/// finds; one told to use `lsm` beside it refuses to start empty and says how to migrate;
+/// `sentinel migrate-store` moves every decision with its log; the node, still with no engine
+/// configured, then opens the `lsm` store, serves the history and decides on top of it, and
+/// the maintenance commands find the new store.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_node_moves_to_the_lsm_engine_with_its_history() {
     let dir = tempfile::tempdir().unwrap();
@@ -129,11 +133,18 @@ async fn a_node_moves_to_the_lsm_engine_with_its_history() {
             .json(&support::event(&format!("m-{i}"), "m-user", "10", i, "FR"))
             .send()
     };
-    let mut node = support::NodeProcess::start(dir.path(), &[]).await;
-    for i in 0..20 {
+    let mut node = support::NodeProcess::start(dir.path(), &["--store-engine", "redb"]).await;
+    for i in 0..10 {
         assert_eq!(post(&node, i).await.unwrap().status(), 200);
     }
     assert_eq!(node.terminate(), Some(0));
+    let mut node = support::NodeProcess::start(dir.path(), &[]).await;
+    assert_eq!(node.user_decisions(&client, "m-user").await.len(), 10);
+    for i in 10..20 {
+        assert_eq!(post(&node, i).await.unwrap().status(), 200);
+    }
+    assert_eq!(node.terminate(), Some(0));
+    assert!(!dir.path().join("sentinel.lsm").exists());
 
     let http = format!("127.0.0.1:{}", support::free_port());
     let out = sentinel_in(
@@ -151,7 +162,7 @@ async fn a_node_moves_to_the_lsm_engine_with_its_history() {
     assert!(stderr.contains("moved 20 decisions"), "{stderr}");
     assert!(dir.path().join("sentinel.redb.migrated").exists());
 
-    let mut node = support::NodeProcess::start(dir.path(), &["--store-engine", "lsm"]).await;
+    let mut node = support::NodeProcess::start(dir.path(), &[]).await;
     assert_eq!(node.user_decisions(&client, "m-user").await.len(), 20);
     assert_eq!(post(&node, 20).await.unwrap().status(), 200);
     assert_eq!(node.user_decisions(&client, "m-user").await.len(), 21);

@@ -4,9 +4,11 @@
 //!   partition key and a clustering key per query) so that the ScyllaDB backend maps one to one:
 //!   decision by transaction id, decisions by user in processing order, decisions by day in time
 //!   order, and user snapshots.
-//! - [`EmbeddedStore`]: the zero-setup default, a redb file under the data directory.
-//! - [`LsmStore`]: the same store on a log-structured engine (fjall), a directory under the data
-//!   directory: about half the CPU per decision (BENCHMARKS.md). [`open_embedded`] opens either.
+//! - [`LsmStore`]: the zero-setup default for a new data directory, the store on a
+//!   log-structured engine (fjall), a directory under the data directory.
+//! - [`EmbeddedStore`]: the same store in one redb file, the default of earlier releases; the
+//!   node spends 16–25% more CPU per event on it (BENCHMARKS.md). [`open_embedded`] opens
+//!   either.
 //! - [`Writer`]: the single ordered write path. Requests are batched into one transaction (group
 //!   commit); a request is acknowledged only after its batch is durable.
 
