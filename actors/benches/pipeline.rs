@@ -11,14 +11,15 @@
 //!
 //! Options: `--runs N` (default 3), `--events N` for the throughput phase (default 200000),
 //! `--seconds S` per paced phase (default 10), `--cold-users N` per cold round (default
-//! 50000), `--only cold` to run the cold phase alone.
+//! 50000), `--only cold` to run the cold phase alone, `--engine lsm|redb` for the embedded
+//! store (default `lsm`, a new node's).
 
 use hdrhistogram::Histogram;
 use sentinel_actors::{Scorer, ScorerConfig};
 use sentinel_engine::PolicyDef;
 use sentinel_event::Transaction;
 use sentinel_simulator::{SimConfig, Simulator};
-use sentinel_store::{EmbeddedStore, Store, Writer, WriterConfig};
+use sentinel_store::{EmbeddedEngine, Store, Writer, WriterConfig};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::Semaphore;
@@ -33,6 +34,7 @@ struct Options {
     seconds: u64,
     cold_users: usize,
     only_cold: bool,
+    engine: EmbeddedEngine,
 }
 
 fn options() -> Options {
@@ -42,6 +44,7 @@ fn options() -> Options {
         seconds: 10,
         cold_users: 50_000,
         only_cold: false,
+        engine: EmbeddedEngine::Lsm,
     };
     let args: Vec<String> = std::env::args().collect();
     let value = |name: &str| {
@@ -63,6 +66,13 @@ fn options() -> Options {
         o.cold_users = v;
     }
     o.only_cold = args.windows(2).any(|w| w[0] == "--only" && w[1] == "cold");
+    if let Some(name) = args.windows(2).find(|w| w[0] == "--engine").map(|w| &w[1]) {
+        o.engine = match name.as_str() {
+            "lsm" => EmbeddedEngine::Lsm,
+            "redb" => EmbeddedEngine::Redb,
+            other => panic!("--engine {other}: expected lsm or redb"),
+        };
+    }
     o
 }
 
@@ -71,10 +81,11 @@ struct Pipeline {
     scorer: Scorer,
 }
 
-async fn pipeline() -> Pipeline {
+async fn pipeline(engine: EmbeddedEngine) -> Pipeline {
     let dir = tempfile::tempdir().unwrap();
     let store: Arc<dyn Store> =
-        Arc::new(EmbeddedStore::open(&dir.path().join("bench.redb")).unwrap());
+        sentinel_store::open_embedded(dir.path(), engine, sentinel_store::DEFAULT_CACHE_BYTES)
+            .unwrap();
     let writer = Writer::start(store, WriterConfig::default());
     let policy = Arc::new(PolicyDef::seed().compile().unwrap());
     let scorer = Scorer::start(writer, policy, ScorerConfig::default())
@@ -100,8 +111,8 @@ fn events(count: usize, users: u32, rate: f64, seed: u64) -> Vec<Arc<Transaction
 /// Decides `count` events of `users` distinct users as fast as the pipeline takes them (at
 /// most 20,000 in flight). With as many users as events, every event starts (and restores) a
 /// user actor; with few users, actors stay live and only decide.
-async fn max_throughput(count: usize, users: u32, seed: u64) -> f64 {
-    let p = pipeline().await;
+async fn max_throughput(engine: EmbeddedEngine, count: usize, users: u32, seed: u64) -> f64 {
+    let p = pipeline(engine).await;
     let rate = decide_all(&p.scorer, events(count, users, 100_000.0, seed)).await;
     p.scorer.shutdown().await;
     rate
@@ -127,8 +138,8 @@ async fn decide_all(scorer: &Scorer, events: Vec<Arc<Transaction>>) -> f64 {
 
 /// Sends events at `rate` per second for `seconds`; latency runs from each event's scheduled
 /// send time to its durable acknowledgement, so a stalled sender counts against us.
-async fn paced(rate: f64, seconds: u64, seed: u64) -> (u64, u64, u64) {
-    let p = pipeline().await;
+async fn paced(engine: EmbeddedEngine, rate: f64, seconds: u64, seed: u64) -> (u64, u64, u64) {
+    let p = pipeline(engine).await;
     let count = (rate * seconds as f64) as usize;
     let events = events(count, 100_000, rate, seed);
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
@@ -195,8 +206,8 @@ async fn cold_round(scorer: &Scorer, events: Vec<Arc<Transaction>>) -> Round {
 
 /// Two cold rounds over `users` users: their first events (new users), then their second
 /// events (each user passivated after the first, so restored from the store).
-async fn cold(users: usize, seed: u64) -> [Round; 2] {
-    let p = pipeline().await;
+async fn cold(engine: EmbeddedEngine, users: usize, seed: u64) -> [Round; 2] {
+    let p = pipeline(engine).await;
     let mut all = events(2 * users, 10_000, 100_000.0, seed);
     // One event per user per round: the simulator's events, each given to a distinct user.
     for (i, event) in all.iter_mut().enumerate() {
@@ -222,10 +233,11 @@ fn main() {
         .enable_all()
         .build()
         .unwrap();
+    println!("embedded store engine: {}", o.engine.as_str());
     runtime.block_on(async {
         let mut figures: [Vec<(f64, f64)>; 2] = Default::default();
         for run in 0..o.runs {
-            let rounds = cold(o.cold_users, run as u64).await;
+            let rounds = cold(o.engine, o.cold_users, run as u64).await;
             for (i, (label, round)) in ["a new user", "a passivated user"]
                 .iter()
                 .zip(rounds)
@@ -256,7 +268,7 @@ fn main() {
         ] {
             let mut rates = Vec::new();
             for run in 0..o.runs {
-                let r = max_throughput(o.events, users, run as u64).await;
+                let r = max_throughput(o.engine, o.events, users, run as u64).await;
                 println!("run {run}: {label}: max throughput {r:.0} events/s");
                 rates.push(r);
             }
@@ -271,7 +283,7 @@ fn main() {
             let mut p99s = Vec::new();
             let mut maxes = Vec::new();
             for run in 0..o.runs {
-                let (p50, p99, max) = paced(rate, o.seconds, run as u64).await;
+                let (p50, p99, max) = paced(o.engine, rate, o.seconds, run as u64).await;
                 println!(
                     "run {run}: {rate:.0}/s p50 {:.2} ms p99 {:.2} ms max {:.2} ms",
                     p50 as f64 / 1e3,
