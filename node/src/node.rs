@@ -532,6 +532,13 @@ pub(crate) async fn open_store(config: &NodeConfig) -> anyhow::Result<Arc<dyn St
                 config.store.cache_mib * 1024 * 1024,
             )
             .with_context(|| format!("opening the store at {}", path.display()))?;
+            log_head::check_watermark(&config.data_dir, store.as_ref())
+                .await
+                .with_context(|| format!("opening the store at {}", path.display()))?;
+            tokio::spawn(log_head::keep_watermark(
+                config.data_dir.clone(),
+                Arc::clone(&store),
+            ));
             if config.store.retention_days > 0 {
                 tokio::spawn(retention::run(
                     Arc::clone(&store),

@@ -179,3 +179,73 @@ async fn a_node_moves_to_the_lsm_engine_with_its_history() {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+/// A store that comes back shorter than the node saw it is refused, not decided on afresh:
+/// garbage over the start of the fjall journal (where every decision since the last flush
+/// lives) makes fjall drop the journal as a torn tail and open an empty store without an
+/// error of its own; the watermark beside it (`sentinel.head`) catches that. Deleting the
+/// watermark is how an operator accepts an older store on purpose.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_store_that_lost_acknowledged_decisions_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let client = support::admin_client();
+    let mut node = support::NodeProcess::start(dir.path(), &[]).await;
+    for i in 0..5 {
+        let answer = client
+            .post(node.url("/v1/transactions"))
+            .json(&support::event(&format!("w-{i}"), "w-user", "10", i, "FR"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(answer.status(), 200);
+    }
+    // The watermark follows the head every few seconds.
+    let watermark = dir.path().join("sentinel.head");
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    while !std::fs::read_to_string(&watermark).is_ok_and(|t| t.starts_with("5 ")) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no watermark at position 5"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert_eq!(node.terminate(), Some(0));
+
+    let lsm = dir.path().join("sentinel.lsm");
+    let mut journals = 0;
+    for entry in std::fs::read_dir(&lsm).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().is_some_and(|e| e == "jnl") {
+            let mut bytes = std::fs::read(&path).unwrap();
+            let end = bytes.len().min(4096);
+            bytes[..end].fill(0xA5);
+            std::fs::write(&path, bytes).unwrap();
+            journals += 1;
+        }
+    }
+    assert!(journals > 0, "no fjall journal in {}", lsm.display());
+
+    let http = format!("127.0.0.1:{}", support::free_port());
+    let mut run = tokio::process::Command::new(env!("CARGO_BIN_EXE_sentinel"));
+    run.args(["run", "--http-listen", &http])
+        .arg("--data-dir")
+        .arg(dir.path())
+        .env("SENTINEL_AUTH_JWT_SECRET", support::TEST_JWT_SECRET)
+        .kill_on_drop(true);
+    let out = tokio::time::timeout(Duration::from_secs(60), run.output())
+        .await
+        .expect("the node started on a store shorter than its watermark")
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("lost decisions") && stderr.contains("position 5"),
+        "{stderr}"
+    );
+
+    // Accepted on purpose: the node starts on what the store holds.
+    std::fs::remove_file(&watermark).unwrap();
+    let mut node = support::NodeProcess::start(dir.path(), &[]).await;
+    assert!(node.user_decisions(&client, "w-user").await.len() < 5);
+    assert_eq!(node.terminate(), Some(0));
+}
