@@ -17,6 +17,25 @@ fn sentinel_in(dir: &Path, args: &[&str]) -> Output {
         .unwrap()
 }
 
+/// Posts one event of `user` for each of `events` (transaction ids `<user>-<i>`) and checks
+/// each is decided.
+async fn decide(
+    client: &reqwest::Client,
+    node: &support::NodeProcess,
+    user: &str,
+    events: std::ops::Range<i64>,
+) {
+    for i in events {
+        let answer = client
+            .post(node.url("/v1/transactions"))
+            .json(&support::event(&format!("{user}-{i}"), user, "10", i, "FR"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(answer.status(), 200);
+    }
+}
+
 /// A node told to use a ScyllaDB that is not there stops at start-up with an error naming
 /// the store and the address, instead of running without one.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -60,15 +79,7 @@ async fn compacting_a_stopped_nodes_store_keeps_its_decisions() {
     let dir = tempfile::tempdir().unwrap();
     let mut node = support::NodeProcess::start(dir.path(), &[]).await;
     let client = support::admin_client();
-    for i in 0..20 {
-        let r = client
-            .post(node.url("/v1/transactions"))
-            .json(&support::event(&format!("c-{i}"), "c-user", "10", i, "FR"))
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(r.status(), 200);
-    }
+    decide(&client, &node, "c-user", 0..20).await;
     assert_eq!(node.terminate(), Some(0));
 
     let out = sentinel_in(dir.path(), &["compact"]);
@@ -190,15 +201,7 @@ async fn a_store_that_lost_acknowledged_decisions_is_refused() {
     let dir = tempfile::tempdir().unwrap();
     let client = support::admin_client();
     let mut node = support::NodeProcess::start(dir.path(), &[]).await;
-    for i in 0..5 {
-        let answer = client
-            .post(node.url("/v1/transactions"))
-            .json(&support::event(&format!("w-{i}"), "w-user", "10", i, "FR"))
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(answer.status(), 200);
-    }
+    decide(&client, &node, "w-user", 0..5).await;
     // The watermark follows the head every few seconds.
     let watermark = dir.path().join("sentinel.head");
     let deadline = std::time::Instant::now() + Duration::from_secs(60);
