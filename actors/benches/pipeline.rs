@@ -67,11 +67,10 @@ fn options() -> Options {
     }
     o.only_cold = args.windows(2).any(|w| w[0] == "--only" && w[1] == "cold");
     if let Some(name) = args.windows(2).find(|w| w[0] == "--engine").map(|w| &w[1]) {
-        o.engine = match name.as_str() {
-            "lsm" => EmbeddedEngine::Lsm,
-            "redb" => EmbeddedEngine::Redb,
-            other => panic!("--engine {other}: expected lsm or redb"),
-        };
+        o.engine = [EmbeddedEngine::Lsm, EmbeddedEngine::Redb]
+            .into_iter()
+            .find(|engine| engine.as_str() == name)
+            .unwrap_or_else(|| panic!("--engine {name}: expected lsm or redb"));
     }
     o
 }

@@ -17,6 +17,23 @@ fn sentinel_in(dir: &Path, args: &[&str]) -> Output {
         .unwrap()
 }
 
+/// Runs `sentinel run ARGS` on `dir`, expected to refuse to start: its output once it exits,
+/// or a failure if it is still running after a minute.
+async fn run_refused(dir: &Path, args: &[&str]) -> Output {
+    let http = format!("127.0.0.1:{}", support::free_port());
+    let mut run = tokio::process::Command::new(env!("CARGO_BIN_EXE_sentinel"));
+    run.args(["run", "--http-listen", &http])
+        .args(args)
+        .arg("--data-dir")
+        .arg(dir)
+        .env("SENTINEL_AUTH_JWT_SECRET", support::TEST_JWT_SECRET)
+        .kill_on_drop(true);
+    tokio::time::timeout(Duration::from_secs(60), run.output())
+        .await
+        .expect("the node started instead of refusing")
+        .unwrap()
+}
+
 /// Posts one event of `user` for each of `events` (transaction ids `<user>-<i>`) and checks
 /// each is decided.
 async fn decide(
@@ -138,30 +155,16 @@ async fn compacting_a_stopped_nodes_store_keeps_its_decisions() {
 async fn a_node_moves_to_the_lsm_engine_with_its_history() {
     let dir = tempfile::tempdir().unwrap();
     let client = support::admin_client();
-    let post = |node: &support::NodeProcess, i: i64| {
-        client
-            .post(node.url("/v1/transactions"))
-            .json(&support::event(&format!("m-{i}"), "m-user", "10", i, "FR"))
-            .send()
-    };
     let mut node = support::NodeProcess::start(dir.path(), &["--store-engine", "redb"]).await;
-    for i in 0..10 {
-        assert_eq!(post(&node, i).await.unwrap().status(), 200);
-    }
+    decide(&client, &node, "m-user", 0..10).await;
     assert_eq!(node.terminate(), Some(0));
     let mut node = support::NodeProcess::start(dir.path(), &[]).await;
     assert_eq!(node.user_decisions(&client, "m-user").await.len(), 10);
-    for i in 10..20 {
-        assert_eq!(post(&node, i).await.unwrap().status(), 200);
-    }
+    decide(&client, &node, "m-user", 10..20).await;
     assert_eq!(node.terminate(), Some(0));
     assert!(!dir.path().join("sentinel.lsm").exists());
 
-    let http = format!("127.0.0.1:{}", support::free_port());
-    let out = sentinel_in(
-        dir.path(),
-        &["run", "--http-listen", &http, "--store-engine", "lsm"],
-    );
+    let out = run_refused(dir.path(), &["--store-engine", "lsm"]).await;
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success(), "started on an empty store: {stderr}");
     assert!(stderr.contains("migrate-store"), "{stderr}");
@@ -175,7 +178,7 @@ async fn a_node_moves_to_the_lsm_engine_with_its_history() {
 
     let mut node = support::NodeProcess::start(dir.path(), &[]).await;
     assert_eq!(node.user_decisions(&client, "m-user").await.len(), 20);
-    assert_eq!(post(&node, 20).await.unwrap().status(), 200);
+    decide(&client, &node, "m-user", 20..21).await;
     assert_eq!(node.user_decisions(&client, "m-user").await.len(), 21);
     assert_eq!(node.terminate(), Some(0));
 
@@ -228,17 +231,7 @@ async fn a_store_that_lost_acknowledged_decisions_is_refused() {
     }
     assert!(journals > 0, "no fjall journal in {}", lsm.display());
 
-    let http = format!("127.0.0.1:{}", support::free_port());
-    let mut run = tokio::process::Command::new(env!("CARGO_BIN_EXE_sentinel"));
-    run.args(["run", "--http-listen", &http])
-        .arg("--data-dir")
-        .arg(dir.path())
-        .env("SENTINEL_AUTH_JWT_SECRET", support::TEST_JWT_SECRET)
-        .kill_on_drop(true);
-    let out = tokio::time::timeout(Duration::from_secs(60), run.output())
-        .await
-        .expect("the node started on a store shorter than its watermark")
-        .unwrap();
+    let out = run_refused(dir.path(), &[]).await;
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success(), "{stderr}");
     assert!(
