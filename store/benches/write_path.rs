@@ -9,6 +9,10 @@
 //! already holding 200,000 decisions of 10,000 users, batches of 1 to 2,048 decisions written
 //! straight to the store (no writer), each size for about 20,000 decisions; it prints the
 //! process CPU (user + system, from `/proc/self/stat`) per batch and per decision.
+//!
+//! `-- --record` measures the stored decision record instead ([`sentinel_store::record`]):
+//! bytes, and wall time per encode and per decode against the decision's JSON, for a bare
+//! decision and for one as the simulator's traffic makes (every event field set, two reasons).
 
 use sentinel_store::conformance::decision;
 use sentinel_store::{EmbeddedStore, Store, WriteOp, Writer, WriterConfig};
@@ -124,7 +128,92 @@ async fn batch_sweep() {
     }
 }
 
+/// A decision as the simulator's traffic makes them: every event field set, two reasons.
+fn busy_decision() -> sentinel_event::Decision {
+    let mut d = decision("txn-000123456", "user-004217", 41, 7);
+    let event = Arc::make_mut(&mut d.event);
+    event.card_id = Some("card-004217-1".into());
+    event.device_id = Some("dev-9f3c2a".into());
+    event.ip = Some("203.0.113.77".into());
+    event.merchant_id = Some("merchant-00871".into());
+    event.location = Some(sentinel_event::Location {
+        country: "FR".into(),
+        city: Some("Lyon".into()),
+        lat: Some(45.76),
+        lon: Some(4.84),
+    });
+    let value = |label: &str, v: sentinel_rules::OwnedValue| (label.to_owned(), v);
+    d.reasons = vec![
+        sentinel_event::Reason {
+            rule: "high_amount_new_device".into(),
+            action: sentinel_rules::Action::AddScore(0.4),
+            values: vec![
+                value("amount", sentinel_rules::OwnedValue::Number(1834.5)),
+                value("new_device", sentinel_rules::OwnedValue::Bool(true)),
+            ],
+        },
+        sentinel_event::Reason {
+            rule: "velocity_5m".into(),
+            action: sentinel_rules::Action::Review,
+            values: vec![value(
+                "count(user, 5m)",
+                sentinel_rules::OwnedValue::Number(6.0),
+            )],
+        },
+    ];
+    d.outcome = sentinel_event::Outcome::Review;
+    d.score = 0.5;
+    d
+}
+
+/// Bytes and time per encode and decode of the stored record against JSON.
+fn record_sizes() {
+    const N: u32 = 200_000;
+    fn time(mut f: impl FnMut()) -> std::time::Duration {
+        let started = Instant::now();
+        for _ in 0..N {
+            f();
+        }
+        started.elapsed() / N
+    }
+    for (name, d) in [
+        (
+            "bare decision",
+            decision("txn-000123456", "user-004217", 41, 7),
+        ),
+        ("simulator-like decision", busy_decision()),
+    ] {
+        let json = serde_json::to_vec(&d).unwrap();
+        let mut record = Vec::new();
+        sentinel_store::record::encode_into(&mut record, &d).unwrap();
+        let json_encode = time(|| {
+            std::hint::black_box(serde_json::to_vec(&d).unwrap());
+        });
+        let record_encode = time(|| {
+            let mut out = Vec::with_capacity(512);
+            sentinel_store::record::encode_into(&mut out, &d).unwrap();
+            std::hint::black_box(out);
+        });
+        let json_decode = time(|| {
+            std::hint::black_box(sentinel_store::record::decode(&json).unwrap());
+        });
+        let record_decode = time(|| {
+            std::hint::black_box(sentinel_store::record::decode(&record).unwrap());
+        });
+        println!(
+            "{name}: JSON {} B, encode {json_encode:?}, decode {json_decode:?}; \
+             record {} B, encode {record_encode:?}, decode {record_decode:?}",
+            json.len(),
+            record.len()
+        );
+    }
+}
+
 fn main() {
+    if std::env::args().any(|a| a == "--record") {
+        record_sizes();
+        return;
+    }
     if std::env::args().any(|a| a == "--batch-sweep") {
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .enable_all()

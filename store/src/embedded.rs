@@ -1,9 +1,10 @@
 //! The embedded backend: one redb file, ACID, fsync on every committed batch.
 
 use crate::chain::{self, Head, LogReport, VerifyOptions};
-use crate::expiry::{check_cutoff, declare, decode, expired_front, Expired};
+use crate::expiry::{check_cutoff, declare, expired_front, Expired};
 use crate::history::{user_key, History};
 use crate::migrate::Row;
+use crate::record::{self, decode};
 use crate::{
     DayCursor, DecisionLog, RecordGuard, RecordKind, RecordWrite, RestorePoint, Store, StoreError,
     UserSnapshot, WriteOp, WriteResult,
@@ -430,7 +431,7 @@ impl DecisionTables<'_> {
         buf: &mut Vec<u8>,
     ) -> Result<WriteResult, StoreError> {
         buf.clear();
-        serde_json::to_writer(&mut *buf, d).map_err(StoreError::backend)?;
+        record::encode_into(buf, d)?;
         let txn_id = d.transaction_id.as_str();
         // Insert first and put the earlier decision back in the rare duplicate case: one
         // B-tree descent per new decision instead of a lookup followed by an insert.

@@ -2,6 +2,7 @@
 //! entries have expired, stopping at the first that is newer or does not check out.
 
 use crate::chain::{self, Head, RetentionDeclaration};
+use crate::record::decode;
 use crate::StoreError;
 use sentinel_event::Decision;
 
@@ -95,14 +96,6 @@ pub(crate) fn declare(
         at: now,
     };
     (anchor, Some(declaration))
-}
-
-/// Decodes a stored decision.
-pub(crate) fn decode(bytes: &[u8]) -> Result<Decision, StoreError> {
-    serde_json::from_slice(bytes).map_err(|e| StoreError::Corrupt {
-        table: "decisions_by_txn",
-        reason: e.to_string(),
-    })
 }
 
 /// Refuses a retention cutoff younger than the minimum retention.

@@ -23,6 +23,7 @@ mod lsm;
 pub mod metrics;
 mod migrate;
 pub mod outbox;
+pub mod record;
 mod writer;
 
 pub use embedded::{EmbeddedStore, DEFAULT_CACHE_BYTES};

@@ -14,9 +14,10 @@
 //! - `records`: kind name ‖ 0 ‖ key → value; `user_snapshots`: user id → seq (u64 BE) ‖ state.
 
 use crate::chain::{self, Head, LogReport, VerifyOptions};
-use crate::expiry::{check_cutoff, declare, decode, expired_front, Expired};
+use crate::expiry::{check_cutoff, declare, expired_front, Expired};
 use crate::history::{user_key, History};
 use crate::migrate::Row;
+use crate::record::{self, decode};
 use crate::{
     DayCursor, DecisionLog, RecordGuard, RecordKind, RecordWrite, RestorePoint, Store, StoreError,
     UserSnapshot, WriteOp, WriteResult,
@@ -278,15 +279,18 @@ impl Inner {
         self.writing.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// A write batch that is durable (journal synced) when `commit` returns.
-    fn batch(&self) -> OwnedWriteBatch {
-        self.db.batch().durability(Some(PersistMode::SyncData))
+    /// A write batch with room for `items` writes that is durable (journal synced) when
+    /// `commit` returns.
+    fn batch(&self, items: usize) -> OwnedWriteBatch {
+        OwnedWriteBatch::with_capacity(self.db.clone(), items)
+            .durability(Some(PersistMode::SyncData))
     }
 
     fn write_all(&self, ops: &[WriteOp]) -> Result<Vec<WriteResult>, StoreError> {
         let mut committed = self.lock();
         let mut next = *committed;
-        let mut batch = self.batch();
+        // A decision is four writes (record, log entry, user and day indexes), plus the head.
+        let mut batch = self.batch(ops.len() * 4 + 2);
         let mut results = Vec::with_capacity(ops.len());
         let mut users = Vec::with_capacity(ops.len());
         // Decisions new in this batch: a second one for the same transaction is a duplicate
@@ -344,7 +348,8 @@ impl Inner {
         if let Some(earlier) = self.decisions.get(txn_id).map_err(StoreError::backend)? {
             return Ok(WriteResult::AlreadyDecided(Arc::new(decode(&earlier)?)));
         }
-        let bytes = serde_json::to_vec(d.as_ref()).map_err(StoreError::backend)?;
+        let mut bytes = Vec::with_capacity(512);
+        record::encode_into(&mut bytes, d)?;
         let (seq, entry) = next.head.append(txn_id, &bytes);
         batch.insert(&self.decisions, txn_id, bytes);
         batch.insert(&self.log, seq.to_be_bytes(), entry);
@@ -391,7 +396,8 @@ impl Inner {
         let (anchor, Some(declaration)) = declare(anchor, &expired, cutoff, now) else {
             return Ok(0);
         };
-        let mut batch = self.batch();
+        // Up to four removals per expired entry, then the declaration and three meta keys.
+        let mut batch = self.batch(expired.len() * 4 + 4);
         let mut next = *committed;
         let mut pruned = 0;
         for Expired { seq, decision, .. } in &expired {
@@ -776,7 +782,7 @@ impl Store for LsmStore {
     async fn put_records(&self, writes: Vec<RecordWrite>) -> Result<(), StoreError> {
         self.blocking(move |inner| {
             let _one_writer = inner.lock();
-            let mut batch = inner.batch();
+            let mut batch = inner.batch(writes.len());
             for w in &writes {
                 inner.put_record(&mut batch, w);
             }
@@ -801,7 +807,7 @@ impl Store for LsmStore {
             if current.as_deref() != guard.expected.as_deref() {
                 return Ok(false);
             }
-            let mut batch = inner.batch();
+            let mut batch = inner.batch(writes.len());
             for w in &writes {
                 inner.put_record(&mut batch, w);
             }

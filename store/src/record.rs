@@ -1,0 +1,152 @@
+//! The bytes of a stored decision: a one-byte format marker, then the decision (with the raw
+//! event it judged) as MessagePack with named fields.
+//!
+//! Why MessagePack rather than the JSON it replaces: a decision is written once per event and
+//! read on every restore, export and duplicate check; MessagePack takes 15% fewer bytes and
+//! encodes 1.7× (decodes 1.4×) faster (numbers as bytes, nothing escaped; the ids,
+//! timestamps and amounts stay text, which is what is left: `cargo bench -p sentinel-store
+//! --bench write_path -- --record`). Named fields keep it self-describing, like the user
+//! snapshots (`actors/src/snapshot.rs` says why that matters for a record that outlives the
+//! code that wrote it). The log chain hashes these bytes as stored, so the format of old
+//! entries never changes: decisions stored as JSON before this format begin with `{` and still
+//! read.
+
+use crate::StoreError;
+use sentinel_event::Decision;
+
+/// First byte of a MessagePack decision. JSON decisions begin with `{`.
+const MSGPACK: u8 = 0x01;
+
+/// Appends the stored bytes of `decision` to `out`.
+pub fn encode_into(out: &mut Vec<u8>, decision: &Decision) -> Result<(), StoreError> {
+    out.push(MSGPACK);
+    rmp_serde::encode::write_named(out, decision).map_err(StoreError::backend)
+}
+
+/// The decision in bytes written by [`encode_into`], or as JSON by earlier versions.
+pub fn decode(bytes: &[u8]) -> Result<Decision, StoreError> {
+    let corrupt = |reason: String| StoreError::Corrupt {
+        table: "decisions_by_txn",
+        reason,
+    };
+    match bytes.first() {
+        Some(&MSGPACK) => rmp_serde::from_slice(&bytes[1..])
+            .map_err(|e| corrupt(format!("unreadable MessagePack decision: {e}"))),
+        Some(b'{') => serde_json::from_slice(bytes)
+            .map_err(|e| corrupt(format!("unreadable JSON decision: {e}"))),
+        Some(&other) => Err(corrupt(format!(
+            "unknown decision format (first byte {other:#04x})"
+        ))),
+        None => Err(corrupt("empty decision record".into())),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use sentinel_event::{MlScore, Outcome, Reason, Transaction};
+    use sentinel_rules::{Action, OwnedValue};
+    use std::sync::Arc;
+
+    /// A decision with every optional part present: reasons with each kind of value, shadow
+    /// hits, an ML score with a challenger, an event with metadata and a base amount.
+    fn everything() -> Decision {
+        let event: Transaction = serde_json::from_value(serde_json::json!({
+            "transaction_id": "t-1", "user_id": "u-1", "card_id": "c", "device_id": "d",
+            "merchant_id": "m", "ip": "10.0.0.1", "amount": "1234.5678", "currency": "EUR",
+            "timestamp": "2026-11-22T10:00:00.123456Z",
+            "location": {"country": "FR", "lat": 48.85, "lon": 2.35},
+            "metadata": {"channel": "web", "attempt": 2, "ratio": 0.5, "tags": ["a", null, true]},
+        }))
+        .unwrap();
+        let reason = |rule: &str, action| Reason {
+            rule: rule.into(),
+            action,
+            values: vec![
+                ("amount".into(), OwnedValue::Number(1234.5678)),
+                ("country".into(), OwnedValue::Text("FR".into())),
+                ("new_device".into(), OwnedValue::Bool(true)),
+                ("count(user, 5m)".into(), OwnedValue::Null),
+            ],
+        };
+        Decision {
+            transaction_id: "t-1".into(),
+            user_id: "u-1".into(),
+            outcome: Outcome::Review,
+            score: 0.6,
+            reasons: vec![
+                reason("big", Action::AddScore(0.6)),
+                reason("far", Action::Flag),
+            ],
+            shadow_hits: vec![reason("candidate", Action::Decline)],
+            rule_set_version: 7,
+            user_seq: 42,
+            late: true,
+            decided_at: "2026-11-22T10:00:00.200001Z".parse().unwrap(),
+            latency_us: 830,
+            event: Arc::new(event),
+            ml: Some(MlScore {
+                score: 0.31,
+                anomaly: 0.72,
+                model_version: "gbt-2026-11-20".into(),
+                top_features: vec!["amount_z".into(), "new_merchant".into()],
+                challenger_score: Some(0.4),
+                challenger_version: Some("gbt-2026-11-21".into()),
+            }),
+        }
+    }
+
+    #[test]
+    fn a_decision_round_trips_with_every_part() {
+        let decision = everything();
+        let mut bytes = Vec::new();
+        encode_into(&mut bytes, &decision).unwrap();
+        assert_eq!(bytes[0], MSGPACK);
+        assert_eq!(decode(&bytes).unwrap(), decision);
+        // The point of the format: smaller than the JSON it replaces.
+        assert!(bytes.len() < serde_json::to_vec(&decision).unwrap().len());
+    }
+
+    #[test]
+    fn a_minimal_decision_round_trips() {
+        let mut decision = everything();
+        decision.reasons.clear();
+        decision.shadow_hits.clear();
+        decision.late = false;
+        decision.ml = None;
+        let mut bytes = Vec::new();
+        encode_into(&mut bytes, &decision).unwrap();
+        assert_eq!(decode(&bytes).unwrap(), decision);
+    }
+
+    #[test]
+    fn decisions_stored_as_json_still_read() {
+        let decision = everything();
+        let json = serde_json::to_vec(&decision).unwrap();
+        assert_eq!(decode(&json).unwrap(), decision);
+    }
+
+    #[test]
+    fn unreadable_bytes_are_corrupt_not_a_panic() {
+        let mut truncated = Vec::new();
+        encode_into(&mut truncated, &everything()).unwrap();
+        truncated.truncate(truncated.len() / 2);
+        for (bytes, expected) in [
+            (&b""[..], "empty"),
+            (
+                &b"\x07garbage"[..],
+                "unknown decision format (first byte 0x07)",
+            ),
+            (&b"{\"transaction_id\":"[..], "unreadable JSON"),
+            (truncated.as_slice(), "unreadable MessagePack"),
+        ] {
+            match decode(bytes) {
+                Err(StoreError::Corrupt { table, reason }) => {
+                    assert_eq!(table, "decisions_by_txn");
+                    assert!(reason.contains(expected), "{reason}");
+                }
+                other => panic!("{bytes:?} decoded as {other:?}"),
+            }
+        }
+    }
+}
