@@ -24,9 +24,10 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::Semaphore;
 
-/// The node's allocator (node/src/main.rs), so the figures are the node's.
+/// The node's allocator, configured as the node does (node/src/main.rs), so the figures are the
+/// node's.
 #[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+static ALLOCATOR: sentinel_allocator::MiMalloc = sentinel_allocator::MiMalloc;
 
 struct Options {
     runs: usize,
@@ -227,6 +228,7 @@ fn median(mut v: Vec<f64>) -> f64 {
 }
 
 fn main() {
+    sentinel_allocator::configure();
     let o = options();
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()

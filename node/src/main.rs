@@ -3,12 +3,11 @@
 
 use clap::Parser;
 
-/// Every event allocates on several threads (parse, actors, writer, producer); mimalloc's
-/// per-thread free lists cost less than glibc's arenas there and return memory sooner
-/// (BENCHMARKS.md, "Allocator").
+/// mimalloc, tuned for user actors that come and go (`allocator/src/lib.rs` says why).
 #[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+static ALLOCATOR: sentinel_allocator::MiMalloc = sentinel_allocator::MiMalloc;
 
 fn main() -> std::process::ExitCode {
+    sentinel_allocator::configure();
     sentinel_node::execute(sentinel_node::Cli::parse())
 }
