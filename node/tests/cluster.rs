@@ -262,17 +262,24 @@ async fn every_transaction_is_decided_once_across_a_sigkill_of_a_scoring_node() 
         }
         assert!(views.windows(2).all(|w| w[0] == w[1]), "{user}: {views:?}");
     }
-    let view = cluster_view(&client, &n2).await;
-    let live: u64 = view["members"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|m| m["live_actors"].as_u64().unwrap())
-        .sum();
-    assert!(
-        live <= USERS as u64,
-        "each user lives on its owner only: {live} live actors for {USERS} users: {view}"
-    );
+    // Each former owner passivates a moved partition's users after the rebalance, and the
+    // killed member's session may expire (one more rebalance) after its successor joined: so
+    // once the assignment settles, and never more live actors than users.
+    eventually(
+        "each user live on its owner only",
+        Duration::from_secs(90),
+        async || {
+            settled_ownership(&client, &n1, 3).await;
+            let view = cluster_view(&client, &n2).await;
+            let live: u64 = view["members"]
+                .as_array()?
+                .iter()
+                .map(|m| m["live_actors"].as_u64().unwrap())
+                .sum();
+            (live <= USERS as u64).then_some(())
+        },
+    )
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -296,15 +296,17 @@ impl Inner {
         // Decisions new in this batch: a second one for the same transaction is a duplicate
         // the store's own lookup cannot see yet.
         let mut fresh: HashMap<&str, &Arc<Decision>> = HashMap::with_capacity(ops.len());
+        // Each decision's record is encoded here; the batch keeps its own copy.
+        let mut buf = Vec::with_capacity(1024);
         for op in ops {
             match op {
                 WriteOp::Decision(d) => {
                     users.push(user_key(&d.user_id));
-                    results.push(self.decision(&mut batch, d, &mut next, &mut fresh)?);
+                    results.push(self.decision(&mut batch, d, &mut next, &mut fresh, &mut buf)?);
                 }
                 WriteOp::DecisionWithRecords(d, writes) => {
                     users.push(user_key(&d.user_id));
-                    let result = self.decision(&mut batch, d, &mut next, &mut fresh)?;
+                    let result = self.decision(&mut batch, d, &mut next, &mut fresh, &mut buf)?;
                     if matches!(result, WriteResult::Stored) {
                         for w in writes {
                             self.put_record(&mut batch, w);
@@ -340,6 +342,7 @@ impl Inner {
         d: &'a Arc<Decision>,
         next: &mut Committed,
         fresh: &mut HashMap<&'a str, &'a Arc<Decision>>,
+        buf: &mut Vec<u8>,
     ) -> Result<WriteResult, StoreError> {
         let txn_id = d.transaction_id.as_str();
         if let Some(earlier) = fresh.get(txn_id) {
@@ -348,10 +351,10 @@ impl Inner {
         if let Some(earlier) = self.decisions.get(txn_id).map_err(StoreError::backend)? {
             return Ok(WriteResult::AlreadyDecided(Arc::new(decode(&earlier)?)));
         }
-        let mut bytes = Vec::with_capacity(512);
-        record::encode_into(&mut bytes, d)?;
-        let (seq, entry) = next.head.append(txn_id, &bytes);
-        batch.insert(&self.decisions, txn_id, bytes);
+        buf.clear();
+        record::encode_into(buf, d)?;
+        let (seq, entry) = next.head.append(txn_id, buf);
+        batch.insert(&self.decisions, txn_id, buf.as_slice());
         batch.insert(&self.log, seq.to_be_bytes(), entry);
         batch.insert(&self.by_user, user_seq_key(&d.user_id, d.user_seq), txn_id);
         batch.insert(&self.by_day, day_key_of(d), []);
