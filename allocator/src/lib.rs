@@ -6,10 +6,11 @@
 //! block on it is freed. User actors come and go all the time (a card holder pays a few times
 //! a day, so nearly every event spawns an actor and passivation or the live-actor limit stops
 //! another), and their memory is freed in one place and needed again a little later in
-//! another: with a one-second delay the kernel took those pages back and zeroed fresh ones on
-//! the next touch, ~40% of the CPU of the in-process cold-user benchmark. Ten seconds covers
-//! that churn; memory not needed for ten seconds still goes back (BENCHMARKS.md, "Freed memory
-//! kept ten seconds").
+//! another: with a one-second delay the kernel took those pages back and zeroed them again on
+//! the next touch (the in-process cold-user benchmark: 212,000–461,000 page faults, against
+//! 1,300 with ten seconds, and 8–28% more CPU). Ten seconds covers
+//! that churn; memory not needed for ten seconds still goes back (BENCHMARKS.md, "Stored
+//! decisions in MessagePack, freed memory kept ten seconds").
 //!
 //! The binaries declare the allocator and call [`configure`] first thing:
 //!
