@@ -1,54 +1,25 @@
-//! The bytes of a user's snapshot: a one-byte format marker, then the state as MessagePack.
-//!
-//! Why MessagePack (`rmp-serde`) with named fields rather than JSON, postcard or bincode: it is
-//! binary (hashes and amounts take their bytes, not their decimal digits, and nothing is
-//! escaped or parsed as text), yet self-describing like the JSON it replaces. A snapshot
-//! outlives the code that wrote it, and only a self-describing format keeps reading it when
-//! the state changes: fields added with `#[serde(default)]` (the ledger) are filled in, removed
-//! ones skipped, and `rust_decimal` amounts, which deserialize through `deserialize_any`,
-//! work at all (postcard and bincode refuse `deserialize_any`, and read struct fields by
-//! position only).
-//!
-//! Snapshots stored as JSON before this format begin with `{` and still restore.
+//! The bytes of a user's snapshot: the store's tagged form (`sentinel_store::tagged`: a format
+//! byte, then the state as MessagePack with named fields; it says why that form). A snapshot
+//! outlives the code that wrote it: fields added to the state with `#[serde(default)]` (the
+//! ledger) are filled in, removed ones skipped. Snapshots stored as JSON before this format
+//! begin with `{` and still restore.
 
 use sentinel_engine::UserState;
-
-/// First byte of a MessagePack snapshot. JSON snapshots begin with `{`.
-const MSGPACK: u8 = 0x01;
+use sentinel_store::tagged;
 
 /// Why snapshot bytes could not be read.
-#[derive(Debug, thiserror::Error)]
-pub enum SnapshotError {
-    /// MessagePack that does not describe a user state.
-    #[error("unreadable MessagePack snapshot: {0}")]
-    MsgPack(#[from] rmp_serde::decode::Error),
-    /// JSON (the format before MessagePack) that does not describe a user state.
-    #[error("unreadable JSON snapshot: {0}")]
-    Json(#[from] serde_json::Error),
-    /// Neither format's first byte.
-    #[error("unknown snapshot format (first byte {0:#04x})")]
-    UnknownFormat(u8),
-    /// No bytes at all.
-    #[error("empty snapshot")]
-    Empty,
-}
+pub use sentinel_store::tagged::FormatError as SnapshotError;
 
 /// The snapshot bytes of `user`.
 pub fn encode(user: &UserState) -> Result<Vec<u8>, rmp_serde::encode::Error> {
     let mut bytes = Vec::with_capacity(256);
-    bytes.push(MSGPACK);
-    rmp_serde::encode::write_named(&mut bytes, user)?;
+    tagged::encode_into(&mut bytes, user)?;
     Ok(bytes)
 }
 
 /// The user state in snapshot bytes written by [`encode`], or as JSON by earlier versions.
 pub fn decode(bytes: &[u8]) -> Result<UserState, SnapshotError> {
-    match bytes.first() {
-        Some(&MSGPACK) => Ok(rmp_serde::from_slice(&bytes[1..])?),
-        Some(b'{') => Ok(serde_json::from_slice(bytes)?),
-        Some(&other) => Err(SnapshotError::UnknownFormat(other)),
-        None => Err(SnapshotError::Empty),
-    }
+    tagged::decode(bytes)
 }
 
 #[cfg(test)]
@@ -56,6 +27,7 @@ mod tests {
     use super::*;
     use sentinel_engine::PolicyDef;
     use sentinel_event::Transaction;
+    use sentinel_store::tagged::MSGPACK;
     use std::time::Instant;
 
     /// A user with a few decided events: windows, profile, ledger in two currencies.

@@ -24,6 +24,7 @@ pub mod metrics;
 mod migrate;
 pub mod outbox;
 pub mod record;
+pub mod tagged;
 mod writer;
 
 pub use embedded::{EmbeddedStore, DEFAULT_CACHE_BYTES};
