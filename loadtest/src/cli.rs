@@ -56,6 +56,12 @@ struct KafkaArgs {
     /// -X security.protocol=SASL_SSL.
     #[arg(short = 'X', value_parser = parse_property)]
     property: Vec<(String, String)>,
+    /// No node: consume the input topic and republish each event as an approval from here,
+    /// with the node's Kafka client settings. Measures the broker's own round trip for the
+    /// same rate and run length (the floor under a run against the node); start only the
+    /// broker, with the topics created.
+    #[arg(long)]
+    echo: bool,
 }
 
 #[derive(Args, Debug)]
@@ -204,6 +210,7 @@ impl Cli {
                     approved_topic: kafka.approved_topic,
                     fraud_topic: kafka.fraud_topic,
                     options: kafka.property,
+                    echo: kafka.echo,
                 }),
             )),
             Command::Http { http, traffic } => Ok((

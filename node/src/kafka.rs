@@ -52,3 +52,20 @@ pub async fn ensure_topics(kafka: &KafkaConfig) -> anyhow::Result<()> {
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The load generator's `--echo` stands in for the node with the node's client settings,
+    /// so that its latency is the floor under the node's: they must not drift apart.
+    #[test]
+    fn the_load_generators_echo_uses_the_nodes_client_settings() {
+        use sentinel_loadtest::loadgen::echo::{NODE_FETCH_SETTINGS, NODE_PRODUCER_SETTINGS};
+        assert_eq!(NODE_PRODUCER_SETTINGS, producer::PRODUCER_SETTINGS);
+        let fetch_wait = KafkaConfig::default().fetch_wait_max_ms.to_string();
+        let mut node = vec![("fetch.wait.max.ms", fetch_wait.as_str())];
+        node.extend(consumer::FETCH_SETTINGS);
+        assert_eq!(NODE_FETCH_SETTINGS.to_vec(), node);
+    }
+}

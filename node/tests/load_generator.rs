@@ -45,6 +45,22 @@ fn labelled_ids(opts: &TrafficOptions, n: u64) -> Vec<(String, Scenario)> {
         .collect()
 }
 
+/// Runs `opts` through `broker`'s node topics; with `echo`, the load generator stands in for
+/// the node.
+async fn run_kafka(opts: &TrafficOptions, broker: &Broker, echo: bool) -> RunResult {
+    let target = Target::Kafka(KafkaTarget {
+        brokers: broker.address.clone(),
+        topic: "transactions".into(),
+        approved_topic: "transactions_approved".into(),
+        fraud_topic: "transactions_fraud".into(),
+        options: Vec::new(),
+        echo,
+    });
+    loadgen::run(opts, &target, Interrupts::default())
+        .await
+        .unwrap()
+}
+
 /// Every sent event was decided, the report files exist, and the node stored every labelled
 /// event without a trace of its label (rule names in the reasons may coincide with scenario
 /// names, so only the event is searched).
@@ -129,16 +145,7 @@ async fn kafka_mode_against_a_real_broker_and_node() {
     )
     .await;
     let opts = options(dir.path());
-    let target = Target::Kafka(KafkaTarget {
-        brokers: broker.address.clone(),
-        topic: "transactions".into(),
-        approved_topic: "transactions_approved".into(),
-        fraud_topic: "transactions_fraud".into(),
-        options: Vec::new(),
-    });
-    let result = loadgen::run(&opts, &target, Interrupts::default())
-        .await
-        .unwrap();
+    let result = run_kafka(&opts, &broker, false).await;
     let report = &result.report;
 
     assert_eq!(report.mode, "kafka");
@@ -151,4 +158,28 @@ async fn kafka_mode_against_a_real_broker_and_node() {
     assert_eq!(flagged_labelled, report.detection.labelled_flagged);
 
     assert_decided_without_labels(&result, &opts, &node).await;
+}
+
+/// `--echo`: no node at all, the load generator republishes each event itself through the real
+/// broker with the node's client settings; every event comes back (as an approval), its
+/// latency is measured, and the report says no node decided anything.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kafka_echo_measures_the_broker_without_a_node() {
+    let broker = Broker::start().await;
+    broker.create_topics(&NODE_TOPICS, 4).await;
+    let dir = tempfile::tempdir().unwrap();
+    let opts = options(dir.path());
+    let result = run_kafka(&opts, &broker, true).await;
+    let report = &result.report;
+
+    assert_eq!(report.mode, "kafka-echo");
+    assert!(report.sent > 0);
+    assert_eq!(report.decided, report.sent, "{:?}", report.failed);
+    assert_eq!(report.latency_ms.count, report.sent);
+    assert_eq!(report.detection.labelled_flagged, 0, "an echo approves all");
+    assert!(
+        report.notes.iter().any(|n| n.contains("No node decided")),
+        "{:?}",
+        report.notes
+    );
 }

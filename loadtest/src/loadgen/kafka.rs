@@ -16,7 +16,7 @@ use sentinel_event::Outcome;
 use sentinel_simulator::SimEvent;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// Header carrying the send time in wall-clock microseconds.
 pub const SENT_AT_HEADER: &str = "sentinel-sent-at-us";
@@ -36,9 +36,13 @@ pub struct KafkaTarget {
     pub fraud_topic: String,
     /// Extra librdkafka properties for both clients (SASL, TLS, ...).
     pub options: Vec<(String, String)>,
+    /// No node: the load generator echoes each event back as an approval itself
+    /// ([`super::echo`]), measuring the broker's own round trip.
+    pub echo: bool,
 }
 
-fn client_config(target: &KafkaTarget) -> ClientConfig {
+/// A client for `target`'s brokers with its extra properties.
+pub(super) fn client_config(target: &KafkaTarget) -> ClientConfig {
     let mut config = ClientConfig::new();
     config.set("bootstrap.servers", &target.brokers);
     for (k, v) in &target.options {
@@ -177,15 +181,7 @@ impl DecisionReader {
     /// Waits until the group has assigned partitions (so the first decisions are not delayed
     /// by the group join), at most `limit`.
     pub async fn wait_assigned(&self, limit: Duration) {
-        let deadline = Instant::now() + limit;
-        while !self.assigned.load(Ordering::SeqCst) {
-            if Instant::now() >= deadline {
-                tracing::warn!("no partitions assigned yet; starting anyway");
-                return;
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-        tracing::info!("decision topics assigned");
+        super::wait_for(&self.assigned, limit, "decision topics assigned").await;
     }
 
     /// Stops reading.

@@ -8,6 +8,7 @@
 //! [`Report`]: crate::report::Report
 
 mod clock;
+pub mod echo;
 pub mod http;
 pub mod kafka;
 mod pacer;
@@ -25,7 +26,7 @@ pub use traffic::{population_capacity, Population};
 use crate::report::{self, Report, RunConfig, RunInfo, Written};
 use sentinel_simulator::Simulator;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -132,6 +133,10 @@ pub async fn run(
     let mut sim = Simulator::new(config);
     let shared: Shared = Arc::new(Mutex::new(Recorder::new(now_us())));
     let (mode, target_name) = match target {
+        Target::Kafka(k) if k.echo => (
+            "kafka-echo",
+            format!("{} topic {} (echoed, no node)", k.brokers, k.topic),
+        ),
         Target::Kafka(k) => ("kafka", format!("{} topic {}", k.brokers, k.topic)),
         Target::Http(h) => ("http", h.url.clone()),
     };
@@ -139,11 +144,19 @@ pub async fn run(
 
     let (send_secs, reader) = match target {
         Target::Kafka(k) => {
+            let echo = k.echo.then(|| echo::Echo::start(k)).transpose()?;
             let reader = kafka::DecisionReader::start(k, shared.clone())?;
+            if let Some(echo) = &echo {
+                echo.wait_assigned(Duration::from_secs(30)).await;
+            }
             reader.wait_assigned(Duration::from_secs(30)).await;
             let mut sink = kafka::KafkaSink::new(k, shared.clone())?;
-            let secs = drive(opts, &mut sim, &mut sink, &shared, &interrupts).await?;
-            (secs, Some(reader))
+            let secs = drive(opts, &mut sim, &mut sink, &shared, &interrupts).await;
+            if let Some(echo) = echo {
+                let echoed = echo.stop().await;
+                tracing::info!(echoed, "echo stopped");
+            }
+            (secs?, Some(reader))
         }
         Target::Http(h) => {
             let mut sink = http::HttpSink::new(h, shared.clone())?;
@@ -177,6 +190,19 @@ pub async fn run(
     let written = report::write(&report, &opts.report_dir)?;
     tracing::info!(json = %written.json.display(), svg = %written.svg.display(), "report written");
     Ok(RunResult { report, written })
+}
+
+/// Waits until `flag` is set, at most `limit` (then warns and goes on); logs `what` when it is.
+async fn wait_for(flag: &AtomicBool, limit: Duration, what: &str) {
+    let deadline = Instant::now() + limit;
+    while !flag.load(Ordering::SeqCst) {
+        if Instant::now() >= deadline {
+            tracing::warn!("not yet {what}; starting anyway");
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    tracing::info!("{what}");
 }
 
 /// Sends until the hard stop (or the first interruption), then waits for the outstanding

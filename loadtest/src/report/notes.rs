@@ -13,6 +13,13 @@ pub fn explain(report: &Report, extra: Vec<String>) -> Vec<String> {
                     includes producer batching (linger.ms 5), the broker and the consumer's fetch \
                     wait, not only the node."
             .to_owned(),
+        "kafka-echo" => "No node decided these events: the load generator consumed the input \
+                         topic and republished each event as an approval itself, with the \
+                         node's Kafka client settings (--echo). Latency is the broker's own \
+                         round trip for this rate and run length (two broker hops, producer \
+                         batching, two fetch waits): the floor under a run against the node. \
+                         Detection figures mean nothing here."
+            .to_owned(),
         _ => "Latency is the HTTP round trip of POST /v1/transactions, including queueing for \
               one of the bounded concurrent requests' connections."
             .to_owned(),
