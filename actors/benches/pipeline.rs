@@ -3,7 +3,10 @@
 //! `cargo bench -p sentinel-actors --bench pipeline` prints, as medians over the runs:
 //! - the maximum throughput (events decided and durably stored per second), and
 //! - p50 / p99 / max decision latency (scheduled send -> durable acknowledgement) at fixed
-//!   rates of 1,000 and 10,000 events/s.
+//!   rates of 1,000 and 10,000 events/s,
+//!
+//! each with the process's CPU per event over the phase (utime + stime while its events are
+//! decided, divided by them; this process also generates and sends the events, a few percent).
 //!
 //! - cold users: every event from a user with no live actor, first new users, then the same
 //!   users again after passivation (restored from the store), with the node's CPU per event
@@ -110,12 +113,16 @@ fn events(count: usize, users: u32, rate: f64, seed: u64) -> Vec<Arc<Transaction
 
 /// Decides `count` events of `users` distinct users as fast as the pipeline takes them (at
 /// most 20,000 in flight). With as many users as events, every event starts (and restores) a
-/// user actor; with few users, actors stay live and only decide.
-async fn max_throughput(engine: EmbeddedEngine, count: usize, users: u32, seed: u64) -> f64 {
+/// user actor; with few users, actors stay live and only decide. Returns events per second
+/// and CPU µs per event.
+async fn max_throughput(engine: EmbeddedEngine, count: usize, users: u32, seed: u64) -> (f64, f64) {
     let p = pipeline(engine).await;
-    let rate = decide_all(&p.scorer, events(count, users, 100_000.0, seed)).await;
+    let events = events(count, users, 100_000.0, seed);
+    let cpu = cpu_seconds();
+    let rate = decide_all(&p.scorer, events).await;
+    let cpu_us = (cpu_seconds() - cpu) * 1e6 / count as f64;
     p.scorer.shutdown().await;
-    rate
+    (rate, cpu_us)
 }
 
 /// Decides `events` as fast as the pipeline takes them (at most 20,000 in flight); returns
@@ -136,12 +143,21 @@ async fn decide_all(scorer: &Scorer, events: Vec<Arc<Transaction>>) -> f64 {
     count as f64 / started.elapsed().as_secs_f64()
 }
 
+/// One paced phase's figures: latency percentiles in µs, CPU µs per event.
+struct Paced {
+    p50: u64,
+    p99: u64,
+    max: u64,
+    cpu_us: f64,
+}
+
 /// Sends events at `rate` per second for `seconds`; latency runs from each event's scheduled
 /// send time to its durable acknowledgement, so a stalled sender counts against us.
-async fn paced(engine: EmbeddedEngine, rate: f64, seconds: u64, seed: u64) -> (u64, u64, u64) {
+async fn paced(engine: EmbeddedEngine, rate: f64, seconds: u64, seed: u64) -> Paced {
     let p = pipeline(engine).await;
     let count = (rate * seconds as f64) as usize;
     let events = events(count, 100_000, rate, seed);
+    let cpu = cpu_seconds();
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
     let started = Instant::now();
     for (i, event) in events.into_iter().enumerate() {
@@ -159,8 +175,14 @@ async fn paced(engine: EmbeddedEngine, rate: f64, seconds: u64, seed: u64) -> (u
     while let Some(latency) = rx.recv().await {
         h.saturating_record(latency.as_micros() as u64);
     }
+    let cpu_us = (cpu_seconds() - cpu) * 1e6 / count as f64;
     p.scorer.shutdown().await;
-    (h.value_at_quantile(0.5), h.value_at_quantile(0.99), h.max())
+    Paced {
+        p50: h.value_at_quantile(0.5),
+        p99: h.value_at_quantile(0.99),
+        max: h.max(),
+        cpu_us,
+    }
 }
 
 /// This process's CPU time so far (user + system), from `/proc/self/stat`.
@@ -268,39 +290,48 @@ fn main() {
             ("5,000 live users", 5_000),
         ] {
             let mut rates = Vec::new();
+            let mut cpus = Vec::new();
             for run in 0..o.runs {
-                let r = max_throughput(o.engine, o.events, users, run as u64).await;
-                println!("run {run}: {label}: max throughput {r:.0} events/s");
+                let (r, cpu) = max_throughput(o.engine, o.events, users, run as u64).await;
+                println!(
+                    "run {run}: {label}: max throughput {r:.0} events/s, {cpu:.1} us CPU/event"
+                );
                 rates.push(r);
+                cpus.push(cpu);
             }
             println!(
-                "{label}: max throughput, median of {}: {:.0} events/s",
+                "{label}: max throughput, median of {}: {:.0} events/s, {:.1} us CPU/event",
                 o.runs,
-                median(rates)
+                median(rates),
+                median(cpus)
             );
         }
         for rate in [1_000.0, 10_000.0] {
             let mut p50s = Vec::new();
             let mut p99s = Vec::new();
             let mut maxes = Vec::new();
+            let mut cpus = Vec::new();
             for run in 0..o.runs {
-                let (p50, p99, max) = paced(o.engine, rate, o.seconds, run as u64).await;
+                let r = paced(o.engine, rate, o.seconds, run as u64).await;
                 println!(
-                    "run {run}: {rate:.0}/s p50 {:.2} ms p99 {:.2} ms max {:.2} ms",
-                    p50 as f64 / 1e3,
-                    p99 as f64 / 1e3,
-                    max as f64 / 1e3
+                    "run {run}: {rate:.0}/s p50 {:.2} ms p99 {:.2} ms max {:.2} ms, {:.1} us CPU/event",
+                    r.p50 as f64 / 1e3,
+                    r.p99 as f64 / 1e3,
+                    r.max as f64 / 1e3,
+                    r.cpu_us
                 );
-                p50s.push(p50 as f64);
-                p99s.push(p99 as f64);
-                maxes.push(max as f64);
+                p50s.push(r.p50 as f64);
+                p99s.push(r.p99 as f64);
+                maxes.push(r.max as f64);
+                cpus.push(r.cpu_us);
             }
             println!(
-                "{rate:.0} events/s, median of {}: p50 {:.2} ms p99 {:.2} ms max {:.2} ms",
+                "{rate:.0} events/s, median of {}: p50 {:.2} ms p99 {:.2} ms max {:.2} ms, {:.1} us CPU/event",
                 o.runs,
                 median(p50s) / 1e3,
                 median(p99s) / 1e3,
-                median(maxes) / 1e3
+                median(maxes) / 1e3,
+                median(cpus)
             );
         }
     });
