@@ -101,7 +101,8 @@ need_tansu() {
 KAFKA_TOPICS=(transactions transactions_approved transactions_fraud transactions_dlq)
 start_tansu() { # port log -> TANSU_PID; topic output goes to log's directory, topics.log
     need_tansu
-    tansu broker --listener-url "tcp://127.0.0.1:$1" --advertised-listener-url "tcp://127.0.0.1:$1" \
+    # Without RUST_LOG: tansu reads it too, and at debug it logs every fetch and crawls.
+    env -u RUST_LOG tansu broker --listener-url "tcp://127.0.0.1:$1" --advertised-listener-url "tcp://127.0.0.1:$1" \
         --storage-engine memory://tansu/ >"$2" 2>&1 &
     TANSU_PID=$!
     PIDS+=("$TANSU_PID")

@@ -158,6 +158,24 @@ pub struct Broker {
     _dir: tempfile::TempDir,
 }
 
+/// The command line of an in-memory tansu broker listening on `url`. Without the caller's
+/// `RUST_LOG`: tansu reads it too, and at `debug` it logs every fetch and slows to a crawl,
+/// so a developer debugging a test would be measuring a broker busy writing logs.
+fn tansu_command(url: &str) -> Command {
+    let mut command = Command::new("tansu");
+    command
+        .args([
+            "broker",
+            "--listener-url",
+            url,
+            "--advertised-listener-url",
+            url,
+        ])
+        .args(["--storage-engine", "memory://tansu/"])
+        .env_remove("RUST_LOG");
+    command
+}
+
 impl Broker {
     /// Starts a fresh in-memory broker and waits until it accepts connections.
     pub async fn start() -> Broker {
@@ -166,15 +184,7 @@ impl Broker {
         let address = format!("127.0.0.1:{port}");
         let url = format!("tcp://{address}");
         let log = std::fs::File::create(dir.path().join("broker.log")).unwrap();
-        let child = Command::new("tansu")
-            .args([
-                "broker",
-                "--listener-url",
-                &url,
-                "--advertised-listener-url",
-                &url,
-            ])
-            .args(["--storage-engine", "memory://tansu/"])
+        let child = tansu_command(&url)
             .current_dir(dir.path())
             .stdout(Stdio::from(log.try_clone().unwrap()))
             .stderr(Stdio::from(log))
@@ -800,4 +810,19 @@ pub fn require_tool(tool: &str, why: &str) -> PathBuf {
         .map(|dir| dir.join(tool))
         .find(|p| p.is_file())
         .unwrap_or_else(|| panic!("`{tool}` is not on PATH: {why}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_broker_does_not_inherit_rust_log() {
+        let command = tansu_command("tcp://127.0.0.1:9092");
+        let rust_log = command
+            .get_envs()
+            .find(|(name, _)| *name == "RUST_LOG")
+            .map(|(_, value)| value);
+        assert_eq!(rust_log, Some(None), "RUST_LOG must be removed");
+    }
 }
