@@ -6,14 +6,17 @@
 //!   rates of 1,000 and 10,000 events/s,
 //!
 //! each with the process's CPU per event over the phase (utime + stime while its events are
-//! decided, divided by them; this process also generates and sends the events, a few percent).
+//! decided, divided by them; the events are generated before, but this process's sending,
+//! and at paced rates its timer wake-up per event, count too).
 //!
 //! - cold users: every event from a user with no live actor, first new users, then the same
 //!   users again after passivation (restored from the store), with the node's CPU per event
 //!   (process utime + stime over the round, passivation included, divided by its events).
 //!
 //! Options: `--runs N` (default 3), `--events N` for the throughput phase (default 200000),
-//! `--seconds S` per paced phase (default 10), `--cold-users N` per cold round (default
+//! `--seconds S` per paced phase (default 10), `--paced-users N` sending the paced phases
+//! (default 100000: at 10,000/s for 10 s nearly every event is a user's first; 5000 keeps them
+//! warm), `--cold-users N` per cold round (default
 //! 50000), `--only cold` to run the cold phase alone, `--engine lsm|redb` for the embedded
 //! store (default `lsm`, a new node's).
 
@@ -37,6 +40,7 @@ struct Options {
     events: usize,
     seconds: u64,
     cold_users: usize,
+    paced_users: u32,
     only_cold: bool,
     engine: EmbeddedEngine,
 }
@@ -47,6 +51,7 @@ fn options() -> Options {
         events: 200_000,
         seconds: 10,
         cold_users: 50_000,
+        paced_users: 100_000,
         only_cold: false,
         engine: EmbeddedEngine::Lsm,
     };
@@ -68,6 +73,9 @@ fn options() -> Options {
     }
     if let Some(v) = value("--cold-users") {
         o.cold_users = v;
+    }
+    if let Some(v) = value("--paced-users") {
+        o.paced_users = v as u32;
     }
     o.only_cold = args.windows(2).any(|w| w[0] == "--only" && w[1] == "cold");
     if let Some(name) = args.windows(2).find(|w| w[0] == "--engine").map(|w| &w[1]) {
@@ -153,10 +161,10 @@ struct Paced {
 
 /// Sends events at `rate` per second for `seconds`; latency runs from each event's scheduled
 /// send time to its durable acknowledgement, so a stalled sender counts against us.
-async fn paced(engine: EmbeddedEngine, rate: f64, seconds: u64, seed: u64) -> Paced {
+async fn paced(engine: EmbeddedEngine, rate: f64, seconds: u64, users: u32, seed: u64) -> Paced {
     let p = pipeline(engine).await;
     let count = (rate * seconds as f64) as usize;
-    let events = events(count, 100_000, rate, seed);
+    let events = events(count, users, rate, seed);
     let cpu = cpu_seconds();
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
     let started = Instant::now();
@@ -312,7 +320,7 @@ fn main() {
             let mut maxes = Vec::new();
             let mut cpus = Vec::new();
             for run in 0..o.runs {
-                let r = paced(o.engine, rate, o.seconds, run as u64).await;
+                let r = paced(o.engine, rate, o.seconds, o.paced_users, run as u64).await;
                 println!(
                     "run {run}: {rate:.0}/s p50 {:.2} ms p99 {:.2} ms max {:.2} ms, {:.1} us CPU/event",
                     r.p50 as f64 / 1e3,

@@ -141,6 +141,11 @@ async fn run(consumer: StreamConsumer, producer: FutureProducer, topic: String, 
                             flags.echoed.fetch_add(1, Ordering::Relaxed);
                             break;
                         }
+                        Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), _))
+                            if flags.stop.load(Ordering::SeqCst) =>
+                        {
+                            break;
+                        }
                         Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), r)) => {
                             record = r;
                             tokio::time::sleep(Duration::from_millis(1)).await;
