@@ -10,7 +10,7 @@
 //! partition has stored, so the broker's CPU and the round trip grow with the run's length;
 //! BENCHMARKS.md, "The broker's floor".)
 
-use super::kafka::{client_config, KafkaTarget};
+use super::kafka::{client_config, next_message, KafkaTarget};
 use super::now_us;
 use rdkafka::consumer::{Consumer, StreamConsumer};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
@@ -113,69 +113,57 @@ struct Flags {
 
 async fn run(consumer: StreamConsumer, producer: FutureProducer, topic: String, flags: Flags) {
     let mut errors = 0u64;
-    while !flags.stop.load(Ordering::SeqCst) {
-        match tokio::time::timeout(Duration::from_millis(100), consumer.recv()).await {
-            Ok(Ok(m)) => {
-                let payload = m.payload().unwrap_or_default();
-                let Some(id) = transaction_id(payload) else {
-                    tracing::debug!(offset = m.offset(), "not an event; not echoed");
-                    continue;
-                };
-                let headers = OwnedHeaders::new_with_capacity(2)
-                    .insert(Header {
-                        key: "transaction_id",
-                        value: Some(id.as_bytes()),
-                    })
-                    .insert(Header {
-                        key: "outcome",
-                        value: Some("approve"),
-                    });
-                let mut record = FutureRecord::to(&topic).payload(payload).headers(headers);
-                if let Some(key) = m.key() {
-                    record = record.key(key);
-                }
-                // Delivery is not awaited (the reader sees what arrives); a full queue waits.
-                loop {
-                    match producer.send_result(record) {
-                        Ok(_delivery) => {
-                            flags.echoed.fetch_add(1, Ordering::Relaxed);
-                            break;
-                        }
-                        Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), _))
-                            if flags.stop.load(Ordering::SeqCst) =>
-                        {
-                            break;
-                        }
-                        Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), r)) => {
-                            record = r;
-                            tokio::time::sleep(Duration::from_millis(1)).await;
-                        }
-                        Err((e, _)) => {
-                            tracing::warn!(error = %e, transaction_id = %id, "could not echo");
-                            break;
-                        }
-                    }
-                }
-            }
-            Ok(Err(e)) => {
-                errors += 1;
-                if errors.is_power_of_two() {
-                    tracing::warn!(error = %e, errors, "reading the input topic");
-                }
-            }
-            Err(_) => {}
+    let reading = "reading the input topic";
+    while let Some(m) = next_message(
+        &consumer,
+        &flags.stop,
+        &flags.assigned,
+        &mut errors,
+        reading,
+    )
+    .await
+    {
+        let payload = m.payload().unwrap_or_default();
+        let Some(id) = transaction_id(payload) else {
+            tracing::debug!(offset = m.offset(), "not an event; not echoed");
+            continue;
+        };
+        let headers = OwnedHeaders::new_with_capacity(2)
+            .insert(Header {
+                key: "transaction_id",
+                value: Some(id.as_bytes()),
+            })
+            .insert(Header {
+                key: "outcome",
+                value: Some("approve"),
+            });
+        let mut record = FutureRecord::to(&topic).payload(payload).headers(headers);
+        if let Some(key) = m.key() {
+            record = record.key(key);
         }
-        if !flags.assigned.load(Ordering::Relaxed)
-            && consumer.assignment().is_ok_and(|a| a.count() > 0)
-        {
-            flags.assigned.store(true, Ordering::SeqCst);
+        // Delivery is not awaited (the reader sees what arrives); a full queue waits.
+        loop {
+            match producer.send_result(record) {
+                Ok(_delivery) => {
+                    flags.echoed.fetch_add(1, Ordering::Relaxed);
+                    break;
+                }
+                Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), _))
+                    if flags.stop.load(Ordering::SeqCst) =>
+                {
+                    break;
+                }
+                Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), r)) => {
+                    record = r;
+                    tokio::time::sleep(Duration::from_millis(1)).await;
+                }
+                Err((e, _)) => {
+                    tracing::warn!(error = %e, transaction_id = %id, "could not echo");
+                    break;
+                }
+            }
         }
     }
-    // What is still queued in the producer goes out before the run's report is built.
-    let _ = tokio::task::spawn_blocking(move || {
-        rdkafka::producer::Producer::flush(&producer, Duration::from_secs(5))
-    })
-    .await;
 }
 
 /// The `transaction_id` of an event's JSON, if it is one.

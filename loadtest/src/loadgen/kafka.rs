@@ -9,7 +9,7 @@ use super::pacer::Sink;
 use super::{lock, now_us, Shared};
 use rdkafka::consumer::{Consumer, StreamConsumer};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
-use rdkafka::message::{Header, Headers, Message, OwnedHeaders};
+use rdkafka::message::{BorrowedMessage, Header, Headers, Message, OwnedHeaders};
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use rdkafka::ClientConfig;
 use sentinel_event::Outcome;
@@ -198,34 +198,57 @@ async fn read(
     assigned: Arc<AtomicBool>,
 ) {
     let mut errors = 0u64;
-    while !stop.load(Ordering::SeqCst) {
-        match tokio::time::timeout(Duration::from_millis(100), consumer.recv()).await {
-            Ok(Ok(m)) => {
-                let at = now_us();
-                let find = |key: &str| {
-                    m.headers()
-                        .and_then(|h| h.iter().find(|h| h.key == key).and_then(|h| h.value))
-                };
-                let headers = find("transaction_id").zip(find("outcome"));
-                match decision_of(headers, m.payload().unwrap_or_default()) {
-                    Some((id, outcome)) => {
-                        lock(&shared).decided(&id, outcome, at);
-                    }
-                    None => tracing::debug!(topic = m.topic(), "not a decision; skipped"),
-                }
+    while let Some(m) = next_message(
+        &consumer,
+        &stop,
+        &assigned,
+        &mut errors,
+        "reading decisions",
+    )
+    .await
+    {
+        let at = now_us();
+        let find = |key: &str| {
+            m.headers()
+                .and_then(|h| h.iter().find(|h| h.key == key).and_then(|h| h.value))
+        };
+        let headers = find("transaction_id").zip(find("outcome"));
+        match decision_of(headers, m.payload().unwrap_or_default()) {
+            Some((id, outcome)) => {
+                lock(&shared).decided(&id, outcome, at);
             }
+            None => tracing::debug!(topic = m.topic(), "not a decision; skipped"),
+        }
+    }
+}
+
+/// The next message of `consumer`, or `None` once `stop` is set (checked at least every
+/// 100 ms). Sets `assigned` once the group has given the consumer partitions. Read errors are
+/// counted in `errors` and logged, `what` naming the reading, at powers of two so that a
+/// broker outage does not flood the log.
+pub(super) async fn next_message<'c>(
+    consumer: &'c StreamConsumer,
+    stop: &AtomicBool,
+    assigned: &AtomicBool,
+    errors: &mut u64,
+    what: &str,
+) -> Option<BorrowedMessage<'c>> {
+    while !stop.load(Ordering::SeqCst) {
+        if !assigned.load(Ordering::Relaxed) && consumer.assignment().is_ok_and(|a| a.count() > 0) {
+            assigned.store(true, Ordering::SeqCst);
+        }
+        match tokio::time::timeout(Duration::from_millis(100), consumer.recv()).await {
+            Ok(Ok(m)) => return Some(m),
             Ok(Err(e)) => {
-                errors += 1;
+                *errors += 1;
                 if errors.is_power_of_two() {
-                    tracing::warn!(error = %e, errors, "reading decisions");
+                    tracing::warn!(error = %e, errors = *errors, "{what}");
                 }
             }
             Err(_) => {}
         }
-        if !assigned.load(Ordering::Relaxed) && consumer.assignment().is_ok_and(|a| a.count() > 0) {
-            assigned.store(true, Ordering::SeqCst);
-        }
     }
+    None
 }
 
 #[cfg(test)]
