@@ -41,6 +41,20 @@ impl NodeDecider {
         event: Arc<Transaction>,
         received: Instant,
     ) -> Result<Stored, DecisionError> {
+        let stored = self.decide_unpublished(event, received).await?;
+        if let Some(publisher) = &self.publisher {
+            publisher.publish(&stored.decision).await?;
+        }
+        Ok(stored)
+    }
+
+    /// Decides and counts an event: all [`Self::decide_shared`] does but publish. The Kafka
+    /// source publishes its decisions itself, without waiting for each one's delivery.
+    pub async fn decide_unpublished(
+        &self,
+        event: Arc<Transaction>,
+        received: Instant,
+    ) -> Result<Stored, DecisionError> {
         let stored = self.scorer.score(event, received).await?;
         // Inside an HTTP request's span this line carries its request id; together they tie
         // a client's request to the decision of record.
@@ -58,9 +72,6 @@ impl NodeDecider {
             t::SCORING.latency.record(latency.as_secs_f64());
             self.stats.record(outcome, latency);
             self.live.publish(&stored.decision, latency);
-        }
-        if let Some(publisher) = &self.publisher {
-            publisher.publish(&stored.decision).await?;
         }
         Ok(stored)
     }

@@ -2,6 +2,7 @@
 
 mod alerts_consumer;
 mod consumer;
+mod delivery;
 mod offsets;
 mod ownership;
 mod partitioner;

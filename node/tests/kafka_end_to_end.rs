@@ -348,6 +348,18 @@ async fn every_event_has_exactly_one_decision_after_a_sigkill() {
             assert!(d["reasons"].as_array().unwrap().is_empty(), "{user}: {d}");
         }
     }
+    // Every event's decision reached an output topic (at least once): an offset committed
+    // before its decision was on the topic would have lost the decisions in flight at the kill.
+    let want: HashSet<&str> = produced.values().flatten().map(String::as_str).collect();
+    let outputs = broker.consumer(&["transactions_approved", "transactions_fraud"]);
+    collect(&outputs, Duration::from_secs(90), |records| {
+        let seen: HashSet<&str> = records
+            .iter()
+            .map(|r| r.headers["transaction_id"].as_str())
+            .collect();
+        want.is_subset(&seen)
+    })
+    .await;
     assert_eq!(node.terminate(), Some(0), "{}", node.log_text());
 }
 

@@ -179,8 +179,13 @@ fn tansu_command(url: &str) -> Command {
 impl Broker {
     /// Starts a fresh in-memory broker and waits until it accepts connections.
     pub async fn start() -> Broker {
+        Broker::start_at(free_port()).await
+    }
+
+    /// Starts a fresh in-memory broker on loopback port `port` (a client may have been
+    /// pointed at it before it existed) and waits until it accepts connections.
+    pub async fn start_at(port: u16) -> Broker {
         let dir = tempfile::tempdir().unwrap();
-        let port = free_port();
         let address = format!("127.0.0.1:{port}");
         let url = format!("tcp://{address}");
         let log = std::fs::File::create(dir.path().join("broker.log")).unwrap();

@@ -3,7 +3,7 @@
 //! offset is committed only after that write, so a crash loses no alert; a redelivered decision
 //! is already stored and owes nothing new.
 
-use super::consumer::{consume, subscribe, Finished};
+use super::consumer::{consume, subscribe, Handled};
 use super::ownership::PartitionOwnership;
 use crate::config::KafkaConfig;
 use rdkafka::Message;
@@ -32,6 +32,7 @@ pub async fn run_alerts_consumer(
         max_in_flight,
         stop.clone(),
         &ownership,
+        None,
         || async {},
         |message| {
             let (partition, offset) = (message.partition(), message.offset());
@@ -41,13 +42,18 @@ pub async fn run_alerts_consumer(
             async move {
                 match parsed {
                     Ok(decision) => {
-                        store_until_done(&writer, Arc::new(decision), &mut stop).await?;
+                        if store_until_done(&writer, Arc::new(decision), &mut stop)
+                            .await
+                            .is_none()
+                        {
+                            return Handled::Abandoned;
+                        }
                     }
                     // Nothing can make it a decision: skip it, loudly, and move on.
                     Err(e) => tracing::warn!(partition, offset, error = %e,
                     "skipping a message that is not a decision"),
                 }
-                Some(Finished { partition, offset })
+                Handled::Finished { partition, offset }
             }
         },
     )

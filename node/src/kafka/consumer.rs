@@ -3,9 +3,10 @@
 //! went to the dead-letter topic).
 
 use super::client_config;
+use super::delivery::{InputMessage, PendingDeliveries};
 use super::offsets::OffsetTracker;
 use super::ownership::PartitionOwnership;
-use super::producer::{DeadLetter, Origin};
+use super::producer::{DeadLetter, Origin, Publisher};
 use crate::config::KafkaConfig;
 use crate::currency::Source;
 use crate::decider::NodeDecider;
@@ -28,6 +29,11 @@ use tokio::sync::watch;
 /// Longest a revoke waits for its partitions' events to finish before handing them over
 /// anyway (their offsets then stay uncommitted and the new owner redelivers them).
 const REVOKE_DRAIN_LIMIT: Duration = Duration::from_secs(5);
+
+/// Longest a stopping node waits for what is in flight and for the broker to take the
+/// decisions already made (the events of those it does not take are redelivered after the
+/// restart).
+const STOP_DELIVERY_LIMIT: Duration = Duration::from_secs(10);
 
 /// How often librdkafka reports statistics, from which the per-partition lag is exported.
 const STATISTICS_INTERVAL_MS: &str = "5000";
@@ -174,12 +180,19 @@ pub(super) fn subscribe(
     Ok(consumer)
 }
 
-/// How a message ended; its offset may then be committed.
-pub(super) struct Finished {
-    /// The message's partition.
-    pub partition: i32,
-    /// The message's offset.
-    pub offset: i64,
+/// How the handling of a message ended.
+pub(super) enum Handled {
+    /// Done: its offset may be committed.
+    Finished {
+        /// The message's partition.
+        partition: i32,
+        /// The message's offset.
+        offset: i64,
+    },
+    /// Its decision is on its way to an output topic: done when the delivery report comes.
+    Publishing,
+    /// Not done (the node is stopping): its offset stays uncommitted, and it is redelivered.
+    Abandoned,
 }
 
 /// Consumes until `stop` fires, then drains what is in flight and commits.
@@ -210,6 +223,9 @@ pub async fn run_consumer(
         // Only the API's owner lookup needs it; it answers from this node meanwhile.
         Err(e) => tracing::warn!(error = %e, "reading the input topic's partitions failed"),
     }
+    let Some(publisher) = decider.publisher.clone() else {
+        anyhow::bail!("the Kafka source needs the output topics' publisher");
+    };
     let topic = kafka.input_topic.as_str();
     let max_in_flight = kafka.max_in_flight.max(1);
     // Ownership changed: with what was in flight finished and the new assignment known, stop
@@ -246,13 +262,14 @@ pub async fn run_consumer(
     };
     // Borrowed by every message's future (they all end before this function returns): no
     // reference count or string copied per message.
-    let (decider, dead_letter, limits) = (&*decider, &dead_letter, &*limits);
+    let (decider, dead_letter, limits, publisher) = (&*decider, &dead_letter, &*limits, &publisher);
     consume(
         &consumer,
         topic,
         max_in_flight,
         stop.clone(),
         &ownership,
+        Some(publisher),
         settle,
         |message| {
             let received_at = Instant::now();
@@ -291,18 +308,29 @@ pub async fn run_consumer(
                     }
                 };
                 match outcome {
-                    Ok(()) => {
-                        if let Some(ms) = produced_ms {
-                            let now = chrono::Utc::now().timestamp_millis();
-                            t::KAFKA
-                                .end_to_end
-                                .record((now - ms).max(0) as f64 / 1000.0);
-                        }
+                    Ok(stored) => {
+                        let source = InputMessage {
+                            partition,
+                            offset,
+                            produced_ms,
+                        };
+                        return match publisher
+                            .publish_tracked(&stored.decision, source, &mut stop)
+                            .await
+                        {
+                            Ok(true) => Handled::Publishing,
+                            Ok(false) => Handled::Abandoned,
+                            Err(e) => {
+                                // Only a decision JSON cannot encode; redelivered after restart.
+                                tracing::error!(error = %e, partition, offset, "a decision could not be published");
+                                Handled::Abandoned
+                            }
+                        };
                     }
                     Err(DecisionError::Unavailable(_)) => {
-                        // Shutting down before the decision was published: leave the
-                        // offset alone so the event is redelivered.
-                        return None;
+                        // Shutting down before the decision was stored: leave the offset
+                        // alone so the event is redelivered.
+                        return Handled::Abandoned;
                     }
                     Err(error) => {
                         decider.stats.record_rejected();
@@ -327,11 +355,11 @@ pub async fn run_consumer(
                             .await;
                         if !recorded {
                             // Stopping before the broker took it: redelivered after restart.
-                            return None;
+                            return Handled::Abandoned;
                         }
                     }
                 }
-                Some(Finished { partition, offset })
+                Handled::Finished { partition, offset }
             }
         },
     )
@@ -339,26 +367,30 @@ pub async fn run_consumer(
 }
 
 /// The consume loop every group member shares: `handle` turns each message into a future that
-/// finishes it (`None`: leave its offset uncommitted, it will be redelivered); at most
-/// `max_in_flight` run at once; a partition's offset is stored only past finished messages.
-/// After each rebalance (`ownership` changes) what is in flight is finished first (a revoke
-/// is handed over only then, its offsets committed), then `settle` runs. When `stop` fires,
-/// what is in flight is drained and the offsets are committed.
+/// handles it ([`Handled`]); at most `max_in_flight` messages are unfinished at once; a
+/// partition's offset is stored only past finished messages, and a message whose decision is
+/// published with `publisher` finishes when its delivery report comes. After each rebalance
+/// (`ownership` changes) what is in flight is finished first (a revoke is handed over only
+/// then, its offsets committed), then `settle` runs. When `stop` fires, what is in flight is
+/// drained and the offsets are committed.
+#[allow(clippy::too_many_arguments)]
 pub(super) async fn consume<Fut, Settled>(
     consumer: &StreamConsumer<GroupEvents>,
     topic: &str,
     max_in_flight: usize,
     mut stop: watch::Receiver<bool>,
     ownership: &PartitionOwnership,
+    publisher: Option<&Publisher>,
     mut settle: impl FnMut() -> Settled,
     mut handle: impl FnMut(&BorrowedMessage<'_>) -> Fut,
 ) -> anyhow::Result<()>
 where
-    Fut: std::future::Future<Output = Option<Finished>>,
+    Fut: std::future::Future<Output = Handled>,
     Settled: std::future::Future<Output = ()>,
 {
     let mut tracker = OffsetTracker::default();
     let mut in_flight = FuturesUnordered::new();
+    let mut deliveries = PendingDeliveries::new(publisher, stop.clone());
     let mut revokes = ownership.revokes();
     loop {
         tokio::select! {
@@ -366,17 +398,17 @@ where
             _ = stop.changed() => break,
             Ok(()) = revokes.changed() => {
                 let revoked = ownership.take_pending_revoke();
-                let drained = tokio::time::timeout(REVOKE_DRAIN_LIMIT, async {
-                    while let Some(done) = in_flight.next().await {
-                        finish(consumer, topic, &mut tracker, done);
-                    }
-                })
+                let drained = tokio::time::timeout(
+                    REVOKE_DRAIN_LIMIT,
+                    drain(consumer, topic, &mut tracker, &mut in_flight, &mut deliveries),
+                )
                 .await;
                 if let Some(partitions) = revoked {
                     if drained.is_err() {
                         metrics::counter!(t::REVOKE_DRAIN_TIMEOUTS).increment(1);
                         tracing::warn!(
                             in_flight = in_flight.len(),
+                            publishing = deliveries.outstanding(),
                             ?partitions,
                             "revoked partitions handed over before their events finished; the new owner redelivers them"
                         );
@@ -385,10 +417,15 @@ where
                 }
                 settle().await;
             }
-            Some(done) = in_flight.next(), if !in_flight.is_empty() => {
-                finish(consumer, topic, &mut tracker, done);
+            () = deliveries.ready() => {
+                deliveries.settle(|partition, offset| {
+                    finish(consumer, topic, &mut tracker, partition, offset);
+                });
             }
-            received = consumer.recv(), if in_flight.len() < max_in_flight => {
+            Some(handled) = in_flight.next(), if !in_flight.is_empty() => {
+                record(consumer, topic, &mut tracker, &mut deliveries, handled);
+            }
+            received = consumer.recv(), if tracker.in_flight() < max_in_flight => {
                 let message = match received {
                     Ok(m) => m,
                     Err(e) => {
@@ -404,11 +441,27 @@ where
     }
     tracing::info!(
         in_flight = in_flight.len(),
+        publishing = deliveries.outstanding(),
         topic,
         "draining the Kafka source"
     );
-    while let Some(done) = in_flight.next().await {
-        finish(consumer, topic, &mut tracker, done);
+    let drained = tokio::time::timeout(
+        STOP_DELIVERY_LIMIT,
+        drain(
+            consumer,
+            topic,
+            &mut tracker,
+            &mut in_flight,
+            &mut deliveries,
+        ),
+    )
+    .await;
+    if drained.is_err() {
+        tracing::warn!(
+            publishing = deliveries.outstanding(),
+            refused = deliveries.refused(),
+            "stopping before the broker took every decision; their events will be redelivered"
+        );
     }
     ownership.close();
     match ownership.take_pending_revoke() {
@@ -420,6 +473,34 @@ where
         }
     }
     Ok(())
+}
+
+/// Finishes what is in flight: the messages being handled, then the deliveries of their
+/// decisions.
+async fn drain<Fut>(
+    consumer: &StreamConsumer<GroupEvents>,
+    topic: &str,
+    tracker: &mut OffsetTracker,
+    in_flight: &mut FuturesUnordered<Fut>,
+    deliveries: &mut PendingDeliveries<'_>,
+) where
+    Fut: std::future::Future<Output = Handled>,
+{
+    while !in_flight.is_empty() {
+        tokio::select! {
+            () = deliveries.ready() => {
+                deliveries.settle(|partition, offset| {
+                    finish(consumer, topic, tracker, partition, offset);
+                });
+            }
+            Some(handled) = in_flight.next() => {
+                record(consumer, topic, tracker, deliveries, handled);
+            }
+        }
+    }
+    deliveries
+        .drain(|partition, offset| finish(consumer, topic, tracker, partition, offset))
+        .await;
 }
 
 /// Hands revoked partitions over: commits the offsets stored for them (their finished events),
@@ -447,16 +528,31 @@ fn complete_revoke(consumer: &StreamConsumer<GroupEvents>, topic: &str, partitio
     }
 }
 
+/// Records how a message's handling ended.
+fn record(
+    consumer: &StreamConsumer<GroupEvents>,
+    topic: &str,
+    tracker: &mut OffsetTracker,
+    deliveries: &mut PendingDeliveries<'_>,
+    handled: Handled,
+) {
+    match handled {
+        Handled::Finished { partition, offset } => {
+            finish(consumer, topic, tracker, partition, offset)
+        }
+        Handled::Publishing => deliveries.sent(),
+        Handled::Abandoned => {}
+    }
+}
+
 /// Marks a message finished and stores the offset through which its partition is done.
 fn finish(
     consumer: &StreamConsumer<GroupEvents>,
     topic: &str,
     tracker: &mut OffsetTracker,
-    done: Option<Finished>,
+    partition: i32,
+    offset: i64,
 ) {
-    let Some(Finished { partition, offset }) = done else {
-        return;
-    };
     if let Some(through) = tracker.finish(partition, offset) {
         // Fails only for a partition revoked meanwhile; its new owner redelivers, and the
         // store answers with the decision made here.
@@ -474,11 +570,14 @@ async fn decide_until_done(
     event: &Arc<sentinel_event::Transaction>,
     received: Instant,
     stop: &mut watch::Receiver<bool>,
-) -> Result<(), DecisionError> {
+) -> Result<sentinel_store::Stored, DecisionError> {
     let mut backoff = Duration::from_millis(100);
     loop {
-        match decider.decide_shared(Arc::clone(event), received).await {
-            Ok(_) => return Ok(()),
+        match decider
+            .decide_unpublished(Arc::clone(event), received)
+            .await
+        {
+            Ok(stored) => return Ok(stored),
             Err(e @ (DecisionError::Invalid(_) | DecisionError::Poisoned(_))) => return Err(e),
             Err(e) => {
                 if *stop.borrow() {

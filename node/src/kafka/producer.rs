@@ -1,15 +1,20 @@
 //! Output topics and the dead-letter topic.
 
 use super::client_config;
+use super::delivery::{Delivery, DeliveryContext, InputMessage, Report, Tracked};
 use crate::config::{KafkaConfig, PublishedEvent};
 use crate::telemetry as t;
+use rdkafka::config::FromClientConfigAndContext;
+use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::{Header, OwnedHeaders};
-use rdkafka::producer::{FutureProducer, FutureRecord};
+use rdkafka::producer::{BaseRecord, FutureProducer, FutureRecord, Producer, ThreadedProducer};
+use rdkafka::Message;
 use sentinel_event::{Decision, DecisionError, Outcome};
-use std::time::Duration;
-use tokio::sync::watch;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::sync::{oneshot, watch};
 
-/// How long one publish may wait for the broker before it is retried.
+/// How long one publish may wait for room in the producer's queue before it is retried.
 const SEND_TIMEOUT: Duration = Duration::from_secs(30);
 /// Largest payload copied to the dead-letter topic: well under brokers' default 1 MB message
 /// limit, and above the largest event the node accepts, so only refused oversize messages are
@@ -17,13 +22,22 @@ const SEND_TIMEOUT: Duration = Duration::from_secs(30);
 pub const MAX_DEAD_LETTER_BYTES: usize = 256 * 1024;
 /// Attempts before a publish is reported as failed (the event is then retried or refused).
 const ATTEMPTS: u32 = 5;
+/// How long a publish waits before trying again when the producer's queue is full.
+const QUEUE_FULL_PAUSE: Duration = Duration::from_millis(5);
+/// How long a decision the broker refused waits before it is sent again. librdkafka has
+/// already retried it for `delivery.timeout.ms` (five minutes by default) before reporting it.
+const REDELIVERY_PAUSE: Duration = Duration::from_secs(1);
+
+/// The output producer: a librdkafka producer whose polling thread hands delivery reports to
+/// [`DeliveryContext`].
+type OutputProducer = ThreadedProducer<DeliveryContext>;
 
 /// Publishes decisions, keyed by user id: `approve` to the approved topic (by default without
 /// the event, see [`PublishedEvent`]), `review` and `decline` to the fraud topic, whole (the
 /// `outcome` header tells them apart).
 #[derive(Clone)]
 pub struct Publisher {
-    producer: FutureProducer,
+    producer: Arc<OutputProducer>,
     approved_topic: String,
     approved_event: PublishedEvent,
     fraud_topic: String,
@@ -32,8 +46,10 @@ pub struct Publisher {
 impl Publisher {
     /// A producer for the configured brokers.
     pub fn new(kafka: &KafkaConfig) -> anyhow::Result<Self> {
+        let producer =
+            OutputProducer::from_config_and_context(&producer_config(kafka), Default::default())?;
         Ok(Publisher {
-            producer: producer(kafka)?,
+            producer: Arc::new(producer),
             approved_topic: kafka.approved_topic.clone(),
             approved_event: kafka.approved_event,
             fraud_topic: kafka.fraud_topic.clone(),
@@ -43,35 +59,26 @@ impl Publisher {
     /// Publishes one decision and waits for the broker's acknowledgement, retrying with
     /// backoff.
     pub async fn publish(&self, decision: &Decision) -> Result<(), DecisionError> {
-        let (topic, published) = match decision.outcome {
-            Outcome::Approve => (&self.approved_topic, &t::KAFKA.published_approved),
-            Outcome::Review | Outcome::Decline => (&self.fraud_topic, &t::KAFKA.published_fraud),
-        };
+        let fraud = decision.outcome != Outcome::Approve;
+        let topic = self.topic(fraud);
         let payload = self.encode(decision)?;
-        // Built for each attempt: the record takes them, and a copy would cost as much.
-        let headers = || {
-            OwnedHeaders::new_with_capacity(2)
-                .insert(Header {
-                    key: "transaction_id",
-                    value: Some(decision.transaction_id.as_bytes()),
-                })
-                .insert(Header {
-                    key: "outcome",
-                    value: Some(decision.outcome.as_str().as_bytes()),
-                })
-        };
         let mut backoff = Duration::from_millis(50);
         for attempt in 1..=ATTEMPTS {
-            let record = FutureRecord::to(topic)
+            let (reply, delivered) = oneshot::channel();
+            let record = BaseRecord::with_opaque_to(topic, Box::new(Delivery::Awaited(reply)))
                 .key(decision.user_id.as_bytes())
-                .payload(&payload)
-                .headers(headers());
-            match self.producer.send(record, SEND_TIMEOUT).await {
-                Ok(_) => {
-                    published.increment(1);
+                .payload(payload.as_slice())
+                .headers(headers(decision));
+            let outcome = match self.enqueue(record).await {
+                Ok(()) => delivered.await.unwrap_or(Err(KafkaError::Canceled)),
+                Err(e) => Err(e),
+            };
+            match outcome {
+                Ok(()) => {
+                    published_counter(fraud).increment(1);
                     return Ok(());
                 }
-                Err((e, _)) => {
+                Err(e) => {
                     metrics::counter!(t::PUBLISH_ERRORS).increment(1);
                     tracing::warn!(error = %e, attempt, %topic, "publishing a decision failed");
                     if attempt < ATTEMPTS {
@@ -86,6 +93,130 @@ impl Publisher {
         )))
     }
 
+    /// Hands `record` to the producer, waiting up to [`SEND_TIMEOUT`] for room in its queue.
+    async fn enqueue(&self, mut record: Record<'_>) -> Result<(), KafkaError> {
+        let deadline = Instant::now() + SEND_TIMEOUT;
+        loop {
+            match self.producer.send(record) {
+                Ok(()) => return Ok(()),
+                Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), back))
+                    if Instant::now() < deadline =>
+                {
+                    record = back;
+                    tokio::time::sleep(QUEUE_FULL_PAUSE).await;
+                }
+                Err((e, _)) => return Err(e),
+            }
+        }
+    }
+
+    /// Publishes the decision of the input message `tracked` without waiting for the broker:
+    /// its delivery report reaches the consume loop through [`Publisher::take_reports`].
+    /// Waits only for room in the producer's queue (backpressure). `false`: the node is
+    /// stopping and nothing was sent.
+    pub(super) async fn publish_tracked(
+        &self,
+        decision: &Decision,
+        source: InputMessage,
+        stop: &mut watch::Receiver<bool>,
+    ) -> Result<bool, DecisionError> {
+        let tracked = Tracked {
+            source,
+            fraud: decision.outcome != Outcome::Approve,
+        };
+        let payload = self.encode(decision)?;
+        let record = BaseRecord::with_opaque_to(
+            self.topic(tracked.fraud),
+            Box::new(Delivery::Tracked(tracked)),
+        )
+        .key(decision.user_id.as_bytes())
+        .payload(payload.as_slice())
+        .headers(headers(decision));
+        Ok(self.enqueue_until_sent(record, stop).await)
+    }
+
+    /// Sends a decision the broker refused again after [`REDELIVERY_PAUSE`], in a task of its
+    /// own; its report comes back as the first one did. Gives up when the node stops (the
+    /// input message's offset then stays uncommitted, and it is redelivered).
+    pub(super) fn publish_again(&self, report: Report, mut stop: watch::Receiver<bool>) {
+        let Some((error, message)) = report.failed else {
+            return;
+        };
+        metrics::counter!(t::PUBLISH_ERRORS).increment(1);
+        tracing::warn!(%error, topic = message.topic(), "the broker refused a decision; sending it again");
+        let publisher = self.clone();
+        tokio::spawn(async move {
+            tokio::select! {
+                _ = tokio::time::sleep(REDELIVERY_PAUSE) => {}
+                _ = stop.changed() => return,
+            }
+            let mut record = BaseRecord::with_opaque_to(
+                message.topic(),
+                Box::new(Delivery::Tracked(report.tracked)),
+            )
+            .payload(message.payload().unwrap_or_default());
+            if let Some(key) = message.key() {
+                record = record.key(key);
+            }
+            if let Some(headers) = message.headers() {
+                record = record.headers(headers.clone());
+            }
+            publisher.enqueue_until_sent(record, &mut stop).await;
+        });
+    }
+
+    /// Hands `record` to the producer, waiting for room in its queue and retrying refusals
+    /// with backoff, until it is taken (`true`) or the node stops (`false`).
+    async fn enqueue_until_sent(
+        &self,
+        mut record: Record<'_>,
+        stop: &mut watch::Receiver<bool>,
+    ) -> bool {
+        let mut backoff = Duration::from_millis(50);
+        loop {
+            let pause = match self.producer.send(record) {
+                Ok(()) => return true,
+                Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), back)) => {
+                    record = back;
+                    QUEUE_FULL_PAUSE
+                }
+                Err((e, back)) => {
+                    record = back;
+                    metrics::counter!(t::PUBLISH_ERRORS).increment(1);
+                    tracing::warn!(error = %e, "publishing a decision failed; retrying");
+                    backoff = (backoff * 2).min(Duration::from_secs(5));
+                    backoff
+                }
+            };
+            if *stop.borrow() {
+                return false;
+            }
+            tokio::select! {
+                _ = tokio::time::sleep(pause) => {}
+                _ = stop.changed() => return false,
+            }
+        }
+    }
+
+    /// Resolves when delivery reports of tracked decisions may be waiting.
+    pub(super) async fn reports_ready(&self) {
+        self.producer.context().ready().await
+    }
+
+    /// Moves the waiting delivery reports of tracked decisions into `into` (empty).
+    pub(super) fn take_reports(&self, into: &mut Vec<Report>) {
+        self.producer.context().take(into)
+    }
+
+    /// The output topic of approvals or, with `fraud`, of reviews and declines.
+    fn topic(&self, fraud: bool) -> &str {
+        if fraud {
+            &self.fraud_topic
+        } else {
+            &self.approved_topic
+        }
+    }
+
     /// The message payload of `decision`: JSON, without the event for an approval unless the
     /// approved topic is configured to carry it.
     fn encode(&self, decision: &Decision) -> Result<Vec<u8>, DecisionError> {
@@ -96,6 +227,31 @@ impl Publisher {
             _ => serde_json::to_vec(decision),
         }
         .map_err(|e| DecisionError::Unavailable(format!("encoding a decision: {e}")))
+    }
+}
+
+/// A message for the output producer.
+type Record<'a> = BaseRecord<'a, [u8], [u8], Box<Delivery>>;
+
+/// A published decision's headers: its transaction id and outcome.
+fn headers(decision: &Decision) -> OwnedHeaders {
+    OwnedHeaders::new_with_capacity(2)
+        .insert(Header {
+            key: "transaction_id",
+            value: Some(decision.transaction_id.as_bytes()),
+        })
+        .insert(Header {
+            key: "outcome",
+            value: Some(decision.outcome.as_str().as_bytes()),
+        })
+}
+
+/// The counter of decisions published to the fraud or the approved topic.
+pub(super) fn published_counter(fraud: bool) -> &'static metrics::Counter {
+    if fraud {
+        &t::KAFKA.published_fraud
+    } else {
+        &t::KAFKA.published_approved
     }
 }
 
@@ -237,6 +393,11 @@ pub(super) const PRODUCER_SETTINGS: [(&str, &str); 4] = [
 
 /// A producer with the node's batching, compression and durability settings.
 pub fn producer(kafka: &KafkaConfig) -> anyhow::Result<FutureProducer> {
+    Ok(producer_config(kafka).create()?)
+}
+
+/// The node's producer settings, then the user's `[kafka.options]`.
+fn producer_config(kafka: &KafkaConfig) -> rdkafka::ClientConfig {
     let mut config = client_config(kafka);
     for (key, value) in PRODUCER_SETTINGS {
         config.set(key, value);
@@ -244,7 +405,7 @@ pub fn producer(kafka: &KafkaConfig) -> anyhow::Result<FutureProducer> {
     for (key, value) in &kafka.options {
         config.set(key, value);
     }
-    Ok(config.create()?)
+    config
 }
 
 #[cfg(test)]
