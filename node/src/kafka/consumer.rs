@@ -418,9 +418,7 @@ where
                 settle().await;
             }
             () = deliveries.ready() => {
-                deliveries.settle(|partition, offset| {
-                    finish(consumer, topic, &mut tracker, partition, offset);
-                });
+                finish_delivered(consumer, topic, &mut tracker, &mut deliveries);
             }
             Some(handled) = in_flight.next(), if !in_flight.is_empty() => {
                 record(consumer, topic, &mut tracker, &mut deliveries, handled);
@@ -489,18 +487,17 @@ async fn drain<Fut>(
     while !in_flight.is_empty() {
         tokio::select! {
             () = deliveries.ready() => {
-                deliveries.settle(|partition, offset| {
-                    finish(consumer, topic, tracker, partition, offset);
-                });
+                finish_delivered(consumer, topic, tracker, deliveries);
             }
             Some(handled) = in_flight.next() => {
                 record(consumer, topic, tracker, deliveries, handled);
             }
         }
     }
-    deliveries
-        .drain(|partition, offset| finish(consumer, topic, tracker, partition, offset))
-        .await;
+    while deliveries.outstanding() > 0 {
+        deliveries.ready().await;
+        finish_delivered(consumer, topic, tracker, deliveries);
+    }
 }
 
 /// Hands revoked partitions over: commits the offsets stored for them (their finished events),
@@ -545,6 +542,30 @@ fn record(
     }
 }
 
+/// Finishes the messages whose decisions the waiting delivery reports confirm, storing each
+/// partition's offset once for the batch.
+fn finish_delivered(
+    consumer: &StreamConsumer<GroupEvents>,
+    topic: &str,
+    tracker: &mut OffsetTracker,
+    deliveries: &mut PendingDeliveries<'_>,
+) {
+    // (partition, offset through which it is done), for the partitions that moved.
+    let mut moved: Vec<(i32, i64)> = Vec::new();
+    deliveries.settle(|partition, offset| {
+        if let Some(through) = tracker.finish(partition, offset) {
+            match moved.iter_mut().find(|(p, _)| *p == partition) {
+                Some(entry) => entry.1 = through,
+                None => moved.push((partition, through)),
+            }
+        }
+    });
+    for (partition, through) in moved {
+        store_offset(consumer, topic, partition, through);
+    }
+    t::KAFKA.in_flight.set(tracker.in_flight() as f64);
+}
+
 /// Marks a message finished and stores the offset through which its partition is done.
 fn finish(
     consumer: &StreamConsumer<GroupEvents>,
@@ -554,13 +575,18 @@ fn finish(
     offset: i64,
 ) {
     if let Some(through) = tracker.finish(partition, offset) {
-        // Fails only for a partition revoked meanwhile; its new owner redelivers, and the
-        // store answers with the decision made here.
-        if let Err(e) = consumer.store_offset(topic, partition, through) {
-            tracing::debug!(error = %e, partition, "offset not stored");
-        }
+        store_offset(consumer, topic, partition, through);
     }
     t::KAFKA.in_flight.set(tracker.in_flight() as f64);
+}
+
+/// Stores `through` as the last done offset of `partition`, for librdkafka to commit.
+fn store_offset(consumer: &StreamConsumer<GroupEvents>, topic: &str, partition: i32, through: i64) {
+    // Fails only for a partition revoked meanwhile; its new owner redelivers, and the store
+    // answers with the decision made here.
+    if let Err(e) = consumer.store_offset(topic, partition, through) {
+        tracing::debug!(error = %e, partition, "offset not stored");
+    }
 }
 
 /// Decides one event, retrying transient failures (store or broker trouble) with backoff

@@ -172,14 +172,6 @@ impl<'a> PendingDeliveries<'a> {
             delivered(source.partition, source.offset);
         }
     }
-
-    /// Settles reports until every tracked decision is delivered.
-    pub async fn drain(&mut self, mut delivered: impl FnMut(i32, i64)) {
-        while self.outstanding > 0 {
-            self.ready().await;
-            self.settle(&mut delivered);
-        }
-    }
 }
 
 #[cfg(test)]
