@@ -23,8 +23,11 @@ pub const ENTITY_RETENTION_MS: i64 = 7 * 24 * 3_600_000;
 pub const MAX_USERS_PER_ENTITY: usize = 64;
 /// Entities one table keeps before it forgets the least recently used ones.
 pub const MAX_ENTITIES_PER_TABLE: usize = 500_000;
-/// Sightings between two sweeps of entities idle beyond the retention.
-const SWEEP_EVERY: u32 = 4_096;
+/// Event time between two sweeps of entities idle beyond the retention: a sweep visits every
+/// entity of the table, so it follows event time (an idle entity outlives the retention by at
+/// most this), not the number of sightings (which made its cost grow with the table: at
+/// 500,000 entities, a sweep every 4,096 sightings visited ~120 entities per sighting).
+const SWEEP_INTERVAL_MS: i64 = ENTITY_RETENTION_MS / 56;
 
 /// The kinds of shared entity.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -165,21 +168,24 @@ impl EntityUsers {
 }
 
 /// The entities of one share of the key space. Memory is bounded: entities unused for longer
-/// than the retention (in event time) are swept, and past [`MAX_ENTITIES_PER_TABLE`] the least
-/// recently used are dropped.
+/// than the retention (in event time) are swept (every three hours of event time), and past
+/// [`MAX_ENTITIES_PER_TABLE`] the least recently used are dropped.
 #[derive(Debug, Default)]
 pub struct EntityTable {
     entities: HashMap<EntityKey, EntityUsers>,
     watermark_ms: i64,
-    since_sweep: u32,
+    /// The watermark at the last sweep (`None` before the first sighting).
+    swept_at_ms: Option<i64>,
 }
 
 impl EntityTable {
     /// Answers one sighting (the other users' latest times) and records it.
     pub fn record_and_count(&mut self, sighting: &Sighting) -> OtherUsers {
         self.watermark_ms = self.watermark_ms.max(sighting.time_ms);
-        self.since_sweep += 1;
-        if self.since_sweep >= SWEEP_EVERY || self.entities.len() >= MAX_ENTITIES_PER_TABLE {
+        let swept_at = *self.swept_at_ms.get_or_insert(sighting.time_ms);
+        if self.watermark_ms.saturating_sub(swept_at) >= SWEEP_INTERVAL_MS
+            || self.entities.len() >= MAX_ENTITIES_PER_TABLE
+        {
             self.sweep();
         }
         self.entities
@@ -219,7 +225,7 @@ impl EntityTable {
     }
 
     fn sweep(&mut self) {
-        self.since_sweep = 0;
+        self.swept_at_ms = Some(self.watermark_ms);
         let before = self.entities.len();
         let horizon = self.watermark_ms.saturating_sub(ENTITY_RETENTION_MS);
         self.entities.retain(|_, e| e.newest_ms >= horizon);
@@ -389,13 +395,44 @@ mod tests {
         // Uses older than the retention are dropped from the entity ...
         assert!(seen(&mut t, 1, 5, 1_000 + ENTITY_RETENTION_MS + 1).is_empty());
         // ... and idle entities are swept as event time moves on.
-        for i in 0..SWEEP_EVERY as u64 {
-            seen(&mut t, 100 + i, 1, 3 * ENTITY_RETENTION_MS);
-        }
-        assert!(!t.entities.contains_key(&EntityKey {
+        let device_1 = EntityKey {
             kind: EntityKind::Device,
-            id: 1
-        }));
+            id: 1,
+        };
+        seen(&mut t, 100, 1, 3 * ENTITY_RETENTION_MS);
+        assert!(!t.entities.contains_key(&device_1));
+    }
+
+    /// A sweep visits every entity, so it runs as event time passes, not per sighting: any
+    /// number of sightings within the sweep interval leaves an idle entity alone until the
+    /// interval has passed.
+    #[test]
+    fn idle_entities_are_swept_once_per_interval_of_event_time() {
+        let mut t = EntityTable::default();
+        let device_3 = EntityKey {
+            kind: EntityKind::Device,
+            id: 3,
+        };
+        let t0 = 10 * ENTITY_RETENTION_MS;
+        seen(&mut t, 3, 3, t0);
+        // A sweep (the watermark moved past the interval) while device 3 is within retention.
+        let swept_at = t0 + ENTITY_RETENTION_MS - 1;
+        seen(&mut t, 9, 9, swept_at);
+        assert!(t.entities.contains_key(&device_3));
+        // Device 3 is now idle beyond the retention, yet any number of sightings within the
+        // interval since the last sweep leaves it alone.
+        for i in 0..100_000u64 {
+            seen(&mut t, 1_000 + i, 4, swept_at + 2);
+        }
+        assert!(
+            t.entities.contains_key(&device_3),
+            "no sweep within the interval, however many sightings"
+        );
+        seen(&mut t, 5, 5, swept_at + SWEEP_INTERVAL_MS);
+        assert!(
+            !t.entities.contains_key(&device_3),
+            "swept once the interval passed"
+        );
     }
 
     #[test]
