@@ -97,7 +97,8 @@ impl Echo {
         super::wait_for(&self.assigned, limit, "input topic assigned to the echo").await;
     }
 
-    /// Stops echoing; returns how many events were republished.
+    /// Stops echoing; returns how many events were handed to the producer (their delivery is
+    /// not awaited: the reader counts what reaches the output topics).
     pub async fn stop(self) -> u64 {
         self.stop.store(true, Ordering::SeqCst);
         let _ = self.task.await;

@@ -285,7 +285,9 @@ pub async fn run_consumer(
             };
             let mode = ParseMode::Message(origin);
             let parsed = parse_transaction(payload, mode, limits, chrono::Utc::now())
-                .and_then(|(event, _)| decider.currencies.convert(event, Source::Kafka));
+                .and_then(|(event, _)| decider.currencies.convert(event, Source::Kafka))
+                // Shared from here: the message's future then holds a pointer, not the event.
+                .map(Arc::new);
             let raw = parsed.is_err().then(|| payload.to_vec());
             // Only a dead letter needs the message key; for a parsed event it is nearly always
             // the user id, which the event holds, so it is copied only when it is not.
@@ -297,7 +299,6 @@ pub async fn run_consumer(
             async move {
                 let (outcome, event) = match parsed {
                     Ok(event) => {
-                        let event = Arc::new(event);
                         let outcome =
                             decide_until_done(decider, &event, received_at, &mut stop).await;
                         (outcome, Some(event))
@@ -350,9 +351,11 @@ pub async fn run_consumer(
                             Some(copied) => copied.as_deref(),
                             None => event.as_deref().map(|e| e.user_id.as_bytes()),
                         };
-                        let recorded = dead_letter
-                            .send(key, &bytes, &error, origin, &mut stop)
-                            .await;
+                        // Boxed: rare, and inline its state would enlarge every message's
+                        // future (each is allocated and moved once per message).
+                        let recorded =
+                            Box::pin(dead_letter.send(key, &bytes, &error, origin, &mut stop))
+                                .await;
                         if !recorded {
                             // Stopping before the broker took it: redelivered after restart.
                             return Handled::Abandoned;
