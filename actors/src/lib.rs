@@ -9,7 +9,8 @@
 //!                                                         Writer (group commit) ──► caller
 //! ```
 //!
-//! - [`Scorer`]: the entry point: `score(event)` resolves once the decision is durable.
+//! - [`Scorer`]: the entry point: `score(event)` resolves once the decision is durable; a
+//!   [`Dispatch`] sends a burst of events with one message per shard.
 //! - `UserShard`: supervises the user actors of its share of the key space: spawns them on
 //!   first use, passivates idle ones (snapshot, stop), restarts failed ones from their snapshot.
 //! - `UserActor`: one per live user; holds the user's `sentinel_engine::UserState` and decides
@@ -23,6 +24,7 @@
 //! Windows, profiles, features, rules, models and replay are in `sentinel-engine`, which has
 //! no actor runtime, so the catalogue, training and backtests use them directly.
 
+mod dispatch;
 mod entities;
 pub mod metrics;
 mod restore;
@@ -33,6 +35,7 @@ mod shard;
 mod snapshot;
 mod user_actor;
 
+pub use dispatch::Dispatch;
 pub use entities::{Entities, EntityRoute, ENTITY_TIMEOUT};
 pub use scorer::{Scorer, ScorerConfig, DEFAULT_MAX_LIVE_USERS};
 pub use shard::UserFilter;

@@ -1,5 +1,6 @@
 //! The node's handle on its user actors.
 
+use crate::dispatch::Dispatch;
 use crate::entities::Entities;
 use crate::shard::{ShardArgs, ShardMessage, UserFilter, UserShard};
 use crate::user_actor::{Deps, ScoreRequest};
@@ -107,7 +108,25 @@ impl Scorer {
     }
 
     fn shard_of(&self, user_id: &str) -> &ActorRef<ShardMessage> {
-        &self.shards[(id_hash(user_id) % self.shards.len() as u64) as usize]
+        self.shard(self.shard_index(user_id))
+    }
+
+    /// The index of the shard that owns `user_id`.
+    pub(crate) fn shard_index(&self, user_id: &str) -> usize {
+        (id_hash(user_id) % self.shards.len() as u64) as usize
+    }
+
+    pub(crate) fn shard(&self, index: usize) -> &ActorRef<ShardMessage> {
+        &self.shards[index]
+    }
+
+    pub(crate) fn shard_count(&self) -> usize {
+        self.shards.len()
+    }
+
+    /// A [`Dispatch`]: events sent to their users' actors one batch per shard.
+    pub fn dispatch_batch(&self) -> Dispatch<'_> {
+        Dispatch::new(self)
     }
 
     /// Decides one event; resolves once the decision is durably stored. A redelivered
@@ -141,39 +160,6 @@ impl Scorer {
             "the actor of user {} failed {MAX_ATTEMPTS} times",
             event.user_id
         )))
-    }
-
-    /// Sends `event` to its user's actor at once and returns the wait for its stored decision.
-    /// Events dispatched one after another reach each user's actor in that order, so a caller
-    /// may keep many in flight (a history import) without reordering any user's events. Should
-    /// the actor die first, the event is re-sent as [`Scorer::score`] does.
-    pub fn dispatch(
-        &self,
-        event: Arc<Transaction>,
-        received: Instant,
-    ) -> impl std::future::Future<Output = Result<Stored, DecisionError>> + Send + 'static {
-        let (reply, answer) = oneshot::channel();
-        let request = ScoreRequest {
-            event: Arc::clone(&event),
-            received,
-            reply,
-        };
-        let sent = self
-            .shard_of(&event.user_id)
-            .cast(ShardMessage::Route(request))
-            .is_ok();
-        let scorer = self.clone();
-        async move {
-            if !sent {
-                return Err(DecisionError::Unavailable(
-                    "the node is shutting down".into(),
-                ));
-            }
-            match answer.await {
-                Ok(result) => result,
-                Err(_) => scorer.score(event, received).await,
-            }
-        }
     }
 
     /// Broadcasts a new policy to every user actor, live and future. Resolves when every

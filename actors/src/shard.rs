@@ -26,6 +26,8 @@ pub type UserFilter = Arc<dyn Fn(&str) -> bool + Send + Sync>;
 pub enum ShardMessage {
     /// Deliver an event to its user's actor.
     Route(ScoreRequest),
+    /// Deliver each event to its user's actor, in order ([`crate::Dispatch`]).
+    RouteBatch(Vec<ScoreRequest>),
     /// Use this policy for every live and future user actor of the shard. The reply comes
     /// once every live actor has the policy queued ahead of any later event.
     SetPolicy(Arc<Policy>, RpcReplyPort<()>),
@@ -112,6 +114,11 @@ impl Actor for UserShard {
     ) -> Result<(), ActorProcessingErr> {
         match message {
             ShardMessage::Route(request) => state.route(&myself, request).await?,
+            ShardMessage::RouteBatch(requests) => {
+                for request in requests {
+                    state.route(&myself, request).await?;
+                }
+            }
             ShardMessage::SetPolicy(policy, reply) => {
                 for (_, slot) in state.users.iter() {
                     if let Slot::Live { actor, .. } = slot {

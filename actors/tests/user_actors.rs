@@ -181,6 +181,57 @@ async fn seed_rules_fire_on_their_cases_and_stay_quiet_otherwise() {
     assert!((s.decision.score - 0.3).abs() < 1e-9);
 }
 
+/// Four events each of three users, added to one dispatch in time order; returns each
+/// event's wait, with its user and place among the user's events.
+fn dispatch_four_each<'a>(
+    dispatch: &mut sentinel_actors::Dispatch<'a>,
+) -> Vec<(
+    String,
+    u64,
+    impl std::future::Future<Output = Result<Stored, DecisionError>> + 'a,
+)> {
+    let mut waits = Vec::new();
+    for i in 0..4u64 {
+        for user in ["d-a", "d-b", "d-c"] {
+            let at = t0() + Span::minutes(i as i64);
+            let event = txn(&format!("{user}-{i}"), user, "25.00", at, "FR");
+            waits.push((
+                user.to_owned(),
+                i,
+                dispatch.add(Arc::new(event), Instant::now()),
+            ));
+        }
+    }
+    waits
+}
+
+#[tokio::test]
+async fn a_dispatched_burst_reaches_each_user_in_the_order_it_was_added() {
+    let node = node(Duration::from_secs(60)).await;
+    let mut dispatch = node.scorer.dispatch_batch();
+    let waits = dispatch_four_each(&mut dispatch);
+    dispatch.send();
+    // Awaited last first: the order of decisions is the dispatch's, not the waiter's.
+    for (user, i, wait) in waits.into_iter().rev() {
+        let stored = wait.await.unwrap();
+        assert_eq!(stored.decision.user_id, user);
+        assert_eq!(stored.decision.user_seq, i + 1, "{user}'s event {i}");
+    }
+    assert_eq!(node.store.decision_count().await.unwrap(), 12);
+}
+
+#[tokio::test]
+async fn a_dispatch_dropped_unsent_sends_its_events_in_order() {
+    let node = node(Duration::from_secs(60)).await;
+    let mut dispatch = node.scorer.dispatch_batch();
+    let waits = dispatch_four_each(&mut dispatch);
+    drop(dispatch);
+    for (user, i, wait) in waits.into_iter().rev() {
+        let stored = wait.await.unwrap();
+        assert_eq!(stored.decision.user_seq, i + 1, "{user}'s event {i}");
+    }
+}
+
 #[tokio::test]
 async fn redelivery_returns_the_stored_decision() {
     let node = node(Duration::from_secs(60)).await;

@@ -5,10 +5,11 @@ use crate::kafka::Publisher;
 use crate::stats::LiveStats;
 use crate::telemetry as t;
 use async_trait::async_trait;
-use sentinel_actors::Scorer;
+use sentinel_actors::{Dispatch, Scorer};
 use sentinel_api::dashboard::LiveFeed;
 use sentinel_event::{DecisionError, Transaction};
 use sentinel_store::Stored;
+use std::future::Future;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -56,6 +57,28 @@ impl NodeDecider {
         received: Instant,
     ) -> Result<Stored, DecisionError> {
         let stored = self.scorer.score(event, received).await?;
+        self.count(&stored, received);
+        Ok(stored)
+    }
+
+    /// As [`Self::decide_unpublished`], with the event sent to its user's actor together with
+    /// the others of `dispatch` (a burst of Kafka messages).
+    pub fn decide_dispatched<'a>(
+        &'a self,
+        dispatch: &mut Dispatch<'a>,
+        event: Arc<Transaction>,
+        received: Instant,
+    ) -> impl Future<Output = Result<Stored, DecisionError>> + 'a {
+        let answer = dispatch.add(event, received);
+        async move {
+            let stored = answer.await?;
+            self.count(&stored, received);
+            Ok(stored)
+        }
+    }
+
+    /// Logs a decision and, unless it is a redelivered one, counts it and shows it live.
+    fn count(&self, stored: &Stored, received: Instant) {
         // Inside an HTTP request's span this line carries its request id; together they tie
         // a client's request to the decision of record.
         tracing::debug!(
@@ -73,7 +96,6 @@ impl NodeDecider {
             self.stats.record(outcome, latency);
             self.live.publish(&stored.decision, latency);
         }
-        Ok(stored)
     }
 }
 

@@ -3,8 +3,9 @@
 //! store end up as live scoring would have built them. Run it on a stopped node's store (or
 //! against the configured ScyllaDB): nothing is published to Kafka and no alert is sent.
 //!
-//! Events are dispatched in file order with many in flight: each user's events reach its actor
-//! in order, while the writer group-commits decisions of many users at once. Bad rows never
+//! Events are dispatched in file order with many in flight, the rows read together in one
+//! message per shard: each user's events reach its actor in order, while the writer
+//! group-commits decisions of many users at once. Bad rows never
 //! stop the import: each is written to the reject file with its line number and reason.
 
 use super::rejects::Rejects;
@@ -22,6 +23,9 @@ use std::io::{BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Instant;
+
+/// Most rows sent to the user actors in one [`sentinel_actors::Dispatch`].
+const ROWS_PER_DISPATCH: usize = 512;
 
 /// `sentinel import`.
 #[derive(clap::Args)]
@@ -204,36 +208,46 @@ pub async fn run(config: NodeConfig, args: ImportArgs) -> anyhow::Result<()> {
         }
     });
     let in_flight = args.in_flight.max(1);
+    let mut rows = Vec::with_capacity(ROWS_PER_DISPATCH);
     loop {
+        let room = in_flight
+            .saturating_sub(pending.len())
+            .min(ROWS_PER_DISPATCH);
         tokio::select! {
             biased;
-            Some((line, result)) = pending.next(), if pending.len() >= in_flight => {
+            Some((line, result)) = pending.next(), if room == 0 => {
                 settle(line, result, &mut summary, &mut rejects);
             }
-            row = rx.recv(), if pending.len() < in_flight => match row {
-                Some((line, Ok(event))) => {
+            received = rx.recv_many(&mut rows, room), if room > 0 => {
+                if received == 0 {
+                    break;
+                }
+                // The rows read together go to the shards together: one message per shard.
+                let mut dispatch = scorer.dispatch_batch();
+                for (line, row) in rows.drain(..) {
                     summary.read += 1;
-                    match currencies.convert(event, crate::currency::Source::Import) {
+                    if summary.read % 4_096 == 0 {
+                        progress.set_message(rate(summary.read, started));
+                    }
+                    let event = match row {
+                        Ok(event) => currencies
+                            .convert(event, crate::currency::Source::Import)
+                            .map_err(|invalid| (invalid.to_string(), String::new())),
+                        Err(bad) => Err(bad),
+                    };
+                    match event {
                         Ok(event) => {
-                            let decided = scorer.dispatch(Arc::new(event), Instant::now());
+                            let decided = dispatch.add(Arc::new(event), Instant::now());
                             pending.push_back(async move { (line, decided.await) });
                         }
-                        Err(invalid) => {
+                        Err((reason, row)) => {
                             summary.rejected += 1;
-                            reject(&mut rejects, line, &invalid.to_string(), "");
+                            reject(&mut rejects, line, &reason, &row);
                         }
                     }
                 }
-                Some((line, Err((reason, row)))) => {
-                    summary.read += 1;
-                    summary.rejected += 1;
-                    reject(&mut rejects, line, &reason, &row);
-                }
-                None => break,
-            },
-        }
-        if summary.read % 4_096 == 0 {
-            progress.set_message(rate(summary.read, started));
+                dispatch.send();
+            }
         }
     }
     while let Some((line, result)) = pending.next().await {

@@ -34,7 +34,9 @@ pub async fn run_alerts_consumer(
         &ownership,
         None,
         || async {},
-        |message| {
+        (),
+        |()| {},
+        |(), message| {
             let (partition, offset) = (message.partition(), message.offset());
             let parsed = serde_json::from_slice::<Decision>(message.payload().unwrap_or_default());
             let writer = writer.clone();

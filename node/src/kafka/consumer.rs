@@ -12,7 +12,7 @@ use crate::currency::Source;
 use crate::decider::NodeDecider;
 use crate::telemetry as t;
 use futures::stream::FuturesUnordered;
-use futures::StreamExt;
+use futures::{FutureExt, StreamExt};
 use rdkafka::consumer::{
     BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance, RebalanceProtocol,
     StreamConsumer,
@@ -21,6 +21,7 @@ use rdkafka::message::BorrowedMessage;
 use rdkafka::topic_partition_list::TopicPartitionList;
 use rdkafka::types::RDKafkaRespErr;
 use rdkafka::{ClientContext, Message, Statistics};
+use sentinel_actors::Dispatch;
 use sentinel_event::{parse_transaction, DecisionError, Limits, MessageOrigin, ParseMode};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -34,6 +35,11 @@ const REVOKE_DRAIN_LIMIT: Duration = Duration::from_secs(5);
 /// decisions already made (the events of those it does not take are redelivered after the
 /// restart).
 const STOP_DELIVERY_LIMIT: Duration = Duration::from_secs(10);
+
+/// Most messages taken from librdkafka in one burst (see [`consume`]): enough for a fetch's
+/// worth at tens of thousands of events per second, few enough that completions and delivery
+/// reports are seen between bursts.
+const BURST: usize = 512;
 
 /// How often librdkafka reports statistics, from which the per-partition lag is exported.
 const STATISTICS_INTERVAL_MS: &str = "5000";
@@ -271,7 +277,10 @@ pub async fn run_consumer(
         &ownership,
         Some(publisher),
         settle,
-        |message| {
+        // The events of a burst of messages, sent to the shards together at the burst's end.
+        decider.scorer.dispatch_batch(),
+        Dispatch::send,
+        |dispatch, message| {
             let received_at = Instant::now();
             t::KAFKA.received.increment(1);
             let (partition, offset) = (message.partition(), message.offset());
@@ -286,21 +295,27 @@ pub async fn run_consumer(
             let mode = ParseMode::Message(origin);
             let parsed = parse_transaction(payload, mode, limits, chrono::Utc::now())
                 .and_then(|(event, _)| decider.currencies.convert(event, Source::Kafka))
-                // Shared from here: the message's future then holds a pointer, not the event.
-                .map(Arc::new);
+                .map(|event| {
+                    // Shared from here: the message's future then holds a pointer, not the event.
+                    let event = Arc::new(event);
+                    let decided =
+                        decider.decide_dispatched(dispatch, Arc::clone(&event), received_at);
+                    (event, decided)
+                });
             let raw = parsed.is_err().then(|| payload.to_vec());
             // Only a dead letter needs the message key; for a parsed event it is nearly always
             // the user id, which the event holds, so it is copied only when it is not.
             let key = match (&parsed, message.key()) {
-                (Ok(event), Some(key)) if key == event.user_id.as_bytes() => None,
+                (Ok((event, _)), Some(key)) if key == event.user_id.as_bytes() => None,
                 (_, key) => Some(key.map(<[u8]>::to_vec)),
             };
             let mut stop = stop.clone();
             async move {
                 let (outcome, event) = match parsed {
-                    Ok(event) => {
+                    Ok((event, decided)) => {
                         let outcome =
-                            decide_until_done(decider, &event, received_at, &mut stop).await;
+                            decide_until_done(decider, &event, received_at, decided, &mut stop)
+                                .await;
                         (outcome, Some(event))
                     }
                     Err(invalid) => {
@@ -372,12 +387,15 @@ pub async fn run_consumer(
 /// The consume loop every group member shares: `handle` turns each message into a future that
 /// handles it ([`Handled`]); at most `max_in_flight` messages are unfinished at once; a
 /// partition's offset is stored only past finished messages, and a message whose decision is
-/// published with `publisher` finishes when its delivery report comes. After each rebalance
-/// (`ownership` changes) what is in flight is finished first (a revoke is handed over only
-/// then, its offsets committed), then `settle` runs. When `stop` fires, what is in flight is
-/// drained and the offsets are committed.
+/// published with `publisher` finishes when its delivery report comes. Messages are taken in
+/// bursts (every message librdkafka already holds, up to [`BURST`]); `handle` may gather in
+/// `burst` what the burst's messages share, and `end_burst` runs on it after each burst's
+/// messages are handed to `handle`, before any of their futures is polled. After
+/// each rebalance (`ownership` changes) what is in flight is finished first (a revoke is
+/// handed over only then, its offsets committed), then `settle` runs. When `stop` fires, what
+/// is in flight is drained and the offsets are committed.
 #[allow(clippy::too_many_arguments)]
-pub(super) async fn consume<Fut, Settled>(
+pub(super) async fn consume<Fut, Settled, Burst>(
     consumer: &StreamConsumer<GroupEvents>,
     topic: &str,
     max_in_flight: usize,
@@ -385,7 +403,9 @@ pub(super) async fn consume<Fut, Settled>(
     ownership: &PartitionOwnership,
     publisher: Option<&Publisher>,
     mut settle: impl FnMut() -> Settled,
-    mut handle: impl FnMut(&BorrowedMessage<'_>) -> Fut,
+    mut burst: Burst,
+    mut end_burst: impl FnMut(&mut Burst),
+    mut handle: impl FnMut(&mut Burst, &BorrowedMessage<'_>) -> Fut,
 ) -> anyhow::Result<()>
 where
     Fut: std::future::Future<Output = Handled>,
@@ -425,17 +445,33 @@ where
             }
             Some(handled) = in_flight.next(), if !in_flight.is_empty() => {
                 record(consumer, topic, &mut tracker, &mut deliveries, handled);
+                // And every other one already done, without a turn of the loop each.
+                while let Some(Some(handled)) = in_flight.next().now_or_never() {
+                    record(consumer, topic, &mut tracker, &mut deliveries, handled);
+                }
             }
             received = consumer.recv(), if tracker.in_flight() < max_in_flight => {
-                let message = match received {
-                    Ok(m) => m,
-                    Err(e) => {
-                        tracing::warn!(error = %e, "consumer error");
-                        continue;
+                let mut next = Some(received);
+                let mut taken = 0;
+                while let Some(received) = next.take() {
+                    taken += 1;
+                    match received {
+                        Ok(message) => {
+                            tracker.start(message.partition(), message.offset());
+                            in_flight.push(handle(&mut burst, &message));
+                        }
+                        Err(e) => tracing::warn!(error = %e, "consumer error"),
                     }
-                };
-                tracker.start(message.partition(), message.offset());
-                in_flight.push(handle(&message));
+                    // A revoke waiting: its partitions are drained before anything more is
+                    // taken.
+                    let more = taken < BURST
+                        && tracker.in_flight() < max_in_flight
+                        && !revokes.has_changed().unwrap_or(false);
+                    if more {
+                        next = consumer.recv().now_or_never();
+                    }
+                }
+                end_burst(&mut burst);
                 t::KAFKA.in_flight.set(tracker.in_flight() as f64);
             }
         }
@@ -592,20 +628,20 @@ fn store_offset(consumer: &StreamConsumer<GroupEvents>, topic: &str, partition: 
     }
 }
 
-/// Decides one event, retrying transient failures (store or broker trouble) with backoff
-/// until it succeeds, fails for good, or the node stops.
+/// Waits for an event's decision (`decided`, already on its way), then retries transient
+/// failures (store or broker trouble) with backoff until it succeeds, fails for good, or the
+/// node stops.
 async fn decide_until_done(
     decider: &NodeDecider,
     event: &Arc<sentinel_event::Transaction>,
     received: Instant,
+    decided: impl std::future::Future<Output = Result<sentinel_store::Stored, DecisionError>>,
     stop: &mut watch::Receiver<bool>,
 ) -> Result<sentinel_store::Stored, DecisionError> {
+    let mut outcome = decided.await;
     let mut backoff = Duration::from_millis(100);
     loop {
-        match decider
-            .decide_unpublished(Arc::clone(event), received)
-            .await
-        {
+        match outcome {
             Ok(stored) => return Ok(stored),
             Err(e @ (DecisionError::Invalid(_) | DecisionError::Poisoned(_))) => return Err(e),
             Err(e) => {
@@ -620,5 +656,8 @@ async fn decide_until_done(
                 backoff = (backoff * 2).min(Duration::from_secs(10));
             }
         }
+        outcome = decider
+            .decide_unpublished(Arc::clone(event), received)
+            .await;
     }
 }
