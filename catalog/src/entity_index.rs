@@ -12,7 +12,7 @@ use crate::error::CatalogError;
 use crate::records::{Label, LabelValue};
 use chrono::{DateTime, Duration, Utc};
 use sentinel_engine::opt_hash;
-use sentinel_engine::{EntityActivity, EntityRisk, LabelSighting, RISK_WINDOWS_MS};
+use sentinel_engine::{hour_visible, EntityActivity, EntityRisk, LabelSighting, RISK_WINDOWS_MS};
 use sentinel_event::Decision;
 use sentinel_store::{CommitObserver, DayCursor, RecordKind, Store};
 use std::collections::HashMap;
@@ -33,6 +33,17 @@ pub(crate) struct Sources {
     labelled: HashMap<String, LabelledEntity>,
     /// Activity tailed from the store's decisions; `None` until the first pass.
     tail: Option<ActivityTail>,
+    /// What the published live index was built from; `None` until the first pass.
+    built: Option<BuiltFrom>,
+}
+
+/// The inputs of the published live index, to tell whether a pass would change what any
+/// event sees: the labels and delay it was built with, and the earliest hour of activity
+/// counted since, which it lacks.
+struct BuiltFrom {
+    delay_ms: i64,
+    labels: Vec<LabelSighting>,
+    missing_from_hour: Option<i64>,
 }
 
 /// The store's decisions read so far, as entity activity.
@@ -56,6 +67,9 @@ pub struct EntityIndexSize {
     pub labels: usize,
     /// Merchants and devices with activity in the index.
     pub entities: usize,
+    /// Whether this pass built and published a new index (or the published one still gives
+    /// every event what a new one would).
+    pub rebuilt: bool,
 }
 
 /// Oldest event time any window of an event at `now` can reach.
@@ -297,12 +311,20 @@ impl Catalog {
     }
 
     /// Reads the decisions stored since the last call (at the first, those of the last 30 days
-    /// plus the delay), rebuilds the live index with every stored label and hands it to every
-    /// user actor.
+    /// plus the delay) and every stored label; when that changes what an event may see, builds
+    /// the live index anew and hands it to every user actor.
+    ///
+    /// An event sees the activity of complete hours up to `delay_ms` before it, so the index
+    /// is rebuilt only when the labels or the delay changed, or when activity it lacks could
+    /// enter the features of an event stamped up to `lead_ms` after `now` (pass the events'
+    /// allowed future skew plus the time to the next call). Between, the published index
+    /// already gives every event what a new one would: with the default day of delay, live
+    /// traffic's activity needs a rebuild about once a day, not every pass.
     pub async fn refresh_entity_risk(
         &self,
         delay_ms: i64,
         now: DateTime<Utc>,
+        lead_ms: i64,
     ) -> Result<EntityIndexSize, CatalogError> {
         let mut guard = self.entity_sources.lock().await;
         let sources = &mut *guard;
@@ -321,16 +343,39 @@ impl Catalog {
         let from_us = oldest.timestamp_micros();
         let read = read_decisions(&**self.store(), &mut tail, from_us, now, overflowed).await;
         tail.activity.forget_before(oldest.timestamp_millis());
+        let new_from_hour = tail.activity.take_earliest_new_hour();
         // Keep what was read even when a page failed: the next pass goes on from there.
         let activity = &sources.tail.insert(tail).activity;
+        if let Some(built) = &mut sources.built {
+            built.missing_from_hour = match (built.missing_from_hour, new_from_hour) {
+                (Some(a), Some(b)) => Some(a.min(b)),
+                (a, b) => a.or(b),
+            };
+        }
         read?;
         let labels = self.label_sightings(&mut sources.labelled).await?;
+        let latest_event_ms = now.timestamp_millis().saturating_add(lead_ms.max(0));
+        let current = sources.built.as_ref().is_some_and(|built| {
+            built.delay_ms == delay_ms
+                && built.labels == labels
+                && !built
+                    .missing_from_hour
+                    .is_some_and(|hour| hour_visible(hour, latest_event_ms, delay_ms))
+        });
         let size = EntityIndexSize {
             labels: labels.len(),
             entities: activity.entities(),
+            rebuilt: !current,
         };
-        self.entity_risk
-            .publish(Arc::new(EntityRisk::build(delay_ms, activity, labels)));
+        if !current {
+            let index = EntityRisk::build(delay_ms, activity, labels.iter().copied());
+            self.entity_risk.publish(Arc::new(index));
+            sources.built = Some(BuiltFrom {
+                delay_ms,
+                labels,
+                missing_from_hour: None,
+            });
+        }
         Ok(size)
     }
 

@@ -80,6 +80,8 @@ pub struct EntityActivity {
     merchants: HashMap<u64, HourCounts>,
     devices: HashMap<u64, HourCounts>,
     transactions: u64,
+    /// The earliest hour counted since [`EntityActivity::take_earliest_new_hour`] last ran.
+    earliest_new_hour: Option<i64>,
 }
 
 /// One entity's (hour, transactions) with hours ascending. Most entities (a card holder's
@@ -113,6 +115,14 @@ impl EntityActivity {
             }
         }
         self.transactions += 1;
+        self.earliest_new_hour = Some(self.earliest_new_hour.map_or(hour, |h| h.min(hour)));
+    }
+
+    /// The earliest hour counted since the last call (`None`: nothing counted), so that a
+    /// holder of an index built earlier can tell when it misses counts an event would see
+    /// ([`hour_visible`]).
+    pub fn take_earliest_new_hour(&mut self) -> Option<i64> {
+        self.earliest_new_hour.take()
     }
 
     /// Counts `event` for its merchant and device.
@@ -149,6 +159,14 @@ impl EntityActivity {
     pub fn entities(&self) -> usize {
         self.merchants.len() + self.devices.len()
     }
+}
+
+/// Whether the counts of `hour` (an hour index of event time, as
+/// [`EntityActivity::take_earliest_new_hour`] gives it) enter the features of an event at
+/// `event_ms` that sees labels `delay_ms` late: [`EntityRisk::features`] counts only the
+/// complete hours ending at or before the event's horizon.
+pub fn hour_visible(hour: i64, event_ms: i64, delay_ms: i64) -> bool {
+    hour.saturating_add(1).saturating_mul(HOUR_MS) <= event_ms.saturating_sub(delay_ms.max(0))
 }
 
 /// Every merchant's (or every device's) hourly counts and known frauds, for O(log n) windows.
@@ -392,6 +410,39 @@ mod tests {
             merchant(&index, labelled + DAY_MS - 1),
             [2.0, 2.0, 2.0, 0.0, 0.0, 0.0]
         );
+    }
+
+    #[test]
+    fn an_hour_is_visible_exactly_when_the_features_count_it() {
+        for delay in [0, 90_000, DAY_MS] {
+            let counted_at = T - 5 * HOUR_MS + 1_234;
+            let mut recorded = activity(&[counted_at]);
+            let hour = recorded.take_earliest_new_hour().unwrap();
+            assert_eq!(recorded.take_earliest_new_hour(), None, "taken once");
+            let index = EntityRisk::build(delay, &recorded, []);
+            let first_seen = (hour + 1) * HOUR_MS + delay;
+            for event_ms in [
+                first_seen - HOUR_MS,
+                first_seen - 1,
+                first_seen,
+                first_seen + 1,
+            ] {
+                assert_eq!(
+                    hour_visible(hour, event_ms, delay),
+                    merchant(&index, event_ms)[0] > 0.0,
+                    "delay {delay}, event {} ms after the hour could first be seen",
+                    event_ms - first_seen
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn the_earliest_new_hour_is_the_earliest_counted_since_the_last_look() {
+        let mut a = activity(&[T, T - 3 * HOUR_MS, T - HOUR_MS]);
+        assert_eq!(a.take_earliest_new_hour(), Some(T / HOUR_MS - 3));
+        a.record(id_hash("m2"), 0, T + 2 * HOUR_MS);
+        assert_eq!(a.take_earliest_new_hour(), Some(T / HOUR_MS + 2));
     }
 
     #[test]

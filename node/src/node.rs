@@ -168,7 +168,10 @@ async fn open_catalogue(
     if config.cluster.owns_store() {
         remote_store::serve_store(&config.cluster.node_name, Arc::clone(store)).await?;
     }
-    let entity_refresh = entity_refresh::start(Arc::clone(&catalog), &config.model).await?;
+    let future_skew =
+        Duration::from_secs(u64::try_from(config.limits.max_future_skew_secs).unwrap_or(0));
+    let entity_refresh =
+        entity_refresh::start(Arc::clone(&catalog), &config.model, future_skew).await?;
     let policy = catalog.policy();
     if config.policy_file.is_some() && policy.rules.version > 1 {
         tracing::warn!("--policy only seeds an empty store; this store already has a catalogue");

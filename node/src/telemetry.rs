@@ -45,6 +45,9 @@ pub const LABEL_INDEX_LABELS: &str = "sentinel_label_index_labels";
 pub const ENTITY_INDEX_ENTITIES: &str = "sentinel_entity_index_entities";
 /// Counter: rebuilds of the entity-risk index that failed (the previous index stays in use).
 pub const LABEL_INDEX_REFRESH_FAILURES: &str = "sentinel_label_index_refresh_failures_total";
+/// Counter: refreshes of the entity-risk index that built and published a new one (the others
+/// found no change any event could see yet).
+pub const ENTITY_INDEX_REBUILDS: &str = "sentinel_entity_index_rebuilds_total";
 /// Store requests from cluster peers the store host refused (writes scoring does not need).
 pub const STORE_PEER_REFUSALS: &str = "sentinel_store_peer_refusals_total";
 
@@ -231,6 +234,10 @@ fn describe() {
         "Failed rebuilds of the entity-risk index (the previous one stays in use)."
     );
     describe_counter!(
+        ENTITY_INDEX_REBUILDS,
+        "Entity-risk index refreshes that built a new index (the others found no change any event could see yet)."
+    );
+    describe_counter!(
         STORE_PEER_REFUSALS,
         "Store requests from cluster peers the store host refused (keys, audit, rules, deletes)."
     );
@@ -248,6 +255,7 @@ fn describe() {
     metrics::gauge!(LABEL_INDEX_LABELS).set(0.0);
     metrics::gauge!(ENTITY_INDEX_ENTITIES).set(0.0);
     metrics::counter!(LABEL_INDEX_REFRESH_FAILURES).increment(0);
+    metrics::counter!(ENTITY_INDEX_REBUILDS).increment(0);
     for outcome in Outcome::ALL {
         SCORING.decisions(outcome).increment(0);
     }

@@ -53,12 +53,13 @@ async fn stored_decisions_and_labels_reach_another_nodes_index_point_in_time() {
     };
     let now_ms = Utc::now().timestamp_millis();
     assert_eq!(features(now_ms), [0.0; 12], "nothing indexed yet");
-    let size = there.refresh_entity_risk(0, Utc::now()).await.unwrap();
+    let size = there.refresh_entity_risk(0, Utc::now(), 0).await.unwrap();
     assert_eq!(
         size,
         EntityIndexSize {
             labels: 0,
-            entities: 2
+            entities: 2,
+            rebuilt: true
         }
     );
     // One transaction at the merchant and at the device, nothing known as fraud.
@@ -74,7 +75,7 @@ async fn stored_decisions_and_labels_reach_another_nodes_index_point_in_time() {
     assert_eq!(features(at + 1)[3..6], [0.0; 3], "not refreshed yet");
     assert_eq!(
         there
-            .refresh_entity_risk(0, Utc::now())
+            .refresh_entity_risk(0, Utc::now(), 0)
             .await
             .unwrap()
             .labels,
@@ -90,14 +91,17 @@ async fn stored_decisions_and_labels_reach_another_nodes_index_point_in_time() {
     );
     // With a delay, events see the label only that much later (and the transaction is still
     // in the windows that end then).
-    there.refresh_entity_risk(60_000, Utc::now()).await.unwrap();
+    there
+        .refresh_entity_risk(60_000, Utc::now(), 0)
+        .await
+        .unwrap();
     assert_eq!(features(at + 59_999)[..6], one_legit);
     assert_eq!(features(at + 60_000)[..6], one_fraud);
 
     // The tail reads only new decisions: another one is counted once, however often it runs.
     store_decision(&here, "t-2", two_hours_ago).await;
     for _ in 0..3 {
-        there.refresh_entity_risk(0, Utc::now()).await.unwrap();
+        there.refresh_entity_risk(0, Utc::now(), 0).await.unwrap();
     }
     assert_eq!(features(at)[..6], [2.0, 2.0, 2.0, 0.5, 0.5, 0.5]);
 
@@ -106,7 +110,7 @@ async fn stored_decisions_and_labels_reach_another_nodes_index_point_in_time() {
         .label(crate::LabelInput::new("t-1", LabelValue::Legit), "ana")
         .await
         .unwrap();
-    there.refresh_entity_risk(0, Utc::now()).await.unwrap();
+    there.refresh_entity_risk(0, Utc::now(), 0).await.unwrap();
     let later = relabel.labelled_at.timestamp_millis();
     assert_eq!(features(later)[..6], [2.0, 2.0, 2.0, 0.0, 0.0, 0.0]);
 
@@ -275,14 +279,14 @@ async fn the_tail_decodes_each_decision_once_and_still_finds_late_commits() {
         store_decided_at(&catalog, &format!("t-{i}"), now - Duration::seconds(30 - i)).await;
     }
     let before = counting.decisions_read();
-    catalog.refresh_entity_risk(0, Utc::now()).await.unwrap();
+    catalog.refresh_entity_risk(0, Utc::now(), 0).await.unwrap();
     assert_eq!(merchant_count(&catalog), 20.0);
     let after_first_pass = counting.decisions_read();
     assert_eq!(after_first_pass - before, 20, "each decision read once");
 
     // Passes with nothing new read nothing, though all twenty are within the overlap.
     for _ in 0..3 {
-        catalog.refresh_entity_risk(0, Utc::now()).await.unwrap();
+        catalog.refresh_entity_risk(0, Utc::now(), 0).await.unwrap();
     }
     assert_eq!(counting.decisions_read(), after_first_pass);
 
@@ -291,7 +295,7 @@ async fn the_tail_decodes_each_decision_once_and_still_finds_late_commits() {
     store_decided_at(&catalog, "late", now - Duration::seconds(60)).await;
     store_decided_at(&catalog, "new", Utc::now()).await;
     for _ in 0..3 {
-        catalog.refresh_entity_risk(0, Utc::now()).await.unwrap();
+        catalog.refresh_entity_risk(0, Utc::now(), 0).await.unwrap();
     }
     assert_eq!(merchant_count(&catalog), 22.0);
     assert_eq!(counting.decisions_read(), after_first_pass + 2);
@@ -311,7 +315,7 @@ async fn decisions_committed_here_are_counted_without_reading_them_back() {
     };
     let writer = sentinel_store::Writer::start_with(Arc::clone(&store), Default::default(), hooks);
     store_decided_at(&catalog, "before-start", Utc::now()).await;
-    catalog.refresh_entity_risk(0, Utc::now()).await.unwrap();
+    catalog.refresh_entity_risk(0, Utc::now(), 0).await.unwrap();
     assert_eq!(merchant_count(&catalog), 1.0);
     let before = counting.decisions_read();
 
@@ -339,7 +343,7 @@ async fn decisions_committed_here_are_counted_without_reading_them_back() {
     // One decided by another node of the cluster, straight into the shared store.
     store_decided_at(&catalog, "there", Utc::now()).await;
     for _ in 0..3 {
-        catalog.refresh_entity_risk(0, Utc::now()).await.unwrap();
+        catalog.refresh_entity_risk(0, Utc::now(), 0).await.unwrap();
     }
     assert_eq!(merchant_count(&catalog), 22.0);
     assert_eq!(
@@ -354,8 +358,63 @@ async fn decisions_committed_here_are_counted_without_reading_them_back() {
         store_decided_at(&catalog, &format!("there-{i}"), Utc::now()).await;
     }
     for _ in 0..2 {
-        catalog.refresh_entity_risk(0, Utc::now()).await.unwrap();
+        catalog.refresh_entity_risk(0, Utc::now(), 0).await.unwrap();
     }
     assert_eq!(merchant_count(&catalog), 322.0);
     assert_eq!(counting.decisions_read() - before, 300);
+}
+
+#[tokio::test]
+async fn the_live_index_is_rebuilt_only_when_an_event_could_see_what_changed() {
+    const HOUR_MS: i64 = 3_600_000;
+    const DAY_MS: i64 = 24 * HOUR_MS;
+    let dir = tempfile::tempdir().unwrap();
+    let store: Arc<dyn Store> = Arc::new(EmbeddedStore::open(&dir.path().join("s.redb")).unwrap());
+    let (here, there) = (open(&store).await, open(&store).await);
+    let refresh = |lead_ms: i64| there.refresh_entity_risk(DAY_MS, Utc::now(), lead_ms);
+    let merchant_count = |at_ms: i64| {
+        let m1 = sentinel_engine::opt_hash(Some("m-1"));
+        there
+            .policy()
+            .models
+            .entity_risk
+            .load()
+            .features(m1, 0, at_ms)[0]
+    };
+    assert!(refresh(0).await.unwrap().rebuilt, "the first pass builds");
+    assert!(!refresh(0).await.unwrap().rebuilt, "nothing new");
+
+    // A decision now: counted, but its hour enters features only a day after it ends.
+    let now = Utc::now();
+    store_decision(&here, "t-now", now).await;
+    let first_seen = (now.timestamp_millis().div_euclid(HOUR_MS) + 1) * HOUR_MS + DAY_MS;
+    let size = refresh(0).await.unwrap();
+    assert_eq!((size.entities, size.rebuilt), (2, false));
+    let lead_to = |at_ms: i64| at_ms - Utc::now().timestamp_millis();
+    assert!(!refresh(lead_to(first_seen) - 60_000).await.unwrap().rebuilt);
+    assert_eq!(
+        merchant_count(first_seen),
+        0.0,
+        "the published index lacks it"
+    );
+    // Once an event within the lead could see it, the pass rebuilds.
+    assert!(refresh(lead_to(first_seen) + 60_000).await.unwrap().rebuilt);
+    assert_eq!(merchant_count(first_seen), 1.0);
+    assert!(!refresh(lead_to(first_seen) + 60_000).await.unwrap().rebuilt);
+
+    // A label changes the index at once, whatever it labels.
+    here.label(crate::LabelInput::new("t-now", LabelValue::Fraud), "ana")
+        .await
+        .unwrap();
+    let size = refresh(0).await.unwrap();
+    assert_eq!((size.labels, size.rebuilt), (1, true));
+    assert!(!refresh(0).await.unwrap().rebuilt);
+    // So does another delay.
+    assert!(
+        there
+            .refresh_entity_risk(HOUR_MS, Utc::now(), 0)
+            .await
+            .unwrap()
+            .rebuilt
+    );
 }

@@ -178,7 +178,8 @@ pub async fn run(config: NodeConfig, args: ImportArgs) -> anyhow::Result<()> {
     // The ML score recorded on imported decisions reads the entity-risk index as of now.
     let delay_ms =
         i64::try_from(config.model.label_delay_secs.saturating_mul(1_000)).unwrap_or(i64::MAX);
-    catalog.refresh_entity_risk(delay_ms, Utc::now()).await?;
+    // The first pass builds; the import scores in one go, so nothing further is looked ahead.
+    catalog.refresh_entity_risk(delay_ms, Utc::now(), 0).await?;
     let writer = Writer::start(Arc::clone(&store), WriterConfig::default());
     let scorer = Scorer::start(writer.clone(), catalog.policy(), scorer_config)
         .await
