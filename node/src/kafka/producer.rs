@@ -10,8 +10,9 @@ use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::{BaseRecord, FutureProducer, FutureRecord, Producer, ThreadedProducer};
 use rdkafka::Message;
 use sentinel_event::{Decision, DecisionError, Outcome};
+use std::future::Future;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 use tokio::sync::{oneshot, watch};
 
 /// How long one publish may wait for room in the producer's queue before it is retried.
@@ -69,9 +70,9 @@ impl Publisher {
                 .key(decision.user_id.as_bytes())
                 .payload(payload.as_slice())
                 .headers(headers(decision));
-            let outcome = match self.enqueue(record).await {
+            let outcome = match self.enqueue(record, tokio::time::sleep(SEND_TIMEOUT)).await {
                 Ok(()) => delivered.await.unwrap_or(Err(KafkaError::Canceled)),
-                Err(e) => Err(e),
+                Err((e, _)) => Err(e),
             };
             match outcome {
                 Ok(()) => {
@@ -93,19 +94,24 @@ impl Publisher {
         )))
     }
 
-    /// Hands `record` to the producer, waiting up to [`SEND_TIMEOUT`] for room in its queue.
-    async fn enqueue(&self, mut record: Record<'_>) -> Result<(), KafkaError> {
-        let deadline = Instant::now() + SEND_TIMEOUT;
+    /// Hands `record` to the producer, waiting while its queue is full (backpressure) until
+    /// `give_up` resolves; a refusal for any other reason is returned at once, with the record.
+    async fn enqueue<'r>(
+        &self,
+        mut record: Record<'r>,
+        give_up: impl Future<Output = ()>,
+    ) -> Result<(), (KafkaError, Record<'r>)> {
+        let mut give_up = std::pin::pin!(give_up);
         loop {
             match self.producer.send(record) {
                 Ok(()) => return Ok(()),
-                Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), back))
-                    if Instant::now() < deadline =>
-                {
-                    record = back;
-                    tokio::time::sleep(QUEUE_FULL_PAUSE).await;
+                Err((full @ KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), back)) => {
+                    tokio::select! {
+                        _ = tokio::time::sleep(QUEUE_FULL_PAUSE) => record = back,
+                        () = &mut give_up => return Err((full, back)),
+                    }
                 }
-                Err((e, _)) => return Err(e),
+                Err(refused) => return Err(refused),
             }
         }
     }
@@ -174,26 +180,24 @@ impl Publisher {
     ) -> bool {
         let mut backoff = Duration::from_millis(50);
         loop {
-            let pause = match self.producer.send(record) {
+            let stopped = async {
+                let _ = stop.wait_for(|stopping| *stopping).await;
+            };
+            match self.enqueue(record, stopped).await {
                 Ok(()) => return true,
-                Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), back)) => {
-                    record = back;
-                    QUEUE_FULL_PAUSE
-                }
                 Err((e, back)) => {
+                    if *stop.borrow() {
+                        return false;
+                    }
                     record = back;
                     metrics::counter!(t::PUBLISH_ERRORS).increment(1);
                     tracing::warn!(error = %e, "publishing a decision failed; retrying");
                     backoff = (backoff * 2).min(Duration::from_secs(5));
-                    backoff
+                    tokio::select! {
+                        _ = tokio::time::sleep(backoff) => {}
+                        _ = stop.changed() => return false,
+                    }
                 }
-            };
-            if *stop.borrow() {
-                return false;
-            }
-            tokio::select! {
-                _ = tokio::time::sleep(pause) => {}
-                _ = stop.changed() => return false,
             }
         }
     }
@@ -442,6 +446,42 @@ mod tests {
             .expect("dead-lettering ignored the stop signal")
             .unwrap();
         assert!(!recorded);
+    }
+
+    /// A decision that finds the producer's queue full waits for room (backpressure), not
+    /// for ever: it gives up, unsent, once the node stops.
+    #[tokio::test]
+    async fn a_full_producer_queue_holds_a_decision_until_the_node_stops() {
+        let kafka = KafkaConfig {
+            brokers: format!("127.0.0.1:{}", nothing_listening()),
+            options: [("queue.buffering.max.messages".to_owned(), "1".to_owned())].into(),
+            ..KafkaConfig::default()
+        };
+        let publisher = Publisher::new(&kafka).unwrap();
+        let decision = sentinel_store::conformance::decision("t-1", "u-1", 1, 0);
+        let source = |offset| InputMessage {
+            partition: 0,
+            offset,
+            produced_ms: None,
+        };
+        let (stop_tx, mut stop) = watch::channel(false);
+        // No broker ever takes it: the first decision fills the one-message queue.
+        let first = publisher.publish_tracked(&decision, source(0), &mut stop);
+        assert!(first.await.unwrap(), "room for one");
+        let waiting = tokio::spawn(async move {
+            publisher
+                .publish_tracked(&decision, source(1), &mut stop)
+                .await
+        });
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        assert!(!waiting.is_finished(), "held back while the queue is full");
+        stop_tx.send(true).unwrap();
+        let sent = tokio::time::timeout(Duration::from_secs(10), waiting)
+            .await
+            .expect("a full queue ignored the stop signal")
+            .unwrap()
+            .unwrap();
+        assert!(!sent, "given up unsent");
     }
 
     /// Approvals carry the event by reference unless configured `full`; review and decline
