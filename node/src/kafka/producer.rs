@@ -416,6 +416,22 @@ fn producer_config(kafka: &KafkaConfig) -> rdkafka::ClientConfig {
 mod tests {
     use super::*;
 
+    /// Checks that `task` is still waiting after a while, then that it ends soon after `stop`
+    /// fires; returns what it returned.
+    async fn waits_until_stopped<T>(
+        task: tokio::task::JoinHandle<T>,
+        stop: watch::Sender<bool>,
+        what: &str,
+    ) -> T {
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        assert!(!task.is_finished(), "{what} ended before the node stopped");
+        stop.send(true).unwrap();
+        tokio::time::timeout(Duration::from_secs(60), task)
+            .await
+            .unwrap_or_else(|_| panic!("{what} ignored the stop signal"))
+            .unwrap()
+    }
+
     /// With the broker unreachable, dead-lettering retries until the node stops, then gives
     /// up at once, reporting that nothing was recorded.
     #[tokio::test]
@@ -437,14 +453,8 @@ mod tests {
                 .send(None, b"{}", &error, origin, &mut stop)
                 .await
         });
-        tokio::time::sleep(Duration::from_millis(200)).await;
-        assert!(!sending.is_finished(), "nothing can be recorded yet");
-        stop_tx.send(true).unwrap();
         // Without the stop signal this would wait for the broker for ever.
-        let recorded = tokio::time::timeout(Duration::from_secs(60), sending)
-            .await
-            .expect("dead-lettering ignored the stop signal")
-            .unwrap();
+        let recorded = waits_until_stopped(sending, stop_tx, "dead-lettering").await;
         assert!(!recorded);
     }
 
@@ -473,15 +483,8 @@ mod tests {
                 .publish_tracked(&decision, source(1), &mut stop)
                 .await
         });
-        tokio::time::sleep(Duration::from_millis(300)).await;
-        assert!(!waiting.is_finished(), "held back while the queue is full");
-        stop_tx.send(true).unwrap();
-        let sent = tokio::time::timeout(Duration::from_secs(10), waiting)
-            .await
-            .expect("a full queue ignored the stop signal")
-            .unwrap()
-            .unwrap();
-        assert!(!sent, "given up unsent");
+        let sent = waits_until_stopped(waiting, stop_tx, "a decision facing a full queue").await;
+        assert!(!sent.unwrap(), "given up unsent");
     }
 
     /// Approvals carry the event by reference unless configured `full`; review and decline
