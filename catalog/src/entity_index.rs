@@ -347,10 +347,11 @@ impl Catalog {
         // Keep what was read even when a page failed: the next pass goes on from there.
         let activity = &sources.tail.insert(tail).activity;
         if let Some(built) = &mut sources.built {
-            built.missing_from_hour = match (built.missing_from_hour, new_from_hour) {
-                (Some(a), Some(b)) => Some(a.min(b)),
-                (a, b) => a.or(b),
-            };
+            built.missing_from_hour = built
+                .missing_from_hour
+                .into_iter()
+                .chain(new_from_hour)
+                .min();
         }
         read?;
         let labels = self.label_sightings(&mut sources.labelled).await?;

@@ -230,12 +230,11 @@ pub async fn run(config: NodeConfig, args: ImportArgs) -> anyhow::Result<()> {
                     if summary.read % 4_096 == 0 {
                         progress.set_message(rate(summary.read, started));
                     }
-                    let event = match row {
-                        Ok(event) => currencies
+                    let event = row.and_then(|event| {
+                        currencies
                             .convert(event, crate::currency::Source::Import)
-                            .map_err(|invalid| (invalid.to_string(), String::new())),
-                        Err(bad) => Err(bad),
-                    };
+                            .map_err(|invalid| (invalid.to_string(), String::new()))
+                    });
                     match event {
                         Ok(event) => {
                             let decided = dispatch.add(Arc::new(event), Instant::now());
