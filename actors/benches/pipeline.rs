@@ -95,8 +95,7 @@ struct Pipeline {
 async fn pipeline(engine: EmbeddedEngine) -> Pipeline {
     let dir = tempfile::tempdir().unwrap();
     let store: Arc<dyn Store> =
-        sentinel_store::open_embedded(dir.path(), engine, sentinel_store::DEFAULT_CACHE_BYTES)
-            .unwrap();
+        sentinel_store::open_embedded(dir.path(), engine, Default::default()).unwrap();
     let writer = Writer::start(store, WriterConfig::default());
     let policy = Arc::new(PolicyDef::seed().compile().unwrap());
     let scorer = Scorer::start(writer, policy, ScorerConfig::default())

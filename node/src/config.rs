@@ -336,6 +336,10 @@ pub struct StoreConfig {
     pub retention_days: u32,
     /// Largest page cache of the embedded store, in MiB: its share of the node's memory.
     pub cache_mib: usize,
+    /// Reads of the embedded store that run at once (API queries, backtests, restores of
+    /// starting user actors); more wait their turn, so a burst of reads cannot take the
+    /// threads and cores the decision writer needs. 1 to 64.
+    pub max_concurrent_reads: usize,
     /// How many times at most the writer yields to gather the decisions arriving together
     /// before a durable commit, when the first of them finds it idle (0: commit at once).
     pub commit_gather_yields: usize,
@@ -350,6 +354,7 @@ impl Default for StoreConfig {
             engine: None,
             retention_days: 0,
             cache_mib: sentinel_store::DEFAULT_CACHE_BYTES / (1024 * 1024),
+            max_concurrent_reads: sentinel_store::DEFAULT_MAX_CONCURRENT_READS,
             commit_gather_yields: sentinel_store::WriterConfig::default().gather_yields,
             scylla: sentinel_store_scylla::ScyllaConfig::default(),
         }
@@ -359,6 +364,10 @@ impl Default for StoreConfig {
 impl StoreConfig {
     /// Shortest retention: the windows look back 30 days.
     pub const MIN_RETENTION_DAYS: u32 = 31;
+
+    /// Most store reads allowed at once: with the runtime's
+    /// [`crate::BLOCKING_THREADS`], it leaves threads for the writer and everything else.
+    pub const MAX_CONCURRENT_READS: usize = 64;
 
     /// The engine a node opens in `data_dir`: the configured one, or (unset) the engine of the
     /// store already there, `lsm` for a new one. A configured engine beside the other's store
@@ -408,6 +417,12 @@ impl StoreConfig {
         anyhow::ensure!(
             self.cache_mib >= 1,
             "store.cache_mib: the embedded store needs at least 1 MiB of cache"
+        );
+        anyhow::ensure!(
+            (1..=Self::MAX_CONCURRENT_READS).contains(&self.max_concurrent_reads),
+            "store.max_concurrent_reads: {} is outside 1 to {}",
+            self.max_concurrent_reads,
+            Self::MAX_CONCURRENT_READS
         );
         if self.backend == StoreBackend::Scylla {
             self.scylla.validate().map_err(anyhow::Error::msg)?;
@@ -699,6 +714,10 @@ mod tests {
         assert!(example.store.scylla.validate().is_ok());
         assert!(example.store.validate().is_ok());
         assert_eq!(example.store.cache_mib, defaults.store.cache_mib);
+        assert_eq!(
+            example.store.max_concurrent_reads,
+            defaults.store.max_concurrent_reads
+        );
         assert_eq!(example.store.engine, defaults.store.engine);
         assert_eq!(
             example.store.commit_gather_yields,
@@ -765,6 +784,18 @@ mod tests {
         let err = config.store.validate().unwrap_err().to_string();
         assert!(err.starts_with("store.retention_days"), "{err}");
         let config: NodeConfig = toml::from_str("[store]\nretention_days = 400").unwrap();
+        assert!(config.store.validate().is_ok());
+    }
+
+    #[test]
+    fn store_reads_at_once_are_bounded_both_ways() {
+        for reads in [0, StoreConfig::MAX_CONCURRENT_READS + 1] {
+            let config: NodeConfig =
+                toml::from_str(&format!("[store]\nmax_concurrent_reads = {reads}")).unwrap();
+            let err = config.store.validate().unwrap_err().to_string();
+            assert!(err.starts_with("store.max_concurrent_reads"), "{err}");
+        }
+        let config: NodeConfig = toml::from_str("[store]\nmax_concurrent_reads = 4").unwrap();
         assert!(config.store.validate().is_ok());
     }
 }

@@ -28,11 +28,18 @@ pub use config::NodeConfig;
 pub use demo::DemoOptions;
 pub use node::{run, Source};
 
+/// Threads the runtime's blocking pool may run at once (tokio's default is 512). Blocking work
+/// is bounded where it starts — the embedded store's reads by `store.max_concurrent_reads`
+/// (at most 64), its catalogue writes two at a time, one writer — so this cap is a backstop
+/// with room to spare for the writer, retention and file reads.
+pub const BLOCKING_THREADS: usize = 128;
+
 /// Runs a parsed command line on a multi-threaded runtime; errors are printed on stderr and
 /// give a failing exit code.
 pub fn execute(cli: Cli) -> std::process::ExitCode {
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
+        .max_blocking_threads(BLOCKING_THREADS)
         .thread_name("sentinel")
         .build()
     {

@@ -148,8 +148,12 @@ mod tests {
     #[tokio::test]
     async fn the_watermark_refuses_a_shorter_or_different_log() {
         let dir = tempfile::tempdir().unwrap();
+        let options = sentinel_store::EmbeddedOptions {
+            cache_bytes: 8 << 20,
+            ..Default::default()
+        };
         let store =
-            sentinel_store::open_embedded(dir.path(), sentinel_store::EmbeddedEngine::Lsm, 8 << 20)
+            sentinel_store::open_embedded(dir.path(), sentinel_store::EmbeddedEngine::Lsm, options)
                 .unwrap();
         let check = || check_watermark(dir.path(), store.as_ref());
         check().await.unwrap();

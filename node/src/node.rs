@@ -532,7 +532,10 @@ pub(crate) async fn open_store(config: &NodeConfig) -> anyhow::Result<Arc<dyn St
             let store = sentinel_store::open_embedded(
                 &config.data_dir,
                 engine,
-                config.store.cache_mib * 1024 * 1024,
+                sentinel_store::EmbeddedOptions {
+                    cache_bytes: config.store.cache_mib * 1024 * 1024,
+                    max_concurrent_reads: config.store.max_concurrent_reads,
+                },
             )
             .with_context(|| format!("opening the store at {}", path.display()))?;
             log_head::check_watermark(&config.data_dir, store.as_ref())

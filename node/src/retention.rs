@@ -71,7 +71,11 @@ mod tests {
         hours_ago: &[i64],
         now: DateTime<Utc>,
     ) -> Arc<dyn DecisionLog> {
-        let store = sentinel_store::open_embedded(dir.path(), engine, 1 << 20).unwrap();
+        let options = sentinel_store::EmbeddedOptions {
+            cache_bytes: 1 << 20,
+            ..Default::default()
+        };
+        let store = sentinel_store::open_embedded(dir.path(), engine, options).unwrap();
         let ops = hours_ago
             .iter()
             .enumerate()

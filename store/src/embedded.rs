@@ -1,10 +1,12 @@
 //! The embedded backend: one redb file, ACID, fsync on every committed batch.
 
+use crate::blocking::{BlockingWork, Lane};
 use crate::chain::{self, Head, LogReport, VerifyOptions};
 use crate::expiry::{check_cutoff, declare, expired_front, Expired};
 use crate::history::{user_key, History};
 use crate::migrate::Row;
 use crate::record::{self, decode};
+use crate::EmbeddedOptions;
 use crate::{
     DayCursor, DecisionLog, RecordGuard, RecordKind, RecordWrite, RestorePoint, Store, StoreError,
     UserSnapshot, WriteOp, WriteResult,
@@ -45,22 +47,24 @@ pub struct EmbeddedStore {
     db: Arc<Database>,
     /// Users with anything stored: a restore of anyone else is answered at once.
     history: Arc<History>,
+    work: BlockingWork,
 }
 
 impl EmbeddedStore {
     /// Opens or creates the store at `path` (a file) with the default page cache.
     pub fn open(path: &Path) -> Result<Self, StoreError> {
-        Self::open_with_cache(path, DEFAULT_CACHE_BYTES)
+        Self::open_with(path, EmbeddedOptions::default())
     }
 
-    /// Opens or creates the store at `path` with a page cache of at most `cache_bytes`: the
-    /// store's share of the node's memory, which it fills as the file grows.
-    pub fn open_with_cache(path: &Path, cache_bytes: usize) -> Result<Self, StoreError> {
+    /// Opens or creates the store at `path` with a page cache of at most
+    /// `options.cache_bytes`: the store's share of the node's memory, which it fills as the
+    /// file grows.
+    pub fn open_with(path: &Path, options: EmbeddedOptions) -> Result<Self, StoreError> {
         if let Some(dir) = path.parent() {
             std::fs::create_dir_all(dir).map_err(StoreError::backend)?;
         }
         let db = Database::builder()
-            .set_cache_size(cache_bytes)
+            .set_cache_size(options.cache_bytes)
             .create(path)
             .map_err(StoreError::backend)?;
         // Create every table up front so readers never meet a missing one.
@@ -77,6 +81,7 @@ impl EmbeddedStore {
         Ok(EmbeddedStore {
             db: Arc::new(db),
             history: Arc::new(history),
+            work: BlockingWork::new(options.max_concurrent_reads),
         })
     }
 
@@ -212,22 +217,21 @@ impl EmbeddedStore {
         txn.commit().map_err(StoreError::backend)
     }
 
-    /// Runs blocking redb work off the async threads.
+    /// Runs blocking redb work off the async threads, in its lane ([`BlockingWork`]).
     async fn blocking<T: Send + 'static>(
         &self,
+        lane: Lane,
         f: impl FnOnce(&Database) -> Result<T, StoreError> + Send + 'static,
     ) -> Result<T, StoreError> {
         let db = Arc::clone(&self.db);
-        tokio::task::spawn_blocking(move || f(&db))
-            .await
-            .map_err(StoreError::backend)?
+        self.work.run(lane, move || f(&db)).await
     }
 }
 
 #[async_trait]
 impl DecisionLog for EmbeddedStore {
     async fn log_head(&self) -> Result<Head, StoreError> {
-        self.blocking(|db| {
+        self.blocking(Lane::Read, |db| {
             let txn = db.begin_read().map_err(StoreError::backend)?;
             let meta = txn.open_table(META).map_err(StoreError::backend)?;
             read_head(&meta)
@@ -236,7 +240,7 @@ impl DecisionLog for EmbeddedStore {
     }
 
     async fn verify_log(&self, options: VerifyOptions) -> Result<LogReport, StoreError> {
-        self.blocking(move |db| {
+        self.blocking(Lane::Read, move |db| {
             let txn = db.begin_read().map_err(StoreError::backend)?;
             let log = txn.open_table(LOG).map_err(StoreError::backend)?;
             let decisions = txn.open_table(DECISIONS).map_err(StoreError::backend)?;
@@ -275,7 +279,8 @@ impl DecisionLog for EmbeddedStore {
         max: usize,
     ) -> Result<u64, StoreError> {
         check_cutoff(cutoff, now)?;
-        self.blocking(move |db| prune(db, cutoff, now, max)).await
+        self.blocking(Lane::Write, move |db| prune(db, cutoff, now, max))
+            .await
     }
 }
 
@@ -550,12 +555,13 @@ fn write_all(
 impl Store for EmbeddedStore {
     async fn write_batch(&self, ops: Vec<WriteOp>) -> Result<Vec<WriteResult>, StoreError> {
         let history = Arc::clone(&self.history);
-        self.blocking(move |db| write_all(db, &history, ops)).await
+        self.blocking(Lane::Commit, move |db| write_all(db, &history, ops))
+            .await
     }
 
     async fn decision(&self, transaction_id: &str) -> Result<Option<Decision>, StoreError> {
         let id = transaction_id.to_owned();
-        self.blocking(move |db| {
+        self.blocking(Lane::Read, move |db| {
             let txn = db.begin_read().map_err(StoreError::backend)?;
             let table = txn.open_table(DECISIONS).map_err(StoreError::backend)?;
             let value = table.get(id.as_str()).map_err(StoreError::backend)?;
@@ -574,7 +580,7 @@ impl Store for EmbeddedStore {
             return Ok(Vec::new());
         }
         let user = user_id.to_owned();
-        self.blocking(move |db| {
+        self.blocking(Lane::Read, move |db| {
             let txn = db.begin_read().map_err(StoreError::backend)?;
             UserTables::open(&txn)?.decisions(&user, after_seq, limit)
         })
@@ -587,7 +593,7 @@ impl Store for EmbeddedStore {
         after: Option<DayCursor>,
         limit: usize,
     ) -> Result<Vec<Decision>, StoreError> {
-        self.blocking(move |db| {
+        self.blocking(Lane::Read, move |db| {
             let txn = db.begin_read().map_err(StoreError::backend)?;
             let decisions = txn.open_table(DECISIONS).map_err(StoreError::backend)?;
             let mut out = Vec::new();
@@ -608,7 +614,7 @@ impl Store for EmbeddedStore {
         after: Option<DayCursor>,
         limit: usize,
     ) -> Result<Vec<DayCursor>, StoreError> {
-        self.blocking(move |db| {
+        self.blocking(Lane::Read, move |db| {
             let txn = db.begin_read().map_err(StoreError::backend)?;
             let mut out = Vec::new();
             for_day_keys(&txn, day, after.as_ref(), |decided_us, id| {
@@ -628,7 +634,7 @@ impl Store for EmbeddedStore {
             return Ok(None);
         }
         let user = user_id.to_owned();
-        self.blocking(move |db| {
+        self.blocking(Lane::Read, move |db| {
             let txn = db.begin_read().map_err(StoreError::backend)?;
             UserTables::open(&txn)?.snapshot(&user)
         })
@@ -641,7 +647,7 @@ impl Store for EmbeddedStore {
             return Ok(RestorePoint::default());
         }
         let user = user_id.to_owned();
-        self.blocking(move |db| {
+        self.blocking(Lane::Read, move |db| {
             let txn = db.begin_read().map_err(StoreError::backend)?;
             UserTables::open(&txn)?.restore_point(&user, limit)
         })
@@ -659,7 +665,7 @@ impl Store for EmbeddedStore {
         }
         let users = user_ids.to_vec();
         // One blocking call, one read transaction and one opening of each table for the batch.
-        self.blocking(move |db| {
+        self.blocking(Lane::Read, move |db| {
             let txn = db.begin_read().map_err(StoreError::backend)?;
             let tables = UserTables::open(&txn)?;
             users
@@ -681,7 +687,7 @@ impl Store for EmbeddedStore {
     }
 
     async fn put_records(&self, writes: Vec<RecordWrite>) -> Result<(), StoreError> {
-        self.blocking(move |db| {
+        self.blocking(Lane::Write, move |db| {
             let txn = db.begin_write().map_err(StoreError::backend)?;
             {
                 let mut table = txn.open_table(RECORDS).map_err(StoreError::backend)?;
@@ -701,7 +707,7 @@ impl Store for EmbeddedStore {
     ) -> Result<bool, StoreError> {
         guard.claim(&writes)?;
         // redb has one write transaction at a time: the read and the writes below are one step.
-        self.blocking(move |db| {
+        self.blocking(Lane::Write, move |db| {
             let txn = db.begin_write().map_err(StoreError::backend)?;
             {
                 let mut table = txn.open_table(RECORDS).map_err(StoreError::backend)?;
@@ -724,7 +730,7 @@ impl Store for EmbeddedStore {
 
     async fn record(&self, kind: RecordKind, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
         let key = key.to_owned();
-        self.blocking(move |db| {
+        self.blocking(Lane::Read, move |db| {
             let txn = db.begin_read().map_err(StoreError::backend)?;
             let table = txn.open_table(RECORDS).map_err(StoreError::backend)?;
             let value = table
@@ -744,7 +750,7 @@ impl Store for EmbeddedStore {
     ) -> Result<Vec<(String, Vec<u8>)>, StoreError> {
         let prefix = prefix.to_owned();
         let after = after.map(str::to_owned);
-        self.blocking(move |db| {
+        self.blocking(Lane::Read, move |db| {
             let txn = db.begin_read().map_err(StoreError::backend)?;
             let table = txn.open_table(RECORDS).map_err(StoreError::backend)?;
             let start = match &after {
@@ -775,7 +781,7 @@ impl Store for EmbeddedStore {
     }
 
     async fn decision_count(&self) -> Result<u64, StoreError> {
-        self.blocking(|db| {
+        self.blocking(Lane::Read, |db| {
             let txn = db.begin_read().map_err(StoreError::backend)?;
             let table = txn.open_table(DECISIONS).map_err(StoreError::backend)?;
             table.len().map_err(StoreError::backend)

@@ -12,6 +12,7 @@
 //! - [`Writer`]: the single ordered write path. Requests are batched into one transaction (group
 //!   commit); a request is acknowledged only after its batch is durable.
 
+mod blocking;
 pub mod chain;
 #[cfg(feature = "conformance")]
 pub mod conformance;
@@ -27,6 +28,7 @@ pub mod record;
 pub mod tagged;
 mod writer;
 
+pub use blocking::DEFAULT_MAX_CONCURRENT_READS;
 pub use embedded::{EmbeddedStore, DEFAULT_CACHE_BYTES};
 pub use error::StoreError;
 pub use lsm::LsmStore;
@@ -230,17 +232,35 @@ impl EmbeddedEngine {
     }
 }
 
-/// Opens (or creates) the embedded store of `data_dir` on `engine`, with a cache of at most
-/// `cache_bytes`.
+/// How an embedded store uses the machine.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct EmbeddedOptions {
+    /// Largest page (redb) or block (fjall) cache, in bytes: the store's share of memory.
+    pub cache_bytes: usize,
+    /// Reads that run at once; more wait their turn, so that a burst of reads cannot take
+    /// every thread and core from the decision writer (see `blocking.rs`).
+    pub max_concurrent_reads: usize,
+}
+
+impl Default for EmbeddedOptions {
+    fn default() -> Self {
+        EmbeddedOptions {
+            cache_bytes: DEFAULT_CACHE_BYTES,
+            max_concurrent_reads: DEFAULT_MAX_CONCURRENT_READS,
+        }
+    }
+}
+
+/// Opens (or creates) the embedded store of `data_dir` on `engine`.
 pub fn open_embedded(
     data_dir: &Path,
     engine: EmbeddedEngine,
-    cache_bytes: usize,
+    options: EmbeddedOptions,
 ) -> Result<Arc<dyn DecisionLog>, StoreError> {
     let path = engine.path(data_dir);
     Ok(match engine {
-        EmbeddedEngine::Redb => Arc::new(EmbeddedStore::open_with_cache(&path, cache_bytes)?),
-        EmbeddedEngine::Lsm => Arc::new(LsmStore::open_with_cache(&path, cache_bytes)?),
+        EmbeddedEngine::Redb => Arc::new(EmbeddedStore::open_with(&path, options)?),
+        EmbeddedEngine::Lsm => Arc::new(LsmStore::open_with(&path, options)?),
     })
 }
 
@@ -249,7 +269,7 @@ pub fn open_embedded(
 /// (an unfinished migration: which is current is for the operator to say).
 pub fn open_existing_embedded(data_dir: &Path) -> Result<Arc<dyn DecisionLog>, StoreError> {
     match EmbeddedEngine::found_in(data_dir).as_slice() {
-        [engine] => open_embedded(data_dir, *engine, DEFAULT_CACHE_BYTES),
+        [engine] => open_embedded(data_dir, *engine, EmbeddedOptions::default()),
         [] => Err(StoreError::Backend(format!(
             "no store in {} (neither sentinel.redb nor sentinel.lsm)",
             data_dir.display()

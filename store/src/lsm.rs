@@ -13,11 +13,13 @@
 //! - `decision_log`: position (u64 BE) → log entry; `meta`: name → value;
 //! - `records`: kind name ‖ 0 ‖ key → value; `user_snapshots`: user id → seq (u64 BE) ‖ state.
 
+use crate::blocking::{BlockingWork, Lane};
 use crate::chain::{self, Head, LogReport, VerifyOptions};
 use crate::expiry::{check_cutoff, declare, expired_front, Expired};
 use crate::history::{user_key, History};
 use crate::migrate::Row;
 use crate::record::{self, decode};
+use crate::EmbeddedOptions;
 use crate::{
     DayCursor, DecisionLog, RecordGuard, RecordKind, RecordWrite, RestorePoint, Store, StoreError,
     UserSnapshot, WriteOp, WriteResult,
@@ -42,6 +44,7 @@ const DECISION_COUNT: &[u8] = b"decision_count";
 #[derive(Clone)]
 pub struct LsmStore {
     inner: Arc<Inner>,
+    work: BlockingWork,
 }
 
 struct Inner {
@@ -80,11 +83,13 @@ struct Committed {
 impl LsmStore {
     /// Opens or creates the store at `path` (a directory) with the default cache.
     pub fn open(path: &Path) -> Result<Self, StoreError> {
-        Self::open_with_cache(path, crate::DEFAULT_CACHE_BYTES)
+        Self::open_with(path, EmbeddedOptions::default())
     }
 
-    /// Opens or creates the store at `path` with a block cache of at most `cache_bytes`.
-    pub fn open_with_cache(path: &Path, cache_bytes: usize) -> Result<Self, StoreError> {
+    /// Opens or creates the store at `path` with a block cache of at most
+    /// `options.cache_bytes`.
+    pub fn open_with(path: &Path, options: EmbeddedOptions) -> Result<Self, StoreError> {
+        let cache_bytes = options.cache_bytes;
         std::fs::create_dir_all(path).map_err(StoreError::backend)?;
         // One compaction worker: with fjall's default of two on a two-core machine, both spin
         // re-queuing compactions the other holds (BENCHMARKS.md); one keeps up with the writer.
@@ -130,6 +135,7 @@ impl LsmStore {
         inner.history.extend(users_with_history(&inner)?);
         Ok(LsmStore {
             inner: Arc::new(inner),
+            work: BlockingWork::new(options.max_concurrent_reads),
         })
     }
 
@@ -250,15 +256,14 @@ impl LsmStore {
             .map_err(StoreError::backend)
     }
 
-    /// Runs blocking fjall work off the async threads.
+    /// Runs blocking fjall work off the async threads, in its lane ([`BlockingWork`]).
     async fn blocking<T: Send + 'static>(
         &self,
+        lane: Lane,
         f: impl FnOnce(&Inner) -> Result<T, StoreError> + Send + 'static,
     ) -> Result<T, StoreError> {
         let inner = Arc::clone(&self.inner);
-        tokio::task::spawn_blocking(move || f(&inner))
-            .await
-            .map_err(StoreError::backend)?
+        self.work.run(lane, move || f(&inner)).await
     }
 }
 
@@ -663,12 +668,13 @@ impl<'a> View<'a> {
 #[async_trait]
 impl Store for LsmStore {
     async fn write_batch(&self, ops: Vec<WriteOp>) -> Result<Vec<WriteResult>, StoreError> {
-        self.blocking(move |inner| inner.write_all(&ops)).await
+        self.blocking(Lane::Commit, move |inner| inner.write_all(&ops))
+            .await
     }
 
     async fn decision(&self, transaction_id: &str) -> Result<Option<Decision>, StoreError> {
         let id = transaction_id.to_owned();
-        self.blocking(move |inner| View::new(inner).decision(&id))
+        self.blocking(Lane::Read, move |inner| View::new(inner).decision(&id))
             .await
     }
 
@@ -682,8 +688,10 @@ impl Store for LsmStore {
             return Ok(Vec::new());
         }
         let user = user_id.to_owned();
-        self.blocking(move |inner| View::new(inner).decisions_of(&user, after_seq, limit))
-            .await
+        self.blocking(Lane::Read, move |inner| {
+            View::new(inner).decisions_of(&user, after_seq, limit)
+        })
+        .await
     }
 
     async fn decisions_by_day(
@@ -692,7 +700,7 @@ impl Store for LsmStore {
         after: Option<DayCursor>,
         limit: usize,
     ) -> Result<Vec<Decision>, StoreError> {
-        self.blocking(move |inner| {
+        self.blocking(Lane::Read, move |inner| {
             let view = View::new(inner);
             let mut out = Vec::new();
             view.for_day_keys(day, after.as_ref(), |_, id| {
@@ -712,7 +720,7 @@ impl Store for LsmStore {
         after: Option<DayCursor>,
         limit: usize,
     ) -> Result<Vec<DayCursor>, StoreError> {
-        self.blocking(move |inner| {
+        self.blocking(Lane::Read, move |inner| {
             let mut out = Vec::new();
             View::new(inner).for_day_keys(day, after.as_ref(), |decided_us, id| {
                 out.push(DayCursor {
@@ -731,7 +739,7 @@ impl Store for LsmStore {
             return Ok(None);
         }
         let user = user_id.to_owned();
-        self.blocking(move |inner| View::new(inner).snapshot_of(&user))
+        self.blocking(Lane::Read, move |inner| View::new(inner).snapshot_of(&user))
             .await
     }
 
@@ -740,8 +748,10 @@ impl Store for LsmStore {
             return Ok(RestorePoint::default());
         }
         let user = user_id.to_owned();
-        self.blocking(move |inner| View::new(inner).restore_point(&user, limit))
-            .await
+        self.blocking(Lane::Read, move |inner| {
+            View::new(inner).restore_point(&user, limit)
+        })
+        .await
     }
 
     async fn restore_points(
@@ -758,7 +768,7 @@ impl Store for LsmStore {
         }
         let users = user_ids.to_vec();
         // One blocking call and one snapshot for the batch.
-        self.blocking(move |inner| {
+        self.blocking(Lane::Read, move |inner| {
             let view = View::new(inner);
             users
                 .iter()
@@ -783,7 +793,7 @@ impl Store for LsmStore {
     }
 
     async fn put_records(&self, writes: Vec<RecordWrite>) -> Result<(), StoreError> {
-        self.blocking(move |inner| {
+        self.blocking(Lane::Write, move |inner| {
             let _one_writer = inner.lock();
             let mut batch = inner.batch(writes.len());
             for w in &writes {
@@ -800,7 +810,7 @@ impl Store for LsmStore {
         writes: Vec<RecordWrite>,
     ) -> Result<bool, StoreError> {
         guard.claim(&writes)?;
-        self.blocking(move |inner| {
+        self.blocking(Lane::Write, move |inner| {
             // The read and the writes are one step: every writer holds this lock.
             let _one_writer = inner.lock();
             let current = inner
@@ -822,7 +832,7 @@ impl Store for LsmStore {
 
     async fn record(&self, kind: RecordKind, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
         let key = record_key(kind, key);
-        self.blocking(move |inner| {
+        self.blocking(Lane::Read, move |inner| {
             Ok(inner
                 .records
                 .get(key)
@@ -845,7 +855,7 @@ impl Store for LsmStore {
         };
         let prefix = record_key(kind, prefix);
         let skip = kind.as_str().len() + 1;
-        self.blocking(move |inner| {
+        self.blocking(Lane::Read, move |inner| {
             let mut out = Vec::new();
             for guard in inner.records.range((start, Bound::Unbounded)) {
                 let (k, v) = guard.into_inner().map_err(StoreError::backend)?;
@@ -870,7 +880,7 @@ impl DecisionLog for LsmStore {
     }
 
     async fn verify_log(&self, options: VerifyOptions) -> Result<LogReport, StoreError> {
-        self.blocking(move |inner| {
+        self.blocking(Lane::Read, move |inner| {
             let view = View::new(inner);
             let meta = |name: &[u8]| -> Result<Head, StoreError> {
                 Ok(view
@@ -906,7 +916,7 @@ impl DecisionLog for LsmStore {
         max: usize,
     ) -> Result<u64, StoreError> {
         check_cutoff(cutoff, now)?;
-        self.blocking(move |inner| inner.prune(cutoff, now, max))
+        self.blocking(Lane::Write, move |inner| inner.prune(cutoff, now, max))
             .await
     }
 }

@@ -12,11 +12,13 @@ pub const DECISIONS_DUPLICATE: &str = "sentinel_store_decisions_duplicate_total"
 pub const WRITE_ERRORS: &str = "sentinel_store_write_errors_total";
 /// Counter: decisions deleted by retention.
 pub const DECISIONS_PRUNED: &str = "sentinel_store_decisions_pruned_total";
+/// Gauge: embedded-store reads and catalogue writes waiting for a free lane.
+pub const CALLS_WAITING: &str = "sentinel_store_calls_waiting";
 
 /// Help texts, and the rare counters at zero so rates and alerts see a zero, not nothing.
 /// The node calls this once its recorder is installed.
 pub fn describe() {
-    use metrics::{describe_counter, describe_histogram, Unit};
+    use metrics::{describe_counter, describe_gauge, describe_histogram, Unit};
     describe_histogram!(
         BATCH_SECONDS,
         Unit::Seconds,
@@ -30,6 +32,11 @@ pub fn describe() {
     );
     describe_counter!(DECISIONS_PRUNED, "Decisions deleted by retention.");
     describe_counter!(WRITE_ERRORS, "Failed store batch writes.");
+    describe_gauge!(
+        CALLS_WAITING,
+        "Embedded-store reads and catalogue writes waiting for one of the store's read or write permits."
+    );
+    metrics::gauge!(CALLS_WAITING).set(0.0);
     for name in [WRITE_ERRORS, DECISIONS_DUPLICATE, DECISIONS_PRUNED] {
         metrics::counter!(name).increment(0);
     }

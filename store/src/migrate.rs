@@ -67,7 +67,7 @@ pub async fn migrate(
             target.display()
         )));
     }
-    let old = crate::open_embedded(data_dir, from, crate::DEFAULT_CACHE_BYTES)?;
+    let old = crate::open_embedded(data_dir, from, crate::EmbeddedOptions::default())?;
     let (head, decisions) = (old.log_head().await?, old.decision_count().await?);
     drop(old);
     let copied = tokio::task::block_in_place(|| copy(&source, &target, from, &mut progress));
@@ -149,7 +149,7 @@ async fn check(
     head: Head,
     decisions: u64,
 ) -> Result<(), StoreError> {
-    let new = crate::open_embedded(data_dir, to, crate::DEFAULT_CACHE_BYTES)?;
+    let new = crate::open_embedded(data_dir, to, crate::EmbeddedOptions::default())?;
     let (new_head, new_decisions) = (new.log_head().await?, new.decision_count().await?);
     if (new_head, new_decisions) != (head, decisions) {
         return Err(StoreError::Backend(format!(

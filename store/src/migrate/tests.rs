@@ -4,13 +4,21 @@ use crate::{DecisionLog, RecordKind, RecordWrite, UserSnapshot, WriteOp};
 use chrono::TimeZone;
 use std::sync::Arc;
 
+/// A store's options with a 1 MiB cache: tests keep memory small.
+fn small_cache() -> crate::EmbeddedOptions {
+    crate::EmbeddedOptions {
+        cache_bytes: 1 << 20,
+        ..Default::default()
+    }
+}
+
 /// A year before the conformance decisions' time: retention may prune these as of today.
 const SHIFT: chrono::TimeDelta = chrono::TimeDelta::days(365);
 
 /// A store on `engine` in `dir` with decisions of two users, the oldest pruned by retention, a
 /// snapshot and catalogue records.
 async fn filled(dir: &Path, engine: EmbeddedEngine) -> Arc<dyn DecisionLog> {
-    let store = crate::open_embedded(dir, engine, 1 << 20).unwrap();
+    let store = crate::open_embedded(dir, engine, small_cache()).unwrap();
     let mut ops: Vec<WriteOp> = (1..=CHUNK as u64 / 3)
         .map(|i| {
             let user = if i % 2 == 0 { "even" } else { "odd" };
@@ -122,7 +130,7 @@ async fn a_migration_never_overwrites_a_store() {
         .unwrap_err();
     assert!(err.to_string().contains("no redb store"), "{err}");
     drop(filled(dir.path(), EmbeddedEngine::Redb).await);
-    drop(crate::open_embedded(dir.path(), EmbeddedEngine::Lsm, 1 << 20).unwrap());
+    drop(crate::open_embedded(dir.path(), EmbeddedEngine::Lsm, small_cache()).unwrap());
     let err = migrate(dir.path(), EmbeddedEngine::Lsm, |_| {})
         .await
         .unwrap_err();

@@ -1,0 +1,244 @@
+//! Blocking engine calls, run off the async threads in bounded lanes.
+//!
+//! Both embedded engines block (file I/O, page-cache misses, fsync), so their calls run on
+//! tokio's blocking pool, which starts a thread for every call it cannot serve with an idle one
+//! (up to 512). Reads come from anyone — API callers, backtests, the restores of starting user
+//! actors — so without a bound a burst of them starts a thread each, and on a small machine
+//! those threads crowd out the writer whose commit every decision is waiting for. So each call
+//! names its [`Lane`]: reads run at most `max_reads` at once and catalogue writes at most
+//! [`WRITES_AT_ONCE`] (the engine serializes writes anyway; more threads would only queue on
+//! its lock), the others waiting their turn (an API request that waits past its deadline is
+//! answered 503); the decision writer's commits never wait for a permit.
+
+use crate::metrics as m;
+use crate::StoreError;
+use std::sync::Arc;
+use tokio::sync::Semaphore;
+
+/// Reads a store runs at once unless configured otherwise: enough to keep a disk's queue busy
+/// (Cassandra's `concurrent_reads` default is 32 for 16 disks' worth), few enough that reads
+/// cannot starve the writer of threads or CPU on a two-core machine.
+pub const DEFAULT_MAX_CONCURRENT_READS: usize = 16;
+
+/// Catalogue writes and retention passes a store runs at once: the engine takes them one at a
+/// time, so two keep it busy.
+const WRITES_AT_ONCE: usize = 2;
+
+/// What a blocking call does, which says whether and how long it may wait to start.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Lane {
+    /// Reads anything: waits for one of the read permits.
+    Read,
+    /// Writes the catalogue or prunes: waits for one of the write permits.
+    Write,
+    /// Commits a batch of the decision writer, which every decision waits for: starts at once.
+    Commit,
+}
+
+/// Runs one store's blocking calls on tokio's blocking pool, lane by lane.
+#[derive(Clone)]
+pub(crate) struct BlockingWork {
+    reads: Arc<Semaphore>,
+    writes: Arc<Semaphore>,
+}
+
+impl BlockingWork {
+    /// At most `max_reads` (at least one) reads run at once.
+    pub(crate) fn new(max_reads: usize) -> Self {
+        BlockingWork {
+            reads: Arc::new(Semaphore::new(max_reads.max(1))),
+            writes: Arc::new(Semaphore::new(WRITES_AT_ONCE)),
+        }
+    }
+
+    /// Runs `f` once its lane has room. A permit is held until `f` returns, also when the
+    /// caller stops waiting: its thread is busy until then either way.
+    pub(crate) async fn run<T: Send + 'static>(
+        &self,
+        lane: Lane,
+        f: impl FnOnce() -> Result<T, StoreError> + Send + 'static,
+    ) -> Result<T, StoreError> {
+        let permits = match lane {
+            Lane::Read => Some(&self.reads),
+            Lane::Write => Some(&self.writes),
+            Lane::Commit => None,
+        };
+        let permit = match permits {
+            None => None,
+            Some(permits) => Some(match Arc::clone(permits).try_acquire_owned() {
+                Ok(permit) => permit,
+                Err(_) => {
+                    let _waiting = Waiting::start();
+                    Arc::clone(permits)
+                        .acquire_owned()
+                        .await
+                        .expect("a lane's semaphore is never closed")
+                }
+            }),
+        };
+        tokio::task::spawn_blocking(move || {
+            let _permit = permit;
+            f()
+        })
+        .await
+        .map_err(StoreError::backend)?
+    }
+}
+
+/// Counts a call in [`m::CALLS_WAITING`] while it waits for a permit, also when its caller
+/// gives up waiting.
+struct Waiting;
+
+impl Waiting {
+    fn start() -> Self {
+        metrics::gauge!(m::CALLS_WAITING).increment(1.0);
+        Waiting
+    }
+}
+
+impl Drop for Waiting {
+    fn drop(&mut self) {
+        metrics::gauge!(m::CALLS_WAITING).decrement(1.0);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::{Condvar, Mutex};
+    use std::time::Duration;
+
+    /// Holds reads inside their blocking call until opened, counting how many run at once.
+    #[derive(Default)]
+    struct Gate {
+        open: Mutex<bool>,
+        opened: Condvar,
+        running: AtomicUsize,
+        most_running: AtomicUsize,
+    }
+
+    impl Gate {
+        fn pass(&self) {
+            let now = self.running.fetch_add(1, Ordering::SeqCst) + 1;
+            self.most_running.fetch_max(now, Ordering::SeqCst);
+            let mut open = self.open.lock().unwrap();
+            while !*open {
+                open = self.opened.wait(open).unwrap();
+            }
+            self.running.fetch_sub(1, Ordering::SeqCst);
+        }
+
+        fn open(&self) {
+            *self.open.lock().unwrap() = true;
+            self.opened.notify_all();
+        }
+    }
+
+    /// Opens the gate when dropped, also when a failed assertion unwinds: the runtime waits for
+    /// its blocking threads at shutdown, so a gate left shut would hang the test, not fail it.
+    struct Opener(Arc<Gate>);
+
+    impl Drop for Opener {
+        fn drop(&mut self) {
+            self.0.open();
+        }
+    }
+
+    /// Starts `calls` calls on `lane`, each held at a gate, waits until `limit` of them run,
+    /// checks that a commit still runs meanwhile, then opens the gate. Returns the most calls
+    /// that ran at once.
+    async fn hold(work: &BlockingWork, lane: Lane, calls: usize, limit: usize) -> usize {
+        let gate = Arc::new(Gate::default());
+        let opener = Opener(Arc::clone(&gate));
+        let held: Vec<_> = (0..calls)
+            .map(|i| {
+                let (work, gate) = (work.clone(), Arc::clone(&gate));
+                tokio::spawn(async move {
+                    work.run(lane, move || {
+                        gate.pass();
+                        Ok(i)
+                    })
+                    .await
+                })
+            })
+            .collect();
+        let hang_guard = Duration::from_secs(60);
+        tokio::time::timeout(hang_guard, async {
+            while gate.running.load(Ordering::SeqCst) < limit {
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+        })
+        .await
+        .expect("calls up to the limit start");
+        // Every permit is held and the rest wait: a commit still runs.
+        let committed = tokio::time::timeout(hang_guard, work.run(Lane::Commit, || Ok("done")))
+            .await
+            .expect("a commit waited behind the held calls");
+        assert_eq!(committed.unwrap(), "done");
+        assert!(
+            held.iter().all(|c| !c.is_finished()),
+            "calls passed the gate"
+        );
+        drop(opener);
+        let mut answers = Vec::new();
+        for call in held {
+            answers.push(call.await.unwrap().unwrap());
+        }
+        assert_eq!(answers, (0..calls).collect::<Vec<_>>());
+        gate.most_running.load(Ordering::SeqCst)
+    }
+
+    /// Eight reads against a limit of three: three run, five wait, a commit meanwhile runs at
+    /// once, and once the gate opens the others follow, never more than three at a time.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn reads_beyond_the_limit_wait_and_commits_never_do() {
+        let work = BlockingWork::new(3);
+        assert_eq!(hold(&work, Lane::Read, 8, 3).await, 3);
+    }
+
+    /// Catalogue writes run [`WRITES_AT_ONCE`] at a time, whatever the read limit, and a
+    /// commit does not wait behind them either.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn catalogue_writes_run_a_few_at_a_time_and_commits_never_wait() {
+        let work = BlockingWork::new(16);
+        assert_eq!(
+            hold(&work, Lane::Write, 6, WRITES_AT_ONCE).await,
+            WRITES_AT_ONCE
+        );
+    }
+
+    /// A read whose caller stops waiting keeps its permit until its call returns: the bound
+    /// counts threads at work, not callers still listening.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn an_abandoned_read_holds_its_permit_until_it_returns() {
+        let work = BlockingWork::new(1);
+        let gate = Arc::new(Gate::default());
+        let opener = Opener(Arc::clone(&gate));
+        let held = {
+            let (work, gate) = (work.clone(), Arc::clone(&gate));
+            tokio::spawn(async move {
+                work.run(Lane::Read, move || {
+                    gate.pass();
+                    Ok(())
+                })
+                .await
+            })
+        };
+        while gate.running.load(Ordering::SeqCst) < 1 {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        held.abort();
+        let _ = held.await;
+        assert_eq!(
+            work.reads.available_permits(),
+            0,
+            "permit freed while the read runs"
+        );
+        drop(opener);
+        let next = tokio::time::timeout(Duration::from_secs(60), work.run(Lane::Read, || Ok(7)))
+            .await
+            .expect("the permit came back when the read returned");
+        assert_eq!(next.unwrap(), 7);
+    }
+}
