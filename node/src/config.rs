@@ -336,9 +336,9 @@ pub struct StoreConfig {
     pub retention_days: u32,
     /// Largest page cache of the embedded store, in MiB: its share of the node's memory.
     pub cache_mib: usize,
-    /// Reads of the embedded store that run at once (API queries, backtests, restores of
-    /// starting user actors); more wait their turn, so a burst of reads cannot take the
-    /// threads and cores the decision writer needs. 1 to 64.
+    /// Reads of the embedded store that run at once (API queries, backtests; the restores of
+    /// starting user actors have a lane of their own); more wait their turn, so a burst of
+    /// reads cannot take the threads and cores the decision writer needs. 1 to 64.
     pub max_concurrent_reads: usize,
     /// How many times at most the writer yields to gather the decisions arriving together
     /// before a durable commit, when the first of them finds it idle (0: commit at once).

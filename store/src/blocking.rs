@@ -5,10 +5,12 @@
 //! (up to 512). Reads come from anyone — API callers, backtests, the restores of starting user
 //! actors — so without a bound a burst of them starts a thread each, and on a small machine
 //! those threads crowd out the writer whose commit every decision is waiting for. So each call
-//! names its [`Lane`]: reads run at most `max_reads` at once and catalogue writes at most
+//! names its [`Lane`]: reads run at most `max_reads` at once, catalogue writes at most
 //! [`WRITES_AT_ONCE`] (the engine serializes writes anyway; more threads would only queue on
-//! its lock), the others waiting their turn (an API request that waits past its deadline is
-//! answered 503); the decision writer's commits never wait for a permit.
+//! its lock) and the restores of starting user actors at most [`RESTORES_AT_ONCE`], in a lane
+//! of their own so that scoring never queues behind API reads; the others wait their turn (an
+//! API request that waits past its deadline is answered 503). The decision writer's commits
+//! never wait for a permit.
 
 use crate::metrics as m;
 use crate::StoreError;
@@ -24,6 +26,10 @@ pub const DEFAULT_MAX_CONCURRENT_READS: usize = 16;
 /// time, so two keep it busy.
 const WRITES_AT_ONCE: usize = 2;
 
+/// Restores a store runs at once: the actors' restorer gathers the users starting together
+/// into one call, so a few calls carry many users.
+const RESTORES_AT_ONCE: usize = 4;
+
 /// What a blocking call does, which says whether and how long it may wait to start.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Lane {
@@ -31,6 +37,9 @@ pub(crate) enum Lane {
     Read,
     /// Writes the catalogue or prunes: waits for one of the write permits.
     Write,
+    /// Reads where starting user actors restore from: waits for one of the restore permits,
+    /// never behind other reads.
+    Restore,
     /// Commits a batch of the decision writer, which every decision waits for: starts at once.
     Commit,
 }
@@ -40,6 +49,7 @@ pub(crate) enum Lane {
 pub(crate) struct BlockingWork {
     reads: Arc<Semaphore>,
     writes: Arc<Semaphore>,
+    restores: Arc<Semaphore>,
 }
 
 impl BlockingWork {
@@ -48,6 +58,7 @@ impl BlockingWork {
         BlockingWork {
             reads: Arc::new(Semaphore::new(max_reads.max(1))),
             writes: Arc::new(Semaphore::new(WRITES_AT_ONCE)),
+            restores: Arc::new(Semaphore::new(RESTORES_AT_ONCE)),
         }
     }
 
@@ -61,6 +72,7 @@ impl BlockingWork {
         let permits = match lane {
             Lane::Read => Some(&self.reads),
             Lane::Write => Some(&self.writes),
+            Lane::Restore => Some(&self.restores),
             Lane::Commit => None,
         };
         let permit = match permits {
@@ -146,9 +158,15 @@ mod tests {
     }
 
     /// Starts `calls` calls on `lane`, each held at a gate, waits until `limit` of them run,
-    /// checks that a commit still runs meanwhile, then opens the gate. Returns the most calls
-    /// that ran at once.
-    async fn hold(work: &BlockingWork, lane: Lane, calls: usize, limit: usize) -> usize {
+    /// checks that a call on each of the `other` lanes still runs meanwhile, then opens the
+    /// gate. Returns the most calls that ran at once.
+    async fn hold(
+        work: &BlockingWork,
+        lane: Lane,
+        calls: usize,
+        limit: usize,
+        other: &[Lane],
+    ) -> usize {
         let gate = Arc::new(Gate::default());
         let opener = Opener(Arc::clone(&gate));
         let held: Vec<_> = (0..calls)
@@ -171,11 +189,13 @@ mod tests {
         })
         .await
         .expect("calls up to the limit start");
-        // Every permit is held and the rest wait: a commit still runs.
-        let committed = tokio::time::timeout(hang_guard, work.run(Lane::Commit, || Ok("done")))
-            .await
-            .expect("a commit waited behind the held calls");
-        assert_eq!(committed.unwrap(), "done");
+        // Every permit is held and the rest wait: the other lanes still run.
+        for &lane in other {
+            let done = tokio::time::timeout(hang_guard, work.run(lane, || Ok("done")))
+                .await
+                .unwrap_or_else(|_| panic!("a {lane:?} call waited behind the held calls"));
+            assert_eq!(done.unwrap(), "done");
+        }
         assert!(
             held.iter().all(|c| !c.is_finished()),
             "calls passed the gate"
@@ -189,23 +209,33 @@ mod tests {
         gate.most_running.load(Ordering::SeqCst)
     }
 
-    /// Eight reads against a limit of three: three run, five wait, a commit meanwhile runs at
-    /// once, and once the gate opens the others follow, never more than three at a time.
+    /// Eight reads against a limit of three: three run, five wait, a commit and a restore
+    /// meanwhile run at once, and once the gate opens the others follow, never more than
+    /// three at a time.
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn reads_beyond_the_limit_wait_and_commits_never_do() {
+    async fn reads_beyond_the_limit_wait_and_commits_and_restores_do_not() {
         let work = BlockingWork::new(3);
-        assert_eq!(hold(&work, Lane::Read, 8, 3).await, 3);
+        let other = [Lane::Commit, Lane::Restore];
+        assert_eq!(hold(&work, Lane::Read, 8, 3, &other).await, 3);
     }
 
-    /// Catalogue writes run [`WRITES_AT_ONCE`] at a time, whatever the read limit, and a
-    /// commit does not wait behind them either.
+    /// Catalogue writes run [`WRITES_AT_ONCE`] at a time, whatever the read limit, and
+    /// nothing else waits behind them.
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn catalogue_writes_run_a_few_at_a_time_and_commits_never_wait() {
+    async fn catalogue_writes_run_a_few_at_a_time_and_nothing_waits_behind_them() {
         let work = BlockingWork::new(16);
-        assert_eq!(
-            hold(&work, Lane::Write, 6, WRITES_AT_ONCE).await,
-            WRITES_AT_ONCE
-        );
+        let other = [Lane::Commit, Lane::Read, Lane::Restore];
+        let most = hold(&work, Lane::Write, 6, WRITES_AT_ONCE, &other).await;
+        assert_eq!(most, WRITES_AT_ONCE);
+    }
+
+    /// Restores run [`RESTORES_AT_ONCE`] at a time; commits and reads do not wait for them.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn restores_run_a_few_at_a_time_and_nothing_waits_behind_them() {
+        let work = BlockingWork::new(16);
+        let other = [Lane::Commit, Lane::Read];
+        let most = hold(&work, Lane::Restore, 9, RESTORES_AT_ONCE, &other).await;
+        assert_eq!(most, RESTORES_AT_ONCE);
     }
 
     /// A read whose caller stops waiting keeps its permit until its call returns: the bound

@@ -647,7 +647,7 @@ impl Store for EmbeddedStore {
             return Ok(RestorePoint::default());
         }
         let user = user_id.to_owned();
-        self.blocking(Lane::Read, move |db| {
+        self.blocking(Lane::Restore, move |db| {
             let txn = db.begin_read().map_err(StoreError::backend)?;
             UserTables::open(&txn)?.restore_point(&user, limit)
         })
@@ -665,7 +665,7 @@ impl Store for EmbeddedStore {
         }
         let users = user_ids.to_vec();
         // One blocking call, one read transaction and one opening of each table for the batch.
-        self.blocking(Lane::Read, move |db| {
+        self.blocking(Lane::Restore, move |db| {
             let txn = db.begin_read().map_err(StoreError::backend)?;
             let tables = UserTables::open(&txn)?;
             users

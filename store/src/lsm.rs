@@ -748,7 +748,7 @@ impl Store for LsmStore {
             return Ok(RestorePoint::default());
         }
         let user = user_id.to_owned();
-        self.blocking(Lane::Read, move |inner| {
+        self.blocking(Lane::Restore, move |inner| {
             View::new(inner).restore_point(&user, limit)
         })
         .await
@@ -768,7 +768,7 @@ impl Store for LsmStore {
         }
         let users = user_ids.to_vec();
         // One blocking call and one snapshot for the batch.
-        self.blocking(Lane::Read, move |inner| {
+        self.blocking(Lane::Restore, move |inner| {
             let view = View::new(inner);
             users
                 .iter()
