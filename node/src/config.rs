@@ -338,7 +338,8 @@ pub struct StoreConfig {
     pub cache_mib: usize,
     /// Reads of the embedded store that run at once (API queries, backtests; the restores of
     /// starting user actors have a lane of their own); more wait their turn, so a burst of
-    /// reads cannot take the threads and cores the decision writer needs. 1 to 64.
+    /// reads cannot take the threads and cores scoring and the decision writer need. 1 to 64;
+    /// by default the machine's cores.
     pub max_concurrent_reads: usize,
     /// How many times at most the writer yields to gather the decisions arriving together
     /// before a durable commit, when the first of them finds it idle (0: commit at once).
@@ -354,7 +355,7 @@ impl Default for StoreConfig {
             engine: None,
             retention_days: 0,
             cache_mib: sentinel_store::DEFAULT_CACHE_BYTES / (1024 * 1024),
-            max_concurrent_reads: sentinel_store::DEFAULT_MAX_CONCURRENT_READS,
+            max_concurrent_reads: sentinel_store::default_max_concurrent_reads(),
             commit_gather_yields: sentinel_store::WriterConfig::default().gather_yields,
             scylla: sentinel_store_scylla::ScyllaConfig::default(),
         }

@@ -17,10 +17,15 @@ use crate::StoreError;
 use std::sync::Arc;
 use tokio::sync::Semaphore;
 
-/// Reads a store runs at once unless configured otherwise: enough to keep a disk's queue busy
-/// (Cassandra's `concurrent_reads` default is 32 for 16 disks' worth), few enough that reads
-/// cannot starve the writer of threads or CPU on a two-core machine.
-pub const DEFAULT_MAX_CONCURRENT_READS: usize = 16;
+/// Reads a store runs at once unless configured otherwise: one per core. Reads of a store the
+/// page cache holds are CPU work, so more threads than cores only take CPU from the async
+/// workers that score: on two cores, under a flood of reads beside scoring, 1 / 2 / 4 / 8 / 16
+/// reads at once answered 924 / 1,418 / 1,577 / 1,668 / ~1,700 reads/s while scoring beside
+/// them ran at 1,727 / 930 / 254 / 60 / ~60 req/s (BENCHMARKS.md, "Store calls in bounded
+/// lanes"). A store on slow disks may want more (Cassandra's `concurrent_reads` is 32).
+pub fn default_max_concurrent_reads() -> usize {
+    std::thread::available_parallelism().map_or(2, std::num::NonZeroUsize::get)
+}
 
 /// Catalogue writes and retention passes a store runs at once: the engine takes them one at a
 /// time, so two keep it busy.

@@ -28,7 +28,7 @@ pub mod record;
 pub mod tagged;
 mod writer;
 
-pub use blocking::DEFAULT_MAX_CONCURRENT_READS;
+pub use blocking::default_max_concurrent_reads;
 pub use embedded::{EmbeddedStore, DEFAULT_CACHE_BYTES};
 pub use error::StoreError;
 pub use lsm::LsmStore;
@@ -246,7 +246,7 @@ impl Default for EmbeddedOptions {
     fn default() -> Self {
         EmbeddedOptions {
             cache_bytes: DEFAULT_CACHE_BYTES,
-            max_concurrent_reads: DEFAULT_MAX_CONCURRENT_READS,
+            max_concurrent_reads: default_max_concurrent_reads(),
         }
     }
 }
