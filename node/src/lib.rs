@@ -30,8 +30,8 @@ pub use node::{run, Source};
 
 /// Threads the runtime's blocking pool may run at once (tokio's default is 512). Blocking work
 /// is bounded where it starts — the embedded store's reads by `store.max_concurrent_reads`
-/// (at most 64), its catalogue writes two at a time, one writer — so this cap is a backstop
-/// with room to spare for the writer, retention and file reads.
+/// (at most 64), its catalogue writes two and its restores four at a time, one writer — so
+/// this cap is a backstop with room to spare for the writer, retention and file reads.
 pub const BLOCKING_THREADS: usize = 128;
 
 /// Runs a parsed command line on a multi-threaded runtime; errors are printed on stderr and
