@@ -15,7 +15,7 @@
 use crate::metrics as m;
 use crate::StoreError;
 use std::sync::Arc;
-use tokio::sync::Semaphore;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 /// Reads a store runs at once unless configured otherwise: one per core. Reads of a store the
 /// page cache holds are CPU work, so more threads than cores only take CPU from the async
@@ -74,24 +74,11 @@ impl BlockingWork {
         lane: Lane,
         f: impl FnOnce() -> Result<T, StoreError> + Send + 'static,
     ) -> Result<T, StoreError> {
-        let permits = match lane {
-            Lane::Read => Some(&self.reads),
-            Lane::Write => Some(&self.writes),
-            Lane::Restore => Some(&self.restores),
+        let permit = match lane {
+            Lane::Read => Some(acquire(&self.reads).await),
+            Lane::Write => Some(acquire(&self.writes).await),
+            Lane::Restore => Some(acquire(&self.restores).await),
             Lane::Commit => None,
-        };
-        let permit = match permits {
-            None => None,
-            Some(permits) => Some(match Arc::clone(permits).try_acquire_owned() {
-                Ok(permit) => permit,
-                Err(_) => {
-                    let _waiting = Waiting::start();
-                    Arc::clone(permits)
-                        .acquire_owned()
-                        .await
-                        .expect("a lane's semaphore is never closed")
-                }
-            }),
         };
         tokio::task::spawn_blocking(move || {
             let _permit = permit;
@@ -100,6 +87,19 @@ impl BlockingWork {
         .await
         .map_err(StoreError::backend)?
     }
+}
+
+/// One of `permits`, at once when one is free, counted in [`m::CALLS_WAITING`] while it waits
+/// otherwise.
+async fn acquire(permits: &Arc<Semaphore>) -> OwnedSemaphorePermit {
+    if let Ok(permit) = Arc::clone(permits).try_acquire_owned() {
+        return permit;
+    }
+    let _waiting = Waiting::start();
+    Arc::clone(permits)
+        .acquire_owned()
+        .await
+        .expect("a lane's semaphore is never closed")
 }
 
 /// Counts a call in [`m::CALLS_WAITING`] while it waits for a permit, also when its caller

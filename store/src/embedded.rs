@@ -6,10 +6,9 @@ use crate::expiry::{check_cutoff, declare, expired_front, Expired};
 use crate::history::{user_key, History};
 use crate::migrate::Row;
 use crate::record::{self, decode};
-use crate::EmbeddedOptions;
 use crate::{
-    DayCursor, DecisionLog, RecordGuard, RecordKind, RecordWrite, RestorePoint, Store, StoreError,
-    UserSnapshot, WriteOp, WriteResult,
+    DayCursor, DecisionLog, EmbeddedOptions, RecordGuard, RecordKind, RecordWrite, RestorePoint,
+    Store, StoreError, UserSnapshot, WriteOp, WriteResult,
 };
 use async_trait::async_trait;
 use redb::{

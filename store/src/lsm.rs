@@ -19,10 +19,9 @@ use crate::expiry::{check_cutoff, declare, expired_front, Expired};
 use crate::history::{user_key, History};
 use crate::migrate::Row;
 use crate::record::{self, decode};
-use crate::EmbeddedOptions;
 use crate::{
-    DayCursor, DecisionLog, RecordGuard, RecordKind, RecordWrite, RestorePoint, Store, StoreError,
-    UserSnapshot, WriteOp, WriteResult,
+    DayCursor, DecisionLog, EmbeddedOptions, RecordGuard, RecordKind, RecordWrite, RestorePoint,
+    Store, StoreError, UserSnapshot, WriteOp, WriteResult,
 };
 use async_trait::async_trait;
 use fjall::{
@@ -89,12 +88,11 @@ impl LsmStore {
     /// Opens or creates the store at `path` with a block cache of at most
     /// `options.cache_bytes`.
     pub fn open_with(path: &Path, options: EmbeddedOptions) -> Result<Self, StoreError> {
-        let cache_bytes = options.cache_bytes;
         std::fs::create_dir_all(path).map_err(StoreError::backend)?;
         // One compaction worker: with fjall's default of two on a two-core machine, both spin
         // re-queuing compactions the other holds (BENCHMARKS.md); one keeps up with the writer.
         let db = Database::builder(path)
-            .cache_size(cache_bytes as u64)
+            .cache_size(options.cache_bytes as u64)
             .worker_threads(1)
             .open()
             .map_err(StoreError::backend)?;
