@@ -125,11 +125,13 @@ impl Entities {
             }
             None => self.record_locally(&sightings, mode),
         };
-        metrics::histogram!(m::ENTITY_LOOKUP_SECONDS).record(started.elapsed().as_secs_f64());
+        m::ACTOR
+            .entity_lookup
+            .record(started.elapsed().as_secs_f64());
         for (sighting, others) in sightings.iter().zip(answers) {
             match others {
                 Some(others) => counts.set(sighting.key.kind, others),
-                None => metrics::counter!(m::ENTITY_LOOKUP_FAILURES).increment(1),
+                None => m::ACTOR.entity_lookup_failures.increment(1),
             }
         }
         counts

@@ -5,7 +5,8 @@
 //! then an atomic add instead of a registry lookup with a label vector. The node installs its
 //! recorder before the first event; a handle taken before any recorder counts nothing.
 
-use metrics::{Counter, Histogram};
+use crate::restore::Source;
+use metrics::{Counter, Gauge, Histogram};
 use sentinel_rules::Mode;
 use std::collections::HashMap;
 use std::sync::{LazyLock, PoisonError, RwLock};
@@ -45,8 +46,17 @@ pub const RULE_HITS: &str = "sentinel_rule_hits_total";
 /// Histogram: seconds the user actor spent computing one decision.
 pub const SCORING_SECONDS: &str = "sentinel_scoring_duration_seconds";
 
-/// The handles of the unlabelled series a user actor records.
+/// The handles of the series user actors, their shards and entity lookups record, per event
+/// or per actor started and stopped.
 pub(crate) struct ActorMetrics {
+    /// [`ACTORS_LIVE`].
+    pub live: Gauge,
+    /// [`USER_RESTORES`], one series per kind, in the order of [`Source::KINDS`].
+    user_restores: [Counter; 3],
+    /// [`ENTITY_LOOKUP_SECONDS`].
+    pub entity_lookup: Histogram,
+    /// [`ENTITY_LOOKUP_FAILURES`].
+    pub entity_lookup_failures: Counter,
     /// [`SCORING_SECONDS`].
     pub scoring: Histogram,
     /// [`LATE_EVENTS`].
@@ -63,6 +73,10 @@ pub(crate) struct ActorMetrics {
 
 /// The user actors' handles, registered on first use.
 pub(crate) static ACTOR: LazyLock<ActorMetrics> = LazyLock::new(|| ActorMetrics {
+    live: metrics::gauge!(ACTORS_LIVE),
+    user_restores: Source::KINDS.map(|kind| metrics::counter!(USER_RESTORES, "kind" => kind)),
+    entity_lookup: metrics::histogram!(ENTITY_LOOKUP_SECONDS),
+    entity_lookup_failures: metrics::counter!(ENTITY_LOOKUP_FAILURES),
     scoring: metrics::histogram!(SCORING_SECONDS),
     late: metrics::counter!(LATE_EVENTS),
     redelivered: metrics::counter!(REDELIVERED),
@@ -70,6 +84,13 @@ pub(crate) static ACTOR: LazyLock<ActorMetrics> = LazyLock::new(|| ActorMetrics 
     restores: metrics::counter!(RESTORES),
     evicted: metrics::counter!(EVICTED),
 });
+
+impl ActorMetrics {
+    /// Counts one user state loaded from what `source` says the store held.
+    pub fn user_restored(&self, source: Source) {
+        self.user_restores[source.kind_index()].increment(1);
+    }
+}
 
 /// [`RULE_HITS`] handles by rule name, one table per mode (active, shadow): a series is
 /// registered at its first hit, so rules that never fire in a mode export nothing for it.

@@ -20,12 +20,15 @@ pub enum Source {
 }
 
 impl Source {
-    /// The `kind` label of [`crate::metrics::USER_RESTORES`].
-    pub fn kind(self) -> &'static str {
+    /// The `kind` labels of [`crate::metrics::USER_RESTORES`], by [`Source::kind_index`].
+    pub const KINDS: [&'static str; 3] = ["new", "snapshot", "replay"];
+
+    /// This source's position in [`Source::KINDS`].
+    pub fn kind_index(self) -> usize {
         match self {
-            Source::Nothing => "new",
-            Source::Snapshot => "snapshot",
-            Source::Replay(_) => "replay",
+            Source::Nothing => 0,
+            Source::Snapshot => 1,
+            Source::Replay(_) => 2,
         }
     }
 }

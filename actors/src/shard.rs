@@ -203,7 +203,7 @@ impl Actor for UserShard {
         let Some(user) = state.by_actor.remove(&cell.get_id()) else {
             return Ok(());
         };
-        metrics::gauge!(m::ACTORS_LIVE).decrement(1.0);
+        m::ACTOR.live.decrement(1.0);
         let buffered = match state.users.pop(&user) {
             Some(Slot::Stopping { buffered }) => buffered,
             Some(Slot::Live { actor, .. }) if actor.get_id() != cell.get_id() => {
@@ -274,7 +274,7 @@ impl ShardState {
             after_failure,
         };
         let (actor, _) = Actor::spawn_linked(None, UserActor, args, myself.get_cell()).await?;
-        metrics::gauge!(m::ACTORS_LIVE).increment(1.0);
+        m::ACTOR.live.increment(1.0);
         self.live += 1;
         self.by_actor.insert(actor.get_id(), Arc::clone(user));
         self.users.push(

@@ -283,7 +283,7 @@ impl UserActorState {
         if user.seq > 0 {
             m::ACTOR.restores.increment(1);
         }
-        metrics::counter!(m::USER_RESTORES, "kind" => source.kind()).increment(1);
+        m::ACTOR.user_restored(source);
         self.stored_seq = match source {
             Source::Nothing | Source::Snapshot => Some(user.seq),
             Source::Replay(_) => None,
