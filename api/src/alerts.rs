@@ -1,8 +1,10 @@
 //! `GET /v1/alerts` and `POST /v1/alerts/{id}/retry`: the alert outbox, read from the store.
 
 use crate::body::Params;
+use crate::read_json::read_json;
 use crate::{ApiError, ApiState, ErrorResponse};
 use axum::extract::{FromRef, Path, State};
+use axum::response::Response;
 use axum::{Json, Router};
 use sentinel_store::outbox::{self, AlertRecord, AlertStatus};
 use sentinel_store::Store;
@@ -57,7 +59,7 @@ pub struct AlertPage {
 pub async fn list(
     State(AlertStore(store)): State<AlertStore>,
     Params(query): Params<AlertQuery>,
-) -> Result<Json<AlertPage>, ApiError> {
+) -> Result<Response, ApiError> {
     let status = match query.status.as_deref() {
         None => AlertStatus::Pending,
         Some(text) => AlertStatus::parse(text).ok_or_else(|| {
@@ -77,7 +79,7 @@ pub async fn list(
     let next = (alerts.len() == limit)
         .then(|| alerts.last().map(|a| a.id.clone()))
         .flatten();
-    Ok(Json(AlertPage { alerts, next }))
+    read_json(&*store, AlertPage { alerts, next }).await
 }
 
 /// `POST /v1/alerts/{id}/retry`: makes a dead-lettered alert pending again, due now, with a

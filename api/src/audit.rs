@@ -1,10 +1,11 @@
 //! `GET /v1/audit`: who changed what, when, before and after.
 
 use crate::body::Params;
+use crate::read_json::read_json;
 use crate::ErrorResponse;
 use crate::{ApiError, ApiState};
 use axum::extract::State;
-use axum::Json;
+use axum::response::Response;
 use sentinel_catalog::AuditEntry;
 use serde::{Deserialize, Serialize};
 
@@ -36,7 +37,7 @@ pub struct AuditPage {
 pub async fn list(
     State(state): State<ApiState>,
     Params(query): Params<AuditQuery>,
-) -> Result<Json<AuditPage>, ApiError> {
+) -> Result<Response, ApiError> {
     let limit = query.limit.unwrap_or(100);
     if !(1..=1000).contains(&limit) {
         return Err(ApiError::invalid_parameter(
@@ -61,8 +62,9 @@ pub async fn list(
     let next = (rows.len() == limit)
         .then(|| rows.last().map(|(k, _)| k.clone()))
         .flatten();
-    Ok(Json(AuditPage {
+    let page = AuditPage {
         entries: rows.into_iter().map(|(_, e)| e).collect(),
         next,
-    }))
+    };
+    read_json(&*state.store, page).await
 }

@@ -1,16 +1,14 @@
 //! `GET …/balance` and `PUT …/opening-balance` through the router: the balance comes from
 //! the user actor's running total plus the opening balance, never from a scan of the history.
 
+use crate::test_store::WatchedStore;
 use crate::tests::{admin, call_as, router_over, test_auth};
 use crate::Decider;
 use async_trait::async_trait;
 use axum::http::StatusCode;
 use sentinel_engine::{Ledger, UserView};
-use sentinel_event::{Decision, DecisionError, Transaction};
-use sentinel_store::{
-    DayCursor, EmbeddedStore, RecordGuard, RecordKind, RecordWrite, RestorePoint, Store,
-    StoreError, Stored, UserSnapshot, WriteOp, WriteResult,
-};
+use sentinel_event::{DecisionError, Transaction};
+use sentinel_store::Stored;
 use serde_json::json;
 use std::sync::Arc;
 use std::time::Instant;
@@ -56,75 +54,9 @@ impl Decider for KnownLedger {
     }
 }
 
-/// A store that refuses every read of a user's (or a day's) decision history, so a handler
-/// that scans history fails.
-struct NoHistoryScans(EmbeddedStore);
-
-fn refused() -> StoreError {
-    StoreError::Backend("this test forbids scanning decision history".into())
-}
-
-#[async_trait]
-impl Store for NoHistoryScans {
-    async fn write_batch(&self, ops: Vec<WriteOp>) -> Result<Vec<WriteResult>, StoreError> {
-        self.0.write_batch(ops).await
-    }
-    async fn decision(&self, transaction_id: &str) -> Result<Option<Decision>, StoreError> {
-        self.0.decision(transaction_id).await
-    }
-    async fn decisions_for_user(
-        &self,
-        _: &str,
-        _: u64,
-        _: usize,
-    ) -> Result<Vec<Decision>, StoreError> {
-        Err(refused())
-    }
-    async fn decisions_by_day(
-        &self,
-        _: u32,
-        _: Option<DayCursor>,
-        _: usize,
-    ) -> Result<Vec<Decision>, StoreError> {
-        Err(refused())
-    }
-    async fn snapshot(&self, user_id: &str) -> Result<Option<UserSnapshot>, StoreError> {
-        self.0.snapshot(user_id).await
-    }
-    async fn restore_point(&self, _: &str, _: usize) -> Result<RestorePoint, StoreError> {
-        Err(refused())
-    }
-    async fn decision_count(&self) -> Result<u64, StoreError> {
-        self.0.decision_count().await
-    }
-    async fn put_records(&self, writes: Vec<RecordWrite>) -> Result<(), StoreError> {
-        self.0.put_records(writes).await
-    }
-    async fn put_records_if(
-        &self,
-        guard: RecordGuard,
-        writes: Vec<RecordWrite>,
-    ) -> Result<bool, StoreError> {
-        self.0.put_records_if(guard, writes).await
-    }
-    async fn record(&self, kind: RecordKind, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
-        self.0.record(kind, key).await
-    }
-    async fn scan_records(
-        &self,
-        kind: RecordKind,
-        prefix: &str,
-        after: Option<&str>,
-        limit: usize,
-    ) -> Result<Vec<(String, Vec<u8>)>, StoreError> {
-        self.0.scan_records(kind, prefix, after, limit).await
-    }
-}
-
 fn router(dir: &tempfile::TempDir) -> axum::Router {
-    let store = EmbeddedStore::open(&dir.path().join("s.redb")).unwrap();
     router_over(
-        Arc::new(NoHistoryScans(store)),
+        WatchedStore::open(dir, true),
         test_auth(),
         Arc::default(),
         true,

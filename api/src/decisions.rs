@@ -7,10 +7,11 @@ pub use aggregate::{__path_aggregates, aggregates, AggregateCache};
 pub use aggregate_spec::GroupBy;
 
 use crate::body::Params;
+use crate::read_json::read_json;
 use crate::ErrorResponse;
 use crate::{ApiError, ApiState};
 use axum::extract::State;
-use axum::Json;
+use axum::response::Response;
 use chrono::{DateTime, Duration, NaiveDate, Utc};
 use sentinel_event::{Decision, Outcome};
 use sentinel_store::{day_of, DayCursor};
@@ -187,7 +188,13 @@ fn range(
 pub async fn search(
     State(state): State<ApiState>,
     Params(query): Params<DecisionQuery>,
-) -> Result<Json<DecisionPage>, ApiError> {
+) -> Result<Response, ApiError> {
+    let page = search_page(&state, &query).await?;
+    read_json(&*state.store, page).await
+}
+
+/// The page of decisions `query` asks for, reading day by day.
+async fn search_page(state: &ApiState, query: &DecisionQuery) -> Result<DecisionPage, ApiError> {
     let limit = query.limit.unwrap_or(100);
     if !(1..=1000).contains(&limit) {
         return Err(ApiError::invalid_parameter(
@@ -237,10 +244,10 @@ pub async fn search(
             if d.decided_at >= from && d.decided_at < until && query.accepts(&d) {
                 out.push(d);
                 if out.len() == limit {
-                    return Ok(Json(DecisionPage {
+                    return Ok(DecisionPage {
                         decisions: out,
                         next: Some(cursor.encode()),
-                    }));
+                    });
                 }
             }
         }
@@ -251,16 +258,16 @@ pub async fn search(
             };
         }
         if scanned >= MAX_SCAN {
-            return Ok(Json(DecisionPage {
+            return Ok(DecisionPage {
                 decisions: out,
                 next: (cursor.day <= last_day).then(|| cursor.encode()),
-            }));
+            });
         }
     }
-    Ok(Json(DecisionPage {
+    Ok(DecisionPage {
         decisions: out,
         next: None,
-    }))
+    })
 }
 
 #[cfg(test)]

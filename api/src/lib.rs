@@ -29,6 +29,7 @@ mod openapi;
 mod openapi_refusals;
 mod opening_balance;
 pub mod rate_limit;
+mod read_json;
 mod request_id;
 mod routes;
 mod rules;
@@ -210,10 +211,14 @@ mod label_batch_tests;
 #[cfg(test)]
 mod lists_tests;
 #[cfg(test)]
+mod read_json_tests;
+#[cfg(test)]
 mod request_checks_tests;
 #[cfg(test)]
 mod screen_tests;
 #[cfg(test)]
 mod stream_auth_tests;
+#[cfg(test)]
+mod test_store;
 #[cfg(test)]
 mod tests;

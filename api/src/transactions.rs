@@ -2,10 +2,12 @@
 
 use crate::auth::Caller;
 use crate::idempotency::IdempotencyScope;
+use crate::read_json::read_json;
 use crate::ErrorResponse;
 use crate::{ApiError, ApiState};
 use axum::body::Bytes;
 use axum::extract::{Path, State};
+use axum::response::Response;
 use axum::Extension;
 use axum::Json;
 use chrono::Utc;
@@ -111,7 +113,7 @@ pub async fn user_decisions(
     State(state): State<ApiState>,
     Path(user_id): Path<String>,
     crate::body::Params(page): crate::body::Params<UserPage>,
-) -> Result<Json<Vec<Decision>>, ApiError> {
+) -> Result<Response, ApiError> {
     let limit = page.limit.unwrap_or(100);
     if !(1..=1000).contains(&limit) {
         return Err(ApiError::invalid_parameter(
@@ -119,12 +121,12 @@ pub async fn user_decisions(
             "must be between 1 and 1000",
         ));
     }
-    state
+    let decisions = state
         .store
         .decisions_for_user(&user_id, page.after_seq, limit)
         .await
-        .map(Json)
-        .map_err(|e| ApiError::internal("reading a user's decisions failed", e))
+        .map_err(|e| ApiError::internal("reading a user's decisions failed", e))?;
+    read_json(&*state.store, decisions).await
 }
 
 /// A verdict on one decision.
@@ -278,6 +280,6 @@ pub async fn user_transactions(
     state: State<ApiState>,
     user_id: Path<String>,
     page: crate::body::Params<UserPage>,
-) -> Result<Json<Vec<Decision>>, ApiError> {
+) -> Result<Response, ApiError> {
     user_decisions(state, user_id, page).await
 }

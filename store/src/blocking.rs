@@ -13,7 +13,7 @@
 //! never wait for a permit.
 
 use crate::metrics as m;
-use crate::StoreError;
+use crate::{Store, StoreError};
 use std::sync::Arc;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
@@ -87,6 +87,31 @@ impl BlockingWork {
         .await
         .map_err(StoreError::backend)?
     }
+
+    /// Runs a reader's CPU work in the read lane ([`Store::run_read_work`]).
+    pub(crate) async fn read_work(&self, work: Box<dyn FnOnce() + Send>) -> Result<(), StoreError> {
+        self.run(Lane::Read, move || {
+            work();
+            Ok(())
+        })
+        .await
+    }
+}
+
+/// Runs `f` where `store` runs its reads ([`Store::run_read_work`]) and returns what it
+/// returned.
+pub async fn on_read_lane<T: Send + 'static>(
+    store: &dyn Store,
+    f: impl FnOnce() -> T + Send + 'static,
+) -> Result<T, StoreError> {
+    let (result, answer) = tokio::sync::oneshot::channel();
+    let work = Box::new(move || {
+        let _ = result.send(f());
+    });
+    store.run_read_work(work).await?;
+    answer
+        .await
+        .map_err(|_| StoreError::Backend("read work ended without its result".into()))
 }
 
 /// One of `permits`, at once when one is free, counted in [`m::CALLS_WAITING`] while it waits
@@ -241,6 +266,49 @@ mod tests {
         let other = [Lane::Commit, Lane::Read];
         let most = hold(&work, Lane::Restore, 9, RESTORES_AT_ONCE, &other).await;
         assert_eq!(most, RESTORES_AT_ONCE);
+    }
+
+    /// Work run where a store runs its reads takes a read permit like a read, in both
+    /// embedded engines: with one read at a time, a read waits while the work runs, and the
+    /// work's result comes back.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn read_work_takes_its_place_in_the_read_lane() {
+        for engine in [crate::EmbeddedEngine::Redb, crate::EmbeddedEngine::Lsm] {
+            let dir = tempfile::tempdir().unwrap();
+            let options = crate::EmbeddedOptions {
+                max_concurrent_reads: 1,
+                ..Default::default()
+            };
+            let store = crate::open_embedded(dir.path(), engine, options).unwrap();
+            let gate = Arc::new(Gate::default());
+            let opener = Opener(Arc::clone(&gate));
+            let work = {
+                let (store, gate) = (Arc::clone(&store), Arc::clone(&gate));
+                tokio::spawn(async move {
+                    on_read_lane(&*store, move || {
+                        gate.pass();
+                        42
+                    })
+                    .await
+                })
+            };
+            while gate.running.load(Ordering::SeqCst) < 1 {
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+            let read = {
+                let store = Arc::clone(&store);
+                tokio::spawn(async move { store.decision("t-1").await })
+            };
+            // Time enough for an unbounded read of an empty store to finish many times over.
+            tokio::time::sleep(Duration::from_millis(200)).await;
+            assert!(
+                !read.is_finished(),
+                "{engine:?}: a read ran beside read work past the limit of one"
+            );
+            drop(opener);
+            assert_eq!(work.await.unwrap().unwrap(), 42, "{engine:?}");
+            assert_eq!(read.await.unwrap().unwrap(), None, "{engine:?}");
+        }
     }
 
     /// A read whose caller stops waiting keeps its permit until its call returns: the bound

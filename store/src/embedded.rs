@@ -779,6 +779,10 @@ impl Store for EmbeddedStore {
         .await
     }
 
+    async fn run_read_work(&self, work: Box<dyn FnOnce() + Send>) -> Result<(), StoreError> {
+        self.work.read_work(work).await
+    }
+
     async fn decision_count(&self) -> Result<u64, StoreError> {
         self.blocking(Lane::Read, |db| {
             let txn = db.begin_read().map_err(StoreError::backend)?;

@@ -28,7 +28,7 @@ pub mod record;
 pub mod tagged;
 mod writer;
 
-pub use blocking::default_max_concurrent_reads;
+pub use blocking::{default_max_concurrent_reads, on_read_lane};
 pub use embedded::{EmbeddedStore, DEFAULT_CACHE_BYTES};
 pub use error::StoreError;
 pub use lsm::LsmStore;
@@ -135,6 +135,16 @@ pub trait Store: Send + Sync + 'static {
     /// certainly has none, so that a caller can skip asking. The default: always maybe.
     fn may_have_history(&self, _user_id: &str) -> bool {
         true
+    }
+    /// Runs `work`, CPU work done for a reader with what this store returned (encoding a page
+    /// of decisions into a response), where this store runs its reads: the embedded engines
+    /// run it in their read lane (`[store] max_concurrent_reads` at once, on the blocking
+    /// pool), so a flood of reads takes no more of the machine than their reads may, and the
+    /// async workers that score are not the ones encoding. The default runs it in place.
+    /// [`on_read_lane`] passes a result back.
+    async fn run_read_work(&self, work: Box<dyn FnOnce() + Send>) -> Result<(), StoreError> {
+        work();
+        Ok(())
     }
     /// Total number of stored decisions.
     async fn decision_count(&self) -> Result<u64, StoreError>;

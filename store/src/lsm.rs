@@ -786,6 +786,10 @@ impl Store for LsmStore {
         self.inner.history.may_have(user_id)
     }
 
+    async fn run_read_work(&self, work: Box<dyn FnOnce() + Send>) -> Result<(), StoreError> {
+        self.work.read_work(work).await
+    }
+
     async fn decision_count(&self) -> Result<u64, StoreError> {
         Ok(self.inner.lock().decisions)
     }

@@ -1,0 +1,109 @@
+//! A store for router tests that watch how handlers use the store.
+
+use async_trait::async_trait;
+use sentinel_event::Decision;
+use sentinel_store::{
+    DayCursor, EmbeddedStore, RecordGuard, RecordKind, RecordWrite, RestorePoint, Store,
+    StoreError, UserSnapshot, WriteOp, WriteResult,
+};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+
+/// The embedded store, counting the work handlers run in its read lane
+/// ([`Store::run_read_work`]); with `refuse_history`, it refuses every read of a user's (or a
+/// day's) decision history, so a handler that scans history fails.
+pub(crate) struct WatchedStore {
+    inner: EmbeddedStore,
+    refuse_history: bool,
+    read_work: AtomicUsize,
+}
+
+impl WatchedStore {
+    pub(crate) fn open(dir: &tempfile::TempDir, refuse_history: bool) -> Arc<Self> {
+        Arc::new(WatchedStore {
+            inner: EmbeddedStore::open(&dir.path().join("s.redb")).unwrap(),
+            refuse_history,
+            read_work: AtomicUsize::new(0),
+        })
+    }
+
+    /// How many times work ran in the read lane.
+    pub(crate) fn read_work(&self) -> usize {
+        self.read_work.load(Ordering::SeqCst)
+    }
+
+    fn history(&self) -> Result<(), StoreError> {
+        if self.refuse_history {
+            return Err(StoreError::Backend(
+                "this test forbids scanning decision history".into(),
+            ));
+        }
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl Store for WatchedStore {
+    async fn run_read_work(&self, work: Box<dyn FnOnce() + Send>) -> Result<(), StoreError> {
+        self.read_work.fetch_add(1, Ordering::SeqCst);
+        self.inner.run_read_work(work).await
+    }
+    async fn write_batch(&self, ops: Vec<WriteOp>) -> Result<Vec<WriteResult>, StoreError> {
+        self.inner.write_batch(ops).await
+    }
+    async fn decision(&self, transaction_id: &str) -> Result<Option<Decision>, StoreError> {
+        self.inner.decision(transaction_id).await
+    }
+    async fn decisions_for_user(
+        &self,
+        user_id: &str,
+        after_seq: u64,
+        limit: usize,
+    ) -> Result<Vec<Decision>, StoreError> {
+        self.history()?;
+        self.inner
+            .decisions_for_user(user_id, after_seq, limit)
+            .await
+    }
+    async fn decisions_by_day(
+        &self,
+        day: u32,
+        after: Option<DayCursor>,
+        limit: usize,
+    ) -> Result<Vec<Decision>, StoreError> {
+        self.history()?;
+        self.inner.decisions_by_day(day, after, limit).await
+    }
+    async fn snapshot(&self, user_id: &str) -> Result<Option<UserSnapshot>, StoreError> {
+        self.inner.snapshot(user_id).await
+    }
+    async fn restore_point(&self, user_id: &str, limit: usize) -> Result<RestorePoint, StoreError> {
+        self.history()?;
+        self.inner.restore_point(user_id, limit).await
+    }
+    async fn decision_count(&self) -> Result<u64, StoreError> {
+        self.inner.decision_count().await
+    }
+    async fn put_records(&self, writes: Vec<RecordWrite>) -> Result<(), StoreError> {
+        self.inner.put_records(writes).await
+    }
+    async fn put_records_if(
+        &self,
+        guard: RecordGuard,
+        writes: Vec<RecordWrite>,
+    ) -> Result<bool, StoreError> {
+        self.inner.put_records_if(guard, writes).await
+    }
+    async fn record(&self, kind: RecordKind, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        self.inner.record(kind, key).await
+    }
+    async fn scan_records(
+        &self,
+        kind: RecordKind,
+        prefix: &str,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<(String, Vec<u8>)>, StoreError> {
+        self.inner.scan_records(kind, prefix, after, limit).await
+    }
+}
