@@ -1,6 +1,10 @@
 //! `Idempotency-Key` on every mutating request: the first answer is stored (per caller and
 //! key) and replayed for a retry with the same body; a different body under the same key gets
 //! 409. Requests with one key are serialised, so concurrent retries create one thing.
+//!
+//! Answers are stored in batches, as the decision writer stores decisions: the answers given
+//! while one store write is in flight share the next, so a client scoring every event under a
+//! key (the README's safe-retry path) costs one durable commit per batch, not one per event.
 
 use crate::auth::Principal;
 use crate::{sha256_hex, ApiError, ApiState};
@@ -14,7 +18,7 @@ use sentinel_store::{RecordKind, RecordWrite, Store};
 use serde::{Deserialize, Serialize};
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::sync::Mutex;
+use tokio::sync::{mpsc, oneshot, Mutex};
 
 /// The request header.
 pub const HEADER: &str = "idempotency-key";
@@ -26,6 +30,10 @@ const MAX_KEY_LEN: usize = 255;
 const STRIPES: usize = 1024;
 /// Largest answer body kept for replay; larger answers are not stored.
 const MAX_STORED_BODY: usize = 1 << 20;
+/// Most answers stored in one store write.
+const MAX_ANSWERS_PER_WRITE: usize = 256;
+/// Answers that may wait for the next store write before answering requests wait too.
+const ANSWER_QUEUE: usize = 1_024;
 
 /// A hash of the caller, the `Idempotency-Key` and the request (method, path, body), put into
 /// the request's extensions so a handler can derive what it creates from it: a retry makes
@@ -39,7 +47,15 @@ pub struct Idempotency {
     store: Arc<dyn Store>,
     retention: Duration,
     stripes: Vec<Mutex<()>>,
+    /// To the task that stores answers in batches ([`store_answers`]).
+    answers: mpsc::Sender<Answer>,
 }
+
+/// An answer to store, and where to say once it is durable.
+type Answer = (
+    RecordWrite,
+    oneshot::Sender<Result<(), sentinel_store::StoreError>>,
+);
 
 /// The stored first answer to one key.
 #[derive(Serialize, Deserialize)]
@@ -55,12 +71,16 @@ struct Recorded {
 }
 
 impl Idempotency {
-    /// Keys are kept in `store` for `retention`.
+    /// Keys are kept in `store` for `retention`. Starts the task that stores answers on the
+    /// current tokio runtime; it ends when this is dropped.
     pub fn new(store: Arc<dyn Store>, retention: Duration) -> Idempotency {
+        let (answers, queue) = mpsc::channel(ANSWER_QUEUE);
+        tokio::spawn(store_answers(Arc::clone(&store), queue));
         Idempotency {
             store,
             retention,
             stripes: (0..STRIPES).map(|_| Mutex::new(())).collect(),
+            answers,
         }
     }
 
@@ -201,7 +221,7 @@ pub async fn layer(
     };
     // A failure to store is logged (by `ApiError::internal`); the change itself happened, so
     // the caller still gets its answer.
-    let _ = save(&idem.store, &scope, &recorded).await;
+    let _ = save(idem, &scope, &recorded).await;
     Response::from_parts(parts, Body::from(body))
 }
 
@@ -213,17 +233,42 @@ async fn load(store: &Arc<dyn Store>, scope: &str) -> Result<Option<Recorded>, A
     Ok(bytes.and_then(|b| serde_json::from_slice(&b).ok()))
 }
 
-async fn save(store: &Arc<dyn Store>, scope: &str, recorded: &Recorded) -> Result<(), ApiError> {
+async fn save(idem: &Idempotency, scope: &str, recorded: &Recorded) -> Result<(), ApiError> {
     let value =
         serde_json::to_vec(recorded).map_err(|e| ApiError::internal("encoding a replay", e))?;
-    store
-        .put_records(vec![RecordWrite {
-            kind: RecordKind::Idempotency,
-            key: scope.to_owned(),
-            value: Some(value),
-        }])
+    let write = RecordWrite {
+        kind: RecordKind::Idempotency,
+        key: scope.to_owned(),
+        value: Some(value),
+    };
+    let failed = |e: &dyn std::fmt::Display| ApiError::internal("storing an idempotency key", e);
+    let (durable, stored) = oneshot::channel();
+    let stopped = "the answer writer stopped";
+    idem.answers
+        .send((write, durable))
         .await
-        .map_err(|e| ApiError::internal("storing an idempotency key", e))
+        .map_err(|_| failed(&stopped))?;
+    stored
+        .await
+        .map_err(|_| failed(&stopped))?
+        .map_err(|e| failed(&e))
+}
+
+/// Stores the queued answers until every sender is dropped: whatever is queued goes into one
+/// store write, and each answer's request hears when it is durable. Returns how many store
+/// writes it made.
+async fn store_answers(store: Arc<dyn Store>, mut queue: mpsc::Receiver<Answer>) -> usize {
+    let mut writes = 0;
+    let mut batch = Vec::with_capacity(MAX_ANSWERS_PER_WRITE);
+    while queue.recv_many(&mut batch, MAX_ANSWERS_PER_WRITE).await > 0 {
+        let (records, durable): (Vec<_>, Vec<_>) = batch.drain(..).unzip();
+        let stored = store.put_records(records).await;
+        writes += 1;
+        for request in durable {
+            let _ = request.send(stored.clone());
+        }
+    }
+    writes
 }
 
 fn replay(recorded: Recorded) -> Response {
@@ -266,10 +311,40 @@ mod tests {
                 content_type: None,
                 body: Some("{}".into()),
             };
-            save(&store, scope, &recorded).await.unwrap();
+            save(&idem, scope, &recorded).await.unwrap();
         }
         assert_eq!(idem.expire(now).await.unwrap(), 1);
         assert!(load(&store, "old").await.unwrap().is_none());
         assert!(load(&store, "new").await.unwrap().is_some());
+    }
+
+    /// Answers given together are stored in one store write, and each request hears that its
+    /// own answer is durable.
+    #[tokio::test]
+    async fn answers_given_together_share_one_store_write() {
+        let dir = tempfile::tempdir().unwrap();
+        let store: Arc<dyn Store> =
+            Arc::new(sentinel_store::EmbeddedStore::open(&dir.path().join("s.redb")).unwrap());
+        // Fifty answers queued before the task reads its queue, as concurrent requests do.
+        let (answers, queue) = mpsc::channel(ANSWER_QUEUE);
+        let mut durable = Vec::new();
+        for i in 0..50 {
+            let (ack, stored) = oneshot::channel();
+            let write = RecordWrite {
+                kind: RecordKind::Idempotency,
+                key: format!("scope-{i}"),
+                value: Some(format!("answer {i}").into_bytes()),
+            };
+            answers.send((write, ack)).await.unwrap();
+            durable.push(stored);
+        }
+        drop(answers);
+        assert_eq!(store_answers(Arc::clone(&store), queue).await, 1);
+        for (i, stored) in durable.into_iter().enumerate() {
+            stored.await.unwrap().unwrap();
+            let key = format!("scope-{i}");
+            let value = store.record(RecordKind::Idempotency, &key).await.unwrap();
+            assert_eq!(value, Some(format!("answer {i}").into_bytes()));
+        }
     }
 }
