@@ -16,7 +16,7 @@ use axum::response::{IntoResponse, Response};
 use chrono::{DateTime, Utc};
 use sentinel_store::{RecordKind, RecordWrite, Store};
 use serde::{Deserialize, Serialize};
-use std::sync::Arc;
+use std::sync::{Arc, Weak};
 use std::time::Duration;
 use tokio::sync::{mpsc, oneshot, Mutex};
 
@@ -32,6 +32,10 @@ const STRIPES: usize = 1024;
 const MAX_STORED_BODY: usize = 1 << 20;
 /// Most answers stored in one store write.
 const MAX_ANSWERS_PER_WRITE: usize = 256;
+/// Most bytes of answers stored in one store write (more than one answer's worth only when
+/// they fit): a shared database refuses very large batches (ScyllaDB's default limit is
+/// 1 MiB), and a refused batch would lose every answer in it.
+const MAX_BYTES_PER_WRITE: usize = 512 * 1024;
 /// Answers that may wait for the next store write before answering requests wait too.
 const ANSWER_QUEUE: usize = 1_024;
 
@@ -75,7 +79,9 @@ impl Idempotency {
     /// current tokio runtime; it ends when this is dropped.
     pub fn new(store: Arc<dyn Store>, retention: Duration) -> Idempotency {
         let (answers, queue) = mpsc::channel(ANSWER_QUEUE);
-        tokio::spawn(store_answers(Arc::clone(&store), queue));
+        // Without a hold on the store: dropping this closes the store at once (an embedded
+        // store's file can then be opened again), not when the task next wakes.
+        tokio::spawn(store_answers(Arc::downgrade(&store), queue));
         Idempotency {
             store,
             retention,
@@ -255,17 +261,37 @@ async fn save(idem: &Idempotency, scope: &str, recorded: &Recorded) -> Result<()
 }
 
 /// Stores the queued answers until every sender is dropped: whatever is queued goes into one
-/// store write, and each answer's request hears when it is durable. Returns how many store
-/// writes it made.
-async fn store_answers(store: Arc<dyn Store>, mut queue: mpsc::Receiver<Answer>) -> usize {
+/// store write (several when it is over [`MAX_BYTES_PER_WRITE`]), and each answer's request
+/// hears when it is durable. Returns how many store writes it made.
+async fn store_answers(store: Weak<dyn Store>, mut queue: mpsc::Receiver<Answer>) -> usize {
     let mut writes = 0;
-    let mut batch = Vec::with_capacity(MAX_ANSWERS_PER_WRITE);
-    while queue.recv_many(&mut batch, MAX_ANSWERS_PER_WRITE).await > 0 {
-        let (records, durable): (Vec<_>, Vec<_>) = batch.drain(..).unzip();
-        let stored = store.put_records(records).await;
-        writes += 1;
-        for request in durable {
-            let _ = request.send(stored.clone());
+    let mut queued = Vec::with_capacity(MAX_ANSWERS_PER_WRITE);
+    let mut heard = Vec::with_capacity(MAX_ANSWERS_PER_WRITE);
+    while queue.recv_many(&mut queued, MAX_ANSWERS_PER_WRITE).await > 0 {
+        // Gone only once the senders are too, so nothing queued is waiting for an answer.
+        let Some(store) = store.upgrade() else { break };
+        let mut answers = queued.drain(..).peekable();
+        while answers.peek().is_some() {
+            let (mut records, mut durable, mut bytes) = (Vec::new(), Vec::new(), 0);
+            while let Some((record, _)) = answers.peek() {
+                let size = record.key.len() + record.value.as_ref().map_or(0, Vec::len);
+                if !records.is_empty() && bytes + size > MAX_BYTES_PER_WRITE {
+                    break;
+                }
+                let (record, ack) = answers.next().expect("peeked");
+                bytes += size;
+                records.push(record);
+                durable.push(ack);
+            }
+            let stored = store.put_records(records).await;
+            writes += 1;
+            heard.extend(durable.into_iter().map(|ack| (ack, stored.clone())));
+        }
+        // Let go of the store before answering: a request told its answer is durable may be
+        // the last one, after which the store must close.
+        drop(store);
+        for (ack, stored) in heard.drain(..) {
+            let _ = ack.send(stored);
         }
     }
     writes
@@ -318,33 +344,52 @@ mod tests {
         assert!(load(&store, "new").await.unwrap().is_some());
     }
 
-    /// Answers given together are stored in one store write, and each request hears that its
-    /// own answer is durable.
-    #[tokio::test]
-    async fn answers_given_together_share_one_store_write() {
+    /// Queues `answers` (their sizes in bytes) before the answer writer reads its queue, as
+    /// concurrent requests do; returns how many store writes it made, after checking that
+    /// each request heard its answer is durable and that each answer reads back.
+    async fn store_together(sizes: &[usize]) -> usize {
         let dir = tempfile::tempdir().unwrap();
         let store: Arc<dyn Store> =
             Arc::new(sentinel_store::EmbeddedStore::open(&dir.path().join("s.redb")).unwrap());
-        // Fifty answers queued before the task reads its queue, as concurrent requests do.
         let (answers, queue) = mpsc::channel(ANSWER_QUEUE);
         let mut durable = Vec::new();
-        for i in 0..50 {
+        for (i, size) in sizes.iter().enumerate() {
             let (ack, stored) = oneshot::channel();
             let write = RecordWrite {
                 kind: RecordKind::Idempotency,
                 key: format!("scope-{i}"),
-                value: Some(format!("answer {i}").into_bytes()),
+                value: Some(vec![b'a' + (i % 26) as u8; *size]),
             };
             answers.send((write, ack)).await.unwrap();
             durable.push(stored);
         }
         drop(answers);
-        assert_eq!(store_answers(Arc::clone(&store), queue).await, 1);
+        let writes = store_answers(Arc::downgrade(&store), queue).await;
         for (i, stored) in durable.into_iter().enumerate() {
             stored.await.unwrap().unwrap();
             let key = format!("scope-{i}");
             let value = store.record(RecordKind::Idempotency, &key).await.unwrap();
-            assert_eq!(value, Some(format!("answer {i}").into_bytes()));
+            assert_eq!(value, Some(vec![b'a' + (i % 26) as u8; sizes[i]]));
         }
+        writes
+    }
+
+    /// Answers given together are stored in one store write, and each request hears that its
+    /// own answer is durable.
+    #[tokio::test]
+    async fn answers_given_together_share_one_store_write() {
+        assert_eq!(store_together(&[1_500; 50]).await, 1);
+    }
+
+    /// Answers too large to share a write within [`MAX_BYTES_PER_WRITE`] get a write each;
+    /// one over it alone still gets stored.
+    #[tokio::test]
+    async fn large_answers_are_split_across_writes() {
+        // Keys count too.
+        let third = MAX_BYTES_PER_WRITE / 3 - 64;
+        assert_eq!(store_together(&[third; 3]).await, 1);
+        let over_half = MAX_BYTES_PER_WRITE / 2 + 1;
+        assert_eq!(store_together(&[over_half; 3]).await, 3);
+        assert_eq!(store_together(&[MAX_BYTES_PER_WRITE + 1, 10]).await, 2);
     }
 }
