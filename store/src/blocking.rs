@@ -7,13 +7,14 @@
 //! those threads crowd out the writer whose commit every decision is waiting for. So each call
 //! names its [`Lane`]: reads run at most `max_reads` at once, catalogue writes at most
 //! [`WRITES_AT_ONCE`] (the engine serializes writes anyway; more threads would only queue on
-//! its lock) and the restores of starting user actors at most [`RESTORES_AT_ONCE`], in a lane
-//! of their own so that scoring never queues behind API reads; the others wait their turn (an
-//! API request that waits past its deadline is answered 503). The decision writer's commits
-//! never wait for a permit.
+//! its lock) and the reads a decision waits for (the restores of starting user actors, the
+//! API key and `Idempotency-Key` a request is checked against) at most
+//! [`SCORING_READS_AT_ONCE`], in a lane of their own so that scoring never queues behind API
+//! reads; the others wait their turn (an API request that waits past its deadline is answered
+//! 503). The decision writer's commits never wait for a permit.
 
 use crate::metrics as m;
-use crate::{Store, StoreError};
+use crate::{RecordKind, Store, StoreError};
 use std::sync::Arc;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
@@ -31,9 +32,10 @@ pub fn default_max_concurrent_reads() -> usize {
 /// time, so two keep it busy.
 const WRITES_AT_ONCE: usize = 2;
 
-/// Restores a store runs at once: the actors' restorer gathers the users starting together
-/// into one call, so a few calls carry many users.
-const RESTORES_AT_ONCE: usize = 4;
+/// Reads a decision waits for that a store runs at once: the actors' restorer gathers the
+/// users starting together into one call, so a few calls carry many users, and a key lookup
+/// is one point read.
+const SCORING_READS_AT_ONCE: usize = 4;
 
 /// What a blocking call does, which says whether and how long it may wait to start.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -42,11 +44,24 @@ pub(crate) enum Lane {
     Read,
     /// Writes the catalogue or prunes: waits for one of the write permits.
     Write,
-    /// Reads where starting user actors restore from: waits for one of the restore permits,
-    /// never behind other reads.
-    Restore,
+    /// Reads a decision waits for (where starting user actors restore from; the API key and
+    /// `Idempotency-Key` records a request is checked against): waits for one of the scoring
+    /// read permits, never behind other reads.
+    Scoring,
     /// Commits a batch of the decision writer, which every decision waits for: starts at once.
     Commit,
+}
+
+impl Lane {
+    /// The lane of a read of one `kind` record: the API key and `Idempotency-Key` records are
+    /// checked on every request they come with, scoring included; every other record is read
+    /// for the API.
+    pub(crate) fn of_record(kind: RecordKind) -> Lane {
+        match kind {
+            RecordKind::ApiKey | RecordKind::Idempotency => Lane::Scoring,
+            _ => Lane::Read,
+        }
+    }
 }
 
 /// Runs one store's blocking calls on tokio's blocking pool, lane by lane.
@@ -54,7 +69,7 @@ pub(crate) enum Lane {
 pub(crate) struct BlockingWork {
     reads: Arc<Semaphore>,
     writes: Arc<Semaphore>,
-    restores: Arc<Semaphore>,
+    scoring: Arc<Semaphore>,
 }
 
 impl BlockingWork {
@@ -63,7 +78,7 @@ impl BlockingWork {
         BlockingWork {
             reads: Arc::new(Semaphore::new(max_reads.max(1))),
             writes: Arc::new(Semaphore::new(WRITES_AT_ONCE)),
-            restores: Arc::new(Semaphore::new(RESTORES_AT_ONCE)),
+            scoring: Arc::new(Semaphore::new(SCORING_READS_AT_ONCE)),
         }
     }
 
@@ -77,7 +92,7 @@ impl BlockingWork {
         let permit = match lane {
             Lane::Read => Some(acquire(&self.reads).await),
             Lane::Write => Some(acquire(&self.writes).await),
-            Lane::Restore => Some(acquire(&self.restores).await),
+            Lane::Scoring => Some(acquire(&self.scoring).await),
             Lane::Commit => None,
         };
         tokio::task::spawn_blocking(move || {
@@ -239,13 +254,13 @@ mod tests {
         gate.most_running.load(Ordering::SeqCst)
     }
 
-    /// Eight reads against a limit of three: three run, five wait, a commit and a restore
+    /// Eight reads against a limit of three: three run, five wait, a commit and a scoring read
     /// meanwhile run at once, and once the gate opens the others follow, never more than
     /// three at a time.
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn reads_beyond_the_limit_wait_and_commits_and_restores_do_not() {
+    async fn reads_beyond_the_limit_wait_and_commits_and_scoring_reads_do_not() {
         let work = BlockingWork::new(3);
-        let other = [Lane::Commit, Lane::Restore];
+        let other = [Lane::Commit, Lane::Scoring];
         assert_eq!(hold(&work, Lane::Read, 8, 3, &other).await, 3);
     }
 
@@ -254,19 +269,57 @@ mod tests {
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn catalogue_writes_run_a_few_at_a_time_and_nothing_waits_behind_them() {
         let work = BlockingWork::new(16);
-        let other = [Lane::Commit, Lane::Read, Lane::Restore];
+        let other = [Lane::Commit, Lane::Read, Lane::Scoring];
         let most = hold(&work, Lane::Write, 6, WRITES_AT_ONCE, &other).await;
         assert_eq!(most, WRITES_AT_ONCE);
     }
 
-    /// Restores run [`RESTORES_AT_ONCE`] at a time; commits and reads do not wait for them.
+    /// Reads a decision waits for run [`SCORING_READS_AT_ONCE`] at a time; commits and reads
+    /// do not wait for them.
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn restores_run_a_few_at_a_time_and_nothing_waits_behind_them() {
+    async fn scoring_reads_run_a_few_at_a_time_and_nothing_waits_behind_them() {
         let work = BlockingWork::new(16);
         let other = [Lane::Commit, Lane::Read];
-        let most = hold(&work, Lane::Restore, 9, RESTORES_AT_ONCE, &other).await;
-        assert_eq!(most, RESTORES_AT_ONCE);
+        let most = hold(&work, Lane::Scoring, 9, SCORING_READS_AT_ONCE, &other).await;
+        assert_eq!(most, SCORING_READS_AT_ONCE);
     }
+
+    /// A store of `engine` allowing one read at a time, and that one taken by read work held
+    /// at a gate (it returns 42 once the opener is dropped).
+    async fn store_with_its_read_held(
+        engine: crate::EmbeddedEngine,
+    ) -> (
+        tempfile::TempDir,
+        Arc<dyn crate::DecisionLog>,
+        Opener,
+        tokio::task::JoinHandle<Result<i32, StoreError>>,
+    ) {
+        let dir = tempfile::tempdir().unwrap();
+        let options = crate::EmbeddedOptions {
+            max_concurrent_reads: 1,
+            ..Default::default()
+        };
+        let store = crate::open_embedded(dir.path(), engine, options).unwrap();
+        let gate = Arc::new(Gate::default());
+        let opener = Opener(Arc::clone(&gate));
+        let work = {
+            let (store, gate) = (Arc::clone(&store), Arc::clone(&gate));
+            tokio::spawn(async move {
+                on_read_lane(&*store, move || {
+                    gate.pass();
+                    42
+                })
+                .await
+            })
+        };
+        while gate.running.load(Ordering::SeqCst) < 1 {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        (dir, store, opener, work)
+    }
+
+    /// Time enough for an unbounded read of an empty store to finish many times over.
+    const LONG_ENOUGH: Duration = Duration::from_millis(200);
 
     /// Work run where a store runs its reads takes a read permit like a read, in both
     /// embedded engines: with one read at a time, a read waits while the work runs, and the
@@ -274,33 +327,12 @@ mod tests {
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn read_work_takes_its_place_in_the_read_lane() {
         for engine in [crate::EmbeddedEngine::Redb, crate::EmbeddedEngine::Lsm] {
-            let dir = tempfile::tempdir().unwrap();
-            let options = crate::EmbeddedOptions {
-                max_concurrent_reads: 1,
-                ..Default::default()
-            };
-            let store = crate::open_embedded(dir.path(), engine, options).unwrap();
-            let gate = Arc::new(Gate::default());
-            let opener = Opener(Arc::clone(&gate));
-            let work = {
-                let (store, gate) = (Arc::clone(&store), Arc::clone(&gate));
-                tokio::spawn(async move {
-                    on_read_lane(&*store, move || {
-                        gate.pass();
-                        42
-                    })
-                    .await
-                })
-            };
-            while gate.running.load(Ordering::SeqCst) < 1 {
-                tokio::time::sleep(Duration::from_millis(5)).await;
-            }
+            let (_dir, store, opener, work) = store_with_its_read_held(engine).await;
             let read = {
                 let store = Arc::clone(&store);
                 tokio::spawn(async move { store.decision("t-1").await })
             };
-            // Time enough for an unbounded read of an empty store to finish many times over.
-            tokio::time::sleep(Duration::from_millis(200)).await;
+            tokio::time::sleep(LONG_ENOUGH).await;
             assert!(
                 !read.is_finished(),
                 "{engine:?}: a read ran beside read work past the limit of one"
@@ -308,6 +340,36 @@ mod tests {
             drop(opener);
             assert_eq!(work.await.unwrap().unwrap(), 42, "{engine:?}");
             assert_eq!(read.await.unwrap().unwrap(), None, "{engine:?}");
+        }
+    }
+
+    /// The API key and `Idempotency-Key` a scoring request is checked against are read while
+    /// API reads fill their lane; other records wait their turn there.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn key_checks_do_not_wait_behind_api_reads() {
+        for engine in [crate::EmbeddedEngine::Redb, crate::EmbeddedEngine::Lsm] {
+            let (_dir, store, opener, work) = store_with_its_read_held(engine).await;
+            for kind in [RecordKind::ApiKey, RecordKind::Idempotency] {
+                let checked =
+                    tokio::time::timeout(Duration::from_secs(60), store.record(kind, "k"))
+                        .await
+                        .unwrap_or_else(|_| {
+                            panic!("{engine:?}: a {kind:?} check waited behind reads")
+                        });
+                assert_eq!(checked.unwrap(), None);
+            }
+            let label = {
+                let store = Arc::clone(&store);
+                tokio::spawn(async move { store.record(RecordKind::Label, "t-1").await })
+            };
+            tokio::time::sleep(LONG_ENOUGH).await;
+            assert!(
+                !label.is_finished(),
+                "{engine:?}: a label read skipped the read lane"
+            );
+            drop(opener);
+            assert_eq!(work.await.unwrap().unwrap(), 42, "{engine:?}");
+            assert_eq!(label.await.unwrap().unwrap(), None, "{engine:?}");
         }
     }
 

@@ -646,7 +646,7 @@ impl Store for EmbeddedStore {
             return Ok(RestorePoint::default());
         }
         let user = user_id.to_owned();
-        self.blocking(Lane::Restore, move |db| {
+        self.blocking(Lane::Scoring, move |db| {
             let txn = db.begin_read().map_err(StoreError::backend)?;
             UserTables::open(&txn)?.restore_point(&user, limit)
         })
@@ -664,7 +664,7 @@ impl Store for EmbeddedStore {
         }
         let users = user_ids.to_vec();
         // One blocking call, one read transaction and one opening of each table for the batch.
-        self.blocking(Lane::Restore, move |db| {
+        self.blocking(Lane::Scoring, move |db| {
             let txn = db.begin_read().map_err(StoreError::backend)?;
             let tables = UserTables::open(&txn)?;
             users
@@ -729,7 +729,7 @@ impl Store for EmbeddedStore {
 
     async fn record(&self, kind: RecordKind, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
         let key = key.to_owned();
-        self.blocking(Lane::Read, move |db| {
+        self.blocking(Lane::of_record(kind), move |db| {
             let txn = db.begin_read().map_err(StoreError::backend)?;
             let table = txn.open_table(RECORDS).map_err(StoreError::backend)?;
             let value = table

@@ -746,7 +746,7 @@ impl Store for LsmStore {
             return Ok(RestorePoint::default());
         }
         let user = user_id.to_owned();
-        self.blocking(Lane::Restore, move |inner| {
+        self.blocking(Lane::Scoring, move |inner| {
             View::new(inner).restore_point(&user, limit)
         })
         .await
@@ -766,7 +766,7 @@ impl Store for LsmStore {
         }
         let users = user_ids.to_vec();
         // One blocking call and one snapshot for the batch.
-        self.blocking(Lane::Restore, move |inner| {
+        self.blocking(Lane::Scoring, move |inner| {
             let view = View::new(inner);
             users
                 .iter()
@@ -834,7 +834,7 @@ impl Store for LsmStore {
 
     async fn record(&self, kind: RecordKind, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
         let key = record_key(kind, key);
-        self.blocking(Lane::Read, move |inner| {
+        self.blocking(Lane::of_record(kind), move |inner| {
             Ok(inner
                 .records
                 .get(key)
