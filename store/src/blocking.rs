@@ -12,10 +12,15 @@
 //! [`SCORING_READS_AT_ONCE`], in a lane of their own so that scoring never queues behind API
 //! reads; the others wait their turn (an API request that waits past its deadline is answered
 //! 503). The decision writer's commits never wait for a permit.
+//!
+//! Reads run on threads of their own, one per read permit, at a lower CPU priority than the
+//! rest of the node ([`READ_THREAD_NICE`]): reads of a cached store are CPU work, and at equal
+//! priority the kernel gave a flood of them as much of the cores as the async workers that
+//! score (RocksDB lowers its compaction threads' priority for the same reason).
 
 use crate::metrics as m;
 use crate::{RecordKind, Store, StoreError};
-use std::sync::Arc;
+use std::sync::{mpsc, Arc, Mutex};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 /// Reads a store runs at once unless configured otherwise: one per core. Reads of a store the
@@ -27,6 +32,11 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 pub fn default_max_concurrent_reads() -> usize {
     std::thread::available_parallelism().map_or(2, std::num::NonZeroUsize::get)
 }
+
+/// How much lower the read threads' CPU priority is than the node's (a Linux nice increment;
+/// elsewhere they run at the node's). An unprivileged thread cannot raise its priority back,
+/// which is why reads get threads of their own instead of lowering a pool thread's for a call.
+const READ_THREAD_NICE: i32 = 10;
 
 /// Catalogue writes and retention passes a store runs at once: the engine takes them one at a
 /// time, so two keep it busy.
@@ -64,22 +74,39 @@ impl Lane {
     }
 }
 
-/// Runs one store's blocking calls on tokio's blocking pool, lane by lane.
+/// Runs one store's blocking calls, lane by lane: reads on the store's read threads, the
+/// others on tokio's blocking pool.
 #[derive(Clone)]
 pub(crate) struct BlockingWork {
     reads: Arc<Semaphore>,
+    read_threads: mpsc::Sender<Job>,
     writes: Arc<Semaphore>,
     scoring: Arc<Semaphore>,
 }
 
+/// One call for a read thread.
+type Job = Box<dyn FnOnce() + Send>;
+
 impl BlockingWork {
-    /// At most `max_reads` (at least one) reads run at once.
-    pub(crate) fn new(max_reads: usize) -> Self {
-        BlockingWork {
-            reads: Arc::new(Semaphore::new(max_reads.max(1))),
+    /// At most `max_reads` (at least one) reads run at once, each on one of as many read
+    /// threads; they end when the last clone of this is dropped.
+    pub(crate) fn new(max_reads: usize) -> Result<Self, StoreError> {
+        let max_reads = max_reads.max(1);
+        let (read_threads, jobs) = mpsc::channel::<Job>();
+        let jobs = Arc::new(Mutex::new(jobs));
+        for _ in 0..max_reads {
+            let jobs = Arc::clone(&jobs);
+            std::thread::Builder::new()
+                .name("sentinel-read".into())
+                .spawn(move || read_thread(&jobs))
+                .map_err(StoreError::backend)?;
+        }
+        Ok(BlockingWork {
+            reads: Arc::new(Semaphore::new(max_reads)),
+            read_threads,
             writes: Arc::new(Semaphore::new(WRITES_AT_ONCE)),
             scoring: Arc::new(Semaphore::new(SCORING_READS_AT_ONCE)),
-        }
+        })
     }
 
     /// Runs `f` once its lane has room. A permit is held until `f` returns, also when the
@@ -90,7 +117,7 @@ impl BlockingWork {
         f: impl FnOnce() -> Result<T, StoreError> + Send + 'static,
     ) -> Result<T, StoreError> {
         let permit = match lane {
-            Lane::Read => Some(acquire(&self.reads).await),
+            Lane::Read => return self.read(f).await,
             Lane::Write => Some(acquire(&self.writes).await),
             Lane::Scoring => Some(acquire(&self.scoring).await),
             Lane::Commit => None,
@@ -103,6 +130,25 @@ impl BlockingWork {
         .map_err(StoreError::backend)?
     }
 
+    /// Runs `f` on a read thread once a read permit is free (a free permit means an idle read
+    /// thread).
+    async fn read<T: Send + 'static>(
+        &self,
+        f: impl FnOnce() -> Result<T, StoreError> + Send + 'static,
+    ) -> Result<T, StoreError> {
+        let permit = acquire(&self.reads).await;
+        let (result, answer) = tokio::sync::oneshot::channel();
+        let job: Job = Box::new(move || {
+            let _permit = permit;
+            let _ = result.send(f());
+        });
+        let stopped = || StoreError::Backend("the store's read threads have stopped".into());
+        self.read_threads.send(job).map_err(|_| stopped())?;
+        answer
+            .await
+            .map_err(|_| StoreError::Backend("a read panicked".into()))?
+    }
+
     /// Runs a reader's CPU work in the read lane ([`Store::run_read_work`]).
     pub(crate) async fn read_work(&self, work: Box<dyn FnOnce() + Send>) -> Result<(), StoreError> {
         self.run(Lane::Read, move || {
@@ -110,6 +156,31 @@ impl BlockingWork {
             Ok(())
         })
         .await
+    }
+}
+
+/// A read thread: lowers its priority, then runs jobs until the channel closes. A job that
+/// panics drops its answer (the caller gets an error) and the thread goes on.
+fn read_thread(jobs: &Mutex<mpsc::Receiver<Job>>) {
+    lower_priority();
+    loop {
+        let job = match jobs.lock() {
+            Ok(jobs) => jobs.recv(),
+            Err(poisoned) => poisoned.into_inner().recv(),
+        };
+        let Ok(job) = job else { return };
+        let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(job));
+    }
+}
+
+/// Adds [`READ_THREAD_NICE`] to the calling thread's nice value (Linux: per thread).
+fn lower_priority() {
+    #[cfg(target_os = "linux")]
+    // SAFETY: plain system calls on the calling thread's own id.
+    unsafe {
+        let tid = libc::gettid() as libc::id_t;
+        let nice = libc::getpriority(libc::PRIO_PROCESS, tid);
+        libc::setpriority(libc::PRIO_PROCESS, tid, (nice + READ_THREAD_NICE).min(19));
     }
 }
 
@@ -259,7 +330,7 @@ mod tests {
     /// three at a time.
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn reads_beyond_the_limit_wait_and_commits_and_scoring_reads_do_not() {
-        let work = BlockingWork::new(3);
+        let work = BlockingWork::new(3).unwrap();
         let other = [Lane::Commit, Lane::Scoring];
         assert_eq!(hold(&work, Lane::Read, 8, 3, &other).await, 3);
     }
@@ -268,7 +339,7 @@ mod tests {
     /// nothing else waits behind them.
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn catalogue_writes_run_a_few_at_a_time_and_nothing_waits_behind_them() {
-        let work = BlockingWork::new(16);
+        let work = BlockingWork::new(16).unwrap();
         let other = [Lane::Commit, Lane::Read, Lane::Scoring];
         let most = hold(&work, Lane::Write, 6, WRITES_AT_ONCE, &other).await;
         assert_eq!(most, WRITES_AT_ONCE);
@@ -278,7 +349,7 @@ mod tests {
     /// do not wait for them.
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn scoring_reads_run_a_few_at_a_time_and_nothing_waits_behind_them() {
-        let work = BlockingWork::new(16);
+        let work = BlockingWork::new(16).unwrap();
         let other = [Lane::Commit, Lane::Read];
         let most = hold(&work, Lane::Scoring, 9, SCORING_READS_AT_ONCE, &other).await;
         assert_eq!(most, SCORING_READS_AT_ONCE);
@@ -373,11 +444,41 @@ mod tests {
         }
     }
 
+    /// Reads run at a lower CPU priority than the node; the other lanes at the node's.
+    #[cfg(target_os = "linux")]
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn reads_run_at_a_lower_priority_and_nothing_else_does() {
+        fn nice() -> Result<i32, StoreError> {
+            // SAFETY: reads the calling thread's own nice value.
+            Ok(unsafe { libc::getpriority(libc::PRIO_PROCESS, libc::gettid() as libc::id_t) })
+        }
+        let node = nice().unwrap();
+        let work = BlockingWork::new(2).unwrap();
+        let read = work.run(Lane::Read, nice).await.unwrap();
+        assert_eq!(read, (node + READ_THREAD_NICE).min(19));
+        for lane in [Lane::Commit, Lane::Scoring, Lane::Write] {
+            assert_eq!(work.run(lane, nice).await.unwrap(), node, "{lane:?}");
+        }
+    }
+
+    /// A read that panics answers an error, and its thread goes on serving reads.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_read_that_panics_fails_alone() {
+        let work = BlockingWork::new(1).unwrap();
+        let failed = work
+            .run(Lane::Read, || -> Result<(), StoreError> {
+                panic!("a read that panics, on purpose")
+            })
+            .await;
+        assert!(failed.is_err());
+        assert_eq!(work.run(Lane::Read, || Ok(7)).await.unwrap(), 7);
+    }
+
     /// A read whose caller stops waiting keeps its permit until its call returns: the bound
     /// counts threads at work, not callers still listening.
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn an_abandoned_read_holds_its_permit_until_it_returns() {
-        let work = BlockingWork::new(1);
+        let work = BlockingWork::new(1).unwrap();
         let gate = Arc::new(Gate::default());
         let opener = Opener(Arc::clone(&gate));
         let held = {

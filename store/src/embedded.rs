@@ -80,7 +80,7 @@ impl EmbeddedStore {
         Ok(EmbeddedStore {
             db: Arc::new(db),
             history: Arc::new(history),
-            work: BlockingWork::new(options.max_concurrent_reads),
+            work: BlockingWork::new(options.max_concurrent_reads)?,
         })
     }
 

@@ -133,7 +133,7 @@ impl LsmStore {
         inner.history.extend(users_with_history(&inner)?);
         Ok(LsmStore {
             inner: Arc::new(inner),
-            work: BlockingWork::new(options.max_concurrent_reads),
+            work: BlockingWork::new(options.max_concurrent_reads)?,
         })
     }
 
