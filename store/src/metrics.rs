@@ -12,8 +12,8 @@ pub const DECISIONS_DUPLICATE: &str = "sentinel_store_decisions_duplicate_total"
 pub const WRITE_ERRORS: &str = "sentinel_store_write_errors_total";
 /// Counter: decisions deleted by retention.
 pub const DECISIONS_PRUNED: &str = "sentinel_store_decisions_pruned_total";
-/// Gauge: embedded-store reads, restores and catalogue writes waiting for a permit of their
-/// lane.
+/// Gauge: embedded-store reads, the reads a decision waits for (user restores, key checks) and
+/// catalogue writes waiting for a permit of their lane.
 pub const CALLS_WAITING: &str = "sentinel_store_calls_waiting";
 
 /// Help texts, and the rare counters at zero so rates and alerts see a zero, not nothing.
@@ -35,7 +35,7 @@ pub fn describe() {
     describe_counter!(WRITE_ERRORS, "Failed store batch writes.");
     describe_gauge!(
         CALLS_WAITING,
-        "Embedded-store reads, restores and catalogue writes waiting for a permit of their lane."
+        "Embedded-store reads, scoring reads (user restores, key checks) and catalogue writes waiting for a permit of their lane."
     );
     metrics::gauge!(CALLS_WAITING).set(0.0);
     for name in [WRITE_ERRORS, DECISIONS_DUPLICATE, DECISIONS_PRUNED] {
