@@ -247,17 +247,17 @@ async fn save(idem: &Idempotency, scope: &str, recorded: &Recorded) -> Result<()
         key: scope.to_owned(),
         value: Some(value),
     };
-    let failed = |e: &dyn std::fmt::Display| ApiError::internal("storing an idempotency key", e);
+    let context = "storing an idempotency key";
+    let stopped = || ApiError::internal(context, "the answer writer stopped");
     let (durable, stored) = oneshot::channel();
-    let stopped = "the answer writer stopped";
     idem.answers
         .send((write, durable))
         .await
-        .map_err(|_| failed(&stopped))?;
+        .map_err(|_| stopped())?;
     stored
         .await
-        .map_err(|_| failed(&stopped))?
-        .map_err(|e| failed(&e))
+        .map_err(|_| stopped())?
+        .map_err(|e| ApiError::internal(context, e))
 }
 
 /// Stores the queued answers until every sender is dropped: whatever is queued goes into one

@@ -392,6 +392,24 @@ mod tests {
     /// Time enough for an unbounded read of an empty store to finish many times over.
     const LONG_ENOUGH: Duration = Duration::from_millis(200);
 
+    /// Starts `read` beside the held read work of [`store_with_its_read_held`], checks that it
+    /// is still waiting after [`LONG_ENOUGH`] (failing with `why` otherwise), then opens the
+    /// gate and returns what it read once the held work has returned its 42.
+    async fn waits_behind_the_held_read<T: Send + 'static>(
+        engine: crate::EmbeddedEngine,
+        why: &str,
+        opener: Opener,
+        work: tokio::task::JoinHandle<Result<i32, StoreError>>,
+        read: impl std::future::Future<Output = T> + Send + 'static,
+    ) -> T {
+        let read = tokio::spawn(read);
+        tokio::time::sleep(LONG_ENOUGH).await;
+        assert!(!read.is_finished(), "{engine:?}: {why}");
+        drop(opener);
+        assert_eq!(work.await.unwrap().unwrap(), 42, "{engine:?}");
+        read.await.unwrap()
+    }
+
     /// Work run where a store runs its reads takes a read permit like a read, in both
     /// embedded engines: with one read at a time, a read waits while the work runs, and the
     /// work's result comes back.
@@ -401,16 +419,11 @@ mod tests {
             let (_dir, store, opener, work) = store_with_its_read_held(engine).await;
             let read = {
                 let store = Arc::clone(&store);
-                tokio::spawn(async move { store.decision("t-1").await })
+                async move { store.decision("t-1").await }
             };
-            tokio::time::sleep(LONG_ENOUGH).await;
-            assert!(
-                !read.is_finished(),
-                "{engine:?}: a read ran beside read work past the limit of one"
-            );
-            drop(opener);
-            assert_eq!(work.await.unwrap().unwrap(), 42, "{engine:?}");
-            assert_eq!(read.await.unwrap().unwrap(), None, "{engine:?}");
+            let why = "a read ran beside read work past the limit of one";
+            let read = waits_behind_the_held_read(engine, why, opener, work, read).await;
+            assert_eq!(read.unwrap(), None, "{engine:?}");
         }
     }
 
@@ -431,16 +444,11 @@ mod tests {
             }
             let label = {
                 let store = Arc::clone(&store);
-                tokio::spawn(async move { store.record(RecordKind::Label, "t-1").await })
+                async move { store.record(RecordKind::Label, "t-1").await }
             };
-            tokio::time::sleep(LONG_ENOUGH).await;
-            assert!(
-                !label.is_finished(),
-                "{engine:?}: a label read skipped the read lane"
-            );
-            drop(opener);
-            assert_eq!(work.await.unwrap().unwrap(), 42, "{engine:?}");
-            assert_eq!(label.await.unwrap().unwrap(), None, "{engine:?}");
+            let why = "a label read skipped the read lane";
+            let label = waits_behind_the_held_read(engine, why, opener, work, label).await;
+            assert_eq!(label.unwrap(), None, "{engine:?}");
         }
     }
 
