@@ -2,8 +2,9 @@
 //! creates and revokes through `/v1/keys`. Only a SHA-256 of each key is kept; the key itself
 //! is shown once, in the creation response.
 
-use crate::auth::{Caller, ConfiguredKey, Principal, Role};
+use crate::auth::{AuthConfig, Caller, Principal, Role};
 use crate::body::JsonBody;
+use crate::key_cache::{KeyCache, RevocationNotice};
 use crate::{ApiError, ApiState, ErrorResponse};
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
@@ -13,6 +14,7 @@ use sentinel_store::{RecordKind, RecordWrite, Store};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use std::sync::Arc;
+use std::time::Duration;
 use subtle::ConstantTimeEq;
 
 /// What a key created through the API starts with, followed by `<id>_<secret>`.
@@ -68,12 +70,18 @@ pub struct CreatedKey {
 pub struct ApiKeys {
     configured: Vec<(String, Role, String)>,
     store: Arc<dyn Store>,
+    /// Stored keys verified recently.
+    verified: Arc<KeyCache>,
+    /// Who else must forget a key revoked here.
+    notice: Option<Arc<dyn RevocationNotice>>,
 }
 
 impl ApiKeys {
-    /// The configured keys (each with `secret` or `secret_sha256`) and the store of created ones.
-    pub fn new(configured: &[ConfiguredKey], store: Arc<dyn Store>) -> Result<ApiKeys, String> {
-        let configured = configured
+    /// The configured keys (`config.api_keys`, each with `secret` or `secret_sha256`) and the
+    /// store of created ones, verified ones kept for `config.stored_key_recheck_secs`.
+    pub fn new(config: &AuthConfig, store: Arc<dyn Store>) -> Result<ApiKeys, String> {
+        let configured = config
+            .api_keys
             .iter()
             .map(|k| {
                 let hash = match (&k.secret, &k.secret_sha256) {
@@ -98,7 +106,25 @@ impl ApiKeys {
                 Ok((k.id.clone(), k.role, hash))
             })
             .collect::<Result<_, _>>()?;
-        Ok(ApiKeys { configured, store })
+        Ok(ApiKeys {
+            configured,
+            store,
+            verified: Arc::new(KeyCache::new(Duration::from_secs(
+                config.stored_key_recheck_secs,
+            ))),
+            notice: None,
+        })
+    }
+
+    /// Tells `notice` of every key revoked through this node, before the revocation answers.
+    pub fn announcing_revocations_to(mut self, notice: Arc<dyn RevocationNotice>) -> ApiKeys {
+        self.notice = Some(notice);
+        self
+    }
+
+    /// The stored keys verified recently: what the node forgets when another member revokes one.
+    pub fn verified(&self) -> Arc<KeyCache> {
+        Arc::clone(&self.verified)
     }
 
     /// The principal a presented key stands for, if it is known and not revoked.
@@ -115,10 +141,28 @@ impl ApiKeys {
         if !is_key_id(id) {
             return None;
         }
-        let stored = self.load(id).await.ok()??;
-        let matches = constant_time_eq(stored.secret_sha256.as_bytes(), hash.as_bytes());
-        (matches && stored.info.revoked_at.is_none())
-            .then(|| key_principal(&stored.info.id, stored.info.role))
+        let key = match self.verified.fresh(id) {
+            Some(key) => key,
+            None => {
+                let generation = self.verified.generation();
+                let stored = self.load(id).await.ok()??;
+                if stored.info.revoked_at.is_some() {
+                    return None;
+                }
+                self.verified
+                    .keep(id, stored.secret_sha256, stored.info.role, generation)
+            }
+        };
+        constant_time_eq(key.secret_sha256.as_bytes(), hash.as_bytes())
+            .then(|| key_principal(id, key.role))
+    }
+
+    /// Forgets a key revoked through this node, here and on every member the notice reaches.
+    async fn revoked(&self, id: &str) {
+        self.verified.forget(id);
+        if let Some(notice) = &self.notice {
+            notice.announce(id).await;
+        }
     }
 
     async fn load(&self, id: &str) -> Result<Option<StoredKey>, ApiError> {
@@ -253,7 +297,8 @@ pub async fn create(
     ))
 }
 
-/// `DELETE /v1/keys/{id}`: revokes a key at once; its record stays for the audit trail.
+/// `DELETE /v1/keys/{id}`: revokes a key at once (every cluster member reached forgets it before
+/// the answer); its record stays for the audit trail.
 #[utoipa::path(delete, path = "/v1/keys/{id}", tag = "keys", params(("id" = String, Path)), responses((status = 200, body = ApiKeyInfo), (status = 404, description = "Not found", body = ErrorResponse)))]
 pub async fn revoke(
     State(state): State<ApiState>,
@@ -264,12 +309,14 @@ pub async fn revoke(
     if !is_key_id(&id) {
         return Err(not_found());
     }
-    let mut stored = state.auth.keys.load(&id).await?.ok_or_else(not_found)?;
-    if stored.info.revoked_at.is_some() {
-        return Ok(Json(stored.info));
+    let keys = &state.auth.keys;
+    let mut stored = keys.load(&id).await?.ok_or_else(not_found)?;
+    if stored.info.revoked_at.is_none() {
+        let before = serde_json::to_value(&stored.info).ok();
+        stored.info.revoked_at = Some(Utc::now());
+        save_audited(&state, &stored, "key.revoke", &caller, before).await?;
     }
-    let before = serde_json::to_value(&stored.info).ok();
-    stored.info.revoked_at = Some(Utc::now());
-    save_audited(&state, &stored, "key.revoke", &caller, before).await?;
+    // Also when it was revoked before: a member that missed that notice hears it again.
+    keys.revoked(&id).await;
     Ok(Json(stored.info))
 }

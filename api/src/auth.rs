@@ -157,6 +157,10 @@ pub struct AuthConfig {
     /// Label rule hits in `/metrics` with rule names; by default the rule's catalogue id, since
     /// `/metrics` is open unless `metrics_require_token`.
     pub metrics_rule_names: bool,
+    /// Seconds a key created through `/v1/keys` is trusted after its stored record was read;
+    /// then the next request presenting it reads the store again (0: every request does).
+    /// Bounds how long a cluster member that missed a revocation notice still accepts the key.
+    pub stored_key_recheck_secs: u64,
 }
 
 impl Default for AuthConfig {
@@ -174,6 +178,7 @@ impl Default for AuthConfig {
             rate_limits: RateLimits::default(),
             failed_auth: FailedAuthLimit::default(),
             metrics_rule_names: false,
+            stored_key_recheck_secs: 5,
         }
     }
 }
@@ -195,6 +200,7 @@ impl std::fmt::Debug for AuthConfig {
             .field("rate_limits", &self.rate_limits)
             .field("failed_auth", &self.failed_auth)
             .field("metrics_rule_names", &self.metrics_rule_names)
+            .field("stored_key_recheck_secs", &self.stored_key_recheck_secs)
             .finish()
     }
 }

@@ -1,13 +1,18 @@
 //! Authentication and authorisation through the router: every endpoint against every role,
 //! bad tokens of every kind, API keys, and the principal in the audit log.
 
-use crate::tests::{admin, call_as, router, router_with, test_auth, token, TEST_SECRET};
+use crate::test_store::WatchedStore;
+use crate::tests::{
+    admin, call_as, revoke_key, router, router_on, router_with, test_auth, token, TEST_SECRET,
+};
 use crate::{AuthConfig, AuthMode, Role};
 use axum::body::Body;
 use axum::http::{Request, StatusCode};
 use http_body_util::BodyExt;
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
+use sentinel_store::Store;
 use serde_json::json;
+use std::sync::Arc;
 use tower::ServiceExt;
 
 /// Who may call each endpoint, written out from the issue rather than read from the access
@@ -509,6 +514,83 @@ async fn configured_keys_work_by_secret_or_by_hash() {
     )
     .await;
     assert_eq!(status, StatusCode::FORBIDDEN);
+}
+
+/// Creates an ingest key through `r` and returns the key and its id.
+async fn created_key(r: &axum::Router) -> (String, String) {
+    let (status, created) = call_as(
+        r,
+        Some(&admin()),
+        "POST",
+        "/v1/keys",
+        Some(json!({"name": "checkout", "role": "ingest"})),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED, "{created}");
+    let field = |name: &str| created[name].as_str().unwrap().to_owned();
+    (field("key"), field("id"))
+}
+
+/// The status of scoring an event under `key`.
+async fn score_with(r: &axum::Router, key: &str) -> StatusCode {
+    let event = json!({"user_id": "u1", "amount": "5"});
+    call_as(
+        r,
+        Some(&format!("ApiKey {key}")),
+        "POST",
+        "/v1/transactions",
+        Some(event),
+    )
+    .await
+    .0
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stored_key_is_read_once_per_recheck_interval_and_its_secret_checked_every_time() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = WatchedStore::open(&dir, false);
+    let r = router_on(
+        Arc::clone(&store) as Arc<dyn Store>,
+        test_auth(),
+        Arc::default(),
+    );
+    let (key, id) = created_key(&r).await;
+    for _ in 0..5 {
+        assert_eq!(score_with(&r, &key).await, StatusCode::OK);
+    }
+    assert_eq!(
+        store.key_reads(),
+        1,
+        "read once, then verified from the cache"
+    );
+
+    // The id alone is not enough: a known id with another secret is refused.
+    let forged = format!("sk_{id}_{}", "0".repeat(64));
+    assert_eq!(score_with(&r, &forged).await, StatusCode::UNAUTHORIZED);
+    assert_eq!(revoke_key(&r, &id).await, StatusCode::OK);
+    assert_eq!(score_with(&r, &key).await, StatusCode::UNAUTHORIZED);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_a_recheck_interval_a_revocation_by_another_node_counts_at_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = WatchedStore::open(&dir, false);
+    let mut auth = test_auth();
+    auth.stored_key_recheck_secs = 0;
+    // Two nodes over one store, not told of each other's revocations.
+    let here = router_on(
+        Arc::clone(&store) as Arc<dyn Store>,
+        auth.clone(),
+        Arc::default(),
+    );
+    let elsewhere = router_on(Arc::clone(&store) as Arc<dyn Store>, auth, Arc::default());
+    let (key, id) = created_key(&here).await;
+    for _ in 0..3 {
+        assert_eq!(score_with(&here, &key).await, StatusCode::OK);
+    }
+    assert_eq!(store.key_reads(), 3, "every request reads the store");
+    assert_eq!(revoke_key(&elsewhere, &id).await, StatusCode::OK);
+    assert_eq!(score_with(&here, &key).await, StatusCode::UNAUTHORIZED);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -20,6 +20,7 @@ mod health;
 pub mod heavy;
 pub mod hosts;
 pub mod idempotency;
+pub mod key_cache;
 mod label_items;
 mod lists;
 pub mod metrics;

@@ -1,7 +1,7 @@
 //! The event stream is authenticated when it opens and again while it runs: it ends once the
 //! caller's token expires or its key is revoked.
 
-use crate::tests::{admin, call_as, router, router_with, test_auth};
+use crate::tests::{admin, call_as, revoke_key, router, router_with, test_auth};
 use crate::{AuthConfig, Role};
 use axum::body::Body;
 use axum::http::{Request, StatusCode};
@@ -53,15 +53,7 @@ async fn a_stream_ends_when_its_key_is_revoked() {
     let key = created["key"].as_str().unwrap().to_owned();
     let id = created["id"].as_str().unwrap().to_owned();
     let stream = open(&r, "x-api-key", &key).await;
-    let (status, _) = call_as(
-        &r,
-        Some(&admin()),
-        "DELETE",
-        &format!("/v1/keys/{id}"),
-        None,
-    )
-    .await;
-    assert_eq!(status, StatusCode::OK);
+    assert_eq!(revoke_key(&r, &id).await, StatusCode::OK);
     let text = read_until_closed(stream)
         .await
         .expect("the stream outlived its revoked key");

@@ -10,12 +10,13 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
 /// The embedded store, counting the work handlers run in its read lane
-/// ([`Store::run_read_work`]); with `refuse_history`, it refuses every read of a user's (or a
+/// ([`Store::run_read_work`]) and the API key records read; with `refuse_history`, it refuses every read of a user's (or a
 /// day's) decision history, so a handler that scans history fails.
 pub(crate) struct WatchedStore {
     inner: EmbeddedStore,
     refuse_history: bool,
     read_work: AtomicUsize,
+    key_reads: AtomicUsize,
 }
 
 impl WatchedStore {
@@ -24,12 +25,18 @@ impl WatchedStore {
             inner: EmbeddedStore::open(&dir.path().join("s.redb")).unwrap(),
             refuse_history,
             read_work: AtomicUsize::new(0),
+            key_reads: AtomicUsize::new(0),
         })
     }
 
     /// How many times work ran in the read lane.
     pub(crate) fn read_work(&self) -> usize {
         self.read_work.load(Ordering::SeqCst)
+    }
+
+    /// How many times a stored API key was read.
+    pub(crate) fn key_reads(&self) -> usize {
+        self.key_reads.load(Ordering::SeqCst)
     }
 
     fn history(&self) -> Result<(), StoreError> {
@@ -95,6 +102,9 @@ impl Store for WatchedStore {
         self.inner.put_records_if(guard, writes).await
     }
     async fn record(&self, kind: RecordKind, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        if kind == RecordKind::ApiKey {
+            self.key_reads.fetch_add(1, Ordering::SeqCst);
+        }
         self.inner.record(kind, key).await
     }
     async fn scan_records(

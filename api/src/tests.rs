@@ -173,9 +173,7 @@ pub(crate) fn router_over(
             Arc::clone(&store),
             std::time::Duration::from_secs(3600),
         )),
-        auth: Arc::new(
-            Authenticator::new(&auth, ApiKeys::new(&auth.api_keys, store).unwrap()).unwrap(),
-        ),
+        auth: Arc::new(Authenticator::new(&auth, ApiKeys::new(&auth, store).unwrap()).unwrap()),
     })
 }
 
@@ -277,6 +275,14 @@ async fn call(
 }
 
 /// One request with `authorization` (none when `None`); the status and the JSON body.
+/// Revokes the stored API key `id` as an admin through `router`; the answer's status.
+pub(crate) async fn revoke_key(router: &Router, id: &str) -> StatusCode {
+    let path = format!("/v1/keys/{id}");
+    call_as(router, Some(&admin()), "DELETE", &path, None)
+        .await
+        .0
+}
+
 pub(crate) async fn call_as(
     router: &Router,
     authorization: Option<&str>,

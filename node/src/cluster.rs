@@ -6,11 +6,12 @@
 //! answer); connections are transitive, so a node that reaches one member meets them all.
 //!
 //! The submodules are what runs over the cluster: the member view, mutual TLS, the store one
-//! member serves the others, policy notices, owner routing of HTTP scoring, entity placement, and
+//! member serves the others, policy notices, key revocations, owner routing of HTTP scoring, entity placement, and
 //! the entity-risk refresh through which every member picks up labels.
 
 pub mod entity_placement;
 pub mod entity_refresh;
+pub mod key_revocations;
 pub mod owner_route;
 pub mod policy_sync;
 pub mod remote_store;

@@ -3,7 +3,9 @@
 use crate::alerting::{self, Alerting};
 use crate::cluster::owner_route::{self, OwnerMessage, OwnerRoute};
 use crate::cluster::view::{self as cluster_view, NodeInfoMessage};
-use crate::cluster::{self, entity_placement, entity_refresh, policy_sync, remote_store};
+use crate::cluster::{
+    self, entity_placement, entity_refresh, key_revocations, policy_sync, remote_store,
+};
 use crate::config::{NodeConfig, StoreBackend};
 use crate::currency::Currencies;
 use crate::decider::NodeDecider;
@@ -306,6 +308,8 @@ struct Api {
     /// Upkeep of the metrics recorder.
     upkeep: JoinHandle<()>,
     node_info: ActorRef<NodeInfoMessage>,
+    /// Forgets the API keys other members revoke.
+    key_listener: ActorRef<key_revocations::KeyNotice>,
     idempotency_expiry: Option<JoinHandle<()>>,
 }
 
@@ -331,6 +335,10 @@ async fn serve_api(
         .cluster
         .owns_store()
         .then(|| tokio::spawn(expire_idempotency_keys(Arc::clone(&idempotency))));
+    let keys = sentinel_api::ApiKeys::new(&config.auth, Arc::clone(store))
+        .map_err(anyhow::Error::msg)?
+        .announcing_revocations_to(Arc::new(key_revocations::ClusterKeyNotice));
+    let key_listener = key_revocations::start(keys.verified()).await?;
     let api = sentinel_api::app(ApiContext {
         decider: Arc::clone(decider) as Arc<dyn sentinel_api::Decider>,
         store: Arc::clone(store),
@@ -348,12 +356,7 @@ async fn serve_api(
             config.http_max_scoring_in_flight.max(1),
         )),
         auth: Arc::new(
-            sentinel_api::Authenticator::new(
-                &config.auth,
-                sentinel_api::ApiKeys::new(&config.auth.api_keys, Arc::clone(store))
-                    .map_err(anyhow::Error::msg)?,
-            )
-            .map_err(anyhow::Error::msg)?,
+            sentinel_api::Authenticator::new(&config.auth, keys).map_err(anyhow::Error::msg)?,
         ),
     });
     let api = if config.cors_allowed_origins.is_empty() {
@@ -416,6 +419,7 @@ async fn serve_api(
         http,
         upkeep,
         node_info,
+        key_listener,
         idempotency_expiry,
     })
 }
@@ -513,6 +517,7 @@ async fn drain(node: Started, stop: watch::Sender<bool>) -> anyhow::Result<()> {
     node.actors.policy_sync.abort();
     node.catalogue.entity_refresh.abort();
     node.api.node_info.stop(None);
+    node.api.key_listener.stop(None);
     node.scoring.owner_gate.stop(None);
     if let Some(expiry) = node.api.idempotency_expiry {
         expiry.abort();

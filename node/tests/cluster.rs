@@ -109,6 +109,19 @@ async fn cluster_view(client: &reqwest::Client, node: &NodeProcess) -> Value {
 }
 
 /// The partitions each member owns, by node name, once every partition has an owner.
+/// Waits until `node`'s cluster view lists `count` members.
+async fn members_seen(client: &reqwest::Client, node: &NodeProcess, count: usize) {
+    eventually(
+        &format!("{count} members seen"),
+        Duration::from_secs(30),
+        async || {
+            let view = cluster_view(client, node).await;
+            (view["members"].as_array()?.len() == count).then_some(())
+        },
+    )
+    .await;
+}
+
 async fn settled_ownership(
     client: &reqwest::Client,
     node: &NodeProcess,
@@ -410,6 +423,59 @@ async fn a_rule_changed_on_the_store_host_changes_decisions_on_every_node() {
     }
 }
 
+/// A member trusts a verified key for an hour here, so only the revocation notice can make it
+/// refuse the key at once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_key_revoked_on_the_store_host_is_refused_at_once_by_every_member() {
+    let admin = support::admin_client();
+    let [host, second] = ["k1", "k2"].map(ClusterMember::new);
+    let k1 = start_node(&host, None, None).await;
+    let config = second.dir.path().join("keys.toml");
+    std::fs::write(&config, "[auth]\nstored_key_recheck_secs = 3600\n").unwrap();
+    let mut args = member_args(&second, None, Some(&host));
+    args.extend(["--config".into(), config.display().to_string()]);
+    let k2 = second.start(&args).await;
+    // The member joins the key listeners' group before it describes itself to the view.
+    members_seen(&admin, &k1, 2).await;
+
+    let created: Value = admin
+        .post(k1.url("/v1/keys"))
+        .json(&json!({"name": "checkout", "role": "ingest"}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let (key, id) = (
+        created["key"].as_str().unwrap(),
+        created["id"].as_str().unwrap(),
+    );
+    let producer = support::client_with(&format!("ApiKey {key}"));
+    let score = async |node: &NodeProcess, txn: &str| {
+        producer
+            .post(node.url("/v1/transactions"))
+            .json(&event(txn, "u-key", "20.00", 1, "FR"))
+            .send()
+            .await
+            .unwrap()
+            .status()
+    };
+    // The member reads the key from the host's store once and keeps it.
+    for i in 0..3 {
+        assert_eq!(score(&k2, &format!("key-before-{i}")).await, 200);
+    }
+
+    let revoked = admin
+        .delete(k1.url(&format!("/v1/keys/{id}")))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(revoked.status(), 200);
+    assert_eq!(score(&k2, "key-after-member").await, 401);
+    assert_eq!(score(&k1, "key-after-host").await, 401);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_node_with_the_wrong_cookie_never_reaches_the_store() {
     let host = ClusterMember::new("c1");
@@ -643,15 +709,7 @@ async fn members_listening_on_ipv6_reach_each_other_through_a_seed() {
     // advertises (`[::1]:port`; the unit test in node/src/cluster.rs pins the brackets, which
     // Rust's resolver would forgive but other parsers of the address would not).
     let third = start(2, Some(1)).await;
-    eventually(
-        "three members seen from the third",
-        Duration::from_secs(30),
-        async || {
-            let view = cluster_view(&client, &third).await;
-            (view["members"].as_array()?.len() == 3).then_some(())
-        },
-    )
-    .await;
+    members_seen(&client, &third, 3).await;
     let r = client
         .post(third.url("/v1/transactions"))
         .json(&event("six-1", "six-user", "10.00", 1, "FR"))

@@ -44,7 +44,7 @@ pub async fn run(mut config: NodeConfig, group: String) -> anyhow::Result<()> {
     let auth = Arc::new(
         sentinel_api::Authenticator::new(
             &config.auth,
-            sentinel_api::ApiKeys::new(&config.auth.api_keys, Arc::clone(&store))
+            sentinel_api::ApiKeys::new(&config.auth, Arc::clone(&store))
                 .map_err(anyhow::Error::msg)?,
         )
         .map_err(anyhow::Error::msg)?,
