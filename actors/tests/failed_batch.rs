@@ -59,7 +59,7 @@ async fn a_failed_batch_never_reaches_the_store_through_a_snapshot() {
                 WriteOp::Decision(d) | WriteOp::DecisionWithRecords(d, _) => {
                     d.transaction_id == "fb-2"
                 }
-                WriteOp::Snapshot(_) => false,
+                WriteOp::Snapshot(_) | WriteOp::Records(_) => false,
             });
             let fail = has_it && !failed.swap(true, Ordering::SeqCst);
             Box::pin(async move {

@@ -10,13 +10,14 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
 /// The embedded store, counting the work handlers run in its read lane
-/// ([`Store::run_read_work`]) and the API key records read; with `refuse_history`, it refuses every read of a user's (or a
+/// ([`Store::run_read_work`]), the API key records read and the writes (batches and records); with `refuse_history`, it refuses every read of a user's (or a
 /// day's) decision history, so a handler that scans history fails.
 pub(crate) struct WatchedStore {
     inner: EmbeddedStore,
     refuse_history: bool,
     read_work: AtomicUsize,
     key_reads: AtomicUsize,
+    writes: AtomicUsize,
 }
 
 impl WatchedStore {
@@ -26,6 +27,7 @@ impl WatchedStore {
             refuse_history,
             read_work: AtomicUsize::new(0),
             key_reads: AtomicUsize::new(0),
+            writes: AtomicUsize::new(0),
         })
     }
 
@@ -37,6 +39,11 @@ impl WatchedStore {
     /// How many times a stored API key was read.
     pub(crate) fn key_reads(&self) -> usize {
         self.key_reads.load(Ordering::SeqCst)
+    }
+
+    /// How many writes were made ([`Store::write_batch`], [`Store::put_records`]).
+    pub(crate) fn writes(&self) -> usize {
+        self.writes.load(Ordering::SeqCst)
     }
 
     fn history(&self) -> Result<(), StoreError> {
@@ -56,6 +63,7 @@ impl Store for WatchedStore {
         self.inner.run_read_work(work).await
     }
     async fn write_batch(&self, ops: Vec<WriteOp>) -> Result<Vec<WriteResult>, StoreError> {
+        self.writes.fetch_add(1, Ordering::SeqCst);
         self.inner.write_batch(ops).await
     }
     async fn decision(&self, transaction_id: &str) -> Result<Option<Decision>, StoreError> {
@@ -92,6 +100,7 @@ impl Store for WatchedStore {
         self.inner.decision_count().await
     }
     async fn put_records(&self, writes: Vec<RecordWrite>) -> Result<(), StoreError> {
+        self.writes.fetch_add(1, Ordering::SeqCst);
         self.inner.put_records(writes).await
     }
     async fn put_records_if(

@@ -327,8 +327,9 @@ async fn serve_api(
     stop: &watch::Receiver<bool>,
 ) -> anyhow::Result<Api> {
     let ready = Arc::new(AtomicBool::new(false));
-    let idempotency = Arc::new(sentinel_api::Idempotency::new(
-        Arc::clone(store),
+    // Answers go into the decision writer's batches: one commit for decisions and answers.
+    let idempotency = Arc::new(sentinel_api::Idempotency::with_writer(
+        actors.writer.clone(),
         Duration::from_secs(config.idempotency_retention_secs),
     ));
     let idempotency_expiry = config

@@ -595,11 +595,13 @@ impl Store for ScyllaStore {
         let mut results: Vec<Option<WriteResult>> = vec![None; ops.len()];
         let mut decisions = Vec::new();
         let mut snapshots = Vec::new();
+        let mut records = Vec::new();
         for (i, op) in ops.into_iter().enumerate() {
             match op {
                 WriteOp::Decision(d) => decisions.push((i, d, Vec::new())),
                 WriteOp::DecisionWithRecords(d, owed) => decisions.push((i, d, owed)),
                 WriteOp::Snapshot(s) => snapshots.push((i, s)),
+                WriteOp::Records(writes) => records.push((i, writes)),
             }
         }
         let decided =
@@ -614,6 +616,17 @@ impl Store for ScyllaStore {
             .await?;
         for (i, _) in &snapshots {
             results[*i] = Some(WriteResult::Stored);
+        }
+        // Each op's records in a logged batch of their own, as `put_records` writes them.
+        let indexes: Vec<usize> = records.iter().map(|(i, _)| *i).collect();
+        futures::future::try_join_all(
+            records
+                .into_iter()
+                .map(|(_, writes)| self.put_records(writes)),
+        )
+        .await?;
+        for i in indexes {
+            results[i] = Some(WriteResult::Stored);
         }
         Ok(results
             .into_iter()

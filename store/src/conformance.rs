@@ -149,6 +149,46 @@ pub async fn writer_acknowledges_after_commit_and_reports_duplicates(store: Arc<
     writer.flush().await.unwrap();
 }
 
+/// Conformance check: records the writer stores beside decisions (idempotent answers) are
+/// readable once acknowledged, and a batch of decisions and records reports a result for
+/// each op, in order.
+pub async fn records_share_a_batch_with_decisions(store: Arc<dyn Store>) {
+    let answer = |key: &str| RecordWrite {
+        kind: RecordKind::Idempotency,
+        key: key.to_owned(),
+        value: Some(format!("answer to {key}").into_bytes()),
+    };
+    let results = store
+        .write_batch(vec![
+            WriteOp::Decision(Arc::new(decision("r1", "u", 1, 0))),
+            WriteOp::Records(vec![answer("a1"), answer("a2")]),
+            WriteOp::Decision(Arc::new(decision("r1", "u", 2, 0))),
+        ])
+        .await
+        .unwrap();
+    assert!(matches!(
+        results.as_slice(),
+        [
+            WriteResult::Stored,
+            WriteResult::Stored,
+            WriteResult::AlreadyDecided(_)
+        ]
+    ));
+    let writer = Writer::start(Arc::clone(&store), WriterConfig::default());
+    let (tx, decided) = tokio::sync::oneshot::channel();
+    writer
+        .submit_decision(Arc::new(decision("r2", "u", 2, 0)), tx)
+        .await
+        .unwrap();
+    writer.store_records(vec![answer("a3")]).await.unwrap();
+    assert!(!decided.await.unwrap().unwrap().duplicate);
+    for key in ["a1", "a2", "a3"] {
+        let stored = store.record(RecordKind::Idempotency, key).await.unwrap();
+        assert_eq!(stored, Some(format!("answer to {key}").into_bytes()));
+    }
+    assert_eq!(store.decision_count().await.unwrap(), 2);
+}
+
 /// Conformance check: see the module docs.
 pub async fn records_are_written_atomically_and_scanned_in_key_order(store: Arc<dyn Store>) {
     let put = |kind, key: &str, value: &str| RecordWrite {
@@ -588,6 +628,7 @@ where
     decisions_are_immutable_and_indexed(fresh().await).await;
     writer_acknowledges_after_commit_and_reports_duplicates(fresh().await).await;
     records_are_written_atomically_and_scanned_in_key_order(fresh().await).await;
+    records_share_a_batch_with_decisions(fresh().await).await;
     concurrent_writers_store_each_decision_once(fresh().await).await;
     alert_outbox_follows_new_decisions_and_moves_between_statuses(fresh().await).await;
     compare_and_set_claims_a_record_once(fresh().await).await;

@@ -527,6 +527,12 @@ fn write_all(
                     }
                     results.push(result);
                 }
+                WriteOp::Records(writes) => {
+                    for w in &writes {
+                        put_record(&mut tables.records, w)?;
+                    }
+                    results.push(WriteResult::Stored);
+                }
                 WriteOp::Snapshot(s) => {
                     users.push(user_key(&s.user_id));
                     buf.clear();

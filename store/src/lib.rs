@@ -51,6 +51,9 @@ pub enum WriteOp {
     /// Store a decision like [`WriteOp::Decision`] and, only if it is new, these records with it
     /// (the alert outbox entries it owes).
     DecisionWithRecords(Arc<Decision>, Vec<RecordWrite>),
+    /// Put or delete these records (the API's answers under an `Idempotency-Key`): they share
+    /// the batch's commit with its decisions.
+    Records(Vec<RecordWrite>),
 }
 
 /// What happened to one [`WriteOp`].

@@ -317,6 +317,12 @@ impl Inner {
                     }
                     results.push(result);
                 }
+                WriteOp::Records(writes) => {
+                    for w in writes {
+                        self.put_record(&mut batch, w);
+                    }
+                    results.push(WriteResult::Stored);
+                }
                 WriteOp::Snapshot(s) => {
                     users.push(user_key(&s.user_id));
                     let mut value = Vec::with_capacity(8 + s.state.len());

@@ -1,6 +1,7 @@
 //! The single ordered write path with group commit.
 //!
-//! Every decision and snapshot goes through one bounded queue. The writer takes whatever is
+//! Every decision and snapshot (and the API's idempotent answers) goes through one bounded
+//! queue. The writer takes whatever is
 //! queued (up to `max_batch`), commits it as one durable batch, then acknowledges each request.
 //! Under load batches grow, so the cost of a commit is shared by many decisions; when idle a
 //! request is committed alone, at once. Reads that must see every earlier write (restores,
@@ -12,7 +13,7 @@
 
 use crate::metrics as m;
 use crate::outbox::AlertRouting;
-use crate::{Store, StoreError, UserSnapshot, WriteOp, WriteResult};
+use crate::{RecordWrite, Store, StoreError, UserSnapshot, WriteOp, WriteResult};
 use sentinel_event::{Decision, DecisionError};
 use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
@@ -57,6 +58,7 @@ pub type DecisionAck = oneshot::Sender<Result<Stored, DecisionError>>;
 enum Request {
     Decision(Arc<Decision>, DecisionAck),
     Snapshot(UserSnapshot, oneshot::Sender<Result<(), StoreError>>),
+    Records(Vec<RecordWrite>, oneshot::Sender<Result<(), StoreError>>),
     Lookup(
         String,
         oneshot::Sender<Result<Option<Decision>, StoreError>>,
@@ -151,6 +153,17 @@ impl Writer {
             .map_err(|_| StoreError::WriterStopped)
     }
 
+    /// Stores records in the next batch, beside its decisions (one commit for both), and waits
+    /// until they are durable.
+    pub async fn store_records(&self, writes: Vec<RecordWrite>) -> Result<(), StoreError> {
+        let (ack, done) = oneshot::channel();
+        self.tx
+            .send(Request::Records(writes, ack))
+            .await
+            .map_err(|_| StoreError::WriterStopped)?;
+        done.await.map_err(|_| StoreError::WriterStopped)?
+    }
+
     /// Reads a decision after every write queued before this call is durable.
     pub async fn lookup_after_writes(
         &self,
@@ -188,7 +201,8 @@ impl Writer {
 /// What to answer once a batch is committed, in request order.
 enum Ack {
     Decision(Arc<Decision>, DecisionAck),
-    Snapshot(oneshot::Sender<Result<(), StoreError>>),
+    /// A snapshot's or records' write.
+    Written(oneshot::Sender<Result<(), StoreError>>),
     Lookup(
         String,
         oneshot::Sender<Result<Option<Decision>, StoreError>>,
@@ -287,7 +301,11 @@ async fn run(
                         continue;
                     }
                     ops.push(WriteOp::Snapshot(s));
-                    acks.push(Ack::Snapshot(ack));
+                    acks.push(Ack::Written(ack));
+                }
+                Request::Records(writes, ack) => {
+                    ops.push(WriteOp::Records(writes));
+                    acks.push(Ack::Written(ack));
                 }
                 Request::Lookup(id, ack) => acks.push(Ack::Lookup(id, ack)),
             }
@@ -331,7 +349,7 @@ async fn run(
                         Ack::Decision(_, ack) => {
                             drop(ack.send(Err(DecisionError::Store(reason.clone()))))
                         }
-                        Ack::Snapshot(ack) => drop(ack.send(Err(err()))),
+                        Ack::Written(ack) => drop(ack.send(Err(err()))),
                         Ack::Lookup(_, ack) => drop(ack.send(Err(err()))),
                     }
                 }
@@ -374,7 +392,7 @@ async fn acknowledge(
                 // The caller may have given up waiting; the decision is stored regardless.
                 let _ = ack.send(Ok(reply));
             }
-            Ack::Snapshot(ack) => {
+            Ack::Written(ack) => {
                 results.next();
                 let _ = ack.send(Ok(()));
             }

@@ -111,8 +111,8 @@ impl Actor for StoreHost {
 }
 
 /// Why a peer may not make `request`, if it may not: peers get what scoring needs (reads,
-/// decisions with the alerts they owe, snapshots, idempotent answers), never a delete, an API
-/// key, an audit entry or a catalogue change.
+/// decisions with the alerts they owe, snapshots, idempotent answers, alone or in a batch of
+/// decisions), never a delete, an API key, an audit entry or a catalogue change.
 fn peer_refusal(request: &StoreRequest) -> Option<String> {
     match request {
         StoreRequest::WriteBatch(ops) => ops.iter().find_map(|op| match op {
@@ -125,23 +125,10 @@ fn peer_refusal(request: &StoreRequest) -> Option<String> {
                     )
                 })
             }),
+            WriteOp::Records(writes) => writes.iter().find_map(peer_record_refusal),
             WriteOp::Decision(_) | WriteOp::Snapshot(_) => None,
         }),
-        StoreRequest::PutRecords(writes) => writes.iter().find_map(|write| match write {
-            RecordWrite { value: None, .. } => Some(format!(
-                "peers may not delete ({} `{}`)",
-                write.kind.as_str(),
-                write.key
-            )),
-            RecordWrite {
-                kind: RecordKind::Idempotency,
-                ..
-            } => None,
-            _ => Some(format!(
-                "peers may not write {} records",
-                write.kind.as_str()
-            )),
-        }),
+        StoreRequest::PutRecords(writes) => writes.iter().find_map(peer_record_refusal),
         StoreRequest::PutRecordsIf(guard, _) => Some(format!(
             "peers may not publish catalogue changes ({})",
             guard.kind.as_str()
@@ -156,6 +143,25 @@ fn peer_refusal(request: &StoreRequest) -> Option<String> {
         | StoreRequest::Record { .. }
         | StoreRequest::RecordPart { .. }
         | StoreRequest::ScanRecords { .. } => None,
+    }
+}
+
+/// Why a peer may not make `write`: peers put idempotent answers, nothing else.
+fn peer_record_refusal(write: &RecordWrite) -> Option<String> {
+    match write {
+        RecordWrite { value: None, .. } => Some(format!(
+            "peers may not delete ({} `{}`)",
+            write.kind.as_str(),
+            write.key
+        )),
+        RecordWrite {
+            kind: RecordKind::Idempotency,
+            ..
+        } => None,
+        _ => Some(format!(
+            "peers may not write {} records",
+            write.kind.as_str()
+        )),
     }
 }
 
@@ -692,6 +698,8 @@ mod tests {
         conformance::concurrent_writers_store_each_decision_once(remote).await;
         let (_d, _, remote) = served("conformance-d").await;
         conformance::restore_point_finds_every_user_with_history(remote).await;
+        let (_e, _, remote) = served("conformance-e").await;
+        conformance::records_share_a_batch_with_decisions(remote).await;
     }
 
     /// Nodes sharing the host's store see each other's users: history written on the host is
@@ -777,6 +785,27 @@ mod tests {
             .await
             .expect_err("a smuggled key");
         assert!(matches!(err, StoreError::Refused(_)), "{err}");
+        // Records beside decisions follow the same rules as records alone.
+        for records in [
+            vec![put(RecordKind::ApiKey, "mallory")],
+            vec![RecordWrite {
+                kind: RecordKind::Idempotency,
+                key: "someone-elses".into(),
+                value: None,
+            }],
+        ] {
+            let batch = vec![
+                WriteOp::Decision(Arc::new(sentinel_store::conformance::decision(
+                    "t-1", "u-1", 1, 0,
+                ))),
+                WriteOp::Records(records),
+            ];
+            let err = remote
+                .write_batch(batch)
+                .await
+                .expect_err("records smuggled into a batch");
+            assert!(matches!(err, StoreError::Refused(_)), "{err}");
+        }
 
         assert_eq!(
             local.record(RecordKind::ApiKey, "mallory").await.unwrap(),
