@@ -357,6 +357,26 @@ impl ScyllaStore {
         }
     }
 
+    /// Puts or deletes one record with a single statement.
+    async fn write_record(&self, write: RecordWrite) -> Result<(), StoreError> {
+        let bucket = record_bucket(write.kind, &write.key);
+        let (kind, key) = (write.kind.as_str(), write.key.as_str());
+        match &write.value {
+            Some(value) => {
+                self.run(
+                    &self.statements.put_record,
+                    (kind, bucket, key, value.as_slice()),
+                )
+                .await
+            }
+            None => {
+                self.run(&self.statements.delete_record, (kind, bucket, key))
+                    .await
+            }
+        }
+        .map(drop)
+    }
+
     /// Writes one decision once, and its rows in the per-query tables. `owed` are records
     /// the decision brings with it (alert outbox entries): they travel inside the decision's
     /// compare-and-set and are moved to `records` afterwards, so they exist exactly when the
@@ -617,12 +637,14 @@ impl Store for ScyllaStore {
         for (i, _) in &snapshots {
             results[*i] = Some(WriteResult::Stored);
         }
-        // Each op's records in a logged batch of their own, as `put_records` writes them.
+        // Each record by a statement of its own, never a batch: an answer near the API's 1 MiB
+        // replay limit would pass ScyllaDB's batch size limit and fail the decisions' batch.
         let indexes: Vec<usize> = records.iter().map(|(i, _)| *i).collect();
         futures::future::try_join_all(
             records
                 .into_iter()
-                .map(|(_, writes)| self.put_records(writes)),
+                .flat_map(|(_, writes)| writes)
+                .map(|write| self.write_record(write)),
         )
         .await?;
         for i in indexes {
