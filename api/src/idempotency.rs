@@ -28,8 +28,11 @@ pub const REPLAYED: &str = "idempotent-replayed";
 const MAX_KEY_LEN: usize = 255;
 /// Locks requests with the same key hash to; more stripes, fewer unrelated waits.
 const STRIPES: usize = 1024;
-/// Largest answer body kept for replay; larger answers are not stored.
-const MAX_STORED_BODY: usize = 1 << 20;
+/// Largest answer body kept for replay (a batch of 10,000 labels, each rejected with its
+/// reason, answers ~1.6 MB); a larger answer is passed on without being kept, and a retry
+/// gets a real attempt. Bounded by what a cluster member can send its store host: the kept
+/// record crosses as JSON numbers (~5 bytes a byte of body) in a frame of at most 16 MiB.
+const MAX_STORED_BODY: usize = 2 << 20;
 
 /// A hash of the caller, the `Idempotency-Key` and the request (method, path, body), put into
 /// the request's extensions so a handler can derive what it creates from it: a retry makes
@@ -201,10 +204,20 @@ pub async fn layer(
         return response;
     }
     let (parts, body) = response.into_parts();
-    let Ok(body) = axum::body::to_bytes(body, MAX_STORED_BODY).await else {
-        return ApiError::internal("buffering an answer", "body over the replay limit")
+    // The handlers' answers are in memory already: buffering one costs a copy, and one over
+    // the limit must still reach the caller, whose change was made.
+    let Ok(body) = axum::body::to_bytes(body, usize::MAX).await else {
+        return ApiError::internal("buffering an answer", "the answer's body failed")
             .into_response();
     };
+    if body.len() > MAX_STORED_BODY {
+        tracing::warn!(
+            bytes = body.len(),
+            limit = MAX_STORED_BODY,
+            "an answer too large to keep for replay was not kept"
+        );
+        return Response::from_parts(parts, Body::from(body));
+    }
     let recorded = Recorded {
         request_sha256: fingerprint,
         at: now,

@@ -260,3 +260,35 @@ async fn a_large_model_upload_with_a_key_gets_the_routes_own_body_limit() {
     let over = r.clone().oneshot(upload("model-2", &model)).await.unwrap();
     assert_eq!(over.status(), StatusCode::PAYLOAD_TOO_LARGE);
 }
+
+/// A batch of 10,000 labels, each rejected with its reason, answers ~1.6 MB: under a key it
+/// is answered and kept like any other answer, and a retry gets it again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_large_label_batch_under_a_key_is_answered_and_replayed() {
+    let dir = tempfile::tempdir().unwrap();
+    let r = router(&dir);
+    let labels: Vec<Value> = (0..10_000)
+        .map(|i| json!({"transaction_id": format!("no-such-transaction-{i:06}"), "label": "fraud"}))
+        .collect();
+    let batch = json!({ "labels": labels });
+    let (status, replayed, first) = send(
+        &r,
+        &admin(),
+        "POST",
+        "/v1/labels",
+        Some("big-batch"),
+        batch.clone(),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{first}");
+    assert!(!replayed);
+    assert!(
+        first.to_string().len() > 1 << 20,
+        "the answer is over 1 MiB"
+    );
+    assert_eq!(first["results"].as_array().unwrap().len(), 10_000);
+    let (status, replayed, again) =
+        send(&r, &admin(), "POST", "/v1/labels", Some("big-batch"), batch).await;
+    assert_eq!((status, replayed), (StatusCode::OK, true));
+    assert_eq!(again, first);
+}
