@@ -143,7 +143,9 @@ pub async fn icon() -> impl IntoResponse {
 ///   the decisions this stream lost by falling behind since it opened.
 ///
 /// The stream ends when the node drains, so an open page never holds a shutdown up, and, after
-/// an `end` event, when the caller's token expires or its key is revoked (checked every 5 s).
+/// an `end` event, when the caller's token expires or its key is revoked (checked every 5 s; a
+/// stored key revoked through another node counts once this node forgets it: at once when told,
+/// else within `[auth] stored_key_recheck_secs`).
 #[utoipa::path(get, path = "/v1/stream", tag = "operations", responses((status = 200, description = "Server-sent events: `hello`, then `decision` (review and decline) and `stats` (every second); `end` before the stream closes because the caller's token expired or its key was revoked", content_type = "text/event-stream", body = String)))]
 pub async fn stream(
     State(state): State<ApiState>,

@@ -28,11 +28,11 @@ pub const REPLAYED: &str = "idempotent-replayed";
 const MAX_KEY_LEN: usize = 255;
 /// Locks requests with the same key hash to; more stripes, fewer unrelated waits.
 const STRIPES: usize = 1024;
-/// Largest answer body kept for replay (a batch of 10,000 labels, each rejected with its
-/// reason, answers ~1.6 MB); a larger answer is passed on without being kept, and a retry
-/// gets a real attempt. Bounded by what a cluster member can send its store host: the kept
-/// record crosses as JSON numbers (~5 bytes a byte of body) in a frame of at most 16 MiB.
-const MAX_STORED_BODY: usize = 2 << 20;
+/// Largest kept answer, as stored (the answer's body escaped in JSON; a batch of 10,000 labels,
+/// each rejected with its reason, makes ~1.8 MB); a larger answer is passed on without being
+/// kept, and a retry gets a real attempt. Bounded by what a cluster member can send its store
+/// host: the record crosses as JSON numbers, at most 4 bytes a byte, in a 16 MiB frame.
+const MAX_STORED_RECORD: usize = 2 << 20;
 
 /// A hash of the caller, the `Idempotency-Key` and the request (method, path, body), put into
 /// the request's extensions so a handler can derive what it creates from it: a retry makes
@@ -210,14 +210,6 @@ pub async fn layer(
         return ApiError::internal("buffering an answer", "the answer's body failed")
             .into_response();
     };
-    if body.len() > MAX_STORED_BODY {
-        tracing::warn!(
-            bytes = body.len(),
-            limit = MAX_STORED_BODY,
-            "an answer too large to keep for replay was not kept"
-        );
-        return Response::from_parts(parts, Body::from(body));
-    }
     let recorded = Recorded {
         request_sha256: fingerprint,
         at: now,
@@ -246,6 +238,14 @@ async fn load(store: &Arc<dyn Store>, scope: &str) -> Result<Option<Recorded>, A
 async fn save(idem: &Idempotency, scope: &str, recorded: &Recorded) -> Result<(), ApiError> {
     let value =
         serde_json::to_vec(recorded).map_err(|e| ApiError::internal("encoding a replay", e))?;
+    if value.len() > MAX_STORED_RECORD {
+        tracing::warn!(
+            bytes = value.len(),
+            limit = MAX_STORED_RECORD,
+            "an answer too large to keep for replay was not kept"
+        );
+        return Ok(());
+    }
     let write = RecordWrite {
         kind: RecordKind::Idempotency,
         key: scope.to_owned(),
@@ -282,6 +282,9 @@ fn replay(recorded: Recorded) -> Response {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use sentinel_event::DecisionError;
+    use sentinel_store::Stored;
+    use tokio::sync::oneshot;
 
     #[tokio::test]
     async fn keys_older_than_the_retention_are_deleted() {
@@ -305,28 +308,44 @@ mod tests {
         assert!(load(&store, "new").await.unwrap().is_some());
     }
 
+    /// A decision writer over `store` with a decision (of user `u1`) queued and not yet
+    /// committed, answers stored through it, and the decision's acknowledgement.
+    async fn writer_holding_a_decision(
+        store: &Arc<crate::test_store::WatchedStore>,
+    ) -> (
+        Writer,
+        Idempotency,
+        oneshot::Receiver<Result<Stored, DecisionError>>,
+    ) {
+        let writer = Writer::start(
+            Arc::clone(store) as Arc<dyn Store>,
+            sentinel_store::WriterConfig::default(),
+        );
+        let idem = Idempotency::with_writer(writer.clone(), Duration::from_secs(3600));
+        let (ack, decided) = oneshot::channel();
+        let d = sentinel_store::conformance::decision("t1", "u1", 1, 0);
+        writer.submit_decision(Arc::new(d), ack).await.unwrap();
+        (writer, idem, decided)
+    }
+
+    fn answer(body: &str) -> Recorded {
+        Recorded {
+            request_sha256: "x".into(),
+            at: Utc::now(),
+            status: 200,
+            content_type: None,
+            body: Some(body.into()),
+        }
+    }
+
     /// Answers given while a decision waits for the writer share its commit: one store write
     /// for the decision and both answers, each heard as durable and readable after.
     #[tokio::test(flavor = "current_thread")]
     async fn answers_share_the_decision_writers_commit() {
         let dir = tempfile::tempdir().unwrap();
         let store = crate::test_store::WatchedStore::open(&dir, false);
-        let writer = Writer::start(
-            Arc::clone(&store) as Arc<dyn Store>,
-            sentinel_store::WriterConfig::default(),
-        );
-        let idem = Idempotency::with_writer(writer.clone(), Duration::from_secs(3600));
-        let (ack, decided) = tokio::sync::oneshot::channel();
-        let d = sentinel_store::conformance::decision("t1", "u1", 1, 0);
-        writer.submit_decision(Arc::new(d), ack).await.unwrap();
-        let recorded = |body: &str| Recorded {
-            request_sha256: "x".into(),
-            at: Utc::now(),
-            status: 200,
-            content_type: None,
-            body: Some(body.into()),
-        };
-        let (first, second) = (recorded("first"), recorded("second"));
+        let (_writer, idem, decided) = writer_holding_a_decision(&store).await;
+        let (first, second) = (answer("first"), answer("second"));
         let (a, b) = tokio::join!(save(&idem, "a", &first), save(&idem, "b", &second));
         a.unwrap();
         b.unwrap();
@@ -337,5 +356,19 @@ mod tests {
             let kept = load(&store, scope).await.unwrap().unwrap();
             assert_eq!(kept.body.as_deref(), Some(body));
         }
+    }
+
+    /// An answer the store fails to write fails alone: the decision beside it in the batch is
+    /// stored and acknowledged, and only the answer's request hears of the failure.
+    #[tokio::test(flavor = "current_thread")]
+    async fn an_answer_that_fails_to_store_fails_alone() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = crate::test_store::WatchedStore::open(&dir, false);
+        store.fail_records();
+        let (writer, idem, decided) = writer_holding_a_decision(&store).await;
+        assert!(save(&idem, "a", &answer("{}")).await.is_err());
+        assert!(!decided.await.unwrap().unwrap().duplicate);
+        assert_eq!(store.writes(), 1, "one batch for both");
+        assert!(!writer.is_stale("u1"));
     }
 }

@@ -292,3 +292,33 @@ async fn a_large_label_batch_under_a_key_is_answered_and_replayed() {
     assert_eq!((status, replayed), (StatusCode::OK, true));
     assert_eq!(again, first);
 }
+
+/// An answer too large to keep (here ~2.7 MB, long transaction ids) is answered all the same;
+/// a retry is not replayed but gets a real attempt.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_answer_too_large_to_keep_is_answered_and_a_retry_runs_again() {
+    let dir = tempfile::tempdir().unwrap();
+    let r = router(&dir);
+    let long = "x".repeat(100);
+    let labels: Vec<Value> = (0..10_000)
+        .map(|i| json!({"transaction_id": format!("{long}-{i:06}"), "label": "fraud"}))
+        .collect();
+    let batch = json!({ "labels": labels });
+    for attempt in ["first", "retry"] {
+        let (status, replayed, answer) = send(
+            &r,
+            &admin(),
+            "POST",
+            "/v1/labels",
+            Some("huge"),
+            batch.clone(),
+        )
+        .await;
+        assert_eq!((status, replayed), (StatusCode::OK, false), "{attempt}");
+        assert!(
+            answer.to_string().len() > 2 << 20,
+            "{attempt}: over the limit"
+        );
+        assert_eq!(answer["results"].as_array().unwrap().len(), 10_000);
+    }
+}

@@ -6,6 +6,7 @@
 //! revocation through this node's API forgets the key here before the `DELETE` answers, and
 //! the node tells every other cluster member to forget it too ([`RevocationNotice`]); the
 //! recheck interval bounds how long a member the notice did not reach may still accept it.
+//! Any forget makes every kept key be read again once (revocations are rare).
 //!
 //! Only keys found valid are kept, so guessing ids never fills the cache; it holds at most
 //! [`CAPACITY`] keys, the least used leaving first.
@@ -35,6 +36,9 @@ pub(crate) struct VerifiedKey {
     pub role: Role,
     /// When the store was read.
     read_at: Instant,
+    /// Where forgetting stood when the read began: after any later forget the entry is not
+    /// trusted, even in the moment before [`KeyCache::keep`] removes it.
+    generation: u64,
 }
 
 /// The stored keys this node verified recently. Shared with the node, which forgets the keys
@@ -57,11 +61,12 @@ impl KeyCache {
         }
     }
 
-    /// The key `id` if it was read from the store within the recheck interval.
+    /// The key `id` if it was read from the store within the recheck interval and no key was
+    /// forgotten since the read began.
     pub(crate) fn fresh(&self, id: &str) -> Option<Arc<VerifiedKey>> {
-        self.keys
-            .get(id)
-            .filter(|key| key.read_at.elapsed() < self.recheck_after)
+        self.keys.get(id).filter(|key| {
+            key.read_at.elapsed() < self.recheck_after && key.generation == self.generation()
+        })
     }
 
     /// Where forgetting stands; pass it to [`KeyCache::keep`] with what a store read returns.
@@ -81,13 +86,13 @@ impl KeyCache {
             secret_sha256,
             role,
             read_at: Instant::now(),
+            generation,
         });
         if self.recheck_after.is_zero() {
             return key;
         }
         self.keys.insert(id.to_owned(), Arc::clone(&key));
-        // Checked after inserting: a forget between the read and here either sees the entry
-        // and removes it, or moved the generation, and then it is removed here.
+        // `fresh` never trusts it once the generation moved; removed here so it takes no room.
         if self.generation() != generation {
             self.keys.remove(id);
         }
@@ -135,6 +140,10 @@ mod tests {
         cache.keep("a", "hash".into(), Role::Ingest, before_the_read);
         assert!(cache.fresh("a").is_none());
         assert!(cache.is_empty());
+        // An entry kept before a forget of another key is not trusted after it either.
+        cache.keep("a", "hash".into(), Role::Ingest, cache.generation());
+        cache.forget("b");
+        assert!(cache.fresh("a").is_none());
         // A read that began after it is kept.
         cache.keep("a", "hash".into(), Role::Ingest, cache.generation());
         assert!(cache.fresh("a").is_some());

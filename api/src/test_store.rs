@@ -6,11 +6,13 @@ use sentinel_store::{
     DayCursor, EmbeddedStore, RecordGuard, RecordKind, RecordWrite, RestorePoint, Store,
     StoreError, UserSnapshot, WriteOp, WriteResult,
 };
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 
 /// The embedded store, counting the work handlers run in its read lane
-/// ([`Store::run_read_work`]), the API key records read and the writes (batches and records); with `refuse_history`, it refuses every read of a user's (or a
+/// ([`Store::run_read_work`]), the API key records read and the writes (batches and records);
+/// after [`WatchedStore::fail_records`] it reports every [`WriteOp::Records`] of a batch
+/// failed and writes the rest, as ScyllaDB does when a record's statement fails; with `refuse_history`, it refuses every read of a user's (or a
 /// day's) decision history, so a handler that scans history fails.
 pub(crate) struct WatchedStore {
     inner: EmbeddedStore,
@@ -18,6 +20,7 @@ pub(crate) struct WatchedStore {
     read_work: AtomicUsize,
     key_reads: AtomicUsize,
     writes: AtomicUsize,
+    fail_records: AtomicBool,
 }
 
 impl WatchedStore {
@@ -28,6 +31,7 @@ impl WatchedStore {
             read_work: AtomicUsize::new(0),
             key_reads: AtomicUsize::new(0),
             writes: AtomicUsize::new(0),
+            fail_records: AtomicBool::new(false),
         })
     }
 
@@ -44,6 +48,11 @@ impl WatchedStore {
     /// How many writes were made ([`Store::write_batch`], [`Store::put_records`]).
     pub(crate) fn writes(&self) -> usize {
         self.writes.load(Ordering::SeqCst)
+    }
+
+    /// From now on, every batch's records fail alone.
+    pub(crate) fn fail_records(&self) {
+        self.fail_records.store(true, Ordering::SeqCst);
     }
 
     fn history(&self) -> Result<(), StoreError> {
@@ -64,7 +73,25 @@ impl Store for WatchedStore {
     }
     async fn write_batch(&self, ops: Vec<WriteOp>) -> Result<Vec<WriteResult>, StoreError> {
         self.writes.fetch_add(1, Ordering::SeqCst);
-        self.inner.write_batch(ops).await
+        if !self.fail_records.load(Ordering::SeqCst) {
+            return self.inner.write_batch(ops).await;
+        }
+        let records: Vec<bool> = ops
+            .iter()
+            .map(|op| matches!(op, WriteOp::Records(_)))
+            .collect();
+        let rest = ops
+            .into_iter()
+            .filter(|op| !matches!(op, WriteOp::Records(_)))
+            .collect();
+        let mut written = self.inner.write_batch(rest).await?.into_iter();
+        Ok(records
+            .into_iter()
+            .map(|failed| match failed {
+                true => WriteResult::Failed("this test fails records".into()),
+                false => written.next().expect("a result per op written"),
+            })
+            .collect())
     }
     async fn decision(&self, transaction_id: &str) -> Result<Option<Decision>, StoreError> {
         self.inner.decision(transaction_id).await

@@ -274,7 +274,6 @@ async fn call(
     call_as(router, Some(&admin()), method, uri, body).await
 }
 
-/// One request with `authorization` (none when `None`); the status and the JSON body.
 /// Revokes the stored API key `id` as an admin through `router`; the answer's status.
 pub(crate) async fn revoke_key(router: &Router, id: &str) -> StatusCode {
     let path = format!("/v1/keys/{id}");
@@ -283,6 +282,7 @@ pub(crate) async fn revoke_key(router: &Router, id: &str) -> StatusCode {
         .0
 }
 
+/// One request with `authorization` (none when `None`); the status and the JSON body.
 pub(crate) async fn call_as(
     router: &Router,
     authorization: Option<&str>,

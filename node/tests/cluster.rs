@@ -108,7 +108,6 @@ async fn cluster_view(client: &reqwest::Client, node: &NodeProcess) -> Value {
     get_json(client, node, "/v1/cluster").await
 }
 
-/// The partitions each member owns, by node name, once every partition has an owner.
 /// Waits until `node`'s cluster view lists `count` members.
 async fn members_seen(client: &reqwest::Client, node: &NodeProcess, count: usize) {
     eventually(
@@ -122,6 +121,7 @@ async fn members_seen(client: &reqwest::Client, node: &NodeProcess, count: usize
     .await;
 }
 
+/// The partitions each member owns, by node name, once every partition has an owner.
 async fn settled_ownership(
     client: &reqwest::Client,
     node: &NodeProcess,

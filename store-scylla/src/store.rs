@@ -637,18 +637,22 @@ impl Store for ScyllaStore {
         for (i, _) in &snapshots {
             results[*i] = Some(WriteResult::Stored);
         }
-        // Each record by a statement of its own, never a batch: an answer near the API's 1 MiB
-        // replay limit would pass ScyllaDB's batch size limit and fail the decisions' batch.
-        let indexes: Vec<usize> = records.iter().map(|(i, _)| *i).collect();
-        futures::future::try_join_all(
-            records
-                .into_iter()
-                .flat_map(|(_, writes)| writes)
-                .map(|write| self.write_record(write)),
-        )
-        .await?;
-        for i in indexes {
-            results[i] = Some(WriteResult::Stored);
+        // Each record by a statement of its own, never a batch (a large idempotent answer could
+        // pass ScyllaDB's batch size limit); a failure fails only its op, not the decisions,
+        // which are stored.
+        let written =
+            futures::future::join_all(records.into_iter().map(|(i, writes)| async move {
+                let written =
+                    futures::future::try_join_all(writes.into_iter().map(|w| self.write_record(w)))
+                        .await;
+                (i, written)
+            }))
+            .await;
+        for (i, written) in written {
+            results[i] = Some(match written {
+                Ok(_) => WriteResult::Stored,
+                Err(e) => WriteResult::Failed(e.to_string()),
+            });
         }
         Ok(results
             .into_iter()

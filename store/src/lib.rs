@@ -63,6 +63,9 @@ pub enum WriteResult {
     Stored,
     /// A decision already existed for this transaction id; here it is, unchanged.
     AlreadyDecided(Arc<Decision>),
+    /// [`WriteOp::Records`] not written, and why, on a backend that writes them apart from the
+    /// batch's decisions (ScyllaDB): their failure fails only them, not the decisions beside.
+    Failed(String),
 }
 
 /// A user actor's state at a point in its processing order.

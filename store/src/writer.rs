@@ -393,8 +393,11 @@ async fn acknowledge(
                 let _ = ack.send(Ok(reply));
             }
             Ack::Written(ack) => {
-                results.next();
-                let _ = ack.send(Ok(()));
+                let written = match results.next() {
+                    Some(WriteResult::Failed(reason)) => Err(StoreError::Backend(reason)),
+                    _ => Ok(()),
+                };
+                let _ = ack.send(written);
             }
             Ack::Lookup(id, ack) => {
                 let found = if id.is_empty() {
