@@ -2,9 +2,12 @@
 //! key) and replayed for a retry with the same body; a different body under the same key gets
 //! 409. Requests with one key are serialised, so concurrent retries create one thing.
 //!
-//! On a node, answers are stored by the decision writer, in its batches beside the decisions:
-//! a client scoring every event under a key (the README's safe-retry path) adds no commit of
-//! its own.
+//! Answers are stored in batches. On a node with its own embedded store, the decision writer
+//! stores them in its batches beside the decisions: a client scoring every event under a key
+//! (the README's safe-retry path) adds no commit of its own. Where commits are not shared (a
+//! cluster member, whose writes travel to the store host; ScyllaDB), a task of this module
+//! stores the answers given while one write is in flight together in the next, beside the
+//! writer's own pipeline.
 
 use crate::auth::Principal;
 use crate::{sha256_hex, ApiError, ApiState};
@@ -16,9 +19,9 @@ use axum::response::{IntoResponse, Response};
 use chrono::{DateTime, Utc};
 use sentinel_store::{RecordKind, RecordWrite, Store, StoreError, Writer};
 use serde::{Deserialize, Serialize};
-use std::sync::Arc;
+use std::sync::{Arc, Weak};
 use std::time::Duration;
-use tokio::sync::Mutex;
+use tokio::sync::{mpsc, oneshot, Mutex};
 
 /// The request header.
 pub const HEADER: &str = "idempotency-key";
@@ -33,6 +36,14 @@ const STRIPES: usize = 1024;
 /// kept, and a retry gets a real attempt. Bounded by what a cluster member can send its store
 /// host: the record crosses as JSON numbers, at most 4 bytes a byte, in a 16 MiB frame.
 const MAX_STORED_RECORD: usize = 2 << 20;
+/// Most answers the answer task stores in one store write.
+const MAX_ANSWERS_PER_WRITE: usize = 256;
+/// Most bytes of answers the answer task stores in one write (more than one answer's worth only
+/// when they fit): a shared database refuses very large batches (ScyllaDB's default limit is
+/// 1 MiB), and a refused batch would lose every answer in it.
+const MAX_BYTES_PER_WRITE: usize = 512 * 1024;
+/// Answers that may wait for the answer task's next write before answering requests wait too.
+const ANSWER_QUEUE: usize = 1_024;
 
 /// A hash of the caller, the `Idempotency-Key` and the request (method, path, body), put into
 /// the request's extensions so a handler can derive what it creates from it: a retry makes
@@ -46,10 +57,19 @@ pub struct Idempotency {
     store: Arc<dyn Store>,
     retention: Duration,
     stripes: Vec<Mutex<()>>,
-    /// The decision writer that stores answers in its batches; without one, each answer is a
-    /// store write of its own.
-    writer: Option<Writer>,
+    answers: AnswerWrites,
 }
+
+/// Where answers are stored.
+enum AnswerWrites {
+    /// In the decision writer's batches, one commit with the decisions.
+    Writer(Writer),
+    /// By the answer task ([`store_answers`]), in writes of its own.
+    Task(mpsc::Sender<Answer>),
+}
+
+/// An answer to store, and where to say once it is durable.
+type Answer = (RecordWrite, oneshot::Sender<Result<(), StoreError>>);
 
 /// The stored first answer to one key.
 #[derive(Serialize, Deserialize)]
@@ -65,22 +85,30 @@ struct Recorded {
 }
 
 impl Idempotency {
-    /// Keys are kept in `store` for `retention`, each answer stored with a write of its own.
+    /// Keys are kept in `store` for `retention`. Starts the task that stores answers in
+    /// batches of their own on the current tokio runtime; it ends when this is dropped.
     pub fn new(store: Arc<dyn Store>, retention: Duration) -> Idempotency {
+        let (answers, queue) = mpsc::channel(ANSWER_QUEUE);
+        // Without a hold on the store: dropping this closes the store at once (an embedded
+        // store's file can then be opened again), not when the task next wakes.
+        tokio::spawn(store_answers(Arc::downgrade(&store), queue));
+        Idempotency::storing(store, retention, AnswerWrites::Task(answers))
+    }
+
+    /// Keys are kept in `writer`'s store for `retention`; `writer` stores the answers in its
+    /// batches, so they share the decisions' commits (for a store whose commit is one local
+    /// transaction: the embedded store of the node that owns it).
+    pub fn with_writer(writer: Writer, retention: Duration) -> Idempotency {
+        let store = Arc::clone(writer.store());
+        Idempotency::storing(store, retention, AnswerWrites::Writer(writer))
+    }
+
+    fn storing(store: Arc<dyn Store>, retention: Duration, answers: AnswerWrites) -> Idempotency {
         Idempotency {
             store,
             retention,
             stripes: (0..STRIPES).map(|_| Mutex::new(())).collect(),
-            writer: None,
-        }
-    }
-
-    /// Keys are kept in `writer`'s store for `retention`; `writer` stores the answers in its
-    /// batches, so they share the decisions' commits.
-    pub fn with_writer(writer: Writer, retention: Duration) -> Idempotency {
-        Idempotency {
-            writer: Some(writer.clone()),
-            ..Idempotency::new(Arc::clone(writer.store()), retention)
+            answers,
         }
     }
 
@@ -251,11 +279,57 @@ async fn save(idem: &Idempotency, scope: &str, recorded: &Recorded) -> Result<()
         key: scope.to_owned(),
         value: Some(value),
     };
-    let stored: Result<(), StoreError> = match &idem.writer {
-        Some(writer) => writer.store_records(vec![write]).await,
-        None => idem.store.put_records(vec![write]).await,
+    let context = "storing an idempotency key";
+    let stored = match &idem.answers {
+        AnswerWrites::Writer(writer) => writer.store_records(vec![write]).await,
+        AnswerWrites::Task(answers) => {
+            let stopped = || ApiError::internal(context, "the answer writer stopped");
+            let (durable, stored) = oneshot::channel();
+            answers
+                .send((write, durable))
+                .await
+                .map_err(|_| stopped())?;
+            stored.await.map_err(|_| stopped())?
+        }
     };
-    stored.map_err(|e| ApiError::internal("storing an idempotency key", e))
+    stored.map_err(|e| ApiError::internal(context, e))
+}
+
+/// Stores the queued answers until every sender is dropped: whatever is queued goes into one
+/// store write (several when it is over [`MAX_BYTES_PER_WRITE`]), and each answer's request
+/// hears when it is durable. Returns how many store writes it made.
+async fn store_answers(store: Weak<dyn Store>, mut queue: mpsc::Receiver<Answer>) -> usize {
+    let mut writes = 0;
+    let mut queued = Vec::with_capacity(MAX_ANSWERS_PER_WRITE);
+    let mut heard = Vec::with_capacity(MAX_ANSWERS_PER_WRITE);
+    while queue.recv_many(&mut queued, MAX_ANSWERS_PER_WRITE).await > 0 {
+        // Gone only once the senders are too, so nothing queued is waiting for an answer.
+        let Some(store) = store.upgrade() else { break };
+        let mut answers = queued.drain(..).peekable();
+        while answers.peek().is_some() {
+            let (mut records, mut durable, mut bytes) = (Vec::new(), Vec::new(), 0);
+            while let Some((record, _)) = answers.peek() {
+                let size = record.key.len() + record.value.as_ref().map_or(0, Vec::len);
+                if !records.is_empty() && bytes + size > MAX_BYTES_PER_WRITE {
+                    break;
+                }
+                let (record, ack) = answers.next().expect("peeked");
+                bytes += size;
+                records.push(record);
+                durable.push(ack);
+            }
+            let stored = store.put_records(records).await;
+            writes += 1;
+            heard.extend(durable.into_iter().map(|ack| (ack, stored.clone())));
+        }
+        // Let go of the store before answering: a request told its answer is durable may be
+        // the last one, after which the store must close.
+        drop(store);
+        for (ack, stored) in heard.drain(..) {
+            let _ = ack.send(stored);
+        }
+    }
+    writes
 }
 
 fn replay(recorded: Recorded) -> Response {
@@ -370,5 +444,54 @@ mod tests {
         assert!(!decided.await.unwrap().unwrap().duplicate);
         assert_eq!(store.writes(), 1, "one batch for both");
         assert!(!writer.is_stale("u1"));
+    }
+
+    /// Queues `answers` (their sizes in bytes) before the answer writer reads its queue, as
+    /// concurrent requests do; returns how many store writes it made, after checking that
+    /// each request heard its answer is durable and that each answer reads back.
+    async fn store_together(sizes: &[usize]) -> usize {
+        let dir = tempfile::tempdir().unwrap();
+        let store: Arc<dyn Store> =
+            Arc::new(sentinel_store::EmbeddedStore::open(&dir.path().join("s.redb")).unwrap());
+        let (answers, queue) = mpsc::channel(ANSWER_QUEUE);
+        let mut durable = Vec::new();
+        for (i, size) in sizes.iter().enumerate() {
+            let (ack, stored) = oneshot::channel();
+            let write = RecordWrite {
+                kind: RecordKind::Idempotency,
+                key: format!("scope-{i}"),
+                value: Some(vec![b'a' + (i % 26) as u8; *size]),
+            };
+            answers.send((write, ack)).await.unwrap();
+            durable.push(stored);
+        }
+        drop(answers);
+        let writes = store_answers(Arc::downgrade(&store), queue).await;
+        for (i, stored) in durable.into_iter().enumerate() {
+            stored.await.unwrap().unwrap();
+            let key = format!("scope-{i}");
+            let value = store.record(RecordKind::Idempotency, &key).await.unwrap();
+            assert_eq!(value, Some(vec![b'a' + (i % 26) as u8; sizes[i]]));
+        }
+        writes
+    }
+
+    /// Answers given together are stored in one store write, and each request hears that its
+    /// own answer is durable.
+    #[tokio::test]
+    async fn answers_given_together_share_one_store_write() {
+        assert_eq!(store_together(&[1_500; 50]).await, 1);
+    }
+
+    /// Answers too large to share a write within [`MAX_BYTES_PER_WRITE`] get a write each;
+    /// one over it alone still gets stored.
+    #[tokio::test]
+    async fn large_answers_are_split_across_writes() {
+        // Keys count too.
+        let third = MAX_BYTES_PER_WRITE / 3 - 64;
+        assert_eq!(store_together(&[third; 3]).await, 1);
+        let over_half = MAX_BYTES_PER_WRITE / 2 + 1;
+        assert_eq!(store_together(&[over_half; 3]).await, 3);
+        assert_eq!(store_together(&[MAX_BYTES_PER_WRITE + 1, 10]).await, 2);
     }
 }

@@ -327,11 +327,16 @@ async fn serve_api(
     stop: &watch::Receiver<bool>,
 ) -> anyhow::Result<Api> {
     let ready = Arc::new(AtomicBool::new(false));
-    // Answers go into the decision writer's batches: one commit for decisions and answers.
-    let idempotency = Arc::new(sentinel_api::Idempotency::with_writer(
-        actors.writer.clone(),
-        Duration::from_secs(config.idempotency_retention_secs),
-    ));
+    let retention = Duration::from_secs(config.idempotency_retention_secs);
+    // With its own embedded store, answers join the decision writer's batches (one local commit
+    // for both); a member's writes travel to the store host and ScyllaDB shares no commit, so
+    // there answers keep a pipeline of their own beside the writer's.
+    let local_commit =
+        config.cluster.owns_store() && matches!(config.store.backend, StoreBackend::Embedded);
+    let idempotency = Arc::new(match local_commit {
+        true => sentinel_api::Idempotency::with_writer(actors.writer.clone(), retention),
+        false => sentinel_api::Idempotency::new(Arc::clone(store), retention),
+    });
     let idempotency_expiry = config
         .cluster
         .owns_store()
