@@ -104,16 +104,6 @@ impl KeyCache {
         self.forgets.fetch_add(1, Ordering::SeqCst);
         self.keys.remove(id);
     }
-
-    /// How many keys are kept.
-    pub fn len(&self) -> usize {
-        self.keys.len()
-    }
-
-    /// Whether no key is kept.
-    pub fn is_empty(&self) -> bool {
-        self.keys.is_empty()
-    }
 }
 
 #[cfg(test)]
@@ -139,7 +129,7 @@ mod tests {
         cache.forget("a");
         cache.keep("a", "hash".into(), Role::Ingest, before_the_read);
         assert!(cache.fresh("a").is_none());
-        assert!(cache.is_empty());
+        assert!(cache.keys.is_empty());
         // An entry kept before a forget of another key is not trusted after it either.
         cache.keep("a", "hash".into(), Role::Ingest, cache.generation());
         cache.forget("b");
@@ -156,6 +146,6 @@ mod tests {
         let cache = KeyCache::new(Duration::ZERO);
         cache.keep("a", "hash".into(), Role::Ingest, cache.generation());
         assert!(cache.fresh("a").is_none());
-        assert_eq!(cache.len(), 0);
+        assert_eq!(cache.keys.len(), 0);
     }
 }

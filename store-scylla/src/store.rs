@@ -341,40 +341,30 @@ impl ScyllaStore {
         writes: Vec<RecordWrite>,
     ) {
         for write in writes {
-            let bucket = CqlValue::Int(record_bucket(write.kind, &write.key));
-            let kind = CqlValue::Text(write.kind.as_str().to_owned());
-            let key = CqlValue::Text(write.key);
-            match write.value {
-                Some(value) => {
-                    batch.append_statement(self.statements.put_record.clone());
-                    values.push(vec![kind, bucket, key, CqlValue::Blob(value)]);
-                }
-                None => {
-                    batch.append_statement(self.statements.delete_record.clone());
-                    values.push(vec![kind, bucket, key]);
-                }
-            }
+            let (statement, row) = self.record_statement(write);
+            batch.append_statement(statement.clone());
+            values.push(row);
+        }
+    }
+
+    /// The statement that puts or deletes `write`'s record, and its values.
+    fn record_statement(&self, write: RecordWrite) -> (&PreparedStatement, Vec<CqlValue>) {
+        let bucket = CqlValue::Int(record_bucket(write.kind, &write.key));
+        let kind = CqlValue::Text(write.kind.as_str().to_owned());
+        let key = CqlValue::Text(write.key);
+        match write.value {
+            Some(value) => (
+                &self.statements.put_record,
+                vec![kind, bucket, key, CqlValue::Blob(value)],
+            ),
+            None => (&self.statements.delete_record, vec![kind, bucket, key]),
         }
     }
 
     /// Puts or deletes one record with a single statement.
     async fn write_record(&self, write: RecordWrite) -> Result<(), StoreError> {
-        let bucket = record_bucket(write.kind, &write.key);
-        let (kind, key) = (write.kind.as_str(), write.key.as_str());
-        match &write.value {
-            Some(value) => {
-                self.run(
-                    &self.statements.put_record,
-                    (kind, bucket, key, value.as_slice()),
-                )
-                .await
-            }
-            None => {
-                self.run(&self.statements.delete_record, (kind, bucket, key))
-                    .await
-            }
-        }
-        .map(drop)
+        let (statement, row) = self.record_statement(write);
+        self.run(statement, row).await.map(drop)
     }
 
     /// Writes one decision once, and its rows in the per-query tables. `owed` are records

@@ -133,14 +133,22 @@ impl Writer {
             .map_err(|_| StoreError::WriterStopped)
     }
 
-    /// Stores a snapshot after every write queued before it, and waits until it is durable.
-    pub async fn write_snapshot(&self, snapshot: UserSnapshot) -> Result<(), StoreError> {
+    /// Queues the request `with_ack` makes and waits for its answer.
+    async fn ask<T>(
+        &self,
+        with_ack: impl FnOnce(oneshot::Sender<Result<T, StoreError>>) -> Request,
+    ) -> Result<T, StoreError> {
         let (ack, done) = oneshot::channel();
         self.tx
-            .send(Request::Snapshot(snapshot, ack))
+            .send(with_ack(ack))
             .await
             .map_err(|_| StoreError::WriterStopped)?;
         done.await.map_err(|_| StoreError::WriterStopped)?
+    }
+
+    /// Stores a snapshot after every write queued before it, and waits until it is durable.
+    pub async fn write_snapshot(&self, snapshot: UserSnapshot) -> Result<(), StoreError> {
+        self.ask(|ack| Request::Snapshot(snapshot, ack)).await
     }
 
     /// Queues a snapshot behind every write queued before it, without waiting for it to be
@@ -156,12 +164,7 @@ impl Writer {
     /// Stores records in the next batch, beside its decisions (one commit for both), and waits
     /// until they are durable.
     pub async fn store_records(&self, writes: Vec<RecordWrite>) -> Result<(), StoreError> {
-        let (ack, done) = oneshot::channel();
-        self.tx
-            .send(Request::Records(writes, ack))
-            .await
-            .map_err(|_| StoreError::WriterStopped)?;
-        done.await.map_err(|_| StoreError::WriterStopped)?
+        self.ask(|ack| Request::Records(writes, ack)).await
     }
 
     /// Reads a decision after every write queued before this call is durable.
@@ -169,12 +172,7 @@ impl Writer {
         &self,
         transaction_id: String,
     ) -> Result<Option<Decision>, StoreError> {
-        let (ack, done) = oneshot::channel();
-        self.tx
-            .send(Request::Lookup(transaction_id, ack))
-            .await
-            .map_err(|_| StoreError::WriterStopped)?;
-        done.await.map_err(|_| StoreError::WriterStopped)?
+        self.ask(|ack| Request::Lookup(transaction_id, ack)).await
     }
 
     /// True when a decision of `user_id` failed to store since its state was last restored:
