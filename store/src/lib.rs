@@ -12,6 +12,7 @@
 //! - [`Writer`]: the single ordered write path. Requests are batched into one transaction (group
 //!   commit); a request is acknowledged only after its batch is durable.
 
+pub mod base64_bytes;
 mod blocking;
 pub mod chain;
 #[cfg(feature = "conformance")]
@@ -76,6 +77,7 @@ pub struct UserSnapshot {
     /// The last `user_seq` folded into `state`; decisions after it are replayed on restore.
     pub seq: u64,
     /// The actor's serialized state (opaque to the store).
+    #[serde(with = "base64_bytes")]
     pub state: Vec<u8>,
 }
 
@@ -374,6 +376,7 @@ pub struct RecordWrite {
     /// The record's key within the kind.
     pub key: String,
     /// The new value; `None` deletes.
+    #[serde(with = "base64_bytes::option")]
     pub value: Option<Vec<u8>>,
 }
 
@@ -385,6 +388,7 @@ pub struct RecordGuard {
     /// The record's key within the kind.
     pub key: String,
     /// The bytes it must hold; `None`: it must not exist.
+    #[serde(with = "base64_bytes::option")]
     pub expected: Option<Vec<u8>>,
 }
 

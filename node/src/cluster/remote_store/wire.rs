@@ -156,25 +156,8 @@ impl RecordValue {
 }
 
 /// Bytes as base64 on the wire (a JSON array of numbers would be three to four times larger).
-pub struct Bytes(pub Vec<u8>);
-
-impl Serialize for Bytes {
-    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        use base64::Engine;
-        serializer.serialize_str(&base64::engine::general_purpose::STANDARD.encode(&self.0))
-    }
-}
-
-impl<'de> Deserialize<'de> for Bytes {
-    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        use base64::Engine;
-        let text = <std::borrow::Cow<'de, str>>::deserialize(deserializer)?;
-        base64::engine::general_purpose::STANDARD
-            .decode(text.as_bytes())
-            .map(Bytes)
-            .map_err(serde::de::Error::custom)
-    }
-}
+#[derive(Serialize, Deserialize)]
+pub struct Bytes(#[serde(with = "sentinel_store::base64_bytes")] pub Vec<u8>);
 
 /// `ops` as [`StoreRequest::WriteBatch`] requests of at most [`FRAME_BUDGET`] bytes each
 /// (one operation larger than that goes alone), with the number of operations in each.
