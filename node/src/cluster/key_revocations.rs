@@ -101,3 +101,89 @@ pub async fn start(verified: Arc<KeyCache>) -> anyhow::Result<ActorRef<KeyNotice
     pg::join(KEYS_GROUP.to_owned(), vec![listener.get_cell()]);
     Ok(listener)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use sentinel_api::{sha256_hex, ApiKeys, AuthConfig, Role};
+    use sentinel_store::{LsmStore, RecordKind, RecordWrite, Store};
+
+    /// Stores a key as `POST /v1/keys` does (revoked when `revoked`) and returns its secret.
+    async fn stored_key(store: &dyn Store, id: &str, revoked: bool) -> String {
+        let secret = format!("sk_{id}_{}", "7".repeat(64));
+        let mut record = serde_json::json!({
+            "id": id,
+            "name": "checkout",
+            "role": "ingest",
+            "created_at": "2026-12-01T00:00:00Z",
+            "created_by": "key:admin",
+            "secret_sha256": sha256_hex(&secret),
+        });
+        if revoked {
+            record["revoked_at"] = "2026-12-02T00:00:00Z".into();
+        }
+        let write = RecordWrite {
+            kind: RecordKind::ApiKey,
+            key: id.to_owned(),
+            value: Some(serde_json::to_vec(&record).unwrap()),
+        };
+        store.put_records(vec![write]).await.unwrap();
+        secret
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn notices_a_peer_sends_at_will_never_let_a_key_in_nor_lock_one_out() {
+        let dir = tempfile::tempdir().unwrap();
+        let store: Arc<dyn Store> = Arc::new(LsmStore::open(dir.path()).unwrap());
+        let valid = stored_key(&*store, "00000000000000a1", false).await;
+        let revoked = stored_key(&*store, "00000000000000b2", true).await;
+        // Verified keys trusted for an hour: only a notice makes this node read them again.
+        let config = AuthConfig {
+            stored_key_recheck_secs: 3_600,
+            ..AuthConfig::default()
+        };
+        let keys = ApiKeys::new(&config, Arc::clone(&store)).unwrap();
+        assert!(keys.verify(&valid).await.is_some());
+        assert!(keys.verify(&revoked).await.is_none());
+        let listener = start(keys.verified()).await.unwrap();
+
+        // A member sending what it likes, as often as it likes: the valid key's id, the revoked
+        // one's, ids no key has, and a megabyte of text.
+        let huge = "x".repeat(1 << 20);
+        // The last names the valid key.
+        let ids = [
+            &huge,
+            "",
+            "ffffffffffffffff",
+            "00000000000000b2",
+            "00000000000000a1",
+        ];
+        for round in 0..200 {
+            let id = ids[round % ids.len()].to_owned();
+            let answer = listener
+                .call(|reply| KeyNotice::Revoked(id, reply), Some(ANSWER_TIMEOUT))
+                .await
+                .expect("the listener is alive");
+            assert!(
+                matches!(answer, ractor::rpc::CallResult::Success(())),
+                "round {round}: the listener answers every notice"
+            );
+        }
+
+        // The valid key still works, with its own role; the revoked one stays refused; a
+        // forged secret under the valid key's id is refused after the cache was emptied.
+        let principal = keys
+            .verify(&valid)
+            .await
+            .expect("a notice never locks a key out");
+        assert_eq!(
+            (principal.name.as_str(), principal.role),
+            ("key:00000000000000a1", Role::Ingest)
+        );
+        assert!(keys.verify(&revoked).await.is_none());
+        let forged = format!("sk_00000000000000a1_{}", "8".repeat(64));
+        assert!(keys.verify(&forged).await.is_none());
+        assert!(keys.verify("sk_ffffffffffffffff_anything").await.is_none());
+        listener.stop(None);
+    }
+}
