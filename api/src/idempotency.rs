@@ -8,6 +8,11 @@
 //! cluster member, whose writes travel to the store host; ScyllaDB), a task of this module
 //! stores the answers given while one write is in flight together in the next, beside the
 //! writer's own pipeline.
+//!
+//! An answer whose change a retry would find anyway ([`FoundByRetry`]: scoring, where the
+//! decision of record is looked up by its transaction id) is sent before it is stored, so the
+//! request waits for one commit, not two; its key stays locked until the answer is stored, so
+//! a retry still gets the replay.
 
 use crate::auth::Principal;
 use crate::{sha256_hex, ApiError, ApiState};
@@ -45,6 +50,14 @@ const MAX_BYTES_PER_WRITE: usize = 512 * 1024;
 /// Answers that may wait for the answer task's next write before answering requests wait too.
 const ANSWER_QUEUE: usize = 1_024;
 
+/// Put in an answer's extensions by a handler whose change is found again, unchanged, by a
+/// retry that does not find the stored answer (scoring: the decision of record, durable before
+/// the answer, is looked up by its transaction id, which a key-derived id makes the same for
+/// every retry). The answer goes out before it is stored; requests with its key wait until it
+/// is. Should the node stop in between, a retry gets the same decision marked `duplicate`.
+#[derive(Clone, Copy, Debug)]
+pub struct FoundByRetry;
+
 /// A hash of the caller, the `Idempotency-Key` and the request (method, path, body), put into
 /// the request's extensions so a handler can derive what it creates from it: a retry makes
 /// the same thing even when the stored answer was lost in a crash, and a key reused for
@@ -56,7 +69,7 @@ pub struct IdempotencyScope(pub Arc<str>);
 pub struct Idempotency {
     store: Arc<dyn Store>,
     retention: Duration,
-    stripes: Vec<Mutex<()>>,
+    stripes: Vec<Arc<Mutex<()>>>,
     answers: AnswerWrites,
 }
 
@@ -107,7 +120,7 @@ impl Idempotency {
         Idempotency {
             store,
             retention,
-            stripes: (0..STRIPES).map(|_| Mutex::new(())).collect(),
+            stripes: (0..STRIPES).map(|_| Arc::default()).collect(),
             answers,
         }
     }
@@ -201,7 +214,7 @@ pub async fn layer(
     };
     let idem = &state.idempotency;
     let stripe = usize::from_str_radix(&scope[..4], 16).unwrap_or(0) % STRIPES;
-    let _serialised = idem.stripes[stripe].lock().await;
+    let serialised = Arc::clone(&idem.stripes[stripe]).lock_owned().await;
 
     let now = Utc::now();
     match load(&idem.store, &scope).await {
@@ -251,7 +264,15 @@ pub async fn layer(
     };
     // A failure to store is logged (by `ApiError::internal`); the change itself happened, so
     // the caller still gets its answer.
-    let _ = save(idem, &scope, &recorded).await;
+    if parts.extensions.get::<FoundByRetry>().is_some() {
+        let idem = Arc::clone(idem);
+        tokio::spawn(async move {
+            let _ = save(&idem, &scope, &recorded).await;
+            drop(serialised);
+        });
+    } else {
+        let _ = save(idem, &scope, &recorded).await;
+    }
     Response::from_parts(parts, Body::from(body))
 }
 

@@ -1,12 +1,16 @@
 //! Idempotency keys and rate limits through the router.
 
 use crate::rate_limit::{Rate, RateLimits};
-use crate::tests::{admin, router, router_with, test_auth, token};
+use crate::test_store::WatchedStore;
+use crate::tests::{admin, router, router_on, router_with, test_auth, token};
 use crate::Role;
 use axum::body::Body;
 use axum::http::{Request, StatusCode};
 use http_body_util::BodyExt;
+use sentinel_store::Store;
 use serde_json::{json, Value};
+use std::sync::Arc;
+use std::time::Duration;
 use tower::ServiceExt;
 
 /// Sends `body` to `method uri` as `authorization` with an optional Idempotency-Key.
@@ -108,6 +112,69 @@ async fn a_retry_replays_the_first_answer_and_a_different_body_is_a_conflict() {
     .await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
     assert_eq!(bad["error"]["field"], "Idempotency-Key");
+}
+
+/// `send` on a task of its own, for requests expected to wait.
+fn sent_apart(
+    r: &axum::Router,
+    authorization: &str,
+    uri: &'static str,
+    key: &'static str,
+    body: Value,
+) -> tokio::task::JoinHandle<(StatusCode, bool, Value)> {
+    let (r, authorization) = (r.clone(), authorization.to_owned());
+    tokio::spawn(async move { send(&r, &authorization, "POST", uri, Some(key), body).await })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_scoring_answer_goes_out_before_it_is_stored_and_a_retry_waits_to_replay_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = WatchedStore::open(&dir, false);
+    let r = router_on(
+        Arc::clone(&store) as Arc<dyn Store>,
+        test_auth(),
+        Arc::default(),
+    );
+    let admin = admin();
+    let held = store.hold_answers().await;
+
+    // The decision is stored before it is answered, and a retry would find it by its id: the
+    // answer does not wait for its own record.
+    let event = json!({"user_id": "u-early", "amount": "12.50"});
+    let first = tokio::time::timeout(
+        Duration::from_secs(60),
+        send(
+            &r,
+            &admin,
+            "POST",
+            "/v1/transactions",
+            Some("k-early"),
+            event.clone(),
+        ),
+    )
+    .await
+    .expect("answered while its record waits");
+    assert_eq!((first.0, first.1), (StatusCode::OK, false), "{}", first.2);
+    // Its key stays taken until the record is stored; a retry waits, then replays it.
+    let retry = sent_apart(&r, &admin, "/v1/transactions", "k-early", event);
+    // A rule is a change a retry would make again: its answer waits for its record.
+    let rule = json!({"name": "held", "expression": "amount > 7000", "action": "review"});
+    let rule = sent_apart(&r, &admin, "/v1/rules", "k-rule", rule);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(
+        !retry.is_finished(),
+        "the retry waits for the first answer's record"
+    );
+    assert!(
+        !rule.is_finished(),
+        "a rule is answered once its answer is stored"
+    );
+
+    drop(held);
+    let (status, replayed, again) = retry.await.unwrap();
+    assert_eq!((status, replayed), (StatusCode::OK, true), "{again}");
+    assert_eq!(again, first.2, "the first answer, replayed");
+    assert_eq!(rule.await.unwrap().0, StatusCode::CREATED);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

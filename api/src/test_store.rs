@@ -12,8 +12,10 @@ use std::sync::Arc;
 /// The embedded store, counting the work handlers run in its read lane
 /// ([`Store::run_read_work`]), the API key records read and the writes (batches and records);
 /// after [`WatchedStore::fail_records`] it reports every [`WriteOp::Records`] of a batch
-/// failed and writes the rest, as ScyllaDB does when a record's statement fails; with `refuse_history`, it refuses every read of a user's (or a
-/// day's) decision history, so a handler that scans history fails.
+/// failed and writes the rest, as ScyllaDB does when a record's statement fails; while
+/// [`WatchedStore::hold_answers`] is held, writes of idempotency records wait; with
+/// `refuse_history`, it refuses every read of a user's (or a day's) decision history, so a
+/// handler that scans history fails.
 pub(crate) struct WatchedStore {
     inner: EmbeddedStore,
     refuse_history: bool,
@@ -21,6 +23,7 @@ pub(crate) struct WatchedStore {
     key_reads: AtomicUsize,
     writes: AtomicUsize,
     fail_records: AtomicBool,
+    answers_held: Arc<tokio::sync::RwLock<()>>,
 }
 
 impl WatchedStore {
@@ -32,6 +35,7 @@ impl WatchedStore {
             key_reads: AtomicUsize::new(0),
             writes: AtomicUsize::new(0),
             fail_records: AtomicBool::new(false),
+            answers_held: Arc::default(),
         })
     }
 
@@ -53,6 +57,18 @@ impl WatchedStore {
     /// From now on, every batch's records fail alone.
     pub(crate) fn fail_records(&self) {
         self.fail_records.store(true, Ordering::SeqCst);
+    }
+
+    /// Until the guard is dropped, every write holding an idempotency record waits.
+    pub(crate) async fn hold_answers(&self) -> tokio::sync::OwnedRwLockWriteGuard<()> {
+        Arc::clone(&self.answers_held).write_owned().await
+    }
+
+    /// Waits while answers are held, if `writes` hold one.
+    async fn answers_pass(&self, writes: &[RecordWrite]) {
+        if writes.iter().any(|w| w.kind == RecordKind::Idempotency) {
+            let _pass = self.answers_held.read().await;
+        }
     }
 
     fn history(&self) -> Result<(), StoreError> {
@@ -128,6 +144,7 @@ impl Store for WatchedStore {
     }
     async fn put_records(&self, writes: Vec<RecordWrite>) -> Result<(), StoreError> {
         self.writes.fetch_add(1, Ordering::SeqCst);
+        self.answers_pass(&writes).await;
         self.inner.put_records(writes).await
     }
     async fn put_records_if(

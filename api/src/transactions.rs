@@ -1,7 +1,7 @@
 //! Scoring over HTTP and decision lookup.
 
 use crate::auth::Caller;
-use crate::idempotency::IdempotencyScope;
+use crate::idempotency::{FoundByRetry, IdempotencyScope};
 use crate::read_json::read_json;
 use crate::ErrorResponse;
 use crate::{ApiError, ApiState};
@@ -35,7 +35,7 @@ pub async fn score(
     State(state): State<ApiState>,
     key: Option<Extension<IdempotencyScope>>,
     body: Bytes,
-) -> Result<Json<ScoreResponse>, ApiError> {
+) -> Result<(Extension<FoundByRetry>, Json<ScoreResponse>), ApiError> {
     let _slot = state.scoring_slots.try_acquire().map_err(|_| {
         crate::metrics::refused("overloaded");
         ApiError::unavailable(
@@ -53,11 +53,15 @@ pub async fn score(
     }
     let stored = state.decider.decide(event, received).await?;
     failpoint_after_decision().await;
-    Ok(Json(ScoreResponse {
-        decision: stored.decision,
-        duplicate: stored.duplicate,
-        assigned,
-    }))
+    // Stored before it is answered: a retry finds it by its transaction id.
+    Ok((
+        Extension(FoundByRetry),
+        Json(ScoreResponse {
+            decision: stored.decision,
+            duplicate: stored.duplicate,
+            assigned,
+        }),
+    ))
 }
 
 /// The transaction id of an HTTP event sent without one under an `Idempotency-Key`: derived
