@@ -548,12 +548,7 @@ async fn score_with(r: &axum::Router, key: &str) -> StatusCode {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_stored_key_is_read_once_per_recheck_interval_and_its_secret_checked_every_time() {
     let dir = tempfile::tempdir().unwrap();
-    let store = WatchedStore::open(&dir, false);
-    let r = router_on(
-        Arc::clone(&store) as Arc<dyn Store>,
-        test_auth(),
-        Arc::default(),
-    );
+    let (store, r) = crate::tests::watched_router(&dir);
     let (key, id) = created_key(&r).await;
     for _ in 0..5 {
         assert_eq!(score_with(&r, &key).await, StatusCode::OK);

@@ -1,15 +1,12 @@
 //! Idempotency keys and rate limits through the router.
 
 use crate::rate_limit::{Rate, RateLimits};
-use crate::test_store::WatchedStore;
-use crate::tests::{admin, router, router_on, router_with, test_auth, token};
+use crate::tests::{admin, router, router_with, test_auth, token};
 use crate::Role;
 use axum::body::Body;
 use axum::http::{Request, StatusCode};
 use http_body_util::BodyExt;
-use sentinel_store::Store;
 use serde_json::{json, Value};
-use std::sync::Arc;
 use std::time::Duration;
 use tower::ServiceExt;
 
@@ -129,12 +126,7 @@ fn sent_apart(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_scoring_answer_goes_out_before_it_is_stored_and_a_retry_waits_to_replay_it() {
     let dir = tempfile::tempdir().unwrap();
-    let store = WatchedStore::open(&dir, false);
-    let r = router_on(
-        Arc::clone(&store) as Arc<dyn Store>,
-        test_auth(),
-        Arc::default(),
-    );
+    let (store, r) = crate::tests::watched_router(&dir);
     let admin = admin();
     let held = store.hold_answers().await;
 

@@ -1,8 +1,7 @@
 //! Pages read from the store are encoded where the store runs its reads
 //! ([`sentinel_store::Store::run_read_work`]), not on the async workers that score.
 
-use crate::test_store::WatchedStore;
-use crate::tests::{admin, router_on};
+use crate::tests::admin;
 use axum::body::Body;
 use axum::http::{header, Request, StatusCode};
 use http_body_util::BodyExt;
@@ -16,12 +15,7 @@ use tower::ServiceExt;
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn pages_of_reads_are_encoded_in_the_stores_read_lane() {
     let dir = tempfile::tempdir().unwrap();
-    let store = WatchedStore::open(&dir, false);
-    let router = router_on(
-        Arc::clone(&store) as Arc<dyn Store>,
-        crate::tests::test_auth(),
-        Arc::default(),
-    );
+    let (store, router) = crate::tests::watched_router(&dir);
     // A decision for the user and day the reads below ask for.
     let scored = Request::post("/v1/transactions")
         .header(header::CONTENT_TYPE, "application/json")

@@ -118,6 +118,19 @@ pub(crate) fn router_with_gate(
     router_on(store, auth, heavy_queries)
 }
 
+/// A test router over a [`crate::test_store::WatchedStore`] in `dir`, and that store.
+pub(crate) fn watched_router(
+    dir: &tempfile::TempDir,
+) -> (Arc<crate::test_store::WatchedStore>, Router) {
+    let store = crate::test_store::WatchedStore::open(dir, false);
+    let router = router_on(
+        Arc::clone(&store) as Arc<dyn Store>,
+        test_auth(),
+        Arc::default(),
+    );
+    (store, router)
+}
+
 /// A test router over `store`.
 pub(crate) fn router_on(
     store: Arc<dyn Store>,
