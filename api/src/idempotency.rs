@@ -9,6 +9,12 @@
 //! stores the answers given while one write is in flight together in the next, beside the
 //! writer's own pipeline.
 //!
+//! On a node with its own embedded store the keys requests bring are looked up the same way:
+//! those asked while one read is in flight are read together in the next ([`Store::records`],
+//! one blocking call, one thread hop, for all of them). Elsewhere each request reads its own
+//! (a member's reads are round trips to the store host, which a batch would make wait on
+//! each other).
+//!
 //! An answer whose change a retry would find anyway ([`FoundByRetry`]: scoring, where the
 //! decision of record is looked up by its transaction id) is sent before it is stored, so the
 //! request waits for one commit, not two; its key stays locked until the answer is stored, so
@@ -49,6 +55,10 @@ const MAX_ANSWERS_PER_WRITE: usize = 256;
 const MAX_BYTES_PER_WRITE: usize = 512 * 1024;
 /// Answers that may wait for the answer task's next write before answering requests wait too.
 const ANSWER_QUEUE: usize = 1_024;
+/// Most keys the lookup task reads in one store call.
+const MAX_LOOKUPS_PER_READ: usize = 64;
+/// Keys that may wait for the lookup task's next read before requests wait to queue theirs.
+const LOOKUP_QUEUE: usize = 1_024;
 
 /// Put in an answer's extensions by a handler whose change is found again, unchanged, by a
 /// retry that does not find the stored answer (scoring: the decision of record, durable before
@@ -71,6 +81,9 @@ pub struct Idempotency {
     retention: Duration,
     stripes: Vec<Arc<Mutex<()>>>,
     answers: AnswerWrites,
+    /// To the lookup task ([`look_up_answers`]) where keys are read in batches; `None`: each
+    /// request reads its own.
+    lookups: Option<mpsc::Sender<Lookup>>,
 }
 
 /// Where answers are stored.
@@ -83,6 +96,9 @@ enum AnswerWrites {
 
 /// An answer to store, and where to say once it is durable.
 type Answer = (RecordWrite, oneshot::Sender<Result<(), StoreError>>);
+
+/// A key's scope to look up, and where to send its stored answer.
+type Lookup = (String, oneshot::Sender<Result<Option<Vec<u8>>, StoreError>>);
 
 /// The stored first answer to one key.
 #[derive(Serialize, Deserialize)]
@@ -105,24 +121,58 @@ impl Idempotency {
         // Without a hold on the store: dropping this closes the store at once (an embedded
         // store's file can then be opened again), not when the task next wakes.
         tokio::spawn(store_answers(Arc::downgrade(&store), queue));
-        Idempotency::storing(store, retention, AnswerWrites::Task(answers))
+        Idempotency::storing(store, retention, AnswerWrites::Task(answers), None)
     }
 
     /// Keys are kept in `writer`'s store for `retention`; `writer` stores the answers in its
     /// batches, so they share the decisions' commits (for a store whose commit is one local
     /// transaction: the embedded store of the node that owns it).
+    /// Keys are looked up in batches by a task started on the current tokio runtime.
     pub fn with_writer(writer: Writer, retention: Duration) -> Idempotency {
         let store = Arc::clone(writer.store());
-        Idempotency::storing(store, retention, AnswerWrites::Writer(writer))
+        let (lookups, queue) = mpsc::channel(LOOKUP_QUEUE);
+        tokio::spawn(look_up_answers(Arc::downgrade(&store), queue));
+        Idempotency::storing(
+            store,
+            retention,
+            AnswerWrites::Writer(writer),
+            Some(lookups),
+        )
     }
 
-    fn storing(store: Arc<dyn Store>, retention: Duration, answers: AnswerWrites) -> Idempotency {
+    fn storing(
+        store: Arc<dyn Store>,
+        retention: Duration,
+        answers: AnswerWrites,
+        lookups: Option<mpsc::Sender<Lookup>>,
+    ) -> Idempotency {
         Idempotency {
             store,
             retention,
             stripes: (0..STRIPES).map(|_| Arc::default()).collect(),
             answers,
+            lookups,
         }
+    }
+
+    /// The answer stored under `scope` (read together with the keys other requests brought
+    /// meanwhile, where keys are read in batches).
+    async fn recorded(&self, scope: &str) -> Result<Option<Recorded>, ApiError> {
+        let context = "reading an idempotency key";
+        let bytes = match &self.lookups {
+            Some(lookups) => {
+                let stopped = || ApiError::internal(context, "the key reader stopped");
+                let (found, answer) = oneshot::channel();
+                lookups
+                    .send((scope.to_owned(), found))
+                    .await
+                    .map_err(|_| stopped())?;
+                answer.await.map_err(|_| stopped())?
+            }
+            None => self.store.record(RecordKind::Idempotency, scope).await,
+        }
+        .map_err(|e| ApiError::internal(context, e))?;
+        Ok(bytes.and_then(|b| serde_json::from_slice(&b).ok()))
     }
 
     fn expired(&self, at: DateTime<Utc>, now: DateTime<Utc>) -> bool {
@@ -217,7 +267,7 @@ pub async fn layer(
     let serialised = Arc::clone(&idem.stripes[stripe]).lock_owned().await;
 
     let now = Utc::now();
-    match load(&idem.store, &scope).await {
+    match idem.recorded(&scope).await {
         Err(e) => return e.into_response(),
         Ok(Some(recorded)) if !idem.expired(recorded.at, now) => {
             return if recorded.request_sha256 == fingerprint {
@@ -276,12 +326,34 @@ pub async fn layer(
     Response::from_parts(parts, Body::from(body))
 }
 
-async fn load(store: &Arc<dyn Store>, scope: &str) -> Result<Option<Recorded>, ApiError> {
-    let bytes = store
-        .record(RecordKind::Idempotency, scope)
-        .await
-        .map_err(|e| ApiError::internal("reading an idempotency key", e))?;
-    Ok(bytes.and_then(|b| serde_json::from_slice(&b).ok()))
+/// Reads the keys requests look up until every sender is dropped: whatever is queued goes into
+/// one store call, and each request gets its own key's answer. Returns how many store calls
+/// it made.
+async fn look_up_answers(store: Weak<dyn Store>, mut queue: mpsc::Receiver<Lookup>) -> usize {
+    let mut reads = 0;
+    let mut queued = Vec::with_capacity(MAX_LOOKUPS_PER_READ);
+    while queue.recv_many(&mut queued, MAX_LOOKUPS_PER_READ).await > 0 {
+        // Gone only once the senders are too, so nothing queued is waiting for an answer.
+        let Some(store) = store.upgrade() else { break };
+        let (scopes, askers): (Vec<String>, Vec<_>) = queued.drain(..).unzip();
+        let found = store.records(RecordKind::Idempotency, scopes).await;
+        // Let go of the store before answering, as the answer task does.
+        drop(store);
+        reads += 1;
+        match found {
+            Ok(values) => {
+                for (asker, value) in askers.into_iter().zip(values) {
+                    let _ = asker.send(Ok(value));
+                }
+            }
+            Err(e) => {
+                for asker in askers {
+                    let _ = asker.send(Err(e.clone()));
+                }
+            }
+        }
+    }
+    reads
 }
 
 async fn save(idem: &Idempotency, scope: &str, recorded: &Recorded) -> Result<(), ApiError> {
@@ -399,8 +471,8 @@ mod tests {
             save(&idem, scope, &recorded).await.unwrap();
         }
         assert_eq!(idem.expire(now).await.unwrap(), 1);
-        assert!(load(&store, "old").await.unwrap().is_none());
-        assert!(load(&store, "new").await.unwrap().is_some());
+        assert!(idem.recorded("old").await.unwrap().is_none());
+        assert!(idem.recorded("new").await.unwrap().is_some());
     }
 
     /// A decision writer over `store` with a decision (of user `u1`) queued and not yet
@@ -446,9 +518,8 @@ mod tests {
         b.unwrap();
         assert!(!decided.await.unwrap().unwrap().duplicate);
         assert_eq!(store.writes(), 1);
-        let store = Arc::clone(&store) as Arc<dyn Store>;
         for (scope, body) in [("a", "first"), ("b", "second")] {
-            let kept = load(&store, scope).await.unwrap().unwrap();
+            let kept = idem.recorded(scope).await.unwrap().unwrap();
             assert_eq!(kept.body.as_deref(), Some(body));
         }
     }
@@ -514,5 +585,36 @@ mod tests {
         let over_half = MAX_BYTES_PER_WRITE / 2 + 1;
         assert_eq!(store_together(&[over_half; 3]).await, 3);
         assert_eq!(store_together(&[MAX_BYTES_PER_WRITE + 1, 10]).await, 2);
+    }
+
+    /// Keys looked up while the lookup task is busy are read in one store call, and each
+    /// request gets its own key's answer, absent ones included.
+    #[tokio::test]
+    async fn keys_looked_up_together_share_one_store_read() {
+        let dir = tempfile::tempdir().unwrap();
+        let store: Arc<dyn Store> =
+            Arc::new(sentinel_store::LsmStore::open(&dir.path().join("lsm")).unwrap());
+        let kept: Vec<RecordWrite> = (0..20)
+            .map(|i| RecordWrite {
+                kind: RecordKind::Idempotency,
+                key: format!("scope-{i}"),
+                value: Some(format!("answer {i}").into_bytes()),
+            })
+            .collect();
+        store.put_records(kept).await.unwrap();
+        let (lookups, queue) = mpsc::channel(LOOKUP_QUEUE);
+        let mut answers = Vec::new();
+        for i in 0..40 {
+            let (found, answer) = oneshot::channel();
+            lookups.send((format!("scope-{i}"), found)).await.unwrap();
+            answers.push(answer);
+        }
+        drop(lookups);
+        assert_eq!(look_up_answers(Arc::downgrade(&store), queue).await, 1);
+        for (i, answer) in answers.into_iter().enumerate() {
+            let value = answer.await.unwrap().unwrap();
+            let expected = (i < 20).then(|| format!("answer {i}").into_bytes());
+            assert_eq!(value, expected, "scope-{i}");
+        }
     }
 }

@@ -238,6 +238,22 @@ pub async fn records_are_written_atomically_and_scanned_in_key_order(store: Arc<
         .await
         .unwrap()
         .is_none());
+    // Several read together come back in the order asked, absent ones as `None`.
+    let keys = ["r2/0000000001", "r1/0000000001", "nothing", "r1/0000000002"];
+    let values = store
+        .records(
+            RecordKind::RuleVersion,
+            keys.iter().map(|k| (*k).to_owned()).collect(),
+        )
+        .await
+        .unwrap();
+    let values: Vec<Option<&[u8]>> = values.iter().map(Option::as_deref).collect();
+    assert_eq!(
+        values,
+        [Some(&b"c"[..]), Some(&b"a"[..]), None, Some(&b"b"[..])]
+    );
+    let none = store.records(RecordKind::List, Vec::new()).await.unwrap();
+    assert!(none.is_empty());
 }
 
 /// Conformance check: concurrent writers through separate writers never lose or duplicate a

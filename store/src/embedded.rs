@@ -746,6 +746,26 @@ impl Store for EmbeddedStore {
         .await
     }
 
+    async fn records(
+        &self,
+        kind: RecordKind,
+        keys: Vec<String>,
+    ) -> Result<Vec<Option<Vec<u8>>>, StoreError> {
+        self.blocking(Lane::of_record(kind), move |db| {
+            let txn = db.begin_read().map_err(StoreError::backend)?;
+            let table = txn.open_table(RECORDS).map_err(StoreError::backend)?;
+            keys.iter()
+                .map(|key| {
+                    let value = table.get((kind.as_str(), key.as_str()));
+                    Ok(value
+                        .map_err(StoreError::backend)?
+                        .map(|v| v.value().to_vec()))
+                })
+                .collect()
+        })
+        .await
+    }
+
     async fn scan_records(
         &self,
         kind: RecordKind,

@@ -171,6 +171,16 @@ pub trait Store: Send + Sync + 'static {
     ) -> Result<bool, StoreError>;
     /// One record.
     async fn record(&self, kind: RecordKind, key: &str) -> Result<Option<Vec<u8>>, StoreError>;
+    /// Records of one kind, in the order of `keys`: the embedded engines read them in one
+    /// blocking call (one thread hop for many requests' checks); elsewhere each is read
+    /// concurrently with [`Store::record`].
+    async fn records(
+        &self,
+        kind: RecordKind,
+        keys: Vec<String>,
+    ) -> Result<Vec<Option<Vec<u8>>>, StoreError> {
+        futures::future::try_join_all(keys.iter().map(|key| self.record(kind, key))).await
+    }
     /// Records of one kind whose key starts with `prefix`, after `after` (exclusive) in key
     /// order, at most `limit`.
     async fn scan_records(

@@ -850,6 +850,22 @@ impl Store for LsmStore {
         .await
     }
 
+    async fn records(
+        &self,
+        kind: RecordKind,
+        keys: Vec<String>,
+    ) -> Result<Vec<Option<Vec<u8>>>, StoreError> {
+        self.blocking(Lane::of_record(kind), move |inner| {
+            keys.iter()
+                .map(|key| {
+                    let value = inner.records.get(record_key(kind, key));
+                    Ok(value.map_err(StoreError::backend)?.map(|v| v.to_vec()))
+                })
+                .collect()
+        })
+        .await
+    }
+
     async fn scan_records(
         &self,
         kind: RecordKind,
