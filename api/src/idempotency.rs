@@ -44,8 +44,9 @@ const MAX_KEY_LEN: usize = 255;
 const STRIPES: usize = 1024;
 /// Largest kept answer, as stored (the answer's body escaped in JSON; a batch of 10,000 labels,
 /// each rejected with its reason, makes ~1.8 MB); a larger answer is passed on without being
-/// kept, and a retry gets a real attempt. Bounded by what a cluster member can send its store
-/// host: the record crosses as JSON numbers, at most 4 bytes a byte, in a 16 MiB frame.
+/// kept, and a retry gets a real attempt. Bounded by what a cluster member sends its store
+/// host in one write: the record crosses in base64 (4 bytes per 3), within the store wire's
+/// 4 MiB frame budget.
 const MAX_STORED_RECORD: usize = 2 << 20;
 /// Most answers the answer task stores in one store write.
 const MAX_ANSWERS_PER_WRITE: usize = 256;
