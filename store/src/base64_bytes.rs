@@ -3,8 +3,9 @@
 //! times larger than its base64 and decoded a number at a time.
 //!
 //! Written here rather than taken from `serde_with`: these fifteen lines borrow the text
-//! when the format allows (no copy of a large record before it is decoded), and the store
-//! crate already depends on `base64`'s engine.
+//! when the format allows (no copy of a large record before it is decoded) on `base64`'s
+//! engine, which the workspace already uses. Nodes of releases before this format (arrays of
+//! numbers) cannot share a store host with nodes of this one.
 
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine;

@@ -386,7 +386,7 @@ pub struct RecordWrite {
     /// The record's key within the kind.
     pub key: String,
     /// The new value; `None` deletes.
-    #[serde(with = "base64_bytes::option")]
+    #[serde(default, with = "base64_bytes::option")]
     pub value: Option<Vec<u8>>,
 }
 
@@ -398,7 +398,7 @@ pub struct RecordGuard {
     /// The record's key within the kind.
     pub key: String,
     /// The bytes it must hold; `None`: it must not exist.
-    #[serde(with = "base64_bytes::option")]
+    #[serde(default, with = "base64_bytes::option")]
     pub expected: Option<Vec<u8>>,
 }
 
