@@ -18,7 +18,9 @@
 //! An answer whose change a retry would find anyway ([`FoundByRetry`]: scoring, where the
 //! decision of record is looked up by its transaction id) is sent before it is stored, so the
 //! request waits for one commit, not two; its key stays locked until the answer is stored, so
-//! a retry still gets the replay.
+//! a retry still gets the replay. A stopping node finishes storing those answers
+//! ([`Idempotency::finish_saves`]); a store that does not take one within the request timeout
+//! frees its key (a retry then re-scores and finds the decision).
 
 use crate::auth::Principal;
 use crate::{sha256_hex, ApiError, ApiState};
@@ -33,6 +35,7 @@ use serde::{Deserialize, Serialize};
 use std::sync::{Arc, Weak};
 use std::time::Duration;
 use tokio::sync::{mpsc, oneshot, Mutex};
+use tokio_util::task::TaskTracker;
 
 /// The request header.
 pub const HEADER: &str = "idempotency-key";
@@ -60,6 +63,9 @@ const ANSWER_QUEUE: usize = 1_024;
 const MAX_LOOKUPS_PER_READ: usize = 64;
 /// Keys that may wait for the lookup task's next read before requests wait to queue theirs.
 const LOOKUP_QUEUE: usize = 1_024;
+/// Longest an answer sent before it is stored holds its key while the store takes it, unless
+/// set with [`Idempotency::saving_within`] (the node sets its request timeout).
+const SAVE_WITHIN: Duration = Duration::from_secs(30);
 
 /// Put in an answer's extensions by a handler whose change is found again, unchanged, by a
 /// retry that does not find the stored answer (scoring: the decision of record, durable before
@@ -85,6 +91,10 @@ pub struct Idempotency {
     /// To the lookup task ([`look_up_answers`]) where keys are read in batches; `None`: each
     /// request reads its own.
     lookups: Option<mpsc::Sender<Lookup>>,
+    /// The saves of answers already sent ([`FoundByRetry`]), for a stopping node to finish.
+    saves: TaskTracker,
+    /// Longest such a save holds its key.
+    save_within: Duration,
 }
 
 /// Where answers are stored.
@@ -127,8 +137,8 @@ impl Idempotency {
 
     /// Keys are kept in `writer`'s store for `retention`; `writer` stores the answers in its
     /// batches, so they share the decisions' commits (for a store whose commit is one local
-    /// transaction: the embedded store of the node that owns it).
-    /// Keys are looked up in batches by a task started on the current tokio runtime.
+    /// transaction: the embedded store of the node that owns it). Keys are looked up in
+    /// batches by a task started on the current tokio runtime.
     pub fn with_writer(writer: Writer, retention: Duration) -> Idempotency {
         let store = Arc::clone(writer.store());
         let (lookups, queue) = mpsc::channel(LOOKUP_QUEUE);
@@ -153,7 +163,25 @@ impl Idempotency {
             stripes: (0..STRIPES).map(|_| Arc::default()).collect(),
             answers,
             lookups,
+            saves: TaskTracker::new(),
+            save_within: SAVE_WITHIN,
         }
+    }
+
+    /// An answer sent before it is stored holds its key for at most `limit` while the store
+    /// takes it; then the key is free and the answer is not kept (a retry re-scores and finds
+    /// the decision of record, marked `duplicate`).
+    pub fn saving_within(mut self, limit: Duration) -> Idempotency {
+        self.save_within = limit;
+        self
+    }
+
+    /// Waits until the answers already sent are stored (or given up, see
+    /// [`Idempotency::saving_within`]); for a stopping node, once its HTTP server has
+    /// stopped, so their retries after a restart get the replay.
+    pub async fn finish_saves(&self) {
+        self.saves.close();
+        self.saves.wait().await;
     }
 
     /// The answer stored under `scope` (read together with the keys other requests brought
@@ -317,8 +345,15 @@ pub async fn layer(
     // the caller still gets its answer.
     if parts.extensions.get::<FoundByRetry>().is_some() {
         let idem = Arc::clone(idem);
-        tokio::spawn(async move {
-            let _ = save(&idem, &scope, &recorded).await;
+        idem.saves.clone().spawn(async move {
+            failpoint_before_answer_save().await;
+            let saved = tokio::time::timeout(idem.save_within, save(&idem, &scope, &recorded));
+            if saved.await.is_err() {
+                tracing::warn!(
+                    within = ?idem.save_within,
+                    "the store did not take a scoring answer in time; its key is free again"
+                );
+            }
             drop(serialised);
         });
     } else {
@@ -327,34 +362,35 @@ pub async fn layer(
     Response::from_parts(parts, Body::from(body))
 }
 
-/// Reads the keys requests look up until every sender is dropped: whatever is queued goes into
-/// one store call, and each request gets its own key's answer. Returns how many store calls
-/// it made.
-async fn look_up_answers(store: Weak<dyn Store>, mut queue: mpsc::Receiver<Lookup>) -> usize {
-    let mut reads = 0;
-    let mut queued = Vec::with_capacity(MAX_LOOKUPS_PER_READ);
-    while queue.recv_many(&mut queued, MAX_LOOKUPS_PER_READ).await > 0 {
-        // Gone only once the senders are too, so nothing queued is waiting for an answer.
-        let Some(store) = store.upgrade() else { break };
-        let (scopes, askers): (Vec<String>, Vec<_>) = queued.drain(..).unzip();
-        let found = store.records(RecordKind::Idempotency, scopes).await;
-        // Let go of the store before answering, as the answer task does.
-        drop(store);
-        reads += 1;
-        match found {
-            Ok(values) => {
-                for (asker, value) in askers.into_iter().zip(values) {
-                    let _ = asker.send(Ok(value));
-                }
-            }
-            Err(e) => {
-                for asker in askers {
-                    let _ = asker.send(Err(e.clone()));
-                }
-            }
-        }
+/// With the `failpoints` feature and `SENTINEL_FAILPOINT=slow_answer_save`, an answer sent
+/// before it is stored waits two seconds before it is stored: a test stops the node then.
+#[cfg(feature = "failpoints")]
+async fn failpoint_before_answer_save() {
+    if std::env::var("SENTINEL_FAILPOINT").is_ok_and(|v| v == "slow_answer_save") {
+        tokio::time::sleep(Duration::from_secs(2)).await;
     }
-    reads
+}
+
+#[cfg(not(feature = "failpoints"))]
+async fn failpoint_before_answer_save() {}
+
+/// Reads the keys requests look up, those queued while one read is in flight together, in
+/// one store call each; returns how many it made.
+async fn look_up_answers(store: Weak<dyn Store>, queue: mpsc::Receiver<Lookup>) -> usize {
+    in_batches(
+        store,
+        queue,
+        MAX_LOOKUPS_PER_READ,
+        |store: Arc<dyn Store>, scopes: Vec<String>| async move {
+            let asked = scopes.len();
+            let found = match store.records(RecordKind::Idempotency, scopes).await {
+                Ok(values) => values.into_iter().map(Ok).collect(),
+                Err(e) => vec![Err(e); asked],
+            };
+            (found, 1)
+        },
+    )
+    .await
 }
 
 async fn save(idem: &Idempotency, scope: &str, recorded: &Recorded) -> Result<(), ApiError> {
@@ -389,41 +425,63 @@ async fn save(idem: &Idempotency, scope: &str, recorded: &Recorded) -> Result<()
     stored.map_err(|e| ApiError::internal(context, e))
 }
 
-/// Stores the queued answers until every sender is dropped: whatever is queued goes into one
-/// store write (several when it is over [`MAX_BYTES_PER_WRITE`]), and each answer's request
-/// hears when it is durable. Returns how many store writes it made.
-async fn store_answers(store: Weak<dyn Store>, mut queue: mpsc::Receiver<Answer>) -> usize {
-    let mut writes = 0;
-    let mut queued = Vec::with_capacity(MAX_ANSWERS_PER_WRITE);
-    let mut heard = Vec::with_capacity(MAX_ANSWERS_PER_WRITE);
-    while queue.recv_many(&mut queued, MAX_ANSWERS_PER_WRITE).await > 0 {
+/// Stores the queued answers, those queued while one write is in flight together in one
+/// store write (several when over [`MAX_BYTES_PER_WRITE`]); each answer's request hears when
+/// it is durable. Returns how many store writes it made.
+async fn store_answers(store: Weak<dyn Store>, queue: mpsc::Receiver<Answer>) -> usize {
+    in_batches(
+        store,
+        queue,
+        MAX_ANSWERS_PER_WRITE,
+        |store: Arc<dyn Store>, answers: Vec<RecordWrite>| async move {
+            let mut heard = Vec::with_capacity(answers.len());
+            let mut writes = 0;
+            let mut answers = answers.into_iter().peekable();
+            while answers.peek().is_some() {
+                let (mut records, mut bytes) = (Vec::new(), 0);
+                while let Some(record) = answers.peek() {
+                    let size = record.key.len() + record.value.as_ref().map_or(0, Vec::len);
+                    if !records.is_empty() && bytes + size > MAX_BYTES_PER_WRITE {
+                        break;
+                    }
+                    bytes += size;
+                    records.push(answers.next().expect("peeked"));
+                }
+                let written = records.len();
+                let stored = store.put_records(records).await;
+                writes += 1;
+                heard.extend(std::iter::repeat_n(stored, written));
+            }
+            (heard, writes)
+        },
+    )
+    .await
+}
+
+/// Serves the requests queued for a task of store calls until every sender is dropped:
+/// whatever is queued (up to `most`) goes to `call`, which gives each request's result in
+/// order and how many store calls it made; returns how many were made in all. `call` owns
+/// the store and lets go of it before the results go out: a request told its answer is
+/// durable may be the last one, after which the store must close.
+async fn in_batches<T, R, Call: std::future::Future<Output = (Vec<R>, usize)>>(
+    store: Weak<dyn Store>,
+    mut queue: mpsc::Receiver<(T, oneshot::Sender<R>)>,
+    most: usize,
+    mut call: impl FnMut(Arc<dyn Store>, Vec<T>) -> Call,
+) -> usize {
+    let mut calls = 0;
+    let mut queued = Vec::with_capacity(most);
+    while queue.recv_many(&mut queued, most).await > 0 {
         // Gone only once the senders are too, so nothing queued is waiting for an answer.
         let Some(store) = store.upgrade() else { break };
-        let mut answers = queued.drain(..).peekable();
-        while answers.peek().is_some() {
-            let (mut records, mut durable, mut bytes) = (Vec::new(), Vec::new(), 0);
-            while let Some((record, _)) = answers.peek() {
-                let size = record.key.len() + record.value.as_ref().map_or(0, Vec::len);
-                if !records.is_empty() && bytes + size > MAX_BYTES_PER_WRITE {
-                    break;
-                }
-                let (record, ack) = answers.next().expect("peeked");
-                bytes += size;
-                records.push(record);
-                durable.push(ack);
-            }
-            let stored = store.put_records(records).await;
-            writes += 1;
-            heard.extend(durable.into_iter().map(|ack| (ack, stored.clone())));
-        }
-        // Let go of the store before answering: a request told its answer is durable may be
-        // the last one, after which the store must close.
-        drop(store);
-        for (ack, stored) in heard.drain(..) {
-            let _ = ack.send(stored);
+        let (asked, waiting): (Vec<T>, Vec<_>) = queued.drain(..).unzip();
+        let (results, made) = call(store, asked).await;
+        calls += made;
+        for (waiter, result) in waiting.into_iter().zip(results) {
+            let _ = waiter.send(result);
         }
     }
-    writes
+    calls
 }
 
 fn replay(recorded: Recorded) -> Response {

@@ -2,11 +2,13 @@
 
 use crate::rate_limit::{Rate, RateLimits};
 use crate::tests::{admin, router, router_with, test_auth, token};
-use crate::Role;
+use crate::{Idempotency, Role};
 use axum::body::Body;
 use axum::http::{Request, StatusCode};
 use http_body_util::BodyExt;
+use sentinel_store::{RecordKind, Store, Writer, WriterConfig};
 use serde_json::{json, Value};
+use std::sync::Arc;
 use std::time::Duration;
 use tower::ServiceExt;
 
@@ -123,33 +125,45 @@ fn sent_apart(
     tokio::spawn(async move { send(&r, &authorization, "POST", uri, Some(key), body).await })
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_scoring_answer_goes_out_before_it_is_stored_and_a_retry_waits_to_replay_it() {
-    let dir = tempfile::tempdir().unwrap();
-    let (store, r) = crate::tests::watched_router(&dir);
-    let admin = admin();
-    let held = store.hold_answers().await;
+/// Answers stored by the idempotency layer's own task, as on a cluster member.
+fn answers_stored_apart(store: Arc<dyn Store>) -> Idempotency {
+    Idempotency::new(store, Duration::from_secs(3600))
+}
 
-    // The decision is stored before it is answered, and a retry would find it by its id: the
-    // answer does not wait for its own record.
-    let event = json!({"user_id": "u-early", "amount": "12.50"});
-    let first = tokio::time::timeout(
+/// Answers stored in a decision writer's batches, as on a node owning its embedded store.
+fn answers_stored_by_the_writer(store: Arc<dyn Store>) -> Idempotency {
+    let writer = Writer::start(store, WriterConfig::default());
+    Idempotency::with_writer(writer, Duration::from_secs(3600))
+}
+
+/// Scores `user` under `key` while answers are held from the store; the answer must come
+/// without waiting for its record.
+async fn scored_while_answers_wait(r: &axum::Router, user: &str, key: &str) -> Value {
+    let event = json!({"user_id": user, "amount": "12.50"});
+    let (status, replayed, body) = tokio::time::timeout(
         Duration::from_secs(60),
-        send(
-            &r,
-            &admin,
-            "POST",
-            "/v1/transactions",
-            Some("k-early"),
-            event.clone(),
-        ),
+        send(r, &admin(), "POST", "/v1/transactions", Some(key), event),
     )
     .await
     .expect("answered while its record waits");
-    assert_eq!((first.0, first.1), (StatusCode::OK, false), "{}", first.2);
-    // Its key stays taken until the record is stored; a retry waits, then replays it.
+    assert_eq!((status, replayed), (StatusCode::OK, false), "{body}");
+    body
+}
+
+/// The decision is stored before it is answered, and a retry would find it by its id: the
+/// answer does not wait for its own record. Its key stays taken until the record is stored;
+/// a retry waits, then replays it. A rule is a change a retry would make again: its answer
+/// waits for its record.
+async fn scoring_answers_go_out_before_they_are_stored(
+    idempotency: fn(Arc<dyn Store>) -> Idempotency,
+) {
+    let dir = tempfile::tempdir().unwrap();
+    let (store, _, r) = crate::tests::watched_router_with(&dir, idempotency);
+    let admin = admin();
+    let held = store.hold_answers().await;
+    let first = scored_while_answers_wait(&r, "u-early", "k-early").await;
+    let event = json!({"user_id": "u-early", "amount": "12.50"});
     let retry = sent_apart(&r, &admin, "/v1/transactions", "k-early", event);
-    // A rule is a change a retry would make again: its answer waits for its record.
     let rule = json!({"name": "held", "expression": "amount > 7000", "action": "review"});
     let rule = sent_apart(&r, &admin, "/v1/rules", "k-rule", rule);
     tokio::time::sleep(Duration::from_millis(300)).await;
@@ -165,8 +179,87 @@ async fn a_scoring_answer_goes_out_before_it_is_stored_and_a_retry_waits_to_repl
     drop(held);
     let (status, replayed, again) = retry.await.unwrap();
     assert_eq!((status, replayed), (StatusCode::OK, true), "{again}");
-    assert_eq!(again, first.2, "the first answer, replayed");
+    assert_eq!(again, first, "the first answer, replayed");
     assert_eq!(rule.await.unwrap().0, StatusCode::CREATED);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_scoring_answer_goes_out_before_it_is_stored_and_a_retry_waits_to_replay_it() {
+    scoring_answers_go_out_before_they_are_stored(answers_stored_apart).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_scoring_answer_goes_out_before_the_decision_writer_stores_it() {
+    scoring_answers_go_out_before_they_are_stored(answers_stored_by_the_writer).await;
+}
+
+/// A stopping node waits for the answers it sent before storing them (`finish_saves`, once
+/// its HTTP server has stopped): a retry after the restart gets the replay.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn answers_sent_before_a_stop_are_stored_before_it_ends() {
+    for idempotency in [answers_stored_apart, answers_stored_by_the_writer] {
+        let dir = tempfile::tempdir().unwrap();
+        let (store, idem, r) = crate::tests::watched_router_with(&dir, idempotency);
+        let held = store.hold_answers().await;
+        let first = scored_while_answers_wait(&r, "u-stop", "k-stop").await;
+        let finished = tokio::spawn(async move { idem.finish_saves().await });
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        assert!(
+            !finished.is_finished(),
+            "the stop waits for the answer's record"
+        );
+        drop(held);
+        tokio::time::timeout(Duration::from_secs(60), finished)
+            .await
+            .expect("the stop ends once the record is stored")
+            .unwrap();
+        let kept = store
+            .scan_records(RecordKind::Idempotency, "", None, 10)
+            .await
+            .unwrap();
+        assert_eq!(kept.len(), 1, "the answer is stored");
+        let event = json!({"user_id": "u-stop", "amount": "12.50"});
+        let (_, replayed, again) = send(
+            &r,
+            &admin(),
+            "POST",
+            "/v1/transactions",
+            Some("k-stop"),
+            event,
+        )
+        .await;
+        assert!(replayed, "{again}");
+        assert_eq!(again, first);
+    }
+}
+
+/// A store that does not take an answer within the limit frees its key: a retry is not held
+/// up behind it (it scores again and finds the decision of record).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_answer_the_store_does_not_take_in_time_frees_its_key() {
+    for idempotency in [answers_stored_apart, answers_stored_by_the_writer] {
+        let dir = tempfile::tempdir().unwrap();
+        let (store, _, r) = crate::tests::watched_router_with(&dir, |store| {
+            idempotency(store).saving_within(Duration::from_millis(200))
+        });
+        let _held = store.hold_answers().await;
+        scored_while_answers_wait(&r, "u-slow", "k-slow").await;
+        let event = json!({"user_id": "u-slow", "amount": "12.50"});
+        let (status, replayed, again) = tokio::time::timeout(
+            Duration::from_secs(20),
+            send(
+                &r,
+                &admin(),
+                "POST",
+                "/v1/transactions",
+                Some("k-slow"),
+                event,
+            ),
+        )
+        .await
+        .expect("the retry is not held up by a store that does not answer");
+        assert_eq!((status, replayed), (StatusCode::OK, false), "{again}");
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -131,6 +131,30 @@ pub(crate) fn watched_router(
     (store, router)
 }
 
+/// A test router over a [`crate::test_store::WatchedStore`] in `dir` whose idempotency layer
+/// is `idempotency` over that store; the store, the layer and the router.
+pub(crate) fn watched_router_with(
+    dir: &tempfile::TempDir,
+    idempotency: impl FnOnce(Arc<dyn Store>) -> Idempotency,
+) -> (
+    Arc<crate::test_store::WatchedStore>,
+    Arc<Idempotency>,
+    Router,
+) {
+    let store = crate::test_store::WatchedStore::open(dir, false);
+    let shared = Arc::clone(&store) as Arc<dyn Store>;
+    let mut context = context_over(
+        Arc::clone(&shared),
+        test_auth(),
+        Arc::default(),
+        true,
+        Arc::new(ApproveAll),
+    );
+    context.idempotency = Arc::new(idempotency(shared));
+    let idempotency = Arc::clone(&context.idempotency);
+    (store, idempotency, app(context))
+}
+
 /// A test router over `store`.
 pub(crate) fn router_on(
     store: Arc<dyn Store>,
@@ -149,6 +173,17 @@ pub(crate) fn router_over(
     announce: bool,
     decider: Arc<dyn Decider>,
 ) -> Router {
+    app(context_over(store, auth, heavy_queries, announce, decider))
+}
+
+/// What [`router_over`] serves.
+fn context_over(
+    store: Arc<dyn Store>,
+    auth: AuthConfig,
+    heavy_queries: Arc<heavy::HeavyQueries>,
+    announce: bool,
+    decider: Arc<dyn Decider>,
+) -> ApiContext {
     let catalog = tokio::task::block_in_place(|| {
         tokio::runtime::Handle::current().block_on(sentinel_catalog::Catalog::open(
             Arc::clone(&store),
@@ -169,7 +204,7 @@ pub(crate) fn router_over(
             }
         }
     });
-    app(ApiContext {
+    ApiContext {
         decider,
         store: Arc::clone(&store),
         catalog,
@@ -187,7 +222,7 @@ pub(crate) fn router_over(
             std::time::Duration::from_secs(3600),
         )),
         auth: Arc::new(Authenticator::new(&auth, ApiKeys::new(&auth, store).unwrap()).unwrap()),
-    })
+    }
 }
 
 async fn post(router: Router, body: impl Into<Body>) -> (StatusCode, serde_json::Value) {

@@ -310,6 +310,8 @@ struct Api {
     node_info: ActorRef<NodeInfoMessage>,
     /// Forgets the API keys other members revoke.
     key_listener: ActorRef<key_revocations::KeyNotice>,
+    /// Stored answers to `Idempotency-Key` requests; some are still being stored at a stop.
+    idempotency: Arc<sentinel_api::Idempotency>,
     idempotency_expiry: Option<JoinHandle<()>>,
 }
 
@@ -328,15 +330,19 @@ async fn serve_api(
 ) -> anyhow::Result<Api> {
     let ready = Arc::new(AtomicBool::new(false));
     let retention = Duration::from_secs(config.idempotency_retention_secs);
+    let request_timeout = Duration::from_secs(config.request_timeout_secs);
     // With its own embedded store, answers join the decision writer's batches (one local commit
     // for both); a member's writes travel to the store host and ScyllaDB shares no commit, so
     // there answers keep a pipeline of their own beside the writer's.
     let local_commit =
         config.cluster.owns_store() && matches!(config.store.backend, StoreBackend::Embedded);
-    let idempotency = Arc::new(match local_commit {
-        true => sentinel_api::Idempotency::with_writer(actors.writer.clone(), retention),
-        false => sentinel_api::Idempotency::new(Arc::clone(store), retention),
-    });
+    let idempotency = Arc::new(
+        match local_commit {
+            true => sentinel_api::Idempotency::with_writer(actors.writer.clone(), retention),
+            false => sentinel_api::Idempotency::new(Arc::clone(store), retention),
+        }
+        .saving_within(request_timeout),
+    );
     let idempotency_expiry = config
         .cluster
         .owns_store()
@@ -356,7 +362,7 @@ async fn serve_api(
         metrics: Arc::new(Prometheus(process.metrics.clone())),
         ready: Arc::clone(&ready),
         live: decider.live.clone(),
-        idempotency,
+        idempotency: Arc::clone(&idempotency),
         heavy_queries: Arc::default(),
         scoring_slots: Arc::new(tokio::sync::Semaphore::new(
             config.http_max_scoring_in_flight.max(1),
@@ -394,7 +400,7 @@ async fn serve_api(
     if let Some(token) = &process.demo_token {
         security::announce_demo_token(token, http_addr);
     }
-    let api = listener::with_request_timeout(api, Duration::from_secs(config.request_timeout_secs));
+    let api = listener::with_request_timeout(api, request_timeout);
     let api = sentinel_api::hosts::check_hosts(
         api,
         sentinel_api::hosts::AllowedHosts::new(&config.http_allowed_hosts, http_addr),
@@ -426,6 +432,7 @@ async fn serve_api(
         upkeep,
         node_info,
         key_listener,
+        idempotency,
         idempotency_expiry,
     })
 }
@@ -500,8 +507,9 @@ struct Started {
 }
 
 /// Stops a node: not ready, sources stop taking events and finish what they hold, user actors
-/// passivate (snapshotting), the writer flushes, alert delivery stops; then the remaining tasks
-/// and actors, and the cluster node last.
+/// passivate (snapshotting), the writer flushes, alert delivery stops; the HTTP server finishes
+/// its requests and the answers sent are stored for replay; then the remaining tasks and
+/// actors, and the cluster node last.
 async fn drain(node: Started, stop: watch::Sender<bool>) -> anyhow::Result<()> {
     tracing::info!("stopping: draining sources");
     node.api.ready.store(false, Ordering::Relaxed);
@@ -519,6 +527,8 @@ async fn drain(node: Started, stop: watch::Sender<bool>) -> anyhow::Result<()> {
     let _ = node.summary.await;
     let _ = node.api.upkeep.await;
     let _ = node.api.http.await;
+    // Scoring answers go out before their replay records are stored: store those last ones.
+    node.api.idempotency.finish_saves().await;
     node.actors.policy_feed.abort();
     node.actors.policy_sync.abort();
     node.catalogue.entity_refresh.abort();

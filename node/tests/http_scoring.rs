@@ -593,6 +593,49 @@ async fn an_idempotency_key_retry_after_a_sigkill_decides_once() {
     );
 }
 
+/// A scoring answer goes out before its replay record is stored; a SIGTERM in between
+/// (failpoint: the record waits two seconds) stops the node only once the record is stored,
+/// so the retry after the restart is the first answer replayed, not a second decision.
+#[cfg(feature = "failpoints")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_clean_stop_stores_the_scoring_answers_already_sent() {
+    let dir = tempfile::tempdir().unwrap();
+    let client = support::admin_client();
+    let body = json!({"user_id": "stop-user", "amount": "42.00"}).to_string();
+    let mut node = NodeProcess::start_with_env(
+        dir.path(),
+        &[],
+        &[("SENTINEL_FAILPOINT", "slow_answer_save")],
+    )
+    .await;
+    let score = |url: String| {
+        client
+            .post(url)
+            .header("content-type", "application/json")
+            .header("idempotency-key", "stop-me-1")
+            .body(body.clone())
+            .send()
+    };
+    let first = score(node.url("/v1/transactions")).await.unwrap();
+    assert_eq!(first.status(), 200);
+    let first: serde_json::Value = first.json().await.unwrap();
+    assert_eq!(node.terminate(), Some(0), "a clean stop after SIGTERM");
+
+    let node = NodeProcess::start(dir.path(), &[]).await;
+    let retry = score(node.url("/v1/transactions")).await.unwrap();
+    assert_eq!(
+        retry
+            .headers()
+            .get("idempotent-replayed")
+            .map(|v| v.as_bytes()),
+        Some(&b"true"[..]),
+        "the first answer is replayed"
+    );
+    let retry: serde_json::Value = retry.json().await.unwrap();
+    assert_eq!(retry, first);
+    assert_eq!(retry["duplicate"], false);
+}
+
 /// Overload is refused at the edge: with `http_max_scoring_in_flight = 2` and two scoring
 /// requests held open (failpoint: they never answer once decided), a third is answered 503
 /// with `Retry-After` at once, decides nothing, and is counted; other routes still answer.
