@@ -71,7 +71,7 @@ const SAVE_WITHIN: Duration = Duration::from_secs(30);
 /// retry that does not find the stored answer (scoring: the decision of record, durable before
 /// the answer, is looked up by its transaction id, which a key-derived id makes the same for
 /// every retry). The answer goes out before it is stored; requests with its key wait until it
-/// is. Should the node stop in between, a retry gets the same decision marked `duplicate`.
+/// is. Should the node crash in between, a retry gets the same decision marked `duplicate`.
 #[derive(Clone, Copy, Debug)]
 pub struct FoundByRetry;
 
@@ -169,16 +169,17 @@ impl Idempotency {
     }
 
     /// An answer sent before it is stored holds its key for at most `limit` while the store
-    /// takes it; then the key is free and the answer is not kept (a retry re-scores and finds
-    /// the decision of record, marked `duplicate`).
+    /// takes it; then the key is free (a retry meanwhile re-scores and finds the decision of
+    /// record, marked `duplicate`), though the answer may still be stored later.
     pub fn saving_within(mut self, limit: Duration) -> Idempotency {
         self.save_within = limit;
         self
     }
 
     /// Waits until the answers already sent are stored (or given up, see
-    /// [`Idempotency::saving_within`]); for a stopping node, once its HTTP server has
-    /// stopped, so their retries after a restart get the replay.
+    /// [`Idempotency::saving_within`]: at most that long); for a stopping node, once its HTTP
+    /// server has stopped, so their retries after a restart get the replay. An answer given
+    /// after this (a request the server gave up waiting for) is stored before it is sent.
     pub async fn finish_saves(&self) {
         self.saves.close();
         self.saves.wait().await;
@@ -343,7 +344,7 @@ pub async fn layer(
     };
     // A failure to store is logged (by `ApiError::internal`); the change itself happened, so
     // the caller still gets its answer.
-    if parts.extensions.get::<FoundByRetry>().is_some() {
+    if parts.extensions.get::<FoundByRetry>().is_some() && !idem.saves.is_closed() {
         let idem = Arc::clone(idem);
         idem.saves.clone().spawn(async move {
             failpoint_before_answer_save().await;

@@ -131,6 +131,8 @@ fn answers_stored_apart(store: Arc<dyn Store>) -> Idempotency {
 }
 
 /// Answers stored in a decision writer's batches, as on a node owning its embedded store.
+/// (The router's stand-in decider stores no decisions: on a node, a decision in the batch of a
+/// held answer waits with it.)
 fn answers_stored_by_the_writer(store: Arc<dyn Store>) -> Idempotency {
     let writer = Writer::start(store, WriterConfig::default());
     Idempotency::with_writer(writer, Duration::from_secs(3600))
@@ -194,7 +196,8 @@ async fn a_scoring_answer_goes_out_before_the_decision_writer_stores_it() {
 }
 
 /// A stopping node waits for the answers it sent before storing them (`finish_saves`, once
-/// its HTTP server has stopped): a retry after the restart gets the replay.
+/// its HTTP server has stopped): a retry after the restart gets the replay. A request still
+/// answered after that (one the server gave up waiting for) is answered once stored.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn answers_sent_before_a_stop_are_stored_before_it_ends() {
     for idempotency in [answers_stored_apart, answers_stored_by_the_writer] {
@@ -202,7 +205,10 @@ async fn answers_sent_before_a_stop_are_stored_before_it_ends() {
         let (store, idem, r) = crate::tests::watched_router_with(&dir, idempotency);
         let held = store.hold_answers().await;
         let first = scored_while_answers_wait(&r, "u-stop", "k-stop").await;
-        let finished = tokio::spawn(async move { idem.finish_saves().await });
+        let finished = tokio::spawn({
+            let idem = Arc::clone(&idem);
+            async move { idem.finish_saves().await }
+        });
         tokio::time::sleep(Duration::from_millis(300)).await;
         assert!(
             !finished.is_finished(),
@@ -230,6 +236,18 @@ async fn answers_sent_before_a_stop_are_stored_before_it_ends() {
         .await;
         assert!(replayed, "{again}");
         assert_eq!(again, first);
+
+        let held = store.hold_answers().await;
+        let late = json!({"user_id": "u-late", "amount": "12.50"});
+        let late = sent_apart(&r, &admin(), "/v1/transactions", "k-late", late);
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        assert!(
+            !late.is_finished(),
+            "after the stop an answer waits for its record"
+        );
+        drop(held);
+        assert_eq!(late.await.unwrap().0, StatusCode::OK);
+        idem.finish_saves().await;
     }
 }
 

@@ -518,17 +518,14 @@ async fn drain(node: Started, stop: watch::Sender<bool>) -> anyhow::Result<()> {
         let _ = source.await;
     }
     let passivated = node.actors.scorer.shutdown().await;
-    node.actors
-        .writer
-        .flush()
-        .await
-        .context("flushing the store")?;
+    let flushed = node.actors.writer.flush().await;
     node.actors.alerting.stop().await;
     let _ = node.summary.await;
     let _ = node.api.upkeep.await;
     let _ = node.api.http.await;
     // Scoring answers go out before their replay records are stored: store those last ones.
     node.api.idempotency.finish_saves().await;
+    flushed.context("flushing the store")?;
     node.actors.policy_feed.abort();
     node.actors.policy_sync.abort();
     node.catalogue.entity_refresh.abort();
