@@ -1,6 +1,7 @@
 //! Request ids: every request gets an `x-request-id` (the client's, or a new UUID), answered in
-//! the response header and carried by every log line written while the request is handled —
-//! so an operator can go from a client's complaint to the node's log lines and the decision.
+//! the response header and carried by every log line the request's own task writes (its
+//! `decided` line among them; actors log with their own fields, such as the user) — so an
+//! operator can go from a client's complaint to the node's log lines and the decision.
 
 use axum::http::{HeaderName, Request};
 use axum::Router;

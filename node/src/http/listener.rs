@@ -18,10 +18,12 @@ use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpListener;
 use tokio::sync::{watch, OwnedSemaphorePermit, Semaphore};
+use tokio::task::JoinSet;
 use tokio_rustls::TlsAcceptor;
 use tower::Layer;
 
-/// Longest the listener waits for open connections (event streams) after a stop.
+/// Longest the listener waits for open connections (event streams, requests being answered)
+/// after a stop, unless the request timeout is longer; then it closes them.
 const DRAIN_LIMIT: Duration = Duration::from_secs(10);
 
 /// Answers 503 in the API's error shape when a handler takes longer than `limit` to answer.
@@ -50,6 +52,8 @@ pub struct ConnectionLimits {
     /// Interval of HTTP/2 keep-alive pings; a client that does not answer one within the
     /// same time is disconnected.
     pub http2_keep_alive: Duration,
+    /// Longest open connections are waited for after a stop; then they are closed.
+    pub drain_limit: Duration,
 }
 
 impl ConnectionLimits {
@@ -59,6 +63,9 @@ impl ConnectionLimits {
             header_read_timeout: Duration::from_secs(config.header_read_timeout_secs),
             max_connections: config.http_max_connections,
             http2_keep_alive: Duration::from_secs(config.http2_keep_alive_secs),
+            // A request may take its whole timeout: it is not cut off sooner.
+            drain_limit: DRAIN_LIMIT
+                .max(Duration::from_secs(config.request_timeout_secs) + Duration::from_secs(1)),
         }
     }
 }
@@ -67,6 +74,9 @@ impl ConnectionLimits {
 type Service = TowerToHyperService<AddExtension<Router, ConnectInfo<SocketAddr>>>;
 
 /// Serves `app` until `stop` fires, with `limits` on every connection; optionally over `tls`.
+/// Returns once every connection is closed: finished, or closed at the drain limit (an
+/// HTTP/1 request being answered then is dropped with its connection; an HTTP/2 stream's
+/// handler runs in a task of its own and finishes on its own).
 pub async fn serve(
     listener: TcpListener,
     app: Router,
@@ -86,8 +96,10 @@ pub async fn serve(
         .keep_alive_timeout(limits.http2_keep_alive);
     let slots = Arc::new(Semaphore::new(limits.max_connections.max(1)));
     let graceful = GracefulShutdown::new();
+    let mut connections = JoinSet::new();
     loop {
         tokio::select! {
+            Some(_) = connections.join_next(), if !connections.is_empty() => {}
             accepted = listener.accept() => {
                 let (stream, peer) = match accepted {
                     Ok(accepted) => accepted,
@@ -111,7 +123,7 @@ pub async fn serve(
                 let (tls, builder, watcher) = (tls.clone(), builder.clone(), graceful.watcher());
                 // Handshake and first bytes run in the connection's task, so a slow client
                 // cannot stall the accept loop.
-                tokio::spawn(async move {
+                connections.spawn(async move {
                     let _open = OpenConnection::new(slot);
                     let limit = limits.header_read_timeout;
                     match tls {
@@ -132,10 +144,16 @@ pub async fn serve(
     drop(listener);
     tokio::select! {
         _ = graceful.shutdown() => {}
-        _ = tokio::time::sleep(DRAIN_LIMIT) => {
-            tracing::warn!("connections still open after the drain limit; closing them");
+        _ = tokio::time::sleep(limits.drain_limit) => {
+            while connections.try_join_next().is_some() {}
+            tracing::warn!(
+                open = connections.len(),
+                "connections still open after the drain limit; closing them"
+            );
         }
     }
+    // Those still handshaking, and those the drain limit ended.
+    connections.shutdown().await;
 }
 
 /// Serves one connection once its first bytes arrived within `limit`.
@@ -173,5 +191,62 @@ impl OpenConnection {
 impl Drop for OpenConnection {
     fn drop(&mut self) {
         metrics::gauge!(crate::telemetry::HTTP_CONNECTIONS_OPEN).decrement(1.0);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    /// A request still being answered at the drain limit is closed with its connection: the
+    /// listener returns with nothing of it left running.
+    #[tokio::test]
+    async fn a_request_still_open_at_the_drain_limit_is_closed() {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let (reached, mut handled) = tokio::sync::mpsc::channel::<()>(1);
+        let app = Router::new().route(
+            "/hang",
+            axum::routing::get(move || async move {
+                let _ = reached.send(()).await;
+                std::future::pending::<&'static str>().await
+            }),
+        );
+        let limits = ConnectionLimits {
+            header_read_timeout: Duration::from_secs(5),
+            max_connections: 4,
+            http2_keep_alive: Duration::from_secs(30),
+            drain_limit: Duration::from_millis(200),
+        };
+        let (stop, stopped) = watch::channel(false);
+        let server = tokio::spawn(serve(listener, app, limits, None, stopped));
+        let mut client = tokio::net::TcpStream::connect(addr).await.unwrap();
+        client
+            .write_all(b"GET /hang HTTP/1.1\r\nhost: localhost\r\n\r\n")
+            .await
+            .unwrap();
+        handled
+            .recv()
+            .await
+            .expect("the request reached its handler");
+        stop.send(true).unwrap();
+        tokio::time::timeout(Duration::from_secs(30), server)
+            .await
+            .expect("the listener returns after the drain limit")
+            .unwrap();
+        assert_eq!(
+            handled.try_recv(),
+            Err(tokio::sync::mpsc::error::TryRecvError::Disconnected),
+            "nothing of the request is left running"
+        );
+        let mut answer = Vec::new();
+        let closed = tokio::time::timeout(Duration::from_secs(5), client.read_to_end(&mut answer))
+            .await
+            .expect("the connection is closed, not left open");
+        assert!(
+            closed.map_or(true, |_| answer.is_empty()),
+            "no answer: {answer:?}"
+        );
     }
 }
