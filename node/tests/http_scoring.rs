@@ -137,6 +137,21 @@ async fn decisions_survive_a_restart() {
     assert_eq!(node.user_decisions(&client, "s-user").await.len(), 6);
 }
 
+/// The node turns transparent huge pages off for itself (`sentinel_allocator::configure`, its
+/// first call): the kernel reports it of the running process.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_node_runs_without_transparent_huge_pages() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut node = NodeProcess::start(dir.path(), &[]).await;
+    let status = std::fs::read_to_string(format!("/proc/{}/status", node.pid())).unwrap();
+    let enabled = status
+        .lines()
+        .find_map(|line| line.strip_prefix("THP_enabled:"))
+        .expect("Linux 5.0 or later reports THP_enabled");
+    assert_eq!(enabled.trim(), "0", "{status}");
+    assert_eq!(node.terminate(), Some(0));
+}
+
 /// Polls a backtest job until it is done.
 async fn finished_backtest(
     client: &reqwest::Client,
