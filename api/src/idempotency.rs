@@ -191,13 +191,10 @@ impl Idempotency {
         let context = "reading an idempotency key";
         let bytes = match &self.lookups {
             Some(lookups) => {
-                let stopped = || ApiError::internal(context, "the key reader stopped");
-                let (found, answer) = oneshot::channel();
-                lookups
-                    .send((scope.to_owned(), found))
-                    .await
-                    .map_err(|_| stopped())?;
-                answer.await.map_err(|_| stopped())?
+                ask(lookups, scope.to_owned(), || {
+                    ApiError::internal(context, "the key reader stopped")
+                })
+                .await?
             }
             None => self.store.record(RecordKind::Idempotency, scope).await,
         }
@@ -414,13 +411,10 @@ async fn save(idem: &Idempotency, scope: &str, recorded: &Recorded) -> Result<()
     let stored = match &idem.answers {
         AnswerWrites::Writer(writer) => writer.store_records(vec![write]).await,
         AnswerWrites::Task(answers) => {
-            let stopped = || ApiError::internal(context, "the answer writer stopped");
-            let (durable, stored) = oneshot::channel();
-            answers
-                .send((write, durable))
-                .await
-                .map_err(|_| stopped())?;
-            stored.await.map_err(|_| stopped())?
+            ask(answers, write, || {
+                ApiError::internal(context, "the answer writer stopped")
+            })
+            .await?
         }
     };
     stored.map_err(|e| ApiError::internal(context, e))
@@ -457,6 +451,18 @@ async fn store_answers(store: Weak<dyn Store>, queue: mpsc::Receiver<Answer>) ->
         },
     )
     .await
+}
+
+/// Queues `asked` for a task of [`in_batches`] and waits for its result; `stopped` is the
+/// error when the task is gone.
+async fn ask<T, R>(
+    queue: &mpsc::Sender<(T, oneshot::Sender<R>)>,
+    asked: T,
+    stopped: impl Fn() -> ApiError,
+) -> Result<R, ApiError> {
+    let (reply, result) = oneshot::channel();
+    queue.send((asked, reply)).await.map_err(|_| stopped())?;
+    result.await.map_err(|_| stopped())
 }
 
 /// Serves the requests queued for a task of store calls until every sender is dropped:
