@@ -51,6 +51,7 @@ pub async fn score(
         // a retry after a crash that lost the stored answer finds it as a duplicate.
         event.transaction_id = idempotent_transaction_id(&scope);
     }
+    failpoint_before_decision().await;
     let stored = state.decider.decide(event, received).await?;
     failpoint_after_decision().await;
     // Stored before it is answered: a retry finds it by its transaction id.
@@ -81,6 +82,19 @@ async fn failpoint_after_decision() {
 
 #[cfg(not(feature = "failpoints"))]
 async fn failpoint_after_decision() {}
+
+/// With the `failpoints` feature and `SENTINEL_FAILPOINT=slow_decision`, a request waits two
+/// seconds (logged) before it is decided: a test stops the node while it is in flight.
+#[cfg(feature = "failpoints")]
+async fn failpoint_before_decision() {
+    if std::env::var("SENTINEL_FAILPOINT").is_ok_and(|v| v == "slow_decision") {
+        tracing::info!("failpoint: a scoring request waits before its decision");
+        tokio::time::sleep(std::time::Duration::from_secs(2)).await;
+    }
+}
+
+#[cfg(not(feature = "failpoints"))]
+async fn failpoint_before_decision() {}
 
 /// `GET /v1/decisions/{transaction_id}`: one stored decision.
 #[utoipa::path(get, path = "/v1/decisions/{transaction_id}", tag = "decisions", params(("transaction_id" = String, Path)), responses((status = 200, body = Decision), (status = 404, description = "Not found", body = ErrorResponse)))]

@@ -506,25 +506,28 @@ struct Started {
     summary: JoinHandle<()>,
 }
 
-/// Stops a node: not ready, sources stop taking events and finish what they hold, user actors
-/// passivate (snapshotting), the writer flushes, alert delivery stops; the HTTP server finishes
-/// its requests and the answers sent are stored for replay; then the remaining tasks and
-/// actors, and the cluster node last.
+/// Stops a node: not ready; sources stop taking events and finish what they hold while the
+/// HTTP server finishes its requests (both still decided by the scorer), and the answers sent
+/// are stored for replay; then user actors passivate (snapshotting), the writer flushes, alert
+/// delivery stops; then the remaining tasks and actors, and the cluster node last.
 async fn drain(node: Started, stop: watch::Sender<bool>) -> anyhow::Result<()> {
     tracing::info!("stopping: draining sources");
     node.api.ready.store(false, Ordering::Relaxed);
     let _ = stop.send(true);
-    for source in node.sources {
-        let _ = source.await;
-    }
+    // HTTP requests in flight are decided like the sources' events: the scorer stops after both.
+    let sources = async {
+        for source in node.sources {
+            let _ = source.await;
+        }
+    };
+    let _ = tokio::join!(sources, node.api.http);
+    // Scoring answers go out before their replay records are stored: store those last ones.
+    node.api.idempotency.finish_saves().await;
     let passivated = node.actors.scorer.shutdown().await;
     let flushed = node.actors.writer.flush().await;
     node.actors.alerting.stop().await;
     let _ = node.summary.await;
     let _ = node.api.upkeep.await;
-    let _ = node.api.http.await;
-    // Scoring answers go out before their replay records are stored: store those last ones.
-    node.api.idempotency.finish_saves().await;
     flushed.context("flushing the store")?;
     node.actors.policy_feed.abort();
     node.actors.policy_sync.abort();

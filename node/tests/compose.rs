@@ -102,6 +102,8 @@ fn the_compose_file_validates_and_runs_the_whole_cluster() {
             .count(),
         3
     );
+    // A clean stop may take over twice the request timeout: no node is SIGKILLed midway.
+    assert_eq!(resolved.matches("stop_grace_period: 90s").count(), 3);
 }
 
 /// Without the secrets the stack does not start half-configured: compose refuses and names

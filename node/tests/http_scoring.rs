@@ -651,6 +651,48 @@ async fn a_clean_stop_stores_the_scoring_answers_already_sent() {
     assert_eq!(retry["duplicate"], false);
 }
 
+/// A scoring request still in flight at a SIGTERM (failpoint: it waits two seconds before its
+/// decision) is decided, answered and stored before the node stops: the scorer outlives the
+/// HTTP server's drain.
+#[cfg(feature = "failpoints")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_request_in_flight_at_a_stop_is_decided_before_the_node_stops() {
+    let dir = tempfile::tempdir().unwrap();
+    let client = support::admin_client();
+    let mut node =
+        NodeProcess::start_with_env(dir.path(), &[], &[("SENTINEL_FAILPOINT", "slow_decision")])
+            .await;
+    let in_flight = tokio::spawn(
+        client
+            .post(node.url("/v1/transactions"))
+            .json(&json!({"transaction_id": "late-1", "user_id": "late-user", "amount": "42.00"}))
+            .send(),
+    );
+    support::eventually(
+        "the request waiting before its decision",
+        std::time::Duration::from_secs(30),
+        async || {
+            node.log_text()
+                .contains("a scoring request waits before its decision")
+                .then_some(())
+        },
+    )
+    .await;
+    assert_eq!(node.terminate(), Some(0), "a clean stop after SIGTERM");
+    let answer = in_flight.await.unwrap().expect("an answer before the stop");
+    assert_eq!(answer.status(), 200);
+    let answer: serde_json::Value = answer.json().await.unwrap();
+    assert_eq!(answer["transaction_id"], "late-1", "{answer}");
+
+    let node = NodeProcess::start(dir.path(), &[]).await;
+    let stored = node.decision(&client, "late-1").await;
+    assert_eq!(
+        stored.map(|d| d["outcome"].clone()),
+        Some(answer["outcome"].clone()),
+        "the answered decision is stored"
+    );
+}
+
 /// Overload is refused at the edge: with `http_max_scoring_in_flight = 2` and two scoring
 /// requests held open (failpoint: they never answer once decided), a third is answered 503
 /// with `Retry-After` at once, decides nothing, and is counted; other routes still answer.
