@@ -74,9 +74,9 @@ impl ConnectionLimits {
 type Service = TowerToHyperService<AddExtension<Router, ConnectInfo<SocketAddr>>>;
 
 /// Serves `app` until `stop` fires, with `limits` on every connection; optionally over `tls`.
-/// Returns once every connection is closed: finished, or closed at the drain limit (an
-/// HTTP/1 request being answered then is dropped with its connection; an HTTP/2 stream's
-/// handler runs in a task of its own and finishes on its own).
+/// Returns once every connection is closed: finished, or closed at the drain limit (a request
+/// being answered then is dropped with its connection; hyper ends an HTTP/2 stream's handler,
+/// which runs in a task of its own, once its connection is gone).
 pub async fn serve(
     listener: TcpListener,
     app: Router,
@@ -198,29 +198,105 @@ impl Drop for OpenConnection {
 mod tests {
     use super::*;
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio::sync::mpsc;
 
-    /// A request still being answered at the drain limit is closed with its connection: the
-    /// listener returns with nothing of it left running.
-    #[tokio::test]
-    async fn a_request_still_open_at_the_drain_limit_is_closed() {
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    /// A listener with a drain limit of `drain_limit`, serving `/hang` (never answers) and
+    /// `/slow` (answers after 300 ms); each handler reports once it runs, and the receiver
+    /// disconnects once no handler (nor the router) is left.
+    fn listener_with_handlers(
+        drain_limit: Duration,
+    ) -> (
+        SocketAddr,
+        mpsc::Receiver<()>,
+        watch::Sender<bool>,
+        tokio::task::JoinHandle<()>,
+    ) {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        listener.set_nonblocking(true).unwrap();
         let addr = listener.local_addr().unwrap();
-        let (reached, mut handled) = tokio::sync::mpsc::channel::<()>(1);
-        let app = Router::new().route(
-            "/hang",
-            axum::routing::get(move || async move {
-                let _ = reached.send(()).await;
-                std::future::pending::<&'static str>().await
-            }),
-        );
+        let (reached, handled) = mpsc::channel::<()>(1);
+        let slow = reached.clone();
+        let app = Router::new()
+            .route(
+                "/hang",
+                axum::routing::get(move || async move {
+                    let _ = reached.send(()).await;
+                    std::future::pending::<&'static str>().await
+                }),
+            )
+            .route(
+                "/slow",
+                axum::routing::get(move || async move {
+                    let _ = slow.send(()).await;
+                    tokio::time::sleep(Duration::from_millis(300)).await;
+                    "done"
+                }),
+            );
         let limits = ConnectionLimits {
             header_read_timeout: Duration::from_secs(5),
             max_connections: 4,
             http2_keep_alive: Duration::from_secs(30),
-            drain_limit: Duration::from_millis(200),
+            drain_limit,
         };
         let (stop, stopped) = watch::channel(false);
+        let listener = TcpListener::from_std(listener).unwrap();
         let server = tokio::spawn(serve(listener, app, limits, None, stopped));
+        (addr, handled, stop, server)
+    }
+
+    /// Sends `GET path` over a fresh HTTP/2 connection (prior knowledge, no TLS) to a
+    /// listener with `drain_limit`, and stops the listener once the handler runs; returns the
+    /// pending answer, the listener's task and the handlers' receiver.
+    async fn http2_request_in_flight_at_a_stop(
+        drain_limit: Duration,
+        path: &str,
+    ) -> (
+        tokio::task::JoinHandle<hyper::Result<hyper::Response<hyper::body::Incoming>>>,
+        tokio::task::JoinHandle<()>,
+        mpsc::Receiver<()>,
+    ) {
+        let (addr, mut handled, stop, server) = listener_with_handlers(drain_limit);
+        let tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
+        let (mut sender, connection) = hyper::client::conn::http2::handshake(
+            hyper_util::rt::TokioExecutor::new(),
+            TokioIo::new(tcp),
+        )
+        .await
+        .unwrap();
+        tokio::spawn(connection);
+        let request = hyper::Request::get(format!("http://{addr}{path}"))
+            .body(axum::body::Body::empty())
+            .unwrap();
+        let answer = tokio::spawn(sender.send_request(request));
+        handled
+            .recv()
+            .await
+            .expect("the request reached its handler");
+        stop.send(true).unwrap();
+        (answer, server, handled)
+    }
+
+    /// Waits for `server` to return after a stop; then nothing of any request is left running.
+    async fn returns_with_nothing_left(
+        server: tokio::task::JoinHandle<()>,
+        mut handled: mpsc::Receiver<()>,
+    ) {
+        tokio::time::timeout(Duration::from_secs(30), server)
+            .await
+            .expect("the listener returns after the drain limit")
+            .unwrap();
+        assert_eq!(
+            handled.try_recv(),
+            Err(mpsc::error::TryRecvError::Disconnected),
+            "nothing of the request is left running"
+        );
+    }
+
+    /// An HTTP/1 request still being answered at the drain limit is closed with its
+    /// connection: the listener returns with nothing of it left running.
+    #[tokio::test]
+    async fn a_request_still_open_at_the_drain_limit_is_closed() {
+        let (addr, mut handled, stop, server) = listener_with_handlers(Duration::from_millis(200));
         let mut client = tokio::net::TcpStream::connect(addr).await.unwrap();
         client
             .write_all(b"GET /hang HTTP/1.1\r\nhost: localhost\r\n\r\n")
@@ -231,15 +307,7 @@ mod tests {
             .await
             .expect("the request reached its handler");
         stop.send(true).unwrap();
-        tokio::time::timeout(Duration::from_secs(30), server)
-            .await
-            .expect("the listener returns after the drain limit")
-            .unwrap();
-        assert_eq!(
-            handled.try_recv(),
-            Err(tokio::sync::mpsc::error::TryRecvError::Disconnected),
-            "nothing of the request is left running"
-        );
+        returns_with_nothing_left(server, handled).await;
         let mut answer = Vec::new();
         let closed = tokio::time::timeout(Duration::from_secs(5), client.read_to_end(&mut answer))
             .await
@@ -248,5 +316,30 @@ mod tests {
             closed.map_or(true, |_| answer.is_empty()),
             "no answer: {answer:?}"
         );
+    }
+
+    /// The same over HTTP/2, where hyper runs each stream's handler in a task of its own: that
+    /// task ends with the connection, and the client's request fails rather than hangs.
+    #[tokio::test]
+    async fn an_http2_stream_still_open_at_the_drain_limit_is_closed() {
+        let (answer, server, handled) =
+            http2_request_in_flight_at_a_stop(Duration::from_millis(200), "/hang").await;
+        returns_with_nothing_left(server, handled).await;
+        let answer = tokio::time::timeout(Duration::from_secs(5), answer)
+            .await
+            .expect("the request ends, not left open")
+            .unwrap();
+        assert!(answer.is_err(), "no answer: {answer:?}");
+    }
+
+    /// An HTTP/2 request being answered at a stop is waited for (within the drain limit) and
+    /// answered.
+    #[tokio::test]
+    async fn an_http2_request_in_flight_at_a_stop_is_answered() {
+        let (answer, server, handled) =
+            http2_request_in_flight_at_a_stop(Duration::from_secs(10), "/slow").await;
+        let answer = answer.await.unwrap().expect("an answer");
+        assert_eq!(answer.status(), 200);
+        returns_with_nothing_left(server, handled).await;
     }
 }
