@@ -17,8 +17,9 @@
 //! `--seconds S` per paced phase (default 10), `--paced-users N` sending the paced phases
 //! (default 100000: at 10,000/s for 10 s nearly every event is a user's first; 5000 keeps them
 //! warm), `--cold-users N` per cold round (default
-//! 50000), `--only cold` to run the cold phase alone, `--engine lsm|redb` for the embedded
-//! store (default `lsm`, a new node's).
+//! 50000), `--only cold` to run the cold phase alone, `--only warm` the warm users' maximum
+//! throughput alone (for a profile), `--engine lsm|redb` for the embedded store (default
+//! `lsm`, a new node's).
 
 use hdrhistogram::Histogram;
 use sentinel_actors::{Scorer, ScorerConfig};
@@ -42,6 +43,7 @@ struct Options {
     cold_users: usize,
     paced_users: u32,
     only_cold: bool,
+    only_warm: bool,
     engine: EmbeddedEngine,
 }
 
@@ -53,6 +55,7 @@ fn options() -> Options {
         cold_users: 50_000,
         paced_users: 100_000,
         only_cold: false,
+        only_warm: false,
         engine: EmbeddedEngine::Lsm,
     };
     let args: Vec<String> = std::env::args().collect();
@@ -78,6 +81,7 @@ fn options() -> Options {
         o.paced_users = v as u32;
     }
     o.only_cold = args.windows(2).any(|w| w[0] == "--only" && w[1] == "cold");
+    o.only_warm = args.windows(2).any(|w| w[0] == "--only" && w[1] == "warm");
     if let Some(name) = args.windows(2).find(|w| w[0] == "--engine").map(|w| &w[1]) {
         o.engine = [EmbeddedEngine::Lsm, EmbeddedEngine::Redb]
             .into_iter()
@@ -266,7 +270,7 @@ fn main() {
     println!("embedded store engine: {}", o.engine.as_str());
     runtime.block_on(async {
         let mut figures: [Vec<(f64, f64)>; 2] = Default::default();
-        for run in 0..o.runs {
+        for run in (0..o.runs).filter(|_| !o.only_warm) {
             let rounds = cold(o.engine, o.cold_users, run as u64).await;
             for (i, (label, round)) in ["a new user", "a passivated user"]
                 .iter()
@@ -280,7 +284,11 @@ fn main() {
                 figures[i].push((round.rate, round.cpu_us));
             }
         }
-        for (label, runs) in ["a new user", "a passivated user"].iter().zip(figures) {
+        for (label, runs) in ["a new user", "a passivated user"]
+            .iter()
+            .zip(figures)
+            .filter(|_| !o.only_warm)
+        {
             let (rates, cpus): (Vec<f64>, Vec<f64>) = runs.into_iter().unzip();
             println!(
                 "cold, every event from {label}, median of {}: {:.0} events/s, {:.1} us CPU/event",
@@ -295,7 +303,10 @@ fn main() {
         for (label, users) in [
             ("every event a new user", o.events as u32),
             ("5,000 live users", 5_000),
-        ] {
+        ]
+        .into_iter()
+        .filter(|(_, users)| !o.only_warm || *users == 5_000)
+        {
             let mut rates = Vec::new();
             let mut cpus = Vec::new();
             for run in 0..o.runs {
@@ -312,6 +323,9 @@ fn main() {
                 median(rates),
                 median(cpus)
             );
+        }
+        if o.only_warm {
+            return;
         }
         for rate in [1_000.0, 10_000.0] {
             let mut p50s = Vec::new();
