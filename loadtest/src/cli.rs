@@ -4,7 +4,7 @@ use clap::{Args, Parser, Subcommand};
 use sentinel_loadtest::loadgen::http::{Credential, HttpTarget};
 use sentinel_loadtest::loadgen::kafka::KafkaTarget;
 use sentinel_loadtest::loadgen::{Population, RateSchedule, Target, TrafficOptions};
-use sentinel_simulator::{REALISTIC_HOLDERS, REALISTIC_PAYMENTS_PER_DAY};
+use sentinel_simulator::{TransactionIds, REALISTIC_HOLDERS, REALISTIC_PAYMENTS_PER_DAY};
 use std::path::PathBuf;
 
 /// Load generator for SentinelStream: sends simulated card traffic with labelled fraud to a
@@ -125,6 +125,11 @@ struct TrafficArgs {
     /// Fraction of user turns that inject a labelled fraud scenario.
     #[arg(long, default_value_t = 0.002)]
     fraud_ratio: f64,
+    /// Transaction ids: sequential (`sim-<seed>-<n>`, in the order sent) or random
+    /// (UUID-shaped, as many gateways send; the store's indexes take them anywhere, which
+    /// costs the node more).
+    #[arg(long, value_enum, default_value_t = TransactionIdsArg::Sequential)]
+    transaction_ids: TransactionIdsArg,
     /// p99 latency a rate step must stay within to count towards the sustained maximum.
     #[arg(long, default_value_t = 200.0)]
     p99_objective_ms: f64,
@@ -134,6 +139,15 @@ struct TrafficArgs {
     /// No progress line.
     #[arg(long)]
     quiet: bool,
+}
+
+/// The `--transaction-ids` choices.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum TransactionIdsArg {
+    /// `sim-<seed>-<n>`, in the order sent.
+    Sequential,
+    /// UUID-shaped random hex.
+    Random,
 }
 
 /// The `--population` choices.
@@ -191,6 +205,10 @@ impl TrafficArgs {
             users: self.users.unwrap_or(default_users),
             population,
             fraud_ratio: self.fraud_ratio,
+            transaction_ids: match self.transaction_ids {
+                TransactionIdsArg::Sequential => TransactionIds::Sequential,
+                TransactionIdsArg::Random => TransactionIds::Random,
+            },
             p99_objective_ms: self.p99_objective_ms,
             report_dir: self.report_dir,
             progress: !self.quiet,
@@ -237,6 +255,24 @@ mod tests {
     #[test]
     fn cli_is_consistent() {
         Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn transaction_ids_are_sequential_unless_asked_for_random() {
+        let parse = |extra: &[&str]| {
+            let mut args = vec!["sentinel-loadtest", "http"];
+            args.extend_from_slice(extra);
+            Cli::try_parse_from(args).unwrap().into_run().unwrap().0
+        };
+        assert_eq!(parse(&[]).transaction_ids, TransactionIds::Sequential);
+        assert_eq!(
+            parse(&["--transaction-ids", "random"]).transaction_ids,
+            TransactionIds::Random
+        );
+        assert!(
+            Cli::try_parse_from(["sentinel-loadtest", "http", "--transaction-ids", "uuid"])
+                .is_err()
+        );
     }
 
     #[test]

@@ -13,7 +13,7 @@ use sentinel_loadtest::loadgen::http::{Credential, HttpTarget};
 use sentinel_loadtest::loadgen::kafka::KafkaTarget;
 use sentinel_loadtest::loadgen::{self, Interrupts, Population, RateSchedule, Target};
 use sentinel_loadtest::loadgen::{RunResult, TrafficOptions};
-use sentinel_simulator::{Scenario, Simulator};
+use sentinel_simulator::{Scenario, TransactionIds};
 use std::path::Path;
 use support::{Broker, NodeProcess, NODE_TOPICS};
 
@@ -27,6 +27,7 @@ fn options(dir: &Path) -> TrafficOptions {
         users: 10_000,
         population: Population::Dense,
         fraud_ratio: 0.05,
+        transaction_ids: TransactionIds::Sequential,
         p99_objective_ms: 200.0,
         report_dir: dir.join("report"),
         progress: true,
@@ -36,7 +37,7 @@ fn options(dir: &Path) -> TrafficOptions {
 /// The first `n` events the run sent, replayed from the same simulator configuration: the
 /// ids of the labelled ones, with their scenarios.
 fn labelled_ids(opts: &TrafficOptions, n: u64) -> Vec<(String, Scenario)> {
-    let mut sim = Simulator::new(opts.sim_config(chrono::Utc::now()));
+    let mut sim = opts.simulator(chrono::Utc::now());
     (0..n)
         .filter_map(|_| {
             let e = sim.next_event();

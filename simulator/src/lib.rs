@@ -46,6 +46,7 @@ use txn::{DeviceRef, Draft, IpRef, MerchantRef, Naming};
 
 pub use labels::{analyst_labels, Feedback, Labeller, LateTail, SimLabel};
 pub use schedule::MIN_GAP_MS;
+pub use txn::TransactionIds;
 
 /// Lowest accepted rate; anything lower (or not a number) is raised to it so gaps stay finite.
 pub const MIN_RATE_PER_SEC: f64 = 1e-3;
@@ -324,6 +325,8 @@ pub struct Simulator {
     fraud_ratio: f64,
     /// Holders sharing a device at home (none unless [`Simulator::with_households`]).
     households: Households,
+    /// How transactions are named (see [`Simulator::with_transaction_ids`]).
+    transaction_ids: TransactionIds,
 }
 
 impl std::fmt::Debug for Simulator {
@@ -374,6 +377,7 @@ impl Simulator {
             paused: 0,
             fraud_ratio,
             households: Households::new(config.seed, users, 0.0),
+            transaction_ids: TransactionIds::Sequential,
             config,
         };
         let start_ms = sim.config.start.timestamp_millis();
@@ -402,6 +406,13 @@ impl Simulator {
                 self.users[user as usize].profile.city = city;
             }
         }
+        self
+    }
+
+    /// Names transactions as `ids` says (sequential `sim-<seed>-<n>` unless changed); the
+    /// traffic itself stays the same.
+    pub fn with_transaction_ids(mut self, ids: TransactionIds) -> Self {
+        self.transaction_ids = ids;
         self
     }
 
@@ -637,6 +648,7 @@ impl Simulator {
         let naming = Naming {
             seed: self.config.seed,
             counter: self.emitted,
+            ids: self.transaction_ids,
             user,
             currency: geo::CITIES[usize::from(self.users[user as usize].profile.city)].currency,
             merchants: &self.merchants,

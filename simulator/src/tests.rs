@@ -135,21 +135,70 @@ fn record(seen: &mut Seen, e: &SimEvent) {
     seen.devices.insert(e.txn.device_id.clone().unwrap());
 }
 
-#[test]
-fn same_config_same_stream_other_seed_other_stream() {
-    let config = SimConfig {
+/// 10,000 users at 100 events/s from noon, 5% of turns fraud.
+fn ten_thousand_users_at_noon() -> SimConfig {
+    SimConfig {
         users: 10_000,
         rate_per_sec: 100.0,
         fraud_ratio: 0.05,
         start: noon(),
         ..SimConfig::default()
-    };
+    }
+}
+
+#[test]
+fn same_config_same_stream_other_seed_other_stream() {
+    let config = ten_thousand_users_at_noon();
     let (_, a) = run(config.clone(), 50_000);
     let (_, b) = run(config.clone(), 50_000);
     assert!(a == b);
     assert!(a.iter().any(|e| e.label.is_some()));
     let (_, c) = run(SimConfig { seed: 7, ..config }, 1_000);
     assert!(a[..1_000] != c[..]);
+}
+
+/// Random transaction ids: UUID-shaped, unique, the same for the same seed, not in the order
+/// sent; everything else in the stream is what the sequential ids name.
+#[test]
+fn random_transaction_ids_name_the_same_traffic() {
+    let config = ten_thousand_users_at_noon();
+    let stream = |ids: TransactionIds, n: usize| {
+        let mut sim = Simulator::new(config.clone()).with_transaction_ids(ids);
+        (0..n).map(|_| sim.next_event()).collect::<Vec<_>>()
+    };
+    let sequential = stream(TransactionIds::Sequential, 100_000);
+    let random = stream(TransactionIds::Random, 100_000);
+    assert_eq!(
+        random,
+        stream(TransactionIds::Random, 100_000),
+        "same seed, same ids"
+    );
+    let mut ids = HashSet::new();
+    for (r, s) in random.iter().zip(&sequential) {
+        let id = &r.txn.transaction_id;
+        assert!(ids.insert(id.clone()), "duplicate id {id}");
+        let dashes: Vec<usize> = id.match_indices('-').map(|(i, _)| i).collect();
+        assert_eq!((id.len(), dashes), (36, vec![8, 13, 18, 23]), "{id}");
+        assert!(
+            id.chars().all(|c| c == '-' || c.is_ascii_hexdigit()),
+            "{id}"
+        );
+        let mut renamed = r.clone();
+        renamed.txn.transaction_id = s.txn.transaction_id.clone();
+        assert_eq!(&renamed, s, "only the id differs");
+    }
+    let ascending = random
+        .windows(2)
+        .filter(|w| w[0].txn.transaction_id < w[1].txn.transaction_id)
+        .count();
+    assert!(
+        (40_000..60_000).contains(&ascending),
+        "ids in no order: {ascending} of 99,999 pairs ascending"
+    );
+    let other_seed = Simulator::new(SimConfig { seed: 7, ..config })
+        .with_transaction_ids(TransactionIds::Random)
+        .next_event();
+    assert_ne!(other_seed.txn.transaction_id, random[0].txn.transaction_id);
 }
 
 #[test]

@@ -65,6 +65,42 @@ pub struct Draft {
     pub jitter: (f64, f64),
 }
 
+/// How the simulator names its transactions.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TransactionIds {
+    /// `sim-<seed>-<counter>`: readable, and in the order they are sent, so a store's index
+    /// takes each new one beside the last.
+    #[default]
+    Sequential,
+    /// UUID-shaped random hex, as many gateways send: an index takes each one anywhere. The
+    /// same seed gives the same ids; a run never repeats one (the first 64 bits are a
+    /// bijection of the counter).
+    Random,
+}
+
+impl TransactionIds {
+    /// The id of event `counter` of the simulation seeded with `seed`.
+    pub fn name(self, seed: u64, counter: u64) -> String {
+        match self {
+            TransactionIds::Sequential => format!("sim-{seed}-{counter}"),
+            TransactionIds::Random => {
+                let unique =
+                    crate::household::mix(counter.wrapping_add(crate::household::mix(seed)));
+                let rest = crate::household::mix(unique ^ 0x9e37_79b9_7f4a_7c15);
+                format!(
+                    "{:08x}-{:04x}-{:04x}-{:04x}-{:012x}",
+                    unique >> 32,
+                    (unique >> 16) & 0xffff,
+                    unique & 0xffff,
+                    rest >> 48,
+                    rest & 0xffff_ffff_ffff
+                )
+            }
+        }
+    }
+}
+
 /// Everything besides the draft that names the transaction.
 #[derive(Debug, Clone, Copy)]
 pub struct Naming<'a> {
@@ -72,6 +108,8 @@ pub struct Naming<'a> {
     pub seed: u64,
     /// Global event counter, the rest of the transaction id.
     pub counter: u64,
+    /// How the transaction id is written.
+    pub ids: TransactionIds,
     /// User index.
     pub user: u32,
     /// The user's card currency (home country's).
@@ -110,7 +148,7 @@ impl Draft {
             IpRef::Unknown(host) => unknown_ip(host),
         };
         Transaction {
-            transaction_id: format!("sim-{}-{}", naming.seed, naming.counter),
+            transaction_id: naming.ids.name(naming.seed, naming.counter),
             user_id: format!("user-{user}"),
             card_id: Some(format!("card-{user}-{}", self.card)),
             device_id: Some(device),

@@ -24,7 +24,7 @@ pub use schedule::RateSchedule;
 pub use traffic::{population_capacity, Population};
 
 use crate::report::{self, Report, RunConfig, RunInfo, Written};
-use sentinel_simulator::Simulator;
+use sentinel_simulator::{Simulator, TransactionIds};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
@@ -55,6 +55,8 @@ pub struct TrafficOptions {
     pub population: Population,
     /// Fraction of user turns that inject fraud.
     pub fraud_ratio: f64,
+    /// How the simulator names transactions (sequential, or random as many gateways send).
+    pub transaction_ids: TransactionIds,
     /// p99 objective of a passing rate step, milliseconds.
     pub p99_objective_ms: f64,
     /// Where `report.json` and `report.svg` go.
@@ -105,7 +107,6 @@ pub async fn run(
 ) -> anyhow::Result<RunResult> {
     anyhow::ensure!(opts.duration_secs > 0, "--duration-secs must be positive");
     anyhow::ensure!(opts.schedule.peak_rate() > 0.0, "the rate must be positive");
-    let config = opts.sim_config(chrono::Utc::now());
     let mut notes = Vec::new();
     let capacity = population_capacity(opts.users);
     if let Population::Realistic { payments_per_day } = opts.population {
@@ -130,7 +131,7 @@ pub async fn run(
             opts.schedule.peak_rate()
         ));
     }
-    let mut sim = Simulator::new(config);
+    let mut sim = opts.simulator(chrono::Utc::now());
     let shared: Shared = Arc::new(Mutex::new(Recorder::new(now_us())));
     let (mode, target_name) = match target {
         Target::Kafka(k) if k.echo => (
@@ -178,6 +179,7 @@ pub async fn run(
             users: opts.users,
             population: opts.population,
             fraud_ratio: opts.fraud_ratio,
+            transaction_ids: opts.transaction_ids,
             schedule: opts.schedule,
             duration_secs: opts.duration_secs,
             drain_secs: opts.drain_secs,

@@ -7,7 +7,7 @@
 
 use super::schedule::RateSchedule;
 use chrono::{DateTime, Utc};
-use sentinel_simulator::{SimConfig, MIN_GAP_MS};
+use sentinel_simulator::{SimConfig, Simulator, MIN_GAP_MS};
 use serde::{Deserialize, Serialize};
 
 /// Most events per second of event time a population of `users` can produce: every user waits
@@ -115,6 +115,11 @@ impl super::TrafficOptions {
             self.population,
             now,
         )
+    }
+
+    /// The simulator of a run with these options started at `now`, ids named as configured.
+    pub fn simulator(&self, now: DateTime<Utc>) -> Simulator {
+        Simulator::new(self.sim_config(now)).with_transaction_ids(self.transaction_ids)
     }
 }
 

@@ -17,7 +17,7 @@ pub use table::render as render_table;
 
 use crate::loadgen::{Counts, Population, RateSchedule};
 use chrono::{DateTime, Utc};
-use sentinel_simulator::Scenario;
+use sentinel_simulator::{Scenario, TransactionIds};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -76,6 +76,9 @@ pub struct RunConfig {
     pub population: Population,
     /// Fraction of user turns that inject fraud.
     pub fraud_ratio: f64,
+    /// How transactions were named (absent in reports written before it existed: sequential).
+    #[serde(default)]
+    pub transaction_ids: TransactionIds,
     /// Target send rate over time.
     pub schedule: RateSchedule,
     /// Hard stop of sending.

@@ -12,6 +12,7 @@ fn config(schedule: RateSchedule, duration_secs: u64) -> RunConfig {
         users: 1_000,
         population: Population::Dense,
         fraud_ratio: 0.05,
+        transaction_ids: TransactionIds::Sequential,
         schedule,
         duration_secs,
         drain_secs: 30,
