@@ -94,6 +94,15 @@ fn steady_run_report_json_and_svg() {
         "velocity_burst"
     );
     assert_eq!(json["config"]["schedule"]["kind"], "steady");
+    assert_eq!(json["config"]["transaction_ids"], "sequential");
+    // A report written before the population and the transaction ids were recorded reads as
+    // dense and sequential.
+    let mut older = json.clone();
+    let config = older["config"].as_object_mut().unwrap();
+    config.remove("population");
+    config.remove("transaction_ids");
+    let older: Report = serde_json::from_value(older).unwrap();
+    assert_eq!(older, report);
 
     let svg = std::fs::read_to_string(&written.svg).unwrap();
     assert!(svg.starts_with("<svg "));
