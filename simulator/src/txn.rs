@@ -69,8 +69,8 @@ pub struct Draft {
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum TransactionIds {
-    /// `sim-<seed>-<counter>`: readable, and in the order they are sent, so a store's index
-    /// takes each new one beside the last.
+    /// `sim-<seed>-<counter>`: readable, numbered in the order they are sent, so a store's
+    /// index takes each new one near the last.
     #[default]
     Sequential,
     /// UUID-shaped random hex, as many gateways send: an index takes each one anywhere. The
