@@ -168,7 +168,12 @@ async fn open_catalogue(
     crate::startup_model::install(&catalog, &config.model).await?;
     // Peers join once the catalogue and model are in place: they may read them, never seed them.
     if config.cluster.owns_store() {
-        remote_store::serve_store(&config.cluster.node_name, Arc::clone(store)).await?;
+        let hosted = remote_store::Hosted {
+            store: Arc::clone(store),
+            // Members' decisions reach this node's entity index as they are stored here.
+            observer: Some(catalog.commit_observer()),
+        };
+        remote_store::serve_store(&config.cluster.node_name, hosted).await?;
     }
     let future_skew =
         Duration::from_secs(u64::try_from(config.limits.max_future_skew_secs).unwrap_or(0));

@@ -18,8 +18,8 @@ use ractor::{pg, Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
 use ractor_cluster::{NodeServerMessage, RactorClusterMessage};
 use sentinel_event::Decision;
 use sentinel_store::{
-    DayCursor, RecordGuard, RecordKind, RecordWrite, RestorePoint, Store, StoreError, UserSnapshot,
-    WriteOp, WriteResult,
+    CommitObserver, DayCursor, RecordGuard, RecordKind, RecordWrite, RestorePoint, Store,
+    StoreError, UserSnapshot, WriteOp, WriteResult,
 };
 use wire::{Bytes, Page, RecordValue, StoreReply, StoreRequest, FRAME_BUDGET, INLINE_RECORD};
 
@@ -63,28 +63,37 @@ pub async fn open(
 /// Serves a local store to the cluster.
 pub struct StoreHost;
 
+/// The store a host serves, and who it tells of the decisions members store through it.
+#[derive(Clone)]
+pub struct Hosted {
+    pub store: Arc<dyn Store>,
+    /// Told of each member's new decisions once stored (the host's live entity index, which
+    /// would otherwise read them back from the store and decode them).
+    pub observer: Option<Arc<dyn CommitObserver>>,
+}
+
 impl Actor for StoreHost {
     type Msg = StoreMessage;
-    type State = Arc<dyn Store>;
-    type Arguments = Arc<dyn Store>;
+    type State = Hosted;
+    type Arguments = Hosted;
 
     async fn pre_start(
         &self,
         _myself: ActorRef<Self::Msg>,
-        store: Arc<dyn Store>,
+        hosted: Hosted,
     ) -> Result<Self::State, ActorProcessingErr> {
-        Ok(store)
+        Ok(hosted)
     }
 
     async fn handle(
         &self,
         _myself: ActorRef<Self::Msg>,
         message: StoreMessage,
-        store: &mut Arc<dyn Store>,
+        hosted: &mut Hosted,
     ) -> Result<(), ActorProcessingErr> {
         let StoreMessage::Call(request, reply) = message;
         // Each call runs on its own task so one slow batch does not queue every read behind it.
-        let store = Arc::clone(store);
+        let hosted = hosted.clone();
         tokio::spawn(async move {
             let answer = match serde_json::from_slice::<StoreRequest>(&request) {
                 Ok(request) => match peer_refusal(&request) {
@@ -93,7 +102,7 @@ impl Actor for StoreHost {
                         tracing::warn!(%reason, "refused a cluster peer's store request");
                         StoreReply::Refused(reason)
                     }
-                    None => serve(&*store, request)
+                    None => serve(&hosted, request)
                         .await
                         .unwrap_or_else(|e| StoreReply::Failed(e.to_string())),
                 },
@@ -167,8 +176,8 @@ fn peer_record_refusal(write: &RecordWrite) -> Option<String> {
 
 /// Starts the store host actor for `node_name` and joins it to its process group, so the
 /// cluster's other members can use `store`.
-pub async fn serve_store(node_name: &str, store: Arc<dyn Store>) -> anyhow::Result<()> {
-    let (actor, _) = Actor::spawn(None, StoreHost, store)
+pub async fn serve_store(node_name: &str, hosted: Hosted) -> anyhow::Result<()> {
+    let (actor, _) = Actor::spawn(None, StoreHost, hosted)
         .await
         .map_err(|e| anyhow::anyhow!("starting the store host actor: {e}"))?;
     pg::join(group_for(node_name), vec![actor.get_cell()]);
@@ -196,9 +205,33 @@ fn page_of<T: serde::Serialize>(items: Vec<T>, asked: usize, budget: usize) -> P
 
 /// Runs one request against the host's store; lists come back in pages that fit a frame and
 /// hold at most [`PEER_LIST_ITEMS`].
-async fn serve(store: &dyn Store, request: StoreRequest) -> Result<StoreReply, StoreError> {
+async fn serve(hosted: &Hosted, request: StoreRequest) -> Result<StoreReply, StoreError> {
+    let store = &*hosted.store;
     Ok(match request {
-        StoreRequest::WriteBatch(ops) => StoreReply::Written(store.write_batch(ops).await?),
+        StoreRequest::WriteBatch(ops) => match &hosted.observer {
+            None => StoreReply::Written(store.write_batch(ops).await?),
+            Some(observer) => {
+                let decisions: Vec<Option<Arc<Decision>>> = ops
+                    .iter()
+                    .map(|op| match op {
+                        WriteOp::Decision(d) | WriteOp::DecisionWithRecords(d, _) => {
+                            Some(Arc::clone(d))
+                        }
+                        WriteOp::Snapshot(_) | WriteOp::Records(_) => None,
+                    })
+                    .collect();
+                let written = store.write_batch(ops).await?;
+                let new: Vec<Arc<Decision>> = decisions
+                    .into_iter()
+                    .zip(&written)
+                    .filter_map(|(d, result)| d.filter(|_| matches!(result, WriteResult::Stored)))
+                    .collect();
+                if !new.is_empty() {
+                    observer.committed(&new);
+                }
+                StoreReply::Written(written)
+            }
+        },
         StoreRequest::Decision(id) => StoreReply::Decision(store.decision(&id).await?),
         StoreRequest::DecisionsForUser {
             user_id,
@@ -674,10 +707,22 @@ mod tests {
     use super::*;
 
     async fn served(host: &str) -> (tempfile::TempDir, Arc<dyn Store>, Arc<dyn Store>) {
+        served_to(host, None).await
+    }
+
+    /// [`served`], the host telling `observer` of the decisions members store.
+    async fn served_to(
+        host: &str,
+        observer: Option<Arc<dyn CommitObserver>>,
+    ) -> (tempfile::TempDir, Arc<dyn Store>, Arc<dyn Store>) {
         let dir = tempfile::tempdir().unwrap();
         let local: Arc<dyn Store> =
             Arc::new(sentinel_store::EmbeddedStore::open(&dir.path().join("c.redb")).unwrap());
-        serve_store(host, Arc::clone(&local)).await.unwrap();
+        let hosted = Hosted {
+            store: Arc::clone(&local),
+            observer,
+        };
+        serve_store(host, hosted).await.unwrap();
         let remote = RemoteStore::connect(host, None, Duration::from_secs(5))
             .await
             .unwrap();
@@ -700,6 +745,43 @@ mod tests {
         conformance::restore_point_finds_every_user_with_history(remote).await;
         let (_e, _, remote) = served("conformance-e").await;
         conformance::records_share_a_batch_with_decisions(remote).await;
+    }
+
+    /// The host's entity index learns a member's new decisions as they are stored, in order,
+    /// not a duplicate, not a snapshot: it need not read them back from the store.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn the_host_is_told_of_the_decisions_members_store() {
+        #[derive(Default)]
+        struct Told(std::sync::Mutex<Vec<String>>);
+        impl CommitObserver for Told {
+            fn committed(&self, decisions: &[Arc<Decision>]) {
+                let mut told = self.0.lock().unwrap();
+                told.extend(decisions.iter().map(|d| d.transaction_id.clone()));
+            }
+        }
+        let told = Arc::new(Told::default());
+        let (_dir, local, remote) =
+            served_to("told", Some(Arc::clone(&told) as Arc<dyn CommitObserver>)).await;
+        let d = |txn: &str| Arc::new(sentinel_store::conformance::decision(txn, "u-told", 1, 0));
+        local
+            .write_batch(vec![WriteOp::Decision(d("t-already"))])
+            .await
+            .unwrap();
+        let snapshot = UserSnapshot {
+            user_id: "u-told".into(),
+            seq: 1,
+            state: b"{}".to_vec(),
+        };
+        remote
+            .write_batch(vec![
+                WriteOp::Decision(d("t-new-1")),
+                WriteOp::Snapshot(snapshot),
+                WriteOp::Decision(d("t-already")),
+                WriteOp::DecisionWithRecords(d("t-new-2"), Vec::new()),
+            ])
+            .await
+            .unwrap();
+        assert_eq!(*told.0.lock().unwrap(), ["t-new-1", "t-new-2"]);
     }
 
     /// Nodes sharing the host's store see each other's users: history written on the host is
