@@ -133,7 +133,8 @@ pub struct Catalog {
     pub(crate) entity_risk: EntityRiskFeed,
     /// What the live index is rebuilt from: the tailed activity and the labelled entities.
     pub(crate) entity_sources: Mutex<crate::entity_index::Sources>,
-    /// Decisions this process's writer committed, waiting for the live index's next pass.
+    /// Decisions committed in this process (its writer's, and on a store host its members'),
+    /// waiting for the live index's next pass.
     pub(crate) committed_here: Arc<crate::entity_index::CommittedHere>,
     /// Woken when a label is posted here.
     pub(crate) label_posted: tokio::sync::Notify,

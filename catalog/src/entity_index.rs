@@ -85,7 +85,7 @@ const MAX_COMMITTED_PENDING: usize = 1 << 20;
 /// by one; with more (another node's traffic) the pass reads pages from the first of them.
 const FETCH_ONE_BY_ONE: usize = 256;
 
-/// What the activity counts of a decision this process's writer committed.
+/// What the activity counts of a decision committed in this process.
 struct Committed {
     /// Keyed hash of the transaction id (see `ActivityTail::recent`).
     id: u64,
@@ -95,7 +95,8 @@ struct Committed {
     event_ms: i64,
 }
 
-/// The decisions this process's writer committed since the last pass ([`CommitObserver`]):
+/// The decisions committed in this process since the last pass ([`CommitObserver`]: its
+/// writer's, and on a store host the ones members stored through it):
 /// the live index counts them from here instead of reading them back from the store.
 #[derive(Default)]
 pub(crate) struct CommittedHere {
@@ -380,8 +381,9 @@ impl Catalog {
         Ok(size)
     }
 
-    /// Tells the live index of the decisions a writer of this process commits, so that it
-    /// counts them without reading them back from the store (see [`Writer::start_with`]).
+    /// Tells the live index of the decisions committed in this process (by its writer, see
+    /// [`Writer::start_with`], or by its store host for members), so that it counts them
+    /// without reading them back from the store.
     ///
     /// [`Writer::start_with`]: sentinel_store::Writer::start_with
     pub fn commit_observer(&self) -> Arc<dyn CommitObserver> {

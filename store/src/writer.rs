@@ -69,7 +69,9 @@ enum Request {
 /// an in-process reader of new decisions (the live entity index) learns them without reading
 /// them back from the store.
 pub trait CommitObserver: Send + Sync + 'static {
-    /// The batch's new decisions, in commit order. Called on the writer task: keep it short.
+    /// The batch's new decisions. Called by the writer after each batch, and on a cluster's
+    /// store host after each member's batch, from several tasks at once and in no particular
+    /// order across batches: keep it short and do not rely on the order.
     fn committed(&self, decisions: &[Arc<Decision>]);
 }
 
