@@ -19,7 +19,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-/// Picks users by id (see [`ShardMessage::Passivate`]).
+/// Picks users by id (the shards passivate those it picks).
 pub type UserFilter = Arc<dyn Fn(&str) -> bool + Send + Sync>;
 
 /// Messages a shard understands.

@@ -665,7 +665,7 @@ overrides! {
         c.mapping.file = Some(v);
     };
     /// Top-level payload fields nothing maps: `reject` (422 / dead letter naming the field) or
-    /// `metadata` (kept as metadata.<name> for rules) ([mapping] unknown_fields).
+    /// `metadata` (kept as `metadata.<name>` for rules) ([mapping] unknown_fields).
     #[arg(long, env = "SENTINEL_MAPPING_UNKNOWN_FIELDS", value_parser = parse_unknown_fields)]
     mapping_unknown_fields: sentinel_event::UnknownFields => |c, v| c.mapping.unknown_fields = v;
 }

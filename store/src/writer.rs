@@ -28,8 +28,8 @@ pub struct WriterConfig {
     /// Most requests committed in one batch.
     pub max_batch: usize,
     /// When a request finds the writer idle, how many times at most it yields to the scheduler
-    /// to gather the requests arriving with it before committing (0: commit it at once). See
-    /// [`next_batch`].
+    /// to gather the requests arriving with it before committing (0: commit it at once). The
+    /// writer task's `next_batch` says why.
     pub gather_yields: usize,
 }
 

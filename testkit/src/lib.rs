@@ -346,7 +346,7 @@ pub async fn collect(
 }
 
 /// How long a dropped node gets to drain after SIGTERM before it is SIGKILLed.
-const DRAIN_WAIT: Duration = Duration::from_secs(10);
+pub const DRAIN_WAIT: Duration = Duration::from_secs(10);
 
 /// A `sentinel` node process; stopped with SIGTERM on drop (SIGKILL if it has not exited
 /// within [`DRAIN_WAIT`]), so it exits through its drain and writes its coverage profile.
