@@ -203,35 +203,39 @@ fn page_of<T: serde::Serialize>(items: Vec<T>, asked: usize, budget: usize) -> P
     page
 }
 
+/// Writes a member's batch and tells the host's observer of the decisions it stored anew.
+async fn write_and_tell(
+    hosted: &Hosted,
+    ops: Vec<WriteOp>,
+) -> Result<Vec<WriteResult>, StoreError> {
+    let Some(observer) = &hosted.observer else {
+        return hosted.store.write_batch(ops).await;
+    };
+    let decisions: Vec<Option<Arc<Decision>>> = ops
+        .iter()
+        .map(|op| match op {
+            WriteOp::Decision(d) | WriteOp::DecisionWithRecords(d, _) => Some(Arc::clone(d)),
+            WriteOp::Snapshot(_) | WriteOp::Records(_) => None,
+        })
+        .collect();
+    let written = hosted.store.write_batch(ops).await?;
+    let new: Vec<Arc<Decision>> = decisions
+        .into_iter()
+        .zip(&written)
+        .filter_map(|(d, result)| d.filter(|_| matches!(result, WriteResult::Stored)))
+        .collect();
+    if !new.is_empty() {
+        observer.committed(&new);
+    }
+    Ok(written)
+}
+
 /// Runs one request against the host's store; lists come back in pages that fit a frame and
 /// hold at most [`PEER_LIST_ITEMS`].
 async fn serve(hosted: &Hosted, request: StoreRequest) -> Result<StoreReply, StoreError> {
     let store = &*hosted.store;
     Ok(match request {
-        StoreRequest::WriteBatch(ops) => match &hosted.observer {
-            None => StoreReply::Written(store.write_batch(ops).await?),
-            Some(observer) => {
-                let decisions: Vec<Option<Arc<Decision>>> = ops
-                    .iter()
-                    .map(|op| match op {
-                        WriteOp::Decision(d) | WriteOp::DecisionWithRecords(d, _) => {
-                            Some(Arc::clone(d))
-                        }
-                        WriteOp::Snapshot(_) | WriteOp::Records(_) => None,
-                    })
-                    .collect();
-                let written = store.write_batch(ops).await?;
-                let new: Vec<Arc<Decision>> = decisions
-                    .into_iter()
-                    .zip(&written)
-                    .filter_map(|(d, result)| d.filter(|_| matches!(result, WriteResult::Stored)))
-                    .collect();
-                if !new.is_empty() {
-                    observer.committed(&new);
-                }
-                StoreReply::Written(written)
-            }
-        },
+        StoreRequest::WriteBatch(ops) => StoreReply::Written(write_and_tell(hosted, ops).await?),
         StoreRequest::Decision(id) => StoreReply::Decision(store.decision(&id).await?),
         StoreRequest::DecisionsForUser {
             user_id,
