@@ -58,6 +58,18 @@ struct ActivityTail {
     recent: HashMap<u64, i64>,
     /// The key of those hashes.
     ids: RandomState,
+    /// Decisions counted since the last pass ended, by how they arrived.
+    counted: DecisionsCounted,
+}
+
+/// Decisions counted into the activity, by how they arrived.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct DecisionsCounted {
+    /// Told by this process's commit observer (its writer's, or on a store host its members').
+    pub observed: u64,
+    /// Read back from the store (other nodes' decisions, those made before a start, and any the
+    /// observer had to drop or that were committed while a pass scanned).
+    pub read: u64,
 }
 
 /// Figures of one refresh.
@@ -70,6 +82,9 @@ pub struct EntityIndexSize {
     /// Whether this pass built and published a new index (or the published one still gives
     /// every event what a new one would).
     pub rebuilt: bool,
+    /// Decisions this pass counted into the activity (each decision is counted once, whichever
+    /// way it arrives first).
+    pub counted: DecisionsCounted,
 }
 
 /// Oldest event time any window of an event at `now` can reach.
@@ -234,6 +249,7 @@ impl ActivityTail {
         let decided_us = d.decided_at.timestamp_micros();
         self.activity.record_event(&d.event);
         self.recent.insert(id, decided_us);
+        self.counted.read += 1;
         self.advance(DayCursor {
             decided_us,
             transaction_id: d.transaction_id.clone(),
@@ -247,6 +263,7 @@ impl ActivityTail {
         }
         self.activity.record(c.merchant, c.device, c.event_ms);
         self.recent.insert(c.id, c.decided_us);
+        self.counted.observed += 1;
     }
 
     /// Moves the last position read forward to `position` if it is later.
@@ -335,6 +352,7 @@ impl Catalog {
             last_read: None,
             recent: HashMap::new(),
             ids: self.committed_here.ids.clone(),
+            counted: DecisionsCounted::default(),
         });
         let (committed, overflowed) = self.committed_here.take();
         for c in &committed {
@@ -345,6 +363,7 @@ impl Catalog {
         let read = read_decisions(&**self.store(), &mut tail, from_us, now, overflowed).await;
         tail.activity.forget_before(oldest.timestamp_millis());
         let new_from_hour = tail.activity.take_earliest_new_hour();
+        let counted = std::mem::take(&mut tail.counted);
         // Keep what was read even when a page failed: the next pass goes on from there.
         let activity = &sources.tail.insert(tail).activity;
         if let Some(built) = &mut sources.built {
@@ -368,6 +387,7 @@ impl Catalog {
             labels: labels.len(),
             entities: activity.entities(),
             rebuilt: !current,
+            counted,
         };
         if !current {
             let index = EntityRisk::build(delay_ms, activity, labels.iter().copied());

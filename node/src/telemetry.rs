@@ -48,6 +48,9 @@ pub const LABEL_INDEX_REFRESH_FAILURES: &str = "sentinel_label_index_refresh_fai
 /// Counter: refreshes of the entity-risk index that built and published a new one (the others
 /// found no change any event could see yet).
 pub const ENTITY_INDEX_REBUILDS: &str = "sentinel_entity_index_rebuilds_total";
+/// Counter: decisions counted into the entity-risk index's activity, by how they arrived
+/// (`source`: `observed`, committed through this process; `read`, read back from the store).
+pub const ENTITY_INDEX_DECISIONS: &str = "sentinel_entity_index_decisions_total";
 /// Store requests from cluster peers the store host refused (writes scoring does not need).
 pub const STORE_PEER_REFUSALS: &str = "sentinel_store_peer_refusals_total";
 
@@ -238,6 +241,10 @@ fn describe() {
         "Entity-risk index refreshes that built a new index (the others found no change any event could see yet)."
     );
     describe_counter!(
+        ENTITY_INDEX_DECISIONS,
+        "Decisions counted into the entity-risk index, by source: observed (committed through this process, its own or on a store host its members') or read (read back from the store)."
+    );
+    describe_counter!(
         STORE_PEER_REFUSALS,
         "Store requests from cluster peers the store host refused (keys, audit, rules, deletes)."
     );
@@ -256,6 +263,9 @@ fn describe() {
     metrics::gauge!(ENTITY_INDEX_ENTITIES).set(0.0);
     metrics::counter!(LABEL_INDEX_REFRESH_FAILURES).increment(0);
     metrics::counter!(ENTITY_INDEX_REBUILDS).increment(0);
+    for source in ["observed", "read"] {
+        metrics::counter!(ENTITY_INDEX_DECISIONS, "source" => source).increment(0);
+    }
     for outcome in Outcome::ALL {
         SCORING.decisions(outcome).increment(0);
     }

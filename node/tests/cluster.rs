@@ -762,6 +762,80 @@ async fn a_member_redials_a_restarted_store_host() {
         .contains("lost the cluster session; re-dialling"));
 }
 
+/// Decisions counted into `node`'s entity-risk index so far: (observed, read).
+async fn entity_index_counts(client: &reqwest::Client, node: &NodeProcess) -> (f64, f64) {
+    let metrics = node.metrics(client).await;
+    let counted = |source: &str| {
+        let series = format!("sentinel_entity_index_decisions_total{{source=\"{source}\"}}");
+        metric_value(&metrics, &series)
+    };
+    (counted("observed"), counted("read"))
+}
+
+/// The store host's entity-risk index counts every decision a member stores through it, each
+/// exactly once: told by the host's own store service as the write commits (not read back from
+/// the store), and never again when later passes re-scan the recent decisions.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_store_host_counts_each_members_decision_once_in_its_entity_index() {
+    let client = support::admin_client();
+    let [host, member] = ["e1", "e2"].map(ClusterMember::new);
+    // A refresh pass every second, so that several re-scan the same decisions.
+    let start = async |node: &ClusterMember, store_host: Option<&ClusterMember>| {
+        let config = node.dir.path().join("refresh.toml");
+        std::fs::write(&config, "[model]\nlabel_refresh_secs = 1\n").unwrap();
+        let mut args = member_args(node, None, store_host);
+        args.extend(["--config".into(), config.display().to_string()]);
+        node.start(&args).await
+    };
+    let e1 = start(&host, None).await;
+    let e2 = start(&member, Some(&host)).await;
+    let decide = async |txn: &str| {
+        let r = client
+            .post(e2.url("/v1/transactions"))
+            .json(&event(txn, &format!("u-{txn}"), "20.00", 1, "FR"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200, "{txn}");
+    };
+    let counted_everything = async |node: &NodeProcess, total: f64| {
+        eventually(
+            &format!("{total} decisions counted"),
+            Duration::from_secs(30),
+            async || {
+                let (observed, read) = entity_index_counts(&client, node).await;
+                (observed + read >= total).then_some((observed, read))
+            },
+        )
+        .await
+    };
+
+    const DECIDED: usize = 20;
+    for i in 0..DECIDED {
+        decide(&format!("member-{i}")).await;
+    }
+    counted_everything(&e1, DECIDED as f64).await;
+    // One more, counted by a later pass: that pass and the ones before it re-scanned the first
+    // twenty (the last two minutes of decisions) and must not have counted them again.
+    decide("one-more").await;
+    let (observed, read) = counted_everything(&e1, DECIDED as f64 + 1.0).await;
+    assert_eq!(
+        observed + read,
+        DECIDED as f64 + 1.0,
+        "counted more than once (observed {observed}, read {read})"
+    );
+    // Told by its store service as they commit; reading back is only for a decision committed
+    // while a pass was scanning.
+    assert!(
+        observed > read,
+        "the host read back what its members stored (observed {observed}, read {read})"
+    );
+    // The member counts its own decisions from its writer, also once each.
+    let (observed, read) = counted_everything(&e2, DECIDED as f64 + 1.0).await;
+    assert_eq!(observed + read, DECIDED as f64 + 1.0);
+    assert!(observed > read, "observed {observed}, read {read}");
+}
+
 /// Events at the documented payload maximum (64 KiB, nearly all of it `metadata`) cross the
 /// cluster to the store host and back: 300 of them are ~18 MiB, more than one ractor_cluster
 /// frame may carry (16 MiB, beyond which the session is closed), so writes and reads go in

@@ -59,7 +59,11 @@ async fn stored_decisions_and_labels_reach_another_nodes_index_point_in_time() {
         EntityIndexSize {
             labels: 0,
             entities: 2,
-            rebuilt: true
+            rebuilt: true,
+            counted: DecisionsCounted {
+                observed: 0,
+                read: 1
+            },
         }
     );
     // One transaction at the merchant and at the device, nothing known as fraud.
@@ -342,10 +346,21 @@ async fn decisions_committed_here_are_counted_without_reading_them_back() {
     }
     // One decided by another node of the cluster, straight into the shared store.
     store_decided_at(&catalog, "there", Utc::now()).await;
+    let mut counted = DecisionsCounted::default();
     for _ in 0..3 {
-        catalog.refresh_entity_risk(0, Utc::now(), 0).await.unwrap();
+        let size = catalog.refresh_entity_risk(0, Utc::now(), 0).await.unwrap();
+        counted.observed += size.counted.observed;
+        counted.read += size.counted.read;
     }
     assert_eq!(merchant_count(&catalog), 22.0);
+    assert_eq!(
+        counted,
+        DecisionsCounted {
+            observed: 20,
+            read: 1
+        },
+        "each decision counted once, as it arrived"
+    );
     assert_eq!(
         counting.decisions_read() - before,
         1,

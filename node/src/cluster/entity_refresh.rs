@@ -21,6 +21,9 @@ fn record(size: EntityIndexSize) {
     if size.rebuilt {
         metrics::counter!(t::ENTITY_INDEX_REBUILDS).increment(1);
     }
+    metrics::counter!(t::ENTITY_INDEX_DECISIONS, "source" => "observed")
+        .increment(size.counted.observed);
+    metrics::counter!(t::ENTITY_INDEX_DECISIONS, "source" => "read").increment(size.counted.read);
 }
 
 /// Builds the first index, then refreshes it in the background until the task is aborted.
