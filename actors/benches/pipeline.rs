@@ -17,9 +17,11 @@
 //! `--seconds S` per paced phase (default 10), `--paced-users N` sending the paced phases
 //! (default 100000: at 10,000/s for 10 s nearly every event is a user's first; 5000 keeps them
 //! warm), `--cold-users N` per cold round (default
-//! 50000), `--only cold` to run the cold phase alone, `--only warm` the warm users' maximum
-//! throughput alone (for a profile), `--engine lsm|redb` for the embedded store (default
-//! `lsm`, a new node's).
+//! 50000), `--only cold` to run the cold phase alone, `--only new` the maximum throughput with
+//! every event a new user alone (past the default 50,000 live users, each new user evicts the
+//! least recently active one, as a node with many card holders does), `--only warm` the warm
+//! users' maximum throughput alone (for a profile), `--engine lsm|redb` for the embedded store
+//! (default `lsm`, a new node's).
 
 use hdrhistogram::Histogram;
 use sentinel_actors::{Scorer, ScorerConfig};
@@ -42,8 +44,8 @@ struct Options {
     seconds: u64,
     cold_users: usize,
     paced_users: u32,
-    only_cold: bool,
-    only_warm: bool,
+    /// `--only cold|new|warm`: one phase alone.
+    only: Option<String>,
     engine: EmbeddedEngine,
 }
 
@@ -54,8 +56,7 @@ fn options() -> Options {
         seconds: 10,
         cold_users: 50_000,
         paced_users: 100_000,
-        only_cold: false,
-        only_warm: false,
+        only: None,
         engine: EmbeddedEngine::Lsm,
     };
     let args: Vec<String> = std::env::args().collect();
@@ -80,8 +81,16 @@ fn options() -> Options {
     if let Some(v) = value("--paced-users") {
         o.paced_users = v as u32;
     }
-    o.only_cold = args.windows(2).any(|w| w[0] == "--only" && w[1] == "cold");
-    o.only_warm = args.windows(2).any(|w| w[0] == "--only" && w[1] == "warm");
+    o.only = args
+        .windows(2)
+        .find(|w| w[0] == "--only")
+        .map(|w| w[1].clone());
+    if let Some(only) = &o.only {
+        assert!(
+            ["cold", "new", "warm"].contains(&only.as_str()),
+            "--only {only}: expected cold, new or warm"
+        );
+    }
     if let Some(name) = args.windows(2).find(|w| w[0] == "--engine").map(|w| &w[1]) {
         o.engine = [EmbeddedEngine::Lsm, EmbeddedEngine::Redb]
             .into_iter()
@@ -270,7 +279,8 @@ fn main() {
     println!("embedded store engine: {}", o.engine.as_str());
     runtime.block_on(async {
         let mut figures: [Vec<(f64, f64)>; 2] = Default::default();
-        for run in (0..o.runs).filter(|_| !o.only_warm) {
+        let phase_runs = |phase: &str| o.only.as_deref().is_none_or(|only| only == phase);
+        for run in (0..o.runs).filter(|_| phase_runs("cold")) {
             let rounds = cold(o.engine, o.cold_users, run as u64).await;
             for (i, (label, round)) in ["a new user", "a passivated user"]
                 .iter()
@@ -287,7 +297,7 @@ fn main() {
         for (label, runs) in ["a new user", "a passivated user"]
             .iter()
             .zip(figures)
-            .filter(|_| !o.only_warm)
+            .filter(|_| phase_runs("cold"))
         {
             let (rates, cpus): (Vec<f64>, Vec<f64>) = runs.into_iter().unzip();
             println!(
@@ -297,15 +307,12 @@ fn main() {
                 median(cpus)
             );
         }
-        if o.only_cold {
-            return;
-        }
         for (label, users) in [
             ("every event a new user", o.events as u32),
             ("5,000 live users", 5_000),
         ]
         .into_iter()
-        .filter(|(_, users)| !o.only_warm || *users == 5_000)
+        .filter(|(_, users)| phase_runs(if *users == 5_000 { "warm" } else { "new" }))
         {
             let mut rates = Vec::new();
             let mut cpus = Vec::new();
@@ -324,7 +331,7 @@ fn main() {
                 median(cpus)
             );
         }
-        if o.only_warm {
+        if o.only.is_some() {
             return;
         }
         for rate in [1_000.0, 10_000.0] {
