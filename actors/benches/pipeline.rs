@@ -16,11 +16,11 @@
 //! Options: `--runs N` (default 3), `--events N` for the throughput phase (default 200000),
 //! `--seconds S` per paced phase (default 10), `--paced-users N` sending the paced phases
 //! (default 100000: at 10,000/s for 10 s nearly every event is a user's first; 5000 keeps them
-//! warm), `--cold-users N` per cold round (default
-//! 50000), `--only cold` to run the cold phase alone, `--only new` the maximum throughput with
-//! every event a new user alone (past the default 50,000 live users, each new user evicts the
-//! least recently active one, as a node with many card holders does), `--only warm` the warm
-//! users' maximum throughput alone (for a profile), `--engine lsm|redb` for the embedded store
+//! warm), `--cold-users N` per cold round (default 50000), `--only cold` to run the cold phase
+//! alone, `--only new` the maximum throughput with every event a new user alone (with
+//! `--events` over the default 50,000 live users, each new user past them evicts the least
+//! recently active one, as a node with many card holders does), `--only warm` the warm users'
+//! maximum throughput alone (for a profile), `--engine lsm|redb` for the embedded store
 //! (default `lsm`, a new node's).
 
 use hdrhistogram::Histogram;
@@ -81,15 +81,13 @@ fn options() -> Options {
     if let Some(v) = value("--paced-users") {
         o.paced_users = v as u32;
     }
-    o.only = args
-        .windows(2)
-        .find(|w| w[0] == "--only")
-        .map(|w| w[1].clone());
-    if let Some(only) = &o.only {
+    if let Some(at) = args.iter().position(|a| a == "--only") {
+        let only = args.get(at + 1).map(String::as_str).unwrap_or_default();
         assert!(
-            ["cold", "new", "warm"].contains(&only.as_str()),
-            "--only {only}: expected cold, new or warm"
+            ["cold", "new", "warm"].contains(&only),
+            "--only {only:?}: expected cold, new or warm"
         );
+        o.only = Some(only.to_owned());
     }
     if let Some(name) = args.windows(2).find(|w| w[0] == "--engine").map(|w| &w[1]) {
         o.engine = [EmbeddedEngine::Lsm, EmbeddedEngine::Redb]
@@ -307,12 +305,12 @@ fn main() {
                 median(cpus)
             );
         }
-        for (label, users) in [
-            ("every event a new user", o.events as u32),
-            ("5,000 live users", 5_000),
+        for (_, label, users) in [
+            ("new", "every event a new user", o.events as u32),
+            ("warm", "5,000 live users", 5_000),
         ]
         .into_iter()
-        .filter(|(_, users)| phase_runs(if *users == 5_000 { "warm" } else { "new" }))
+        .filter(|(phase, _, _)| phase_runs(phase))
         {
             let mut rates = Vec::new();
             let mut cpus = Vec::new();

@@ -58,7 +58,7 @@ struct ActivityTail {
     recent: HashMap<u64, i64>,
     /// The key of those hashes.
     ids: RandomState,
-    /// Decisions counted since the last pass ended, by how they arrived.
+    /// Decisions counted since the last successful pass, by how they arrived.
     counted: DecisionsCounted,
 }
 
@@ -363,9 +363,8 @@ impl Catalog {
         let read = read_decisions(&**self.store(), &mut tail, from_us, now, overflowed).await;
         tail.activity.forget_before(oldest.timestamp_millis());
         let new_from_hour = tail.activity.take_earliest_new_hour();
-        let counted = std::mem::take(&mut tail.counted);
         // Keep what was read even when a page failed: the next pass goes on from there.
-        let activity = &sources.tail.insert(tail).activity;
+        let tail = sources.tail.insert(tail);
         if let Some(built) = &mut sources.built {
             built.missing_from_hour = built
                 .missing_from_hour
@@ -375,6 +374,9 @@ impl Catalog {
         }
         read?;
         let labels = self.label_sightings(&mut sources.labelled).await?;
+        // Reported only by a pass that succeeds: a failed one's go with the next.
+        let counted = std::mem::take(&mut tail.counted);
+        let activity = &tail.activity;
         let latest_event_ms = now.timestamp_millis().saturating_add(lead_ms.max(0));
         let current = sources.built.as_ref().is_some_and(|built| {
             built.delay_ms == delay_ms

@@ -824,6 +824,14 @@ async fn the_store_host_counts_each_members_decision_once_in_its_entity_index() 
         DECIDED as f64 + 1.0,
         "counted more than once (observed {observed}, read {read})"
     );
+    // Three more passes re-scan all of them again.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let (observed, read) = entity_index_counts(&client, &e1).await;
+    assert_eq!(
+        observed + read,
+        DECIDED as f64 + 1.0,
+        "counted again by a later pass (observed {observed}, read {read})"
+    );
     // Told by its store service as they commit; reading back is only for a decision committed
     // while a pass was scanning.
     assert!(

@@ -133,6 +133,8 @@ async fn stored_decisions_and_labels_reach_another_nodes_index_point_in_time() {
 struct CountingStore {
     inner: EmbeddedStore,
     decisions_read: std::sync::atomic::AtomicUsize,
+    /// While set, record scans (the labels a pass reads) fail.
+    failing_scans: std::sync::atomic::AtomicBool,
 }
 
 impl CountingStore {
@@ -140,6 +142,7 @@ impl CountingStore {
         Arc::new(CountingStore {
             inner: EmbeddedStore::open(&dir.join("s.redb")).unwrap(),
             decisions_read: Default::default(),
+            failing_scans: Default::default(),
         })
     }
     fn read(&self, n: usize) {
@@ -150,6 +153,13 @@ impl CountingStore {
         self.decisions_read
             .load(std::sync::atomic::Ordering::SeqCst)
     }
+}
+
+/// A catalogue over a [`CountingStore`] in `dir`, and the store.
+async fn counting_catalog(dir: &std::path::Path) -> (Arc<CountingStore>, Catalog) {
+    let counting = CountingStore::open(dir);
+    let store: Arc<dyn Store> = Arc::clone(&counting) as Arc<dyn Store>;
+    (counting, open(&store).await)
 }
 
 #[async_trait::async_trait]
@@ -236,6 +246,11 @@ impl Store for CountingStore {
         after: Option<&str>,
         limit: usize,
     ) -> Result<Vec<(String, Vec<u8>)>, sentinel_store::StoreError> {
+        if self.failing_scans.load(std::sync::atomic::Ordering::SeqCst) {
+            return Err(sentinel_store::StoreError::Backend(
+                "failing on purpose".into(),
+            ));
+        }
         self.inner.scan_records(kind, prefix, after, limit).await
     }
 }
@@ -275,9 +290,7 @@ async fn store_decided_at(catalog: &Catalog, id: &str, decided_at: DateTime<Utc>
 #[tokio::test]
 async fn the_tail_decodes_each_decision_once_and_still_finds_late_commits() {
     let dir = tempfile::tempdir().unwrap();
-    let counting = CountingStore::open(dir.path());
-    let store: Arc<dyn Store> = Arc::clone(&counting) as Arc<dyn Store>;
-    let catalog = open(&store).await;
+    let (counting, catalog) = counting_catalog(dir.path()).await;
     let now = Utc::now();
     for i in 0..20 {
         store_decided_at(&catalog, &format!("t-{i}"), now - Duration::seconds(30 - i)).await;
@@ -310,14 +323,13 @@ async fn the_tail_decodes_each_decision_once_and_still_finds_late_commits() {
 #[tokio::test]
 async fn decisions_committed_here_are_counted_without_reading_them_back() {
     let dir = tempfile::tempdir().unwrap();
-    let counting = CountingStore::open(dir.path());
-    let store: Arc<dyn Store> = Arc::clone(&counting) as Arc<dyn Store>;
-    let catalog = open(&store).await;
+    let (counting, catalog) = counting_catalog(dir.path()).await;
     let hooks = sentinel_store::WriterHooks {
         alerts: None,
         observer: Some(catalog.commit_observer()),
     };
-    let writer = sentinel_store::Writer::start_with(Arc::clone(&store), Default::default(), hooks);
+    let store: Arc<dyn Store> = Arc::clone(&counting) as Arc<dyn Store>;
+    let writer = sentinel_store::Writer::start_with(store, Default::default(), hooks);
     store_decided_at(&catalog, "before-start", Utc::now()).await;
     catalog.refresh_entity_risk(0, Utc::now(), 0).await.unwrap();
     assert_eq!(merchant_count(&catalog), 1.0);
@@ -377,6 +389,36 @@ async fn decisions_committed_here_are_counted_without_reading_them_back() {
     }
     assert_eq!(merchant_count(&catalog), 322.0);
     assert_eq!(counting.decisions_read() - before, 300);
+}
+
+/// A pass that fails after reading decisions reports no counts; the next successful pass
+/// reports them, so none is lost from the counter and none is reported twice.
+#[tokio::test]
+async fn a_failed_pass_leaves_its_counts_to_the_next_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let (counting, catalog) = counting_catalog(dir.path()).await;
+    catalog.refresh_entity_risk(0, Utc::now(), 0).await.unwrap();
+    store_decided_at(&catalog, "a", Utc::now()).await;
+    store_decided_at(&catalog, "b", Utc::now()).await;
+
+    // The decisions are read, then reading the labels fails.
+    counting
+        .failing_scans
+        .store(true, std::sync::atomic::Ordering::SeqCst);
+    assert!(catalog.refresh_entity_risk(0, Utc::now(), 0).await.is_err());
+    counting
+        .failing_scans
+        .store(false, std::sync::atomic::Ordering::SeqCst);
+    let size = catalog.refresh_entity_risk(0, Utc::now(), 0).await.unwrap();
+    assert_eq!(
+        size.counted,
+        DecisionsCounted {
+            observed: 0,
+            read: 2
+        }
+    );
+    let size = catalog.refresh_entity_risk(0, Utc::now(), 0).await.unwrap();
+    assert_eq!(size.counted, DecisionsCounted::default());
 }
 
 #[tokio::test]
