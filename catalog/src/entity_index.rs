@@ -82,8 +82,8 @@ pub struct EntityIndexSize {
     /// Whether this pass built and published a new index (or the published one still gives
     /// every event what a new one would).
     pub rebuilt: bool,
-    /// Decisions this pass counted into the activity (each decision is counted once, whichever
-    /// way it arrives first).
+    /// Decisions counted into the activity since the last successful pass, this one included
+    /// (each decision is counted once, whichever way it arrives first).
     pub counted: DecisionsCounted,
 }
 

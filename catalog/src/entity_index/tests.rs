@@ -398,8 +398,17 @@ async fn a_failed_pass_leaves_its_counts_to_the_next_one() {
     let dir = tempfile::tempdir().unwrap();
     let (counting, catalog) = counting_catalog(dir.path()).await;
     catalog.refresh_entity_risk(0, Utc::now(), 0).await.unwrap();
+    // Two stored by another node, and one commit this node's writer tells of.
     store_decided_at(&catalog, "a", Utc::now()).await;
     store_decided_at(&catalog, "b", Utc::now()).await;
+    let event: Transaction = serde_json::from_value(serde_json::json!({
+        "transaction_id": "here", "user_id": "u-here", "amount": "80", "currency": "EUR",
+        "timestamp": (Utc::now() - Duration::hours(2)).to_rfc3339(), "merchant_id": "m-1"
+    }))
+    .unwrap();
+    let policy = catalog.policy();
+    let decision = UserState::default().decide(Arc::new(event), &policy, 0, Instant::now());
+    catalog.commit_observer().committed(&[Arc::new(decision)]);
 
     // The decisions are read, then reading the labels fails.
     counting
@@ -413,7 +422,7 @@ async fn a_failed_pass_leaves_its_counts_to_the_next_one() {
     assert_eq!(
         size.counted,
         DecisionsCounted {
-            observed: 0,
+            observed: 1,
             read: 2
         }
     );
