@@ -374,7 +374,7 @@ impl Catalog {
         }
         read?;
         let labels = self.label_sightings(&mut sources.labelled).await?;
-        // Reported only by a pass that succeeds: a failed one's go with the next.
+        // Reported only by a pass that succeeds: a failed pass's counts come with the next one.
         let counted = std::mem::take(&mut tail.counted);
         let activity = &tail.activity;
         let latest_event_ms = now.timestamp_millis().saturating_add(lead_ms.max(0));

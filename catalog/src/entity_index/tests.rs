@@ -398,7 +398,7 @@ async fn a_failed_pass_leaves_its_counts_to_the_next_one() {
     let dir = tempfile::tempdir().unwrap();
     let (counting, catalog) = counting_catalog(dir.path()).await;
     catalog.refresh_entity_risk(0, Utc::now(), 0).await.unwrap();
-    // Two stored by another node, and one commit this node's writer tells of.
+    // Two stored by another node, and one the observer is told of (as this node's writer does).
     store_decided_at(&catalog, "a", Utc::now()).await;
     store_decided_at(&catalog, "b", Utc::now()).await;
     let event: Transaction = serde_json::from_value(serde_json::json!({
