@@ -37,6 +37,8 @@ mod user_actor;
 
 pub use dispatch::Dispatch;
 pub use entities::{Entities, EntityRoute, ENTITY_TIMEOUT};
-pub use scorer::{Scorer, ScorerConfig, DEFAULT_MAX_LIVE_USERS};
+pub use scorer::{
+    Scorer, ScorerConfig, DEFAULT_MAX_LIVE_USERS, DEFAULT_PASSIVATION_SNAPSHOT_AFTER,
+};
 pub use shard::UserFilter;
 pub use snapshot::{decode as decode_snapshot, encode as encode_snapshot, SnapshotError};

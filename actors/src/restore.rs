@@ -41,7 +41,20 @@ pub async fn restore(
     lateness_ms: i64,
 ) -> Result<(UserState, Source), StoreError> {
     let start = store.restore_point(user_id, PAGE).await?;
-    restore_from(store, start, user_id, lateness_ms).await
+    let restored = restore_from(store, start, user_id, lateness_ms).await?;
+    Ok((restored.user, restored.source))
+}
+
+/// A user's state rebuilt from the store.
+pub struct Restored {
+    /// The state as of the user's last stored decision.
+    pub user: UserState,
+    /// What it was rebuilt from.
+    pub source: Source,
+    /// The `seq` of the user's stored snapshot (0: none), which the state's later decisions
+    /// build on; `None` when that snapshot must be written again (it was unreadable, or
+    /// predates ledgers).
+    pub snapshot_seq: Option<u64>,
 }
 
 /// [`restore`] from a restore point already read (with at most [`PAGE`] decisions).
@@ -50,19 +63,25 @@ pub async fn restore_from(
     start: RestorePoint,
     user_id: &str,
     lateness_ms: i64,
-) -> Result<(UserState, Source), StoreError> {
+) -> Result<Restored, StoreError> {
     let from_snapshot = start.snapshot.is_some();
-    let (mut user, mut page) = match start.snapshot.map(|s| crate::snapshot::decode(&s.state)) {
-        Some(Ok(state)) => (state, start.decisions),
-        None => (UserState::default(), start.decisions),
-        Some(Err(e)) => {
-            tracing::error!(user = %user_id, error = %e, "unreadable snapshot; replaying all history");
-            let all = store.decisions_for_user(user_id, 0, PAGE).await?;
-            (UserState::default(), all)
-        }
+    let (mut user, mut page, mut snapshot_seq) = match start.snapshot {
+        None => (UserState::default(), start.decisions, Some(0)),
+        Some(snapshot) => match crate::snapshot::decode(&snapshot.state) {
+            Ok(state) => {
+                let seq = state.seq;
+                (state, start.decisions, Some(seq))
+            }
+            Err(e) => {
+                tracing::error!(user = %user_id, error = %e, "unreadable snapshot; replaying all history");
+                let all = store.decisions_for_user(user_id, 0, PAGE).await?;
+                (UserState::default(), all, None)
+            }
+        },
     };
     let rebuilt_ledger = user.ledger.is_none();
     if rebuilt_ledger {
+        snapshot_seq = None;
         user.ledger = Some(ledger_through(store, user_id, user.seq).await?);
     }
     let mut replayed = 0;
@@ -81,7 +100,11 @@ pub async fn restore_from(
         (true, 0) if !rebuilt_ledger => Source::Snapshot,
         (_, n) => Source::Replay(n),
     };
-    Ok((user, source))
+    Ok(Restored {
+        user,
+        source,
+        snapshot_seq,
+    })
 }
 
 /// The ledger of the user's stored decisions up to `seq`: the one-time rebuild for a snapshot
@@ -190,5 +213,40 @@ mod tests {
         let ledger = user.ledger.unwrap();
         assert_eq!(ledger.totals["USD"], "987.66".parse().unwrap());
         assert_eq!(ledger.counted, 2);
+    }
+
+    async fn snapshot_seq_of(store: &EmbeddedStore, user_id: &str) -> Option<u64> {
+        let start = store.restore_point(user_id, PAGE).await.unwrap();
+        let restored = restore_from(store, start, user_id, 0).await.unwrap();
+        restored.snapshot_seq
+    }
+
+    /// What a restore says later passivations build on: the stored snapshot's `seq` (0 for
+    /// none), or nothing when that snapshot must be written again.
+    #[tokio::test]
+    async fn a_restore_names_the_snapshot_later_decisions_build_on() {
+        let (_dir, store) = store_with(|_| {}).await;
+        assert_eq!(snapshot_seq_of(&store, "u").await, Some(2));
+        assert_eq!(snapshot_seq_of(&store, "nobody").await, Some(0));
+        let (_dir, store) = store_with(|user| user.ledger = None).await;
+        assert_eq!(
+            snapshot_seq_of(&store, "u").await,
+            None,
+            "a snapshot without a ledger is rewritten"
+        );
+        let unreadable = UserSnapshot {
+            user_id: "u".into(),
+            seq: 3,
+            state: b"not a snapshot".to_vec(),
+        };
+        store
+            .write_batch(vec![WriteOp::Snapshot(unreadable)])
+            .await
+            .unwrap();
+        assert_eq!(
+            snapshot_seq_of(&store, "u").await,
+            None,
+            "an unreadable snapshot is rewritten"
+        );
     }
 }

@@ -28,9 +28,15 @@ pub struct ScorerConfig {
     /// How far behind a user's latest event time an event may arrive and still enter windows.
     pub lateness: Duration,
     /// Events between background snapshots of a user that stays busy (never idle long enough
-    /// to be passivated, which always snapshots). Bounds what a crash makes a user's actor
-    /// replay; each snapshot costs an encode and a store write, so keep it large.
+    /// to be passivated). Bounds what a crash makes a user's actor replay; each snapshot costs
+    /// an encode and a store write, so keep it large.
     pub snapshot_every: u64,
+    /// A passivated user's state is snapshotted only when at least this many of its decisions
+    /// are not in its stored snapshot; fewer are replayed from the store when the user comes
+    /// back. A card holder paying a few times a day is then snapshotted every few payments
+    /// instead of at each (BENCHMARKS.md, "Passivation without a snapshot"). 1 snapshots
+    /// every passivated state that moved.
+    pub passivation_snapshot_after: u64,
 }
 
 impl Default for ScorerConfig {
@@ -41,9 +47,13 @@ impl Default for ScorerConfig {
             max_live_users: DEFAULT_MAX_LIVE_USERS,
             lateness: Duration::from_secs(300),
             snapshot_every: 1_000,
+            passivation_snapshot_after: DEFAULT_PASSIVATION_SNAPSHOT_AFTER,
         }
     }
 }
+
+/// The default of [`ScorerConfig::passivation_snapshot_after`].
+pub const DEFAULT_PASSIVATION_SNAPSHOT_AFTER: u64 = 4;
 
 /// The default of [`ScorerConfig::max_live_users`]: about 1 GiB of user actors.
 pub const DEFAULT_MAX_LIVE_USERS: usize = 50_000;
@@ -77,6 +87,7 @@ impl Scorer {
             writer,
             lateness_ms: i64::try_from(config.lateness.as_millis()).unwrap_or(i64::MAX),
             snapshot_every: config.snapshot_every.max(1),
+            passivation_snapshot_after: config.passivation_snapshot_after.max(1),
         });
         let shard_count = config.shards.max(1);
         let max_live = match config.max_live_users {

@@ -3,11 +3,13 @@
 
 use crate::entities::Entities;
 use crate::metrics as m;
-use crate::restore::Source;
+use crate::restore::Restored;
 use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
 use sentinel_engine::{entities_of, entry_of, EntityCounts, LookupMode, Policy, UserState};
 use sentinel_event::{DecisionError, Transaction};
-use sentinel_store::{DecisionAck, RestorePoint, StoreError, Stored, UserSnapshot, Writer};
+use sentinel_store::{
+    DecisionAck, QueueMark, RestorePoint, StoreError, Stored, UserSnapshot, Writer,
+};
 use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 use std::time::Instant;
@@ -19,9 +21,12 @@ pub struct Deps {
     /// How far behind the user's latest event time an event may arrive and still enter the
     /// windows.
     pub lateness_ms: i64,
-    /// Events between two background snapshots of a busy user, bounding the replay after a
-    /// crash (passivation snapshots anyway).
+    /// Decisions not in a busy user's stored snapshot before it gets a background one,
+    /// bounding the replay after a crash.
     pub snapshot_every: u64,
+    /// Decisions not in a user's stored snapshot from which passivation writes a new one;
+    /// fewer are replayed when the user comes back.
+    pub passivation_snapshot_after: u64,
     /// The shared entities (cards, devices, IPs, merchants) and their users.
     pub entities: Entities,
     /// Reads the restore points of users starting together in one store call.
@@ -46,8 +51,9 @@ pub enum UserMessage {
     SetPolicy(Arc<Policy>),
     /// Reply with a summary of the user's live state (loading it first if needed).
     Inspect(RpcReplyPort<sentinel_engine::UserView>),
-    /// Write a snapshot durably, then stop (the user has been idle). Replies when stopped
-    /// cleanly, if a port is given.
+    /// Stop (the user has been idle, or others are more recent), once everything the user
+    /// decided is durable: with a snapshot written first if at least `passivation_snapshot_after`
+    /// decisions are not in the stored one. Replies when stopped cleanly, if a port is given.
     Passivate(Option<RpcReplyPort<()>>),
 }
 
@@ -73,11 +79,14 @@ pub struct UserActorState {
     policy: Arc<Policy>,
     after_failure: bool,
     user: Option<UserState>,
-    since_snapshot: u64,
-    /// The `seq` of the state the store already holds for this user (its snapshot, or nothing
-    /// at all for a user without history), if known: passivating a state that has not moved
-    /// since writes nothing.
-    stored_seq: Option<u64>,
+    /// The `seq` of the user's snapshot in the store or queued for it (0: none), which the
+    /// loaded state's later decisions build on; `None` until loaded, or when the stored
+    /// snapshot must be written again.
+    snapshot_seq: Option<u64>,
+    /// Where the writer's queue stood after this actor's last decision, until that decision
+    /// is known durable: stopping waits for it, or the user's next actor could restore
+    /// without it.
+    unsettled: Option<QueueMark>,
 }
 
 impl Actor for UserActor {
@@ -96,8 +105,8 @@ impl Actor for UserActor {
             policy: args.policy,
             after_failure: args.after_failure,
             user: None,
-            since_snapshot: 0,
-            stored_seq: None,
+            snapshot_seq: None,
+            unsettled: None,
         })
     }
 
@@ -124,14 +133,7 @@ impl Actor for UserActor {
                 Ok(())
             }
             UserMessage::Passivate(reply) => {
-                let moved = state
-                    .user
-                    .as_ref()
-                    .is_some_and(|u| Some(u.seq) != state.stored_seq);
-                if moved {
-                    let snapshot = state.snapshot()?;
-                    state.deps.writer.write_snapshot(snapshot).await?;
-                }
+                state.settle_for_passivation().await?;
                 m::ACTOR.passivations.increment(1);
                 myself.stop(None);
                 if let Some(reply) = reply {
@@ -233,12 +235,41 @@ impl UserActorState {
             .writer
             .submit_decision(Arc::new(decision), reply)
             .await?;
-        self.since_snapshot += 1;
-        if self.since_snapshot >= self.deps.snapshot_every {
+        self.unsettled = Some(self.deps.writer.mark());
+        if self.unsnapshotted() >= self.deps.snapshot_every {
             // Queued behind the decision it covers, so it is never durable before it.
             let snapshot = self.snapshot()?;
             self.deps.writer.queue_snapshot(snapshot).await?;
         }
+        Ok(())
+    }
+
+    /// The loaded state's decisions that are not in the user's stored snapshot (all of them
+    /// when that snapshot must be written again); 0 when nothing is loaded.
+    fn unsnapshotted(&self) -> u64 {
+        let seq = self.user.as_ref().map_or(0, |u| u.seq);
+        match self.snapshot_seq {
+            Some(stored) => seq.saturating_sub(stored),
+            None if seq == 0 => 0,
+            None => u64::MAX,
+        }
+    }
+
+    /// Before the actor stops: writes a snapshot if enough decisions are missing from the
+    /// stored one, and otherwise waits until the decisions it queued are durable, so the
+    /// user's next actor restores them from the store. A snapshot written at every
+    /// passivation was ~20% of a new user's CPU in-process (BENCHMARKS.md, "Passivation
+    /// without a snapshot"); a user that comes back replays the few decisions instead.
+    async fn settle_for_passivation(&mut self) -> Result<(), ActorProcessingErr> {
+        if self.unsnapshotted() >= self.deps.passivation_snapshot_after {
+            let snapshot = self.snapshot()?;
+            // Behind every decision queued before it: durable means they are too.
+            self.deps.writer.write_snapshot(snapshot).await?;
+        } else if let Some(mark) = self.unsettled {
+            // Usually at once: an idle user's last decision was durable long ago.
+            self.deps.writer.settle(mark).await?;
+        }
+        self.unsettled = None;
         Ok(())
     }
 
@@ -273,9 +304,12 @@ impl UserActorState {
         } else {
             RestorePoint::default()
         };
-        let (user, source) =
-            crate::restore::restore_from(store, start, &self.user_id, self.deps.lateness_ms)
-                .await?;
+        let Restored {
+            user,
+            source,
+            snapshot_seq,
+        } = crate::restore::restore_from(store, start, &self.user_id, self.deps.lateness_ms)
+            .await?;
         if stale {
             // Every snapshot queued before the flush was dropped; this state is the store's.
             self.deps.writer.restored(&self.user_id);
@@ -284,18 +318,14 @@ impl UserActorState {
             m::ACTOR.restores.increment(1);
         }
         m::ACTOR.user_restored(source);
-        self.stored_seq = match source {
-            Source::Nothing | Source::Snapshot => Some(user.seq),
-            Source::Replay(_) => None,
-        };
+        self.snapshot_seq = snapshot_seq;
         self.user = Some(user);
         Ok(())
     }
 
     fn snapshot(&mut self) -> Result<UserSnapshot, ActorProcessingErr> {
-        self.since_snapshot = 0;
         let user = self.user.as_ref().expect("snapshot of a loaded user");
-        self.stored_seq = Some(user.seq);
+        self.snapshot_seq = Some(user.seq);
         Ok(UserSnapshot {
             user_id: self.user_id.to_string(),
             seq: user.seq,

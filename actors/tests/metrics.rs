@@ -75,6 +75,8 @@ async fn user_actor_series_count_spawns_stops_restores_and_lookups() {
     let config = ScorerConfig {
         shards: 2,
         passivate_after: Duration::from_secs(3600),
+        // Every passivation snapshots, so a passivated user comes back from a snapshot.
+        passivation_snapshot_after: 1,
         ..ScorerConfig::default()
     };
     let scorer = Scorer::start(writer, policy, config).await.unwrap();

@@ -426,7 +426,12 @@ async fn a_zero_amount_authorisation_is_decided_and_rules_can_name_it() {
 /// and an evicted user comes back with its state (the sequence continues).
 #[tokio::test]
 async fn past_the_live_limit_the_least_recently_active_users_are_passivated() {
-    let node = node_with_live_limit(16).await;
+    // Every passivation snapshots, so the snapshot shows who was passivated.
+    let node = node_with(ScorerConfig {
+        passivation_snapshot_after: 1,
+        ..live_limit(16)
+    })
+    .await;
     let at = t0();
     for (i, minutes) in [0, 1].into_iter().enumerate() {
         score(
@@ -503,26 +508,14 @@ async fn looking_at_more_users_than_the_limit_answers_every_look() {
 /// answered by the user's next actor, restored from that snapshot — not refused.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_look_at_a_passivating_user_is_answered_once_its_snapshot_is_stored() {
-    let held = Arc::new(tokio::sync::Notify::new());
-    let gate = Arc::new(tokio::sync::Semaphore::new(0));
     // The store holds the batch with the first user's snapshot until the gate opens.
-    let hook: support::BeforeWrite = {
-        let (held, gate) = (Arc::clone(&held), Arc::clone(&gate));
-        Box::new(move |ops| {
-            let holds = ops
-                .iter()
-                .any(|op| matches!(op, WriteOp::Snapshot(s) if s.user_id == "first"));
-            let (held, gate) = (Arc::clone(&held), Arc::clone(&gate));
-            Box::pin(async move {
-                if holds {
-                    held.notify_one();
-                    drop(gate.acquire().await);
-                }
-                Ok(())
-            })
-        })
+    let (Hold { held, gate }, hook) =
+        Hold::batches_with(|op| matches!(op, WriteOp::Snapshot(s) if s.user_id == "first"));
+    let config = ScorerConfig {
+        passivation_snapshot_after: 1,
+        ..live_limit(1)
     };
-    let node = Arc::new(node_with_hook(live_limit(1), Some(hook)).await);
+    let node = Arc::new(node_with_hook(config, Some(hook)).await);
     score(&node, txn("first-0", "first", "30", t0(), "FR"))
         .await
         .unwrap();
@@ -534,21 +527,239 @@ async fn a_look_at_a_passivating_user_is_answered_once_its_snapshot_is_stored() 
     tokio::time::timeout(Duration::from_secs(10), held.notified())
         .await
         .expect("the first user was never passivated");
+    let view = look_waiting_for_the_gate(&node, "first", &gate).await;
+    assert_eq!(view.seq, 1, "the user's next actor restored its event");
+    second.await.unwrap().unwrap();
+}
+
+/// Passivation writes a snapshot only once `passivation_snapshot_after` (4 by default) of the
+/// user's decisions are not in its stored one; before that the user comes back by replaying
+/// its decisions, with its sequence and profile whole.
+#[tokio::test]
+async fn passivation_snapshots_a_user_only_every_few_decisions() {
+    let node = node_with(ScorerConfig {
+        shards: 1,
+        passivate_after: Duration::from_secs(3600),
+        ..ScorerConfig::default()
+    })
+    .await;
+    let pay = |seq: i64| {
+        let at = t0() + Span::minutes(seq);
+        score(&node, txn(&format!("u-{seq}"), "u", "30", at, "FR"))
+    };
+    let stored_seq = || async { node.store.snapshot("u").await.unwrap().map(|s| s.seq) };
+    for seq in 1..=3 {
+        pay(seq).await.unwrap();
+    }
+    assert_eq!(node.scorer.passivate_all().await, 1);
+    assert_eq!(stored_seq().await, None, "three decisions were snapshotted");
+    let view = node.scorer.inspect("u").await.expect("a view");
+    assert_eq!(
+        (view.seq, view.txn_count),
+        (3, 3),
+        "restored by replaying its decisions"
+    );
+
+    assert_eq!(pay(4).await.unwrap().decision.user_seq, 4);
+    node.scorer.passivate_all().await;
+    assert_eq!(
+        stored_seq().await,
+        Some(4),
+        "four decisions were not snapshotted"
+    );
+
+    pay(5).await.unwrap();
+    node.scorer.passivate_all().await;
+    assert_eq!(
+        stored_seq().await,
+        Some(4),
+        "one more decision was snapshotted"
+    );
+    let view = node.scorer.inspect("u").await.expect("a view");
+    assert_eq!(
+        (view.seq, view.txn_count),
+        (5, 5),
+        "the snapshot plus one replayed"
+    );
+}
+
+/// An actor passivated without a snapshot still stops only once the decisions it queued are
+/// durable: a look at the user meanwhile waits, and the user's next actor restores them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn passivating_without_a_snapshot_waits_for_the_users_queued_decisions() {
+    // The store holds the batch with the first user's decision until the gate opens.
+    let (Hold { held, gate }, hook) =
+        Hold::batches_with(|op| matches!(op, WriteOp::Decision(d) if d.user_id == "first"));
+    let node = Arc::new(node_with_hook(live_limit(1), Some(hook)).await);
+    let first = {
+        let node = Arc::clone(&node);
+        tokio::spawn(async move { score(&node, txn("first-0", "first", "30", t0(), "FR")).await })
+    };
+    tokio::time::timeout(Duration::from_secs(10), held.notified())
+        .await
+        .expect("the first user's decision was never written");
+    // A second user takes the only live place: the first is passivated, its decision held.
+    let second = {
+        let node = Arc::clone(&node);
+        tokio::spawn(async move { score(&node, txn("second-0", "second", "30", t0(), "FR")).await })
+    };
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    let view = look_waiting_for_the_gate(&node, "first", &gate).await;
+    assert_eq!(view.seq, 1, "the user's next actor restored its decision");
+    assert!(node.store.snapshot("first").await.unwrap().is_none());
+    first.await.unwrap().unwrap();
+    second.await.unwrap().unwrap();
+}
+
+/// A queue mark taken after a decision settles at once once that decision is stored, even
+/// while the writer is stuck on a later batch; a mark taken after the stuck decision waits
+/// for it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_queue_mark_settles_without_waiting_behind_later_writes() {
+    let (Hold { gate, .. }, hook) = Hold::batches_with(a_decision_of_user_held);
+    let (_dir, writer) = hooked_writer(hook, WriterConfig::default());
+    let early = submit(&writer, "early-1", "early").await;
+    let early_mark = writer.mark();
+    early.await.unwrap().unwrap();
+    let held = submit(&writer, "held-1", "held").await;
+    let held_mark = writer.mark();
+    tokio::time::timeout(Duration::from_secs(5), writer.settle(early_mark))
+        .await
+        .expect("a settled mark waited behind a held batch")
+        .unwrap();
+    let waiting = {
+        let writer = writer.clone();
+        tokio::spawn(async move { writer.settle(held_mark).await })
+    };
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert!(
+        !waiting.is_finished(),
+        "settled before its decision's batch was written"
+    );
+    gate.add_permits(1);
+    held.await.unwrap().unwrap();
+    waiting.await.unwrap().unwrap();
+}
+
+/// Batches finished ahead of a request (here batches of one) do not settle its mark: only its
+/// own batch does.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_queue_mark_is_not_settled_by_the_batches_ahead_of_its_request() {
+    let (Hold { gate, .. }, hook) = Hold::batches_with(a_decision_of_user_held);
+    let config = WriterConfig {
+        max_batch: 1,
+        ..WriterConfig::default()
+    };
+    let (_dir, writer) = hooked_writer(hook, config);
+    let mut acks = Vec::new();
+    for (id, user) in [("h-1", "held"), ("a-1", "a"), ("b-1", "b"), ("h-2", "held")] {
+        acks.push(submit(&writer, id, user).await);
+    }
+    // Taken while the first batch is held: the last decision is three batches behind it.
+    let mark = writer.mark();
+    gate.add_permits(1);
+    let mut acks = acks.into_iter();
+    for done in acks.by_ref().take(3) {
+        done.await.unwrap().unwrap();
+    }
+    // Three of the four requests are finished; the last is held.
+    let waiting = {
+        let writer = writer.clone();
+        tokio::spawn(async move { writer.settle(mark).await })
+    };
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert!(
+        !waiting.is_finished(),
+        "settled while its decision was still queued behind a held batch"
+    );
+    gate.add_permits(1);
+    waiting.await.unwrap().unwrap();
+    for done in acks {
+        done.await.unwrap().unwrap();
+    }
+}
+
+/// Queues a decision of `user` straight to `writer`; the receiver gets its acknowledgement.
+async fn submit(
+    writer: &Writer,
+    id: &str,
+    user: &str,
+) -> tokio::sync::oneshot::Receiver<Result<Stored, DecisionError>> {
+    let (ack, done) = tokio::sync::oneshot::channel();
+    let decision = sentinel_store::conformance::decision(id, user, 1, 0);
+    writer
+        .submit_decision(Arc::new(decision), ack)
+        .await
+        .unwrap();
+    done
+}
+
+/// Holds store batches until the test lets them through.
+struct Hold {
+    /// Told each time a batch starts being held.
+    held: Arc<tokio::sync::Notify>,
+    /// Each permit added lets one held batch through.
+    gate: Arc<tokio::sync::Semaphore>,
+}
+
+impl Hold {
+    /// A store hook that holds every batch with an operation `picks` picks.
+    fn batches_with(picks: fn(&WriteOp) -> bool) -> (Hold, support::BeforeWrite) {
+        let held = Arc::new(tokio::sync::Notify::new());
+        let gate = Arc::new(tokio::sync::Semaphore::new(0));
+        let hook: support::BeforeWrite = {
+            let (held, gate) = (Arc::clone(&held), Arc::clone(&gate));
+            Box::new(move |ops| {
+                let holds = ops.iter().any(picks);
+                let (held, gate) = (Arc::clone(&held), Arc::clone(&gate));
+                Box::pin(async move {
+                    if holds {
+                        held.notify_one();
+                        gate.acquire().await.unwrap().forget();
+                    }
+                    Ok(())
+                })
+            })
+        };
+        (Hold { held, gate }, hook)
+    }
+}
+
+/// Picks the decisions of the user "held".
+fn a_decision_of_user_held(op: &WriteOp) -> bool {
+    matches!(op, WriteOp::Decision(d) if d.user_id == "held")
+}
+
+/// A writer over an embedded store with `hook` in front of it.
+fn hooked_writer(hook: support::BeforeWrite, config: WriterConfig) -> (tempfile::TempDir, Writer) {
+    let dir = tempfile::tempdir().unwrap();
+    let store: Arc<dyn Store> = Arc::new(support::HookedStore {
+        inner: EmbeddedStore::open(&dir.path().join("s.redb")).unwrap(),
+        before_write: hook,
+    });
+    (dir, Writer::start(store, config))
+}
+
+/// Looks at `user`, whose held write the look must wait for: asserts it is still unanswered
+/// after 100 ms, then lets one held batch through and returns the answer.
+async fn look_waiting_for_the_gate(
+    node: &Node,
+    user: &str,
+    gate: &tokio::sync::Semaphore,
+) -> sentinel_engine::UserView {
     let look = {
-        let scorer = node.scorer.clone();
-        tokio::spawn(async move { scorer.inspect("first").await })
+        let (scorer, user) = (node.scorer.clone(), user.to_owned());
+        tokio::spawn(async move { scorer.inspect(&user).await })
     };
     tokio::time::sleep(Duration::from_millis(100)).await;
     assert!(
         !look.is_finished(),
-        "the look was answered before the first user's snapshot was stored"
+        "the look at {user} was answered before its held write was stored"
     );
     gate.add_permits(1);
-    let view = tokio::time::timeout(Duration::from_secs(10), look)
+    tokio::time::timeout(Duration::from_secs(10), look)
         .await
         .expect("the look was never answered")
         .unwrap()
-        .expect("a look at a passivating user was refused");
-    assert_eq!(view.seq, 1, "the user's next actor restored its event");
-    second.await.unwrap().unwrap();
+        .expect("a look at a passivating user was refused")
 }

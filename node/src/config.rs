@@ -198,8 +198,12 @@ pub struct ActorsConfig {
     /// Seconds an event may lag its user's latest event time and still enter the windows.
     pub lateness_secs: u64,
     /// Events between background snapshots of a user that is never idle long enough to be
-    /// passivated (passivation always snapshots): bounds what a crash replays.
+    /// passivated: bounds what a crash replays.
     pub snapshot_every: u64,
+    /// Passivation snapshots a user only when at least this many of its decisions are not in
+    /// its stored snapshot; fewer are replayed when it comes back. 1: every passivation
+    /// whose state moved writes one.
+    pub passivation_snapshot_after: u64,
 }
 
 impl Default for ActorsConfig {
@@ -210,6 +214,7 @@ impl Default for ActorsConfig {
             max_live_users: sentinel_actors::DEFAULT_MAX_LIVE_USERS,
             lateness_secs: 300,
             snapshot_every: 1_000,
+            passivation_snapshot_after: sentinel_actors::DEFAULT_PASSIVATION_SNAPSHOT_AFTER,
         }
     }
 }
@@ -225,6 +230,7 @@ impl ActorsConfig {
         config.max_live_users = self.max_live_users;
         config.lateness = Duration::from_secs(self.lateness_secs);
         config.snapshot_every = self.snapshot_every;
+        config.passivation_snapshot_after = self.passivation_snapshot_after;
         config
     }
 }

@@ -34,7 +34,9 @@ pub use embedded::{EmbeddedStore, DEFAULT_CACHE_BYTES};
 pub use error::StoreError;
 pub use lsm::LsmStore;
 pub use migrate::{migrate, Migration};
-pub use writer::{CommitObserver, DecisionAck, Stored, Writer, WriterConfig, WriterHooks};
+pub use writer::{
+    CommitObserver, DecisionAck, QueueMark, Stored, Writer, WriterConfig, WriterHooks,
+};
 
 use async_trait::async_trait;
 use sentinel_event::Decision;

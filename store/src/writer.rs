@@ -16,6 +16,7 @@ use crate::outbox::AlertRouting;
 use crate::{RecordWrite, Store, StoreError, UserSnapshot, WriteOp, WriteResult};
 use sentinel_event::{Decision, DecisionError};
 use std::collections::HashSet;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tokio::sync::{mpsc, oneshot};
@@ -90,7 +91,29 @@ pub struct Writer {
     tx: mpsc::Sender<Request>,
     store: Arc<dyn Store>,
     stale: Stale,
+    progress: Arc<Progress>,
 }
+
+/// How far the writer has got through its queue, so that a caller can tell that its earlier
+/// requests are settled without queueing a barrier behind everyone else's.
+///
+/// Every sender counts its request in `queued` before queueing it, so when a caller's own
+/// request is in the queue, `queued` is at least that request's place in the queue's order
+/// (every request ahead of it was counted before it was queued). The writer takes requests
+/// in that order and counts those it has finished; once that count reaches what the caller
+/// read, its request is finished.
+#[derive(Default)]
+struct Progress {
+    /// Requests counted by their senders, queued or about to be.
+    queued: AtomicU64,
+    /// Requests the writer has finished, in queue order: committed, or failed with their users
+    /// marked stale.
+    finished: AtomicU64,
+}
+
+/// A position in the writer's queue, taken with [`Writer::mark`] after queueing requests.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct QueueMark(u64);
 
 /// Users with a decision whose batch failed: their in-memory state may fold in an event the
 /// store lacks, so their snapshots are not written until they restore.
@@ -107,14 +130,21 @@ impl Writer {
     pub fn start_with(store: Arc<dyn Store>, config: WriterConfig, hooks: WriterHooks) -> Writer {
         let (tx, rx) = mpsc::channel(config.queue_capacity.max(1));
         let stale = Stale::default();
+        let progress = Arc::new(Progress::default());
         tokio::spawn(run(
             Arc::clone(&store),
             rx,
             config,
             hooks,
             Arc::clone(&stale),
+            Arc::clone(&progress),
         ));
-        Writer { tx, store, stale }
+        Writer {
+            tx,
+            store,
+            stale,
+            progress,
+        }
     }
 
     /// The store behind this writer, for reads that need not wait for queued writes.
@@ -129,8 +159,14 @@ impl Writer {
         decision: Arc<Decision>,
         ack: DecisionAck,
     ) -> Result<(), StoreError> {
+        self.send(Request::Decision(decision, ack)).await
+    }
+
+    /// Queues a request, counted first (see [`Progress`]).
+    async fn send(&self, request: Request) -> Result<(), StoreError> {
+        self.progress.queued.fetch_add(1, Ordering::SeqCst);
         self.tx
-            .send(Request::Decision(decision, ack))
+            .send(request)
             .await
             .map_err(|_| StoreError::WriterStopped)
     }
@@ -141,10 +177,7 @@ impl Writer {
         with_ack: impl FnOnce(oneshot::Sender<Result<T, StoreError>>) -> Request,
     ) -> Result<T, StoreError> {
         let (ack, done) = oneshot::channel();
-        self.tx
-            .send(with_ack(ack))
-            .await
-            .map_err(|_| StoreError::WriterStopped)?;
+        self.send(with_ack(ack)).await?;
         done.await.map_err(|_| StoreError::WriterStopped)?
     }
 
@@ -157,10 +190,7 @@ impl Writer {
     /// durable (only for queue space).
     pub async fn queue_snapshot(&self, snapshot: UserSnapshot) -> Result<(), StoreError> {
         let (ack, _ignored) = oneshot::channel();
-        self.tx
-            .send(Request::Snapshot(snapshot, ack))
-            .await
-            .map_err(|_| StoreError::WriterStopped)
+        self.send(Request::Snapshot(snapshot, ack)).await
     }
 
     /// Stores records in the next batch, beside its decisions (one commit for both), and waits
@@ -195,6 +225,23 @@ impl Writer {
     pub async fn flush(&self) -> Result<(), StoreError> {
         // A lookup of an id that cannot exist is a barrier with no other effect.
         self.lookup_after_writes(String::new()).await.map(|_| ())
+    }
+
+    /// Marks the queue's current position: every request this task queued before the call is
+    /// at or before it. One atomic load.
+    pub fn mark(&self) -> QueueMark {
+        QueueMark(self.progress.queued.load(Ordering::SeqCst))
+    }
+
+    /// Waits until every request queued before `mark` was taken is finished (durable, or
+    /// failed and so reported to its caller). Returns at once when the writer has finished
+    /// that many requests, as it has long before a user goes idle; otherwise waits as
+    /// [`Writer::flush`] does.
+    pub async fn settle(&self, mark: QueueMark) -> Result<(), StoreError> {
+        if self.progress.finished.load(Ordering::SeqCst) >= mark.0 {
+            return Ok(());
+        }
+        self.flush().await
     }
 }
 
@@ -257,21 +304,27 @@ async fn run(
     config: WriterConfig,
     hooks: WriterHooks,
     stale: Stale,
+    progress: Arc<Progress>,
 ) {
     let WriterHooks { alerts, observer } = hooks;
     let max_batch = config.max_batch.max(1);
     let mut requests = Vec::with_capacity(max_batch);
     let mut last_commit = Duration::ZERO;
-    while next_batch(
-        &mut rx,
-        &mut requests,
-        max_batch,
-        config.gather_yields,
-        last_commit,
-    )
-    .await
-        > 0
-    {
+    // Requests taken so far: the batch below takes the next ones in queue order.
+    let mut taken_so_far = 0;
+    loop {
+        let taken = next_batch(
+            &mut rx,
+            &mut requests,
+            max_batch,
+            config.gather_yields,
+            last_commit,
+        )
+        .await;
+        if taken == 0 {
+            break;
+        }
+        taken_so_far += taken as u64;
         let started = Instant::now();
         let mut ops = Vec::with_capacity(requests.len());
         let mut acks = Vec::with_capacity(requests.len());
@@ -323,6 +376,8 @@ async fn run(
         }
         match outcome {
             Ok(results) => {
+                // Before the acknowledgements: whoever hears of its request may rely on it.
+                progress.finished.store(taken_so_far, Ordering::SeqCst);
                 if let Some(alerts) = &alerts {
                     for (index, decision, records) in &owed {
                         if matches!(results.get(*index), Some(WriteResult::Stored)) {
@@ -344,6 +399,8 @@ async fn run(
                         }
                     }
                 }
+                // Once their users are marked stale: their next actors restore from the store.
+                progress.finished.store(taken_so_far, Ordering::SeqCst);
                 for ack in acks {
                     match ack {
                         Ack::Decision(_, ack) => {
