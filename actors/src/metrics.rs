@@ -13,7 +13,7 @@ use std::sync::{LazyLock, PoisonError, RwLock};
 
 /// Gauge: user actors alive on this node.
 pub const ACTORS_LIVE: &str = "sentinel_user_actors_live";
-/// Counter: user actors passivated (snapshotted and stopped): idle, over the live limit, on a
+/// Counter: user actors passivated (stopped once their state is stored): idle, over the live limit, on a
 /// rebalance or at shutdown.
 pub const PASSIVATIONS: &str = "sentinel_user_actor_passivations_total";
 /// Counter: user actors passivated before their idle time because their shard held more live

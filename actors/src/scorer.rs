@@ -18,7 +18,7 @@ use tokio::sync::oneshot;
 pub struct ScorerConfig {
     /// Shard supervisors; each owns a share of the user keys. One per core is plenty.
     pub shards: usize,
-    /// A user actor idle this long is snapshotted and stopped.
+    /// A user actor idle this long is passivated (stopped, with a snapshot if one is due).
     pub passivate_after: Duration,
     /// Live user actors the node may hold (0: no limit), shared evenly by the shards (each
     /// share rounded up, so up to `shards - 1` more in all); past it the least recently active
@@ -224,13 +224,14 @@ impl Scorer {
         total
     }
 
-    /// Snapshots and stops every live user actor, keeping the shards running: the next event
-    /// of a user restores it from the store. Returns how many were passivated.
+    /// Passivates every live user actor (stopped once its state is stored: its decisions, and
+    /// a snapshot if one is due), keeping the shards running: the next event of a user
+    /// restores it from the store. Returns how many were passivated.
     pub async fn passivate_all(&self) -> usize {
         self.passivate_users(Arc::new(|_| true)).await
     }
 
-    /// Snapshots and stops the live user actors whose user id `picks` (a rebalance: those of
+    /// Passivates the live user actors whose user id `picks` (a rebalance: those of
     /// partitions this node no longer owns, or did not own when they started). Returns how
     /// many were passivated.
     pub async fn passivate_users(&self, picks: UserFilter) -> usize {
@@ -247,7 +248,7 @@ impl Scorer {
         passivated
     }
 
-    /// Snapshots every live user and stops the shards. Call after the sources have drained.
+    /// Passivates every live user and stops the shards. Call after the sources have drained.
     pub async fn shutdown(&self) -> usize {
         let passivated = self.passivate_all().await;
         for shard in self.shards.iter() {

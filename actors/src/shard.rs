@@ -1,8 +1,9 @@
 //! Supervisor of one share of the user key space.
 //!
 //! The shard routes each event to its user's actor, spawning it on first use; passivates
-//! actors idle for longer than the configured time (they snapshot and stop; events arriving
-//! meanwhile wait in the shard, so a user never has two actors); passivates the least recently
+//! actors idle for longer than the configured time (they stop once their decisions are
+//! durable, writing a snapshot if one is due; events arriving meanwhile wait in the shard, so
+//! a user never has two actors); passivates the least recently
 //! active one for each actor started beyond its limit, so memory is bounded by the limit
 //! whatever the population (Akka's sharding calls this an active entity limit); and restarts a
 //! failed actor at once, from its last snapshot plus the decisions stored after it.
@@ -63,9 +64,9 @@ enum Slot {
         actor: ActorRef<UserMessage>,
         last_active: Instant,
     },
-    /// Passivating: the actor is writing its snapshot. Events and looks at the user wait here
-    /// until it has stopped, then go to the user's next actor, which restores from that
-    /// snapshot.
+    /// Passivating: the actor is waiting for its decisions (and its snapshot, if one is due) to
+    /// be durable. Events and looks at the user wait here until it has stopped, then go to the
+    /// user's next actor, which restores them from the store.
     Stopping { buffered: Vec<UserMessage> },
 }
 
@@ -156,8 +157,8 @@ impl Actor for UserShard {
                         *last_active = Instant::now();
                         (actor.clone(), false)
                     }
-                    // Passivating: the user's next actor answers, once the snapshot in
-                    // flight is stored.
+                    // Passivating: the user's next actor answers, once what the passivating
+                    // one waits for is stored.
                     Some(Slot::Stopping { buffered }) => {
                         buffered.push(UserMessage::Inspect(reply));
                         return Ok(());

@@ -235,12 +235,14 @@ impl UserActorState {
             .writer
             .submit_decision(Arc::new(decision), reply)
             .await?;
-        self.unsettled = Some(self.deps.writer.mark());
         if self.unsnapshotted() >= self.deps.snapshot_every {
             // Queued behind the decision it covers, so it is never durable before it.
             let snapshot = self.snapshot()?;
             self.deps.writer.queue_snapshot(snapshot).await?;
         }
+        // After the snapshot, if any: passivating waits for it too, so that it never lands
+        // after a newer one of the user's next actor.
+        self.unsettled = Some(self.deps.writer.mark());
         Ok(())
     }
 

@@ -257,7 +257,7 @@ async fn passivated_users_are_restored_with_identical_state() {
             .unwrap();
         at += Span::minutes(1);
     }
-    // Wait for the idle actor to be snapshotted and stopped.
+    // Wait for the idle actor to be passivated.
     let deadline = Instant::now() + Duration::from_secs(10);
     while node.scorer.live_actors().await > 0 {
         assert!(Instant::now() < deadline, "actor was never passivated");
@@ -495,7 +495,7 @@ async fn looking_at_more_users_than_the_limit_answers_every_look() {
         assert_eq!(view.map(|v| v.seq), Some(0), "look-{u} was not answered");
         assert!(node.scorer.live_actors().await <= 4);
     }
-    // Evicted long ago, or still writing its snapshot: either way its next actor answers.
+    // Evicted long ago, or still passivating: either way its next actor answers.
     let view = node
         .scorer
         .inspect("seen")
@@ -599,16 +599,14 @@ async fn passivating_without_a_snapshot_waits_for_the_users_queued_decisions() {
         .await
         .expect("the first user's decision was never written");
     // A second user takes the only live place: the first is passivated, its decision held.
-    let second = {
-        let node = Arc::clone(&node);
-        tokio::spawn(async move { score(&node, txn("second-0", "second", "30", t0(), "FR")).await })
-    };
-    tokio::time::sleep(Duration::from_millis(50)).await;
+    // One poll routes the event to the shard, ahead of the look below; its answer waits.
+    let mut second = Box::pin(score(&node, txn("second-0", "second", "30", t0(), "FR")));
+    assert!(futures::poll!(&mut second).is_pending());
     let view = look_waiting_for_the_gate(&node, "first", &gate).await;
     assert_eq!(view.seq, 1, "the user's next actor restored its decision");
     assert!(node.store.snapshot("first").await.unwrap().is_none());
     first.await.unwrap().unwrap();
-    second.await.unwrap().unwrap();
+    second.await.unwrap();
 }
 
 /// A queue mark taken after a decision settles at once once that decision is stored, even
@@ -677,6 +675,44 @@ async fn a_queue_mark_is_not_settled_by_the_batches_ahead_of_its_request() {
     for done in acks {
         done.await.unwrap().unwrap();
     }
+}
+
+/// A sender that gives up while the queue is full leaves no count behind: later marks still
+/// settle at once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_send_given_up_on_a_full_queue_does_not_hold_back_later_marks() {
+    let (Hold { held, gate }, hook) = Hold::batches_with(a_decision_of_user_held);
+    let config = WriterConfig {
+        queue_capacity: 1,
+        ..WriterConfig::default()
+    };
+    let (_dir, writer) = hooked_writer(hook, config);
+    let first_held = submit(&writer, "held-1", "held").await;
+    held.notified().await;
+    let queued = submit(&writer, "q-1", "q").await;
+    // The queue is full: this send waits for a place, and is given up.
+    let (ack, _done) = tokio::sync::oneshot::channel();
+    let decision = sentinel_store::conformance::decision("gone-1", "gone", 1, 0);
+    let gave_up = tokio::time::timeout(
+        Duration::from_millis(100),
+        writer.submit_decision(Arc::new(decision), ack),
+    )
+    .await;
+    assert!(gave_up.is_err(), "the queue had room");
+    gate.add_permits(1);
+    first_held.await.unwrap().unwrap();
+    queued.await.unwrap().unwrap();
+    let early = submit(&writer, "early-1", "early").await;
+    let early_mark = writer.mark();
+    early.await.unwrap().unwrap();
+    // The writer is stuck again: only a mark that needs no queue round trip settles.
+    let _second_held = submit(&writer, "held-2", "held").await;
+    held.notified().await;
+    tokio::time::timeout(Duration::from_secs(5), writer.settle(early_mark))
+        .await
+        .expect("a mark waited for a request that was never queued")
+        .unwrap();
+    gate.add_permits(1);
 }
 
 /// Queues a decision of `user` straight to `writer`; the receiver gets its acknowledgement.

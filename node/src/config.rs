@@ -190,10 +190,11 @@ impl Default for KafkaConfig {
 pub struct ActorsConfig {
     /// Shard supervisors; 0 means one per core.
     pub shards: usize,
-    /// Seconds of inactivity after which a user actor is snapshotted and stopped.
+    /// Seconds of inactivity after which a user actor is passivated (stopped once its
+    /// decisions are durable, with a snapshot if one is due).
     pub passivate_after_secs: u64,
     /// Live user actors this node may hold (0: no limit); past it the least recently active
-    /// are snapshotted and stopped early. Each costs about 15–20 KiB.
+    /// are passivated early. Each costs about 15–20 KiB.
     pub max_live_users: usize,
     /// Seconds an event may lag its user's latest event time and still enter the windows.
     pub lateness_secs: u64,

@@ -16,7 +16,7 @@ use crate::outbox::AlertRouting;
 use crate::{RecordWrite, Store, StoreError, UserSnapshot, WriteOp, WriteResult};
 use sentinel_event::{Decision, DecisionError};
 use std::collections::HashSet;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{fence, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tokio::sync::{mpsc, oneshot};
@@ -102,6 +102,13 @@ pub struct Writer {
 /// (every request ahead of it was counted before it was queued). The writer takes requests
 /// in that order and counts those it has finished; once that count reaches what the caller
 /// read, its request is finished.
+///
+/// Why another sender's count is visible once its request is ahead of ours: each sender has
+/// a sequentially consistent fence between its count and its place in the queue, and `mark`
+/// one between the caller's place and its read. Had our fence come first in their single
+/// total order, the other sender's place would come after ours (the channel's tail is one
+/// atomic counter, and the fences order it too); so theirs came first, and our read sees the
+/// count made before it.
 #[derive(Default)]
 struct Progress {
     /// Requests counted by their senders, queued or about to be.
@@ -162,13 +169,20 @@ impl Writer {
         self.send(Request::Decision(decision, ack)).await
     }
 
-    /// Queues a request, counted first (see [`Progress`]).
+    /// Queues a request, counted first (see [`Progress`]). Counted only once it has its
+    /// place, and then sent at once: a caller that gives up while the queue is full must not
+    /// leave a count behind that no request follows (every later mark would wait on it).
     async fn send(&self, request: Request) -> Result<(), StoreError> {
-        self.progress.queued.fetch_add(1, Ordering::SeqCst);
-        self.tx
-            .send(request)
+        let place = self
+            .tx
+            .reserve()
             .await
-            .map_err(|_| StoreError::WriterStopped)
+            .map_err(|_| StoreError::WriterStopped)?;
+        self.progress.queued.fetch_add(1, Ordering::Relaxed);
+        // Pairs with the fence in `mark` (see `Progress`).
+        fence(Ordering::SeqCst);
+        place.send(request);
+        Ok(())
     }
 
     /// Queues the request `with_ack` makes and waits for its answer.
@@ -230,11 +244,12 @@ impl Writer {
     /// Marks the queue's current position: every request this task queued before the call is
     /// at or before it. One atomic load.
     pub fn mark(&self) -> QueueMark {
-        QueueMark(self.progress.queued.load(Ordering::SeqCst))
+        fence(Ordering::SeqCst);
+        QueueMark(self.progress.queued.load(Ordering::Relaxed))
     }
 
     /// Waits until every request queued before `mark` was taken is finished (durable, or
-    /// failed and so reported to its caller). Returns at once when the writer has finished
+    /// failed with its user marked stale). Returns at once when the writer has finished
     /// that many requests, as it has long before a user goes idle; otherwise waits as
     /// [`Writer::flush`] does.
     pub async fn settle(&self, mark: QueueMark) -> Result<(), StoreError> {

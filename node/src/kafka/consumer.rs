@@ -234,8 +234,8 @@ pub async fn run_consumer(
     };
     let topic = kafka.input_topic.as_str();
     let max_in_flight = kafka.max_in_flight.max(1);
-    // Ownership changed: with what was in flight finished and the new assignment known, stop
-    // (snapshotted) the user actors of every partition not owned throughout, so that a
+    // Ownership changed: with what was in flight finished and the new assignment known,
+    // passivate the user actors of every partition not owned throughout, so that a
     // partition coming back restores from the store, never from a stale actor. Users of kept
     // partitions stay warm.
     let scorer = decider.scorer.clone();
