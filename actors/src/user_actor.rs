@@ -260,7 +260,7 @@ impl UserActorState {
     /// Before the actor stops: writes a snapshot if enough decisions are missing from the
     /// stored one, and otherwise waits until the decisions it queued are durable, so the
     /// user's next actor restores them from the store. A snapshot written at every
-    /// passivation was ~20% of a new user's CPU in-process (BENCHMARKS.md, "Passivation
+    /// passivation was a third of a new user's CPU in-process (BENCHMARKS.md, "Passivation
     /// without a snapshot"); a user that comes back replays the few decisions instead.
     async fn settle_for_passivation(&mut self) -> Result<(), ActorProcessingErr> {
         if self.unsnapshotted() >= self.deps.passivation_snapshot_after {
