@@ -241,7 +241,7 @@ impl UserActorState {
             self.deps.writer.queue_snapshot(snapshot).await?;
         }
         // After the snapshot, if any: passivating waits for it too, so that it never lands
-        // after a newer one of the user's next actor.
+        // after a newer one written by the user's next owner on another node.
         self.unsettled = Some(self.deps.writer.mark());
         Ok(())
     }
@@ -260,7 +260,7 @@ impl UserActorState {
     /// Before the actor stops: writes a snapshot if enough decisions are missing from the
     /// stored one, and otherwise waits until the decisions it queued are durable, so the
     /// user's next actor restores them from the store. A snapshot written at every
-    /// passivation was a third of a new user's CPU in-process (BENCHMARKS.md, "Passivation
+    /// passivation was about 30% of a new user's CPU in-process (BENCHMARKS.md, "Passivation
     /// without a snapshot"); a user that comes back replays the few decisions instead.
     async fn settle_for_passivation(&mut self) -> Result<(), ActorProcessingErr> {
         if self.unsnapshotted() >= self.deps.passivation_snapshot_after {

@@ -242,7 +242,7 @@ impl Writer {
     }
 
     /// Marks the queue's current position: every request this task queued before the call is
-    /// at or before it. One atomic load.
+    /// at or before it. A fence and an atomic load.
     pub fn mark(&self) -> QueueMark {
         fence(Ordering::SeqCst);
         QueueMark(self.progress.queued.load(Ordering::Relaxed))
