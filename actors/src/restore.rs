@@ -2,7 +2,7 @@
 //! after it, folded in as live scoring folded them.
 
 use sentinel_engine::{Ledger, UserState};
-use sentinel_store::{RestorePoint, Store, StoreError};
+use sentinel_store::{RestorePoint, Store, StoreError, UserSnapshot, WriteOp};
 
 /// Decisions read per store call.
 pub(crate) const PAGE: usize = 1_000;
@@ -107,6 +107,47 @@ pub async fn restore_from(
     })
 }
 
+/// Snapshots each of `users` (user key, `user_seq`) whose stored snapshot does not reach that
+/// decision yet, from its state rebuilt as a restore would. Retention calls it before deleting
+/// those decisions, so the profile they built outlives them and the user's decision sequence
+/// goes on from them. Returns how many snapshots it wrote.
+///
+/// A live actor of the user may have written a later snapshot meanwhile; this one then replaces
+/// it with an earlier, still valid state, and restores replay the decisions after it (kept,
+/// because they are newer, or covered again by the next retention pass before they go).
+pub async fn snapshot_uncovered(
+    store: &dyn Store,
+    users: &[(String, u64)],
+    lateness_ms: i64,
+) -> Result<usize, StoreError> {
+    let ids: Vec<String> = users.iter().map(|(user, _)| user.clone()).collect();
+    let points = store.restore_points(&ids, PAGE).await?;
+    let mut snapshots = Vec::new();
+    for ((user_id, expiring_seq), point) in users.iter().zip(points) {
+        if point
+            .snapshot
+            .as_ref()
+            .is_some_and(|s| s.seq >= *expiring_seq)
+        {
+            continue;
+        }
+        let user = restore_from(store, point, user_id, lateness_ms).await?.user;
+        let state = crate::snapshot::encode(&user).map_err(|e| {
+            StoreError::Backend(format!("encoding the snapshot of user {user_id}: {e}"))
+        })?;
+        snapshots.push(WriteOp::Snapshot(UserSnapshot {
+            user_id: user_id.clone(),
+            seq: user.seq,
+            state,
+        }));
+    }
+    let written = snapshots.len();
+    if written > 0 {
+        store.write_batch(snapshots).await?;
+    }
+    Ok(written)
+}
+
 /// The ledger of the user's stored decisions up to `seq`: the one-time rebuild for a snapshot
 /// that predates ledgers.
 async fn ledger_through(store: &dyn Store, user_id: &str, seq: u64) -> Result<Ledger, StoreError> {
@@ -130,7 +171,7 @@ mod tests {
     use super::*;
     use sentinel_event::Outcome;
     use sentinel_store::conformance::decision;
-    use sentinel_store::{EmbeddedStore, UserSnapshot, WriteOp};
+    use sentinel_store::EmbeddedStore;
     use std::sync::Arc;
 
     /// Three stored decisions of 12.34 USD each, the second declined, and a snapshot after

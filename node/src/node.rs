@@ -150,6 +150,11 @@ struct Catalogue {
     entity_refresh: JoinHandle<()>,
 }
 
+/// The scorer's allowed lateness in milliseconds, which replays of stored decisions use too.
+fn lateness_ms(config: &NodeConfig) -> i64 {
+    i64::try_from(config.actors.scorer().lateness.as_millis()).unwrap_or(i64::MAX)
+}
+
 /// Opens the catalogue (an empty store is seeded with the policy and the start-up model), then
 /// serves the store to peers if this node owns it, starts the entity-risk refresh and logs the
 /// policy in force, which it returns.
@@ -158,10 +163,8 @@ async fn open_catalogue(
     store: &Arc<dyn Store>,
 ) -> anyhow::Result<(Catalogue, Arc<Policy>)> {
     let seed = seed_policy(config)?;
-    let lateness = config.actors.scorer().lateness;
-    let lateness_ms = i64::try_from(lateness.as_millis()).unwrap_or(i64::MAX);
     let catalog = Arc::new(
-        Catalog::open(Arc::clone(store), seed, lateness_ms)
+        Catalog::open(Arc::clone(store), seed, lateness_ms(config))
             .await
             .context("loading the rule catalogue")?,
     );
@@ -575,6 +578,7 @@ pub(crate) async fn open_store(config: &NodeConfig) -> anyhow::Result<Arc<dyn St
                 tokio::spawn(retention::run(
                     Arc::clone(&store),
                     config.store.retention_days,
+                    lateness_ms(config),
                 ));
             }
             tokio::spawn(log_head::run(Arc::clone(&store)));

@@ -1,9 +1,11 @@
 //! Retention for the embedded store: every hour, decisions older than the configured number of
-//! days are deleted in small transactions, so the writer is never held up for long.
+//! days are deleted in small transactions, so the writer is never held up for long. Users whose
+//! snapshot does not yet cover the decisions about to go are snapshotted first, so their
+//! profiles and decision sequences outlive those decisions.
 
 use chrono::{DateTime, Utc};
 use sentinel_store::metrics::DECISIONS_PRUNED;
-use sentinel_store::DecisionLog;
+use sentinel_store::{DecisionLog, StoreError};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -12,34 +14,42 @@ const EVERY: Duration = Duration::from_secs(3600);
 /// Decisions deleted per write transaction.
 const PER_TRANSACTION: usize = 2_000;
 
-/// Prunes on the hour until the process ends.
-pub async fn run(store: Arc<dyn DecisionLog>, days: u32) {
+/// Prunes on the hour until the process ends; `lateness_ms` is the scorer's, which snapshots
+/// rebuilt from the decisions replay them with.
+pub async fn run(store: Arc<dyn DecisionLog>, days: u32, lateness_ms: i64) {
     let mut tick = tokio::time::interval(EVERY);
     loop {
         tick.tick().await;
-        prune(store.as_ref(), days, Utc::now(), PER_TRANSACTION).await;
+        prune(
+            store.as_ref(),
+            days,
+            Utc::now(),
+            PER_TRANSACTION,
+            lateness_ms,
+        )
+        .await;
     }
 }
 
 /// One pass: deletes the decisions decided more than `days` before `now`, `per_transaction`
-/// at a time, and returns how many went.
+/// at a time, each transaction after snapshotting the users it would otherwise take decisions
+/// from that no snapshot covers, and returns how many decisions went.
 async fn prune(
     store: &dyn DecisionLog,
     days: u32,
     now: DateTime<Utc>,
     per_transaction: usize,
+    lateness_ms: i64,
 ) -> u64 {
     let cutoff = now - chrono::Duration::days(i64::from(days));
-    let mut total = 0;
+    let (mut total, mut snapshotted) = (0, 0);
     loop {
-        match store
-            .prune_decided_before(cutoff, now, per_transaction)
-            .await
-        {
-            Ok(0) => break,
-            Ok(n) => {
-                total += n;
-                metrics::counter!(DECISIONS_PRUNED).increment(n);
+        match prune_one(store, cutoff, now, per_transaction, lateness_ms).await {
+            Ok((0, _)) => break,
+            Ok((pruned, snapshots)) => {
+                total += pruned;
+                snapshotted += snapshots;
+                metrics::counter!(DECISIONS_PRUNED).increment(pruned);
                 // Let queued decision batches in between pruning transactions.
                 tokio::task::yield_now().await;
             }
@@ -50,9 +60,27 @@ async fn prune(
         }
     }
     if total > 0 {
-        tracing::info!(pruned = total, %cutoff, "retention deleted old decisions");
+        tracing::info!(pruned = total, snapshotted, %cutoff, "retention deleted old decisions");
     }
     total
+}
+
+/// One transaction's worth: snapshots the users whose decisions it is about to delete where
+/// their snapshot does not reach them, then deletes. Returns (decisions deleted, snapshots
+/// written).
+async fn prune_one(
+    store: &dyn DecisionLog,
+    cutoff: DateTime<Utc>,
+    now: DateTime<Utc>,
+    max: usize,
+    lateness_ms: i64,
+) -> Result<(u64, usize), StoreError> {
+    // Only this task deletes, and writes append at the log's end, so the prune below deletes
+    // exactly the front read here.
+    let users = store.users_expiring(cutoff, max).await?;
+    let snapshots = sentinel_actors::snapshot_uncovered(store, &users, lateness_ms).await?;
+    let pruned = store.prune_decided_before(cutoff, now, max).await?;
+    Ok((pruned, snapshots))
 }
 
 #[cfg(test)]
@@ -62,8 +90,8 @@ mod tests {
     use sentinel_store::conformance::decision;
     use sentinel_store::{EmbeddedEngine, WriteOp};
 
-    /// A store on `engine` holding, in log order, decisions `t1`… decided the given hours
-    /// before `now`.
+    /// A store on `engine` holding, in log order, decisions `t1`… of user `u` decided the
+    /// given hours before `now`.
     fn store_with(
         engine: EmbeddedEngine,
         dir: &tempfile::TempDir,
@@ -71,16 +99,32 @@ mod tests {
         hours_ago: &[i64],
         now: DateTime<Utc>,
     ) -> Arc<dyn DecisionLog> {
+        let of_u: Vec<_> = hours_ago.iter().map(|hours| ("u", *hours)).collect();
+        store_of(engine, dir, rt, &of_u, now)
+    }
+
+    /// A store on `engine` holding, in log order, decisions `t1`… of the given users (each
+    /// user's numbered from 1) decided the given hours before `now`.
+    fn store_of(
+        engine: EmbeddedEngine,
+        dir: &tempfile::TempDir,
+        rt: &tokio::runtime::Runtime,
+        decisions: &[(&str, i64)],
+        now: DateTime<Utc>,
+    ) -> Arc<dyn DecisionLog> {
         let options = sentinel_store::EmbeddedOptions {
             cache_bytes: 1 << 20,
             ..Default::default()
         };
         let store = sentinel_store::open_embedded(dir.path(), engine, options).unwrap();
-        let ops = hours_ago
+        let mut seqs = std::collections::HashMap::new();
+        let ops = decisions
             .iter()
             .enumerate()
-            .map(|(i, hours)| {
-                let mut d = decision(&format!("t{}", i + 1), "u", i as u64 + 1, 0);
+            .map(|(i, (user, hours))| {
+                let seq = seqs.entry(*user).or_insert(0);
+                *seq += 1;
+                let mut d = decision(&format!("t{}", i + 1), user, *seq, 0);
                 d.decided_at = now - chrono::Duration::hours(*hours);
                 WriteOp::Decision(Arc::new(d))
             })
@@ -112,7 +156,7 @@ mod tests {
         let metrics = recorder.handle();
         // One decision per transaction: the pass loops until nothing old is left.
         let pruned = metrics::with_local_recorder(&recorder, || {
-            rt.block_on(prune(store.as_ref(), 31, now, 1))
+            rt.block_on(prune(store.as_ref(), 31, now, 1, 0))
         });
         assert_eq!(pruned, 2);
         assert!(
@@ -136,7 +180,52 @@ mod tests {
             assert!(report.problem.is_none(), "{:?}", report.problem);
             assert_eq!(report.retention.len(), 2);
             // A second pass finds nothing more to delete.
-            assert_eq!(prune(store.as_ref(), 31, now, 1).await, 0);
+            assert_eq!(prune(store.as_ref(), 31, now, 1, 0).await, 0);
+        });
+    }
+
+    #[test]
+    fn a_pass_first_snapshots_the_users_whose_snapshot_does_not_cover_what_it_deletes() {
+        for engine in EmbeddedEngine::ALL {
+            a_pass_first_snapshots_uncovered_users_on(engine);
+        }
+    }
+
+    fn a_pass_first_snapshots_uncovered_users_on(engine: EmbeddedEngine) {
+        let (dir, rt, now) = (tempfile::tempdir().unwrap(), runtime(), Utc::now());
+        let old = 40 * 24;
+        // `a`: three old decisions, no snapshot. `b`: two old ones, and a snapshot covering
+        // them. `c`: one old and one recent decision, no snapshot.
+        let decisions = [
+            ("a", old),
+            ("b", old),
+            ("a", old),
+            ("c", old),
+            ("b", old),
+            ("a", old),
+            ("c", 24),
+        ];
+        let store = store_of(engine, &dir, &rt, &decisions, now);
+        let b_snapshot = sentinel_store::UserSnapshot {
+            user_id: "b".into(),
+            seq: 2,
+            state: sentinel_actors::encode_snapshot(&Default::default()).unwrap(),
+        };
+        let b_write = WriteOp::Snapshot(b_snapshot.clone());
+        rt.block_on(store.write_batch(vec![b_write])).unwrap();
+        // Two decisions per transaction: the users of each are snapshotted before it.
+        assert_eq!(rt.block_on(prune(store.as_ref(), 31, now, 2, 0)), 6);
+        rt.block_on(async {
+            for (user, seq, txn_count) in [("a", 3, 3), ("c", 2, 2)] {
+                let snapshot = store.snapshot(user).await.unwrap().expect(user);
+                let state = sentinel_actors::decode_snapshot(&snapshot.state).unwrap();
+                assert_eq!((snapshot.seq, state.seq), (seq, seq), "{user}");
+                assert_eq!(state.profile.txn_count, txn_count, "{user}");
+                assert_eq!(state.ledger.unwrap().counted, txn_count, "{user}");
+            }
+            // A snapshot that already covers what went is left as it was.
+            assert_eq!(store.snapshot("b").await.unwrap(), Some(b_snapshot));
+            assert_eq!(store.decision_count().await.unwrap(), 1);
         });
     }
 
@@ -145,7 +234,7 @@ mod tests {
         let (dir, rt, now) = (tempfile::tempdir().unwrap(), runtime(), Utc::now());
         let store = store_with(EmbeddedEngine::Lsm, &dir, &rt, &[40 * 24, 24], now);
         assert_eq!(
-            rt.block_on(prune(store.as_ref(), 7, now, PER_TRANSACTION)),
+            rt.block_on(prune(store.as_ref(), 7, now, PER_TRANSACTION, 0)),
             0
         );
         assert_eq!(rt.block_on(store.decision_count()).unwrap(), 2);

@@ -590,7 +590,8 @@ pub async fn verify_log(store: &dyn DecisionLog) -> LogReport {
 /// Conformance check for the embedded engines' retention: decisions `t1` … `t5` of user `u`
 /// (10:01 … 10:05, log positions 1 … 5) pruned before 10:03:30 in passes of at most 1 and
 /// 100 leave `t4` and `t5` in every index, the count at 2, and a log that verifies from
-/// position 4 with both passes declared; new decisions extend the same chain.
+/// position 4 with both passes declared; new decisions extend the same chain. Before each
+/// pass, the users expiring are those of the decisions it deletes, with the latest `user_seq`.
 pub async fn retention_deletes_from_every_table_and_the_rest_verifies(store: &dyn DecisionLog) {
     let ops = (1..=5)
         .map(|i| WriteOp::Decision(Arc::new(decision(&format!("t{i}"), "u", i, i as u32))))
@@ -598,8 +599,12 @@ pub async fn retention_deletes_from_every_table_and_the_rest_verifies(store: &dy
     store.write_batch(ops).await.unwrap();
     let cutoff = at(3, 30);
     let prune = |max| store.prune_decided_before(cutoff, cutoff + MIN_RETENTION, max);
+    let expiring = |max| store.users_expiring(cutoff, max);
+    assert_eq!(expiring(1).await.unwrap(), [("u".to_owned(), 1)]);
     assert_eq!(prune(1).await.unwrap(), 1);
+    assert_eq!(expiring(100).await.unwrap(), [("u".to_owned(), 3)]);
     assert_eq!(prune(100).await.unwrap(), 2);
+    assert_eq!(expiring(100).await.unwrap(), []);
     assert_eq!(prune(100).await.unwrap(), 0);
     for gone in ["t1", "t2", "t3"] {
         assert!(store.decision(gone).await.unwrap().is_none(), "{gone}");

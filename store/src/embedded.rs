@@ -2,7 +2,7 @@
 
 use crate::blocking::{BlockingWork, Lane};
 use crate::chain::{self, Head, LogReport, VerifyOptions};
-use crate::expiry::{check_cutoff, declare, expired_front, Expired};
+use crate::expiry::{check_cutoff, declare, expired_front, latest_per_user, Expired};
 use crate::history::{user_key, History};
 use crate::migrate::Row;
 use crate::record::{self, decode};
@@ -281,6 +281,22 @@ impl DecisionLog for EmbeddedStore {
         self.blocking(Lane::Write, move |db| prune(db, cutoff, now, max))
             .await
     }
+
+    async fn users_expiring(
+        &self,
+        cutoff: chrono::DateTime<chrono::Utc>,
+        max: usize,
+    ) -> Result<Vec<(String, u64)>, StoreError> {
+        self.blocking(Lane::Write, move |db| {
+            let txn = db.begin_read().map_err(StoreError::backend)?;
+            let meta = txn.open_table(META).map_err(StoreError::backend)?;
+            let log = txn.open_table(LOG).map_err(StoreError::backend)?;
+            let decisions = txn.open_table(DECISIONS).map_err(StoreError::backend)?;
+            let (_, expired) = expired_in(&meta, &log, &decisions, cutoff, max)?;
+            Ok(latest_per_user(expired))
+        })
+        .await
+    }
 }
 
 /// Every user with a snapshot or a decision in `db`: one read of the snapshot keys, and one
@@ -344,6 +360,36 @@ fn for_day_keys(
     Ok(())
 }
 
+/// The log's anchor and the entries at its front that retention may delete (see
+/// [`expired_front`]).
+fn expired_in(
+    meta: &impl ReadableTable<&'static str, &'static [u8]>,
+    log: &impl ReadableTable<u64, &'static [u8]>,
+    decisions: &impl ReadableTable<&'static str, &'static [u8]>,
+    cutoff: chrono::DateTime<chrono::Utc>,
+    max: usize,
+) -> Result<(Head, Vec<Expired>), StoreError> {
+    let anchor = meta
+        .get(LOG_ANCHOR)
+        .map_err(StoreError::backend)?
+        .and_then(|v| Head::decode(v.value()))
+        .unwrap_or_default();
+    let entries = log
+        .range(anchor.next_seq..)
+        .map_err(StoreError::backend)?
+        .map(|entry| {
+            let (k, v) = entry.map_err(StoreError::backend)?;
+            Ok((k.value(), v.value().to_vec()))
+        });
+    let expired = expired_front(entries, &anchor, cutoff, max, |txn_id| {
+        Ok(decisions
+            .get(txn_id)
+            .map_err(StoreError::backend)?
+            .map(|v| v.value().to_vec()))
+    })?;
+    Ok((anchor, expired))
+}
+
 fn prune(
     db: &Database,
     cutoff: chrono::DateTime<chrono::Utc>,
@@ -358,26 +404,7 @@ fn prune(
         let mut decisions = txn.open_table(DECISIONS).map_err(StoreError::backend)?;
         let mut by_user = txn.open_table(BY_USER).map_err(StoreError::backend)?;
         let mut by_day = txn.open_table(BY_DAY).map_err(StoreError::backend)?;
-        let anchor = meta
-            .get(LOG_ANCHOR)
-            .map_err(StoreError::backend)?
-            .and_then(|v| Head::decode(v.value()))
-            .unwrap_or_default();
-        let expired = {
-            let entries = log
-                .range(anchor.next_seq..)
-                .map_err(StoreError::backend)?
-                .map(|entry| {
-                    let (k, v) = entry.map_err(StoreError::backend)?;
-                    Ok((k.value(), v.value().to_vec()))
-                });
-            expired_front(entries, &anchor, cutoff, max, |txn_id| {
-                Ok(decisions
-                    .get(txn_id)
-                    .map_err(StoreError::backend)?
-                    .map(|v| v.value().to_vec()))
-            })?
-        };
+        let (anchor, expired) = expired_in(&meta, &log, &decisions, cutoff, max)?;
         for Expired { seq, decision, .. } in &expired {
             log.remove(*seq).map_err(StoreError::backend)?;
             let Some(d) = decision else { continue };

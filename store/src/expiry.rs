@@ -98,6 +98,23 @@ pub(crate) fn declare(
     (anchor, Some(declaration))
 }
 
+/// The users of the decisions in `expired`, each with its highest `user_seq` there, in order
+/// of first appearance.
+pub(crate) fn latest_per_user(expired: Vec<Expired>) -> Vec<(String, u64)> {
+    let mut users: Vec<(String, u64)> = Vec::new();
+    let mut position: std::collections::HashMap<String, usize> = Default::default();
+    for decision in expired.into_iter().filter_map(|e| e.decision) {
+        match position.get(&decision.user_id) {
+            Some(&i) => users[i].1 = users[i].1.max(decision.user_seq),
+            None => {
+                position.insert(decision.user_id.clone(), users.len());
+                users.push((decision.user_id, decision.user_seq));
+            }
+        }
+    }
+    users
+}
+
 /// Refuses a retention cutoff younger than the minimum retention.
 pub(crate) fn check_cutoff(
     cutoff: chrono::DateTime<chrono::Utc>,

@@ -219,6 +219,15 @@ pub trait DecisionLog: Store {
         now: chrono::DateTime<chrono::Utc>,
         max: usize,
     ) -> Result<u64, StoreError>;
+    /// The users with decisions among those [`DecisionLog::prune_decided_before`] with the
+    /// same `cutoff` and `max` would delete now, each with the highest `user_seq` among them,
+    /// in order of first appearance: retention snapshots the users whose snapshot does not
+    /// cover them yet, so their profile outlives the decisions it was built from.
+    async fn users_expiring(
+        &self,
+        cutoff: chrono::DateTime<chrono::Utc>,
+        max: usize,
+    ) -> Result<Vec<(String, u64)>, StoreError>;
 }
 
 /// The engine under a node's embedded store.

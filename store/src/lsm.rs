@@ -15,7 +15,7 @@
 
 use crate::blocking::{BlockingWork, Lane};
 use crate::chain::{self, Head, LogReport, VerifyOptions};
-use crate::expiry::{check_cutoff, declare, expired_front, Expired};
+use crate::expiry::{check_cutoff, declare, expired_front, latest_per_user, Expired};
 use crate::history::{user_key, History};
 use crate::migrate::Row;
 use crate::record::{self, decode};
@@ -380,13 +380,13 @@ impl Inner {
         }
     }
 
-    fn prune(
+    /// The log's anchor and the entries at its front that retention may delete (see
+    /// [`expired_front`]).
+    fn expired(
         &self,
         cutoff: chrono::DateTime<chrono::Utc>,
-        now: chrono::DateTime<chrono::Utc>,
         max: usize,
-    ) -> Result<u64, StoreError> {
-        let mut committed = self.lock();
+    ) -> Result<(Head, Vec<Expired>), StoreError> {
         let anchor = match self.meta.get(LOG_ANCHOR).map_err(StoreError::backend)? {
             Some(v) => Head::decode(&v).ok_or_else(|| corrupt("meta", "unreadable log anchor"))?,
             None => Head::default(),
@@ -405,6 +405,17 @@ impl Inner {
                 .map_err(StoreError::backend)?
                 .map(|v| v.to_vec()))
         })?;
+        Ok((anchor, expired))
+    }
+
+    fn prune(
+        &self,
+        cutoff: chrono::DateTime<chrono::Utc>,
+        now: chrono::DateTime<chrono::Utc>,
+        max: usize,
+    ) -> Result<u64, StoreError> {
+        let mut committed = self.lock();
+        let (anchor, expired) = self.expired(cutoff, max)?;
         let (anchor, Some(declaration)) = declare(anchor, &expired, cutoff, now) else {
             return Ok(0);
         };
@@ -942,6 +953,18 @@ impl DecisionLog for LsmStore {
         check_cutoff(cutoff, now)?;
         self.blocking(Lane::Write, move |inner| inner.prune(cutoff, now, max))
             .await
+    }
+
+    async fn users_expiring(
+        &self,
+        cutoff: chrono::DateTime<chrono::Utc>,
+        max: usize,
+    ) -> Result<Vec<(String, u64)>, StoreError> {
+        self.blocking(Lane::Write, move |inner| {
+            let (_, expired) = inner.expired(cutoff, max)?;
+            Ok(latest_per_user(expired))
+        })
+        .await
     }
 }
 
