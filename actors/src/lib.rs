@@ -37,7 +37,7 @@ mod user_actor;
 
 pub use dispatch::Dispatch;
 pub use entities::{Entities, EntityRoute, ENTITY_TIMEOUT};
-pub use restore::snapshot_uncovered;
+pub use restore::{snapshot_uncovered, Covered};
 pub use scorer::{
     Scorer, ScorerConfig, DEFAULT_MAX_LIVE_USERS, DEFAULT_PASSIVATION_SNAPSHOT_AFTER,
 };

@@ -107,10 +107,21 @@ pub async fn restore_from(
     })
 }
 
+/// What [`snapshot_uncovered`] did.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Covered {
+    /// Snapshots written.
+    pub written: usize,
+    /// Users whose state could not be rebuilt (a stored record that does not decode): their
+    /// restores fail as well, so their decisions go without a snapshot; each is logged.
+    pub failed: usize,
+}
+
 /// Snapshots each of `users` (user key, `user_seq`) whose stored snapshot does not reach that
-/// decision yet, from its state rebuilt as a restore would. Retention calls it before deleting
+/// decision yet (or does not decode, or predates ledgers, whose rebuild reads the decisions it
+/// covers), from its state rebuilt as a restore would. Retention calls it before deleting
 /// those decisions, so the profile they built outlives them and the user's decision sequence
-/// goes on from them. Returns how many snapshots it wrote.
+/// goes on from them. A backend error stops it; an undecodable record only skips its user.
 ///
 /// A live actor of the user may have written a later snapshot meanwhile; this one then replaces
 /// it with an earlier, still valid state, and restores replay the decisions after it (kept,
@@ -119,33 +130,53 @@ pub async fn snapshot_uncovered(
     store: &dyn Store,
     users: &[(String, u64)],
     lateness_ms: i64,
-) -> Result<usize, StoreError> {
-    let ids: Vec<String> = users.iter().map(|(user, _)| user.clone()).collect();
-    let points = store.restore_points(&ids, PAGE).await?;
+) -> Result<Covered, StoreError> {
+    let mut covered = Covered::default();
     let mut snapshots = Vec::new();
-    for ((user_id, expiring_seq), point) in users.iter().zip(points) {
-        if point
-            .snapshot
-            .as_ref()
-            .is_some_and(|s| s.seq >= *expiring_seq)
-        {
-            continue;
+    for (user_id, expiring_seq) in users {
+        match rebuilt_unless_covered(store, user_id, *expiring_seq, lateness_ms).await {
+            Ok(None) => {}
+            Ok(Some(snapshot)) => snapshots.push(WriteOp::Snapshot(snapshot)),
+            Err(e @ StoreError::Corrupt { .. }) => {
+                tracing::error!(user = %user_id, error = %e, "the user's state cannot be rebuilt; retention deletes its decisions without a snapshot");
+                covered.failed += 1;
+            }
+            Err(e) => return Err(e),
         }
-        let user = restore_from(store, point, user_id, lateness_ms).await?.user;
-        let state = crate::snapshot::encode(&user).map_err(|e| {
-            StoreError::Backend(format!("encoding the snapshot of user {user_id}: {e}"))
-        })?;
-        snapshots.push(WriteOp::Snapshot(UserSnapshot {
-            user_id: user_id.clone(),
-            seq: user.seq,
-            state,
-        }));
     }
-    let written = snapshots.len();
-    if written > 0 {
+    covered.written = snapshots.len();
+    if covered.written > 0 {
         store.write_batch(snapshots).await?;
     }
-    Ok(written)
+    Ok(covered)
+}
+
+/// A snapshot of `user_id` rebuilt from the store, unless its stored one is readable, has a
+/// ledger and reaches `seq`. Most users expiring are covered, so their snapshot alone is read
+/// first, not their decisions.
+async fn rebuilt_unless_covered(
+    store: &dyn Store,
+    user_id: &str,
+    seq: u64,
+    lateness_ms: i64,
+) -> Result<Option<UserSnapshot>, StoreError> {
+    if let Some(stored) = store.snapshot(user_id).await? {
+        let whole = stored.seq >= seq
+            && crate::snapshot::decode(&stored.state).is_ok_and(|s| s.ledger.is_some());
+        if whole {
+            return Ok(None);
+        }
+    }
+    let point = store.restore_point(user_id, PAGE).await?;
+    let user = restore_from(store, point, user_id, lateness_ms).await?.user;
+    let state = crate::snapshot::encode(&user).map_err(|e| {
+        StoreError::Backend(format!("encoding the snapshot of user {user_id}: {e}"))
+    })?;
+    Ok(Some(UserSnapshot {
+        user_id: user_id.to_owned(),
+        seq: user.seq,
+        state,
+    }))
 }
 
 /// The ledger of the user's stored decisions up to `seq`: the one-time rebuild for a snapshot

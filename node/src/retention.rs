@@ -4,7 +4,8 @@
 //! profiles and decision sequences outlive those decisions.
 
 use chrono::{DateTime, Utc};
-use sentinel_store::metrics::DECISIONS_PRUNED;
+use sentinel_actors::Covered;
+use sentinel_store::metrics::{DECISIONS_PRUNED, RETENTION_SNAPSHOTS};
 use sentinel_store::{DecisionLog, StoreError};
 use std::sync::Arc;
 use std::time::Duration;
@@ -42,13 +43,16 @@ async fn prune(
     lateness_ms: i64,
 ) -> u64 {
     let cutoff = now - chrono::Duration::days(i64::from(days));
-    let (mut total, mut snapshotted) = (0, 0);
+    let (mut total, mut snapshotted, mut failed) = (0, 0, 0);
     loop {
         match prune_one(store, cutoff, now, per_transaction, lateness_ms).await {
-            Ok((0, _)) => break,
-            Ok((pruned, snapshots)) => {
+            Ok((pruned, covered)) => {
+                snapshotted += covered.written;
+                failed += covered.failed;
+                if pruned == 0 {
+                    break;
+                }
                 total += pruned;
-                snapshotted += snapshots;
                 metrics::counter!(DECISIONS_PRUNED).increment(pruned);
                 // Let queued decision batches in between pruning transactions.
                 tokio::task::yield_now().await;
@@ -60,27 +64,30 @@ async fn prune(
         }
     }
     if total > 0 {
-        tracing::info!(pruned = total, snapshotted, %cutoff, "retention deleted old decisions");
+        tracing::info!(pruned = total, snapshotted, failed, %cutoff, "retention deleted old decisions");
     }
     total
 }
 
 /// One transaction's worth: snapshots the users whose decisions it is about to delete where
-/// their snapshot does not reach them, then deletes. Returns (decisions deleted, snapshots
-/// written).
+/// their snapshot does not reach them, then deletes. Returns the decisions deleted and what
+/// the snapshotting did.
 async fn prune_one(
     store: &dyn DecisionLog,
     cutoff: DateTime<Utc>,
     now: DateTime<Utc>,
     max: usize,
     lateness_ms: i64,
-) -> Result<(u64, usize), StoreError> {
-    // Only this task deletes, and writes append at the log's end, so the prune below deletes
-    // exactly the front read here.
-    let users = store.users_expiring(cutoff, max).await?;
-    let snapshots = sentinel_actors::snapshot_uncovered(store, &users, lateness_ms).await?;
+) -> Result<(u64, Covered), StoreError> {
+    // Only this task deletes, and writes append at the log's end (decided now, not before the
+    // cutoff), so the prune below deletes exactly the front read here.
+    let users = store.users_expiring(cutoff, now, max).await?;
+    let covered = sentinel_actors::snapshot_uncovered(store, &users, lateness_ms).await?;
+    for (outcome, users) in [("written", covered.written), ("failed", covered.failed)] {
+        metrics::counter!(RETENTION_SNAPSHOTS, "outcome" => outcome).increment(users as u64);
+    }
     let pruned = store.prune_decided_before(cutoff, now, max).await?;
-    Ok((pruned, snapshots))
+    Ok((pruned, covered))
 }
 
 #[cfg(test)]
@@ -195,7 +202,8 @@ mod tests {
         let (dir, rt, now) = (tempfile::tempdir().unwrap(), runtime(), Utc::now());
         let old = 40 * 24;
         // `a`: three old decisions, no snapshot. `b`: two old ones, and a snapshot covering
-        // them. `c`: one old and one recent decision, no snapshot.
+        // them. `c`: one old and one recent decision, no snapshot. `d`: two old ones, and a
+        // snapshot covering them from before ledgers (rebuilt from the decisions it covers).
         let decisions = [
             ("a", old),
             ("b", old),
@@ -203,27 +211,50 @@ mod tests {
             ("c", old),
             ("b", old),
             ("a", old),
+            ("d", old),
+            ("d", old),
             ("c", 24),
         ];
         let store = store_of(engine, &dir, &rt, &decisions, now);
-        let b_snapshot = sentinel_store::UserSnapshot {
-            user_id: "b".into(),
-            seq: 2,
-            state: sentinel_actors::encode_snapshot(&Default::default()).unwrap(),
+        let snapshot_at_2 = |user: &str, ledger| {
+            let state = sentinel_engine::UserState {
+                seq: 2,
+                ledger,
+                ..Default::default()
+            };
+            sentinel_store::UserSnapshot {
+                user_id: user.into(),
+                seq: 2,
+                state: sentinel_actors::encode_snapshot(&state).unwrap(),
+            }
         };
-        let b_write = WriteOp::Snapshot(b_snapshot.clone());
-        rt.block_on(store.write_batch(vec![b_write])).unwrap();
-        // Two decisions per transaction: the users of each are snapshotted before it.
-        assert_eq!(rt.block_on(prune(store.as_ref(), 31, now, 2, 0)), 6);
+        let b_snapshot = snapshot_at_2("b", Some(Default::default()));
+        let d_snapshot = snapshot_at_2("d", None);
+        let writes = vec![
+            WriteOp::Snapshot(b_snapshot.clone()),
+            WriteOp::Snapshot(d_snapshot),
+        ];
+        rt.block_on(store.write_batch(writes)).unwrap();
+        let recorder = metrics_exporter_prometheus::PrometheusBuilder::new().build_recorder();
+        let metrics = recorder.handle();
+        // Two decisions per transaction: the users of each are snapshotted before it, each
+        // once (`a` is covered by the time its later decisions go).
+        let pruned = metrics::with_local_recorder(&recorder, || {
+            rt.block_on(prune(store.as_ref(), 31, now, 2, 0))
+        });
+        assert_eq!(pruned, 8);
+        let written = format!("{RETENTION_SNAPSHOTS}{{outcome=\"written\"}} 3");
+        assert!(metrics.render().contains(&written), "{}", metrics.render());
         rt.block_on(async {
-            for (user, seq, txn_count) in [("a", 3, 3), ("c", 2, 2)] {
+            for (user, seq, txn_count, counted) in [("a", 3, 3, 3), ("c", 2, 2, 2), ("d", 2, 0, 2)]
+            {
                 let snapshot = store.snapshot(user).await.unwrap().expect(user);
                 let state = sentinel_actors::decode_snapshot(&snapshot.state).unwrap();
                 assert_eq!((snapshot.seq, state.seq), (seq, seq), "{user}");
                 assert_eq!(state.profile.txn_count, txn_count, "{user}");
-                assert_eq!(state.ledger.unwrap().counted, txn_count, "{user}");
+                assert_eq!(state.ledger.unwrap().counted, counted, "{user}");
             }
-            // A snapshot that already covers what went is left as it was.
+            // A readable snapshot with a ledger that covers what went is left as it was.
             assert_eq!(store.snapshot("b").await.unwrap(), Some(b_snapshot));
             assert_eq!(store.decision_count().await.unwrap(), 1);
         });

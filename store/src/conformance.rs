@@ -599,7 +599,7 @@ pub async fn retention_deletes_from_every_table_and_the_rest_verifies(store: &dy
     store.write_batch(ops).await.unwrap();
     let cutoff = at(3, 30);
     let prune = |max| store.prune_decided_before(cutoff, cutoff + MIN_RETENTION, max);
-    let expiring = |max| store.users_expiring(cutoff, max);
+    let expiring = |max| store.users_expiring(cutoff, cutoff + MIN_RETENTION, max);
     assert_eq!(expiring(1).await.unwrap(), [("u".to_owned(), 1)]);
     assert_eq!(prune(1).await.unwrap(), 1);
     assert_eq!(expiring(100).await.unwrap(), [("u".to_owned(), 3)]);

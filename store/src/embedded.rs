@@ -285,9 +285,11 @@ impl DecisionLog for EmbeddedStore {
     async fn users_expiring(
         &self,
         cutoff: chrono::DateTime<chrono::Utc>,
+        now: chrono::DateTime<chrono::Utc>,
         max: usize,
     ) -> Result<Vec<(String, u64)>, StoreError> {
-        self.blocking(Lane::Write, move |db| {
+        check_cutoff(cutoff, now)?;
+        self.blocking(Lane::Read, move |db| {
             let txn = db.begin_read().map_err(StoreError::backend)?;
             let meta = txn.open_table(META).map_err(StoreError::backend)?;
             let log = txn.open_table(LOG).map_err(StoreError::backend)?;

@@ -958,9 +958,11 @@ impl DecisionLog for LsmStore {
     async fn users_expiring(
         &self,
         cutoff: chrono::DateTime<chrono::Utc>,
+        now: chrono::DateTime<chrono::Utc>,
         max: usize,
     ) -> Result<Vec<(String, u64)>, StoreError> {
-        self.blocking(Lane::Write, move |inner| {
+        check_cutoff(cutoff, now)?;
+        self.blocking(Lane::Read, move |inner| {
             let (_, expired) = inner.expired(cutoff, max)?;
             Ok(latest_per_user(expired))
         })

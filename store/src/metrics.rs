@@ -12,6 +12,9 @@ pub const DECISIONS_DUPLICATE: &str = "sentinel_store_decisions_duplicate_total"
 pub const WRITE_ERRORS: &str = "sentinel_store_write_errors_total";
 /// Counter: decisions deleted by retention.
 pub const DECISIONS_PRUNED: &str = "sentinel_store_decisions_pruned_total";
+/// Counter: users retention snapshotted before deleting decisions their snapshot did not
+/// cover, by `outcome`: `written`, or `failed` (a stored record that does not decode).
+pub const RETENTION_SNAPSHOTS: &str = "sentinel_store_retention_snapshots_total";
 /// Gauge: embedded-store reads, the reads a decision waits for (user restores, key checks) and
 /// catalogue writes waiting for a permit of their lane.
 pub const CALLS_WAITING: &str = "sentinel_store_calls_waiting";
@@ -32,6 +35,10 @@ pub fn describe() {
         "Decision writes that found one already stored."
     );
     describe_counter!(DECISIONS_PRUNED, "Decisions deleted by retention.");
+    describe_counter!(
+        RETENTION_SNAPSHOTS,
+        "Users snapshotted by retention before it deleted decisions their snapshot did not cover, by outcome."
+    );
     describe_counter!(WRITE_ERRORS, "Failed store batch writes.");
     describe_gauge!(
         CALLS_WAITING,
@@ -40,5 +47,8 @@ pub fn describe() {
     metrics::gauge!(CALLS_WAITING).set(0.0);
     for name in [WRITE_ERRORS, DECISIONS_DUPLICATE, DECISIONS_PRUNED] {
         metrics::counter!(name).increment(0);
+    }
+    for outcome in ["written", "failed"] {
+        metrics::counter!(RETENTION_SNAPSHOTS, "outcome" => outcome).increment(0);
     }
 }
