@@ -121,7 +121,9 @@ pub struct Covered {
 /// decision yet (or does not decode, or predates ledgers, whose rebuild reads the decisions it
 /// covers), from its state rebuilt as a restore would. Retention calls it before deleting
 /// those decisions, so the profile they built outlives them and the user's decision sequence
-/// goes on from them. A backend error stops it; an undecodable record only skips its user.
+/// goes on from them. A backend error stops it; an undecodable record only skips its user,
+/// unless more than `max_failed` users fail so (more than damage explains: a record format
+/// this build cannot read, say), which stops it too. Nothing is written when it stops.
 ///
 /// A live actor of the user may have written a later snapshot meanwhile; this one then replaces
 /// it with an earlier, still valid state, and restores replay the decisions after it (kept,
@@ -130,6 +132,7 @@ pub async fn snapshot_uncovered(
     store: &dyn Store,
     users: &[(String, u64)],
     lateness_ms: i64,
+    max_failed: usize,
 ) -> Result<Covered, StoreError> {
     let mut covered = Covered::default();
     let mut snapshots = Vec::new();
@@ -137,9 +140,18 @@ pub async fn snapshot_uncovered(
         match rebuilt_unless_covered(store, user_id, *expiring_seq, lateness_ms).await {
             Ok(None) => {}
             Ok(Some(snapshot)) => snapshots.push(WriteOp::Snapshot(snapshot)),
-            Err(e @ StoreError::Corrupt { .. }) => {
+            Err(e @ StoreError::Corrupt { .. }) if covered.failed < max_failed => {
                 tracing::error!(user = %user_id, error = %e, "the user's state cannot be rebuilt; retention deletes its decisions without a snapshot");
                 covered.failed += 1;
+            }
+            Err(StoreError::Corrupt { table, reason }) => {
+                return Err(StoreError::Corrupt {
+                    table,
+                    reason: format!(
+                        "{reason} (user {user_id}, the {} user in a row whose state cannot be rebuilt; stopping rather than deleting their decisions)",
+                        covered.failed + 1
+                    ),
+                })
             }
             Err(e) => return Err(e),
         }

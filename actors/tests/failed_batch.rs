@@ -69,6 +69,7 @@ async fn a_failed_batch_never_reaches_the_store_through_a_snapshot() {
                 Ok(())
             })
         }),
+        before_restore_read: None,
     });
     let first = scorer(&store).await;
     first.score(txn("fb-1", 1), Instant::now()).await.unwrap();

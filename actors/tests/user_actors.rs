@@ -42,6 +42,7 @@ async fn node_with_hook(config: ScorerConfig, before_write: Option<support::Befo
         Some(before_write) => Arc::new(support::HookedStore {
             inner,
             before_write,
+            before_restore_read: None,
         }),
         None => Arc::new(inner),
     };
@@ -772,6 +773,7 @@ fn hooked_writer(hook: support::BeforeWrite, config: WriterConfig) -> (tempfile:
     let store: Arc<dyn Store> = Arc::new(support::HookedStore {
         inner: EmbeddedStore::open(&dir.path().join("s.redb")).unwrap(),
         before_write: hook,
+        before_restore_read: None,
     });
     (dir, Writer::start(store, config))
 }

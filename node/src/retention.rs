@@ -14,6 +14,9 @@ use std::time::Duration;
 const EVERY: Duration = Duration::from_secs(3600);
 /// Decisions deleted per write transaction.
 const PER_TRANSACTION: usize = 2_000;
+/// Users whose state cannot be rebuilt (an undecodable record) that one transaction skips;
+/// beyond this it is not damage but something systemic, and the pass stops before deleting.
+const MAX_UNREBUILDABLE_PER_TRANSACTION: usize = 8;
 
 /// Prunes on the hour until the process ends; `lateness_ms` is the scorer's, which snapshots
 /// rebuilt from the decisions replay them with.
@@ -82,7 +85,13 @@ async fn prune_one(
     // Only this task deletes, and writes append at the log's end (decided now, not before the
     // cutoff), so the prune below deletes exactly the front read here.
     let users = store.users_expiring(cutoff, now, max).await?;
-    let covered = sentinel_actors::snapshot_uncovered(store, &users, lateness_ms).await?;
+    let covered = sentinel_actors::snapshot_uncovered(
+        store,
+        &users,
+        lateness_ms,
+        MAX_UNREBUILDABLE_PER_TRANSACTION,
+    )
+    .await?;
     for (outcome, users) in [("written", covered.written), ("failed", covered.failed)] {
         metrics::counter!(RETENTION_SNAPSHOTS, "outcome" => outcome).increment(users as u64);
     }

@@ -12,8 +12,9 @@ pub const DECISIONS_DUPLICATE: &str = "sentinel_store_decisions_duplicate_total"
 pub const WRITE_ERRORS: &str = "sentinel_store_write_errors_total";
 /// Counter: decisions deleted by retention.
 pub const DECISIONS_PRUNED: &str = "sentinel_store_decisions_pruned_total";
-/// Counter: users retention snapshotted before deleting decisions their snapshot did not
-/// cover, by `outcome`: `written`, or `failed` (a stored record that does not decode).
+/// Counter: users whose snapshot did not cover decisions retention was about to delete, by
+/// `outcome`: `written` (rebuilt and snapshotted first), or `failed` (a stored record does not
+/// decode; the decisions go without a snapshot). Counted once per deleting transaction.
 pub const RETENTION_SNAPSHOTS: &str = "sentinel_store_retention_snapshots_total";
 /// Gauge: embedded-store reads, the reads a decision waits for (user restores, key checks) and
 /// catalogue writes waiting for a permit of their lane.
@@ -37,7 +38,7 @@ pub fn describe() {
     describe_counter!(DECISIONS_PRUNED, "Decisions deleted by retention.");
     describe_counter!(
         RETENTION_SNAPSHOTS,
-        "Users snapshotted by retention before it deleted decisions their snapshot did not cover, by outcome."
+        "Users whose snapshot did not cover decisions retention was about to delete: rebuilt and snapshotted first (written), or not rebuildable (failed)."
     );
     describe_counter!(WRITE_ERRORS, "Failed store batch writes.");
     describe_gauge!(

@@ -1,5 +1,6 @@
 //! A store for tests that need to step into the write path: the embedded store, with a hook
-//! awaited before every batch is written (to fail it, or to hold it until the test lets go).
+//! awaited before every batch is written (to fail it, or to hold it until the test lets go),
+//! and one that may fail a user's restore reads.
 
 use async_trait::async_trait;
 use futures::future::BoxFuture;
@@ -13,10 +14,23 @@ use sentinel_store::{
 pub type BeforeWrite =
     Box<dyn Fn(&[WriteOp]) -> BoxFuture<'static, Result<(), StoreError>> + Send + Sync>;
 
-/// The embedded store, with [`BeforeWrite`] in front of every batch.
+/// Runs before a user's snapshot or restore point is read; an error fails the read instead.
+pub type BeforeRestoreRead = Box<dyn Fn(&str) -> Result<(), StoreError> + Send + Sync>;
+
+/// The embedded store, with [`BeforeWrite`] in front of every batch and, when given,
+/// [`BeforeRestoreRead`] in front of every read of a user's snapshot or restore point.
 pub struct HookedStore {
     pub inner: EmbeddedStore,
     pub before_write: BeforeWrite,
+    pub before_restore_read: Option<BeforeRestoreRead>,
+}
+
+impl HookedStore {
+    fn check_restore_read(&self, user: &str) -> Result<(), StoreError> {
+        self.before_restore_read
+            .as_ref()
+            .map_or(Ok(()), |hook| hook(user))
+    }
 }
 
 #[async_trait]
@@ -45,9 +59,11 @@ impl Store for HookedStore {
         self.inner.decisions_by_day(day, after, limit).await
     }
     async fn snapshot(&self, user: &str) -> Result<Option<UserSnapshot>, StoreError> {
+        self.check_restore_read(user)?;
         self.inner.snapshot(user).await
     }
     async fn restore_point(&self, user: &str, limit: usize) -> Result<RestorePoint, StoreError> {
+        self.check_restore_read(user)?;
         self.inner.restore_point(user, limit).await
     }
     async fn decision_count(&self) -> Result<u64, StoreError> {
