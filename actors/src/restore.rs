@@ -148,8 +148,7 @@ pub async fn snapshot_uncovered(
                 return Err(StoreError::Corrupt {
                     table,
                     reason: format!(
-                        "{reason} (user {user_id}, the {} user in a row whose state cannot be rebuilt; stopping rather than deleting their decisions)",
-                        covered.failed + 1
+                        "{reason} (user {user_id}: more than {max_failed} users of one retention transaction cannot be rebuilt; stopping rather than deleting their decisions)"
                     ),
                 })
             }
