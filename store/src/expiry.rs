@@ -98,21 +98,14 @@ pub(crate) fn declare(
     (anchor, Some(declaration))
 }
 
-/// The users of the decisions in `expired`, each with its highest `user_seq` there, in order
-/// of first appearance.
+/// The users of the decisions in `expired`, each with its highest `user_seq` there, by user id.
 pub(crate) fn latest_per_user(expired: Vec<Expired>) -> Vec<(String, u64)> {
-    let mut users: Vec<(String, u64)> = Vec::new();
-    let mut position: std::collections::HashMap<String, usize> = Default::default();
+    let mut latest = std::collections::BTreeMap::new();
     for decision in expired.into_iter().filter_map(|e| e.decision) {
-        match position.get(&decision.user_id) {
-            Some(&i) => users[i].1 = users[i].1.max(decision.user_seq),
-            None => {
-                position.insert(decision.user_id.clone(), users.len());
-                users.push((decision.user_id, decision.user_seq));
-            }
-        }
+        let seq = latest.entry(decision.user_id).or_insert(decision.user_seq);
+        *seq = (*seq).max(decision.user_seq);
     }
-    users
+    latest.into_iter().collect()
 }
 
 /// Refuses a retention cutoff younger than the minimum retention.

@@ -220,9 +220,9 @@ pub trait DecisionLog: Store {
         max: usize,
     ) -> Result<u64, StoreError>;
     /// The users with decisions among those [`DecisionLog::prune_decided_before`] with the
-    /// same arguments would delete now, each with the highest `user_seq` among them, in order
-    /// of first appearance: retention snapshots the users whose snapshot does not cover them
-    /// yet, so their profile outlives the decisions it was built from.
+    /// same arguments would delete now, each with the highest `user_seq` among them, by user
+    /// id: retention snapshots the users whose snapshot does not cover them yet, so their
+    /// profile outlives the decisions it was built from.
     async fn users_expiring(
         &self,
         cutoff: chrono::DateTime<chrono::Utc>,
