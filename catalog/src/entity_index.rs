@@ -15,13 +15,20 @@ use sentinel_engine::opt_hash;
 use sentinel_engine::{hour_visible, EntityActivity, EntityRisk, LabelSighting, RISK_WINDOWS_MS};
 use sentinel_event::Decision;
 use sentinel_store::{CommitObserver, DayCursor, RecordKind, Store};
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::hash::{BuildHasher, RandomState};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 /// How far back a tail pass re-reads, for decisions committed after later-stamped ones.
 const TAIL_OVERLAP_US: i64 = 120_000_000;
+
+const MICROS_PER_SECOND: i64 = 1_000_000;
+
+/// The second (of decision time, since the epoch) a decision made at `decided_us` falls in.
+fn second_of(decided_us: i64) -> i64 {
+    decided_us.div_euclid(MICROS_PER_SECOND)
+}
 
 /// Merchant, device and event time of a labelled transaction (they never change once decided).
 type LabelledEntity = (Option<String>, Option<String>, i64);
@@ -56,6 +63,9 @@ struct ActivityTail {
     /// transaction id (SipHash, this process's random key, so clients cannot craft colliding
     /// ids), not the id itself — at 10,000 decisions/s the overlap holds 1.3 million of them.
     recent: HashMap<u64, i64>,
+    /// How many of `recent` were made in each second: a second of the overlap whose count in
+    /// the day index is the same holds nothing uncounted, and its keys are not looked up.
+    recent_per_second: BTreeMap<i64, u32>,
     /// The key of those hashes.
     ids: RandomState,
     /// Decisions counted since the last successful pass, by how they arrived.
@@ -162,7 +172,8 @@ impl CommittedHere {
 /// `from_us` (decision time) to now; afterwards those after the last one read that were not
 /// committed here (`overflowed`: some committed here were not passed on), and any committed
 /// late within [`TAIL_OVERLAP_US`] before it. Both are found through the day index first, so
-/// that decisions already counted cost a key, not a read and a decode.
+/// that decisions already counted cost a key, not a read and a decode, and a key is looked up
+/// in the decisions counted only in seconds whose number of keys differs from theirs.
 async fn read_decisions(
     store: &dyn Store,
     tail: &mut ActivityTail,
@@ -183,9 +194,35 @@ async fn read_decisions(
         tail.last_read.get_or_insert(start);
         return Ok(());
     };
-    let overlap = DayCursor {
-        decided_us: last.decided_us - TAIL_OVERLAP_US,
+    let overlap_from = second_of(last.decided_us - TAIL_OVERLAP_US);
+    let second_start = |second: i64| DayCursor {
+        decided_us: second * MICROS_PER_SECOND,
         transaction_id: String::new(),
+    };
+    // First the day index's keys counted per second against the decisions counted: every
+    // decision counted is stored, so a second with as many keys as counted decisions holds
+    // none uncounted. Only from the first second that differs (at rest, the last second or
+    // two: decisions committed while this pass runs) are keys looked up one by one, instead
+    // of all 130 s of them (1.3 million at 10,000 decisions/s).
+    let mut seconds = SecondCounts::new(&tail.recent_per_second);
+    let newest = crate::decision_days::for_each_decision_key(
+        store,
+        second_start(overlap_from),
+        now,
+        |key| seconds.see(key.decided_us),
+    )
+    .await?;
+    let look_up_from = match seconds.first_differing() {
+        // Some committed here were not passed on: read pages from `last` below.
+        _ if overflowed => Some(overlap_from),
+        first => first,
+    };
+    let Some(look_up_from) = look_up_from else {
+        if let Some(newest) = newest {
+            tail.advance(newest);
+        }
+        tail.forget_before_overlap(last.decided_us);
+        return Ok(());
     };
     let mut late = Vec::new();
     // New decisions not counted yet (other nodes' or committed during this pass), kept one past
@@ -195,7 +232,8 @@ async fn read_decisions(
     // passed on yet, so with many the pass reads pages from there, not from `last`.
     let mut first_fresh = None;
     let (recent, ids) = (&tail.recent, &tail.ids);
-    let newest = crate::decision_days::for_each_decision_key(store, overlap, now, |key| {
+    let from = second_start(look_up_from);
+    let newest = crate::decision_days::for_each_decision_key(store, from, now, |key| {
         let before_last = (key.decided_us, key.transaction_id.as_str())
             <= (last.decided_us, last.transaction_id.as_str());
         if !recent.contains_key(&ids.hash_one(&key.transaction_id)) {
@@ -230,16 +268,78 @@ async fn read_decisions(
     if let Some(newest) = newest {
         tail.advance(newest);
     }
-    let keep_from = tail
-        .last_read
-        .as_ref()
-        .map_or(last.decided_us, |l| l.decided_us)
-        - TAIL_OVERLAP_US;
-    tail.recent.retain(|_, decided| *decided >= keep_from);
+    tail.forget_before_overlap(last.decided_us);
     Ok(())
 }
 
+/// The day index's keys per second of decision time, against the decisions counted in each.
+struct SecondCounts<'a> {
+    counted: &'a BTreeMap<i64, u32>,
+    /// The second being counted, and its keys so far.
+    second: i64,
+    keys: u32,
+    first_differing: Option<i64>,
+}
+
+impl<'a> SecondCounts<'a> {
+    fn new(counted: &'a BTreeMap<i64, u32>) -> Self {
+        SecondCounts {
+            counted,
+            second: i64::MIN,
+            keys: 0,
+            first_differing: None,
+        }
+    }
+
+    /// Counts a key of the day index (they come in decision-time order).
+    fn see(&mut self, decided_us: i64) {
+        let second = second_of(decided_us);
+        if second != self.second {
+            self.close();
+            self.second = second;
+        }
+        self.keys += 1;
+    }
+
+    fn close(&mut self) {
+        let differs =
+            self.keys > 0 && self.counted.get(&self.second).copied().unwrap_or(0) != self.keys;
+        if differs && self.first_differing.is_none() {
+            self.first_differing = Some(self.second);
+        }
+        self.keys = 0;
+    }
+
+    /// The first second whose keys differ in number from the decisions counted in it.
+    fn first_differing(mut self) -> Option<i64> {
+        self.close();
+        self.first_differing
+    }
+}
+
 impl ActivityTail {
+    /// Forgets the decisions counted before the overlap of the next pass (whole seconds, as
+    /// the next pass compares them), which it will not re-read.
+    fn forget_before_overlap(&mut self, last_decided_us: i64) {
+        let last = self
+            .last_read
+            .as_ref()
+            .map_or(last_decided_us, |l| l.decided_us);
+        let keep_from = second_of(last - TAIL_OVERLAP_US);
+        self.recent
+            .retain(|_, decided| second_of(*decided) >= keep_from);
+        self.recent_per_second = self.recent_per_second.split_off(&keep_from);
+    }
+
+    /// Notes a decision counted, made at `decided_us`.
+    fn remember(&mut self, id: u64, decided_us: i64) {
+        self.recent.insert(id, decided_us);
+        *self
+            .recent_per_second
+            .entry(second_of(decided_us))
+            .or_default() += 1;
+    }
+
     /// Counts one decision's event, once.
     fn record(&mut self, d: &Decision) {
         let id = self.ids.hash_one(&d.transaction_id);
@@ -248,7 +348,7 @@ impl ActivityTail {
         }
         let decided_us = d.decided_at.timestamp_micros();
         self.activity.record_event(&d.event);
-        self.recent.insert(id, decided_us);
+        self.remember(id, decided_us);
         self.counted.read += 1;
         self.advance(DayCursor {
             decided_us,
@@ -262,7 +362,7 @@ impl ActivityTail {
             return;
         }
         self.activity.record(c.merchant, c.device, c.event_ms);
-        self.recent.insert(c.id, c.decided_us);
+        self.remember(c.id, c.decided_us);
         self.counted.observed += 1;
     }
 
@@ -351,6 +451,7 @@ impl Catalog {
             activity: EntityActivity::default(),
             last_read: None,
             recent: HashMap::new(),
+            recent_per_second: BTreeMap::new(),
             ids: self.committed_here.ids.clone(),
             counted: DecisionsCounted::default(),
         });

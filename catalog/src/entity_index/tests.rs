@@ -135,6 +135,8 @@ struct CountingStore {
     decisions_read: std::sync::atomic::AtomicUsize,
     /// While set, record scans (the labels a pass reads) fail.
     failing_scans: std::sync::atomic::AtomicBool,
+    /// Positions read from the day index alone.
+    keys_read: std::sync::atomic::AtomicUsize,
 }
 
 impl CountingStore {
@@ -143,6 +145,7 @@ impl CountingStore {
             inner: EmbeddedStore::open(&dir.join("s.redb")).unwrap(),
             decisions_read: Default::default(),
             failing_scans: Default::default(),
+            keys_read: Default::default(),
         })
     }
     fn read(&self, n: usize) {
@@ -201,7 +204,10 @@ impl Store for CountingStore {
         after: Option<sentinel_store::DayCursor>,
         limit: usize,
     ) -> Result<Vec<sentinel_store::DayCursor>, sentinel_store::StoreError> {
-        self.inner.decision_keys_by_day(day, after, limit).await
+        let page = self.inner.decision_keys_by_day(day, after, limit).await?;
+        self.keys_read
+            .fetch_add(page.len(), std::sync::atomic::Ordering::SeqCst);
+        Ok(page)
     }
     async fn snapshot(
         &self,
@@ -316,6 +322,39 @@ async fn the_tail_decodes_each_decision_once_and_still_finds_late_commits() {
     }
     assert_eq!(merchant_count(&catalog), 22.0);
     assert_eq!(counting.decisions_read(), after_first_pass + 2);
+}
+
+/// A pass re-reads the overlap's positions once, counted per second, and looks positions up
+/// one by one only from the first second holding more than it has counted.
+#[tokio::test]
+async fn a_pass_looks_up_positions_only_from_the_first_second_with_uncounted_decisions() {
+    let dir = tempfile::tempdir().unwrap();
+    let (counting, catalog) = counting_catalog(dir.path()).await;
+    let keys_read = || counting.keys_read.load(std::sync::atomic::Ordering::SeqCst);
+    let now = Utc::now();
+    for i in 0..20 {
+        store_decided_at(&catalog, &format!("t-{i}"), now - Duration::seconds(40 - i)).await;
+    }
+    catalog.refresh_entity_risk(0, Utc::now(), 0).await.unwrap();
+    let before = keys_read();
+    catalog.refresh_entity_risk(0, Utc::now(), 0).await.unwrap();
+    assert_eq!(
+        keys_read() - before,
+        20,
+        "every second agrees: one read of each position"
+    );
+
+    // Two more, late, in the fifth and the sixth of those seconds: their positions and the
+    // rest are looked up again from the fifth second on, and each is counted once.
+    store_decided_at(&catalog, "late-a", now - Duration::seconds(36)).await;
+    store_decided_at(&catalog, "late-b", now - Duration::seconds(35)).await;
+    let before = keys_read();
+    catalog.refresh_entity_risk(0, Utc::now(), 0).await.unwrap();
+    assert_eq!(keys_read() - before, 22 + 18);
+    assert_eq!(merchant_count(&catalog), 22.0);
+    let before = keys_read();
+    catalog.refresh_entity_risk(0, Utc::now(), 0).await.unwrap();
+    assert_eq!(keys_read() - before, 22);
 }
 
 /// Decisions this process's writer commits are counted from the writer's notice, not read back
