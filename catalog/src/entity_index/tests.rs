@@ -325,7 +325,8 @@ async fn the_tail_decodes_each_decision_once_and_still_finds_late_commits() {
 }
 
 /// A pass re-reads the overlap's positions once, counted per second, and looks positions up
-/// one by one only from the first second holding more than it has counted.
+/// one by one only from the first second whose count differs from what it has counted (the
+/// store counts the positions read, as a stand-in for those looked up).
 #[tokio::test]
 async fn a_pass_looks_up_positions_only_from_the_first_second_with_uncounted_decisions() {
     let dir = tempfile::tempdir().unwrap();
@@ -348,13 +349,49 @@ async fn a_pass_looks_up_positions_only_from_the_first_second_with_uncounted_dec
     // rest are looked up again from the fifth second on, and each is counted once.
     store_decided_at(&catalog, "late-a", now - Duration::seconds(36)).await;
     store_decided_at(&catalog, "late-b", now - Duration::seconds(35)).await;
-    let before = keys_read();
+    let (before, decoded) = (keys_read(), counting.decisions_read());
     catalog.refresh_entity_risk(0, Utc::now(), 0).await.unwrap();
     assert_eq!(keys_read() - before, 22 + 18);
     assert_eq!(merchant_count(&catalog), 22.0);
+    assert_eq!(
+        counting.decisions_read() - decoded,
+        2,
+        "only the late ones are read"
+    );
     let before = keys_read();
     catalog.refresh_entity_risk(0, Utc::now(), 0).await.unwrap();
     assert_eq!(keys_read() - before, 22);
+}
+
+/// The first pass reads the last 30 days, and remembers afterwards only the decisions of the
+/// overlap the next pass re-reads: not every decision of 30 days (at start-up on a busy store,
+/// more than memory holds). What it forgot is still counted, once.
+#[tokio::test]
+async fn the_first_pass_keeps_only_the_overlap_in_memory() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_, catalog) = counting_catalog(dir.path()).await;
+    let now = Utc::now();
+    for (i, ago) in [3_600, 1_800, 600, 300, 60, 30].into_iter().enumerate() {
+        store_decided_at(&catalog, &format!("t-{i}"), now - Duration::seconds(ago)).await;
+    }
+    catalog.refresh_entity_risk(0, Utc::now(), 0).await.unwrap();
+    let remembered = |catalog: &Catalog| {
+        let sources = catalog.entity_sources.try_lock().unwrap();
+        let tail = sources.tail.as_ref().unwrap();
+        (
+            tail.recent.len(),
+            tail.recent_per_second.values().sum::<u32>(),
+        )
+    };
+    assert_eq!(
+        remembered(&catalog),
+        (2, 2),
+        "the two within 130 s of the newest"
+    );
+    assert_eq!(merchant_count(&catalog), 6.0);
+    catalog.refresh_entity_risk(0, Utc::now(), 0).await.unwrap();
+    assert_eq!(merchant_count(&catalog), 6.0);
+    assert_eq!(remembered(&catalog), (2, 2));
 }
 
 /// Decisions this process's writer commits are counted from the writer's notice, not read back
