@@ -192,18 +192,28 @@ async fn read_decisions(
             transaction_id: String::new(),
         };
         // Read in decision-time order: what falls behind the overlap is never looked up
-        // again, and 30 days of a busy store's decisions would not fit in memory. (Twice what
-        // is kept, at least, between two forgets: each walks what is remembered.)
+        // again, and 30 days of a busy store's decisions would not fit in memory. Except
+        // decisions made since this pass began, less the overlap: those committed here while
+        // it reads also reach the next pass through the observer, which must find them.
+        let keep_after = second_of(now.timestamp_micros() - TAIL_OVERLAP_US);
+        let forget = |tail: &mut ActivityTail| {
+            if let Some(overlap) = tail.overlap_start() {
+                tail.forget_before(overlap.min(keep_after));
+            }
+        };
+        // The next forget waits until the set holds twice what this one kept: walking it
+        // costs at most twice the inserts.
         let mut forget_at = FORGET_WHILE_READING;
         crate::decision_days::for_each_decision_after(store, start.clone(), now, |d| {
             tail.record(d);
             if tail.recent.len() >= forget_at {
-                tail.forget_before_overlap(from_us);
+                forget(tail);
                 forget_at = forget_at.max(2 * tail.recent.len());
             }
         })
         .await?;
-        tail.forget_before_overlap(from_us);
+        forget(tail);
+        tail.recent.shrink_to_fit();
         // Nothing read yet: the next pass goes on from here, not from the start of time.
         tail.last_read.get_or_insert(start);
         return Ok(());
@@ -238,7 +248,7 @@ async fn read_decisions(
             if let Some(newest) = newest {
                 tail.advance(newest);
             }
-            tail.forget_before_overlap(last.decided_us);
+            tail.forget_before_overlap();
             return Ok(());
         };
         first
@@ -287,7 +297,7 @@ async fn read_decisions(
     if let Some(newest) = newest {
         tail.advance(newest);
     }
-    tail.forget_before_overlap(last.decided_us);
+    tail.forget_before_overlap();
     Ok(())
 }
 
@@ -337,14 +347,24 @@ impl<'a> SecondCounts<'a> {
 }
 
 impl ActivityTail {
-    /// Forgets the decisions counted before the overlap of the next pass (whole seconds, as
-    /// the next pass compares them), which it will not re-read.
-    fn forget_before_overlap(&mut self, last_decided_us: i64) {
-        let last = self
-            .last_read
-            .as_ref()
-            .map_or(last_decided_us, |l| l.decided_us);
-        let keep_from = second_of(last - TAIL_OVERLAP_US);
+    /// The first second the next pass re-reads (the overlap before the last position read);
+    /// `None` before anything was read.
+    fn overlap_start(&self) -> Option<i64> {
+        let last = self.last_read.as_ref()?;
+        Some(second_of(last.decided_us - TAIL_OVERLAP_US))
+    }
+
+    /// Forgets the decisions counted before the overlap of the next pass, which it will not
+    /// re-read.
+    fn forget_before_overlap(&mut self) {
+        if let Some(overlap) = self.overlap_start() {
+            self.forget_before(overlap);
+        }
+    }
+
+    /// Forgets the decisions counted in seconds before `keep_from` (whole seconds, as passes
+    /// compare them).
+    fn forget_before(&mut self, keep_from: i64) {
         self.recent
             .retain(|_, decided| second_of(*decided) >= keep_from);
         self.recent_per_second = self.recent_per_second.split_off(&keep_from);

@@ -273,7 +273,7 @@ fn merchant_count(catalog: &Catalog) -> f64 {
 
 /// Stores a decision of `id` at the merchant and device of every test event, decided at
 /// `decided_at` (as when its commit came late, after later-stamped ones were read).
-async fn store_decided_at(catalog: &Catalog, id: &str, decided_at: DateTime<Utc>) {
+async fn store_decided_at(catalog: &Catalog, id: &str, decided_at: DateTime<Utc>) -> Arc<Decision> {
     let event: Transaction = serde_json::from_value(serde_json::json!({
         "transaction_id": id, "user_id": format!("u-{id}"), "amount": "80", "currency": "EUR",
         // Two hours before: activity counts complete hours.
@@ -284,11 +284,13 @@ async fn store_decided_at(catalog: &Catalog, id: &str, decided_at: DateTime<Utc>
     let mut decision =
         UserState::default().decide(Arc::new(event), &catalog.policy(), 300_000, Instant::now());
     decision.decided_at = decided_at;
+    let decision = Arc::new(decision);
     catalog
         .store()
-        .write_batch(vec![WriteOp::Decision(Arc::new(decision))])
+        .write_batch(vec![WriteOp::Decision(Arc::clone(&decision))])
         .await
         .unwrap();
+    decision
 }
 
 /// A tail pass decodes only decisions it has not read: the minutes it re-checks for late
@@ -392,6 +394,25 @@ async fn the_first_pass_keeps_only_the_overlap_in_memory() {
     catalog.refresh_entity_risk(0, Utc::now(), 0).await.unwrap();
     assert_eq!(merchant_count(&catalog), 6.0);
     assert_eq!(remembered(&catalog), (2, 2));
+}
+
+/// A decision committed here while the start-up pass reads also reaches the next pass through
+/// the commit observer: the pass keeps it known, however far past it the pass read, so it is
+/// counted once.
+#[tokio::test]
+async fn the_first_pass_keeps_what_the_observer_may_still_pass_on() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_, catalog) = counting_catalog(dir.path()).await;
+    // The pass begins at `began`; one decision is made a minute before (committed here, the
+    // observer not told yet), and the pass reads on past one made 200 s after it began.
+    let began = Utc::now() - Duration::seconds(300);
+    let during = store_decided_at(&catalog, "during", began - Duration::seconds(60)).await;
+    store_decided_at(&catalog, "after", began + Duration::seconds(200)).await;
+    catalog.refresh_entity_risk(0, began, 0).await.unwrap();
+    assert_eq!(merchant_count(&catalog), 2.0);
+    catalog.commit_observer().committed(&[during]);
+    catalog.refresh_entity_risk(0, Utc::now(), 0).await.unwrap();
+    assert_eq!(merchant_count(&catalog), 2.0, "counted once");
 }
 
 /// Decisions this process's writer commits are counted from the writer's notice, not read back
