@@ -192,8 +192,8 @@ async fn read_decisions(
             transaction_id: String::new(),
         };
         // Read in decision-time order: what falls behind the overlap is never looked up
-        // again, and 30 days of a busy store's decisions would not fit in memory. Except
-        // decisions made since this pass began, less the overlap: those committed here while
+        // again, and 30 days of a busy store's decisions would not fit in memory. Except the
+        // decisions made from an overlap before this pass began: those committed here while
         // it reads also reach the next pass through the observer, which must find them.
         let keep_after = second_of(now.timestamp_micros() - TAIL_OVERLAP_US);
         let forget = |tail: &mut ActivityTail| {
