@@ -21,7 +21,8 @@
 //! `--events` over the default 50,000 live users, each new user past them evicts the least
 //! recently active one, as a node with many card holders does), `--only warm` the warm users'
 //! maximum throughput alone (for a profile), `--engine lsm|redb` for the embedded store
-//! (default `lsm`, a new node's).
+//! (default `lsm`, a new node's), `--parked-mib N` for the memory of passivated users' parked
+//! states (default the node's; 0 restores every returning user from the store).
 
 use hdrhistogram::Histogram;
 use sentinel_actors::{Scorer, ScorerConfig};
@@ -46,7 +47,15 @@ struct Options {
     paced_users: u32,
     /// `--only cold|new|warm`: one phase alone.
     only: Option<String>,
+    setup: Setup,
+}
+
+/// What each measured pipeline is built with.
+#[derive(Clone, Copy)]
+struct Setup {
     engine: EmbeddedEngine,
+    /// `ScorerConfig::parked_state_bytes`.
+    parked_bytes: usize,
 }
 
 fn options() -> Options {
@@ -57,7 +66,10 @@ fn options() -> Options {
         cold_users: 50_000,
         paced_users: 100_000,
         only: None,
-        engine: EmbeddedEngine::Lsm,
+        setup: Setup {
+            engine: EmbeddedEngine::Lsm,
+            parked_bytes: ScorerConfig::default().parked_state_bytes,
+        },
     };
     let args: Vec<String> = std::env::args().collect();
     let value = |name: &str| {
@@ -81,6 +93,9 @@ fn options() -> Options {
     if let Some(v) = value("--paced-users") {
         o.paced_users = v as u32;
     }
+    if let Some(mib) = value("--parked-mib") {
+        o.setup.parked_bytes = mib << 20;
+    }
     if let Some(at) = args.iter().position(|a| a == "--only") {
         let only = args.get(at + 1).map(String::as_str).unwrap_or_default();
         assert!(
@@ -90,7 +105,7 @@ fn options() -> Options {
         o.only = Some(only.to_owned());
     }
     if let Some(name) = args.windows(2).find(|w| w[0] == "--engine").map(|w| &w[1]) {
-        o.engine = [EmbeddedEngine::Lsm, EmbeddedEngine::Redb]
+        o.setup.engine = [EmbeddedEngine::Lsm, EmbeddedEngine::Redb]
             .into_iter()
             .find(|engine| engine.as_str() == name)
             .unwrap_or_else(|| panic!("--engine {name}: expected lsm or redb"));
@@ -103,15 +118,17 @@ struct Pipeline {
     scorer: Scorer,
 }
 
-async fn pipeline(engine: EmbeddedEngine) -> Pipeline {
+async fn pipeline(setup: Setup) -> Pipeline {
     let dir = tempfile::tempdir().unwrap();
     let store: Arc<dyn Store> =
-        sentinel_store::open_embedded(dir.path(), engine, Default::default()).unwrap();
+        sentinel_store::open_embedded(dir.path(), setup.engine, Default::default()).unwrap();
     let writer = Writer::start(store, WriterConfig::default());
     let policy = Arc::new(PolicyDef::seed().compile().unwrap());
-    let scorer = Scorer::start(writer, policy, ScorerConfig::default())
-        .await
-        .unwrap();
+    let config = ScorerConfig {
+        parked_state_bytes: setup.parked_bytes,
+        ..ScorerConfig::default()
+    };
+    let scorer = Scorer::start(writer, policy, config).await.unwrap();
     Pipeline { _dir: dir, scorer }
 }
 
@@ -133,8 +150,8 @@ fn events(count: usize, users: u32, rate: f64, seed: u64) -> Vec<Arc<Transaction
 /// most 20,000 in flight). With as many users as events, every event starts (and restores) a
 /// user actor; with few users, actors stay live and only decide. Returns events per second
 /// and CPU µs per event.
-async fn max_throughput(engine: EmbeddedEngine, count: usize, users: u32, seed: u64) -> (f64, f64) {
-    let p = pipeline(engine).await;
+async fn max_throughput(setup: Setup, count: usize, users: u32, seed: u64) -> (f64, f64) {
+    let p = pipeline(setup).await;
     let events = events(count, users, 100_000.0, seed);
     let cpu = cpu_seconds();
     let rate = decide_all(&p.scorer, events).await;
@@ -171,8 +188,8 @@ struct Paced {
 
 /// Sends events at `rate` per second for `seconds`; latency runs from each event's scheduled
 /// send time to its durable acknowledgement, so a stalled sender counts against us.
-async fn paced(engine: EmbeddedEngine, rate: f64, seconds: u64, users: u32, seed: u64) -> Paced {
-    let p = pipeline(engine).await;
+async fn paced(setup: Setup, rate: f64, seconds: u64, users: u32, seed: u64) -> Paced {
+    let p = pipeline(setup).await;
     let count = (rate * seconds as f64) as usize;
     let events = events(count, users, rate, seed);
     let cpu = cpu_seconds();
@@ -246,8 +263,8 @@ async fn cold_round(scorer: &Scorer, events: Vec<Arc<Transaction>>) -> Round {
 
 /// Two cold rounds over `users` users: their first events (new users), then their second
 /// events (each user passivated after the first, so restored from the store).
-async fn cold(engine: EmbeddedEngine, users: usize, seed: u64) -> [Round; 2] {
-    let p = pipeline(engine).await;
+async fn cold(setup: Setup, users: usize, seed: u64) -> [Round; 2] {
+    let p = pipeline(setup).await;
     let mut all = events(2 * users, 10_000, 100_000.0, seed);
     // One event per user per round: the simulator's events, each given to a distinct user.
     for (i, event) in all.iter_mut().enumerate() {
@@ -274,12 +291,12 @@ fn main() {
         .enable_all()
         .build()
         .unwrap();
-    println!("embedded store engine: {}", o.engine.as_str());
+    println!("embedded store engine: {}", o.setup.engine.as_str());
     runtime.block_on(async {
         let mut figures: [Vec<(f64, f64)>; 2] = Default::default();
         let phase_runs = |phase: &str| o.only.as_deref().is_none_or(|only| only == phase);
         for run in (0..o.runs).filter(|_| phase_runs("cold")) {
-            let rounds = cold(o.engine, o.cold_users, run as u64).await;
+            let rounds = cold(o.setup, o.cold_users, run as u64).await;
             for (i, (label, round)) in ["a new user", "a passivated user"]
                 .iter()
                 .zip(rounds)
@@ -315,7 +332,7 @@ fn main() {
             let mut rates = Vec::new();
             let mut cpus = Vec::new();
             for run in 0..o.runs {
-                let (r, cpu) = max_throughput(o.engine, o.events, users, run as u64).await;
+                let (r, cpu) = max_throughput(o.setup, o.events, users, run as u64).await;
                 println!(
                     "run {run}: {label}: max throughput {r:.0} events/s, {cpu:.1} us CPU/event"
                 );
@@ -338,7 +355,7 @@ fn main() {
             let mut maxes = Vec::new();
             let mut cpus = Vec::new();
             for run in 0..o.runs {
-                let r = paced(o.engine, rate, o.seconds, o.paced_users, run as u64).await;
+                let r = paced(o.setup, rate, o.seconds, o.paced_users, run as u64).await;
                 println!(
                     "run {run}: {rate:.0}/s p50 {:.2} ms p99 {:.2} ms max {:.2} ms, {:.1} us CPU/event",
                     r.p50 as f64 / 1e3,

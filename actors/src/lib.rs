@@ -27,6 +27,7 @@
 mod dispatch;
 mod entities;
 pub mod metrics;
+mod parked;
 mod restore;
 mod restorer;
 mod scorer;
@@ -39,7 +40,8 @@ pub use dispatch::Dispatch;
 pub use entities::{Entities, EntityRoute, ENTITY_TIMEOUT};
 pub use restore::{snapshot_uncovered, Covered};
 pub use scorer::{
-    Scorer, ScorerConfig, DEFAULT_MAX_LIVE_USERS, DEFAULT_PASSIVATION_SNAPSHOT_AFTER,
+    Scorer, ScorerConfig, DEFAULT_MAX_LIVE_USERS, DEFAULT_PARKED_STATE_BYTES,
+    DEFAULT_PASSIVATION_SNAPSHOT_AFTER,
 };
 pub use shard::UserFilter;
 pub use snapshot::{decode as decode_snapshot, encode as encode_snapshot, SnapshotError};

@@ -19,11 +19,17 @@ pub const PASSIVATIONS: &str = "sentinel_user_actor_passivations_total";
 /// Counter: user actors passivated before their idle time because their shard held more live
 /// actors than its share of `[actors] max_live_users`. Counted in [`PASSIVATIONS`] too.
 pub const EVICTED: &str = "sentinel_user_actors_evicted_total";
-/// Counter: user actors started for a user whose snapshot or history existed.
+/// Gauge: passivated users' states kept in memory ([`crate::ScorerConfig::parked_state_bytes`]).
+pub const PARKED_STATES: &str = "sentinel_user_states_parked";
+/// Gauge: the memory the parked states hold, by estimate (bytes).
+pub const PARKED_BYTES: &str = "sentinel_user_states_parked_bytes";
+/// Counter: user actors started for a user whose snapshot or history existed (restored from
+/// the store or from its parked state).
 pub const RESTORES: &str = "sentinel_user_actor_restores_total";
 /// Counter: user states loaded as their actor started, by what the store held (`kind`):
 /// `new` (nothing; the embedded store answers that from memory, without a read), `snapshot`
-/// (a snapshot and no decision after it) or `replay` (decisions replayed).
+/// (a snapshot and no decision after it) or `replay` (decisions replayed); or `parked` (the
+/// state kept in memory when the user was passivated, no read).
 pub const USER_RESTORES: &str = "sentinel_user_restores_total";
 /// Histogram: users whose restore points one store call read (restores of users starting
 /// together are batched).
@@ -52,7 +58,11 @@ pub(crate) struct ActorMetrics {
     /// [`ACTORS_LIVE`].
     pub live: Gauge,
     /// [`USER_RESTORES`], one series per kind, in the order of [`Source::KINDS`].
-    user_restores: [Counter; 3],
+    user_restores: [Counter; 4],
+    /// [`PARKED_STATES`].
+    pub parked_states: Gauge,
+    /// [`PARKED_BYTES`].
+    pub parked_bytes: Gauge,
     /// [`ENTITY_LOOKUP_SECONDS`].
     pub entity_lookup: Histogram,
     /// [`ENTITY_LOOKUP_FAILURES`].
@@ -75,6 +85,8 @@ pub(crate) struct ActorMetrics {
 pub(crate) static ACTOR: LazyLock<ActorMetrics> = LazyLock::new(|| ActorMetrics {
     live: metrics::gauge!(ACTORS_LIVE),
     user_restores: Source::KINDS.map(|kind| metrics::counter!(USER_RESTORES, "kind" => kind)),
+    parked_states: metrics::gauge!(PARKED_STATES),
+    parked_bytes: metrics::gauge!(PARKED_BYTES),
     entity_lookup: metrics::histogram!(ENTITY_LOOKUP_SECONDS),
     entity_lookup_failures: metrics::counter!(ENTITY_LOOKUP_FAILURES),
     scoring: metrics::histogram!(SCORING_SECONDS),
@@ -132,10 +144,19 @@ pub fn describe() {
         EVICTED,
         "User actors passivated early because their shard was at its live-actor limit."
     );
-    describe_counter!(RESTORES, "User actors restored from the store.");
+    describe_counter!(
+        RESTORES,
+        "User actors started for a user with history, restored from the store or a parked state."
+    );
     describe_counter!(
         USER_RESTORES,
-        "User states loaded as their actor started, by what the store held (kind: new, snapshot, replay)."
+        "User states loaded as their actor started, by what the store held (kind: new, snapshot, replay) or parked (kept in memory at passivation)."
+    );
+    describe_gauge!(PARKED_STATES, "Passivated users' states kept in memory.");
+    describe_gauge!(
+        PARKED_BYTES,
+        Unit::Bytes,
+        "Memory the parked user states hold, by estimate."
     );
     describe_histogram!(
         RESTORE_BATCH_SIZE,
@@ -163,7 +184,9 @@ pub fn describe() {
         Unit::Seconds,
         "Time a user actor spends deciding one event."
     );
-    metrics::gauge!(ACTORS_LIVE).increment(0.0);
+    for name in [ACTORS_LIVE, PARKED_STATES, PARKED_BYTES] {
+        metrics::gauge!(name).increment(0.0);
+    }
     for name in [
         RESTARTS,
         PASSIVATIONS,

@@ -17,11 +17,14 @@ pub enum Source {
     /// This many decisions replayed (after a snapshot, or from the start; or none, when only
     /// the ledger of a snapshot older than ledgers was rebuilt from the history).
     Replay(usize),
+    /// Nothing read: the state the shard kept when the user's last actor passivated
+    /// ([`crate::parked`]).
+    Parked,
 }
 
 impl Source {
     /// The `kind` labels of [`crate::metrics::USER_RESTORES`], by [`Source::kind_index`].
-    pub const KINDS: [&'static str; 3] = ["new", "snapshot", "replay"];
+    pub const KINDS: [&'static str; 4] = ["new", "snapshot", "replay", "parked"];
 
     /// This source's position in [`Source::KINDS`].
     pub fn kind_index(self) -> usize {
@@ -29,6 +32,7 @@ impl Source {
             Source::Nothing => 0,
             Source::Snapshot => 1,
             Source::Replay(_) => 2,
+            Source::Parked => 3,
         }
     }
 }

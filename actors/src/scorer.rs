@@ -5,7 +5,7 @@ use crate::entities::Entities;
 use crate::shard::{ShardArgs, ShardMessage, UserFilter, UserShard};
 use crate::user_actor::{Deps, ScoreRequest};
 use arc_swap::ArcSwap;
-use ractor::{Actor, ActorRef, SpawnErr};
+use ractor::{Actor, ActorRef, RpcReplyPort, SpawnErr};
 use sentinel_engine::{id_hash, Policy};
 use sentinel_event::{DecisionError, Transaction};
 use sentinel_store::{Stored, Writer};
@@ -37,6 +37,11 @@ pub struct ScorerConfig {
     /// instead of at each (BENCHMARKS.md, "Passivation without a snapshot"). 1 snapshots
     /// every passivated state that moved.
     pub passivation_snapshot_after: u64,
+    /// The memory passivated users' states kept in memory may hold, by estimate, shared
+    /// evenly by the shards (0: none kept). A user whose state is parked starts its next
+    /// actor without reading the store. Set it to 0 where another node or process may decide
+    /// for the same users (README, "Passivation").
+    pub parked_state_bytes: usize,
 }
 
 impl Default for ScorerConfig {
@@ -48,12 +53,17 @@ impl Default for ScorerConfig {
             lateness: Duration::from_secs(300),
             snapshot_every: 1_000,
             passivation_snapshot_after: DEFAULT_PASSIVATION_SNAPSHOT_AFTER,
+            parked_state_bytes: DEFAULT_PARKED_STATE_BYTES,
         }
     }
 }
 
 /// The default of [`ScorerConfig::passivation_snapshot_after`].
 pub const DEFAULT_PASSIVATION_SNAPSHOT_AFTER: u64 = 4;
+
+/// The default of [`ScorerConfig::parked_state_bytes`]: 512 MiB, about 1.5 million card
+/// holders with a few payments each.
+pub const DEFAULT_PARKED_STATE_BYTES: usize = 512 << 20;
 
 /// The default of [`ScorerConfig::max_live_users`]: about 1 GiB of user actors.
 pub const DEFAULT_MAX_LIVE_USERS: usize = 50_000;
@@ -101,6 +111,7 @@ impl Scorer {
                 policy: Arc::clone(&policy),
                 passivate_after: config.passivate_after,
                 max_live,
+                parked_bytes: config.parked_state_bytes / shard_count,
             };
             let (shard, _) = Actor::spawn(None, UserShard, args).await?;
             shards.push(shard);
@@ -213,11 +224,19 @@ impl Scorer {
 
     /// Number of live user actors on this node.
     pub async fn live_actors(&self) -> usize {
+        self.sum_over_shards(ShardMessage::LiveActors).await
+    }
+
+    /// Number of passivated users' states parked on this node ([`ScorerConfig::parked_state_bytes`]).
+    pub async fn parked_states(&self) -> usize {
+        self.sum_over_shards(ShardMessage::ParkedStates).await
+    }
+
+    /// The sum of every shard's answer to `ask` (a shard that does not answer counts 0).
+    async fn sum_over_shards(&self, ask: fn(RpcReplyPort<usize>) -> ShardMessage) -> usize {
         let mut total = 0;
         for shard in self.shards.iter() {
-            if let Ok(ractor::rpc::CallResult::Success(n)) =
-                shard.call(ShardMessage::LiveActors, None).await
-            {
+            if let Ok(ractor::rpc::CallResult::Success(n)) = shard.call(ask, None).await {
                 total += n;
             }
         }
@@ -225,8 +244,8 @@ impl Scorer {
     }
 
     /// Passivates every live user actor (stopped once its state is stored: its decisions, and
-    /// a snapshot if one is due), keeping the shards running: the next event of a user
-    /// restores it from the store. Returns how many were passivated.
+    /// a snapshot if one is due), keeping the shards running, and forgets the parked states:
+    /// the next event of a user restores it from the store. Returns how many were passivated.
     pub async fn passivate_all(&self) -> usize {
         self.passivate_users(Arc::new(|_| true)).await
     }

@@ -12,7 +12,8 @@
 //! actors at the list's cold end instead of scanning every user.
 
 use crate::metrics as m;
-use crate::user_actor::{Deps, ScoreRequest, UserActor, UserArgs, UserMessage};
+use crate::parked::ParkedStates;
+use crate::user_actor::{Deps, ScoreRequest, UserActor, UserActorState, UserArgs, UserMessage};
 use lru::LruCache;
 use ractor::{Actor, ActorId, ActorProcessingErr, ActorRef, RpcReplyPort, SupervisionEvent};
 use sentinel_engine::Policy;
@@ -35,13 +36,16 @@ pub enum ShardMessage {
     /// Timer tick: passivate actors idle for too long.
     PassivateIdle,
     /// Passivate every live actor whose user the filter picks (all at shutdown, those of
-    /// partitions lost on a rebalance); replies with how many were passivated.
+    /// partitions lost on a rebalance), and forget the parked states of the users it picks:
+    /// their next actors restore from the store. Replies with how many were passivated.
     Passivate(UserFilter, RpcReplyPort<usize>),
     /// Reply with a user's live state, starting the user's actor if it is not live (after a
     /// passivating one has stopped).
     Inspect(String, RpcReplyPort<sentinel_engine::UserView>),
     /// Reply with the number of live user actors.
     LiveActors(RpcReplyPort<usize>),
+    /// Reply with the number of passivated users' states parked.
+    ParkedStates(RpcReplyPort<usize>),
 }
 
 impl ractor::Message for ShardMessage {}
@@ -57,6 +61,8 @@ pub struct ShardArgs {
     /// Live user actors this shard may hold before it passivates the least recently active
     /// ones (`usize::MAX`: no limit).
     pub max_live: usize,
+    /// The memory this shard's parked states may hold, by estimate (0: none parked).
+    pub parked_bytes: usize,
 }
 
 enum Slot {
@@ -66,8 +72,13 @@ enum Slot {
     },
     /// Passivating: the actor is waiting for its decisions (and its snapshot, if one is due) to
     /// be durable. Events and looks at the user wait here until it has stopped, then go to the
-    /// user's next actor, which restores them from the store.
-    Stopping { buffered: Vec<UserMessage> },
+    /// user's next actor, which starts from the state parked or restores it from the store.
+    Stopping {
+        buffered: Vec<UserMessage>,
+        /// Park the state the actor leaves. Cleared when the user's partition leaves the
+        /// node meanwhile.
+        park: bool,
+    },
 }
 
 /// A shard's state: its live users and which actor serves each.
@@ -82,6 +93,8 @@ pub struct ShardState {
     by_actor: HashMap<ActorId, Arc<str>>,
     /// How many of `users` are [`Slot::Live`].
     live: usize,
+    /// Passivated users' states, for their next actors.
+    parked: ParkedStates,
 }
 
 impl Actor for UserShard {
@@ -104,6 +117,7 @@ impl Actor for UserShard {
             users: LruCache::unbounded(),
             by_actor: HashMap::new(),
             live: 0,
+            parked: ParkedStates::new(args.parked_bytes),
         })
     }
 
@@ -131,18 +145,27 @@ impl Actor for UserShard {
             }
             ShardMessage::PassivateIdle => state.passivate_idle(),
             ShardMessage::Passivate(picks, reply) => {
-                let picked: Vec<Arc<str>> = state
-                    .users
-                    .iter()
-                    .filter(|(user, slot)| matches!(slot, Slot::Live { .. }) && picks(user))
-                    .map(|(user, _)| Arc::clone(user))
-                    .collect();
+                state.parked.forget(|user| picks(user));
+                let mut picked = Vec::new();
+                for (user, slot) in state.users.iter_mut() {
+                    match slot {
+                        Slot::Live { .. } if picks(user) => picked.push(Arc::clone(user)),
+                        Slot::Stopping { park, .. } if picks(user) => *park = false,
+                        _ => {}
+                    }
+                }
                 let mut waits = Vec::with_capacity(picked.len());
                 for user in &picked {
-                    if let Some(actor) = state.stop(user) {
+                    if let Some(actor) = state.stop(user, false) {
                         waits.push(async move {
                             actor
-                                .call(|port| UserMessage::Passivate(Some(port)), None)
+                                .call(
+                                    |port| UserMessage::Passivate {
+                                        park: false,
+                                        reply: Some(port),
+                                    },
+                                    None,
+                                )
                                 .await
                         });
                     }
@@ -159,7 +182,7 @@ impl Actor for UserShard {
                     }
                     // Passivating: the user's next actor answers, once what the passivating
                     // one waits for is stored.
-                    Some(Slot::Stopping { buffered }) => {
+                    Some(Slot::Stopping { buffered, .. }) => {
                         buffered.push(UserMessage::Inspect(reply));
                         return Ok(());
                     }
@@ -186,6 +209,9 @@ impl Actor for UserShard {
                 );
                 let _ = reply.send(state.live);
             }
+            ShardMessage::ParkedStates(reply) => {
+                let _ = reply.send(state.parked.len());
+            }
         }
         Ok(())
     }
@@ -196,9 +222,9 @@ impl Actor for UserShard {
         event: SupervisionEvent,
         state: &mut ShardState,
     ) -> Result<(), ActorProcessingErr> {
-        let (cell, failure) = match event {
-            SupervisionEvent::ActorTerminated(cell, _, _) => (cell, None),
-            SupervisionEvent::ActorFailed(cell, err) => (cell, Some(err)),
+        let (cell, last_state, failure) = match event {
+            SupervisionEvent::ActorTerminated(cell, last_state, _) => (cell, last_state, None),
+            SupervisionEvent::ActorFailed(cell, err) => (cell, None, Some(err)),
             _ => return Ok(()),
         };
         let Some(user) = state.by_actor.remove(&cell.get_id()) else {
@@ -206,7 +232,16 @@ impl Actor for UserShard {
         };
         m::ACTOR.live.decrement(1.0);
         let buffered = match state.users.pop(&user) {
-            Some(Slot::Stopping { buffered }) => buffered,
+            Some(Slot::Stopping { buffered, park }) => {
+                let parked = last_state
+                    .filter(|_| park)
+                    .and_then(|mut last| last.take::<UserActorState>().ok())
+                    .and_then(|mut last| last.take_parked());
+                if let Some(parked) = parked {
+                    state.parked.park(Arc::clone(&user), parked);
+                }
+                buffered
+            }
             Some(Slot::Live { actor, .. }) if actor.get_id() != cell.get_id() => {
                 // A newer actor already serves this user; keep it.
                 state.users.push(
@@ -251,7 +286,7 @@ impl ShardState {
                 *last_active = Instant::now();
                 let _ = actor.cast(UserMessage::Score(request));
             }
-            Some(Slot::Stopping { buffered }) => buffered.push(UserMessage::Score(request)),
+            Some(Slot::Stopping { buffered, .. }) => buffered.push(UserMessage::Score(request)),
             None => {
                 let user: Arc<str> = Arc::from(request.event.user_id.as_str());
                 let actor = self.spawn(myself, &user, false).await?;
@@ -268,11 +303,14 @@ impl ShardState {
         user: &Arc<str>,
         after_failure: bool,
     ) -> Result<ActorRef<UserMessage>, ActorProcessingErr> {
+        // After a failure the store is the truth (what the failed actor held may not be).
+        let parked = self.parked.take(user).filter(|_| !after_failure);
         let args = UserArgs {
             user_id: Arc::clone(user),
             deps: Arc::clone(&self.deps),
             policy: Arc::clone(&self.policy),
             after_failure,
+            parked,
         };
         let (actor, _) = Actor::spawn_linked(None, UserActor, args, myself.get_cell()).await?;
         m::ACTOR.live.increment(1.0);
@@ -303,9 +341,7 @@ impl ShardState {
             .map(|(user, _)| Arc::clone(user))
             .collect();
         for user in &idle {
-            if let Some(actor) = self.stop(user) {
-                let _ = actor.cast(UserMessage::Passivate(None));
-            }
+            self.passivate(user);
         }
     }
 
@@ -317,17 +353,27 @@ impl ShardState {
                 Slot::Stopping { .. } => None,
             });
             let Some(user) = coldest else { return };
-            if let Some(actor) = self.stop(&user) {
-                let _ = actor.cast(UserMessage::Passivate(None));
+            if self.passivate(&user) {
                 m::ACTOR.evicted.increment(1);
             }
         }
     }
 
+    /// Asks a live user's actor to passivate, leaving its state to park when parking is on.
+    /// Returns whether the user was live.
+    fn passivate(&mut self, user: &str) -> bool {
+        let park = self.parked.enabled();
+        let Some(actor) = self.stop(user, park) else {
+            return false;
+        };
+        let _ = actor.cast(UserMessage::Passivate { park, reply: None });
+        true
+    }
+
     /// Marks a live user as stopping (events for it wait in its slot meanwhile) and moves it
     /// to the recent end, out of the way of the next search for the coldest live user.
     /// Returns its actor, to be asked to passivate.
-    fn stop(&mut self, user: &str) -> Option<ActorRef<UserMessage>> {
+    fn stop(&mut self, user: &str, park: bool) -> Option<ActorRef<UserMessage>> {
         let slot = self.users.get_mut(user)?;
         let Slot::Live { actor, .. } = slot else {
             return None;
@@ -335,6 +381,7 @@ impl ShardState {
         let actor = actor.clone();
         *slot = Slot::Stopping {
             buffered: Vec::new(),
+            park,
         };
         self.live -= 1;
         Some(actor)

@@ -23,7 +23,7 @@ pub fn decode(bytes: &[u8]) -> Result<UserState, SnapshotError> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use sentinel_engine::PolicyDef;
     use sentinel_event::Transaction;
@@ -31,7 +31,7 @@ mod tests {
     use std::time::Instant;
 
     /// A user with a few decided events: windows, profile, ledger in two currencies.
-    fn busy_user() -> UserState {
+    pub(crate) fn busy_user() -> UserState {
         let policy = PolicyDef::seed().compile().unwrap();
         let mut user = UserState::default();
         for i in 0..20 {

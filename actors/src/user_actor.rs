@@ -3,7 +3,8 @@
 
 use crate::entities::Entities;
 use crate::metrics as m;
-use crate::restore::Restored;
+use crate::parked::ParkedState;
+use crate::restore::{Restored, Source};
 use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
 use sentinel_engine::{entities_of, entry_of, EntityCounts, LookupMode, Policy, UserState};
 use sentinel_event::{DecisionError, Transaction};
@@ -54,7 +55,11 @@ pub enum UserMessage {
     /// Stop (the user has been idle, or others are more recent), once everything the user
     /// decided is durable: with a snapshot written first if at least `passivation_snapshot_after`
     /// decisions are not in the stored one. Replies when stopped cleanly, if a port is given.
-    Passivate(Option<RpcReplyPort<()>>),
+    Passivate {
+        /// Leave the state, encoded, for the shard to park ([`crate::parked`]).
+        park: bool,
+        reply: Option<RpcReplyPort<()>>,
+    },
 }
 
 impl ractor::Message for UserMessage {}
@@ -69,6 +74,9 @@ pub struct UserArgs {
     pub policy: Arc<Policy>,
     /// The previous actor of this user failed: wait for its queued writes before restoring.
     pub after_failure: bool,
+    /// The state the user's last actor left when it passivated, to start from instead of the
+    /// store.
+    pub parked: Option<ParkedState>,
 }
 
 /// A user actor's state. The user's [`UserState`] is loaded on the first event, not in
@@ -87,6 +95,16 @@ pub struct UserActorState {
     /// is known durable: stopping waits for it, or the user's next actor could restore
     /// without it.
     unsettled: Option<QueueMark>,
+    /// Before the state is loaded: the parked state to load it from. After a passivation
+    /// asked to park: the state, encoded, for the shard to take from the stopped actor.
+    parked: Option<ParkedState>,
+}
+
+impl UserActorState {
+    /// The state a passivation left to park, if any.
+    pub fn take_parked(&mut self) -> Option<ParkedState> {
+        self.parked.take()
+    }
 }
 
 impl Actor for UserActor {
@@ -107,6 +125,7 @@ impl Actor for UserActor {
             user: None,
             snapshot_seq: None,
             unsettled: None,
+            parked: args.parked,
         })
     }
 
@@ -132,8 +151,9 @@ impl Actor for UserActor {
                 state.policy = policy;
                 Ok(())
             }
-            UserMessage::Passivate(reply) => {
+            UserMessage::Passivate { park, reply } => {
                 state.settle_for_passivation().await?;
+                state.parked = if park { state.encode_to_park() } else { None };
                 m::ACTOR.passivations.increment(1);
                 myself.stop(None);
                 if let Some(reply) = reply {
@@ -275,6 +295,18 @@ impl UserActorState {
         Ok(())
     }
 
+    /// The loaded state, encoded to be parked; `None` when nothing is loaded or it could not
+    /// be encoded (the user then restores from the store).
+    fn encode_to_park(&self) -> Option<ParkedState> {
+        let user = self.user.as_ref()?;
+        let snapshot_seq = self.snapshot_seq?;
+        // A user without decisions restores from the store without a read anyway.
+        if user.seq == 0 || self.deps.writer.is_stale(&self.user_id) {
+            return None;
+        }
+        ParkedState::encode(user, snapshot_seq).ok()
+    }
+
     /// Drops the state when a decision of ours failed to store: it folds in an event the store
     /// lacks, so the next [`Self::load`] restores from the store.
     fn forget_if_stale(&mut self) {
@@ -298,6 +330,24 @@ impl UserActorState {
         let stale = self.deps.writer.is_stale(&self.user_id);
         if self.after_failure || stale {
             self.deps.writer.flush().await?;
+        }
+        if let Some(parked) = self.parked.take() {
+            if !self.after_failure && !stale {
+                match parked.decode() {
+                    Ok(user) => {
+                        if user.seq > 0 {
+                            m::ACTOR.restores.increment(1);
+                        }
+                        m::ACTOR.user_restored(Source::Parked);
+                        self.snapshot_seq = Some(parked.snapshot_seq);
+                        self.user = Some(user);
+                        return Ok(());
+                    }
+                    Err(e) => {
+                        tracing::error!(user = %self.user_id, error = %e, "unreadable parked state; restoring from the store");
+                    }
+                }
+            }
         }
         let store = self.deps.writer.store().as_ref();
         // A user the store certainly knows nothing of (most new users) costs no read at all.

@@ -55,7 +55,8 @@ fn event(id: &str, user: &str, minute: u32) -> Arc<Transaction> {
 }
 
 /// Live actors go up and down with spawns and stops; each restore is counted under what the
-/// store held (nothing, a snapshot, decisions to replay); each entity lookup is timed.
+/// store held (nothing, a snapshot, decisions to replay) or as parked; each entity lookup is
+/// timed; the parked states' gauges follow them.
 #[tokio::test]
 async fn user_actor_series_count_spawns_stops_restores_and_lookups() {
     let recorder = PrometheusBuilder::new().build_recorder();
@@ -107,4 +108,49 @@ async fn user_actor_series_count_spawns_stops_restores_and_lookups() {
     let text = metrics.render();
     let lookups = value(&text, "sentinel_entity_lookup_duration_seconds_count");
     assert_eq!(lookups, 4.0, "one entity lookup per event");
+    scorer.shutdown().await;
+
+    // One live actor: each new user parks the last one's state, which the next start takes.
+    let writer = Writer::start(Arc::clone(&store), WriterConfig::default());
+    let policy = Arc::new(PolicyDef::seed().compile().unwrap());
+    let config = ScorerConfig {
+        shards: 1,
+        max_live_users: 1,
+        ..config
+    };
+    let scorer = Scorer::start(writer, policy, config).await.unwrap();
+    let parked = |metrics: &PrometheusHandle| {
+        let text = metrics.render();
+        let states = value(&text, "sentinel_user_states_parked");
+        (states, value(&text, "sentinel_user_states_parked_bytes"))
+    };
+    assert_eq!(parked(&metrics), (0.0, 0.0));
+    scorer
+        .score(event("p-1", "p", 20), Instant::now())
+        .await
+        .unwrap();
+    scorer
+        .score(event("q-1", "q", 20), Instant::now())
+        .await
+        .unwrap();
+    scorer
+        .score(event("p-2", "p", 21), Instant::now())
+        .await
+        .unwrap();
+    assert_eq!(
+        restores(&metrics, "parked"),
+        1.0,
+        "p came back from its parked state"
+    );
+    // q is passivated as p comes back, and parked once its actor has stopped.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while parked(&metrics).0 < 1.0 {
+        assert!(Instant::now() < deadline, "q was never parked");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let (states, bytes) = parked(&metrics);
+    assert_eq!(states, 1.0, "only q is parked");
+    assert!(bytes > 100.0, "{bytes} bytes parked");
+    scorer.shutdown().await;
+    assert_eq!(parked(&metrics), (0.0, 0.0), "forgotten at shutdown");
 }

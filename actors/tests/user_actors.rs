@@ -483,6 +483,153 @@ async fn past_the_live_limit_the_least_recently_active_users_are_passivated() {
     assert_eq!(view.txn_count, 3, "with its earlier events in the profile");
 }
 
+/// A node whose store counts each user's restore reads, and runs `before_write` before every
+/// batch when given.
+async fn node_counting_restore_reads(
+    config: ScorerConfig,
+    before_write: Option<support::BeforeWrite>,
+) -> (Node, RestoreReads) {
+    let reads = RestoreReads::default();
+    let counted = reads.clone();
+    let dir = tempfile::tempdir().unwrap();
+    let store: Arc<dyn Store> = Arc::new(support::HookedStore {
+        inner: EmbeddedStore::open(&dir.path().join("s.redb")).unwrap(),
+        before_write: before_write.unwrap_or_else(|| Box::new(|_| Box::pin(async { Ok(()) }))),
+        before_restore_read: Some(Box::new(move |user| {
+            *counted
+                .0
+                .lock()
+                .unwrap()
+                .entry(user.to_owned())
+                .or_default() += 1;
+            Ok(())
+        })),
+    });
+    let writer = Writer::start(Arc::clone(&store), WriterConfig::default());
+    let policy = Arc::new(PolicyDef::seed().compile().unwrap());
+    let scorer = Scorer::start(writer, policy, config).await.unwrap();
+    let node = Node {
+        _dir: dir,
+        store,
+        scorer,
+    };
+    (node, reads)
+}
+
+/// Each user's reads of its snapshot or restore point.
+#[derive(Clone, Default)]
+struct RestoreReads(Arc<std::sync::Mutex<std::collections::HashMap<String, usize>>>);
+
+impl RestoreReads {
+    fn of(&self, user: &str) -> usize {
+        self.0.lock().unwrap().get(user).copied().unwrap_or(0)
+    }
+}
+
+/// A user evicted past the live limit comes back from the state its actor parked: no read of
+/// the store, the sequence and profile continue, and the state is the one a restore from the
+/// store rebuilds.
+#[tokio::test]
+async fn a_returning_user_starts_from_its_parked_state_without_reading_the_store() {
+    let (node, reads) = node_counting_restore_reads(live_limit(1), None).await;
+    let at = t0();
+    for i in 0..3 {
+        let t = txn(&format!("r-{i}"), "r", "30", at + Span::minutes(i), "FR");
+        score(&node, t).await.unwrap();
+    }
+    assert_eq!(reads.of("r"), 1, "the first actor looked in the store");
+    // Another user takes the only live slot: r is passivated and its state parked.
+    score(&node, txn("x-0", "x", "30", at, "FR")).await.unwrap();
+    let back = score(&node, txn("r-3", "r", "30", at + Span::minutes(3), "FR"))
+        .await
+        .unwrap();
+    assert_eq!(back.decision.user_seq, 4, "the parked state continues");
+    assert_eq!(reads.of("r"), 1, "the returning user read the store");
+    let parked = node.scorer.inspect("r").await.expect("a view");
+    assert_eq!(parked.txn_count, 4);
+    // Passivated for good (parked states forgotten): the next actor restores from the store,
+    // to the same state.
+    node.scorer.passivate_all().await;
+    let restored = node.scorer.inspect("r").await.expect("a view");
+    assert_eq!(reads.of("r"), 2);
+    assert_eq!(parked, restored);
+}
+
+/// Users passivated for a rebalance (their partition left the node) lose their parked
+/// states: another node may decide for them next, so their next actors here read the store.
+/// With no memory for parked states, every returning user reads the store.
+#[tokio::test]
+async fn parked_states_are_forgotten_with_their_users_partitions_and_kept_only_with_memory() {
+    for (parked_state_bytes, forget) in [(1 << 20, true), (1 << 20, false), (0, false)] {
+        let config = ScorerConfig {
+            parked_state_bytes,
+            ..live_limit(1)
+        };
+        let (node, reads) = node_counting_restore_reads(config, None).await;
+        let at = t0();
+        score(&node, txn("r-0", "r", "30", at, "FR")).await.unwrap();
+        score(&node, txn("x-0", "x", "30", at, "FR")).await.unwrap();
+        if parked_state_bytes > 0 {
+            let deadline = Instant::now() + Duration::from_secs(10);
+            while node.scorer.parked_states().await == 0 {
+                assert!(Instant::now() < deadline, "r was never parked");
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+        }
+        if forget {
+            // x is live and not picked: only r's parked state goes.
+            let picks: sentinel_actors::UserFilter = Arc::new(|user: &str| user == "r");
+            assert_eq!(node.scorer.passivate_users(picks).await, 0);
+        }
+        let back = score(&node, txn("r-1", "r", "30", at + Span::minutes(1), "FR"))
+            .await
+            .unwrap();
+        assert_eq!(back.decision.user_seq, 2);
+        let from_store = forget || parked_state_bytes == 0;
+        let expected = if from_store { 2 } else { 1 };
+        assert_eq!(
+            reads.of("r"),
+            expected,
+            "restore reads with {parked_state_bytes} bytes for parked states, forgotten: {forget}"
+        );
+    }
+}
+
+/// A user still passivating when its partition leaves the node is not parked once it stops:
+/// its next actor here reads the store.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_user_passivating_as_its_partition_leaves_is_not_parked() {
+    // The store holds the batch with r's passivation snapshot until the gate opens.
+    let (Hold { held, gate }, hook) =
+        Hold::batches_with(|op| matches!(op, WriteOp::Snapshot(s) if s.user_id == "r"));
+    let config = ScorerConfig {
+        passivation_snapshot_after: 1,
+        ..live_limit(1)
+    };
+    let (node, reads) = node_counting_restore_reads(config, Some(hook)).await;
+    let node = Arc::new(node);
+    score(&node, txn("r-0", "r", "30", t0(), "FR"))
+        .await
+        .unwrap();
+    // x takes the only live place: r is passivating, held at its snapshot.
+    let x = {
+        let node = Arc::clone(&node);
+        tokio::spawn(async move { score(&node, txn("x-0", "x", "30", t0(), "FR")).await })
+    };
+    tokio::time::timeout(Duration::from_secs(10), held.notified())
+        .await
+        .expect("r was never passivated");
+    let picks: sentinel_actors::UserFilter = Arc::new(|user: &str| user == "r");
+    assert_eq!(node.scorer.passivate_users(picks).await, 0, "r is not live");
+    gate.add_permits(1);
+    x.await.unwrap().unwrap();
+    let back = score(&node, txn("r-1", "r", "30", t0() + Span::minutes(1), "FR"))
+        .await
+        .unwrap();
+    assert_eq!(back.decision.user_seq, 2);
+    assert_eq!(reads.of("r"), 2, "r came back from a parked state");
+}
+
 /// Looking at users also starts actors: past the limit it evicts as scoring does, and every
 /// look is still answered.
 #[tokio::test]

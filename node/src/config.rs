@@ -205,6 +205,9 @@ pub struct ActorsConfig {
     /// its stored snapshot; fewer are replayed when it comes back. 1: every passivation
     /// whose state moved writes one.
     pub passivation_snapshot_after: u64,
+    /// MiB of memory for passivated users' states kept in memory, so that a user coming back
+    /// starts without reading the store (0: none kept).
+    pub parked_mib: usize,
 }
 
 impl Default for ActorsConfig {
@@ -216,6 +219,7 @@ impl Default for ActorsConfig {
             lateness_secs: 300,
             snapshot_every: 1_000,
             passivation_snapshot_after: sentinel_actors::DEFAULT_PASSIVATION_SNAPSHOT_AFTER,
+            parked_mib: sentinel_actors::DEFAULT_PARKED_STATE_BYTES >> 20,
         }
     }
 }
@@ -232,6 +236,7 @@ impl ActorsConfig {
         config.lateness = Duration::from_secs(self.lateness_secs);
         config.snapshot_every = self.snapshot_every;
         config.passivation_snapshot_after = self.passivation_snapshot_after;
+        config.parked_state_bytes = self.parked_mib.saturating_mul(1 << 20);
         config
     }
 }
@@ -514,6 +519,34 @@ impl LimitsConfig {
 }
 
 impl NodeConfig {
+    /// The user actors' configuration: `[actors]`, with passivated users' states kept in
+    /// memory only where this node alone decides for its users
+    /// ([`NodeConfig::decides_its_users_alone`]).
+    pub fn scorer(&self) -> sentinel_actors::ScorerConfig {
+        let mut config = self.actors.scorer();
+        if config.parked_state_bytes > 0 && !self.decides_its_users_alone() {
+            tracing::info!(
+                "passivated users' states are not kept in memory: without Kafka's partitions, another member may decide for the same users"
+            );
+            config.parked_state_bytes = 0;
+        }
+        config
+    }
+
+    /// Whether no other process decides for this node's users, so that a passivated user's
+    /// state kept in memory stays what the store holds. With Kafka, a node decides only the
+    /// users of the partitions the consumer group gave it, and forgets their parked states
+    /// when a partition leaves. Without, only a node on its own embedded store that no other
+    /// member is configured to reach: no cluster port, seeds or store host (a cluster fed
+    /// over HTTP alone lets every node decide what it receives).
+    pub fn decides_its_users_alone(&self) -> bool {
+        self.kafka.is_some()
+            || (self.store.backend == StoreBackend::Embedded
+                && self.cluster.store_host.is_none()
+                && self.cluster.seeds.is_empty()
+                && self.cluster.port == 0)
+    }
+
     /// What incoming events are checked against: the limits and the validated field mapping.
     pub fn event_limits(&self) -> anyhow::Result<sentinel_event::Limits> {
         Ok(sentinel_event::Limits {
@@ -700,6 +733,34 @@ mod tests {
         assert_eq!(config.actors.lateness_secs, 5);
         let err = toml::from_str::<NodeConfig>("[kafka]\nbrokerz = \"x\"").unwrap_err();
         assert!(err.to_string().contains("brokerz"), "{err}");
+    }
+
+    /// Parked states only where no other process decides for the node's users.
+    #[test]
+    fn users_states_are_parked_only_where_the_node_decides_for_them_alone() {
+        let parked = |toml_text: &str| {
+            let config: NodeConfig = toml::from_str(toml_text).unwrap();
+            config.scorer().parked_state_bytes
+        };
+        let default = sentinel_actors::DEFAULT_PARKED_STATE_BYTES;
+        assert_eq!(parked(""), default, "a standalone node");
+        assert_eq!(parked("[actors]\nparked_mib = 3"), 3 << 20);
+        assert_eq!(parked("[kafka]\nbrokers = \"k:9092\""), default);
+        let kafka_member =
+            "[kafka]\nbrokers = \"k:9092\"\n[cluster]\nseeds = [\"n1:7001\"]\nstore_host = \"n1\"";
+        assert_eq!(
+            parked(kafka_member),
+            default,
+            "Kafka gives each user one owner"
+        );
+        for shared in [
+            "[cluster]\nseeds = [\"n1:7001\"]",
+            "[cluster]\nstore_host = \"n1\"",
+            "[cluster]\nport = 7001",
+            "[store]\nbackend = \"scylla\"",
+        ] {
+            assert_eq!(parked(shared), 0, "without Kafka: {shared}");
+        }
     }
 
     #[test]

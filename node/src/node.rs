@@ -238,7 +238,7 @@ async fn start_actors(
         true => Alerting::start(&config.alerts, Arc::clone(store)).await?,
         false => Alerting::idle(),
     };
-    let scorer = Scorer::start(writer.clone(), policy, config.actors.scorer())
+    let scorer = Scorer::start(writer.clone(), policy, config.scorer())
         .await
         .context("starting the user actors")?;
     entity_placement::start(&config.cluster.node_name, scorer.entities().clone()).await?;

@@ -392,7 +392,8 @@ async fn every_rule_and_dashboard_query_returns_data_scraped_from_a_demo_node() 
         .unwrap();
 
     // A real demo node. Actors passivate after 2 s idle so passivations and restores happen
-    // while the test runs.
+    // while the test runs; 1 MiB parks a few thousand of its 20,000 users' states, so users
+    // come back both from parked states and from the store.
     let node_port = free_port();
     let node_addr = format!("127.0.0.1:{node_port}");
     let config = dir.path().join("sentinel.toml");
@@ -400,7 +401,7 @@ async fn every_rule_and_dashboard_query_returns_data_scraped_from_a_demo_node() 
     // exists; a short attempt budget dead-letters alerts while the test runs.
     std::fs::write(
         &config,
-        "[actors]\npassivate_after_secs = 2\n\
+        "[actors]\npassivate_after_secs = 2\nparked_mib = 1\n\
          [alerts]\nmax_attempts = 2\ninitial_backoff_ms = 100\nbreaker_failures = 1000\n\
          [[alerts.routes]]\nsinks = [\"unreachable\"]\n\
          [[alerts.sinks]]\nname = \"unreachable\"\nkind = \"webhook\"\nurl = \"http://127.0.0.1:9/hook\"\n",

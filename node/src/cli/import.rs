@@ -164,7 +164,7 @@ pub async fn run(config: NodeConfig, args: ImportArgs) -> anyhow::Result<()> {
     // One table for the whole import: the rates in force when it starts.
     let currencies = crate::currency::Currencies::new(&config.currency)?;
     let store = crate::node::open_store(&config).await?;
-    let scorer_config = config.actors.scorer();
+    let scorer_config = config.scorer();
     let lateness_ms = i64::try_from(scorer_config.lateness.as_millis()).unwrap_or(i64::MAX);
     // `--policy` seeds an empty store here as it does for `sentinel run`.
     let catalog = Catalog::open(
