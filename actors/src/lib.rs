@@ -12,7 +12,8 @@
 //! - [`Scorer`]: the entry point: `score(event)` resolves once the decision is durable; a
 //!   [`Dispatch`] sends a burst of events with one message per shard.
 //! - `UserShard`: supervises the user actors of its share of the key space: spawns them on
-//!   first use, passivates idle ones (snapshot, stop), restarts failed ones from their snapshot.
+//!   first use, passivates idle ones (snapshot, stop) and keeps their states in memory for
+//!   their return (`parked`), restarts failed ones from their snapshot.
 //! - `UserActor`: one per live user; holds the user's `sentinel_engine::UserState` and decides
 //!   that user's events in order, under the current `sentinel_engine::Policy` (replaced as a
 //!   whole by an actor message).

@@ -1,16 +1,17 @@
 //! Passivated users' states kept in memory, compact, so that a user coming back starts its
 //! actor without reading the store.
 //!
-//! A live actor costs 15–20 KiB (its task, mailboxes and state); the same state in its
-//! snapshot bytes is a few hundred. A shard keeps the states of the users it passivated,
+//! A live actor costs 15–20 KiB (its task, mailboxes and state); the same state encoded is
+//! about 200 bytes. A shard keeps the states of the users it passivated,
 //! least recently passivated first out, within a byte budget. A returning user's actor
 //! decodes its state instead of reading its snapshot and the decisions after it and replaying
 //! them (BENCHMARKS.md, "Passivated users' states kept in memory").
 //!
 //! A state is parked only once everything it folds in is durable, so it is what a restore
 //! from the store would rebuild, for as long as no one else decides for the user. The node
-//! parks only where it is the user's only decider (README, "Passivation"); a shard forgets a
-//! parked state when the user's partition leaves the node ([`crate::Scorer::passivate_users`]).
+//! parks only where it is the users' only decider (README, "Passivation"), only users of the
+//! Kafka partitions it owns ([`crate::Scorer::park_only`]), and forgets the parked states of
+//! every partition a rebalance did not leave it ([`crate::Scorer::passivate_users`]).
 
 use crate::metrics as m;
 use lru::LruCache;
@@ -23,7 +24,10 @@ pub struct ParkedState {
     /// a snapshot, which must outlive the code that wrote it; these bytes never leave the
     /// process that wrote them.
     bytes: Box<[u8]>,
-    /// The `seq` of the user's stored snapshot, which the state's later decisions build on.
+    /// The `seq` of the user's stored snapshot, which the state's later decisions build on,
+    /// as the actor knew it. It may overstate what is stored (a retention pass rewrote an
+    /// older snapshot meanwhile): the user's next passivation then writes one later than due,
+    /// which only lengthens a replay after a crash.
     pub snapshot_seq: u64,
 }
 
@@ -135,6 +139,15 @@ impl ParkedStates {
         let (len, bytes) = std::mem::replace(&mut self.reported, now);
         m::ACTOR.parked_states.increment(now.0 as f64 - len as f64);
         m::ACTOR.parked_bytes.increment(now.1 as f64 - bytes as f64);
+    }
+}
+
+impl Drop for ParkedStates {
+    /// A shard that stops takes its parked states out of the node's gauges.
+    fn drop(&mut self) {
+        self.states.clear();
+        self.bytes = 0;
+        self.report();
     }
 }
 

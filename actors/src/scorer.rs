@@ -98,6 +98,7 @@ impl Scorer {
             lateness_ms: i64::try_from(config.lateness.as_millis()).unwrap_or(i64::MAX),
             snapshot_every: config.snapshot_every.max(1),
             passivation_snapshot_after: config.passivation_snapshot_after.max(1),
+            park_only: std::sync::OnceLock::new(),
         });
         let shard_count = config.shards.max(1);
         let max_live = match config.max_live_users {
@@ -225,6 +226,15 @@ impl Scorer {
     /// Number of live user actors on this node.
     pub async fn live_actors(&self) -> usize {
         self.sum_over_shards(ShardMessage::LiveActors).await
+    }
+
+    /// Parks only the states of the users `picks` picks, from now on (once per scorer; a
+    /// second call changes nothing): with Kafka, those of the partitions this node owns. A
+    /// state is checked when it would be parked and when a user's actor starts from it, so a
+    /// user whose partition has left is never parked nor started from a parked state, even
+    /// between the rebalance and [`Scorer::passivate_users`].
+    pub fn park_only(&self, picks: UserFilter) {
+        let _ = self.deps.park_only.set(picks);
     }
 
     /// Number of passivated users' states parked on this node ([`ScorerConfig::parked_state_bytes`]).

@@ -5,14 +5,15 @@
 //! durable, writing a snapshot if one is due; events arriving meanwhile wait in the shard, so
 //! a user never has two actors); passivates the least recently
 //! active one for each actor started beyond its limit, so memory is bounded by the limit
-//! whatever the population (Akka's sharding calls this an active entity limit); and restarts a
-//! failed actor at once, from its last snapshot plus the decisions stored after it.
+//! whatever the population (Akka's sharding calls this an active entity limit); keeps the
+//! states passivated actors leave (`crate::parked`) for their users' next actors; and restarts
+//! a failed actor at once, from its last snapshot plus the decisions stored after it.
 //!
 //! Users are kept in recency order (an LRU list), so both kinds of passivation find their
 //! actors at the list's cold end instead of scanning every user.
 
 use crate::metrics as m;
-use crate::parked::ParkedStates;
+use crate::parked::{ParkedState, ParkedStates};
 use crate::user_actor::{Deps, ScoreRequest, UserActor, UserActorState, UserArgs, UserMessage};
 use lru::LruCache;
 use ractor::{Actor, ActorId, ActorProcessingErr, ActorRef, RpcReplyPort, SupervisionEvent};
@@ -188,7 +189,8 @@ impl Actor for UserShard {
                     }
                     None => {
                         let user: Arc<str> = Arc::from(user.as_str());
-                        (state.spawn(&myself, &user, false).await?, true)
+                        let parked = state.parked.take(&user);
+                        (state.spawn(&myself, &user, false, parked).await?, true)
                     }
                 };
                 // Asked before any trim could pick it, so it answers first.
@@ -231,16 +233,13 @@ impl Actor for UserShard {
             return Ok(());
         };
         m::ACTOR.live.decrement(1.0);
-        let buffered = match state.users.pop(&user) {
+        let (buffered, left) = match state.users.pop(&user) {
             Some(Slot::Stopping { buffered, park }) => {
-                let parked = last_state
+                let left = last_state
                     .filter(|_| park)
                     .and_then(|mut last| last.take::<UserActorState>().ok())
                     .and_then(|mut last| last.take_parked());
-                if let Some(parked) = parked {
-                    state.parked.park(Arc::clone(&user), parked);
-                }
-                buffered
+                (buffered, left)
             }
             Some(Slot::Live { actor, .. }) if actor.get_id() != cell.get_id() => {
                 // A newer actor already serves this user; keep it.
@@ -256,16 +255,21 @@ impl Actor for UserShard {
             // The live actor itself ended (failed, or stopped without passivating).
             Some(Slot::Live { .. }) => {
                 state.live -= 1;
-                Vec::new()
+                (Vec::new(), None)
             }
-            None => Vec::new(),
+            None => (Vec::new(), None),
         };
         if let Some(err) = &failure {
             metrics::counter!(m::RESTARTS).increment(1);
             tracing::warn!(%user, error = %err, "user actor failed; restarting from its snapshot");
         }
-        if failure.is_some() || !buffered.is_empty() {
-            let actor = state.spawn(&myself, &user, failure.is_some()).await?;
+        if failure.is_none() && buffered.is_empty() {
+            if let Some(left) = left {
+                state.parked.park(user, left);
+            }
+        } else {
+            // Events came meanwhile: the next actor starts from the state just left, if any.
+            let actor = state.spawn(&myself, &user, failure.is_some(), left).await?;
             for message in buffered {
                 let _ = actor.cast(message);
             }
@@ -289,7 +293,8 @@ impl ShardState {
             Some(Slot::Stopping { buffered, .. }) => buffered.push(UserMessage::Score(request)),
             None => {
                 let user: Arc<str> = Arc::from(request.event.user_id.as_str());
-                let actor = self.spawn(myself, &user, false).await?;
+                let parked = self.parked.take(&user);
+                let actor = self.spawn(myself, &user, false, parked).await?;
                 let _ = actor.cast(UserMessage::Score(request));
                 self.passivate_least_recent();
             }
@@ -297,14 +302,17 @@ impl ShardState {
         Ok(())
     }
 
+    /// Starts `user`'s actor, from `parked` when given (unless after a failure, or the user
+    /// may no longer be parked here).
     async fn spawn(
         &mut self,
         myself: &ActorRef<ShardMessage>,
         user: &Arc<str>,
         after_failure: bool,
+        parked: Option<ParkedState>,
     ) -> Result<ActorRef<UserMessage>, ActorProcessingErr> {
         // After a failure the store is the truth (what the failed actor held may not be).
-        let parked = self.parked.take(user).filter(|_| !after_failure);
+        let parked = parked.filter(|_| !after_failure && self.deps.may_park(user));
         let args = UserArgs {
             user_id: Arc::clone(user),
             deps: Arc::clone(&self.deps),
@@ -362,7 +370,7 @@ impl ShardState {
     /// Asks a live user's actor to passivate, leaving its state to park when parking is on.
     /// Returns whether the user was live.
     fn passivate(&mut self, user: &str) -> bool {
-        let park = self.parked.enabled();
+        let park = self.parked.enabled() && self.deps.may_park(user);
         let Some(actor) = self.stop(user, park) else {
             return false;
         };

@@ -32,6 +32,16 @@ pub struct Deps {
     pub entities: Entities,
     /// Reads the restore points of users starting together in one store call.
     pub restorer: crate::restorer::Restorer,
+    /// When set, only the users it picks are parked (those of the Kafka partitions this node
+    /// owns): a user another node decides for must come back from the store.
+    pub park_only: std::sync::OnceLock<crate::UserFilter>,
+}
+
+impl Deps {
+    /// Whether `user`'s state may be parked, or taken from a parked state.
+    pub fn may_park(&self, user: &str) -> bool {
+        self.park_only.get().is_none_or(|picks| picks(user))
+    }
 }
 
 /// One transaction to decide, and where to send the decision once it is durable.
@@ -300,7 +310,7 @@ impl UserActorState {
     fn encode_to_park(&self) -> Option<ParkedState> {
         let user = self.user.as_ref()?;
         let snapshot_seq = self.snapshot_seq?;
-        // A user without decisions restores from the store without a read anyway.
+        // A user without decisions has nothing to keep.
         if user.seq == 0 || self.deps.writer.is_stale(&self.user_id) {
             return None;
         }

@@ -595,6 +595,65 @@ async fn parked_states_are_forgotten_with_their_users_partitions_and_kept_only_w
     }
 }
 
+/// Only the users the park filter picks (with Kafka: those of the partitions the node owns)
+/// are parked: another user's next actor reads the store.
+#[tokio::test]
+async fn users_the_park_filter_leaves_out_are_not_parked() {
+    let (node, reads) = node_counting_restore_reads(live_limit(1), None).await;
+    node.scorer
+        .park_only(Arc::new(|user: &str| user.starts_with("owned")));
+    let at = t0();
+    for user in ["owned", "other"] {
+        score(&node, txn(&format!("{user}-0"), user, "30", at, "FR"))
+            .await
+            .unwrap();
+    }
+    score(&node, txn("x-0", "x", "30", at, "FR")).await.unwrap();
+    for user in ["owned", "other"] {
+        let t = txn(
+            &format!("{user}-1"),
+            user,
+            "30",
+            at + Span::minutes(1),
+            "FR",
+        );
+        assert_eq!(score(&node, t).await.unwrap().decision.user_seq, 2);
+    }
+    assert_eq!(reads.of("owned"), 1, "the picked user came back parked");
+    assert_eq!(
+        reads.of("other"),
+        2,
+        "the other user came back from the store"
+    );
+}
+
+/// An event whose transaction id another user's decision already holds is answered with that
+/// decision, and the user it was folded into comes back from the store without it: the state
+/// is not kept ahead of what is stored, live or parked.
+#[tokio::test]
+async fn an_event_answered_with_another_users_decision_leaves_no_trace_in_the_state() {
+    let node = node_with_live_limit(1).await;
+    let at = t0();
+    score(&node, txn("shared", "first", "30", at, "FR"))
+        .await
+        .unwrap();
+    let answer = score(&node, txn("shared", "second", "30", at, "FR"))
+        .await
+        .unwrap();
+    assert!(answer.duplicate);
+    assert_eq!(answer.decision.user_id, "first");
+    let view = node.scorer.inspect("second").await.expect("a view");
+    assert_eq!((view.seq, view.txn_count), (0, 0), "the live state kept it");
+    // Passivated (first takes the only live place) and back: nothing was parked either.
+    node.scorer.inspect("first").await.expect("a view");
+    let view = node.scorer.inspect("second").await.expect("a view");
+    assert_eq!(
+        (view.seq, view.txn_count),
+        (0, 0),
+        "the parked state kept it"
+    );
+}
+
 /// A user still passivating when its partition leaves the node is not parked once it stops:
 /// its next actor here reads the store.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

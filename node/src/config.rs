@@ -225,8 +225,9 @@ impl Default for ActorsConfig {
 }
 
 impl ActorsConfig {
-    /// The scorer configuration these settings describe.
-    pub fn scorer(&self) -> sentinel_actors::ScorerConfig {
+    /// The scorer configuration these settings describe, parking wherever `parked_mib` says:
+    /// [`NodeConfig::scorer`] decides where it may.
+    pub(crate) fn scorer(&self) -> sentinel_actors::ScorerConfig {
         let mut config = sentinel_actors::ScorerConfig::default();
         if self.shards > 0 {
             config.shards = self.shards;

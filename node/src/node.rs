@@ -287,6 +287,11 @@ async fn start_scoring(
         None => None,
     };
     let ownership = kafka::PartitionOwnership::default();
+    if config.kafka.is_some() {
+        // A user of a partition another node owns must come back from the store.
+        let owner = ownership.clone();
+        scorer.park_only(Arc::new(move |user: &str| owner.owns(user)));
+    }
     let decider = Arc::new(NodeDecider {
         scorer: scorer.clone(),
         publisher,

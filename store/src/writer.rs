@@ -7,9 +7,10 @@
 //! request is committed alone, at once. Reads that must see every earlier write (restores,
 //! duplicate checks) go through the same queue as barriers.
 //!
-//! A snapshot must never be durable ahead of a decision it folds in. When a batch fails, the
-//! users of its decisions are marked stale: their snapshots are dropped until their actor has
-//! restored from the store ([`Writer::is_stale`], [`Writer::restored`]).
+//! A snapshot must never be durable ahead of a decision it folds in. When a batch fails, or a
+//! decision is answered with an earlier one of its transaction id, the users of those
+//! decisions are marked stale: their snapshots are dropped until their actor has restored
+//! from the store ([`Writer::is_stale`], [`Writer::restored`]).
 
 use crate::metrics as m;
 use crate::outbox::AlertRouting;
@@ -391,6 +392,7 @@ async fn run(
         }
         match outcome {
             Ok(results) => {
+                mark_answered_by_earlier(&stale, &acks, &results);
                 // Before the acknowledgements: whoever hears of its request may rely on it.
                 progress.finished.store(taken_so_far, Ordering::SeqCst);
                 if let Some(alerts) = &alerts {
@@ -425,6 +427,23 @@ async fn run(
                         Ack::Lookup(_, ack) => drop(ack.send(Err(err()))),
                     }
                 }
+            }
+        }
+    }
+}
+
+/// Marks stale the users of decisions the store answered with an earlier decision of the same
+/// transaction id (another user's, or a redelivery decided elsewhere): each actor folded its
+/// event into its state, which is then ahead of the store, as after a failed batch. Before the
+/// writer's finished count moves, so that a passivating actor that settles on it sees the mark
+/// and keeps nothing of that state.
+fn mark_answered_by_earlier(stale: &Stale, acks: &[Ack], results: &[WriteResult]) {
+    // Each acknowledgement but a lookup has its operation's result, in order.
+    let answered = acks.iter().filter(|ack| !matches!(ack, Ack::Lookup(..)));
+    for (ack, result) in answered.zip(results) {
+        if let (Ack::Decision(decision, _), WriteResult::AlreadyDecided(_)) = (ack, result) {
+            if let Ok(mut stale) = stale.lock() {
+                stale.insert(decision.user_id.clone());
             }
         }
     }

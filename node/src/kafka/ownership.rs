@@ -44,6 +44,17 @@ impl PartitionOwnership {
         self.owned.lock().map(|o| o.clone()).unwrap_or_default()
     }
 
+    /// Whether this node owns the partition of `key` (false while the partition count is
+    /// unknown).
+    pub fn owns(&self, key: &str) -> bool {
+        // `owned` is kept sorted.
+        self.partition_of(key).is_some_and(|p| {
+            self.owned
+                .lock()
+                .is_ok_and(|owned| owned.binary_search(&p).is_ok())
+        })
+    }
+
     /// The input partition of `key` under Kafka's default partitioner, once the size is known.
     pub fn partition_of(&self, key: &str) -> Option<i32> {
         let count = self.partition_count.load(Ordering::Relaxed);
@@ -107,5 +118,24 @@ impl PartitionOwnership {
     /// Fires after every revoke and assignment.
     pub(crate) fn revokes(&self) -> watch::Receiver<u64> {
         self.revokes.subscribe()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_key_is_owned_only_once_its_partition_is_known_and_assigned_here() {
+        let ownership = PartitionOwnership::default();
+        assert!(!ownership.owns("u"), "the partition count is unknown");
+        ownership.set_partition_count(8);
+        let p = ownership.partition_of("u").unwrap();
+        ownership.assigned(vec![(p + 1) % 8, (p + 3) % 8]);
+        assert!(!ownership.owns("u"));
+        ownership.assigned(vec![(p + 1) % 8, p]);
+        assert!(ownership.owns("u"));
+        ownership.revoked(&[p]);
+        assert!(!ownership.owns("u"));
     }
 }
