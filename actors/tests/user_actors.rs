@@ -629,7 +629,7 @@ async fn users_the_park_filter_leaves_out_are_not_parked() {
 
 /// An event whose transaction id another user's decision already holds is answered with that
 /// decision, and the user it was folded into comes back from the store without it: the state
-/// is not kept ahead of what is stored, live or parked.
+/// ahead of the store is kept neither parked nor live.
 #[tokio::test]
 async fn an_event_answered_with_another_users_decision_leaves_no_trace_in_the_state() {
     let node = node_with_live_limit(1).await;
@@ -642,9 +642,7 @@ async fn an_event_answered_with_another_users_decision_leaves_no_trace_in_the_st
         .unwrap();
     assert!(answer.duplicate);
     assert_eq!(answer.decision.user_id, "first");
-    let view = node.scorer.inspect("second").await.expect("a view");
-    assert_eq!((view.seq, view.txn_count), (0, 0), "the live state kept it");
-    // Passivated (first takes the only live place) and back: nothing was parked either.
+    // first takes the only live place back: second passivates, and is not parked.
     node.scorer.inspect("first").await.expect("a view");
     let view = node.scorer.inspect("second").await.expect("a view");
     assert_eq!(
@@ -652,6 +650,11 @@ async fn an_event_answered_with_another_users_decision_leaves_no_trace_in_the_st
         (0, 0),
         "the parked state kept it"
     );
+    score(&node, txn("shared", "third", "30", at, "FR"))
+        .await
+        .unwrap();
+    let view = node.scorer.inspect("third").await.expect("a view");
+    assert_eq!((view.seq, view.txn_count), (0, 0), "the live state kept it");
 }
 
 /// A user still passivating when its partition leaves the node is not parked once it stops:

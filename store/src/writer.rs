@@ -433,17 +433,21 @@ async fn run(
 }
 
 /// Marks stale the users of decisions the store answered with an earlier decision of the same
-/// transaction id (another user's, or a redelivery decided elsewhere): each actor folded its
-/// event into its state, which is then ahead of the store, as after a failed batch. Before the
-/// writer's finished count moves, so that a passivating actor that settles on it sees the mark
-/// and keeps nothing of that state.
+/// transaction id that is not the same user's at the same position (another user's, or one
+/// its user decided at another position): each actor folded its event into its state, which
+/// is then ahead of the store, as after a failed batch. Before the writer's finished count
+/// moves, so that a passivating actor that settles on it sees the mark and keeps nothing of
+/// that state. A copy stored again (`sentinel alerts` re-reading its topic) marks nothing.
 fn mark_answered_by_earlier(stale: &Stale, acks: &[Ack], results: &[WriteResult]) {
     // Each acknowledgement but a lookup has its operation's result, in order.
     let answered = acks.iter().filter(|ack| !matches!(ack, Ack::Lookup(..)));
     for (ack, result) in answered.zip(results) {
-        if let (Ack::Decision(decision, _), WriteResult::AlreadyDecided(_)) = (ack, result) {
-            if let Ok(mut stale) = stale.lock() {
-                stale.insert(decision.user_id.clone());
+        if let (Ack::Decision(decision, _), WriteResult::AlreadyDecided(earlier)) = (ack, result) {
+            let same = earlier.user_id == decision.user_id && earlier.user_seq == decision.user_seq;
+            if !same {
+                if let Ok(mut stale) = stale.lock() {
+                    stale.insert(decision.user_id.clone());
+                }
             }
         }
     }

@@ -61,3 +61,29 @@ async fn decisions_arriving_together_at_an_idle_writer_share_one_commit() {
     // Gathering is bounded: a steady trickle is committed after `gather_yields` yields.
     assert_eq!(first_batch_of_a_burst(3, 10).await, 4);
 }
+
+/// A decision the store answers with an earlier one of its transaction id marks its user
+/// stale unless that earlier one is the same user's at the same position: a copy stored again
+/// (as `sentinel alerts` does when it re-reads its topic) leaves nothing ahead of the store.
+#[tokio::test(flavor = "current_thread")]
+async fn only_a_different_earlier_decision_marks_its_user_stale() {
+    let dir = tempfile::tempdir().unwrap();
+    let store: Arc<dyn Store> = Arc::new(EmbeddedStore::open(&dir.path().join("w.redb")).unwrap());
+    let writer = Writer::start(store, WriterConfig::default());
+    let store_one = |id: &str, user: &str, seq: u64| {
+        let (ack, done) = oneshot::channel();
+        let d = Arc::new(decision(id, user, seq, 0));
+        let writer = writer.clone();
+        async move {
+            writer.submit_decision(d, ack).await.unwrap();
+            done.await.unwrap().unwrap()
+        }
+    };
+    assert!(!store_one("t", "u", 1).await.duplicate);
+    assert!(store_one("t", "u", 1).await.duplicate);
+    assert!(!writer.is_stale("u"), "a copy of the stored decision");
+    assert!(store_one("t", "u", 2).await.duplicate);
+    assert!(writer.is_stale("u"), "the same id at another position");
+    assert!(store_one("t", "v", 1).await.duplicate);
+    assert!(writer.is_stale("v"), "another user's decision");
+}
