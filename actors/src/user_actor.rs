@@ -64,10 +64,11 @@ pub enum UserMessage {
     Inspect(RpcReplyPort<sentinel_engine::UserView>),
     /// Stop (the user has been idle, or others are more recent), once everything the user
     /// decided is durable: with a snapshot written first if at least `passivation_snapshot_after`
-    /// decisions are not in the stored one. Replies when stopped cleanly, if a port is given.
+    /// decisions are not in the stored one.
     Passivate {
         /// Leave the state, encoded, for the shard to park ([`crate::parked`]).
         park: bool,
+        /// Told once the actor has stopped cleanly.
         reply: Option<RpcReplyPort<()>>,
     },
 }
