@@ -46,6 +46,11 @@ async fn node_with_hook(config: ScorerConfig, before_write: Option<support::Befo
         }),
         None => Arc::new(inner),
     };
+    node_on(dir, store, config).await
+}
+
+/// A node scoring with the seed policy into `store`, kept in `dir`.
+async fn node_on(dir: tempfile::TempDir, store: Arc<dyn Store>, config: ScorerConfig) -> Node {
     let writer = Writer::start(Arc::clone(&store), WriterConfig::default());
     let policy = Arc::new(PolicyDef::seed().compile().unwrap());
     let scorer = Scorer::start(writer, policy, config).await.unwrap();
@@ -505,15 +510,7 @@ async fn node_counting_restore_reads(
             Ok(())
         })),
     });
-    let writer = Writer::start(Arc::clone(&store), WriterConfig::default());
-    let policy = Arc::new(PolicyDef::seed().compile().unwrap());
-    let scorer = Scorer::start(writer, policy, config).await.unwrap();
-    let node = Node {
-        _dir: dir,
-        store,
-        scorer,
-    };
-    (node, reads)
+    (node_on(dir, store, config).await, reads)
 }
 
 /// Each user's reads of its snapshot or restore point.
@@ -670,17 +667,7 @@ async fn a_user_passivating_as_its_partition_leaves_is_not_parked() {
     };
     let (node, reads) = node_counting_restore_reads(config, Some(hook)).await;
     let node = Arc::new(node);
-    score(&node, txn("r-0", "r", "30", t0(), "FR"))
-        .await
-        .unwrap();
-    // x takes the only live place: r is passivating, held at its snapshot.
-    let x = {
-        let node = Arc::clone(&node);
-        tokio::spawn(async move { score(&node, txn("x-0", "x", "30", t0(), "FR")).await })
-    };
-    tokio::time::timeout(Duration::from_secs(10), held.notified())
-        .await
-        .expect("r was never passivated");
+    let x = passivating_while_held(&node, "r", "x", &held).await;
     let picks: sentinel_actors::UserFilter = Arc::new(|user: &str| user == "r");
     assert_eq!(node.scorer.passivate_users(picks).await, 0, "r is not live");
     gate.add_permits(1);
@@ -726,17 +713,7 @@ async fn a_look_at_a_passivating_user_is_answered_once_its_snapshot_is_stored() 
         ..live_limit(1)
     };
     let node = Arc::new(node_with_hook(config, Some(hook)).await);
-    score(&node, txn("first-0", "first", "30", t0(), "FR"))
-        .await
-        .unwrap();
-    // A second user takes the only live place: the first is passivated, its snapshot held.
-    let second = {
-        let node = Arc::clone(&node);
-        tokio::spawn(async move { score(&node, txn("second-0", "second", "30", t0(), "FR")).await })
-    };
-    tokio::time::timeout(Duration::from_secs(10), held.notified())
-        .await
-        .expect("the first user was never passivated");
+    let second = passivating_while_held(&node, "first", "second", &held).await;
     let view = look_waiting_for_the_gate(&node, "first", &gate).await;
     assert_eq!(view.seq, 1, "the user's next actor restored its event");
     second.await.unwrap().unwrap();
@@ -989,6 +966,31 @@ fn hooked_writer(hook: support::BeforeWrite, config: WriterConfig) -> (tempfile:
 
 /// Looks at `user`, whose held write the look must wait for: asserts it is still unanswered
 /// after 100 ms, then lets one held batch through and returns the answer.
+/// On a node holding one live actor whose store holds `user`'s snapshot: scores `user`'s
+/// first event, then starts scoring `other`'s, which takes the only live place, and returns
+/// once `user` is passivating, held at its snapshot. The task scoring `other` ends once the
+/// snapshot is let through.
+async fn passivating_while_held(
+    node: &Arc<Node>,
+    user: &str,
+    other: &str,
+    held: &tokio::sync::Notify,
+) -> tokio::task::JoinHandle<Result<Stored, DecisionError>> {
+    score(node, txn(&format!("{user}-0"), user, "30", t0(), "FR"))
+        .await
+        .unwrap();
+    let other = {
+        let (node, other) = (Arc::clone(node), other.to_owned());
+        tokio::spawn(async move {
+            score(&node, txn(&format!("{other}-0"), &other, "30", t0(), "FR")).await
+        })
+    };
+    tokio::time::timeout(Duration::from_secs(10), held.notified())
+        .await
+        .unwrap_or_else(|_| panic!("{user} was never passivated"));
+    other
+}
+
 async fn look_waiting_for_the_gate(
     node: &Node,
     user: &str,
