@@ -183,10 +183,24 @@ impl UserActorState {
             received,
             reply,
         } = request;
+        // Read before the stale mark is: a settled decision's mark, if any, is then seen.
+        let settled = self
+            .unsettled
+            .is_none_or(|mark| self.deps.writer.is_settled(mark));
         self.forget_if_stale();
         if let Err(e) = self.load().await {
             let _ = reply.send(Err(DecisionError::Store(e.to_string())));
             return Err(e.into());
+        }
+        if settled && self.unsnapshotted() >= self.deps.snapshot_every {
+            // Only once every decision it folds in is settled and none was answered with
+            // another's (the user is not stale): a snapshot queued right behind its decision
+            // could be committed with it, before the store's answer is known.
+            let snapshot = self.snapshot()?;
+            self.deps.writer.queue_snapshot(snapshot).await?;
+            // Passivating waits for it too, so that it never lands after a newer one written
+            // by the user's next owner on another node.
+            self.unsettled = Some(self.deps.writer.mark());
         }
         let lateness = self.deps.lateness_ms;
         let user = self.user.as_mut().expect("loaded above");
@@ -266,13 +280,6 @@ impl UserActorState {
             .writer
             .submit_decision(Arc::new(decision), reply)
             .await?;
-        if self.unsnapshotted() >= self.deps.snapshot_every {
-            // Queued behind the decision it covers, so it is never durable before it.
-            let snapshot = self.snapshot()?;
-            self.deps.writer.queue_snapshot(snapshot).await?;
-        }
-        // After the snapshot, if any: passivating waits for it too, so that it never lands
-        // after a newer one written by the user's next owner on another node.
         self.unsettled = Some(self.deps.writer.mark());
         Ok(())
     }
@@ -288,21 +295,23 @@ impl UserActorState {
         }
     }
 
-    /// Before the actor stops: writes a snapshot if enough decisions are missing from the
-    /// stored one, and otherwise waits until the decisions it queued are durable, so the
-    /// user's next actor restores them from the store. A snapshot written at every
+    /// Before the actor stops: waits until the decisions it queued are finished, so the
+    /// user's next actor restores them from the store, then writes a snapshot if enough
+    /// decisions are missing from the stored one. A snapshot written at every
     /// passivation was about 30% of a new user's CPU in-process (BENCHMARKS.md, "Passivation
     /// without a snapshot"); a user that comes back replays the few decisions instead.
     async fn settle_for_passivation(&mut self) -> Result<(), ActorProcessingErr> {
-        if self.unsnapshotted() >= self.deps.passivation_snapshot_after {
-            let snapshot = self.snapshot()?;
-            // Behind every decision queued before it: durable means they are too.
-            self.deps.writer.write_snapshot(snapshot).await?;
-        } else if let Some(mark) = self.unsettled {
+        if let Some(mark) = self.unsettled.take() {
             // Usually at once: an idle user's last decision was durable long ago.
             self.deps.writer.settle(mark).await?;
         }
-        self.unsettled = None;
+        // Only once its decisions are answered: if the store lacks one, or answered one with
+        // another's, the user is stale by now and the writer drops the snapshot. Queued right
+        // behind them, it could be committed with them, before that is known.
+        if self.unsnapshotted() >= self.deps.passivation_snapshot_after {
+            let snapshot = self.snapshot()?;
+            self.deps.writer.write_snapshot(snapshot).await?;
+        }
         Ok(())
     }
 

@@ -16,6 +16,7 @@ use std::time::{Duration, Instant};
 struct Node {
     _dir: tempfile::TempDir,
     store: Arc<dyn Store>,
+    writer: Writer,
     scorer: Scorer,
 }
 
@@ -53,10 +54,11 @@ async fn node_with_hook(config: ScorerConfig, before_write: Option<support::Befo
 async fn node_on(dir: tempfile::TempDir, store: Arc<dyn Store>, config: ScorerConfig) -> Node {
     let writer = Writer::start(Arc::clone(&store), WriterConfig::default());
     let policy = Arc::new(PolicyDef::seed().compile().unwrap());
-    let scorer = Scorer::start(writer, policy, config).await.unwrap();
+    let scorer = Scorer::start(writer.clone(), policy, config).await.unwrap();
     Node {
         _dir: dir,
         store,
+        writer,
         scorer,
     }
 }
@@ -654,6 +656,113 @@ async fn an_event_answered_with_another_users_decision_leaves_no_trace_in_the_st
     assert_eq!((view.seq, view.txn_count), (0, 0), "the live state kept it");
 }
 
+/// Nor does a snapshot: one due right after such an event is not written with it, so the
+/// user's next actor, restored from the store, starts without it.
+#[tokio::test]
+async fn an_event_answered_with_another_users_decision_is_never_snapshotted() {
+    let node = node_with(ScorerConfig {
+        snapshot_every: 1,
+        passivation_snapshot_after: 1,
+        parked_state_bytes: 0,
+        ..live_limit(1)
+    })
+    .await;
+    let at = t0();
+    score(&node, txn("shared", "first", "30", at, "FR"))
+        .await
+        .unwrap();
+    let answer = score(&node, txn("shared", "second", "30", at, "FR"))
+        .await
+        .unwrap();
+    assert!(answer.duplicate);
+    let second: sentinel_actors::UserFilter = Arc::new(|user: &str| user == "second");
+    assert_eq!(node.scorer.passivate_users(Arc::clone(&second)).await, 1);
+    let snapshot = node.store.snapshot("second").await.unwrap();
+    assert_eq!(snapshot.map(|s| s.seq), None, "a snapshot folds it in");
+    let view = node.scorer.inspect("second").await.expect("a view");
+    assert_eq!(
+        (view.seq, view.txn_count),
+        (0, 0),
+        "the restored state has it"
+    );
+    // Its next event is snapshotted as usual.
+    score(
+        &node,
+        txn("own", "second", "30", at + Span::minutes(1), "FR"),
+    )
+    .await
+    .unwrap();
+    assert_eq!(node.scorer.passivate_users(second).await, 1);
+    let snapshot = node.store.snapshot("second").await.unwrap();
+    assert_eq!(snapshot.map(|s| s.seq), Some(1), "its own event's snapshot");
+}
+
+/// A snapshot due while its user's last decision is not yet answered waits for the answer:
+/// queued behind it, it could be committed in the same batch as a decision the store answers
+/// with another's.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_snapshot_waits_until_its_users_last_decision_is_answered() {
+    let (node, gate, holding) = holding_a_batch_of_first(ScorerConfig {
+        snapshot_every: 1,
+        ..live_limit(4)
+    })
+    .await;
+    // Two events of second's queue behind the held batch.
+    let at = t0();
+    let later = at + Span::minutes(1);
+    let (answer, next, view) = tokio::join!(
+        score(&node, txn("shared", "second", "30", at, "FR")),
+        score(&node, txn("second-2", "second", "30", later, "FR")),
+        async {
+            // Answered once both events are decided and queued, before the gate opens.
+            let view = node.scorer.inspect("second").await;
+            gate.add_permits(1);
+            view
+        }
+    );
+    assert_eq!(view.map(|v| v.seq), Some(2));
+    assert!(answer.unwrap().duplicate);
+    next.unwrap();
+    holding.await.unwrap().unwrap();
+    let second: sentinel_actors::UserFilter = Arc::new(|user: &str| user == "second");
+    assert_eq!(node.scorer.passivate_users(second).await, 1);
+    let snapshot = node.store.snapshot("second").await.unwrap();
+    assert_eq!(snapshot.map(|s| s.seq), None, "a snapshot folds it in");
+}
+
+/// Nor does a passivation's snapshot: it waits for the user's decisions to be answered.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_passivation_snapshot_waits_until_its_users_last_decision_is_answered() {
+    let (node, gate, holding) = holding_a_batch_of_first(ScorerConfig {
+        passivation_snapshot_after: 1,
+        ..live_limit(4)
+    })
+    .await;
+    let at = t0();
+    let second: sentinel_actors::UserFilter = Arc::new(|user: &str| user == "second");
+    let (answer, passivated) = tokio::join!(
+        score(&node, txn("shared", "second", "30", at, "FR")),
+        async {
+            // Once second's decision is queued behind the held batch, passivate it, and
+            // open the gate once its passivation has queued what it waits for.
+            node.scorer.inspect("second").await.expect("a view");
+            let queued = node.writer.mark();
+            let (passivated, ()) = tokio::join!(node.scorer.passivate_users(second), async {
+                while node.writer.mark() == queued {
+                    tokio::task::yield_now().await;
+                }
+                gate.add_permits(1);
+            });
+            passivated
+        }
+    );
+    assert!(answer.unwrap().duplicate);
+    assert_eq!(passivated, 1);
+    holding.await.unwrap().unwrap();
+    let snapshot = node.store.snapshot("second").await.unwrap();
+    assert_eq!(snapshot.map(|s| s.seq), None, "a snapshot folds it in");
+}
+
 /// A user still passivating when its partition leaves the node is not parked once it stops:
 /// its next actor here reads the store.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -946,6 +1055,36 @@ impl Hold {
         };
         (Hold { held, gate }, hook)
     }
+}
+
+/// A node (parking nothing) where user first has decided transaction "shared", and whose
+/// writer holds a batch with another decision of first's until a permit is added to the gate
+/// returned; with the task waiting for that decision.
+async fn holding_a_batch_of_first(
+    config: ScorerConfig,
+) -> (
+    Arc<Node>,
+    Arc<tokio::sync::Semaphore>,
+    tokio::task::JoinHandle<Result<Stored, DecisionError>>,
+) {
+    let (Hold { held, gate }, hook) =
+        Hold::batches_with(|op| matches!(op, WriteOp::Decision(d) if d.transaction_id == "hold"));
+    let config = ScorerConfig {
+        parked_state_bytes: 0,
+        ..config
+    };
+    let node = Arc::new(node_with_hook(config, Some(hook)).await);
+    score(&node, txn("shared", "first", "30", t0(), "FR"))
+        .await
+        .unwrap();
+    let holding = {
+        let node = Arc::clone(&node);
+        tokio::spawn(async move { score(&node, txn("hold", "first", "30", t0(), "FR")).await })
+    };
+    tokio::time::timeout(Duration::from_secs(10), held.notified())
+        .await
+        .expect("the batch was never held");
+    (node, gate, holding)
 }
 
 /// Picks the decisions of the user "held".

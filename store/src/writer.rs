@@ -10,7 +10,9 @@
 //! A snapshot must never be durable ahead of a decision it folds in. When a batch fails, or a
 //! decision is answered with an earlier one of its transaction id, the users of those
 //! decisions are marked stale: their snapshots are dropped until their actor has restored
-//! from the store ([`Writer::is_stale`], [`Writer::restored`]).
+//! from the store ([`Writer::is_stale`], [`Writer::restored`]). A user actor queues a snapshot
+//! only once the decisions it folds in are finished ([`Writer::is_settled`], [`Writer::settle`]),
+//! so that no snapshot shares a batch with a decision whose answer would have dropped it.
 
 use crate::metrics as m;
 use crate::outbox::AlertRouting;
@@ -254,10 +256,16 @@ impl Writer {
     /// that many requests, as it has long before a user goes idle; otherwise waits as
     /// [`Writer::flush`] does.
     pub async fn settle(&self, mark: QueueMark) -> Result<(), StoreError> {
-        if self.progress.finished.load(Ordering::SeqCst) >= mark.0 {
+        if self.is_settled(mark) {
             return Ok(());
         }
         self.flush().await
+    }
+
+    /// Whether every request queued before `mark` was taken is finished, without waiting.
+    /// Once it is, the users those requests marked stale are seen as stale.
+    pub fn is_settled(&self, mark: QueueMark) -> bool {
+        self.progress.finished.load(Ordering::SeqCst) >= mark.0
     }
 }
 
