@@ -28,8 +28,9 @@ pub struct ScorerConfig {
     /// How far behind a user's latest event time an event may arrive and still enter windows.
     pub lateness: Duration,
     /// Events between background snapshots of a user that stays busy (never idle long enough
-    /// to be passivated). Bounds what a crash makes a user's actor replay; each snapshot costs
-    /// an encode and a store write, so keep it large.
+    /// to be passivated): taken at its next event once its decisions are stored, so a user
+    /// whose events come back to back may reach twice as many. Bounds what a crash makes a
+    /// user's actor replay; each snapshot costs an encode and a store write, so keep it large.
     pub snapshot_every: u64,
     /// A passivated user's state is snapshotted only when at least this many of its decisions
     /// are not in its stored snapshot; fewer are replayed from the store when the user comes

@@ -22,8 +22,9 @@ pub struct Deps {
     /// How far behind the user's latest event time an event may arrive and still enter the
     /// windows.
     pub lateness_ms: i64,
-    /// Decisions not in a busy user's stored snapshot before it gets a background one,
-    /// bounding the replay after a crash.
+    /// Decisions not in a busy user's stored snapshot before it gets a background one (at
+    /// its next event once they are answered, and at the latest at twice as many), bounding
+    /// the replay after a crash.
     pub snapshot_every: u64,
     /// Decisions not in a user's stored snapshot from which passivation writes a new one;
     /// fewer are replayed when the user comes back.
@@ -63,7 +64,7 @@ pub enum UserMessage {
     /// Reply with a summary of the user's live state (loading it first if needed).
     Inspect(RpcReplyPort<sentinel_engine::UserView>),
     /// Stop (the user has been idle, or others are more recent), once everything the user
-    /// decided is durable: with a snapshot written first if at least `passivation_snapshot_after`
+    /// decided is durable, and then a snapshot if at least `passivation_snapshot_after`
     /// decisions are not in the stored one.
     Passivate {
         /// Leave the state, encoded, for the shard to park ([`crate::parked`]).
@@ -183,24 +184,21 @@ impl UserActorState {
             received,
             reply,
         } = request;
-        // Read before the stale mark is: a settled decision's mark, if any, is then seen.
-        let settled = self
-            .unsettled
-            .is_none_or(|mark| self.deps.writer.is_settled(mark));
+        // Before the stale mark is read: a settled decision's mark, if any, is then seen.
+        let answered = match self.decisions_answered().await {
+            Ok(answered) => answered,
+            Err(e) => {
+                let _ = reply.send(Err(DecisionError::Store(e.to_string())));
+                return Err(e.into());
+            }
+        };
         self.forget_if_stale();
         if let Err(e) = self.load().await {
             let _ = reply.send(Err(DecisionError::Store(e.to_string())));
             return Err(e.into());
         }
-        if settled && self.unsnapshotted() >= self.deps.snapshot_every {
-            // Only once every decision it folds in is settled and none was answered with
-            // another's (the user is not stale): a snapshot queued right behind its decision
-            // could be committed with it, before the store's answer is known.
-            let snapshot = self.snapshot()?;
-            self.deps.writer.queue_snapshot(snapshot).await?;
-            // Passivating waits for it too, so that it never lands after a newer one written
-            // by the user's next owner on another node.
-            self.unsettled = Some(self.deps.writer.mark());
+        if answered && self.unsnapshotted() >= self.deps.snapshot_every {
+            self.queue_background_snapshot().await;
         }
         let lateness = self.deps.lateness_ms;
         let user = self.user.as_mut().expect("loaded above");
@@ -284,6 +282,53 @@ impl UserActorState {
         Ok(())
     }
 
+    /// Whether every decision this actor queued is answered (finished), so that a snapshot
+    /// of its state cannot share a batch with one the store answers with another's. A user
+    /// whose next event keeps coming before that (a backlog decided back to back) waits for
+    /// it once twice `snapshot_every` decisions are missing from its stored snapshot: a crash
+    /// then never replays more than that.
+    async fn decisions_answered(&mut self) -> Result<bool, StoreError> {
+        let Some(mark) = self.unsettled else {
+            return Ok(true);
+        };
+        if self.deps.writer.is_settled(mark) {
+            return Ok(true);
+        }
+        if self.unsnapshotted() < self.deps.snapshot_every.saturating_mul(2) {
+            return Ok(false);
+        }
+        self.deps.writer.settle(mark).await?;
+        Ok(true)
+    }
+
+    /// Queues a snapshot of a busy user's answered state, bounding what a crash replays. A
+    /// snapshot that cannot be made is logged and skipped: the event is decided regardless,
+    /// and the user's next restore replays more decisions.
+    async fn queue_background_snapshot(&mut self) {
+        let queued = match self.snapshot() {
+            Ok(snapshot) => {
+                let seq = snapshot.seq;
+                self.deps
+                    .writer
+                    .queue_snapshot(snapshot)
+                    .await
+                    .map(|()| seq)
+            }
+            Err(e) => Err(StoreError::Backend(e.to_string())),
+        };
+        match queued {
+            Ok(seq) => {
+                self.snapshot_seq = Some(seq);
+                // Passivating waits for it too, so that it never lands after a newer one
+                // written by the user's next owner on another node.
+                self.unsettled = Some(self.deps.writer.mark());
+            }
+            Err(e) => {
+                tracing::warn!(user = %self.user_id, error = %e, "background snapshot skipped")
+            }
+        }
+    }
+
     /// The loaded state's decisions that are not in the user's stored snapshot (all of them
     /// when that snapshot must be written again); 0 when nothing is loaded.
     fn unsnapshotted(&self) -> u64 {
@@ -310,7 +355,9 @@ impl UserActorState {
         // behind them, it could be committed with them, before that is known.
         if self.unsnapshotted() >= self.deps.passivation_snapshot_after {
             let snapshot = self.snapshot()?;
+            let seq = snapshot.seq;
             self.deps.writer.write_snapshot(snapshot).await?;
+            self.snapshot_seq = Some(seq);
         }
         Ok(())
     }
@@ -347,10 +394,11 @@ impl UserActorState {
 
     /// Restores the user's state: the latest snapshot, then every stored decision after it.
     async fn restore(&mut self) -> Result<(), StoreError> {
-        let stale = self.deps.writer.is_stale(&self.user_id);
-        if self.after_failure || stale {
+        if self.after_failure || self.deps.writer.is_stale(&self.user_id) {
             self.deps.writer.flush().await?;
         }
+        // After the flush: a batch it waited for may have made the user stale.
+        let stale = self.deps.writer.is_stale(&self.user_id);
         if let Some(parked) = self.parked.take() {
             if !self.after_failure && !stale {
                 match parked.decode() {
@@ -395,9 +443,9 @@ impl UserActorState {
         Ok(())
     }
 
-    fn snapshot(&mut self) -> Result<UserSnapshot, ActorProcessingErr> {
+    /// The loaded state as a snapshot to store (`snapshot_seq` moves once it is queued).
+    fn snapshot(&self) -> Result<UserSnapshot, ActorProcessingErr> {
         let user = self.user.as_ref().expect("snapshot of a loaded user");
-        self.snapshot_seq = Some(user.seq);
         Ok(UserSnapshot {
             user_id: self.user_id.to_string(),
             seq: user.seq,

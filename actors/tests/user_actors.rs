@@ -685,7 +685,7 @@ async fn an_event_answered_with_another_users_decision_is_never_snapshotted() {
         (0, 0),
         "the restored state has it"
     );
-    // Its next event is snapshotted as usual.
+    // Its own next event is snapshotted at passivation as usual.
     score(
         &node,
         txn("own", "second", "30", at + Span::minutes(1), "FR"),
@@ -695,6 +695,48 @@ async fn an_event_answered_with_another_users_decision_is_never_snapshotted() {
     assert_eq!(node.scorer.passivate_users(second).await, 1);
     let snapshot = node.store.snapshot("second").await.unwrap();
     assert_eq!(snapshot.map(|s| s.seq), Some(1), "its own event's snapshot");
+}
+
+/// A busy user is snapshotted at its next event once its decisions are stored; when its
+/// events come back to back, so that they never are by then, once twice `snapshot_every` are
+/// missing from its stored snapshot.
+#[tokio::test]
+async fn a_busy_user_is_snapshotted_within_twice_snapshot_every() {
+    let node = node_with(ScorerConfig {
+        snapshot_every: 1,
+        parked_state_bytes: 0,
+        ..live_limit(4)
+    })
+    .await;
+    let event = |i: i64| {
+        txn(
+            &format!("busy-{i}"),
+            "busy",
+            "30",
+            t0() + Span::minutes(i),
+            "FR",
+        )
+    };
+    // Sent together: on this test's one thread the actor decides all three back to back,
+    // before the writer runs.
+    let (a, b, c) = tokio::join!(
+        score(&node, event(0)),
+        score(&node, event(1)),
+        score(&node, event(2))
+    );
+    assert_eq!(c.unwrap().decision.user_seq, 3);
+    assert!(a.is_ok() && b.is_ok());
+    let stored = node.store.snapshot("busy").await.unwrap();
+    assert_eq!(
+        stored.map(|s| s.seq),
+        Some(2),
+        "the third waits for the first two"
+    );
+    // One at a time, each event finds the one before it stored.
+    score(&node, event(3)).await.unwrap();
+    score(&node, event(4)).await.unwrap();
+    let stored = node.store.snapshot("busy").await.unwrap();
+    assert_eq!(stored.map(|s| s.seq), Some(4));
 }
 
 /// A snapshot due while its user's last decision is not yet answered waits for the answer:
@@ -748,9 +790,14 @@ async fn a_passivation_snapshot_waits_until_its_users_last_decision_is_answered(
             node.scorer.inspect("second").await.expect("a view");
             let queued = node.writer.mark();
             let (passivated, ()) = tokio::join!(node.scorer.passivate_users(second), async {
-                while node.writer.mark() == queued {
-                    tokio::task::yield_now().await;
-                }
+                let moved = async {
+                    while node.writer.mark() == queued {
+                        tokio::task::yield_now().await;
+                    }
+                };
+                tokio::time::timeout(Duration::from_secs(10), moved)
+                    .await
+                    .expect("the passivation queued nothing");
                 gate.add_permits(1);
             });
             passivated

@@ -199,7 +199,8 @@ pub struct ActorsConfig {
     /// Seconds an event may lag its user's latest event time and still enter the windows.
     pub lateness_secs: u64,
     /// Events between background snapshots of a user that is never idle long enough to be
-    /// passivated: bounds what a crash replays.
+    /// passivated (up to twice as many when its events come back to back): bounds what a
+    /// crash replays.
     pub snapshot_every: u64,
     /// Passivation snapshots a user only when at least this many of its decisions are not in
     /// its stored snapshot; fewer are replayed when it comes back. 1: every passivation
