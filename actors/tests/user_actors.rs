@@ -702,12 +702,20 @@ async fn an_event_answered_with_another_users_decision_is_never_snapshotted() {
 /// missing from its stored snapshot.
 #[tokio::test]
 async fn a_busy_user_is_snapshotted_within_twice_snapshot_every() {
-    let node = node_with(ScorerConfig {
+    let batches = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let counting: support::BeforeWrite = {
+        let batches = Arc::clone(&batches);
+        Box::new(move |_| {
+            batches.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            Box::pin(async { Ok(()) })
+        })
+    };
+    let config = ScorerConfig {
         snapshot_every: 1,
         parked_state_bytes: 0,
         ..live_limit(4)
-    })
-    .await;
+    };
+    let node = node_with_hook(config, Some(counting)).await;
     let event = |i: i64| {
         txn(
             &format!("busy-{i}"),
@@ -732,6 +740,9 @@ async fn a_busy_user_is_snapshotted_within_twice_snapshot_every() {
         Some(2),
         "the third waits for the first two"
     );
+    // Only the third waited: the first two were committed together, then the snapshot with
+    // the third.
+    assert_eq!(batches.load(std::sync::atomic::Ordering::SeqCst), 2);
     // One at a time, each event finds the one before it stored.
     score(&node, event(3)).await.unwrap();
     score(&node, event(4)).await.unwrap();
