@@ -305,17 +305,13 @@ impl UserActorState {
     /// snapshot that cannot be made is logged and skipped: the event is decided regardless,
     /// and the user's next restore replays more decisions.
     async fn queue_background_snapshot(&mut self) {
-        let queued = match self.snapshot() {
-            Ok(snapshot) => {
-                let seq = snapshot.seq;
-                self.deps
-                    .writer
-                    .queue_snapshot(snapshot)
-                    .await
-                    .map(|()| seq)
-            }
-            Err(e) => Err(StoreError::Backend(e.to_string())),
-        };
+        let queued: Result<u64, ActorProcessingErr> = async {
+            let snapshot = self.snapshot()?;
+            let seq = snapshot.seq;
+            self.deps.writer.queue_snapshot(snapshot).await?;
+            Ok(seq)
+        }
+        .await;
         match queued {
             Ok(seq) => {
                 self.snapshot_seq = Some(seq);

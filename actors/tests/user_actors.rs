@@ -120,6 +120,16 @@ fn fired(stored: &Stored) -> Vec<&str> {
         .collect()
 }
 
+/// Picks `user` alone.
+fn only(user: &'static str) -> sentinel_actors::UserFilter {
+    Arc::new(move |u: &str| u == user)
+}
+
+/// The `seq` of `user`'s stored snapshot, if it has one.
+async fn stored_snapshot_seq(node: &Node, user: &str) -> Option<u64> {
+    node.store.snapshot(user).await.unwrap().map(|s| s.seq)
+}
+
 /// Ten normal purchases an hour apart, at home.
 async fn history(node: &Node, user: &str) -> DateTime<Utc> {
     let mut at = t0();
@@ -577,7 +587,7 @@ async fn parked_states_are_forgotten_with_their_users_partitions_and_kept_only_w
         }
         if forget {
             // x is live and not picked: only r's parked state goes.
-            let picks: sentinel_actors::UserFilter = Arc::new(|user: &str| user == "r");
+            let picks = only("r");
             assert_eq!(node.scorer.passivate_users(picks).await, 0);
         }
         let back = score(&node, txn("r-1", "r", "30", at + Span::minutes(1), "FR"))
@@ -675,10 +685,13 @@ async fn an_event_answered_with_another_users_decision_is_never_snapshotted() {
         .await
         .unwrap();
     assert!(answer.duplicate);
-    let second: sentinel_actors::UserFilter = Arc::new(|user: &str| user == "second");
+    let second = only("second");
     assert_eq!(node.scorer.passivate_users(Arc::clone(&second)).await, 1);
-    let snapshot = node.store.snapshot("second").await.unwrap();
-    assert_eq!(snapshot.map(|s| s.seq), None, "a snapshot folds it in");
+    assert_eq!(
+        stored_snapshot_seq(&node, "second").await,
+        None,
+        "a snapshot folds it in"
+    );
     let view = node.scorer.inspect("second").await.expect("a view");
     assert_eq!(
         (view.seq, view.txn_count),
@@ -693,8 +706,11 @@ async fn an_event_answered_with_another_users_decision_is_never_snapshotted() {
     .await
     .unwrap();
     assert_eq!(node.scorer.passivate_users(second).await, 1);
-    let snapshot = node.store.snapshot("second").await.unwrap();
-    assert_eq!(snapshot.map(|s| s.seq), Some(1), "its own event's snapshot");
+    assert_eq!(
+        stored_snapshot_seq(&node, "second").await,
+        Some(1),
+        "its own event's snapshot"
+    );
 }
 
 /// A busy user is snapshotted at its next event once its decisions are stored; when its
@@ -734,9 +750,8 @@ async fn a_busy_user_is_snapshotted_within_twice_snapshot_every() {
     );
     assert_eq!(c.unwrap().decision.user_seq, 3);
     assert!(a.is_ok() && b.is_ok());
-    let stored = node.store.snapshot("busy").await.unwrap();
     assert_eq!(
-        stored.map(|s| s.seq),
+        stored_snapshot_seq(&node, "busy").await,
         Some(2),
         "the third waits for the first two"
     );
@@ -746,8 +761,7 @@ async fn a_busy_user_is_snapshotted_within_twice_snapshot_every() {
     // One at a time, each event finds the one before it stored.
     score(&node, event(3)).await.unwrap();
     score(&node, event(4)).await.unwrap();
-    let stored = node.store.snapshot("busy").await.unwrap();
-    assert_eq!(stored.map(|s| s.seq), Some(4));
+    assert_eq!(stored_snapshot_seq(&node, "busy").await, Some(4));
 }
 
 /// A snapshot due while its user's last decision is not yet answered waits for the answer:
@@ -777,10 +791,13 @@ async fn a_snapshot_waits_until_its_users_last_decision_is_answered() {
     assert!(answer.unwrap().duplicate);
     next.unwrap();
     holding.await.unwrap().unwrap();
-    let second: sentinel_actors::UserFilter = Arc::new(|user: &str| user == "second");
+    let second = only("second");
     assert_eq!(node.scorer.passivate_users(second).await, 1);
-    let snapshot = node.store.snapshot("second").await.unwrap();
-    assert_eq!(snapshot.map(|s| s.seq), None, "a snapshot folds it in");
+    assert_eq!(
+        stored_snapshot_seq(&node, "second").await,
+        None,
+        "a snapshot folds it in"
+    );
 }
 
 /// Nor does a passivation's snapshot: it waits for the user's decisions to be answered.
@@ -792,7 +809,7 @@ async fn a_passivation_snapshot_waits_until_its_users_last_decision_is_answered(
     })
     .await;
     let at = t0();
-    let second: sentinel_actors::UserFilter = Arc::new(|user: &str| user == "second");
+    let second = only("second");
     let (answer, passivated) = tokio::join!(
         score(&node, txn("shared", "second", "30", at, "FR")),
         async {
@@ -817,8 +834,11 @@ async fn a_passivation_snapshot_waits_until_its_users_last_decision_is_answered(
     assert!(answer.unwrap().duplicate);
     assert_eq!(passivated, 1);
     holding.await.unwrap().unwrap();
-    let snapshot = node.store.snapshot("second").await.unwrap();
-    assert_eq!(snapshot.map(|s| s.seq), None, "a snapshot folds it in");
+    assert_eq!(
+        stored_snapshot_seq(&node, "second").await,
+        None,
+        "a snapshot folds it in"
+    );
 }
 
 /// A user still passivating when its partition leaves the node is not parked once it stops:
@@ -835,7 +855,7 @@ async fn a_user_passivating_as_its_partition_leaves_is_not_parked() {
     let (node, reads) = node_counting_restore_reads(config, Some(hook)).await;
     let node = Arc::new(node);
     let x = passivating_while_held(&node, "r", "x", &held).await;
-    let picks: sentinel_actors::UserFilter = Arc::new(|user: &str| user == "r");
+    let picks = only("r");
     assert_eq!(node.scorer.passivate_users(picks).await, 0, "r is not live");
     gate.add_permits(1);
     x.await.unwrap().unwrap();
@@ -901,7 +921,7 @@ async fn passivation_snapshots_a_user_only_every_few_decisions() {
         let at = t0() + Span::minutes(seq);
         score(&node, txn(&format!("u-{seq}"), "u", "30", at, "FR"))
     };
-    let stored_seq = || async { node.store.snapshot("u").await.unwrap().map(|s| s.seq) };
+    let stored_seq = || stored_snapshot_seq(&node, "u");
     for seq in 1..=3 {
         pay(seq).await.unwrap();
     }
