@@ -158,7 +158,7 @@ pub struct KafkaConfig {
     /// Partitions of topics the node creates.
     pub partitions: i32,
     /// Extra librdkafka properties for every client (security, tuning), applied last so they
-    /// override the node's own: producers `acks` all, `linger.ms` 5, `compression.codec` snappy,
+    /// override the node's own: producers `acks` all, `linger.ms` 10, `compression.codec` snappy,
     /// `batch.num.messages` 10000; consumers `fetch.min.bytes` 1, `queued.min.messages` 2000,
     /// `queued.max.messages.kbytes` 8192. A property of the other kind of client is ignored
     /// by that client (librdkafka logs a warning).

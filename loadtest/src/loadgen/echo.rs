@@ -33,7 +33,7 @@ pub const NODE_FETCH_SETTINGS: [(&str, &str); 4] = [
 /// `PRODUCER_SETTINGS`); a node test checks they agree.
 pub const NODE_PRODUCER_SETTINGS: [(&str, &str); 4] = [
     ("acks", "all"),
-    ("linger.ms", "5"),
+    ("linger.ms", "10"),
     ("compression.codec", "snappy"),
     ("batch.num.messages", "10000"),
 ];

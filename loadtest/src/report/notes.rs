@@ -10,8 +10,8 @@ pub fn explain(report: &Report, extra: Vec<String>) -> Vec<String> {
         "kafka" => "Latency is end to end: from just before an event was handed to the producer \
                     (header sentinel-sent-at-us) until its decision was read from \
                     transactions_approved or transactions_fraud, both clocks in this process. It \
-                    includes producer batching (linger.ms 5), the broker and the consumer's fetch \
-                    wait, not only the node."
+                    includes producer batching (this generator's linger.ms 5, then the node's), the \
+                    broker and both consumers' fetch waits, not only the node."
             .to_owned(),
         "kafka-echo" => "No node decided these events: the load generator consumed the input \
                          topic and republished each event as an approval itself, with the \

@@ -383,9 +383,12 @@ impl DeadLetter {
 pub(super) const PRODUCER_SETTINGS: [(&str, &str); 4] = [
     // Durable: a decision counts as published once every in-sync replica has it.
     ("acks", "all"),
-    // Five milliseconds of batching: a fraction of the broker round trip at low rates, and
-    // batches of hundreds at high ones (tansu's memory engine slows down under tiny batches).
-    ("linger.ms", "5"),
+    // Ten milliseconds of batching. At 1,000 events/s over 8 partitions a batch at 5 ms held
+    // one or two decisions, and every batch is broker work: at 10 ms the broker spent ~12% and
+    // the node ~6% less CPU per event there, the median latency within a millisecond; at
+    // 10,000/s on a saturated VM the median fell from ~1.2 s to ~0.8 s (BENCHMARKS.md,
+    // "Producer linger"). 20 ms saves more CPU for ~7 ms on the median.
+    ("linger.ms", "10"),
     // Decisions of one batch share most of their bytes. snappy, not lz4: librdkafka sets up
     // a fresh lz4 frame context for every batch, and at low rates batches hold a message or
     // two, so lz4 cost the node 6% more CPU per event at 1,000/s than snappy, for the same
