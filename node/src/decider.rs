@@ -77,7 +77,8 @@ impl NodeDecider {
         }
     }
 
-    /// Logs a decision and, unless it is a redelivered one, counts it and shows it live.
+    /// Logs a decision and, unless it is a redelivered one, counts it and shows it live; a
+    /// redelivered one is counted apart in the live summary line.
     fn count(&self, stored: &Stored, received: Instant) {
         // Inside an HTTP request's span this line carries its request id; together they tie
         // a client's request to the decision of record.
@@ -95,6 +96,8 @@ impl NodeDecider {
             t::SCORING.latency.record(latency.as_secs_f64());
             self.stats.record(outcome, latency);
             self.live.publish(&stored.decision, latency);
+        } else {
+            self.stats.record_duplicate();
         }
     }
 }

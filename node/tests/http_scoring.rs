@@ -100,6 +100,19 @@ async fn http_scoring_end_to_end() {
         3.0
     );
 
+    // The live summary line (every 5 s) counts the repeated transaction apart from the rate.
+    support::eventually(
+        "a summary line counting the duplicate",
+        std::time::Duration::from_secs(20),
+        async || {
+            node.log_text()
+                .lines()
+                .any(|l| l.contains("| rejected 0 | duplicates 1 |"))
+                .then_some(())
+        },
+    )
+    .await;
+
     assert_eq!(node.terminate(), Some(0), "{}", node.log_text());
 }
 
