@@ -77,8 +77,9 @@ impl NodeDecider {
         }
     }
 
-    /// Logs a decision and, unless it is a redelivered one, counts it and shows it live; a
-    /// redelivered one is counted apart in the live summary line.
+    /// Logs a decision and, unless it is a duplicate (a redelivered or retried event answered
+    /// with its stored decision), counts it and shows it live; a duplicate is counted apart in
+    /// the live summary line.
     fn count(&self, stored: &Stored, received: Instant) {
         // Inside an HTTP request's span this line carries its request id; together they tie
         // a client's request to the decision of record.

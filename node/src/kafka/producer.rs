@@ -384,8 +384,8 @@ pub(super) const PRODUCER_SETTINGS: [(&str, &str); 4] = [
     // Durable: a decision counts as published once every in-sync replica has it.
     ("acks", "all"),
     // Ten milliseconds of batching. At 1,000 events/s over 8 partitions a batch at 5 ms held
-    // one or two decisions, and every batch is broker work: at 10 ms the broker spent ~12% and
-    // the node ~6% less CPU per event there, the median latency within a millisecond; at
+    // one or two decisions, and every batch is broker work: at 10 ms the broker spent ~9% and
+    // the node ~2–6% less CPU per event there, for 1–3 ms on the median latency; at
     // 10,000/s on a saturated VM the median fell from ~1.2 s to ~0.8 s (BENCHMARKS.md,
     // "Producer linger"). 20 ms saves more CPU for ~7 ms on the median.
     ("linger.ms", "10"),
