@@ -20,7 +20,9 @@
 //! alone, `--only new` the maximum throughput with every event a new user alone (with
 //! `--events` over the default 50,000 live users, each new user past them evicts the least
 //! recently active one, as a node with many card holders does), `--only warm` the warm users'
-//! maximum throughput alone (for a profile), `--engine lsm|redb` for the embedded store
+//! maximum throughput alone (for a profile), `--only redelivered` the same warm users' events
+//! decided a second time (a topic replayed after an offset reset: every event a duplicate,
+//! answered with its stored decision), `--engine lsm|redb` for the embedded store
 //! (default `lsm`, a new node's), `--parked-mib N` for the memory of passivated users' parked
 //! states (default the node's; 0 restores every returning user from the store).
 
@@ -30,6 +32,7 @@ use sentinel_engine::PolicyDef;
 use sentinel_event::Transaction;
 use sentinel_simulator::{SimConfig, Simulator};
 use sentinel_store::{EmbeddedEngine, Store, Writer, WriterConfig};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::Semaphore;
@@ -45,7 +48,7 @@ struct Options {
     seconds: u64,
     cold_users: usize,
     paced_users: u32,
-    /// `--only cold|new|warm`: one phase alone.
+    /// `--only cold|new|warm|redelivered`: one phase alone.
     only: Option<String>,
     setup: Setup,
 }
@@ -99,8 +102,8 @@ fn options() -> Options {
     if let Some(at) = args.iter().position(|a| a == "--only") {
         let only = args.get(at + 1).map(String::as_str).unwrap_or_default();
         assert!(
-            ["cold", "new", "warm"].contains(&only),
-            "--only {only:?}: expected cold, new or warm"
+            ["cold", "new", "warm", "redelivered"].contains(&only),
+            "--only {only:?}: expected cold, new, warm or redelivered"
         );
         o.only = Some(only.to_owned());
     }
@@ -154,28 +157,53 @@ async fn max_throughput(setup: Setup, count: usize, users: u32, seed: u64) -> (f
     let p = pipeline(setup).await;
     let events = events(count, users, 100_000.0, seed);
     let cpu = cpu_seconds();
-    let rate = decide_all(&p.scorer, events).await;
+    let (rate, _) = decide_all(&p.scorer, events).await;
+    let cpu_us = (cpu_seconds() - cpu) * 1e6 / count as f64;
+    p.scorer.shutdown().await;
+    (rate, cpu_us)
+}
+
+/// Decides `count` events of `users` distinct users, then decides them all again as fast as
+/// the pipeline takes them: every event of the second pass is a duplicate, answered with the
+/// decision stored the first time. Returns the second pass's events per second and CPU µs per
+/// event.
+async fn redelivered(setup: Setup, count: usize, users: u32, seed: u64) -> (f64, f64) {
+    let p = pipeline(setup).await;
+    let events = events(count, users, 100_000.0, seed);
+    decide_all(&p.scorer, events.clone()).await;
+    let cpu = cpu_seconds();
+    let (rate, duplicates) = decide_all(&p.scorer, events).await;
+    assert_eq!(
+        duplicates, count,
+        "every event of the second pass is a duplicate"
+    );
     let cpu_us = (cpu_seconds() - cpu) * 1e6 / count as f64;
     p.scorer.shutdown().await;
     (rate, cpu_us)
 }
 
 /// Decides `events` as fast as the pipeline takes them (at most 20,000 in flight); returns
-/// events per second.
-async fn decide_all(scorer: &Scorer, events: Vec<Arc<Transaction>>) -> f64 {
+/// events per second and how many were answered as duplicates.
+async fn decide_all(scorer: &Scorer, events: Vec<Arc<Transaction>>) -> (f64, usize) {
     let count = events.len();
     let permits = Arc::new(Semaphore::new(20_000));
+    let duplicates = Arc::new(AtomicUsize::new(0));
     let started = Instant::now();
     for event in events {
         let permit = Arc::clone(&permits).acquire_owned().await.unwrap();
         let scorer = scorer.clone();
+        let duplicates = Arc::clone(&duplicates);
         tokio::spawn(async move {
-            scorer.score(event, Instant::now()).await.unwrap();
+            let stored = scorer.score(event, Instant::now()).await.unwrap();
+            if stored.duplicate {
+                duplicates.fetch_add(1, Ordering::Relaxed);
+            }
             drop(permit);
         });
     }
     let _ = permits.acquire_many(20_000).await.unwrap();
-    count as f64 / started.elapsed().as_secs_f64()
+    let rate = count as f64 / started.elapsed().as_secs_f64();
+    (rate, duplicates.load(Ordering::Relaxed))
 }
 
 /// One paced phase's figures: latency percentiles in µs, CPU µs per event.
@@ -253,7 +281,7 @@ struct Round {
 async fn cold_round(scorer: &Scorer, events: Vec<Arc<Transaction>>) -> Round {
     let count = events.len();
     let cpu = cpu_seconds();
-    let rate = decide_all(scorer, events).await;
+    let (rate, _) = decide_all(scorer, events).await;
     scorer.passivate_all().await;
     Round {
         rate,
@@ -322,9 +350,10 @@ fn main() {
                 median(cpus)
             );
         }
-        for (_, label, users) in [
+        for (phase, label, users) in [
             ("new", "every event a new user", o.events as u32),
             ("warm", "5,000 live users", 5_000),
+            ("redelivered", "5,000 live users' events again", 5_000),
         ]
         .into_iter()
         .filter(|(phase, _, _)| phase_runs(phase))
@@ -332,7 +361,11 @@ fn main() {
             let mut rates = Vec::new();
             let mut cpus = Vec::new();
             for run in 0..o.runs {
-                let (r, cpu) = max_throughput(o.setup, o.events, users, run as u64).await;
+                let (r, cpu) = if phase == "redelivered" {
+                    redelivered(o.setup, o.events, users, run as u64).await
+                } else {
+                    max_throughput(o.setup, o.events, users, run as u64).await
+                };
                 println!(
                     "run {run}: {label}: max throughput {r:.0} events/s, {cpu:.1} us CPU/event"
                 );

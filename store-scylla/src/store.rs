@@ -658,6 +658,14 @@ impl Store for ScyllaStore {
             .transpose()
     }
 
+    async fn decisions(
+        &self,
+        transaction_ids: Vec<String>,
+    ) -> Result<Vec<Option<Decision>>, StoreError> {
+        // Concurrent reads, as a batch's writes are: each id is its own partition.
+        futures::future::try_join_all(transaction_ids.iter().map(|id| self.decision(id))).await
+    }
+
     async fn decisions_for_user(
         &self,
         user_id: &str,

@@ -149,6 +149,56 @@ pub async fn writer_acknowledges_after_commit_and_reports_duplicates(store: Arc<
     writer.flush().await.unwrap();
 }
 
+/// Conformance check: a batch read answers each transaction id with its own decision, in the
+/// order asked (repeats and unknown ids included), and lookups queued together through the
+/// writer, behind decisions not yet acknowledged, each see their own.
+pub async fn lookups_read_together_answer_each_id(store: Arc<dyn Store>) {
+    let writer = Writer::start(Arc::clone(&store), WriterConfig::default());
+    let mut acks = Vec::new();
+    for i in 0..200 {
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        let d = Arc::new(decision(&format!("b{i}"), &format!("u{}", i % 7), i, 0));
+        writer.submit_decision(d, tx).await.unwrap();
+        acks.push(rx);
+    }
+    // Queued before any of those decisions is acknowledged: each must see the one it names.
+    let asked: Vec<String> = (0..300).rev().map(|i| format!("b{i}")).collect();
+    let found = futures::future::join_all(
+        asked
+            .iter()
+            .map(|id| writer.lookup_after_writes(id.clone())),
+    )
+    .await;
+    for (id, found) in asked.iter().zip(found) {
+        let found = found.unwrap();
+        let number: u64 = id[1..].parse().unwrap();
+        if number < 200 {
+            let found = found.unwrap_or_else(|| panic!("{id} was stored before its lookup"));
+            assert_eq!(&found.transaction_id, id);
+            assert_eq!(found.user_seq, number);
+        } else {
+            assert!(found.is_none(), "{id} was never stored");
+        }
+    }
+    for rx in acks {
+        assert!(!rx.await.unwrap().unwrap().duplicate);
+    }
+
+    let ids = ["b5", "nope", "b199", "b5", "", "b0"]
+        .map(String::from)
+        .to_vec();
+    let found = store.decisions(ids.clone()).await.unwrap();
+    let read: Vec<Option<&str>> = found
+        .iter()
+        .map(|d| d.as_ref().map(|d| d.transaction_id.as_str()))
+        .collect();
+    assert_eq!(
+        read,
+        [Some("b5"), None, Some("b199"), Some("b5"), None, Some("b0")]
+    );
+    assert!(store.decisions(Vec::new()).await.unwrap().is_empty());
+}
+
 /// Conformance check: records the writer stores beside decisions (idempotent answers) are
 /// readable once acknowledged, and a batch of decisions and records reports a result for
 /// each op, in order.
@@ -648,6 +698,7 @@ where
 {
     decisions_are_immutable_and_indexed(fresh().await).await;
     writer_acknowledges_after_commit_and_reports_duplicates(fresh().await).await;
+    lookups_read_together_answer_each_id(fresh().await).await;
     records_are_written_atomically_and_scanned_in_key_order(fresh().await).await;
     records_share_a_batch_with_decisions(fresh().await).await;
     concurrent_writers_store_each_decision_once(fresh().await).await;

@@ -604,6 +604,24 @@ impl Store for EmbeddedStore {
         .await
     }
 
+    async fn decisions(
+        &self,
+        transaction_ids: Vec<String>,
+    ) -> Result<Vec<Option<Decision>>, StoreError> {
+        self.blocking(Lane::Read, move |db| {
+            let txn = db.begin_read().map_err(StoreError::backend)?;
+            let table = txn.open_table(DECISIONS).map_err(StoreError::backend)?;
+            transaction_ids
+                .iter()
+                .map(|id| {
+                    let value = table.get(id.as_str()).map_err(StoreError::backend)?;
+                    value.map(|v| decode(v.value())).transpose()
+                })
+                .collect()
+        })
+        .await
+    }
+
     async fn decisions_for_user(
         &self,
         user_id: &str,

@@ -90,6 +90,19 @@ pub trait Store: Send + Sync + 'static {
     async fn write_batch(&self, ops: Vec<WriteOp>) -> Result<Vec<WriteResult>, StoreError>;
     /// The decision for one transaction id.
     async fn decision(&self, transaction_id: &str) -> Result<Option<Decision>, StoreError>;
+    /// The decisions for several transaction ids, in the order asked: one read where the
+    /// backend can (a topic replayed after an offset reset asks for thousands at once, and a
+    /// read each costs a blocking call each). By default, one [`Store::decision`] after another.
+    async fn decisions(
+        &self,
+        transaction_ids: Vec<String>,
+    ) -> Result<Vec<Option<Decision>>, StoreError> {
+        let mut found = Vec::with_capacity(transaction_ids.len());
+        for id in &transaction_ids {
+            found.push(self.decision(id).await?);
+        }
+        Ok(found)
+    }
     /// A user's decisions with `user_seq > after_seq`, in processing order.
     async fn decisions_for_user(
         &self,

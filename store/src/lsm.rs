@@ -693,6 +693,17 @@ impl Store for LsmStore {
             .await
     }
 
+    async fn decisions(
+        &self,
+        transaction_ids: Vec<String>,
+    ) -> Result<Vec<Option<Decision>>, StoreError> {
+        self.blocking(Lane::Read, move |inner| {
+            let view = View::new(inner);
+            transaction_ids.iter().map(|id| view.decision(id)).collect()
+        })
+        .await
+    }
+
     async fn decisions_for_user(
         &self,
         user_id: &str,

@@ -59,14 +59,14 @@ pub struct Stored {
 /// Acknowledgement of a stored decision, sent to whoever waits for the decision.
 pub type DecisionAck = oneshot::Sender<Result<Stored, DecisionError>>;
 
+/// The answer to a lookup: the decision stored for a transaction id, if any.
+type LookupAck = oneshot::Sender<Result<Option<Decision>, StoreError>>;
+
 enum Request {
     Decision(Arc<Decision>, DecisionAck),
     Snapshot(UserSnapshot, oneshot::Sender<Result<(), StoreError>>),
     Records(Vec<RecordWrite>, oneshot::Sender<Result<(), StoreError>>),
-    Lookup(
-        String,
-        oneshot::Sender<Result<Option<Decision>, StoreError>>,
-    ),
+    Lookup(String, LookupAck),
 }
 
 /// Told of the decisions each batch stored anew (not of duplicates), once the batch is durable:
@@ -274,10 +274,7 @@ enum Ack {
     Decision(Arc<Decision>, DecisionAck),
     /// A snapshot's or records' write.
     Written(oneshot::Sender<Result<(), StoreError>>),
-    Lookup(
-        String,
-        oneshot::Sender<Result<Option<Decision>, StoreError>>,
-    ),
+    Lookup(String, LookupAck),
 }
 
 /// Waits for the next batch of requests into `requests`; 0 when every sender is gone.
@@ -469,6 +466,7 @@ async fn acknowledge(
 ) {
     let mut results = results.into_iter();
     let mut fresh = Vec::new();
+    let mut lookups = Vec::new();
     let (mut stored, mut duplicates) = (0u64, 0u64);
     for ack in acks {
         match ack {
@@ -502,14 +500,9 @@ async fn acknowledge(
                 };
                 let _ = ack.send(written);
             }
-            Ack::Lookup(id, ack) => {
-                let found = if id.is_empty() {
-                    Ok(None)
-                } else {
-                    store.decision(&id).await
-                };
-                let _ = ack.send(found);
-            }
+            // A barrier (no id) is answered now; lookups are read together below.
+            Ack::Lookup(id, ack) if id.is_empty() => drop(ack.send(Ok(None))),
+            Ack::Lookup(id, ack) => lookups.push((id, ack)),
         }
     }
     if let Some(observer) = observer.filter(|_| !fresh.is_empty()) {
@@ -517,6 +510,30 @@ async fn acknowledge(
     }
     metrics::counter!(m::DECISIONS_STORED).increment(stored);
     metrics::counter!(m::DECISIONS_DUPLICATE).increment(duplicates);
+    answer_lookups(store, lookups).await;
+}
+
+/// Answers a batch's lookups with one read of the store: a replayed topic's duplicates come
+/// thousands at a time, and a read each (a blocking call each, in this one task) made them
+/// cost four times a new decision.
+async fn answer_lookups(store: &Arc<dyn Store>, lookups: Vec<(String, LookupAck)>) {
+    if lookups.is_empty() {
+        return;
+    }
+    let (ids, acks): (Vec<String>, Vec<_>) = lookups.into_iter().unzip();
+    match store.decisions(ids).await {
+        Ok(found) => {
+            for (ack, decision) in acks.into_iter().zip(found) {
+                let _ = ack.send(Ok(decision));
+            }
+        }
+        Err(e) => {
+            let reason = e.to_string();
+            for ack in acks {
+                let _ = ack.send(Err(StoreError::Backend(reason.clone())));
+            }
+        }
+    }
 }
 
 #[cfg(test)]

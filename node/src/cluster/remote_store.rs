@@ -143,6 +143,7 @@ fn peer_refusal(request: &StoreRequest) -> Option<String> {
             guard.kind.as_str()
         )),
         StoreRequest::Decision(_)
+        | StoreRequest::DecisionsById(_)
         | StoreRequest::DecisionsForUser { .. }
         | StoreRequest::DecisionsByDay { .. }
         | StoreRequest::DecisionKeysByDay { .. }
@@ -183,6 +184,9 @@ pub async fn serve_store(node_name: &str, hosted: Hosted) -> anyhow::Result<()> 
     pg::join(group_for(node_name), vec![actor.get_cell()]);
     Ok(())
 }
+
+/// The most transaction ids one [`StoreRequest::DecisionsById`] asks for.
+const IDS_PER_REQUEST: usize = 1_024;
 
 /// The most items one list reply holds, whatever limit a peer asks for: the host reads a
 /// list into memory before cutting it to a frame, so a member asking for a whole day of
@@ -237,6 +241,11 @@ async fn serve(hosted: &Hosted, request: StoreRequest) -> Result<StoreReply, Sto
     Ok(match request {
         StoreRequest::WriteBatch(ops) => StoreReply::Written(write_and_tell(hosted, ops).await?),
         StoreRequest::Decision(id) => StoreReply::Decision(store.decision(&id).await?),
+        StoreRequest::DecisionsById(mut ids) => {
+            // Read no more than a list's bound; the asking side asks again for the rest.
+            ids.truncate(PEER_LIST_ITEMS);
+            StoreReply::Found(Page::cut(store.decisions(ids).await?, FRAME_BUDGET))
+        }
         StoreRequest::DecisionsForUser {
             user_id,
             after_seq,
@@ -549,6 +558,36 @@ impl Store for RemoteStore {
         }
     }
 
+    async fn decisions(
+        &self,
+        transaction_ids: Vec<String>,
+    ) -> Result<Vec<Option<Decision>>, StoreError> {
+        let mut found = Vec::with_capacity(transaction_ids.len());
+        let mut rest = transaction_ids.as_slice();
+        while !rest.is_empty() {
+            // Ids are at most 128 characters: a thousand of them fit a frame many times over.
+            let asked = rest.len().min(IDS_PER_REQUEST);
+            match self
+                .call(StoreRequest::DecisionsById(rest[..asked].to_vec()))
+                .await?
+            {
+                // A page holds at least one answer, so this moves on.
+                StoreReply::Found(page) if (1..=asked).contains(&page.items.len()) => {
+                    rest = &rest[page.items.len()..];
+                    found.extend(page.items);
+                }
+                StoreReply::Found(page) => {
+                    return Err(StoreError::Backend(format!(
+                        "store host answered {} of {asked} transaction ids",
+                        page.items.len()
+                    )))
+                }
+                other => return Err(unexpected(other)),
+            }
+        }
+        Ok(found)
+    }
+
     async fn decisions_for_user(
         &self,
         user_id: &str,
@@ -749,6 +788,8 @@ mod tests {
         conformance::restore_point_finds_every_user_with_history(remote).await;
         let (_e, _, remote) = served("conformance-e").await;
         conformance::records_share_a_batch_with_decisions(remote).await;
+        let (_f, _, remote) = served("conformance-f").await;
+        conformance::lookups_read_together_answer_each_id(remote).await;
     }
 
     /// The host's entity index learns a member's new decisions as they are stored, in order,
@@ -949,6 +990,32 @@ mod tests {
         );
         let point = remote.restore_point("heavy", 1_000).await.unwrap();
         assert_eq!(point.decisions.len(), 300);
+        // Looked up by id together (a replay's duplicates), over several frames, in order.
+        let mut ids: Vec<String> = (1..=300).rev().map(|i| format!("h{i}")).collect();
+        ids.insert(100, "never-decided".into());
+        let found = remote.decisions(ids.clone()).await.unwrap();
+        let answered: Vec<Option<&str>> = found
+            .iter()
+            .map(|d| d.as_ref().map(|d| d.transaction_id.as_str()))
+            .collect();
+        let expected: Vec<Option<&str>> = ids
+            .iter()
+            .map(|id| (id != "never-decided").then_some(id.as_str()))
+            .collect();
+        assert_eq!(answered, expected);
+        let peer = RemoteStore::connect("frames", None, Duration::from_secs(5))
+            .await
+            .unwrap();
+        match peer.call(StoreRequest::DecisionsById(ids)).await.unwrap() {
+            StoreReply::Found(page) => {
+                let served = page.items.len();
+                assert!(
+                    (1..100).contains(&served),
+                    "{served} heavy decisions in one reply"
+                );
+            }
+            other => panic!("unexpected reply {}", other.kind()),
+        }
 
         // A 5 MiB record (a model artifact) is read in parts, alone or in a scan.
         let model: Vec<u8> = (0..5 * 1024 * 1024).map(|i| (i % 251) as u8).collect();
@@ -982,9 +1049,10 @@ mod tests {
         assert_eq!(scanned[1].1, model);
     }
 
-    /// A member asking for a whole list in one request (`limit: usize::MAX`) gets at most
-    /// [`PEER_LIST_ITEMS`] items with `more` set, so the host never reads a day or a user's
-    /// whole history into memory for one peer; the member's own calls page on to the end.
+    /// A member asking for a whole list in one request (`limit: usize::MAX`), or for more
+    /// decisions by id than a list holds, gets at most [`PEER_LIST_ITEMS`] items (lists with
+    /// `more` set), so the host never reads a day or a user's whole history into memory for
+    /// one peer; the member's own calls page on to the end.
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_peer_asking_for_everything_at_once_gets_bounded_pages() {
         let (_dir, local, remote) = served("bounded").await;
@@ -1037,6 +1105,15 @@ mod tests {
                 limit: usize::MAX,
             },
         ];
+        let every_id: Vec<String> = (1..=total).map(|i| format!("b{i:05}")).collect();
+        match peer
+            .call(StoreRequest::DecisionsById(every_id.clone()))
+            .await
+            .unwrap()
+        {
+            StoreReply::Found(page) => assert_eq!(page.items.len(), PEER_LIST_ITEMS),
+            other => panic!("unexpected reply {}", other.kind()),
+        }
         for request in everything {
             let (served, more) = match peer.call(request).await.unwrap() {
                 StoreReply::Decisions(page) => (page.items.len(), page.more),
@@ -1077,7 +1154,10 @@ mod tests {
                 .unwrap()
                 .len(),
         ];
+        let found = remote.decisions(every_id).await.unwrap();
+        assert!(found.iter().all(Option::is_some));
         assert_eq!(read, [total; 5]);
+        assert_eq!(found.len(), total);
     }
 
     #[tokio::test]

@@ -87,3 +87,130 @@ async fn only_a_different_earlier_decision_marks_its_user_stale() {
     assert!(store_one("t", "v", 1).await.duplicate);
     assert!(writer.is_stale("v"), "another user's decision");
 }
+
+/// A store that holds its first batch write until told to go on, and counts its decision
+/// reads: one by one, and together.
+struct HeldStore {
+    inner: EmbeddedStore,
+    writing: tokio::sync::Notify,
+    go_on: tokio::sync::Semaphore,
+    single_reads: std::sync::atomic::AtomicUsize,
+    batch_reads: Mutex<Vec<usize>>,
+}
+
+#[async_trait::async_trait]
+impl Store for HeldStore {
+    async fn write_batch(&self, ops: Vec<WriteOp>) -> Result<Vec<WriteResult>, StoreError> {
+        self.writing.notify_one();
+        self.go_on.acquire().await.unwrap().forget();
+        self.inner.write_batch(ops).await
+    }
+    async fn decision(&self, id: &str) -> Result<Option<Decision>, StoreError> {
+        self.single_reads.fetch_add(1, Ordering::SeqCst);
+        self.inner.decision(id).await
+    }
+    async fn decisions(&self, ids: Vec<String>) -> Result<Vec<Option<Decision>>, StoreError> {
+        self.batch_reads.lock().unwrap().push(ids.len());
+        self.inner.decisions(ids).await
+    }
+    async fn decisions_for_user(
+        &self,
+        user: &str,
+        after: u64,
+        limit: usize,
+    ) -> Result<Vec<Decision>, StoreError> {
+        self.inner.decisions_for_user(user, after, limit).await
+    }
+    async fn decisions_by_day(
+        &self,
+        day: u32,
+        after: Option<crate::DayCursor>,
+        limit: usize,
+    ) -> Result<Vec<Decision>, StoreError> {
+        self.inner.decisions_by_day(day, after, limit).await
+    }
+    async fn snapshot(&self, user: &str) -> Result<Option<UserSnapshot>, StoreError> {
+        self.inner.snapshot(user).await
+    }
+    async fn restore_point(
+        &self,
+        user: &str,
+        limit: usize,
+    ) -> Result<crate::RestorePoint, StoreError> {
+        self.inner.restore_point(user, limit).await
+    }
+    async fn decision_count(&self) -> Result<u64, StoreError> {
+        self.inner.decision_count().await
+    }
+    async fn put_records(&self, writes: Vec<RecordWrite>) -> Result<(), StoreError> {
+        self.inner.put_records(writes).await
+    }
+    async fn put_records_if(
+        &self,
+        guard: crate::RecordGuard,
+        writes: Vec<RecordWrite>,
+    ) -> Result<bool, StoreError> {
+        self.inner.put_records_if(guard, writes).await
+    }
+    async fn record(
+        &self,
+        kind: crate::RecordKind,
+        key: &str,
+    ) -> Result<Option<Vec<u8>>, StoreError> {
+        self.inner.record(kind, key).await
+    }
+    async fn scan_records(
+        &self,
+        kind: crate::RecordKind,
+        prefix: &str,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<(String, Vec<u8>)>, StoreError> {
+        self.inner.scan_records(kind, prefix, after, limit).await
+    }
+}
+
+/// The lookups of one batch (duplicates of a replayed topic, thousands at a time) are one
+/// read of the store, not a read each; a barrier (`flush`) reads nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_batch_of_lookups_is_one_read() {
+    let dir = tempfile::tempdir().unwrap();
+    let held = Arc::new(HeldStore {
+        inner: EmbeddedStore::open(&dir.path().join("w.redb")).unwrap(),
+        writing: tokio::sync::Notify::new(),
+        go_on: tokio::sync::Semaphore::new(0),
+        single_reads: Default::default(),
+        batch_reads: Default::default(),
+    });
+    let writer = Writer::start(Arc::clone(&held) as Arc<dyn Store>, WriterConfig::default());
+    let (ack, stored) = oneshot::channel();
+    let d = Arc::new(decision("t1", "u", 1, 0));
+    writer.submit_decision(d, ack).await.unwrap();
+    // The writer is inside its first commit; what is queued now is its next batch.
+    held.writing.notified().await;
+    let mut lookups = Vec::new();
+    for i in 0..50 {
+        let writer = writer.clone();
+        let id = if i % 2 == 0 { "t1" } else { "t2" };
+        lookups.push(tokio::spawn(async move {
+            (id, writer.lookup_after_writes(id.into()).await)
+        }));
+    }
+    let barrier = tokio::spawn({
+        let writer = writer.clone();
+        async move { writer.flush().await }
+    });
+    while writer.progress.queued.load(Ordering::SeqCst) < 52 {
+        tokio::task::yield_now().await;
+    }
+    held.go_on.add_permits(1);
+    assert!(!stored.await.unwrap().unwrap().duplicate);
+    for lookup in lookups {
+        let (id, found) = lookup.await.unwrap();
+        let found = found.unwrap();
+        assert_eq!(found.is_some(), id == "t1", "{id}");
+    }
+    barrier.await.unwrap().unwrap();
+    assert_eq!(*held.batch_reads.lock().unwrap(), [50]);
+    assert_eq!(held.single_reads.load(Ordering::SeqCst), 0);
+}

@@ -20,6 +20,9 @@ pub const INLINE_RECORD: usize = FRAME_BUDGET / 2;
 pub enum StoreRequest {
     WriteBatch(Vec<WriteOp>),
     Decision(String),
+    /// The decisions of several transaction ids (see [`sentinel_store::Store::decisions`]),
+    /// answered with [`StoreReply::Found`].
+    DecisionsById(Vec<String>),
     DecisionsForUser {
         user_id: String,
         after_seq: u64,
@@ -69,6 +72,9 @@ pub enum StoreRequest {
 pub enum StoreReply {
     Written(Vec<WriteResult>),
     Decision(Option<Decision>),
+    /// The answers to the first of a [`StoreRequest::DecisionsById`]'s ids, in order: as many
+    /// as fit a frame (ask again for the rest).
+    Found(Page<Option<Decision>>),
     Decisions(Page<Decision>),
     Positions(Page<DayCursor>),
     Snapshot(Option<UserSnapshot>),
@@ -92,6 +98,7 @@ impl StoreReply {
         match self {
             StoreReply::Written(_) => "written",
             StoreReply::Decision(_) => "decision",
+            StoreReply::Found(_) => "decisions by id",
             StoreReply::Decisions(_) => "decisions",
             StoreReply::Positions(_) => "positions",
             StoreReply::Snapshot(_) => "snapshot",
