@@ -289,11 +289,8 @@ async fn read_decisions(
         crate::decision_days::for_each_decision_after(store, from, now, |d| tail.record(d)).await?;
         fresh.clear();
     }
-    for transaction_id in late.into_iter().chain(fresh) {
-        if let Some(d) = store.decision(&transaction_id).await? {
-            tail.record(&d);
-        }
-    }
+    late.extend(fresh);
+    for_each_decision_of(store, late, |d| tail.record(&d)).await?;
     if let Some(newest) = newest {
         tail.advance(newest);
     }
@@ -417,6 +414,25 @@ impl ActivityTail {
     }
 }
 
+/// Transaction ids read from the store in one call: a page of decisions in memory at once.
+const IDS_PER_READ: usize = 1_024;
+
+/// Calls `f` with the stored decision of each of `transaction_ids` that has one, reading them
+/// [`IDS_PER_READ`] at a time (one blocking call, or one request to a cluster's store host,
+/// where a read each cost a call each).
+async fn for_each_decision_of(
+    store: &dyn Store,
+    transaction_ids: Vec<String>,
+    mut f: impl FnMut(Decision),
+) -> Result<(), CatalogError> {
+    for chunk in transaction_ids.chunks(IDS_PER_READ) {
+        for decision in store.decisions(chunk.to_vec()).await?.into_iter().flatten() {
+            f(decision);
+        }
+    }
+    Ok(())
+}
+
 impl Catalog {
     /// Every stored label as the index needs it, looking up (once per labelled transaction)
     /// the merchant, device and time of the decision it labels.
@@ -425,18 +441,33 @@ impl Catalog {
         known: &mut HashMap<String, LabelledEntity>,
     ) -> Result<Vec<LabelSighting>, CatalogError> {
         let store = self.store();
+        let labels = scan_all(&**store, RecordKind::Label)
+            .await?
+            .into_iter()
+            .map(|(transaction_id, bytes)| Ok((transaction_id, decode::<Label>(&bytes)?)))
+            .collect::<Result<Vec<_>, CatalogError>>()?;
+        let unknown = labels
+            .iter()
+            .filter(|(transaction_id, _)| !known.contains_key(transaction_id))
+            .map(|(transaction_id, _)| transaction_id.clone())
+            .collect();
+        let mut looked_up = HashMap::new();
+        for_each_decision_of(&**store, unknown, |d| {
+            let entity = (
+                d.event.merchant_id.clone(),
+                d.event.device_id.clone(),
+                d.event.event_time_ms(),
+            );
+            looked_up.insert(d.transaction_id, entity);
+        })
+        .await?;
         let mut seen = HashMap::with_capacity(known.len());
         let mut sightings = Vec::new();
-        for (transaction_id, bytes) in scan_all(&**store, RecordKind::Label).await? {
-            let label: Label = decode(&bytes)?;
+        for (transaction_id, label) in labels {
             let entity = match known.remove(&transaction_id) {
                 Some(entity) => entity,
-                None => match store.decision(&transaction_id).await? {
-                    Some(d) => (
-                        d.event.merchant_id.clone(),
-                        d.event.device_id.clone(),
-                        d.event.event_time_ms(),
-                    ),
+                None => match looked_up.remove(&transaction_id) {
+                    Some(entity) => entity,
                     // A label without its decision names no entity.
                     None => continue,
                 },

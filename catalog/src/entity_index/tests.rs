@@ -137,6 +137,9 @@ struct CountingStore {
     failing_scans: std::sync::atomic::AtomicBool,
     /// Positions read from the day index alone.
     keys_read: std::sync::atomic::AtomicUsize,
+    /// Calls reading one decision by id, and calls reading several.
+    single_reads: std::sync::atomic::AtomicUsize,
+    batch_reads: std::sync::atomic::AtomicUsize,
 }
 
 impl CountingStore {
@@ -146,6 +149,8 @@ impl CountingStore {
             decisions_read: Default::default(),
             failing_scans: Default::default(),
             keys_read: Default::default(),
+            single_reads: Default::default(),
+            batch_reads: Default::default(),
         })
     }
     fn read(&self, n: usize) {
@@ -174,8 +179,20 @@ impl Store for CountingStore {
         self.inner.write_batch(ops).await
     }
     async fn decision(&self, id: &str) -> Result<Option<Decision>, sentinel_store::StoreError> {
+        self.single_reads
+            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
         let found = self.inner.decision(id).await?;
         self.read(usize::from(found.is_some()));
+        Ok(found)
+    }
+    async fn decisions(
+        &self,
+        ids: Vec<String>,
+    ) -> Result<Vec<Option<Decision>>, sentinel_store::StoreError> {
+        self.batch_reads
+            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        let found = self.inner.decisions(ids).await?;
+        self.read(found.iter().flatten().count());
         Ok(found)
     }
     async fn decisions_for_user(
@@ -324,6 +341,50 @@ async fn the_tail_decodes_each_decision_once_and_still_finds_late_commits() {
     }
     assert_eq!(merchant_count(&catalog), 22.0);
     assert_eq!(counting.decisions_read(), after_first_pass + 2);
+}
+
+/// The decisions a pass looks up by id (those its labels name, and late or other nodes'
+/// commits) are read together, not one call each: on a cluster member each call is a request
+/// to the store host.
+#[tokio::test]
+async fn a_pass_reads_the_decisions_it_looks_up_together() {
+    let dir = tempfile::tempdir().unwrap();
+    let (counting, catalog) = counting_catalog(dir.path()).await;
+    let now = Utc::now();
+    for i in 0..30 {
+        store_decided_at(&catalog, &format!("t-{i}"), now - Duration::seconds(60 - i)).await;
+        catalog
+            .label(
+                crate::LabelInput::new(format!("t-{i}"), LabelValue::Fraud),
+                "ana",
+            )
+            .await
+            .unwrap();
+    }
+    let reads = || {
+        let load = |n: &std::sync::atomic::AtomicUsize| n.load(std::sync::atomic::Ordering::SeqCst);
+        (load(&counting.single_reads), load(&counting.batch_reads))
+    };
+    let (singles, batches) = reads();
+    let size = catalog.refresh_entity_risk(0, Utc::now(), 0).await.unwrap();
+    assert_eq!(size.labels, 30);
+    assert_eq!(
+        reads(),
+        (singles, batches + 1),
+        "the labels' decisions in one read"
+    );
+
+    // Committed behind the pass's last position: the next pass looks both up, together.
+    store_decided_at(&catalog, "late-1", now - Duration::seconds(45)).await;
+    store_decided_at(&catalog, "late-2", now - Duration::seconds(44)).await;
+    let (singles, batches) = reads();
+    catalog.refresh_entity_risk(0, Utc::now(), 0).await.unwrap();
+    assert_eq!(merchant_count(&catalog), 32.0);
+    assert_eq!(
+        reads(),
+        (singles, batches + 1),
+        "the two late commits in one read"
+    );
 }
 
 /// A pass re-reads the overlap's positions once, counted per second, and looks positions up
