@@ -90,9 +90,10 @@ pub trait Store: Send + Sync + 'static {
     async fn write_batch(&self, ops: Vec<WriteOp>) -> Result<Vec<WriteResult>, StoreError>;
     /// The decision for one transaction id.
     async fn decision(&self, transaction_id: &str) -> Result<Option<Decision>, StoreError>;
-    /// The decisions for several transaction ids, in the order asked: one read where the
-    /// backend can (a topic replayed after an offset reset asks for thousands at once, and a
-    /// read each costs a blocking call each). By default, one [`Store::decision`] after another.
+    /// The decisions for several transaction ids, in the order asked, read together where the
+    /// backend can: a topic replayed after an offset reset asks for thousands at once, and a
+    /// blocking call (or a request to a cluster's store host) per id costs more than the read.
+    /// By default, one [`Store::decision`] after another.
     async fn decisions(
         &self,
         transaction_ids: Vec<String>,

@@ -96,6 +96,42 @@ struct HeldStore {
     go_on: tokio::sync::Semaphore,
     single_reads: std::sync::atomic::AtomicUsize,
     batch_reads: Mutex<Vec<usize>>,
+    /// Whether reads together fail; a single read of `unreadable` fails always.
+    batch_reads_fail: bool,
+}
+
+impl HeldStore {
+    fn open(dir: &std::path::Path, batch_reads_fail: bool) -> Arc<HeldStore> {
+        Arc::new(HeldStore {
+            inner: EmbeddedStore::open(&dir.join("w.redb")).unwrap(),
+            writing: tokio::sync::Notify::new(),
+            go_on: tokio::sync::Semaphore::new(0),
+            single_reads: Default::default(),
+            batch_reads: Default::default(),
+            batch_reads_fail,
+        })
+    }
+
+    /// Starts a writer on this store and queues a decision of `t1`: the writer takes it and
+    /// holds inside its commit until `go_on` has a permit, so that what is queued meanwhile is
+    /// its next batch.
+    async fn writer_inside_a_commit(
+        self: &Arc<Self>,
+    ) -> (Writer, oneshot::Receiver<Result<Stored, DecisionError>>) {
+        let writer = Writer::start(Arc::clone(self) as Arc<dyn Store>, WriterConfig::default());
+        let (ack, stored) = oneshot::channel();
+        let d = Arc::new(decision("t1", "u", 1, 0));
+        writer.submit_decision(d, ack).await.unwrap();
+        self.writing.notified().await;
+        (writer, stored)
+    }
+}
+
+/// Waits until `count` requests are queued (or taken) in the writer.
+async fn queued(writer: &Writer, count: u64) {
+    while writer.progress.queued.load(Ordering::SeqCst) < count {
+        tokio::task::yield_now().await;
+    }
 }
 
 #[async_trait::async_trait]
@@ -107,10 +143,19 @@ impl Store for HeldStore {
     }
     async fn decision(&self, id: &str) -> Result<Option<Decision>, StoreError> {
         self.single_reads.fetch_add(1, Ordering::SeqCst);
+        if id == "unreadable" {
+            return Err(StoreError::Corrupt {
+                table: "decisions_by_txn",
+                reason: "unreadable on purpose".into(),
+            });
+        }
         self.inner.decision(id).await
     }
     async fn decisions(&self, ids: Vec<String>) -> Result<Vec<Option<Decision>>, StoreError> {
         self.batch_reads.lock().unwrap().push(ids.len());
+        if self.batch_reads_fail {
+            return Err(StoreError::Backend("failing on purpose".into()));
+        }
         self.inner.decisions(ids).await
     }
     async fn decisions_for_user(
@@ -175,19 +220,8 @@ impl Store for HeldStore {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_batch_of_lookups_is_one_read() {
     let dir = tempfile::tempdir().unwrap();
-    let held = Arc::new(HeldStore {
-        inner: EmbeddedStore::open(&dir.path().join("w.redb")).unwrap(),
-        writing: tokio::sync::Notify::new(),
-        go_on: tokio::sync::Semaphore::new(0),
-        single_reads: Default::default(),
-        batch_reads: Default::default(),
-    });
-    let writer = Writer::start(Arc::clone(&held) as Arc<dyn Store>, WriterConfig::default());
-    let (ack, stored) = oneshot::channel();
-    let d = Arc::new(decision("t1", "u", 1, 0));
-    writer.submit_decision(d, ack).await.unwrap();
-    // The writer is inside its first commit; what is queued now is its next batch.
-    held.writing.notified().await;
+    let held = HeldStore::open(dir.path(), false);
+    let (writer, stored) = held.writer_inside_a_commit().await;
     let mut lookups = Vec::new();
     for i in 0..50 {
         let writer = writer.clone();
@@ -200,9 +234,7 @@ async fn a_batch_of_lookups_is_one_read() {
         let writer = writer.clone();
         async move { writer.flush().await }
     });
-    while writer.progress.queued.load(Ordering::SeqCst) < 52 {
-        tokio::task::yield_now().await;
-    }
+    queued(&writer, 52).await;
     held.go_on.add_permits(1);
     assert!(!stored.await.unwrap().unwrap().duplicate);
     for lookup in lookups {
@@ -213,4 +245,36 @@ async fn a_batch_of_lookups_is_one_read() {
     barrier.await.unwrap().unwrap();
     assert_eq!(*held.batch_reads.lock().unwrap(), [50]);
     assert_eq!(held.single_reads.load(Ordering::SeqCst), 0);
+}
+
+/// When the batch's read fails, each lookup is read alone: an unreadable record fails its own
+/// lookup, not the others of its batch.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_batch_read_fails_only_the_unreadable_lookup() {
+    let dir = tempfile::tempdir().unwrap();
+    let held = HeldStore::open(dir.path(), true);
+    let (writer, stored) = held.writer_inside_a_commit().await;
+    let lookups: Vec<_> = ["t1", "unreadable", "t2"]
+        .into_iter()
+        .map(|id| {
+            let writer = writer.clone();
+            tokio::spawn(async move { writer.lookup_after_writes(id.into()).await })
+        })
+        .collect();
+    queued(&writer, 4).await;
+    held.go_on.add_permits(1);
+    stored.await.unwrap().unwrap();
+    let mut answers = Vec::new();
+    for lookup in lookups {
+        answers.push(lookup.await.unwrap());
+    }
+    assert_eq!(answers[0].as_ref().unwrap().as_ref().unwrap().user_seq, 1);
+    assert!(
+        matches!(answers[1], Err(StoreError::Corrupt { .. })),
+        "{:?}",
+        answers[1]
+    );
+    assert!(answers[2].as_ref().unwrap().is_none());
+    assert_eq!(*held.batch_reads.lock().unwrap(), [3]);
+    assert_eq!(held.single_reads.load(Ordering::SeqCst), 3);
 }
