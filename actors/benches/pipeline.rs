@@ -1,7 +1,9 @@
 //! In-process pipeline benchmark: simulator events -> user actors -> rules -> embedded store.
 //!
 //! `cargo bench -p sentinel-actors --bench pipeline` prints, as medians over the runs:
-//! - the maximum throughput (events decided and durably stored per second), and
+//! - the maximum throughput (events decided and durably stored per second): every event a
+//!   new user, 5,000 live users, and those users' events again (a replay, each answered with
+//!   its stored decision), and
 //! - p50 / p99 / max decision latency (scheduled send -> durable acknowledgement) at fixed
 //!   rates of 1,000 and 10,000 events/s,
 //!
