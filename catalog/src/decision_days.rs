@@ -1,11 +1,12 @@
 //! Reading stored decisions by their decision day, the index every store keeps: backtests find
-//! the users of a range, training scans a period's activity, the live entity-risk index tails
-//! what was stored since its last pass (re-checking its last minutes through the index alone).
+//! the users of a range, training scans a period's activity, the live entity-risk index counts
+//! the entities of the decisions stored since its last pass (re-checking its last minutes
+//! through the index's keys alone).
 
 use crate::error::CatalogError;
 use chrono::{DateTime, Utc};
 use sentinel_event::Decision;
-use sentinel_store::{day_of, DayCursor, Store, StoreError};
+use sentinel_store::{day_of, DayCursor, DayEntry, Store, StoreError};
 
 const PAGE: usize = 1_000;
 
@@ -58,6 +59,23 @@ impl DayItem for DayCursor {
     }
     fn position(&self) -> DayCursor {
         self.clone()
+    }
+}
+
+impl DayItem for DayEntry {
+    async fn page(
+        store: &dyn Store,
+        bucket: u32,
+        after: Option<DayCursor>,
+        limit: usize,
+    ) -> Result<Vec<Self>, StoreError> {
+        store.day_entries(bucket, after, limit).await
+    }
+    fn decided_us(&self) -> i64 {
+        self.position.decided_us
+    }
+    fn position(&self) -> DayCursor {
+        self.position.clone()
     }
 }
 
@@ -127,16 +145,18 @@ pub(crate) async fn for_each_decision(
         decided_us: from.timestamp_micros(),
         transaction_id: String::new(),
     };
-    for_each_decision_after(store, from, to, visit).await
+    walk(store, from, end_of_day_us(to), visit).await.map(drop)
 }
 
-/// Visits every decision after position `after` (exclusive) to the end of `to`'s UTC day, in
-/// decision-time order, a page at a time.
-pub(crate) async fn for_each_decision_after(
+/// Visits the day-index entry (position and event entities, [`Store::day_entries`]) of every
+/// decision after position `after` (exclusive) to the end of `to`'s UTC day, in decision-time
+/// order, a page at a time: what entity activity counts, without reading whole decisions where
+/// the store keeps the entries.
+pub(crate) async fn for_each_day_entry_after(
     store: &dyn Store,
     after: DayCursor,
     to: DateTime<Utc>,
-    visit: impl FnMut(&Decision),
+    visit: impl FnMut(&DayEntry),
 ) -> Result<(), CatalogError> {
     walk(store, after, end_of_day_us(to), visit).await.map(drop)
 }

@@ -14,7 +14,7 @@ use chrono::{DateTime, Duration, Utc};
 use sentinel_engine::opt_hash;
 use sentinel_engine::{hour_visible, EntityActivity, EntityRisk, LabelSighting, RISK_WINDOWS_MS};
 use sentinel_event::Decision;
-use sentinel_store::{CommitObserver, DayCursor, RecordKind, Store};
+use sentinel_store::{CommitObserver, DayCursor, DayEntry, RecordKind, Store};
 use std::collections::{BTreeMap, HashMap};
 use std::hash::{BuildHasher, RandomState};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -204,8 +204,8 @@ async fn read_decisions(
         // The next forget waits until the set holds twice what this one kept: walking it
         // costs at most twice the inserts.
         let mut forget_at = FORGET_WHILE_READING;
-        crate::decision_days::for_each_decision_after(store, start.clone(), now, |d| {
-            tail.record(d);
+        crate::decision_days::for_each_day_entry_after(store, start.clone(), now, |e| {
+            tail.record_entry(e);
             if tail.recent.len() >= forget_at {
                 forget(tail);
                 forget_at = forget_at.max(2 * tail.recent.len());
@@ -246,7 +246,7 @@ async fn read_decisions(
         .await?;
         let Some(first) = seconds.first_differing() else {
             if let Some(newest) = newest {
-                tail.advance(newest);
+                tail.advance(newest.decided_us, &newest.transaction_id);
             }
             tail.forget_before_overlap();
             return Ok(());
@@ -286,13 +286,14 @@ async fn read_decisions(
         _ => None,
     };
     if let Some(from) = page_from {
-        crate::decision_days::for_each_decision_after(store, from, now, |d| tail.record(d)).await?;
+        crate::decision_days::for_each_day_entry_after(store, from, now, |e| tail.record_entry(e))
+            .await?;
         fresh.clear();
     }
     late.extend(fresh);
     for_each_decision_of(store, late, |d| tail.record(&d)).await?;
     if let Some(newest) = newest {
-        tail.advance(newest);
+        tail.advance(newest.decided_us, &newest.transaction_id);
     }
     tail.forget_before_overlap();
     Ok(())
@@ -378,18 +379,44 @@ impl ActivityTail {
 
     /// Counts one decision's event, once.
     fn record(&mut self, d: &Decision) {
-        let id = self.ids.hash_one(&d.transaction_id);
+        self.count_read(
+            d.decided_at.timestamp_micros(),
+            &d.transaction_id,
+            d.event.merchant_id.as_deref(),
+            d.event.device_id.as_deref(),
+            d.event.event_time_ms(),
+        );
+    }
+
+    /// Counts one decision's entry of the day index, once.
+    fn record_entry(&mut self, e: &DayEntry) {
+        self.count_read(
+            e.position.decided_us,
+            &e.position.transaction_id,
+            e.merchant_id.as_deref(),
+            e.device_id.as_deref(),
+            e.event_ms,
+        );
+    }
+
+    /// Counts a decision read from the store, once.
+    fn count_read(
+        &mut self,
+        decided_us: i64,
+        transaction_id: &str,
+        merchant: Option<&str>,
+        device: Option<&str>,
+        event_ms: i64,
+    ) {
+        let id = self.ids.hash_one(transaction_id);
         if self.recent.contains_key(&id) {
             return;
         }
-        let decided_us = d.decided_at.timestamp_micros();
-        self.activity.record_event(&d.event);
+        self.activity
+            .record(opt_hash(merchant), opt_hash(device), event_ms);
         self.remember(id, decided_us);
         self.counted.read += 1;
-        self.advance(DayCursor {
-            decided_us,
-            transaction_id: d.transaction_id.clone(),
-        });
+        self.advance(decided_us, transaction_id);
     }
 
     /// Counts a decision committed here, once.
@@ -402,14 +429,24 @@ impl ActivityTail {
         self.counted.observed += 1;
     }
 
-    /// Moves the last position read forward to `position` if it is later.
-    fn advance(&mut self, position: DayCursor) {
-        let later = self.last_read.as_ref().is_none_or(|last| {
-            (position.decided_us, position.transaction_id.as_str())
-                > (last.decided_us, last.transaction_id.as_str())
-        });
-        if later {
-            self.last_read = Some(position);
+    /// Moves the last position read forward to (`decided_us`, `transaction_id`) if it is
+    /// later.
+    fn advance(&mut self, decided_us: i64, transaction_id: &str) {
+        match &mut self.last_read {
+            Some(last)
+                if (decided_us, transaction_id) <= (last.decided_us, &last.transaction_id) => {}
+            Some(last) => {
+                // In place: a first pass moves it forward at every decision it reads.
+                last.decided_us = decided_us;
+                last.transaction_id.clear();
+                last.transaction_id.push_str(transaction_id);
+            }
+            None => {
+                self.last_read = Some(DayCursor {
+                    decided_us,
+                    transaction_id: transaction_id.to_owned(),
+                })
+            }
         }
     }
 }

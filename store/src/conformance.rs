@@ -4,7 +4,7 @@
 
 use crate::chain::{LogReport, VerifyOptions, MIN_RETENTION};
 use crate::{
-    day_of, DayCursor, DecisionLog, RecordGuard, RecordKind, RecordWrite, Store, WriteOp,
+    day_of, DayCursor, DayEntry, DecisionLog, RecordGuard, RecordKind, RecordWrite, Store, WriteOp,
     WriteResult, Writer, WriterConfig, WriterHooks,
 };
 use chrono::{TimeZone, Utc};
@@ -113,6 +113,55 @@ pub async fn decisions_are_immutable_and_indexed(store: Arc<dyn Store>) {
     assert_eq!(next_keys, vec![position(&next[0])]);
     assert!(store
         .decision_keys_by_day(day + 1, None, 2)
+        .await
+        .unwrap()
+        .is_empty());
+}
+
+/// Conformance check: the day index's entries ([`Store::day_entries`]) carry each decision's
+/// position and event entities, page by page in decision-time order, telling an absent merchant
+/// or device from an empty one.
+pub async fn day_entries_carry_each_decisions_entities(store: Arc<dyn Store>) {
+    let with = |txn: &str, second: u32, merchant: Option<&str>, device: Option<&str>| {
+        let mut d = decision(txn, "u1", u64::from(second) + 1, 7);
+        d.decided_at += chrono::Duration::seconds(second.into());
+        let mut event = (*d.event).clone();
+        event.merchant_id = merchant.map(str::to_owned);
+        event.device_id = device.map(str::to_owned);
+        event.timestamp -= chrono::Duration::milliseconds(1_500);
+        d.event = Arc::new(event);
+        Arc::new(d)
+    };
+    let stored = [
+        with("e1", 0, Some("m-1"), Some("d-1")),
+        with("e2", 1, None, None),
+        with("e3", 1, Some(""), None),
+        with("e4", 2, None, Some("d-é")),
+        with("e5", 3, Some("m-1"), Some("")),
+    ];
+    // Written out of time order, over two batches.
+    let ops = |ds: &[Arc<Decision>]| {
+        ds.iter()
+            .map(|d| WriteOp::Decision(Arc::clone(d)))
+            .collect::<Vec<_>>()
+    };
+    store.write_batch(ops(&stored[3..])).await.unwrap();
+    store.write_batch(ops(&stored[..3])).await.unwrap();
+    let day = day_of(stored[0].decided_at);
+    let mut read = Vec::new();
+    let mut after = None;
+    loop {
+        let page = store.day_entries(day, after.clone(), 2).await.unwrap();
+        assert!(page.len() <= 2);
+        let Some(last) = page.last() else { break };
+        after = Some(last.position.clone());
+        read.extend(page);
+    }
+    let expected: Vec<DayEntry> = stored.iter().map(|d| DayEntry::of(d)).collect();
+    assert_eq!(read, expected);
+    assert_eq!(read[2].merchant_id.as_deref(), Some(""));
+    assert!(store
+        .day_entries(day + 1, None, 10)
         .await
         .unwrap()
         .is_empty());
@@ -697,6 +746,7 @@ where
     Fut: std::future::Future<Output = Arc<dyn Store>>,
 {
     decisions_are_immutable_and_indexed(fresh().await).await;
+    day_entries_carry_each_decisions_entities(fresh().await).await;
     writer_acknowledges_after_commit_and_reports_duplicates(fresh().await).await;
     lookups_read_together_answer_each_id(fresh().await).await;
     records_are_written_atomically_and_scanned_in_key_order(fresh().await).await;

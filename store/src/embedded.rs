@@ -132,7 +132,7 @@ impl EmbeddedStore {
         {
             let (k, _) = entry.map_err(StoreError::backend)?;
             let (day, micros, txn_id) = k.value();
-            visit(Row::ByDay(day, micros, txn_id.to_owned()))?;
+            visit(Row::ByDay(day, micros, txn_id.to_owned(), Vec::new()))?;
         }
         for entry in txn
             .open_table(LOG)
@@ -198,7 +198,7 @@ impl EmbeddedStore {
                     Row::ByUser(user, seq, txn_id) => by_user
                         .insert((user.as_str(), *seq), txn_id.as_str())
                         .map(drop),
-                    Row::ByDay(day, micros, txn_id) => by_day
+                    Row::ByDay(day, micros, txn_id, _) => by_day
                         .insert((*day, *micros, txn_id.as_str()), ())
                         .map(drop),
                     Row::Log(seq, v) => log.insert(*seq, v.as_slice()).map(drop),

@@ -17,6 +17,7 @@ mod blocking;
 pub mod chain;
 #[cfg(feature = "conformance")]
 pub mod conformance;
+mod day_entry;
 mod embedded;
 mod error;
 mod expiry;
@@ -30,6 +31,7 @@ pub mod tagged;
 mod writer;
 
 pub use blocking::{default_max_concurrent_reads, on_read_lane};
+pub use day_entry::DayEntry;
 pub use embedded::{EmbeddedStore, DEFAULT_CACHE_BYTES};
 pub use error::StoreError;
 pub use lsm::LsmStore;
@@ -138,6 +140,23 @@ pub trait Store: Send + Sync + 'static {
                 decided_us: d.decided_at.timestamp_micros(),
                 transaction_id: d.transaction_id,
             })
+            .collect())
+    }
+    /// The entity fields (merchant, device, event time) of [`Store::decisions_by_day`]'s page,
+    /// with each decision's position: what the live entity-risk index counts of the last 30
+    /// days at a node's start. The default reads the decisions; a backend that keeps these
+    /// fields in its day index overrides it to read the index alone.
+    async fn day_entries(
+        &self,
+        day: u32,
+        after: Option<DayCursor>,
+        limit: usize,
+    ) -> Result<Vec<DayEntry>, StoreError> {
+        Ok(self
+            .decisions_by_day(day, after, limit)
+            .await?
+            .iter()
+            .map(DayEntry::of)
             .collect())
     }
     /// A user's latest snapshot.

@@ -9,12 +9,14 @@
 //! - `decisions_by_txn`: transaction id → the decision as JSON;
 //! - `decisions_by_user`: user id length (u32 BE) ‖ user id ‖ user_seq (u64 BE) → transaction id;
 //! - `decisions_by_day`: day (u32 BE) ‖ decision µs with the sign bit flipped (u64 BE) ‖
-//!   transaction id → nothing;
+//!   transaction id → the event's entity fields ([`crate::day_entry`]; empty in entries
+//!   written before them, and in those migrated from redb);
 //! - `decision_log`: position (u64 BE) → log entry; `meta`: name → value;
 //! - `records`: kind name ‖ 0 ‖ key → value; `user_snapshots`: user id → seq (u64 BE) ‖ state.
 
 use crate::blocking::{BlockingWork, Lane};
 use crate::chain::{self, Head, LogReport, VerifyOptions};
+use crate::day_entry::{self, DayEntry};
 use crate::expiry::{check_cutoff, declare, expired_front, latest_per_user, Expired};
 use crate::history::{user_key, History};
 use crate::migrate::Row;
@@ -182,9 +184,9 @@ impl LsmStore {
             visit(Row::ByUser(user.to_owned(), seq, txn_id))?;
         }
         for row in rows(&inner.by_day) {
-            let (k, _) = row?;
+            let (k, v) = row?;
             let (day, micros, txn_id) = split_day_key(&k)?;
-            visit(Row::ByDay(day, micros, txn_id.to_owned()))?;
+            visit(Row::ByDay(day, micros, txn_id.to_owned(), v.to_vec()))?;
         }
         for row in rows(&inner.log) {
             let (k, v) = row?;
@@ -229,8 +231,8 @@ impl LsmStore {
                 Row::ByUser(user, seq, txn_id) => {
                     batch.insert(&inner.by_user, user_seq_key(&user, seq), txn_id)
                 }
-                Row::ByDay(day, micros, txn_id) => {
-                    batch.insert(&inner.by_day, day_key(day, micros, &txn_id), [])
+                Row::ByDay(day, micros, txn_id, entry) => {
+                    batch.insert(&inner.by_day, day_key(day, micros, &txn_id), entry)
                 }
                 Row::Log(seq, v) => batch.insert(&inner.log, seq.to_be_bytes(), v),
                 Row::Meta(name, v) => batch.insert(&inner.meta, name, v),
@@ -366,7 +368,9 @@ impl Inner {
         batch.insert(&self.decisions, txn_id, buf.as_slice());
         batch.insert(&self.log, seq.to_be_bytes(), entry);
         batch.insert(&self.by_user, user_seq_key(&d.user_id, d.user_seq), txn_id);
-        batch.insert(&self.by_day, day_key_of(d), []);
+        buf.clear();
+        day_entry::encode_into(buf, d);
+        batch.insert(&self.by_day, day_key_of(d), buf.as_slice());
         next.decisions += 1;
         fresh.insert(txn_id, d);
         Ok(WriteResult::Stored)
@@ -529,6 +533,15 @@ fn split_day_key(key: &[u8]) -> Result<(u32, i64, &str), StoreError> {
     Ok((day, (micros ^ (1 << 63)) as i64, txn_id))
 }
 
+/// The keys of `day` after `after` (exclusive).
+fn day_range(day: u32, after: Option<&DayCursor>) -> (Bound<Vec<u8>>, Bound<Vec<u8>>) {
+    let from = match after {
+        Some(c) => Bound::Excluded(day_key(day, c.decided_us, &c.transaction_id)),
+        None => Bound::Included(day.to_be_bytes().to_vec()),
+    };
+    (from, Bound::Excluded((day + 1).to_be_bytes().to_vec()))
+}
+
 fn day_key_of(d: &Decision) -> Vec<u8> {
     day_key(
         crate::day_of(d.decided_at),
@@ -664,12 +677,10 @@ impl<'a> View<'a> {
         after: Option<&DayCursor>,
         mut visit: impl FnMut(i64, &str) -> Result<bool, StoreError>,
     ) -> Result<(), StoreError> {
-        let from = match after {
-            Some(c) => Bound::Excluded(day_key(day, c.decided_us, &c.transaction_id)),
-            None => Bound::Included(day.to_be_bytes().to_vec()),
-        };
-        let to = Bound::Excluded((day + 1).to_be_bytes().to_vec());
-        for guard in self.snapshot.range(&self.inner.by_day, (from, to)) {
+        for guard in self
+            .snapshot
+            .range(&self.inner.by_day, day_range(day, after))
+        {
             let key = guard.key().map_err(StoreError::backend)?;
             let (_, decided_us, txn_id) = split_day_key(&key)?;
             if !visit(decided_us, txn_id)? {
@@ -677,6 +688,43 @@ impl<'a> View<'a> {
             }
         }
         Ok(())
+    }
+
+    /// Up to `limit` entries of `day`'s index after `after` (exclusive), in decision-time
+    /// order, from the index alone except where an entry predates its entity fields: then
+    /// from its decision.
+    fn day_entries(
+        &self,
+        day: u32,
+        after: Option<&DayCursor>,
+        limit: usize,
+    ) -> Result<Vec<DayEntry>, StoreError> {
+        let mut out = Vec::new();
+        for guard in self
+            .snapshot
+            .range(&self.inner.by_day, day_range(day, after))
+            .take(limit)
+        {
+            let (key, value) = guard.into_inner().map_err(StoreError::backend)?;
+            let (_, decided_us, txn_id) = split_day_key(&key)?;
+            match day_entry::decode(&value)? {
+                Some(entities) => out.push(DayEntry {
+                    position: DayCursor {
+                        decided_us,
+                        transaction_id: txn_id.to_owned(),
+                    },
+                    merchant_id: entities.merchant.map(str::to_owned),
+                    device_id: entities.device.map(str::to_owned),
+                    event_ms: entities.event_ms,
+                }),
+                None => {
+                    if let Some(d) = self.decision(txn_id)? {
+                        out.push(DayEntry::of(&d));
+                    }
+                }
+            }
+        }
+        Ok(out)
     }
 }
 
@@ -756,6 +804,18 @@ impl Store for LsmStore {
                 Ok(out.len() < limit)
             })?;
             Ok(out)
+        })
+        .await
+    }
+
+    async fn day_entries(
+        &self,
+        day: u32,
+        after: Option<DayCursor>,
+        limit: usize,
+    ) -> Result<Vec<DayEntry>, StoreError> {
+        self.blocking(Lane::Read, move |inner| {
+            View::new(inner).day_entries(day, after.as_ref(), limit)
         })
         .await
     }

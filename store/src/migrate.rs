@@ -12,8 +12,10 @@ pub(crate) enum Row {
     Decision(String, Vec<u8>),
     /// `decisions_by_user`: (user id, user_seq) → transaction id.
     ByUser(String, u64, String),
-    /// `decisions_by_day`: (day, decision µs, transaction id).
-    ByDay(u32, i64, String),
+    /// `decisions_by_day`: (day, decision µs, transaction id) → the entry's entity fields
+    /// ([`crate::day_entry`]; empty from redb, which keeps none: the new store then reads
+    /// those decisions whole where it needs their entities).
+    ByDay(u32, i64, String, Vec<u8>),
     /// `decision_log`: position → entry.
     Log(u64, Vec<u8>),
     /// `meta`: name → value (the log's head and anchor).

@@ -5,7 +5,7 @@
 use super::*;
 use sentinel_engine::{PolicyDef, UserState};
 use sentinel_event::{Decision, Transaction};
-use sentinel_store::{EmbeddedStore, WriteOp};
+use sentinel_store::{EmbeddedStore, LsmStore, WriteOp};
 use std::time::Instant;
 
 async fn open(store: &Arc<dyn Store>) -> Catalog {
@@ -129,10 +129,14 @@ async fn stored_decisions_and_labels_reach_another_nodes_index_point_in_time() {
     );
 }
 
-/// The embedded store, counting the decisions it hands out (each one read and decoded).
+/// The embedded store (on fjall, a new data directory's engine), counting the decisions it
+/// hands out, whole or as their day-index entries.
 struct CountingStore {
-    inner: EmbeddedStore,
+    inner: LsmStore,
     decisions_read: std::sync::atomic::AtomicUsize,
+    /// Of those, the ones handed out as day-index entries, and as whole decisions by day.
+    entries_read: std::sync::atomic::AtomicUsize,
+    whole_by_day: std::sync::atomic::AtomicUsize,
     /// While set, record scans (the labels a pass reads) fail.
     failing_scans: std::sync::atomic::AtomicBool,
     /// Positions read from the day index alone.
@@ -145,8 +149,10 @@ struct CountingStore {
 impl CountingStore {
     fn open(dir: &std::path::Path) -> Arc<Self> {
         Arc::new(CountingStore {
-            inner: EmbeddedStore::open(&dir.join("s.redb")).unwrap(),
+            inner: LsmStore::open(&dir.join("s.lsm")).unwrap(),
             decisions_read: Default::default(),
+            entries_read: Default::default(),
+            whole_by_day: Default::default(),
             failing_scans: Default::default(),
             keys_read: Default::default(),
             single_reads: Default::default(),
@@ -213,6 +219,20 @@ impl Store for CountingStore {
     ) -> Result<Vec<Decision>, sentinel_store::StoreError> {
         let page = self.inner.decisions_by_day(day, after, limit).await?;
         self.read(page.len());
+        self.whole_by_day
+            .fetch_add(page.len(), std::sync::atomic::Ordering::SeqCst);
+        Ok(page)
+    }
+    async fn day_entries(
+        &self,
+        day: u32,
+        after: Option<sentinel_store::DayCursor>,
+        limit: usize,
+    ) -> Result<Vec<DayEntry>, sentinel_store::StoreError> {
+        let page = self.inner.day_entries(day, after, limit).await?;
+        self.read(page.len());
+        self.entries_read
+            .fetch_add(page.len(), std::sync::atomic::Ordering::SeqCst);
         Ok(page)
     }
     async fn decision_keys_by_day(
@@ -308,6 +328,41 @@ async fn store_decided_at(catalog: &Catalog, id: &str, decided_at: DateTime<Utc>
         .await
         .unwrap();
     decision
+}
+
+/// The first pass, and a pass that reads many new decisions by pages, count the day index's
+/// entries (each decision's position and event entities), never whole decisions: at start-up
+/// on a busy store that is 30 days of them (BENCHMARKS.md, "Start-up on a store with history").
+#[tokio::test]
+async fn passes_read_entities_from_the_day_index_not_whole_decisions() {
+    let dir = tempfile::tempdir().unwrap();
+    let (counting, catalog) = counting_catalog(dir.path()).await;
+    let load = |n: &std::sync::atomic::AtomicUsize| n.load(std::sync::atomic::Ordering::SeqCst);
+    let now = Utc::now();
+    for i in 0..40 {
+        store_decided_at(
+            &catalog,
+            &format!("t-{i}"),
+            now - Duration::seconds(600 - i),
+        )
+        .await;
+    }
+    catalog.refresh_entity_risk(0, Utc::now(), 0).await.unwrap();
+    assert_eq!(merchant_count(&catalog), 40.0);
+    assert_eq!(
+        (load(&counting.entries_read), load(&counting.whole_by_day)),
+        (40, 0)
+    );
+    // More new ones than a pass looks up one by one: read by pages, as entries too.
+    for i in 0..300 {
+        store_decided_at(&catalog, &format!("n-{i}"), Utc::now()).await;
+    }
+    catalog.refresh_entity_risk(0, Utc::now(), 0).await.unwrap();
+    assert_eq!(merchant_count(&catalog), 340.0);
+    assert_eq!(
+        (load(&counting.entries_read), load(&counting.whole_by_day)),
+        (340, 0)
+    );
 }
 
 /// A tail pass decodes only decisions it has not read: the minutes it re-checks for late

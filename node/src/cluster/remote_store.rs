@@ -18,7 +18,7 @@ use ractor::{pg, Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
 use ractor_cluster::{NodeServerMessage, RactorClusterMessage};
 use sentinel_event::Decision;
 use sentinel_store::{
-    CommitObserver, DayCursor, RecordGuard, RecordKind, RecordWrite, RestorePoint, Store,
+    CommitObserver, DayCursor, DayEntry, RecordGuard, RecordKind, RecordWrite, RestorePoint, Store,
     StoreError, UserSnapshot, WriteOp, WriteResult,
 };
 use wire::{Bytes, Page, RecordValue, StoreReply, StoreRequest, FRAME_BUDGET, INLINE_RECORD};
@@ -147,6 +147,7 @@ fn peer_refusal(request: &StoreRequest) -> Option<String> {
         | StoreRequest::DecisionsForUser { .. }
         | StoreRequest::DecisionsByDay { .. }
         | StoreRequest::DecisionKeysByDay { .. }
+        | StoreRequest::DayEntries { .. }
         | StoreRequest::Snapshot(_)
         | StoreRequest::RestorePoint { .. }
         | StoreRequest::DecisionCount
@@ -267,6 +268,10 @@ async fn serve(hosted: &Hosted, request: StoreRequest) -> Result<StoreReply, Sto
                 .decision_keys_by_day(day, after, served_limit(limit))
                 .await?;
             StoreReply::Positions(page_of(positions, limit, FRAME_BUDGET))
+        }
+        StoreRequest::DayEntries { day, after, limit } => {
+            let entries = store.day_entries(day, after, served_limit(limit)).await?;
+            StoreReply::Entries(page_of(entries, limit, FRAME_BUDGET))
         }
         StoreRequest::Snapshot(user_id) => StoreReply::Snapshot(store.snapshot(&user_id).await?),
         StoreRequest::RestorePoint { user_id, limit } => {
@@ -635,6 +640,34 @@ impl Store for RemoteStore {
         .await
     }
 
+    async fn day_entries(
+        &self,
+        day: u32,
+        after: Option<DayCursor>,
+        limit: usize,
+    ) -> Result<Vec<DayEntry>, StoreError> {
+        let request = |after, limit| StoreRequest::DayEntries { day, after, limit };
+        let entries = |reply| match reply {
+            StoreReply::Entries(page) => Ok(page),
+            other => Err(unexpected(other)),
+        };
+        let next = |e: &DayEntry| Some(e.position.clone());
+        match self
+            .pages(after.clone(), limit, Vec::new(), request, entries, next)
+            .await
+        {
+            Ok(entries) => Ok(entries),
+            // A store host older than this request cannot read it: its decisions carry the
+            // same entities (a real failure fails this read too).
+            Err(_) => Ok(self
+                .decisions_by_day(day, after, limit)
+                .await?
+                .iter()
+                .map(DayEntry::of)
+                .collect()),
+        }
+    }
+
     async fn snapshot(&self, user_id: &str) -> Result<Option<UserSnapshot>, StoreError> {
         match self
             .call(StoreRequest::Snapshot(user_id.to_owned()))
@@ -790,6 +823,8 @@ mod tests {
         conformance::records_share_a_batch_with_decisions(remote).await;
         let (_f, _, remote) = served("conformance-f").await;
         conformance::lookups_read_together_answer_each_id(remote).await;
+        let (_g, _, remote) = served("conformance-g").await;
+        conformance::day_entries_carry_each_decisions_entities(remote).await;
     }
 
     /// The host's entity index learns a member's new decisions as they are stored, in order,
@@ -1094,6 +1129,11 @@ mod tests {
                 after: None,
                 limit: usize::MAX,
             },
+            StoreRequest::DayEntries {
+                day,
+                after: None,
+                limit: usize::MAX,
+            },
             StoreRequest::RestorePoint {
                 user_id: "busy".into(),
                 limit: usize::MAX,
@@ -1118,6 +1158,7 @@ mod tests {
             let (served, more) = match peer.call(request).await.unwrap() {
                 StoreReply::Decisions(page) => (page.items.len(), page.more),
                 StoreReply::Positions(page) => (page.items.len(), page.more),
+                StoreReply::Entries(page) => (page.items.len(), page.more),
                 StoreReply::RestorePoint { decisions, .. } => {
                     (decisions.items.len(), decisions.more)
                 }
@@ -1142,6 +1183,7 @@ mod tests {
                 .unwrap()
                 .len(),
             remote.decisions_by_day(day, None, all).await.unwrap().len(),
+            remote.day_entries(day, None, all).await.unwrap().len(),
             remote
                 .restore_point("busy", all)
                 .await
@@ -1156,7 +1198,7 @@ mod tests {
         ];
         let found = remote.decisions(every_id).await.unwrap();
         assert!(found.iter().all(Option::is_some));
-        assert_eq!(read, [total; 5]);
+        assert_eq!(read, [total; 6]);
         assert_eq!(found.len(), total);
     }
 

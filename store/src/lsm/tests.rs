@@ -128,6 +128,33 @@ async fn day_pages_follow_decision_time_and_resume_after_the_cursor() {
     assert_eq!(ids, ["a-late"]);
 }
 
+/// A decision's entities are kept in its day-index entry: read from there without its record
+/// (here removed under the store, which no reader ever sees otherwise).
+#[tokio::test]
+async fn day_entries_are_read_from_the_day_index_alone() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = LsmStore::open(&dir.path().join("e.lsm")).unwrap();
+    let mut d = decision("t-entities", "u", 1, 5);
+    let mut event = (*d.event).clone();
+    event.merchant_id = Some("m-7".into());
+    d.event = Arc::new(event);
+    store
+        .write_batch(vec![WriteOp::Decision(Arc::new(d.clone()))])
+        .await
+        .unwrap();
+    store.inner.decisions.remove("t-entities").unwrap();
+    let day = crate::day_of(d.decided_at);
+    assert!(store
+        .decisions_by_day(day, None, 10)
+        .await
+        .unwrap()
+        .is_empty());
+    assert_eq!(
+        store.day_entries(day, None, 10).await.unwrap(),
+        [DayEntry::of(&d)]
+    );
+}
+
 /// Retention on this engine (the shared check), and what it stored survives reopening.
 #[tokio::test]
 async fn old_decisions_go_from_every_table_and_the_rest_still_verifies() {

@@ -5,7 +5,7 @@
 
 use sentinel_event::Decision;
 use sentinel_store::{
-    DayCursor, RecordGuard, RecordKind, RecordWrite, UserSnapshot, WriteOp, WriteResult,
+    DayCursor, DayEntry, RecordGuard, RecordKind, RecordWrite, UserSnapshot, WriteOp, WriteResult,
 };
 use serde::{Deserialize, Serialize};
 
@@ -36,6 +36,13 @@ pub enum StoreRequest {
     /// Positions of a day's decisions, without the decisions (see
     /// [`sentinel_store::Store::decision_keys_by_day`]).
     DecisionKeysByDay {
+        day: u32,
+        after: Option<DayCursor>,
+        limit: usize,
+    },
+    /// A day's decisions' positions and event entities (see
+    /// [`sentinel_store::Store::day_entries`]), answered with [`StoreReply::Entries`].
+    DayEntries {
         day: u32,
         after: Option<DayCursor>,
         limit: usize,
@@ -77,6 +84,7 @@ pub enum StoreReply {
     Found(Page<Option<Decision>>),
     Decisions(Page<Decision>),
     Positions(Page<DayCursor>),
+    Entries(Page<DayEntry>),
     Snapshot(Option<UserSnapshot>),
     RestorePoint {
         snapshot: Option<UserSnapshot>,
@@ -101,6 +109,7 @@ impl StoreReply {
             StoreReply::Found(_) => "decisions by id",
             StoreReply::Decisions(_) => "decisions",
             StoreReply::Positions(_) => "positions",
+            StoreReply::Entries(_) => "day entries",
             StoreReply::Snapshot(_) => "snapshot",
             StoreReply::RestorePoint { .. } => "restore point",
             StoreReply::Count(_) => "count",
