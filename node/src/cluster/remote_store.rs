@@ -106,7 +106,7 @@ impl Actor for StoreHost {
                         .await
                         .unwrap_or_else(|e| StoreReply::Failed(e.to_string())),
                 },
-                Err(e) => StoreReply::Failed(format!("undecodable store request: {e}")),
+                Err(e) => StoreReply::Failed(format!("{UNDECODABLE_REQUEST}: {e}")),
             };
             match serde_json::to_vec(&answer) {
                 Ok(bytes) => {
@@ -184,6 +184,16 @@ pub async fn serve_store(node_name: &str, hosted: Hosted) -> anyhow::Result<()> 
         .map_err(|e| anyhow::anyhow!("starting the store host actor: {e}"))?;
     pg::join(group_for(node_name), vec![actor.get_cell()]);
     Ok(())
+}
+
+/// How a host's failure reply to a request it cannot read begins: a host older than the
+/// member asking (a cluster upgraded one node at a time) meets requests it does not know.
+const UNDECODABLE_REQUEST: &str = "undecodable store request";
+
+/// Whether `error` is the store host's answer to a request it cannot read, so that the member
+/// asks again in requests every host knows.
+fn unknown_to_host(error: &StoreError) -> bool {
+    matches!(error, StoreError::Backend(reason) if reason.starts_with(UNDECODABLE_REQUEST))
 }
 
 /// The most transaction ids one [`StoreRequest::DecisionsById`] asks for.
@@ -572,10 +582,21 @@ impl Store for RemoteStore {
         while !rest.is_empty() {
             // Ids are at most 128 characters: a thousand of them fit a frame many times over.
             let asked = rest.len().min(IDS_PER_REQUEST);
-            match self
+            let reply = match self
                 .call(StoreRequest::DecisionsById(rest[..asked].to_vec()))
-                .await?
+                .await
             {
+                Ok(reply) => reply,
+                // A host older than this request: one id per request, as before it.
+                Err(e) if unknown_to_host(&e) => {
+                    for id in rest {
+                        found.push(self.decision(id).await?);
+                    }
+                    return Ok(found);
+                }
+                Err(e) => return Err(e),
+            };
+            match reply {
                 // A page holds at least one answer, so this moves on.
                 StoreReply::Found(page) if (1..=asked).contains(&page.items.len()) => {
                     rest = &rest[page.items.len()..];
@@ -656,15 +677,14 @@ impl Store for RemoteStore {
             .pages(after.clone(), limit, Vec::new(), request, entries, next)
             .await
         {
-            Ok(entries) => Ok(entries),
-            // A store host older than this request cannot read it: its decisions carry the
-            // same entities (a real failure fails this read too).
-            Err(_) => Ok(self
+            // A host older than this request: the decisions carry the same entities.
+            Err(e) if unknown_to_host(&e) => Ok(self
                 .decisions_by_day(day, after, limit)
                 .await?
                 .iter()
                 .map(DayEntry::of)
                 .collect()),
+            read => read,
         }
     }
 
@@ -1082,6 +1102,38 @@ mod tests {
         let keys: Vec<&str> = scanned.iter().map(|(k, _)| k.as_str()).collect();
         assert_eq!(keys, ["a", "big", "c"]);
         assert_eq!(scanned[1].1, model);
+    }
+
+    /// A request the host cannot read (one added after the host's release: a cluster upgraded
+    /// one node at a time) is answered with a failure the member tells apart from the store's
+    /// own, and asks again in requests every host knows; the store's own failures are not
+    /// mistaken for it.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_request_newer_than_the_host_is_told_apart() {
+        let (_dir, _, _) = served("newer-request").await;
+        let remote = RemoteStore::connect("newer-request", None, Duration::from_secs(5))
+            .await
+            .unwrap();
+        let newer = br#"{"DecisionsByMood":{"mood":"calm"}}"#.to_vec();
+        let Err(err) = remote.call_encoded(newer).await else {
+            panic!("the host read a request it does not know");
+        };
+        assert!(unknown_to_host(&err), "{err}");
+        let missing = remote
+            .call(StoreRequest::Snapshot("nobody".into()))
+            .await
+            .unwrap();
+        assert!(matches!(missing, StoreReply::Snapshot(None)));
+        for own in [
+            StoreError::Backend("store host timed out".into()),
+            StoreError::Corrupt {
+                table: "decisions_by_day",
+                reason: "undecodable store request".into(),
+            },
+            StoreError::Refused("undecodable store request".into()),
+        ] {
+            assert!(!unknown_to_host(&own), "{own}");
+        }
     }
 
     /// A member asking for a whole list in one request (`limit: usize::MAX`), or for more
