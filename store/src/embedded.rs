@@ -2,6 +2,7 @@
 
 use crate::blocking::{BlockingWork, Lane};
 use crate::chain::{self, Head, LogReport, VerifyOptions};
+use crate::day_entry;
 use crate::expiry::{check_cutoff, declare, expired_front, latest_per_user, Expired};
 use crate::history::{user_key, History};
 use crate::migrate::Row;
@@ -124,6 +125,7 @@ impl EmbeddedStore {
             let (user, seq) = k.value();
             visit(Row::ByUser(user.to_owned(), seq, v.value().to_owned()))?;
         }
+        let decisions = txn.open_table(DECISIONS).map_err(StoreError::backend)?;
         for entry in txn
             .open_table(BY_DAY)
             .map_err(StoreError::backend)?
@@ -132,7 +134,16 @@ impl EmbeddedStore {
         {
             let (k, _) = entry.map_err(StoreError::backend)?;
             let (day, micros, txn_id) = k.value();
-            visit(Row::ByDay(day, micros, txn_id.to_owned(), Vec::new()))?;
+            // This table keeps no entities; the fjall store keeps them in its day index
+            // (`crate::day_entry`). Read from each decision once here, not at every start of
+            // the migrated store. One that cannot be read keeps an empty entry (the new store
+            // then reads the decision where it needs it, and reports it there).
+            let mut entities = Vec::new();
+            let stored = decisions.get(txn_id).map_err(StoreError::backend)?;
+            if let Some(Ok(d)) = stored.map(|bytes| decode(bytes.value())) {
+                day_entry::encode_into(&mut entities, &d);
+            }
+            visit(Row::ByDay(day, micros, txn_id.to_owned(), entities))?;
         }
         for entry in txn
             .open_table(LOG)

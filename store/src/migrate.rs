@@ -13,8 +13,8 @@ pub(crate) enum Row {
     /// `decisions_by_user`: (user id, user_seq) → transaction id.
     ByUser(String, u64, String),
     /// `decisions_by_day`: (day, decision µs, transaction id) → the entry's entity fields
-    /// ([`crate::day_entry`]; empty from redb, which keeps none: the new store then reads
-    /// those decisions whole where it needs their entities).
+    /// ([`crate::day_entry`]: redb's table keeps none, so its export reads them from the
+    /// decision; empty where that cannot be read, and the new store reads the decision).
     ByDay(u32, i64, String, Vec<u8>),
     /// `decision_log`: position → entry.
     Log(u64, Vec<u8>),

@@ -155,6 +155,32 @@ async fn day_entries_are_read_from_the_day_index_alone() {
     );
 }
 
+/// A store migrated from redb (whose day index keeps no entities) has them in its day index
+/// all the same: read without the decisions.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_store_migrated_from_redb_keeps_the_entities_in_its_day_index() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut kept = decision("t-kept", "u", 1, 5);
+    let mut event = (*kept.event).clone();
+    event.device_id = Some("d-9".into());
+    kept.event = Arc::new(event);
+    {
+        let redb = crate::EmbeddedStore::open(&crate::EmbeddedEngine::Redb.path(dir.path()));
+        let ops = vec![WriteOp::Decision(Arc::new(kept.clone()))];
+        redb.unwrap().write_batch(ops).await.unwrap();
+    }
+    crate::migrate(dir.path(), crate::EmbeddedEngine::Lsm, |_| {})
+        .await
+        .unwrap();
+    let store = LsmStore::open(&crate::EmbeddedEngine::Lsm.path(dir.path())).unwrap();
+    store.inner.decisions.remove("t-kept").unwrap();
+    let day = crate::day_of(kept.decided_at);
+    assert_eq!(
+        store.day_entries(day, None, 10).await.unwrap(),
+        [DayEntry::of(&kept)]
+    );
+}
+
 /// Retention on this engine (the shared check), and what it stored survives reopening.
 #[tokio::test]
 async fn old_decisions_go_from_every_table_and_the_rest_still_verifies() {

@@ -70,8 +70,7 @@ async fn contents(store: &dyn DecisionLog) -> impl PartialEq + std::fmt::Debug {
         json(store.decisions_for_user("even", 0, 100_000).await.unwrap()),
         json(store.decisions_for_user("odd", 0, 100_000).await.unwrap()),
         json(store.decisions_by_day(day, None, 100_000).await.unwrap()),
-        // From redb, whose day index keeps no entities, the fjall store reads them from the
-        // decisions.
+        // Kept in fjall's day index, read from the decisions on redb.
         store.day_entries(day, None, 100_000).await.unwrap(),
         store.snapshot("odd").await.unwrap(),
         store.record(RecordKind::Label, "t1").await.unwrap(),
