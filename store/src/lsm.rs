@@ -703,8 +703,12 @@ impl<'a> View<'a> {
         for guard in self
             .snapshot
             .range(&self.inner.by_day, day_range(day, after))
-            .take(limit)
         {
+            // Counted in entries, not keys: a key whose decision is gone (none should be)
+            // must not end a page early, which would read as the end of the day.
+            if out.len() >= limit {
+                break;
+            }
             let (key, value) = guard.into_inner().map_err(StoreError::backend)?;
             let (_, decided_us, txn_id) = split_day_key(&key)?;
             match day_entry::decode(&value)? {

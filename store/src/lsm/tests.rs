@@ -155,6 +155,27 @@ async fn day_entries_are_read_from_the_day_index_alone() {
     );
 }
 
+/// A day-index key whose decision is gone (an entry of an older release, its record removed
+/// under the store) is skipped without cutting the page short: a short page reads as the end
+/// of the day to the pass that pages through it.
+#[tokio::test]
+async fn a_key_without_its_decision_does_not_end_a_page() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = LsmStore::open(&dir.path().join("o.lsm")).unwrap();
+    store.write_batch(decisions(1, 3)).await.unwrap();
+    let first = decision("t1", "u", 1, 1);
+    let day = crate::day_of(first.decided_at);
+    let orphan_us = first.decided_at.timestamp_micros() + 1;
+    let orphan = day_key(day, orphan_us, "t-orphan");
+    store.inner.by_day.insert(orphan, []).unwrap();
+    let page = store.day_entries(day, None, 2).await.unwrap();
+    let ids: Vec<_> = page
+        .iter()
+        .map(|e| e.position.transaction_id.as_str())
+        .collect();
+    assert_eq!(ids, ["t1", "t2"]);
+}
+
 /// A store migrated from redb (whose day index keeps no entities) has them in its day index
 /// all the same: read without the decisions.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
