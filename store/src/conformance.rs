@@ -123,7 +123,8 @@ pub async fn decisions_are_immutable_and_indexed(store: Arc<dyn Store>) {
 /// or device from an empty one.
 pub async fn day_entries_carry_each_decisions_entities(store: Arc<dyn Store>) {
     let with = |txn: &str, second: u32, merchant: Option<&str>, device: Option<&str>| {
-        let mut d = decision(txn, "u1", u64::from(second) + 1, 7);
+        let seq = txn[1..].parse().expect("e<n>");
+        let mut d = decision(txn, "u1", seq, 7);
         d.decided_at += chrono::Duration::seconds(second.into());
         let mut event = (*d.event).clone();
         event.merchant_id = merchant.map(str::to_owned);
@@ -162,6 +163,17 @@ pub async fn day_entries_carry_each_decisions_entities(store: Arc<dyn Store>) {
     assert_eq!(read[2].merchant_id.as_deref(), Some(""));
     assert!(store
         .day_entries(day + 1, None, 10)
+        .await
+        .unwrap()
+        .is_empty());
+    // Any u32 a cluster peer may send is a day to read, the last one too (it has no next).
+    assert!(store
+        .day_entries(u32::MAX, None, 10)
+        .await
+        .unwrap()
+        .is_empty());
+    assert!(store
+        .decision_keys_by_day(u32::MAX, None, 10)
         .await
         .unwrap()
         .is_empty());

@@ -48,19 +48,27 @@ impl DayEntry {
     }
 }
 
-/// Appends the day-index value of `decision` to `out`.
+/// Appends the day-index value of `decision` to `out`; nothing (an empty value: the reader
+/// reads the decision instead) for a field whose length does not fit the format's u32, which
+/// the event's own size limit already rules out.
 pub(crate) fn encode_into(out: &mut Vec<u8>, decision: &Decision) {
+    let fields = [&decision.event.merchant_id, &decision.event.device_id];
+    let fits = |field: &&Option<String>| {
+        field
+            .as_ref()
+            .is_none_or(|t| u32::try_from(t.len()).is_ok())
+    };
+    if !fields.iter().all(fits) {
+        return;
+    }
     out.push(FORMAT);
     out.extend_from_slice(&decision.event.event_time_ms().to_be_bytes());
-    for field in [&decision.event.merchant_id, &decision.event.device_id] {
+    for field in fields {
         match field {
             None => out.push(0),
             Some(text) => {
                 out.push(1);
-                // Event fields are bounded far below 4 GiB by the event's own size limit; a
-                // longer one would be refused by the decoder, never misread.
-                let len = u32::try_from(text.len()).unwrap_or(u32::MAX);
-                out.extend_from_slice(&len.to_be_bytes());
+                out.extend_from_slice(&(text.len() as u32).to_be_bytes());
                 out.extend_from_slice(text.as_bytes());
             }
         }

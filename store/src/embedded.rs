@@ -17,6 +17,7 @@ use redb::{
     TableDefinition,
 };
 use sentinel_event::Decision;
+use std::ops::Bound;
 use std::path::Path;
 use std::sync::Arc;
 
@@ -357,8 +358,13 @@ fn for_day_keys(
     let (from_us, from_id) = after.map_or((i64::MIN, ""), |c| {
         (c.decided_us, c.transaction_id.as_str())
     });
+    // A peer may ask for any u32 day: the last one has no next.
+    let to = match day.checked_add(1) {
+        Some(next) => Bound::Excluded((next, i64::MIN, "")),
+        None => Bound::Unbounded,
+    };
     let range = by_day
-        .range((day, from_us, from_id)..(day + 1, i64::MIN, ""))
+        .range::<(u32, i64, &str)>((Bound::Included((day, from_us, from_id)), to))
         .map_err(StoreError::backend)?;
     for entry in range {
         let (key, _) = entry.map_err(StoreError::backend)?;

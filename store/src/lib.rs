@@ -142,10 +142,11 @@ pub trait Store: Send + Sync + 'static {
             })
             .collect())
     }
-    /// The entity fields (merchant, device, event time) of [`Store::decisions_by_day`]'s page,
-    /// with each decision's position: what the live entity-risk index counts of the last 30
-    /// days at a node's start. The default reads the decisions; a backend that keeps these
-    /// fields in its day index overrides it to read the index alone.
+    /// The entity fields (merchant, device, event time) of the decisions of one UTC day, with
+    /// each one's position, in [`Store::decisions_by_day`]'s order and paging: what the live
+    /// entity-risk index counts of the last 30 days at a node's start. The default reads the
+    /// decisions; a backend that keeps these fields in its day index overrides it to read the
+    /// index alone (and so answers from the index even for a decision record it has lost).
     async fn day_entries(
         &self,
         day: u32,

@@ -10,7 +10,7 @@
 //! - `decisions_by_user`: user id length (u32 BE) ‖ user id ‖ user_seq (u64 BE) → transaction id;
 //! - `decisions_by_day`: day (u32 BE) ‖ decision µs with the sign bit flipped (u64 BE) ‖
 //!   transaction id → the event's entity fields ([`crate::day_entry`]; empty in entries
-//!   written before them, and in those migrated from redb);
+//!   written before them, and in entries migrated from redb whose decision was unreadable);
 //! - `decision_log`: position (u64 BE) → log entry; `meta`: name → value;
 //! - `records`: kind name ‖ 0 ‖ key → value; `user_snapshots`: user id → seq (u64 BE) ‖ state.
 
@@ -539,7 +539,11 @@ fn day_range(day: u32, after: Option<&DayCursor>) -> (Bound<Vec<u8>>, Bound<Vec<
         Some(c) => Bound::Excluded(day_key(day, c.decided_us, &c.transaction_id)),
         None => Bound::Included(day.to_be_bytes().to_vec()),
     };
-    (from, Bound::Excluded((day + 1).to_be_bytes().to_vec()))
+    // A peer may ask for any u32 day: the last one has no next.
+    let to = day.checked_add(1).map_or(Bound::Unbounded, |next| {
+        Bound::Excluded(next.to_be_bytes().to_vec())
+    });
+    (from, to)
 }
 
 fn day_key_of(d: &Decision) -> Vec<u8> {
@@ -691,8 +695,8 @@ impl<'a> View<'a> {
     }
 
     /// Up to `limit` entries of `day`'s index after `after` (exclusive), in decision-time
-    /// order, from the index alone except where an entry predates its entity fields: then
-    /// from its decision.
+    /// order, from the index alone except where an entry predates its entity fields (or is
+    /// damaged): then from its decision.
     fn day_entries(
         &self,
         day: u32,
@@ -711,7 +715,12 @@ impl<'a> View<'a> {
             }
             let (key, value) = guard.into_inner().map_err(StoreError::backend)?;
             let (_, decided_us, txn_id) = split_day_key(&key)?;
-            match day_entry::decode(&value)? {
+            // A damaged entry does not stop a start-up: its decision says the same.
+            let entities = day_entry::decode(&value).unwrap_or_else(|e| {
+                tracing::warn!(transaction_id = txn_id, error = %e, "reading a decision for its damaged day-index entry");
+                None
+            });
+            match entities {
                 Some(entities) => out.push(DayEntry {
                     position: DayCursor {
                         decided_us,

@@ -1104,6 +1104,81 @@ mod tests {
         assert_eq!(scanned[1].1, model);
     }
 
+    /// A store host of a release before `DayEntries` and `DecisionsById`: it cannot read them,
+    /// and answers as such a host does.
+    struct OlderHost;
+
+    impl Actor for OlderHost {
+        type Msg = StoreMessage;
+        type State = Hosted;
+        type Arguments = Hosted;
+
+        async fn pre_start(
+            &self,
+            _myself: ActorRef<Self::Msg>,
+            hosted: Hosted,
+        ) -> Result<Self::State, ActorProcessingErr> {
+            Ok(hosted)
+        }
+
+        async fn handle(
+            &self,
+            _myself: ActorRef<Self::Msg>,
+            message: StoreMessage,
+            hosted: &mut Hosted,
+        ) -> Result<(), ActorProcessingErr> {
+            let StoreMessage::Call(request, reply) = message;
+            let answer = match serde_json::from_slice::<StoreRequest>(&request) {
+                Ok(StoreRequest::DayEntries { .. } | StoreRequest::DecisionsById(_)) | Err(_) => {
+                    StoreReply::Failed(format!("{UNDECODABLE_REQUEST}: unknown variant"))
+                }
+                Ok(request) => serve(hosted, request)
+                    .await
+                    .unwrap_or_else(|e| StoreReply::Failed(e.to_string())),
+            };
+            let _ = reply.send(serde_json::to_vec(&answer)?);
+            Ok(())
+        }
+    }
+
+    /// A member on this release reads through an older store host (a cluster upgraded one
+    /// node at a time): the day's entities and decisions by id come back whole and in order,
+    /// asked again in the requests that host knows.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_member_reads_through_a_host_older_than_its_requests() {
+        let dir = tempfile::tempdir().unwrap();
+        let local: Arc<dyn Store> =
+            Arc::new(sentinel_store::EmbeddedStore::open(&dir.path().join("o.redb")).unwrap());
+        let ops = (1..=5)
+            .map(|i| {
+                let mut d = sentinel_store::conformance::decision(&format!("t{i}"), "u", i, 0);
+                let mut event = (*d.event).clone();
+                event.merchant_id = Some(format!("m{}", i % 2));
+                d.event = Arc::new(event);
+                WriteOp::Decision(Arc::new(d))
+            })
+            .collect();
+        local.write_batch(ops).await.unwrap();
+        let hosted = Hosted {
+            store: Arc::clone(&local),
+            observer: None,
+        };
+        let (host, _) = Actor::spawn(None, OlderHost, hosted).await.unwrap();
+        pg::join(group_for("older"), vec![host.get_cell()]);
+        let remote = RemoteStore::connect("older", None, Duration::from_secs(5))
+            .await
+            .unwrap();
+        let day = sentinel_store::day_of(local.decision("t1").await.unwrap().unwrap().decided_at);
+        let entries = remote.day_entries(day, None, 100).await.unwrap();
+        assert_eq!(entries.len(), 5);
+        assert_eq!(entries, local.day_entries(day, None, 100).await.unwrap());
+        let ids: Vec<String> = ["t3", "unknown", "t1", "t3"].map(String::from).into();
+        let found = remote.decisions(ids.clone()).await.unwrap();
+        assert_eq!(found, local.decisions(ids).await.unwrap());
+        assert!(found[1].is_none() && found[0].is_some());
+        host.stop(None);
+    }
+
     /// A request the host cannot read (one added after the host's release: a cluster upgraded
     /// one node at a time) is answered with a failure the member tells apart from the store's
     /// own, and asks again in requests every host knows; the store's own failures are not

@@ -176,6 +176,25 @@ async fn a_key_without_its_decision_does_not_end_a_page() {
     assert_eq!(ids, ["t1", "t2"]);
 }
 
+/// A damaged day-index entry is read from its decision, not an error that would stop the
+/// start-up pass.
+#[tokio::test]
+async fn a_damaged_entry_is_read_from_its_decision() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = LsmStore::open(&dir.path().join("x.lsm")).unwrap();
+    store.write_batch(decisions(1, 2)).await.unwrap();
+    let first = decision("t1", "u", 1, 1);
+    store
+        .inner
+        .by_day
+        .insert(day_key_of(&first), b"\x09garbage")
+        .unwrap();
+    let day = crate::day_of(first.decided_at);
+    let entries = store.day_entries(day, None, 10).await.unwrap();
+    assert_eq!(entries[0], DayEntry::of(&first));
+    assert_eq!(entries.len(), 2);
+}
+
 /// A store migrated from redb (whose day index keeps no entities) has them in its day index
 /// all the same: read without the decisions.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
