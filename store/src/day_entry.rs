@@ -2,8 +2,8 @@
 //! entity-risk index counts (merchant, device, event time).
 //!
 //! A node's start-up counts the entity activity of the last 30 days of decisions; reading and
-//! decoding each whole decision for four fields cost ~40 µs apiece (BENCHMARKS.md, "Start-up on
-//! a store with history"). A backend that keeps these fields beside its day index answers
+//! decoding each whole decision for three fields cost ~13 µs apiece, against ~2 µs for the
+//! entry (BENCHMARKS.md, "Start-up reads the day index's entries, not whole decisions"). A backend that keeps these fields beside its day index answers
 //! [`crate::Store::day_entries`] from the index alone.
 //!
 //! The value kept beside a day-index key ([`encode_into`]): a format byte (1), the event time
