@@ -37,14 +37,18 @@ pub async fn start(
     let every = Duration::from_secs(config.label_refresh_secs.max(1));
     // Any event scored before the next pass is stamped at most this far past this one.
     let lead_ms = i64::try_from((future_skew + every).as_millis()).unwrap_or(i64::MAX);
+    let started = std::time::Instant::now();
     let size = catalog
         .refresh_entity_risk(delay_ms, Utc::now(), lead_ms)
         .await
         .context("indexing merchant and device activity and the labels")?;
     record(size);
+    // What a start-up on a store with history spends here grows with the decisions read.
     tracing::info!(
         labels = size.labels,
         entities = size.entities,
+        decisions = size.counted.read + size.counted.observed,
+        secs = started.elapsed().as_secs_f64(),
         delay_secs = config.label_delay_secs,
         "entity-risk index built"
     );
