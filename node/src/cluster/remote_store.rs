@@ -94,28 +94,35 @@ impl Actor for StoreHost {
         let StoreMessage::Call(request, reply) = message;
         // Each call runs on its own task so one slow batch does not queue every read behind it.
         let hosted = hosted.clone();
-        tokio::spawn(async move {
-            let answer = match serde_json::from_slice::<StoreRequest>(&request) {
-                Ok(request) => match peer_refusal(&request) {
-                    Some(reason) => {
-                        metrics::counter!(crate::telemetry::STORE_PEER_REFUSALS).increment(1);
-                        tracing::warn!(%reason, "refused a cluster peer's store request");
-                        StoreReply::Refused(reason)
-                    }
-                    None => serve(&hosted, request)
-                        .await
-                        .unwrap_or_else(|e| StoreReply::Failed(e.to_string())),
-                },
-                Err(e) => StoreReply::Failed(format!("{UNDECODABLE_REQUEST}: {e}")),
-            };
-            match serde_json::to_vec(&answer) {
-                Ok(bytes) => {
-                    let _ = reply.send(bytes);
-                }
-                Err(e) => tracing::error!(error = %e, "encoding a store reply failed"),
-            }
-        });
+        tokio::spawn(async move { send(reply, answer(&hosted, &request).await) });
         Ok(())
+    }
+}
+
+/// The host's answer to one encoded request: refused, served, or failed.
+async fn answer(hosted: &Hosted, request: &[u8]) -> StoreReply {
+    match serde_json::from_slice::<StoreRequest>(request) {
+        Ok(request) => match peer_refusal(&request) {
+            Some(reason) => {
+                metrics::counter!(crate::telemetry::STORE_PEER_REFUSALS).increment(1);
+                tracing::warn!(%reason, "refused a cluster peer's store request");
+                StoreReply::Refused(reason)
+            }
+            None => serve(hosted, request)
+                .await
+                .unwrap_or_else(|e| StoreReply::Failed(e.to_string())),
+        },
+        Err(e) => StoreReply::Failed(format!("{UNDECODABLE_REQUEST}: {e}")),
+    }
+}
+
+/// Sends `answer`, encoded, to the caller.
+fn send(reply: RpcReplyPort<Vec<u8>>, answer: StoreReply) {
+    match serde_json::to_vec(&answer) {
+        Ok(bytes) => {
+            let _ = reply.send(bytes);
+        }
+        Err(e) => tracing::error!(error = %e, "encoding a store reply failed"),
     }
 }
 
@@ -1128,15 +1135,16 @@ mod tests {
             hosted: &mut Hosted,
         ) -> Result<(), ActorProcessingErr> {
             let StoreMessage::Call(request, reply) = message;
-            let answer = match serde_json::from_slice::<StoreRequest>(&request) {
-                Ok(StoreRequest::DayEntries { .. } | StoreRequest::DecisionsById(_)) | Err(_) => {
-                    StoreReply::Failed(format!("{UNDECODABLE_REQUEST}: unknown variant"))
-                }
-                Ok(request) => serve(hosted, request)
-                    .await
-                    .unwrap_or_else(|e| StoreReply::Failed(e.to_string())),
+            let unknown = matches!(
+                serde_json::from_slice::<StoreRequest>(&request),
+                Ok(StoreRequest::DayEntries { .. } | StoreRequest::DecisionsById(_))
+            );
+            let answered = if unknown {
+                StoreReply::Failed(format!("{UNDECODABLE_REQUEST}: unknown variant"))
+            } else {
+                answer(hosted, &request).await
             };
-            let _ = reply.send(serde_json::to_vec(&answer)?);
+            send(reply, answered);
             Ok(())
         }
     }
