@@ -74,6 +74,9 @@ struct ActivityTail {
     ids: RandomState,
     /// Decisions counted since the last successful pass, by how they arrived.
     counted: DecisionsCounted,
+    /// The event time (ms) before which `activity` forgot its hours at the last pass; `None`
+    /// before the first.
+    kept_from_ms: Option<i64>,
 }
 
 /// Decisions counted into the activity, by how they arrived.
@@ -471,6 +474,20 @@ async fn for_each_decision_of(
 }
 
 impl Catalog {
+    /// A tail of `activity` that has read nothing yet, hashing ids as this process's commit
+    /// observer does.
+    fn new_tail(&self, activity: EntityActivity) -> ActivityTail {
+        ActivityTail {
+            activity,
+            last_read: None,
+            recent: HashMap::new(),
+            recent_per_second: BTreeMap::new(),
+            ids: self.committed_here.ids.clone(),
+            counted: DecisionsCounted::default(),
+            kept_from_ms: None,
+        }
+    }
+
     /// Every stored label as the index needs it, looking up (once per labelled transaction)
     /// the merchant, device and time of the decision it labels.
     async fn label_sightings(
@@ -554,14 +571,10 @@ impl Catalog {
         let mut guard = self.entity_sources.lock().await;
         let sources = &mut *guard;
         let oldest = oldest_needed(now, delay_ms);
-        let mut tail = sources.tail.take().unwrap_or_else(|| ActivityTail {
-            activity: EntityActivity::default(),
-            last_read: None,
-            recent: HashMap::new(),
-            recent_per_second: BTreeMap::new(),
-            ids: self.committed_here.ids.clone(),
-            counted: DecisionsCounted::default(),
-        });
+        let mut tail = sources
+            .tail
+            .take()
+            .unwrap_or_else(|| self.new_tail(EntityActivity::default()));
         let (committed, overflowed) = self.committed_here.take();
         for c in &committed {
             tail.record_committed(c);
@@ -570,6 +583,7 @@ impl Catalog {
         let from_us = oldest.timestamp_micros();
         let read = read_decisions(&**self.store(), &mut tail, from_us, now, overflowed).await;
         tail.activity.forget_before(oldest.timestamp_millis());
+        tail.kept_from_ms = Some(oldest.timestamp_millis());
         let new_from_hour = tail.activity.take_earliest_new_hour();
         // Keep what was read even when a page failed: the next pass goes on from there.
         let tail = sources.tail.insert(tail);
@@ -626,5 +640,8 @@ impl Catalog {
     }
 }
 
+mod saved;
 #[cfg(test)]
 mod tests;
+
+pub use saved::{Refusal, RestoreOutcome, SavedIndex, SavedIndexError};

@@ -18,7 +18,9 @@ mod records;
 pub mod training;
 
 pub use catalog::{Candidate, Catalog, ItemChange, RuleChange, RuleFilter};
-pub use entity_index::{DecisionsCounted, EntityIndexSize};
+pub use entity_index::{
+    DecisionsCounted, EntityIndexSize, Refusal, RestoreOutcome, SavedIndex, SavedIndexError,
+};
 pub use error::CatalogError;
 pub use labels::{LabelInput, LabelOutcome, LabelRow, MAX_LABEL_BATCH};
 pub use models::{Deployment, ModelRole, ModelSummary};

@@ -24,6 +24,7 @@
 use crate::hash::opt_hash;
 use arc_swap::{ArcSwap, Guard};
 use sentinel_event::Transaction;
+use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 use std::ops::Range;
 use std::sync::Arc;
@@ -75,13 +76,62 @@ impl LabelSighting {
 
 /// Transactions per merchant and per device, counted per hour of event time; the mutable side
 /// that training fills from its events and a node tails from the store.
-#[derive(Debug, Clone, Default)]
+///
+/// It serializes to its counts, so a node can save it and read it back at start-up instead of
+/// recounting a month of decisions; what it reads is checked (a saved file is untrusted input):
+/// entity keys non-zero, each entity's hours strictly ascending with non-zero counts.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(try_from = "SavedActivity")]
 pub struct EntityActivity {
     merchants: HashMap<u64, HourCounts>,
     devices: HashMap<u64, HourCounts>,
     transactions: u64,
     /// The earliest hour counted since [`EntityActivity::take_earliest_new_hour`] last ran.
+    #[serde(skip)]
     earliest_new_hour: Option<i64>,
+}
+
+/// [`EntityActivity`] as read, before its checks.
+#[derive(Deserialize)]
+struct SavedActivity {
+    merchants: HashMap<u64, HourCounts>,
+    devices: HashMap<u64, HourCounts>,
+    transactions: u64,
+}
+
+/// Why saved counts were refused.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum ActivityError {
+    /// An entity keyed zero, which stands for "no merchant" or "no device".
+    #[error("an entity with key zero")]
+    ZeroKey,
+    /// An entity with no hours, hours out of order or repeated, or an hour counted zero times.
+    #[error("entity {0:#x}: hours not strictly ascending with non-zero counts")]
+    BadHours(u64),
+}
+
+impl TryFrom<SavedActivity> for EntityActivity {
+    type Error = ActivityError;
+
+    fn try_from(saved: SavedActivity) -> Result<Self, ActivityError> {
+        for map in [&saved.merchants, &saved.devices] {
+            for (&key, hours) in map {
+                if key == 0 {
+                    return Err(ActivityError::ZeroKey);
+                }
+                let ascending = hours.windows(2).all(|pair| pair[0].0 < pair[1].0);
+                if hours.is_empty() || !ascending || hours.iter().any(|&(_, n)| n == 0) {
+                    return Err(ActivityError::BadHours(key));
+                }
+            }
+        }
+        Ok(EntityActivity {
+            merchants: saved.merchants,
+            devices: saved.devices,
+            transactions: saved.transactions,
+            earliest_new_hour: None,
+        })
+    }
 }
 
 /// One entity's (hour, transactions) with hours ascending. Most entities (a card holder's
@@ -553,5 +603,34 @@ mod tests {
             [fraud(0, 0)],
         )));
         assert_eq!(feed.load().labels(), 1);
+    }
+
+    #[test]
+    fn saved_activity_reads_back_equal_and_bad_counts_are_refused() {
+        let mut a = activity(&[T, T + 1, T - 5 * HOUR_MS, T + 2 * DAY_MS]);
+        a.record(id_hash("m2"), 0, T);
+        a.take_earliest_new_hour();
+        let json = serde_json::to_string(&a).unwrap();
+        let back: EntityActivity = serde_json::from_str(&json).unwrap();
+        assert_eq!(back, a);
+        assert_eq!(back.transactions(), 5);
+        assert_eq!(back.entities(), 3);
+
+        let m = id_hash("m1");
+        let refused = |merchants: &str| {
+            let json = format!(r#"{{"merchants":{merchants},"devices":{{}},"transactions":1}}"#);
+            serde_json::from_str::<EntityActivity>(&json)
+                .unwrap_err()
+                .to_string()
+        };
+        assert!(refused(r#"{"0":[[1,1]]}"#).contains("key zero"));
+        for hours in ["[]", "[[2,1],[1,1]]", "[[1,1],[1,1]]", "[[1,0]]"] {
+            let error = refused(&format!(r#"{{"{m}":{hours}}}"#));
+            assert!(error.contains("not strictly ascending"), "{hours}: {error}");
+        }
+        serde_json::from_str::<EntityActivity>(&format!(
+            r#"{{"merchants":{{"{m}":[[1,1],[2,3]]}},"devices":{{}},"transactions":4}}"#
+        ))
+        .unwrap();
     }
 }

@@ -48,7 +48,7 @@ pub use entities::{
     ENTITY_RETENTION_MS, MAX_ENTITIES_PER_TABLE, MAX_USERS_PER_ENTITY,
 };
 pub use entity_risk::{
-    hour_visible, EntityActivity, EntityRisk, EntityRiskFeed, LabelSighting,
+    hour_visible, ActivityError, EntityActivity, EntityRisk, EntityRiskFeed, LabelSighting,
     DEFAULT_LABEL_DELAY_MS, N_RISK_VALUES, RISK_WINDOWS_MS,
 };
 pub use features::{catalogue, schema, EventFacts, RETENTION_MS};

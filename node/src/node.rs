@@ -25,6 +25,7 @@ use sentinel_engine::{Policy, PolicyDef};
 use sentinel_event::Limits;
 use sentinel_store::{Store, Writer, WriterConfig, WriterHooks};
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -148,6 +149,8 @@ fn prepare(config: &mut NodeConfig, source: &Source) -> anyhow::Result<Process> 
 struct Catalogue {
     catalog: Arc<Catalog>,
     entity_refresh: JoinHandle<()>,
+    /// Where the entity-risk index is saved (`None`: `[model] entity_index_save_secs` is 0).
+    saved_index: Option<PathBuf>,
 }
 
 /// The scorer's allowed lateness in milliseconds, which replays of stored decisions use too.
@@ -180,8 +183,15 @@ async fn open_catalogue(
     }
     let future_skew =
         Duration::from_secs(u64::try_from(config.limits.max_future_skew_secs).unwrap_or(0));
-    let entity_refresh =
-        entity_refresh::start(Arc::clone(&catalog), &config.model, future_skew).await?;
+    let saved_index = (config.model.entity_index_save_secs > 0)
+        .then(|| entity_refresh::saved_index_path(&config.data_dir));
+    let entity_refresh = entity_refresh::start(
+        Arc::clone(&catalog),
+        &config.model,
+        future_skew,
+        saved_index.clone(),
+    )
+    .await?;
     let policy = catalog.policy();
     if config.policy_file.is_some() && policy.rules.version > 1 {
         tracing::warn!("--policy only seeds an empty store; this store already has a catalogue");
@@ -195,6 +205,7 @@ async fn open_catalogue(
         Catalogue {
             catalog,
             entity_refresh,
+            saved_index,
         },
         policy,
     ))
@@ -522,7 +533,8 @@ struct Started {
 /// Stops a node: not ready; sources stop taking events and finish what they hold while the
 /// HTTP server finishes its requests (both still decided by the scorer), and the answers sent
 /// are stored for replay; then user actors passivate (snapshotting), the writer flushes, alert
-/// delivery stops; then the remaining tasks and actors, and the cluster node last.
+/// delivery stops; then the remaining tasks and actors (the entity-risk index saved for the
+/// next start), and the cluster node last.
 async fn drain(node: Started, stop: watch::Sender<bool>) -> anyhow::Result<()> {
     tracing::info!("stopping: draining sources");
     node.api.ready.store(false, Ordering::Relaxed);
@@ -545,6 +557,11 @@ async fn drain(node: Started, stop: watch::Sender<bool>) -> anyhow::Result<()> {
     node.actors.policy_feed.abort();
     node.actors.policy_sync.abort();
     node.catalogue.entity_refresh.abort();
+    // Its pass or save let go of the index before the last save.
+    let _ = node.catalogue.entity_refresh.await;
+    if let Some(path) = &node.catalogue.saved_index {
+        entity_refresh::save(&node.catalogue.catalog, path).await;
+    }
     node.api.node_info.stop(None);
     node.api.key_listener.stop(None);
     node.scoring.owner_gate.stop(None);

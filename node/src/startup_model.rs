@@ -23,6 +23,10 @@ pub struct ModelConfig {
     pub label_delay_secs: u64,
     /// Seconds between rebuilds of the label index from the store.
     pub label_refresh_secs: u64,
+    /// Seconds between saves of the entity-risk index to `data_dir` (it is saved at a clean
+    /// stop too), which a restart reads back instead of counting 30 days of decisions again.
+    /// 0: never saved nor read back.
+    pub entity_index_save_secs: u64,
 }
 
 impl Default for ModelConfig {
@@ -32,6 +36,7 @@ impl Default for ModelConfig {
             load_default: true,
             label_delay_secs: 86_400,
             label_refresh_secs: 10,
+            entity_index_save_secs: 300,
         }
     }
 }

@@ -51,6 +51,11 @@ pub const ENTITY_INDEX_REBUILDS: &str = "sentinel_entity_index_rebuilds_total";
 /// Counter: decisions counted into the entity-risk index's activity, by how they arrived
 /// (`source`: `observed`, committed through this process; `read`, read back from the store).
 pub const ENTITY_INDEX_DECISIONS: &str = "sentinel_entity_index_decisions_total";
+/// Counter: what became of the saved entity-risk index at start-up (`outcome`: `restored`,
+/// `missing`, `refused`: damaged or not this store's, the reason logged; `failed`: unreadable).
+pub const ENTITY_INDEX_RESTORES: &str = "sentinel_entity_index_restores_total";
+/// Counter: saves of the entity-risk index that failed (the file kept its last good save).
+pub const ENTITY_INDEX_SAVE_FAILURES: &str = "sentinel_entity_index_save_failures_total";
 /// Store requests from cluster peers the store host refused (writes scoring does not need).
 pub const STORE_PEER_REFUSALS: &str = "sentinel_store_peer_refusals_total";
 
@@ -241,6 +246,14 @@ fn describe() {
         "Entity-risk index refreshes that built a new index (the others found no change any event could see yet)."
     );
     describe_counter!(
+        ENTITY_INDEX_RESTORES,
+        "What became of the saved entity-risk index at start-up, by outcome: restored, missing, refused (damaged or not this store's; the reason is logged) or failed (unreadable)."
+    );
+    describe_counter!(
+        ENTITY_INDEX_SAVE_FAILURES,
+        "Saves of the entity-risk index that failed (the file keeps the last good save)."
+    );
+    describe_counter!(
         ENTITY_INDEX_DECISIONS,
         "Decisions counted into the entity-risk index, by source: observed (committed through this process, its own or on a store host its members') or read (read back from the store)."
     );
@@ -266,6 +279,10 @@ fn describe() {
     for source in ["observed", "read"] {
         metrics::counter!(ENTITY_INDEX_DECISIONS, "source" => source).increment(0);
     }
+    for outcome in ["restored", "missing", "refused", "failed"] {
+        metrics::counter!(ENTITY_INDEX_RESTORES, "outcome" => outcome).increment(0);
+    }
+    metrics::counter!(ENTITY_INDEX_SAVE_FAILURES).increment(0);
     for outcome in Outcome::ALL {
         SCORING.decisions(outcome).increment(0);
     }

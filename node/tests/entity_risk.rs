@@ -1,7 +1,8 @@
 //! Entity risk through a real node: two merchants with the same traffic two hours ago, one
 //! whose transactions were then charged back over the API. The labels reach the model's
 //! features only once they are older than the configured label delay, and a restarted node
-//! rebuilds activity and labels from the store.
+//! rebuilds activity and labels from the store: activity from the index it saved at its stop,
+//! or, when that file is damaged, by counting the stored decisions again.
 //!
 //! Each probe is a fresh user's first purchase, so two probes at the same instant differ only
 //! in their merchant. Both merchants have the same transaction counts, so their model scores
@@ -111,15 +112,52 @@ async fn posted_labels_move_the_entity_risk_only_after_the_delay() {
         "a label younger than the delay moved the score: {ml}"
     );
 
-    // Restarted, the node builds the index from the store's labels before it serves.
-    assert_eq!(node.terminate(), Some(0));
-    let node = NodeProcess::start_with_env(&data, &[], &env).await;
-    let (seen, quiet, ml) = pair(&client, &node, "restarted", after).await;
-    assert_ne!(
-        seen, quiet,
-        "stored labels were not indexed at start-up: {ml}"
+    // Restarted, the node builds the index from the store's labels before it serves, its
+    // activity read back from the save it made at the stop; then again with that file
+    // damaged, which it refuses and counts the stored decisions instead.
+    let restores = |text: &str, outcome: &str| {
+        let series = format!("sentinel_entity_index_restores_total{{outcome=\"{outcome}\"}}");
+        support::metric_value(text, &series)
+    };
+    let read = |text: &str| {
+        let series = r#"sentinel_entity_index_decisions_total{source="read"}"#;
+        support::metric_value(text, series)
+    };
+    let saved = data.join("entity-index.bin");
+    let mut counted_at_start = Vec::new();
+    for damaged in [false, true] {
+        assert_eq!(node.terminate(), Some(0));
+        if damaged {
+            let mut bytes = std::fs::read(&saved).unwrap();
+            let last = bytes.len() - 1;
+            bytes[last] ^= 0xff;
+            std::fs::write(&saved, bytes).unwrap();
+        }
+        node = NodeProcess::start_with_env(&data, &[], &env).await;
+        let metrics = node.metrics(&client).await;
+        let outcome = if damaged { "refused" } else { "restored" };
+        assert_eq!(restores(&metrics, outcome), 1.0, "{}", node.log_text());
+        counted_at_start.push(read(&metrics));
+        let tag = format!("restarted-{damaged}");
+        let (seen, quiet, ml) = pair(&client, &node, &tag, after).await;
+        assert_ne!(
+            seen, quiet,
+            "stored labels were not indexed at start-up: {ml}"
+        );
+        let (seen, quiet, _) = pair(&client, &node, &format!("{tag}-within"), within).await;
+        assert_eq!(seen, quiet);
+        assert_eq!(indexed(&node.metrics(&client).await), 6.0);
+    }
+    assert!(
+        node.log_text().contains("saved entity-risk index not used"),
+        "{}",
+        node.log_text()
     );
-    let (seen, quiet, _) = pair(&client, &node, "restarted-within", within).await;
-    assert_eq!(seen, quiet);
-    assert_eq!(indexed(&node.metrics(&client).await), 6.0);
+    println!("counted at start: {counted_at_start:?}");
+    // Read back, the start counted only the decisions stored after the last pass before the
+    // stop; counting them all reads every one (12 of the traffic, and the probes).
+    assert!(
+        counted_at_start[0] < counted_at_start[1] && counted_at_start[1] >= 20.0,
+        "{counted_at_start:?}"
+    );
 }

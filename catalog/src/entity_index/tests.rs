@@ -8,7 +8,7 @@ use sentinel_event::{Decision, Transaction};
 use sentinel_store::{EmbeddedStore, LsmStore, WriteOp};
 use std::time::Instant;
 
-async fn open(store: &Arc<dyn Store>) -> Catalog {
+pub(super) async fn open(store: &Arc<dyn Store>) -> Catalog {
     Catalog::open(Arc::clone(store), PolicyDef::seed(), 300_000)
         .await
         .unwrap()
@@ -131,11 +131,11 @@ async fn stored_decisions_and_labels_reach_another_nodes_index_point_in_time() {
 
 /// The embedded store (on fjall, a new data directory's engine), counting the decisions it
 /// hands out, whole or as their day-index entries.
-struct CountingStore {
+pub(super) struct CountingStore {
     inner: LsmStore,
     decisions_read: std::sync::atomic::AtomicUsize,
     /// Of those, the ones handed out as day-index entries, and as whole decisions by day.
-    entries_read: std::sync::atomic::AtomicUsize,
+    pub(super) entries_read: std::sync::atomic::AtomicUsize,
     whole_by_day: std::sync::atomic::AtomicUsize,
     /// While set, record scans (the labels a pass reads) fail.
     failing_scans: std::sync::atomic::AtomicBool,
@@ -163,14 +163,14 @@ impl CountingStore {
         self.decisions_read
             .fetch_add(n, std::sync::atomic::Ordering::SeqCst);
     }
-    fn decisions_read(&self) -> usize {
+    pub(super) fn decisions_read(&self) -> usize {
         self.decisions_read
             .load(std::sync::atomic::Ordering::SeqCst)
     }
 }
 
 /// A catalogue over a [`CountingStore`] in `dir`, and the store.
-async fn counting_catalog(dir: &std::path::Path) -> (Arc<CountingStore>, Catalog) {
+pub(super) async fn counting_catalog(dir: &std::path::Path) -> (Arc<CountingStore>, Catalog) {
     let counting = CountingStore::open(dir);
     let store: Arc<dyn Store> = Arc::clone(&counting) as Arc<dyn Store>;
     (counting, open(&store).await)
@@ -299,7 +299,7 @@ impl Store for CountingStore {
 }
 
 /// Transactions the live index counts at merchant `m-1` over the last day, as of now.
-fn merchant_count(catalog: &Catalog) -> f64 {
+pub(super) fn merchant_count(catalog: &Catalog) -> f64 {
     let seen = sentinel_engine::LabelSighting::new(0, 0, Some("m-1"), Some("d-1"), false);
     catalog.policy().models.entity_risk.load().features(
         seen.merchant,
@@ -310,7 +310,11 @@ fn merchant_count(catalog: &Catalog) -> f64 {
 
 /// Stores a decision of `id` at the merchant and device of every test event, decided at
 /// `decided_at` (as when its commit came late, after later-stamped ones were read).
-async fn store_decided_at(catalog: &Catalog, id: &str, decided_at: DateTime<Utc>) -> Arc<Decision> {
+pub(super) async fn store_decided_at(
+    catalog: &Catalog,
+    id: &str,
+    decided_at: DateTime<Utc>,
+) -> Arc<Decision> {
     let event: Transaction = serde_json::from_value(serde_json::json!({
         "transaction_id": id, "user_id": format!("u-{id}"), "amount": "80", "currency": "EUR",
         // Two hours before: activity counts complete hours.

@@ -5,15 +5,83 @@
 //! once, in the catalogue). A refresh rebuilds the index only when an event could see the
 //! difference (`Catalog::refresh_entity_risk`): with a day of label delay, live traffic's
 //! activity about once a day.
+//!
+//! Counting the window's decisions at start-up grows with traffic (~2 µs a decision), so the
+//! index is saved to `data_dir` every `[model] entity_index_save_secs` and at a clean stop, and
+//! a start reads it back and counts only the decisions stored since
+//! (`Catalog::restore_entity_index`, which refuses a damaged file or another store's).
 
 use crate::startup_model::ModelConfig;
 use crate::telemetry as t;
 use anyhow::Context;
 use chrono::Utc;
-use sentinel_catalog::{Catalog, EntityIndexSize};
+use sentinel_catalog::{Catalog, EntityIndexSize, RestoreOutcome};
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 use tokio::task::JoinHandle;
+
+/// The file of the saved entity-risk index in a node's data directory.
+pub fn saved_index_path(data_dir: &Path) -> PathBuf {
+    data_dir.join("entity-index.bin")
+}
+
+/// Reads the saved index at `path` back into `catalog`, before its first pass.
+async fn restore(catalog: &Catalog, path: &Path, delay_ms: i64) {
+    let outcome = match catalog
+        .restore_entity_index(path, delay_ms, Utc::now())
+        .await
+    {
+        Ok(RestoreOutcome::Restored(saved)) => {
+            tracing::info!(
+                entities = saved.entities,
+                overlap = saved.overlap,
+                bytes = saved.bytes,
+                path = %path.display(),
+                "entity-risk index read back from its last save"
+            );
+            "restored"
+        }
+        Ok(RestoreOutcome::Missing) => "missing",
+        Ok(RestoreOutcome::Refused(why)) => {
+            tracing::warn!(
+                reason = %why,
+                path = %path.display(),
+                "saved entity-risk index not used; counting the window's decisions from the store"
+            );
+            "refused"
+        }
+        Err(e) => {
+            tracing::warn!(
+                error = %e,
+                "reading the saved entity-risk index failed; counting the window's decisions \
+                 from the store"
+            );
+            "failed"
+        }
+    };
+    metrics::counter!(t::ENTITY_INDEX_RESTORES, "outcome" => outcome).increment(1);
+}
+
+/// Saves `catalog`'s entity-risk index to `path`; a failure is logged and counted (the file
+/// keeps its last good save, which a restart can still use).
+pub async fn save(catalog: &Catalog, path: &Path) {
+    let started = Instant::now();
+    match catalog.save_entity_index(path).await {
+        Ok(Some(saved)) => tracing::debug!(
+            entities = saved.entities,
+            overlap = saved.overlap,
+            bytes = saved.bytes,
+            secs = started.elapsed().as_secs_f64(),
+            "entity-risk index saved"
+        ),
+        Ok(None) => {}
+        Err(e) => {
+            metrics::counter!(t::ENTITY_INDEX_SAVE_FAILURES).increment(1);
+            tracing::warn!(error = %e, "saving the entity-risk index failed");
+        }
+    }
+}
 
 fn record(size: EntityIndexSize) {
     metrics::gauge!(t::LABEL_INDEX_LABELS).set(size.labels as f64);
@@ -26,18 +94,23 @@ fn record(size: EntityIndexSize) {
     metrics::counter!(t::ENTITY_INDEX_DECISIONS, "source" => "read").increment(size.counted.read);
 }
 
-/// Builds the first index, then refreshes it in the background until the task is aborted.
-/// `future_skew` is how far ahead of this node's clock an event may be stamped.
+/// Builds the first index (from its save at `saved`, when there is one this store can use),
+/// then refreshes it in the background, saving it to `saved` now and then, until the task is
+/// aborted. `future_skew` is how far ahead of this node's clock an event may be stamped.
 pub async fn start(
     catalog: Arc<Catalog>,
     config: &ModelConfig,
     future_skew: Duration,
+    saved: Option<PathBuf>,
 ) -> anyhow::Result<JoinHandle<()>> {
     let delay_ms = i64::try_from(config.label_delay_secs.saturating_mul(1_000)).unwrap_or(i64::MAX);
     let every = Duration::from_secs(config.label_refresh_secs.max(1));
     // Any event scored before the next pass is stamped at most this far past this one.
     let lead_ms = i64::try_from((future_skew + every).as_millis()).unwrap_or(i64::MAX);
-    let started = std::time::Instant::now();
+    if let Some(path) = &saved {
+        restore(&catalog, path, delay_ms).await;
+    }
+    let started = Instant::now();
     let size = catalog
         .refresh_entity_risk(delay_ms, Utc::now(), lead_ms)
         .await
@@ -52,7 +125,13 @@ pub async fn start(
         delay_secs = config.label_delay_secs,
         "entity-risk index built"
     );
+    let save_every = Duration::from_secs(config.entity_index_save_secs);
     Ok(tokio::spawn(async move {
+        // Saved at once: a crash before the first period need not count it all again.
+        let mut saved_at = Instant::now();
+        if let Some(path) = &saved {
+            save(&catalog, path).await;
+        }
         let mut timer = tokio::time::interval(every);
         timer.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         timer.tick().await;
@@ -70,6 +149,10 @@ pub async fn start(
                     metrics::counter!(t::LABEL_INDEX_REFRESH_FAILURES).increment(1);
                     tracing::warn!(error = %e, "refreshing the entity-risk index failed");
                 }
+            }
+            if let Some(path) = saved.as_ref().filter(|_| saved_at.elapsed() >= save_every) {
+                save(&catalog, path).await;
+                saved_at = Instant::now();
             }
         }
     }))
