@@ -194,28 +194,7 @@ async fn read_decisions(
             decided_us: from_us,
             transaction_id: String::new(),
         };
-        // Read in decision-time order: what falls behind the overlap is never looked up
-        // again, and 30 days of a busy store's decisions would not fit in memory. Except the
-        // decisions made from an overlap before this pass began: those committed here while
-        // it reads also reach the next pass through the observer, which must find them.
-        let keep_after = second_of(now.timestamp_micros() - TAIL_OVERLAP_US);
-        let forget = |tail: &mut ActivityTail| {
-            if let Some(overlap) = tail.overlap_start() {
-                tail.forget_before(overlap.min(keep_after));
-            }
-        };
-        // The next forget waits until the set holds twice what this one kept: walking it
-        // costs at most twice the inserts.
-        let mut forget_at = FORGET_WHILE_READING;
-        crate::decision_days::for_each_day_entry_after(store, start.clone(), now, |e| {
-            tail.record_entry(e);
-            if tail.recent.len() >= forget_at {
-                forget(tail);
-                forget_at = forget_at.max(2 * tail.recent.len());
-            }
-        })
-        .await?;
-        forget(tail);
+        count_entries_after(store, tail, start.clone(), now).await?;
         tail.recent.shrink_to_fit();
         // Nothing read yet: the next pass goes on from here, not from the start of time.
         tail.last_read.get_or_insert(start);
@@ -289,8 +268,8 @@ async fn read_decisions(
         _ => None,
     };
     if let Some(from) = page_from {
-        crate::decision_days::for_each_day_entry_after(store, from, now, |e| tail.record_entry(e))
-            .await?;
+        // After a long stop (a saved index read back), that may be weeks of decisions.
+        count_entries_after(store, tail, from, now).await?;
         fresh.clear();
     }
     late.extend(fresh);
@@ -299,6 +278,38 @@ async fn read_decisions(
         tail.advance(newest.decided_us, &newest.transaction_id);
     }
     tail.forget_before_overlap();
+    Ok(())
+}
+
+/// Counts into `tail` the day index's entries after `from` up to `now`, in decision-time
+/// order, forgetting as it goes the ids behind the overlap: they are never looked up again,
+/// and weeks of a busy store's decisions would not fit in memory. Except the decisions made
+/// from an overlap before `now`: those committed here while it reads also reach the next pass
+/// through the observer, which must find them.
+async fn count_entries_after(
+    store: &dyn Store,
+    tail: &mut ActivityTail,
+    from: DayCursor,
+    now: DateTime<Utc>,
+) -> Result<(), CatalogError> {
+    let keep_after = second_of(now.timestamp_micros() - TAIL_OVERLAP_US);
+    let forget = |tail: &mut ActivityTail| {
+        if let Some(overlap) = tail.overlap_start() {
+            tail.forget_before(overlap.min(keep_after));
+        }
+    };
+    // The next forget waits until the set holds twice what this one kept: walking it costs at
+    // most twice the inserts.
+    let mut forget_at = FORGET_WHILE_READING;
+    crate::decision_days::for_each_day_entry_after(store, from, now, |e| {
+        tail.record_entry(e);
+        if tail.recent.len() >= forget_at {
+            forget(tail);
+            forget_at = forget_at.max(2 * tail.recent.len());
+        }
+    })
+    .await?;
+    forget(tail);
     Ok(())
 }
 

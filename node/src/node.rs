@@ -25,7 +25,6 @@ use sentinel_engine::{Policy, PolicyDef};
 use sentinel_event::Limits;
 use sentinel_store::{Store, Writer, WriterConfig, WriterHooks};
 use std::net::SocketAddr;
-use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -148,9 +147,7 @@ fn prepare(config: &mut NodeConfig, source: &Source) -> anyhow::Result<Process> 
 /// The analyst catalogue and the task keeping its entity-risk index current.
 struct Catalogue {
     catalog: Arc<Catalog>,
-    entity_refresh: JoinHandle<()>,
-    /// Where the entity-risk index is saved (`None`: `[model] entity_index_save_secs` is 0).
-    saved_index: Option<PathBuf>,
+    entity_refresh: entity_refresh::Refresher,
 }
 
 /// The scorer's allowed lateness in milliseconds, which replays of stored decisions use too.
@@ -189,7 +186,7 @@ async fn open_catalogue(
         Arc::clone(&catalog),
         &config.model,
         future_skew,
-        saved_index.clone(),
+        saved_index,
     )
     .await?;
     let policy = catalog.policy();
@@ -205,7 +202,6 @@ async fn open_catalogue(
         Catalogue {
             catalog,
             entity_refresh,
-            saved_index,
         },
         policy,
     ))
@@ -556,12 +552,8 @@ async fn drain(node: Started, stop: watch::Sender<bool>) -> anyhow::Result<()> {
     flushed.context("flushing the store")?;
     node.actors.policy_feed.abort();
     node.actors.policy_sync.abort();
-    node.catalogue.entity_refresh.abort();
-    // Its pass or save let go of the index before the last save.
-    let _ = node.catalogue.entity_refresh.await;
-    if let Some(path) = &node.catalogue.saved_index {
-        entity_refresh::save(&node.catalogue.catalog, path).await;
-    }
+    // After the flush: its last pass counts every decision, and its save holds them all.
+    node.catalogue.entity_refresh.stop().await;
     node.api.node_info.stop(None);
     node.api.key_listener.stop(None);
     node.scoring.owner_gate.stop(None);

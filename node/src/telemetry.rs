@@ -52,9 +52,11 @@ pub const ENTITY_INDEX_REBUILDS: &str = "sentinel_entity_index_rebuilds_total";
 /// (`source`: `observed`, committed through this process; `read`, read back from the store).
 pub const ENTITY_INDEX_DECISIONS: &str = "sentinel_entity_index_decisions_total";
 /// Counter: what became of the saved entity-risk index at start-up (`outcome`: `restored`,
-/// `missing`, `refused`: damaged or not this store's, the reason logged; `failed`: unreadable).
+/// `missing`, `refused`: damaged, not this store's, too short for the window or older than
+/// it, the reason logged; `failed`: unreadable).
 pub const ENTITY_INDEX_RESTORES: &str = "sentinel_entity_index_restores_total";
-/// Counter: saves of the entity-risk index that failed (the file kept its last good save).
+/// Counter: saves of the entity-risk index that failed or were held back (a decision counted
+/// not readable in the store yet); the file kept its last good save.
 pub const ENTITY_INDEX_SAVE_FAILURES: &str = "sentinel_entity_index_save_failures_total";
 /// Store requests from cluster peers the store host refused (writes scoring does not need).
 pub const STORE_PEER_REFUSALS: &str = "sentinel_store_peer_refusals_total";
@@ -247,7 +249,7 @@ fn describe() {
     );
     describe_counter!(
         ENTITY_INDEX_RESTORES,
-        "What became of the saved entity-risk index at start-up, by outcome: restored, missing, refused (damaged or not this store's; the reason is logged) or failed (unreadable)."
+        "What became of the saved entity-risk index at start-up, by outcome: restored, missing, refused (damaged, not this store's, too short for the window or older than it; the reason is logged) or failed (unreadable)."
     );
     describe_counter!(
         ENTITY_INDEX_SAVE_FAILURES,

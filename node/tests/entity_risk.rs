@@ -1,8 +1,9 @@
 //! Entity risk through a real node: two merchants with the same traffic two hours ago, one
 //! whose transactions were then charged back over the API. The labels reach the model's
 //! features only once they are older than the configured label delay, and a restarted node
-//! rebuilds activity and labels from the store: activity from the index it saved at its stop,
-//! or, when that file is damaged, by counting the stored decisions again.
+//! rebuilds activity and labels from the store: activity from the index it saved at its stop
+//! (or, killed, from its last periodic save), or, when that file is damaged, by counting the
+//! stored decisions again.
 //!
 //! Each probe is a fresh user's first purchase, so two probes at the same instant differ only
 //! in their merchant. Both merchants have the same transaction counts, so their model scores
@@ -57,7 +58,18 @@ async fn posted_labels_move_the_entity_risk_only_after_the_delay() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("node");
     let env = [("SENTINEL_LABEL_DELAY_SECS", DELAY_SECS)];
-    let mut node = NodeProcess::start_with_env(&data, &[], &env).await;
+    // Passes of the entity index every second; the first run saves it only at its stop (and
+    // at its start, with nothing to save), the later ones every second.
+    let configs = [("first.toml", 3_600), ("later.toml", 1)].map(|(name, save_secs)| {
+        let config = dir.path().join(name);
+        let text =
+            format!("[model]\nlabel_refresh_secs = 1\nentity_index_save_secs = {save_secs}\n");
+        std::fs::write(&config, text).unwrap();
+        config.to_str().unwrap().to_owned()
+    });
+    let first = ["--config", configs[0].as_str()];
+    let args = ["--config", configs[1].as_str()];
+    let mut node = NodeProcess::start_with_env(&data, &first, &env).await;
     let client = support::admin_client();
 
     // The same traffic at two merchants two hours ago (complete hours count); the frauds at
@@ -133,7 +145,7 @@ async fn posted_labels_move_the_entity_risk_only_after_the_delay() {
             bytes[last] ^= 0xff;
             std::fs::write(&saved, bytes).unwrap();
         }
-        node = NodeProcess::start_with_env(&data, &[], &env).await;
+        node = NodeProcess::start_with_env(&data, &args, &env).await;
         let metrics = node.metrics(&client).await;
         let outcome = if damaged { "refused" } else { "restored" };
         assert_eq!(restores(&metrics, outcome), 1.0, "{}", node.log_text());
@@ -154,10 +166,35 @@ async fn posted_labels_move_the_entity_risk_only_after_the_delay() {
         node.log_text()
     );
     println!("counted at start: {counted_at_start:?}");
-    // Read back, the start counted only the decisions stored after the last pass before the
-    // stop; counting them all reads every one (12 of the traffic, and the probes).
+    // Read back, the start counted none (the stop's last pass, after the store's flush, had
+    // counted every decision); counting them all reads every one (12 of the traffic, and the
+    // probes).
     assert!(
-        counted_at_start[0] < counted_at_start[1] && counted_at_start[1] >= 20.0,
+        counted_at_start[0] == 0.0 && counted_at_start[1] >= 20.0,
         "{counted_at_start:?}"
     );
+
+    // Killed (no stop, so no save then), the node restarts from its last periodic save.
+    let before = std::fs::metadata(&saved).unwrap().modified().unwrap();
+    pair(&client, &node, "before-crash", after).await;
+    eventually(
+        "a periodic save of the entity index",
+        std::time::Duration::from_secs(30),
+        async || {
+            let modified = std::fs::metadata(&saved).and_then(|m| m.modified());
+            modified.is_ok_and(|m| m > before).then_some(())
+        },
+    )
+    .await;
+    node.kill();
+    let node = NodeProcess::start_with_env(&data, &args, &env).await;
+    let metrics = node.metrics(&client).await;
+    assert_eq!(restores(&metrics, "restored"), 1.0, "{}", node.log_text());
+    let (seen, quiet, ml) = pair(&client, &node, "after-crash", after).await;
+    assert_ne!(
+        seen, quiet,
+        "stored labels were not indexed after a crash: {ml}"
+    );
+    let (seen, quiet, _) = pair(&client, &node, "after-crash-within", within).await;
+    assert_eq!(seen, quiet);
 }

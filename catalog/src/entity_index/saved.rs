@@ -5,14 +5,18 @@
 //! activity, the position of the last decision read, the event time before which it forgot,
 //! and the ids of the decisions it counted in the overlap a pass re-reads — and at start-up
 //! reads that back and tails the store from there. The index is then the one the node would
-//! have had had it kept running: decisions stored since (by this node before it stopped, by
-//! an import, by other members) are counted by the first pass, once each.
+//! have had had it kept running from the save: decisions stored since (by this node before it
+//! stopped, by an import, by other members) are counted by the first pass, once each. A save
+//! takes in the decisions committed here that the index has not counted yet, and is held back
+//! while a decision it counted is not readable in the store (whose ids the file must list).
 //!
-//! The file is untrusted input: a magic and format byte, a CRC-32 of the body, a MessagePack
-//! body whose counts are checked ([`EntityActivity`]'s deserializer). It is used only when the
-//! store holds the decision it was saved at, at the same time (another store's file, or a store
-//! restored from an older backup, is refused), and when its activity reaches as far back as
-//! this node's window needs; otherwise the node counts from the store and logs why.
+//! The file is untrusted input: a magic and format byte, a CRC-32 of the body (against damage;
+//! whoever can write the data directory can change the store too), a MessagePack body whose
+//! counts are checked ([`EntityActivity`]'s deserializer). It is used only when the store holds
+//! the decision it was saved at, at the same time (another store's file is refused, and so is
+//! a store restored from a backup older than that decision), when its activity reaches as far
+//! back as this node's window needs, and when its last decision is still in the window;
+//! otherwise the node counts from the store and logs why.
 
 use super::{oldest_needed, second_of, MICROS_PER_SECOND, TAIL_OVERLAP_US};
 use crate::catalog::Catalog;
@@ -25,6 +29,7 @@ use serde::{Deserialize, Serialize};
 use std::hash::BuildHasher;
 use std::io::Write;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::Ordering;
 
 /// The first bytes of a saved index: a name and the format (1).
 const MAGIC: &[u8; 8] = b"SNTLEIX\x01";
@@ -115,6 +120,17 @@ pub enum SavedIndexError {
     /// Reading the overlap's decisions or the saved position from the store failed.
     #[error(transparent)]
     Catalog(#[from] CatalogError),
+    /// Some decisions counted within the overlap could not be read back from the store yet.
+    #[error(
+        "{found} of the {counted} decisions counted in the last two minutes are readable in \
+         the store (its reads lag its writes?); not saved this time"
+    )]
+    Unreadable {
+        /// Decisions counted within the overlap.
+        counted: usize,
+        /// Of those, the ones the store's day index listed.
+        found: usize,
+    },
     /// Encoding the index failed.
     #[error("encoding the entity index: {0}")]
     Encode(#[from] rmp_serde::encode::Error),
@@ -177,9 +193,21 @@ impl Catalog {
         path: &Path,
     ) -> Result<Option<SavedIndex>, SavedIndexError> {
         let mut sources = self.entity_sources.lock().await;
-        let Some(tail) = sources.tail.as_ref() else {
+        let Some(tail) = sources.tail.as_mut() else {
             return Ok(None);
         };
+        // Decisions committed here since the last pass are counted now: one committed late,
+        // behind the overlap, would be counted by the next pass of this process but by none
+        // after a restart. Dropped ones are still read by the next pass.
+        let (committed, overflowed) = self.committed_here.take();
+        for c in &committed {
+            tail.record_committed(c);
+        }
+        if overflowed {
+            self.committed_here
+                .overflowed
+                .store(true, Ordering::Relaxed);
+        }
         let (Some(last), Some(kept_from_ms)) = (&tail.last_read, tail.kept_from_ms) else {
             return Ok(None);
         };
@@ -210,6 +238,15 @@ impl Catalog {
             }
         })
         .await?;
+        // Every decision counted is stored; on a store whose reads lag its writes (ScyllaDB
+        // below quorum) some may not be readable yet, and a file without their ids would
+        // count them again after a restart.
+        if overlap.len() != tail.recent.len() {
+            return Err(SavedIndexError::Unreadable {
+                counted: tail.recent.len(),
+                found: overlap.len(),
+            });
+        }
         // Encoding a busy month's activity takes a while: on a blocking thread, the tail
         // lent to it and put back.
         let tail = sources.tail.take().expect("checked above");

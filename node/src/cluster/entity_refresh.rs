@@ -7,7 +7,8 @@
 //! activity about once a day.
 //!
 //! Counting the window's decisions at start-up grows with traffic (~2 µs a decision), so the
-//! index is saved to `data_dir` every `[model] entity_index_save_secs` and at a clean stop, and
+//! index is saved to `data_dir` every `[model] entity_index_save_secs` and at a clean stop (after
+//! a last pass, [`Refresher::stop`]), and
 //! a start reads it back and counts only the decisions stored since
 //! (`Catalog::restore_entity_index`, which refuses a damaged file or another store's).
 
@@ -19,6 +20,7 @@ use sentinel_catalog::{Catalog, EntityIndexSize, RestoreOutcome};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
 /// The file of the saved entity-risk index in a node's data directory.
@@ -26,8 +28,8 @@ pub fn saved_index_path(data_dir: &Path) -> PathBuf {
     data_dir.join("entity-index.bin")
 }
 
-/// Reads the saved index at `path` back into `catalog`, before its first pass.
-async fn restore(catalog: &Catalog, path: &Path, delay_ms: i64) {
+/// Reads the saved index at `path` back into `catalog`, before its first pass; whether it was.
+async fn restore(catalog: &Catalog, path: &Path, delay_ms: i64) -> bool {
     let outcome = match catalog
         .restore_entity_index(path, delay_ms, Utc::now())
         .await
@@ -61,13 +63,21 @@ async fn restore(catalog: &Catalog, path: &Path, delay_ms: i64) {
         }
     };
     metrics::counter!(t::ENTITY_INDEX_RESTORES, "outcome" => outcome).increment(1);
+    outcome == "restored"
 }
 
 /// Saves `catalog`'s entity-risk index to `path`; a failure is logged and counted (the file
-/// keeps its last good save, which a restart can still use).
-pub async fn save(catalog: &Catalog, path: &Path) {
+/// keeps its last good save, which a restart can still use). `at_stop` logs a save at info.
+pub async fn save(catalog: &Catalog, path: &Path, at_stop: bool) {
     let started = Instant::now();
     match catalog.save_entity_index(path).await {
+        Ok(Some(saved)) if at_stop => tracing::info!(
+            entities = saved.entities,
+            overlap = saved.overlap,
+            bytes = saved.bytes,
+            secs = started.elapsed().as_secs_f64(),
+            "entity-risk index saved for the next start"
+        ),
         Ok(Some(saved)) => tracing::debug!(
             entities = saved.entities,
             overlap = saved.overlap,
@@ -94,22 +104,39 @@ fn record(size: EntityIndexSize) {
     metrics::counter!(t::ENTITY_INDEX_DECISIONS, "source" => "read").increment(size.counted.read);
 }
 
+/// The task keeping the entity-risk index current.
+pub struct Refresher {
+    task: JoinHandle<()>,
+    stop: oneshot::Sender<()>,
+}
+
+impl Refresher {
+    /// Stops the task between passes and, when saving, saves the index a last time (call once
+    /// the store writer has flushed, so that the save holds all of this node's decisions).
+    pub async fn stop(self) {
+        let _ = self.stop.send(());
+        let _ = self.task.await;
+    }
+}
+
 /// Builds the first index (from its save at `saved`, when there is one this store can use),
-/// then refreshes it in the background, saving it to `saved` now and then, until the task is
-/// aborted. `future_skew` is how far ahead of this node's clock an event may be stamped.
+/// then refreshes it in the background, saving it to `saved` now and then, until
+/// [`Refresher::stop`]. `future_skew` is how far ahead of this node's clock an event may be
+/// stamped.
 pub async fn start(
     catalog: Arc<Catalog>,
     config: &ModelConfig,
     future_skew: Duration,
     saved: Option<PathBuf>,
-) -> anyhow::Result<JoinHandle<()>> {
+) -> anyhow::Result<Refresher> {
     let delay_ms = i64::try_from(config.label_delay_secs.saturating_mul(1_000)).unwrap_or(i64::MAX);
     let every = Duration::from_secs(config.label_refresh_secs.max(1));
     // Any event scored before the next pass is stamped at most this far past this one.
     let lead_ms = i64::try_from((future_skew + every).as_millis()).unwrap_or(i64::MAX);
-    if let Some(path) = &saved {
-        restore(&catalog, path, delay_ms).await;
-    }
+    let restored = match &saved {
+        Some(path) => restore(&catalog, path, delay_ms).await,
+        None => false,
+    };
     let started = Instant::now();
     let size = catalog
         .refresh_entity_risk(delay_ms, Utc::now(), lead_ms)
@@ -126,19 +153,31 @@ pub async fn start(
         "entity-risk index built"
     );
     let save_every = Duration::from_secs(config.entity_index_save_secs);
-    Ok(tokio::spawn(async move {
-        // Saved at once: a crash before the first period need not count it all again.
+    let (stop, mut stopped) = oneshot::channel();
+    let task = tokio::spawn(async move {
+        // Counted from the store, saved at once: a node crashing before its first period
+        // need not count it all again. Read back, the file it came from serves as well.
         let mut saved_at = Instant::now();
-        if let Some(path) = &saved {
-            save(&catalog, path).await;
+        if let Some(path) = saved.as_ref().filter(|_| !restored) {
+            save(&catalog, path, false).await;
         }
         let mut timer = tokio::time::interval(every);
         timer.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         timer.tick().await;
         loop {
-            tokio::select! {
-                _ = timer.tick() => {}
-                () = catalog.label_posted() => {}
+            // A pass is never cut short: stopping waits for the next one, which is the last.
+            let stopping = tokio::select! {
+                _ = timer.tick() => false,
+                () = catalog.label_posted() => false,
+                _ = &mut stopped => true,
+            };
+            if stopping {
+                // No last pass: the save takes in this node's decisions not counted yet, and
+                // the next start reads other nodes' from the store either way.
+                if let Some(path) = &saved {
+                    save(&catalog, path, true).await;
+                }
+                return;
             }
             match catalog
                 .refresh_entity_risk(delay_ms, Utc::now(), lead_ms)
@@ -151,9 +190,10 @@ pub async fn start(
                 }
             }
             if let Some(path) = saved.as_ref().filter(|_| saved_at.elapsed() >= save_every) {
-                save(&catalog, path).await;
+                save(&catalog, path, false).await;
                 saved_at = Instant::now();
             }
         }
-    }))
+    });
+    Ok(Refresher { task, stop })
 }

@@ -223,3 +223,77 @@ async fn a_save_needs_a_pass_and_replaces_the_file() {
     );
     assert_eq!(activity(&catalog).await.transactions(), 2);
 }
+
+/// Decisions committed here and not yet passed to the index are taken into it by the save: one
+/// committed late (decided before the overlap of the last decision read) is counted after a
+/// restart as the running process counts it, and none twice.
+#[tokio::test]
+async fn decisions_committed_here_before_a_save_are_counted_once_after_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let (counting, first) = counting_catalog(dir.path()).await;
+    let now = Utc::now();
+    store_decided_at(&first, "read", now - Duration::minutes(10)).await;
+    first.refresh_entity_risk(0, Utc::now(), 0).await.unwrap();
+    // Committed here after that pass, the observer told: one decided now, and one decided
+    // twenty minutes before the last decision read.
+    let fresh = store_decided_at(&first, "fresh", now).await;
+    let late = store_decided_at(&first, "late", now - Duration::minutes(30)).await;
+    first.commit_observer().committed(&[fresh, late]);
+    let path = dir.path().join("entity-index.bin");
+    let saved = first.save_entity_index(&path).await.unwrap().unwrap();
+    assert_eq!(saved.overlap, 3, "the last read, and both committed here");
+
+    let store: Arc<dyn Store> = Arc::clone(&counting) as Arc<dyn Store>;
+    let restarted = open(&store).await;
+    let outcome = restarted.restore_entity_index(&path, 0, Utc::now()).await;
+    assert!(
+        matches!(outcome, Ok(RestoreOutcome::Restored(_))),
+        "{outcome:?}"
+    );
+    let size = restarted
+        .refresh_entity_risk(0, Utc::now(), 0)
+        .await
+        .unwrap();
+    assert_eq!(size.counted.read, 0, "all three were in the save");
+    assert_eq!(merchant_count(&restarted), 3.0);
+    first.refresh_entity_risk(0, Utc::now(), 0).await.unwrap();
+    assert_eq!(
+        merchant_count(&first),
+        3.0,
+        "as the running process counts them"
+    );
+    assert_eq!(activity(&restarted).await, activity(&first).await);
+}
+
+/// A decision counted that the store does not list (on a store whose reads lag its writes) is
+/// not left out of a file: nothing is saved until it is readable.
+#[tokio::test]
+async fn a_counted_decision_the_store_does_not_list_holds_the_save_back() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_, catalog) = counting_catalog(dir.path()).await;
+    store_decided_at(&catalog, "stored", Utc::now()).await;
+    catalog.refresh_entity_risk(0, Utc::now(), 0).await.unwrap();
+    let path = dir.path().join("entity-index.bin");
+    catalog.save_entity_index(&path).await.unwrap().unwrap();
+    let saved = std::fs::read(&path).unwrap();
+    // Told as committed, not readable (yet).
+    let mut unread = sentinel_store::conformance::decision("unread", "u-unread", 1, 0);
+    unread.decided_at = Utc::now();
+    catalog.commit_observer().committed(&[Arc::new(unread)]);
+    let refused = catalog.save_entity_index(&path).await;
+    assert!(
+        matches!(
+            refused,
+            Err(SavedIndexError::Unreadable {
+                counted: 2,
+                found: 1
+            })
+        ),
+        "{refused:?}"
+    );
+    assert_eq!(
+        std::fs::read(&path).unwrap(),
+        saved,
+        "the last good save kept"
+    );
+}
