@@ -77,6 +77,8 @@ struct ActivityTail {
     /// The event time (ms) before which `activity` forgot its hours at the last pass; `None`
     /// before the first.
     kept_from_ms: Option<i64>,
+    /// Read back from a saved index, no pass since (see `read_decisions`).
+    read_back: bool,
 }
 
 /// Decisions counted into the activity, by how they arrived.
@@ -205,6 +207,15 @@ async fn read_decisions(
         decided_us: second * MICROS_PER_SECOND,
         transaction_id: String::new(),
     };
+    if std::mem::take(&mut tail.read_back) {
+        // The first pass after a saved index was read back: what was stored since its save may
+        // be weeks of decisions. One walk of the entries from the overlap on counts each not
+        // counted yet (those of the overlap are known by id); looking keys up first would walk
+        // those weeks' keys twice more.
+        count_entries_after(store, tail, second_start(overlap_from), now).await?;
+        tail.forget_before_overlap();
+        return Ok(());
+    }
     let look_up_from = if overflowed {
         // Some committed here were not passed on: every key is looked up, and pages are read
         // from `last` below.
@@ -496,6 +507,7 @@ impl Catalog {
             ids: self.committed_here.ids.clone(),
             counted: DecisionsCounted::default(),
             kept_from_ms: None,
+            read_back: false,
         }
     }
 

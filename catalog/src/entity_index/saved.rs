@@ -337,6 +337,7 @@ impl Catalog {
             transaction_id,
         });
         tail.kept_from_ms = Some(saved.kept_from_ms);
+        tail.read_back = true;
         let restored = SavedIndex {
             entities: tail.activity.entities(),
             overlap: tail.recent.len(),

@@ -140,7 +140,7 @@ pub(super) struct CountingStore {
     /// While set, record scans (the labels a pass reads) fail.
     failing_scans: std::sync::atomic::AtomicBool,
     /// Positions read from the day index alone.
-    keys_read: std::sync::atomic::AtomicUsize,
+    pub(super) keys_read: std::sync::atomic::AtomicUsize,
     /// Calls reading one decision by id, and calls reading several.
     single_reads: std::sync::atomic::AtomicUsize,
     batch_reads: std::sync::atomic::AtomicUsize,

@@ -57,20 +57,22 @@ async fn a_restart_reads_the_saved_index_and_counts_only_what_was_stored_since()
     };
     assert_eq!(restored.entities, saved.entities);
     assert_eq!(restored.bytes, std::fs::metadata(&path).unwrap().len());
-    let (read, entries) = (
-        counting.decisions_read(),
-        counting.entries_read.load(SeqCst),
-    );
+    let entries = counting.entries_read.load(SeqCst);
+    let keys = counting.keys_read.load(SeqCst);
     let size = restarted
         .refresh_entity_risk(0, Utc::now(), 0)
         .await
         .unwrap();
     assert_eq!(size.counted.read, 6, "only what was stored since the save");
-    assert_eq!(counting.decisions_read() - read, 6);
     assert_eq!(
         counting.entries_read.load(SeqCst) - entries,
+        7,
+        "one walk of the entries from the overlap on (old-0 among them), not the month"
+    );
+    assert_eq!(
+        counting.keys_read.load(SeqCst) - keys,
         0,
-        "no month re-read"
+        "no key looked up first"
     );
 
     // The same index as counting the whole window from the store.
