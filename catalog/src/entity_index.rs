@@ -183,7 +183,8 @@ impl CommittedHere {
 /// late within [`TAIL_OVERLAP_US`] before it. Both are found through the day index first, so
 /// that decisions already counted cost a key, not a read and a decode; and keys are looked up
 /// in the decisions counted only from the first second whose number of keys differs from
-/// theirs.
+/// theirs. The first pass after a saved index was read back reads the entries from the
+/// overlap's start instead, in one walk.
 async fn read_decisions(
     store: &dyn Store,
     tail: &mut ActivityTail,
@@ -213,7 +214,6 @@ async fn read_decisions(
         // counted yet (those of the overlap are known by id); looking keys up first would walk
         // those weeks' keys twice more.
         count_entries_after(store, tail, second_start(overlap_from), now).await?;
-        tail.forget_before_overlap();
         return Ok(());
     }
     let look_up_from = if overflowed {
@@ -241,7 +241,7 @@ async fn read_decisions(
             if let Some(newest) = newest {
                 tail.advance(newest.decided_us, &newest.transaction_id);
             }
-            tail.forget_before_overlap();
+            tail.forget_behind(now);
             return Ok(());
         };
         first
@@ -288,39 +288,32 @@ async fn read_decisions(
     if let Some(newest) = newest {
         tail.advance(newest.decided_us, &newest.transaction_id);
     }
-    tail.forget_before_overlap();
+    tail.forget_behind(now);
     Ok(())
 }
 
 /// Counts into `tail` the day index's entries after `from` up to `now`, in decision-time
-/// order, forgetting as it goes the ids behind the overlap: they are never looked up again,
-/// and weeks of a busy store's decisions would not fit in memory. Except the decisions made
-/// from an overlap before `now`: those committed here while it reads also reach the next pass
-/// through the observer, which must find them.
+/// order, forgetting as it goes the ids behind the overlap ([`ActivityTail::forget_behind`]):
+/// they are never looked up again, and weeks of a busy store's decisions would not fit in
+/// memory.
 async fn count_entries_after(
     store: &dyn Store,
     tail: &mut ActivityTail,
     from: DayCursor,
     now: DateTime<Utc>,
 ) -> Result<(), CatalogError> {
-    let keep_after = second_of(now.timestamp_micros() - TAIL_OVERLAP_US);
-    let forget = |tail: &mut ActivityTail| {
-        if let Some(overlap) = tail.overlap_start() {
-            tail.forget_before(overlap.min(keep_after));
-        }
-    };
     // The next forget waits until the set holds twice what this one kept: walking it costs at
     // most twice the inserts.
     let mut forget_at = FORGET_WHILE_READING;
     crate::decision_days::for_each_day_entry_after(store, from, now, |e| {
         tail.record_entry(e);
         if tail.recent.len() >= forget_at {
-            forget(tail);
+            tail.forget_behind(now);
             forget_at = forget_at.max(2 * tail.recent.len());
         }
     })
     .await?;
-    forget(tail);
+    tail.forget_behind(now);
     Ok(())
 }
 
@@ -378,10 +371,12 @@ impl ActivityTail {
     }
 
     /// Forgets the decisions counted before the overlap of the next pass, which it will not
-    /// re-read.
-    fn forget_before_overlap(&mut self) {
+    /// re-read; except those made from an overlap before `now`: committed here while a pass
+    /// read (a long one: weeks of decisions after a read-back), they reach the next pass
+    /// through the observer too, which must find them.
+    fn forget_behind(&mut self, now: DateTime<Utc>) {
         if let Some(overlap) = self.overlap_start() {
-            self.forget_before(overlap);
+            self.forget_before(overlap.min(second_of(now.timestamp_micros() - TAIL_OVERLAP_US)));
         }
     }
 

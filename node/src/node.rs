@@ -552,8 +552,11 @@ async fn drain(node: Started, stop: watch::Sender<bool>) -> anyhow::Result<()> {
     flushed.context("flushing the store")?;
     node.actors.policy_feed.abort();
     node.actors.policy_sync.abort();
-    // After the flush: its last pass counts every decision, and its save holds them all.
-    node.catalogue.entity_refresh.stop().await;
+    // After the flush, so that its save holds every decision this node stored.
+    node.catalogue
+        .entity_refresh
+        .stop(Duration::from_secs(10))
+        .await;
     node.api.node_info.stop(None);
     node.api.key_listener.stop(None);
     node.scoring.owner_gate.stop(None);

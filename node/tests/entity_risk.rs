@@ -166,9 +166,9 @@ async fn posted_labels_move_the_entity_risk_only_after_the_delay() {
         node.log_text()
     );
     println!("counted at start: {counted_at_start:?}");
-    // Read back, the start counted none (the stop's last pass, after the store's flush, had
-    // counted every decision); counting them all reads every one (12 of the traffic, and the
-    // probes).
+    // Read back, the start counted none (the stop's save, after the store's flush, took in
+    // every decision not counted yet); counting them all reads every one (12 of the traffic,
+    // and the probes).
     assert!(
         counted_at_start[0] == 0.0 && counted_at_start[1] >= 20.0,
         "{counted_at_start:?}"
@@ -190,6 +190,8 @@ async fn posted_labels_move_the_entity_risk_only_after_the_delay() {
     let node = NodeProcess::start_with_env(&data, &args, &env).await;
     let metrics = node.metrics(&client).await;
     assert_eq!(restores(&metrics, "restored"), 1.0, "{}", node.log_text());
+    // Only the probes stored after that save (at most the two before the crash) are read.
+    assert!(read(&metrics) <= 2.0, "{}", read(&metrics));
     let (seen, quiet, ml) = pair(&client, &node, "after-crash", after).await;
     assert_ne!(
         seen, quiet,

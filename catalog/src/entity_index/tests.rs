@@ -701,3 +701,28 @@ async fn the_live_index_is_rebuilt_only_when_an_event_could_see_what_changed() {
             .rebuilt
     );
 }
+
+/// What a pass forgets keeps the decisions made within an overlap before the pass's `now`,
+/// even when the last position it read is far ahead of them (a pass reading weeks after a
+/// read-back, or another node's clock ahead): those committed here while it read reach the
+/// next pass through the observer too, which must find them.
+#[tokio::test]
+async fn a_pass_keeps_the_ids_the_observer_may_still_pass_on_however_far_it_read() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_, catalog) = counting_catalog(dir.path()).await;
+    let mut tail = catalog.new_tail(EntityActivity::default());
+    let now = Utc::now();
+    let id = tail.ids.hash_one("committed-while-reading");
+    tail.remember(id, (now - Duration::seconds(60)).timestamp_micros());
+    tail.advance(
+        (now + Duration::minutes(10)).timestamp_micros(),
+        "far-ahead",
+    );
+    tail.forget_behind(now);
+    assert!(
+        tail.recent.contains_key(&id),
+        "within the overlap before now"
+    );
+    tail.forget_behind(now + Duration::minutes(10));
+    assert!(!tail.recent.contains_key(&id), "behind both overlaps");
+}

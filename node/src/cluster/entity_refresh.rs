@@ -7,10 +7,11 @@
 //! activity about once a day.
 //!
 //! Counting the window's decisions at start-up grows with traffic (~2 µs a decision), so the
-//! index is saved to `data_dir` every `[model] entity_index_save_secs` and at a clean stop (after
-//! a last pass, [`Refresher::stop`]), and
-//! a start reads it back and counts only the decisions stored since
-//! (`Catalog::restore_entity_index`, which refuses a damaged file or another store's).
+//! index is saved to `data_dir` every `[model] entity_index_save_secs` and at a clean stop
+//! ([`Refresher::stop`]; the save takes in this node's decisions not counted yet), and a start
+//! reads it back and counts only the decisions stored since (`Catalog::restore_entity_index`,
+//! which refuses a damaged file, another store's, or one too short for the window or older
+//! than it).
 
 use crate::startup_model::ModelConfig;
 use crate::telemetry as t;
@@ -113,9 +114,18 @@ pub struct Refresher {
 impl Refresher {
     /// Stops the task between passes and, when saving, saves the index a last time (call once
     /// the store writer has flushed, so that the save holds all of this node's decisions).
-    pub async fn stop(self) {
+    /// Waits at most `limit` (a pass on a member whose store host is gone waits for its
+    /// requests to time out): past it, the save goes on while the process stops, and the next
+    /// start reads the last one that completed.
+    pub async fn stop(self, limit: Duration) {
         let _ = self.stop.send(());
-        let _ = self.task.await;
+        if tokio::time::timeout(limit, self.task).await.is_err() {
+            tracing::warn!(
+                secs = limit.as_secs(),
+                "the entity-risk index was not saved in time at the stop; the next start reads \
+                 its last save"
+            );
+        }
     }
 }
 
@@ -165,11 +175,12 @@ pub async fn start(
         timer.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         timer.tick().await;
         loop {
-            // A pass is never cut short: stopping waits for the next one, which is the last.
+            // A pass is never cut short: a stop waits for the one running, then saves.
             let stopping = tokio::select! {
+                biased;
+                _ = &mut stopped => true,
                 _ = timer.tick() => false,
                 () = catalog.label_posted() => false,
-                _ = &mut stopped => true,
             };
             if stopping {
                 // No last pass: the save takes in this node's decisions not counted yet, and

@@ -262,7 +262,7 @@ async fn decisions_committed_here_before_a_save_are_counted_once_after_a_restart
     assert_eq!(
         merchant_count(&first),
         3.0,
-        "as the running process counts them"
+        "the running process counts what its save took in"
     );
     assert_eq!(activity(&restarted).await, activity(&first).await);
 }
