@@ -166,14 +166,17 @@ impl CommitObserver for CommittedHere {
 }
 
 impl CommittedHere {
-    /// What was committed since the last call, and whether some of it was dropped.
-    fn take(&self) -> (Vec<Committed>, bool) {
-        let committed = self
-            .pending
+    /// What was committed since the last call.
+    fn take(&self) -> Vec<Committed> {
+        self.pending
             .lock()
             .map(|mut pending| std::mem::take(&mut *pending))
-            .unwrap_or_default();
-        (committed, self.overflowed.swap(false, Ordering::Relaxed))
+            .unwrap_or_default()
+    }
+
+    /// Whether some were dropped since the last call (a pass then reads them from the store).
+    fn take_overflowed(&self) -> bool {
+        self.overflowed.swap(false, Ordering::Relaxed)
     }
 }
 
@@ -439,6 +442,13 @@ impl ActivityTail {
         self.advance(decided_us, transaction_id);
     }
 
+    /// Counts the decisions committed here since the last call, each once.
+    fn record_committed_here(&mut self, here: &CommittedHere) {
+        for c in &here.take() {
+            self.record_committed(c);
+        }
+    }
+
     /// Counts a decision committed here, once.
     fn record_committed(&mut self, c: &Committed) {
         if self.recent.contains_key(&c.id) {
@@ -593,10 +603,8 @@ impl Catalog {
             .tail
             .take()
             .unwrap_or_else(|| self.new_tail(EntityActivity::default()));
-        let (committed, overflowed) = self.committed_here.take();
-        for c in &committed {
-            tail.record_committed(c);
-        }
+        tail.record_committed_here(&self.committed_here);
+        let overflowed = self.committed_here.take_overflowed();
         // Decisions are made after their event, so none older than this matters.
         let from_us = oldest.timestamp_micros();
         let read = read_decisions(&**self.store(), &mut tail, from_us, now, overflowed).await;

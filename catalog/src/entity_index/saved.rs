@@ -29,7 +29,6 @@ use serde::{Deserialize, Serialize};
 use std::hash::BuildHasher;
 use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::Ordering;
 
 /// The first bytes of a saved index: a name and the format (1).
 const MAGIC: &[u8; 8] = b"SNTLEIX\x01";
@@ -199,15 +198,7 @@ impl Catalog {
         // Decisions committed here since the last pass are counted now: one committed late,
         // behind the overlap, would be counted by the next pass of this process but by none
         // after a restart. Dropped ones are still read by the next pass.
-        let (committed, overflowed) = self.committed_here.take();
-        for c in &committed {
-            tail.record_committed(c);
-        }
-        if overflowed {
-            self.committed_here
-                .overflowed
-                .store(true, Ordering::Relaxed);
-        }
+        tail.record_committed_here(&self.committed_here);
         let (Some(last), Some(kept_from_ms)) = (&tail.last_read, tail.kept_from_ms) else {
             return Ok(None);
         };
